@@ -1,1 +1,32 @@
-pub fn x(){}
+//! The snapvault repository: everything that turns files into sealed, deduplicated,
+//! immutable objects and back. It knows nothing of photos, phones or SQLite.
+//!
+//! Layering, bottom up: [`backend`] (where bytes live) → [`crypto`] / [`keyfile`] (who may
+//! read them) → [`pack`] / [`index`] (how blobs are stored and found) → [`tree`] /
+//! [`snapshot`] (what a backup is) → [`archiver`] / [`restorer`] / [`checker`] (what users do).
+//! The on-disk format is specified in `docs/format.md`.
+
+pub mod archiver;
+pub mod backend;
+pub mod blob;
+pub mod checker;
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod fs_source;
+pub mod id;
+pub mod index;
+pub mod keyfile;
+pub mod lock;
+pub mod pack;
+pub mod packer;
+pub mod repository;
+pub mod restorer;
+pub mod snapshot;
+pub mod time;
+pub mod tree;
+
+pub use error::{RepoError, Result};
+pub use id::{BlobId, Id, PackId, SnapshotId};
+pub use repository::Repository;

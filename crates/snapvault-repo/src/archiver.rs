@@ -1,0 +1,529 @@
+//! The snapshot pipeline.
+//!
+//! ```text
+//! walker (this thread): list dirs, compare with the parent snapshot, read + chunk changed files
+//!    └─ bounded channel of chunks ─▶ workers (N threads): keyed BLAKE3 → known? → zstd → seal
+//!                                        └─ bounded channel ─▶ packer ─▶ pack writer ─▶ backend
+//!    └─ bounded channel of directories (post-order) ─▶ finalizer: waits for its files' chunk
+//!       ids, writes one tree blob per directory, hands the subtree id to the parent
+//! ```
+//! Memory is bounded by the channel capacities (a few chunks of ≤ 8 MiB and two packs), the
+//! walker's read buffer (4 × max chunk) and the directory being walked — not by file or
+//! repository size. The snapshot manifest is written only after every pack and index file.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::chunker::Chunker;
+use crate::crypto::Crypto;
+use crate::error::{RepoError, Result};
+use crate::fs_source::{Source, SourceEntry};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::packer::Packer;
+use crate::repository::Repository;
+use crate::snapshot::{self, Snapshot, Summary};
+use crate::tree::{MediaMeta, Node, NodeKind, Tree};
+
+/// Hooks for progress and error reporting; all methods default to doing nothing.
+pub trait Observer: Sync {
+    fn file_started(&self, _path: &[u8], _size: u64) {}
+    fn bytes_read(&self, _n: u64) {}
+    /// A file or folder could not be read; it is left out of the snapshot.
+    fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
+}
+
+/// Photo awareness plugged in by the binary; the repository does not interpret it.
+pub trait Inspector: Sync {
+    /// Is zstd worth trying on this file's chunks?
+    fn compression(&self, _name: &[u8], level: i32) -> Compression {
+        Compression::Try(level)
+    }
+    /// Metadata from the first chunk of a file (no second read of the file).
+    fn inspect(&self, _path: &[u8], _head: &[u8], _entry: &SourceEntry) -> Option<MediaMeta> {
+        None
+    }
+}
+
+pub struct NoHooks;
+impl Observer for NoHooks {}
+impl Inspector for NoHooks {}
+
+pub struct ArchiveOptions {
+    pub source: snapshot::Source,
+    pub tags: Vec<String>,
+    pub parent: Option<(SnapshotId, Snapshot)>,
+    /// Blobs known to be damaged: files containing them are read again even if unchanged.
+    pub reread: HashSet<BlobId>,
+    pub workers: usize,
+}
+
+#[derive(Default)]
+struct Stats {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unchanged: AtomicU64,
+    dirs: AtomicU64,
+    files_total: AtomicU64,
+    bytes_total: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_added: AtomicU64,
+    blobs_added: AtomicU64,
+    errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct SlotState {
+    ids: Vec<Option<BlobId>>,
+    outstanding: usize,
+    done_reading: bool,
+}
+
+/// The chunk ids of one file being processed, filled in by the workers.
+#[derive(Default)]
+struct FileSlot {
+    state: Mutex<SlotState>,
+    cv: Condvar,
+}
+
+struct ChunkJob {
+    slot: Arc<FileSlot>,
+    idx: usize,
+    data: Vec<u8>,
+    compression: Compression,
+}
+
+enum Pending {
+    Ready(Node),
+    File(Node, Arc<FileSlot>),
+    Dir(Node),
+}
+
+/// Shared state of the workers and finalizer.
+struct Shared {
+    crypto: Crypto,
+    index: Arc<Index>,
+    claimed: Mutex<HashSet<BlobId>>,
+    stats: Stats,
+    abort: AtomicBool,
+    error: Mutex<Option<RepoError>>,
+}
+
+impl Shared {
+    fn fail(&self, e: RepoError) {
+        if let Ok(mut g) = self.error.lock()
+            && g.is_none()
+        {
+            *g = Some(e);
+        }
+        self.abort.store(true, Relaxed);
+    }
+
+    /// Claim a blob for storing: false if it is already stored or being stored.
+    fn claim(&self, id: &BlobId) -> bool {
+        if self.index.contains(id) {
+            return false;
+        }
+        self.claimed.lock().map(|mut c| c.insert(*id)).unwrap_or(false)
+    }
+
+    fn store(&self, tx: &Sender<EncodedBlob>, e: EncodedBlob) -> bool {
+        self.stats.bytes_added.fetch_add(e.sealed.len() as u64, Relaxed);
+        self.stats.blobs_added.fetch_add(1, Relaxed);
+        if tx.send(e).is_err() {
+            self.fail(RepoError::Interrupted("the pack writer stopped".into()));
+            return false;
+        }
+        true
+    }
+}
+
+/// Take a snapshot of `source` into `repo`. Returns the new snapshot.
+pub fn run(
+    repo: &Repository,
+    index: Index,
+    source: &dyn Source,
+    opts: ArchiveOptions,
+    observer: &dyn Observer,
+    inspector: &dyn Inspector,
+) -> Result<(SnapshotId, Snapshot)> {
+    let started = Instant::now();
+    let time = crate::time::now_ns();
+    let crypto = repo.crypto().clone();
+    let chunker = Chunker::new(&repo.config().chunker, &crypto);
+    let shared = Arc::new(Shared {
+        crypto: crypto.clone(),
+        index: Arc::new(index),
+        claimed: Mutex::new(HashSet::new()),
+        stats: Stats::default(),
+        abort: AtomicBool::new(false),
+        error: Mutex::new(None),
+    });
+    let packer = Packer::start(
+        repo.backend().clone(),
+        crypto.clone(),
+        repo.config().pack_size as usize,
+    );
+    let workers = opts.workers.max(1);
+    let (chunk_tx, chunk_rx) = bounded::<ChunkJob>(workers * 2);
+    let (dir_tx, dir_rx) = bounded::<Vec<Pending>>(64);
+    let level = repo.config().compression_level;
+
+    let root: Result<Option<BlobId>> = std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (rx, tx, sh) = (chunk_rx.clone(), packer.sender(), shared.clone());
+            s.spawn(move || worker(rx, tx, sh));
+        }
+        drop(chunk_rx);
+        let (sh, tx) = (shared.clone(), packer.sender());
+        let finalizer = s.spawn(move || finalize(dir_rx, tx, sh, level));
+        let parent_tree = match &opts.parent {
+            Some((_, p)) => repo.load_tree(&shared.index, &p.tree).ok(),
+            None => None,
+        };
+        let mut walker = Walker {
+            repo,
+            source,
+            chunker: &chunker,
+            shared: &shared,
+            observer,
+            inspector,
+            chunk_tx,
+            dir_tx,
+            buf: Vec::new(),
+            reread: &opts.reread,
+            level,
+        };
+        let walked = walker.walk(b"", parent_tree.as_ref());
+        drop(walker);
+        let root = finalizer
+            .join()
+            .unwrap_or_else(|_| Err(RepoError::Interrupted("finalizer panicked".into())));
+        walked?;
+        root
+    });
+    let packed = packer.finish();
+    if let Some(e) = shared.error.lock().ok().and_then(|mut g| g.take()) {
+        return Err(e);
+    }
+    let root = root?.ok_or_else(|| RepoError::Invalid("nothing to back up".into()))?;
+    packed?;
+    let st = &shared.stats;
+    let summary = Summary {
+        files_new: st.files_new.load(Relaxed),
+        files_changed: st.files_changed.load(Relaxed),
+        files_unchanged: st.files_unchanged.load(Relaxed),
+        dirs: st.dirs.load(Relaxed),
+        files_total: st.files_total.load(Relaxed),
+        bytes_total: st.bytes_total.load(Relaxed),
+        bytes_read: st.bytes_read.load(Relaxed),
+        bytes_added: st.bytes_added.load(Relaxed),
+        blobs_added: st.blobs_added.load(Relaxed),
+        errors: st.errors.load(Relaxed),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let snap = Snapshot {
+        version: 1,
+        time,
+        hostname: crate::time::hostname(),
+        username: crate::time::username(),
+        source: opts.source,
+        tags: opts.tags,
+        tree: root,
+        parent: opts.parent.map(|(id, _)| id),
+        incomplete: summary.errors > 0,
+        summary,
+    };
+    let id = repo.save_snapshot(&snap)?;
+    Ok((id, snap))
+}
+
+fn worker(rx: Receiver<ChunkJob>, tx: Sender<EncodedBlob>, sh: Arc<Shared>) {
+    for job in rx.iter() {
+        if sh.abort.load(Relaxed) {
+            // Keep draining so the walker never blocks; the run is failing anyway.
+            continue;
+        }
+        let id = sh.crypto.blob_id(&job.data);
+        if sh.claim(&id) {
+            let e = blob::encode(&sh.crypto, id, BlobType::Data, &job.data, job.compression);
+            sh.store(&tx, e);
+        }
+        drop(job.data);
+        if let Ok(mut st) = job.slot.state.lock() {
+            st.ids[job.idx] = Some(id);
+            st.outstanding -= 1;
+        }
+        job.slot.cv.notify_all();
+    }
+}
+
+fn finalize(
+    rx: Receiver<Vec<Pending>>,
+    tx: Sender<EncodedBlob>,
+    sh: Arc<Shared>,
+    level: i32,
+) -> Result<Option<BlobId>> {
+    let mut stack: Vec<BlobId> = Vec::new();
+    for entries in rx.iter() {
+        let n_dirs = entries.iter().filter(|p| matches!(p, Pending::Dir(_))).count();
+        if stack.len() < n_dirs {
+            return Err(RepoError::Interrupted("directory order broken".into()));
+        }
+        let mut subtrees = stack.split_off(stack.len() - n_dirs).into_iter();
+        let mut tree = Tree::default();
+        for p in entries {
+            let node = match p {
+                Pending::Ready(n) => n,
+                Pending::Dir(mut n) => {
+                    n.subtree = subtrees.next();
+                    n
+                }
+                Pending::File(mut n, slot) => {
+                    let mut st = slot
+                        .state
+                        .lock()
+                        .map_err(|_| RepoError::Interrupted("poisoned".into()))?;
+                    while !(st.done_reading && st.outstanding == 0) {
+                        if sh.abort.load(Relaxed) {
+                            return Ok(None);
+                        }
+                        st = slot
+                            .cv
+                            .wait_timeout(st, Duration::from_millis(100))
+                            .map_err(|_| RepoError::Interrupted("poisoned".into()))?
+                            .0;
+                    }
+                    n.content = st.ids.iter().flatten().copied().collect();
+                    n
+                }
+            };
+            tree.nodes.push(node);
+        }
+        tree.sort();
+        let bytes = tree.encode();
+        let id = sh.crypto.blob_id(&bytes);
+        if sh.claim(&id) {
+            let e = blob::encode(&sh.crypto, id, BlobType::Tree, &bytes, Compression::Try(level));
+            if !sh.store(&tx, e) {
+                return Ok(None);
+            }
+        }
+        stack.push(id);
+    }
+    Ok(stack.pop())
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    source: &'a dyn Source,
+    chunker: &'a Chunker,
+    shared: &'a Shared,
+    observer: &'a dyn Observer,
+    inspector: &'a dyn Inspector,
+    chunk_tx: Sender<ChunkJob>,
+    dir_tx: Sender<Vec<Pending>>,
+    buf: Vec<u8>,
+    reread: &'a HashSet<BlobId>,
+    level: i32,
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = dir.to_vec();
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+fn node_from(e: &SourceEntry) -> Node {
+    Node {
+        name: e.name.clone(),
+        kind: e.kind,
+        mode: e.mode,
+        mtime: e.mtime,
+        btime: e.btime,
+        size: e.size,
+        content: Vec::new(),
+        subtree: None,
+        target: e.target.clone(),
+        media: None,
+    }
+}
+
+impl Walker<'_> {
+    fn aborted(&self) -> Result<()> {
+        if self.shared.abort.load(Relaxed) {
+            return Err(RepoError::Interrupted("snapshot stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Walk `dir` depth-first; its directory job is sent after all of its subdirectories'.
+    fn walk(&mut self, dir: &[u8], parent: Option<&Tree>) -> Result<()> {
+        let entries = match self.source.list(dir) {
+            Ok(e) => e,
+            Err(e) if !dir.is_empty() => {
+                self.shared.stats.errors.fetch_add(1, Relaxed);
+                self.observer.skipped(dir, &e);
+                Vec::new()
+            }
+            Err(e) => return Err(RepoError::io("listing the source", e)),
+        };
+        self.shared.stats.dirs.fetch_add(1, Relaxed);
+        let find = |name: &crate::tree::Name| {
+            parent.and_then(|t| {
+                t.nodes
+                    .binary_search_by(|n| n.name.cmp(name))
+                    .ok()
+                    .map(|i| &t.nodes[i])
+            })
+        };
+        let mut pending = Vec::with_capacity(entries.len());
+        for e in entries {
+            self.aborted()?;
+            let path = join(dir, &e.name.0);
+            let old = find(&e.name);
+            match e.kind {
+                NodeKind::Dir => {
+                    let sub = old
+                        .filter(|o| o.kind == NodeKind::Dir)
+                        .and_then(|o| o.subtree)
+                        .and_then(|id| self.repo.load_tree(&self.shared.index, &id).ok());
+                    self.walk(&path, sub.as_ref())?;
+                    pending.push(Pending::Dir(node_from(&e)));
+                }
+                NodeKind::Symlink => pending.push(Pending::Ready(node_from(&e))),
+                NodeKind::File => {
+                    if let Some(p) = self.file(&path, &e, old)? {
+                        pending.push(p);
+                    }
+                }
+            }
+        }
+        if self.dir_tx.send(pending).is_err() {
+            self.aborted()?;
+            return Err(RepoError::Interrupted("tree writer stopped".into()));
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &[u8], e: &SourceEntry, old: Option<&Node>) -> Result<Option<Pending>> {
+        let st = &self.shared.stats;
+        let unchanged = old.filter(|o| {
+            o.kind == NodeKind::File
+                && o.size == e.size
+                && o.mtime == e.mtime
+                && o.content.iter().all(|id| {
+                    self.shared.index.contains(id) && !self.reread.contains(id)
+                })
+                && o.content.len() as u64 <= e.size.max(1)
+        });
+        if let Some(o) = unchanged {
+            st.files_unchanged.fetch_add(1, Relaxed);
+            st.files_total.fetch_add(1, Relaxed);
+            st.bytes_total.fetch_add(e.size, Relaxed);
+            let mut n = node_from(e);
+            n.content = o.content.clone();
+            n.media = o.media.clone();
+            return Ok(Some(Pending::Ready(n)));
+        }
+        self.observer.file_started(path, e.size);
+        let reader = match self.source.open(path) {
+            Ok(r) => r,
+            Err(err) => {
+                st.errors.fetch_add(1, Relaxed);
+                self.observer.skipped(path, &err);
+                return Ok(None);
+            }
+        };
+        let slot = Arc::new(FileSlot::default());
+        let mut node = node_from(e);
+        match self.read_chunks(path, reader, &slot, e, &mut node) {
+            Ok(total) => {
+                if let Ok(mut s) = slot.state.lock() {
+                    s.done_reading = true;
+                }
+                slot.cv.notify_all();
+                node.size = total;
+            }
+            Err(ReadFailure::Source(err)) => {
+                st.errors.fetch_add(1, Relaxed);
+                self.observer.skipped(path, &err);
+                return Ok(None);
+            }
+            Err(ReadFailure::Repo(err)) => return Err(err),
+        }
+        if old.is_some() {
+            st.files_changed.fetch_add(1, Relaxed);
+        } else {
+            st.files_new.fetch_add(1, Relaxed);
+        }
+        st.files_total.fetch_add(1, Relaxed);
+        st.bytes_total.fetch_add(node.size, Relaxed);
+        Ok(Some(Pending::File(node, slot)))
+    }
+
+    fn read_chunks(
+        &mut self,
+        path: &[u8],
+        reader: Box<dyn Read + Send + '_>,
+        slot: &Arc<FileSlot>,
+        e: &SourceEntry,
+        node: &mut Node,
+    ) -> std::result::Result<u64, ReadFailure> {
+        let name = e.name.0.clone();
+        let compression = self.inspector.compression(&name, self.level);
+        let mut stream = self.chunker.stream(reader, std::mem::take(&mut self.buf));
+        let mut idx = 0;
+        let mut total = 0u64;
+        let result = loop {
+            let chunk = match stream.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => break Ok(total),
+                Err(err) => break Err(ReadFailure::Source(err)),
+            };
+            if idx == 0 {
+                node.media = self.inspector.inspect(path, chunk, e);
+            }
+            total += chunk.len() as u64;
+            self.shared.stats.bytes_read.fetch_add(chunk.len() as u64, Relaxed);
+            self.observer.bytes_read(chunk.len() as u64);
+            if let Ok(mut s) = slot.state.lock() {
+                s.ids.push(None);
+                s.outstanding += 1;
+            }
+            let job = ChunkJob {
+                slot: slot.clone(),
+                idx,
+                data: chunk.to_vec(),
+                compression,
+            };
+            idx += 1;
+            if self.chunk_tx.send(job).is_err() || self.shared.abort.load(Relaxed) {
+                break Err(ReadFailure::Repo(RepoError::Interrupted(
+                    "snapshot stopped".into(),
+                )));
+            }
+        };
+        if idx == 0 && result.is_ok() {
+            // Empty file: still inspect (kind from the name) and record no chunks.
+            node.media = self.inspector.inspect(path, &[], e);
+        }
+        self.buf = stream.into_buffer();
+        result
+    }
+}
+
+enum ReadFailure {
+    Source(std::io::Error),
+    Repo(RepoError),
+}

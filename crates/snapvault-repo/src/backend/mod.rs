@@ -1,0 +1,78 @@
+//! Where a repository's bytes live. A backend stores named, immutable files in a few kinds
+//! (folders); everything above it is backend-agnostic. Remote backends (S3, SFTP) implement
+//! the same trait in the `snapvault-remote` crate.
+
+mod local;
+
+pub use local::LocalBackend;
+
+use crate::error::Result;
+
+/// The kinds of files in a repository, each its own folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Config,
+    Key,
+    Lock,
+    Snapshot,
+    Index,
+    Pack,
+}
+
+impl FileKind {
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Key => "keys",
+            FileKind::Lock => "locks",
+            FileKind::Snapshot => "snapshots",
+            FileKind::Index => "index",
+            FileKind::Pack => "data",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Key => "key",
+            FileKind::Lock => "lock",
+            FileKind::Snapshot => "snapshot",
+            FileKind::Index => "index",
+            FileKind::Pack => "pack",
+        }
+    }
+}
+
+/// A file as listed by a backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Storage for immutable files. Implementations must make `write` atomic (a reader sees the
+/// whole file or none of it) and durable when it returns, and must refuse to replace an
+/// existing file with [`crate::RepoError::AlreadyExists`] semantics reported as an error.
+pub trait Backend: Send + Sync {
+    /// A human-readable location, for messages.
+    fn location(&self) -> String;
+    /// Does the repository (its config file) exist?
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// Create `name` with `data`. Fails if it exists already (`create_new` semantics).
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Prepare an empty repository's folders (called by `init`).
+    fn create_layout(&self) -> Result<()>;
+    /// Temporary files left behind by interrupted writes: (path, size).
+    fn leftover_temp_files(&self) -> Result<Vec<FileInfo>> {
+        Ok(Vec::new())
+    }
+    /// Remove temporary files older than `min_age_secs` left by crashed processes.
+    fn remove_leftover_temp_files(&self, _min_age_secs: u64) -> Result<usize> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,158 @@
+//! The repository config: the one plain file, readable before any password is given, so a
+//! newer format or an unencrypted repository is recognised up front. In an encrypted
+//! repository it carries a MAC under the master key, so a tampered config (say, switched to
+//! "no encryption") is detected as soon as the repository is opened.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Crypto;
+use crate::error::{RepoError, Result};
+
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+pub const MAX_CONFIG_FILE: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            min: 512 * 1024,
+            avg: 1024 * 1024,
+            max: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub version: u32,
+    /// Random repository id (hex), names the local caches.
+    pub id: String,
+    pub encrypted: bool,
+    pub chunker: ChunkerParams,
+    /// Target size of a data pack in bytes.
+    pub pack_size: u32,
+    /// zstd level for compressible blobs.
+    pub compression_level: i32,
+    /// hex keyed-BLAKE3 MAC of the config with this field empty (encrypted repositories).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+}
+
+impl Config {
+    pub fn new(encrypted: bool) -> Config {
+        Config {
+            version: FORMAT_VERSION,
+            id: crate::id::Id::random().to_hex(),
+            encrypted,
+            chunker: ChunkerParams::default(),
+            pack_size: 16 * 1024 * 1024,
+            compression_level: 3,
+            mac: String::new(),
+        }
+    }
+
+    fn unsigned_bytes(&self) -> Vec<u8> {
+        let mut c = self.clone();
+        c.mac.clear();
+        serde_json::to_vec(&c).unwrap_or_default()
+    }
+
+    pub fn sign(&mut self, crypto: &Crypto) {
+        self.mac = crypto
+            .mac("snapvault config mac", &self.unsigned_bytes())
+            .map(hex::encode)
+            .unwrap_or_default();
+    }
+
+    pub fn verify(&self, crypto: &Crypto) -> Result<()> {
+        if self.encrypted != crypto.is_encrypted() {
+            return Err(RepoError::corrupt("config", "encryption mode does not match keys"));
+        }
+        if let Some(mac) = crypto.mac("snapvault config mac", &self.unsigned_bytes())
+            && hex::encode(mac) != self.mac
+        {
+            return Err(RepoError::Auth("config".into()));
+        }
+        Ok(())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parse and validate; `location` is for messages.
+    pub fn parse(bytes: &[u8], location: &str) -> Result<Config> {
+        if bytes.len() > MAX_CONFIG_FILE {
+            return Err(RepoError::corrupt("config", "larger than 64 KiB"));
+        }
+        // Read the version first so a newer format is reported as such, not as garbage.
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version = serde_json::from_slice(bytes)
+            .map_err(|e| RepoError::corrupt(format!("config of {location}"), e.to_string()))?;
+        if v.version > FORMAT_VERSION {
+            return Err(RepoError::NewerVersion {
+                location: location.into(),
+                found: v.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let c: Config = serde_json::from_slice(bytes)
+            .map_err(|e| RepoError::corrupt(format!("config of {location}"), e.to_string()))?;
+        let ch = &c.chunker;
+        let ok = c.version >= 1
+            && (64..=1 << 20).contains(&ch.min)
+            && (ch.min..=4 << 20).contains(&ch.avg)
+            && ch.avg.is_power_of_two()
+            && (ch.avg..=16 << 20).contains(&ch.max)
+            && (1 << 20..=1 << 30).contains(&c.pack_size)
+            && (-7..=22).contains(&c.compression_level);
+        if !ok {
+            return Err(RepoError::corrupt(
+                format!("config of {location}"),
+                "parameters out of range",
+            ));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn round_trip_and_mac() {
+        let crypto = Crypto::Keyed(MasterKey::generate());
+        let mut c = Config::new(true);
+        c.sign(&crypto);
+        let back = Config::parse(&c.to_bytes(), "x").unwrap();
+        back.verify(&crypto).unwrap();
+        let mut tampered = back.clone();
+        tampered.pack_size += 1;
+        assert!(tampered.verify(&crypto).is_err());
+        let other = Crypto::Keyed(MasterKey::generate());
+        assert!(back.verify(&other).is_err());
+    }
+
+    #[test]
+    fn newer_version_is_reported() {
+        let mut c = Config::new(false);
+        c.version = 99;
+        assert!(matches!(
+            Config::parse(&c.to_bytes(), "x"),
+            Err(RepoError::NewerVersion { found: 99, .. })
+        ));
+        assert!(Config::parse(b"garbage", "x").is_err());
+    }
+}

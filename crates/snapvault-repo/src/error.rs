@@ -1,0 +1,77 @@
+//! The repository's error type. Every variant names the thing that is wrong.
+
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("there is no repository at {0} (run `snapvault init` to create one)")]
+    NotFound(String),
+    #[error("a repository already exists at {0}; refusing to overwrite it")]
+    AlreadyExists(String),
+    #[error(
+        "the repository at {location} uses format version {found}, but this snapvault understands only up to version {supported}; upgrade snapvault"
+    )]
+    NewerVersion {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("wrong password: no key in the repository opens with it")]
+    WrongPassword,
+    #[error("repository is locked: {0}")]
+    Locked(String),
+    #[error("corrupt or invalid data in {what}: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("authentication failed for {0}: the data was modified or damaged")]
+    Auth(String),
+    #[error("blob {0} is not in the index")]
+    MissingBlob(String),
+    #[error("no snapshot matches {0:?}")]
+    NoSuchSnapshot(String),
+    #[error("snapshot id prefix {prefix:?} is ambiguous: it matches {count} snapshots")]
+    AmbiguousSnapshot { prefix: String, count: usize },
+    #[error("{0}")]
+    Format(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("source path {0} does not exist")]
+    SourceMissing(PathBuf),
+    #[error("operation interrupted: {0}")]
+    Interrupted(String),
+}
+
+impl RepoError {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        RepoError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        RepoError::Corrupt {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Attach context to io results.
+pub trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| RepoError::io(context(), e))
+    }
+}

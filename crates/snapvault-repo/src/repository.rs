@@ -1,0 +1,371 @@
+//! An open repository: backend + config + keys, and the operations every command shares
+//! (reading blobs and trees, listing and saving snapshots, loading the index, keys).
+
+use std::sync::Arc;
+
+use crate::backend::{Backend, FileKind};
+use crate::blob;
+use crate::config::Config;
+use crate::crypto::{Crypto, MasterKey};
+use crate::error::{RepoError, Result};
+use crate::id::{BlobId, Id, IndexId, SnapshotId};
+use crate::index::{Index, IndexFile};
+use crate::keyfile::{KdfParams, KeyFile};
+use crate::lock::LockGuard;
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    crypto: Crypto,
+    /// The key file that opened this repository (encrypted repositories).
+    key_name: Option<String>,
+}
+
+/// A key file as listed by `key list`.
+#[derive(Clone, Debug)]
+pub struct KeySummary {
+    pub name: String,
+    pub file: Option<KeyFile>,
+    pub current: bool,
+}
+
+/// The index with the names of the files it was merged from.
+pub struct LoadedIndex {
+    pub index: Index,
+    pub files: Vec<IndexId>,
+}
+
+impl Repository {
+    /// Create a new repository. `password: None` makes an unencrypted one.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: Option<&[u8]>,
+        kdf: KdfParams,
+    ) -> Result<Repository> {
+        if backend.exists(FileKind::Config, "config")? {
+            return Err(RepoError::AlreadyExists(backend.location()));
+        }
+        backend.create_layout()?;
+        let (crypto, key_name) = match password {
+            Some(pw) => {
+                let mk = MasterKey::generate();
+                let kf = KeyFile::create(&mk, pw, kdf)?;
+                let name = Id::random().to_hex();
+                backend.write(FileKind::Key, &name, &kf.to_bytes())?;
+                (Crypto::Keyed(mk), Some(name))
+            }
+            None => (Crypto::Plain, None),
+        };
+        let mut config = Config::new(crypto.is_encrypted());
+        config.sign(&crypto);
+        // The config is written last: until it exists, the folder is not a repository.
+        backend.write(FileKind::Config, "config", &config.to_bytes())?;
+        Ok(Repository {
+            backend,
+            config,
+            crypto,
+            key_name,
+        })
+    }
+
+    /// Open an existing repository; `password` is asked for only if it is encrypted.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Repository> {
+        let location = backend.location();
+        let raw = match backend.read(FileKind::Config, "config") {
+            Ok(b) => b,
+            Err(_) if !backend.exists(FileKind::Config, "config").unwrap_or(false) => {
+                return Err(RepoError::NotFound(location));
+            }
+            Err(e) => return Err(e),
+        };
+        let config = Config::parse(&raw, &location)?;
+        if !config.encrypted {
+            if !backend.list(FileKind::Key)?.is_empty() {
+                return Err(RepoError::corrupt(
+                    "config",
+                    "says the repository is unencrypted but it has keys (tampered config?)",
+                ));
+            }
+            config.verify(&Crypto::Plain)?;
+            return Ok(Repository {
+                backend,
+                config,
+                crypto: Crypto::Plain,
+                key_name: None,
+            });
+        }
+        let pw = password()?;
+        let keys = backend.list(FileKind::Key)?;
+        if keys.is_empty() {
+            return Err(RepoError::corrupt("keys", "the repository has no key files"));
+        }
+        let mut last_err = RepoError::WrongPassword;
+        for k in keys {
+            let parsed = backend
+                .read(FileKind::Key, &k.name)
+                .and_then(|b| KeyFile::parse(&b));
+            let kf = match parsed {
+                Ok(kf) => kf,
+                Err(e) => {
+                    last_err = match last_err {
+                        RepoError::WrongPassword => RepoError::WrongPassword,
+                        _ => e,
+                    };
+                    continue;
+                }
+            };
+            match kf.open(&pw) {
+                Ok(mk) => {
+                    let crypto = Crypto::Keyed(mk);
+                    config.verify(&crypto)?;
+                    return Ok(Repository {
+                        backend,
+                        config,
+                        crypto,
+                        key_name: Some(k.name),
+                    });
+                }
+                Err(RepoError::WrongPassword) => {}
+                Err(_) => {}
+            }
+        }
+        Err(last_err)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn crypto(&self) -> &Crypto {
+        &self.crypto
+    }
+
+    pub fn lock(&self, exclusive: bool, command: &str) -> Result<LockGuard> {
+        LockGuard::acquire(self.backend.clone(), self.crypto.clone(), exclusive, command)
+    }
+
+    /// Read and merge every index file (in parallel). A damaged index file is an error
+    /// naming it (`check` and `repair index` handle damage explicitly).
+    pub fn load_index(&self) -> Result<LoadedIndex> {
+        let names = self.backend.list(FileKind::Index)?;
+        let files = parallel_map(&names, |f| {
+            let bytes = self.backend.read(FileKind::Index, &f.name)?;
+            let what = format!("index {}", f.name);
+            if Id::hash_of(&bytes).to_hex() != f.name {
+                return Err(RepoError::corrupt(what, "content does not match its name"));
+            }
+            IndexFile::open(&self.crypto, &bytes, &what)
+        });
+        let mut index = Index::new();
+        let mut ids = Vec::with_capacity(names.len());
+        for (f, parsed) in names.iter().zip(files) {
+            index.add_file(&parsed?);
+            ids.push(f.name.parse()?);
+        }
+        Ok(LoadedIndex { index, files: ids })
+    }
+
+    pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
+        let bytes = f.seal(&self.crypto);
+        let id = IndexId(Id::hash_of(&bytes));
+        self.backend.write(FileKind::Index, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    /// Fetch, open and verify one blob.
+    pub fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
+        let pack = index.pack_of(loc);
+        let sealed = self.backend.read_range(
+            FileKind::Pack,
+            &pack.to_hex(),
+            loc.offset as u64,
+            loc.length as usize,
+        )?;
+        blob::decode(&self.crypto, id, loc.compressed(), loc.raw_len, &sealed)
+    }
+
+    pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let b = self.read_blob(index, id)?;
+        Tree::decode(&b).map_err(|e| match e {
+            RepoError::Corrupt { reason, .. } => {
+                RepoError::corrupt(format!("tree {}", id.to_hex()), reason)
+            }
+            other => other,
+        })
+    }
+
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
+        let bytes = s.seal(&self.crypto);
+        let id = SnapshotId(Id::hash_of(&bytes));
+        self.backend
+            .write(FileKind::Snapshot, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let name = id.to_hex();
+        let bytes = self.backend.read(FileKind::Snapshot, &name)?;
+        let what = format!("snapshot {name}");
+        if Id::hash_of(&bytes) != id.0 {
+            return Err(RepoError::corrupt(what, "content does not match its name"));
+        }
+        Snapshot::open(&self.crypto, &bytes, &what)
+    }
+
+    /// Every snapshot, oldest first, plus the ones that could not be read.
+    pub fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, RepoError)>)> {
+        let names = self.backend.list(FileKind::Snapshot)?;
+        let loaded = parallel_map(&names, |f| {
+            let id: SnapshotId = f.name.parse()?;
+            Ok((id, self.load_snapshot(&id)?))
+        });
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for (f, r) in names.iter().zip(loaded) {
+            match r {
+                Ok(s) => ok.push(s),
+                Err(e) => bad.push((f.name.clone(), e)),
+            }
+        }
+        ok.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((ok, bad))
+    }
+
+    /// Resolve `latest` or a unique id prefix.
+    pub fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        let spec = spec.trim();
+        if spec == "latest" {
+            let (mut all, _) = self.snapshots()?;
+            return all
+                .pop()
+                .ok_or_else(|| RepoError::NoSuchSnapshot("latest (the repository has no snapshots)".into()));
+        }
+        if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RepoError::NoSuchSnapshot(spec.to_string()));
+        }
+        let lower = spec.to_ascii_lowercase();
+        let matches: Vec<String> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|f| f.name)
+            .filter(|n| n.starts_with(&lower))
+            .collect();
+        match matches.len() {
+            0 => Err(RepoError::NoSuchSnapshot(spec.to_string())),
+            1 => {
+                let id: SnapshotId = matches[0].parse()?;
+                Ok((id, self.load_snapshot(&id)?))
+            }
+            n => Err(RepoError::AmbiguousSnapshot {
+                prefix: spec.to_string(),
+                count: n,
+            }),
+        }
+    }
+
+    // ---- keys ----
+
+    pub fn list_keys(&self) -> Result<Vec<KeySummary>> {
+        let mut out = Vec::new();
+        for f in self.backend.list(FileKind::Key)? {
+            let file = self
+                .backend
+                .read(FileKind::Key, &f.name)
+                .and_then(|b| KeyFile::parse(&b))
+                .ok();
+            out.push(KeySummary {
+                current: self.key_name.as_deref() == Some(f.name.as_str()),
+                name: f.name,
+                file,
+            });
+        }
+        Ok(out)
+    }
+
+    fn master(&self) -> Result<&MasterKey> {
+        match &self.crypto {
+            Crypto::Keyed(k) => Ok(k),
+            Crypto::Plain => Err(RepoError::Invalid(
+                "this repository is not encrypted; it has no keys".into(),
+            )),
+        }
+    }
+
+    /// Add a password; returns the new key file's name.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
+        let kf = KeyFile::create(self.master()?, password, kdf)?;
+        let name = Id::random().to_hex();
+        self.backend.write(FileKind::Key, &name, &kf.to_bytes())?;
+        Ok(name)
+    }
+
+    /// Remove a key by name or unique prefix. The last key, and the key in use, are refused.
+    pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        self.master()?;
+        let keys = self.backend.list(FileKind::Key)?;
+        let matching: Vec<_> = keys.iter().filter(|k| k.name.starts_with(prefix)).collect();
+        let target = match (prefix.is_empty(), matching.as_slice()) {
+            (false, [one]) => one.name.clone(),
+            (_, []) | (true, _) => {
+                return Err(RepoError::Invalid(format!("no key matches {prefix:?}")));
+            }
+            _ => return Err(RepoError::Invalid(format!("key prefix {prefix:?} is ambiguous"))),
+        };
+        if keys.len() <= 1 {
+            return Err(RepoError::Invalid(
+                "refusing to remove the last key: the repository would be unreadable forever".into(),
+            ));
+        }
+        if self.key_name.as_deref() == Some(target.as_str()) {
+            return Err(RepoError::Invalid(
+                "refusing to remove the key you are using; open the repository with another password to remove this one".into(),
+            ));
+        }
+        self.backend.remove(FileKind::Key, &target)?;
+        Ok(target)
+    }
+
+    /// Change the current password: write a new key file, then remove the old one.
+    pub fn change_password(&mut self, password: &[u8], kdf: KdfParams) -> Result<String> {
+        let new_name = self.add_key(password, kdf)?;
+        if let Some(old) = self.key_name.replace(new_name.clone()) {
+            self.backend.remove(FileKind::Key, &old)?;
+        }
+        Ok(new_name)
+    }
+}
+
+/// Map over items on a few threads (I/O-bound metadata reads), keeping order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 8);
+    if items.len() < 4 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}

@@ -1,0 +1,160 @@
+//! Snapshot manifests: `snapshots/<blake3 of file>`, sealed JSON, written last.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Crypto;
+use crate::error::{RepoError, Result};
+use crate::id::{BlobId, SnapshotId};
+
+pub const MAX_SNAPSHOT_FILE: usize = 16 << 20;
+
+/// Where a snapshot's files came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// "folder" or "iphone".
+    pub kind: String,
+    /// Folder snapshots: the absolute paths backed up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Device snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub udid: String,
+    pub name: String,
+    pub model: String,
+    pub ios_version: String,
+}
+
+impl Source {
+    pub fn folder(paths: Vec<String>) -> Self {
+        Source {
+            kind: "folder".into(),
+            paths,
+            device: None,
+        }
+    }
+
+    /// A key that groups snapshots of the same source (for parents, forget, restore --date).
+    pub fn group_key(&self, hostname: &str) -> String {
+        match &self.device {
+            Some(d) => format!("device:{}", d.udid),
+            None => format!("{}:{}", hostname, self.paths.join("\0")),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.device {
+            Some(d) => format!("{} ({})", d.name, d.udid),
+            None => self.paths.join(", "),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unchanged: u64,
+    pub dirs: u64,
+    pub files_total: u64,
+    /// Bytes of all files in the snapshot.
+    pub bytes_total: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Bytes added to the repository (sealed, compressed).
+    pub bytes_added: u64,
+    pub blobs_added: u64,
+    pub errors: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    /// Nanoseconds since the Unix epoch.
+    pub time: i64,
+    pub hostname: String,
+    pub username: String,
+    pub source: Source,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub tree: BlobId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<SnapshotId>,
+    pub summary: Summary,
+    /// Some files could not be read; they are missing from this snapshot.
+    #[serde(default)]
+    pub incomplete: bool,
+}
+
+impl Snapshot {
+    pub fn seal(&self, crypto: &Crypto) -> Vec<u8> {
+        crypto.seal(&serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn open(crypto: &Crypto, sealed: &[u8], what: &str) -> Result<Snapshot> {
+        if sealed.len() > MAX_SNAPSHOT_FILE {
+            return Err(RepoError::corrupt(what, "snapshot file too large"));
+        }
+        let plain = crypto.open(sealed, what)?;
+        let s: Snapshot =
+            serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt(what, e.to_string()))?;
+        if s.version != 1 {
+            return Err(RepoError::corrupt(what, format!("unknown version {}", s.version)));
+        }
+        Ok(s)
+    }
+
+    pub fn unix_time(&self) -> i64 {
+        self.time.div_euclid(1_000_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+    use crate::id::Id;
+    use proptest::prelude::*;
+
+    fn sample(tags: Vec<String>) -> Snapshot {
+        Snapshot {
+            version: 1,
+            time: 1_700_000_000_000_000_000,
+            hostname: "h".into(),
+            username: "u".into(),
+            source: Source::folder(vec!["/photos".into()]),
+            tags,
+            tree: BlobId(Id::random()),
+            parent: Some(SnapshotId(Id::random())),
+            summary: Summary::default(),
+            incomplete: false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(tags in proptest::collection::vec(".{0,10}", 0..4)) {
+            let c = Crypto::Keyed(MasterKey::generate());
+            let s = sample(tags);
+            prop_assert_eq!(Snapshot::open(&c, &s.seal(&c), "s").unwrap(), s);
+        }
+
+        #[test]
+        fn garbage_is_an_error(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert!(Snapshot::open(&Crypto::Plain, &b, "s").is_err() || !b.is_empty());
+        }
+    }
+
+    #[test]
+    fn flipped_bit_is_auth_error() {
+        let c = Crypto::Keyed(MasterKey::generate());
+        let mut b = sample(vec![]).seal(&c);
+        b[30] ^= 4;
+        assert!(matches!(Snapshot::open(&c, &b, "s"), Err(RepoError::Auth(_))));
+    }
+}

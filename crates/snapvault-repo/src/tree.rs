@@ -1,0 +1,230 @@
+//! Trees: one blob per directory, listing its entries sorted by name. Stored as JSON
+//! (compressed like any blob) so the format is easy to read with an independent tool.
+//! Names are bytes: a UTF-8 name is a JSON string, any other is `{"hex": "..."}`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{RepoError, Result};
+use crate::id::BlobId;
+
+/// A file name or symlink target as raw bytes (names need not be UTF-8 on Unix).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Name(pub Vec<u8>);
+
+impl Name {
+    pub fn lossy(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.lossy())
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(s.as_bytes().to_vec())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum NameRepr {
+    Utf8(String),
+    Bytes { hex: String },
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(t) => NameRepr::Utf8(t.to_string()).serialize(s),
+            Err(_) => NameRepr::Bytes {
+                hex: hex::encode(&self.0),
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match NameRepr::deserialize(d)? {
+            NameRepr::Utf8(s) => Ok(Name(s.into_bytes())),
+            NameRepr::Bytes { hex } => hex::decode(hex)
+                .map(Name)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// Photo metadata recorded for a file (filled in by the photo-aware layer; the repository
+/// stores it without interpreting it).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MediaMeta {
+    /// photo, video, sidecar, other
+    pub kind: String,
+    /// Local capture time as recorded, with offset when known: `2023-07-14T18:03:11+02:00`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken: Option<String>,
+    /// exif, quicktime, birthtime, mtime
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_source: Option<String>,
+    /// Live Photo / sidecar pairing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<String>,
+    /// Apple's content identifier, when the file carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    pub mode: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime: i64,
+    /// Birth (creation) time where the filesystem or device reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btime: Option<i64>,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<BlobId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<BlobId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaMeta>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+/// Is this a name that is safe to create inside a restore target?
+pub fn is_safe_name(n: &[u8]) -> bool {
+    !n.is_empty() && n != b"." && n != b".." && !n.contains(&b'/') && !n.contains(&0)
+}
+
+impl Tree {
+    pub fn sort(&mut self) {
+        self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decode and validate: names are safe path components, unique and sorted; each node
+    /// has what its kind needs. A hostile tree cannot make restore write outside its target.
+    pub fn decode(b: &[u8]) -> Result<Tree> {
+        let t: Tree =
+            serde_json::from_slice(b).map_err(|e| RepoError::corrupt("tree", e.to_string()))?;
+        for (i, n) in t.nodes.iter().enumerate() {
+            if !is_safe_name(&n.name.0) {
+                return Err(RepoError::corrupt("tree", format!("unsafe name {:?}", n.name)));
+            }
+            if i > 0 && t.nodes[i - 1].name >= n.name {
+                return Err(RepoError::corrupt("tree", "names not sorted or not unique"));
+            }
+            let ok = match n.kind {
+                NodeKind::Dir => n.subtree.is_some() && n.content.is_empty(),
+                NodeKind::File => n.subtree.is_none(),
+                NodeKind::Symlink => n.target.is_some() && n.content.is_empty(),
+            };
+            if !ok {
+                return Err(RepoError::corrupt(
+                    "tree",
+                    format!("{:?} is missing what a {:?} needs", n.name, n.kind),
+                ));
+            }
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+    use proptest::prelude::*;
+
+    fn node(name: &[u8], kind: NodeKind) -> Node {
+        Node {
+            name: Name(name.to_vec()),
+            kind,
+            mode: 0o644,
+            mtime: 1_700_000_000_123_456_789,
+            btime: Some(1_600_000_000_000_000_000),
+            size: 10,
+            content: if kind == NodeKind::File {
+                vec![BlobId(Id::random())]
+            } else {
+                vec![]
+            },
+            subtree: (kind == NodeKind::Dir).then(|| BlobId(Id::random())),
+            target: (kind == NodeKind::Symlink).then(|| Name(b"../x\xff".to_vec())),
+            media: None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn tree_round_trip(names in proptest::collection::btree_set(proptest::collection::vec(1u8..=255, 1..20), 0..10)) {
+            let mut t = Tree::default();
+            for (i, n) in names.iter().enumerate() {
+                let mut n = n.clone();
+                n.retain(|&b| b != b'/');
+                if !is_safe_name(&n) || t.nodes.iter().any(|x| x.name.0 == n) { continue; }
+                let kind = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink][i % 3];
+                t.nodes.push(node(&n, kind));
+            }
+            t.sort();
+            let back = Tree::decode(&t.encode()).unwrap();
+            prop_assert_eq!(back, t);
+        }
+
+        #[test]
+        fn decoder_survives_garbage(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Tree::decode(&b);
+        }
+    }
+
+    #[test]
+    fn unsafe_names_rejected() {
+        for bad in [&b".."[..], b".", b"a/b", b""] {
+            let t = Tree {
+                nodes: vec![node(bad, NodeKind::File)],
+            };
+            assert!(Tree::decode(&t.encode()).is_err(), "{bad:?}");
+        }
+        let t = Tree {
+            nodes: vec![node(b"b", NodeKind::File), node(b"a", NodeKind::File)],
+        };
+        assert!(Tree::decode(&t.encode()).is_err());
+    }
+
+    #[test]
+    fn non_utf8_names_survive() {
+        let t = Tree {
+            nodes: vec![node(b"caf\xe9.jpg", NodeKind::File)],
+        };
+        let json = String::from_utf8(t.encode()).unwrap();
+        assert!(json.contains("\"hex\""));
+        assert_eq!(Tree::decode(json.as_bytes()).unwrap(), t);
+    }
+}
