@@ -10,9 +10,7 @@ const MAX_SEGMENTS: usize = 4096;
 
 /// EXIF facts of a JPEG, from its first complete APP1 `Exif` segment.
 pub(crate) fn facts(d: &[u8]) -> ExifFacts {
-    exif_segment(d)
-        .map(|tiff| exif_facts(tiff))
-        .unwrap_or_default()
+    exif_segment(d).map(exif_facts).unwrap_or_default()
 }
 
 /// The TIFF structure inside the first complete APP1 `Exif\0\0` segment.

@@ -181,8 +181,8 @@ fn ext_kind(name: &[u8]) -> MediaKind {
         | b"crw" | b"nef" | b"nrw" | b"arw" | b"srf" | b"sr2" | b"orf" | b"rw2" | b"raf"
         | b"pef" | b"srw" | b"erf" | b"3fr" | b"iiq" | b"mos" | b"x3f" | b"raw" | b"rwl"
         | b"dcr" | b"kdc" | b"mrw" => MediaKind::Photo,
-        b"mov" | b"qt" | b"mp4" | b"m4v" | b"3gp" | b"3g2" | b"avi" | b"mkv" | b"mts"
-        | b"m2ts" | b"webm" | b"wmv" | b"mpg" | b"mpeg" => MediaKind::Video,
+        b"mov" | b"qt" | b"mp4" | b"m4v" | b"3gp" | b"3g2" | b"avi" | b"mkv" | b"mts" | b"m2ts"
+        | b"webm" | b"wmv" | b"mpg" | b"mpeg" => MediaKind::Video,
         b"aae" | b"xmp" | b"thm" => MediaKind::Sidecar,
         _ => MediaKind::Other,
     }

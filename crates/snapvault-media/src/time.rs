@@ -81,7 +81,9 @@ impl CaptureTime {
             i64::from(self.month),
             i64::from(self.day),
         );
-        days * 86_400 + i64::from(self.hour) * 3_600 + i64::from(self.minute) * 60
+        days * 86_400
+            + i64::from(self.hour) * 3_600
+            + i64::from(self.minute) * 60
             + i64::from(self.second)
             - i64::from(self.offset_minutes.unwrap_or(0)) * 60
     }
@@ -343,7 +345,10 @@ mod tests {
             t("2023-07-14T16:03:11Z"),
             CaptureTime::from_unix(want.to_unix_seconds(), Some(0))
         );
-        assert_eq!(parse_datetime(b"2023:07:14 18:03:11\0"), Some(want.with_offset(None)));
+        assert_eq!(
+            parse_datetime(b"2023:07:14 18:03:11\0"),
+            Some(want.with_offset(None))
+        );
         assert_eq!(t("2023-07-14T18:03-01:00").second, 0);
     }
 
@@ -389,7 +394,10 @@ mod tests {
         // Extremes clamp, never panic.
         assert_eq!(CaptureTime::from_unix(i64::MAX, Some(840)).year, 9999);
         assert_eq!(CaptureTime::from_unix(i64::MIN, None).year, 0);
-        assert_eq!(CaptureTime::from_unix(0, Some(i16::MAX)).offset_minutes, None);
+        assert_eq!(
+            CaptureTime::from_unix(0, Some(i16::MAX)).offset_minutes,
+            None
+        );
         // Every day for a few centuries round-trips.
         for day in (-200_000i64..200_000).step_by(7) {
             let secs = day * 86_400 + 45_296;
@@ -414,7 +422,7 @@ mod tests {
 
     #[test]
     fn ordering_is_by_wall_time() {
-        let mut v = vec![
+        let mut v = [
             t("2023-07-14T18:03:11+02:00"),
             t("2023-07-14T17:03:11-05:00"),
             t("2022-12-31T23:59:59"),
