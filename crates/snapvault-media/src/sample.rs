@@ -251,9 +251,16 @@ fn apple_maker_note(content_id: &str) -> Vec<u8> {
     m.extend_from_slice(&0x0011u16.to_be_bytes());
     m.extend_from_slice(&ASCII.to_be_bytes());
     m.extend_from_slice(&(id.len() as u32).to_be_bytes());
-    m.extend_from_slice(&(14u32 + 2 + 24 + 4).to_be_bytes());
-    m.extend_from_slice(&0u32.to_be_bytes());
-    m.extend_from_slice(&id);
+    if id.len() <= 4 {
+        let mut field = [0u8; 4];
+        field[..id.len()].copy_from_slice(&id);
+        m.extend_from_slice(&field);
+        m.extend_from_slice(&0u32.to_be_bytes());
+    } else {
+        m.extend_from_slice(&(14u32 + 2 + 24 + 4).to_be_bytes());
+        m.extend_from_slice(&0u32.to_be_bytes());
+        m.extend_from_slice(&id);
+    }
     m
 }
 
