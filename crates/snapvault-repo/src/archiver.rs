@@ -41,8 +41,8 @@ pub trait Observer: Sync {
 
 /// Photo awareness plugged in by the binary; the repository does not interpret it.
 pub trait Inspector: Sync {
-    /// Is zstd worth trying on this file's chunks?
-    fn compression(&self, _name: &[u8], level: i32) -> Compression {
+    /// Is zstd worth trying on this file's chunks? `head` is its first chunk.
+    fn compression(&self, _name: &[u8], _head: &[u8], level: i32) -> Compression {
         Compression::Try(level)
     }
     /// Metadata from the first chunk of a file (no second read of the file).
@@ -480,8 +480,7 @@ impl Walker<'_> {
         e: &SourceEntry,
         node: &mut Node,
     ) -> std::result::Result<u64, ReadFailure> {
-        let name = e.name.0.clone();
-        let compression = self.inspector.compression(&name, self.level);
+        let mut compression = Compression::Try(self.level);
         let mut stream = self.chunker.stream(reader, std::mem::take(&mut self.buf));
         let mut idx = 0;
         let mut total = 0u64;
@@ -493,6 +492,7 @@ impl Walker<'_> {
             };
             if idx == 0 {
                 node.media = self.inspector.inspect(path, chunk, e);
+                compression = self.inspector.compression(&e.name.0, chunk, self.level);
             }
             total += chunk.len() as u64;
             self.shared.stats.bytes_read.fetch_add(chunk.len() as u64, Relaxed);

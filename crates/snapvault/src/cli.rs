@@ -1,0 +1,178 @@
+//! Command-line definitions. Global options work before or after the command name.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "snapvault",
+    version,
+    about = "Deduplicating, encrypted snapshot backups for photo libraries",
+    long_about = "snapvault backs up photo libraries (an iPhone over USB or any folder) into an \
+encrypted, deduplicating repository on an external drive, keeps every snapshot, restores \
+byte-exact, and audits every byte.\n\nThe repository comes from --repo or SNAPVAULT_REPOSITORY; \
+the password from SNAPVAULT_PASSWORD, --password-file, --password-command or a prompt."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository location (a folder)
+    #[arg(short = 'r', long, global = true, env = "SNAPVAULT_REPOSITORY", value_name = "REPO")]
+    pub repo: Option<String>,
+    /// Read the password from this file (first line)
+    #[arg(long, global = true, env = "SNAPVAULT_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password
+    #[arg(long, global = true, env = "SNAPVAULT_PASSWORD_COMMAND", value_name = "CMD")]
+    pub password_command: Option<String>,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository (encrypted unless --insecure-no-encryption)
+    Init(InitArgs),
+    /// Back up folders into a new snapshot
+    Snapshot(SnapshotArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the files in a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot (or part of it) into a folder
+    Restore(RestoreArgs),
+    /// Verify the repository's structure, and with --read-data every byte
+    Check(CheckArgs),
+    /// Manage the passwords that open the repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Remove stale locks left by crashed processes
+    Unlock(UnlockArgs),
+    /// Run a demonstration on a generated sample library (no repository needed)
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Store data unencrypted (ids become plain BLAKE3 hashes). Not recommended.
+    #[arg(long)]
+    pub insecure_no_encryption: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// Folders (or files) to back up
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Compare against this snapshot instead of the latest one of the same source
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
+    /// Read every file even if unchanged since the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// One JSON array with an object per snapshot
+    #[arg(long)]
+    pub json: bool,
+    /// Only snapshots with this tag
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id (prefix) or `latest`
+    pub snapshot: String,
+    /// Only entries under this path
+    pub path: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id (prefix) or `latest`
+    pub snapshot: String,
+    /// Folder to restore into (created if missing)
+    #[arg(long, short = 't', value_name = "DIR")]
+    pub target: PathBuf,
+    /// Restore only paths matching this glob (repeatable), e.g. 'DCIM/100APPLE/*.HEIC'
+    #[arg(long = "include", value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Replace existing files whose content differs
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Show what would be restored, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also read, decrypt and verify every blob
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read a subset: `10%` or `n/m` (slice n of m)
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    pub read_data_subset: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a password (asked for, or from --new-password-file / SNAPVAULT_NEW_PASSWORD)
+    Add(NewPasswordArgs),
+    /// List keys
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key by id (prefix); the last key and the key in use are refused
+    Remove { id: String },
+    /// Change the password in use
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewPasswordArgs {
+    /// Read the new password from this file
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnlockArgs {
+    /// Remove every lock, not just stale ones (only when you are sure nothing runs)
+    #[arg(long)]
+    pub remove_all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the demo (sample library, repository, restores)
+    #[arg(long, default_value = "snapvault-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,26 @@
+use anyhow::Result;
+use snapvault_repo::Repository;
+
+use super::{Ctx, kdf};
+use crate::cli::InitArgs;
+
+pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
+    let backend = ctx.backend()?;
+    let loc = backend.location();
+    if backend.exists(snapvault_repo::backend::FileKind::Config, "config")? {
+        return Err(snapvault_repo::RepoError::AlreadyExists(loc).into());
+    }
+    let pw = if a.insecure_no_encryption {
+        None
+    } else {
+        Some(ctx.password_source().get(&format!("new repository {loc}"), true)?)
+    };
+    let repo = Repository::init(backend, pw.as_deref(), kdf())?;
+    if a.insecure_no_encryption {
+        ctx.say(format!("created UNENCRYPTED repository {} at {loc}", &repo.config().id[..8]));
+    } else {
+        ctx.say(format!("created repository {} at {loc}", &repo.config().id[..8]));
+        ctx.say("keep the password safe: without it the data cannot be recovered");
+    }
+    Ok(0)
+}

@@ -1,0 +1,89 @@
+//! One module per command; this file holds what they share (opening the repository).
+
+mod check;
+mod demo;
+mod init;
+mod key;
+mod ls;
+mod restore;
+mod snapshot;
+mod snapshots;
+mod unlock;
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use snapvault_repo::backend::{Backend, LocalBackend};
+use snapvault_repo::keyfile::{DEFAULT_KDF, KdfParams};
+use snapvault_repo::{RepoError, Repository};
+
+use crate::cli::{Cli, Command, Global};
+use crate::password::PasswordSource;
+
+/// Argon2id cost for new keys.
+pub fn kdf() -> KdfParams {
+    DEFAULT_KDF
+}
+
+pub struct Ctx {
+    pub global: Global,
+}
+
+impl Ctx {
+    pub fn repo_location(&self) -> Result<String> {
+        self.global.repo.clone().ok_or_else(|| {
+            anyhow!("no repository given: use --repo REPO or set SNAPVAULT_REPOSITORY")
+        })
+    }
+
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let loc = self.repo_location()?;
+        Ok(Arc::new(LocalBackend::new(loc)))
+    }
+
+    pub fn password_source(&self) -> PasswordSource {
+        PasswordSource {
+            env_var: "SNAPVAULT_PASSWORD",
+            file: self.global.password_file.clone(),
+            command: self.global.password_command.clone(),
+        }
+    }
+
+    pub fn open(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        let loc = backend.location();
+        let src = self.password_source();
+        let repo = Repository::open(backend, || {
+            src.get(&format!("repository {loc}"), false)
+                .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+        })?;
+        Ok(repo)
+    }
+
+    pub fn say(&self, s: impl AsRef<str>) {
+        if !self.global.quiet {
+            println!("{}", s.as_ref());
+        }
+    }
+}
+
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = Ctx { global: cli.global };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Snapshot(a) => snapshot::run(&ctx, a),
+        Command::Snapshots(a) => snapshots::run(&ctx, a),
+        Command::Ls(a) => ls::run(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
+        Command::Key(k) => key::run(&ctx, k),
+        Command::Unlock(a) => unlock::run(&ctx, a),
+        Command::Demo(a) => demo::run(&ctx, a),
+    }
+}

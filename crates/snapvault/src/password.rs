@@ -1,0 +1,78 @@
+//! Where the password comes from: SNAPVAULT_PASSWORD, --password-file, --password-command,
+//! or a no-echo prompt on a terminal. Never hangs when stdin is not a terminal.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+#[derive(Clone, Debug, Default)]
+pub struct PasswordSource {
+    pub env_var: &'static str,
+    pub file: Option<PathBuf>,
+    pub command: Option<String>,
+}
+
+const MAX_PASSWORD: u64 = 64 * 1024;
+
+impl PasswordSource {
+    /// Get the password; `confirm` asks twice when prompting (new passwords).
+    pub fn get(&self, what: &str, confirm: bool) -> Result<Vec<u8>> {
+        if let Some(f) = &self.file {
+            let md = std::fs::metadata(f)
+                .with_context(|| format!("reading password file {}", f.display()))?;
+            if md.len() > MAX_PASSWORD {
+                bail!("password file {} is larger than 64 KiB", f.display());
+            }
+            let s = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+            return non_empty(trim_newline(s), &format!("password file {}", f.display()));
+        }
+        if let Some(cmd) = &self.command {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .with_context(|| format!("running password command {cmd:?}"))?;
+            if !out.status.success() {
+                bail!("password command {cmd:?} failed with {}", out.status);
+            }
+            return non_empty(trim_newline(out.stdout), "the password command's output");
+        }
+        if let Ok(v) = std::env::var(self.env_var) {
+            return non_empty(v.into_bytes(), self.env_var);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given for {what}: set {}, or use --password-file or --password-command (stdin is not a terminal, so snapvault cannot ask)",
+                self.env_var
+            );
+        }
+        let pw = rpassword::prompt_password(format!("enter password for {what}: "))
+            .context("reading the password from the terminal")?;
+        if confirm {
+            let again = rpassword::prompt_password("enter it again: ")
+                .context("reading the password from the terminal")?;
+            if pw != again {
+                bail!("the two passwords differ; nothing was changed");
+            }
+        }
+        non_empty(pw.into_bytes(), "the password")
+    }
+}
+
+fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+        v.pop();
+    }
+    v
+}
+
+fn non_empty(v: Vec<u8>, what: &str) -> Result<Vec<u8>> {
+    if v.is_empty() {
+        bail!("empty password from {what}; refusing to use an empty password");
+    }
+    Ok(v)
+}
