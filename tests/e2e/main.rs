@@ -1,0 +1,1 @@
+//! End-to-end tests: they run the real `snapvault` binary on generated data.
