@@ -135,6 +135,42 @@ impl Format {
     }
 }
 
+impl MediaKind {
+    /// The lowercase name, as serialized: `photo`, `video`, `sidecar`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Photo => "photo",
+            MediaKind::Video => "video",
+            MediaKind::Sidecar => "sidecar",
+            MediaKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl DateSource {
+    /// The name, as serialized: `exif`, `quicktime`, `birth_time`, `mtime`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateSource::Exif => "exif",
+            DateSource::QuickTime => "quicktime",
+            DateSource::BirthTime => "birth_time",
+            DateSource::Mtime => "mtime",
+        }
+    }
+}
+
+impl std::fmt::Display for DateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What [`inspect`] learned about a file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MediaInfo {

@@ -376,6 +376,22 @@ fn kinds() {
     ])
     .expect("json");
     assert_eq!(j, r#"["exif","quicktime","birth_time","mtime"]"#);
+    for k in [
+        MediaKind::Photo,
+        MediaKind::Video,
+        MediaKind::Sidecar,
+        MediaKind::Other,
+    ] {
+        assert_eq!(serde_json::to_string(&k).expect("json"), format!("\"{k}\""));
+    }
+    for d in [
+        DateSource::Exif,
+        DateSource::QuickTime,
+        DateSource::BirthTime,
+        DateSource::Mtime,
+    ] {
+        assert_eq!(serde_json::to_string(&d).expect("json"), format!("\"{d}\""));
+    }
     let i = info(MediaKind::Photo, c, DateSource::Exif, Some(ID));
     let j = serde_json::to_string(&i).expect("json");
     assert_eq!(serde_json::from_str::<MediaInfo>(&j).expect("back"), i);
