@@ -323,8 +323,8 @@ mod tests {
     fn entry(i: u32) -> PackEntry {
         PackEntry {
             id: BlobId(Id::hash_of(&i.to_le_bytes())),
-            typ: if i % 3 == 0 { BlobType::Tree } else { BlobType::Data },
-            compressed: i % 2 == 0,
+            typ: if i.is_multiple_of(3) { BlobType::Tree } else { BlobType::Data },
+            compressed: i.is_multiple_of(2),
             offset: i * 100,
             length: 100,
             raw_len: 90 + i,

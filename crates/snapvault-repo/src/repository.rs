@@ -31,6 +31,11 @@ pub struct KeySummary {
     pub current: bool,
 }
 
+/// A repository file that could not be read: its name and why.
+pub type Unreadable = (String, RepoError);
+/// A snapshot with its id.
+pub type SnapshotEntry = (SnapshotId, Snapshot);
+
 /// The index with the names of the files it was merged from.
 pub struct LoadedIndex {
     pub index: Index,
@@ -225,7 +230,7 @@ impl Repository {
     }
 
     /// Every snapshot, oldest first, plus the ones that could not be read.
-    pub fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, RepoError)>)> {
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
         let names = self.backend.list(FileKind::Snapshot)?;
         let loaded = parallel_map(&names, |f| {
             let id: SnapshotId = f.name.parse()?;

@@ -2,31 +2,13 @@
 //! offset (or the fallback), Live Photo pairing key and content id, recorded in each file's
 //! tree entry; zstd skipped for already-compressed media.
 
-use snapvault_media::{DateSource, MediaKind};
+use snapvault_media::MediaKind;
 use snapvault_repo::archiver::Inspector;
 use snapvault_repo::blob::Compression;
 use snapvault_repo::fs_source::SourceEntry;
 use snapvault_repo::tree::MediaMeta;
 
 pub struct PhotoInspector;
-
-pub fn kind_name(k: MediaKind) -> &'static str {
-    match k {
-        MediaKind::Photo => "photo",
-        MediaKind::Video => "video",
-        MediaKind::Sidecar => "sidecar",
-        MediaKind::Other => "other",
-    }
-}
-
-fn source_name(s: DateSource) -> &'static str {
-    match s {
-        DateSource::Exif => "exif",
-        DateSource::QuickTime => "quicktime",
-        DateSource::BirthTime => "birthtime",
-        DateSource::Mtime => "mtime",
-    }
-}
 
 impl Inspector for PhotoInspector {
     fn compression(&self, name: &[u8], head: &[u8], level: i32) -> Compression {
@@ -49,9 +31,9 @@ impl Inspector for PhotoInspector {
             None,
         );
         Some(MediaMeta {
-            kind: kind_name(info.kind).to_string(),
+            kind: info.kind.as_str().to_string(),
             taken: info.capture.map(|c| c.to_string()),
-            date_source: info.date_source.map(|s| source_name(s).to_string()),
+            date_source: info.date_source.map(|s| s.as_str().to_string()),
             pair: snapvault_media::pair_stem(path).map(|p| String::from_utf8_lossy(&p).into_owned()),
             content_id: info.content_id,
         })
