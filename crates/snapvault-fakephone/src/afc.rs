@@ -1,0 +1,360 @@
+//! The AFC server: a read-only view of the library folder as the phone's media root.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::State;
+use crate::wire::{self, AFC_HEADER_LEN, AfcRequest, op, status};
+
+/// The port `StartService com.apple.afc` hands out.
+pub(crate) const AFC_PORT: u16 = 49152;
+/// Largest single `FileRefRead` served (bigger requests get a short read, like afcd).
+const MAX_READ: u64 = 8 << 20;
+/// `AfcFopenMode::RdOnly`.
+const MODE_RDONLY: u64 = 1;
+
+struct OpenFile {
+    file: File,
+    pos: u64,
+}
+
+struct Conn {
+    st: Arc<State>,
+    files: HashMap<u64, OpenFile>,
+    next_fd: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // afcd releases a connection's handles when it goes away.
+        self.st
+            .open_handles
+            .fetch_sub(self.files.len(), Ordering::SeqCst);
+    }
+}
+
+enum Reply {
+    Status(u64),
+    Data(Vec<u8>),
+    Fd(u64),
+    Tell(u64),
+}
+
+/// Maps an AFC path onto the library; refuses to leave it.
+fn resolve(root: &Path, afc_path: &str) -> Option<PathBuf> {
+    let mut p = root.to_path_buf();
+    for comp in afc_path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => return None,
+            c if c.contains('\\') => return None,
+            c => p.push(c),
+        }
+    }
+    Some(p)
+}
+
+fn normalize(device_path: &str) -> String {
+    device_path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn ns(t: io::Result<std::time::SystemTime>) -> Option<u128> {
+    t.ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+}
+
+fn kv(pairs: &[(&str, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+fn io_status(e: &io::Error) -> u64 {
+    match e.kind() {
+        io::ErrorKind::NotFound => status::OBJECT_NOT_FOUND,
+        io::ErrorKind::PermissionDenied => status::PERM_DENIED,
+        _ => status::UNKNOWN_ERROR,
+    }
+}
+
+impl Conn {
+    fn path(&self, afc_path: &str) -> Result<PathBuf, u64> {
+        resolve(&self.st.cfg.library, afc_path).ok_or(status::PERM_DENIED)
+    }
+
+    fn read_dir(&self, path: &str) -> Reply {
+        let dir = match self.path(path) {
+            Ok(p) => p,
+            Err(s) => return Reply::Status(s),
+        };
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Reply::Status(status::INVALID_ARG);
+            }
+            Err(e) => return Reply::Status(io_status(&e)),
+        };
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let mut out = b".\0..\0".to_vec();
+        for n in names {
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        Reply::Data(out)
+    }
+
+    fn file_info(&self, path: &str) -> Reply {
+        let p = match self.path(path) {
+            Ok(p) => p,
+            Err(s) => return Reply::Status(s),
+        };
+        let md = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) => return Reply::Status(io_status(&e)),
+        };
+        let ifmt = if md.file_type().is_symlink() {
+            "S_IFLNK"
+        } else if md.is_dir() {
+            "S_IFDIR"
+        } else {
+            "S_IFREG"
+        };
+        let mtime = ns(md.modified()).unwrap_or(0);
+        let birth = ns(md.created()).unwrap_or(mtime);
+        let mut pairs = vec![
+            ("st_size", md.len().to_string()),
+            ("st_blocks", md.len().div_ceil(512).to_string()),
+            ("st_nlink", if md.is_dir() { "2" } else { "1" }.to_string()),
+            ("st_ifmt", ifmt.to_string()),
+            ("st_mtime", mtime.to_string()),
+            ("st_birthtime", birth.to_string()),
+        ];
+        if md.file_type().is_symlink()
+            && let Ok(t) = std::fs::read_link(&p)
+        {
+            pairs.push(("st_link_target", t.to_string_lossy().into_owned()));
+        }
+        Reply::Data(kv(&pairs))
+    }
+
+    fn dev_info(&self) -> Reply {
+        Reply::Data(kv(&[
+            ("Model", self.st.cfg.model.clone()),
+            ("FSTotalBytes", (128u64 << 30).to_string()),
+            ("FSFreeBytes", (32u64 << 30).to_string()),
+            ("FSBlockSize", "4096".to_string()),
+        ]))
+    }
+
+    fn open(&mut self, mode: u64, path: &str) -> Reply {
+        if mode != MODE_RDONLY {
+            return Reply::Status(status::PERM_DENIED);
+        }
+        let p = match self.path(path) {
+            Ok(p) => p,
+            Err(s) => return Reply::Status(s),
+        };
+        let dev = normalize(path);
+        if self.st.cfg.icloud_only.iter().any(|c| normalize(c) == dev) {
+            // The asset is listed but its original lives in iCloud only.
+            return Reply::Status(status::READ_ERROR);
+        }
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => return Reply::Status(status::OBJECT_IS_DIR),
+            Ok(_) => {}
+            Err(e) => return Reply::Status(io_status(&e)),
+        }
+        if let Some(max) = self.st.cfg.max_open_files
+            && self.st.open_handles.load(Ordering::SeqCst) >= max
+        {
+            return Reply::Status(status::NO_RESOURCES);
+        }
+        match File::open(&p) {
+            Ok(file) => {
+                let fd = self.next_fd;
+                self.next_fd += 1;
+                self.files.insert(fd, OpenFile { file, pos: 0 });
+                self.st.open_handles.fetch_add(1, Ordering::SeqCst);
+                Reply::Fd(fd)
+            }
+            Err(e) => Reply::Status(io_status(&e)),
+        }
+    }
+
+    fn read(&mut self, fd: u64, len: u64) -> Result<Vec<u8>, u64> {
+        let f = self.files.get_mut(&fd).ok_or(status::INVALID_ARG)?;
+        // Never allocate more than what is left of the file.
+        let left = f
+            .file
+            .metadata()
+            .map(|m| m.len().saturating_sub(f.pos))
+            .unwrap_or(0);
+        let want = len.min(MAX_READ).min(left) as usize;
+        let mut buf = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match f.file.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(status::READ_ERROR),
+            }
+        }
+        buf.truncate(got);
+        f.pos += got as u64;
+        Ok(buf)
+    }
+
+    fn seek(&mut self, fd: u64, whence: u64, offset: i64) -> Reply {
+        let Some(f) = self.files.get_mut(&fd) else {
+            return Reply::Status(status::INVALID_ARG);
+        };
+        let to = match whence {
+            0 if offset >= 0 => SeekFrom::Start(offset as u64),
+            1 => SeekFrom::Current(offset),
+            2 => SeekFrom::End(offset),
+            _ => return Reply::Status(status::INVALID_ARG),
+        };
+        match f.file.seek(to) {
+            Ok(p) => {
+                f.pos = p;
+                Reply::Status(status::SUCCESS)
+            }
+            Err(_) => Reply::Status(status::INVALID_ARG),
+        }
+    }
+}
+
+async fn send(s: &mut TcpStream, num: u64, r: Reply) -> io::Result<()> {
+    let pkt = match r {
+        Reply::Status(code) => wire::encode_afc(num, op::STATUS, &code.to_le_bytes(), &[]),
+        Reply::Data(d) => wire::encode_afc(num, op::DATA, &[], &d),
+        Reply::Fd(fd) => wire::encode_afc(num, op::FILE_OPEN_RES, &fd.to_le_bytes(), &[]),
+        Reply::Tell(p) => wire::encode_afc(num, op::FILE_TELL_RES, &p.to_le_bytes(), &[]),
+    };
+    s.write_all(&pkt).await
+}
+
+pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
+    let mut conn = Conn {
+        st: st.clone(),
+        files: HashMap::new(),
+        next_fd: 3,
+    };
+    loop {
+        let mut hdr = [0u8; AFC_HEADER_LEN];
+        match s.read_exact(&mut hdr).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let h = wire::decode_afc_header(&hdr)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        // Both bounded by decode_afc_header.
+        let mut hp = vec![0u8; h.header_payload_len()];
+        s.read_exact(&mut hp).await?;
+        let mut payload = vec![0u8; h.payload_len()];
+        s.read_exact(&mut payload).await?;
+        let num = h.packet_num;
+        let req = match wire::decode_afc_request(&h, &hp) {
+            Ok(r) => r,
+            Err(_) => {
+                send(&mut s, num, Reply::Status(status::OP_HEADER_INVALID)).await?;
+                continue;
+            }
+        };
+        let reply = match req {
+            AfcRequest::ReadDir(p) => conn.read_dir(&p),
+            AfcRequest::GetFileInfo(p) => conn.file_info(&p),
+            AfcRequest::GetDevInfo => conn.dev_info(),
+            AfcRequest::Open { mode, path } => conn.open(mode, &path),
+            AfcRequest::Read { fd, len } => {
+                if st.cfg.stall {
+                    // Keep the socket, never answer: the client's timeout must fire.
+                    std::future::pending::<()>().await;
+                }
+                st.afc_read_ops.fetch_add(1, Ordering::SeqCst);
+                st.max_read_request.fetch_max(len, Ordering::SeqCst);
+                match conn.read(fd, len) {
+                    Err(code) => Reply::Status(code),
+                    Ok(data) => {
+                        let n = data.len() as u64;
+                        if let Some(limit) = st.cfg.disconnect_after_bytes {
+                            let served = st.afc_bytes_served.load(Ordering::SeqCst);
+                            if served + n > limit {
+                                // Unplugged mid-packet: header and part of the data, then gone.
+                                let part = (limit.saturating_sub(served)) as usize;
+                                let pkt = wire::encode_afc(num, op::DATA, &[], &data);
+                                let cut = AFC_HEADER_LEN + part.min(data.len());
+                                st.afc_bytes_served.fetch_add(part as u64, Ordering::SeqCst);
+                                st.unplugged.store(true, Ordering::SeqCst);
+                                s.write_all(&pkt[..cut]).await?;
+                                s.flush().await?;
+                                return Ok(());
+                            }
+                        }
+                        if let Some(bps) = st.cfg.bytes_per_sec.filter(|b| *b > 0) {
+                            let secs = n as f64 / bps as f64;
+                            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                        }
+                        st.afc_bytes_served.fetch_add(n, Ordering::SeqCst);
+                        Reply::Data(data)
+                    }
+                }
+            }
+            AfcRequest::Seek { fd, whence, offset } => conn.seek(fd, whence, offset),
+            AfcRequest::Tell { fd } => match conn.files.get(&fd) {
+                Some(f) => Reply::Tell(f.pos),
+                None => Reply::Status(status::INVALID_ARG),
+            },
+            AfcRequest::Close { fd } => match conn.files.remove(&fd) {
+                Some(_) => {
+                    st.open_handles.fetch_sub(1, Ordering::SeqCst);
+                    Reply::Status(status::SUCCESS)
+                }
+                None => Reply::Status(status::INVALID_ARG),
+            },
+            AfcRequest::Other(_) => Reply::Status(status::OP_NOT_SUPPORTED),
+        };
+        send(&mut s, num, reply).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_stays_inside() {
+        let root = Path::new("/lib");
+        assert_eq!(
+            resolve(root, "/DCIM/100APPLE/A.HEIC"),
+            Some(PathBuf::from("/lib/DCIM/100APPLE/A.HEIC"))
+        );
+        assert_eq!(resolve(root, "/"), Some(PathBuf::from("/lib")));
+        assert_eq!(resolve(root, "/DCIM/../../etc/passwd"), None);
+        assert_eq!(normalize("/DCIM//100APPLE/./A"), "DCIM/100APPLE/A");
+    }
+}

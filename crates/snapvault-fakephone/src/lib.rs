@@ -1,0 +1,234 @@
+//! A loopback iPhone for tests and demos.
+//!
+//! [`FakePhone::start`] runs, on its own thread and tokio runtime, everything an unmodified
+//! usbmuxd client (the `idevice` crate, libimobiledevice) talks to when it reads a phone's
+//! camera roll:
+//!
+//! - **usbmuxd** over TCP on `127.0.0.1` (`ListDevices`, `Listen`, `ReadBUID`,
+//!   `ReadPairRecord`, `SavePairRecord`, `Connect`), using idevice's server-side message types;
+//! - **lockdownd** (`QueryType`, `GetValue`, `StartSession` followed by a real TLS 1.2 session
+//!   with rustls + ring, `StartService com.apple.afc`, `StopSession`);
+//! - **AFC** serving a local folder as the phone's media root, so `LIB/DCIM/100APPLE/x.HEIC`
+//!   appears as `/DCIM/100APPLE/x.HEIC` (ReadDir, GetFileInfo, GetDeviceInfo, FileRefOpen,
+//!   FileRefRead, FileRefSeek, FileRefTell, FileRefClose). Read-only.
+//!
+//! Faults are injected through [`FakePhoneConfig`]: not paired, trust revoked, locked,
+//! unplugged after N bytes, stalled reads, throttled bandwidth, iCloud-only originals and a cap
+//! on open file handles. Counters ([`FakePhone::afc_bytes_served`],
+//! [`FakePhone::open_handles`], …) let tests assert what went over the wire.
+//!
+//! Point a client at it with `USBMUXD_SOCKET_ADDRESS=<FakePhone::usbmuxd_address()>`.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+mod afc;
+mod pairing;
+mod server;
+pub mod wire;
+
+/// What the fake phone looks like and which faults it injects.
+#[derive(Debug, Clone)]
+pub struct FakePhoneConfig {
+    /// Folder served as the phone's media root (`/var/mobile/Media`).
+    pub library: PathBuf,
+    pub udid: String,
+    /// `DeviceName`, e.g. "Anna's iPhone".
+    pub name: String,
+    /// `ProductType`, e.g. "iPhone15,2".
+    pub model: String,
+    /// `ProductVersion`, e.g. "17.5.1".
+    pub ios_version: String,
+    /// usbmuxd holds a pair record for the device (else `ReadPairRecord` fails: "not trusted").
+    pub paired: bool,
+    /// The device forgot the host (`StartSession` → `InvalidHostID`).
+    pub trust_revoked: bool,
+    /// Passcode locked (`StartService` → `PasswordProtected`).
+    pub locked: bool,
+    /// Cut the AFC connection (mid-packet) once this many file bytes were served, and
+    /// disappear from usbmuxd's device list like an unplugged phone.
+    pub disconnect_after_bytes: Option<u64>,
+    /// Never answer `FileRefRead` (the socket stays open).
+    pub stall: bool,
+    /// Throttle file reads to this many bytes per second.
+    pub bytes_per_sec: Option<u64>,
+    /// Device paths (`DCIM/100APPLE/IMG_0003.HEIC`, leading slash optional) that are listed
+    /// but fail to open, like originals kept only in iCloud ("Optimize iPhone Storage").
+    pub icloud_only: Vec<String>,
+    /// afcd's limit on open file handles (`NoResources` past it).
+    pub max_open_files: Option<usize>,
+    /// How many devices usbmuxd reports (0 = none attached). Device 1 uses `udid`/`name`;
+    /// device *n* uses `udid-n` and `name (n)`; all serve the same library.
+    pub devices: usize,
+    /// TCP port for usbmuxd on 127.0.0.1 (0 = any free port).
+    pub port: u16,
+}
+
+impl FakePhoneConfig {
+    /// A healthy, paired, unlocked iPhone serving `library`.
+    pub fn new(library: impl Into<PathBuf>) -> Self {
+        FakePhoneConfig {
+            library: library.into(),
+            udid: "00008110-001A2B3C4D5E801E".into(),
+            name: "Test iPhone".into(),
+            model: "iPhone15,2".into(),
+            ios_version: "17.5.1".into(),
+            paired: true,
+            trust_revoked: false,
+            locked: false,
+            disconnect_after_bytes: None,
+            stall: false,
+            bytes_per_sec: None,
+            icloud_only: Vec::new(),
+            max_open_files: None,
+            devices: 1,
+            port: 0,
+        }
+    }
+
+    /// UDID of device `index` (0-based).
+    pub fn device_udid(&self, index: usize) -> String {
+        if index == 0 {
+            self.udid.clone()
+        } else {
+            format!("{}-{}", self.udid, index + 1)
+        }
+    }
+
+    /// Name of device `index` (0-based).
+    pub fn device_name(&self, index: usize) -> String {
+        if index == 0 {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.name, index + 1)
+        }
+    }
+}
+
+/// Shared state and counters.
+pub(crate) struct State {
+    pub cfg: FakePhoneConfig,
+    pub afc_bytes_served: AtomicU64,
+    pub afc_read_ops: AtomicU64,
+    pub max_read_request: AtomicU64,
+    pub open_handles: AtomicUsize,
+    pub unplugged: AtomicBool,
+    pub connections: AtomicU64,
+    pub material: Arc<pairing::Material>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A running fake phone. Dropping it (or [`FakePhone::stop`]) shuts it down and closes every
+/// connection.
+pub struct FakePhone {
+    addr: std::net::SocketAddr,
+    state: Arc<State>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakePhone {
+    /// Binds usbmuxd on 127.0.0.1 and starts serving on a background thread.
+    pub fn start(cfg: FakePhoneConfig) -> io::Result<FakePhone> {
+        let meta = std::fs::metadata(&cfg.library)?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("library {} is not a directory", cfg.library.display()),
+            ));
+        }
+        let material = pairing::material()?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let state = Arc::new(State {
+            cfg,
+            afc_bytes_served: AtomicU64::new(0),
+            afc_read_ops: AtomicU64::new(0),
+            max_read_request: AtomicU64::new(0),
+            open_handles: AtomicUsize::new(0),
+            unplugged: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
+            material,
+            shutdown: stop_rx,
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let st = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("fakephone".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => server::serve(l, st).await,
+                        Err(e) => eprintln!("fakephone: cannot listen: {e}"),
+                    }
+                });
+                // Dropping the runtime cancels every connection task.
+            })?;
+        Ok(FakePhone {
+            addr,
+            state,
+            stop_tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// `127.0.0.1:PORT`, the value for `USBMUXD_SOCKET_ADDRESS`.
+    pub fn usbmuxd_address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// File bytes served by AFC `FileRefRead` so far.
+    pub fn afc_bytes_served(&self) -> u64 {
+        self.state.afc_bytes_served.load(Ordering::SeqCst)
+    }
+
+    /// AFC file handles currently open (all connections).
+    pub fn open_handles(&self) -> usize {
+        self.state.open_handles.load(Ordering::SeqCst)
+    }
+
+    /// Number of `FileRefRead` requests answered.
+    pub fn afc_read_ops(&self) -> u64 {
+        self.state.afc_read_ops.load(Ordering::SeqCst)
+    }
+
+    /// Largest length asked for in one `FileRefRead`.
+    pub fn max_read_request(&self) -> u64 {
+        self.state.max_read_request.load(Ordering::SeqCst)
+    }
+
+    /// usbmuxd connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Whether the phone "was unplugged" (after `disconnect_after_bytes`).
+    pub fn unplugged(&self) -> bool {
+        self.state.unplugged.load(Ordering::SeqCst)
+    }
+
+    /// Shuts the phone down and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.stop_tx.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FakePhone {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

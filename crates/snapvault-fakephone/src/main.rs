@@ -1,0 +1,125 @@
+//! `snapvault-fakephone --library DIR [--port P] [switches…]`: serve a folder as a USB iPhone
+//! on 127.0.0.1 until killed. Prints `USBMUXD_SOCKET_ADDRESS=127.0.0.1:P` first.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+
+const USAGE: &str = "\
+usage: snapvault-fakephone --library DIR [options]
+
+Serves DIR as the media root of a fake USB iPhone (DIR/DCIM/100APPLE/... appears as
+/DCIM/100APPLE/...) through usbmuxd on 127.0.0.1, then prints
+USBMUXD_SOCKET_ADDRESS=127.0.0.1:PORT and serves until killed.
+
+options:
+  --port P                      usbmuxd TCP port (default: any free port)
+  --udid U  --name N  --model M --ios V
+  --devices N                   attach N devices (0 = none; default 1)
+  --unpaired                    no pair record: the host is not trusted
+  --trust-revoked               the phone forgot this host (InvalidHostID)
+  --locked                      passcode locked (StartService: PasswordProtected)
+  --disconnect-after-bytes N    unplug after serving N file bytes
+  --stall                       never answer file reads
+  --bytes-per-sec N             throttle file reads
+  --icloud-only PATH            PATH (e.g. DCIM/100APPLE/IMG_0003.HEIC) fails to open; repeatable
+  --max-open-files N            afcd's open file limit
+";
+
+fn parse(args: &[String]) -> Result<FakePhoneConfig, String> {
+    let mut cfg = FakePhoneConfig::new("");
+    let mut library = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let num = |name: &str, v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name}: not a number: {v}"))
+        };
+        match a.as_str() {
+            "--library" => library = Some(val(a)?),
+            "--port" => {
+                cfg.port = u16::try_from(num(a, val(a)?)?).map_err(|_| "--port: too large")?
+            }
+            "--udid" => cfg.udid = val(a)?,
+            "--name" => cfg.name = val(a)?,
+            "--model" => cfg.model = val(a)?,
+            "--ios" => cfg.ios_version = val(a)?,
+            "--devices" => cfg.devices = num(a, val(a)?)? as usize,
+            "--unpaired" => cfg.paired = false,
+            "--trust-revoked" => cfg.trust_revoked = true,
+            "--locked" => cfg.locked = true,
+            "--disconnect-after-bytes" => cfg.disconnect_after_bytes = Some(num(a, val(a)?)?),
+            "--stall" => cfg.stall = true,
+            "--bytes-per-sec" => cfg.bytes_per_sec = Some(num(a, val(a)?)?),
+            "--icloud-only" => cfg.icloud_only.push(val(a)?),
+            "--max-open-files" => cfg.max_open_files = Some(num(a, val(a)?)? as usize),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    cfg.library = library.ok_or("--library DIR is required")?.into();
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match parse(&args) {
+        Ok(c) => c,
+        Err(e) if e.is_empty() => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("snapvault-fakephone: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let phone = match FakePhone::start(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("snapvault-fakephone: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("USBMUXD_SOCKET_ADDRESS={}", phone.usbmuxd_address());
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_switches() {
+        let a: Vec<String> = [
+            "--library",
+            "/tmp/x",
+            "--port",
+            "27100",
+            "--locked",
+            "--icloud-only",
+            "DCIM/100APPLE/IMG_0003.HEIC",
+            "--devices",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = parse(&a).unwrap();
+        assert_eq!(c.port, 27100);
+        assert!(c.locked && c.paired);
+        assert_eq!(c.devices, 2);
+        assert_eq!(c.icloud_only.len(), 1);
+        assert!(parse(&["--bogus".to_string()]).is_err());
+        assert!(parse(&[]).is_err());
+    }
+}

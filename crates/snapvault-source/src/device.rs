@@ -1,0 +1,759 @@
+//! The session: a private tokio runtime thread, lockdown, and one AFC connection shared by
+//! listing and all readers.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use idevice::afc::AfcClient;
+use idevice::afc::errors::AfcError;
+use idevice::afc::opcode::AfcOpcode;
+use idevice::afc::packet::AfcPacket;
+use idevice::lockdown::LockdownClient;
+use idevice::pairing_file::PairingFile;
+use idevice::{Idevice, IdeviceError};
+use tokio::sync::Semaphore;
+
+use crate::error::{Fatal, SourceError, from_device_io, from_idevice};
+use crate::guard::FrameGuard;
+use crate::mux::{self, timed};
+use crate::wire::{self, MuxDevice};
+use crate::{DeviceEntry, DeviceInfo, DeviceOptions, UsbmuxdAddress};
+
+const LOCKDOWN_PORT: u16 = 62078;
+const AFC_SERVICE: &str = "com.apple.afc";
+/// Deepest folder nesting walked under /DCIM.
+const MAX_DEPTH: usize = 8;
+/// Most files accepted from one /DCIM walk.
+const MAX_ENTRIES: usize = 5_000_000;
+/// `AfcFopenMode::RdOnly`.
+const MODE_RDONLY: u64 = 1;
+
+// ---------------------------------------------------------------- runtime
+
+/// The private runtime: one thread driving a current-thread tokio runtime.
+struct Runtime {
+    handle: tokio::runtime::Handle,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Runtime {
+    fn start() -> Result<Arc<Runtime>, SourceError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("snapvault-iphone".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = rx.await;
+                });
+                // Dropping `rt` here cancels the remaining tasks and closes their sockets.
+            })?;
+        Ok(Arc::new(Runtime {
+            handle,
+            stop: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Runs `fut` on the runtime and waits for it. Every future given here bounds its own
+    /// device operations with timeouts.
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, SourceError>> + Send + 'static,
+    ) -> Result<T, SourceError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().unwrap_or(Err(SourceError::Disconnected))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.get_mut().ok().and_then(|s| s.take()) {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.get_mut().ok().and_then(|t| t.take())
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- AFC operations
+
+/// What an AFC request can end in.
+enum OpError {
+    /// The phone answered with an AFC status code: this request failed, the connection is fine.
+    Status(AfcError),
+    /// The connection is gone or out of step; the session is over.
+    Fatal(SourceError),
+}
+
+impl OpError {
+    fn for_file(self, path: &str) -> SourceError {
+        match self {
+            OpError::Status(e) => SourceError::Unreadable {
+                path: path.to_string(),
+                reason: afc_reason(&e),
+            },
+            OpError::Fatal(e) => e,
+        }
+    }
+}
+
+fn afc_reason(e: &AfcError) -> String {
+    match e {
+        AfcError::ReadError | AfcError::IoError => {
+            "the phone could not read it; originals kept only in iCloud fail like this".into()
+        }
+        AfcError::ObjectNotFound => "it is no longer on the phone".into(),
+        AfcError::PermDenied => "permission denied".into(),
+        AfcError::NoResources => "the phone ran out of file handles".into(),
+        AfcError::ObjectIsDir => "it is a folder".into(),
+        other => format!("AFC error: {other}"),
+    }
+}
+
+/// State shared by the session's sync side and its runtime tasks.
+struct Shared {
+    afc: tokio::sync::Mutex<Option<AfcClient>>,
+    fatal: Mutex<Option<Fatal>>,
+    bytes: AtomicU64,
+    timeout: Duration,
+}
+
+impl Shared {
+    fn fatal(&self) -> Option<Fatal> {
+        match self.fatal.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_fatal(&self, f: Fatal) {
+        let mut g = match self.fatal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if g.is_none() {
+            *g = Some(f);
+        }
+    }
+
+    /// One AFC request/reply, under the connection lock and the per-operation timeout.
+    async fn op(&self, what: &str, opcode: AfcOpcode, hp: Vec<u8>) -> Result<AfcPacket, OpError> {
+        let mut guard = self.afc.lock().await;
+        if let Some(f) = self.fatal() {
+            return Err(OpError::Fatal(f.to_error()));
+        }
+        let Some(client) = guard.as_mut() else {
+            return Err(OpError::Fatal(SourceError::Disconnected));
+        };
+        let err = match tokio::time::timeout(self.timeout, client.send_op(opcode, hp, Vec::new()))
+            .await
+        {
+            Ok(Ok(p)) => return Ok(p),
+            // A status reply: the request failed, the stream is still in step.
+            Ok(Err(IdeviceError::Afc(e)))
+                if !matches!(e, AfcError::UnknownOpcode | AfcError::InvalidMagic) =>
+            {
+                return Err(OpError::Status(e));
+            }
+            Ok(Err(e)) => from_idevice(e),
+            Err(_) => SourceError::Timeout { op: what.into() },
+        };
+        // Gone, or out of step after a cancelled request: drop the connection for good.
+        *guard = None;
+        self.set_fatal(Fatal::of(&err));
+        Err(OpError::Fatal(err))
+    }
+
+    async fn read_dir(&self, dir: &str) -> Result<Vec<String>, OpError> {
+        let p = self
+            .op(&format!("listing {dir}"), AfcOpcode::ReadDir, dir.as_bytes().to_vec())
+            .await?;
+        Ok(wire::split_nul(&p.payload)
+            .flatten()
+            .filter(|n| *n != "." && *n != ".." && !n.contains('/'))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    async fn stat(&self, path: &str) -> Result<wire::FileStat, OpError> {
+        let p = self
+            .op(
+                &format!("reading attributes of {path}"),
+                AfcOpcode::GetFileInfo,
+                path.as_bytes().to_vec(),
+            )
+            .await?;
+        let protocol = |e: wire::WireError| {
+            OpError::Fatal(SourceError::Protocol(format!("attributes of {path}: {e}")))
+        };
+        wire::parse_file_stat(&wire::parse_kv(&p.payload).map_err(protocol)?).map_err(protocol)
+    }
+
+    async fn open(&self, path: &str) -> Result<u64, OpError> {
+        let mut hp = MODE_RDONLY.to_le_bytes().to_vec();
+        hp.extend_from_slice(path.as_bytes());
+        let p = self
+            .op(&format!("opening {path}"), AfcOpcode::FileOpen, hp)
+            .await?;
+        match p.header_payload.get(..8) {
+            Some(b) if p.header.operation == AfcOpcode::FileOpenRes => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Ok(u64::from_le_bytes(a))
+            }
+            _ => Err(OpError::Fatal(SourceError::Protocol(format!(
+                "opening {path}: unexpected reply {:?}",
+                p.header.operation
+            )))),
+        }
+    }
+
+    async fn read(&self, fd: u64, len: usize, path: &str) -> Result<Vec<u8>, OpError> {
+        let mut hp = fd.to_le_bytes().to_vec();
+        hp.extend_from_slice(&(len as u64).to_le_bytes());
+        let p = self
+            .op(&format!("reading {path}"), AfcOpcode::Read, hp)
+            .await?;
+        if p.payload.len() > len {
+            return Err(OpError::Fatal(SourceError::Protocol(format!(
+                "reading {path}: asked for {len} bytes, got {}",
+                p.payload.len()
+            ))));
+        }
+        self.bytes
+            .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+        Ok(p.payload)
+    }
+
+    async fn close(&self, fd: u64, path: &str) -> Result<(), OpError> {
+        self.op(
+            &format!("closing {path}"),
+            AfcOpcode::FileClose,
+            fd.to_le_bytes().to_vec(),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+async fn walk_dcim(sh: Arc<Shared>) -> Result<Vec<DeviceEntry>, SourceError> {
+    const ROOT: &str = "DCIM";
+    let mut out = Vec::new();
+    let mut dirs = vec![(ROOT.to_string(), 0usize)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let names = match sh.read_dir(&format!("/{dir}")).await {
+            Ok(n) => n,
+            // No camera roll at all.
+            Err(OpError::Status(AfcError::ObjectNotFound)) if dir == ROOT => return Ok(out),
+            Err(OpError::Status(e)) if dir == ROOT => {
+                return Err(SourceError::Protocol(format!("cannot list /DCIM: {e}")));
+            }
+            // A subfolder that vanished or cannot be listed: nothing to back up in it.
+            Err(OpError::Status(_)) => continue,
+            Err(OpError::Fatal(e)) => return Err(e),
+        };
+        for name in names {
+            let path = format!("{dir}/{name}");
+            let st = match sh.stat(&format!("/{path}")).await {
+                Ok(s) => s,
+                // Deleted between listing and stat.
+                Err(OpError::Status(_)) => continue,
+                Err(OpError::Fatal(e)) => return Err(e),
+            };
+            match st.kind.as_str() {
+                "S_IFDIR" if depth < MAX_DEPTH => dirs.push((path, depth + 1)),
+                "S_IFREG" => {
+                    if out.len() >= MAX_ENTRIES {
+                        return Err(SourceError::Protocol(format!(
+                            "more than {MAX_ENTRIES} files under /DCIM"
+                        )));
+                    }
+                    out.push(DeviceEntry {
+                        path,
+                        size: st.size,
+                        mtime_ns: st.mtime_ns,
+                        birthtime_ns: st.birthtime_ns,
+                    });
+                }
+                _ => {} // symlinks, sockets, too deep
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- connecting
+
+fn pick(devs: Vec<MuxDevice>, udid: Option<&str>) -> Result<MuxDevice, SourceError> {
+    match udid {
+        Some(u) => devs
+            .into_iter()
+            .find(|d| d.udid.eq_ignore_ascii_case(u))
+            .ok_or_else(|| SourceError::UnknownDevice { udid: u.into() }),
+        None => {
+            let mut devs = devs;
+            match devs.len() {
+                0 => Err(SourceError::NoDevice),
+                1 => Ok(devs.remove(0)),
+                _ => Err(SourceError::SeveralDevices {
+                    udids: devs.into_iter().map(|d| d.udid).collect(),
+                }),
+            }
+        }
+    }
+}
+
+/// A value lockdownd may refuse (`Ok(None)`); transport failures are errors.
+async fn get_str(ld: &mut LockdownClient, key: &str) -> Result<Option<String>, SourceError> {
+    match ld.get_value(Some(key), None).await {
+        Ok(v) => Ok(v.as_string().map(str::to_owned)),
+        Err(IdeviceError::Socket(e)) => Err(from_device_io(e)),
+        Err(IdeviceError::NoEstablishedConnection) => Err(SourceError::Disconnected),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Talks to lockdownd: reads name/model/version, then (with a pairing record) opens a TLS
+/// session and, if asked, starts AFC. Returns the info and AFC's `(port, ssl)`.
+async fn lockdown(
+    addr: &UsbmuxdAddress,
+    dev: &MuxDevice,
+    pairing: Option<&PairingFile>,
+    label: &str,
+    start_afc: bool,
+    info: &mut DeviceInfo,
+) -> Result<Option<(u16, bool)>, SourceError> {
+    let sock = mux::connect(addr, dev.device_id, LOCKDOWN_PORT).await?;
+    let tls = Arc::new(AtomicBool::new(false));
+    let guarded = FrameGuard::lockdown(sock, tls.clone());
+    let mut ld = LockdownClient::new(Idevice::new(Box::new(guarded), label));
+    // Readable without a session, like `ideviceinfo -s`.
+    info.name = get_str(&mut ld, "DeviceName").await?.unwrap_or_default();
+    info.model = get_str(&mut ld, "ProductType").await?.unwrap_or_default();
+    info.ios_version = get_str(&mut ld, "ProductVersion").await?.unwrap_or_default();
+    let Some(pairing) = pairing else {
+        return Err(SourceError::NotTrusted);
+    };
+    tls.store(true, Ordering::SeqCst);
+    ld.start_session(pairing).await.map_err(from_idevice)?;
+    info.paired = true;
+    if !start_afc {
+        return Ok(None);
+    }
+    let svc = ld.start_service(AFC_SERVICE).await.map_err(from_idevice)?;
+    Ok(Some(svc))
+}
+
+fn parse_pairing(record: Option<Vec<u8>>) -> Option<PairingFile> {
+    record.and_then(|r| PairingFile::from_bytes(&r).ok())
+}
+
+async fn connect_async(
+    addr: UsbmuxdAddress,
+    udid: Option<String>,
+    opts: DeviceOptions,
+) -> Result<(DeviceInfo, AfcClient), SourceError> {
+    let t = opts.timeout;
+    let devs = timed(t, "listing devices", mux::list(&addr)).await?;
+    let dev = pick(devs, udid.as_deref())?;
+    let record = timed(t, "reading the pairing record", mux::pair_record(&addr, &dev.udid)).await?;
+    // No record, or one we cannot use: the host has to be trusted (again).
+    let pairing = parse_pairing(record).ok_or(SourceError::NotTrusted)?;
+    let mut info = DeviceInfo {
+        udid: dev.udid.clone(),
+        name: String::new(),
+        model: String::new(),
+        ios_version: String::new(),
+        paired: false,
+    };
+    let svc = timed(
+        t,
+        "starting a lockdown session",
+        lockdown(&addr, &dev, Some(&pairing), &opts.label, true, &mut info),
+    )
+    .await?;
+    let (port, ssl) = svc.ok_or_else(|| SourceError::Protocol("AFC was not started".into()))?;
+    let sock = timed(t, "connecting to AFC", mux::connect(&addr, dev.device_id, port)).await?;
+    let client = if ssl {
+        // Only seen over Wi-Fi; the frame guard cannot see inside TLS.
+        let mut idev = Idevice::new(sock, opts.label.as_str());
+        timed(t, "starting TLS for AFC", async {
+            idev.start_session(&pairing, false)
+                .await
+                .map_err(from_idevice)
+        })
+        .await?;
+        AfcClient::new(idev)
+    } else {
+        AfcClient::new(Idevice::new(
+            Box::new(FrameGuard::afc(sock)),
+            opts.label.as_str(),
+        ))
+    };
+    Ok((info, client))
+}
+
+async fn list_async(addr: UsbmuxdAddress, timeout: Duration) -> Result<Vec<DeviceInfo>, SourceError> {
+    let devs = timed(timeout, "listing devices", mux::list(&addr)).await?;
+    let mut out = Vec::with_capacity(devs.len());
+    for dev in devs {
+        let mut info = DeviceInfo {
+            udid: dev.udid.clone(),
+            name: String::new(),
+            model: String::new(),
+            ios_version: String::new(),
+            paired: false,
+        };
+        let record = timed(timeout, "reading the pairing record", mux::pair_record(&addr, &dev.udid))
+            .await?;
+        let pairing = parse_pairing(record);
+        // A device that refuses us (untrusted, trust revoked, unplugged meanwhile) is still
+        // listed, with what it told us.
+        let _ = timed(
+            timeout,
+            "asking the iPhone for its name",
+            lockdown(&addr, &dev, pairing.as_ref(), "snapvault", false, &mut info),
+        )
+        .await;
+        out.push(info);
+    }
+    Ok(out)
+}
+
+/// Lists the iPhones attached over USB, with name, model, iOS version and whether this
+/// computer is trusted. Uses a 30 s timeout per step.
+pub fn list_devices(addr: &UsbmuxdAddress) -> Result<Vec<DeviceInfo>, SourceError> {
+    let rt = Runtime::start()?;
+    rt.run(list_async(addr.clone(), DeviceOptions::default().timeout))
+}
+
+// ---------------------------------------------------------------- Device
+
+/// An open session with one iPhone: lockdown done, one AFC connection.
+pub struct Device {
+    info: DeviceInfo,
+    shared: Arc<Shared>,
+    opts: DeviceOptions,
+    rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device").field("info", &self.info).finish()
+    }
+}
+
+/// Accepts `DCIM/x`, `/DCIM/x`; refuses `..` and empty paths. Returns the AFC path.
+fn afc_path(path: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c if c.contains('\0') => return None,
+            c => {
+                out.push('/');
+                out.push_str(c);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+impl Device {
+    /// Connects to the iPhone with `udid`, or to the only attached one.
+    ///
+    /// Errors: [`SourceError::UsbmuxdNotRunning`], [`SourceError::NoDevice`],
+    /// [`SourceError::SeveralDevices`] (no `udid` given), [`SourceError::UnknownDevice`],
+    /// [`SourceError::NotTrusted`], [`SourceError::TrustRevoked`], [`SourceError::Locked`],
+    /// [`SourceError::Timeout`], …
+    pub fn connect(
+        addr: &UsbmuxdAddress,
+        udid: Option<&str>,
+        opts: DeviceOptions,
+    ) -> Result<Device, SourceError> {
+        let mut opts = opts;
+        opts.read_block = opts
+            .read_block
+            .clamp(DeviceOptions::MIN_READ_BLOCK, DeviceOptions::MAX_READ_BLOCK);
+        opts.prefetch_blocks = opts.prefetch_blocks.max(1);
+        let rt = Runtime::start()?;
+        let (info, client) = rt.run(connect_async(
+            addr.clone(),
+            udid.map(str::to_owned),
+            opts.clone(),
+        ))?;
+        let shared = Arc::new(Shared {
+            afc: tokio::sync::Mutex::new(Some(client)),
+            fatal: Mutex::new(None),
+            bytes: AtomicU64::new(0),
+            timeout: opts.timeout,
+        });
+        Ok(Device {
+            info,
+            shared,
+            opts,
+            rt,
+        })
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// Walks `/DCIM` (all `1nnAPPLE`, `1nnCLOUD`, `1nnIMPRT` and other subfolders) and
+    /// returns its regular files sorted by path. No `/DCIM` → empty list.
+    pub fn list_dcim(&self) -> Result<Vec<DeviceEntry>, SourceError> {
+        self.rt.run(walk_dcim(self.shared.clone()))
+    }
+
+    /// Opens one file for reading. A file the phone cannot read (iCloud-only original,
+    /// deleted meanwhile) is [`SourceError::Unreadable`] and the session goes on.
+    pub fn open(&self, path: &str) -> Result<DeviceReader, SourceError> {
+        let afc = afc_path(path).ok_or_else(|| SourceError::Unreadable {
+            path: path.to_string(),
+            reason: "not a valid device path".into(),
+        })?;
+        let display = afc.trim_start_matches('/').to_string();
+        let sh = self.shared.clone();
+        let (p, d) = (afc.clone(), display.clone());
+        let fd = self
+            .rt
+            .run(async move { sh.open(&p).await.map_err(|e| e.for_file(&d)) })?;
+
+        let credits = Arc::new(Semaphore::new(self.opts.prefetch_blocks));
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let task = Producer {
+            shared: self.shared.clone(),
+            fd,
+            path: display.clone(),
+            block: self.opts.read_block,
+            credits: credits.clone(),
+            tx,
+        };
+        self.rt.handle.spawn(async move {
+            task.run().await;
+            let _ = done_tx.send(());
+        });
+        Ok(DeviceReader {
+            path: display,
+            rx: Some(rx),
+            credits,
+            done: done_rx,
+            cur: Vec::new(),
+            pos: 0,
+            finished: false,
+            wait: self.opts.timeout * 2 + Duration::from_secs(5),
+            _rt: self.rt.clone(),
+        })
+    }
+
+    /// File bytes received from the phone in this session.
+    pub fn bytes_transferred(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+enum Msg {
+    Data(Vec<u8>),
+    Eof,
+    Err(SourceError),
+}
+
+/// Reads one file ahead of its consumer, within the credits it gets, and always closes the
+/// device handle.
+struct Producer {
+    shared: Arc<Shared>,
+    fd: u64,
+    path: String,
+    block: usize,
+    credits: Arc<Semaphore>,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Producer {
+    async fn run(self) {
+        let end = loop {
+            // Wait for room; a closed semaphore means the reader was dropped.
+            match self.credits.acquire().await {
+                Ok(p) => p.forget(),
+                Err(_) => break None,
+            }
+            match self.shared.read(self.fd, self.block, &self.path).await {
+                Ok(d) if d.is_empty() => break Some(Msg::Eof),
+                Ok(d) => {
+                    if self.tx.send(Msg::Data(d)).is_err() {
+                        break None;
+                    }
+                }
+                Err(e) => break Some(Msg::Err(e.for_file(&self.path))),
+            }
+        };
+        // Close before reporting the end, so a reader that saw EOF has released the handle.
+        // A dead connection needs no close: the phone drops its handles with it.
+        if self.shared.fatal().is_none() {
+            let _ = self.shared.close(self.fd, &self.path).await;
+        }
+        if let Some(m) = end {
+            let _ = self.tx.send(m);
+        }
+    }
+}
+
+/// A file being read from the phone; `std::io::Read`. The next blocks are fetched while the
+/// caller works. Dropping it closes the device handle (waiting for that, bounded by the
+/// session timeout).
+///
+/// I/O errors carry a [`SourceError`] ([`SourceError::from_io`]): `Unreadable` means skip
+/// this file, anything else means the session is over.
+pub struct DeviceReader {
+    path: String,
+    rx: Option<mpsc::Receiver<Msg>>,
+    credits: Arc<Semaphore>,
+    done: mpsc::Receiver<()>,
+    cur: Vec<u8>,
+    pos: usize,
+    finished: bool,
+    wait: Duration,
+    _rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for DeviceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl DeviceReader {
+    /// Device path being read (`DCIM/…`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The next block as the phone sent it (no copy), `None` at end of file.
+    pub fn next_block(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        if self.pos < self.cur.len() {
+            let rest = self.cur.split_off(self.pos);
+            self.cur.clear();
+            self.pos = 0;
+            return Ok(Some(rest));
+        }
+        if self.finished {
+            return Ok(None);
+        }
+        let Some(rx) = &self.rx else {
+            return Ok(None);
+        };
+        let msg = match rx.recv_timeout(self.wait) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.finished = true;
+                return Err(SourceError::Timeout {
+                    op: format!("reading {}", self.path),
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.finished = true;
+                return Err(SourceError::Disconnected);
+            }
+        };
+        match msg {
+            Msg::Data(d) => {
+                self.credits.add_permits(1);
+                Ok(Some(d))
+            }
+            Msg::Eof => {
+                self.finished = true;
+                Ok(None)
+            }
+            Msg::Err(e) => {
+                self.finished = true;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl io::Read for DeviceReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pos >= self.cur.len() {
+            match self.next_block()? {
+                Some(b) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for DeviceReader {
+    fn drop(&mut self) {
+        // Stop the producer (closed credits, closed channel), then wait until it has closed
+        // the device handle.
+        self.credits.close();
+        self.rx = None;
+        let _ = self.done.recv_timeout(self.wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_paths() {
+        assert_eq!(afc_path("DCIM/100APPLE/A.HEIC").as_deref(), Some("/DCIM/100APPLE/A.HEIC"));
+        assert_eq!(afc_path("/DCIM//A").as_deref(), Some("/DCIM/A"));
+        assert_eq!(afc_path("DCIM/../etc"), None);
+        assert_eq!(afc_path("/"), None);
+    }
+
+    #[test]
+    fn picking_devices() {
+        let d = |u: &str| MuxDevice {
+            device_id: 1,
+            udid: u.into(),
+            usb: true,
+        };
+        assert!(matches!(pick(vec![], None), Err(SourceError::NoDevice)));
+        assert!(matches!(
+            pick(vec![d("a"), d("b")], None),
+            Err(SourceError::SeveralDevices { udids }) if udids == ["a", "b"]
+        ));
+        assert_eq!(pick(vec![d("a"), d("b")], Some("b")).unwrap().udid, "b");
+        assert!(matches!(
+            pick(vec![d("a")], Some("z")),
+            Err(SourceError::UnknownDevice { .. })
+        ));
+    }
+}

@@ -1,0 +1,176 @@
+use std::io;
+
+/// Everything that can go wrong talking to an iPhone. Each message says what to do.
+///
+/// [`SourceError::Unreadable`] concerns one file and leaves the session usable: skip the file,
+/// count it, go on. Everything else ends the session ([`SourceError::is_fatal`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "usbmuxd is not running at {addr} ({reason}); on Linux install and start it \
+         (`sudo systemctl start usbmuxd`, or plug the iPhone in again so udev starts it), \
+         on macOS it is part of the system; set USBMUXD_SOCKET_ADDRESS if it listens elsewhere"
+    )]
+    UsbmuxdNotRunning { addr: String, reason: String },
+
+    #[error(
+        "USBMUXD_SOCKET_ADDRESS={value:?} is not valid: use host:port (e.g. 127.0.0.1:27015) \
+         or UNIX:/path/to/socket"
+    )]
+    InvalidAddress { value: String },
+
+    #[error(
+        "no iPhone found: connect it with a USB cable (not just a charger cable), unlock it, \
+         and run again"
+    )]
+    NoDevice,
+
+    #[error(
+        "several iPhones are connected ({}): say which one to use with --udid",
+        udids.join(", ")
+    )]
+    SeveralDevices { udids: Vec<String> },
+
+    #[error(
+        "no connected iPhone has UDID {udid}: check the cable and the UDID \
+         (`snapvault devices` lists connected iPhones)"
+    )]
+    UnknownDevice { udid: String },
+
+    #[error(
+        "this computer is not trusted by the iPhone: unlock your iPhone and tap Trust, \
+         then run again"
+    )]
+    NotTrusted,
+
+    #[error(
+        "the iPhone no longer trusts this computer (its trust settings were reset): unplug it, \
+         plug it in again, unlock it and tap Trust; if no prompt appears, remove this \
+         computer's old pairing record (`idevicepair unpair`) and try again"
+    )]
+    TrustRevoked,
+
+    #[error("the iPhone is locked with its passcode: unlock it, keep it unlocked, and run again")]
+    Locked,
+
+    #[error(
+        "cannot read {path} on the iPhone ({reason}); if it is kept only in iCloud, turn on \
+         Settings > Photos > Download and Keep Originals, or open it once on the phone; \
+         the file was skipped"
+    )]
+    Unreadable { path: String, reason: String },
+
+    #[error(
+        "the iPhone disconnected: check the cable, keep the phone unlocked, and run again \
+         (what was already read is kept)"
+    )]
+    Disconnected,
+
+    #[error(
+        "the iPhone stopped answering ({op} timed out): unlock it, check the cable, and run \
+         again"
+    )]
+    Timeout { op: String },
+
+    #[error(
+        "unexpected answer from the iPhone or usbmuxd: {0}; unplug the iPhone, plug it in \
+         again and run again"
+    )]
+    Protocol(String),
+
+    #[error("I/O error talking to the iPhone: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl SourceError {
+    /// `false` only for errors that concern a single file ([`SourceError::Unreadable`]): the
+    /// session goes on. `true` means stop using this [`crate::Device`].
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, SourceError::Unreadable { .. })
+    }
+
+    /// The `SourceError` inside an I/O error returned by [`crate::DeviceReader`]'s `Read`.
+    pub fn from_io(e: &io::Error) -> Option<&SourceError> {
+        e.get_ref().and_then(|i| i.downcast_ref::<SourceError>())
+    }
+
+    fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            SourceError::Timeout { .. } => io::ErrorKind::TimedOut,
+            SourceError::Disconnected => io::ErrorKind::ConnectionAborted,
+            SourceError::Protocol(_) => io::ErrorKind::InvalidData,
+            SourceError::Io(e) => e.kind(),
+            _ => io::ErrorKind::Other,
+        }
+    }
+}
+
+impl From<SourceError> for io::Error {
+    /// Wraps the error (recover it with [`SourceError::from_io`]).
+    fn from(e: SourceError) -> io::Error {
+        io::Error::new(e.io_kind(), e)
+    }
+}
+
+/// The part of a fatal error we remember to answer later calls on a dead session.
+#[derive(Debug, Clone)]
+pub(crate) enum Fatal {
+    Disconnected,
+    Timeout(String),
+    Protocol(String),
+}
+
+impl Fatal {
+    pub(crate) fn to_error(&self) -> SourceError {
+        match self {
+            Fatal::Disconnected => SourceError::Disconnected,
+            Fatal::Timeout(op) => SourceError::Timeout { op: op.clone() },
+            Fatal::Protocol(m) => SourceError::Protocol(m.clone()),
+        }
+    }
+
+    pub(crate) fn of(e: &SourceError) -> Fatal {
+        match e {
+            SourceError::Timeout { op } => Fatal::Timeout(op.clone()),
+            SourceError::Protocol(m) => Fatal::Protocol(m.clone()),
+            _ => Fatal::Disconnected,
+        }
+    }
+}
+
+fn is_disconnect(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::WriteZero
+    )
+}
+
+/// Maps an I/O error on a device connection.
+pub(crate) fn from_device_io(e: io::Error) -> SourceError {
+    if e.kind() == io::ErrorKind::InvalidData {
+        SourceError::Protocol(e.to_string())
+    } else if is_disconnect(e.kind()) {
+        SourceError::Disconnected
+    } else {
+        SourceError::Io(e)
+    }
+}
+
+/// Maps an idevice error from lockdown or AFC.
+pub(crate) fn from_idevice(e: idevice::IdeviceError) -> SourceError {
+    use idevice::IdeviceError as E;
+    match e {
+        E::Socket(io) => from_device_io(io),
+        E::InvalidHostID => SourceError::TrustRevoked,
+        E::DeviceLocked => SourceError::Locked,
+        E::NoEstablishedConnection => SourceError::Disconnected,
+        E::UnknownErrorType(s) if s.starts_with("PasswordProtected") => SourceError::Locked,
+        E::UnknownErrorType(s) if s.starts_with("InvalidHostID") => SourceError::TrustRevoked,
+        other => SourceError::Protocol(other.to_string()),
+    }
+}
