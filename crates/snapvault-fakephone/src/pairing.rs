@@ -35,7 +35,10 @@ fn params(cn: &str, ca: bool) -> Result<CertificateParams, String> {
     p.distinguished_name.push(DnType::CommonName, cn);
     if ca {
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
     } else {
         p.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,

@@ -98,7 +98,12 @@ async fn mux_conn(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
         let req = match wire::decode_usbmuxd_body(&h, &body) {
             Ok(r) => r,
             Err(_) => {
-                send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_BADCOMMAND), h.tag).await?;
+                send_mux(
+                    &mut s,
+                    UsbmuxdServerResponse::Result(RESULT_BADCOMMAND),
+                    h.tag,
+                )
+                .await?;
                 continue;
             }
         };
@@ -155,8 +160,12 @@ async fn mux_conn(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
                     send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_OK), h.tag).await?;
                     return crate::afc::serve(s, st).await;
                 } else {
-                    send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_CONNREFUSED), h.tag)
-                        .await?;
+                    send_mux(
+                        &mut s,
+                        UsbmuxdServerResponse::Result(RESULT_CONNREFUSED),
+                        h.tag,
+                    )
+                    .await?;
                 }
             }
         }
@@ -263,8 +272,8 @@ async fn lockdown_loop<S: AsyncRead + AsyncWrite + Unpin>(
                 reply.insert("Error".into(), "SessionActive".into());
             }
             "StartSession" => {
-                let host_ok = req.get("HostID").and_then(|v| v.as_string())
-                    == Some(crate::pairing::HOST_ID);
+                let host_ok =
+                    req.get("HostID").and_then(|v| v.as_string()) == Some(crate::pairing::HOST_ID);
                 if !st.cfg.paired || st.cfg.trust_revoked || !host_ok {
                     reply.insert("Error".into(), "InvalidHostID".into());
                 } else {

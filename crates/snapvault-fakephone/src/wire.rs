@@ -30,7 +30,11 @@ pub enum WireError {
     #[error("frame truncated: need {need} bytes, have {have}")]
     Truncated { need: usize, have: usize },
     #[error("{what} length {len} out of bounds (max {max})")]
-    Length { what: &'static str, len: u64, max: u64 },
+    Length {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     #[error("bad AFC magic {0:#018x}")]
     Magic(u64),
     #[error("unsupported usbmuxd message type {0} (only 8 = plist)")]
@@ -131,12 +135,10 @@ pub fn decode_usbmuxd_body(
 pub fn decode_usbmuxd_frame(b: &[u8]) -> Result<(UsbmuxdServerRequest, u32, usize), WireError> {
     let h = decode_usbmuxd_header(b)?;
     let end = h.size as usize;
-    let body = b
-        .get(USBMUXD_HEADER_LEN..end)
-        .ok_or(WireError::Truncated {
-            need: end,
-            have: b.len(),
-        })?;
+    let body = b.get(USBMUXD_HEADER_LEN..end).ok_or(WireError::Truncated {
+        need: end,
+        have: b.len(),
+    })?;
     Ok((decode_usbmuxd_body(&h, body)?, h.tag, end))
 }
 
@@ -163,13 +165,13 @@ pub fn decode_lockdown_body(body: &[u8]) -> Result<plist::Dictionary, WireError>
 /// Decodes one whole lockdown frame from the front of `b`; returns the dictionary and the
 /// number of bytes consumed.
 pub fn decode_lockdown_frame(b: &[u8]) -> Result<(plist::Dictionary, usize), WireError> {
-    let prefix: [u8; 4] = b
-        .get(..4)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(WireError::Truncated {
-            need: 4,
-            have: b.len(),
-        })?;
+    let prefix: [u8; 4] =
+        b.get(..4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(WireError::Truncated {
+                need: 4,
+                have: b.len(),
+            })?;
     let len = decode_lockdown_len(prefix)?;
     let body = b.get(4..4 + len).ok_or(WireError::Truncated {
         need: 4 + len,
@@ -330,12 +332,8 @@ pub fn decode_afc_request(h: &AfcHeader, header_payload: &[u8]) -> Result<AfcReq
             whence: le_u64(hp, 8)?,
             offset: le_u64(hp, 16)? as i64,
         },
-        op::FILE_TELL => AfcRequest::Tell {
-            fd: le_u64(hp, 0)?,
-        },
-        op::FILE_CLOSE => AfcRequest::Close {
-            fd: le_u64(hp, 0)?,
-        },
+        op::FILE_TELL => AfcRequest::Tell { fd: le_u64(hp, 0)? },
+        op::FILE_CLOSE => AfcRequest::Close { fd: le_u64(hp, 0)? },
         other => AfcRequest::Other(other),
     })
 }
@@ -420,10 +418,7 @@ mod tests {
         f[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_usbmuxd_frame(&f).is_err());
         f[0..4].copy_from_slice(&32u32.to_le_bytes());
-        assert!(matches!(
-            decode_usbmuxd_frame(&f),
-            Err(WireError::Plist(_))
-        ));
+        assert!(matches!(decode_usbmuxd_frame(&f), Err(WireError::Plist(_))));
         let body = b"<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>MessageType</key><string>ListDevices</string></dict></plist>";
         let mut f = Vec::new();
         f.extend_from_slice(&((16 + body.len()) as u32).to_le_bytes());

@@ -181,7 +181,11 @@ impl Shared {
 
     async fn read_dir(&self, dir: &str) -> Result<Vec<String>, OpError> {
         let p = self
-            .op(&format!("listing {dir}"), AfcOpcode::ReadDir, dir.as_bytes().to_vec())
+            .op(
+                &format!("listing {dir}"),
+                AfcOpcode::ReadDir,
+                dir.as_bytes().to_vec(),
+            )
             .await?;
         Ok(wire::split_nul(&p.payload)
             .flatten()
@@ -346,7 +350,9 @@ async fn lockdown(
     // Readable without a session, like `ideviceinfo -s`.
     info.name = get_str(&mut ld, "DeviceName").await?.unwrap_or_default();
     info.model = get_str(&mut ld, "ProductType").await?.unwrap_or_default();
-    info.ios_version = get_str(&mut ld, "ProductVersion").await?.unwrap_or_default();
+    info.ios_version = get_str(&mut ld, "ProductVersion")
+        .await?
+        .unwrap_or_default();
     let Some(pairing) = pairing else {
         return Err(SourceError::NotTrusted);
     };
@@ -372,7 +378,12 @@ async fn connect_async(
     let t = opts.timeout;
     let devs = timed(t, "listing devices", mux::list(&addr)).await?;
     let dev = pick(devs, udid.as_deref())?;
-    let record = timed(t, "reading the pairing record", mux::pair_record(&addr, &dev.udid)).await?;
+    let record = timed(
+        t,
+        "reading the pairing record",
+        mux::pair_record(&addr, &dev.udid),
+    )
+    .await?;
     // No record, or one we cannot use: the host has to be trusted (again).
     let pairing = parse_pairing(record).ok_or(SourceError::NotTrusted)?;
     let mut info = DeviceInfo {
@@ -389,7 +400,12 @@ async fn connect_async(
     )
     .await?;
     let (port, ssl) = svc.ok_or_else(|| SourceError::Protocol("AFC was not started".into()))?;
-    let sock = timed(t, "connecting to AFC", mux::connect(&addr, dev.device_id, port)).await?;
+    let sock = timed(
+        t,
+        "connecting to AFC",
+        mux::connect(&addr, dev.device_id, port),
+    )
+    .await?;
     let client = if ssl {
         // Only seen over Wi-Fi; the frame guard cannot see inside TLS.
         let mut idev = Idevice::new(sock, opts.label.as_str());
@@ -409,7 +425,10 @@ async fn connect_async(
     Ok((info, client))
 }
 
-async fn list_async(addr: UsbmuxdAddress, timeout: Duration) -> Result<Vec<DeviceInfo>, SourceError> {
+async fn list_async(
+    addr: UsbmuxdAddress,
+    timeout: Duration,
+) -> Result<Vec<DeviceInfo>, SourceError> {
     let devs = timed(timeout, "listing devices", mux::list(&addr)).await?;
     let mut out = Vec::with_capacity(devs.len());
     for dev in devs {
@@ -420,8 +439,12 @@ async fn list_async(addr: UsbmuxdAddress, timeout: Duration) -> Result<Vec<Devic
             ios_version: String::new(),
             paired: false,
         };
-        let record = timed(timeout, "reading the pairing record", mux::pair_record(&addr, &dev.udid))
-            .await?;
+        let record = timed(
+            timeout,
+            "reading the pairing record",
+            mux::pair_record(&addr, &dev.udid),
+        )
+        .await?;
         let pairing = parse_pairing(record);
         // A device that refuses us (untrusted, trust revoked, unplugged meanwhile) is still
         // listed, with what it told us.
@@ -732,7 +755,10 @@ mod tests {
 
     #[test]
     fn device_paths() {
-        assert_eq!(afc_path("DCIM/100APPLE/A.HEIC").as_deref(), Some("/DCIM/100APPLE/A.HEIC"));
+        assert_eq!(
+            afc_path("DCIM/100APPLE/A.HEIC").as_deref(),
+            Some("/DCIM/100APPLE/A.HEIC")
+        );
         assert_eq!(afc_path("/DCIM//A").as_deref(), Some("/DCIM/A"));
         assert_eq!(afc_path("DCIM/../etc"), None);
         assert_eq!(afc_path("/"), None);

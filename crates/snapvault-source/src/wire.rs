@@ -28,7 +28,11 @@ pub enum WireError {
     #[error("frame truncated: need {need} bytes, have {have}")]
     Truncated { need: usize, have: usize },
     #[error("{what} length {len} out of bounds (max {max})")]
-    Length { what: &'static str, len: u64, max: u64 },
+    Length {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     #[error("bad AFC magic {0:#018x}")]
     Magic(u64),
     #[error("plist: {0}")]
@@ -204,13 +208,13 @@ pub fn decode_lockdown_len(prefix: [u8; 4]) -> Result<usize, WireError> {
 
 /// Decodes a whole lockdown frame from the front of `b`: dictionary and bytes consumed.
 pub fn decode_lockdown_frame(b: &[u8]) -> Result<(plist::Dictionary, usize), WireError> {
-    let prefix: [u8; 4] = b
-        .get(..4)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(WireError::Truncated {
-            need: 4,
-            have: b.len(),
-        })?;
+    let prefix: [u8; 4] =
+        b.get(..4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(WireError::Truncated {
+                need: 4,
+                have: b.len(),
+            })?;
     let len = decode_lockdown_len(prefix)?;
     let body = b.get(4..4 + len).ok_or(WireError::Truncated {
         need: 4 + len,
@@ -279,7 +283,10 @@ pub fn split_nul(payload: &[u8]) -> impl Iterator<Item = Option<&str>> {
 
 /// Parses an AFC key/value payload (GetFileInfo, GetDeviceInfo).
 pub fn parse_kv(payload: &[u8]) -> Result<HashMap<String, String>, WireError> {
-    let strings: Vec<&[u8]> = payload.split(|b| *b == 0).take(2 * MAX_KV_ENTRIES + 2).collect();
+    let strings: Vec<&[u8]> = payload
+        .split(|b| *b == 0)
+        .take(2 * MAX_KV_ENTRIES + 2)
+        .collect();
     let mut map = HashMap::new();
     for pair in strings.chunks(2) {
         if let [k, v] = pair

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use snapvault_fakephone::{FakePhone, FakePhoneConfig};
-use snapvault_source::{
-    Device, DeviceOptions, SourceError, UsbmuxdAddress, list_devices,
-};
+use snapvault_source::{Device, DeviceOptions, SourceError, UsbmuxdAddress, list_devices};
 
 /// Deterministic, non-repeating-looking bytes.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
@@ -33,8 +31,16 @@ fn put(root: &Path, rel: &str, data: &[u8]) {
 fn library() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let r = d.path();
-    put(r, "DCIM/100APPLE/IMG_0001.HEIC", &pattern(3 * 1024 * 1024 + 17, 1));
-    put(r, "DCIM/100APPLE/IMG_0001.MOV", &pattern(9 * 1024 * 1024 + 5, 2));
+    put(
+        r,
+        "DCIM/100APPLE/IMG_0001.HEIC",
+        &pattern(3 * 1024 * 1024 + 17, 1),
+    );
+    put(
+        r,
+        "DCIM/100APPLE/IMG_0001.MOV",
+        &pattern(9 * 1024 * 1024 + 5, 2),
+    );
     put(r, "DCIM/100APPLE/IMG_0002.JPG", b"x");
     put(r, "DCIM/100APPLE/IMG_0003.PNG", b"");
     put(r, "DCIM/101CLOUD/IMG_0100.HEIC", &pattern(1000, 3));
@@ -141,7 +147,15 @@ fn walks_dcim_sorted_with_sizes_and_times() {
     let sizes: Vec<u64> = entries.iter().map(|e| e.size).collect();
     assert_eq!(
         sizes,
-        [3 * 1024 * 1024 + 17, 9 * 1024 * 1024 + 5, 1, 0, 1000, 70_000, 10]
+        [
+            3 * 1024 * 1024 + 17,
+            9 * 1024 * 1024 + 5,
+            1,
+            0,
+            1000,
+            70_000,
+            10
+        ]
     );
     let jpg = &entries[2];
     assert_eq!(jpg.mtime_ns, 1_690_000_000_123_456_789);
@@ -165,7 +179,13 @@ fn reads_files_byte_exact_in_large_requests() {
     for e in dev.list_dcim().unwrap() {
         let want = fs::read(lib.path().join(&e.path)).unwrap();
         let got = read_all(&dev, &e.path).unwrap();
-        assert!(got == want, "{} differs ({} vs {} bytes)", e.path, got.len(), want.len());
+        assert!(
+            got == want,
+            "{} differs ({} vs {} bytes)",
+            e.path,
+            got.len(),
+            want.len()
+        );
         total += want.len() as u64;
     }
     // Leading slash accepted too, zero-copy block API.
@@ -186,7 +206,11 @@ fn reads_files_byte_exact_in_large_requests() {
     assert_eq!(phone.afc_bytes_served(), total);
     // 1–4 MiB requests, not 8 KiB loops: 8 files + 1 re-read → a few dozen ops at most.
     assert_eq!(phone.max_read_request(), 4 << 20);
-    assert!(phone.afc_read_ops() < 30, "{} read ops", phone.afc_read_ops());
+    assert!(
+        phone.afc_read_ops() < 30,
+        "{} read ops",
+        phone.afc_read_ops()
+    );
     assert_eq!(phone.open_handles(), 0);
 }
 
@@ -230,7 +254,10 @@ fn device_selection_errors() {
     assert_eq!(dev.info().name, cfg.device_name(1));
     assert_eq!(dev.list_dcim().unwrap().len(), 7);
     let e = Device::connect(&addr, Some("0000-NOPE"), opts()).unwrap_err();
-    assert!(matches!(e, SourceError::UnknownDevice { ref udid } if udid == "0000-NOPE"), "{e}");
+    assert!(
+        matches!(e, SourceError::UnknownDevice { ref udid } if udid == "0000-NOPE"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -243,7 +270,10 @@ fn trust_and_lock_errors_say_what_to_do() {
     let (_p, addr) = start(c);
     let e = Device::connect(&addr, None, opts()).unwrap_err();
     assert!(matches!(e, SourceError::NotTrusted), "{e}");
-    assert!(e.to_string().contains("unlock your iPhone and tap Trust, then run again"));
+    assert!(
+        e.to_string()
+            .contains("unlock your iPhone and tap Trust, then run again")
+    );
 
     let mut c = base.clone();
     c.trust_revoked = true;
@@ -315,7 +345,10 @@ fn disconnect_mid_file_ends_the_session_cleanly() {
     let err = err.expect("the phone was unplugged");
     assert!(matches!(err, SourceError::Disconnected), "{err}");
     assert!(err.is_fatal());
-    assert_eq!(read, 1, "the 3 MiB file fits before the cut, the 9 MiB one does not");
+    assert_eq!(
+        read, 1,
+        "the 3 MiB file fits before the cut, the 9 MiB one does not"
+    );
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(phone.unplugged());
     // Everything afterwards fails fast with the same error; no panic, no hang.
@@ -350,7 +383,11 @@ fn stalled_phone_times_out() {
     let t = Instant::now();
     let err = read_all(&dev, "DCIM/100APPLE/IMG_0002.JPG").unwrap_err();
     assert!(matches!(err, SourceError::Timeout { .. }), "{err}");
-    assert!(err.to_string().contains("reading DCIM/100APPLE/IMG_0002.JPG"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("reading DCIM/100APPLE/IMG_0002.JPG"),
+        "{err}"
+    );
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     // The connection is out of step after a timeout: the session is over.
     assert!(matches!(dev.list_dcim(), Err(SourceError::Timeout { .. })));

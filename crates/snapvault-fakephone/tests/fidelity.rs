@@ -1,0 +1,138 @@
+//! The fake phone as the *unmodified* idevice client sees it: its own usbmuxd client, its own
+//! `AfcClient::connect` (pair record, lockdown, TLS session, StartService, second usbmux
+//! connection), its typed parsers (which reject replies with missing attributes), and the
+//! binary's command line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use idevice::IdeviceService;
+use idevice::afc::AfcClient;
+use idevice::afc::opcode::AfcFopenMode;
+use idevice::lockdown::LockdownClient;
+use idevice::usbmuxd::{Connection, UsbmuxdAddr};
+use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+
+fn library(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fakephone-{test}-{}", std::process::id()));
+    let p = dir.join("DCIM/100APPLE");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("IMG_0001.HEIC"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(p.join("IMG_0002.MOV"), b"moov").unwrap();
+    dir
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn unmodified_idevice_client_reads_the_camera_roll() {
+    let lib = library("idevice");
+    let mut cfg = FakePhoneConfig::new(&lib);
+    cfg.name = "Fidelity".into();
+    let phone = FakePhone::start(cfg.clone()).unwrap();
+    let addr: SocketAddr = phone.usbmuxd_address().parse().unwrap();
+    rt().block_on(async {
+        let mux = UsbmuxdAddr::TcpSocket(addr);
+        let mut conn = mux.connect(1).await.unwrap();
+        let devs = conn.get_devices().await.unwrap();
+        assert_eq!(devs.len(), 1);
+        assert_eq!(devs[0].udid, cfg.udid);
+        assert_eq!(devs[0].connection_type, Connection::Usb);
+        let pairing = conn.get_pair_record(&cfg.udid).await.unwrap();
+        assert_eq!(pairing.udid.as_deref(), Some(cfg.udid.as_str()));
+        assert_eq!(conn.get_buid().await.unwrap().len(), 36);
+        let provider = devs[0].to_provider(mux.clone(), "fidelity");
+
+        // Lockdown: values before and inside the TLS session.
+        let mut ld = LockdownClient::connect(&provider).await.unwrap();
+        let name = ld.get_value(Some("DeviceName"), None).await.unwrap();
+        assert_eq!(name.as_string(), Some("Fidelity"));
+        ld.start_session(&pairing).await.unwrap();
+        let v = ld.get_value(Some("ProductVersion"), None).await.unwrap();
+        assert_eq!(v.as_string(), Some(cfg.ios_version.as_str()));
+        assert!(ld.get_value(Some("NoSuchKey"), None).await.is_err());
+        assert!(ld.start_service("com.apple.nope").await.is_err());
+
+        // AFC through idevice's own high-level connect.
+        let mut afc = AfcClient::connect(&provider).await.unwrap();
+        let mut names = afc.list_dir("/DCIM/100APPLE").await.unwrap();
+        names.sort();
+        assert_eq!(names, [".", "..", "IMG_0001.HEIC", "IMG_0002.MOV"]);
+        let info = afc
+            .get_file_info("/DCIM/100APPLE/IMG_0001.HEIC")
+            .await
+            .unwrap();
+        assert_eq!(info.size, 300_000);
+        assert_eq!(info.st_ifmt, "S_IFREG");
+        let dir = afc.get_file_info("/DCIM").await.unwrap();
+        assert_eq!(dir.st_ifmt, "S_IFDIR");
+        let dev = afc.get_device_info().await.unwrap();
+        assert_eq!(dev.model, cfg.model);
+        assert!(afc.get_file_info("/DCIM/nope").await.is_err());
+
+        let mut fd = afc
+            .open("/DCIM/100APPLE/IMG_0001.HEIC", AfcFopenMode::RdOnly)
+            .await
+            .unwrap();
+        let all = fd.read_entire().await.unwrap();
+        assert_eq!(all, vec![7u8; 300_000]);
+        fd.close().await.unwrap();
+        // Read-only: writes are refused, not crashes.
+        assert!(
+            afc.open("/DCIM/new.JPG", AfcFopenMode::WrOnly)
+                .await
+                .is_err()
+        );
+        assert!(
+            afc.open("/../etc/passwd", AfcFopenMode::RdOnly)
+                .await
+                .is_err()
+        );
+    });
+    assert_eq!(phone.afc_bytes_served(), 300_000);
+    assert_eq!(phone.open_handles(), 0);
+    phone.stop();
+    let _ = std::fs::remove_dir_all(lib);
+}
+
+#[test]
+fn binary_prints_the_address_and_serves() {
+    let lib = library("binary");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snapvault-fakephone"))
+        .arg("--library")
+        .arg(&lib)
+        .args(["--name", "From CLI", "--devices", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let value = line
+        .trim()
+        .strip_prefix("USBMUXD_SOCKET_ADDRESS=")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let addr: SocketAddr = value.parse().unwrap();
+    let devs = rt().block_on(async {
+        let mut conn = UsbmuxdAddr::TcpSocket(addr).connect(1).await.unwrap();
+        conn.get_devices().await.unwrap()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(devs.len(), 2);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_snapvault-fakephone"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(lib);
+}
