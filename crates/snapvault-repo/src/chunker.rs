@@ -77,7 +77,7 @@ impl Chunker {
     /// get it back with [`ChunkStream::into_buffer`]).
     pub fn stream<R: Read>(&self, reader: R, buf: Vec<u8>) -> ChunkStream<'_, R> {
         let mut buf = buf;
-        let cap = self.max * 4;
+        let cap = self.max * 3;
         if buf.len() < cap {
             buf.resize(cap, 0);
         }
@@ -93,7 +93,7 @@ impl Chunker {
     }
 }
 
-/// An iterator of chunks read from a stream. Memory: one buffer of 4 × the maximum chunk size.
+/// An iterator of chunks read from a stream. Memory: one buffer of 3 × the maximum chunk size.
 pub struct ChunkStream<'a, R> {
     chunker: &'a Chunker,
     reader: R,

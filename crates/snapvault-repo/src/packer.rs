@@ -35,7 +35,7 @@ pub struct Packer {
 
 impl Packer {
     pub fn start(backend: Arc<dyn Backend>, crypto: Crypto, pack_size: usize) -> Packer {
-        let (tx, rx) = bounded::<EncodedBlob>(16);
+        let (tx, rx) = bounded::<EncodedBlob>(8);
         let join = std::thread::Builder::new()
             .name("packer".into())
             .spawn(move || run(backend, crypto, pack_size, rx))
@@ -78,13 +78,15 @@ fn run(
     pack_size: usize,
     rx: Receiver<EncodedBlob>,
 ) -> Result<PackerStats> {
-    let (wtx, wrx) = bounded::<PackWriter>(1);
+    let (wtx, wrx) = bounded::<PackWriter>(0);
     let (b2, c2) = (backend.clone(), crypto.clone());
     let writer = std::thread::Builder::new()
         .name("pack-writer".into())
         .spawn(move || write_packs(b2, c2, wrx))
         .map_err(|e| RepoError::io("starting the pack writer", e))?;
-    let mut data = PackWriter::new(pack_size + (1 << 20));
+    // Room for the sealed header, so finishing a pack never reallocates its buffer.
+    let capacity = pack_size + (64 << 10);
+    let mut data = PackWriter::new(capacity);
     let mut tree = PackWriter::new(0);
     let mut send_err = false;
     for blob in rx.iter() {
@@ -93,14 +95,15 @@ fn run(
         } else {
             &mut data
         };
-        w.add(&blob);
-        if w.len() >= pack_size {
-            let full = std::mem::replace(w, PackWriter::new(pack_size + (1 << 20)));
+        // Close the pack before it would grow past the target size.
+        if !w.is_empty() && w.len() + blob.sealed.len() > pack_size {
+            let full = std::mem::replace(w, PackWriter::new(capacity));
             if wtx.send(full).is_err() {
                 send_err = true;
                 break;
             }
         }
+        w.add(&blob);
     }
     if !send_err {
         for w in [data, tree] {

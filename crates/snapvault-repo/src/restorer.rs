@@ -9,7 +9,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -388,11 +388,4 @@ fn set_times(path: &Path, node: &Node, nofollow: bool) {
     unsafe {
         libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags);
     }
-}
-
-/// Read a whole local file (used by tests and tools).
-pub fn read_all(path: &Path) -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    fs::File::open(path)?.read_to_end(&mut v)?;
-    Ok(v)
 }
