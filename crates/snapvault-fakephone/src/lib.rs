@@ -63,8 +63,13 @@ pub struct FakePhoneConfig {
     /// How many devices usbmuxd reports (0 = none attached). Device 1 uses `udid`/`name`;
     /// device *n* uses `udid-n` and `name (n)`; all serve the same library.
     pub devices: usize,
-    /// TCP port for usbmuxd on 127.0.0.1 (0 = any free port).
-    pub port: u16,
+}
+
+impl Default for FakePhoneConfig {
+    /// A healthy phone; set `library` before starting it.
+    fn default() -> Self {
+        FakePhoneConfig::new(PathBuf::new())
+    }
 }
 
 impl FakePhoneConfig {
@@ -85,7 +90,6 @@ impl FakePhoneConfig {
             icloud_only: Vec::new(),
             max_open_files: None,
             devices: 1,
-            port: 0,
         }
     }
 
@@ -131,8 +135,13 @@ pub struct FakePhone {
 }
 
 impl FakePhone {
-    /// Binds usbmuxd on 127.0.0.1 and starts serving on a background thread.
+    /// Binds usbmuxd on a free port of 127.0.0.1 and starts serving on a background thread.
     pub fn start(cfg: FakePhoneConfig) -> io::Result<FakePhone> {
+        Self::start_on(cfg, 0)
+    }
+
+    /// Like [`FakePhone::start`], on a chosen port (0 = any free port).
+    pub fn start_on(cfg: FakePhoneConfig, port: u16) -> io::Result<FakePhone> {
         let meta = std::fs::metadata(&cfg.library)?;
         if !meta.is_dir() {
             return Err(io::Error::new(
@@ -141,7 +150,7 @@ impl FakePhone {
             ));
         }
         let material = pairing::material()?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

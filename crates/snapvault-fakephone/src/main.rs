@@ -27,8 +27,9 @@ options:
   --max-open-files N            afcd's open file limit
 ";
 
-fn parse(args: &[String]) -> Result<FakePhoneConfig, String> {
+fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
     let mut cfg = FakePhoneConfig::new("");
+    let mut port = 0u16;
     let mut library = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -43,9 +44,7 @@ fn parse(args: &[String]) -> Result<FakePhoneConfig, String> {
         };
         match a.as_str() {
             "--library" => library = Some(val(a)?),
-            "--port" => {
-                cfg.port = u16::try_from(num(a, val(a)?)?).map_err(|_| "--port: too large")?
-            }
+            "--port" => port = u16::try_from(num(a, val(a)?)?).map_err(|_| "--port: too large")?,
             "--udid" => cfg.udid = val(a)?,
             "--name" => cfg.name = val(a)?,
             "--model" => cfg.model = val(a)?,
@@ -64,12 +63,12 @@ fn parse(args: &[String]) -> Result<FakePhoneConfig, String> {
         }
     }
     cfg.library = library.ok_or("--library DIR is required")?.into();
-    Ok(cfg)
+    Ok((cfg, port))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match parse(&args) {
+    let (cfg, port) = match parse(&args) {
         Ok(c) => c,
         Err(e) if e.is_empty() => {
             print!("{USAGE}");
@@ -80,7 +79,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let phone = match FakePhone::start(cfg) {
+    let phone = match FakePhone::start_on(cfg, port) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("snapvault-fakephone: cannot start: {e}");
@@ -114,8 +113,8 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let c = parse(&a).unwrap();
-        assert_eq!(c.port, 27100);
+        let (c, port) = parse(&a).unwrap();
+        assert_eq!(port, 27100);
         assert!(c.locked && c.paired);
         assert_eq!(c.devices, 2);
         assert_eq!(c.icloud_only.len(), 1);

@@ -460,10 +460,18 @@ async fn list_async(
 }
 
 /// Lists the iPhones attached over USB, with name, model, iOS version and whether this
-/// computer is trusted. Uses a 30 s timeout per step.
+/// computer is trusted (a lockdown session can be opened). 30 s timeout per step.
 pub fn list_devices(addr: &UsbmuxdAddress) -> Result<Vec<DeviceInfo>, SourceError> {
+    list_devices_with_timeout(addr, DeviceOptions::default().timeout)
+}
+
+/// [`list_devices`] with a chosen per-step timeout.
+pub fn list_devices_with_timeout(
+    addr: &UsbmuxdAddress,
+    timeout: Duration,
+) -> Result<Vec<DeviceInfo>, SourceError> {
     let rt = Runtime::start()?;
-    rt.run(list_async(addr.clone(), DeviceOptions::default().timeout))
+    rt.run(list_async(addr.clone(), timeout))
 }
 
 // ---------------------------------------------------------------- Device
@@ -752,6 +760,66 @@ impl Drop for DeviceReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hostile phone whose AFC reply claims impossible lengths: idevice alone would
+    /// underflow (debug panic) or allocate exabytes; through the guard it is a clean,
+    /// fatal protocol error, and later calls fail fast.
+    #[test]
+    fn hostile_afc_lengths_are_a_protocol_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (entire, this) in [(u64::MAX, 40), (40, 8), (1 << 40, 48), (47, 48)] {
+            rt.block_on(async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let (phone, host) = tokio::io::duplex(1 << 16);
+                let client = AfcClient::new(Idevice::new(Box::new(FrameGuard::afc(host)), "t"));
+                let shared = Shared {
+                    afc: tokio::sync::Mutex::new(Some(client)),
+                    fatal: Mutex::new(None),
+                    bytes: AtomicU64::new(0),
+                    timeout: Duration::from_secs(5),
+                };
+                let evil = tokio::spawn(async move {
+                    let mut phone = phone;
+                    let mut req = [0u8; 56];
+                    phone.read_exact(&mut req).await.unwrap();
+                    let mut reply = Vec::new();
+                    for v in [wire::AFC_MAGIC, entire, this, 0, 2] {
+                        reply.extend_from_slice(&v.to_le_bytes());
+                    }
+                    reply.extend_from_slice(&[0u8; 64]);
+                    let _ = phone.write_all(&reply).await;
+                    phone
+                });
+                match shared.read(3, 1 << 20, "DCIM/x").await {
+                    Err(OpError::Fatal(SourceError::Protocol(m))) => {
+                        assert!(m.contains("AFC"), "{m}")
+                    }
+                    Err(OpError::Fatal(e)) => panic!("{e}"),
+                    Err(OpError::Status(e)) => panic!("{e}"),
+                    Ok(_) => panic!("accepted entire={entire} this={this}"),
+                }
+                assert!(matches!(
+                    shared.read(3, 1, "DCIM/x").await,
+                    Err(OpError::Fatal(SourceError::Protocol(_)))
+                ));
+                let _ = evil.await;
+            });
+        }
+    }
+
+    #[test]
+    fn thread_safety() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<Device>();
+        sync::<Device>();
+        send::<DeviceReader>();
+        send::<SourceError>();
+        sync::<SourceError>();
+    }
 
     #[test]
     fn device_paths() {

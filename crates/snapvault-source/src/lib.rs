@@ -43,7 +43,7 @@ mod guard;
 mod mux;
 pub mod wire;
 
-pub use device::{Device, DeviceReader, list_devices};
+pub use device::{Device, DeviceReader, list_devices, list_devices_with_timeout};
 pub use error::SourceError;
 
 /// Where usbmuxd listens.
