@@ -37,6 +37,8 @@ pub trait Observer: Sync {
     fn bytes_read(&self, _n: u64) {}
     /// A file or folder could not be read; it is left out of the snapshot.
     fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
+    /// A file as recorded in the new snapshot (called from the tree writer, in order).
+    fn recorded(&self, _dir: &[u8], _node: &Node) {}
 }
 
 /// Photo awareness plugged in by the binary; the repository does not interpret it.
@@ -49,6 +51,25 @@ pub trait Inspector: Sync {
     fn inspect(&self, _path: &[u8], _head: &[u8], _entry: &SourceEntry) -> Option<MediaMeta> {
         None
     }
+    /// For a file whose metadata lies beyond its first chunk (a video with `moov` at the
+    /// end): a probe that sees every later chunk as it streams past, so the metadata still
+    /// comes from the bytes read for chunking.
+    fn tail_probe(
+        &self,
+        _path: &[u8],
+        _head: &[u8],
+        _entry: &SourceEntry,
+    ) -> Option<Box<dyn TailProbe>> {
+        None
+    }
+}
+
+/// Sees the chunks after the first one; see [`Inspector::tail_probe`].
+pub trait TailProbe {
+    /// `offset` is the position of `data` in the file.
+    fn chunk(&mut self, offset: u64, data: &[u8]);
+    /// Improve the metadata found in the head, if the tail had more.
+    fn finish(self: Box<Self>, head_meta: Option<MediaMeta>) -> Option<MediaMeta>;
 }
 
 pub struct NoHooks;
@@ -172,7 +193,7 @@ pub fn run(
     );
     let workers = opts.workers.max(1);
     let (chunk_tx, chunk_rx) = bounded::<ChunkJob>(workers * 2);
-    let (dir_tx, dir_rx) = bounded::<Vec<Pending>>(64);
+    let (dir_tx, dir_rx) = bounded::<(Vec<u8>, Vec<Pending>)>(64);
     let level = repo.config().compression_level;
 
     let root: Result<Option<BlobId>> = std::thread::scope(|s| {
@@ -182,7 +203,7 @@ pub fn run(
         }
         drop(chunk_rx);
         let (sh, tx) = (shared.clone(), packer.sender());
-        let finalizer = s.spawn(move || finalize(dir_rx, tx, sh, level));
+        let finalizer = s.spawn(move || finalize(dir_rx, tx, sh, level, observer));
         let parent_tree = match &opts.parent {
             Some((_, p)) => repo.load_tree(&shared.index, &p.tree).ok(),
             None => None,
@@ -265,13 +286,14 @@ fn worker(rx: Receiver<ChunkJob>, tx: Sender<EncodedBlob>, sh: Arc<Shared>) {
 }
 
 fn finalize(
-    rx: Receiver<Vec<Pending>>,
+    rx: Receiver<(Vec<u8>, Vec<Pending>)>,
     tx: Sender<EncodedBlob>,
     sh: Arc<Shared>,
     level: i32,
+    observer: &dyn Observer,
 ) -> Result<Option<BlobId>> {
     let mut stack: Vec<BlobId> = Vec::new();
-    for entries in rx.iter() {
+    for (dir, entries) in rx.iter() {
         let n_dirs = entries.iter().filter(|p| matches!(p, Pending::Dir(_))).count();
         if stack.len() < n_dirs {
             return Err(RepoError::Interrupted("directory order broken".into()));
@@ -304,6 +326,9 @@ fn finalize(
                     n
                 }
             };
+            if node.kind == NodeKind::File {
+                observer.recorded(&dir, &node);
+            }
             tree.nodes.push(node);
         }
         tree.sort();
@@ -328,7 +353,7 @@ struct Walker<'a> {
     observer: &'a dyn Observer,
     inspector: &'a dyn Inspector,
     chunk_tx: Sender<ChunkJob>,
-    dir_tx: Sender<Vec<Pending>>,
+    dir_tx: Sender<(Vec<u8>, Vec<Pending>)>,
     buf: Vec<u8>,
     reread: &'a HashSet<BlobId>,
     level: i32,
@@ -409,7 +434,7 @@ impl Walker<'_> {
                 }
             }
         }
-        if self.dir_tx.send(pending).is_err() {
+        if self.dir_tx.send((dir.to_vec(), pending)).is_err() {
             self.aborted()?;
             return Err(RepoError::Interrupted("tree writer stopped".into()));
         }
@@ -484,6 +509,7 @@ impl Walker<'_> {
         let mut stream = self.chunker.stream(reader, std::mem::take(&mut self.buf));
         let mut idx = 0;
         let mut total = 0u64;
+        let mut probe: Option<Box<dyn TailProbe>> = None;
         let result = loop {
             let chunk = match stream.next_chunk() {
                 Ok(Some(c)) => c,
@@ -493,6 +519,9 @@ impl Walker<'_> {
             if idx == 0 {
                 node.media = self.inspector.inspect(path, chunk, e);
                 compression = self.inspector.compression(&e.name.0, chunk, self.level);
+                probe = self.inspector.tail_probe(path, chunk, e);
+            } else if let Some(p) = probe.as_mut() {
+                p.chunk(total, chunk);
             }
             total += chunk.len() as u64;
             self.shared.stats.bytes_read.fetch_add(chunk.len() as u64, Relaxed);
@@ -514,6 +543,9 @@ impl Walker<'_> {
                 )));
             }
         };
+        if let Some(p) = probe {
+            node.media = p.finish(node.media.take());
+        }
         if idx == 0 && result.is_ok() {
             // Empty file: still inspect (kind from the name) and record no chunks.
             node.media = self.inspector.inspect(path, &[], e);
