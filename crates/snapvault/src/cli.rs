@@ -24,13 +24,29 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Repository location (a folder)
-    #[arg(short = 'r', long, global = true, env = "SNAPVAULT_REPOSITORY", value_name = "REPO")]
+    #[arg(
+        short = 'r',
+        long,
+        global = true,
+        env = "SNAPVAULT_REPOSITORY",
+        value_name = "REPO"
+    )]
     pub repo: Option<String>,
     /// Read the password from this file (first line)
-    #[arg(long, global = true, env = "SNAPVAULT_PASSWORD_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SNAPVAULT_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
     pub password_file: Option<PathBuf>,
     /// Run this shell command and use its output as the password
-    #[arg(long, global = true, env = "SNAPVAULT_PASSWORD_COMMAND", value_name = "CMD")]
+    #[arg(
+        long,
+        global = true,
+        env = "SNAPVAULT_PASSWORD_COMMAND",
+        value_name = "CMD"
+    )]
     pub password_command: Option<String>,
     /// Print only errors
     #[arg(short, long, global = true)]
@@ -59,8 +75,23 @@ pub enum Command {
     Key(KeyCommand),
     /// Remove stale locks left by crashed processes
     Unlock(UnlockArgs),
+    /// Photos added, removed and changed between two snapshots
+    Diff(DiffArgs),
     /// Run a demonstration on a generated sample library (no repository needed)
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The older snapshot (id prefix or `latest`)
+    pub from: String,
+    /// The newer snapshot (id prefix or `latest`)
+    pub to: String,
+    /// Compare every file, not only photos, videos and sidecars
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -42,7 +42,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         RepoError::Locked(_) => Some(
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
-        RepoError::WrongPassword => Some("check SNAPVAULT_PASSWORD / --password-file / --password-command"),
+        RepoError::WrongPassword => {
+            Some("check SNAPVAULT_PASSWORD / --password-file / --password-command")
+        }
         RepoError::Auth(_) | RepoError::Corrupt { .. } => {
             Some("run `snapvault check --read-data` to see what is affected")
         }

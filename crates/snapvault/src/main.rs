@@ -6,6 +6,7 @@ mod exit;
 mod fmt;
 mod media;
 mod password;
+mod photoset;
 
 use clap::Parser;
 

@@ -28,7 +28,10 @@ fn meta_from(info: &MediaInfo, path: &[u8]) -> MediaMeta {
 }
 
 fn is_fallback(m: &MediaMeta) -> bool {
-    matches!(m.date_source.as_deref(), Some("birth_time" | "mtime") | None)
+    matches!(
+        m.date_source.as_deref(),
+        Some("birth_time" | "mtime") | None
+    )
 }
 
 impl Inspector for PhotoInspector {
@@ -54,7 +57,12 @@ impl Inspector for PhotoInspector {
         Some(meta_from(&info, path))
     }
 
-    fn tail_probe(&self, path: &[u8], head: &[u8], entry: &SourceEntry) -> Option<Box<dyn TailProbe>> {
+    fn tail_probe(
+        &self,
+        path: &[u8],
+        head: &[u8],
+        entry: &SourceEntry,
+    ) -> Option<Box<dyn TailProbe>> {
         snapvault_media::video_metadata_offset(head)?;
         let mut p = MoovProbe {
             name: entry.name.0.clone(),
@@ -118,7 +126,12 @@ impl TailProbe for MoovProbe {
             if self.header.len() < 8 {
                 return;
             }
-            let size32 = u32::from_be_bytes([self.header[0], self.header[1], self.header[2], self.header[3]]) as u64;
+            let size32 = u32::from_be_bytes([
+                self.header[0],
+                self.header[1],
+                self.header[2],
+                self.header[3],
+            ]) as u64;
             let size = match size32 {
                 0 => u64::MAX, // to the end of the file
                 1 if self.header.len() < 16 => {
@@ -128,8 +141,14 @@ impl TailProbe for MoovProbe {
                     return;
                 }
                 1 => u64::from_be_bytes([
-                    self.header[8], self.header[9], self.header[10], self.header[11],
-                    self.header[12], self.header[13], self.header[14], self.header[15],
+                    self.header[8],
+                    self.header[9],
+                    self.header[10],
+                    self.header[11],
+                    self.header[12],
+                    self.header[13],
+                    self.header[14],
+                    self.header[15],
                 ]),
                 s => s,
             };
@@ -154,7 +173,9 @@ impl TailProbe for MoovProbe {
     }
 
     fn finish(self: Box<Self>, head_meta: Option<MediaMeta>) -> Option<MediaMeta> {
-        let Some((box_end, buf)) = &self.moov else { return head_meta };
+        let Some((box_end, buf)) = &self.moov else {
+            return head_meta;
+        };
         if self.next_box + buf.len() as u64 != *box_end {
             return head_meta;
         }
@@ -191,7 +212,9 @@ mod tests {
             };
             let head = &mov[..head_len];
             let meta = PhotoInspector.inspect(b"DCIM/IMG_0001.MOV", head, &entry);
-            let mut probe = PhotoInspector.tail_probe(b"DCIM/IMG_0001.MOV", head, &entry).unwrap();
+            let mut probe = PhotoInspector
+                .tail_probe(b"DCIM/IMG_0001.MOV", head, &entry)
+                .unwrap();
             let mut off = head_len;
             while off < mov.len() {
                 let e = (off + step).min(mov.len());
@@ -199,7 +222,11 @@ mod tests {
                 off = e;
             }
             let m = probe.finish(meta).unwrap();
-            assert_eq!(m.taken.as_deref(), Some("2023-07-14T18:03:11+02:00"), "step {step}");
+            assert_eq!(
+                m.taken.as_deref(),
+                Some("2023-07-14T18:03:11+02:00"),
+                "step {step}"
+            );
             assert_eq!(m.date_source.as_deref(), Some("quicktime"));
         }
     }

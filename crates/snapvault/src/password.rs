@@ -25,7 +25,8 @@ impl PasswordSource {
             if md.len() > MAX_PASSWORD {
                 bail!("password file {} is larger than 64 KiB", f.display());
             }
-            let s = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+            let s = std::fs::read(f)
+                .with_context(|| format!("reading password file {}", f.display()))?;
             return non_empty(trim_newline(s), &format!("password file {}", f.display()));
         }
         if let Some(cmd) = &self.command {

@@ -7,7 +7,9 @@ use crate::{exit, fmt};
 
 pub fn parse_subset(s: &str) -> Result<ReadData> {
     if let Some(p) = s.strip_suffix('%') {
-        let v: f64 = p.trim().parse().map_err(|_| anyhow::anyhow!("invalid --read-data-subset {s:?}: expected like 10% or 3/7"))?;
+        let v: f64 = p.trim().parse().map_err(|_| {
+            anyhow::anyhow!("invalid --read-data-subset {s:?}: expected like 10% or 3/7")
+        })?;
         if !(0.0..=100.0).contains(&v) || v == 0.0 {
             bail!("invalid --read-data-subset {s:?}: percentage must be in (0, 100]");
         }
@@ -44,11 +46,14 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     )?;
     let errors = report.errors();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "ok": errors == 0,
-            "errors": errors,
-            "report": report,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": errors == 0,
+                "errors": errors,
+                "report": report,
+            }))?
+        );
     } else {
         for p in &report.problems {
             let tag = match p.severity {
@@ -58,8 +63,16 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
             println!("{tag}: {} {}", p.object, p.message);
         }
         for d in &report.damaged_files {
-            let taken = d.taken.as_ref().map(|t| format!(" (taken {})", &t[..t.len().min(10)])).unwrap_or_default();
-            println!("damaged: {}{taken} in {} snapshot(s)", d.path, d.snapshots.len());
+            let taken = d
+                .taken
+                .as_ref()
+                .map(|t| format!(" (taken {})", &t[..t.len().min(10)]))
+                .unwrap_or_default();
+            println!(
+                "damaged: {}{taken} in {} snapshot(s)",
+                d.path,
+                d.snapshots.len()
+            );
         }
         ctx.say(format!(
             "checked {} snapshot(s), {} pack(s), {} blob(s); read {} from {} pack(s)",

@@ -24,7 +24,10 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), "made by `snapvault demo`; safe to delete\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `snapvault demo`; safe to delete\n",
+    )?;
     let library = dir.join("iPhone");
     let files = snapvault_media::sample::library(&library, 24, 2026)
         .with_context(|| format!("writing the sample library to {}", library.display()))?;
@@ -73,7 +76,9 @@ fn same_tree(a: &Path, b: &Path) -> Result<()> {
         let (pa, pb) = (e.path(), b.join(e.file_name()));
         if e.file_type()?.is_dir() {
             same_tree(&pa, &pb)?;
-        } else if std::fs::read(&pa)? != std::fs::read(&pb).with_context(|| format!("reading {}", pb.display()))? {
+        } else if std::fs::read(&pa)?
+            != std::fs::read(&pb).with_context(|| format!("reading {}", pb.display()))?
+        {
             bail!("{} differs after restore", pb.display());
         }
     }

@@ -13,13 +13,22 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     let pw = if a.insecure_no_encryption {
         None
     } else {
-        Some(ctx.password_source().get(&format!("new repository {loc}"), true)?)
+        Some(
+            ctx.password_source()
+                .get(&format!("new repository {loc}"), true)?,
+        )
     };
     let repo = Repository::init(backend, pw.as_deref(), kdf())?;
     if a.insecure_no_encryption {
-        ctx.say(format!("created UNENCRYPTED repository {} at {loc}", &repo.config().id[..8]));
+        ctx.say(format!(
+            "created UNENCRYPTED repository {} at {loc}",
+            &repo.config().id[..8]
+        ));
     } else {
-        ctx.say(format!("created repository {} at {loc}", &repo.config().id[..8]));
+        ctx.say(format!(
+            "created repository {} at {loc}",
+            &repo.config().id[..8]
+        ));
         ctx.say("keep the password safe: without it the data cannot be recovered");
     }
     Ok(0)

@@ -9,14 +9,23 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let (sid, snap) = repo.find_snapshot(&a.snapshot)?;
     let index = repo.load_index()?.index;
-    let prefix = a.path.as_deref().unwrap_or("").trim_matches('/').to_string();
+    let prefix = a
+        .path
+        .as_deref()
+        .unwrap_or("")
+        .trim_matches('/')
+        .to_string();
     let mut rows = Vec::new();
     let mut stack = vec![(snap.tree, String::new())];
     let mut found_prefix = prefix.is_empty();
     while let Some((tid, path)) = stack.pop() {
         let tree = repo.load_tree(&index, &tid)?;
         for n in tree.nodes.into_iter().rev() {
-            let p = if path.is_empty() { n.name.lossy() } else { format!("{path}/{}", n.name.lossy()) };
+            let p = if path.is_empty() {
+                n.name.lossy()
+            } else {
+                format!("{path}/{}", n.name.lossy())
+            };
             let under = prefix.is_empty() || p == prefix || p.starts_with(&format!("{prefix}/"));
             let above = prefix.starts_with(&format!("{p}/"));
             if under {
@@ -60,7 +69,10 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             NodeKind::File => '-',
             NodeKind::Symlink => 'l',
         };
-        let link = n.target.map(|t| format!(" -> {}", t.lossy())).unwrap_or_default();
+        let link = n
+            .target
+            .map(|t| format!(" -> {}", t.lossy()))
+            .unwrap_or_default();
         println!(
             "{t}{:04o} {:>12} {} {p}{link}",
             n.mode & 0o7777,

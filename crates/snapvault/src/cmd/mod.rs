@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod diff;
 mod init;
 mod key;
 mod ls;
@@ -84,6 +85,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock(a) => unlock::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
     }
 }

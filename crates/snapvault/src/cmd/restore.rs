@@ -30,28 +30,53 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         dry_run: a.dry_run,
         threads: threads(),
     };
-    let stats = restorer::restore(&repo, &index, &items, &dirs, &opts, &snapvault_repo::archiver::NoHooks)?;
+    let stats = restorer::restore(
+        &repo,
+        &index,
+        &items,
+        &dirs,
+        &opts,
+        &snapvault_repo::archiver::NoHooks,
+    )?;
     let total: u64 = items.iter().map(|i| i.node.size).sum();
-    let files = items.iter().filter(|i| i.node.kind == NodeKind::File).count();
+    let files = items
+        .iter()
+        .filter(|i| i.node.kind == NodeKind::File)
+        .count();
     if a.dry_run {
         if a.json {
             let v: Vec<_> = items
                 .iter()
                 .map(|i| serde_json::json!({"path": String::from_utf8_lossy(&i.path), "size": i.node.size, "type": i.node.kind}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"snapshot": sid.to_hex(), "files": files, "bytes": total, "items": v}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"snapshot": sid.to_hex(), "files": files, "bytes": total, "items": v})
+                )?
+            );
         } else {
             for i in &items {
                 println!("{:>12} {}", i.node.size, String::from_utf8_lossy(&i.path));
             }
-            ctx.say(format!("would restore {files} file(s), {} from snapshot {}", fmt::size(total), sid.short()));
+            ctx.say(format!(
+                "would restore {files} file(s), {} from snapshot {}",
+                fmt::size(total),
+                sid.short()
+            ));
         }
         return Ok(0);
     }
     report(ctx, &stats, &sid.short(), &a.target, a.json)
 }
 
-pub fn report(ctx: &Ctx, stats: &RestoreStats, snapshot: &str, target: &std::path::Path, json: bool) -> Result<i32> {
+pub fn report(
+    ctx: &Ctx,
+    stats: &RestoreStats,
+    snapshot: &str,
+    target: &std::path::Path,
+    json: bool,
+) -> Result<i32> {
     for (p, why) in &stats.problems {
         eprintln!("error: not restored: {p}: {why}");
     }

@@ -1,23 +1,66 @@
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use snapvault_repo::archiver::{self, ArchiveOptions, Observer};
 use snapvault_repo::fs_source::FolderSource;
+use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::{Snapshot, Source};
+use snapvault_repo::tree::Node;
 use snapvault_repo::{Repository, SnapshotId};
 
 use super::{Ctx, threads};
 use crate::cli::SnapshotArgs;
 use crate::exit;
 use crate::fmt;
+use crate::photoset::{self, ContentKey, PhotoEntry};
 
-/// Prints files that could not be read; they are left out and make the snapshot incomplete.
-struct Report;
+/// Prints files that could not be read (they are left out and make the snapshot
+/// incomplete) and notes which photos the new snapshot holds.
+#[derive(Default)]
+pub struct Report {
+    /// Content keys and paths of the photos in the new snapshot.
+    pub photos: Mutex<(HashSet<ContentKey>, HashSet<String>)>,
+}
 
 impl Observer for Report {
     fn skipped(&self, path: &[u8], error: &std::io::Error) {
-        eprintln!("warning: skipped {}: {error}", String::from_utf8_lossy(path));
+        eprintln!(
+            "warning: skipped {}: {error}",
+            String::from_utf8_lossy(path)
+        );
     }
+
+    fn recorded(&self, dir: &[u8], node: &Node) {
+        if photoset::is_photo(&node.media)
+            && let Ok(mut p) = self.photos.lock()
+        {
+            p.0.insert(photoset::content_key(node));
+            p.1.insert(format!(
+                "{}/{}",
+                String::from_utf8_lossy(dir),
+                node.name.lossy()
+            ));
+        }
+    }
+}
+
+/// Photos of the parent snapshot that the new snapshot no longer holds, by content or by
+/// path (a photo edited in place is changed, not gone).
+pub fn vanished(
+    repo: &Repository,
+    index: &Index,
+    parent: &Snapshot,
+    now: &(HashSet<ContentKey>, HashSet<String>),
+) -> Result<Vec<PhotoEntry>> {
+    let before = photoset::photos_of(repo, index, &parent.tree)?;
+    let mut gone: Vec<PhotoEntry> = before
+        .into_iter()
+        .filter(|(k, e)| !now.0.contains(k) && !now.1.contains(&e.path))
+        .map(|(_, e)| e)
+        .collect();
+    gone.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(gone)
 }
 
 /// The newest snapshot of the same source on this host: the parent for change detection.
@@ -38,7 +81,10 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let folder = FolderSource::new(&a.paths)?;
     let repo = ctx.open()?;
     let _lock = repo.lock(false, "snapshot")?;
-    let removed = repo.backend().remove_leftover_temp_files(15 * 60).unwrap_or(0);
+    let removed = repo
+        .backend()
+        .remove_leftover_temp_files(15 * 60)
+        .unwrap_or(0);
     if removed > 0 && ctx.global.verbose > 0 {
         eprintln!("removed {removed} leftover temporary file(s) of interrupted runs");
     }
@@ -48,6 +94,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         (Some(p), false) => Some(repo.find_snapshot(p)?),
         (None, false) => latest_of_source(&repo, &source)?,
     };
+    let parent_snap = parent.as_ref().map(|(_, s)| s.clone());
     let loaded = repo.load_index().context("loading the index")?;
     let opts = ArchiveOptions {
         source,
@@ -56,26 +103,46 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         reread: HashSet::new(),
         workers: threads(),
     };
+    let report = Report::default();
     let (id, snap) = archiver::run(
         &repo,
         loaded.index,
         &folder,
         opts,
-        &Report,
+        &report,
         &crate::media::PhotoInspector,
     )?;
-    print_summary(ctx, &id, &snap, a.json);
-    Ok(if snap.incomplete { exit::INCOMPLETE } else { exit::OK })
+    let gone = match &parent_snap {
+        Some(p) => {
+            let index = repo.load_index()?.index;
+            let now = report.photos.into_inner().unwrap_or_default();
+            vanished(&repo, &index, p, &now)?
+        }
+        None => Vec::new(),
+    };
+    print_summary(ctx, &id, &snap, &gone, a.json);
+    Ok(if snap.incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }
 
-pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, json: bool) {
+pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoEntry], json: bool) {
     let s = &snap.summary;
+    let range = photoset::taken_range(gone.iter());
     if json {
         let v = serde_json::json!({
             "id": id.to_hex(),
             "short_id": id.short(),
             "incomplete": snap.incomplete,
             "summary": s,
+            "vanished": {
+                "count": gone.len(),
+                "taken_from": range.as_ref().map(|r| r.0.clone()),
+                "taken_to": range.as_ref().map(|r| r.1.clone()),
+                "paths": gone.iter().map(|g| g.path.clone()).collect::<Vec<_>>(),
+            },
         });
         println!("{v}");
         return;
@@ -94,6 +161,24 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, json: bool) {
         s.files_total,
         fmt::duration_ms(s.duration_ms)
     ));
+    if !gone.is_empty() {
+        let taken = range
+            .map(|(a, b)| format!(" (taken {a}..{b})"))
+            .unwrap_or_default();
+        ctx.say(format!(
+            "{} photo(s) from the previous snapshot are no longer on the source{taken}; they stay in earlier snapshots",
+            gone.len()
+        ));
+        for g in gone.iter().take(5) {
+            ctx.say(format!("  gone: {}", g.path));
+        }
+        if gone.len() > 5 {
+            ctx.say(format!(
+                "  … and {} more (`snapvault diff` lists them all)",
+                gone.len() - 5
+            ));
+        }
+    }
     if snap.incomplete {
         eprintln!(
             "warning: snapshot is incomplete: {} file(s) or folder(s) could not be read (listed above)",

@@ -14,7 +14,10 @@ pub fn run(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
         if stale || a.remove_all {
             repo.backend().remove(FileKind::Lock, &l.name)?;
             removed += 1;
-            let who = l.info.map(|i| i.describe()).unwrap_or_else(|| "an unreadable lock".into());
+            let who = l
+                .info
+                .map(|i| i.describe())
+                .unwrap_or_else(|| "an unreadable lock".into());
             ctx.say(format!("removed lock {} held by {who}", &l.name[..8]));
         } else if let Some(i) = l.info {
             ctx.say(format!("kept active lock of {}", i.describe()));

@@ -1,0 +1,102 @@
+//! `snapvault diff A B`: photos added, removed and changed between two snapshots.
+//! Added and removed are by content (a photo moved to another folder is neither);
+//! changed means the same path now holds different content.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::Ctx;
+use crate::cli::DiffArgs;
+use crate::fmt;
+use crate::photoset::{self, ContentKey};
+
+pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
+    let repo = ctx.open()?;
+    let (ida, sa) = repo.find_snapshot(&a.from)?;
+    let (idb, sb) = repo.find_snapshot(&a.to)?;
+    let index = repo.load_index()?.index;
+    let keep = |n: &snapvault_repo::tree::Node| {
+        a.all || n.media.as_ref().is_some_and(|m| m.kind != "other")
+    };
+    let files_a: Vec<_> = photoset::files_of(&repo, &index, &sa.tree)?
+        .into_iter()
+        .filter(|(_, n)| keep(n))
+        .collect();
+    let files_b: Vec<_> = photoset::files_of(&repo, &index, &sb.tree)?
+        .into_iter()
+        .filter(|(_, n)| keep(n))
+        .collect();
+    let keys_a: HashSet<ContentKey> = files_a
+        .iter()
+        .map(|(_, n)| photoset::content_key(n))
+        .collect();
+    let keys_b: HashSet<ContentKey> = files_b
+        .iter()
+        .map(|(_, n)| photoset::content_key(n))
+        .collect();
+    let by_path_a: HashMap<&str, ContentKey> = files_a
+        .iter()
+        .map(|(p, n)| (p.as_str(), photoset::content_key(n)))
+        .collect();
+    let by_path_b: HashMap<&str, ContentKey> = files_b
+        .iter()
+        .map(|(p, n)| (p.as_str(), photoset::content_key(n)))
+        .collect();
+    let row = |p: &str, n: &snapvault_repo::tree::Node| json!({"path": p, "size": n.size, "kind": n.media.as_ref().map(|m| m.kind.clone()), "taken": n.media.as_ref().and_then(|m| m.taken.clone())});
+    let added: Vec<_> = files_b
+        .iter()
+        .filter(|(p, n)| {
+            let k = photoset::content_key(n);
+            !keys_a.contains(&k) && by_path_a.get(p.as_str()).is_none_or(|old| *old == k)
+        })
+        .collect();
+    let removed: Vec<_> = files_a
+        .iter()
+        .filter(|(p, n)| {
+            let k = photoset::content_key(n);
+            !keys_b.contains(&k) && !by_path_b.contains_key(p.as_str())
+        })
+        .collect();
+    let changed: Vec<_> = files_b
+        .iter()
+        .filter(|(p, n)| {
+            by_path_a
+                .get(p.as_str())
+                .is_some_and(|old| *old != photoset::content_key(n))
+        })
+        .collect();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "from": ida.to_hex(),
+                "to": idb.to_hex(),
+                "added": added.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
+                "changed": changed.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
+            }))?
+        );
+        return Ok(0);
+    }
+    for (sign, list) in [("+", &added), ("-", &removed), ("M", &changed)] {
+        for (p, n) in list.iter() {
+            let taken = n
+                .media
+                .as_ref()
+                .and_then(|m| m.taken.clone())
+                .unwrap_or_default();
+            println!("{sign} {p}  {}  {taken}", fmt::size(n.size));
+        }
+    }
+    ctx.say(format!(
+        "{} → {}: {} added, {} removed, {} changed",
+        ida.short(),
+        idb.short(),
+        added.len(),
+        removed.len(),
+        changed.len()
+    ));
+    Ok(0)
+}
