@@ -151,11 +151,16 @@ impl Shared {
         if self.index.contains(id) {
             return false;
         }
-        self.claimed.lock().map(|mut c| c.insert(*id)).unwrap_or(false)
+        self.claimed
+            .lock()
+            .map(|mut c| c.insert(*id))
+            .unwrap_or(false)
     }
 
     fn store(&self, tx: &Sender<EncodedBlob>, e: EncodedBlob) -> bool {
-        self.stats.bytes_added.fetch_add(e.sealed.len() as u64, Relaxed);
+        self.stats
+            .bytes_added
+            .fetch_add(e.sealed.len() as u64, Relaxed);
         self.stats.blobs_added.fetch_add(1, Relaxed);
         if tx.send(e).is_err() {
             self.fail(RepoError::Interrupted("the pack writer stopped".into()));
@@ -294,7 +299,10 @@ fn finalize(
 ) -> Result<Option<BlobId>> {
     let mut stack: Vec<BlobId> = Vec::new();
     for (dir, entries) in rx.iter() {
-        let n_dirs = entries.iter().filter(|p| matches!(p, Pending::Dir(_))).count();
+        let n_dirs = entries
+            .iter()
+            .filter(|p| matches!(p, Pending::Dir(_)))
+            .count();
         if stack.len() < n_dirs {
             return Err(RepoError::Interrupted("directory order broken".into()));
         }
@@ -335,7 +343,13 @@ fn finalize(
         let bytes = tree.encode();
         let id = sh.crypto.blob_id(&bytes);
         if sh.claim(&id) {
-            let e = blob::encode(&sh.crypto, id, BlobType::Tree, &bytes, Compression::Try(level));
+            let e = blob::encode(
+                &sh.crypto,
+                id,
+                BlobType::Tree,
+                &bytes,
+                Compression::Try(level),
+            );
             if !sh.store(&tx, e) {
                 return Ok(None);
             }
@@ -441,15 +455,20 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn file(&mut self, path: &[u8], e: &SourceEntry, old: Option<&Node>) -> Result<Option<Pending>> {
+    fn file(
+        &mut self,
+        path: &[u8],
+        e: &SourceEntry,
+        old: Option<&Node>,
+    ) -> Result<Option<Pending>> {
         let st = &self.shared.stats;
         let unchanged = old.filter(|o| {
             o.kind == NodeKind::File
                 && o.size == e.size
                 && o.mtime == e.mtime
-                && o.content.iter().all(|id| {
-                    self.shared.index.contains(id) && !self.reread.contains(id)
-                })
+                && o.content
+                    .iter()
+                    .all(|id| self.shared.index.contains(id) && !self.reread.contains(id))
                 && o.content.len() as u64 <= e.size.max(1)
         });
         if let Some(o) = unchanged {
@@ -524,7 +543,10 @@ impl Walker<'_> {
                 p.chunk(total, chunk);
             }
             total += chunk.len() as u64;
-            self.shared.stats.bytes_read.fetch_add(chunk.len() as u64, Relaxed);
+            self.shared
+                .stats
+                .bytes_read
+                .fetch_add(chunk.len() as u64, Relaxed);
             self.observer.bytes_read(chunk.len() as u64);
             if let Ok(mut s) = slot.state.lock() {
                 s.ids.push(None);

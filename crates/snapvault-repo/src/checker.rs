@@ -114,14 +114,24 @@ pub struct CheckOptions {
     pub threads: usize,
 }
 
-pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: &CheckOptions,
+    obs: &dyn CheckObserver,
+) -> Result<CheckReport> {
     let be = repo.backend();
     let crypto = repo.crypto();
     let mut r = CheckReport::default();
 
     for k in be.list(FileKind::Key)? {
-        if let Err(e) = be.read(FileKind::Key, &k.name).and_then(|b| KeyFile::parse(&b)) {
-            r.error(format!("key {}", k.name), format!("unusable: {e}; other keys still work"));
+        if let Err(e) = be
+            .read(FileKind::Key, &k.name)
+            .and_then(|b| KeyFile::parse(&b))
+        {
+            r.error(
+                format!("key {}", k.name),
+                format!("unusable: {e}; other keys still work"),
+            );
         }
     }
     for t in be.leftover_temp_files()? {
@@ -149,7 +159,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) ->
     for (id, loc) in index.duplicates() {
         r.notice(
             format!("blob {}", id.to_hex()),
-            format!("stored twice (also in pack {}); harmless, prune removes the copy", index.pack_of(loc).to_hex()),
+            format!(
+                "stored twice (also in pack {}); harmless, prune removes the copy",
+                index.pack_of(loc).to_hex()
+            ),
         );
     }
 
@@ -165,7 +178,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) ->
     let header_results = parallel_map(index.packs(), |(id, size)| {
         let name = id.to_hex();
         match listed.get(&name) {
-            None => Err(format!("is missing (its {} blobs are lost unless stored elsewhere)", "indexed")),
+            None => Err(format!(
+                "is missing (its {} blobs are lost unless stored elsewhere)",
+                "indexed"
+            )),
             Some(&actual) if actual != *size => Err(format!(
                 "has {actual} bytes but the index says {size} (truncated or damaged)"
             )),
@@ -208,7 +224,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) ->
         }
     }
     for name in listed.keys() {
-        let known = name.parse::<PackId>().map(|p| index.has_pack(&p)).unwrap_or(false);
+        let known = name
+            .parse::<PackId>()
+            .map(|p| index.has_pack(&p))
+            .unwrap_or(false);
         if !known {
             r.notice(
                 format!("pack {name}"),
@@ -242,7 +261,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) ->
                 s.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Relaxed);
-                        let Some(&(pos, id, _)) = selected.get(i) else { break };
+                        let Some(&(pos, id, _)) = selected.get(i) else {
+                            break;
+                        };
                         let (n, probs) = read_pack(repo, &id, &per_pack[pos]);
                         bytes.fetch_add(n, Relaxed);
                         obs.pack_read(n);
@@ -273,7 +294,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) ->
                 Ok(t) => t,
                 Err(e) => {
                     if first_visit || r.bad_blobs.contains(&tid) {
-                        let shown = if path.is_empty() { "/".to_string() } else { path.clone() };
+                        let shown = if path.is_empty() {
+                            "/".to_string()
+                        } else {
+                            path.clone()
+                        };
                         tree_problems.push((
                             format!("snapshot {}", sid.to_hex()),
                             format!("tree of {shown} cannot be read: {e}"),
@@ -284,7 +309,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, obs: &dyn CheckObserver) ->
                 }
             };
             for n in tree.nodes {
-                let p = if path.is_empty() { n.name.lossy() } else { format!("{path}/{}", n.name.lossy()) };
+                let p = if path.is_empty() {
+                    n.name.lossy()
+                } else {
+                    format!("{path}/{}", n.name.lossy())
+                };
                 match n.kind {
                     NodeKind::Dir => {
                         if let Some(sub) = n.subtree {
@@ -334,7 +363,9 @@ pub fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<Pack
     let t = be.read_range(FileKind::Pack, &name, size - 4, 4)?;
     let (start, len) = pack::header_location(size, [t[0], t[1], t[2], t[3]])?;
     let sealed = be.read_range(FileKind::Pack, &name, start, len)?;
-    let plain = repo.crypto().open(&sealed, &format!("header of pack {name}"))?;
+    let plain = repo
+        .crypto()
+        .open(&sealed, &format!("header of pack {name}"))?;
     pack::decode_header(&plain, start)
 }
 
@@ -363,7 +394,11 @@ fn read_pack(
         ));
     }
     if let Err(e) = pack::parse_pack(repo.crypto(), &bytes, &object) {
-        out.push((object.clone(), format!("header is damaged: {e}"), Vec::new()));
+        out.push((
+            object.clone(),
+            format!("header is damaged: {e}"),
+            Vec::new(),
+        ));
     }
     // Verify every blob the index points at (the index is what restore uses).
     let mut bad = Vec::new();
@@ -371,7 +406,14 @@ fn read_pack(
         let start = loc.offset as usize;
         let end = start + loc.length as usize;
         let ok = end <= bytes.len()
-            && blob::decode(repo.crypto(), bid, loc.compressed(), loc.raw_len, &bytes[start..end]).is_ok();
+            && blob::decode(
+                repo.crypto(),
+                bid,
+                loc.compressed(),
+                loc.raw_len,
+                &bytes[start..end],
+            )
+            .is_ok();
         if !ok {
             bad.push(*bid);
         }

@@ -162,7 +162,10 @@ mod tests {
 
     #[test]
     fn stream_matches_split_and_respects_bounds() {
-        let c = Chunker::new(&ChunkerParams::default(), &Crypto::Keyed(MasterKey::generate()));
+        let c = Chunker::new(
+            &ChunkerParams::default(),
+            &Crypto::Keyed(MasterKey::generate()),
+        );
         let d = data(40 << 20, 1);
         let whole: Vec<Vec<u8>> = c.split(&d).into_iter().map(|s| s.to_vec()).collect();
         let mut s = c.stream(&d[..], Vec::new());
@@ -173,7 +176,11 @@ mod tests {
         assert_eq!(whole, streamed);
         assert_eq!(streamed.concat(), d);
         for ch in &streamed[..streamed.len() - 1] {
-            assert!(ch.len() >= 512 * 1024 && ch.len() <= 8 << 20, "{}", ch.len());
+            assert!(
+                ch.len() >= 512 * 1024 && ch.len() <= 8 << 20,
+                "{}",
+                ch.len()
+            );
         }
         let avg = d.len() / streamed.len();
         assert!(avg > 600 * 1024 && avg < 2 << 20, "avg {avg}");
@@ -194,8 +201,14 @@ mod tests {
     #[test]
     fn keyed_boundaries_differ() {
         let d = data(16 << 20, 3);
-        let a = Chunker::new(&ChunkerParams::default(), &Crypto::Keyed(MasterKey::generate()));
-        let b = Chunker::new(&ChunkerParams::default(), &Crypto::Keyed(MasterKey::generate()));
+        let a = Chunker::new(
+            &ChunkerParams::default(),
+            &Crypto::Keyed(MasterKey::generate()),
+        );
+        let b = Chunker::new(
+            &ChunkerParams::default(),
+            &Crypto::Keyed(MasterKey::generate()),
+        );
         let la: Vec<usize> = a.split(&d).iter().map(|c| c.len()).collect();
         let lb: Vec<usize> = b.split(&d).iter().map(|c| c.len()).collect();
         assert_ne!(la, lb);

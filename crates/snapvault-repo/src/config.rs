@@ -73,7 +73,10 @@ impl Config {
 
     pub fn verify(&self, crypto: &Crypto) -> Result<()> {
         if self.encrypted != crypto.is_encrypted() {
-            return Err(RepoError::corrupt("config", "encryption mode does not match keys"));
+            return Err(RepoError::corrupt(
+                "config",
+                "encryption mode does not match keys",
+            ));
         }
         if let Some(mac) = crypto.mac("snapvault config mac", &self.unsigned_bytes())
             && hex::encode(mac) != self.mac

@@ -213,7 +213,10 @@ mod tests {
         let b = Crypto::Keyed(MasterKey::generate());
         assert_ne!(a.blob_id(b"same photo"), b.blob_id(b"same photo"));
         assert_eq!(a.blob_id(b"same photo"), a.blob_id(b"same photo"));
-        assert_eq!(Crypto::Plain.blob_id(b"x").0.0, *blake3::hash(b"x").as_bytes());
+        assert_eq!(
+            Crypto::Plain.blob_id(b"x").0.0,
+            *blake3::hash(b"x").as_bytes()
+        );
         assert_ne!(a.gear_table()[..], b.gear_table()[..]);
     }
 

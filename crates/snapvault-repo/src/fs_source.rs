@@ -48,7 +48,8 @@ impl FolderSource {
             if fs::symlink_metadata(p).is_err() {
                 return Err(RepoError::SourceMissing(p.clone()));
             }
-            let abs = std::path::absolute(p).map_err(|e| RepoError::io(p.display().to_string(), e))?;
+            let abs =
+                std::path::absolute(p).map_err(|e| RepoError::io(p.display().to_string(), e))?;
             let name = match abs.file_name() {
                 Some(n) => Name(n.as_bytes().to_vec()),
                 None => Name(b"root".to_vec()),

@@ -304,7 +304,11 @@ impl Index {
     /// Every index entry of one pack, in offset order (for check and repair).
     pub fn entries_of_pack(&self) -> Vec<Vec<(BlobId, BlobLocation)>> {
         let mut v: Vec<Vec<(BlobId, BlobLocation)>> = vec![Vec::new(); self.packs.len()];
-        for (id, loc) in self.blobs.iter().chain(self.duplicates.iter().map(|(a, b)| (a, b))) {
+        for (id, loc) in self
+            .blobs
+            .iter()
+            .chain(self.duplicates.iter().map(|(a, b)| (a, b)))
+        {
             v[loc.pack as usize].push((*id, *loc));
         }
         for p in &mut v {
@@ -323,7 +327,11 @@ mod tests {
     fn entry(i: u32) -> PackEntry {
         PackEntry {
             id: BlobId(Id::hash_of(&i.to_le_bytes())),
-            typ: if i.is_multiple_of(3) { BlobType::Tree } else { BlobType::Data },
+            typ: if i.is_multiple_of(3) {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            },
             compressed: i.is_multiple_of(2),
             offset: i * 100,
             length: 100,

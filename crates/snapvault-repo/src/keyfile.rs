@@ -112,7 +112,10 @@ impl KeyFile {
         let sealed = hex::decode(&self.data)
             .map_err(|_| RepoError::corrupt("key file", "data is not hex"))?;
         if sealed.len() != MASTER_KEY_LEN + crate::crypto::SEAL_OVERHEAD {
-            return Err(RepoError::corrupt("key file", "sealed key has the wrong length"));
+            return Err(RepoError::corrupt(
+                "key file",
+                "sealed key has the wrong length",
+            ));
         }
         let mut kek = derive(password, &salt, self.params)?;
         let plain = open_with(&kek, &sealed, "key file");
@@ -143,7 +146,10 @@ mod tests {
         let kf = KeyFile::create(&mk, b"secret", FAST).unwrap();
         let parsed = KeyFile::parse(&kf.to_bytes()).unwrap();
         assert_eq!(parsed.open(b"secret").unwrap().to_bytes(), mk.to_bytes());
-        assert!(matches!(parsed.open(b"wrong"), Err(RepoError::WrongPassword)));
+        assert!(matches!(
+            parsed.open(b"wrong"),
+            Err(RepoError::WrongPassword)
+        ));
     }
 
     #[test]

@@ -132,7 +132,9 @@ impl LockGuard {
         };
         let before = list_locks(backend.as_ref(), &crypto)?;
         if let Some(holder) = conflict(&before, None) {
-            return Err(RepoError::Locked(format!("repository is in use by {holder}")));
+            return Err(RepoError::Locked(format!(
+                "repository is in use by {holder}"
+            )));
         }
         let stale: Vec<LockInfo> = before
             .iter()
@@ -152,7 +154,9 @@ impl LockGuard {
         let after = list_locks(backend.as_ref(), &crypto)?;
         if let Some(holder) = conflict(&after, Some(&name)) {
             let _ = backend.remove(FileKind::Lock, &name);
-            return Err(RepoError::Locked(format!("repository is in use by {holder}")));
+            return Err(RepoError::Locked(format!(
+                "repository is in use by {holder}"
+            )));
         }
         let current = Arc::new(Mutex::new(name));
         let (tx, rx) = mpsc::channel::<()>();

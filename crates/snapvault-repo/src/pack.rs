@@ -188,8 +188,18 @@ mod tests {
     fn build(crypto: &Crypto, blobs: &[Vec<u8>]) -> (PackId, Vec<u8>, Vec<PackEntry>) {
         let mut w = PackWriter::new(0);
         for (i, b) in blobs.iter().enumerate() {
-            let typ = if i % 2 == 0 { BlobType::Data } else { BlobType::Tree };
-            w.add(&encode(crypto, crypto.blob_id(b), typ, b, Compression::Try(3)));
+            let typ = if i % 2 == 0 {
+                BlobType::Data
+            } else {
+                BlobType::Tree
+            };
+            w.add(&encode(
+                crypto,
+                crypto.blob_id(b),
+                typ,
+                b,
+                Compression::Try(3),
+            ));
         }
         w.finish(crypto)
     }

@@ -40,10 +40,7 @@ impl Packer {
             .name("packer".into())
             .spawn(move || run(backend, crypto, pack_size, rx))
             .ok();
-        Packer {
-            tx: Some(tx),
-            join,
-        }
+        Packer { tx: Some(tx), join }
     }
 
     /// A sender for worker threads. Sending fails once the packer stopped on an error.
@@ -58,7 +55,9 @@ impl Packer {
             Some(j) => j
                 .join()
                 .unwrap_or_else(|_| Err(RepoError::Interrupted("packer thread panicked".into()))),
-            None => Err(RepoError::Interrupted("could not start the packer thread".into())),
+            None => Err(RepoError::Interrupted(
+                "could not start the packer thread".into(),
+            )),
         }
     }
 }

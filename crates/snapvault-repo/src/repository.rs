@@ -107,7 +107,10 @@ impl Repository {
         let pw = password()?;
         let keys = backend.list(FileKind::Key)?;
         if keys.is_empty() {
-            return Err(RepoError::corrupt("keys", "the repository has no key files"));
+            return Err(RepoError::corrupt(
+                "keys",
+                "the repository has no key files",
+            ));
         }
         let mut last_err = RepoError::WrongPassword;
         for k in keys {
@@ -155,7 +158,12 @@ impl Repository {
     }
 
     pub fn lock(&self, exclusive: bool, command: &str) -> Result<LockGuard> {
-        LockGuard::acquire(self.backend.clone(), self.crypto.clone(), exclusive, command)
+        LockGuard::acquire(
+            self.backend.clone(),
+            self.crypto.clone(),
+            exclusive,
+            command,
+        )
     }
 
     /// Read and merge every index file (in parallel). A damaged index file is an error
@@ -253,9 +261,9 @@ impl Repository {
         let spec = spec.trim();
         if spec == "latest" {
             let (mut all, _) = self.snapshots()?;
-            return all
-                .pop()
-                .ok_or_else(|| RepoError::NoSuchSnapshot("latest (the repository has no snapshots)".into()));
+            return all.pop().ok_or_else(|| {
+                RepoError::NoSuchSnapshot("latest (the repository has no snapshots)".into())
+            });
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RepoError::NoSuchSnapshot(spec.to_string()));
@@ -327,11 +335,16 @@ impl Repository {
             (_, []) | (true, _) => {
                 return Err(RepoError::Invalid(format!("no key matches {prefix:?}")));
             }
-            _ => return Err(RepoError::Invalid(format!("key prefix {prefix:?} is ambiguous"))),
+            _ => {
+                return Err(RepoError::Invalid(format!(
+                    "key prefix {prefix:?} is ambiguous"
+                )));
+            }
         };
         if keys.len() <= 1 {
             return Err(RepoError::Invalid(
-                "refusing to remove the last key: the repository would be unreadable forever".into(),
+                "refusing to remove the last key: the repository would be unreadable forever"
+                    .into(),
             ));
         }
         if self.key_name.as_deref() == Some(target.as_str()) {

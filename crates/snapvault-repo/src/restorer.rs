@@ -197,7 +197,10 @@ pub fn restore(
                         }
                         Err(e) => {
                             if let Ok(mut p) = problems.lock() {
-                                p.push((String::from_utf8_lossy(&item.path).into_owned(), e.to_string()));
+                                p.push((
+                                    String::from_utf8_lossy(&item.path).into_owned(),
+                                    e.to_string(),
+                                ));
                             }
                         }
                     }
@@ -213,19 +216,27 @@ pub fn restore(
         let target = it.node.target.clone().unwrap_or_default();
         match fs::symlink_metadata(&p) {
             Ok(md) if md.file_type().is_symlink() => {
-                if fs::read_link(&p).ok().as_deref() == Some(Path::new(OsStr::from_bytes(&target.0))) {
+                if fs::read_link(&p).ok().as_deref()
+                    == Some(Path::new(OsStr::from_bytes(&target.0)))
+                {
                     stats.symlinks += 1;
                     continue;
                 }
                 if !opts.overwrite {
-                    stats.problems.push((it.node.name.lossy(), "a different symlink exists; use --overwrite".into()));
+                    stats.problems.push((
+                        it.node.name.lossy(),
+                        "a different symlink exists; use --overwrite".into(),
+                    ));
                     continue;
                 }
                 fs::remove_file(&p).ctx(|| format!("removing {}", p.display()))?;
             }
             Ok(_) => {
                 if !opts.overwrite {
-                    stats.problems.push((String::from_utf8_lossy(&it.path).into_owned(), "something else exists at this path; use --overwrite".into()));
+                    stats.problems.push((
+                        String::from_utf8_lossy(&it.path).into_owned(),
+                        "something else exists at this path; use --overwrite".into(),
+                    ));
                     continue;
                 }
                 fs::remove_file(&p).ctx(|| format!("removing {}", p.display()))?;
@@ -247,7 +258,9 @@ pub fn restore(
     stats.files_restored = restored.into_inner();
     stats.files_already_right = right.into_inner();
     stats.bytes_written = bytes.into_inner();
-    stats.problems.extend(problems.into_inner().unwrap_or_default());
+    stats
+        .problems
+        .extend(problems.into_inner().unwrap_or_default());
     Ok(stats)
 }
 
@@ -262,7 +275,12 @@ enum Outcome {
 }
 
 /// Does the file at `path` already hold exactly these chunks?
-fn already_right(chunker: &Chunker, repo: &Repository, node: &Node, path: &Path) -> io::Result<bool> {
+fn already_right(
+    chunker: &Chunker,
+    repo: &Repository,
+    node: &Node,
+    path: &Path,
+) -> io::Result<bool> {
     let md = fs::metadata(path)?;
     if !md.is_file() || md.len() != node.size {
         return Ok(false);
@@ -302,10 +320,15 @@ fn restore_file(
     // Resolve every blob before writing anything, so a missing blob leaves no partial file.
     let mut locs = Vec::with_capacity(node.content.len());
     for id in &node.content {
-        let loc = index.get(id).ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
+        let loc = index
+            .get(id)
+            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
         locs.push((id, *loc));
     }
-    let name = path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
     let mut tmp_name = b".".to_vec();
     tmp_name.extend_from_slice(&name);
     tmp_name.extend_from_slice(b".snapvault-restore");
@@ -349,7 +372,8 @@ fn restore_file(
                     loc.raw_len,
                     &data[s..s + loc.length as usize],
                 )?;
-                f.write_all(&plain).ctx(|| format!("writing {}", tmp.display()))?;
+                f.write_all(&plain)
+                    .ctx(|| format!("writing {}", tmp.display()))?;
                 written += plain.len() as u64;
             }
             i = j;
@@ -377,13 +401,19 @@ fn set_meta(path: &Path, node: &Node) {
 }
 
 fn set_times(path: &Path, node: &Node, nofollow: bool) {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return };
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
     let ts = libc::timespec {
         tv_sec: node.mtime.div_euclid(1_000_000_000) as libc::time_t,
         tv_nsec: node.mtime.rem_euclid(1_000_000_000) as _,
     };
     let times = [ts, ts];
-    let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
     // SAFETY: valid C string and a two-element timespec array, as utimensat requires.
     unsafe {
         libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags);

@@ -104,7 +104,10 @@ impl Snapshot {
         let s: Snapshot =
             serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt(what, e.to_string()))?;
         if s.version != 1 {
-            return Err(RepoError::corrupt(what, format!("unknown version {}", s.version)));
+            return Err(RepoError::corrupt(
+                what,
+                format!("unknown version {}", s.version),
+            ));
         }
         Ok(s)
     }
@@ -155,6 +158,9 @@ mod tests {
         let c = Crypto::Keyed(MasterKey::generate());
         let mut b = sample(vec![]).seal(&c);
         b[30] ^= 4;
-        assert!(matches!(Snapshot::open(&c, &b, "s"), Err(RepoError::Auth(_))));
+        assert!(matches!(
+            Snapshot::open(&c, &b, "s"),
+            Err(RepoError::Auth(_))
+        ));
     }
 }

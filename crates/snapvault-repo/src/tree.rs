@@ -52,9 +52,7 @@ impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         match NameRepr::deserialize(d)? {
             NameRepr::Utf8(s) => Ok(Name(s.into_bytes())),
-            NameRepr::Bytes { hex } => hex::decode(hex)
-                .map(Name)
-                .map_err(serde::de::Error::custom),
+            NameRepr::Bytes { hex } => hex::decode(hex).map(Name).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -136,7 +134,10 @@ impl Tree {
             serde_json::from_slice(b).map_err(|e| RepoError::corrupt("tree", e.to_string()))?;
         for (i, n) in t.nodes.iter().enumerate() {
             if !is_safe_name(&n.name.0) {
-                return Err(RepoError::corrupt("tree", format!("unsafe name {:?}", n.name)));
+                return Err(RepoError::corrupt(
+                    "tree",
+                    format!("unsafe name {:?}", n.name),
+                ));
             }
             if i > 0 && t.nodes[i - 1].name >= n.name {
                 return Err(RepoError::corrupt("tree", "names not sorted or not unique"));

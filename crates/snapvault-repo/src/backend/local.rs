@@ -43,13 +43,19 @@ impl LocalBackend {
             || name.starts_with('.')
             || (kind == FileKind::Config && name != "config")
         {
-            return Err(RepoError::Invalid(format!("invalid {} name {name:?}", kind.name())));
+            return Err(RepoError::Invalid(format!(
+                "invalid {} name {name:?}",
+                kind.name()
+            )));
         }
         Ok(self.dir_of(kind, name).join(name))
     }
 
     fn mkdir(path: &Path) -> io::Result<()> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
     }
 }
 
