@@ -200,6 +200,7 @@ pub fn run(
     let (chunk_tx, chunk_rx) = bounded::<ChunkJob>(workers * 2);
     let (dir_tx, dir_rx) = bounded::<(Vec<u8>, Vec<Pending>)>(64);
     let level = repo.config().compression_level;
+    let interrupted: Mutex<Option<String>> = Mutex::new(None);
 
     let root: Result<Option<BlobId>> = std::thread::scope(|s| {
         for _ in 0..workers {
@@ -225,9 +226,16 @@ pub fn run(
             buf: Vec::new(),
             reread: &opts.reread,
             level,
+            fatal: None,
         };
         let walked = walker.walk(b"", parent_tree.as_ref());
+        let fatal = walker.fatal.take();
         drop(walker);
+        if let Some(f) = fatal {
+            if let Ok(mut g) = interrupted.lock() {
+                *g = Some(f);
+            }
+        }
         let root = finalizer
             .join()
             .unwrap_or_else(|_| Err(RepoError::Interrupted("finalizer panicked".into())));
@@ -253,17 +261,26 @@ pub fn run(
         blobs_added: st.blobs_added.load(Relaxed),
         errors: st.errors.load(Relaxed),
         duration_ms: started.elapsed().as_millis() as u64,
+        interrupted: interrupted.into_inner().ok().flatten(),
     };
+    if let (Some(why), 0) = (&summary.interrupted, summary.files_total) {
+        // Nothing was read before the source went away: no snapshot at all.
+        return Err(RepoError::Interrupted(why.clone()));
+    }
+    let mut tags = opts.tags;
+    if summary.interrupted.is_some() {
+        tags.push("partial".into());
+    }
     let snap = Snapshot {
         version: 1,
         time,
         hostname: crate::time::hostname(),
         username: crate::time::username(),
         source: opts.source,
-        tags: opts.tags,
+        tags,
         tree: root,
         parent: opts.parent.map(|(id, _)| id),
-        incomplete: summary.errors > 0,
+        incomplete: summary.errors > 0 || summary.interrupted.is_some(),
         summary,
     };
     let id = repo.save_snapshot(&snap)?;
@@ -371,6 +388,8 @@ struct Walker<'a> {
     buf: Vec<u8>,
     reread: &'a HashSet<BlobId>,
     level: i32,
+    /// Set when the source went away: the walk stops and the snapshot keeps what it has.
+    fatal: Option<String>,
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -410,6 +429,10 @@ impl Walker<'_> {
     fn walk(&mut self, dir: &[u8], parent: Option<&Tree>) -> Result<()> {
         let entries = match self.source.list(dir) {
             Ok(e) => e,
+            Err(e) if self.source.is_fatal(&e) => {
+                self.fatal = Some(e.to_string());
+                Vec::new()
+            }
             Err(e) if !dir.is_empty() => {
                 self.shared.stats.errors.fetch_add(1, Relaxed);
                 self.observer.skipped(dir, &e);
@@ -429,6 +452,9 @@ impl Walker<'_> {
         let mut pending = Vec::with_capacity(entries.len());
         for e in entries {
             self.aborted()?;
+            if self.fatal.is_some() {
+                break;
+            }
             let path = join(dir, &e.name.0);
             let old = find(&e.name);
             match e.kind {
@@ -483,6 +509,10 @@ impl Walker<'_> {
         self.observer.file_started(path, e.size);
         let reader = match self.source.open(path) {
             Ok(r) => r,
+            Err(err) if self.source.is_fatal(&err) => {
+                self.fatal = Some(err.to_string());
+                return Ok(None);
+            }
             Err(err) => {
                 st.errors.fetch_add(1, Relaxed);
                 self.observer.skipped(path, &err);
@@ -498,6 +528,10 @@ impl Walker<'_> {
                 }
                 slot.cv.notify_all();
                 node.size = total;
+            }
+            Err(ReadFailure::Source(err)) if self.source.is_fatal(&err) => {
+                self.fatal = Some(err.to_string());
+                return Ok(None);
             }
             Err(ReadFailure::Source(err)) => {
                 st.errors.fetch_add(1, Relaxed);

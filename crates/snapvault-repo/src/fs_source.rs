@@ -30,9 +30,10 @@ pub trait Source: Send + Sync {
     fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>>;
     /// Open a file for reading.
     fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>>;
-    /// Re-check a file after reading it (size/mtime), to notice files changed mid-read.
-    fn stat(&self, _path: &[u8]) -> Option<SourceEntry> {
-        None
+    /// Does this error mean the whole source is gone (a phone unplugged), so the snapshot
+    /// must stop rather than skip the file?
+    fn is_fatal(&self, _error: &io::Error) -> bool {
+        false
     }
 }
 
@@ -160,13 +161,6 @@ impl Source for FolderSource {
         let f = File::open(&p)?;
         advise_sequential(&f);
         Ok(Box::new(f))
-    }
-
-    fn stat(&self, path: &[u8]) -> Option<SourceEntry> {
-        let p = self.resolve(path).ok()?;
-        let md = fs::symlink_metadata(&p).ok()?;
-        let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
-        entry_from_metadata(Name(name.to_vec()), &md, &p).ok()
     }
 }
 

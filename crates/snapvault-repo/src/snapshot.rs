@@ -70,6 +70,10 @@ pub struct Summary {
     pub blobs_added: u64,
     pub errors: u64,
     pub duration_ms: u64,
+    /// Why the snapshot stopped early (the source went away); it then holds what was
+    /// read until that moment and is tagged `partial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

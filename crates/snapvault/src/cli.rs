@@ -77,8 +77,30 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Photos added, removed and changed between two snapshots
     Diff(DiffArgs),
+    /// List iPhones and iPads connected over USB
+    Devices(DevicesArgs),
+    /// Is it safe to delete the photos from the phone? Compares every file by content
+    VerifyDevice(VerifyDeviceArgs),
     /// Run a demonstration on a generated sample library (no repository needed)
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyDeviceArgs {
+    /// Which iPhone, when several are attached
+    #[arg(long, value_name = "UDID")]
+    pub udid: Option<String>,
+    /// Compare with this snapshot (default: the latest of this phone)
+    #[arg(long, value_name = "ID|latest")]
+    pub snapshot: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -103,9 +125,13 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
-    /// Folders (or files) to back up
-    #[arg(required = true, value_name = "PATH")]
+    /// Folders (or files) to back up, or `iphone` for the camera roll of an iPhone on USB
+    /// (use `./iphone` for a folder of that name)
+    #[arg(required = true, value_name = "PATH|iphone")]
     pub paths: Vec<PathBuf>,
+    /// Which iPhone, when several are attached (see `snapvault devices`)
+    #[arg(long, value_name = "UDID")]
+    pub udid: Option<String>,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,

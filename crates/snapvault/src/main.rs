@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod fmt;
+mod iphone;
 mod media;
 mod password;
 mod photoset;

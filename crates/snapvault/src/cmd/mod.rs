@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod devices;
 mod diff;
 mod init;
 mod key;
@@ -10,6 +11,7 @@ mod restore;
 mod snapshot;
 mod snapshots;
 mod unlock;
+mod verify;
 
 use std::sync::Arc;
 
@@ -86,6 +88,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
+        Command::Devices(a) => devices::run(&ctx, a),
+        Command::VerifyDevice(a) => verify::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
     }
 }

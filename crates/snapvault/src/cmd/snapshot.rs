@@ -78,17 +78,45 @@ pub fn latest_of_source(
 }
 
 pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
+    let is_iphone = a.paths.len() == 1 && a.paths[0].as_os_str() == "iphone";
+    if is_iphone {
+        let device = crate::iphone::connect(a.udid.as_deref())?;
+        let phone = crate::iphone::IphoneSource::new(device)?;
+        let source = phone.snapshot_source();
+        if !ctx.global.quiet {
+            let i = phone.device.info();
+            eprintln!(
+                "iPhone {} ({} {}, iOS {}): {} files, {} under /DCIM",
+                i.name,
+                i.model,
+                i.udid,
+                i.ios_version,
+                phone.files,
+                fmt::size(phone.bytes)
+            );
+        }
+        let code = take(ctx, &phone, source, &a)?;
+        if ctx.global.verbose > 0 {
+            eprintln!("transferred {} from the phone", fmt::size(phone.device.bytes_transferred()));
+        }
+        return Ok(code);
+    }
+    if a.udid.is_some() {
+        anyhow::bail!("--udid only applies to `snapvault snapshot iphone`");
+    }
     let folder = FolderSource::new(&a.paths)?;
+    let source = Source::folder(folder.absolute_paths());
+    take(ctx, &folder, source, &a)
+}
+
+/// Run the snapshot pipeline on any source and report.
+fn take(ctx: &Ctx, src: &dyn snapvault_repo::fs_source::Source, source: Source, a: &SnapshotArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let _lock = repo.lock(false, "snapshot")?;
-    let removed = repo
-        .backend()
-        .remove_leftover_temp_files(15 * 60)
-        .unwrap_or(0);
+    let removed = repo.backend().remove_leftover_temp_files(15 * 60).unwrap_or(0);
     if removed > 0 && ctx.global.verbose > 0 {
         eprintln!("removed {removed} leftover temporary file(s) of interrupted runs");
     }
-    let source = Source::folder(folder.absolute_paths());
     let parent = match (&a.parent, a.force) {
         (_, true) => None,
         (Some(p), false) => Some(repo.find_snapshot(p)?),
@@ -98,7 +126,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let loaded = repo.load_index().context("loading the index")?;
     let opts = ArchiveOptions {
         source,
-        tags: a.tags,
+        tags: a.tags.clone(),
         parent,
         reread: HashSet::new(),
         workers: threads(),
@@ -107,25 +135,27 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let (id, snap) = archiver::run(
         &repo,
         loaded.index,
-        &folder,
+        src,
         opts,
         &report,
         &crate::media::PhotoInspector,
     )?;
-    let gone = match &parent_snap {
-        Some(p) => {
+    let gone = match (&parent_snap, &snap.summary.interrupted) {
+        (Some(p), None) => {
             let index = repo.load_index()?.index;
             let now = report.photos.into_inner().unwrap_or_default();
             vanished(&repo, &index, p, &now)?
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     print_summary(ctx, &id, &snap, &gone, a.json);
-    Ok(if snap.incomplete {
-        exit::INCOMPLETE
-    } else {
-        exit::OK
-    })
+    if let Some(why) = &snap.summary.interrupted {
+        anyhow::bail!(
+            "the snapshot stopped early: {why}; what was read so far is saved as partial snapshot {} and the next run continues from it",
+            id.short()
+        );
+    }
+    Ok(if snap.incomplete { exit::INCOMPLETE } else { exit::OK })
 }
 
 pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoEntry], json: bool) {

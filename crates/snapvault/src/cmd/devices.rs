@@ -1,0 +1,30 @@
+use anyhow::Result;
+use snapvault_source::{UsbmuxdAddress, list_devices};
+
+use super::Ctx;
+use crate::cli::DevicesArgs;
+
+pub fn run(ctx: &Ctx, a: DevicesArgs) -> Result<i32> {
+    let addr = UsbmuxdAddress::from_env()?;
+    let devices = list_devices(&addr)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&devices)?);
+        return Ok(0);
+    }
+    if devices.is_empty() {
+        ctx.say("no iPhone or iPad found: connect it with a USB cable and unlock it");
+        return Ok(0);
+    }
+    println!("{:<26} {:<20} {:<12} {:<8} trusted", "udid", "name", "model", "iOS");
+    for d in &devices {
+        println!(
+            "{:<26} {:<20} {:<12} {:<8} {}",
+            d.udid,
+            d.name,
+            d.model,
+            d.ios_version,
+            if d.paired { "yes" } else { "no (unlock the phone and tap Trust)" }
+        );
+    }
+    Ok(0)
+}
