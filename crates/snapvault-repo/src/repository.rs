@@ -256,14 +256,25 @@ impl Repository {
         Ok((ok, bad))
     }
 
-    /// Resolve `latest` or a unique id prefix.
+    /// Resolve `latest`, `latest~N` (the N-th before the latest) or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
         let spec = spec.trim();
-        if spec == "latest" {
+        if let Some(rest) = spec.strip_prefix("latest") {
+            let back: usize = match rest.strip_prefix('~') {
+                None if rest.is_empty() => 0,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| RepoError::NoSuchSnapshot(spec.to_string()))?,
+                None => return Err(RepoError::NoSuchSnapshot(spec.to_string())),
+            };
             let (mut all, _) = self.snapshots()?;
-            return all.pop().ok_or_else(|| {
-                RepoError::NoSuchSnapshot("latest (the repository has no snapshots)".into())
-            });
+            let n = all.len();
+            if back >= n {
+                return Err(RepoError::NoSuchSnapshot(format!(
+                    "{spec} (the repository has {n} snapshot(s))"
+                )));
+            }
+            return Ok(all.swap_remove(n - 1 - back));
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RepoError::NoSuchSnapshot(spec.to_string()));

@@ -45,7 +45,9 @@ impl IphoneSource {
         let (mut files, mut bytes) = (0, 0);
         for e in listing {
             let path = e.path.as_bytes();
-            let Some(slash) = path.iter().rposition(|&b| b == b'/') else { continue };
+            let Some(slash) = path.iter().rposition(|&b| b == b'/') else {
+                continue;
+            };
             let (dir, name) = (&path[..slash], &path[slash + 1..]);
             if !dir.starts_with(b"DCIM") || name.is_empty() {
                 continue;
@@ -102,12 +104,14 @@ impl IphoneSource {
     /// Every file on the phone: (device path, size).
     pub fn files(&self) -> impl Iterator<Item = (String, &SourceEntry)> {
         self.dirs.iter().flat_map(|(dir, list)| {
-            list.iter().filter(|e| e.kind == NodeKind::File).map(move |e| {
-                (
-                    format!("{}/{}", String::from_utf8_lossy(dir), e.name.lossy()),
-                    e,
-                )
-            })
+            list.iter()
+                .filter(|e| e.kind == NodeKind::File)
+                .map(move |e| {
+                    (
+                        format!("{}/{}", String::from_utf8_lossy(dir), e.name.lossy()),
+                        e,
+                    )
+                })
         })
     }
 }

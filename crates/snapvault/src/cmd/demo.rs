@@ -6,6 +6,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+
 use super::Ctx;
 use crate::cli::DemoArgs;
 
@@ -31,9 +33,13 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     let library = dir.join("iPhone");
     let files = snapvault_media::sample::library(&library, 24, 2026)
         .with_context(|| format!("writing the sample library to {}", library.display()))?;
+    // A loopback iPhone serving the sample library over the real usbmuxd/lockdown/AFC protocols.
+    let phone =
+        FakePhone::start(FakePhoneConfig::new(&library)).context("starting the demo iPhone")?;
     let repo = dir.join("repo");
     ctx.say(format!(
-        "snapvault demo: a sample iPhone library of {} files in {}\n(repository {}, password {PASSWORD:?})\n",
+        "snapvault demo: an emulated iPhone on {} with {} sample files (from {})\n(repository {}, password {PASSWORD:?})\n",
+        phone.usbmuxd_address(),
         files.len(),
         library.display(),
         repo.display()
@@ -46,6 +52,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
             .current_dir(&dir)
             .env("SNAPVAULT_REPOSITORY", &repo)
             .env("SNAPVAULT_PASSWORD", PASSWORD)
+            .env("USBMUXD_SOCKET_ADDRESS", phone.usbmuxd_address())
             .env_remove("SNAPVAULT_PASSWORD_FILE")
             .env_remove("SNAPVAULT_PASSWORD_COMMAND")
             .status()
@@ -57,14 +64,23 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         Ok(())
     };
     step(&["init"])?;
-    step(&["snapshot", "iPhone", "--tag", "demo"])?;
-    step(&["snapshot", "iPhone", "--tag", "demo"])?;
+    step(&["devices"])?;
+    step(&["snapshot", "iphone", "--tag", "demo"])?;
+    // Someone deletes a Live Photo on the phone; the next snapshot notices.
+    let victim = library.join("DCIM/100APPLE/IMG_0003");
+    for ext in ["HEIC", "MOV", "AAE"] {
+        let _ = std::fs::remove_file(victim.with_extension(ext));
+    }
+    ctx.say("(IMG_0003, a Live Photo, is deleted on the phone)\n");
+    step(&["snapshot", "iphone", "--tag", "demo"])?;
     step(&["snapshots"])?;
-    step(&["ls", "latest", "iPhone/DCIM/100APPLE"])?;
+    step(&["diff", "latest~1", "latest"])?;
     step(&["restore", "latest", "--target", "restored"])?;
-    same_tree(&library, &dir.join("restored").join("iPhone"))?;
-    ctx.say("restored files are byte-for-byte identical to the originals\n");
+    same_tree(&library.join("DCIM"), &dir.join("restored").join("DCIM"))?;
+    ctx.say("restored files are byte-for-byte identical to the phone's\n");
+    step(&["verify-device"])?;
     step(&["check", "--read-data"])?;
+    phone.stop();
     ctx.say(format!("demo finished; everything is in {}", dir.display()));
     Ok(0)
 }

@@ -15,7 +15,10 @@ pub fn run(ctx: &Ctx, a: DevicesArgs) -> Result<i32> {
         ctx.say("no iPhone or iPad found: connect it with a USB cable and unlock it");
         return Ok(0);
     }
-    println!("{:<26} {:<20} {:<12} {:<8} trusted", "udid", "name", "model", "iOS");
+    println!(
+        "{:<26} {:<20} {:<12} {:<8} trusted",
+        "udid", "name", "model", "iOS"
+    );
     for d in &devices {
         println!(
             "{:<26} {:<20} {:<12} {:<8} {}",
@@ -23,7 +26,11 @@ pub fn run(ctx: &Ctx, a: DevicesArgs) -> Result<i32> {
             d.name,
             d.model,
             d.ios_version,
-            if d.paired { "yes" } else { "no (unlock the phone and tap Trust)" }
+            if d.paired {
+                "yes"
+            } else {
+                "no (unlock the phone and tap Trust)"
+            }
         );
     }
     Ok(0)

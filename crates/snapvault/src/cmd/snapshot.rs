@@ -97,7 +97,10 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         }
         let code = take(ctx, &phone, source, &a)?;
         if ctx.global.verbose > 0 {
-            eprintln!("transferred {} from the phone", fmt::size(phone.device.bytes_transferred()));
+            eprintln!(
+                "transferred {} from the phone",
+                fmt::size(phone.device.bytes_transferred())
+            );
         }
         return Ok(code);
     }
@@ -110,10 +113,18 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
 }
 
 /// Run the snapshot pipeline on any source and report.
-fn take(ctx: &Ctx, src: &dyn snapvault_repo::fs_source::Source, source: Source, a: &SnapshotArgs) -> Result<i32> {
+fn take(
+    ctx: &Ctx,
+    src: &dyn snapvault_repo::fs_source::Source,
+    source: Source,
+    a: &SnapshotArgs,
+) -> Result<i32> {
     let repo = ctx.open()?;
     let _lock = repo.lock(false, "snapshot")?;
-    let removed = repo.backend().remove_leftover_temp_files(15 * 60).unwrap_or(0);
+    let removed = repo
+        .backend()
+        .remove_leftover_temp_files(15 * 60)
+        .unwrap_or(0);
     if removed > 0 && ctx.global.verbose > 0 {
         eprintln!("removed {removed} leftover temporary file(s) of interrupted runs");
     }
@@ -155,7 +166,11 @@ fn take(ctx: &Ctx, src: &dyn snapvault_repo::fs_source::Source, source: Source, 
             id.short()
         );
     }
-    Ok(if snap.incomplete { exit::INCOMPLETE } else { exit::OK })
+    Ok(if snap.incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }
 
 pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoEntry], json: bool) {

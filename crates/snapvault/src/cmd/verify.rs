@@ -34,7 +34,9 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
     };
     let _lock = repo.lock(false, "verify-device")?;
     let index = repo.load_index()?.index;
-    let stored: HashMap<String, Node> = photoset::files_of(&repo, &index, &snap.tree)?.into_iter().collect();
+    let stored: HashMap<String, Node> = photoset::files_of(&repo, &index, &snap.tree)?
+        .into_iter()
+        .collect();
     let chunker = Chunker::new(&repo.config().chunker, repo.crypto());
     let mut buf = Vec::new();
     let (mut safe, mut total) = (0usize, 0usize);
@@ -76,9 +78,20 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
             continue;
         }
         if ids != node.content || node.size != size {
-            problems.push((path, "differs", "the phone's file differs from the stored one".into()));
+            problems.push((
+                path,
+                "differs",
+                "the phone's file differs from the stored one".into(),
+            ));
         } else if let Some(missing) = ids.iter().find(|id| !index.contains(id)) {
-            problems.push((path, "damaged", format!("stored chunk {} is missing from the repository", missing.short())));
+            problems.push((
+                path,
+                "damaged",
+                format!(
+                    "stored chunk {} is missing from the repository",
+                    missing.short()
+                ),
+            ));
         } else {
             safe += 1;
         }
@@ -99,9 +112,16 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
         for (p, k, m) in &problems {
             println!("{k:<10} {p}: {m}");
         }
-        println!("safe to delete: {safe} of {total} files (compared by content with snapshot {} of {})", sid.short(), fmt::time_ns(snap.time));
+        println!(
+            "safe to delete: {safe} of {total} files (compared by content with snapshot {} of {})",
+            sid.short(),
+            fmt::time_ns(snap.time)
+        );
         if safe < total {
-            println!("keep the {} file(s) listed above on the phone until a new snapshot holds them", total - safe);
+            println!(
+                "keep the {} file(s) listed above on the phone until a new snapshot holds them",
+                total - safe
+            );
         }
     }
     let _ = ctx;
