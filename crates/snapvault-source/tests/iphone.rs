@@ -349,7 +349,7 @@ fn disconnect_mid_file_ends_the_session_cleanly() {
         read, 1,
         "the 3 MiB file fits before the cut, the 9 MiB one does not"
     );
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(60), "hung: {:?}", t.elapsed());
     assert!(phone.unplugged());
     // Everything afterwards fails fast with the same error; no panic, no hang.
     assert!(matches!(dev.list_dcim(), Err(SourceError::Disconnected)));
@@ -388,7 +388,7 @@ fn stalled_phone_times_out() {
             .contains("reading DCIM/100APPLE/IMG_0002.JPG"),
         "{err}"
     );
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(60), "hung: {:?}", t.elapsed());
     // The connection is out of step after a timeout: the session is over.
     assert!(matches!(dev.list_dcim(), Err(SourceError::Timeout { .. })));
 }
@@ -437,30 +437,36 @@ fn thousand_small_files_leak_no_handles() {
 
 #[test]
 fn prefetch_overlaps_the_consumer() {
-    // 4 blocks of 256 KiB at 2 MiB/s: ~125 ms per block on the wire. A consumer that spends
-    // ~125 ms per block should finish in ~5 blocks' time with prefetch, ~8 without.
+    // While the consumer sits on its first block, the reader keeps fetching the next ones
+    // from the phone (bounded by prefetch_blocks). Observed through the bytes the phone has
+    // served, not through timing.
     let lib = tempfile::tempdir().unwrap();
-    put(lib.path(), "DCIM/100APPLE/CLIP.MOV", &pattern(1 << 20, 7));
-    let mut cfg = FakePhoneConfig::new(lib.path());
-    cfg.bytes_per_sec = Some(2 << 20);
-    let (_phone, addr) = start(cfg);
+    put(lib.path(), "DCIM/100APPLE/CLIP.MOV", &pattern(2 << 20, 7));
+    let (phone, addr) = start(FakePhoneConfig::new(lib.path()));
     let dev = Device::connect(
         &addr,
         None,
         DeviceOptions {
             read_block: 256 * 1024,
+            prefetch_blocks: 2,
             ..opts()
         },
     )
     .unwrap();
-    let t = Instant::now();
     let mut r = dev.open("DCIM/100APPLE/CLIP.MOV").unwrap();
-    let mut n = 0;
+    let first = r.next_block().unwrap().unwrap();
+    assert_eq!(first.len(), 256 * 1024);
+    // Wait (generously; this is a liveness check, not a speed check) for read-ahead.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while phone.afc_bytes_served() < 3 * 256 * 1024 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let served = phone.afc_bytes_served();
+    assert!(served >= 3 * 256 * 1024, "no read-ahead: {served} bytes served");
+    assert!(served <= 5 * 256 * 1024, "read-ahead is not bounded: {served}");
+    let mut n = first.len();
     while let Some(b) = r.next_block().unwrap() {
         n += b.len();
-        std::thread::sleep(Duration::from_millis(125));
     }
-    assert_eq!(n, 1 << 20);
-    let took = t.elapsed();
-    assert!(took < Duration::from_millis(950), "no overlap: {took:?}");
+    assert_eq!(n, 2 << 20);
 }
