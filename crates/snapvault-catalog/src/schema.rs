@@ -1,0 +1,260 @@
+//! Creating, checking and recreating the database file.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+
+use crate::{CatalogError, Result};
+
+/// `PRAGMA application_id`: "SVCT".
+pub(crate) const APPLICATION_ID: i32 = 0x5356_4354;
+/// `PRAGMA user_version`: bump on any schema change (old catalogs are then rebuilt).
+pub(crate) const SCHEMA_VERSION: i32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots(
+    id INTEGER PRIMARY KEY,
+    sid BLOB NOT NULL UNIQUE,
+    time INTEGER NOT NULL,
+    source_key TEXT NOT NULL,
+    root INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trees(
+    id INTEGER PRIMARY KEY,
+    blob BLOB NOT NULL UNIQUE,
+    media INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tree_dirs(
+    tree INTEGER NOT NULL,
+    name BLOB NOT NULL,
+    subtree INTEGER NOT NULL,
+    PRIMARY KEY(tree, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contents(
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    taken TEXT,
+    day INTEGER,
+    date_source TEXT,
+    content_id TEXT,
+    size INTEGER NOT NULL,
+    blobs BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contents_day ON contents(day);
+CREATE TABLE IF NOT EXISTS files(
+    tree INTEGER NOT NULL,
+    name BLOB NOT NULL,
+    content INTEGER NOT NULL,
+    pair TEXT,
+    live INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    PRIMARY KEY(tree, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_content ON files(content);
+CREATE INDEX IF NOT EXISTS files_pair ON files(tree, pair) WHERE pair IS NOT NULL;
+CREATE TABLE IF NOT EXISTS snapshot_dirs(
+    snapshot INTEGER NOT NULL,
+    path BLOB NOT NULL,
+    tree INTEGER NOT NULL,
+    PRIMARY KEY(snapshot, path)
+) WITHOUT ROWID;
+";
+
+/// Errors that mean the file is damaged or not a database at all.
+pub(crate) fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
+}
+
+enum Failure {
+    /// The file is unusable as a catalog and may be deleted: why.
+    Broken(String),
+    Other(CatalogError),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        if is_corruption(&e) {
+            Failure::Broken(e.to_string())
+        } else {
+            Failure::Other(e.into())
+        }
+    }
+}
+
+fn sidecars(path: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    [with("-wal"), with("-shm"), with("-journal")]
+}
+
+/// Remove the database file and its WAL / shared-memory / journal files.
+pub(crate) fn remove_files(path: &Path) -> Result<()> {
+    for p in std::iter::once(path.to_path_buf()).chain(sidecars(path)) {
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CatalogError::Io { path: p, source: e }),
+        }
+    }
+    Ok(())
+}
+
+/// Open (creating if needed), validate, and on a broken file delete it and start afresh.
+pub(crate) fn open(path: &Path) -> Result<(Connection, Option<String>)> {
+    let io = |p: &Path, e| CatalogError::Io {
+        path: p.to_path_buf(),
+        source: e,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io(dir, e))?;
+    }
+    match try_open(path) {
+        Ok(c) => Ok((c, None)),
+        Err(Failure::Other(e)) => Err(e),
+        Err(Failure::Broken(reason)) => {
+            remove_files(path)?;
+            match try_open(path) {
+                Ok(c) => Ok((c, Some(reason))),
+                Err(Failure::Other(e)) => Err(e),
+                Err(Failure::Broken(reason)) => Err(CatalogError::Unusable {
+                    path: path.to_path_buf(),
+                    reason,
+                }),
+            }
+        }
+    }
+}
+
+fn try_open(path: &Path) -> Result<Connection, Failure> {
+    if !path.exists() {
+        // Leftovers of a deleted database must not be replayed into the new one.
+        for p in sidecars(path) {
+            let _ = fs::remove_file(p);
+        }
+        // Owner-only from the start: SQLite's WAL and shm files copy these permissions.
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                Failure::Other(CatalogError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })
+            })?;
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if app == 0 && version == 0 {
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables != 0 {
+            return Err(Failure::Broken("not a snapvault catalog".into()));
+        }
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             {SCHEMA}
+             PRAGMA application_id = {APPLICATION_ID};
+             PRAGMA user_version = {SCHEMA_VERSION};
+             COMMIT;"
+        ))?;
+    } else if app != APPLICATION_ID {
+        return Err(Failure::Broken(format!(
+            "not a snapvault catalog (application id {app:#x})"
+        )));
+    } else if version != SCHEMA_VERSION {
+        return Err(Failure::Broken(format!(
+            "catalog schema version {version}, this snapvault uses {SCHEMA_VERSION}"
+        )));
+    } else {
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(Failure::Broken(format!("integrity check failed: {check}")));
+        }
+    }
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -32768;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_foreign_files_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub").join("c.sqlite");
+        let (c, why) = open(&p).unwrap();
+        assert!(why.is_none());
+        drop(c);
+        let (c, why) = open(&p).unwrap();
+        assert!(why.is_none(), "a good catalog is kept");
+        drop(c);
+
+        fs::write(&p, vec![0x5au8; 10_000]).unwrap();
+        let (_, why) = open(&p).unwrap();
+        assert!(why.is_some());
+
+        // Another application's SQLite database.
+        fs::remove_file(&p).unwrap();
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        drop(c);
+        let (c, why) = open(&p).unwrap();
+        assert!(why.unwrap().contains("not a snapvault catalog"));
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 't'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+        drop(c);
+
+        // An older schema version.
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch("PRAGMA user_version = 999").unwrap();
+        drop(c);
+        let (_, why) = open(&p).unwrap();
+        assert!(why.unwrap().contains("schema version 999"));
+    }
+
+    #[test]
+    fn file_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.sqlite");
+        let _c = open(&p).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}
