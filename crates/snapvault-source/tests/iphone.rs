@@ -349,7 +349,11 @@ fn disconnect_mid_file_ends_the_session_cleanly() {
         read, 1,
         "the 3 MiB file fits before the cut, the 9 MiB one does not"
     );
-    assert!(t.elapsed() < Duration::from_secs(60), "hung: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "hung: {:?}",
+        t.elapsed()
+    );
     assert!(phone.unplugged());
     // Everything afterwards fails fast with the same error; no panic, no hang.
     assert!(matches!(dev.list_dcim(), Err(SourceError::Disconnected)));
@@ -388,7 +392,11 @@ fn stalled_phone_times_out() {
             .contains("reading DCIM/100APPLE/IMG_0002.JPG"),
         "{err}"
     );
-    assert!(t.elapsed() < Duration::from_secs(60), "hung: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "hung: {:?}",
+        t.elapsed()
+    );
     // The connection is out of step after a timeout: the session is over.
     assert!(matches!(dev.list_dcim(), Err(SourceError::Timeout { .. })));
 }
@@ -462,8 +470,14 @@ fn prefetch_overlaps_the_consumer() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let served = phone.afc_bytes_served();
-    assert!(served >= 3 * 256 * 1024, "no read-ahead: {served} bytes served");
-    assert!(served <= 5 * 256 * 1024, "read-ahead is not bounded: {served}");
+    assert!(
+        served >= 3 * 256 * 1024,
+        "no read-ahead: {served} bytes served"
+    );
+    assert!(
+        served <= 5 * 256 * 1024,
+        "read-ahead is not bounded: {served}"
+    );
     let mut n = first.len();
     while let Some(b) = r.next_block().unwrap() {
         n += b.len();
