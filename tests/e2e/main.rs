@@ -1,1 +1,15 @@
 //! End-to-end tests: they run the real `snapvault` binary on generated data.
+
+mod common;
+
+mod check;
+mod dedup;
+mod errors;
+mod incremental;
+mod json;
+mod keys;
+mod kill;
+mod options;
+mod restore;
+mod roundtrip;
+mod unreadable;

@@ -1,0 +1,213 @@
+//! restore: --include, re-running into the same target, never overwriting different content
+//! unless --overwrite.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn files_under(root: &Path) -> BTreeSet<PathBuf> {
+    tree_contents(root)
+        .into_iter()
+        .filter(|(_, i)| matches!(i, Item::File(_)))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+fn photo_tree(root: &Path) {
+    write_random(&root.join("dir/a.jpg"), 1, 10_000);
+    write_random(&root.join("dir/b.jpg"), 2, 20_000);
+    write_random(&root.join("dir/c.png"), 3, 30_000);
+    write_random(&root.join("dir/A.JPG.txt"), 4, 100);
+    write_random(&root.join("other/d.jpg"), 5, 40_000);
+    write_random(&root.join("top.jpg"), 6, 50_000);
+}
+
+#[test]
+fn include_restores_only_matching_files() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    photo_tree(&src);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+    let t = target.to_str().unwrap();
+    sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t,
+        "--include",
+        "src/dir/*.jpg",
+    ]);
+    assert_eq!(
+        files_under(&target),
+        BTreeSet::from([
+            PathBuf::from("src/dir/a.jpg"),
+            PathBuf::from("src/dir/b.jpg")
+        ])
+    );
+    assert_eq!(
+        fs::read(target.join("src/dir/a.jpg")).unwrap(),
+        fs::read(src.join("dir/a.jpg")).unwrap()
+    );
+
+    // Repeatable, and a folder pattern takes everything under it.
+    let target2 = tmp.path().join("t2");
+    sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target2.to_str().unwrap(),
+        "--include",
+        "src/other",
+        "--include",
+        "src/top.jpg",
+    ]);
+    assert_eq!(
+        files_under(&target2),
+        BTreeSet::from([
+            PathBuf::from("src/other/d.jpg"),
+            PathBuf::from("src/top.jpg")
+        ])
+    );
+
+    // A pattern matching nothing restores nothing (and is not an error).
+    let target3 = tmp.path().join("t3");
+    sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target3.to_str().unwrap(),
+        "--include",
+        "src/*.gif",
+    ]);
+    assert!(files_under(&target3).is_empty());
+
+    // --dry-run writes nothing.
+    let target4 = tmp.path().join("t4");
+    let out = sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target4.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert!(!target4.exists(), "--dry-run created the target:\n{out}");
+}
+
+/// `*` should stop at `/` like in a shell, rsync, restic or .gitignore: `src/dir/*.jpg`
+/// should not pick up `src/dir/sub/e.jpg`.
+#[test]
+#[ignore = "bug: restore --include 'src/dir/*.jpg' also restores src/dir/sub/e.jpg (* crosses /)"]
+fn include_star_does_not_cross_folders() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    photo_tree(&src);
+    write_random(&src.join("dir/sub/e.jpg"), 7, 1000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+    sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        "src/dir/*.jpg",
+    ]);
+    assert_eq!(
+        files_under(&target),
+        BTreeSet::from([
+            PathBuf::from("src/dir/a.jpg"),
+            PathBuf::from("src/dir/b.jpg")
+        ])
+    );
+}
+
+fn restore_json(sv: &Sv, target: &Path, extra: &[&str]) -> (Out, Value) {
+    let mut args = vec![
+        "restore",
+        "latest",
+        "--json",
+        "--target",
+        target.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = sv.run(&args);
+    let v = out.json();
+    (out, v)
+}
+
+#[test]
+fn rerun_skips_files_already_right_and_never_overwrites_without_overwrite() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    photo_tree(&src);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+
+    let (out, v) = restore_json(&sv, &target, &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(v["files_restored"], 6, "{v}");
+    assert_eq!(v["files_already_right"], 0, "{v}");
+    assert_same_tree(&src, &target.join("src"));
+
+    // Same target again: everything is already right, nothing rewritten.
+    let (out, v) = restore_json(&sv, &target, &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(v["files_restored"], 0, "{v}");
+    assert_eq!(v["files_already_right"], 6, "{v}");
+    assert_eq!(v["bytes_written"], 0, "{v}");
+    assert_same_tree(&src, &target.join("src"));
+    let text = sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(text.stdout.contains("6 already right"), "{text}");
+
+    // An interrupted restore (a file missing) is completed; the rest is skipped.
+    fs::remove_file(target.join("src/other/d.jpg")).unwrap();
+    let (out, v) = restore_json(&sv, &target, &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(v["files_restored"], 1, "{v}");
+    assert_eq!(v["files_already_right"], 5, "{v}");
+    assert_same_tree(&src, &target.join("src"));
+
+    // A file with other content (same size) is left alone without --overwrite.
+    let victim = target.join("src/dir/b.jpg");
+    let mine = random_bytes(777, 20_000);
+    fs::write(&victim, &mine).unwrap();
+    let bigger = target.join("src/top.jpg");
+    fs::write(&bigger, b"my own edit").unwrap();
+    let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "dir/b.jpg");
+    assert_stderr_mentions(&out, "top.jpg");
+    assert_stderr_mentions(&out, "--overwrite");
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        mine,
+        "file overwritten without --overwrite"
+    );
+    assert_eq!(fs::read(&bigger).unwrap(), b"my own edit");
+
+    // With --overwrite it is replaced.
+    let (out, v) = restore_json(&sv, &target, &["--overwrite"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(v["files_restored"], 2, "{v}");
+    assert_same_tree(&src, &target.join("src"));
+}
+
+#[test]
+fn restore_into_a_new_nested_target_creates_it() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    photo_tree(&src);
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("deep/new/target");
+    sv.restore("latest", &target);
+    assert_same_tree(&src, &target.join("src"));
+}
