@@ -131,6 +131,7 @@ struct Shared {
     crypto: Crypto,
     index: Arc<Index>,
     claimed: Mutex<HashSet<BlobId>>,
+    reread: HashSet<BlobId>,
     stats: Stats,
     abort: AtomicBool,
     error: Mutex<Option<RepoError>>,
@@ -147,8 +148,9 @@ impl Shared {
     }
 
     /// Claim a blob for storing: false if it is already stored or being stored.
+    /// Blobs known to be damaged are stored again, so a good copy exists.
     fn claim(&self, id: &BlobId) -> bool {
-        if self.index.contains(id) {
+        if self.index.contains(id) && !self.reread.contains(id) {
             return false;
         }
         self.claimed
@@ -187,6 +189,7 @@ pub fn run(
         crypto: crypto.clone(),
         index: Arc::new(index),
         claimed: Mutex::new(HashSet::new()),
+        reread: opts.reread.clone(),
         stats: Stats::default(),
         abort: AtomicBool::new(false),
         error: Mutex::new(None),

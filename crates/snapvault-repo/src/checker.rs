@@ -26,6 +26,8 @@ pub enum ReadData {
     Slice(u32, u32),
     /// About this percentage of packs, chosen by pack id.
     Percent(f64),
+    /// Rolling verification: packs verified least recently first, until the time is up.
+    Budget(std::time::Duration),
 }
 
 impl ReadData {
@@ -36,6 +38,7 @@ impl ReadData {
             ReadData::All => true,
             ReadData::Slice(n, m) => m > 0 && v % m == n.saturating_sub(1) % m,
             ReadData::Percent(p) => (v as f64 / u32::MAX as f64) * 100.0 < p,
+            ReadData::Budget(_) => true,
         }
     }
 }
@@ -72,6 +75,21 @@ pub struct CheckReport {
     /// Blobs that are missing or fail verification.
     #[serde(skip)]
     pub bad_blobs: HashSet<BlobId>,
+    /// Damaged stored copies (blob, pack) found by reading data: `repair` drops exactly these.
+    #[serde(skip)]
+    pub bad_copies: Vec<(BlobId, PackId)>,
+    /// Packs whose every byte was read and verified in this run (for rolling verification).
+    #[serde(skip)]
+    pub verified: Vec<PackId>,
+    /// Packs present but damaged (wrong size, bad header, wrong hash, bad blobs).
+    #[serde(skip)]
+    pub damaged_packs: HashSet<PackId>,
+    /// Packs that no index mentions.
+    #[serde(skip)]
+    pub unindexed_packs: Vec<PackId>,
+    /// Packs the index names that are not in the repository.
+    #[serde(skip)]
+    pub missing_packs: HashSet<PackId>,
     pub snapshots: usize,
     pub packs: usize,
     pub packs_read: usize,
@@ -112,6 +130,8 @@ impl CheckObserver for crate::archiver::NoHooks {}
 pub struct CheckOptions {
     pub read_data: ReadData,
     pub threads: usize,
+    /// When each pack was last verified (Unix seconds), for [`ReadData::Budget`].
+    pub last_verified: HashMap<PackId, i64>,
 }
 
 pub fn check(
@@ -194,6 +214,8 @@ pub fn check(
             Err(msg) => {
                 if !listed.contains_key(&id.to_hex()) {
                     missing_packs.insert(*id);
+                } else {
+                    r.damaged_packs.insert(*id);
                 }
                 for (b, _) in &per_pack[pos] {
                     r.bad_blobs.insert(*b);
@@ -209,6 +231,7 @@ pub fn check(
                     .map(|(b, l)| (*b, l.offset, l.length))
                     .collect();
                 if from_header != from_index {
+                    r.damaged_packs.insert(*id);
                     let header_ids: HashSet<_> = from_header.iter().collect();
                     for e in &from_index {
                         if !header_ids.contains(e) {
@@ -229,6 +252,9 @@ pub fn check(
             .map(|p| index.has_pack(&p))
             .unwrap_or(false);
         if !known {
+            if let Ok(p) = name.parse::<PackId>() {
+                r.unindexed_packs.push(p);
+            }
             r.notice(
                 format!("pack {name}"),
                 "is not in any index (left by an interrupted run; prune removes it, `repair index` adopts it)",
@@ -246,20 +272,34 @@ pub fn check(
 
     // Read all data of the selected packs.
     if opts.read_data != ReadData::None {
-        let selected: Vec<(usize, PackId, u64)> = index
+        let mut selected: Vec<(usize, PackId, u64)> = index
             .packs()
             .iter()
             .enumerate()
             .filter(|(_, (id, _))| opts.read_data.selects(id) && listed.contains_key(&id.to_hex()))
             .map(|(i, (id, size))| (i, *id, *size))
             .collect();
+        let deadline = match opts.read_data {
+            ReadData::Budget(d) => {
+                // Least recently verified first; never verified first of all.
+                selected.sort_by_key(|(_, id, _)| {
+                    (opts.last_verified.get(id).copied().unwrap_or(0), *id)
+                });
+                Some(std::time::Instant::now() + d)
+            }
+            _ => None,
+        };
         let next = AtomicUsize::new(0);
-        let found: Mutex<Vec<(String, String, Vec<BlobId>)>> = Mutex::new(Vec::new());
+        let found: Mutex<Vec<(PackId, String, String, Vec<BlobId>)>> = Mutex::new(Vec::new());
+        let done: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
         let bytes = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..opts.threads.max(1) {
                 s.spawn(|| {
                     loop {
+                        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                            break;
+                        }
                         let i = next.fetch_add(1, Relaxed);
                         let Some(&(pos, id, _)) = selected.get(i) else {
                             break;
@@ -268,17 +308,44 @@ pub fn check(
                         bytes.fetch_add(n, Relaxed);
                         obs.pack_read(n);
                         if let Ok(mut f) = found.lock() {
-                            f.extend(probs);
+                            f.extend(probs.into_iter().map(|(o, m, b)| (id, o, m, b)));
+                        }
+                        if let Ok(mut d) = done.lock() {
+                            d.push(id);
                         }
                     }
                 });
             }
         });
-        r.packs_read = selected.len();
+        r.verified = done.into_inner().unwrap_or_default();
+        r.packs_read = r.verified.len();
         r.bytes_read = bytes.into_inner();
-        for (object, msg, blobs) in found.into_inner().unwrap_or_default() {
+        for (pack, object, msg, blobs) in found.into_inner().unwrap_or_default() {
+            r.damaged_packs.insert(pack);
+            r.bad_copies.extend(blobs.iter().map(|b| (*b, pack)));
             r.bad_blobs.extend(blobs);
             r.error(object, msg);
+        }
+        // A blob stored again by a later snapshot (healing) has a good copy elsewhere: the
+        // files holding it are fine; only the damaged copy remains for `repair` to drop.
+        let bad_copies: HashSet<(BlobId, PackId)> = r.bad_copies.iter().copied().collect();
+        let healed: Vec<BlobId> = r
+            .bad_blobs
+            .iter()
+            .filter(|b| {
+                index.locations(b).iter().any(|l| {
+                    let p = index.pack_of(l);
+                    !bad_copies.contains(&(**b, p)) && !missing_packs.contains(&p)
+                })
+            })
+            .copied()
+            .collect();
+        for b in healed {
+            r.bad_blobs.remove(&b);
+            r.notice(
+                format!("blob {}", b.to_hex()),
+                "has a damaged copy but also a good one; restore uses the good copy, `repair --apply` drops the damaged one",
+            );
         }
     }
 
@@ -349,7 +416,7 @@ pub fn check(
         r.error(o, m);
     }
     r.damaged_files = damaged.into_values().collect();
-    let _ = missing_packs;
+    r.missing_packs = missing_packs;
     Ok(r)
 }
 

@@ -301,6 +301,18 @@ impl Index {
         &self.duplicates
     }
 
+    /// Every stored copy of a blob: the primary location first, then duplicates.
+    pub fn locations(&self, id: &BlobId) -> Vec<BlobLocation> {
+        let mut v: Vec<BlobLocation> = self.blobs.get(id).copied().into_iter().collect();
+        v.extend(
+            self.duplicates
+                .iter()
+                .filter(|(d, _)| d == id)
+                .map(|(_, l)| *l),
+        );
+        v
+    }
+
     /// Every index entry of one pack, in offset order (for check and repair).
     pub fn entries_of_pack(&self) -> Vec<Vec<(BlobId, BlobLocation)>> {
         let mut v: Vec<Vec<(BlobId, BlobLocation)>> = vec![Vec::new(); self.packs.len()];

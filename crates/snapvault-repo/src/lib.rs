@@ -21,6 +21,7 @@ pub mod keyfile;
 pub mod lock;
 pub mod pack;
 pub mod packer;
+pub mod repair;
 pub mod repository;
 pub mod restorer;
 pub mod snapshot;

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::crypto::{Crypto, MasterKey};
 use crate::error::{RepoError, Result};
 use crate::id::{BlobId, Id, IndexId, SnapshotId};
-use crate::index::{Index, IndexFile};
+use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::lock::LockGuard;
 use crate::snapshot::Snapshot;
@@ -187,6 +187,29 @@ impl Repository {
         Ok(LoadedIndex { index, files: ids })
     }
 
+    /// Like [`Repository::load_index`], but damaged index files are skipped (their names
+    /// are still listed, so `repair` replaces them).
+    pub fn load_index_lenient(&self) -> Result<LoadedIndex> {
+        let mut index = Index::new();
+        let mut ids = Vec::new();
+        for f in self.backend.list(FileKind::Index)? {
+            let Ok(id) = f.name.parse::<IndexId>() else {
+                continue;
+            };
+            ids.push(id);
+            let loaded = self.backend.read(FileKind::Index, &f.name).and_then(|b| {
+                if Id::hash_of(&b) != id.0 {
+                    return Err(RepoError::corrupt("index", "name mismatch"));
+                }
+                IndexFile::open(&self.crypto, &b, &f.name)
+            });
+            if let Ok(file) = loaded {
+                index.add_file(&file);
+            }
+        }
+        Ok(LoadedIndex { index, files: ids })
+    }
+
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
         let bytes = f.seal(&self.crypto);
         let id = IndexId(Id::hash_of(&bytes));
@@ -194,11 +217,27 @@ impl Repository {
         Ok(id)
     }
 
-    /// Fetch, open and verify one blob.
+    /// Fetch, open and verify one blob. When a copy is damaged and the blob is stored more
+    /// than once (healed by a later snapshot), the next copy is tried.
     pub fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = index
-            .get(id)
-            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
+        let locs = index.locations(id);
+        if locs.is_empty() {
+            return Err(RepoError::MissingBlob(id.to_hex()));
+        }
+        let mut first_err = None;
+        for loc in locs {
+            match self.read_blob_at(index, id, &loc) {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| RepoError::MissingBlob(id.to_hex())))
+    }
+
+    /// Read one stored copy of a blob.
+    pub fn read_blob_at(&self, index: &Index, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
         let pack = index.pack_of(loc);
         let sealed = self.backend.read_range(
             FileKind::Pack,

@@ -365,13 +365,20 @@ fn restore_file(
             )?;
             for (id, loc) in &locs[i..j] {
                 let s = (loc.offset - first.offset) as usize;
-                let plain = blob::decode(
+                let plain = match blob::decode(
                     repo.crypto(),
                     id,
                     loc.compressed(),
                     loc.raw_len,
                     &data[s..s + loc.length as usize],
-                )?;
+                ) {
+                    Ok(p) => p,
+                    // This copy is damaged: another copy (healed by a later snapshot) may be good.
+                    Err(e) if index.locations(id).len() > 1 => {
+                        repo.read_blob(index, id).map_err(|_| e)?
+                    }
+                    Err(e) => return Err(e),
+                };
                 f.write_all(&plain)
                     .ctx(|| format!("writing {}", tmp.display()))?;
                 written += plain.len() as u64;

@@ -75,6 +75,8 @@ pub enum Command {
     Key(KeyCommand),
     /// Remove stale locks left by crashed processes
     Unlock(UnlockArgs),
+    /// Fix a damaged repository: rebuild the index, rescue intact data, rewrite snapshots
+    Repair(RepairArgs),
     /// Photos added, removed and changed between two snapshots
     Diff(DiffArgs),
     /// List iPhones and iPads connected over USB
@@ -83,6 +85,29 @@ pub enum Command {
     VerifyDevice(VerifyDeviceArgs),
     /// Run a demonstration on a generated sample library (no repository needed)
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// Only this part (default: the whole plan)
+    #[arg(value_enum)]
+    pub part: Option<RepairPart>,
+    /// Carry out the plan (without it, only show it)
+    #[arg(long)]
+    pub apply: bool,
+    /// Remove the original damaged snapshots once repaired copies exist
+    #[arg(long)]
+    pub forget_damaged: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum RepairPart {
+    /// Rebuild the index from the pack headers; rescue intact blobs of damaged packs
+    Index,
+    /// Write snapshots without the files whose data is lost
+    Snapshots,
 }
 
 #[derive(Args, Debug)]
@@ -194,6 +219,10 @@ pub struct CheckArgs {
     /// Read a subset: `10%` or `n/m` (slice n of m)
     #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
     pub read_data_subset: Option<String>,
+    /// Rolling verification: read the packs verified least recently, for at most this long
+    /// (e.g. 10m); repeated runs cover everything
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["read_data", "read_data_subset"])]
+    pub budget: Option<String>,
     #[arg(long)]
     pub json: bool,
 }

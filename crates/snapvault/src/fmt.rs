@@ -39,3 +39,44 @@ mod tests {
         assert_eq!(super::duration_ms(61_500), "1m01s");
     }
 }
+
+/// Parse a duration like `90s`, `10m`, `1h30m`, `2d`.
+pub fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let bad = || anyhow::anyhow!("invalid duration {s:?}: use e.g. 90s, 10m, 1h30m, 2d");
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(super::parse_duration("10m").unwrap().as_secs(), 600);
+        assert!(super::parse_duration("10").is_err());
+        assert!(super::parse_duration("x").is_err());
+        assert!(super::parse_duration("0s").is_err());
+    }
+}

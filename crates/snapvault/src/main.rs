@@ -1,5 +1,6 @@
 //! The `snapvault` command line.
 
+mod cache;
 mod cli;
 mod cmd;
 mod exit;

@@ -1,5 +1,9 @@
 use anyhow::{Result, bail};
-use snapvault_repo::checker::{self, CheckOptions, ReadData, Severity};
+use std::collections::HashMap;
+use std::path::Path;
+
+use snapvault_repo::checker::{self, CheckOptions, CheckReport, ReadData, Severity};
+use snapvault_repo::{PackId, Repository};
 
 use super::{Ctx, threads};
 use crate::cli::CheckArgs;
@@ -29,21 +33,40 @@ pub fn parse_subset(s: &str) -> Result<ReadData> {
 }
 
 pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
-    let read_data = match (&a.read_data_subset, a.read_data) {
-        (Some(s), _) => parse_subset(s)?,
-        (None, true) => ReadData::All,
-        (None, false) => ReadData::None,
+    let read_data = match (&a.read_data_subset, a.read_data, &a.budget) {
+        (_, _, Some(b)) => ReadData::Budget(fmt::parse_duration(b)?),
+        (Some(s), _, _) => parse_subset(s)?,
+        (None, true, _) => ReadData::All,
+        (None, false, _) => ReadData::None,
     };
     let repo = ctx.open()?;
     let _lock = repo.lock(false, "check")?;
+    let state_path = crate::cache::dir(&repo.config().id)?.join("verified.json");
+    let mut state = load_state(&state_path);
     let report = checker::check(
         &repo,
         &CheckOptions {
             read_data,
             threads: threads(),
+            last_verified: state.clone(),
         },
         &snapvault_repo::archiver::NoHooks,
     )?;
+    let now = snapvault_repo::time::now_unix();
+    for p in &report.verified {
+        if !report.bad_copies.iter().any(|(_, bad)| bad == p) {
+            state.insert(*p, now);
+        }
+    }
+    let live: std::collections::HashSet<PackId> = match repo.load_index() {
+        Ok(l) => l.index.packs().iter().map(|(p, _)| *p).collect(),
+        Err(_) => state.keys().copied().collect(),
+    };
+    state.retain(|p, _| live.contains(p));
+    let _ = save_state(&state_path, &state);
+    let damaged_path = crate::cache::dir(&repo.config().id)?.join("damaged.json");
+    save_damaged(&damaged_path, &report)?;
+    let coverage = coverage(&repo, &state, now);
     let errors = report.errors();
     if a.json {
         println!(
@@ -82,6 +105,11 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
             fmt::size(report.bytes_read),
             report.packs_read
         ));
+        if read_data != ReadData::None
+            && let Some(c) = &coverage
+        {
+            ctx.say(c);
+        }
         if errors == 0 {
             ctx.say("no errors found");
         } else {
@@ -89,4 +117,69 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         }
     }
     Ok(if errors == 0 { exit::OK } else { exit::DAMAGE })
+}
+
+/// When each pack was last verified (local state; an empty map when missing or unreadable).
+fn load_state(path: &Path) -> HashMap<PackId, i64> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return HashMap::new();
+    };
+    let raw: HashMap<String, i64> = serde_json::from_slice(&bytes).unwrap_or_default();
+    raw.into_iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+        .collect()
+}
+
+fn save_state(path: &Path, state: &HashMap<PackId, i64>) -> Result<()> {
+    let raw: HashMap<String, i64> = state.iter().map(|(k, v)| (k.to_hex(), *v)).collect();
+    crate::cache::write(path, &serde_json::to_vec(&raw)?)
+}
+
+/// Remember damaged blobs so the next snapshot re-reads files holding them (healing).
+fn save_damaged(path: &Path, report: &CheckReport) -> Result<()> {
+    let ids: Vec<String> = report.bad_blobs.iter().map(|b| b.to_hex()).collect();
+    crate::cache::write(path, &serde_json::to_vec(&ids)?)
+}
+
+/// Blobs the last `check` found damaged (for `snapshot` to store again from the source).
+pub fn damaged_blobs(repo_id: &str) -> std::collections::HashSet<snapvault_repo::BlobId> {
+    let Ok(dir) = crate::cache::dir(repo_id) else {
+        return Default::default();
+    };
+    let Ok(bytes) = std::fs::read(dir.join("damaged.json")) else {
+        return Default::default();
+    };
+    let ids: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
+    ids.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// "100% of data verified within the last 23 days; oldest pack last verified 2026-10-30".
+fn coverage(repo: &Repository, state: &HashMap<PackId, i64>, now: i64) -> Option<String> {
+    let index = repo.load_index().ok()?.index;
+    let total: u64 = index.packs().iter().map(|(_, s)| *s).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut verified = 0u64;
+    let mut oldest: Option<i64> = None;
+    for (p, size) in index.packs() {
+        if let Some(t) = state.get(p) {
+            verified += size;
+            oldest = Some(oldest.map_or(*t, |o| o.min(*t)));
+        }
+    }
+    let pct = verified as f64 * 100.0 / total as f64;
+    let oldest = oldest?;
+    let days = ((now - oldest).max(0) as f64 / 86_400.0).ceil() as i64;
+    let date = &snapvault_repo::time::format_utc(oldest)[..10];
+    let mut msg = format!(
+        "{pct:.0}% of data verified within the last {days} day(s); oldest pack last verified {date}"
+    );
+    if verified < total {
+        msg.push_str(&format!(
+            "; {} not verified good yet (never read, or damaged)",
+            fmt::size(total - verified)
+        ));
+    }
+    Some(msg)
 }

@@ -7,6 +7,7 @@ mod diff;
 mod init;
 mod key;
 mod ls;
+mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -87,6 +88,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock(a) => unlock::run(&ctx, a),
+        Command::Repair(a) => repair::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Devices(a) => devices::run(&ctx, a),
         Command::VerifyDevice(a) => verify::run(&ctx, a),

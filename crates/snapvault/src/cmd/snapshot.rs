@@ -139,7 +139,8 @@ fn take(
         source,
         tags: a.tags.clone(),
         parent,
-        reread: HashSet::new(),
+        // Files holding blobs the last `check` found damaged are read again and stored anew.
+        reread: super::check::damaged_blobs(&repo.config().id),
         workers: threads(),
     };
     let report = Report::default();

@@ -1,0 +1,28 @@
+//! The local cache folder (`$XDG_CACHE_HOME/snapvault/<repository id>/`, else
+//! `~/.cache/snapvault/<id>/`). Everything in it is disposable and rebuilt from the
+//! repository when missing.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+pub fn dir(repo_id: &str) -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => PathBuf::from(
+            std::env::var_os("HOME").context("neither XDG_CACHE_HOME nor HOME is set")?,
+        )
+        .join(".cache"),
+    };
+    let d = base.join("snapvault").join(repo_id);
+    std::fs::create_dir_all(&d)
+        .with_context(|| format!("creating cache folder {}", d.display()))?;
+    Ok(d)
+}
+
+/// Write a cache file atomically (temp + rename), so a crash never leaves half a file.
+pub fn write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
