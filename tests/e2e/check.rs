@@ -70,21 +70,3 @@ fn check_read_data_names_the_damaged_pack_encrypted() {
 fn check_read_data_names_the_damaged_pack_unencrypted() {
     flipped_byte_is_found(false);
 }
-
-#[test]
-fn check_notices_a_missing_pack_without_read_data() {
-    let tmp = tempdir();
-    let src = tmp.path().join("photos");
-    write_random(&src.join("IMG_0001.HEIC"), 1, 700_000);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-    sv.ok(&["check"]);
-    let (id, path) = pack_files(&sv.repo)
-        .into_iter()
-        .max_by_key(|(_, p)| fs::metadata(p).unwrap().len())
-        .unwrap();
-    fs::remove_file(&path).unwrap();
-    let out = sv.run(&["check"]);
-    assert_failed(&out);
-    assert_mentions(&out, &id);
-}

@@ -2,6 +2,7 @@
 //! counted exactly; every snapshot restores to its own state.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 
 use crate::common::*;
 
@@ -20,6 +21,7 @@ fn incremental_counts_and_every_snapshot_restores_its_own_state() {
     ];
     for (i, n) in names.iter().enumerate() {
         write_random(&src.join(n), 100 + i as u64, 10_000 + 7_000 * i);
+        set_mode(&src.join(n), 0o644);
     }
     write_file(&src.join("empty.txt"), b"");
     let total_files = names.len() as u64 + 1;
@@ -69,8 +71,10 @@ fn incremental_counts_and_every_snapshot_restores_its_own_state() {
     );
     let state3 = tree_contents(&src);
 
-    // 4. A file removed.
+    // 4. A file removed, and one file's mode changed (same size and mtime: not read
+    // again, but the new mode is what the snapshot records).
     fs::remove_file(src.join("IMG_0001.JPG")).unwrap();
+    set_mode(&src.join("IMG_0004.PNG"), 0o600);
     let s4 = sv.snapshot(&[&src], &[]);
     assert_eq!(summary_u64(&s4, "files_total"), total_files, "{s4}");
     assert_eq!(summary_u64(&s4, "files_unchanged"), total_files, "{s4}");
@@ -86,6 +90,12 @@ fn incremental_counts_and_every_snapshot_restores_its_own_state() {
         let target = tmp.path().join(format!("restore-{name}"));
         sv.restore(snap["id"].as_str().unwrap(), &target);
         assert_contents(state, &target.join("photos"));
+        let mode = fs::metadata(target.join("photos/IMG_0004.PNG"))
+            .unwrap()
+            .mode()
+            & 0o777;
+        let want = if name == "s4" { 0o600 } else { 0o644 };
+        assert_eq!(mode, want, "{name}: mode of IMG_0004.PNG is {mode:o}");
     }
     sv.ok(&["check", "--read-data"]);
 }

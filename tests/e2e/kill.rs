@@ -266,3 +266,41 @@ fn verify_completed(
         fs::remove_dir_all(&target).unwrap();
     }
 }
+
+/// Two snapshots running at the same time (shared locks) both complete, and the repository
+/// verifies; content common to both is fine to store twice but must restore from either.
+#[test]
+fn concurrent_snapshots_both_complete() {
+    let tmp = tempdir();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let shared = random_bytes(77, 6 * MIB);
+    for dir in [&a, &b] {
+        write_file(&dir.join("shared.MOV"), &shared);
+    }
+    write_random(&a.join("only-a.JPG"), 1, 3 * MIB);
+    write_random(&b.join("only-b.JPG"), 2, 3 * MIB);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    let spawn = |dir: &Path| {
+        let mut c = sv.command(&["snapshot", "--json", dir.to_str().unwrap()]);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c.spawn().expect("spawn snapshot")
+    };
+    let mut ca = spawn(&a);
+    let mut cb = spawn(&b);
+    let sa = wait_with_timeout(&mut ca, DEFAULT_TIMEOUT, "snapshot a");
+    let sb = wait_with_timeout(&mut cb, DEFAULT_TIMEOUT, "snapshot b");
+    assert_eq!((sa.code(), sb.code()), (Some(0), Some(0)));
+    assert_eq!(sv.snapshots().len(), 2);
+    sv.ok(&["check", "--read-data"]);
+    for (dir, name) in [(&a, "a"), (&b, "b")] {
+        let snap = sv
+            .snapshots()
+            .into_iter()
+            .find(|s| s["source"]["paths"][0] == dir.to_str().unwrap())
+            .unwrap();
+        let target = tmp.path().join(format!("r-{name}"));
+        sv.restore(snap["id"].as_str().unwrap(), &target);
+        assert_same_tree(dir, &target.join(name));
+    }
+}

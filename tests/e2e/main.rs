@@ -9,6 +9,7 @@ mod incremental;
 mod json;
 mod keys;
 mod kill;
+mod layout;
 mod options;
 mod restore;
 mod roundtrip;
