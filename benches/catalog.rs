@@ -1,1 +1,384 @@
-fn main() {}
+//! Photo catalog benchmark: 200,000 photos in 100 snapshots of an iPhone-like library,
+//! synthesized straight into the catalog (no repository), then typical queries timed.
+//!
+//! `cargo bench -p snapvault-catalog --bench catalog` (prints a table; no criterion).
+//!
+//! The library: DCIM/100APPLE… folders of 1,000 files; each snapshot adds 2,000 new
+//! contents (70 % stills, 10 % videos, 20 % Live Photo pairs = still + MOV, plus an AAE
+//! sidecar for one still in ten) to the active folders and deletes 20 files from one older
+//! folder, so most folders are the same tree blob from one snapshot to the next — as on a
+//! real phone. Capture dates run from 2016 to 2025 in shooting order.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use snapvault_catalog::{Catalog, DateRange, KindFilter, PhotoQuery, PhotoRow, TreeLoader};
+use snapvault_repo::snapshot::{Device, Snapshot, Source, Summary};
+use snapvault_repo::tree::{MediaMeta, Name, Node, NodeKind, Tree};
+use snapvault_repo::{BlobId, Id, RepoError, SnapshotId};
+
+const SNAPSHOTS: usize = 100;
+const CONTENTS: usize = 200_000;
+const FOLDER: usize = 1_000;
+const DELETES: usize = 20;
+
+struct Trees(HashMap<BlobId, Tree>);
+
+impl TreeLoader for Trees {
+    fn load_tree(&self, id: &BlobId) -> Result<Tree, RepoError> {
+        self.0
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))
+    }
+}
+
+/// Deterministic xorshift.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+struct Library {
+    folders: Vec<Vec<Node>>,
+    folder_ids: Vec<Option<BlobId>>,
+    trees: Trees,
+    made: usize,
+    file_no: usize,
+    rng: Rng,
+}
+
+fn dir_node(name: String, sub: BlobId) -> Node {
+    Node {
+        name: Name(name.into_bytes()),
+        kind: NodeKind::Dir,
+        mode: 0o755,
+        mtime: 1_700_000_000_000_000_000,
+        btime: None,
+        size: 0,
+        content: vec![],
+        subtree: Some(sub),
+        target: None,
+        media: None,
+    }
+}
+
+impl Library {
+    fn store(&mut self, mut t: Tree) -> BlobId {
+        t.sort();
+        let id = BlobId(Id::hash_of(&t.encode()));
+        self.trees.0.entry(id).or_insert(t);
+        id
+    }
+
+    /// Capture time of the n-th content: 2016-01-01 .. 2025-12-31, in shooting order.
+    fn taken(n: usize) -> String {
+        let day = (n as u64 * 3652 / CONTENTS as u64) as i64;
+        let secs = 1_451_606_400 + day * 86_400 + (n as i64 * 37) % 86_400;
+        let (y, m, d) = civil(secs.div_euclid(86_400));
+        let s = secs.rem_euclid(86_400);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+02:00",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+
+    fn file(&mut self, stem: &str, ext: &str, kind: &str, folder: usize, taken: Option<String>) {
+        self.made += 1;
+        let n = self.made as u64;
+        let content = (0..3)
+            .map(|i| BlobId(Id::hash_of(&(n * 4 + i).to_le_bytes())))
+            .collect();
+        let dir = format!("DCIM/{}APPLE", 100 + folder);
+        self.folders[folder].push(Node {
+            name: Name(format!("{stem}.{ext}").into_bytes()),
+            kind: NodeKind::File,
+            mode: 0o644,
+            mtime: 1_700_000_000_000_000_000 + n as i64,
+            btime: None,
+            size: 2_500_000 + n % 1_000_000,
+            content,
+            subtree: None,
+            target: None,
+            media: Some(MediaMeta {
+                kind: kind.into(),
+                taken,
+                date_source: Some("exif".into()),
+                pair: Some(format!("iPhone/{dir}/{stem}")),
+                content_id: None,
+            }),
+        });
+        self.folder_ids[folder] = None;
+    }
+
+    /// Add `count` contents to the active folder(s).
+    fn shoot(&mut self, count: usize) {
+        let target = self.made + count;
+        while self.made < target {
+            let folder = self.file_no / FOLDER;
+            if folder == self.folders.len() {
+                self.folders.push(Vec::new());
+                self.folder_ids.push(None);
+            }
+            self.file_no += 1;
+            let stem = format!("IMG_{:04}", self.file_no % 10_000);
+            let taken = Library::taken(self.made);
+            match self.rng.below(10) {
+                0..7 => self.file(&stem, "HEIC", "photo", folder, Some(taken)),
+                7 => self.file(&stem, "MOV", "video", folder, Some(taken)),
+                _ if target - self.made >= 2 => {
+                    self.file(&stem, "HEIC", "photo", folder, Some(taken.clone()));
+                    self.file(&stem, "MOV", "video", folder, Some(taken));
+                }
+                _ => self.file(&stem, "HEIC", "photo", folder, Some(taken)),
+            }
+            if self.rng.below(10) == 0 && self.made < target {
+                self.file(&stem, "AAE", "sidecar", folder, None);
+            }
+        }
+    }
+
+    fn delete_some(&mut self) {
+        let full = self.folders.len().saturating_sub(2);
+        if full == 0 {
+            return;
+        }
+        let f = self.rng.below(full);
+        for _ in 0..DELETES.min(self.folders[f].len()) {
+            let i = self.rng.below(self.folders[f].len());
+            self.folders[f].remove(i);
+        }
+        self.folder_ids[f] = None;
+    }
+
+    /// The root tree of the library as it is now (only changed folders are re-encoded).
+    fn root(&mut self) -> BlobId {
+        let mut dcim = Vec::new();
+        for f in 0..self.folders.len() {
+            let id = match self.folder_ids[f] {
+                Some(id) => id,
+                None => {
+                    let t = Tree {
+                        nodes: self.folders[f].clone(),
+                    };
+                    let id = self.store(t);
+                    self.folder_ids[f] = Some(id);
+                    id
+                }
+            };
+            dcim.push(dir_node(format!("{}APPLE", 100 + f), id));
+        }
+        let dcim = self.store(Tree { nodes: dcim });
+        let dcim_dir = self.store(Tree {
+            nodes: vec![dir_node("DCIM".into(), dcim)],
+        });
+        self.store(Tree {
+            nodes: vec![dir_node("iPhone".into(), dcim_dir)],
+        })
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn time<T>(f: impl FnMut() -> T) -> (Duration, Duration, T) {
+    let mut f = f;
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let v = f();
+        times.push(t.elapsed());
+        last = Some(v);
+    }
+    times.sort();
+    (times[0], times[2], last.expect("ran"))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // SNAPVAULT_BENCH_DB=/some/file.sqlite keeps the catalog for inspection.
+    let path = std::env::var_os("SNAPVAULT_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("catalog-bench.sqlite"));
+    // SNAPVAULT_BENCH_REUSE=1 (with SNAPVAULT_BENCH_DB) skips building it again.
+    let reuse = std::env::var_os("SNAPVAULT_BENCH_REUSE").is_some() && path.exists();
+    if !reuse {
+        let _ = std::fs::remove_file(&path);
+    }
+    let mut cat = Catalog::open(&path).expect("open");
+    let mut lib = Library {
+        folders: Vec::new(),
+        folder_ids: Vec::new(),
+        trees: Trees(HashMap::new()),
+        made: 0,
+        file_no: 0,
+        rng: Rng(0x9e37_79b9_7f4a_7c15),
+    };
+    let device = Device {
+        udid: "00008110-000A1B2C3D4E5F6G".into(),
+        name: "iPhone".into(),
+        model: "iPhone15,2".into(),
+        ios_version: "17.5".into(),
+    };
+    let mut snaps = Vec::new();
+    let mut sync_time = Duration::ZERO;
+    let mut slowest = Duration::ZERO;
+    let mut trees_read = 0;
+    for i in 0..SNAPSHOTS {
+        if reuse {
+            snaps.push(SnapshotId(Id::hash_of(format!("snapshot {i}").as_bytes())));
+            continue;
+        }
+        lib.shoot(CONTENTS / SNAPSHOTS);
+        lib.delete_some();
+        let root = lib.root();
+        let snap = Snapshot {
+            version: 1,
+            time: 1_700_000_000_000_000_000 + i as i64 * 86_400_000_000_000,
+            hostname: "mac".into(),
+            username: "me".into(),
+            source: Source {
+                kind: "iphone".into(),
+                paths: vec![],
+                device: Some(device.clone()),
+            },
+            tags: vec![],
+            tree: root,
+            parent: None,
+            summary: Summary::default(),
+            incomplete: false,
+        };
+        let id = SnapshotId(Id::hash_of(format!("snapshot {i}").as_bytes()));
+        let t = Instant::now();
+        let added = cat.add_snapshot(&lib.trees, &id, &snap).expect("add");
+        let el = t.elapsed();
+        sync_time += el;
+        slowest = slowest.max(el);
+        trees_read += added.trees;
+        snaps.push(id);
+    }
+    let counts = cat.counts().expect("counts");
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(path.with_extension("sqlite-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    drop(cat);
+    let t = Instant::now();
+    let cat = Catalog::open(&path).expect("reopen");
+    let open_time = t.elapsed();
+
+    println!("snapvault catalog benchmark");
+    println!(
+        "library: {} contents made, {} snapshots, {} distinct trees ({} read while syncing)",
+        lib.made, SNAPSHOTS, counts.trees, trees_read
+    );
+    println!(
+        "catalog: {} photos, {} file rows, {} snapshot_dirs rows, {:.1} MiB on disk",
+        counts.photos,
+        counts.files,
+        counts.snapshot_dirs,
+        size as f64 / (1 << 20) as f64
+    );
+    println!(
+        "sync: {} for 100 snapshots ({} per snapshot, slowest {})",
+        ms(sync_time),
+        ms(sync_time / SNAPSHOTS as u32),
+        ms(slowest)
+    );
+    println!("open (with quick_check): {}", ms(open_time));
+    println!();
+    println!(
+        "{:<34} {:>8} {:>11} {:>11}",
+        "query", "rows", "best", "median"
+    );
+
+    let q = |dates: Option<&str>, kind: Option<KindFilter>| PhotoQuery {
+        dates: dates.map(|d| d.parse::<DateRange>().expect("date")),
+        kind,
+        ..PhotoQuery::default()
+    };
+    let latest = *snaps.last().expect("snapshots");
+    let cases: Vec<(&str, PhotoQuery)> = vec![
+        ("--date 2020-07 (one month)", q(Some("2020-07"), None)),
+        ("--date 2021-07-14 (one day)", q(Some("2021-07-14"), None)),
+        ("--date 2021 (one year)", q(Some("2021"), None)),
+        (
+            "--date 2019-03..2020-02 (range)",
+            q(Some("2019-03..2020-02"), None),
+        ),
+        ("--date 2024-06.. (open range)", q(Some("2024-06.."), None)),
+        ("--kind video", q(None, Some(KindFilter::Video))),
+        ("--kind live", q(None, Some(KindFilter::Live))),
+        ("all", q(None, None)),
+        (
+            "--snapshot latest, all",
+            PhotoQuery {
+                snapshots: Some(vec![latest]),
+                ..PhotoQuery::default()
+            },
+        ),
+        (
+            "--snapshot latest --date 2020-07",
+            PhotoQuery {
+                snapshots: Some(vec![latest]),
+                ..q(Some("2020-07"), None)
+            },
+        ),
+    ];
+    let mut month_rows: Vec<PhotoRow> = Vec::new();
+    for (name, query) in &cases {
+        let (best, median, rows) = time(|| cat.photos(query).expect("query"));
+        println!(
+            "{name:<34} {:>8} {:>11} {:>11}",
+            rows.len(),
+            ms(best),
+            ms(median)
+        );
+        if name.contains("one month") && !name.contains("snapshot") {
+            month_rows = rows;
+        }
+    }
+    let month = &cases[0].1;
+    let (best, median, comp) = time(|| cat.companions(month, &month_rows).expect("companions"));
+    println!(
+        "{:<34} {:>8} {:>11} {:>11}",
+        "companions of the month's rows",
+        comp.len(),
+        ms(best),
+        ms(median)
+    );
+    let sample = month_rows.first().expect("rows");
+    println!();
+    println!(
+        "sample row: {} taken {:?}, in {} snapshots, {} chunks",
+        sample.latest_path,
+        sample.taken,
+        sample.snapshot_count,
+        sample.content.len()
+    );
+}

@@ -3,11 +3,9 @@
 //! milliseconds instead of walking every tree of every snapshot.
 //!
 //! It is a **cache**. The repository is the truth; the catalog holds nothing that cannot be
-//! rebuilt from it. [`Catalog::open`] deletes and recreates a file that is not SQLite, not a
-//! snapvault catalog, of another schema version, or fails SQLite's `quick_check`;
-//! [`Catalog::sync`] brings it in line with the repository (indexes the snapshots it lacks,
-//! drops the ones that were forgotten, and empties itself if it belongs to another
-//! repository). The file lives at [`default_path`]:
+//! rebuilt from it. [`Catalog::sync`] brings it in line with the repository (indexes the
+//! snapshots it lacks, drops the ones that were forgotten, and empties itself if it belongs
+//! to another repository). The file lives at [`default_path`]:
 //! `$XDG_CACHE_HOME/snapvault/catalog-<repo id>.sqlite` (or `~/.cache/snapvault/…`), owner-only
 //! (it holds file names and dates of a possibly encrypted repository).
 //!
@@ -63,6 +61,33 @@
 //!   `latest_snapshot` (the occurrence in the most recent selected snapshot). Work is
 //!   proportional to the matching photos' occurrences (≈ distinct (tree, photo) rows), never
 //!   to photos × snapshots. `benches/catalog.rs` measures 200,000 photos in 100 snapshots.
+//!
+//! # Damage
+//!
+//! [`Catalog::open`] deletes and recreates a file that is not SQLite, not a snapvault
+//! catalog, of another schema version, shorter than its header says (truncated), or whose
+//! small tables (snapshots, trees, directories) fail `quick_check` — a check whose cost
+//! does not grow with the number of photos. Damage inside the two large tables shows up as
+//! `SQLITE_CORRUPT` when they are read: [`Catalog::sync`] then rebuilds by itself, and
+//! [`Catalog::retry_on_damage`] wraps a query so that it is answered from a rebuilt catalog
+//! ([`CatalogError::is_corruption`] tells such errors apart). [`Catalog::verify`] runs the
+//! full `quick_check` (whole file) for `snapvault check`.
+//!
+//! A typical command:
+//! ```no_run
+//! # fn demo(repo: &snapvault_repo::Repository, index: &snapvault_repo::index::Index)
+//! #     -> Result<(), snapvault_catalog::CatalogError> {
+//! use snapvault_catalog::{Catalog, PhotoQuery};
+//! let mut cat = Catalog::open_default(&repo.config().id)?;
+//! cat.sync(repo, index)?;
+//! let q = PhotoQuery { dates: Some("2023-07".parse()?), ..PhotoQuery::default() };
+//! let (rows, extra) = cat.retry_on_damage(repo, index, |c| {
+//!     let rows = c.photos(&q)?;
+//!     let extra = c.companions(&q, &rows)?;
+//!     Ok((rows, extra))
+//! })?;
+//! # let _ = (rows, extra); Ok(()) }
+//! ```
 //!
 //! Dates: see [`DateRange`]. The catalog compares the *local* capture date as the camera
 //! recorded it (the `YYYY-MM-DD` of `taken`), stored as the integer `day` = `YYYYMMDD`.
@@ -160,9 +185,9 @@ pub struct Catalog {
 
 impl Catalog {
     /// Open the catalog at `path`, creating it (and its folder) if missing. A file that is
-    /// not SQLite, not a snapvault catalog, of another schema version, or failing
-    /// `quick_check` is deleted and recreated empty ([`Catalog::recreated`] says why); the
-    /// next [`Catalog::sync`] refills it.
+    /// not SQLite, not a snapvault catalog, of another schema version, truncated, or whose
+    /// small tables fail `quick_check` is deleted and recreated empty
+    /// ([`Catalog::recreated`] says why); the next [`Catalog::sync`] refills it.
     pub fn open(path: &Path) -> Result<Catalog> {
         let (conn, recreated) = schema::open(path)?;
         Ok(Catalog {
@@ -195,6 +220,39 @@ impl Catalog {
         self.conn = conn;
         self.recreated = Some(reason.to_string());
         Ok(())
+    }
+
+    /// Run `f`; if it meets a damaged catalog, delete the file, rebuild it from the
+    /// repository and run `f` again.
+    pub fn retry_on_damage<T>(
+        &mut self,
+        repo: &snapvault_repo::Repository,
+        index: &snapvault_repo::index::Index,
+        f: impl Fn(&Catalog) -> Result<T>,
+    ) -> Result<T> {
+        match f(self) {
+            Err(e) if e.is_corruption() => {
+                self.recreate(&format!("damaged: {e}"))?;
+                self.sync(repo, index)?;
+                f(self)
+            }
+            other => other,
+        }
+    }
+
+    /// Run SQLite's full `quick_check` (reads the whole file; [`Catalog::open`] checks
+    /// only the header and the small tables). A damaged catalog is deleted and recreated
+    /// empty: returns what was wrong, and the next [`Catalog::sync`] refills it.
+    pub fn verify(&mut self) -> Result<Option<String>> {
+        let problem = match schema::quick_check(&self.conn) {
+            Ok(p) => p,
+            Err(e) if e.is_corruption() => Some(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        if let Some(p) = &problem {
+            self.recreate(&format!("integrity check failed: {p}"))?;
+        }
+        Ok(problem)
     }
 
     /// Numbers of rows, for reports and tests.

@@ -1,9 +1,10 @@
 //! Photo queries: by capture date, kind, snapshot and source.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{ToSql, params_from_iter};
+use rusqlite::{Row, ToSql, params_from_iter};
 use snapvault_repo::{BlobId, Id, SnapshotId};
 
 use crate::date::{DateRange, KindFilter};
@@ -68,8 +69,8 @@ struct Selection {
     trees: HashMap<i64, TreeOcc>,
 }
 
-/// The best occurrence so far of one content, and everything needed for its row.
-struct Acc {
+/// A content's own columns.
+struct Content {
     key: Id,
     kind: String,
     taken: Option<String>,
@@ -77,6 +78,43 @@ struct Acc {
     content_id: Option<String>,
     size: u64,
     blobs: Vec<BlobId>,
+}
+
+/// Content columns, in this order, as `c`.
+const CONTENT_COLS: &str =
+    "c.id, c.key, c.kind, c.taken, c.date_source, c.content_id, c.size, c.blobs";
+/// Occurrence columns, in this order, as `f`.
+const FILE_COLS: &str = "f.content, f.tree, f.name, f.pair, f.live, f.mode, f.mtime";
+
+impl Content {
+    /// From a row whose columns `at..` are [`CONTENT_COLS`] after the id.
+    fn read(r: &Row<'_>, at: usize) -> rusqlite::Result<Content> {
+        let key = match r.get_ref(at)? {
+            ValueRef::Blob(b) => Id::from_slice(b).unwrap_or_default(),
+            _ => Id::default(),
+        };
+        let blobs = match r.get_ref(at + 6)? {
+            ValueRef::Blob(b) => b
+                .chunks_exact(32)
+                .filter_map(|c| Id::from_slice(c).map(BlobId))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Content {
+            key,
+            kind: r.get(at + 1)?,
+            taken: text(r.get_ref(at + 2)?),
+            date_source: text(r.get_ref(at + 3)?),
+            content_id: text(r.get_ref(at + 4)?),
+            size: r.get::<_, i64>(at + 5)?.max(0) as u64,
+            blobs,
+        })
+    }
+}
+
+/// The best occurrence so far of one content, and everything needed for its row.
+struct Acc {
+    content: Content,
     trees: Vec<i64>,
     live: bool,
     rank: u32,
@@ -86,9 +124,193 @@ struct Acc {
     mtime: i64,
 }
 
-const SELECT: &str = "SELECT c.id, c.key, c.kind, c.taken, c.date_source, c.content_id, c.size,
-    c.blobs, f.tree, f.name, f.pair, f.live, f.mode, f.mtime
-    FROM contents c JOIN files f ON f.content = c.id";
+/// Groups a stream of occurrences, arriving content by content, into rows.
+struct Grouper<'s> {
+    sel: &'s Selection,
+    live_only: bool,
+    cur: Option<(i64, Acc)>,
+    out: Vec<PhotoRow>,
+    union: Vec<u64>,
+}
+
+impl<'s> Grouper<'s> {
+    fn new(sel: &'s Selection, live_only: bool) -> Self {
+        Grouper {
+            sel,
+            live_only,
+            cur: None,
+            out: Vec::new(),
+            union: Vec::new(),
+        }
+    }
+
+    /// Is this tree in the selection at all?
+    fn wants(&self, tree: i64) -> bool {
+        self.sel.trees.contains_key(&tree)
+    }
+
+    /// One occurrence, from a row whose columns `at..` are [`FILE_COLS`]; `content`
+    /// reads the content's own columns when it is first seen.
+    fn occurrence(
+        &mut self,
+        f: &Row<'_>,
+        at: usize,
+        content: impl FnOnce() -> rusqlite::Result<Content>,
+    ) -> rusqlite::Result<()> {
+        let tree: i64 = f.get(at + 1)?;
+        let Some(occ) = self.sel.trees.get(&tree) else {
+            return Ok(());
+        };
+        let id: i64 = f.get(at)?;
+        let name = match f.get_ref(at + 2)? {
+            ValueRef::Blob(b) | ValueRef::Text(b) => b,
+            _ => &[],
+        };
+        let live = f.get::<_, bool>(at + 4)?;
+        let acc = match &mut self.cur {
+            Some((cid, acc)) if *cid == id => {
+                if !acc.trees.contains(&tree) {
+                    acc.trees.push(tree);
+                }
+                acc.live |= live;
+                if occ.latest < acc.rank {
+                    return Ok(());
+                }
+                let path = join(&occ.path, name);
+                if occ.latest == acc.rank && path >= acc.path {
+                    return Ok(());
+                }
+                acc.rank = occ.latest;
+                acc.path = path;
+                acc
+            }
+            _ => {
+                self.flush();
+                let acc = Acc {
+                    content: content()?,
+                    trees: vec![tree],
+                    live,
+                    rank: occ.latest,
+                    path: join(&occ.path, name),
+                    pair: None,
+                    mode: 0,
+                    mtime: 0,
+                };
+                &mut self.cur.insert((id, acc)).1
+            }
+        };
+        acc.pair = text(f.get_ref(at + 3)?);
+        acc.mode = f.get::<_, i64>(at + 5)? as u32;
+        acc.mtime = f.get(at + 6)?;
+        Ok(())
+    }
+
+    /// Turn the current content's occurrences into its row.
+    fn flush(&mut self) {
+        let Some((_, a)) = self.cur.take() else {
+            return;
+        };
+        if self.live_only && !a.live {
+            return;
+        }
+        let trees = &self.sel.trees;
+        let snapshot_count = match a.trees.as_slice() {
+            [one] => trees[one].count,
+            many => {
+                self.union.clear();
+                self.union.resize(trees[&many[0]].bits.len(), 0u64);
+                for t in many {
+                    for (u, b) in self.union.iter_mut().zip(&trees[t].bits) {
+                        *u |= b;
+                    }
+                }
+                self.union.iter().map(|w| w.count_ones()).sum()
+            }
+        };
+        let (latest_snapshot, latest_time) = self.sel.snaps[a.rank as usize];
+        let c = a.content;
+        self.out.push(PhotoRow {
+            content_key: hex32(&c.key.0),
+            kind: c.kind,
+            taken: c.taken,
+            date_source: c.date_source,
+            size: c.size,
+            pair: a.pair,
+            content_id: c.content_id,
+            live: a.live,
+            latest_path: String::from_utf8(a.path)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            latest_snapshot,
+            latest_time,
+            snapshot_count,
+            content: c.blobs,
+            mode: a.mode,
+            mtime: a.mtime,
+        });
+    }
+
+    /// The rows, by capture time (undated last), then path.
+    fn finish(mut self) -> Vec<PhotoRow> {
+        self.flush();
+        sort_rows(self.out)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` as the number `YYYYMMDDHHMMSS` (a cheap first sort key);
+/// `u64::MAX` when absent or malformed.
+fn time_key(taken: Option<&str>) -> u64 {
+    let Some(t) = taken else {
+        return u64::MAX;
+    };
+    let b = t.as_bytes();
+    if b.len() < 19 {
+        return u64::MAX - 1;
+    }
+    let mut k = 0u64;
+    for (i, &c) in b[..19].iter().enumerate() {
+        match (i, c) {
+            (4 | 7, b'-') | (10, b'T' | b' ') | (13 | 16, b':') => {}
+            (_, b'0'..=b'9') => k = k * 10 + (c - b'0') as u64,
+            _ => return u64::MAX - 1,
+        }
+    }
+    k
+}
+
+fn sort_rows(rows: Vec<PhotoRow>) -> Vec<PhotoRow> {
+    let mut order: Vec<(u64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (time_key(r.taken.as_deref()), i as u32))
+        .collect();
+    let full = |a: &PhotoRow, b: &PhotoRow| -> Ordering {
+        (a.taken.is_none(), &a.taken, &a.latest_path, &a.content_key).cmp(&(
+            b.taken.is_none(),
+            &b.taken,
+            &b.latest_path,
+            &b.content_key,
+        ))
+    };
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| full(&rows[a.1 as usize], &rows[b.1 as usize]))
+    });
+    let mut slots: Vec<Option<PhotoRow>> = rows.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter_map(|&(_, i)| slots[i as usize].take())
+        .collect()
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = Vec::with_capacity(64);
+    for &x in b {
+        s.push(HEX[(x >> 4) as usize]);
+        s.push(HEX[(x & 15) as usize]);
+    }
+    String::from_utf8(s).unwrap_or_default()
+}
 
 fn text(v: ValueRef<'_>) -> Option<String> {
     match v {
@@ -112,24 +334,24 @@ impl Catalog {
     /// last), then path.
     pub fn photos(&self, q: &PhotoQuery) -> Result<Vec<PhotoRow>> {
         let sel = self.select(q)?;
-        let mut filter = Vec::new();
-        let mut args: Vec<i64> = Vec::new();
-        if let Some(d) = &q.dates {
-            let (lo, hi) = d.day_bounds();
-            filter.push("c.day BETWEEN ?1 AND ?2");
-            args.extend([lo as i64, hi as i64]);
-        }
-        filter.push(match q.kind {
+        let kind = match q.kind {
             None => "c.kind IN ('photo', 'video')",
             Some(KindFilter::Photo | KindFilter::Live) => "c.kind = 'photo'",
             Some(KindFilter::Video) => "c.kind = 'video'",
-        });
-        self.collect(
-            &sel,
-            &filter.join(" AND "),
-            &args,
-            q.kind == Some(KindFilter::Live),
-        )
+        };
+        let live_only = q.kind == Some(KindFilter::Live);
+        match &q.dates {
+            Some(d) => {
+                let (lo, hi) = d.day_bounds();
+                self.join_scan(
+                    &sel,
+                    &format!("contents c WHERE c.day BETWEEN ?1 AND ?2 AND {kind}"),
+                    &[lo as i64, hi as i64],
+                    live_only,
+                )
+            }
+            None => self.merge_scan(&sel, kind, live_only),
+        }
     }
 
     /// The companions of `rows` that are not among them: Live Photo videos, edited
@@ -146,6 +368,13 @@ impl Catalog {
              CREATE TEMP TABLE IF NOT EXISTS want_ids(id INTEGER PRIMARY KEY);
              DELETE FROM temp.want_keys; DELETE FROM temp.want_ids;",
         )?;
+        let out = self.companions_of(&sel, rows);
+        self.conn
+            .execute_batch("DELETE FROM temp.want_keys; DELETE FROM temp.want_ids;")?;
+        out
+    }
+
+    fn companions_of(&self, sel: &Selection, rows: &[PhotoRow]) -> Result<Vec<PhotoRow>> {
         {
             let mut ins = self
                 .conn
@@ -156,22 +385,39 @@ impl Catalog {
                 }
             }
         }
+        // Where the given photos sit (in selected trees), with their pairing keys.
         let mut given = HashSet::new();
-        let mut found = HashSet::new();
+        let mut wanted: HashMap<i64, HashSet<String>> = HashMap::new();
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT c.id, f1.tree, f2.content FROM temp.want_keys w
-                 JOIN contents c ON c.key = w.key
-                 JOIN files f1 ON f1.content = c.id
-                 JOIN files f2 ON f2.tree = f1.tree AND f2.pair = f1.pair
-                 WHERE f1.pair IS NOT NULL AND f2.content <> c.id",
+                "SELECT c.id, f.tree, f.pair FROM temp.want_keys w
+                 CROSS JOIN contents c ON c.key = w.key
+                 CROSS JOIN files f ON f.content = c.id",
             )?;
             let mut q = stmt.query([])?;
             while let Some(r) = q.next()? {
-                let (id, tree, other): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                given.insert(id);
-                if sel.trees.contains_key(&tree) {
-                    found.insert(other);
+                given.insert(r.get::<_, i64>(0)?);
+                let tree: i64 = r.get(1)?;
+                if let (true, Some(pair)) = (sel.trees.contains_key(&tree), text(r.get_ref(2)?)) {
+                    wanted.entry(tree).or_default().insert(pair);
+                }
+            }
+        }
+        // Their directories' other files with the same keys.
+        let mut found = HashSet::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT content, pair FROM files WHERE tree = ?1 AND pair IS NOT NULL",
+            )?;
+            for (tree, pairs) in &wanted {
+                let mut q = stmt.query([tree])?;
+                while let Some(r) = q.next()? {
+                    let content: i64 = r.get(0)?;
+                    if let ValueRef::Text(p) = r.get_ref(1)?
+                        && std::str::from_utf8(p).is_ok_and(|p| pairs.contains(p))
+                    {
+                        found.insert(content);
+                    }
                 }
             }
         }
@@ -183,10 +429,82 @@ impl Catalog {
                 ins.execute([id])?;
             }
         }
-        let out = self.collect(&sel, "c.id IN (SELECT id FROM temp.want_ids)", &[], false);
-        self.conn
-            .execute_batch("DELETE FROM temp.want_keys; DELETE FROM temp.want_ids;")?;
-        out
+        self.join_scan(
+            sel,
+            "temp.want_ids w CROSS JOIN contents c ON c.id = w.id",
+            &[],
+            false,
+        )
+    }
+
+    /// Contents chosen by `from_where` (a FROM … WHERE fragment binding `c`), joined with
+    /// their occurrences. `CROSS JOIN` keeps SQLite from reordering: contents stay the
+    /// outer loop, so each content's occurrences arrive together, and `files` is clustered
+    /// by content, so each content costs one seek.
+    fn join_scan(
+        &self,
+        sel: &Selection,
+        from_where: &str,
+        args: &[i64],
+        live_only: bool,
+    ) -> Result<Vec<PhotoRow>> {
+        if sel.trees.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (from, filter) = match from_where.split_once(" WHERE ") {
+            Some((f, w)) => (f, format!("WHERE {w}")),
+            None => (from_where, String::new()),
+        };
+        let sql = format!(
+            "SELECT {FILE_COLS}, {CONTENT_COLS} FROM {from} CROSS JOIN files f ON f.content = c.id {filter}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args.iter().map(|a| a as &dyn ToSql)))?;
+        let mut g = Grouper::new(sel, live_only);
+        while let Some(r) = rows.next()? {
+            g.occurrence(r, 0, || Content::read(r, 8))?;
+        }
+        Ok(g.finish())
+    }
+
+    /// Every content passing `filter` with its occurrences, as a merge of two sequential
+    /// scans (contents by id, files by content): no seeks, for queries that touch most of
+    /// the catalog.
+    fn merge_scan(&self, sel: &Selection, filter: &str, live_only: bool) -> Result<Vec<PhotoRow>> {
+        if sel.trees.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cstmt = self.conn.prepare_cached(&format!(
+            "SELECT {CONTENT_COLS} FROM contents c WHERE {filter} ORDER BY c.id"
+        ))?;
+        let mut fstmt = self.conn.prepare_cached(&format!(
+            "SELECT {FILE_COLS} FROM files f ORDER BY f.content"
+        ))?;
+        let mut crows = cstmt.query([])?;
+        let mut frows = fstmt.query([])?;
+        let mut g = Grouper::new(sel, live_only);
+        // The contents row at or after the current occurrence's content, read ahead.
+        let mut ahead: Option<(i64, Option<Content>)> = None;
+        let mut contents_done = false;
+        while let Some(f) = frows.next()? {
+            if !g.wants(f.get(1)?) {
+                continue;
+            }
+            let content: i64 = f.get(0)?;
+            while !contents_done && ahead.as_ref().is_none_or(|(id, _)| *id < content) {
+                match crows.next()? {
+                    Some(c) => ahead = Some((c.get(0)?, Some(Content::read(c, 1)?))),
+                    None => contents_done = true,
+                }
+            }
+            match &mut ahead {
+                Some((id, c)) if *id == content => g.occurrence(f, 0, || {
+                    c.take().ok_or(rusqlite::Error::QueryReturnedNoRows)
+                })?,
+                _ => continue,
+            }
+        }
+        Ok(g.finish())
     }
 
     /// Resolve the snapshots a query looks at, and where each of their media trees sits.
@@ -258,133 +576,5 @@ impl Catalog {
             snaps: chosen.into_iter().map(|(_, sid, t, _)| (sid, t)).collect(),
             trees,
         })
-    }
-
-    /// Run the content × file scan with `filter`, keep occurrences in selected trees,
-    /// group by content.
-    fn collect(
-        &self,
-        sel: &Selection,
-        filter: &str,
-        args: &[i64],
-        live_only: bool,
-    ) -> Result<Vec<PhotoRow>> {
-        if sel.trees.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("{SELECT} WHERE {filter}");
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(args.iter().map(|a| a as &dyn ToSql)))?;
-        let mut accs: HashMap<i64, Acc> = HashMap::new();
-        while let Some(r) = rows.next()? {
-            let tree: i64 = r.get(8)?;
-            let Some(occ) = sel.trees.get(&tree) else {
-                continue;
-            };
-            let id: i64 = r.get(0)?;
-            let name = match r.get_ref(9)? {
-                ValueRef::Blob(b) | ValueRef::Text(b) => b,
-                _ => &[],
-            };
-            let live = r.get::<_, bool>(11)?;
-            let acc = match accs.entry(id) {
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    let acc = e.into_mut();
-                    if !acc.trees.contains(&tree) {
-                        acc.trees.push(tree);
-                    }
-                    acc.live |= live;
-                    if occ.latest < acc.rank {
-                        continue;
-                    }
-                    let path = join(&occ.path, name);
-                    if occ.latest == acc.rank && path >= acc.path {
-                        continue;
-                    }
-                    acc.rank = occ.latest;
-                    acc.path = path;
-                    acc
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let key = match r.get_ref(1)? {
-                        ValueRef::Blob(b) => Id::from_slice(b).unwrap_or_default(),
-                        _ => Id::default(),
-                    };
-                    let blobs = match r.get_ref(7)? {
-                        ValueRef::Blob(b) => b
-                            .chunks_exact(32)
-                            .filter_map(|c| Id::from_slice(c).map(BlobId))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    e.insert(Acc {
-                        key,
-                        kind: r.get(2)?,
-                        taken: text(r.get_ref(3)?),
-                        date_source: text(r.get_ref(4)?),
-                        content_id: text(r.get_ref(5)?),
-                        size: r.get::<_, i64>(6)?.max(0) as u64,
-                        blobs,
-                        trees: vec![tree],
-                        live,
-                        rank: occ.latest,
-                        path: join(&occ.path, name),
-                        pair: None,
-                        mode: 0,
-                        mtime: 0,
-                    })
-                }
-            };
-            acc.pair = text(r.get_ref(10)?);
-            acc.mode = r.get::<_, i64>(12)? as u32;
-            acc.mtime = r.get(13)?;
-        }
-        let mut out = Vec::with_capacity(accs.len());
-        let mut union = Vec::new();
-        for (_, a) in accs {
-            if live_only && !a.live {
-                continue;
-            }
-            let snapshot_count = match a.trees.as_slice() {
-                [one] => sel.trees[one].count,
-                many => {
-                    union.clear();
-                    union.resize(sel.trees[&many[0]].bits.len(), 0u64);
-                    for t in many {
-                        for (u, b) in union.iter_mut().zip(&sel.trees[t].bits) {
-                            *u |= b;
-                        }
-                    }
-                    union.iter().map(|w| w.count_ones()).sum()
-                }
-            };
-            let (latest_snapshot, latest_time) = sel.snaps[a.rank as usize];
-            out.push(PhotoRow {
-                content_key: a.key.to_hex(),
-                kind: a.kind,
-                taken: a.taken,
-                date_source: a.date_source,
-                size: a.size,
-                pair: a.pair,
-                content_id: a.content_id,
-                live: a.live,
-                latest_path: String::from_utf8_lossy(&a.path).into_owned(),
-                latest_snapshot,
-                latest_time,
-                snapshot_count,
-                content: a.blobs,
-                mode: a.mode,
-                mtime: a.mtime,
-            });
-        }
-        out.sort_unstable_by(|a, b| {
-            (a.taken.is_none(), &a.taken, &a.latest_path, &a.content_key).cmp(&(
-                b.taken.is_none(),
-                &b.taken,
-                &b.latest_path,
-                &b.content_key,
-            ))
-        });
-        Ok(out)
     }
 }

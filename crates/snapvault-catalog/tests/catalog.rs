@@ -572,3 +572,65 @@ fn default_path_is_per_repository() {
     );
     assert!(snapvault_catalog::default_path("../etc").is_err());
 }
+
+/// Overwrite the root page of `table` with garbage (the catalog must be closed).
+fn smash(path: &Path, table: &str) {
+    let (root, page): (i64, i64) = {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let root = c
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        (root, page)
+    };
+    let mut bytes = fs::read(path).unwrap();
+    let at = ((root - 1) * page) as usize;
+    for (i, b) in bytes[at..at + page as usize].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn damage_inside_the_photo_tables_is_repaired() {
+    let (env, snaps) = build();
+    let path = env.catalog_path();
+    let index = env.repo.load_index().unwrap().index;
+    let mut cat = Catalog::open(&path).unwrap();
+    env.sync(&mut cat);
+    let before = snapshot_answers(&cat, &snaps);
+    drop(cat);
+
+    // A damaged `files` page: the query is answered from a rebuilt catalog.
+    smash(&path, "files");
+    let mut cat = Catalog::open(&path).unwrap();
+    let all = cat
+        .retry_on_damage(&env.repo, &index, |c| c.photos(&PhotoQuery::default()))
+        .unwrap();
+    assert_eq!(all, before["all"]);
+    assert!(cat.recreated().is_some());
+    assert_eq!(snapshot_answers(&cat, &snaps), before);
+    assert_eq!(cat.verify().unwrap(), None);
+    drop(cat);
+
+    // The full check finds damage in `contents` and starts afresh.
+    smash(&path, "contents");
+    let mut cat = Catalog::open(&path).unwrap();
+    let problem = cat.verify().unwrap();
+    assert!(problem.is_some());
+    assert_eq!(cat.counts().unwrap().snapshots, 0);
+    env.sync(&mut cat);
+    assert_eq!(snapshot_answers(&cat, &snaps), before);
+    drop(cat);
+
+    // Damage in a small table is caught when opening.
+    smash(&path, "snapshot_dirs");
+    let mut cat = Catalog::open(&path).unwrap();
+    assert!(cat.recreated().is_some());
+    env.sync(&mut cat);
+    assert_eq!(snapshot_answers(&cat, &snaps), before);
+}
