@@ -232,7 +232,9 @@ impl Index {
 
     pub fn add_pack(&mut self, id: PackId, size: u64, blobs: &[PackEntry]) {
         let pos = match self.pack_pos.get(&id) {
-            Some(&p) => p,
+            // Listed by two index files (prune's or repair's replacement written, the old
+            // file not yet deleted): both come from the same pack header.
+            Some(_) => return,
             None => {
                 let p = self.packs.len() as u32;
                 self.packs.push((id, size));
@@ -394,5 +396,8 @@ mod tests {
         assert_eq!(loc.typ(), BlobType::Tree);
         assert!(!loc.compressed());
         assert_eq!(idx.entries_of_pack()[1].len(), 2);
+        // The same pack listed by a second index file adds nothing.
+        idx.add_pack(p2, 1000, &[entry(2), entry(3)]);
+        assert_eq!((idx.blob_count(), idx.duplicates().len()), (3, 1));
     }
 }

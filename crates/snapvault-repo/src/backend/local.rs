@@ -221,6 +221,15 @@ impl Backend for LocalBackend {
             .map_err(|e| not_found_is(kind, name, e))
     }
 
+    fn age_secs(&self, kind: FileKind, name: &str) -> Result<Option<u64>> {
+        let p = self.path_of(kind, name)?;
+        let md = fs::metadata(&p).map_err(|e| not_found_is(kind, name, e))?;
+        Ok(md
+            .modified()
+            .ok()
+            .map(|m| m.elapsed().map(|d| d.as_secs()).unwrap_or(0)))
+    }
+
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
         let p = self.path_of(kind, name)?;
         match fs::remove_file(&p) {

@@ -65,6 +65,11 @@ pub trait Backend: Send + Sync {
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
     fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Seconds since the file was last modified, when the backend knows (prune deletes
+    /// packs that no index names only once they are older than a safety margin).
+    fn age_secs(&self, _kind: FileKind, _name: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// Prepare an empty repository's folders (called by `init`).
     fn create_layout(&self) -> Result<()>;
     /// Temporary files left behind by interrupted writes: (path, size).
