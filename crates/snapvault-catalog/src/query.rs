@@ -66,8 +66,29 @@ struct TreeOcc {
 /// The snapshots a query looks at, ranked oldest (0) to newest.
 struct Selection {
     snaps: Vec<(SnapshotId, i64)>,
-    trees: HashMap<i64, TreeOcc>,
+    trees: RowMap<TreeOcc>,
 }
+
+/// Row ids are small dense integers: a multiplicative hash is enough and much cheaper
+/// than SipHash on the hot path (two lookups per occurrence).
+#[derive(Default)]
+struct RowHasher(u64);
+
+impl std::hash::Hasher for RowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type RowMap<V> = HashMap<i64, V, std::hash::BuildHasherDefault<RowHasher>>;
 
 /// A content's own columns.
 struct Content {
@@ -94,10 +115,14 @@ impl Content {
             _ => Id::default(),
         };
         let blobs = match r.get_ref(at + 6)? {
-            ValueRef::Blob(b) => b
-                .chunks_exact(32)
-                .filter_map(|c| Id::from_slice(c).map(BlobId))
-                .collect(),
+            ValueRef::Blob(b) => {
+                let mut v = Vec::with_capacity(b.len() / 32);
+                v.extend(
+                    b.chunks_exact(32)
+                        .filter_map(|c| Id::from_slice(c).map(BlobId)),
+                );
+                v
+            }
             _ => Vec::new(),
         };
         Ok(Content {
@@ -176,12 +201,12 @@ impl<'s> Grouper<'s> {
                 if occ.latest < acc.rank {
                     return Ok(());
                 }
-                let path = join(&occ.path, name);
-                if occ.latest == acc.rank && path >= acc.path {
+                if occ.latest == acc.rank && !joined_less(&occ.path, name, &acc.path) {
                     return Ok(());
                 }
                 acc.rank = occ.latest;
-                acc.path = path;
+                acc.path.clear();
+                join_into(&mut acc.path, &occ.path, name);
                 acc
             }
             _ => {
@@ -199,7 +224,14 @@ impl<'s> Grouper<'s> {
                 &mut self.cur.insert((id, acc)).1
             }
         };
-        acc.pair = text(f.get_ref(at + 3)?);
+        match f.get_ref(at + 3)? {
+            ValueRef::Text(t) => {
+                let p = acc.pair.get_or_insert_with(String::new);
+                p.clear();
+                p.push_str(&String::from_utf8_lossy(t));
+            }
+            _ => acc.pair = None,
+        }
         acc.mode = f.get::<_, i64>(at + 5)? as u32;
         acc.mtime = f.get(at + 6)?;
         Ok(())
@@ -278,6 +310,9 @@ fn time_key(taken: Option<&str>) -> u64 {
 }
 
 fn sort_rows(rows: Vec<PhotoRow>) -> Vec<PhotoRow> {
+    if rows.len() < 2 {
+        return rows;
+    }
     let mut order: Vec<(u64, u32)> = rows
         .iter()
         .enumerate()
@@ -295,11 +330,22 @@ fn sort_rows(rows: Vec<PhotoRow>) -> Vec<PhotoRow> {
         a.0.cmp(&b.0)
             .then_with(|| full(&rows[a.1 as usize], &rows[b.1 as usize]))
     });
-    let mut slots: Vec<Option<PhotoRow>> = rows.into_iter().map(Some).collect();
-    order
-        .iter()
-        .filter_map(|&(_, i)| slots[i as usize].take())
-        .collect()
+    // Apply the permutation in place, cycle by cycle: rows are large, move each once.
+    let mut rows = rows;
+    let mut perm: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+    for start in 0..perm.len() {
+        let mut cur = start;
+        loop {
+            let next = perm[cur] as usize;
+            perm[cur] = cur as u32;
+            if next == start {
+                break;
+            }
+            rows.swap(cur, next);
+            cur = next;
+        }
+    }
+    rows
 }
 
 fn hex32(b: &[u8; 32]) -> String {
@@ -314,19 +360,32 @@ fn hex32(b: &[u8; 32]) -> String {
 
 fn text(v: ValueRef<'_>) -> Option<String> {
     match v {
-        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) => Some(match std::str::from_utf8(t) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(t).into_owned(),
+        }),
         _ => None,
     }
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    join_into(&mut p, dir, name);
+    p
+}
+
+fn join_into(p: &mut Vec<u8>, dir: &[u8], name: &[u8]) {
     p.extend_from_slice(dir);
     if !dir.is_empty() {
         p.push(b'/');
     }
     p.extend_from_slice(name);
-    p
+}
+
+/// Is `join(dir, name) < other`, without building it?
+fn joined_less(dir: &[u8], name: &[u8], other: &[u8]) -> bool {
+    let sep: &[u8] = if dir.is_empty() { b"" } else { b"/" };
+    dir.iter().chain(sep).chain(name).cmp(other.iter()).is_lt()
 }
 
 impl Catalog {
@@ -541,7 +600,7 @@ impl Catalog {
             .filter(|(_, _, _, src)| q.source_key.as_ref().is_none_or(|k| k == src))
             .collect();
         let words = chosen.len().div_ceil(64).max(1);
-        let mut trees: HashMap<i64, TreeOcc> = HashMap::new();
+        let mut trees: RowMap<TreeOcc> = RowMap::default();
         let mut stmt = self
             .conn
             .prepare_cached("SELECT path, tree FROM snapshot_dirs WHERE snapshot = ?1")?;
@@ -576,5 +635,93 @@ impl Catalog {
             snaps: chosen.into_iter().map(|(_, sid, t, _)| (sid, t)).collect(),
             trees,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(taken: Option<&str>, path: &str) -> PhotoRow {
+        PhotoRow {
+            content_key: hex32(&Id::hash_of(path.as_bytes()).0),
+            kind: "photo".into(),
+            taken: taken.map(str::to_string),
+            date_source: None,
+            size: 1,
+            pair: None,
+            content_id: None,
+            live: false,
+            latest_path: path.into(),
+            latest_snapshot: SnapshotId::default(),
+            latest_time: 0,
+            snapshot_count: 1,
+            content: vec![],
+            mode: 0o644,
+            mtime: 0,
+        }
+    }
+
+    #[test]
+    fn rows_sort_by_time_then_path_undated_last() {
+        let mut rows = Vec::new();
+        let mut x = 12345u64;
+        for i in 0..500 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let taken = match x >> 61 {
+                0 => None,
+                1 => Some("garbage".to_string()),
+                n => Some(format!(
+                    "20{:02}-0{}-1{}T1{}:00:00+0{}:00",
+                    x % 30,
+                    n,
+                    x % 10,
+                    i % 10,
+                    x % 3
+                )),
+            };
+            rows.push(row(taken.as_deref(), &format!("p/{}", x % 97)));
+        }
+        let sorted = sort_rows(rows.clone());
+        let mut want = rows;
+        want.sort_by(|a, b| {
+            let k = |r: &PhotoRow| {
+                (
+                    time_key(r.taken.as_deref()),
+                    r.taken.is_none(),
+                    r.taken.clone(),
+                    r.latest_path.clone(),
+                    r.content_key.clone(),
+                )
+            };
+            k(a).cmp(&k(b))
+        });
+        assert_eq!(sorted, want);
+        assert!(sorted.last().unwrap().taken.is_none());
+        assert_eq!(time_key(Some("2023-07-14T18:03:11+02:00")), 20230714180311);
+        assert_eq!(time_key(Some("2023-07-14 18:03:11")), 20230714180311);
+        assert!(time_key(Some("2023-07-14")) > 99991231235959);
+        assert_eq!(hex32(&[0xab; 32]), "ab".repeat(32));
+    }
+
+    #[test]
+    fn joined_comparison() {
+        for (dir, name, other) in [
+            ("a", "b", "a/b"),
+            ("", "b", "b"),
+            ("a", "b", "a/c"),
+            ("a/b", "c", "a/b/c"),
+            ("ab", "c", "a/c"),
+            ("", "x", "a"),
+        ] {
+            let joined = join(dir.as_bytes(), name.as_bytes());
+            assert_eq!(
+                joined_less(dir.as_bytes(), name.as_bytes(), other.as_bytes()),
+                joined.as_slice() < other.as_bytes(),
+                "{dir} {name} {other}"
+            );
+        }
     }
 }
