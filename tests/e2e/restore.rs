@@ -102,7 +102,6 @@ fn include_restores_only_matching_files() {
 /// `*` should stop at `/` like in a shell, rsync, restic or .gitignore: `src/dir/*.jpg`
 /// should not pick up `src/dir/sub/e.jpg`.
 #[test]
-#[ignore = "bug: restore --include 'src/dir/*.jpg' also restores src/dir/sub/e.jpg (* crosses /)"]
 fn include_star_does_not_cross_folders() {
     let tmp = tempdir();
     let src = tmp.path().join("src");

@@ -246,7 +246,6 @@ fn encrypted_repository_holds_no_plain_names_or_contents() {
 /// A file name of 255 bytes (the limit of ext4, APFS, exFAT…) is a valid name: it is backed
 /// up, so it must restore.
 #[test]
-#[ignore = "bug: restore fails (and aborts) on a file name longer than 236 bytes: its temp name exceeds 255 bytes"]
 fn longest_file_name_restores() {
     let tmp = tempdir();
     let src = tmp.path().join("src");
@@ -263,7 +262,6 @@ fn longest_file_name_restores() {
 
 /// A read-only folder (mode 555, e.g. an imported card's DCIM) keeps its mode.
 #[test]
-#[ignore = "bug: restore sets folder modes to mode | 0o700, so a 0555 folder comes back as 0755"]
 fn read_only_folder_mode_restores() {
     let tmp = tempdir();
     let src = tmp.path().join("src");

@@ -188,8 +188,9 @@ pub fn restore(
                                 p.push((String::from_utf8_lossy(&item.path).into_owned(), why));
                             }
                         }
-                        Err(e @ RepoError::Io { .. }) => {
-                            // Local disk trouble (full, read-only): stop, don't spray errors.
+                        Err(RepoError::Io { context, source }) if disk_trouble(&source) => {
+                            // The target disk is full or read-only: stop, don't spray errors.
+                            let e = RepoError::Io { context, source };
                             if let Ok(mut f) = fatal.lock() {
                                 f.get_or_insert(e);
                             }
@@ -251,7 +252,7 @@ pub fn restore(
     // Folders last, deepest first, so creating their contents doesn't change their times.
     for d in dirs.iter().rev() {
         let p = target_path(&opts.target, &d.path);
-        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(d.node.mode | 0o700));
+        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(d.node.mode & 0o7777));
         set_times(&p, &d.node, false);
         stats.dirs += 1;
     }
@@ -262,6 +263,14 @@ pub fn restore(
         .problems
         .extend(problems.into_inner().unwrap_or_default());
     Ok(stats)
+}
+
+/// Errors that will hit every file alike: stop the restore instead of listing them all.
+fn disk_trouble(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub fn target_path(target: &Path, rel: &[u8]) -> PathBuf {
@@ -329,9 +338,13 @@ fn restore_file(
         .file_name()
         .map(|n| n.as_bytes().to_vec())
         .unwrap_or_default();
-    let mut tmp_name = b".".to_vec();
-    tmp_name.extend_from_slice(&name);
-    tmp_name.extend_from_slice(b".snapvault-restore");
+    // A short, stable temporary name (any legal file name still fits beside it), so a
+    // re-run reuses the leftover of an interrupted one.
+    let tmp_name = format!(
+        ".snapvault-restore-{}",
+        &blake3::hash(&name).to_hex()[..16]
+    )
+    .into_bytes();
     let tmp = path.with_file_name(OsStr::from_bytes(&tmp_name));
     let mut f = OpenOptions::new()
         .write(true)

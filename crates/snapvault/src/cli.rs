@@ -77,6 +77,8 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Fix a damaged repository: rebuild the index, rescue intact data, rewrite snapshots
     Repair(RepairArgs),
+    /// Find photos by capture date and kind, across every snapshot
+    Photos(PhotosArgs),
     /// Photos added, removed and changed between two snapshots
     Diff(DiffArgs),
     /// List iPhones and iPads connected over USB
@@ -193,11 +195,27 @@ pub struct LsArgs {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// Snapshot id (prefix) or `latest`
-    pub snapshot: String,
+    /// Snapshot id (prefix), `latest` or `latest~N`; not needed with --date or --as-of
+    pub snapshot: Option<String>,
     /// Folder to restore into (created if missing)
     #[arg(long, short = 't', value_name = "DIR")]
     pub target: PathBuf,
+    /// Photos *taken* in this period, from every snapshot: 2023, 2023-07, 2023-07-14,
+    /// 2023-06..2023-08, ..2022, 2024-03..
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
+    /// The whole library as it was then: the newest snapshot taken at or before DATE
+    #[arg(long, value_name = "DATE", conflicts_with = "date")]
+    pub as_of: Option<String>,
+    /// With --date: only look in this snapshot (id prefix, `latest`)
+    #[arg(long = "snapshot", value_name = "ID|latest", requires = "date")]
+    pub only_snapshot: Option<String>,
+    /// With --date/--as-of: only snapshots of this iPhone
+    #[arg(long, value_name = "UDID")]
+    pub device: Option<String>,
+    /// `original`: paths as in the snapshot; `date`: YYYY/MM/name (with --date)
+    #[arg(long, value_enum, default_value = "original")]
+    pub layout: Layout,
     /// Restore only paths matching this glob (repeatable), e.g. 'DCIM/100APPLE/*.HEIC'
     #[arg(long = "include", value_name = "GLOB")]
     pub include: Vec<String>,
@@ -207,6 +225,30 @@ pub struct RestoreArgs {
     /// Show what would be restored, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Original,
+    Date,
+}
+
+#[derive(Args, Debug)]
+pub struct PhotosArgs {
+    /// Capture date or range: 2023, 2023-07, 2023-07-14, 2023-06..2023-08, ..2022, 2024-03..
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
+    /// photo, video or live (stills with a Live Photo video)
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only this snapshot (id prefix, `latest`)
+    #[arg(long, value_name = "ID|latest")]
+    pub snapshot: Option<String>,
+    /// Only snapshots of this iPhone
+    #[arg(long, value_name = "UDID")]
+    pub device: Option<String>,
     #[arg(long)]
     pub json: bool,
 }

@@ -1,6 +1,7 @@
 //! The `snapvault` command line.
 
 mod cache;
+mod catalog;
 mod cli;
 mod cmd;
 mod exit;

@@ -7,8 +7,10 @@ mod diff;
 mod init;
 mod key;
 mod ls;
+mod photos;
 mod repair;
 mod restore;
+mod restore_date;
 mod snapshot;
 mod snapshots;
 mod unlock;
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),
+        Command::Photos(a) => photos::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Devices(a) => devices::run(&ctx, a),
         Command::VerifyDevice(a) => verify::run(&ctx, a),

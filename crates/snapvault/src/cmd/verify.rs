@@ -45,7 +45,12 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
     for (path, size) in files {
         total += 1;
         let Some(node) = stored.get(&path) else {
-            problems.push((path, "missing", "not in the snapshot".into()));
+            // Tell an original the phone cannot hand over (iCloud-only) from one not yet backed up.
+            match phone.device.open(&path) {
+                Err(e) if !e.is_fatal() => problems.push((path, "unreadable", e.to_string())),
+                Err(e) => return Err(e).context("reading from the iPhone"),
+                Ok(_) => problems.push((path, "missing", "not in the snapshot".into())),
+            }
             continue;
         };
         let reader: Box<dyn Read + Send> = match phone.device.open(&path) {
