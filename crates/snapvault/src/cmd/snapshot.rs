@@ -161,6 +161,14 @@ fn take(
         _ => Vec::new(),
     };
     print_summary(ctx, &id, &snap, &gone, a.json);
+    // Keep the photo catalog current (it is a cache: trouble here is only a warning).
+    if let Err(e) = repo
+        .load_index()
+        .map_err(anyhow::Error::from)
+        .and_then(|l| crate::catalog::open_synced(&repo, &l.index, false))
+    {
+        eprintln!("warning: the photo catalog was not updated ({}); it is rebuilt when needed", crate::exit::message(&e));
+    }
     if let Some(why) = &snap.summary.interrupted {
         anyhow::bail!(
             "the snapshot stopped early: {why}; what was read so far is saved as partial snapshot {} and the next run continues from it",
