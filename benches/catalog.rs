@@ -307,7 +307,10 @@ fn main() {
         };
         let id = SnapshotId(Id::hash_of(format!("snapshot {i}").as_bytes()));
         let (t, c) = (Instant::now(), cpu_time());
-        let added = cat.add_snapshot(&lib.trees, &id, &snap).expect("add");
+        let added = cat
+            .add_snapshot(&lib.trees, &id, &snap)
+            .expect("add")
+            .unwrap_or_default();
         let el = t.elapsed();
         sync_cpu += cpu_time().saturating_sub(c);
         sync_time += el;

@@ -54,7 +54,9 @@ impl fmt::Display for DatePoint {
 
 fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -230,6 +232,8 @@ impl fmt::Display for KindFilter {
 }
 
 #[cfg(test)]
+// Day numbers are written 2023_07_14 for readability.
+#[allow(clippy::inconsistent_digit_grouping)]
 mod tests {
     use super::*;
 

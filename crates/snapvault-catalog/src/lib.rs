@@ -20,7 +20,7 @@
 //! ```text
 //! trees          (id, blob UNIQUE, media)            one row per distinct tree blob
 //! tree_dirs      (tree, name, subtree)  PK(tree,name) its sub-directories (edges)
-//! files          (tree, name, content, pair, live, mode, mtime)  PK(tree,name)
+//! files          (content, tree, name, pair, live, mode, mtime)  PK(content,tree,name)
 //!                                                     its media files (photo/video/sidecar)
 //! contents       (id, key UNIQUE, kind, taken, day, date_source, content_id, size, blobs)
 //!                                                     one row per distinct photo (content)
@@ -30,8 +30,9 @@
 //!                                                     in each snapshot
 //! meta           (key, value)                         repo id
 //! ```
-//! Indexes: `contents(day)` for date queries, `files(content)` to go from a photo to its
-//! occurrences, `files(tree, pair)` for Live Photo / sidecar companions.
+//! Indexes: `contents(day)` for date queries; `files` is a `WITHOUT ROWID` table clustered
+//! by content, so a photo's occurrences are one seek away and a full listing is a merge of
+//! two sequential scans; `files(tree)` serves companions and garbage collection.
 //!
 //! * **Identity of a photo** is its content: `key` = BLAKE3 of the concatenated blob ids of
 //!   its chunks (so the same bytes under two names, or in two folders, are one photo).
@@ -55,8 +56,9 @@
 //! * **Queries** resolve the snapshot selection first (all, `--snapshot`, one source):
 //!   `snapshot_dirs` of the selected snapshots is small (snapshots × media folders), and is
 //!   turned in memory into, per tree, a bitset of the snapshots holding it and its most
-//!   recent path. Then one SQL scan — `contents` by `day` (date query) or in full, joined
-//!   with `files` — yields each photo's occurrences; grouping by content gives
+//!   recent path. Then one SQL pass — `contents` by `day` joined with `files` (date
+//!   queries), or a merge of both tables in key order (everything, a kind) — yields each
+//!   photo's occurrences, content by content; grouping them gives
 //!   `snapshot_count` (popcount of the union of its trees' bitsets), and `latest_path` /
 //!   `latest_snapshot` (the occurrence in the most recent selected snapshot). Work is
 //!   proportional to the matching photos' occurrences (≈ distinct (tree, photo) rows), never

@@ -2,7 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use snapvault_repo::backend::FileKind;
 use snapvault_repo::index::Index;
 use snapvault_repo::repository::{SnapshotEntry, parallel_map};
 use snapvault_repo::snapshot::Snapshot;
@@ -68,6 +69,8 @@ impl SyncStats {
     }
 }
 
+// Writes take the write lock up front (`BEGIN IMMEDIATE`), so two processes syncing the
+// same catalog wait for each other (busy timeout) instead of failing on a stale read.
 impl Catalog {
     /// Bring the catalog in line with the repository: index the snapshots it lacks (only
     /// their new trees are read), drop the snapshots that no longer exist. A catalog found
@@ -80,10 +83,17 @@ impl Catalog {
             .collect();
         let loader = RepoTrees { repo, index };
         let repo_id = &repo.config().id;
-        let mut stats = match self.sync_with(repo_id, &loader, &snaps, &keep) {
+        // A snapshot missing from the listing may be one saved since (another process may
+        // have indexed it already): drop only what is really gone.
+        let still_there = |id: &SnapshotId| {
+            repo.backend()
+                .exists(FileKind::Snapshot, &id.to_hex())
+                .unwrap_or(true)
+        };
+        let mut stats = match self.sync_with(repo_id, &loader, &snaps, &keep, &still_there) {
             Err(e) if e.is_corruption() => {
                 self.recreate(&format!("damaged: {e}"))?;
-                let mut s = self.sync_with(repo_id, &loader, &snaps, &keep)?;
+                let mut s = self.sync_with(repo_id, &loader, &snaps, &keep, &still_there)?;
                 s.rebuilt = true;
                 s
             }
@@ -94,7 +104,8 @@ impl Catalog {
     }
 
     /// [`Catalog::sync`] against an explicit snapshot list: `snaps` are indexed if missing,
-    /// catalog snapshots in neither `snaps` nor `keep` are dropped.
+    /// catalog snapshots in neither `snaps` nor `keep` are dropped unless `still_there`
+    /// says they exist after all.
     #[doc(hidden)]
     pub fn sync_with(
         &mut self,
@@ -102,6 +113,7 @@ impl Catalog {
         loader: &dyn TreeLoader,
         snaps: &[SnapshotEntry],
         keep: &[SnapshotId],
+        still_there: &dyn Fn(&SnapshotId) -> bool,
     ) -> Result<SyncStats> {
         let mut stats = SyncStats {
             reset: self.claim(repo_id)?,
@@ -115,7 +127,7 @@ impl Catalog {
             .collect();
         let gone: Vec<i64> = known
             .iter()
-            .filter(|(sid, _)| !wanted.contains(sid))
+            .filter(|(sid, _)| !wanted.contains(sid) && !still_there(sid))
             .map(|(_, row)| *row)
             .collect();
         if !gone.is_empty() {
@@ -127,7 +139,8 @@ impl Catalog {
                 continue;
             }
             match self.add_snapshot(loader, id, snap) {
-                Ok(a) => {
+                Ok(None) => {}
+                Ok(Some(a)) => {
                     stats.snapshots_added += 1;
                     stats.added.trees += a.trees;
                     stats.added.files += a.files;
@@ -145,16 +158,25 @@ impl Catalog {
 
     /// Record which repository the catalog describes; empty it if it described another.
     fn claim(&mut self, repo_id: &str) -> Result<bool> {
-        let current: Option<String> = self
+        let read = |c: &Connection| -> Result<Option<String>> {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        };
+        if read(&self.conn)?.as_deref() == Some(repo_id) {
+            return Ok(false);
+        }
+        let tx = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Again under the write lock: another process may have claimed it meanwhile.
+        let current = read(&tx)?;
         if current.as_deref() == Some(repo_id) {
             return Ok(false);
         }
-        let tx = self.conn.transaction()?;
         let had_data: bool =
             tx.query_row("SELECT EXISTS(SELECT 1 FROM trees)", [], |r| r.get(0))?;
         tx.execute_batch(
@@ -183,15 +205,17 @@ impl Catalog {
     }
 
     /// Index one snapshot (in one transaction). Only trees not yet in the catalog are
-    /// loaded. Already indexed: nothing happens.
+    /// loaded. Already indexed: nothing happens (`None`).
     #[doc(hidden)]
     pub fn add_snapshot(
         &mut self,
         loader: &dyn TreeLoader,
         id: &SnapshotId,
         snap: &Snapshot,
-    ) -> Result<AddStats> {
-        let tx = self.conn.transaction()?;
+    ) -> Result<Option<AddStats>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM snapshots WHERE sid = ?1)",
             [&id.as_bytes()[..]],
@@ -199,7 +223,7 @@ impl Catalog {
         )?;
         let mut stats = AddStats::default();
         if exists {
-            return Ok(stats);
+            return Ok(None);
         }
         let root = ensure_trees(&tx, loader, snap.tree, &mut stats)?;
         tx.execute(
@@ -214,12 +238,14 @@ impl Catalog {
         let row = tx.last_insert_rowid();
         record_dirs(&tx, row, root)?;
         tx.commit()?;
-        Ok(stats)
+        Ok(Some(stats))
     }
 
     /// Drop snapshots, then whatever only they referenced.
     fn remove_snapshots(&mut self, rows: &[i64]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for r in rows {
             tx.execute("DELETE FROM snapshot_dirs WHERE snapshot = ?1", [r])?;
             tx.execute("DELETE FROM snapshots WHERE id = ?1", [r])?;

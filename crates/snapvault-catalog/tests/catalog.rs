@@ -634,3 +634,109 @@ fn damage_inside_the_photo_tables_is_repaired() {
     env.sync(&mut cat);
     assert_eq!(snapshot_answers(&cat, &snaps), before);
 }
+
+/// Reads trees from the repository, except one that "cannot be read".
+struct Flaky<'a> {
+    repo: &'a Repository,
+    index: &'a snapvault_repo::index::Index,
+    broken: snapvault_repo::BlobId,
+}
+
+impl snapvault_catalog::TreeLoader for Flaky<'_> {
+    fn load_tree(
+        &self,
+        id: &snapvault_repo::BlobId,
+    ) -> Result<snapvault_repo::tree::Tree, snapvault_repo::RepoError> {
+        if *id == self.broken {
+            return Err(snapvault_repo::RepoError::MissingBlob(id.to_hex()));
+        }
+        self.repo.load_tree(self.index, id)
+    }
+}
+
+#[test]
+fn unreadable_snapshot_is_skipped_then_retried() {
+    let (env, [s1, s2, s3, s4]) = build();
+    let index = env.repo.load_index().unwrap().index;
+    let (snaps, _) = env.repo.snapshots().unwrap();
+    // Snapshot 3's new folder (102APPLE) cannot be read.
+    let s3_tree = env.repo.load_snapshot(&s3).unwrap().tree;
+    let mut t = env.repo.load_tree(&index, &s3_tree).unwrap();
+    for part in ["lib", "DCIM", "102APPLE"] {
+        let sub = t
+            .nodes
+            .iter()
+            .find(|n| n.name.lossy() == part)
+            .unwrap()
+            .subtree
+            .unwrap();
+        if part == "102APPLE" {
+            let flaky = Flaky {
+                repo: &env.repo,
+                index: &index,
+                broken: sub,
+            };
+            let mut cat = Catalog::open(&env.catalog_path()).unwrap();
+            let stats = cat
+                .sync_with(&env.repo.config().id, &flaky, &snaps, &[], &|_| false)
+                .unwrap();
+            assert_eq!(stats.snapshots_added, 3);
+            assert_eq!(stats.failed.len(), 1);
+            assert_eq!(stats.failed[0].0, s3);
+            assert!(
+                stats.failed[0].1.contains(&sub.to_hex()),
+                "{:?}",
+                stats.failed
+            );
+            // Nothing of the failed snapshot was kept; the others answer.
+            let all = cat.photos(&PhotoQuery::default()).unwrap();
+            assert!(!names(&all).contains(&"IMG_0200.HEIC".to_string()));
+            assert_eq!(by_name(&all, "IMG_0001.HEIC").snapshot_count, 2);
+            assert_eq!(by_name(&all, "IMG_0001.HEIC").latest_snapshot, s2);
+            assert!(
+                cat.photos(&PhotoQuery {
+                    snapshots: Some(vec![s3]),
+                    ..PhotoQuery::default()
+                })
+                .is_err()
+            );
+            // The next sync picks it up.
+            let stats = env.sync(&mut cat);
+            assert_eq!((stats.snapshots_added, stats.snapshots_removed), (1, 0));
+            let all = cat.photos(&PhotoQuery::default()).unwrap();
+            assert_eq!(by_name(&all, "IMG_0001.HEIC").snapshot_count, 3);
+            assert_eq!(by_name(&all, "IMG_0200.HEIC").latest_snapshot, s3);
+            assert_eq!(by_name(&all, "OTHER.JPG").latest_snapshot, s4);
+            assert_eq!(by_name(&all, "IMG_0002.JPG").latest_snapshot, s1);
+            return;
+        }
+        t = env.repo.load_tree(&index, &sub).unwrap();
+    }
+    unreachable!();
+}
+
+#[test]
+fn two_processes_syncing_at_once_agree() {
+    let (env, snaps) = build();
+    let path = env.catalog_path();
+    // Create it first so that both open the same valid file.
+    drop(Catalog::open(&path).unwrap());
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut cat = Catalog::open(&path).unwrap();
+                    let stats = env.sync(&mut cat);
+                    (stats.snapshots_added, snapshot_answers(&cat, &snaps))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results[0].0 + results[1].0, 4, "each snapshot indexed once");
+    assert_eq!(results[0].1, results[1].1);
+    let fresh = env.root.join("fresh.sqlite");
+    let mut cat = Catalog::open(&fresh).unwrap();
+    env.sync(&mut cat);
+    assert_eq!(snapshot_answers(&cat, &snaps), results[0].1);
+}
