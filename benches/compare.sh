@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# snapvault vs restic vs borg on the same generated iPhone-like library, same disk,
+# interleaved. See benches/README.md and docs/benchmarks.md.
+#
+#   benches/compare.sh [--size 2GiB] [--runs 3] [--out docs/benchmarks.md]
+#                      [--cache both|cold|warm] [--work /var/tmp/snapvault-bench]
+#                      [--tools snapvault,restic,borg] [--small-files 20000] [--seed 1]
+#
+# Environment: SNAPVAULT (path to a built binary; default: cargo build --release),
+# CARGO_TARGET_DIR, BENCH_PASSWORD (the repositories' password; it is handed to the tools
+# only through SNAPVAULT_PASSWORD / RESTIC_PASSWORD / BORG_PASSPHRASE).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+
+SIZE=2GiB
+RUNS=3
+OUT=$ROOT/docs/benchmarks.md
+CACHE=both
+WORK=/var/tmp/snapvault-bench
+TOOLS=snapvault,restic,borg
+SMALL=20000
+SEED=1
+KEEP=0
+
+die() { echo "compare.sh: error: $*" >&2; exit 1; }
+say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --size) SIZE=${2:?}; shift 2 ;;
+        --runs) RUNS=${2:?}; shift 2 ;;
+        --out) OUT=${2:?}; shift 2 ;;
+        --cache) CACHE=${2:?}; shift 2 ;;
+        --work) WORK=${2:?}; shift 2 ;;
+        --tools) TOOLS=${2:?}; shift 2 ;;
+        --small-files) SMALL=${2:?}; shift 2 ;;
+        --seed) SEED=${2:?}; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "compare.sh: unknown argument $1" >&2; usage 2 ;;
+    esac
+done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ $SMALL =~ ^[0-9]+$ ]] || die "--small-files must be a number (0 to skip)"
+case $CACHE in both) MODES=(cold warm) ;; cold|warm) MODES=("$CACHE") ;;
+    *) die "--cache must be both, cold or warm" ;; esac
+IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
+for t in "${TOOL_LIST[@]}"; do
+    case $t in snapvault|restic|borg) ;; *) die "unknown tool $t (snapvault, restic, borg)" ;; esac
+done
+SIZE_BYTES=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import corpus; print(corpus.parse_size(sys.argv[2]))' "$HERE" "$SIZE") \
+    || die "bad --size $SIZE"
+
+# ------------------------------------------------------------------ prerequisites
+need_apt=()
+command -v restic >/dev/null || need_apt+=(restic)
+command -v borg >/dev/null || need_apt+=(borgbackup)
+[[ -x /usr/bin/time ]] || need_apt+=(time)
+if ((${#need_apt[@]})); then
+    [[ $(id -u) == 0 ]] || die "missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root"
+    command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"
+    say "installing ${need_apt[*]} with apt-get"
+    apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
+        || die "apt-get install ${need_apt[*]} failed"
+fi
+if [[ -z ${SNAPVAULT:-} ]]; then
+    say "building snapvault (release)"
+    (cd "$ROOT" && cargo build --release -q -p snapvault) || die "cargo build failed"
+    SNAPVAULT=${CARGO_TARGET_DIR:-$ROOT/target}/release/snapvault
+fi
+[[ -x $SNAPVAULT ]] || die "snapvault binary $SNAPVAULT not found"
+SNAPVAULT=$(realpath "$SNAPVAULT")
+
+mkdir -p "$WORK"
+WORK=$(realpath "$WORK")
+# Room: base corpus, re-import copy, restore target, three repositories (~1.05x each).
+avail=$(df -B1 --output=avail "$WORK" | tail -1)
+need=$((SIZE_BYTES * 8 + 20000 * 16384))
+((avail > need)) || die "$WORK has $((avail >> 30)) GiB free; need about $((need >> 30)) GiB for --size $SIZE"
+
+export BENCH_PASSWORD=${BENCH_PASSWORD:-snapvault-bench-not-a-secret}
+export SNAPVAULT_PASSWORD=$BENCH_PASSWORD RESTIC_PASSWORD=$BENCH_PASSWORD BORG_PASSPHRASE=$BENCH_PASSWORD
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no
+export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=YES BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES
+unset SNAPVAULT_REPOSITORY RESTIC_REPOSITORY BORG_REPO SNAPVAULT_PASSWORD_FILE SNAPVAULT_PASSWORD_COMMAND
+
+BASE=$WORK/base
+RUN=$WORK/run
+RESULTS=$WORK/results.tsv
+LOG=$WORK/tools.log
+: >"$LOG"
+printf 'mode\trun\ttool\tstep\twall\tuser\tsys\trss_kb\trepo_bytes\tother_load\tstatus\n' >"$RESULTS"
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------ corpus
+manifest_ok() {
+    [[ -f $BASE/lib.manifest.json ]] && python3 - "$BASE/lib.manifest.json" "$SIZE_BYTES" "$SEED" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+sys.exit(0 if m["size_param"] == int(sys.argv[2]) and m["seed"] == int(sys.argv[3]) and m["mutations"] == 0 else 1)
+EOF
+}
+if manifest_ok; then
+    say "reusing corpus in $BASE/lib"
+else
+    say "generating a $SIZE corpus (seed $SEED) in $BASE/lib"
+    rm -rf "$BASE"
+    mkdir -p "$BASE"
+    python3 "$HERE/corpus.py" generate "$BASE/lib" --size "$SIZE_BYTES" --seed "$SEED" >&2
+fi
+if ((SMALL > 0)) && [[ $(find "$BASE/small" -type f 2>/dev/null | wc -l) != "$SMALL" ]]; then
+    say "generating $SMALL small files in $BASE/small"
+    rm -rf "$BASE/small"
+    python3 "$HERE/corpus.py" small "$BASE/small" --count "$SMALL" --seed "$SEED" >&2
+fi
+CORPUS_DESC=$(python3 "$HERE/corpus.py" stats "$BASE/lib")
+MONTH=$(python3 "$HERE/corpus.py" month "$BASE/lib")
+CORPUS_BYTES=$(python3 -c 'import json, sys; print(sum(e["size"] for e in json.load(open(sys.argv[1]))["files"]))' "$BASE/lib.manifest.json")
+
+# ------------------------------------------------------------------ the tools
+# tool_cmd TOOL VERB [ARG...] sets CMD (argv) and CWD for one step. REPO_OF / CACHE_OF name
+# each tool's repository and client cache inside the current run folder.
+repo_of() { echo "$RUN/repo-$1"; }
+cache_of() { echo "$RUN/cache-$1"; }
+declare -A BORG_LAST
+
+tool_env() {
+    case $1 in
+        snapvault) ENV=(XDG_CACHE_HOME="$(cache_of snapvault)") ;;
+        restic) ENV=(RESTIC_REPOSITORY="$(repo_of restic)" RESTIC_CACHE_DIR="$(cache_of restic)") ;;
+        borg) ENV=(BORG_REPO="$(repo_of borg)" BORG_BASE_DIR="$(cache_of borg)") ;;
+    esac
+}
+
+tool_cmd() {
+    local tool=$1 verb=$2
+    shift 2
+    CWD=$RUN
+    case $tool:$verb in
+        snapvault:init) CMD=("$SNAPVAULT" -q --repo "$(repo_of snapvault)" init) ;;
+        snapvault:backup) CMD=("$SNAPVAULT" -q --repo "$(repo_of snapvault)" snapshot "$1") ;;
+        snapvault:restore) CMD=("$SNAPVAULT" -q --repo "$(repo_of snapvault)" restore latest --target "$1") ;;
+        snapvault:month) CMD=("$SNAPVAULT" -q --repo "$(repo_of snapvault)" restore --date "$MONTH" --snapshot latest --target "$1") ;;
+        snapvault:check) CMD=("$SNAPVAULT" -q --repo "$(repo_of snapvault)" check --read-data) ;;
+        snapvault:prune) CMD=("$SNAPVAULT" -q --repo "$(repo_of snapvault)" forget --keep-last 1 --allow-photo-loss --prune) ;;
+
+        restic:init) CMD=(restic -q init --repository-version 2) ;;
+        restic:backup) CMD=(restic -q backup --compression auto "$1") ;;
+        restic:restore) CMD=(restic -q restore latest --target "$1") ;;
+        restic:month)
+            CMD=(restic -q restore latest --target "$1")
+            while read -r p; do CMD+=(--include "$p"); done < <(python3 "$HERE/corpus.py" month-files "$RUN/lib" "$MONTH" --prefix "$RUN/lib/")
+            ;;
+        restic:check) CMD=(restic -q check --read-data) ;;
+        restic:prune) CMD=(restic -q forget --keep-last 1 --prune) ;;
+
+        borg:init) CMD=(borg init --encryption repokey-blake2) ;;
+        borg:backup)
+            BORG_LAST[$RUN]=$2
+            CMD=(borg create --compression zstd,3 "::$2" "$1") ;;
+        borg:restore) CWD=$1; CMD=(borg extract "::${BORG_LAST[$RUN]}") ;;
+        borg:month)
+            CWD=$1
+            CMD=(borg extract "::${BORG_LAST[$RUN]}")
+            while read -r p; do CMD+=("$p"); done < <(python3 "$HERE/corpus.py" month-files "$RUN/lib" "$MONTH" --prefix "${RUN#/}/lib/")
+            ;;
+        borg:check) CMD=(borg check --verify-data) ;;
+        borg:prune) CMD=(sh -c 'borg prune --keep-last 1 && borg compact') ;;
+        *) die "internal: no command for $tool $verb" ;;
+    esac
+}
+
+# The commands as documented (paths shortened).
+commands_doc() {
+    cat <<EOF
+| step | snapvault | restic $(restic version | awk '{print $2}') | borg $(borg --version | awk '{print $2}') |
+|---|---|---|---|
+| init | \`snapvault init\` | \`restic init --repository-version 2\` | \`borg init --encryption repokey-blake2\` |
+| snapshot | \`snapvault snapshot LIB\` | \`restic backup --compression auto LIB\` | \`borg create --compression zstd,3 ::NAME LIB\` |
+| full restore | \`snapvault restore latest --target T\` | \`restic restore latest --target T\` | \`cd T && borg extract ::NAME\` |
+| month restore | \`snapvault restore --date $MONTH --snapshot latest --target T\` | \`restic restore latest --target T --include /…/lib/DCIM/…\` (one per file of that month, from the manifest) | \`cd T && borg extract ::NAME …/lib/DCIM/…\` (same list) |
+| check, all data | \`snapvault check --read-data\` | \`restic check --read-data\` | \`borg check --verify-data\` |
+| forget + prune | \`snapvault forget --keep-last 1 --allow-photo-loss --prune\` | \`restic forget --keep-last 1 --prune\` | \`borg prune --keep-last 1 && borg compact\` |
+| re-import | \`snapvault snapshot PICTURES\` | \`restic backup --compression auto PICTURES\` | \`borg create --compression zstd,3 ::NAME PICTURES\` |
+
+Passwords come from the environment only (\`SNAPVAULT_PASSWORD\`, \`RESTIC_PASSWORD\`,
+\`BORG_PASSPHRASE\`); each tool's client cache lives in the run folder
+(\`XDG_CACHE_HOME\`, \`RESTIC_CACHE_DIR\`, \`BORG_BASE_DIR\`) and is evicted with it.
+EOF
+}
+
+# ------------------------------------------------------------------ measuring
+cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+
+# prepare MODE PATH...: cold = sync + evict the whole run folder; warm = read PATHs once.
+prepare() {
+    local mode=$1
+    shift
+    if [[ $mode == cold ]]; then
+        sync
+        python3 "$HERE/pagecache.py" evict "$RUN" "$BASE/small"
+    else
+        python3 "$HERE/pagecache.py" warm "$@"
+    fi
+}
+
+declare -A BROKEN
+# measure MODE RUN TOOL STEP: run CMD in CWD under /usr/bin/time and append a result row.
+measure() {
+    local mode=$1 run=$2 tool=$3 step=$4
+    local tf status=ok
+    tf=$(mktemp)
+    tool_env "$tool"
+    echo "=== $mode run $run $tool $step: (cd $CWD && ${ENV[*]} ${CMD[*]:0:12}${CMD[12]:+ …})" >>"$LOG"
+    local b0 t0 t1 b1
+    b0=$(cpu_busy)
+    t0=$(date +%s.%N)
+    if ! env -C "$CWD" "${ENV[@]}" /usr/bin/time -v -o "$tf" "${CMD[@]}" >>"$LOG" 2>&1; then
+        status=FAILED
+    fi
+    t1=$(date +%s.%N)
+    b1=$(cpu_busy)
+    if [[ $status == FAILED ]]; then
+        local code
+        code=$(awk -F': ' '/Exit status/{print $2}' "$tf")
+        # Exit 1 from borg is a warning (e.g. a file changed while read); 3 from snapvault
+        # (if any) would be an incomplete snapshot: both are failures for a benchmark.
+        say "FAILED: $tool $step (exit ${code:-?}); last lines of $LOG:"
+        tail -n 15 "$LOG" >&2
+        BROKEN[$tool]=1
+    fi
+    local user sys rss repo_bytes
+    user=$(awk -F': ' '/User time/{print $2}' "$tf")
+    sys=$(awk -F': ' '/System time/{print $2}' "$tf")
+    rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tf")
+    rm -f "$tf"
+    repo_bytes=$(du -sb "$(repo_of "$tool")" 2>/dev/null | cut -f1 || echo 0)
+    python3 - "$mode" "$run" "$tool" "$step" "$t0" "$t1" "${user:-0}" "${sys:-0}" "${rss:-0}" \
+        "${repo_bytes:-0}" "$b0" "$b1" "$CLK_TCK" "$status" >>"$RESULTS" <<'EOF'
+import sys
+mode, run, tool, step, t0, t1, user, sys_, rss, repo, b0, b1, hz, status = sys.argv[1:]
+wall = float(t1) - float(t0)
+cpu = float(user) + float(sys_)
+other = max(0.0, ((int(b1) - int(b0)) / int(hz) - cpu) / wall) if wall > 0 else 0.0
+print(f"{mode}\t{run}\t{tool}\t{step}\t{wall:.3f}\t{user}\t{sys_}\t{rss}\t{repo}\t{other:.2f}\t{status}")
+EOF
+    say "  $tool $step: $(tail -1 "$RESULTS" | cut -f5) s wall, $status"
+}
+
+# note_status TOOL STEP STATUS: replace the status of the last row of TOOL/STEP.
+note_status() {
+    python3 - "$RESULTS" "$1" "$2" "$3" <<'EOF'
+import sys
+path, tool, step, status = sys.argv[1:]
+rows = open(path).read().splitlines()
+for i in range(len(rows) - 1, 0, -1):
+    f = rows[i].split("\t")
+    if f[2] == tool and f[3] == step:
+        f[10] = status if f[10] == "ok" else f[10]
+        rows[i] = "\t".join(f)
+        break
+open(path, "w").write("\n".join(rows) + "\n")
+EOF
+}
+
+# restored_root DIR: the restored library root (the folder holding DCIM) under DIR.
+restored_root() { find "$1" -type d -name DCIM -print -quit | xargs -r dirname; }
+
+# step MODE RUN STEP VERB [ARG] over every tool (rotated per run), with cache preparation.
+step() {
+    local mode=$1 run=$2 stepname=$3 verb=$4 arg=${5:-}
+    local i n=${#TOOL_LIST[@]}
+    for ((i = 0; i < n; i++)); do
+        local tool=${TOOL_LIST[$(((i + run) % n))]}
+        [[ -z ${BROKEN[$tool]:-} ]] || continue
+        local target=$RUN/restore-$tool
+        case $verb in
+            restore|month) rm -rf "$target"; mkdir -p "$target"; tool_cmd "$tool" "$verb" "$target" ;;
+            backup) tool_cmd "$tool" backup "$arg" "$stepname-$run" ;;
+            *) tool_cmd "$tool" "$verb" ;;
+        esac
+        local inputs=("$(repo_of "$tool")" "$(cache_of "$tool")")
+        [[ $verb == backup ]] && inputs+=("$arg")
+        prepare "$mode" "${inputs[@]}"
+        measure "$mode" "$run" "$tool" "$stepname" || true
+        [[ -z ${BROKEN[$tool]:-} ]] || continue
+        case $verb in
+            restore)
+                local got
+                got=$(restored_root "$target")
+                if [[ -n $got ]] && diff -r "$RUN/lib" "$got" >>"$LOG" 2>&1; then
+                    note_status "$tool" "$stepname" ok
+                else
+                    say "VERIFY FAILED: $tool full restore differs from the library (see $LOG)"
+                    note_status "$tool" "$stepname" "restore differs"
+                fi
+                rm -rf "$target" ;;
+            month)
+                local got
+                got=$(restored_root "$target")
+                if [[ -n $got ]] && python3 "$HERE/corpus.py" verify-month "$RUN/lib" "$MONTH" "$got" >>"$LOG" 2>&1; then
+                    note_status "$tool" "$stepname" ok
+                else
+                    say "VERIFY FAILED: $tool month restore (see $LOG)"
+                    note_status "$tool" "$stepname" "month restore differs"
+                fi
+                rm -rf "$target" ;;
+        esac
+    done
+}
+
+one_run() {
+    local mode=$1 run=$2
+    say "run $run ($mode cache): $(uptime | sed 's/.*load/load/')"
+    chmod -R u+w "$RUN" 2>/dev/null || true
+    rm -rf "$RUN"
+    mkdir -p "$RUN"
+    BROKEN=()
+    # A hard-linked copy: unchanged files keep their bytes and mtimes; mutate only unlinks
+    # and adds, so the base corpus is never modified.
+    cp -al "$BASE/lib" "$RUN/lib"
+    cp "$BASE/lib.manifest.json" "$RUN/lib.manifest.json"
+    step "$mode" "$run" init init
+    step "$mode" "$run" first backup "$RUN/lib"
+    step "$mode" "$run" nochange backup "$RUN/lib"
+    python3 "$HERE/corpus.py" mutate "$RUN/lib" >>"$LOG"
+    step "$mode" "$run" mutate backup "$RUN/lib"
+    step "$mode" "$run" restore restore
+    step "$mode" "$run" month month
+    step "$mode" "$run" check check
+    step "$mode" "$run" prune prune
+    python3 "$HERE/corpus.py" reimport "$RUN/lib" "$RUN/Pictures" >>"$LOG"
+    step "$mode" "$run" reimport backup "$RUN/Pictures"
+    if ((SMALL > 0)); then
+        # Separate repositories for the small-files case.
+        local t
+        for t in "${TOOL_LIST[@]}"; do
+            [[ -z ${BROKEN[$t]:-} ]] || continue
+            chmod -R u+w "$(repo_of "$t")" 2>/dev/null || true
+            rm -rf "$(repo_of "$t")" "$(cache_of "$t")"
+        done
+        rm -rf "$RUN/Pictures"
+        step "$mode" "$run" small_init init
+        step "$mode" "$run" small_first backup "$BASE/small"
+        step "$mode" "$run" small_nochange backup "$BASE/small"
+    fi
+}
+
+START=$(date -u +%Y-%m-%dT%H:%MZ)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+say "corpus: $CORPUS_DESC; month restored: $MONTH"
+for mode in "${MODES[@]}"; do
+    for ((r = 1; r <= RUNS; r++)); do
+        one_run "$mode" "$r"
+    done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+MUTATION=$(grep '^mutate:' "$LOG" | tail -1 || true)
+
+# ------------------------------------------------------------------ report
+META=$WORK/meta.json
+python3 - "$META" <<EOF
+import json, sys
+json.dump({
+    "start": "$START",
+    "size": "$SIZE", "runs": $RUNS, "cache": "$CACHE", "seed": $SEED, "small": $SMALL,
+    "corpus": """$CORPUS_DESC""", "corpus_bytes": $CORPUS_BYTES, "mutation": """$MUTATION""", "month": "$MONTH",
+    "nproc": "$(nproc)",
+    "cpu": """$(lscpu | awk -F: '/Model name/{gsub(/^ +/, "", $2); print $2; exit}')""",
+    "ram": "$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)",
+    "kernel": "$(uname -sr)",
+    "os": """$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")""",
+    "fs": """$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')""",
+    "snapvault": """$("$SNAPVAULT" --version) (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))""",
+    "restic": """$(restic version)""",
+    "borg": """$(borg --version)""",
+    "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
+    "commands": """$(commands_doc)""",
+    "command_line": """benches/compare.sh --size $SIZE --runs $RUNS --cache $CACHE --tools $TOOLS --small-files $SMALL --seed $SEED""",
+}, open(sys.argv[1], "w"), indent=1)
+EOF
+python3 "$HERE/report.py" "$RESULTS" "$META" "$OUT"
+say "results: $RESULTS; table written to $OUT"
+if ((KEEP == 0)); then
+    chmod -R u+w "$RUN" 2>/dev/null || true
+    rm -rf "$RUN"
+fi
