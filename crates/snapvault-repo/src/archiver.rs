@@ -234,10 +234,10 @@ pub fn run(
         let walked = walker.walk(b"", parent_tree.as_ref());
         let fatal = walker.fatal.take();
         drop(walker);
-        if let Some(f) = fatal {
-            if let Ok(mut g) = interrupted.lock() {
-                *g = Some(f);
-            }
+        if let Some(f) = fatal
+            && let Ok(mut g) = interrupted.lock()
+        {
+            *g = Some(f);
         }
         let root = finalizer
             .join()

@@ -122,6 +122,9 @@ impl CheckReport {
     }
 }
 
+/// A problem found reading a pack: (pack, object, message, blobs hurt).
+type PackProblem = (PackId, String, String, Vec<BlobId>);
+
 pub trait CheckObserver: Sync {
     fn pack_read(&self, _bytes: u64) {}
 }
@@ -290,7 +293,7 @@ pub fn check(
             _ => None,
         };
         let next = AtomicUsize::new(0);
-        let found: Mutex<Vec<(PackId, String, String, Vec<BlobId>)>> = Mutex::new(Vec::new());
+        let found: Mutex<Vec<PackProblem>> = Mutex::new(Vec::new());
         let done: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
         let bytes = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
