@@ -4,7 +4,7 @@
 //! `USBMUXD_SOCKET_ADDRESS`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, FileTimes, OpenOptions};
+use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -578,6 +578,12 @@ fn icloud_only_original_is_reported_skipped_and_counted() {
     let target = lab.restore("latest", "restored");
     assert_same_files(&expected, &target);
 
+    assert_eq!(
+        v["vanished"]["count"].as_u64(),
+        Some(0),
+        "nothing was deleted: {v}"
+    );
+
     // verify-device calls it unreadable, not safe.
     let out = lab.run(&phone, &["verify-device", "--json"]);
     assert_eq!(out.code, Some(5), "{out}");
@@ -590,6 +596,41 @@ fn icloud_only_original_is_reported_skipped_and_counted() {
     assert!(
         ["missing", "unreadable"].contains(&s(&problems[0], "status")),
         "{v}"
+    );
+}
+
+#[test]
+#[ignore = "bug: a photo still on the phone but unreadable (iCloud-only) after it changed is \
+            reported as \"no longer on the source\" (vanished) by the snapshot"]
+fn unreadable_photo_is_not_reported_as_vanished() {
+    let lab = Lab::new(8, 19);
+    let cloud = "DCIM/100APPLE/IMG_0005.HEIC";
+    let phone = start(lab.cfg());
+    lab.snapshot(&phone, &[]);
+    drop(phone);
+    // The original is offloaded to iCloud: listed on the phone (new mtime), unreadable.
+    let p = lab.lib.join(cloud);
+    let mtime = fs::metadata(&p).unwrap().modified().unwrap() + Duration::from_secs(60);
+    File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(mtime))
+        .unwrap();
+    let mut cfg = lab.cfg();
+    cfg.icloud_only = vec![cloud.into()];
+    let phone = start(cfg);
+    let out = lab.run(&phone, &["snapshot", "iphone", "--json"]);
+    assert_eq!(out.code, Some(3), "{out}");
+    let v = out.json();
+    assert_eq!(summary_u64(&v, "errors"), 1, "{v}");
+    let vanished: Vec<&str> = list(&v["vanished"]["paths"], "vanished.paths")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !vanished.contains(&cloud),
+        "{cloud} is still on the phone (unreadable), yet reported as gone: {v}"
     );
 }
 
@@ -766,6 +807,25 @@ fn unplug_during_an_incremental_run_does_not_hide_vanished_photos() {
         paths,
         [gone],
         "deleted since the last complete snapshot: {v}"
+    );
+}
+
+#[test]
+#[ignore = "bug: after an unplug, snapshot warns \"0 file(s) or folder(s) could not be read \
+            (listed above)\" although nothing is listed and the cause is the unplug"]
+fn unplug_warning_does_not_blame_unreadable_files() {
+    let lab = Lab::new(12, 18);
+    let total = total_bytes(&dcim_files(&lab.lib));
+    let mut cfg = lab.cfg();
+    cfg.disconnect_after_bytes = Some(total / 2);
+    let phone = start(cfg);
+    let out = lab.run(&phone, &["snapshot", "iphone"]);
+    assert_failed(&out);
+    assert_stderr(&out, "partial snapshot");
+    assert!(
+        !out.stderr
+            .contains("0 file(s) or folder(s) could not be read"),
+        "{out}"
     );
 }
 
