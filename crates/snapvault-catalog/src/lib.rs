@@ -62,7 +62,13 @@
 //!   `snapshot_count` (popcount of the union of its trees' bitsets), and `latest_path` /
 //!   `latest_snapshot` (the occurrence in the most recent selected snapshot). Work is
 //!   proportional to the matching photos' occurrences (≈ distinct (tree, photo) rows), never
-//!   to photos × snapshots. `benches/catalog.rs` measures 200,000 photos in 100 snapshots.
+//!   to photos × snapshots.
+//!
+//! Measured by `benches/catalog.rs` (200,000 photos in 100 snapshots of an iPhone-like
+//! library, 2 shared cores): 385,000 `files` rows and 7,800 `snapshot_dirs` rows instead
+//! of 20 million, 94 MiB on disk (≈ 470 bytes per photo, a third of it the chunk ids
+//! restore needs); indexing costs ≈ 31 ms of CPU per snapshot; a month query ≈ 5 ms, a
+//! year ≈ 36 ms, listing all 185,000 photos and videos ≈ 0.35 s of CPU.
 //!
 //! # Damage
 //!

@@ -106,6 +106,7 @@ impl Env {
             tags: vec![],
             parent: self.parents.get(&path).cloned(),
             reread: HashSet::new(),
+            also: Vec::new(),
             workers: 2,
         };
         let (id, snap) =
