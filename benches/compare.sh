@@ -350,6 +350,15 @@ one_run() {
     fi
 }
 
+# The disk's own sequential read speed on this library (cold), for the cold-cache comparison.
+sync
+python3 "$HERE/pagecache.py" evict "$BASE/lib"
+t0=$(date +%s.%N)
+python3 "$HERE/pagecache.py" warm "$BASE/lib"
+t1=$(date +%s.%N)
+DISK_MBPS=$(python3 -c 'import sys; print(round(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1e6))' "$CORPUS_BYTES" "$t0" "$t1")
+say "cold sequential read of the library: $DISK_MBPS MB/s"
+
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "corpus: $CORPUS_DESC; month restored: $MONTH"
@@ -369,15 +378,15 @@ json.dump({
     "start": "$START",
     "size": "$SIZE", "runs": $RUNS, "cache": "$CACHE", "seed": $SEED, "small": $SMALL,
     "corpus": """$CORPUS_DESC""", "corpus_bytes": $CORPUS_BYTES, "mutation": """$MUTATION""", "month": "$MONTH",
-    "nproc": "$(nproc)",
+    "nproc": "$(nproc)", "disk_mbps": $DISK_MBPS,
     "cpu": """$(lscpu | awk -F: '/Model name/{gsub(/^ +/, "", $2); print $2; exit}')""",
     "ram": "$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)",
     "kernel": "$(uname -sr)",
     "os": """$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")""",
     "fs": """$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')""",
-    "snapvault": """$("$SNAPVAULT" --version) (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))""",
-    "restic": """$(restic version)""",
-    "borg": """$(borg --version)""",
+    "snapvault": """$("$SNAPVAULT" --version | head -1) (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))""",
+    "restic": """$(restic version | head -1)""",
+    "borg": """$(borg --version | head -1)""",
     "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
     "commands": """$(commands_doc)""",
     "command_line": """benches/compare.sh --size $SIZE --runs $RUNS --cache $CACHE --tools $TOOLS --small-files $SMALL --seed $SEED""",

@@ -27,13 +27,15 @@ STEPS = [
     ("check", "check, all data read"),
     ("prune", "forget + prune, keep last 1"),
     ("reimport", "re-import under Pictures/YYYY/MM"),
-    ("small_first", "20k small files: first snapshot"),
-    ("small_nochange", "20k small files: no-change snapshot"),
+    ("small_first", "{small} small files: first snapshot"),
+    ("small_nochange", "{small} small files: no-change snapshot"),
 ]
 # snapvault wall / restic wall targets from issue 8.
 TARGETS = {"first": 0.30, "mutate": 0.50, "restore": 0.40, "check": 0.35, "reimport": 0.50,
            "small_nochange": 0.50}
 TOOLS = ["snapvault", "restic", "borg"]
+# Steps after which the repository size is worth showing (the others change nothing).
+SIZE_STEPS = {"first", "nochange", "mutate", "prune", "reimport", "small_first", "small_nochange"}
 
 
 def med_range(vals, fmt="{:.2f}"):
@@ -52,6 +54,8 @@ def main():
     modes = [m for m in ("cold", "warm") if any(r["mode"] == m for r in rows)]
     tools = [t for t in TOOLS if any(r["tool"] == t for r in rows)]
     corpus_bytes = meta.get("corpus_bytes") or 0
+    global STEPS
+    STEPS = [(s, label.format(small=f"{meta.get('small', 0):,}")) for s, label in STEPS]
 
     def sel(mode, tool, step):
         return [r for r in rows if r["mode"] == mode and r["tool"] == tool and r["step"] == step]
@@ -162,7 +166,7 @@ def main():
         L.append("|---" * (1 + len(tools) + (2 if "restic" in tools and "snapvault" in tools
                                              else 0)) + "|")
         for step, label in STEPS:
-            if step in ("init",) or not any(sel(mode, t, step) for t in tools):
+            if step not in SIZE_STEPS or not any(sel(mode, t, step) for t in tools):
                 continue
             vals = {}
             for t in tools:
