@@ -11,6 +11,7 @@ mod keys;
 mod kill;
 mod layout;
 mod options;
+mod prune;
 mod restore;
 mod roundtrip;
 mod unreadable;

@@ -265,7 +265,8 @@ impl Policy {
         let mut parts: Vec<String> = Vec::new();
         for (p, n) in self.counts() {
             if n > 0 {
-                parts.push(count_text(n, p.name()));
+                let name = if p == Period::Last { "latest" } else { p.name() };
+                parts.push(count_text(n, name));
             }
         }
         let mut s = if parts.is_empty() {
@@ -1122,5 +1123,63 @@ mod tests {
         );
         assert!(Policy::default().is_empty());
         assert!(!p(|p| p.tags = vec![vec![]]).is_empty());
+    }
+
+    #[test]
+    fn photo_safety() {
+        use crate::prune::tests::{create_small_repo, open, photo, snapshot, unphoto};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("lib");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        create_small_repo(&root, true);
+        let repo = open(&root);
+        for i in 0..8 {
+            photo(&src, i);
+        }
+        photo(&src.join("sub"), 100);
+        std::fs::write(src.join("notes.txt"), b"not a photo").unwrap();
+        let (s1, _) = snapshot(&repo, &src, &[]);
+        // Deleted "on the phone": 0..3; 3 is renamed (same content survives); notes change.
+        for i in 0..4 {
+            unphoto(&src, i);
+        }
+        photo(&src.join("sub"), 3);
+        std::fs::write(src.join("notes.txt"), b"changed").unwrap();
+        let (s2, _) = snapshot(&repo, &src, &[]);
+        let index = repo.load_index().unwrap().index;
+        let a = repo.load_snapshot(&s1).unwrap();
+        let b = repo.load_snapshot(&s2).unwrap();
+
+        let loss = photos_lost(&repo, &index, &[&b], &[(s1, &a)]).unwrap();
+        let paths: Vec<&str> = loss.lost.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "lib/IMG_0000.HEIC",
+                "lib/IMG_0001.HEIC",
+                "lib/IMG_0002.HEIC"
+            ]
+        );
+        assert!(!loss.is_safe());
+        assert!(loss.first_taken.is_some() && loss.first_taken <= loss.last_taken);
+        assert_eq!(loss.bytes, loss.lost.iter().map(|l| l.size).sum::<u64>());
+        assert!(
+            loss.lost
+                .iter()
+                .all(|l| l.snapshot == s1 && l.kind == "photo")
+        );
+
+        // Removing the newer one loses nothing: everything in it is in the older one.
+        let loss = photos_lost(&repo, &index, &[&a], &[(s2, &b)]).unwrap();
+        assert!(loss.is_safe(), "{loss:?}");
+        // Removing both loses every photo once, however many snapshots hold it.
+        let loss = photos_lost(&repo, &index, &[], &[(s1, &a), (s2, &b)]).unwrap();
+        assert_eq!(loss.lost.len(), 9, "{:?}", loss.lost);
+        // An unreadable tree of a snapshot to remove makes the answer unknown.
+        let mut broken = a.clone();
+        broken.tree = BlobId(crate::id::Id::random());
+        let loss = photos_lost(&repo, &index, &[&b], &[(s1, &broken)]).unwrap();
+        assert!(!loss.is_safe() && loss.unverifiable == 1, "{loss:?}");
     }
 }

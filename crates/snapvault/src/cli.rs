@@ -70,6 +70,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository's structure, and with --read-data every byte
     Check(CheckArgs),
+    /// Remove snapshots by a retention policy or by id; refuses to lose the last copy of a photo
+    Forget(ForgetArgs),
+    /// Reclaim the space of data that no snapshot uses any more
+    Prune(PruneArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
@@ -265,6 +269,94 @@ pub struct CheckArgs {
     /// (e.g. 10m); repeated runs cover everything
     #[arg(long, value_name = "DURATION", conflicts_with_all = ["read_data", "read_data_subset"])]
     pub budget: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (id prefixes), instead of a policy
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Keep the N newest snapshots (`unlimited`: all)
+    #[arg(long, value_name = "N", value_parser = snapvault_repo::forget::parse_count)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N", value_parser = snapvault_repo::forget::parse_count)]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one (UTC days)
+    #[arg(long, value_name = "N", value_parser = snapvault_repo::forget::parse_count)]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks that have one (ISO weeks)
+    #[arg(long, value_name = "N", value_parser = snapvault_repo::forget::parse_count)]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N", value_parser = snapvault_repo::forget::parse_count)]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N", value_parser = snapvault_repo::forget::parse_count)]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span of the newest one: 30d, 2w, 1y6m, 12h
+    #[arg(long, value_name = "SPAN", value_parser = snapvault_repo::forget::parse_span)]
+    pub keep_within: Option<snapvault_repo::forget::Span>,
+    /// Keep the newest snapshot of each hour within this span of the newest one
+    #[arg(long, value_name = "SPAN", value_parser = snapvault_repo::forget::parse_span)]
+    pub keep_within_hourly: Option<snapvault_repo::forget::Span>,
+    /// Keep the newest snapshot of each day within this span of the newest one
+    #[arg(long, value_name = "SPAN", value_parser = snapvault_repo::forget::parse_span)]
+    pub keep_within_daily: Option<snapvault_repo::forget::Span>,
+    /// Keep the newest snapshot of each week within this span of the newest one
+    #[arg(long, value_name = "SPAN", value_parser = snapvault_repo::forget::parse_span)]
+    pub keep_within_weekly: Option<snapvault_repo::forget::Span>,
+    /// Keep the newest snapshot of each month within this span of the newest one
+    #[arg(long, value_name = "SPAN", value_parser = snapvault_repo::forget::parse_span)]
+    pub keep_within_monthly: Option<snapvault_repo::forget::Span>,
+    /// Keep the newest snapshot of each year within this span of the newest one
+    #[arg(long, value_name = "SPAN", value_parser = snapvault_repo::forget::parse_span)]
+    pub keep_within_yearly: Option<snapvault_repo::forget::Span>,
+    /// Keep snapshots having all these tags (comma-separated, repeatable; '' = untagged)
+    #[arg(long, value_name = "TAGS")]
+    pub keep_tag: Vec<String>,
+    /// Apply the policy per group: source (default: the device, or host + paths), host,
+    /// paths, tags, comma-separated; '' for one group
+    #[arg(long, value_name = "GROUPING", default_value = "source", value_parser = snapvault_repo::forget::parse_group_by)]
+    pub group_by: snapvault_repo::forget::GroupBy,
+    /// Forget even if some photos would then be in no remaining snapshot
+    #[arg(long)]
+    pub allow_photo_loss: bool,
+    /// Prune afterwards (when snapshots were removed)
+    #[arg(long)]
+    pub prune: bool,
+    /// Show what would be removed (and pruned); change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub prune_opts: PruneOpts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneOpts {
+    /// Unused space to leave in partly used packs: a share of the repository (5%), a size
+    /// (200MiB, 0) or `unlimited`
+    #[arg(long, value_name = "LIMIT", default_value = "5%", value_parser = snapvault_repo::prune::parse_max_unused)]
+    pub max_unused: snapvault_repo::prune::MaxUnused,
+    /// Repack at most this much in one run (e.g. 2GiB), or `unlimited`
+    #[arg(long, value_name = "SIZE", default_value = "unlimited")]
+    pub max_repack: String,
+    /// Delete packs that no index names only when older than this (e.g. 1h, 30m, 0)
+    #[arg(long, value_name = "AGE", default_value = "1h", value_parser = snapvault_repo::prune::parse_age)]
+    pub unindexed_grace: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub opts: PruneOpts,
+    /// Show the plan; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -4,10 +4,12 @@ mod check;
 mod demo;
 mod devices;
 mod diff;
+mod forget;
 mod init;
 mod key;
 mod ls;
 mod photos;
+mod prune;
 mod repair;
 mod restore;
 mod restore_date;
@@ -88,6 +90,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ls(a) => ls::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
+        Command::Forget(a) => forget::run(&ctx, a),
+        Command::Prune(a) => prune::run(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),
