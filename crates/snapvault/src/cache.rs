@@ -2,6 +2,7 @@
 //! `~/.cache/snapvault/<id>/`). Everything in it is disposable and rebuilt from the
 //! repository when missing.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -15,8 +16,15 @@ pub fn dir(repo_id: &str) -> Result<PathBuf> {
         .join(".cache"),
     };
     let d = base.join("snapvault").join(repo_id);
-    std::fs::create_dir_all(&d)
+    // Owner-only: the photo catalog holds paths and capture dates in plain text.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&d)
         .with_context(|| format!("creating cache folder {}", d.display()))?;
+    for p in [base.join("snapvault"), d.clone()] {
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700));
+    }
     Ok(d)
 }
 
