@@ -14,4 +14,5 @@ mod options;
 mod prune;
 mod restore;
 mod roundtrip;
+mod security;
 mod unreadable;
