@@ -49,6 +49,23 @@ impl Repository {
         password: Option<&[u8]>,
         kdf: KdfParams,
     ) -> Result<Repository> {
+        Self::init_with_level(backend, password, kdf, None)
+    }
+
+    /// [`Repository::init`] with a zstd level for compressible blobs (`None`: the default).
+    pub fn init_with_level(
+        backend: Arc<dyn Backend>,
+        password: Option<&[u8]>,
+        kdf: KdfParams,
+        compression_level: Option<i32>,
+    ) -> Result<Repository> {
+        if let Some(l) = compression_level
+            && !(1..=22).contains(&l)
+        {
+            return Err(RepoError::Invalid(format!(
+                "compression level {l} is out of range: use 1 to 22"
+            )));
+        }
         if backend.exists(FileKind::Config, "config")? {
             return Err(RepoError::AlreadyExists(backend.location()));
         }
@@ -64,6 +81,9 @@ impl Repository {
             None => (Crypto::Plain, None),
         };
         let mut config = Config::new(crypto.is_encrypted());
+        if let Some(l) = compression_level {
+            config.compression_level = l;
+        }
         config.sign(&crypto);
         // The config is written last: until it exists, the folder is not a repository.
         backend.write(FileKind::Config, "config", &config.to_bytes())?;

@@ -51,3 +51,58 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// Show an error: `error: what failed: why` and `hint: what to do` on stderr; with `--json`
+/// one JSON line instead (`{"type":"error",...}`, docs/json.md); `-v` adds each cause on
+/// its own line.
+pub fn report(e: &anyhow::Error, json: bool, verbose: u8) {
+    let hint = hint(e);
+    if json {
+        let v = serde_json::json!({
+            "type": "error",
+            "message": message(e),
+            "hint": hint,
+            "exit_code": code_for(e),
+            "causes": e.chain().map(|c| c.to_string()).collect::<Vec<_>>(),
+        });
+        eprintln!("{v}");
+        return;
+    }
+    eprintln!("error: {}", message(e));
+    if verbose > 0 {
+        for (i, c) in e.chain().enumerate() {
+            eprintln!("  {i}: {c}");
+        }
+        eprintln!("  exit code {}", code_for(e));
+    }
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// Did the user ask for JSON output (the command's `--json`)?
+pub fn wants_json(c: &crate::cli::Command) -> bool {
+    use crate::cli::{Command as C, ConfigCommand, KeyCommand};
+    match c {
+        C::Init(a) => a.json,
+        C::Snapshot(a) => a.json,
+        C::Snapshots(a) => a.json,
+        C::Ls(a) => a.json,
+        C::Restore(a) => a.json,
+        C::Check(a) => a.json,
+        C::Forget(a) => a.json,
+        C::Prune(a) => a.json,
+        C::Key(KeyCommand::Add(a) | KeyCommand::Passwd(a)) => a.json,
+        C::Key(KeyCommand::List { json } | KeyCommand::Remove { json, .. }) => *json,
+        C::Unlock(a) => a.json,
+        C::Repair(a) => a.json,
+        C::Photos(a) => a.json,
+        C::Diff(a) => a.json,
+        C::Devices(a) => a.json,
+        C::VerifyDevice(a) => a.json,
+        C::Stats(a) => a.json,
+        C::Config(ConfigCommand::Show { json }) => *json,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}

@@ -4,14 +4,17 @@ mod cache;
 mod catalog;
 mod cli;
 mod cmd;
+mod config;
+mod exclude;
 mod exit;
 mod fmt;
 mod iphone;
 mod media;
 mod password;
 mod photoset;
+mod progress;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
     // Restore default SIGPIPE so `snapvault ls | head` ends quietly.
@@ -19,14 +22,15 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args = cli::Cli::parse();
-    let code = match cmd::run(args) {
+    let matches = cli::Cli::command().get_matches();
+    let mut args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let json = exit::wants_json(&args.command);
+    let verbose = args.global.verbose;
+    // The config file and the environment fill in what no flag gave.
+    let code = match config::resolve(&mut args, &matches).and_then(|()| cmd::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", exit::message(&e));
-            if let Some(hint) = exit::hint(&e) {
-                eprintln!("hint: {hint}");
-            }
+            exit::report(&e, json, verbose);
             exit::code_for(&e)
         }
     };

@@ -43,6 +43,19 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     let _lock = repo.lock(false, "check")?;
     let state_path = crate::cache::dir(&repo.config().id)?.join("verified.json");
     let mut state = load_state(&state_path);
+    // Progress only when data is read (the structure check is quick).
+    let mode = match read_data {
+        ReadData::None => crate::progress::Mode::Hidden,
+        _ => crate::progress::mode(ctx.global.quiet, a.json),
+    };
+    let progress = crate::progress::Progress::new("check", mode, crate::progress::Unit::Packs);
+    if read_data == ReadData::All
+        && !progress.is_hidden()
+        && let Ok(l) = repo.load_index()
+    {
+        let packs = l.index.packs();
+        progress.set_totals(packs.len() as u64, packs.iter().map(|(_, s)| *s).sum());
+    }
     let report = checker::check(
         &repo,
         &CheckOptions {
@@ -50,8 +63,10 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
             threads: threads(),
             last_verified: state.clone(),
         },
-        &snapvault_repo::archiver::NoHooks,
-    )?;
+        &progress,
+    );
+    progress.finish();
+    let report = report?;
     let now = snapvault_repo::time::now_unix();
     for p in &report.verified {
         if !report.bad_copies.iter().any(|(_, bad)| bad == p) {

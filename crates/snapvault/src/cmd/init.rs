@@ -18,7 +18,20 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
                 .get(&format!("new repository {loc}"), true)?,
         )
     };
-    let repo = Repository::init(backend, pw.as_deref(), kdf())?;
+    let repo = Repository::init_with_level(backend, pw.as_deref(), kdf(), a.compression)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": repo.config().id,
+                "location": loc,
+                "encrypted": repo.config().encrypted,
+                "compression_level": repo.config().compression_level,
+                "version": repo.config().version,
+            })
+        );
+        return Ok(0);
+    }
     if a.insecure_no_encryption {
         ctx.say(format!(
             "created UNENCRYPTED repository {} at {loc}",

@@ -19,7 +19,11 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
             let repo = ctx.open()?;
             let pw = new_password(&a)?;
             let name = repo.add_key(&pw, kdf())?;
-            ctx.say(format!("added key {}", &name[..8]));
+            if a.json {
+                println!("{}", serde_json::json!({"added": name}));
+            } else {
+                ctx.say(format!("added key {}", &name[..8]));
+            }
         }
         KeyCommand::List { json } => {
             let repo = ctx.open()?;
@@ -54,17 +58,25 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
                 }
             }
         }
-        KeyCommand::Remove { id } => {
+        KeyCommand::Remove { id, json } => {
             let repo = ctx.open()?;
             let _lock = repo.lock(true, "key remove")?;
             let name = repo.remove_key(&id)?;
-            ctx.say(format!("removed key {}", &name[..8]));
+            if json {
+                println!("{}", serde_json::json!({"removed": name}));
+            } else {
+                ctx.say(format!("removed key {}", &name[..8]));
+            }
         }
         KeyCommand::Passwd(a) => {
             let mut repo = ctx.open()?;
             let pw = new_password(&a)?;
             let name = repo.change_password(&pw, kdf())?;
-            ctx.say(format!("password changed (new key {})", &name[..8]));
+            if a.json {
+                println!("{}", serde_json::json!({"changed": true, "key": name}));
+            } else {
+                ctx.say(format!("password changed (new key {})", &name[..8]));
+            }
         }
     }
     Ok(0)

@@ -7,9 +7,7 @@ use anyhow::{Result, anyhow};
 use serde_json::json;
 use snapvault_repo::backend::Backend;
 use snapvault_repo::faulty::FaultyBackend;
-use snapvault_repo::prune::{
-    self, MaxUnused, PruneObserver, PruneOptions, PruneReport, PruneStats,
-};
+use snapvault_repo::prune::{self, MaxUnused, PruneOptions, PruneReport, PruneStats};
 use snapvault_repo::{RepoError, Repository, SnapshotId};
 
 use super::Ctx;
@@ -60,21 +58,6 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(crate::exit::OK)
-}
-
-struct Progress {
-    verbose: bool,
-}
-
-impl PruneObserver for Progress {
-    fn step(&self, what: &str) {
-        if self.verbose {
-            eprintln!("{what}…");
-        }
-    }
-    fn warning(&self, what: &str) {
-        eprintln!("warning: {what}");
-    }
 }
 
 fn n(v: u64, one: &str) -> String {
@@ -182,13 +165,20 @@ pub fn prune_locked(
     dry_run: bool,
     json: bool,
 ) -> Result<serde_json::Value> {
-    let progress = Progress {
+    // A bar on a terminal, JSON lines with --json; -v also prints each step.
+    let bar = crate::progress::Progress::new(
+        "prune",
+        crate::progress::mode(ctx.global.quiet, json),
+        crate::progress::Unit::Packs,
+    );
+    let progress = crate::progress::PruneProgress {
+        progress: &bar,
         verbose: ctx.global.verbose > 0 && !json,
     };
     let plan = prune::plan(repo, opts, ignore, &progress)?;
     let stats = plan.stats.clone();
     if !json {
-        print_plan(ctx, &stats, opts);
+        bar.suspend(|| print_plan(ctx, &stats, opts));
     }
     if dry_run {
         if !json {
@@ -209,7 +199,9 @@ pub fn prune_locked(
         }
         return Ok(json!({"dry_run": false, "plan": stats, "done": PruneReport::default()}));
     }
-    let report = prune::execute(repo, plan, &progress)?;
+    let report = prune::execute(repo, plan, &progress);
+    bar.finish();
+    let report = report?;
     if !json {
         print_report(ctx, &report);
     }

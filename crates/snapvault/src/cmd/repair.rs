@@ -25,7 +25,20 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
     };
     let repo = ctx.open()?;
     let _lock = repo.lock(true, "repair")?;
-    ctx.say("reading and verifying every pack to find what is damaged…");
+    if !a.json {
+        ctx.say("reading and verifying every pack to find what is damaged…");
+    }
+    let progress = crate::progress::Progress::new(
+        "check",
+        crate::progress::mode(ctx.global.quiet, a.json),
+        crate::progress::Unit::Packs,
+    );
+    if !progress.is_hidden() {
+        let packs = repo.load_index_lenient().map(|l| l.index.packs().to_vec());
+        if let Ok(packs) = packs {
+            progress.set_totals(packs.len() as u64, packs.iter().map(|(_, s)| *s).sum());
+        }
+    }
     let report = checker::check(
         &repo,
         &CheckOptions {
@@ -33,8 +46,10 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             threads: threads(),
             last_verified: Default::default(),
         },
-        &snapvault_repo::archiver::NoHooks,
-    )?;
+        &progress,
+    );
+    progress.finish();
+    let report = report?;
     let plan = repair::plan(&repo, &report)?;
     if a.json && !a.apply {
         println!("{}", serde_json::to_string_pretty(&plan)?);

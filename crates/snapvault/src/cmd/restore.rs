@@ -52,7 +52,15 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         dry_run: a.dry_run,
         threads: threads(),
     };
-    let stats = restorer::restore(&repo, &index, &items, &dirs, &opts, &snapvault_repo::archiver::NoHooks)?;
+    let progress = crate::progress::Progress::new(
+        "restore",
+        crate::progress::mode(ctx.global.quiet || a.dry_run, a.json),
+        crate::progress::Unit::Files,
+    );
+    let observer = crate::progress::RestoreProgress::new(&progress, &items);
+    let stats = restorer::restore(&repo, &index, &items, &dirs, &opts, &observer);
+    progress.finish();
+    let stats = stats?;
     if a.dry_run {
         return dry_run(ctx, &items, &sid.to_hex(), a.json);
     }

@@ -9,6 +9,7 @@ pub fn run(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let now = snapvault_repo::time::now_unix();
     let mut removed = 0;
+    let (mut removed_list, mut kept_list) = (Vec::new(), Vec::new());
     for l in list_locks(repo.backend().as_ref(), repo.crypto())? {
         let stale = l.info.as_ref().is_some_and(|i| i.is_stale(now));
         if stale || a.remove_all {
@@ -18,10 +19,26 @@ pub fn run(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
                 .info
                 .map(|i| i.describe())
                 .unwrap_or_else(|| "an unreadable lock".into());
-            ctx.say(format!("removed lock {} held by {who}", &l.name[..8]));
+            if !a.json {
+                ctx.say(format!("removed lock {} held by {who}", &l.name[..8]));
+            }
+            removed_list.push(serde_json::json!({"id": l.name, "held_by": who, "stale": stale}));
         } else if let Some(i) = l.info {
-            ctx.say(format!("kept active lock of {}", i.describe()));
+            if !a.json {
+                ctx.say(format!("kept active lock of {}", i.describe()));
+            }
+            kept_list.push(serde_json::json!({"id": l.name, "held_by": i.describe()}));
         }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "removed": removed_list,
+                "kept": kept_list,
+            }))?
+        );
+        return Ok(0);
     }
     ctx.say(format!("{removed} lock(s) removed"));
     Ok(0)

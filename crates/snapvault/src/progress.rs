@@ -1,0 +1,627 @@
+//! Progress of long commands (snapshot, restore, check --read-data, prune).
+//!
+//! Three modes, chosen once per command by [`mode`]:
+//! - a bar on stderr (indicatif) when stderr is a terminal, without `--quiet` or `--json`;
+//! - JSON lines on stderr with `--json` (schema in docs/json.md): one at the start, about
+//!   one a second while running, and a last one with `"final": true`;
+//! - nothing otherwise (stderr redirected to a file or a pipe, `--quiet`).
+//!
+//! The counters are plain atomics updated by the library's observer hooks; a ticker thread
+//! turns them into a bar or a JSON line, so the hot paths never format or write.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use snapvault_repo::archiver::Observer;
+use snapvault_repo::checker::CheckObserver;
+use snapvault_repo::fs_source::Source;
+use snapvault_repo::prune::PruneObserver;
+use snapvault_repo::restorer::RestoreObserver;
+use snapvault_repo::tree::{Node, NodeKind};
+
+use crate::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Hidden,
+    Bar,
+    Json,
+}
+
+/// How progress is shown: `--quiet` hides it, `--json` makes it JSON lines, otherwise a
+/// bar only when stderr is a terminal (and `SNAPVAULT_NO_PROGRESS` is unset).
+pub fn mode(quiet: bool, json: bool) -> Mode {
+    if quiet {
+        Mode::Hidden
+    } else if json {
+        Mode::Json
+    } else if std::io::stderr().is_terminal()
+        && std::env::var_os("SNAPVAULT_NO_PROGRESS").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    {
+        Mode::Bar
+    } else {
+        Mode::Hidden
+    }
+}
+
+/// What the counted things are called in the bar: `files` or `packs`.
+#[derive(Clone, Copy)]
+pub enum Unit {
+    Files,
+    Packs,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Files => "files",
+            Unit::Packs => "packs",
+        }
+    }
+}
+
+struct Inner {
+    command: &'static str,
+    unit: Unit,
+    mode: Mode,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    items_done: AtomicU64,
+    items_total: AtomicU64,
+    bytes_done: AtomicU64,
+    bytes_total: AtomicU64,
+    /// Bytes actually read (snapshot: from the source; check: from the repository).
+    bytes_read: AtomicU64,
+    errors: AtomicU64,
+    /// The totals are final (given up front, or the scan finished).
+    totals_known: AtomicBool,
+    /// Totals are known at all (a scan is running or they were given).
+    has_totals: AtomicBool,
+    current: Mutex<String>,
+    phase: Mutex<String>,
+    /// Bytes moved over USB so far (the iPhone), for the transfer rate.
+    transfer: AtomicU64,
+    has_transfer: AtomicBool,
+    stop: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// A running progress display; [`Progress::finish`] (or drop) ends it.
+pub struct Progress {
+    inner: Arc<Inner>,
+    ticker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Progress {
+    pub fn new(command: &'static str, mode: Mode, unit: Unit) -> Progress {
+        let bar = (mode == Mode::Bar).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} {elapsed:>4} [{bar:24}] {percent:>3}% {wide_msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b
+        });
+        let inner = Arc::new(Inner {
+            command,
+            unit,
+            mode,
+            bar,
+            started: Instant::now(),
+            items_done: AtomicU64::new(0),
+            items_total: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            totals_known: AtomicBool::new(false),
+            has_totals: AtomicBool::new(false),
+            current: Mutex::new(String::new()),
+            phase: Mutex::new(String::new()),
+            transfer: AtomicU64::new(0),
+            has_transfer: AtomicBool::new(false),
+            stop: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        let ticker = match mode {
+            Mode::Hidden => None,
+            _ => {
+                let i = inner.clone();
+                std::thread::Builder::new()
+                    .name("progress".into())
+                    .spawn(move || tick_loop(&i))
+                    .ok()
+            }
+        };
+        Progress {
+            inner,
+            ticker: Mutex::new(ticker),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    pub fn is_hidden(&self) -> bool {
+        self.inner.mode == Mode::Hidden
+    }
+
+    /// Known totals (restore, the iPhone listing, check --read-data).
+    pub fn set_totals(&self, items: u64, bytes: u64) {
+        self.inner.items_total.store(items, Relaxed);
+        self.inner.bytes_total.store(bytes, Relaxed);
+        self.inner.has_totals.store(true, Relaxed);
+        self.inner.totals_known.store(true, Relaxed);
+    }
+
+    /// Bytes transferred so far over USB (shown as a transfer rate).
+    pub fn set_transfer(&self, bytes: u64) {
+        self.inner.transfer.store(bytes, Relaxed);
+        self.inner.has_transfer.store(true, Relaxed);
+    }
+
+    pub fn set_phase(&self, phase: &str) {
+        if let Ok(mut p) = self.inner.phase.lock() {
+            phase.clone_into(&mut p);
+        }
+    }
+
+    /// Count the files under `source` in the background (like restic's scanner), so the bar
+    /// has totals and an ETA. Runs inside `scope`; stops early when the progress finishes.
+    pub fn scan<'s, 'e: 's>(
+        &'e self,
+        scope: &'s std::thread::Scope<'s, 'e>,
+        source: &'e dyn Source,
+    ) {
+        if self.is_hidden() {
+            return;
+        }
+        self.inner.has_totals.store(true, Relaxed);
+        let inner = &self.inner;
+        scope.spawn(move || {
+            let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+            while let Some(dir) = stack.pop() {
+                if inner.stop.lock().map(|s| *s).unwrap_or(true) {
+                    return;
+                }
+                let Ok(entries) = source.list(&dir) else {
+                    continue;
+                };
+                for e in entries {
+                    let mut p = dir.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&e.name.0);
+                    match e.kind {
+                        NodeKind::Dir => stack.push(p),
+                        NodeKind::File => {
+                            inner.items_total.fetch_add(1, Relaxed);
+                            inner.bytes_total.fetch_add(e.size, Relaxed);
+                        }
+                        NodeKind::Symlink => {}
+                    }
+                }
+            }
+            inner.totals_known.store(true, Relaxed);
+        });
+    }
+
+    /// Print a line above the bar (or plainly when there is none).
+    pub fn println(&self, line: &str) {
+        self.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Run `f` (which prints) with the bar out of the way.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.inner.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn item_done(&self, bytes: u64) {
+        self.inner.items_done.fetch_add(1, Relaxed);
+        self.inner.bytes_done.fetch_add(bytes, Relaxed);
+    }
+
+    fn set_current(&self, path: &[u8]) {
+        if self.is_hidden() {
+            return;
+        }
+        if let Ok(mut c) = self.inner.current.lock() {
+            c.clear();
+            c.push_str(&String::from_utf8_lossy(path));
+        }
+    }
+
+    /// Stop the display: clear the bar, or print the last JSON line.
+    pub fn finish(&self) {
+        if let Ok(mut s) = self.inner.stop.lock() {
+            *s = true;
+        }
+        self.inner.cv.notify_all();
+        let handle = self.ticker.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Moving window of (time, bytes) samples for rates.
+#[derive(Default)]
+struct Window(VecDeque<(Instant, u64)>);
+
+impl Window {
+    const SPAN: Duration = Duration::from_secs(5);
+
+    fn rate(&mut self, now: Instant, value: u64) -> f64 {
+        self.0.push_back((now, value));
+        while self.0.len() > 2 && now.duration_since(self.0[0].0) > Self::SPAN {
+            self.0.pop_front();
+        }
+        let (t0, v0) = self.0[0];
+        let dt = now.duration_since(t0).as_secs_f64();
+        if dt < 0.2 {
+            return 0.0;
+        }
+        value.saturating_sub(v0) as f64 / dt
+    }
+}
+
+struct Snapshot {
+    elapsed: Duration,
+    items_done: u64,
+    items_total: Option<u64>,
+    bytes_done: u64,
+    bytes_total: Option<u64>,
+    bytes_read: u64,
+    read_rate: f64,
+    transfer: Option<(u64, f64)>,
+    eta: Option<Duration>,
+    percent: Option<f64>,
+    current: String,
+    phase: String,
+    errors: u64,
+}
+
+struct Rates {
+    read: Window,
+    done: Window,
+    transfer: Window,
+}
+
+fn sample(i: &Inner, r: &mut Rates) -> Snapshot {
+    let now = Instant::now();
+    let bytes_done = i.bytes_done.load(Relaxed);
+    let bytes_read = i.bytes_read.load(Relaxed);
+    let has = i.has_totals.load(Relaxed);
+    let known = i.totals_known.load(Relaxed);
+    let bytes_total = has.then(|| i.bytes_total.load(Relaxed).max(bytes_done));
+    let items_total = has.then(|| i.items_total.load(Relaxed));
+    let done_rate = r.done.rate(now, bytes_done);
+    let percent = match bytes_total {
+        Some(t) if t > 0 => Some((bytes_done as f64 * 100.0 / t as f64).min(100.0)),
+        _ => None,
+    };
+    let eta = match bytes_total {
+        Some(t) if known && done_rate > 0.0 => Some(Duration::from_secs_f64(
+            t.saturating_sub(bytes_done) as f64 / done_rate,
+        )),
+        _ => None,
+    };
+    let transfer = i.has_transfer.load(Relaxed).then(|| {
+        let n = i.transfer.load(Relaxed);
+        (n, r.transfer.rate(now, n))
+    });
+    Snapshot {
+        elapsed: i.started.elapsed(),
+        items_done: i.items_done.load(Relaxed),
+        items_total,
+        bytes_done,
+        bytes_total,
+        bytes_read,
+        read_rate: r.read.rate(now, bytes_read),
+        transfer,
+        eta,
+        percent,
+        current: i.current.lock().map(|c| c.clone()).unwrap_or_default(),
+        phase: i.phase.lock().map(|c| c.clone()).unwrap_or_default(),
+        errors: i.errors.load(Relaxed),
+    }
+}
+
+fn eta_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+fn bar_message(i: &Inner, s: &Snapshot) -> String {
+    let mut parts = Vec::new();
+    if !s.phase.is_empty() {
+        parts.push(s.phase.clone());
+    }
+    match s.items_total {
+        Some(t) => parts.push(format!("{}/{} {}", s.items_done, t, i.unit.name())),
+        None => parts.push(format!("{} {}", s.items_done, i.unit.name())),
+    }
+    match s.bytes_total {
+        Some(t) => parts.push(format!("{}/{}", fmt::size(s.bytes_done), fmt::size(t))),
+        None => parts.push(fmt::size(s.bytes_done)),
+    }
+    parts.push(format!("{}/s", fmt::size(s.read_rate as u64)));
+    if let Some((_, rate)) = s.transfer {
+        parts.push(format!("USB {}/s", fmt::size(rate as u64)));
+    }
+    if let Some(eta) = s.eta {
+        parts.push(format!("ETA {}", eta_text(eta)));
+    }
+    if s.errors > 0 {
+        parts.push(format!("{} error(s)", s.errors));
+    }
+    if !s.current.is_empty() {
+        parts.push(s.current.clone());
+    }
+    parts.join("  ")
+}
+
+/// One JSON progress line (schema in docs/json.md).
+fn json_line(i: &Inner, s: &Snapshot, last: bool) -> serde_json::Value {
+    json!({
+        "type": "progress",
+        "command": i.command,
+        "final": last,
+        "elapsed_ms": s.elapsed.as_millis() as u64,
+        "unit": i.unit.name(),
+        "done": s.items_done,
+        "total": s.items_total,
+        "bytes_done": s.bytes_done,
+        "bytes_total": s.bytes_total,
+        "bytes_read": s.bytes_read,
+        "bytes_per_sec": s.read_rate.round() as u64,
+        "transfer_bytes": s.transfer.map(|t| t.0),
+        "transfer_bytes_per_sec": s.transfer.map(|t| t.1.round() as u64),
+        "percent": s.percent.map(|p| (p * 10.0).round() / 10.0),
+        "eta_secs": s.eta.map(|d| d.as_secs()),
+        "phase": (!s.phase.is_empty()).then_some(&s.phase),
+        "current": (!last && !s.current.is_empty()).then_some(&s.current),
+        "errors": s.errors,
+    })
+}
+
+fn emit_json(v: &serde_json::Value) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{v}");
+}
+
+fn tick_loop(i: &Inner) {
+    let period = match i.mode {
+        Mode::Json => Duration::from_secs(1),
+        _ => Duration::from_millis(100),
+    };
+    let mut rates = Rates {
+        read: Window::default(),
+        done: Window::default(),
+        transfer: Window::default(),
+    };
+    if i.mode == Mode::Json {
+        emit_json(&json_line(i, &sample(i, &mut rates), false));
+    }
+    loop {
+        let stopped = {
+            let Ok(g) = i.stop.lock() else { break };
+            match i.cv.wait_timeout_while(g, period, |s| !*s) {
+                Ok((g, _)) => *g,
+                Err(_) => true,
+            }
+        };
+        let s = sample(i, &mut rates);
+        match i.mode {
+            Mode::Json => emit_json(&json_line(i, &s, stopped)),
+            Mode::Bar => {
+                if let Some(b) = &i.bar {
+                    if let Some(t) = s.bytes_total {
+                        b.set_length(t.max(1));
+                    }
+                    b.set_position(s.bytes_done);
+                    b.set_message(bar_message(i, &s));
+                    if stopped {
+                        b.finish_and_clear();
+                    } else {
+                        b.tick();
+                    }
+                }
+            }
+            Mode::Hidden => {}
+        }
+        if stopped {
+            break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Observers
+
+/// The snapshot observer: counts for the progress display and forwards every hook to the
+/// command's own observer (which prints skipped files and collects photo keys).
+pub struct SnapshotProgress<'a> {
+    pub progress: &'a Progress,
+    pub inner: &'a dyn Observer,
+    /// Bytes moved over USB so far (the iPhone), read as the data streams in.
+    pub transfer: Option<&'a (dyn Fn() -> u64 + Sync)>,
+}
+
+impl Observer for SnapshotProgress<'_> {
+    fn file_started(&self, path: &[u8], size: u64) {
+        self.progress.set_current(path);
+        self.progress.inner.items_done.fetch_add(1, Relaxed);
+        self.inner.file_started(path, size);
+    }
+
+    fn file_unchanged(&self, path: &[u8], size: u64) {
+        self.progress.item_done(size);
+        self.inner.file_unchanged(path, size);
+    }
+
+    fn bytes_read(&self, n: u64) {
+        self.progress.inner.bytes_read.fetch_add(n, Relaxed);
+        self.progress.inner.bytes_done.fetch_add(n, Relaxed);
+        if let Some(t) = self.transfer
+            && !self.progress.is_hidden()
+        {
+            self.progress.set_transfer(t());
+        }
+        self.inner.bytes_read(n);
+    }
+
+    fn skipped(&self, path: &[u8], error: &std::io::Error) {
+        self.progress.inner.errors.fetch_add(1, Relaxed);
+        match self.progress.mode() {
+            Mode::Json => emit_json(&json!({
+                "type": "warning",
+                "command": self.progress.inner.command,
+                "path": String::from_utf8_lossy(path),
+                "message": format!("skipped: {error}"),
+            })),
+            Mode::Bar => match &self.progress.inner.bar {
+                Some(b) => b.suspend(|| self.inner.skipped(path, error)),
+                None => self.inner.skipped(path, error),
+            },
+            Mode::Hidden => self.inner.skipped(path, error),
+        }
+    }
+
+    fn recorded(&self, dir: &[u8], node: &Node) {
+        self.inner.recorded(dir, node);
+    }
+}
+
+/// Restore: files restored (or found already right) and their bytes.
+pub struct RestoreProgress<'a> {
+    pub progress: &'a Progress,
+    sizes: HashMap<Vec<u8>, u64>,
+}
+
+impl<'a> RestoreProgress<'a> {
+    pub fn new(progress: &'a Progress, items: &[snapvault_repo::restorer::RestoreItem]) -> Self {
+        let files: Vec<_> = items
+            .iter()
+            .filter(|i| i.node.kind == NodeKind::File)
+            .collect();
+        progress.set_totals(files.len() as u64, files.iter().map(|i| i.node.size).sum());
+        let sizes = if progress.is_hidden() {
+            HashMap::new()
+        } else {
+            files
+                .iter()
+                .map(|i| (i.path.clone(), i.node.size))
+                .collect()
+        };
+        RestoreProgress { progress, sizes }
+    }
+}
+
+impl RestoreObserver for RestoreProgress<'_> {
+    fn file_restored(&self, path: &[u8], bytes: u64) {
+        let size = self.sizes.get(path).copied().unwrap_or(bytes);
+        self.progress.set_current(path);
+        self.progress.inner.bytes_read.fetch_add(bytes, Relaxed);
+        self.progress.item_done(size);
+    }
+}
+
+impl CheckObserver for Progress {
+    fn pack_read(&self, bytes: u64) {
+        self.inner.bytes_read.fetch_add(bytes, Relaxed);
+        self.item_done(bytes);
+    }
+}
+
+/// Prune: phases and packs rewritten; warnings go above the bar. `verbose` also prints
+/// each phase as a line.
+pub struct PruneProgress<'a> {
+    pub progress: &'a Progress,
+    pub verbose: bool,
+}
+
+impl PruneObserver for PruneProgress<'_> {
+    fn step(&self, what: &str) {
+        self.progress.set_phase(what);
+        if self.verbose {
+            self.progress.println(&format!("{what}…"));
+        }
+    }
+
+    fn pack_done(&self, bytes: u64) {
+        self.progress.inner.bytes_read.fetch_add(bytes, Relaxed);
+        self.progress.item_done(bytes);
+    }
+
+    fn warning(&self, what: &str) {
+        if self.progress.mode() == Mode::Json {
+            emit_json(&json!({"type": "warning", "command": "prune", "message": what}));
+        } else {
+            self.progress.println(&format!("warning: {what}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_progress_counts_without_a_thread() {
+        let p = Progress::new("test", Mode::Hidden, Unit::Files);
+        p.set_totals(2, 100);
+        let r = RestoreProgress::new(&p, &[]);
+        r.file_restored(b"a", 40);
+        assert_eq!(p.inner.items_done.load(Relaxed), 1);
+        assert_eq!(p.inner.bytes_done.load(Relaxed), 40);
+        assert!(p.ticker.lock().unwrap().is_none());
+        p.finish();
+    }
+
+    #[test]
+    fn rates_and_eta() {
+        let i = Progress::new("test", Mode::Hidden, Unit::Packs);
+        i.set_totals(4, 1000);
+        let mut r = Rates {
+            read: Window::default(),
+            done: Window::default(),
+            transfer: Window::default(),
+        };
+        let s = sample(&i.inner, &mut r);
+        assert_eq!(s.percent, Some(0.0));
+        i.pack_read(500);
+        let s = sample(&i.inner, &mut r);
+        assert_eq!(s.percent, Some(50.0));
+        let line = json_line(&i.inner, &s, true);
+        assert_eq!(line["type"], "progress");
+        assert_eq!(line["bytes_done"], 500);
+        assert_eq!(line["total"], 4);
+        assert_eq!(line["final"], true);
+        assert!(bar_message(&i.inner, &s).contains("1/4 packs"));
+        assert_eq!(eta_text(Duration::from_secs(3725)), "1h02m");
+    }
+}
