@@ -74,6 +74,9 @@ if [[ -z ${SNAPVAULT:-} ]]; then
 fi
 [[ -x $SNAPVAULT ]] || die "snapvault binary $SNAPVAULT not found"
 SNAPVAULT=$(realpath "$SNAPVAULT")
+# Builds from before `forget`/`prune` existed: that step is reported as missing, not failed.
+SV_PRUNE=1
+"$SNAPVAULT" forget --help >/dev/null 2>&1 || SV_PRUNE=0
 
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
@@ -278,6 +281,12 @@ step() {
         local tool=${TOOL_LIST[$(((i + run) % n))]}
         [[ -z ${BROKEN[$tool]:-} ]] || continue
         local target=$RUN/restore-$tool
+        if [[ $tool:$verb:$SV_PRUNE == snapvault:prune:0 ]]; then
+            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tno forget/prune in this build\n' \
+                "$mode" "$run" "$tool" "$stepname" >>"$RESULTS"
+            say "  $tool $stepname: skipped (no forget/prune command in this build)"
+            continue
+        fi
         case $verb in
             restore|month) rm -rf "$target"; mkdir -p "$target"; tool_cmd "$tool" "$verb" "$target" ;;
             backup) tool_cmd "$tool" backup "$arg" "$stepname-$run" ;;

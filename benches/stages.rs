@@ -11,6 +11,9 @@
 //! | `zstd` | `zstd::bulk::compress` level 3; the compressibility trial of `blob::encode` | 1 MiB compressible / random |
 //! | `seal` | XChaCha20-Poly1305 seal / open; `blob::decode` (open + verify id) | 1 MiB |
 //! | `pack` | `PackWriter` add + finish (header seal, BLAKE3 pack id) | 16 × 1 MiB sealed blobs |
+//!
+//! Benchmarks named `reference_*` are not snapvault code: they are floors (the same work with
+//! reused buffers or contexts) so the cost of allocation around a stage is visible.
 //! | `index` | `Index::get` hits and misses in an index of 1,000,000 blobs; building it | 10,000 lookups |
 //! | `pipeline_1core` | chunk → id → encode → pack, all on one thread | 32 MiB random |
 //!
@@ -120,6 +123,18 @@ fn zstd_stage(c: &mut Criterion) {
             black_box(e.sealed.len())
         })
     });
+    // The compressibility trial alone (64 KiB of random data at level 1), as `blob::encode`
+    // runs it (`zstd::bulk::compress`: a new context per call) and with a reused context.
+    let sample = &noise[..64 << 10];
+    g.throughput(Throughput::Bytes(sample.len() as u64));
+    g.bench_function("trial_64KiB_new_context", |b| {
+        b.iter(|| black_box(zstd::bulk::compress(black_box(sample), 1).map(|v| v.len())))
+    });
+    let mut ctx = zstd::bulk::Compressor::new(1).expect("zstd context");
+    g.bench_function("reference_trial_64KiB_reused_context", |b| {
+        b.iter(|| black_box(ctx.compress(black_box(sample)).map(|v| v.len())))
+    });
+    g.throughput(Throughput::Bytes(MIB as u64));
     let tid = crypto.blob_id(&text);
     g.bench_function("encode_try3_compressible_1MiB", |b| {
         b.iter(|| {
@@ -149,6 +164,19 @@ fn seal(c: &mut Criterion) {
             )
         })
     });
+    // Reference floor, not snapvault code: the AEAD in place on a reused buffer (no
+    // allocation, no copy). The gap to `xchacha20poly1305_seal_1MiB` is `seal_with`'s
+    // allocations and its copy of the ciphertext.
+    {
+        use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        let cipher = XChaCha20Poly1305::new(&[9u8; 32].into());
+        let mut buf = data.clone();
+        let nonce = XNonce::from_slice(&[3u8; 24]);
+        g.bench_function("reference_in_place_1MiB", |b| {
+            b.iter(|| black_box(cipher.encrypt_in_place_detached(nonce, b"", &mut buf).is_ok()))
+        });
+    }
     g.bench_function("xchacha20poly1305_open_1MiB", |b| {
         b.iter(|| black_box(crypto.open(black_box(&sealed), "bench").map(|v| v.len())))
     });
@@ -182,6 +210,19 @@ fn pack(c: &mut Criterion) {
             }
             let (id, bytes, entries) = w.finish(&crypto);
             black_box((id, bytes.len(), entries.len()))
+        })
+    });
+    // Reference floor, not snapvault code: the same bytes copied into one reused buffer and
+    // hashed. The gap to `writer_add_finish` is the cost of a fresh 16 MiB buffer per pack
+    // (page faults and page zeroing).
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * MIB + (64 << 10));
+    g.bench_function("reference_reused_buffer_16MiB", |b| {
+        b.iter(|| {
+            buf.clear();
+            for bl in &blobs {
+                buf.extend_from_slice(&bl.sealed);
+            }
+            black_box(Id::hash_of(&buf))
         })
     });
     g.finish();
