@@ -38,15 +38,40 @@ pub fn message(e: &anyhow::Error) -> String {
 }
 
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    match repo_error(e)? {
+    let Some(re) = repo_error(e) else {
+        return io_hint(e);
+    };
+    match re {
         RepoError::Locked(_) => Some(
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
         RepoError::WrongPassword => {
             Some("check SNAPVAULT_PASSWORD / --password-file / --password-command")
         }
-        RepoError::Auth(_) | RepoError::Corrupt { .. } => {
+        RepoError::Auth(_) | RepoError::Corrupt { .. } | RepoError::MissingBlob(_) => {
             Some("run `snapvault check --read-data` to see what is affected")
+        }
+        RepoError::NoSuchSnapshot(_) | RepoError::AmbiguousSnapshot { .. } => {
+            Some("`snapvault snapshots` lists the snapshots; give more of the id, or `latest`")
+        }
+        RepoError::AlreadyExists(_) => {
+            Some("use it as it is, or give `init` an empty or new folder")
+        }
+        RepoError::Io { .. } => io_hint(e),
+        _ => None,
+    }
+}
+
+/// Hints for operating-system errors anywhere in the chain: a full disk, missing rights.
+fn io_hint(e: &anyhow::Error) -> Option<&'static str> {
+    let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>())?;
+    match io.raw_os_error() {
+        Some(libc::ENOSPC) => {
+            Some("the disk is full: free space (or `snapvault prune`) and run again")
+        }
+        Some(libc::EROFS) => Some("the disk is mounted read-only: remount it writable"),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            Some("check the permissions of the path named above (or run as its owner)")
         }
         _ => None,
     }

@@ -496,6 +496,10 @@ impl Observer for SnapshotProgress<'_> {
 
     fn skipped(&self, path: &[u8], error: &std::io::Error) {
         self.progress.inner.errors.fetch_add(1, Relaxed);
+        // Not being processed any more: only the warning names it.
+        if let Ok(mut c) = self.progress.inner.current.lock() {
+            c.clear();
+        }
         match self.progress.mode() {
             Mode::Json => emit_json(&json!({
                 "type": "warning",

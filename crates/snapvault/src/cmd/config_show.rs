@@ -39,7 +39,8 @@ pub fn run(ctx: &Ctx, json: bool) -> Result<i32> {
             e.origin.to_string()
         };
         last = Some(&e.origin);
-        println!("{name:<width$}  {v:<40}  {origin}");
+        let line = format!("{name:<width$}  {v:<40}  {origin}");
+        println!("{}", line.trim_end());
     }
     if eff.excludes.is_empty() {
         println!("{:<width$}  {:<40}  default", "excludes", "(none)");
