@@ -2,13 +2,24 @@
 //!
 //! It counts the operations it is told to watch (writes, removes, reads, lists, of the file
 //! kinds given) and makes the N-th one fail — before or after doing it — or kills the
-//! process there. Once a fault has fired, every later operation fails too: the process is
-//! considered dead, so no clean-up code can run after the "crash". Lock files are exempt
+//! process there. Once a crash-like fault (`Fail*`, `Kill*`) has fired, every later
+//! operation fails too: the process is considered dead, so no clean-up code can run after
+//! the "crash". The OS-error faults (`Errno*`, `ShortWrite`) model a process that lives on:
+//! one operation fails with `ENOSPC`, `EACCES`, `EIO`… (or, for a full disk, every watched
+//! operation from then on), and the code's own error handling runs. Lock files are exempt
 //! (neither counted nor failed), so the harness can release its lock and re-run.
+//!
+//! How the steps of a local write map onto faults: a failed open/write/fsync of the
+//! temporary file or a failed link/rename is `FailBefore`/`Errno` (nothing visible) or
+//! `ShortWrite` (half the data left in a `.tmp-*` file, as a crash mid-write leaves it); a
+//! failed fsync of the folder after the link is `FailAfter`/`ErrnoAfter` (the object is
+//! there, the caller sees an error).
 //!
 //! The binary reads `SNAPVAULT_TEST_FAULT` (see [`FaultyBackend::from_spec`]) in `prune`
 //! and `forget`, so end-to-end tests can kill it at exact moments.
 
+use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
@@ -35,6 +46,19 @@ pub enum Effect {
     KillBefore,
     /// SIGKILL the process right after the operation completed.
     KillAfter,
+    /// Return this OS error (`libc::ENOSPC`, `EACCES`, `EIO`…) without doing the
+    /// operation; the process lives on and later operations succeed.
+    Errno(i32),
+    /// Do the operation, then return this OS error (say, the folder fsync after the link
+    /// failed); the process lives on.
+    ErrnoAfter(i32),
+    /// From the chosen operation on, every watched operation fails with this OS error
+    /// without being done: a disk that filled up stays full.
+    ErrnoFromThenOn(i32),
+    /// A write that stops half-way with `ENOSPC`: the object is not written, and half of
+    /// its bytes are left in a `.tmp-*` file beside it (with [`FaultyBackend::local_root`]
+    /// set). Other operations: like `Errno(ENOSPC)`.
+    ShortWrite,
 }
 
 pub struct FaultyBackend {
@@ -46,6 +70,9 @@ pub struct FaultyBackend {
     effect: Effect,
     count: AtomicU64,
     dead: AtomicBool,
+    /// Set once an `ErrnoFromThenOn` fault fired.
+    stuck: AtomicBool,
+    local_root: Option<PathBuf>,
 }
 
 const DATA_KINDS: [FileKind; 4] = [
@@ -67,7 +94,16 @@ impl FaultyBackend {
             effect: Effect::FailBefore,
             count: AtomicU64::new(0),
             dead: AtomicBool::new(false),
+            stuck: AtomicBool::new(false),
+            local_root: None,
         }
+    }
+
+    /// The folder of the wrapped [`crate::backend::LocalBackend`], where `ShortWrite`
+    /// leaves its partial temporary file.
+    pub fn local_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.local_root = Some(root.into());
+        self
     }
 
     /// Watch these operations instead.
@@ -90,8 +126,9 @@ impl FaultyBackend {
     }
 
     /// Parse `OPS@N[:EFFECT]`: OPS is `write`, `remove`, `read`, `list` or `all`, joined by
-    /// `+` or `,`; EFFECT is `fail`, `fail-after`, `kill` (default) or `kill-after`. For
-    /// example `write+remove@7:kill-after`.
+    /// `+` or `,`; EFFECT is `fail`, `fail-after`, `kill` (default), `kill-after`, `enospc`
+    /// (the disk is full from then on), `eacces`, `eio`, `eio-after` or `short` (a short
+    /// write). For example `write+remove@7:kill-after`.
     pub fn from_spec(inner: Arc<dyn Backend>, spec: &str) -> Result<FaultyBackend> {
         let bad = || {
             RepoError::Invalid(format!(
@@ -119,6 +156,11 @@ impl FaultyBackend {
             "fail-after" => Effect::FailAfter,
             "kill" => Effect::KillBefore,
             "kill-after" => Effect::KillAfter,
+            "enospc" => Effect::ErrnoFromThenOn(libc::ENOSPC),
+            "eacces" => Effect::Errno(libc::EACCES),
+            "eio" => Effect::Errno(libc::EIO),
+            "eio-after" => Effect::ErrnoAfter(libc::EIO),
+            "short" => Effect::ShortWrite,
             _ => return Err(bad()),
         };
         let n: u64 = n.trim().parse().map_err(|_| bad())?;
@@ -132,15 +174,47 @@ impl FaultyBackend {
 
     /// Has the fault fired?
     pub fn fired(&self) -> bool {
-        self.dead.load(SeqCst)
+        self.dead.load(SeqCst) || (self.at > 0 && self.count.load(SeqCst) >= self.at)
     }
 
     fn dead_error() -> RepoError {
         RepoError::Interrupted("injected fault: the process is considered dead".into())
     }
 
+    fn os_error(op: Op, kind: Option<FileKind>, name: &str, code: i32) -> RepoError {
+        let what = kind.map(|k| k.name()).unwrap_or("repository");
+        RepoError::io(
+            format!("{op:?} of {what} {name} (injected fault)").to_lowercase(),
+            io::Error::from_raw_os_error(code),
+        )
+    }
+
+    /// Leave half of `data` in a temporary file where the local backend would write it.
+    fn leave_partial(&self, kind: FileKind, name: &str, data: &[u8]) {
+        let Some(root) = &self.local_root else { return };
+        let dir = match kind {
+            FileKind::Config => root.clone(),
+            FileKind::Pack => root.join("data").join(name.get(..2).unwrap_or("00")),
+            _ => root.join(kind.dir()),
+        };
+        let _ = std::fs::create_dir_all(&dir);
+        let tmp = dir.join(format!(".tmp-{}", crate::id::Id::random().short()));
+        let _ = std::fs::write(tmp, &data[..data.len() / 2]);
+    }
+
     /// Run one operation through the fault logic.
     fn op<T>(&self, op: Op, kind: Option<FileKind>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.op_named(op, kind, "", None, f)
+    }
+
+    fn op_named<T>(
+        &self,
+        op: Op,
+        kind: Option<FileKind>,
+        name: &str,
+        data: Option<&[u8]>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if kind == Some(FileKind::Lock) {
             return f();
         }
@@ -152,8 +226,33 @@ impl FaultyBackend {
             return f();
         }
         let n = self.count.fetch_add(1, SeqCst) + 1;
+        if self.stuck.load(SeqCst)
+            && let Effect::ErrnoFromThenOn(code) = self.effect
+        {
+            return Err(Self::os_error(op, kind, name, code));
+        }
         if n != self.at {
             return f();
+        }
+        match self.effect {
+            Effect::Errno(code) => {
+                return Err(Self::os_error(op, kind, name, code));
+            }
+            Effect::ErrnoAfter(code) => {
+                let _ = f();
+                return Err(Self::os_error(op, kind, name, code));
+            }
+            Effect::ErrnoFromThenOn(code) => {
+                self.stuck.store(true, SeqCst);
+                return Err(Self::os_error(op, kind, name, code));
+            }
+            Effect::ShortWrite => {
+                if let (Some(k), Some(d)) = (kind, data) {
+                    self.leave_partial(k, name, d);
+                }
+                return Err(Self::os_error(op, kind, name, libc::ENOSPC));
+            }
+            _ => {}
         }
         self.dead.store(true, SeqCst);
         match self.effect {
@@ -167,6 +266,10 @@ impl FaultyBackend {
                 let _ = f();
                 kill_self()
             }
+            Effect::Errno(_)
+            | Effect::ErrnoAfter(_)
+            | Effect::ErrnoFromThenOn(_)
+            | Effect::ShortWrite => unreachable!("handled above"),
         }
     }
 }
@@ -195,7 +298,9 @@ impl Backend for FaultyBackend {
         })
     }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        self.op(Op::Write, Some(kind), || self.inner.write(kind, name, data))
+        self.op_named(Op::Write, Some(kind), name, Some(data), || {
+            self.inner.write(kind, name, data)
+        })
     }
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
         self.op(Op::List, Some(kind), || self.inner.list(kind))
@@ -253,5 +358,54 @@ mod tests {
         assert!(local.exists(FileKind::Pack, &a).unwrap());
         assert!(FaultyBackend::from_spec(local.clone(), "nope@1").is_err());
         assert!(FaultyBackend::from_spec(local, "write@x").is_err());
+    }
+
+    #[test]
+    fn os_errors_keep_the_process_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        local.create_layout().unwrap();
+        let name = |i: u8| format!("{i:02x}").repeat(32);
+        let is_errno = |r: Result<()>, code: i32| matches!(r, Err(RepoError::Io { source, .. }) if source.raw_os_error() == Some(code));
+        // One EACCES, then business as usual.
+        let f = FaultyBackend::new(local.clone()).fail_at(2, Effect::Errno(libc::EACCES));
+        f.write(FileKind::Pack, &name(1), b"1").unwrap();
+        assert!(is_errno(
+            f.write(FileKind::Pack, &name(2), b"2"),
+            libc::EACCES
+        ));
+        assert!(!local.exists(FileKind::Pack, &name(2)).unwrap());
+        f.write(FileKind::Pack, &name(3), b"3").unwrap();
+        assert!(f.fired());
+        // A full disk stays full for writes; reads and removes still work.
+        let f = FaultyBackend::from_spec(local.clone(), "write@1:enospc").unwrap();
+        assert!(is_errno(
+            f.write(FileKind::Index, &name(4), b"4"),
+            libc::ENOSPC
+        ));
+        assert!(is_errno(
+            f.write(FileKind::Pack, &name(5), b"5"),
+            libc::ENOSPC
+        ));
+        assert_eq!(f.read(FileKind::Pack, &name(1)).unwrap(), b"1");
+        f.remove(FileKind::Pack, &name(3)).unwrap();
+        // After: the object is there, the caller sees EIO.
+        let f = FaultyBackend::new(local.clone()).fail_at(1, Effect::ErrnoAfter(libc::EIO));
+        assert!(is_errno(f.write(FileKind::Pack, &name(6), b"6"), libc::EIO));
+        assert!(local.exists(FileKind::Pack, &name(6)).unwrap());
+        // A short write leaves half the bytes in a temporary file, and no object.
+        let f = FaultyBackend::new(local.clone())
+            .local_root(dir.path())
+            .fail_at(1, Effect::ShortWrite);
+        assert!(is_errno(
+            f.write(FileKind::Pack, &name(7), b"12345678"),
+            libc::ENOSPC
+        ));
+        assert!(!local.exists(FileKind::Pack, &name(7)).unwrap());
+        let tmp = local.leftover_temp_files().unwrap();
+        assert_eq!(tmp.len(), 1);
+        assert_eq!(tmp[0].size, 4);
+        assert!(tmp[0].name.starts_with("data/07/.tmp-"), "{}", tmp[0].name);
+        assert_eq!(local.remove_leftover_temp_files(0).unwrap(), 1);
     }
 }
