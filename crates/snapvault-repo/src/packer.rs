@@ -135,14 +135,14 @@ fn write_packs(
         };
         let bytes = f.seal(&crypto);
         let id = IndexId(crate::id::Id::hash_of(&bytes));
-        backend.write(FileKind::Index, &id.to_hex(), &bytes)?;
+        write_once(backend.as_ref(), FileKind::Index, &id.to_hex(), &bytes)?;
         stats.index_files.push(id);
         stats.packs_written.extend(f.packs);
         Ok(())
     };
     for w in rx.iter() {
         let (id, bytes, entries) = w.finish(&crypto);
-        backend.write(FileKind::Pack, &id.to_hex(), &bytes)?;
+        write_once(backend.as_ref(), FileKind::Pack, &id.to_hex(), &bytes)?;
         stats.packs += 1;
         stats.blobs += entries.len() as u64;
         stats.bytes += bytes.len() as u64;
@@ -157,4 +157,18 @@ fn write_packs(
     }
     save_index(&mut pending, &mut stats)?;
     Ok(stats)
+}
+
+/// Write a file named by the hash of its bytes, unless it is already there with exactly
+/// these bytes: an interrupted run of an unencrypted repository (whose packs are
+/// deterministic) wrote it but not the index naming it, and the next run makes it again.
+fn write_once(backend: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
+    if backend.exists(kind, name)?
+        && backend
+            .read(kind, name)
+            .is_ok_and(|b| crate::id::Id::hash_of(&b).to_hex() == name)
+    {
+        return Ok(());
+    }
+    backend.write(kind, name, bytes)
 }
