@@ -132,7 +132,10 @@ impl Repository {
                 "the repository has no key files",
             ));
         }
-        let mut last_err = RepoError::WrongPassword;
+        // "Wrong password" only if some key could be tried with it; otherwise say why none
+        // could (an unreadable or damaged key file is not a forgotten password).
+        let mut tried = false;
+        let mut unusable = None;
         for k in keys {
             let parsed = backend
                 .read(FileKind::Key, &k.name)
@@ -140,10 +143,7 @@ impl Repository {
             let kf = match parsed {
                 Ok(kf) => kf,
                 Err(e) => {
-                    last_err = match last_err {
-                        RepoError::WrongPassword => RepoError::WrongPassword,
-                        _ => e,
-                    };
+                    unusable.get_or_insert(e);
                     continue;
                 }
             };
@@ -158,11 +158,16 @@ impl Repository {
                         key_name: Some(k.name),
                     });
                 }
-                Err(RepoError::WrongPassword) => {}
-                Err(_) => {}
+                Err(RepoError::WrongPassword) => tried = true,
+                Err(e) => {
+                    unusable.get_or_insert(e);
+                }
             }
         }
-        Err(last_err)
+        Err(match unusable {
+            Some(e) if !tried => e,
+            _ => RepoError::WrongPassword,
+        })
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
