@@ -3,6 +3,7 @@
 mod common;
 
 mod check;
+mod concurrency;
 mod dedup;
 mod errors;
 mod incremental;
