@@ -93,6 +93,7 @@ fn progress_is_hidden_without_a_terminal_and_json_lines_with_json() {
     assert_eq!(last["final"], true, "{last}");
     assert_eq!(u(last, "done"), 4, "4 files processed: {last}");
     assert_eq!(u(last, "total"), 4, "{last}");
+    assert_eq!(last["total_final"], true, "{last}");
     assert_eq!(u(last, "bytes_total"), 140_000, "{last}");
     assert_eq!(u(last, "bytes_done"), 140_000, "{last}");
     assert_eq!(
