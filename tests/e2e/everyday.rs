@@ -687,3 +687,96 @@ fn stats_figures_match_the_repository() {
     assert!(out.stdout.contains("2023"), "{out}");
     assert!(out.stdout.contains('█'), "no bars:\n{out}");
 }
+
+#[test]
+fn forget_uses_the_retention_policy_of_the_config_file() {
+    let tmp = tempdir();
+    let cfg = tmp.path().join("snapvault.toml");
+    write_file(&cfg, b"[profiles.p]\nkeep = { last = 1 }\n");
+    let lib = tmp.path().join("lib");
+    library(&lib);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    for _ in 0..3 {
+        sv.snapshot(&[&lib], &[]);
+    }
+    let c = cfg.to_str().unwrap();
+    let out = sv.run(&[
+        "forget",
+        "--dry-run",
+        "--json",
+        "--config",
+        c,
+        "--profile",
+        "p",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let v = out.json();
+    assert_eq!(
+        arr(&v["remove"], "remove").len(),
+        2,
+        "keep last 1 of 3: {v}"
+    );
+    // A policy on the command line replaces the file's.
+    let out = sv.run(&[
+        "forget",
+        "--dry-run",
+        "--json",
+        "--config",
+        c,
+        "--profile",
+        "p",
+        "--keep-last",
+        "2",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(arr(&out.json()["remove"], "remove").len(), 1);
+    assert_eq!(sv.snapshots().len(), 3, "a dry run removes nothing");
+}
+
+#[test]
+fn progress_bar_is_drawn_on_a_terminal() {
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to provide a terminal");
+        return;
+    }
+    let tmp = tempdir();
+    let lib = tmp.path().join("lib");
+    for i in 0..12 {
+        write_random(&lib.join(format!("IMG_{i:04}.HEIC")), i, 3_000_000);
+    }
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    let cmd = format!(
+        "{} snapshot {}; {} check --read-data",
+        bin(),
+        lib.display(),
+        bin()
+    );
+    let mut c = sv.command(&["-qec", &cmd, "/dev/null"]);
+    c.env_remove("SNAPVAULT_NO_PROGRESS").env("TERM", "xterm");
+    let mut c2 = std::process::Command::new("script");
+    c2.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => c2.env(k, v),
+            None => c2.env_remove(k),
+        };
+    }
+    c2.stdin(std::process::Stdio::null());
+    let out = run_command(c2, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    let text = out.stdout.replace('\r', "\n");
+    assert!(
+        text.contains("snapshot ") && text.contains("saved"),
+        "{out}"
+    );
+    assert!(
+        text.contains(" files") && text.contains('%'),
+        "no progress bar on a terminal:\n{text}"
+    );
+    assert!(text.contains(" packs"), "no progress for check:\n{text}");
+}

@@ -430,8 +430,14 @@ fn tick_loop(i: &Inner) {
         done: Window::default(),
         transfer: Window::default(),
     };
-    if i.mode == Mode::Json {
-        emit_json(&json_line(i, &sample(i, &mut rates), false));
+    // A first frame at once, so even a quick command shows what it does.
+    match (i.mode, &i.bar) {
+        (Mode::Json, _) => emit_json(&json_line(i, &sample(i, &mut rates), false)),
+        (Mode::Bar, Some(b)) => {
+            b.set_message(bar_message(i, &sample(i, &mut rates)));
+            b.tick();
+        }
+        _ => {}
     }
     loop {
         let stopped = {
