@@ -54,6 +54,9 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         RepoError::NoSuchSnapshot(_) | RepoError::AmbiguousSnapshot { .. } => {
             Some("`snapvault snapshots` lists the snapshots; give more of the id, or `latest`")
         }
+        RepoError::SourceMissing(_) => Some(
+            "check the path (a drive not mounted?); for an iPhone on USB use `snapvault snapshot iphone`",
+        ),
         RepoError::AlreadyExists(_) => {
             Some("use it as it is, or give `init` an empty or new folder")
         }
