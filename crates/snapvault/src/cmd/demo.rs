@@ -55,6 +55,10 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
             .env("USBMUXD_SOCKET_ADDRESS", phone.usbmuxd_address())
             .env_remove("SNAPVAULT_PASSWORD_FILE")
             .env_remove("SNAPVAULT_PASSWORD_COMMAND")
+            // The user's config file (a default iPhone, excludes) must not steer the demo.
+            .env("SNAPVAULT_CONFIG", "/dev/null")
+            .env_remove("SNAPVAULT_PROFILE")
+            .env_remove("SNAPVAULT_DEVICE")
             .status()
             .with_context(|| format!("running snapvault {}", args[0]))?;
         ctx.say("");
