@@ -35,6 +35,8 @@ pub fn base_command() -> Command {
             c.env_remove(&k);
         }
     }
+    // A config file of whoever runs the tests must not change what the binary does.
+    c.env("XDG_CONFIG_HOME", "/nonexistent/snapvault-e2e-config");
     c.stdin(Stdio::null());
     c
 }
