@@ -21,10 +21,12 @@
 //! repacked packs → delete old unindexed packs and leftover temporary files. A crash before
 //! the old index files are gone leaves duplicates (harmless); after, only unindexed packs.
 //!
-//! Memory: the index (≈ 60 bytes per blob) plus the set of used blob ids, a hash set of
-//! 32-byte ids sized for every indexed blob: 33 bytes per slot at a load factor between
-//! 7/16 and 7/8, i.e. ≈ 38–75 bytes per blob; plus ≈ 100 bytes per pack and one pack being
-//! read and two being written (≈ 3 × 16 MiB). Nothing grows with the bytes stored.
+//! Memory: the index (see `index.rs`; ≈ 60–120 bytes per blob in its hash table) plus the
+//! set of blobs in use, kept as the first 8 bytes of each id in a hash set sized for every
+//! indexed blob: 9 bytes per slot at a load factor between 7/16 and 7/8, i.e. ≈ 10–21 bytes
+//! per blob (two blobs sharing a prefix would only keep an unused blob, never lose a used
+//! one; trees are tracked exactly), plus ≈ 100 bytes per pack and one pack being read and
+//! two being written (≈ 3 × 16 MiB). Nothing grows with the bytes stored.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -38,13 +40,34 @@ use crate::error::{RepoError, Result};
 use crate::id::{BlobId, Id, IndexId, PackId, SnapshotId};
 use crate::index::{BlobLocation, IdHasher, IdMap, Index, IndexFile, IndexedPack};
 use crate::pack::{PackEntry, PackWriter};
-use crate::repository::Repository;
+use crate::repository::{LoadedIndex, Repository};
 use crate::tree::NodeKind;
 
 /// Most blobs per new index file (≈ 4.6 MB), far below the 256 MiB limit.
 pub const MAX_INDEX_BLOBS: usize = 100_000;
 
 type IdSet = HashSet<BlobId, BuildHasherDefault<IdHasher>>;
+
+/// Blobs in use, by the first 8 bytes of their id (ids are uniformly random). A prefix
+/// shared with another blob can only make an unused blob look used (it is then kept), so
+/// the saving (9 instead of 33 bytes a slot) costs no safety.
+struct UsedSet(HashSet<u64, BuildHasherDefault<IdHasher>>);
+
+impl UsedSet {
+    fn with_capacity(n: usize) -> UsedSet {
+        UsedSet(HashSet::with_capacity_and_hasher(n, Default::default()))
+    }
+    fn key(id: &BlobId) -> u64 {
+        let b = id.as_bytes();
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+    fn insert(&mut self, id: &BlobId) {
+        self.0.insert(Self::key(id));
+    }
+    fn contains(&self, id: &BlobId) -> bool {
+        self.0.contains(&Self::key(id))
+    }
+}
 
 /// How much unused space may stay in partly used packs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -296,6 +319,26 @@ fn verify_copy(repo: &Repository, index: &Index, id: &BlobId, loc: &BlobLocation
         .is_ok()
 }
 
+/// Like [`Repository::load_index`], but one file at a time: the peak is the merged index
+/// plus one file, not plus every file decoded at once (prune's peak memory).
+fn load_index_lean(repo: &Repository) -> Result<LoadedIndex> {
+    let be = repo.backend();
+    let mut index = Index::new();
+    let mut files = Vec::new();
+    for f in be.list(FileKind::Index)? {
+        let bytes = be.read(FileKind::Index, &f.name)?;
+        let what = format!("index {}", f.name);
+        if Id::hash_of(&bytes).to_hex() != f.name {
+            return Err(RepoError::corrupt(what, "content does not match its name"));
+        }
+        let file = IndexFile::open(repo.crypto(), &bytes, &what)?;
+        drop(bytes);
+        index.add_file(&file);
+        files.push(f.name.parse()?);
+    }
+    Ok(LoadedIndex { index, files })
+}
+
 /// Work out what prune would do. Snapshots in `ignore` count as already removed (for
 /// `forget --prune --dry-run`). Reads only.
 pub fn plan(
@@ -312,7 +355,7 @@ pub fn plan(
         .into_iter()
         .map(|f| (f.name, f.size))
         .collect();
-    let loaded = repo.load_index()?;
+    let loaded = load_index_lean(repo)?;
     let index = &loaded.index;
     st.index_files = loaded.files.len();
     let (snaps, bad) = repo.snapshots()?;
@@ -330,16 +373,18 @@ pub fn plan(
 
     // Mark.
     obs.step("marking used blobs");
-    let mut used: IdSet = IdSet::with_capacity_and_hasher(index.blob_count(), Default::default());
+    let mut used = UsedSet::with_capacity(index.blob_count());
+    let mut visited = IdSet::default();
     let mut missing: u64 = 0;
     let mut first_missing: Option<String> = None;
     for (sid, s) in snaps.iter().filter(|(id, _)| !ignore.contains(id)) {
         st.snapshots += 1;
         let mut stack = vec![s.tree];
         while let Some(t) = stack.pop() {
-            if !used.insert(t) {
+            if !visited.insert(t) {
                 continue;
             }
+            used.insert(&t);
             st.trees += 1;
             let tree = repo.load_tree(index, &t).map_err(|e| {
                 RepoError::Invalid(format!(
@@ -363,7 +408,7 @@ pub fn plan(
                                     )
                                 });
                             } else {
-                                used.insert(b);
+                                used.insert(&b);
                             }
                         }
                     }
@@ -550,6 +595,7 @@ pub fn plan(
         }
     }
     drop(used);
+    drop(visited);
     let mut repack: Vec<(u32, Vec<PackEntry>)> = repack.into_iter().collect();
     repack.sort_by_key(|(p, _)| *p);
     for (_, v) in &mut repack {
@@ -658,7 +704,13 @@ struct Writers<'a> {
 }
 
 impl Writers<'_> {
+    /// Room for a full pack and its sealed header.
+    fn capacity(&self) -> usize {
+        self.pack_size + (64 << 10)
+    }
+
     fn add(&mut self, blob: &EncodedBlob) -> Result<()> {
+        let data_capacity = self.capacity();
         let full = {
             let w = if blob.typ == BlobType::Tree {
                 &mut self.tree
@@ -673,6 +725,11 @@ impl Writers<'_> {
         };
         if let Some(w) = full {
             self.flush(w)?;
+            // Data packs get their full size up front (no doubling past it), allocated once
+            // the previous one is freed; tree packs are usually small and grow as needed.
+            if blob.typ == BlobType::Data {
+                self.data = PackWriter::new(data_capacity);
+            }
         }
         let w = if blob.typ == BlobType::Tree {
             &mut self.tree
@@ -722,6 +779,7 @@ pub fn execute(
             written: Vec::new(),
             report: &mut report,
         };
+        w.data = PackWriter::new(w.capacity());
         for (pos, entries) in &plan.repack {
             let info = &plan.packs[*pos as usize];
             let name = info.id.to_hex();

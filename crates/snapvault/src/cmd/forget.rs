@@ -86,7 +86,13 @@ pub fn run(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     }
     let prune_opts = super::prune::options(&a.prune_opts)?;
     let repo = super::prune::open(ctx)?;
-    let _lock = repo.lock(true, "forget")?;
+    let lock = repo.lock(true, "forget")?;
+    for s in &lock.stale {
+        eprintln!(
+            "note: ignoring a stale lock of {} (remove it with `snapvault unlock`)",
+            s.describe()
+        );
+    }
     let (all, bad) = repo.snapshots()?;
     let bad_names: Vec<String> = bad.iter().map(|(n, _)| n.clone()).collect();
     for (name, e) in &bad {
