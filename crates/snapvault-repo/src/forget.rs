@@ -265,7 +265,11 @@ impl Policy {
         let mut parts: Vec<String> = Vec::new();
         for (p, n) in self.counts() {
             if n > 0 {
-                let name = if p == Period::Last { "latest" } else { p.name() };
+                let name = if p == Period::Last {
+                    "latest"
+                } else {
+                    p.name()
+                };
                 parts.push(count_text(n, name));
             }
         }
