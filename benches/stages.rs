@@ -47,9 +47,26 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
 /// numbers), standing in for tree blobs, sidecars and uncompressed formats.
 fn compressible(n: usize, seed: u64) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "photo", "IMG_", ".HEIC", "DCIM", "100APPLE", "\"mtime\":", "\"size\":", "Live",
-        "adjustment", "<key>", "</key>", "<string>", "com.apple", "2023-07-14", "content",
-        "\n", " ", ",", "{", "}",
+        "photo",
+        "IMG_",
+        ".HEIC",
+        "DCIM",
+        "100APPLE",
+        "\"mtime\":",
+        "\"size\":",
+        "Live",
+        "adjustment",
+        "<key>",
+        "</key>",
+        "<string>",
+        "com.apple",
+        "2023-07-14",
+        "content",
+        "\n",
+        " ",
+        ",",
+        "{",
+        "}",
     ];
     let mut r = StdRng::seed_from_u64(seed);
     let mut v = Vec::with_capacity(n + 32);
@@ -118,7 +135,13 @@ fn zstd_stage(c: &mut Criterion) {
     // stores it uncompressed (seal included); compare with encode_never below.
     g.bench_function("encode_try3_incompressible_1MiB", |b| {
         b.iter(|| {
-            let e = blob::encode(&crypto, id, BlobType::Data, black_box(&noise), Compression::Try(3));
+            let e = blob::encode(
+                &crypto,
+                id,
+                BlobType::Data,
+                black_box(&noise),
+                Compression::Try(3),
+            );
             assert!(!e.compressed);
             black_box(e.sealed.len())
         })
@@ -138,7 +161,13 @@ fn zstd_stage(c: &mut Criterion) {
     let tid = crypto.blob_id(&text);
     g.bench_function("encode_try3_compressible_1MiB", |b| {
         b.iter(|| {
-            let e = blob::encode(&crypto, tid, BlobType::Data, black_box(&text), Compression::Try(3));
+            let e = blob::encode(
+                &crypto,
+                tid,
+                BlobType::Data,
+                black_box(&text),
+                Compression::Try(3),
+            );
             black_box(e.sealed.len())
         })
     });
@@ -158,9 +187,15 @@ fn seal(c: &mut Criterion) {
     g.bench_function("encode_never_1MiB", |b| {
         b.iter(|| {
             black_box(
-                blob::encode(&crypto, id, BlobType::Data, black_box(&data), Compression::Never)
-                    .sealed
-                    .len(),
+                blob::encode(
+                    &crypto,
+                    id,
+                    BlobType::Data,
+                    black_box(&data),
+                    Compression::Never,
+                )
+                .sealed
+                .len(),
             )
         })
     });
@@ -174,7 +209,13 @@ fn seal(c: &mut Criterion) {
         let mut buf = data.clone();
         let nonce = XNonce::from_slice(&[3u8; 24]);
         g.bench_function("reference_in_place_1MiB", |b| {
-            b.iter(|| black_box(cipher.encrypt_in_place_detached(nonce, b"", &mut buf).is_ok()))
+            b.iter(|| {
+                black_box(
+                    cipher
+                        .encrypt_in_place_detached(nonce, b"", &mut buf)
+                        .is_ok(),
+                )
+            })
         });
     }
     g.bench_function("xchacha20poly1305_open_1MiB", |b| {
@@ -195,7 +236,13 @@ fn pack(c: &mut Criterion) {
     let blobs: Vec<EncodedBlob> = (0..16)
         .map(|i| {
             let d = random(MIB, 100 + i);
-            blob::encode(&crypto, crypto.blob_id(&d), BlobType::Data, &d, Compression::Never)
+            blob::encode(
+                &crypto,
+                crypto.blob_id(&d),
+                BlobType::Data,
+                &d,
+                Compression::Never,
+            )
         })
         .collect();
     let total: usize = blobs.iter().map(|b| b.sealed.len()).sum();
@@ -280,7 +327,11 @@ fn index(c: &mut Criterion) {
     g.throughput(Throughput::Elements(BLOBS as u64));
     g.sample_size(10);
     g.bench_function("build_1M", |b| {
-        b.iter_batched(|| (), |_| black_box(build().blob_count()), BatchSize::PerIteration)
+        b.iter_batched(
+            || (),
+            |_| black_box(build().blob_count()),
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 }
@@ -294,7 +345,10 @@ fn pipeline(c: &mut Criterion) {
     let idx = Index::new();
     let mut g = c.benchmark_group("pipeline_1core");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    for (name, comp) in [("media_never_32MiB", Compression::Never), ("other_try3_32MiB", Compression::Try(3))] {
+    for (name, comp) in [
+        ("media_never_32MiB", Compression::Never),
+        ("other_try3_32MiB", Compression::Try(3)),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut w = PackWriter::new(16 * MIB + (64 << 10));
@@ -306,7 +360,8 @@ fn pipeline(c: &mut Criterion) {
                     }
                     let e = blob::encode(&crypto, id, BlobType::Data, chunk, comp);
                     if !w.is_empty() && w.len() + e.sealed.len() > 16 * MIB {
-                        let full = std::mem::replace(&mut w, PackWriter::new(16 * MIB + (64 << 10)));
+                        let full =
+                            std::mem::replace(&mut w, PackWriter::new(16 * MIB + (64 << 10)));
                         black_box(full.finish(&crypto).1.len());
                         packs += 1;
                     }

@@ -776,8 +776,6 @@ fn unplugged_during_an_incremental_run(delete: Option<&str>) -> (Lab, u64) {
 }
 
 #[test]
-#[ignore = "bug: after a partial snapshot of an incremental run, the next run pulls every photo \
-            the partial walk did not reach again, though the complete snapshot before holds them"]
 fn unplug_during_an_incremental_run_does_not_pull_old_photos_again() {
     let (lab, missing) = unplugged_during_an_incremental_run(None);
     let phone = start(lab.cfg());
@@ -792,8 +790,6 @@ fn unplug_during_an_incremental_run_does_not_pull_old_photos_again() {
 }
 
 #[test]
-#[ignore = "bug: a photo deleted on the phone is never reported as vanished when the run after \
-            the deletion was cut short (the next run compares with the partial snapshot only)"]
 fn unplug_during_an_incremental_run_does_not_hide_vanished_photos() {
     let gone = "DCIM/100APPLE/IMG_0010.HEIC";
     let (lab, _) = unplugged_during_an_incremental_run(Some(gone));
@@ -925,8 +921,6 @@ fn verify_device_compares_content_and_lists_exactly_what_is_not_safe() {
 }
 
 #[test]
-#[ignore = "bug: verify-device says every file is safe to delete although the repository lost \
-            the packs holding them (it checks the index, not that the data exists)"]
 fn verify_device_does_not_call_files_safe_whose_data_is_gone() {
     let lab = Lab::new(4, 17);
     let phone = start(lab.cfg());

@@ -327,7 +327,6 @@ fn cache_folder_is_owner_only() {
 /// (deletes keys, index, snapshots, packs; writes an unencrypted config). A scheduled job
 /// that has a password configured must not then write plaintext backups into it.
 #[test]
-#[ignore = "bug: an unencrypted repository is opened without a question even when a password is configured (docs/security.md §4)"]
 fn password_given_but_repository_downgraded_to_plaintext() {
     let tmp = tempdir();
     let src = tmp.path().join("src");

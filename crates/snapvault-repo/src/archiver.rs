@@ -34,6 +34,8 @@ use crate::tree::{MediaMeta, Node, NodeKind, Tree};
 /// Hooks for progress and error reporting; all methods default to doing nothing.
 pub trait Observer: Sync {
     fn file_started(&self, _path: &[u8], _size: u64) {}
+    /// A file unchanged since the parent snapshot: its node is reused, nothing is read.
+    fn file_unchanged(&self, _path: &[u8], _size: u64) {}
     fn bytes_read(&self, _n: u64) {}
     /// A file or folder could not be read; it is left out of the snapshot.
     fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
@@ -80,6 +82,9 @@ pub struct ArchiveOptions {
     pub source: snapshot::Source,
     pub tags: Vec<String>,
     pub parent: Option<(SnapshotId, Snapshot)>,
+    /// Older snapshots of the same source consulted for unchanged files the parent lacks
+    /// (the parent may be a `partial` snapshot that stopped half-way).
+    pub also: Vec<Snapshot>,
     /// Blobs known to be damaged: files containing them are read again even if unchanged.
     pub reread: HashSet<BlobId>,
     pub workers: usize,
@@ -213,10 +218,14 @@ pub fn run(
         drop(chunk_rx);
         let (sh, tx) = (shared.clone(), packer.sender());
         let finalizer = s.spawn(move || finalize(dir_rx, tx, sh, level, observer));
-        let parent_tree = match &opts.parent {
-            Some((_, p)) => repo.load_tree(&shared.index, &p.tree).ok(),
-            None => None,
-        };
+        // The parent first, then older snapshots it may not cover (after a partial run).
+        let parent_trees: Vec<Tree> = opts
+            .parent
+            .iter()
+            .map(|(_, p)| p)
+            .chain(opts.also.iter())
+            .filter_map(|p| repo.load_tree(&shared.index, &p.tree).ok())
+            .collect();
         let mut walker = Walker {
             repo,
             source,
@@ -231,7 +240,7 @@ pub fn run(
             level,
             fatal: None,
         };
-        let walked = walker.walk(b"", parent_tree.as_ref());
+        let walked = walker.walk(b"", &parent_trees);
         let fatal = walker.fatal.take();
         drop(walker);
         if let Some(f) = fatal
@@ -429,7 +438,7 @@ impl Walker<'_> {
     }
 
     /// Walk `dir` depth-first; its directory job is sent after all of its subdirectories'.
-    fn walk(&mut self, dir: &[u8], parent: Option<&Tree>) -> Result<()> {
+    fn walk(&mut self, dir: &[u8], parents: &[Tree]) -> Result<()> {
         let entries = match self.source.list(dir) {
             Ok(e) => e,
             Err(e) if self.source.is_fatal(&e) => {
@@ -444,13 +453,8 @@ impl Walker<'_> {
             Err(e) => return Err(RepoError::io("listing the source", e)),
         };
         self.shared.stats.dirs.fetch_add(1, Relaxed);
-        let find = |name: &crate::tree::Name| {
-            parent.and_then(|t| {
-                t.nodes
-                    .binary_search_by(|n| n.name.cmp(name))
-                    .ok()
-                    .map(|i| &t.nodes[i])
-            })
+        let find_in = |t: &'_ Tree, name: &crate::tree::Name| -> Option<usize> {
+            t.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
         };
         let mut pending = Vec::with_capacity(entries.len());
         for e in entries {
@@ -459,14 +463,19 @@ impl Walker<'_> {
                 break;
             }
             let path = join(dir, &e.name.0);
-            let old = find(&e.name);
+            let old = parents
+                .iter()
+                .find_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]));
             match e.kind {
                 NodeKind::Dir => {
-                    let sub = old
+                    let subs: Vec<Tree> = parents
+                        .iter()
+                        .filter_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
                         .filter(|o| o.kind == NodeKind::Dir)
-                        .and_then(|o| o.subtree)
-                        .and_then(|id| self.repo.load_tree(&self.shared.index, &id).ok());
-                    self.walk(&path, sub.as_ref())?;
+                        .filter_map(|o| o.subtree)
+                        .filter_map(|id| self.repo.load_tree(&self.shared.index, &id).ok())
+                        .collect();
+                    self.walk(&path, &subs)?;
                     pending.push(Pending::Dir(node_from(&e)));
                 }
                 NodeKind::Symlink => pending.push(Pending::Ready(node_from(&e))),
@@ -501,6 +510,7 @@ impl Walker<'_> {
                 && o.content.len() as u64 <= e.size.max(1)
         });
         if let Some(o) = unchanged {
+            self.observer.file_unchanged(path, e.size);
             st.files_unchanged.fetch_add(1, Relaxed);
             st.files_total.fetch_add(1, Relaxed);
             st.bytes_total.fetch_add(e.size, Relaxed);

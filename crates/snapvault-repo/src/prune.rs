@@ -1064,6 +1064,7 @@ pub(crate) mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             parent: None,
             reread: Default::default(),
+            also: Vec::new(),
             workers: 2,
         };
         let (id, _) = archiver::run(repo, index, &folder, opts, &NoHooks, &Photos).unwrap();

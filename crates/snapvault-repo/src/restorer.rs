@@ -269,7 +269,9 @@ pub fn restore(
 fn disk_trouble(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::QuotaExceeded
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::QuotaExceeded
     )
 }
 
@@ -340,11 +342,8 @@ fn restore_file(
         .unwrap_or_default();
     // A short, stable temporary name (any legal file name still fits beside it), so a
     // re-run reuses the leftover of an interrupted one.
-    let tmp_name = format!(
-        ".snapvault-restore-{}",
-        &blake3::hash(&name).to_hex()[..16]
-    )
-    .into_bytes();
+    let tmp_name =
+        format!(".snapvault-restore-{}", &blake3::hash(&name).to_hex()[..16]).into_bytes();
     let tmp = path.with_file_name(OsStr::from_bytes(&tmp_name));
     let mut f = OpenOptions::new()
         .write(true)

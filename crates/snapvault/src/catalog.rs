@@ -8,13 +8,19 @@ use snapvault_repo::index::Index;
 
 pub fn open_synced(repo: &Repository, index: &Index, verbose: bool) -> Result<Catalog> {
     let path = crate::cache::dir(&repo.config().id)?.join("catalog.sqlite");
-    let mut cat = Catalog::open(&path).with_context(|| format!("opening the photo catalog {}", path.display()))?;
+    let mut cat = Catalog::open(&path)
+        .with_context(|| format!("opening the photo catalog {}", path.display()))?;
     if let Some(why) = cat.recreated() {
         eprintln!("note: the photo catalog was rebuilt ({why})");
     }
-    let stats = cat.sync(repo, index).context("updating the photo catalog")?;
+    let stats = cat
+        .sync(repo, index)
+        .context("updating the photo catalog")?;
     for (id, why) in &stats.failed {
-        eprintln!("warning: snapshot {} could not be added to the photo catalog: {why}", id.short());
+        eprintln!(
+            "warning: snapshot {} could not be added to the photo catalog: {why}",
+            id.short()
+        );
     }
     if verbose && stats.changed() {
         eprintln!(

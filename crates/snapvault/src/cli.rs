@@ -54,6 +54,12 @@ pub struct Global {
     /// More detail
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Configuration file (default: $XDG_CONFIG_HOME/snapvault/config.toml)
+    #[arg(long, global = true, env = "SNAPVAULT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Use this profile of the configuration file
+    #[arg(long, global = true, env = "SNAPVAULT_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +97,15 @@ pub enum Command {
     VerifyDevice(VerifyDeviceArgs),
     /// Run a demonstration on a generated sample library (no repository needed)
     Demo(DemoArgs),
+    /// Repository size, deduplication and compression, photos and videos by month
+    Stats(StatsArgs),
+    /// Show the effective configuration and where each setting comes from
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh or fish) to stdout
+    Completions(CompletionsArgs),
+    /// Write man pages (one per command) into a folder
+    Manpage(ManpageArgs),
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +167,12 @@ pub struct InitArgs {
     /// Store data unencrypted (ids become plain BLAKE3 hashes). Not recommended.
     #[arg(long)]
     pub insecure_no_encryption: bool,
+    /// zstd level for compressible data, 1-22 (default 3; or `compression` in the config,
+    /// SNAPVAULT_COMPRESSION)
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub compression: Option<i32>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +193,16 @@ pub struct SnapshotArgs {
     /// Read every file even if unchanged since the parent snapshot
     #[arg(long)]
     pub force: bool,
+    /// Leave out files and folders matching this glob (repeatable): a name like '*.tmp'
+    /// anywhere, or a path with '/' like 'iPhone/DCIM/*/IMG_0*.MOV'
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from this file, one per line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Also back up .DS_Store, Thumbs.db, ._* and other junk left out by default
+    #[arg(long)]
+    pub no_default_excludes: bool,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -185,6 +216,9 @@ pub struct SnapshotsArgs {
     /// Only snapshots with this tag
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Only snapshots of this iPhone (UDID, or the phone's name)
+    #[arg(long, value_name = "UDID|NAME")]
+    pub device: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -371,7 +405,11 @@ pub enum KeyCommand {
         json: bool,
     },
     /// Remove a key by id (prefix); the last key and the key in use are refused
-    Remove { id: String },
+    Remove {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Change the password in use
     Passwd(NewPasswordArgs),
 }
@@ -381,6 +419,8 @@ pub struct NewPasswordArgs {
     /// Read the new password from this file
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -388,11 +428,50 @@ pub struct UnlockArgs {
     /// Remove every lock, not just stale ones (only when you are sure nothing runs)
     #[arg(long)]
     pub remove_all: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Folder for the demo (sample library, repository, restores)
     #[arg(long, default_value = "snapvault-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Only this snapshot (id prefix, `latest`); default: the whole repository
+    #[arg(long, value_name = "ID|latest")]
+    pub snapshot: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the effective settings: value and origin (default, file, env or flag)
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct ManpageArgs {
+    /// Folder to write snapvault.1 and snapvault-COMMAND.1 into (created if missing)
     pub dir: PathBuf,
 }

@@ -17,6 +17,11 @@ pub struct PasswordSource {
 const MAX_PASSWORD: u64 = 64 * 1024;
 
 impl PasswordSource {
+    /// Was a password given without prompting (file, command or environment)?
+    pub fn is_configured(&self) -> bool {
+        self.file.is_some() || self.command.is_some() || std::env::var_os(self.env_var).is_some()
+    }
+
     /// Get the password; `confirm` asks twice when prompting (new passwords).
     pub fn get(&self, what: &str, confirm: bool) -> Result<Vec<u8>> {
         if let Some(f) = &self.file {

@@ -1,6 +1,8 @@
 //! One module per command; this file holds what they share (opening the repository).
 
 mod check;
+mod completions;
+mod config_show;
 mod demo;
 mod devices;
 mod diff;
@@ -15,6 +17,7 @@ mod restore;
 mod restore_date;
 mod snapshot;
 mod snapshots;
+mod stats;
 mod unlock;
 mod verify;
 
@@ -40,7 +43,9 @@ pub struct Ctx {
 impl Ctx {
     pub fn repo_location(&self) -> Result<String> {
         self.global.repo.clone().ok_or_else(|| {
-            anyhow!("no repository given: use --repo REPO or set SNAPVAULT_REPOSITORY")
+            anyhow!(
+                "no repository given: use --repo REPO, set SNAPVAULT_REPOSITORY, or put `repository = \"…\"` in the config file (`snapvault config show` says where it is)"
+            )
         })
     }
 
@@ -65,6 +70,15 @@ impl Ctx {
             src.get(&format!("repository {loc}"), false)
                 .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
         })?;
+        // Someone who can write to the repository could replace an encrypted one by an
+        // unencrypted one; a run that expects encryption must not then write plaintext.
+        if !repo.crypto().is_encrypted() && src.is_configured() {
+            anyhow::bail!(
+                "the repository at {loc} is NOT encrypted, but a password was given; refusing to use it, \
+                 because an encrypted repository may have been replaced. If it is meant to be unencrypted, \
+                 run without SNAPVAULT_PASSWORD, --password-file or --password-command"
+            );
+        }
         Ok(repo)
     }
 
@@ -100,5 +114,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Devices(a) => devices::run(&ctx, a),
         Command::VerifyDevice(a) => verify::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
+        Command::Config(crate::cli::ConfigCommand::Show { json }) => config_show::run(&ctx, json),
+        Command::Completions(a) => completions::completions(a),
+        Command::Manpage(a) => completions::manpage(&ctx, a),
     }
 }

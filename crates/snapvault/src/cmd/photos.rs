@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     let kind: Option<KindFilter> = a.kind.as_deref().map(str::parse).transpose()?;
     let repo = ctx.open()?;
     let index = repo.load_index()?.index;
-    let cat = crate::catalog::open_synced(&repo, &index, ctx.global.verbose > 0)?;
+    let mut cat = crate::catalog::open_synced(&repo, &index, ctx.global.verbose > 0)?;
     let snapshots = match &a.snapshot {
         Some(s) => Some(vec![repo.find_snapshot(s)?.0]),
         None => None,
@@ -24,8 +24,13 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
         snapshots,
         source_key: a.device.as_ref().map(|u| format!("device:{u}")),
     };
-    let mut rows = cat.photos(&q)?;
-    rows.sort_by(|x, y| x.taken.cmp(&y.taken).then(x.latest_path.cmp(&y.latest_path)));
+    // A catalog damaged inside is rebuilt from the repository and asked again.
+    let mut rows = cat.retry_on_damage(&repo, &index, |c| c.photos(&q))?;
+    rows.sort_by(|x, y| {
+        x.taken
+            .cmp(&y.taken)
+            .then(x.latest_path.cmp(&y.latest_path))
+    });
     if a.json {
         let v: Vec<_> = rows
             .iter()
@@ -58,6 +63,10 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
         );
     }
     let total: u64 = rows.iter().map(|r| r.size).sum();
-    ctx.say(format!("{} photo(s) and video(s), {}", rows.len(), fmt::size(total)));
+    ctx.say(format!(
+        "{} photo(s) and video(s), {}",
+        rows.len(),
+        fmt::size(total)
+    ));
     Ok(0)
 }

@@ -3,8 +3,8 @@ use globset::{GlobBuilder, GlobSetBuilder};
 use snapvault_catalog::DateRange;
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions, RestoreStats};
 use snapvault_repo::snapshot::Snapshot;
-use snapvault_repo::{Repository, SnapshotId};
 use snapvault_repo::tree::NodeKind;
+use snapvault_repo::{Repository, SnapshotId};
 
 use super::{Ctx, threads};
 use crate::cli::{Layout, RestoreArgs};
@@ -41,7 +41,12 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         (None, None) => bail!("which snapshot? give an id, `latest`, --date DATE or --as-of DATE"),
     };
     if a.as_of.is_some() {
-        ctx.say(format!("restoring snapshot {} of {} (the newest at or before {})", sid.short(), fmt::time_ns(snap.time), a.as_of.as_deref().unwrap_or_default()));
+        ctx.say(format!(
+            "restoring snapshot {} of {} (the newest at or before {})",
+            sid.short(),
+            fmt::time_ns(snap.time),
+            a.as_of.as_deref().unwrap_or_default()
+        ));
     }
     let index = repo.load_index()?.index;
     let (items, dirs) = restorer::collect(&repo, &index, &snap.tree, &include)?;
@@ -64,7 +69,13 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     if a.dry_run {
         return dry_run(ctx, &items, &sid.to_hex(), a.json);
     }
-    report(ctx, &stats, &format!("snapshot {}", sid.short()), &a.target, a.json)
+    report(
+        ctx,
+        &stats,
+        &format!("snapshot {}", sid.short()),
+        &a.target,
+        a.json,
+    )
 }
 
 /// The newest snapshot taken on or before the end of `date` (UTC), optionally of one device.
@@ -74,7 +85,9 @@ fn as_of(repo: &Repository, date: &str, device: Option<&str>) -> Result<(Snapsho
     let (all, _) = repo.snapshots()?;
     all.into_iter()
         .rev()
-        .filter(|(_, s)| device.is_none_or(|u| s.source.device.as_ref().is_some_and(|d| d.udid == u)))
+        .filter(|(_, s)| {
+            device.is_none_or(|u| s.source.device.as_ref().is_some_and(|d| d.udid == u))
+        })
         .find(|(_, s)| {
             let day = snapvault_repo::time::rfc3339_utc(s.unix_time());
             snapvault_catalog::day_number(&day).is_some_and(|d| d <= hi)
@@ -83,19 +96,31 @@ fn as_of(repo: &Repository, date: &str, device: Option<&str>) -> Result<(Snapsho
 }
 
 pub fn dry_run(ctx: &Ctx, items: &[RestoreItem], snapshot: &str, json: bool) -> Result<i32> {
-    let files: Vec<&RestoreItem> = items.iter().filter(|i| i.node.kind == NodeKind::File).collect();
+    let files: Vec<&RestoreItem> = items
+        .iter()
+        .filter(|i| i.node.kind == NodeKind::File)
+        .collect();
     let total: u64 = files.iter().map(|i| i.node.size).sum();
     if json {
         let v: Vec<_> = items
             .iter()
             .map(|i| serde_json::json!({"path": String::from_utf8_lossy(&i.path), "size": i.node.size, "type": i.node.kind}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"snapshot": snapshot, "files": files.len(), "bytes": total, "items": v}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"snapshot": snapshot, "files": files.len(), "bytes": total, "items": v})
+            )?
+        );
     } else {
         for i in items {
             println!("{:>12} {}", i.node.size, String::from_utf8_lossy(&i.path));
         }
-        ctx.say(format!("would restore {} file(s), {}", files.len(), fmt::size(total)));
+        ctx.say(format!(
+            "would restore {} file(s), {}",
+            files.len(),
+            fmt::size(total)
+        ));
     }
     Ok(0)
 }

@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let _lock = repo.lock(false, "restore")?;
     let index = repo.load_index()?.index;
-    let cat = crate::catalog::open_synced(&repo, &index, ctx.global.verbose > 0)?;
+    let mut cat = crate::catalog::open_synced(&repo, &index, ctx.global.verbose > 0)?;
     let only = a.only_snapshot.as_ref().or(a.snapshot.as_ref());
     let snapshots = match only {
         Some(s) => Some(vec![repo.find_snapshot(s)?.0]),
@@ -34,8 +34,12 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
         snapshots,
         source_key: a.device.as_ref().map(|u| format!("device:{u}")),
     };
-    let rows = cat.photos(&q)?;
-    let companions = cat.companions(&q, &rows)?;
+    // A catalog damaged inside is rebuilt from the repository and asked again.
+    let (rows, companions) = cat.retry_on_damage(&repo, &index, |c| {
+        let rows = c.photos(&q)?;
+        let companions = c.companions(&q, &rows)?;
+        Ok((rows, companions))
+    })?;
     let items = place(&rows, &companions, a.layout);
     let label = format!("photos taken {range}");
     if a.dry_run {
@@ -52,7 +56,15 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
         dry_run: false,
         threads: threads(),
     };
-    let stats = restorer::restore(&repo, &index, &items, &[], &opts, &snapvault_repo::archiver::NoHooks)?;
+    let progress = crate::progress::Progress::new(
+        "restore",
+        crate::progress::mode(ctx.global.quiet, a.json),
+        crate::progress::Unit::Files,
+    );
+    let observer = crate::progress::RestoreProgress::new(&progress, &items);
+    let stats = restorer::restore(&repo, &index, &items, &[], &opts, &observer);
+    progress.finish();
+    let stats = stats?;
     super::restore::report(ctx, &stats, &label, &a.target, a.json)
 }
 
@@ -98,13 +110,23 @@ pub fn place(rows: &[PhotoRow], companions: &[PhotoRow], layout: Layout) -> Vec<
                 let (stem, _) = split_name(&primary.latest_path);
                 let mut n = 1;
                 loop {
-                    let s = if n == 1 { stem.to_string() } else { format!("{stem} ({n})") };
+                    let s = if n == 1 {
+                        stem.to_string()
+                    } else {
+                        format!("{stem} ({n})")
+                    };
                     let candidate: Vec<String> = members
                         .iter()
                         .map(|m| {
                             let (own_stem, ext) = split_name(&m.latest_path);
                             // Companions keep their own stem's edit prefix but follow renames.
-                            let own = if own_stem == stem { s.clone() } else if n == 1 { own_stem.to_string() } else { format!("{own_stem} ({n})") };
+                            let own = if own_stem == stem {
+                                s.clone()
+                            } else if n == 1 {
+                                own_stem.to_string()
+                            } else {
+                                format!("{own_stem} ({n})")
+                            };
                             format!("{folder}/{own}{ext}")
                         })
                         .collect();

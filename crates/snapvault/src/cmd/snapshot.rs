@@ -29,6 +29,10 @@ impl Observer for Report {
             "warning: skipped {}: {error}",
             String::from_utf8_lossy(path)
         );
+        // Still on the source, only unreadable now: not "gone".
+        if let Ok(mut p) = self.photos.lock() {
+            p.1.insert(String::from_utf8_lossy(path).into_owned());
+        }
     }
 
     fn recorded(&self, dir: &[u8], node: &Node) {
@@ -36,11 +40,12 @@ impl Observer for Report {
             && let Ok(mut p) = self.photos.lock()
         {
             p.0.insert(photoset::content_key(node));
-            p.1.insert(format!(
-                "{}/{}",
-                String::from_utf8_lossy(dir),
+            let path = if dir.is_empty() {
                 node.name.lossy()
-            ));
+            } else {
+                format!("{}/{}", String::from_utf8_lossy(dir), node.name.lossy())
+            };
+            p.1.insert(path);
         }
     }
 }
@@ -61,6 +66,30 @@ pub fn vanished(
         .collect();
     gone.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(gone)
+}
+
+/// The snapshots to compare with, newest first: the latest of the source, and when that
+/// is a `partial` one (the source went away mid-run), the ones back to the last complete
+/// snapshot, so files the partial run never reached are not read again.
+pub fn parents_of_source(
+    repo: &Repository,
+    source: &Source,
+) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let host = snapvault_repo::time::hostname();
+    let key = source.group_key(&host);
+    let (all, _) = repo.snapshots()?;
+    let mut out = Vec::new();
+    for (id, s) in all.into_iter().rev() {
+        if s.source.group_key(&s.hostname) != key {
+            continue;
+        }
+        let partial = s.summary.interrupted.is_some();
+        out.push((id, s));
+        if !partial {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The newest snapshot of the same source on this host: the parent for change detection.
@@ -95,7 +124,8 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
                 fmt::size(phone.bytes)
             );
         }
-        let code = take(ctx, &phone, source, &a)?;
+        let usb = || phone.device.bytes_transferred();
+        let code = take(ctx, &phone, source, &a, Some(&usb))?;
         if ctx.global.verbose > 0 {
             eprintln!(
                 "transferred {} from the phone",
@@ -109,7 +139,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     }
     let folder = FolderSource::new(&a.paths)?;
     let source = Source::folder(folder.absolute_paths());
-    take(ctx, &folder, source, &a)
+    take(ctx, &folder, source, &a, None)
 }
 
 /// Run the snapshot pipeline on any source and report.
@@ -118,7 +148,13 @@ fn take(
     src: &dyn snapvault_repo::fs_source::Source,
     source: Source,
     a: &SnapshotArgs,
+    transfer: Option<&(dyn Fn() -> u64 + Sync)>,
 ) -> Result<i32> {
+    // Excluded entries are dropped where folders are listed: never opened, never read.
+    let excludes =
+        crate::exclude::Excludes::new(&a.exclude, &a.exclude_file, a.no_default_excludes)?;
+    let filtered = crate::exclude::Filtered::new(src, &excludes);
+    let src: &dyn snapvault_repo::fs_source::Source = &filtered;
     let repo = ctx.open()?;
     let _lock = repo.lock(false, "snapshot")?;
     let removed = repo
@@ -128,30 +164,53 @@ fn take(
     if removed > 0 && ctx.global.verbose > 0 {
         eprintln!("removed {removed} leftover temporary file(s) of interrupted runs");
     }
-    let parent = match (&a.parent, a.force) {
-        (_, true) => None,
-        (Some(p), false) => Some(repo.find_snapshot(p)?),
-        (None, false) => latest_of_source(&repo, &source)?,
+    let chain = match (&a.parent, a.force) {
+        (_, true) => Vec::new(),
+        (Some(p), false) => vec![repo.find_snapshot(p)?],
+        (None, false) => parents_of_source(&repo, &source)?,
     };
-    let parent_snap = parent.as_ref().map(|(_, s)| s.clone());
+    // Vanished photos are judged against the last complete snapshot of the source.
+    let parent_snap = chain.last().map(|(_, s)| s.clone());
+    let mut chain = chain.into_iter();
+    let parent = chain.next();
+    let also: Vec<Snapshot> = chain.map(|(_, s)| s).collect();
     let loaded = repo.load_index().context("loading the index")?;
     let opts = ArchiveOptions {
         source,
         tags: a.tags.clone(),
         parent,
+        also,
         // Files holding blobs the last `check` found damaged are read again and stored anew.
         reread: super::check::damaged_blobs(&repo.config().id),
         workers: threads(),
     };
     let report = Report::default();
-    let (id, snap) = archiver::run(
-        &repo,
-        loaded.index,
-        src,
-        opts,
-        &report,
-        &crate::media::PhotoInspector,
-    )?;
+    let mode = crate::progress::mode(ctx.global.quiet, a.json);
+    let progress = crate::progress::Progress::new("snapshot", mode, crate::progress::Unit::Files);
+    let observer = crate::progress::SnapshotProgress {
+        progress: &progress,
+        inner: &report,
+        transfer,
+    };
+    // The scan counts the totals beside the snapshot; the scope waits for it, so the last
+    // progress line has final totals.
+    let result = std::thread::scope(|s| {
+        progress.scan(s, src);
+        archiver::run(
+            &repo,
+            loaded.index,
+            src,
+            opts,
+            &observer,
+            &crate::media::PhotoInspector,
+        )
+    });
+    progress.finish();
+    let (id, snap) = result?;
+    let left_out = filtered.left_out.load(std::sync::atomic::Ordering::Relaxed);
+    if left_out > 0 && ctx.global.verbose > 0 {
+        eprintln!("excluded {left_out} file(s) and folder(s) (see `snapvault config show`)");
+    }
     let gone = match (&parent_snap, &snap.summary.interrupted) {
         (Some(p), None) => {
             let index = repo.load_index()?.index;
@@ -167,7 +226,10 @@ fn take(
         .map_err(anyhow::Error::from)
         .and_then(|l| crate::catalog::open_synced(&repo, &l.index, false))
     {
-        eprintln!("warning: the photo catalog was not updated ({}); it is rebuilt when needed", crate::exit::message(&e));
+        eprintln!(
+            "warning: the photo catalog was not updated ({}); it is rebuilt when needed",
+            crate::exit::message(&e)
+        );
     }
     if let Some(why) = &snap.summary.interrupted {
         anyhow::bail!(
@@ -233,7 +295,7 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
             ));
         }
     }
-    if snap.incomplete {
+    if s.errors > 0 {
         eprintln!(
             "warning: snapshot is incomplete: {} file(s) or folder(s) could not be read (listed above)",
             s.errors

@@ -14,6 +14,14 @@ pub fn run(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
     let shown: Vec<_> = all
         .iter()
         .filter(|(_, s)| a.tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+        .filter(|(_, s)| {
+            a.device.as_ref().is_none_or(|d| {
+                s.source
+                    .device
+                    .as_ref()
+                    .is_some_and(|dev| dev.udid == *d || dev.name == *d)
+            })
+        })
         .collect();
     if a.json {
         let v: Vec<_> = shown

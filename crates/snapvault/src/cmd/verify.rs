@@ -37,6 +37,19 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
     let stored: HashMap<String, Node> = photoset::files_of(&repo, &index, &snap.tree)?
         .into_iter()
         .collect();
+    // The data must really be there: every pack the index names must exist at its size.
+    let present: HashMap<String, u64> = repo
+        .backend()
+        .list(snapvault_repo::backend::FileKind::Pack)?
+        .into_iter()
+        .map(|f| (f.name, f.size))
+        .collect();
+    let stored_ok = |id: &snapvault_repo::BlobId| {
+        index.get(id).is_some_and(|loc| {
+            let (pack, size) = index.pack(loc.pack);
+            present.get(&pack.to_hex()) == Some(&size)
+        })
+    };
     let chunker = Chunker::new(&repo.config().chunker, repo.crypto());
     let mut buf = Vec::new();
     let (mut safe, mut total) = (0usize, 0usize);
@@ -88,7 +101,7 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
                 "differs",
                 "the phone's file differs from the stored one".into(),
             ));
-        } else if let Some(missing) = ids.iter().find(|id| !index.contains(id)) {
+        } else if let Some(missing) = ids.iter().find(|id| !stored_ok(id)) {
             problems.push((
                 path,
                 "damaged",
