@@ -19,3 +19,4 @@ mod restore;
 mod roundtrip;
 mod security;
 mod unreadable;
+mod photos;

@@ -48,12 +48,14 @@ impl Inspector for PhotoInspector {
         if info.kind == MediaKind::Other {
             return None;
         }
-        let info = snapvault_media::with_fallback(
-            info,
-            entry.btime.map(|b| b.div_euclid(1_000_000_000)),
-            entry.mtime.div_euclid(1_000_000_000),
-            None,
-        );
+        // Without metadata: birth time, then mtime — but a birth time later than the mtime
+        // is only when the file was copied here (copies keep the mtime), so the earlier wins.
+        let mtime = entry.mtime.div_euclid(1_000_000_000);
+        let btime = entry
+            .btime
+            .map(|b| b.div_euclid(1_000_000_000))
+            .filter(|&b| b <= mtime);
+        let info = snapvault_media::with_fallback(info, btime, mtime, None);
         Some(meta_from(&info, path))
     }
 
