@@ -199,13 +199,15 @@ EOF
 # ------------------------------------------------------------------ measuring
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 
-# prepare MODE PATH...: cold = sync + evict the whole run folder; warm = read PATHs once.
+# prepare MODE STEP PATH...: cold = sync + evict the whole run folder (and the small-files
+# tree for those steps); warm = read PATHs once.
 prepare() {
-    local mode=$1
-    shift
+    local mode=$1 stepname=$2
+    shift 2
     if [[ $mode == cold ]]; then
-        sync
-        python3 "$HERE/pagecache.py" evict "$RUN" "$BASE/small"
+        local extra=()
+        [[ $stepname != small_* ]] || extra=("$BASE/small")
+        python3 "$HERE/pagecache.py" evict "$RUN" "${extra[@]}"
     else
         python3 "$HERE/pagecache.py" warm "$@"
     fi
@@ -294,7 +296,7 @@ step() {
         esac
         local inputs=("$(repo_of "$tool")" "$(cache_of "$tool")")
         [[ $verb == backup ]] && inputs+=("$arg")
-        prepare "$mode" "${inputs[@]}"
+        prepare "$mode" "$stepname" "${inputs[@]}"
         measure "$mode" "$run" "$tool" "$stepname" || true
         [[ -z ${BROKEN[$tool]:-} ]] || continue
         case $verb in
@@ -360,7 +362,6 @@ one_run() {
 }
 
 # The disk's own sequential read speed on this library (cold), for the cold-cache comparison.
-sync
 python3 "$HERE/pagecache.py" evict "$BASE/lib"
 t0=$(date +%s.%N)
 python3 "$HERE/pagecache.py" warm "$BASE/lib"

@@ -4,7 +4,7 @@
     pagecache.py evict PATH...   # fsync + posix_fadvise(DONTNEED) every file under PATHs
     pagecache.py warm PATH...    # read every file under PATHs once (into the page cache)
 
-Eviction only drops clean pages, so each file is fdatasync'ed first. This is cold *in this
+Eviction only drops clean pages, so it runs sync(2) first. This is cold *in this
 machine's page cache*; a hypervisor below may still cache the virtual disk.
 """
 
@@ -25,6 +25,9 @@ def files(paths):
 
 
 def evict(paths):
+    # One global sync makes every page clean (an fdatasync per file costs ~1 ms each on
+    # ext4, which adds up over 20,000 small files); DONTNEED then drops them.
+    os.sync()
     n = b = 0
     for fp in files(paths):
         try:
@@ -32,10 +35,6 @@ def evict(paths):
         except OSError:
             continue
         try:
-            try:
-                os.fdatasync(fd)
-            except OSError:
-                pass
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             n += 1
             b += os.fstat(fd).st_size
