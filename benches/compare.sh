@@ -6,7 +6,8 @@
 #                      [--cache both|cold|warm] [--work /var/tmp/snapvault-bench]
 #                      [--tools snapvault,restic,borg] [--small-files 20000] [--seed 1]
 #
-# Environment: SNAPVAULT (path to a built binary; default: cargo build --release),
+# Environment: SNAPVAULT (path to a built binary; default: cargo build --release) and
+# SNAPVAULT_REV (its revision, for the report),
 # CARGO_TARGET_DIR, BENCH_PASSWORD (the repositories' password; it is handed to the tools
 # only through SNAPVAULT_PASSWORD / RESTIC_PASSWORD / BORG_PASSPHRASE).
 set -euo pipefail
@@ -71,7 +72,10 @@ if [[ -z ${SNAPVAULT:-} ]]; then
     say "building snapvault (release)"
     (cd "$ROOT" && cargo build --release -q -p snapvault) || die "cargo build failed"
     SNAPVAULT=${CARGO_TARGET_DIR:-$ROOT/target}/release/snapvault
+    SNAPVAULT_REV=${SNAPVAULT_REV:-git $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')}
 fi
+# Where the binary came from, for the report (set SNAPVAULT_REV when passing SNAPVAULT=).
+SNAPVAULT_REV=${SNAPVAULT_REV:-prebuilt binary, revision not given}
 [[ -x $SNAPVAULT ]] || die "snapvault binary $SNAPVAULT not found"
 SNAPVAULT=$(realpath "$SNAPVAULT")
 # Builds from before `forget`/`prune` existed: that step is reported as missing, not failed.
@@ -394,7 +398,7 @@ json.dump({
     "kernel": "$(uname -sr)",
     "os": """$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")""",
     "fs": """$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')""",
-    "snapvault": """$("$SNAPVAULT" --version | head -1) (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))""",
+    "snapvault": """$("$SNAPVAULT" --version | head -1) ($SNAPVAULT_REV)""",
     "restic": """$(restic version | head -1)""",
     "borg": """$(borg --version | head -1)""",
     "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",

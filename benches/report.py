@@ -68,7 +68,8 @@ def main():
     L.append("")
     L.append(f"- Machine: {meta['nproc']} × {meta['cpu']}, {meta['ram']} RAM, {meta['kernel']}, "
              f"{meta['os']}; work folder on {meta['fs']} (library, repositories, client caches "
-             "and restore targets all on this one disk).")
+             "and restore targets all on this one disk); cold sequential read of the "
+             f"library (1 MiB reads, one file after another): {meta.get('disk_mbps', '?')} MB/s.")
     loads = [float(r["other_load"]) for r in rows]
     mean_other = sum(loads) / len(loads) if loads else 0.0
     L.append(f"- Load average before / after: {meta['load_before']} / {meta['load_after']}; "
