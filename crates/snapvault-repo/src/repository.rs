@@ -203,10 +203,17 @@ impl Repository {
             }
             IndexFile::open(&self.crypto, &bytes, &what)
         });
-        let mut index = Index::new();
+        let files: Vec<IndexFile> = files.into_iter().collect::<Result<_>>()?;
+        // Size the table once: growing it while merging costs twice the memory at the peak.
+        let blobs: usize = files
+            .iter()
+            .flat_map(|f| &f.packs)
+            .map(|p| p.blobs.len())
+            .sum();
+        let mut index = Index::with_capacity(blobs);
         let mut ids = Vec::with_capacity(names.len());
         for (f, parsed) in names.iter().zip(files) {
-            index.add_file(&parsed?);
+            index.add_file(&parsed);
             ids.push(f.name.parse()?);
         }
         Ok(LoadedIndex { index, files: ids })
