@@ -147,14 +147,24 @@ pub fn check(
     let mut r = CheckReport::default();
 
     for k in be.list(FileKind::Key)? {
-        if let Err(e) = be
+        match be
             .read(FileKind::Key, &k.name)
             .and_then(|b| KeyFile::parse(&b))
         {
-            r.error(
+            Err(e) => r.error(
                 format!("key {}", k.name),
                 format!("unusable: {e}; other keys still work"),
-            );
+            ),
+            Ok(kf) => {
+                if let crate::crypto::Crypto::Keyed(master) = crypto
+                    && !kf.verify_mac(master)
+                {
+                    r.error(
+                        format!("key {}", k.name),
+                        "is damaged (its contents changed); other keys still work: remove it with `snapvault key remove`",
+                    );
+                }
+            }
         }
     }
     for t in be.leftover_temp_files()? {

@@ -43,6 +43,10 @@ pub struct KeyFile {
     pub salt: String,
     /// hex: nonce ‖ sealed master key ‖ tag
     pub data: String,
+    /// hex keyed-BLAKE3 MAC of the other fields under a key derived from the master key,
+    /// so `check` can tell a damaged key file without knowing its password.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
 }
 
 fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
@@ -79,7 +83,27 @@ impl KeyFile {
             params,
             salt: hex::encode(salt),
             data: hex::encode(sealed),
+            mac: String::new(),
         })
+        .map(|mut k: KeyFile| {
+            k.mac = k.compute_mac(master);
+            k
+        })
+    }
+
+    fn compute_mac(&self, master: &MasterKey) -> String {
+        let mut c = self.clone();
+        c.mac.clear();
+        let bytes = serde_json::to_vec(&c).unwrap_or_default();
+        crate::crypto::Crypto::Keyed(master.clone())
+            .mac("snapvault key file mac", &bytes)
+            .map(hex::encode)
+            .unwrap_or_default()
+    }
+
+    /// Does this key file carry a valid MAC under `master` (its bytes are intact)?
+    pub fn verify_mac(&self, master: &MasterKey) -> bool {
+        !self.mac.is_empty() && self.mac == self.compute_mac(master)
     }
 
     pub fn parse(bytes: &[u8]) -> Result<KeyFile> {

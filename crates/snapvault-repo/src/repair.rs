@@ -86,8 +86,18 @@ pub fn plan(repo: &Repository, report: &CheckReport) -> Result<RepairPlan> {
     p.salvage_packs.sort();
     for id in &report.unindexed_packs {
         let size = repo.backend().size(FileKind::Pack, &id.to_hex())?;
-        if read_header(repo, id, size).is_ok() {
+        if read_header(repo, id, size).is_err() {
+            continue;
+        }
+        // A pack whose bytes are not its name is rescued blob by blob, not adopted.
+        let intact = repo
+            .backend()
+            .read(FileKind::Pack, &id.to_hex())
+            .is_ok_and(|b| crate::id::Id::hash_of(&b) == id.0);
+        if intact {
             p.adopt_packs.push(*id);
+        } else {
+            p.salvage_packs.push(*id);
         }
     }
     let (snaps, bad) = repo.snapshots()?;
@@ -170,15 +180,25 @@ pub fn apply(
     let bad_copies: HashSet<(BlobId, PackId)> = report.bad_copies.iter().copied().collect();
     let salvage: HashSet<PackId> = plan.salvage_packs.iter().copied().collect();
 
-    // 1a. Rescue the intact blobs of damaged packs.
+    // 1a. Rescue the intact blobs of damaged packs (indexed or not).
     if parts.index {
         let per_pack = index.entries_of_pack();
-        for (pos, (pid, size)) in index.packs().iter().enumerate() {
-            if !salvage.contains(pid) {
+        let positions: HashMap<PackId, usize> = index
+            .packs()
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| (*p, i))
+            .collect();
+        for pid in &plan.salvage_packs {
+            let Ok(size) = repo.backend().size(FileKind::Pack, &pid.to_hex()) else {
                 continue;
-            }
-            let mut entries: Vec<PackEntry> = read_header(repo, pid, *size).unwrap_or_default();
-            for (bid, loc) in &per_pack[pos] {
+            };
+            let mut entries: Vec<PackEntry> = read_header(repo, pid, size).unwrap_or_default();
+            let indexed: &[(BlobId, crate::index::BlobLocation)] = match positions.get(pid) {
+                Some(&pos) => &per_pack[pos],
+                None => &[],
+            };
+            for (bid, loc) in indexed {
                 if !entries
                     .iter()
                     .any(|e| e.id == *bid && e.offset == loc.offset)
