@@ -254,12 +254,13 @@ pub fn run(
         walked?;
         root
     });
-    let packed = packer.finish();
+    // A failed pack or index write (a full disk) is why the workers saw "the pack writer
+    // stopped": report the cause first.
+    packer.finish()?;
     if let Some(e) = shared.error.lock().ok().and_then(|mut g| g.take()) {
         return Err(e);
     }
     let root = root?.ok_or_else(|| RepoError::Invalid("nothing to back up".into()))?;
-    packed?;
     let st = &shared.stats;
     let summary = Summary {
         files_new: st.files_new.load(Relaxed),
