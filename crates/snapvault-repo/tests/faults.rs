@@ -759,3 +759,32 @@ fn unreadable_key_file_is_not_a_wrong_password() {
         Err(RepoError::WrongPassword)
     ));
 }
+
+/// A full disk at the first pack write of a large snapshot (workers still busy) is reported
+/// as what it is, not as a consequence ("the pack writer stopped").
+#[test]
+fn disk_full_is_the_error_reported_even_while_workers_are_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    create_repo(&root, true);
+    let src = dir.path().join("lib");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..6 {
+        std::fs::write(src.join(format!("VID_{i}.MOV")), noise(1000 + i, 5 << 20)).unwrap();
+    }
+    for attempt in 0..3 {
+        let f = FaultyBackend::new(local(&root))
+            .watching(&[Op::Write])
+            .kinds(&[FileKind::Pack])
+            .fail_at(1, Effect::ErrnoFromThenOn(libc::ENOSPC));
+        let err = guarded("large snapshot, disk full", || {
+            snapshot(&open_with(Arc::new(f), PW).unwrap(), &src).unwrap_err()
+        });
+        let msg = err.to_string();
+        assert!(
+            msg.contains("No space left on device"),
+            "attempt {attempt}: unclear error: {msg}"
+        );
+    }
+    verify(&root, &[], &[], None, "after the disk filled up");
+}
