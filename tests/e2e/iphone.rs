@@ -600,8 +600,6 @@ fn icloud_only_original_is_reported_skipped_and_counted() {
 }
 
 #[test]
-#[ignore = "bug: a photo still on the phone but unreadable (iCloud-only) after it changed is \
-            reported as \"no longer on the source\" (vanished) by the snapshot"]
 fn unreadable_photo_is_not_reported_as_vanished() {
     let lab = Lab::new(8, 19);
     let cloud = "DCIM/100APPLE/IMG_0005.HEIC";
@@ -807,8 +805,6 @@ fn unplug_during_an_incremental_run_does_not_hide_vanished_photos() {
 }
 
 #[test]
-#[ignore = "bug: after an unplug, snapshot warns \"0 file(s) or folder(s) could not be read \
-            (listed above)\" although nothing is listed and the cause is the unplug"]
 fn unplug_warning_does_not_blame_unreadable_files() {
     let lab = Lab::new(12, 18);
     let total = total_bytes(&dcim_files(&lab.lib));

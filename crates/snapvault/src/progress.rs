@@ -514,12 +514,16 @@ impl Observer for SnapshotProgress<'_> {
             c.clear();
         }
         match self.progress.mode() {
-            Mode::Json => emit_json(&json!({
-                "type": "warning",
-                "command": self.progress.inner.command,
-                "path": String::from_utf8_lossy(path),
-                "message": format!("skipped: {error}"),
-            })),
+            Mode::Json => {
+                emit_json(&json!({
+                    "type": "warning",
+                    "command": self.progress.inner.command,
+                    "path": String::from_utf8_lossy(path),
+                    "message": format!("skipped: {error}"),
+                }));
+                // The inner observer still takes note (it prints nothing in JSON mode).
+                self.inner.skipped(path, error);
+            }
             Mode::Bar => match &self.progress.inner.bar {
                 Some(b) => b.suspend(|| self.inner.skipped(path, error)),
                 None => self.inner.skipped(path, error),

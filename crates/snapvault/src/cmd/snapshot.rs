@@ -21,14 +21,18 @@ use crate::photoset::{self, ContentKey, PhotoEntry};
 pub struct Report {
     /// Content keys and paths of the photos in the new snapshot.
     pub photos: Mutex<(HashSet<ContentKey>, HashSet<String>)>,
+    /// Warnings are reported elsewhere (as JSON lines): only take note here.
+    pub silent: bool,
 }
 
 impl Observer for Report {
     fn skipped(&self, path: &[u8], error: &std::io::Error) {
-        eprintln!(
-            "warning: skipped {}: {error}",
-            String::from_utf8_lossy(path)
-        );
+        if !self.silent {
+            eprintln!(
+                "warning: skipped {}: {error}",
+                String::from_utf8_lossy(path)
+            );
+        }
         // Still on the source, only unreadable now: not "gone".
         if let Ok(mut p) = self.photos.lock() {
             p.1.insert(String::from_utf8_lossy(path).into_owned());
@@ -184,8 +188,11 @@ fn take(
         reread: super::check::damaged_blobs(&repo.config().id),
         workers: threads(),
     };
-    let report = Report::default();
     let mode = crate::progress::mode(ctx.global.quiet, a.json);
+    let report = Report {
+        silent: matches!(mode, crate::progress::Mode::Json),
+        ..Report::default()
+    };
     let progress = crate::progress::Progress::new("snapshot", mode, crate::progress::Unit::Files);
     let observer = crate::progress::SnapshotProgress {
         progress: &progress,
