@@ -74,7 +74,8 @@ def main():
     mean_other = sum(loads) / len(loads) if loads else 0.0
     L.append(f"- Load average before / after: {meta['load_before']} / {meta['load_after']}; "
              f"mean CPU used by *other* processes during the timed steps: **{mean_other:.2f} "
-             f"of {meta['nproc']} cores**" +
+             f"of {meta['nproc']} cores** (kernel threads included, so the writeback of a "
+             "step's own writes counts here too)" +
              (" — the machine was busy: wall times are inflated, CPU seconds much less so."
               if mean_other > 0.3 else " (quiet)."))
     L.append(f"- Tools: {meta['snapvault']}; {meta['restic']}; {meta['borg']}.")
