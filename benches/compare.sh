@@ -4,7 +4,7 @@
 #
 #   benches/compare.sh [--size 2GiB] [--runs 3] [--out docs/benchmarks.md]
 #                      [--cache both|cold|warm] [--work /var/tmp/snapvault-bench]
-#                      [--tools snapvault,restic,borg] [--small-files 20000] [--seed 1]
+#                      [--tools snapvault,restic,borg] [--small-files 20000] [--seed 1] [--keep]
 #
 # Environment: SNAPVAULT (path to a built binary; default: cargo build --release) and
 # SNAPVAULT_REV (its revision, for the report),
