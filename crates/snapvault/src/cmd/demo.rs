@@ -82,6 +82,16 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     step(&["restore", "latest", "--target", "restored"])?;
     same_tree(&library.join("DCIM"), &dir.join("restored").join("DCIM"))?;
     ctx.say("restored files are byte-for-byte identical to the phone's\n");
+    step(&["photos", "--date", "2023-07"])?;
+    step(&[
+        "restore",
+        "--date",
+        "2023-07",
+        "--target",
+        "july-2023",
+        "--layout",
+        "date",
+    ])?;
     step(&["verify-device"])?;
     step(&["check", "--read-data"])?;
     phone.stop();
