@@ -5,6 +5,7 @@ mod common;
 mod check;
 mod concurrency;
 mod dedup;
+mod demo;
 mod errors;
 mod everyday;
 mod incremental;
