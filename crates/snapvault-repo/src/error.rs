@@ -25,6 +25,12 @@ pub enum RepoError {
         found: u32,
         supported: u32,
     },
+    /// A backend refused to replace an existing file (files are never overwritten).
+    #[error("{0} already exists in the repository")]
+    FileExists(String),
+    /// The storage behind a backend failed (network, server, credentials, bucket).
+    #[error("{0}")]
+    Remote(String),
     #[error("wrong password: no key in the repository opens with it")]
     WrongPassword,
     #[error("repository is locked: {0}")]

@@ -4,6 +4,15 @@
 //! snapshot, restore and check hold shared locks; prune and key removal hold exclusive ones.
 //! A lock is stale when it is older than [`LEASE_SECS`] or its process is gone on this host;
 //! stale locks never block anyone, they are reported so `snapvault unlock` can remove them.
+//!
+//! Exclusive locks are first serialised by one fixed object, `locks/exclusive`, created with
+//! the backend's atomic create (link(2) locally, `If-None-Match: *` on S3, O_EXCL on SFTP),
+//! so that of many processes racing for an exclusive lock exactly one goes on. The winner
+//! then writes its own lock object and lists: any other live lock makes it back off. Shared
+//! lockers write theirs and list too, so of a shared and an exclusive locker racing, at least
+//! one sees the other (each writes before it lists). The marker is never refreshed; a marker
+//! older than the lease is stale and may be replaced, which is safe because the refreshed
+//! lock objects, not the marker, carry the exclusion.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -18,6 +27,10 @@ use crate::error::{RepoError, Result};
 use crate::id::Id;
 
 pub const LEASE_SECS: i64 = 30 * 60;
+/// The name of the object that serialises exclusive lockers.
+pub const EXCLUSIVE_MARKER: &str = "exclusive";
+/// An unreadable marker younger than this may be one being written (SFTP writes in place).
+const UNREADABLE_MARKER_GRACE_SECS: u64 = 60;
 const REFRESH_SECS: u64 = 5 * 60;
 const MAX_LOCK_FILE: usize = 64 * 1024;
 
@@ -96,6 +109,8 @@ pub fn list_locks(backend: &dyn Backend, crypto: &Crypto) -> Result<Vec<FoundLoc
 pub struct LockGuard {
     backend: Arc<dyn Backend>,
     current: Arc<Mutex<String>>,
+    /// The sealed bytes of our `locks/exclusive` marker, when we hold it.
+    marker: Option<Vec<u8>>,
     stop: Option<mpsc::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
     /// Stale locks seen while locking (for a hint to run `snapvault unlock`).
@@ -112,7 +127,7 @@ impl LockGuard {
         let now = crate::time::now_unix();
         let conflict = |locks: &[FoundLock], own: Option<&str>| -> Option<String> {
             for l in locks {
-                if Some(l.name.as_str()) == own {
+                if Some(l.name.as_str()) == own || l.name == EXCLUSIVE_MARKER {
                     continue;
                 }
                 match &l.info {
@@ -149,11 +164,30 @@ impl LockGuard {
             exclusive,
             command: command.to_string(),
         };
-        let name = write_lock(backend.as_ref(), &crypto, &info)?;
+        let marker = if exclusive {
+            Some(take_marker(backend.as_ref(), &crypto, &info, now)?)
+        } else {
+            None
+        };
+        let name = match write_lock(backend.as_ref(), &crypto, &info) {
+            Ok(n) => n,
+            Err(e) => {
+                release_marker(backend.as_ref(), marker.as_deref());
+                return Err(e);
+            }
+        };
         // Someone may have locked at the same moment: look again, and back off on conflict.
-        let after = list_locks(backend.as_ref(), &crypto)?;
+        let after = match list_locks(backend.as_ref(), &crypto) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = backend.remove(FileKind::Lock, &name);
+                release_marker(backend.as_ref(), marker.as_deref());
+                return Err(e);
+            }
+        };
         if let Some(holder) = conflict(&after, Some(&name)) {
             let _ = backend.remove(FileKind::Lock, &name);
+            release_marker(backend.as_ref(), marker.as_deref());
             return Err(RepoError::Locked(format!(
                 "repository is in use by {holder}"
             )));
@@ -181,10 +215,73 @@ impl LockGuard {
         Ok(LockGuard {
             backend,
             current,
+            marker,
             stop: Some(tx),
             refresher: Some(refresher),
             stale,
         })
+    }
+}
+
+/// Create `locks/exclusive` atomically; returns the sealed bytes written (to recognise our
+/// own marker later). A live marker of someone else is a conflict; a stale one is replaced.
+fn take_marker(backend: &dyn Backend, crypto: &Crypto, info: &LockInfo, now: i64) -> Result<Vec<u8>> {
+    let bytes = crypto.seal(&serde_json::to_vec(info).unwrap_or_default());
+    for _ in 0..3 {
+        match backend.write(FileKind::Lock, EXCLUSIVE_MARKER, &bytes) {
+            Ok(()) => return Ok(bytes),
+            Err(RepoError::FileExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let found = match backend.read(FileKind::Lock, EXCLUSIVE_MARKER) {
+            Ok(b) => b,
+            // Released meanwhile: try again.
+            Err(_) if !backend.exists(FileKind::Lock, EXCLUSIVE_MARKER)? => continue,
+            Err(e) => return Err(e),
+        };
+        // A create that was retried after its reply got lost finds its own marker.
+        if found == bytes {
+            return Ok(bytes);
+        }
+        match LockInfo::decode(crypto, &found, EXCLUSIVE_MARKER) {
+            Ok(holder) if !holder.is_stale(now) => {
+                return Err(RepoError::Locked(format!(
+                    "repository is in use by {}",
+                    holder.describe()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let age = backend.age_secs(FileKind::Lock, EXCLUSIVE_MARKER)?;
+                if age.is_none_or(|a| a < UNREADABLE_MARKER_GRACE_SECS) {
+                    return Err(RepoError::Locked(
+                        "repository is in use: an unreadable exclusive lock marker locks/exclusive \
+                         (if no snapvault process is running, remove it with `snapvault unlock --remove-all`)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        // Stale: its holder is gone. Remove it and race again.
+        match backend.remove(FileKind::Lock, EXCLUSIVE_MARKER) {
+            Ok(()) => {}
+            Err(_) if !backend.exists(FileKind::Lock, EXCLUSIVE_MARKER)? => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(RepoError::Locked(
+        "repository is in use: another process keeps taking the exclusive lock".into(),
+    ))
+}
+
+/// Remove our marker, unless someone replaced it meanwhile.
+fn release_marker(backend: &dyn Backend, ours: Option<&[u8]>) {
+    let Some(ours) = ours else { return };
+    if backend
+        .read(FileKind::Lock, EXCLUSIVE_MARKER)
+        .is_ok_and(|b| b == ours)
+    {
+        let _ = backend.remove(FileKind::Lock, EXCLUSIVE_MARKER);
     }
 }
 
@@ -204,6 +301,8 @@ impl Drop for LockGuard {
         if let Ok(name) = self.current.lock() {
             let _ = self.backend.remove(FileKind::Lock, &name);
         }
+        // Lock object first, then the marker: a marker without a lock object is harmless.
+        release_marker(self.backend.as_ref(), self.marker.as_deref());
     }
 }
 
@@ -248,4 +347,72 @@ mod tests {
         let g = LockGuard::acquire(b.clone(), c.clone(), true, "prune").unwrap();
         assert_eq!(g.stale.len(), 1);
     }
+
+    #[test]
+    fn exclusive_race_has_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        b.create_layout().unwrap();
+        let winners = race_exclusive(&b, 16);
+        assert_eq!(winners, 1);
+        // Everything released: the next exclusive locker gets in.
+        assert!(b.list(FileKind::Lock).unwrap().is_empty());
+        drop(LockGuard::acquire(b.clone(), Crypto::Plain, true, "prune").unwrap());
+    }
+
+    #[test]
+    fn stale_marker_is_replaced_and_live_one_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        b.create_layout().unwrap();
+        let c = Crypto::Plain;
+        let mut dead = LockInfo {
+            hostname: crate::time::hostname(),
+            username: "u".into(),
+            pid: 999_999_999,
+            time: crate::time::now_unix(),
+            exclusive: true,
+            command: "prune".into(),
+        };
+        let sealed = c.seal(&serde_json::to_vec(&dead).unwrap());
+        b.write(FileKind::Lock, EXCLUSIVE_MARKER, &sealed).unwrap();
+        let g = LockGuard::acquire(b.clone(), c.clone(), true, "prune").unwrap();
+        drop(g);
+        assert!(!b.exists(FileKind::Lock, EXCLUSIVE_MARKER).unwrap());
+        // A live holder on another host blocks, and is named.
+        dead.hostname = "elsewhere".into();
+        let sealed = c.seal(&serde_json::to_vec(&dead).unwrap());
+        b.write(FileKind::Lock, EXCLUSIVE_MARKER, &sealed).unwrap();
+        let msg = LockGuard::acquire(b.clone(), c.clone(), true, "prune")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("elsewhere"), "{msg}");
+        // Shared lockers are not blocked by a marker without a lock object.
+        drop(LockGuard::acquire(b.clone(), c, false, "snapshot").unwrap());
+    }
+}
+
+/// Race `n` threads for an exclusive lock (released by a barrier); returns how many got it.
+/// Used by the local unit test and by the remote backends' tests against real servers.
+pub fn race_exclusive(backend: &Arc<dyn Backend>, n: usize) -> usize {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let held = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (b, barrier, held) = (backend.clone(), barrier.clone(), held.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let g = LockGuard::acquire(b, Crypto::Plain, true, "prune");
+                // Hold until everyone has tried, so a late starter cannot win after release.
+                held.wait();
+                g.is_ok()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(false))
+        .filter(|&w| w)
+        .count()
 }

@@ -143,10 +143,7 @@ impl Backend for LocalBackend {
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             if e.kind() == io::ErrorKind::AlreadyExists {
-                return Err(RepoError::Invalid(format!(
-                    "{} {name} already exists in the repository",
-                    kind.name()
-                )));
+                return Err(RepoError::FileExists(format!("{} {name}", kind.name())));
             }
             return Err(RepoError::io(format!("writing {}", target.display()), e));
         }
