@@ -23,7 +23,7 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location (a folder)
+    /// Repository location: a folder, s3:https://host[:port]/bucket[/prefix], s3:bucket[/prefix] (AWS) or sftp:user@host[:port]:/path
     #[arg(
         short = 'r',
         long,
@@ -48,6 +48,10 @@ pub struct Global {
         value_name = "CMD"
     )]
     pub password_command: Option<String>,
+    /// Concurrent connections to a remote repository (default: 8 for S3, 4 for SFTP)
+    #[arg(long, global = true, env = "SNAPVAULT_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: Option<u16>,
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,

@@ -50,8 +50,7 @@ impl Ctx {
     }
 
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let loc = self.repo_location()?;
-        Ok(Arc::new(LocalBackend::new(loc)))
+        open_backend(&self.repo_location()?)
     }
 
     pub fn password_source(&self) -> PasswordSource {
@@ -89,6 +88,22 @@ impl Ctx {
     }
 }
 
+/// The backend for a repository location: a local folder, `s3:…` or `sftp:…`.
+pub fn open_backend(location: &str) -> Result<Arc<dyn Backend>> {
+    if !snapvault_remote::is_remote(location) {
+        return Ok(Arc::new(LocalBackend::new(location)));
+    }
+    let mut opts = snapvault_remote::RemoteOptions::from_env()?;
+    opts.connections = CONNECTIONS.get().copied().flatten().map(usize::from);
+    // Index and snapshot files are cached next to the catalog; without a cache folder
+    // (no HOME) every command downloads them again, which is slower but correct.
+    opts.cache_dir = crate::cache::dir("remote").ok();
+    Ok(snapvault_remote::open(location, &opts)?)
+}
+
+/// `--connections`, set once from the command line before any backend is opened.
+static CONNECTIONS: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
+
 pub fn threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -96,6 +111,7 @@ pub fn threads() -> usize {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
+    let _ = CONNECTIONS.set(cli.global.connections);
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
