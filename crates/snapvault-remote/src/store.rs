@@ -166,59 +166,58 @@ impl RemoteBackend {
 
     /// Turn an OpenDAL error into one that says what failed, where, and what to do.
     fn err(&self, doing: &str, what: &str, e: opendal::Error) -> RepoError {
-        let text = e.to_string();
-        let has = |s: &str| text.contains(s);
+        let detail = describe(&e);
+        let has = |s: &str| detail.contains(s);
         if has("NoSuchBucket") {
             return RepoError::Remote(format!(
                 "{}: the {} does not exist; create the bucket first (snapvault does not create buckets)",
                 self.location, self.target
             ));
         }
-        if has("InvalidAccessKeyId")
+        let denied = e.kind() == ErrorKind::PermissionDenied
+            || has("InvalidAccessKeyId")
             || has("SignatureDoesNotMatch")
             || has("InvalidClientTokenId")
-            || has("Permission denied (publickey")
-            || e.kind() == ErrorKind::PermissionDenied
-        {
+            || has("Permission denied");
+        if denied {
             let hint = match self.service {
                 Service::S3 => {
-                    "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)"
+                    "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and the bucket's policy"
                 }
                 Service::Sftp => {
-                    "check the SSH key (~/.ssh, ssh-agent or SNAPVAULT_SFTP_KEY) and that the server accepts it"
+                    "check the SSH key (~/.ssh, ssh-agent or SNAPVAULT_SFTP_KEY), that the server accepts it, and the folder's permissions"
                 }
             };
             return RepoError::Remote(format!(
-                "{}: access denied while {doing} {what} ({}): {hint}",
-                self.location,
-                first_line(&text)
-            ));
-        }
-        if has("Host key verification failed") || has("REMOTE HOST IDENTIFICATION") {
-            return RepoError::Remote(format!(
-                "{}: the server's host key is not in ~/.ssh/known_hosts (or has changed). Check it and add it \
-                 (e.g. `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts` after verifying the fingerprint), \
-                 or set SNAPVAULT_SFTP_HOST_KEYS=add to trust a new server on first use",
+                "{}: access denied while {doing} {what}: {hint}",
                 self.location
             ));
         }
-        let kind = match e.kind() {
-            ErrorKind::NotFound => {
-                return RepoError::corrupt(
-                    format!("{what} in {}", self.location),
-                    "file is missing from the repository",
-                );
-            }
+        if self.service == Service::Sftp && has("failed to connect") {
+            return RepoError::Remote(format!(
+                "{}: cannot log in over SSH: the host is unreachable, its host key is not in \
+                 ~/.ssh/known_hosts (check the fingerprint, then `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`, \
+                 or SNAPVAULT_SFTP_HOST_KEYS=add to trust it on first use), or the SSH key is refused \
+                 (`ssh -p PORT user@host` shows which)",
+                self.location
+            ));
+        }
+        if e.kind() == ErrorKind::NotFound {
+            return RepoError::corrupt(
+                format!("{what} in {}", self.location),
+                "file is missing from the repository",
+            );
+        }
+        let why = match e.kind() {
             ErrorKind::RateLimited => "the server keeps asking to slow down",
             _ if e.is_temporary() || e.is_persistent() => {
-                "the server did not answer (after retries)"
+                "the server did not answer in time (after retries)"
             }
             _ => "the server refused",
         };
         RepoError::Remote(format!(
-            "{}: {doing} {what} failed: {kind}: {}",
-            self.location,
-            first_line(&text)
+            "{}: {doing} {what} failed: {why}: {detail}",
+            self.location
         ))
     }
 
@@ -252,7 +251,7 @@ impl RemoteBackend {
         path: &str,
         data: &[u8],
     ) -> Result<(), RepoError> {
-        let what = format!("{} {name}", kind.name());
+        let what = what(kind, name);
         let opts = WriteOptions {
             if_not_exists: true,
             ..Default::default()
@@ -279,7 +278,7 @@ impl RemoteBackend {
         path: &str,
         data: &[u8],
     ) -> Result<(), RepoError> {
-        let what = format!("{} {name}", kind.name());
+        let what = what(kind, name);
         let excl = WriteOptions {
             if_not_exists: true,
             ..Default::default()
@@ -349,7 +348,7 @@ impl RemoteBackend {
         };
         match self.op.list_options("", opts) {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound && self.service == Service::Sftp => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.err("opening", &self.target, e)),
         }
     }
@@ -369,6 +368,34 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
+/// "pack 3fa2…", or "the config".
+fn what(kind: FileKind, name: &str) -> String {
+    match kind {
+        FileKind::Config => "the config".to_string(),
+        _ => format!("{} {name}", kind.name()),
+    }
+}
+
+/// An OpenDAL error without its request context (headers, ids): kind, message and causes.
+fn describe(e: &opendal::Error) -> String {
+    let mut out = format!("{}: {}", e.kind(), first_line(e.message()));
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(first_line(&s.to_string()));
+        src = s.source();
+    }
+    if out.len() > 400 {
+        let mut cut = 400;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
 fn config_err(location: &str, e: opendal::Error) -> RepoError {
     RepoError::Invalid(format!(
         "cannot use the repository location {location}: {}",
@@ -386,7 +413,7 @@ impl Backend for RemoteBackend {
         let found = self
             .op
             .exists(&path)
-            .map_err(|e| self.err("looking for", &format!("{} {name}", kind.name()), e))?;
+            .map_err(|e| self.err("looking for", &what(kind, name), e))?;
         if !found && kind == FileKind::Config {
             // No repository here — or no bucket, or no access: a listing tells which.
             self.probe()?;
@@ -399,7 +426,7 @@ impl Backend for RemoteBackend {
         self.op
             .read(&path)
             .map(|b| b.to_vec())
-            .map_err(|e| self.err("reading", &format!("{} {name}", kind.name()), e))
+            .map_err(|e| self.err("reading", &what(kind, name), e))
     }
 
     fn read_range(
@@ -410,7 +437,7 @@ impl Backend for RemoteBackend {
         len: usize,
     ) -> Result<Vec<u8>, RepoError> {
         let path = self.path(kind, name)?;
-        let what = format!("{} {name}", kind.name());
+        let what = what(kind, name);
         let opts = ReadOptions {
             range: (offset..offset + len as u64).into(),
             ..Default::default()
@@ -462,14 +489,14 @@ impl Backend for RemoteBackend {
         self.op
             .stat(&path)
             .map(|m| m.content_length())
-            .map_err(|e| self.err("looking at", &format!("{} {name}", kind.name()), e))
+            .map_err(|e| self.err("looking at", &what(kind, name), e))
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), RepoError> {
         let path = self.path(kind, name)?;
         self.op
             .delete(&path)
-            .map_err(|e| self.err("deleting", &format!("{} {name}", kind.name()), e))
+            .map_err(|e| self.err("deleting", &what(kind, name), e))
     }
 
     fn age_secs(&self, kind: FileKind, name: &str) -> Result<Option<u64>, RepoError> {
@@ -477,7 +504,7 @@ impl Backend for RemoteBackend {
         let meta = self
             .op
             .stat(&path)
-            .map_err(|e| self.err("looking at", &format!("{} {name}", kind.name()), e))?;
+            .map_err(|e| self.err("looking at", &what(kind, name), e))?;
         Ok(meta.last_modified().map(|t| {
             let then = t.into_inner().as_second();
             let now = snapvault_repo::time::now_unix();

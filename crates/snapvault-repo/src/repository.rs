@@ -103,10 +103,12 @@ impl Repository {
         let location = backend.location();
         let raw = match backend.read(FileKind::Config, "config") {
             Ok(b) => b,
-            Err(_) if !backend.exists(FileKind::Config, "config").unwrap_or(false) => {
-                return Err(RepoError::NotFound(location));
-            }
-            Err(e) => return Err(e),
+            // A remote backend that cannot reach its storage says why from `exists`.
+            Err(e) => match backend.exists(FileKind::Config, "config") {
+                Ok(false) => return Err(RepoError::NotFound(location)),
+                Ok(true) => return Err(e),
+                Err(why) => return Err(why),
+            },
         };
         let config = Config::parse(&raw, &location)?;
         if !config.encrypted {
