@@ -7,6 +7,8 @@
 
 pub mod cache;
 mod store;
+#[doc(hidden)]
+pub mod test_servers;
 pub mod url;
 
 use std::path::PathBuf;

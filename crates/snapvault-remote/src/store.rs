@@ -442,16 +442,24 @@ impl Backend for RemoteBackend {
             range: (offset..offset + len as u64).into(),
             ..Default::default()
         };
-        let got = self
-            .op
-            .read_options(&path, opts)
-            .map_err(|e| self.err("reading", &what, e))?
-            .to_vec();
-        if got.len() != len {
-            return Err(RepoError::corrupt(
-                what,
+        let short = || {
+            RepoError::corrupt(
+                what.clone(),
                 format!("file ends before byte {}", offset + len as u64),
-            ));
+            )
+        };
+        let got = match self.op.read_options(&path, opts) {
+            Ok(b) => b.to_vec(),
+            Err(e)
+                if e.kind() == ErrorKind::RangeNotSatisfied
+                    || e.message().contains("too little data") =>
+            {
+                return Err(short());
+            }
+            Err(e) => return Err(self.err("reading", &what, e)),
+        };
+        if got.len() != len {
+            return Err(short());
         }
         Ok(got)
     }

@@ -225,8 +225,19 @@ impl LockGuard {
 
 /// Create `locks/exclusive` atomically; returns the sealed bytes written (to recognise our
 /// own marker later). A live marker of someone else is a conflict; a stale one is replaced.
-fn take_marker(backend: &dyn Backend, crypto: &Crypto, info: &LockInfo, now: i64) -> Result<Vec<u8>> {
-    let bytes = crypto.seal(&serde_json::to_vec(info).unwrap_or_default());
+fn take_marker(
+    backend: &dyn Backend,
+    crypto: &Crypto,
+    info: &LockInfo,
+    now: i64,
+) -> Result<Vec<u8>> {
+    // A random nonce makes our marker recognisable even among lockers that share a pid and
+    // a clock second (threads of one process) or an unencrypted repository's sealing.
+    let mut doc = serde_json::to_value(info).unwrap_or_default();
+    if let Some(m) = doc.as_object_mut() {
+        m.insert("nonce".into(), Id::random().to_hex().into());
+    }
+    let bytes = crypto.seal(&serde_json::to_vec(&doc).unwrap_or_default());
     for _ in 0..3 {
         match backend.write(FileKind::Lock, EXCLUSIVE_MARKER, &bytes) {
             Ok(()) => return Ok(bytes),

@@ -1,0 +1,176 @@
+//! The remote backends against real servers on 127.0.0.1: moto's S3 and OpenSSH's sftp
+//! (started by `.ci/servers.sh start`). One test function, run in order, because the S3
+//! credentials are process environment variables.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use snapvault_remote::{HostKeys, RemoteOptions};
+use snapvault_repo::RepoError;
+use snapvault_repo::backend::{Backend, FileKind};
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", hex::encode(rand::random::<[u8; 6]>()))
+}
+
+fn name_of(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+fn semantics(b: &Arc<dyn Backend>, what: &str) {
+    b.create_layout().unwrap();
+    // Create, then the same bytes again (a retried upload): fine; other bytes: refused.
+    let data = b"some index bytes".to_vec();
+    let n = name_of(&data);
+    b.write(FileKind::Index, &n, &data).unwrap();
+    b.write(FileKind::Index, &n, &data)
+        .unwrap_or_else(|e| panic!("{what}: rewriting identical bytes: {e}"));
+    match b.write(FileKind::Index, &n, b"other bytes") {
+        Err(RepoError::FileExists(_)) => {}
+        other => panic!("{what}: replacing a file must fail with FileExists, got {other:?}"),
+    }
+    assert_eq!(b.read(FileKind::Index, &n).unwrap(), data, "{what}");
+    // Range reads, and a range past the end is reported as damage, not garbage.
+    let pack: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let p = name_of(&pack);
+    b.write(FileKind::Pack, &p, &pack).unwrap();
+    assert_eq!(
+        b.read_range(FileKind::Pack, &p, 1000, 5000).unwrap(),
+        &pack[1000..6000]
+    );
+    assert_eq!(b.size(FileKind::Pack, &p).unwrap(), pack.len() as u64);
+    match b.read_range(FileKind::Pack, &p, 199_000, 5000) {
+        Err(RepoError::Corrupt { .. }) => {}
+        other => panic!("{what}: short range read gave {other:?}"),
+    }
+    let packs = b.list(FileKind::Pack).unwrap();
+    assert_eq!(packs.len(), 1, "{what}: {packs:?}");
+    assert_eq!(
+        (packs[0].name.as_str(), packs[0].size),
+        (p.as_str(), pack.len() as u64)
+    );
+    let age = b.age_secs(FileKind::Pack, &p).unwrap();
+    assert!(age.is_some_and(|a| a < 600), "{what}: age {age:?}");
+    assert!(b.leftover_temp_files().unwrap().is_empty(), "{what}");
+    // Missing files are damage with the name in it; removal is final.
+    match b.read(FileKind::Snapshot, &name_of(b"none")) {
+        Err(RepoError::Corrupt { what: w, .. }) => assert!(w.contains("snapshot"), "{w}"),
+        other => panic!("{what}: reading a missing file gave {other:?}"),
+    }
+    b.remove(FileKind::Pack, &p).unwrap();
+    assert!(!b.exists(FileKind::Pack, &p).unwrap());
+    assert!(b.list(FileKind::Pack).unwrap().is_empty());
+}
+
+fn lock_race(b: &Arc<dyn Backend>, what: &str) {
+    for round in 0..3 {
+        let winners = snapvault_repo::lock::race_exclusive(b, 16);
+        assert_eq!(winners, 1, "{what}: round {round}: {winners} winners of 16");
+        assert!(
+            b.list(FileKind::Lock).unwrap().is_empty(),
+            "{what}: locks left behind"
+        );
+    }
+}
+
+/// More than one page of a listing (S3 returns at most 1000 keys a page).
+fn listing_pages(b: &Arc<dyn Backend>, n: usize) {
+    let names: Vec<String> = (0..n).map(|i| name_of(&i.to_le_bytes())).collect();
+    std::thread::scope(|s| {
+        for chunk in names.chunks(n.div_ceil(8)) {
+            s.spawn(move || {
+                for name in chunk {
+                    b.write(FileKind::Snapshot, name, name.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    let mut listed: Vec<String> = b
+        .list(FileKind::Snapshot)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    listed.sort();
+    let mut want = names;
+    want.sort();
+    assert_eq!(listed, want);
+}
+
+#[test]
+fn remote_backends_against_real_servers() {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let env = snapvault_remote::test_servers::load(&ws).unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: the only test in this binary, so no other thread reads the environment yet.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "snapvault-test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "snapvault-test-secret");
+        std::env::remove_var("AWS_SESSION_TOKEN");
+    }
+    let opts = RemoteOptions {
+        retries: 2,
+        ssh_key: Some(env["SV_SFTP_KEY"].clone().into()),
+        host_keys: HostKeys::Strict,
+        ..Default::default()
+    };
+    let s3 = |tag: &str| {
+        let loc = format!(
+            "s3:{}/{}/{}",
+            env["SV_S3_ENDPOINT"],
+            env["SV_S3_BUCKET"],
+            unique(tag)
+        );
+        snapvault_remote::open(&loc, &opts).unwrap()
+    };
+    let sftp = |tag: &str| {
+        let loc = format!(
+            "sftp:{}@{}:{}:{}/{}",
+            env["SV_SFTP_USER"],
+            env["SV_SFTP_HOST"],
+            env["SV_SFTP_PORT"],
+            env["SV_SFTP_ROOT"],
+            unique(tag)
+        );
+        snapvault_remote::open(&loc, &opts).unwrap()
+    };
+
+    semantics(&s3("semantics"), "s3");
+    semantics(&sftp("semantics"), "sftp");
+    lock_race(&s3("race"), "s3");
+    let b = sftp("race");
+    b.create_layout().unwrap();
+    lock_race(&b, "sftp");
+    listing_pages(&s3("pages"), 1010);
+
+    // Through the metadata cache, a file read once is not fetched again, and it is checked.
+    let cache = tempfile::tempdir().unwrap();
+    let cached_opts = RemoteOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..opts.clone()
+    };
+    let loc = format!(
+        "s3:{}/{}/{}",
+        env["SV_S3_ENDPOINT"],
+        env["SV_S3_BUCKET"],
+        unique("cache")
+    );
+    let b = snapvault_remote::open(&loc, &cached_opts).unwrap();
+    let data = b"a snapshot".to_vec();
+    b.write(FileKind::Snapshot, &name_of(&data), &data).unwrap();
+    assert_eq!(b.read(FileKind::Snapshot, &name_of(&data)).unwrap(), data);
+    let cached: Vec<_> = walk(cache.path());
+    assert_eq!(cached.len(), 1, "{cached:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
