@@ -304,6 +304,7 @@ fn main() {
             parent: None,
             summary: Summary::default(),
             incomplete: false,
+            original: None,
         };
         let id = SnapshotId(Id::hash_of(format!("snapshot {i}").as_bytes()));
         let (t, c) = (Instant::now(), cpu_time());

@@ -231,6 +231,7 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
             parent: None,
             summary: Summary::default(),
             incomplete: false,
+            original: None,
         })
         .unwrap();
     }

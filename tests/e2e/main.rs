@@ -4,6 +4,7 @@ mod common;
 
 mod check;
 mod concurrency;
+mod copy;
 mod dedup;
 mod demo;
 mod errors;

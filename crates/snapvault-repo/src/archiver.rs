@@ -295,6 +295,7 @@ pub fn run(
         parent: opts.parent.map(|(id, _)| id),
         incomplete: summary.errors > 0 || summary.interrupted.is_some(),
         summary,
+        original: None,
     };
     let id = repo.save_snapshot(&snap)?;
     Ok((id, snap))

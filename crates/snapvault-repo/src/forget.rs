@@ -1096,6 +1096,7 @@ mod tests {
             parent: None,
             summary: Default::default(),
             incomplete: false,
+            original: None,
         };
         let g = GroupBy::default();
         assert_eq!(g.key(&s), "source /p, host mac");

@@ -12,6 +12,7 @@ pub mod blob;
 pub mod checker;
 pub mod chunker;
 pub mod config;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod faulty;

@@ -93,6 +93,10 @@ pub struct Snapshot {
     /// Some files could not be read; they are missing from this snapshot.
     #[serde(default)]
     pub incomplete: bool,
+    /// Written by `copy`: the snapshot this one is a copy of (in another repository). A
+    /// copy of a copy keeps the first one's id, so copies along a chain are recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 impl Snapshot {
@@ -140,6 +144,7 @@ mod tests {
             parent: Some(SnapshotId(Id::random())),
             summary: Summary::default(),
             incomplete: false,
+            original: None,
         }
     }
 

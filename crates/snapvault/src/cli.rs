@@ -84,6 +84,8 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Reclaim the space of data that no snapshot uses any more
     Prune(PruneArgs),
+    /// Copy snapshots into another repository (the off-site copy), sending only what it lacks
+    Copy(CopyArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
@@ -395,6 +397,28 @@ pub struct PruneArgs {
     /// Show the plan; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Snapshots to copy: id prefixes, `latest`, `latest~N`
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Copy every snapshot (those the destination has already are skipped)
+    #[arg(long, conflicts_with = "snapshots")]
+    pub all: bool,
+    /// The destination repository: a folder, or an `s3:` or `sftp:` URL
+    #[arg(long, value_name = "REPO2")]
+    pub to: String,
+    /// Read the destination's password from this file (else SNAPVAULT_PASSWORD2)
+    #[arg(long, env = "SNAPVAULT_PASSWORD_FILE2", value_name = "FILE")]
+    pub password_file2: Option<PathBuf>,
+    /// Run this shell command and use its output as the destination's password
+    #[arg(long, env = "SNAPVAULT_PASSWORD_COMMAND2", value_name = "CMD")]
+    pub password_command2: Option<String>,
+    /// Print a summary as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -120,6 +120,7 @@ pub fn wants_json(c: &crate::cli::Command) -> bool {
         C::Check(a) => a.json,
         C::Forget(a) => a.json,
         C::Prune(a) => a.json,
+        C::Copy(a) => a.json,
         C::Key(KeyCommand::Add(a) | KeyCommand::Passwd(a)) => a.json,
         C::Key(KeyCommand::List { json } | KeyCommand::Remove { json, .. }) => *json,
         C::Unlock(a) => a.json,

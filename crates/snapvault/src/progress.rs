@@ -1,4 +1,4 @@
-//! Progress of long commands (snapshot, restore, check --read-data, prune).
+//! Progress of long commands (snapshot, restore, check --read-data, prune, copy).
 //!
 //! Three modes, chosen once per command by [`mode`]:
 //! - a bar on stderr (indicatif) when stderr is a terminal, without `--quiet` or `--json`;
@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use snapvault_repo::archiver::Observer;
 use snapvault_repo::checker::CheckObserver;
+use snapvault_repo::copy::CopyObserver;
 use snapvault_repo::fs_source::Source;
 use snapvault_repo::prune::PruneObserver;
 use snapvault_repo::restorer::RestoreObserver;
@@ -51,11 +52,12 @@ pub fn mode(quiet: bool, json: bool) -> Mode {
     }
 }
 
-/// What the counted things are called in the bar: `files` or `packs`.
+/// What the counted things are called in the bar: `files`, `packs` or `blobs`.
 #[derive(Clone, Copy)]
 pub enum Unit {
     Files,
     Packs,
+    Blobs,
 }
 
 impl Unit {
@@ -63,6 +65,7 @@ impl Unit {
         match self {
             Unit::Files => "files",
             Unit::Packs => "packs",
+            Unit::Blobs => "blobs",
         }
     }
 }
@@ -575,6 +578,19 @@ impl CheckObserver for Progress {
     fn pack_read(&self, bytes: u64) {
         self.inner.bytes_read.fetch_add(bytes, Relaxed);
         self.item_done(bytes);
+    }
+}
+
+/// Copy: the snapshot being copied as the phase; data blobs done (copied, or known to be in
+/// the destination) with their sizes; bytes read from the source.
+impl CopyObserver for Progress {
+    fn snapshot_started(&self, n: usize, of: usize, source: &snapvault_repo::SnapshotId) {
+        self.set_phase(&format!("snapshot {}/{of} {}", n + 1, source.short()));
+    }
+
+    fn blob_done(&self, size: u64, read: u64) {
+        self.inner.bytes_read.fetch_add(read, Relaxed);
+        self.item_done(size);
     }
 }
 

@@ -3,6 +3,7 @@
 mod check;
 mod completions;
 mod config_show;
+mod copy;
 mod demo;
 mod devices;
 mod diff;
@@ -122,6 +123,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Forget(a) => forget::run(&ctx, a),
         Command::Prune(a) => prune::run(&ctx, a),
+        Command::Copy(a) => copy::run(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),

@@ -37,6 +37,7 @@ pub fn run(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
                     "tags": s.tags,
                     "tree": s.tree,
                     "parent": s.parent,
+                    "original": s.original,
                     "incomplete": s.incomplete,
                     "files": s.summary.files_total,
                     "size": s.summary.bytes_total,

@@ -1,0 +1,626 @@
+//! Copying snapshots into another repository that has its own keys (`snapvault copy`).
+//!
+//! Blob ids are keyed per repository, so every blob is re-identified: its plaintext is read
+//! from the source, hashed under the destination's id key, and sealed and packed (by the
+//! ordinary [`Packer`]) only when the destination lacks it. Chunk boundaries stay those of
+//! the source. Trees are rewritten with the new ids in post-order, then the snapshot is
+//! saved with the same metadata and `original` set to the source snapshot's id (or to its
+//! own `original`, when it is a copy itself, as restic does: a copy of a copy is
+//! recognised as the same snapshot).
+//!
+//! A destination snapshot whose `original` names a source snapshot, and which agrees with it
+//! on time, host, user, source and tags, *is* its copy: that snapshot is skipped, and the
+//! two trees are walked in lockstep ([`learn_pair`], reading only tree blobs) to learn
+//! which destination id each source tree and data blob has. A subtree found in that
+//! [`BlobMap`] is not read again, and a data blob found there is neither read nor hashed,
+//! so a nightly copy transfers only what the destination truly lacks.
+//!
+//! Write order is the repository's: one packer per snapshot, whose packs and index files
+//! are written before that snapshot. An interrupted copy leaves the snapshots copied so far
+//! complete and, at worst, packs no snapshot uses yet; a re-run reuses them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crossbeam_channel::Sender;
+
+use crate::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::error::{RepoError, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::packer::Packer;
+use crate::repository::{Repository, SnapshotEntry, parallel_map};
+use crate::snapshot::Snapshot;
+use crate::tree::Node;
+
+mod learn;
+
+pub use learn::{BlobMap, learn_pair};
+
+/// Hooks for progress; all methods default to doing nothing.
+pub trait CopyObserver: Sync {
+    /// Snapshot `n` (0-based) of the `of` to copy is starting.
+    fn snapshot_started(&self, _n: usize, _of: usize, _source: &SnapshotId) {}
+    /// A data blob is done: `size` its plaintext length, `read` the bytes read from the
+    /// source for it (0 when the destination was known to have it).
+    fn blob_done(&self, _size: u64, _read: u64) {}
+}
+
+pub struct NoCopyHooks;
+impl CopyObserver for NoCopyHooks {}
+
+/// What copying one snapshot did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Blobs (data and trees) stored in the destination, and their stored bytes.
+    pub blobs_copied: u64,
+    pub bytes_copied: u64,
+    /// Data blobs read from the source (the others were known to be in the destination).
+    pub blobs_read: u64,
+    pub bytes_read: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written to the destination under this id.
+    Copied(SnapshotId),
+    /// The destination has it already, under this id.
+    Skipped(SnapshotId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyResult {
+    pub source: SnapshotId,
+    pub outcome: Outcome,
+    pub stats: CopyStats,
+}
+
+/// The id a snapshot is known by across copies: its `original`, or its own.
+pub fn identity(id: &SnapshotId, s: &Snapshot) -> SnapshotId {
+    s.original.unwrap_or(*id)
+}
+
+/// Do two snapshots (one a copy of the other) describe the same backup?
+fn same_backup(a: &Snapshot, b: &Snapshot) -> bool {
+    a.time == b.time
+        && a.hostname == b.hostname
+        && a.username == b.username
+        && a.source == b.source
+        && a.tags == b.tags
+}
+
+/// The destination's snapshots by identity.
+struct Copies(HashMap<SnapshotId, Vec<SnapshotEntry>>);
+
+impl Copies {
+    fn new(dst: Vec<SnapshotEntry>) -> Copies {
+        let mut m: HashMap<SnapshotId, Vec<SnapshotEntry>> = HashMap::new();
+        for (id, s) in dst {
+            m.entry(identity(&id, &s)).or_default().push((id, s));
+        }
+        Copies(m)
+    }
+
+    /// The destination snapshot that is a copy of this source snapshot, if any.
+    fn of(&self, id: &SnapshotId, s: &Snapshot) -> Option<&SnapshotEntry> {
+        self.0
+            .get(&identity(id, s))?
+            .iter()
+            .find(|(_, d)| same_backup(d, s))
+    }
+
+    fn add(&mut self, id: SnapshotId, s: Snapshot) {
+        self.0.entry(identity(&id, &s)).or_default().push((id, s));
+    }
+}
+
+/// The two repositories of a copy, with their indexes (the destination's grows as packs
+/// are written).
+pub struct Repos<'a> {
+    pub src: &'a Repository,
+    pub src_index: &'a Index,
+    pub dst: &'a Repository,
+    pub dst_index: Index,
+}
+
+/// Copy the `selected` source snapshots (oldest first) into the destination. `all_src` is
+/// every source snapshot (for parents and for learning from earlier copies). Snapshots
+/// the destination has already are skipped.
+pub fn copy(
+    mut r: Repos<'_>,
+    all_src: &[SnapshotEntry],
+    selected: &[SnapshotId],
+    observer: &dyn CopyObserver,
+) -> Result<Vec<CopyResult>> {
+    if r.src.config().id == r.dst.config().id {
+        return Err(RepoError::Invalid(
+            "the destination is the source repository itself".into(),
+        ));
+    }
+    let by_id: HashMap<SnapshotId, &Snapshot> = all_src.iter().map(|(i, s)| (*i, s)).collect();
+    let (dst_snaps, _) = r.dst.snapshots()?;
+    let mut copies = Copies::new(dst_snaps);
+    let todo = selected
+        .iter()
+        .filter(|id| by_id.get(*id).is_some_and(|s| copies.of(id, s).is_none()))
+        .count();
+    // Learn from every earlier copy, but only when there is something to copy.
+    let mut map = BlobMap::default();
+    if todo > 0 {
+        for (id, s) in all_src.iter().rev() {
+            if let Some((_, d)) = copies.of(id, s) {
+                learn_pair(
+                    r.src,
+                    r.src_index,
+                    r.dst,
+                    &r.dst_index,
+                    s.tree,
+                    d.tree,
+                    &mut map,
+                );
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(selected.len());
+    let mut n = 0;
+    for id in selected {
+        let snap = *by_id
+            .get(id)
+            .ok_or_else(|| RepoError::NoSuchSnapshot(id.to_hex()))?;
+        if let Some((existing, _)) = copies.of(id, snap) {
+            out.push(CopyResult {
+                source: *id,
+                outcome: Outcome::Skipped(*existing),
+                stats: CopyStats::default(),
+            });
+            continue;
+        }
+        observer.snapshot_started(n, todo, id);
+        n += 1;
+        let (root, stats) = copy_tree_packed(&mut r, &mut map, snap.tree, observer)?;
+        let mut new = snap.clone();
+        new.tree = root;
+        new.original = Some(identity(id, snap));
+        // Parent links point at destination snapshots, or nowhere.
+        new.parent = snap.parent.and_then(|p| {
+            let ps = by_id.get(&p)?;
+            copies.of(&p, ps).map(|(d, _)| *d)
+        });
+        let new_id = r.dst.save_snapshot(&new)?;
+        copies.add(new_id, new);
+        out.push(CopyResult {
+            source: *id,
+            outcome: Outcome::Copied(new_id),
+            stats,
+        });
+    }
+    Ok(out)
+}
+
+/// Copy one snapshot's tree with its own packer; the packs and their index files are
+/// written (and added to the destination index) when this returns.
+fn copy_tree_packed(
+    r: &mut Repos<'_>,
+    map: &mut BlobMap,
+    root: BlobId,
+    observer: &dyn CopyObserver,
+) -> Result<(BlobId, CopyStats)> {
+    let dst = r.dst;
+    let packer = Packer::start(
+        dst.backend().clone(),
+        dst.crypto().clone(),
+        dst.config().pack_size as usize,
+    );
+    let walk = {
+        let w = TreeCopier {
+            src: r.src,
+            src_index: r.src_index,
+            dst,
+            dst_index: &r.dst_index,
+            tx: packer.sender(),
+            claimed: Mutex::new(HashSet::new()),
+            stats: Stats::default(),
+            observer,
+            plain_ids: !r.src.crypto().is_encrypted() && !dst.crypto().is_encrypted(),
+        };
+        let root = w.tree(map, root);
+        drop(w.tx);
+        root.map(|id| (id, w.stats.get()))
+    };
+    // A failed pack or index write is why the walk saw "the pack writer stopped".
+    let written = packer.finish()?;
+    let (root, stats) = walk?;
+    for p in &written.packs_written {
+        r.dst_index.add_pack(p.id, p.size, &p.blobs);
+    }
+    Ok((root, stats))
+}
+
+#[derive(Default)]
+struct Stats {
+    blobs_copied: AtomicU64,
+    bytes_copied: AtomicU64,
+    blobs_read: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+impl Stats {
+    fn get(&self) -> CopyStats {
+        CopyStats {
+            blobs_copied: self.blobs_copied.load(Relaxed),
+            bytes_copied: self.bytes_copied.load(Relaxed),
+            blobs_read: self.blobs_read.load(Relaxed),
+            bytes_read: self.bytes_read.load(Relaxed),
+        }
+    }
+}
+
+struct TreeCopier<'a> {
+    src: &'a Repository,
+    src_index: &'a Index,
+    dst: &'a Repository,
+    dst_index: &'a Index,
+    tx: Sender<EncodedBlob>,
+    /// Blobs sent to the packer in this run (not in `dst_index` yet).
+    claimed: Mutex<HashSet<BlobId>>,
+    stats: Stats,
+    observer: &'a dyn CopyObserver,
+    /// Both repositories unencrypted: ids are plain BLAKE3 in both, so equal.
+    plain_ids: bool,
+}
+
+impl TreeCopier<'_> {
+    fn has(&self, id: &BlobId) -> bool {
+        self.dst_index.contains(id) || self.claimed.lock().is_ok_and(|c| c.contains(id))
+    }
+
+    /// The destination id of a source blob, when the destination is known to hold it.
+    fn known(&self, map: &BlobMap, id: &BlobId) -> Option<BlobId> {
+        match map.get(id) {
+            Some(d) if self.has(d) => Some(*d),
+            _ if self.plain_ids && self.has(id) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Claim a destination blob for storing: false when it is stored or being stored.
+    fn claim(&self, id: &BlobId) -> Result<bool> {
+        if self.dst_index.contains(id) {
+            return Ok(false);
+        }
+        self.claimed
+            .lock()
+            .map(|mut c| c.insert(*id))
+            .map_err(|_| RepoError::Interrupted("poisoned".into()))
+    }
+
+    fn store(&self, e: EncodedBlob) -> Result<()> {
+        self.stats.blobs_copied.fetch_add(1, Relaxed);
+        self.stats
+            .bytes_copied
+            .fetch_add(e.sealed.len() as u64, Relaxed);
+        self.tx
+            .send(e)
+            .map_err(|_| RepoError::Interrupted("the pack writer stopped".into()))
+    }
+
+    /// Copy the tree `id` and everything under it (post-order); returns its new id.
+    fn tree(&self, map: &mut BlobMap, id: BlobId) -> Result<BlobId> {
+        if let Some(d) = self.known(map, &id) {
+            return Ok(d);
+        }
+        let mut tree = self.src.load_tree(self.src_index, &id)?;
+        // The file chunks this folder needs copied, each once, on a few threads.
+        let mut seen = HashSet::new();
+        let mut todo = Vec::new();
+        for n in &tree.nodes {
+            for c in &n.content {
+                match self.known(map, c) {
+                    Some(_) => {
+                        let size = self.src_index.get(c).map_or(0, |l| l.raw_len as u64);
+                        self.observer.blob_done(size, 0);
+                    }
+                    None if seen.insert(*c) => todo.push(*c),
+                    None => {}
+                }
+            }
+        }
+        for r in parallel_map(&todo, |c| self.data_blob(c)) {
+            let (s, d) = r?;
+            map.insert(s, d);
+        }
+        for n in &mut tree.nodes {
+            self.map_node(map, n)?;
+        }
+        let bytes = tree.encode();
+        let new = self.dst.crypto().blob_id(&bytes);
+        if self.claim(&new)? {
+            let level = self.dst.config().compression_level;
+            let e = blob::encode(
+                self.dst.crypto(),
+                new,
+                BlobType::Tree,
+                &bytes,
+                Compression::Try(level),
+            );
+            self.store(e)?;
+        }
+        map.insert(id, new);
+        Ok(new)
+    }
+
+    fn map_node(&self, map: &mut BlobMap, n: &mut Node) -> Result<()> {
+        for c in &mut n.content {
+            let s = *c;
+            *c = self
+                .known(map, &s)
+                .ok_or_else(|| RepoError::MissingBlob(s.to_hex()))?;
+        }
+        if let Some(sub) = n.subtree {
+            n.subtree = Some(self.tree(map, sub)?);
+        }
+        Ok(())
+    }
+
+    /// Read one data blob from the source and store it in the destination unless it is
+    /// there already; returns (source id, destination id).
+    fn data_blob(&self, id: &BlobId) -> Result<(BlobId, BlobId)> {
+        let loc = self
+            .src_index
+            .get(id)
+            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
+        let plain = self.src.read_blob(self.src_index, id)?;
+        let size = plain.len() as u64;
+        self.stats.blobs_read.fetch_add(1, Relaxed);
+        self.stats.bytes_read.fetch_add(size, Relaxed);
+        let new = self.dst.crypto().blob_id(&plain);
+        if self.claim(&new)? {
+            // Stored compressed in the source: worth a try; otherwise (media, or a failed
+            // trial) not.
+            let compression = if loc.compressed() {
+                Compression::Try(self.dst.config().compression_level)
+            } else {
+                Compression::Never
+            };
+            let e = blob::encode(self.dst.crypto(), new, BlobType::Data, &plain, compression);
+            drop(plain);
+            self.store(e)?;
+        }
+        self.observer.blob_done(size, size);
+        Ok((*id, new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::prune::tests::{create_small_repo, noise, open, photo, snapshot, verify};
+    use crate::tree::{NodeKind, Tree};
+
+    /// Every tree and chunk id reachable from `root`.
+    fn reachable(repo: &Repository, index: &Index, root: BlobId) -> HashSet<BlobId> {
+        let mut out = HashSet::new();
+        let mut stack = vec![root];
+        while let Some(t) = stack.pop() {
+            if !out.insert(t) {
+                continue;
+            }
+            for n in repo.load_tree(index, &t).unwrap().nodes {
+                out.extend(n.content);
+                stack.extend(n.subtree);
+            }
+        }
+        out
+    }
+
+    fn copy_all(src: &Repository, dst: &Repository) -> Vec<CopyResult> {
+        let src_index = src.load_index().unwrap().index;
+        let (all, _) = src.snapshots().unwrap();
+        let ids: Vec<SnapshotId> = all.iter().map(|(i, _)| *i).collect();
+        let repos = Repos {
+            src,
+            src_index: &src_index,
+            dst,
+            dst_index: dst.load_index().unwrap().index,
+        };
+        copy(repos, &all, &ids, &NoCopyHooks).unwrap()
+    }
+
+    fn library(dir: &Path) -> std::path::PathBuf {
+        let lib = dir.join("lib");
+        std::fs::create_dir_all(lib.join("2023")).unwrap();
+        std::fs::create_dir_all(lib.join("2024/deep")).unwrap();
+        for i in 0..6 {
+            photo(&lib.join("2023"), i);
+        }
+        photo(&lib.join("2024/deep"), 50);
+        // Several chunks (16 KiB average in these repositories), a compressible file, an
+        // empty one and a symlink.
+        std::fs::write(lib.join("2024/video.MOV"), noise(7, 300_000)).unwrap();
+        std::fs::write(lib.join("notes.txt"), b"compressible ".repeat(5000)).unwrap();
+        std::fs::write(lib.join("empty"), b"").unwrap();
+        std::os::unix::fs::symlink("2023", lib.join("link")).unwrap();
+        lib
+    }
+
+    #[test]
+    fn lockstep_maps_every_tree_and_chunk_to_its_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        create_small_repo(&a, true);
+        create_small_repo(&b, true);
+        let (src, dst) = (open(&a), open(&b));
+        let lib = library(dir.path());
+        let (sid, content) = snapshot(&src, &lib, &[]);
+        let res = copy_all(&src, &dst);
+        let Outcome::Copied(did) = res[0].outcome else {
+            panic!("{res:?}")
+        };
+        verify(&b, &[(did, content)], "copy");
+
+        let (si, di) = (
+            src.load_index().unwrap().index,
+            dst.load_index().unwrap().index,
+        );
+        let (s, d) = (
+            src.load_snapshot(&sid).unwrap(),
+            dst.load_snapshot(&did).unwrap(),
+        );
+        assert_eq!(d.original, Some(sid));
+        let mut map = BlobMap::default();
+        assert!(learn_pair(&src, &si, &dst, &di, s.tree, d.tree, &mut map));
+        let ids = reachable(&src, &si, s.tree);
+        assert_eq!(map.len(), ids.len(), "every tree and chunk, nothing else");
+        assert_eq!(map.get(&s.tree), Some(&d.tree));
+        for id in ids {
+            let to = map[&id];
+            let plain = src.read_blob(&si, &id).unwrap();
+            if si.get(&id).unwrap().typ() == BlobType::Data {
+                assert_eq!(dst.read_blob(&di, &to).unwrap(), plain);
+            } else {
+                // The copied tree is the source tree with the mapped ids.
+                let mut t = Tree::decode(&plain).unwrap();
+                for n in &mut t.nodes {
+                    n.content.iter_mut().for_each(|c| *c = map[&*c]);
+                    n.subtree = n.subtree.map(|x| map[&x]);
+                }
+                assert_eq!(dst.load_tree(&di, &to).unwrap(), t);
+            }
+        }
+        // Learning again is free: the root is known.
+        let before = map.len();
+        assert!(learn_pair(&src, &si, &dst, &di, s.tree, d.tree, &mut map));
+        assert_eq!(map.len(), before);
+    }
+
+    #[test]
+    fn lockstep_learns_only_what_corresponds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        create_small_repo(&a, true);
+        create_small_repo(&b, true);
+        let (src, dst) = (open(&a), open(&b));
+        let lib = library(dir.path());
+        snapshot(&src, &lib, &[]);
+        copy_all(&src, &dst);
+        // A new photo in 2024/deep: that folder, 2024 and the root change; 2023 does not.
+        photo(&lib.join("2024/deep"), 51);
+        let (s2, _) = snapshot(&src, &lib, &[]);
+        let (si, di) = (
+            src.load_index().unwrap().index,
+            dst.load_index().unwrap().index,
+        );
+        let (dsnaps, _) = dst.snapshots().unwrap();
+        let new = src.load_snapshot(&s2).unwrap();
+        let mut map = BlobMap::default();
+        // The new snapshot against the copy of the old one: not the same tree.
+        assert!(!learn_pair(
+            &src,
+            &si,
+            &dst,
+            &di,
+            new.tree,
+            dsnaps[0].1.tree,
+            &mut map
+        ));
+        assert!(!map.contains_key(&new.tree));
+        let root = src.load_tree(&si, &new.tree).unwrap();
+        let lib_tree = src.load_tree(&si, &root.nodes[0].subtree.unwrap()).unwrap();
+        let sub = |t: &Tree, name: &str| {
+            let n = t
+                .nodes
+                .iter()
+                .find(|n| n.name.0 == name.as_bytes())
+                .unwrap();
+            assert_eq!(n.kind, NodeKind::Dir);
+            n.subtree.unwrap()
+        };
+        let y2024 = src.load_tree(&si, &sub(&lib_tree, "2024")).unwrap();
+        assert!(
+            map.contains_key(&sub(&lib_tree, "2023")),
+            "unchanged folder"
+        );
+        assert!(!map.contains_key(&sub(&lib_tree, "2024")), "changed folder");
+        assert!(!map.contains_key(&sub(&y2024, "deep")), "changed folder");
+        // Chunks of files present on both sides are learned, the new photo's are not.
+        let video = y2024
+            .nodes
+            .iter()
+            .find(|n| n.name.0 == b"video.MOV")
+            .unwrap();
+        assert!(video.content.iter().all(|c| map.contains_key(c)));
+        let deep = src.load_tree(&si, &sub(&y2024, "deep")).unwrap();
+        let new_photo = deep
+            .nodes
+            .iter()
+            .find(|n| n.name.0 == b"IMG_0051.HEIC")
+            .unwrap();
+        assert!(new_photo.content.iter().all(|c| !map.contains_key(c)));
+        // Unrelated trees teach nothing.
+        let mut empty = BlobMap::default();
+        assert!(!learn_pair(
+            &src,
+            &si,
+            &dst,
+            &di,
+            sub(&lib_tree, "2023"),
+            dsnaps[0].1.tree,
+            &mut empty
+        ));
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn second_copy_reads_only_new_chunks_and_skips_copies() {
+        for (enc_a, enc_b) in [(true, true), (false, true), (false, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+            create_small_repo(&a, enc_a);
+            create_small_repo(&b, enc_b);
+            let (src, dst) = (open(&a), open(&b));
+            let lib = library(dir.path());
+            let (s1, c1) = snapshot(&src, &lib, &["x"]);
+            let first = copy_all(&src, &dst);
+            assert_eq!(first.len(), 1);
+            photo(&lib.join("2024/deep"), 51);
+            let (s2, c2) = snapshot(&src, &lib, &[]);
+            let new_chunks = {
+                let si = src.load_index().unwrap().index;
+                let old = reachable(&src, &si, src.load_snapshot(&s1).unwrap().tree);
+                let new = reachable(&src, &si, src.load_snapshot(&s2).unwrap().tree);
+                new.difference(&old)
+                    .filter(|id| si.get(id).unwrap().typ() == BlobType::Data)
+                    .count() as u64
+            };
+            assert!(new_chunks > 0);
+            // A fresh start, as a second run of the command.
+            let (src, dst) = (open(&a), open(&b));
+            let res = copy_all(&src, &dst);
+            assert!(matches!(res[0].outcome, Outcome::Skipped(_)), "{res:?}");
+            assert_eq!(res[0].stats, CopyStats::default());
+            let Outcome::Copied(d2) = res[1].outcome else {
+                panic!("{res:?}")
+            };
+            assert_eq!(res[1].stats.blobs_read, new_chunks, "{enc_a} {enc_b}");
+            // New chunks plus the three changed folders and the root.
+            assert_eq!(res[1].stats.blobs_copied, new_chunks + 4);
+            let Outcome::Skipped(d1) = res[0].outcome else {
+                unreachable!()
+            };
+            let copy2 = dst.load_snapshot(&d2).unwrap();
+            assert_eq!(copy2.parent, None, "the source snapshot had no parent");
+            assert_eq!(copy2.original, Some(s2));
+            verify(&b, &[(d1, c1), (d2, c2)], "incremental copy");
+            // Nothing left to do.
+            let again = copy_all(&src, &dst);
+            assert!(
+                again
+                    .iter()
+                    .all(|r| matches!(r.outcome, Outcome::Skipped(_)))
+            );
+        }
+    }
+}
