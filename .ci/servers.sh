@@ -100,6 +100,7 @@ EOF
   curl -sf -X PUT "http://127.0.0.1:$S3_PORT/snapvault-test" >/dev/null 2>&1 ||
     python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$S3_PORT/snapvault-test', method='PUT'))"
   cat >"$D/env" <<EOF
+SV_SERVERS_DIR=$D
 SV_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 SV_S3_AUTH_ENDPOINT=http://127.0.0.1:$S3_AUTH_PORT
 SV_S3_BUCKET=snapvault-test

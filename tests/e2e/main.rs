@@ -18,6 +18,7 @@ mod layout;
 mod options;
 mod photos;
 mod prune;
+mod remote;
 mod repair;
 mod restore;
 mod roundtrip;
