@@ -468,3 +468,54 @@ fn s3_server_hanging_in_the_middle_of_a_snapshot() {
     let _ = moto.kill();
     let _ = moto.wait();
 }
+
+#[test]
+fn copy_ssd_to_s3_to_sftp_then_restore_from_the_last() {
+    let work = tempdir();
+    let src = work.path().join("library");
+    photos(&src, 31);
+    let ssd = Sv::init(work.path().join("ssd"), true);
+    ssd.snapshot(&[&src], &[]);
+    let s3 = Remote::s3("copy");
+    let sftp = Remote::sftp("copy");
+    s3.ok(&["init"]);
+    sftp.ok(&["init"]);
+    let copy = |from: &[(&str, String)], to: &Remote| {
+        let mut c = base_command();
+        for (k, v) in from {
+            c.env(k, v);
+        }
+        for (k, v) in &to.env {
+            c.env(k, v);
+        }
+        c.env("SNAPVAULT_PASSWORD", PASSWORD);
+        c.env("SNAPVAULT_PASSWORD2", PASSWORD);
+        c.args(["copy", "--all", "--json", "--to", &to.url]);
+        let out = run_command(c, DEFAULT_TIMEOUT);
+        assert_eq!(out.code, Some(0), "copy to {}:\n{out}", to.url);
+        out.json()
+    };
+    let ssd_env = [("SNAPVAULT_REPOSITORY", ssd.repo.display().to_string())];
+    copy(&ssd_env, &s3);
+    // Nightly again after a new photo: only what S3 lacks goes over.
+    write_random(&src.join("DCIM/103APPLE/IMG_0301.HEIC"), 77, 1_500_000);
+    ssd.snapshot(&[&src], &[]);
+    let second = copy(&ssd_env, &s3);
+    assert_eq!(
+        second["skipped"].as_u64(),
+        Some(1),
+        "the first is not copied again: {second}"
+    );
+    assert_eq!(second["copied"].as_u64(), Some(1), "{second}");
+    let sent = second["bytes_copied"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        sent < 3_000_000,
+        "only the new photo (and trees) travel: {second}"
+    );
+    let s3_env = [("SNAPVAULT_REPOSITORY", s3.url.clone())];
+    copy(&s3_env, &sftp);
+    let list = sftp.ok(&["snapshots", "--json"]).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    restore_matches(&sftp, "latest", &src);
+    sftp.ok(&["check", "--read-data"]);
+}
