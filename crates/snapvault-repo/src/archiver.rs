@@ -7,9 +7,12 @@
 //!    └─ bounded channel of directories (post-order) ─▶ finalizer: waits for its files' chunk
 //!       ids, writes one tree blob per directory, hands the subtree id to the parent
 //! ```
-//! Memory is bounded by the channel capacities (a few chunks of ≤ 8 MiB and two packs), the
-//! walker's read buffer (4 × max chunk) and the directory being walked — not by file or
-//! repository size. The snapshot manifest is written only after every pack and index file.
+//! Memory is bounded by the channel capacities (a few chunks of ≤ 8 MiB and three pack
+//! buffers), the walker's read buffer (2 × max chunk) and the directory being walked — not
+//! by file or repository size. Chunk buffers are laid out for sealing in place (room for
+//! the nonce in front, for padding and tag behind) and go back to the walker once the
+//! packer has copied them, so the steady state allocates nothing per chunk. The snapshot
+//! manifest is written only after every pack and index file.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::blob::{self, BlobType, Compression, EncodedBlob, PlainBuf};
 use crate::chunker::Chunker;
 use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
@@ -121,9 +124,13 @@ struct FileSlot {
 struct ChunkJob {
     slot: Arc<FileSlot>,
     idx: usize,
-    data: Vec<u8>,
+    data: PlainBuf,
     compression: Compression,
 }
+
+/// Chunk buffers on their way back to the walker (from the packer, or from a worker when
+/// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
+const RECYCLED_BUFFERS: usize = 4;
 
 enum Pending {
     Ready(Node),
@@ -199,10 +206,12 @@ pub fn run(
         abort: AtomicBool::new(false),
         error: Mutex::new(None),
     });
-    let packer = Packer::start(
+    let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(RECYCLED_BUFFERS);
+    let packer = Packer::start_recycling(
         repo.backend().clone(),
         crypto.clone(),
         repo.config().pack_size as usize,
+        recycle_tx.clone(),
     );
     let workers = opts.workers.max(1);
     let (chunk_tx, chunk_rx) = bounded::<ChunkJob>(workers * 2);
@@ -213,9 +222,10 @@ pub fn run(
     let root: Result<Option<BlobId>> = std::thread::scope(|s| {
         for _ in 0..workers {
             let (rx, tx, sh) = (chunk_rx.clone(), packer.sender(), shared.clone());
-            s.spawn(move || worker(rx, tx, sh));
+            let recycle = recycle_tx.clone();
+            s.spawn(move || worker(rx, tx, sh, recycle));
         }
-        drop(chunk_rx);
+        drop((chunk_rx, recycle_tx));
         let (sh, tx) = (shared.clone(), packer.sender());
         let finalizer = s.spawn(move || finalize(dir_rx, tx, sh, level, observer));
         // The parent first, then older snapshots it may not cover (after a partial run).
@@ -236,6 +246,7 @@ pub fn run(
             chunk_tx,
             dir_tx,
             buf: Vec::new(),
+            recycled: recycle_rx,
             reread: &opts.reread,
             level,
             fatal: None,
@@ -301,18 +312,25 @@ pub fn run(
     Ok((id, snap))
 }
 
-fn worker(rx: Receiver<ChunkJob>, tx: Sender<EncodedBlob>, sh: Arc<Shared>) {
+fn worker(
+    rx: Receiver<ChunkJob>,
+    tx: Sender<EncodedBlob>,
+    sh: Arc<Shared>,
+    recycle: Sender<Vec<u8>>,
+) {
     for job in rx.iter() {
         if sh.abort.load(Relaxed) {
             // Keep draining so the walker never blocks; the run is failing anyway.
             continue;
         }
-        let id = sh.crypto.blob_id(&job.data);
+        let id = sh.crypto.blob_id(job.data.plain());
         if sh.claim(&id) {
-            let e = blob::encode(&sh.crypto, id, BlobType::Data, &job.data, job.compression);
+            let e =
+                blob::encode_in_place(&sh.crypto, id, BlobType::Data, job.data, job.compression);
             sh.store(&tx, e);
+        } else {
+            let _ = recycle.try_send(job.data.into_vec());
         }
-        drop(job.data);
         if let Ok(mut st) = job.slot.state.lock() {
             st.ids[job.idx] = Some(id);
             st.outstanding -= 1;
@@ -400,6 +418,8 @@ struct Walker<'a> {
     chunk_tx: Sender<ChunkJob>,
     dir_tx: Sender<(Vec<u8>, Vec<Pending>)>,
     buf: Vec<u8>,
+    /// Chunk buffers handed back by the packer and workers.
+    recycled: Receiver<Vec<u8>>,
     reread: &'a HashSet<BlobId>,
     level: i32,
     /// Set when the source went away: the walk stops and the snapshot keeps what it has.
@@ -601,10 +621,11 @@ impl Walker<'_> {
                 s.ids.push(None);
                 s.outstanding += 1;
             }
+            let reuse = self.recycled.try_recv().unwrap_or_default();
             let job = ChunkJob {
                 slot: slot.clone(),
                 idx,
-                data: chunk.to_vec(),
+                data: PlainBuf::new_in(&self.shared.crypto, chunk, reuse),
                 compression,
             };
             idx += 1;

@@ -77,7 +77,9 @@ impl Chunker {
     /// get it back with [`ChunkStream::into_buffer`]).
     pub fn stream<R: Read>(&self, reader: R, buf: Vec<u8>) -> ChunkStream<'_, R> {
         let mut buf = buf;
-        let cap = self.max * 3;
+        // Two maximum chunks: a refill then always leaves a whole maximum chunk to cut
+        // (photos, being smaller, are read in one go; only longer files ever refill).
+        let cap = self.max * 2;
         if buf.len() < cap {
             buf.resize(cap, 0);
         }
@@ -93,7 +95,7 @@ impl Chunker {
     }
 }
 
-/// An iterator of chunks read from a stream. Memory: one buffer of 3 × the maximum chunk size.
+/// An iterator of chunks read from a stream. Memory: one buffer of 2 × the maximum chunk size.
 pub struct ChunkStream<'a, R> {
     chunker: &'a Chunker,
     reader: R,

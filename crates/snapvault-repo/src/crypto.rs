@@ -6,8 +6,8 @@
 //! chunker key that seeds the FastCDC gear table. An unencrypted repository stores plaintext
 //! and uses plain BLAKE3 ids; its objects are still integrity-checked by their ids.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize_lite::Secret;
 
@@ -73,19 +73,51 @@ impl MasterKey {
     }
 }
 
-/// Seal `plain` under a 32-byte key: `nonce ‖ ciphertext ‖ tag`.
+/// Seal `plain` under a 32-byte key: `nonce ‖ ciphertext ‖ tag`. One allocation, one copy.
 pub fn seal_with(key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+    out.resize(NONCE_LEN, 0);
+    out.extend_from_slice(plain);
+    seal_in_place_with(key, &mut out);
+    out
+}
+
+/// Seal in place: `buf[..NONCE_LEN]` is room for the nonce (overwritten), the rest is the
+/// plaintext; the tag is appended. Gives the same layout as [`seal_with`]; no allocation
+/// when `buf` has room for the tag.
+pub fn seal_in_place_with(key: &[u8; 32], buf: &mut Vec<u8>) {
+    debug_assert!(buf.len() >= NONCE_LEN);
     let cipher = XChaCha20Poly1305::new(key.into());
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
-    out.extend_from_slice(&nonce);
+    buf[..NONCE_LEN].copy_from_slice(&nonce);
     // XChaCha20-Poly1305 only fails for plaintexts over 256 GiB; objects are at most MiBs.
-    let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), plain)
+    let tag = cipher
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), b"", &mut buf[NONCE_LEN..])
         .expect("object larger than the AEAD limit");
-    out.extend_from_slice(&ct);
-    out
+    buf.extend_from_slice(&tag);
+}
+
+/// Open a sealed buffer in place; returns the plaintext (a sub-slice of `sealed`). On an
+/// authentication failure the buffer's contents are unspecified.
+pub fn open_in_place_with<'a>(
+    key: &[u8; 32],
+    sealed: &'a mut [u8],
+    what: &str,
+) -> Result<&'a mut [u8]> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(RepoError::corrupt(
+            what,
+            format!("{} bytes is too short for a sealed object", sealed.len()),
+        ));
+    }
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let (ct, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+    cipher
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), b"", ct, Tag::from_slice(tag))
+        .map_err(|_| RepoError::Auth(what.to_string()))?;
+    Ok(ct)
 }
 
 /// Open a sealed buffer; any modification is an authentication error naming `what`.
@@ -120,6 +152,31 @@ impl Crypto {
         match self {
             Crypto::Plain => plain.to_vec(),
             Crypto::Keyed(k) => seal_with(&k.data.0, plain),
+        }
+    }
+
+    /// Bytes in front of a plaintext that [`Crypto::seal_in_place`] needs (the nonce).
+    pub fn headroom(&self) -> usize {
+        match self {
+            Crypto::Plain => 0,
+            Crypto::Keyed(_) => NONCE_LEN,
+        }
+    }
+
+    /// Seal `buf[self.headroom()..]` in place (see [`seal_in_place_with`]); the result is
+    /// what [`Crypto::seal`] returns for that plaintext.
+    pub fn seal_in_place(&self, buf: &mut Vec<u8>) {
+        match self {
+            Crypto::Plain => {}
+            Crypto::Keyed(k) => seal_in_place_with(&k.data.0, buf),
+        }
+    }
+
+    /// Open in place; returns the plaintext as a sub-slice of `sealed`.
+    pub fn open_in_place<'a>(&self, sealed: &'a mut [u8], what: &str) -> Result<&'a mut [u8]> {
+        match self {
+            Crypto::Plain => Ok(sealed),
+            Crypto::Keyed(k) => open_in_place_with(&k.data.0, sealed, what),
         }
     }
 
@@ -205,6 +262,21 @@ mod tests {
             assert!(matches!(c.open(&bad, "x"), Err(RepoError::Auth(_))));
         }
         assert!(c.open(&sealed[..10], "x").is_err());
+        // In place: the same layout both ways, and tampering is caught.
+        let mut buf = vec![0u8; NONCE_LEN];
+        buf.extend_from_slice(b"hello photos");
+        c.seal_in_place(&mut buf);
+        assert_eq!(buf.len(), sealed.len());
+        assert_eq!(c.open(&buf, "x").unwrap(), b"hello photos");
+        let mut again = sealed.clone();
+        assert_eq!(c.open_in_place(&mut again, "x").unwrap(), b"hello photos");
+        let mut bad = sealed.clone();
+        bad[NONCE_LEN] ^= 1;
+        assert!(matches!(
+            c.open_in_place(&mut bad, "x"),
+            Err(RepoError::Auth(_))
+        ));
+        assert!(c.open_in_place(&mut [0u8; 10], "x").is_err());
     }
 
     #[test]

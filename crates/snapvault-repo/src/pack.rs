@@ -123,10 +123,12 @@ pub fn parse_pack(crypto: &Crypto, pack: &[u8], what: &str) -> Result<Vec<PackEn
     decode_header(&header, start)
 }
 
-/// Builds one pack in memory.
+/// Builds one pack in memory. The pack id (BLAKE3 of all its bytes) is computed as blobs
+/// are added, so finishing a pack only hashes its header.
 pub struct PackWriter {
     data: Vec<u8>,
     entries: Vec<PackEntry>,
+    hasher: blake3::Hasher,
 }
 
 impl Default for PackWriter {
@@ -137,9 +139,17 @@ impl Default for PackWriter {
 
 impl PackWriter {
     pub fn new(capacity: usize) -> Self {
+        Self::with_buffer(Vec::with_capacity(capacity))
+    }
+
+    /// A writer that fills `buf` (emptied first, its allocation kept): hand back the bytes
+    /// of a written pack here so the next pack does not fault in fresh memory.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         PackWriter {
-            data: Vec::with_capacity(capacity),
+            data: buf,
             entries: Vec::new(),
+            hasher: blake3::Hasher::new(),
         }
     }
 
@@ -152,6 +162,7 @@ impl PackWriter {
             length: blob.sealed.len() as u32,
             raw_len: blob.raw_len,
         });
+        self.hasher.update(&blob.sealed);
         self.data.extend_from_slice(&blob.sealed);
     }
 
@@ -170,10 +181,12 @@ impl PackWriter {
     /// Seal the header and return the pack's id, bytes and entries.
     pub fn finish(mut self, crypto: &Crypto) -> (PackId, Vec<u8>, Vec<PackEntry>) {
         let sealed = crypto.seal(&encode_header(&self.entries));
+        let trailer = (sealed.len() as u32).to_le_bytes();
+        self.hasher.update(&sealed);
+        self.hasher.update(&trailer);
         self.data.extend_from_slice(&sealed);
-        self.data
-            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        let id = PackId(Id::hash_of(&self.data));
+        self.data.extend_from_slice(&trailer);
+        let id = PackId(Id(*self.hasher.finalize().as_bytes()));
         (id, self.data, self.entries)
     }
 }
@@ -186,7 +199,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn build(crypto: &Crypto, blobs: &[Vec<u8>]) -> (PackId, Vec<u8>, Vec<PackEntry>) {
-        let mut w = PackWriter::new(0);
+        // A recycled buffer with old bytes in it must not leak into the pack.
+        let mut w = PackWriter::with_buffer(vec![0xAA; 3000]);
         for (i, b) in blobs.iter().enumerate() {
             let typ = if i % 2 == 0 {
                 BlobType::Data

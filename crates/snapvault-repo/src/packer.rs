@@ -1,10 +1,16 @@
 //! The packer: collects sealed blobs into packs (data and tree blobs in separate packs, so
-//! metadata can be read without touching photo data), writes each finished pack on a
-//! writer thread, and writes index files only after the packs they name are durable.
-//! An index checkpoint is written every [`CHECKPOINT_PACKS`] packs, so an interrupted
-//! snapshot leaves its uploaded data reusable by the next run.
+//! metadata can be read without touching photo data), writes each finished pack on one of
+//! [`PACK_WRITERS`] writer threads, and writes index files only after the packs they name
+//! are durable. An index checkpoint is written every [`CHECKPOINT_PACKS`] packs, so an
+//! interrupted snapshot leaves its uploaded data reusable by the next run.
+//!
+//! Memory: at most [`PACK_BUFFERS`] data-pack buffers exist (one being filled, one per
+//! writer); a written pack's buffer goes back to the packer for the next pack, so packs do
+//! not fault in fresh memory. The pack id is hashed as blobs are added (on the packer
+//! thread), so a writer only seals the header and hands the bytes to the backend.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -18,6 +24,14 @@ use crate::index::{IndexFile, IndexedPack};
 use crate::pack::PackWriter;
 
 pub const CHECKPOINT_PACKS: usize = 32;
+/// Threads handing finished packs to the backend. A backend write of a 16 MiB pack (the
+/// kernel's copy into the page cache, the fsync; an upload on a remote backend) costs more
+/// than building the pack, so one writer would be a serial ceiling.
+pub const PACK_WRITERS: usize = 2;
+/// Data-pack buffers in circulation: the one being filled and one per writer.
+pub const PACK_BUFFERS: usize = PACK_WRITERS + 1;
+/// Sealed blobs queued between the workers and the packer.
+const BLOB_QUEUE: usize = 4;
 
 #[derive(Clone, Debug, Default)]
 pub struct PackerStats {
@@ -35,10 +49,31 @@ pub struct Packer {
 
 impl Packer {
     pub fn start(backend: Arc<dyn Backend>, crypto: Crypto, pack_size: usize) -> Packer {
-        let (tx, rx) = bounded::<EncodedBlob>(8);
+        Self::start_inner(backend, crypto, pack_size, None)
+    }
+
+    /// Like [`Packer::start`], and each blob's buffer, once copied into its pack, is offered
+    /// on `recycle` (never blocking: dropped when the channel is full) so the producer can
+    /// reuse the allocation for the next chunk.
+    pub fn start_recycling(
+        backend: Arc<dyn Backend>,
+        crypto: Crypto,
+        pack_size: usize,
+        recycle: Sender<Vec<u8>>,
+    ) -> Packer {
+        Self::start_inner(backend, crypto, pack_size, Some(recycle))
+    }
+
+    fn start_inner(
+        backend: Arc<dyn Backend>,
+        crypto: Crypto,
+        pack_size: usize,
+        recycle: Option<Sender<Vec<u8>>>,
+    ) -> Packer {
+        let (tx, rx) = bounded::<EncodedBlob>(BLOB_QUEUE);
         let join = std::thread::Builder::new()
             .name("packer".into())
-            .spawn(move || run(backend, crypto, pack_size, rx))
+            .spawn(move || run(backend, crypto, pack_size, rx, recycle))
             .ok();
         Packer { tx: Some(tx), join }
     }
@@ -71,40 +106,124 @@ impl Drop for Packer {
     }
 }
 
+/// What the writer threads share: the packs written since the last index checkpoint, the
+/// totals, and the first error.
+struct Written {
+    pending: Vec<IndexedPack>,
+    stats: PackerStats,
+}
+
+struct Writers {
+    backend: Arc<dyn Backend>,
+    crypto: Crypto,
+    written: Mutex<Written>,
+    failed: AtomicBool,
+    error: Mutex<Option<RepoError>>,
+}
+
+impl Writers {
+    fn fail(&self, e: RepoError) {
+        if let Ok(mut g) = self.error.lock()
+            && g.is_none()
+        {
+            *g = Some(e);
+        }
+        self.failed.store(true, Relaxed);
+    }
+
+    /// Write an index file naming the pending packs (all durable already).
+    fn save_index(&self, w: &mut Written) -> Result<()> {
+        if w.pending.is_empty() {
+            return Ok(());
+        }
+        let f = IndexFile {
+            supersedes: Vec::new(),
+            packs: std::mem::take(&mut w.pending),
+        };
+        let bytes = f.seal(&self.crypto);
+        let id = IndexId(crate::id::Id::hash_of(&bytes));
+        write_once(self.backend.as_ref(), FileKind::Index, &id.to_hex(), &bytes)?;
+        w.stats.index_files.push(id);
+        w.stats.packs_written.extend(f.packs);
+        Ok(())
+    }
+}
+
 fn run(
     backend: Arc<dyn Backend>,
     crypto: Crypto,
     pack_size: usize,
     rx: Receiver<EncodedBlob>,
+    recycle: Option<Sender<Vec<u8>>>,
 ) -> Result<PackerStats> {
-    let (wtx, wrx) = bounded::<PackWriter>(0);
-    let (b2, c2) = (backend.clone(), crypto.clone());
-    let writer = std::thread::Builder::new()
-        .name("pack-writer".into())
-        .spawn(move || write_packs(b2, c2, wrx))
-        .map_err(|e| RepoError::io("starting the pack writer", e))?;
+    let shared = Arc::new(Writers {
+        backend,
+        crypto,
+        written: Mutex::new(Written {
+            pending: Vec::new(),
+            stats: PackerStats::default(),
+        }),
+        failed: AtomicBool::new(false),
+        error: Mutex::new(None),
+    });
     // Room for the sealed header, so finishing a pack never reallocates its buffer.
     let capacity = pack_size + (64 << 10);
+    let (wtx, wrx) = bounded::<PackWriter>(0);
+    let (pool_tx, pool_rx) = bounded::<Vec<u8>>(PACK_BUFFERS);
+    let mut writers = Vec::with_capacity(PACK_WRITERS);
+    for i in 0..PACK_WRITERS {
+        let (rx, pool, sh) = (wrx.clone(), pool_tx.clone(), shared.clone());
+        match std::thread::Builder::new()
+            .name(format!("pack-writer-{i}"))
+            .spawn(move || write_packs(rx, pool, capacity, sh))
+        {
+            Ok(j) => writers.push(j),
+            Err(e) if writers.is_empty() => {
+                return Err(RepoError::io("starting the pack writer", e));
+            }
+            Err(_) => break,
+        }
+    }
+    drop((wrx, pool_tx));
+    // A buffer for the next data pack: a returned one, a new one while fewer than
+    // PACK_BUFFERS exist, else wait for a writer to return one. The packer holds no buffer
+    // while it waits and each writer holds at most one, so one is always coming back.
+    let mut created = 1;
+    let mut next_buffer = || -> Vec<u8> {
+        if let Ok(b) = pool_rx.try_recv() {
+            return b;
+        }
+        if created < PACK_BUFFERS {
+            created += 1;
+            return Vec::with_capacity(capacity);
+        }
+        pool_rx
+            .recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity))
+    };
     let mut data = PackWriter::new(capacity);
     let mut tree = PackWriter::new(0);
-    let mut send_err = false;
+    let mut stopped = false;
     for blob in rx.iter() {
-        let w = if blob.typ == BlobType::Tree {
-            &mut tree
-        } else {
-            &mut data
-        };
+        let is_tree = blob.typ == BlobType::Tree;
+        let w = if is_tree { &mut tree } else { &mut data };
         // Close the pack before it would grow past the target size.
         if !w.is_empty() && w.len() + blob.sealed.len() > pack_size {
-            let full = std::mem::replace(w, PackWriter::new(capacity));
-            if wtx.send(full).is_err() {
-                send_err = true;
+            let full = std::mem::take(w);
+            if wtx.send(full).is_err() || shared.failed.load(Relaxed) {
+                stopped = true;
                 break;
+            }
+            if !is_tree {
+                *w = PackWriter::with_buffer(next_buffer());
             }
         }
         w.add(&blob);
+        if let Some(r) = &recycle {
+            let _ = r.try_send(blob.sealed);
+        }
     }
-    if !send_err {
+    if !stopped {
         for w in [data, tree] {
             if !w.is_empty() && wtx.send(w).is_err() {
                 break;
@@ -113,50 +232,65 @@ fn run(
     }
     drop(wtx);
     drop(rx);
-    writer
-        .join()
-        .unwrap_or_else(|_| Err(RepoError::Interrupted("pack writer panicked".into())))
+    let mut panicked = false;
+    for j in writers {
+        panicked |= j.join().is_err();
+    }
+    if let Some(e) = shared.error.lock().ok().and_then(|mut g| g.take()) {
+        return Err(e);
+    }
+    if panicked {
+        return Err(RepoError::Interrupted("pack writer panicked".into()));
+    }
+    let mut w = shared
+        .written
+        .lock()
+        .map_err(|_| RepoError::Interrupted("pack writer panicked".into()))?;
+    shared.save_index(&mut w)?;
+    Ok(std::mem::take(&mut w.stats))
 }
 
 fn write_packs(
-    backend: Arc<dyn Backend>,
-    crypto: Crypto,
     rx: Receiver<PackWriter>,
-) -> Result<PackerStats> {
-    let mut stats = PackerStats::default();
-    let mut pending: Vec<IndexedPack> = Vec::new();
-    let save_index = |pending: &mut Vec<IndexedPack>, stats: &mut PackerStats| -> Result<()> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let f = IndexFile {
-            supersedes: Vec::new(),
-            packs: std::mem::take(pending),
-        };
-        let bytes = f.seal(&crypto);
-        let id = IndexId(crate::id::Id::hash_of(&bytes));
-        write_once(backend.as_ref(), FileKind::Index, &id.to_hex(), &bytes)?;
-        stats.index_files.push(id);
-        stats.packs_written.extend(f.packs);
-        Ok(())
-    };
+    pool: Sender<Vec<u8>>,
+    min_capacity: usize,
+    sh: Arc<Writers>,
+) {
     for w in rx.iter() {
-        let (id, bytes, entries) = w.finish(&crypto);
-        write_once(backend.as_ref(), FileKind::Pack, &id.to_hex(), &bytes)?;
-        stats.packs += 1;
-        stats.blobs += entries.len() as u64;
-        stats.bytes += bytes.len() as u64;
-        pending.push(IndexedPack {
+        if sh.failed.load(Relaxed) {
+            break;
+        }
+        let blobs = w.blob_count() as u64;
+        let (id, bytes, entries) = w.finish(&sh.crypto);
+        let result = write_once(sh.backend.as_ref(), FileKind::Pack, &id.to_hex(), &bytes);
+        let size = bytes.len() as u64;
+        if bytes.capacity() >= min_capacity {
+            let _ = pool.try_send(bytes);
+        }
+        if let Err(e) = result {
+            sh.fail(e);
+            break;
+        }
+        let Ok(mut g) = sh.written.lock() else {
+            sh.fail(RepoError::Interrupted("pack writer panicked".into()));
+            break;
+        };
+        g.stats.packs += 1;
+        g.stats.blobs += blobs;
+        g.stats.bytes += size;
+        g.pending.push(IndexedPack {
             id,
-            size: bytes.len() as u64,
+            size,
             blobs: entries,
         });
-        if pending.len() >= CHECKPOINT_PACKS {
-            save_index(&mut pending, &mut stats)?;
+        if g.pending.len() >= CHECKPOINT_PACKS
+            && let Err(e) = sh.save_index(&mut g)
+        {
+            drop(g);
+            sh.fail(e);
+            break;
         }
     }
-    save_index(&mut pending, &mut stats)?;
-    Ok(stats)
 }
 
 /// Write a file named by the hash of its bytes, unless it is already there with exactly
