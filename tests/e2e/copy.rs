@@ -234,6 +234,7 @@ fn wrong_or_missing_destination_is_named_and_left_alone() {
     assert_eq!(out.code, Some(12), "{out}");
     assert_stderr_mentions(&out, "destination repository");
     assert_stderr_mentions(&out, "wrong password");
+    assert_stderr_mentions(&out, "hint: check SNAPVAULT_PASSWORD2");
     assert_unchanged(&before, &b.repo, "a copy with the wrong password");
 
     // No password at all, stdin not a terminal: says which variable to set.

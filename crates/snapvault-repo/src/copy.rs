@@ -40,6 +40,8 @@ pub use learn::{BlobMap, learn_pair};
 
 /// Hooks for progress; all methods default to doing nothing.
 pub trait CopyObserver: Sync {
+    /// Comparing the trees of `pairs` snapshots with their copies (before copying).
+    fn learning(&self, _pairs: usize) {}
     /// Snapshot `n` (0-based) of the `of` to copy is starting.
     fn snapshot_started(&self, _n: usize, _of: usize, _source: &SnapshotId) {}
     /// A data blob is done: `size` its plaintext length, `read` the bytes read from the
@@ -148,6 +150,8 @@ pub fn copy(
     // Learn from every earlier copy, but only when there is something to copy.
     let mut map = BlobMap::default();
     if todo > 0 {
+        let pairs = all_src.iter().filter(|(i, s)| copies.of(i, s).is_some());
+        observer.learning(pairs.count());
         for (id, s) in all_src.iter().rev() {
             if let Some((_, d)) = copies.of(id, s) {
                 learn_pair(

@@ -584,6 +584,10 @@ impl CheckObserver for Progress {
 /// Copy: the snapshot being copied as the phase; data blobs done (copied, or known to be in
 /// the destination) with their sizes; bytes read from the source.
 impl CopyObserver for Progress {
+    fn learning(&self, pairs: usize) {
+        self.set_phase(&format!("comparing {pairs} earlier copies"));
+    }
+
     fn snapshot_started(&self, n: usize, of: usize, source: &snapvault_repo::SnapshotId) {
         self.set_phase(&format!("snapshot {}/{of} {}", n + 1, source.short()));
     }

@@ -217,7 +217,9 @@ fn report(
             Outcome::Skipped(_) => {}
         }
     }
-    if copied == 0 {
+    if results.is_empty() {
+        ctx.say("nothing to copy: the source repository has no snapshots");
+    } else if copied == 0 {
         ctx.say(format!(
             "nothing to copy: {dst_loc} has all {skipped} selected snapshot(s) already"
         ));
