@@ -67,7 +67,12 @@ fn locks(repo: &Path) -> usize {
     fs::read_dir(repo.join("locks"))
         .map(|d| {
             d.flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter(|e| {
+                    // Lock objects only: not temp files, nor the marker that exclusive
+                    // lockers race for before they write their lock.
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    !n.starts_with('.') && n != "exclusive"
+                })
                 .count()
         })
         .unwrap_or(0)
@@ -262,4 +267,45 @@ fn readers_never_see_half_written_objects() {
         sv.restore(snap["id"].as_str().unwrap(), &target);
         assert_same_tree(dir, &target.join(name));
     }
+}
+
+/// `--retry-lock`: a snapshot started while prune holds the repository waits for it and
+/// then runs; with too short a wait it stops with exit 11 naming prune.
+#[test]
+fn snapshot_waits_for_prune_with_retry_lock() {
+    let tmp = tempdir();
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let lib = tmp.path().join("lib");
+    write_random(&lib.join("IMG_0001.HEIC"), 1, 300_000);
+    let big = tmp.path().join("big");
+    write_random(&big.join("VIDEO_0001.MOV"), 2, 48 * MIB);
+    let first = sv.snapshot(&[&big], &[]);
+    sv.ok(&[
+        "forget",
+        first["id"].as_str().unwrap(),
+        "--allow-photo-loss",
+    ]);
+    let mut procs = Procs(vec![spawn(&sv, &["prune", "--max-unused", "0"])]);
+    if !wait_for_locks(&mut procs, 0, &sv.repo, 1) {
+        eprintln!("note: prune finished before it could be paused; waiting not observed");
+        return;
+    }
+    procs.stop(0);
+    let out = sv.run(&["snapshot", "--retry-lock", "2s", lib.to_str().unwrap()]);
+    assert_eq!(out.code, Some(11), "gave up after the wait: {out}");
+    assert_stderr_mentions(&out, "`snapvault prune`");
+    let bad = sv.run(&["snapshot", "--retry-lock", "soon", lib.to_str().unwrap()]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert_stderr_mentions(&bad, "--retry-lock");
+    let mut waiting = Procs(vec![spawn(
+        &sv,
+        &["snapshot", "--retry-lock", "2m", lib.to_str().unwrap()],
+    )]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(waiting.running(0), "the snapshot did not wait for prune");
+    procs.cont(0);
+    assert_eq!(procs.wait(0, "prune"), Some(0));
+    assert_eq!(waiting.wait(0, "snapshot"), Some(0));
+    assert_eq!(sv.snapshots().len(), 1);
+    sv.ok(&["check", "--read-data"]);
 }

@@ -21,6 +21,9 @@ pub struct Repository {
     crypto: Crypto,
     /// The key file that opened this repository (encrypted repositories).
     key_name: Option<String>,
+    /// How long [`Repository::lock`] keeps trying while another process holds a conflicting
+    /// lock (`--retry-lock`); zero refuses at once.
+    lock_wait: std::time::Duration,
 }
 
 /// A key file as listed by `key list`.
@@ -92,6 +95,7 @@ impl Repository {
             config,
             crypto,
             key_name,
+            lock_wait: std::time::Duration::ZERO,
         })
     }
 
@@ -124,6 +128,7 @@ impl Repository {
                 config,
                 crypto: Crypto::Plain,
                 key_name: None,
+                lock_wait: std::time::Duration::ZERO,
             });
         }
         let pw = password()?;
@@ -158,6 +163,7 @@ impl Repository {
                         config,
                         crypto,
                         key_name: Some(k.name),
+                        lock_wait: std::time::Duration::ZERO,
                     });
                 }
                 Err(RepoError::WrongPassword) => tried = true,
@@ -184,13 +190,32 @@ impl Repository {
         &self.crypto
     }
 
+    /// Let [`Repository::lock`] wait up to `d` for a conflicting lock to go away.
+    pub fn set_lock_wait(&mut self, d: std::time::Duration) {
+        self.lock_wait = d;
+    }
+
+    /// Take a shared or exclusive lock. While another process holds a conflicting one, try
+    /// again every few seconds until the lock wait runs out, then report the holder.
     pub fn lock(&self, exclusive: bool, command: &str) -> Result<LockGuard> {
-        LockGuard::acquire(
-            self.backend.clone(),
-            self.crypto.clone(),
-            exclusive,
-            command,
-        )
+        let start = std::time::Instant::now();
+        loop {
+            match LockGuard::acquire(
+                self.backend.clone(),
+                self.crypto.clone(),
+                exclusive,
+                command,
+            ) {
+                Err(RepoError::Locked(who)) => {
+                    let left = self.lock_wait.saturating_sub(start.elapsed());
+                    if left.is_zero() {
+                        return Err(RepoError::Locked(who));
+                    }
+                    std::thread::sleep(left.min(std::time::Duration::from_secs(3)));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Read and merge every index file (in parallel). A damaged index file is an error

@@ -52,6 +52,14 @@ pub struct Global {
     #[arg(long, global = true, env = "SNAPVAULT_CONNECTIONS", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: Option<u16>,
+    /// When another command holds a conflicting lock (a prune), wait up to this long for it (e.g. 10m) instead of stopping
+    #[arg(
+        long,
+        global = true,
+        env = "SNAPVAULT_RETRY_LOCK",
+        value_name = "DURATION"
+    )]
+    pub retry_lock: Option<String>,
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,

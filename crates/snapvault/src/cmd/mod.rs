@@ -66,7 +66,7 @@ impl Ctx {
         let backend = self.backend()?;
         let loc = backend.location();
         let src = self.password_source();
-        let repo = Repository::open(backend, || {
+        let mut repo = Repository::open(backend, || {
             src.get(&format!("repository {loc}"), false)
                 .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
         })?;
@@ -78,6 +78,10 @@ impl Ctx {
                  because an encrypted repository may have been replaced. If it is meant to be unencrypted, \
                  run without SNAPVAULT_PASSWORD, --password-file or --password-command"
             );
+        }
+        if let Some(d) = &self.global.retry_lock {
+            let d = crate::fmt::parse_duration(d).map_err(|e| anyhow!("--retry-lock: {e}"))?;
+            repo.set_lock_wait(d);
         }
         Ok(repo)
     }
