@@ -317,6 +317,30 @@ impl Drop for LockGuard {
     }
 }
 
+/// Race `n` threads for an exclusive lock (released by a barrier); returns how many got it.
+/// Used by the local unit test and by the remote backends' tests against real servers.
+pub fn race_exclusive(backend: &Arc<dyn Backend>, n: usize) -> usize {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let held = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (b, barrier, held) = (backend.clone(), barrier.clone(), held.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let g = LockGuard::acquire(b, Crypto::Plain, true, "prune");
+                // Hold until everyone has tried, so a late starter cannot win after release.
+                held.wait();
+                g.is_ok()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(false))
+        .filter(|&w| w)
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,28 +426,4 @@ mod tests {
         // Shared lockers are not blocked by a marker without a lock object.
         drop(LockGuard::acquire(b.clone(), c, false, "snapshot").unwrap());
     }
-}
-
-/// Race `n` threads for an exclusive lock (released by a barrier); returns how many got it.
-/// Used by the local unit test and by the remote backends' tests against real servers.
-pub fn race_exclusive(backend: &Arc<dyn Backend>, n: usize) -> usize {
-    let barrier = Arc::new(std::sync::Barrier::new(n));
-    let held = Arc::new(std::sync::Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let (b, barrier, held) = (backend.clone(), barrier.clone(), held.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                let g = LockGuard::acquire(b, Crypto::Plain, true, "prune");
-                // Hold until everyone has tried, so a late starter cannot win after release.
-                held.wait();
-                g.is_ok()
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap_or(false))
-        .filter(|&w| w)
-        .count()
 }
