@@ -52,7 +52,7 @@ const SAMPLE: usize = 64 * 1024;
 /// Extra bits of precision over Padmé used when padding sealed blobs ([`padded_len`]):
 /// a 1 MiB blob is rounded up to a multiple of 8 KiB instead of Padmé's 32 KiB
 /// (docs/security.md §5 has the trade: ≈ +0.3 % of space instead of ≈ +1.2 %).
-pub const PAD_EXTRA_BITS: u32 = 0;
+pub const PAD_EXTRA_BITS: u32 = 2;
 
 /// zstd contexts, kept per thread: creating a context costs as much as a 64 KiB trial.
 struct ZstdContexts {

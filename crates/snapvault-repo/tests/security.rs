@@ -404,8 +404,9 @@ fn wrong_password_leaves_key_files_untouched() {
     assert_eq!(state(), before, "a successful open changes nothing either");
 }
 
-/// Stored blob lengths are Padmé buckets in an encrypted repository, so a pack holding one
-/// photo does not give away its size to the byte.
+/// Stored blob lengths are padding buckets (`blob::padded_len`: Padmé with two more bits of
+/// precision) in an encrypted repository, so a pack holding one photo does not give away its
+/// size to the byte.
 #[test]
 fn stored_blob_lengths_are_padded() {
     let dir = tempfile::tempdir().unwrap();
@@ -419,7 +420,7 @@ fn stored_blob_lengths_are_padded() {
     let mut data_blobs = 0;
     for (_, loc) in index.blobs() {
         let l = loc.length as usize;
-        assert_eq!(blob::padme(l), l, "stored length {l} is not a bucket");
+        assert_eq!(blob::padded_len(l), l, "stored length {l} is not a bucket");
         data_blobs += 1;
     }
     assert!(data_blobs >= 2);
@@ -465,6 +466,7 @@ fn padding_cost() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let photos = 300;
     let (mut raw, mut plain, mut k64, mut pad, mut blobs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut fine = 0u64;
     let mut per_photo: Vec<(u64, u64)> = Vec::new();
     let pack_size = 16u64 << 20;
     let (mut pack_plain, mut pack_padded, mut cur) = (0u64, 0u64, 0u64);
@@ -480,6 +482,7 @@ fn padding_cost() {
             plain += sealed;
             k64 += round_up(sealed, 64 << 10);
             pad += padme(sealed);
+            fine += blob::padded_len(sealed as usize) as u64;
             photo_padme += padme(sealed);
             blobs += 1;
             if cur > 0 && cur + sealed > pack_size {
@@ -504,6 +507,11 @@ fn padding_cost() {
     println!("sealed blobs, unpadded:         {plain} bytes");
     println!("each blob to a multiple of 64 KiB: +{:.2} %", pct(k64));
     println!("each blob Padmé:                 +{:.2} %", pct(pad));
+    println!(
+        "each blob padded_len (Padmé + {} bits, written now): +{:.2} %",
+        blob::PAD_EXTRA_BITS,
+        pct(fine)
+    );
     println!(
         "whole packs Padmé:               +{:.2} % (packs unpadded {pack_plain}, padded {pack_padded})",
         (pack_padded as f64 / pack_plain as f64 - 1.0) * 100.0
