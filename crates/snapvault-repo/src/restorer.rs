@@ -369,7 +369,7 @@ fn restore_file(
                 j += 1;
             }
             let pack = index.pack_of(&first);
-            let data = repo.backend().read_range(
+            let mut data = repo.backend().read_range(
                 FileKind::Pack,
                 &pack.to_hex(),
                 first.offset as u64,
@@ -377,17 +377,24 @@ fn restore_file(
             )?;
             for (id, loc) in &locs[i..j] {
                 let s = (loc.offset - first.offset) as usize;
-                let plain = match blob::decode(
+                // Opened in place in the range just read: no allocation or copy per blob.
+                let Some(sealed) = data.get_mut(s..s + loc.length as usize) else {
+                    return Err(RepoError::corrupt(
+                        format!("blob {}", id.to_hex()),
+                        "outside the range read",
+                    ));
+                };
+                let plain = match blob::decode_in_place(
                     repo.crypto(),
                     id,
                     loc.compressed(),
                     loc.raw_len,
-                    &data[s..s + loc.length as usize],
+                    sealed,
                 ) {
                     Ok(p) => p,
                     // This copy is damaged: another copy (healed by a later snapshot) may be good.
                     Err(e) if index.locations(id).len() > 1 => {
-                        repo.read_blob(index, id).map_err(|_| e)?
+                        std::borrow::Cow::Owned(repo.read_blob(index, id).map_err(|_| e)?)
                     }
                     Err(e) => return Err(e),
                 };
