@@ -336,22 +336,6 @@ fn private_sshd(port: u16, dir: &Path) -> Child {
     child
 }
 
-fn packs_on_disk(repo: &Path) -> usize {
-    let mut n = 0;
-    for d in std::fs::read_dir(repo.join("data"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            if !f.file_name().to_string_lossy().starts_with('.') {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 #[test]
 fn sftp_server_killed_in_the_middle_of_a_snapshot() {
     let port = free_port();
@@ -364,7 +348,7 @@ fn sftp_server_killed_in_the_middle_of_a_snapshot() {
     r.set("SNAPVAULT_TIMEOUT", "20");
     let work = tempdir();
     let src = work.path().join("library");
-    for i in 0..6u64 {
+    for i in 0..12u64 {
         write_random(
             &src.join(format!("DCIM/100APPLE/IMG_{i:04}.MOV")),
             500 + i,
@@ -377,12 +361,13 @@ fn sftp_server_killed_in_the_middle_of_a_snapshot() {
     let child = snap.spawn().expect("snapshot");
     let folder = r.sftp_folder();
     let t = Instant::now();
-    while packs_on_disk(&folder) == 0 {
+    // Kill it once an index checkpoint (every 4 packs on remote repositories) is written.
+    while names_in(&folder, "index").is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(120),
-            "no pack was uploaded"
+            "no index checkpoint was written"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     kill_tree(sshd.id());
     let _ = sshd.wait();
@@ -403,7 +388,14 @@ fn sftp_server_killed_in_the_middle_of_a_snapshot() {
     let mut sshd = private_sshd(port, state.path());
     let check = r.run(&["check"]);
     assert_eq!(check.code, Some(0), "check after the crash:\n{check}");
-    r.ok(&["snapshot", &src.display().to_string()]);
+    let again = r
+        .ok(&["snapshot", "--json", &src.display().to_string()])
+        .json();
+    let added = again["summary"]["bytes_added"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        added <= 110_000_000,
+        "the re-run uploads again what the checkpoint saved: {again}"
+    );
     restore_matches(&r, "latest", &src);
     r.ok(&["check", "--read-data"]);
     kill_tree(sshd.id());

@@ -196,6 +196,10 @@ impl Backend for CachedBackend {
         self.inner.age_secs(kind, name)
     }
 
+    fn checkpoint_packs(&self) -> usize {
+        self.inner.checkpoint_packs()
+    }
+
     fn create_layout(&self) -> Result<(), RepoError> {
         self.inner.create_layout()
     }

@@ -520,6 +520,11 @@ impl Backend for RemoteBackend {
         }))
     }
 
+    fn checkpoint_packs(&self) -> usize {
+        // 64 MiB of uploads: a dropped connection costs at most that much again.
+        4
+    }
+
     fn create_layout(&self) -> Result<(), RepoError> {
         self.probe()?;
         if self.service == Service::Sftp {

@@ -314,6 +314,9 @@ impl Backend for FaultyBackend {
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
         self.op(Op::Remove, Some(kind), || self.inner.remove(kind, name))
     }
+    fn checkpoint_packs(&self) -> usize {
+        self.inner.checkpoint_packs()
+    }
     fn create_layout(&self) -> Result<()> {
         self.op(Op::Write, None, || self.inner.create_layout())
     }

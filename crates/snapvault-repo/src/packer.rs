@@ -1,8 +1,9 @@
 //! The packer: collects sealed blobs into packs (data and tree blobs in separate packs, so
 //! metadata can be read without touching photo data), writes each finished pack on one of
 //! [`PACK_WRITERS`] writer threads, and writes index files only after the packs they name
-//! are durable. An index checkpoint is written every [`CHECKPOINT_PACKS`] packs, so an
-//! interrupted snapshot leaves its uploaded data reusable by the next run.
+//! are durable. An index checkpoint is written every [`CHECKPOINT_PACKS`] packs (fewer on
+//! remote backends, see [`Backend::checkpoint_packs`]), so an interrupted snapshot leaves its
+//! uploaded data reusable by the next run.
 //!
 //! Memory: at most [`PACK_BUFFERS`] data-pack buffers exist (one being filled, one per
 //! writer); a written pack's buffer goes back to the packer for the next pack, so packs do
@@ -283,7 +284,7 @@ fn write_packs(
             size,
             blobs: entries,
         });
-        if g.pending.len() >= CHECKPOINT_PACKS
+        if g.pending.len() >= sh.backend.checkpoint_packs()
             && let Err(e) = sh.save_index(&mut g)
         {
             drop(g);

@@ -70,6 +70,12 @@ pub trait Backend: Send + Sync {
     fn age_secs(&self, _kind: FileKind, _name: &str) -> Result<Option<u64>> {
         Ok(None)
     }
+    /// Packs between index checkpoints while writing. Each checkpoint is one more index file
+    /// (merged by prune); what an interruption loses is at most this many packs' worth of
+    /// upload, which matters more over a network than on a local disk.
+    fn checkpoint_packs(&self) -> usize {
+        crate::packer::CHECKPOINT_PACKS
+    }
     /// Prepare an empty repository's folders (called by `init`).
     fn create_layout(&self) -> Result<()>;
     /// Temporary files left behind by interrupted writes: (path, size).
