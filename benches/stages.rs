@@ -9,13 +9,13 @@
 //! | `chunker` | keyed FastCDC gear cut points (`Chunker::split`) | 32 MiB random |
 //! | `hash` | keyed BLAKE3 blob id (`Crypto::blob_id`); plain BLAKE3 pack id | 1 MiB, 16 MiB |
 //! | `zstd` | `zstd::bulk::compress` level 3; the compressibility trial of `blob::encode` | 1 MiB compressible / random |
-//! | `seal` | XChaCha20-Poly1305 seal / open; `blob::decode` (open + verify id) | 1 MiB |
-//! | `pack` | `PackWriter` add + finish (header seal, BLAKE3 pack id) | 16 × 1 MiB sealed blobs |
+//! | `seal` | XChaCha20-Poly1305 seal / open; `blob::encode` / `encode_in_place`; `blob::decode` / `decode_in_place` (open + verify id) | 1 MiB |
+//! | `pack` | `PackWriter` add + finish (pack id hashed while adding, header seal), fresh or recycled buffer | 16 × 1 MiB sealed blobs |
 //!
 //! Benchmarks named `reference_*` are not snapvault code: they are floors (the same work with
 //! reused buffers or contexts) so the cost of allocation around a stage is visible.
 //! | `index` | `Index::get` hits and misses in an index of 1,000,000 blobs; building it | 10,000 lookups |
-//! | `pipeline_1core` | chunk → id → encode → pack, all on one thread | 32 MiB random |
+//! | `pipeline_1core` | chunk → id → encode → pack, all on one thread, buffers recycled as the real pipeline does | 32 MiB random |
 //!
 //! `pipeline_1core` is the per-byte work of a first snapshot of photos without any I/O,
 //! thread hand-off or metadata: docs/benchmarks.md compares it with the stages' sum and
@@ -27,7 +27,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, RngCore, SeedableRng, rngs::StdRng};
 
-use snapvault_repo::blob::{self, BlobType, Compression, EncodedBlob};
+use snapvault_repo::blob::{self, BlobType, Compression, EncodedBlob, PlainBuf};
 use snapvault_repo::chunker::Chunker;
 use snapvault_repo::config::ChunkerParams;
 use snapvault_repo::crypto::{Crypto, MasterKey};
@@ -218,6 +218,19 @@ fn seal(c: &mut Criterion) {
             })
         });
     }
+    // What a worker does since 8154a11: the walker copies the chunk into a recycled buffer
+    // laid out for sealing in place (nonce room, padding + tag capacity), the worker seals it
+    // there. Compare with `encode_never` plus the old `chunk.to_vec()` of the walker.
+    let mut spare = Some(Vec::new());
+    g.bench_function("encode_in_place_never_1MiB", |b| {
+        b.iter(|| {
+            let p = PlainBuf::new_in(&crypto, black_box(&data), spare.take().unwrap_or_default());
+            let e = blob::encode_in_place(&crypto, id, BlobType::Data, p, Compression::Never);
+            let n = e.sealed.len();
+            spare = Some(e.sealed);
+            black_box(n)
+        })
+    });
     g.bench_function("xchacha20poly1305_open_1MiB", |b| {
         b.iter(|| black_box(crypto.open(black_box(&sealed), "bench").map(|v| v.len())))
     });
@@ -225,6 +238,18 @@ fn seal(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 blob::decode(&crypto, &id, false, MIB as u32, black_box(&sealed)).map(|v| v.len()),
+            )
+        })
+    });
+    // Restore and check open blobs inside the range they read (the copy here stands in for
+    // that read, which they do anyway).
+    let stored = blob::encode(&crypto, id, BlobType::Data, &data, Compression::Never).sealed;
+    let mut work = stored.clone();
+    g.bench_function("decode_in_place_verify_1MiB", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&stored);
+            black_box(
+                blob::decode_in_place(&crypto, &id, false, MIB as u32, &mut work).map(|v| v.len()),
             )
         })
     });
@@ -257,6 +282,20 @@ fn pack(c: &mut Criterion) {
             }
             let (id, bytes, entries) = w.finish(&crypto);
             black_box((id, bytes.len(), entries.len()))
+        })
+    });
+    // As the packer does since 8154a11: the buffer of the previous pack is reused.
+    let mut spare = Some(Vec::with_capacity(16 * MIB + (64 << 10)));
+    g.bench_function("writer_recycled_add_finish_16MiB", |b| {
+        b.iter(|| {
+            let mut w = PackWriter::with_buffer(spare.take().unwrap_or_default());
+            for bl in &blobs {
+                w.add(bl);
+            }
+            let (id, bytes, entries) = w.finish(&crypto);
+            let n = (bytes.len(), entries.len());
+            spare = Some(bytes);
+            black_box((id, n))
         })
     });
     // Reference floor, not snapvault code: the same bytes copied into one reused buffer and
@@ -349,25 +388,39 @@ fn pipeline(c: &mut Criterion) {
         ("media_never_32MiB", Compression::Never),
         ("other_try3_32MiB", Compression::Try(3)),
     ] {
+        // Buffers recycled as in the real pipeline: chunk buffers come back after the copy
+        // into the pack, pack buffers after the pack is "written".
+        let mut chunk_buf: Vec<u8> = Vec::new();
+        let mut pool: Vec<Vec<u8>> = (0..2)
+            .map(|_| Vec::with_capacity(16 * MIB + (64 << 10)))
+            .collect();
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut w = PackWriter::new(16 * MIB + (64 << 10));
+                let mut w = PackWriter::with_buffer(pool.pop().unwrap_or_default());
                 let mut packs = 0;
                 for chunk in ch.split(&data) {
                     let id = crypto.blob_id(chunk);
                     if idx.contains(&id) {
                         continue;
                     }
-                    let e = blob::encode(&crypto, id, BlobType::Data, chunk, comp);
+                    let p = PlainBuf::new_in(&crypto, chunk, std::mem::take(&mut chunk_buf));
+                    let e = blob::encode_in_place(&crypto, id, BlobType::Data, p, comp);
                     if !w.is_empty() && w.len() + e.sealed.len() > 16 * MIB {
-                        let full =
-                            std::mem::replace(&mut w, PackWriter::new(16 * MIB + (64 << 10)));
-                        black_box(full.finish(&crypto).1.len());
+                        let full = std::mem::replace(
+                            &mut w,
+                            PackWriter::with_buffer(pool.pop().unwrap_or_default()),
+                        );
+                        let bytes = full.finish(&crypto).1;
+                        black_box(bytes.len());
+                        pool.push(bytes);
                         packs += 1;
                     }
                     w.add(&e);
+                    chunk_buf = e.sealed;
                 }
-                black_box(w.finish(&crypto).1.len());
+                let bytes = w.finish(&crypto).1;
+                black_box(bytes.len());
+                pool.push(bytes);
                 packs + 1
             })
         });
