@@ -18,6 +18,7 @@ use std::time::Duration;
 use snapvault_repo::RepoError;
 use snapvault_repo::backend::Backend;
 
+pub use store::shutdown;
 pub use url::{RemoteUrl, is_remote};
 
 /// How snapvault treats an SFTP server's host key.

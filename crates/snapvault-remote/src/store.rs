@@ -12,7 +12,7 @@
 //! conditional write that finds the file already there reads it back: the same bytes mean an
 //! earlier attempt of ours succeeded but its reply was lost.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
@@ -26,19 +26,42 @@ use crate::url::RemoteUrl;
 
 const TEMP_PREFIX: &str = ".tmp-";
 
-static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::new(|| {
-    // ring, not aws-lc: no cmake or nasm needed to build, and already in the workspace.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    opendal::HttpTransporter::install_default(
-        opendal_http_transport_reqwest::ReqwestTransport::default(),
-    );
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("snapvault-remote")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the network runtime: {e}"))
-});
+/// The network runtime, started on first use. It is owned here (not leaked in a static
+/// `LazyLock`) so that [`shutdown`] can stop it: SFTP sessions live in its tasks, and only
+/// dropping them closes their `ssh` master processes (`ssh -O exit`).
+static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+
+fn runtime() -> Result<tokio::runtime::Handle, RepoError> {
+    let mut rt = RUNTIME
+        .lock()
+        .map_err(|_| RepoError::Remote("the network runtime failed earlier".into()))?;
+    if rt.is_none() {
+        // ring, not aws-lc: no cmake or nasm needed to build, and already in the workspace.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal::HttpTransporter::install_default(
+            opendal_http_transport_reqwest::ReqwestTransport::default(),
+        );
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("snapvault-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| RepoError::Remote(format!("starting the network runtime: {e}")))?;
+        *rt = Some(built);
+    }
+    rt.as_ref()
+        .map(|r| r.handle().clone())
+        .ok_or_else(|| RepoError::Remote("no network runtime".into()))
+}
+
+/// Stop the network runtime once every remote backend is dropped: closes SFTP sessions
+/// (their `ssh` processes would otherwise outlive snapvault) and S3 connections.
+pub fn shutdown() {
+    let rt = RUNTIME.lock().ok().and_then(|mut r| r.take());
+    if let Some(rt) = rt {
+        rt.shutdown_timeout(Duration::from_secs(10));
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Service {
@@ -56,7 +79,7 @@ pub struct RemoteBackend {
 
 impl RemoteBackend {
     pub fn open(location: &str, url: &RemoteUrl, opts: &RemoteOptions) -> Result<Self, RepoError> {
-        let rt = RUNTIME.as_ref().map_err(|e| RepoError::Remote(e.clone()))?;
+        let rt = runtime()?;
         let (op, service, target) = match url {
             RemoteUrl::S3 {
                 endpoint,

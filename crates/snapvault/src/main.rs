@@ -57,5 +57,7 @@ fn main() {
             exit::code_for(&e)
         }
     };
+    // Remote backends are dropped by now; close their sessions before exiting.
+    snapvault_remote::shutdown();
     std::process::exit(code);
 }
