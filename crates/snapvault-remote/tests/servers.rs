@@ -99,6 +99,25 @@ fn listing_pages(b: &Arc<dyn Backend>, n: usize) {
 
 #[test]
 fn remote_backends_against_real_servers() {
+    exercise();
+    // Every backend is dropped: close the SFTP sessions (their ssh processes) too.
+    snapvault_remote::shutdown();
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("ssh .*-i {}", env_key())])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "ssh processes outlived their sessions");
+}
+
+fn env_key() -> String {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    snapvault_remote::test_servers::load(&ws)
+        .map(|e| e["SV_SFTP_KEY"].clone())
+        .unwrap_or_default()
+}
+
+fn exercise() {
     let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let env = snapvault_remote::test_servers::load(&ws).unwrap_or_else(|e| panic!("{e}"));
     // SAFETY: the only test in this binary, so no other thread reads the environment yet.
