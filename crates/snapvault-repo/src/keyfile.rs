@@ -16,11 +16,12 @@ pub const DEFAULT_KDF: KdfParams = KdfParams {
     p: 1,
 };
 
-/// Upper bounds accepted when reading a key file, so a hostile file cannot demand
-/// gigabytes of memory or hours of work.
-const MAX_M_KIB: u32 = 4 * 1024 * 1024;
-const MAX_T: u32 = 64;
-const MAX_P: u32 = 64;
+/// Upper bounds accepted when reading a key file, so a planted file cannot demand more
+/// memory than a small machine has or unbounded work: at most 1 GiB and 16 passes (16× and
+/// 8× the defaults, so at worst about 128× the default's work); beyond is refused as damaged.
+const MAX_M_KIB: u32 = 1024 * 1024;
+const MAX_T: u32 = 16;
+const MAX_P: u32 = 16;
 /// Largest key file we read.
 pub const MAX_KEY_FILE: usize = 64 * 1024;
 
@@ -182,6 +183,14 @@ mod tests {
         let mut kf = KeyFile::create(&mk, b"pw", FAST).unwrap();
         kf.params.m_kib = u32::MAX;
         assert!(matches!(kf.open(b"pw"), Err(RepoError::Corrupt { .. })));
+        // Just past each bound (refused before any work is done).
+        for (m, t, p) in [(1024 * 1024 + 1, 2, 1), (64, 17, 1), (64, 2, 17)] {
+            kf.params = KdfParams { m_kib: m, t, p };
+            assert!(
+                matches!(kf.open(b"pw"), Err(RepoError::Corrupt { .. })),
+                "{m} {t} {p}"
+            );
+        }
         assert!(KeyFile::parse(b"{not json").is_err());
         assert!(KeyFile::parse(&vec![b' '; MAX_KEY_FILE + 1]).is_err());
     }
