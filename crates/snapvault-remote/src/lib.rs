@@ -6,6 +6,8 @@
 //! Everything above the `Backend` trait is the same as for a local folder.
 
 pub mod cache;
+mod errors;
+mod runtime;
 mod store;
 #[doc(hidden)]
 pub mod test_servers;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use snapvault_repo::RepoError;
 use snapvault_repo::backend::Backend;
 
-pub use store::shutdown;
+pub use runtime::shutdown;
 pub use url::{RemoteUrl, is_remote};
 
 /// How snapvault treats an SFTP server's host key.

@@ -12,7 +12,7 @@
 //! conditional write that finds the file already there reads it back: the same bytes mean an
 //! earlier attempt of ours succeeded but its reply was lost.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
@@ -22,46 +22,10 @@ use snapvault_repo::RepoError;
 use snapvault_repo::backend::{Backend, FileInfo, FileKind};
 
 use crate::RemoteOptions;
+use crate::errors::{config_err, what};
 use crate::url::RemoteUrl;
 
 const TEMP_PREFIX: &str = ".tmp-";
-
-/// The network runtime, started on first use. It is owned here (not leaked in a static
-/// `LazyLock`) so that [`shutdown`] can stop it: SFTP sessions live in its tasks, and only
-/// dropping them closes their `ssh` master processes (`ssh -O exit`).
-static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
-
-fn runtime() -> Result<tokio::runtime::Handle, RepoError> {
-    let mut rt = RUNTIME
-        .lock()
-        .map_err(|_| RepoError::Remote("the network runtime failed earlier".into()))?;
-    if rt.is_none() {
-        // ring, not aws-lc: no cmake or nasm needed to build, and already in the workspace.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        opendal::HttpTransporter::install_default(
-            opendal_http_transport_reqwest::ReqwestTransport::default(),
-        );
-        let built = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("snapvault-remote")
-            .enable_all()
-            .build()
-            .map_err(|e| RepoError::Remote(format!("starting the network runtime: {e}")))?;
-        *rt = Some(built);
-    }
-    rt.as_ref()
-        .map(|r| r.handle().clone())
-        .ok_or_else(|| RepoError::Remote("no network runtime".into()))
-}
-
-/// Stop the network runtime once every remote backend is dropped: closes SFTP sessions
-/// (their `ssh` processes would otherwise outlive snapvault) and S3 connections.
-pub fn shutdown() {
-    let rt = RUNTIME.lock().ok().and_then(|mut r| r.take());
-    if let Some(rt) = rt {
-        rt.shutdown_timeout(Duration::from_secs(10));
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Service {
@@ -79,7 +43,7 @@ pub struct RemoteBackend {
 
 impl RemoteBackend {
     pub fn open(location: &str, url: &RemoteUrl, opts: &RemoteOptions) -> Result<Self, RepoError> {
-        let rt = runtime()?;
+        let rt = crate::runtime::runtime()?;
         let (op, service, target) = match url {
             RemoteUrl::S3 {
                 endpoint,
@@ -189,59 +153,14 @@ impl RemoteBackend {
 
     /// Turn an OpenDAL error into one that says what failed, where, and what to do.
     fn err(&self, doing: &str, what: &str, e: opendal::Error) -> RepoError {
-        let detail = describe(&e);
-        let has = |s: &str| detail.contains(s);
-        if has("NoSuchBucket") {
-            return RepoError::Remote(format!(
-                "{}: the {} does not exist; create the bucket first (snapvault does not create buckets)",
-                self.location, self.target
-            ));
-        }
-        let denied = e.kind() == ErrorKind::PermissionDenied
-            || has("InvalidAccessKeyId")
-            || has("SignatureDoesNotMatch")
-            || has("InvalidClientTokenId")
-            || has("Permission denied");
-        if denied {
-            let hint = match self.service {
-                Service::S3 => {
-                    "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and the bucket's policy"
-                }
-                Service::Sftp => {
-                    "check the SSH key (~/.ssh, ssh-agent or SNAPVAULT_SFTP_KEY), that the server accepts it, and the folder's permissions"
-                }
-            };
-            return RepoError::Remote(format!(
-                "{}: access denied while {doing} {what}: {hint}",
-                self.location
-            ));
-        }
-        if self.service == Service::Sftp && has("failed to connect") {
-            return RepoError::Remote(format!(
-                "{}: cannot log in over SSH: the host is unreachable, its host key is not in \
-                 ~/.ssh/known_hosts (check the fingerprint, then `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`, \
-                 or SNAPVAULT_SFTP_HOST_KEYS=add to trust it on first use), or the SSH key is refused \
-                 (`ssh -p PORT user@host` shows which)",
-                self.location
-            ));
-        }
-        if e.kind() == ErrorKind::NotFound {
-            return RepoError::corrupt(
-                format!("{what} in {}", self.location),
-                "file is missing from the repository",
-            );
-        }
-        let why = match e.kind() {
-            ErrorKind::RateLimited => "the server keeps asking to slow down",
-            _ if e.is_temporary() || e.is_persistent() => {
-                "the server did not answer in time (after retries)"
-            }
-            _ => "the server refused",
-        };
-        RepoError::Remote(format!(
-            "{}: {doing} {what} failed: {why}: {detail}",
-            self.location
-        ))
+        crate::errors::explain(
+            &self.location,
+            &self.target,
+            self.service == Service::Sftp,
+            doing,
+            what,
+            e,
+        )
     }
 
     fn verify_size(&self, path: &str, what: &str, want: usize) -> Result<(), RepoError> {
@@ -385,45 +304,6 @@ impl RemoteBackend {
             ("data", true),
         ]
     }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
-/// "pack 3fa2…", or "the config".
-fn what(kind: FileKind, name: &str) -> String {
-    match kind {
-        FileKind::Config => "the config".to_string(),
-        _ => format!("{} {name}", kind.name()),
-    }
-}
-
-/// An OpenDAL error without its request context (headers, ids): kind, message and causes.
-fn describe(e: &opendal::Error) -> String {
-    let mut out = format!("{}: {}", e.kind(), first_line(e.message()));
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(first_line(&s.to_string()));
-        src = s.source();
-    }
-    if out.len() > 400 {
-        let mut cut = 400;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push('…');
-    }
-    out
-}
-
-fn config_err(location: &str, e: opendal::Error) -> RepoError {
-    RepoError::Invalid(format!(
-        "cannot use the repository location {location}: {}",
-        first_line(&e.to_string())
-    ))
 }
 
 impl Backend for RemoteBackend {
