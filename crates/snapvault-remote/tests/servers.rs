@@ -102,12 +102,19 @@ fn remote_backends_against_real_servers() {
     exercise();
     // Every backend is dropped: close the SFTP sessions (their ssh processes) too.
     snapvault_remote::shutdown();
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", &format!("ssh .*-i {}", env_key())])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "ssh processes outlived their sessions");
+    // A master told to exit takes a moment to go: allow it a few seconds.
+    let count = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("ssh .*-i {}", env_key())])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while count() > 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(count(), 0, "ssh processes outlived their sessions");
 }
 
 fn env_key() -> String {
