@@ -134,21 +134,16 @@ impl RemoteBackend {
     }
 
     fn path(&self, kind: FileKind, name: &str) -> Result<String, RepoError> {
-        if name.is_empty()
-            || name.contains('/')
-            || name.starts_with('.')
-            || (kind == FileKind::Config && name != "config")
-        {
-            return Err(RepoError::Invalid(format!(
-                "invalid {} name {name:?}",
-                kind.name()
-            )));
-        }
-        Ok(match kind {
-            FileKind::Config => name.to_string(),
-            FileKind::Pack => format!("data/{}/{name}", name.get(..2).unwrap_or("00")),
-            _ => format!("{}/{name}", kind.dir()),
-        })
+        kind.path_of(name)
+    }
+
+    /// Create `path` only if it does not exist (S3 `If-None-Match: *`, SFTP `O_EXCL`).
+    fn create_new(&self, path: &str, data: &[u8]) -> opendal::Result<()> {
+        let opts = WriteOptions {
+            if_not_exists: true,
+            ..Default::default()
+        };
+        self.op.write_options(path, data.to_vec(), opts).map(|_| ())
     }
 
     /// Turn an OpenDAL error into one that says what failed, where, and what to do.
@@ -194,11 +189,7 @@ impl RemoteBackend {
         data: &[u8],
     ) -> Result<(), RepoError> {
         let what = what(kind, name);
-        let opts = WriteOptions {
-            if_not_exists: true,
-            ..Default::default()
-        };
-        match self.op.write_options(path, data.to_vec(), opts) {
+        match self.create_new(path, data) {
             Ok(_) => {}
             Err(e)
                 if matches!(
@@ -221,12 +212,8 @@ impl RemoteBackend {
         data: &[u8],
     ) -> Result<(), RepoError> {
         let what = what(kind, name);
-        let excl = WriteOptions {
-            if_not_exists: true,
-            ..Default::default()
-        };
         if kind == FileKind::Lock {
-            return match self.op.write_options(path, data.to_vec(), excl) {
+            return match self.create_new(path, data) {
                 Ok(_) => self.verify_size(path, &what, data.len()),
                 Err(e) if e.kind() == ErrorKind::ConditionNotMatch => {
                     self.already_there(kind, name, data)
@@ -245,8 +232,7 @@ impl RemoteBackend {
             format!("{dir}/{tmp_name}")
         };
         let result = self
-            .op
-            .write_options(&tmp, data.to_vec(), excl)
+            .create_new(&tmp, data)
             .map_err(|e| self.err("uploading", &what, e))
             .and_then(|_| self.verify_size(&tmp, &what, data.len()))
             .and_then(|_| {

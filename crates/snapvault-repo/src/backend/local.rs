@@ -38,17 +38,7 @@ impl LocalBackend {
     }
 
     fn path_of(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
-        if name.is_empty()
-            || name.contains('/')
-            || name.starts_with('.')
-            || (kind == FileKind::Config && name != "config")
-        {
-            return Err(RepoError::Invalid(format!(
-                "invalid {} name {name:?}",
-                kind.name()
-            )));
-        }
-        Ok(self.dir_of(kind, name).join(name))
+        Ok(self.root.join(kind.path_of(name)?))
     }
 
     fn mkdir(path: &Path) -> io::Result<()> {

@@ -31,6 +31,27 @@ impl FileKind {
         }
     }
 
+    /// Where a file of this kind lives, relative to the repository's root: packs are spread
+    /// over 256 folders by their first two hex digits. Refuses names that could escape
+    /// their folder or hide as temp files. Every backend lays files out through this.
+    pub fn path_of(self, name: &str) -> crate::error::Result<String> {
+        if name.is_empty()
+            || name.contains('/')
+            || name.starts_with('.')
+            || (self == FileKind::Config && name != "config")
+        {
+            return Err(crate::RepoError::Invalid(format!(
+                "invalid {} name {name:?}",
+                self.name()
+            )));
+        }
+        Ok(match self {
+            FileKind::Config => name.to_string(),
+            FileKind::Pack => format!("data/{}/{name}", name.get(..2).unwrap_or("00")),
+            _ => format!("{}/{name}", self.dir()),
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FileKind::Config => "config",
