@@ -14,6 +14,7 @@ pub mod chunker;
 pub mod config;
 pub mod copy;
 pub mod crypto;
+pub mod direct_io;
 pub mod error;
 pub mod faulty;
 pub mod forget;

@@ -11,6 +11,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Backend, FileInfo, FileKind};
+use crate::direct_io;
 use crate::error::{IoContext, RepoError, Result};
 
 const TEMP_PREFIX: &str = ".tmp-";
@@ -112,9 +113,16 @@ impl Backend for LocalBackend {
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            drop(f);
+            if data.len() as u64 >= direct_io::MIN_DIRECT {
+                // Packs: past the page cache (see `direct_io`); synced by `finish`.
+                let mut w = direct_io::DirectWriter::new(f);
+                w.write_all(data)?;
+                w.finish()?;
+            } else {
+                f.write_all(data)?;
+                f.sync_all()?;
+                drop(f);
+            }
             match fs::hard_link(&tmp, &target) {
                 Ok(()) => fs::remove_file(&tmp)?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

@@ -1,0 +1,201 @@
+//! Writing large files past the page cache (`O_DIRECT`).
+//!
+//! Packs and restored photos are written once and not read again soon. Through the page
+//! cache every byte is copied by the kernel into freshly allocated cache pages, which was
+//! half of all CPU time of a first snapshot on our test machines (a virtual machine whose
+//! host backs guest memory lazily makes that copy especially slow), and a large backup
+//! evicts everything else the user had cached. `O_DIRECT` lets the device read straight
+//! from one small, reused, aligned buffer.
+//!
+//! Direct I/O needs the buffer, the file offset and the length aligned to the device's
+//! block size; we align everything to [`ALIGN`] and write the last block zero-padded, then
+//! cut the file back to its real length. Where the filesystem refuses `O_DIRECT` (tmpfs,
+//! some FUSE and network filesystems) the writer silently falls back to ordinary writes:
+//! the bytes on disk are the same either way.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+/// Alignment of buffer, offsets and lengths: covers 512-byte and 4 KiB block devices.
+pub const ALIGN: usize = 4096;
+/// Bytes staged before each direct write: large enough for full device throughput
+/// (measured: 1 MiB writes 1.3 GB/s, 4 MiB 2.3 GB/s), small enough to keep per thread.
+pub const STAGE: usize = 4 << 20;
+/// Files smaller than this are written the ordinary way: nothing to gain.
+pub const MIN_DIRECT: u64 = 256 << 10;
+
+thread_local! {
+    /// Each thread keeps its staging buffer between files, so its pages stay mapped.
+    static SPARE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Sequential writer of one whole file; call [`DirectWriter::finish`] to complete it.
+pub struct DirectWriter {
+    file: File,
+    /// Backing allocation; the aligned window is `buf[start..start + STAGE]`.
+    buf: Vec<u8>,
+    start: usize,
+    fill: usize,
+    len: u64,
+    direct: bool,
+}
+
+impl DirectWriter {
+    /// Take over `file` (opened for writing, empty, position 0) and switch it to direct
+    /// I/O if its filesystem allows.
+    pub fn new(file: File) -> Self {
+        let direct = set_direct(&file, true).is_ok();
+        let buf = SPARE
+            .with(|s| s.borrow_mut().take())
+            .unwrap_or_else(|| vec![0u8; STAGE + ALIGN]);
+        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        DirectWriter {
+            file,
+            buf,
+            start,
+            fill: 0,
+            len: 0,
+            direct,
+        }
+    }
+
+    /// Is the file still being written past the page cache (false after a fallback)?
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            self.file.write_all_at(data, self.len)?;
+            self.len += data.len() as u64;
+            return Ok(());
+        }
+        while !data.is_empty() {
+            let n = (STAGE - self.fill).min(data.len());
+            let at = self.start + self.fill;
+            self.buf[at..at + n].copy_from_slice(&data[..n]);
+            self.fill += n;
+            self.len += n as u64;
+            data = &data[n..];
+            if self.fill == STAGE {
+                self.flush_stage(STAGE)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the staged bytes, `padded_len` of them (a multiple of [`ALIGN`]), at the
+    /// offset where they belong (so a refused direct write can simply be redone).
+    fn flush_stage(&mut self, padded_len: usize) -> io::Result<()> {
+        let offset = self.len - self.fill as u64;
+        if self.direct {
+            let window = &self.buf[self.start..self.start + padded_len];
+            match self.file.write_all_at(window, offset) {
+                Ok(()) => {
+                    self.fill = 0;
+                    return Ok(());
+                }
+                // Refused by the filesystem: go on without O_DIRECT, from the same offset.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.direct = false;
+                    set_direct(&self.file, false)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let staged = &self.buf[self.start..self.start + self.fill];
+        self.file.write_all_at(staged, offset)?;
+        self.fill = 0;
+        Ok(())
+    }
+
+    /// Write what is staged, give the file its exact length and make it durable
+    /// (`fdatasync`). Returns the file and the number of bytes written.
+    pub fn finish(mut self) -> io::Result<(File, u64)> {
+        if self.fill > 0 {
+            let padded = self.fill.next_multiple_of(ALIGN);
+            let at = self.start + self.fill;
+            self.buf[at..self.start + padded].fill(0);
+            self.flush_stage(padded)?;
+        }
+        // Cut the zero padding of a last direct block (and any tail of an earlier use).
+        self.file.set_len(self.len)?;
+        self.file.sync_data()?;
+        let DirectWriter { file, buf, len, .. } = self;
+        SPARE.with(|s| *s.borrow_mut() = Some(buf));
+        Ok((file, len))
+    }
+}
+
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a file descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let new = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, new) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 4099) as u8).collect()
+    }
+
+    /// Whatever the sizes of the pieces, the file holds exactly the bytes given, on a
+    /// filesystem with O_DIRECT (the temp folder is normally on one) or without.
+    #[test]
+    fn round_trips_odd_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (total, piece) in [
+            (0usize, 1usize),
+            (1, 1),
+            (ALIGN - 1, 100),
+            (ALIGN, ALIGN),
+            (STAGE, 1 << 20),
+            (STAGE + 1, 333_333),
+            (3 * STAGE + 12_345, 1_000_003),
+        ] {
+            let data = pattern(total);
+            let p = dir.path().join(format!("f{total}"));
+            let mut w = DirectWriter::new(fs::File::create(&p).unwrap());
+            for c in data.chunks(piece.max(1)) {
+                w.write_all(c).unwrap();
+            }
+            let (_, n) = w.finish().unwrap();
+            assert_eq!(n, total as u64);
+            assert_eq!(fs::read(&p).unwrap(), data, "size {total}");
+        }
+    }
+
+    /// After a fallback to ordinary writes (as on a filesystem that refuses O_DIRECT) the
+    /// file still gets every byte.
+    #[test]
+    fn falls_back_to_buffered_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut w = DirectWriter::new(fs::File::create(&p).unwrap());
+        w.direct = false;
+        set_direct(&w.file, false).unwrap();
+        let data = pattern(STAGE + 5);
+        w.write_all(&data).unwrap();
+        w.finish().unwrap();
+        assert_eq!(fs::read(&p).unwrap(), data);
+    }
+}
