@@ -289,8 +289,10 @@ pub fn check(
             .packs()
             .iter()
             .enumerate()
-            .filter(|(_, (id, _))| opts.read_data.selects(id) && listed.contains_key(&id.to_hex()))
-            .map(|(i, (id, size))| (i, *id, *size))
+            .filter(|(_, (id, _))| opts.read_data.selects(id))
+            // The size on storage, not the index's: bytes appended to a pack must be read
+            // (and fail its hash) too.
+            .filter_map(|(i, (id, _))| listed.get(&id.to_hex()).map(|size| (i, *id, *size)))
             .collect();
         let deadline = match opts.read_data {
             ReadData::Budget(d) => {
@@ -309,15 +311,17 @@ pub fn check(
         std::thread::scope(|s| {
             for _ in 0..opts.threads.max(1) {
                 s.spawn(|| {
+                    // This thread's read buffer, reused for every pack.
+                    let mut buf = Vec::new();
                     loop {
                         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                             break;
                         }
                         let i = next.fetch_add(1, Relaxed);
-                        let Some(&(pos, id, _)) = selected.get(i) else {
+                        let Some(&(pos, id, size)) = selected.get(i) else {
                             break;
                         };
-                        let (n, probs) = read_pack(repo, &id, &per_pack[pos]);
+                        let (n, probs) = read_pack(repo, &id, size, &per_pack[pos], &mut buf);
                         bytes.fetch_add(n, Relaxed);
                         obs.pack_read(n);
                         if let Ok(mut f) = found.lock() {
@@ -454,26 +458,31 @@ pub fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<Pack
 fn read_pack(
     repo: &Repository,
     id: &PackId,
+    size: u64,
     indexed: &[(BlobId, crate::index::BlobLocation)],
+    buf: &mut Vec<u8>,
 ) -> (u64, Vec<(String, String, Vec<BlobId>)>) {
     let name = id.to_hex();
     let object = format!("pack {name}");
     let mut out = Vec::new();
-    let mut bytes = match repo.backend().read(FileKind::Pack, &name) {
-        Ok(b) => b,
+    let bytes = match repo
+        .backend()
+        .read_range_into(FileKind::Pack, &name, 0, size as usize, buf)
+    {
+        Ok(()) => buf,
         Err(e) => {
             let blobs = indexed.iter().map(|(b, _)| *b).collect();
             return (0, vec![(object, format!("cannot be read: {e}"), blobs)]);
         }
     };
-    if Id::hash_of(&bytes) != id.0 {
+    if Id::hash_of(bytes) != id.0 {
         out.push((
             object.clone(),
             "is damaged: its content does not match its name".to_string(),
             Vec::new(),
         ));
     }
-    if let Err(e) = pack::parse_pack(repo.crypto(), &bytes, &object) {
+    if let Err(e) = pack::parse_pack(repo.crypto(), bytes, &object) {
         out.push((
             object.clone(),
             format!("header is damaged: {e}"),

@@ -85,11 +85,25 @@ impl Backend for LocalBackend {
     }
 
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_range_into(kind, name, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let p = self.path_of(kind, name)?;
         let f = File::open(&p).map_err(|e| not_found_is(kind, name, e))?;
-        let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset).map_err(|e| {
+        // Only bytes beyond the buffer's current length get zeroed first.
+        buf.resize(len, 0);
+        f.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 RepoError::corrupt(
                     format!("{} {name}", kind.name()),
@@ -98,8 +112,7 @@ impl Backend for LocalBackend {
             } else {
                 RepoError::io(format!("reading {}", p.display()), e)
             }
-        })?;
-        Ok(buf)
+        })
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {

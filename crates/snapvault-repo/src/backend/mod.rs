@@ -81,6 +81,19 @@ pub trait Backend: Send + Sync {
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// [`Backend::read_range`] into `buf` (left holding exactly the `len` bytes read), so a
+    /// caller reading many ranges reuses one allocation instead of faulting in a new one.
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        *buf = self.read_range(kind, name, offset, len)?;
+        Ok(())
+    }
     /// Create `name` with `data`. Fails if it exists already (`create_new` semantics).
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;

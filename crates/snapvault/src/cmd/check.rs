@@ -5,7 +5,7 @@ use std::path::Path;
 use snapvault_repo::checker::{self, CheckOptions, CheckReport, ReadData, Severity};
 use snapvault_repo::{PackId, Repository};
 
-use super::{Ctx, threads};
+use super::{Ctx, io_threads};
 use crate::cli::CheckArgs;
 use crate::{exit, fmt};
 
@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         &repo,
         &CheckOptions {
             read_data,
-            threads: threads(),
+            threads: io_threads(),
             last_verified: state.clone(),
         },
         &progress,

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use snapvault_repo::checker::{self, CheckOptions, ReadData};
 use snapvault_repo::repair::{self, Parts};
 
-use super::{Ctx, threads};
+use super::{Ctx, io_threads};
 use crate::cli::{RepairArgs, RepairPart};
 
 pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         &repo,
         &CheckOptions {
             read_data: ReadData::All,
-            threads: threads(),
+            threads: io_threads(),
             last_verified: Default::default(),
         },
         &progress,

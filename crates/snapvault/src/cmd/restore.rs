@@ -6,7 +6,7 @@ use snapvault_repo::snapshot::Snapshot;
 use snapvault_repo::tree::NodeKind;
 use snapvault_repo::{Repository, SnapshotId};
 
-use super::{Ctx, threads};
+use super::{Ctx, io_threads};
 use crate::cli::{Layout, RestoreArgs};
 use crate::fmt;
 
@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         include,
         overwrite: a.overwrite,
         dry_run: a.dry_run,
-        threads: threads(),
+        threads: io_threads(),
     };
     let progress = crate::progress::Progress::new(
         "restore",

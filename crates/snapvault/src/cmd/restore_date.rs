@@ -11,7 +11,7 @@ use snapvault_catalog::{DateRange, PhotoQuery, PhotoRow};
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions};
 use snapvault_repo::tree::{Name, Node, NodeKind};
 
-use super::{Ctx, threads};
+use super::{Ctx, io_threads};
 use crate::cli::{Layout, RestoreArgs};
 
 pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
         include: None,
         overwrite: a.overwrite,
         dry_run: false,
-        threads: threads(),
+        threads: io_threads(),
     };
     let progress = crate::progress::Progress::new(
         "restore",
