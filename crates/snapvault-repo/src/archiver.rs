@@ -131,6 +131,8 @@ struct ChunkJob {
 /// Chunk buffers on their way back to the walker (from the packer, or from a worker when
 /// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
 const RECYCLED_BUFFERS: usize = 4;
+/// How far ahead of the file being chunked the source is asked to fetch (cold disks).
+const PREFETCH_BYTES: u64 = 32 << 20;
 
 enum Pending {
     Ready(Node),
@@ -479,15 +481,27 @@ impl Walker<'_> {
             t.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
         };
         let mut pending = Vec::with_capacity(entries.len());
-        for e in entries {
+        let olds: Vec<Option<&Node>> = entries
+            .iter()
+            .map(|e| {
+                parents
+                    .iter()
+                    .find_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
+            })
+            .collect();
+        let to_read: Vec<bool> = entries
+            .iter()
+            .zip(&olds)
+            .map(|(e, old)| e.kind == NodeKind::File && self.unchanged(e, *old).is_none())
+            .collect();
+        let mut ahead = 0;
+        for (i, e) in entries.iter().enumerate() {
             self.aborted()?;
             if self.fatal.is_some() {
                 break;
             }
             let path = join(dir, &e.name.0);
-            let old = parents
-                .iter()
-                .find_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]));
+            let old = olds[i];
             match e.kind {
                 NodeKind::Dir => {
                     let subs: Vec<Tree> = parents
@@ -498,11 +512,14 @@ impl Walker<'_> {
                         .filter_map(|id| self.repo.load_tree(&self.shared.index, &id).ok())
                         .collect();
                     self.walk(&path, &subs)?;
-                    pending.push(Pending::Dir(node_from(&e)));
+                    pending.push(Pending::Dir(node_from(e)));
                 }
-                NodeKind::Symlink => pending.push(Pending::Ready(node_from(&e))),
+                NodeKind::Symlink => pending.push(Pending::Ready(node_from(e))),
                 NodeKind::File => {
-                    if let Some(p) = self.file(&path, &e, old)? {
+                    if to_read[i] {
+                        self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
+                    }
+                    if let Some(p) = self.file(&path, e, old)? {
                         pending.push(p);
                     }
                 }
@@ -515,14 +532,10 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn file(
-        &mut self,
-        path: &[u8],
-        e: &SourceEntry,
-        old: Option<&Node>,
-    ) -> Result<Option<Pending>> {
-        let st = &self.shared.stats;
-        let unchanged = old.filter(|o| {
+    /// The previous snapshot's node for `e` when the file has not changed since (same size
+    /// and mtime, all its blobs still stored and none marked for re-reading).
+    fn unchanged<'n>(&self, e: &SourceEntry, old: Option<&'n Node>) -> Option<&'n Node> {
+        old.filter(|o| {
             o.kind == NodeKind::File
                 && o.size == e.size
                 && o.mtime == e.mtime
@@ -530,8 +543,48 @@ impl Walker<'_> {
                     .iter()
                     .all(|id| self.shared.index.contains(id) && !self.reread.contains(id))
                 && o.content.len() as u64 <= e.size.max(1)
-        });
-        if let Some(o) = unchanged {
+        })
+    }
+
+    /// Keep the source fetching up to [`PREFETCH_BYTES`] of the files after `entries[i]`
+    /// that will be read, so the disk works while this thread chunks. `ahead` is the first
+    /// entry not yet hinted.
+    fn prefetch_after(
+        &self,
+        dir: &[u8],
+        entries: &[SourceEntry],
+        to_read: &[bool],
+        i: usize,
+        ahead: &mut usize,
+    ) {
+        *ahead = (*ahead).max(i + 1);
+        let queued: u64 = (i + 1..*ahead)
+            .filter(|&k| to_read[k])
+            .map(|k| entries[k].size.min(PREFETCH_BYTES))
+            .sum();
+        let mut budget = PREFETCH_BYTES.saturating_sub(queued);
+        while *ahead < entries.len() && budget > 0 {
+            let k = *ahead;
+            if to_read[k] {
+                let len = entries[k].size.min(PREFETCH_BYTES);
+                if len > budget && k > i + 1 {
+                    break;
+                }
+                self.source.prefetch(&join(dir, &entries[k].name.0), len);
+                budget = budget.saturating_sub(len);
+            }
+            *ahead += 1;
+        }
+    }
+
+    fn file(
+        &mut self,
+        path: &[u8],
+        e: &SourceEntry,
+        old: Option<&Node>,
+    ) -> Result<Option<Pending>> {
+        let st = &self.shared.stats;
+        if let Some(o) = self.unchanged(e, old) {
             self.observer.file_unchanged(path, e.size);
             st.files_unchanged.fetch_add(1, Relaxed);
             st.files_total.fetch_add(1, Relaxed);

@@ -35,6 +35,9 @@ pub trait Source: Send + Sync {
     fn is_fatal(&self, _error: &io::Error) -> bool {
         false
     }
+    /// A hint that the first `len` bytes of `path` will be read soon, so a local source can
+    /// have the disk fetch them while earlier files are still being chunked.
+    fn prefetch(&self, _path: &[u8], _len: u64) {}
 }
 
 pub struct FolderSource {
@@ -162,13 +165,32 @@ impl Source for FolderSource {
         advise_sequential(&f);
         Ok(Box::new(f))
     }
+
+    fn prefetch(&self, path: &[u8], len: u64) {
+        if let Ok(p) = self.resolve(path) {
+            advise_willneed(&p, len);
+        }
+    }
+}
+
+fn advise(f: &File, offset: u64, len: u64, advice: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let clamp = |v: u64| v.min(i64::MAX as u64) as libc::off_t;
+    // SAFETY: advisory call on a valid open descriptor; failures only lose the hint.
+    unsafe {
+        libc::posix_fadvise(f.as_raw_fd(), clamp(offset), clamp(len), advice);
+    }
+}
+
+/// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
+/// waiting for them (`POSIX_FADV_WILLNEED`). Failures only lose the hint.
+pub fn advise_willneed(path: &Path, len: u64) {
+    if let Ok(f) = File::open(path) {
+        advise(&f, 0, len, libc::POSIX_FADV_WILLNEED);
+    }
 }
 
 /// Tell the kernel we read front to back, so it reads ahead aggressively.
 pub fn advise_sequential(f: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: advisory call on a valid open descriptor.
-    unsafe {
-        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
-    }
+    advise(f, 0, 0, libc::POSIX_FADV_SEQUENTIAL);
 }

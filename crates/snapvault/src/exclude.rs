@@ -153,6 +153,10 @@ impl Source for Filtered<'_> {
     fn is_fatal(&self, error: &io::Error) -> bool {
         self.inner.is_fatal(error)
     }
+
+    fn prefetch(&self, path: &[u8], len: u64) {
+        self.inner.prefetch(path, len)
+    }
 }
 
 #[cfg(test)]
