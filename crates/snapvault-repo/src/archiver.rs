@@ -132,7 +132,7 @@ struct ChunkJob {
 /// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
 const RECYCLED_BUFFERS: usize = 4;
 /// How far ahead of the file being chunked the source is asked to fetch (cold disks).
-const PREFETCH_BYTES: u64 = 32 << 20;
+const PREFETCH_BYTES: u64 = crate::fs_source::READ_AHEAD;
 
 enum Pending {
     Ready(Node),

@@ -163,13 +163,48 @@ impl Source for FolderSource {
         let p = self.resolve(path)?;
         let f = File::open(&p)?;
         advise_sequential(&f);
-        Ok(Box::new(f))
+        Ok(Box::new(AheadReader {
+            file: f,
+            pos: 0,
+            hinted: 0,
+        }))
     }
 
     fn prefetch(&self, path: &[u8], len: u64) {
         if let Ok(p) = self.resolve(path) {
-            advise_willneed(&p, len);
+            advise_willneed(&p, 0, len);
         }
+    }
+}
+
+/// Bytes the kernel is asked to fetch ahead of a reader. The chunker reads in large
+/// blocks, and without a hint each block waits for the disk with nothing else to do (the
+/// kernel's own read-ahead is a few hundred KiB). Measured on a cold 2 GiB first snapshot:
+/// 3.4 s without, 3.1 s with 32 MiB, 3.0 s with 64 MiB (together with the walker's hints).
+pub const READ_AHEAD: u64 = 64 << 20;
+
+/// A file read front to back that keeps the kernel fetching the next [`READ_AHEAD`] bytes
+/// while the caller works on what it has (long videos on a cold disk).
+struct AheadReader {
+    file: File,
+    pos: u64,
+    hinted: u64,
+}
+
+impl Read for AheadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos + READ_AHEAD / 2 >= self.hinted {
+            advise(
+                &self.file,
+                self.hinted,
+                READ_AHEAD,
+                libc::POSIX_FADV_WILLNEED,
+            );
+            self.hinted += READ_AHEAD;
+        }
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -184,9 +219,9 @@ fn advise(f: &File, offset: u64, len: u64, advice: libc::c_int) {
 
 /// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
 /// waiting for them (`POSIX_FADV_WILLNEED`). Failures only lose the hint.
-pub fn advise_willneed(path: &Path, len: u64) {
+pub fn advise_willneed(path: &Path, offset: u64, len: u64) {
     if let Ok(f) = File::open(path) {
-        advise(&f, 0, len, libc::POSIX_FADV_WILLNEED);
+        advise(&f, offset, len, libc::POSIX_FADV_WILLNEED);
     }
 }
 

@@ -175,6 +175,11 @@ pub fn restore(
                 loop {
                     let i = next.fetch_add(1, Relaxed);
                     let Some(item) = files.get(i) else { break };
+                    // The file about one round ahead: its packs come off the disk while
+                    // this one is decrypted and written.
+                    if let Some(later) = files.get(i + opts.threads.max(1)) {
+                        prefetch_file(repo, index, &later.node);
+                    }
                     let path = target_path(&opts.target, &item.path);
                     match restore_file(repo, index, &chunker, item, &path, opts.overwrite, &mut buf)
                     {
@@ -267,6 +272,36 @@ pub fn restore(
         .problems
         .extend(problems.into_inner().unwrap_or_default());
     Ok(stats)
+}
+
+/// Ask the backend to start fetching the pack ranges of a file's first [`MAX_READ`] bytes.
+fn prefetch_file(repo: &Repository, index: &Index, node: &Node) {
+    let mut budget = MAX_READ;
+    let mut run: Option<(crate::id::PackId, u64, u64)> = None;
+    let hint = |(pack, start, end): (crate::id::PackId, u64, u64)| {
+        repo.backend()
+            .prefetch(FileKind::Pack, &pack.to_hex(), start, end - start);
+    };
+    for id in &node.content {
+        let Some(loc) = index.get(id) else { break };
+        let (pack, start, len) = (index.pack_of(loc), loc.offset as u64, loc.length as u64);
+        match &mut run {
+            Some((p, _, end)) if *p == pack && *end == start => *end += len,
+            _ => {
+                if let Some(r) = run.take() {
+                    hint(r);
+                }
+                run = Some((pack, start, start + len));
+            }
+        }
+        budget = budget.saturating_sub(len);
+        if budget == 0 {
+            break;
+        }
+    }
+    if let Some(r) = run {
+        hint(r);
+    }
 }
 
 /// Errors that will hit every file alike: stop the restore instead of listing them all.

@@ -115,6 +115,12 @@ impl Backend for LocalBackend {
         })
     }
 
+    fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
+        if let Ok(p) = self.path_of(kind, name) {
+            crate::fs_source::advise_willneed(&p, offset, len);
+        }
+    }
+
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let target = self.path_of(kind, name)?;
         let dir = self.dir_of(kind, name);

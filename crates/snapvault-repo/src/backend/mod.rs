@@ -94,6 +94,9 @@ pub trait Backend: Send + Sync {
         *buf = self.read_range(kind, name, offset, len)?;
         Ok(())
     }
+    /// A hint that `len` bytes at `offset` of `name` will be read soon: a local disk can
+    /// fetch them while the caller works on what it has. Remote backends ignore it.
+    fn prefetch(&self, _kind: FileKind, _name: &str, _offset: u64, _len: u64) {}
     /// Create `name` with `data`. Fails if it exists already (`create_new` semantics).
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
