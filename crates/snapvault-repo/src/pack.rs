@@ -127,6 +127,9 @@ pub fn parse_pack(crypto: &Crypto, pack: &[u8], what: &str) -> Result<Vec<PackEn
 /// are added, so finishing a pack only hashes its header.
 pub struct PackWriter {
     data: Vec<u8>,
+    /// Where the pack starts in `data`: a recycled buffer starts its pack on a 4 KiB
+    /// boundary, so a local disk can write it with direct I/O without copying it first.
+    base: usize,
     entries: Vec<PackEntry>,
     hasher: blake3::Hasher,
 }
@@ -137,17 +140,61 @@ impl Default for PackWriter {
     }
 }
 
+/// The bytes of a finished pack, inside the buffer they were built in.
+pub struct PackBytes {
+    buf: Vec<u8>,
+    base: usize,
+}
+
+impl PackBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[self.base..]
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.base
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer, to build the next pack in ([`PackWriter::with_buffer`]).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// The pack as a vector of its own (moves the bytes when the pack did not start at
+    /// the buffer's beginning).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        self.buf.drain(..self.base);
+        self.buf
+    }
+}
+
 impl PackWriter {
     pub fn new(capacity: usize) -> Self {
-        Self::with_buffer(Vec::with_capacity(capacity))
+        PackWriter {
+            data: Vec::with_capacity(capacity),
+            base: 0,
+            entries: Vec::new(),
+            hasher: blake3::Hasher::new(),
+        }
     }
 
     /// A writer that fills `buf` (emptied first, its allocation kept): hand back the bytes
-    /// of a written pack here so the next pack does not fault in fresh memory.
+    /// of a written pack here so the next pack does not fault in fresh memory. The pack
+    /// starts at the first 4 KiB boundary of the allocation (give it that much spare room).
     pub fn with_buffer(mut buf: Vec<u8>) -> Self {
         buf.clear();
+        let base = match buf.as_ptr().align_offset(crate::direct_io::ALIGN) {
+            b if b < buf.capacity() => b,
+            _ => 0,
+        };
+        buf.resize(base, 0);
         PackWriter {
             data: buf,
+            base,
             entries: Vec::new(),
             hasher: blake3::Hasher::new(),
         }
@@ -158,7 +205,7 @@ impl PackWriter {
             id: blob.id,
             typ: blob.typ,
             compressed: blob.compressed,
-            offset: self.data.len() as u32,
+            offset: self.len() as u32,
             length: blob.sealed.len() as u32,
             raw_len: blob.raw_len,
         });
@@ -167,7 +214,7 @@ impl PackWriter {
     }
 
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.data.len() - self.base
     }
 
     pub fn is_empty(&self) -> bool {
@@ -179,7 +226,13 @@ impl PackWriter {
     }
 
     /// Seal the header and return the pack's id, bytes and entries.
-    pub fn finish(mut self, crypto: &Crypto) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+    pub fn finish(self, crypto: &Crypto) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+        let (id, bytes, entries) = self.finish_in_place(crypto);
+        (id, bytes.into_vec(), entries)
+    }
+
+    /// [`PackWriter::finish`], leaving the bytes where they were built.
+    pub fn finish_in_place(mut self, crypto: &Crypto) -> (PackId, PackBytes, Vec<PackEntry>) {
         let sealed = crypto.seal(&encode_header(&self.entries));
         let trailer = (sealed.len() as u32).to_le_bytes();
         self.hasher.update(&sealed);
@@ -187,7 +240,11 @@ impl PackWriter {
         self.data.extend_from_slice(&sealed);
         self.data.extend_from_slice(&trailer);
         let id = PackId(Id(*self.hasher.finalize().as_bytes()));
-        (id, self.data, self.entries)
+        let bytes = PackBytes {
+            buf: self.data,
+            base: self.base,
+        };
+        (id, bytes, self.entries)
     }
 }
 

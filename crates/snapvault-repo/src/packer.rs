@@ -167,8 +167,9 @@ fn run(
         failed: AtomicBool::new(false),
         error: Mutex::new(None),
     });
-    // Room for the sealed header, so finishing a pack never reallocates its buffer.
-    let capacity = pack_size + (64 << 10);
+    // Room for the sealed header, so finishing a pack never reallocates its buffer, and
+    // for starting the pack on a 4 KiB boundary (direct I/O without a copy).
+    let capacity = pack_size + (64 << 10) + crate::direct_io::ALIGN;
     let (wtx, wrx) = bounded::<PackWriter>(0);
     let (pool_tx, pool_rx) = bounded::<Vec<u8>>(PACK_BUFFERS);
     let mut writers = Vec::with_capacity(PACK_WRITERS);
@@ -202,7 +203,7 @@ fn run(
             .recv()
             .unwrap_or_else(|_| Vec::with_capacity(capacity))
     };
-    let mut data = PackWriter::new(capacity);
+    let mut data = PackWriter::with_buffer(Vec::with_capacity(capacity));
     let mut tree = PackWriter::new(0);
     let mut stopped = false;
     for blob in rx.iter() {
@@ -262,11 +263,17 @@ fn write_packs(
             break;
         }
         let blobs = w.blob_count() as u64;
-        let (id, bytes, entries) = w.finish(&sh.crypto);
-        let result = write_once(sh.backend.as_ref(), FileKind::Pack, &id.to_hex(), &bytes);
+        let (id, bytes, entries) = w.finish_in_place(&sh.crypto);
+        let result = write_once(
+            sh.backend.as_ref(),
+            FileKind::Pack,
+            &id.to_hex(),
+            bytes.as_slice(),
+        );
         let size = bytes.len() as u64;
-        if bytes.capacity() >= min_capacity {
-            let _ = pool.try_send(bytes);
+        let buf = bytes.into_buffer();
+        if buf.capacity() >= min_capacity {
+            let _ = pool.try_send(buf);
         }
         if let Err(e) = result {
             sh.fail(e);
