@@ -166,7 +166,7 @@ impl Source for FolderSource {
         Ok(Box::new(AheadReader {
             file: f,
             pos: 0,
-            hinted: 0,
+            hinted: READ_AHEAD,
         }))
     }
 
@@ -179,12 +179,14 @@ impl Source for FolderSource {
 
 /// Bytes the kernel is asked to fetch ahead of a reader. The chunker reads in large
 /// blocks, and without a hint each block waits for the disk with nothing else to do (the
-/// kernel's own read-ahead is a few hundred KiB). Measured on a cold 2 GiB first snapshot:
-/// 3.4 s without, 3.1 s with 32 MiB, 3.0 s with 64 MiB (together with the walker's hints).
-pub const READ_AHEAD: u64 = 64 << 20;
+/// kernel's own read-ahead is a few hundred KiB). Measured on a cold 2 GiB library: first
+/// snapshot 3.4 s without hints, 3.1–3.3 s with them; 64 MiB was no better than 32 and
+/// slower for the re-import into folders of a few files (1.9 against 1.75 s).
+pub const READ_AHEAD: u64 = 32 << 20;
 
 /// A file read front to back that keeps the kernel fetching the next [`READ_AHEAD`] bytes
-/// while the caller works on what it has (long videos on a cold disk).
+/// while the caller works on what it has (long videos on a cold disk). The first window is
+/// the walker's to hint (with the files before it), so photos never need one of their own.
 struct AheadReader {
     file: File,
     pos: u64,
