@@ -62,11 +62,6 @@ impl DirectWriter {
         }
     }
 
-    /// Is the file still being written past the page cache (false after a fallback)?
-    pub fn is_direct(&self) -> bool {
-        self.direct
-    }
-
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         if !self.direct {
             self.file.write_all_at(data, self.len)?;
