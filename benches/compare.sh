@@ -204,7 +204,9 @@ EOF
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 
 # prepare MODE STEP PATH...: cold = sync + evict the whole run folder (and the small-files
-# tree for those steps); warm = read PATHs once.
+# tree for those steps); warm = sync, then read PATHs once. The sync keeps a step from
+# paying for the writeback of the step before it (a tool that returns with its writes
+# still in the page cache would otherwise slow down whichever tool runs next).
 prepare() {
     local mode=$1 stepname=$2
     shift 2
@@ -213,6 +215,7 @@ prepare() {
         [[ $stepname != small_* ]] || extra=("$BASE/small")
         python3 "$HERE/pagecache.py" evict "$RUN" "${extra[@]}"
     else
+        sync
         python3 "$HERE/pagecache.py" warm "$@"
     fi
 }

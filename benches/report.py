@@ -85,8 +85,8 @@ def main():
     L.append(f"- {meta['runs']} run(s) per cache mode; each cell is the median with min–max. "
              "Tools are interleaved step by step, and their order rotates from run to run. "
              "*cold*: before every timed step `sync` and `posix_fadvise(DONTNEED)` on every "
-             "file of the run (library, repositories, caches); *warm*: the step's inputs "
-             "(source, repository, client cache) are read once just before it.")
+             "file of the run (library, repositories, caches); *warm*: `sync`, then the step's "
+             "inputs (source, repository, client cache) are read once just before it.")
     L.append("")
     L.append(meta["commands"])
     L.append("")
