@@ -132,7 +132,7 @@ struct ChunkJob {
 /// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
 const RECYCLED_BUFFERS: usize = 4;
 /// How far ahead of the file being chunked the source is asked to fetch (cold disks).
-const PREFETCH_BYTES: u64 = crate::fs_source::READ_AHEAD;
+const PREFETCH_BYTES: u64 = crate::readahead::READ_AHEAD;
 
 enum Pending {
     Ready(Node),
@@ -489,10 +489,16 @@ impl Walker<'_> {
                     .find_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
             })
             .collect();
-        let to_read: Vec<bool> = entries
+        // Decided once per file: unchanged files are neither hinted nor read.
+        let unchanged: Vec<Option<&Node>> = entries
             .iter()
             .zip(&olds)
-            .map(|(e, old)| e.kind == NodeKind::File && self.unchanged(e, *old).is_none())
+            .map(|(e, old)| self.unchanged(e, *old))
+            .collect();
+        let to_read: Vec<bool> = entries
+            .iter()
+            .zip(&unchanged)
+            .map(|(e, u)| e.kind == NodeKind::File && u.is_none())
             .collect();
         let mut ahead = 0;
         for (i, e) in entries.iter().enumerate() {
@@ -519,7 +525,7 @@ impl Walker<'_> {
                     if to_read[i] {
                         self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
                     }
-                    if let Some(p) = self.file(&path, e, old)? {
+                    if let Some(p) = self.file(&path, e, old, unchanged[i])? {
                         pending.push(p);
                     }
                 }
@@ -582,9 +588,10 @@ impl Walker<'_> {
         path: &[u8],
         e: &SourceEntry,
         old: Option<&Node>,
+        unchanged: Option<&Node>,
     ) -> Result<Option<Pending>> {
         let st = &self.shared.stats;
-        if let Some(o) = self.unchanged(e, old) {
+        if let Some(o) = unchanged {
             self.observer.file_unchanged(path, e.size);
             st.files_unchanged.fetch_add(1, Relaxed);
             st.files_total.fetch_add(1, Relaxed);

@@ -44,13 +44,19 @@ pub struct DirectWriter {
 }
 
 impl DirectWriter {
-    /// Take over `file` (opened for writing, empty, position 0) and switch it to direct
-    /// I/O if its filesystem allows.
-    pub fn new(file: File) -> Self {
-        let direct = set_direct(&file, true).is_ok();
-        let buf = SPARE
-            .with(|s| s.borrow_mut().take())
-            .unwrap_or_else(|| vec![0u8; STAGE + ALIGN]);
+    /// Take over `file` (opened for writing, empty, position 0) that will receive about
+    /// `expected_len` bytes. Files of at least [`MIN_DIRECT`] switch to direct I/O if their
+    /// filesystem allows; smaller ones are written the ordinary way (staging a 20 KiB
+    /// sidecar through 4 MiB gains nothing) and need no staging buffer.
+    pub fn new(file: File, expected_len: u64) -> Self {
+        let direct = expected_len >= MIN_DIRECT && set_direct(&file, true).is_ok();
+        let buf = if direct {
+            SPARE
+                .with(|s| s.borrow_mut().take())
+                .unwrap_or_else(|| vec![0u8; STAGE + ALIGN])
+        } else {
+            Vec::new()
+        };
         let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
         DirectWriter {
             file,
@@ -139,7 +145,9 @@ impl DirectWriter {
         self.file.set_len(self.len)?;
         self.file.sync_data()?;
         let DirectWriter { file, buf, len, .. } = self;
-        SPARE.with(|s| *s.borrow_mut() = Some(buf));
+        if !buf.is_empty() {
+            SPARE.with(|s| *s.borrow_mut() = Some(buf));
+        }
         Ok((file, len))
     }
 }
@@ -188,7 +196,7 @@ mod tests {
         ] {
             let data = pattern(total);
             let p = dir.path().join(format!("f{total}"));
-            let mut w = DirectWriter::new(fs::File::create(&p).unwrap());
+            let mut w = DirectWriter::new(fs::File::create(&p).unwrap(), u64::MAX);
             for c in data.chunks(piece.max(1)) {
                 w.write_all(c).unwrap();
             }
@@ -209,7 +217,7 @@ mod tests {
             let data = pattern(total);
             backing[at..at + total].copy_from_slice(&data);
             let p = dir.path().join(format!("a{total}"));
-            let mut w = DirectWriter::new(fs::File::create(&p).unwrap());
+            let mut w = DirectWriter::new(fs::File::create(&p).unwrap(), u64::MAX);
             w.write_all(&backing[at..at + total]).unwrap();
             w.write_all(b"more").unwrap();
             let (_, n) = w.finish().unwrap();
@@ -226,7 +234,7 @@ mod tests {
     fn falls_back_to_buffered_writes() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let mut w = DirectWriter::new(fs::File::create(&p).unwrap());
+        let mut w = DirectWriter::new(fs::File::create(&p).unwrap(), u64::MAX);
         w.direct = false;
         set_direct(&w.file, false).unwrap();
         let data = pattern(STAGE + 5);

@@ -3,13 +3,14 @@
 //! under its own name). The iPhone source implements the same trait in the binary.
 
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{RepoError, Result};
+use crate::readahead::{self, AheadReader};
 use crate::tree::{Name, NodeKind};
 
 /// One entry as the source reports it.
@@ -161,73 +162,12 @@ impl Source for FolderSource {
 
     fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
         let p = self.resolve(path)?;
-        let f = File::open(&p)?;
-        advise_sequential(&f);
-        Ok(Box::new(AheadReader {
-            file: f,
-            pos: 0,
-            hinted: READ_AHEAD,
-        }))
+        Ok(Box::new(AheadReader::open(&p)?))
     }
 
     fn prefetch(&self, path: &[u8], len: u64) {
         if let Ok(p) = self.resolve(path) {
-            advise_willneed(&p, 0, len);
+            readahead::willneed(&p, 0, len);
         }
     }
-}
-
-/// Bytes the kernel is asked to fetch ahead of a reader. The chunker reads in large
-/// blocks, and without a hint each block waits for the disk with nothing else to do (the
-/// kernel's own read-ahead is a few hundred KiB). Measured on a cold 2 GiB library: first
-/// snapshot 3.4 s without hints, 3.1–3.3 s with them; 64 MiB was no better than 32 and
-/// slower for the re-import into folders of a few files (1.9 against 1.75 s).
-pub const READ_AHEAD: u64 = 32 << 20;
-
-/// A file read front to back that keeps the kernel fetching the next [`READ_AHEAD`] bytes
-/// while the caller works on what it has (long videos on a cold disk). The first window is
-/// the walker's to hint (with the files before it), so photos never need one of their own.
-struct AheadReader {
-    file: File,
-    pos: u64,
-    hinted: u64,
-}
-
-impl Read for AheadReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos + READ_AHEAD / 2 >= self.hinted {
-            advise(
-                &self.file,
-                self.hinted,
-                READ_AHEAD,
-                libc::POSIX_FADV_WILLNEED,
-            );
-            self.hinted += READ_AHEAD;
-        }
-        let n = self.file.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-fn advise(f: &File, offset: u64, len: u64, advice: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    let clamp = |v: u64| v.min(i64::MAX as u64) as libc::off_t;
-    // SAFETY: advisory call on a valid open descriptor; failures only lose the hint.
-    unsafe {
-        libc::posix_fadvise(f.as_raw_fd(), clamp(offset), clamp(len), advice);
-    }
-}
-
-/// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
-/// waiting for them (`POSIX_FADV_WILLNEED`). Failures only lose the hint.
-pub fn advise_willneed(path: &Path, offset: u64, len: u64) {
-    if let Ok(f) = File::open(path) {
-        advise(&f, offset, len, libc::POSIX_FADV_WILLNEED);
-    }
-}
-
-/// Tell the kernel we read front to back, so it reads ahead aggressively.
-pub fn advise_sequential(f: &File) {
-    advise(f, 0, 0, libc::POSIX_FADV_SEQUENTIAL);
 }

@@ -26,6 +26,7 @@ pub mod lock;
 pub mod pack;
 pub mod packer;
 pub mod prune;
+pub mod readahead;
 pub mod repair;
 pub mod repository;
 pub mod restorer;

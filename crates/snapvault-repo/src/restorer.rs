@@ -9,7 +9,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -21,10 +21,10 @@ use globset::GlobSet;
 use crate::backend::FileKind;
 use crate::blob;
 use crate::chunker::Chunker;
-use crate::direct_io::{self, DirectWriter};
+use crate::direct_io::DirectWriter;
 use crate::error::{IoContext, RepoError, Result};
 use crate::id::BlobId;
-use crate::index::Index;
+use crate::index::{BlobLocation, Index};
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
 
@@ -274,33 +274,44 @@ pub fn restore(
     Ok(stats)
 }
 
-/// Ask the backend to start fetching the pack ranges of a file's first [`MAX_READ`] bytes.
-fn prefetch_file(repo: &Repository, index: &Index, node: &Node) {
-    let mut budget = MAX_READ;
-    let mut run: Option<(crate::id::PackId, u64, u64)> = None;
-    let hint = |(pack, start, end): (crate::id::PackId, u64, u64)| {
-        repo.backend()
-            .prefetch(FileKind::Pack, &pack.to_hex(), start, end - start);
-    };
-    for id in &node.content {
-        let Some(loc) = index.get(id) else { break };
-        let (pack, start, len) = (index.pack_of(loc), loc.offset as u64, loc.length as u64);
-        match &mut run {
-            Some((p, _, end)) if *p == pack && *end == start => *end += len,
-            _ => {
-                if let Some(r) = run.take() {
-                    hint(r);
-                }
-                run = Some((pack, start, start + len));
-            }
-        }
-        budget = budget.saturating_sub(len);
-        if budget == 0 {
-            break;
-        }
+/// The end (exclusive) of the run of blobs starting at `locs[i]` that one range read can
+/// fetch: neighbours in the same pack, at most [`MAX_READ`] bytes in all.
+fn run_end(locs: &[BlobLocation], i: usize) -> usize {
+    let first = locs[i];
+    let mut end = first.offset as u64 + first.length as u64;
+    let mut j = i + 1;
+    while j < locs.len()
+        && locs[j].pack == first.pack
+        && locs[j].offset as u64 == end
+        && end - first.offset as u64 + locs[j].length as u64 <= MAX_READ
+    {
+        end += locs[j].length as u64;
+        j += 1;
     }
-    if let Some(r) = run {
-        hint(r);
+    j
+}
+
+/// Ask the backend to start fetching the first range reads of a file (see [`run_end`]).
+fn prefetch_file(repo: &Repository, index: &Index, node: &Node) {
+    let locs: Vec<BlobLocation> = node
+        .content
+        .iter()
+        .map_while(|id| index.get(id).copied())
+        .collect();
+    let mut budget = MAX_READ;
+    let mut i = 0;
+    while i < locs.len() && budget > 0 {
+        let j = run_end(&locs, i);
+        let (first, last) = (locs[i], locs[j - 1]);
+        let (start, end) = (first.offset as u64, last.offset as u64 + last.length as u64);
+        repo.backend().prefetch(
+            FileKind::Pack,
+            &index.pack_of(&first).to_hex(),
+            start,
+            end - start,
+        );
+        budget = budget.saturating_sub(end - start);
+        i = j;
     }
 }
 
@@ -374,7 +385,7 @@ fn restore_file(
         let loc = index
             .get(id)
             .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
-        locs.push((id, *loc));
+        locs.push(*loc);
     }
     let name = path
         .file_name()
@@ -393,23 +404,15 @@ fn restore_file(
         .open(&tmp)
         .ctx(|| format!("creating {}", tmp.display()))?;
     // Large files go past the page cache (see `direct_io`), small ones the ordinary way.
-    let mut f = Sink::new(f, node.size);
+    let mut f = DirectWriter::new(f, node.size);
     let result = (|| -> Result<u64> {
         let mut written = 0u64;
         let mut i = 0;
         while i < locs.len() {
-            // Extend the read over neighbouring blobs of the same pack.
-            let (_, first) = locs[i];
-            let mut j = i + 1;
-            let mut end = first.offset as u64 + first.length as u64;
-            while j < locs.len()
-                && locs[j].1.pack == first.pack
-                && locs[j].1.offset as u64 == end
-                && end - first.offset as u64 + locs[j].1.length as u64 <= MAX_READ
-            {
-                end += locs[j].1.length as u64;
-                j += 1;
-            }
+            // One read for the neighbouring blobs of the same pack.
+            let j = run_end(&locs, i);
+            let (first, last) = (locs[i], locs[j - 1]);
+            let end = last.offset as u64 + last.length as u64;
             let pack = index.pack_of(&first);
             repo.backend().read_range_into(
                 FileKind::Pack,
@@ -419,7 +422,7 @@ fn restore_file(
                 buf,
             )?;
             let data = &mut *buf;
-            for (id, loc) in &locs[i..j] {
+            for (id, loc) in node.content[i..j].iter().zip(&locs[i..j]) {
                 let s = (loc.offset - first.offset) as usize;
                 // Opened in place in the range just read: no allocation or copy per blob.
                 let Some(sealed) = data.get_mut(s..s + loc.length as usize) else {
@@ -460,42 +463,6 @@ fn restore_file(
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(e)
-        }
-    }
-}
-
-/// Where a restored file's bytes go: a direct writer for large files, the file itself
-/// for small ones (staging a 20 KiB photo sidecar through 4 MiB gains nothing).
-enum Sink {
-    Direct(Option<DirectWriter>),
-    Plain(fs::File),
-}
-
-impl Sink {
-    fn new(f: fs::File, size: u64) -> Self {
-        if size >= direct_io::MIN_DIRECT {
-            Sink::Direct(Some(DirectWriter::new(f)))
-        } else {
-            Sink::Plain(f)
-        }
-    }
-
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        match self {
-            Sink::Direct(Some(w)) => w.write_all(data),
-            Sink::Direct(None) => Err(io::Error::other("file already finished")),
-            Sink::Plain(f) => f.write_all(data),
-        }
-    }
-
-    /// Complete the file and make its data durable.
-    fn finish(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Direct(w) => match w.take() {
-                Some(w) => w.finish().map(drop),
-                None => Ok(()),
-            },
-            Sink::Plain(f) => f.sync_data(),
         }
     }
 }

@@ -6,12 +6,12 @@
 //! an existence check. Files and folders are created owner-only.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Backend, FileInfo, FileKind};
-use crate::direct_io;
+use crate::direct_io::DirectWriter;
 use crate::error::{IoContext, RepoError, Result};
 
 const TEMP_PREFIX: &str = ".tmp-";
@@ -117,7 +117,7 @@ impl Backend for LocalBackend {
 
     fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
         if let Ok(p) = self.path_of(kind, name) {
-            crate::fs_source::advise_willneed(&p, offset, len);
+            crate::readahead::willneed(&p, offset, len);
         }
     }
 
@@ -127,21 +127,15 @@ impl Backend for LocalBackend {
         Self::mkdir(&dir).ctx(|| format!("creating folder {}", dir.display()))?;
         let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::id::Id::random().short()));
         let result = (|| -> io::Result<()> {
-            let mut f = OpenOptions::new()
+            let f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            if data.len() as u64 >= direct_io::MIN_DIRECT {
-                // Packs: past the page cache (see `direct_io`); synced by `finish`.
-                let mut w = direct_io::DirectWriter::new(f);
-                w.write_all(data)?;
-                w.finish()?;
-            } else {
-                f.write_all(data)?;
-                f.sync_all()?;
-                drop(f);
-            }
+            // Packs go past the page cache (see `direct_io`); `finish` makes it durable.
+            let mut w = DirectWriter::new(f, data.len() as u64);
+            w.write_all(data)?;
+            w.finish()?;
             match fs::hard_link(&tmp, &target) {
                 Ok(()) => fs::remove_file(&tmp)?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
