@@ -1,4 +1,4 @@
-//! Writing large files past the page cache (`O_DIRECT`).
+//! Writing large files past the page cache (`O_DIRECT` on Linux, `F_NOCACHE` on macOS).
 //!
 //! Packs and restored photos are written once and not read again soon. Through the page
 //! cache every byte is copied by the kernel into freshly allocated cache pages, which was
@@ -11,8 +11,9 @@
 //! block size; we align everything to [`ALIGN`] and write the last block zero-padded, then
 //! cut the file back to its real length. Where the filesystem refuses `O_DIRECT` (tmpfs,
 //! some FUSE and network filesystems) the writer silently falls back to ordinary writes:
-//! the bytes on disk are the same either way.
-
+//! the bytes on disk are the same either way. macOS's `F_NOCACHE` asks for no alignment
+//! but skips the cache only for aligned writes, so the same staging serves it; on other
+//! systems every write is an ordinary one.
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
@@ -133,7 +134,7 @@ impl DirectWriter {
     }
 
     /// Write what is staged, give the file its exact length and make it durable
-    /// (`fdatasync`). Returns the file and the number of bytes written.
+    /// ([`crate::durable::sync_data`]: `fdatasync`, `F_FULLFSYNC` on macOS). Returns the file and the number of bytes written.
     pub fn finish(mut self) -> io::Result<(File, u64)> {
         if self.fill > 0 {
             let padded = self.fill.next_multiple_of(ALIGN);
@@ -143,7 +144,7 @@ impl DirectWriter {
         }
         // Cut the zero padding of a last direct block (and any tail of an earlier use).
         self.file.set_len(self.len)?;
-        self.file.sync_data()?;
+        crate::durable::sync_data(&self.file)?;
         let DirectWriter { file, buf, len, .. } = self;
         if !buf.is_empty() {
             SPARE.with(|s| *s.borrow_mut() = Some(buf));
@@ -152,6 +153,8 @@ impl DirectWriter {
     }
 }
 
+/// Switch the page-cache bypass of `file` on or off (`O_DIRECT`).
+#[cfg(target_os = "linux")]
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a file descriptor we own, with integer arguments only.
@@ -169,6 +172,26 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Switch the page-cache bypass of `file` on or off (`F_NOCACHE`, macOS's `O_DIRECT`).
+#[cfg(target_vendor = "apple")]
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a file descriptor we own, with integer arguments only.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, libc::c_int::from(on)) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Elsewhere there is no bypass: every file is written the ordinary way.
+#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+fn set_direct(_file: &File, on: bool) -> io::Result<()> {
+    if on {
+        Err(io::ErrorKind::Unsupported.into())
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

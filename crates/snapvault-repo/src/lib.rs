@@ -15,6 +15,7 @@ pub mod config;
 pub mod copy;
 pub mod crypto;
 pub mod direct_io;
+pub mod durable;
 pub mod error;
 pub mod faulty;
 pub mod forget;

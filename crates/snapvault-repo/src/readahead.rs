@@ -1,6 +1,7 @@
-//! Read-ahead hints to the kernel (`posix_fadvise`), so the disk fetches what a thread will
-//! read next while the cores work on what it has: the snapshot's source files, and the
-//! packs a restore reads. Hints only; a failed one costs nothing but the overlap.
+//! Read-ahead hints to the kernel, so the disk fetches what a thread will read next while
+//! the cores work on what it has: the snapshot's source files, and the packs a restore
+//! reads. `posix_fadvise` on Linux, `fcntl(F_RDADVISE)` on macOS, nothing elsewhere. Hints
+//! only; a failed one costs nothing but the overlap.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -26,7 +27,7 @@ impl AheadReader {
     /// Open `path` for reading front to back (`POSIX_FADV_SEQUENTIAL` too).
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
-        advise(&file, 0, 0, libc::POSIX_FADV_SEQUENTIAL);
+        sequential(&file);
         Ok(AheadReader {
             file,
             pos: 0,
@@ -38,12 +39,7 @@ impl AheadReader {
 impl Read for AheadReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos + READ_AHEAD / 2 >= self.hinted {
-            advise(
-                &self.file,
-                self.hinted,
-                READ_AHEAD,
-                libc::POSIX_FADV_WILLNEED,
-            );
+            willneed_file(&self.file, self.hinted, READ_AHEAD);
             self.hinted += READ_AHEAD;
         }
         let n = self.file.read(buf)?;
@@ -52,7 +48,26 @@ impl Read for AheadReader {
     }
 }
 
-fn advise(f: &File, offset: u64, len: u64, advice: libc::c_int) {
+/// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
+/// waiting for them. Failures only lose the hint.
+pub fn willneed(path: &Path, offset: u64, len: u64) {
+    if let Ok(f) = File::open(path) {
+        willneed_file(&f, offset, len);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sequential(f: &File) {
+    fadvise(f, 0, 0, libc::POSIX_FADV_SEQUENTIAL);
+}
+
+#[cfg(target_os = "linux")]
+fn willneed_file(f: &File, offset: u64, len: u64) {
+    fadvise(f, offset, len, libc::POSIX_FADV_WILLNEED);
+}
+
+#[cfg(target_os = "linux")]
+fn fadvise(f: &File, offset: u64, len: u64, advice: libc::c_int) {
     use std::os::fd::AsRawFd;
     let clamp = |v: u64| v.min(i64::MAX as u64) as libc::off_t;
     // SAFETY: advisory call on a valid open descriptor; failures only lose the hint.
@@ -61,10 +76,24 @@ fn advise(f: &File, offset: u64, len: u64, advice: libc::c_int) {
     }
 }
 
-/// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
-/// waiting for them (`POSIX_FADV_WILLNEED`). Failures only lose the hint.
-pub fn willneed(path: &Path, offset: u64, len: u64) {
-    if let Ok(f) = File::open(path) {
-        advise(&f, offset, len, libc::POSIX_FADV_WILLNEED);
+/// macOS reads ahead of sequential readers on its own; it has no hint to ask for more.
+#[cfg(not(target_os = "linux"))]
+fn sequential(_f: &File) {}
+
+/// `F_RDADVISE`: macOS's `POSIX_FADV_WILLNEED` (the count is an `int`, so at most 2 GiB).
+#[cfg(target_vendor = "apple")]
+fn willneed_file(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let advice = libc::radvisory {
+        ra_offset: offset.min(i64::MAX as u64) as libc::off_t,
+        ra_count: len.min(libc::c_int::MAX as u64) as libc::c_int,
+    };
+    // SAFETY: fcntl on a valid open descriptor with a pointer to a live `radvisory`;
+    // failures only lose the hint.
+    unsafe {
+        libc::fcntl(f.as_raw_fd(), libc::F_RDADVISE, &advice);
     }
 }
+
+#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+fn willneed_file(_f: &File, _offset: u64, _len: u64) {}

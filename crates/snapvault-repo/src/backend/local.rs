@@ -51,7 +51,7 @@ impl LocalBackend {
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::durable::sync_dir(dir)
 }
 
 fn not_found_is(kind: FileKind, name: &str, e: io::Error) -> RepoError {
