@@ -132,6 +132,9 @@ usbmuxd list "$(plist '<key>MessageType</key><string>ListDevices</string><key>Cl
 usbmuxd connect "$(plist '<key>MessageType</key><string>Connect</string><key>DeviceID</key><integer>3</integer><key>PortNumber</key><integer>32498</integer>')"
 usbmuxd result "$(plist '<key>MessageType</key><string>Result</string><key>Number</key><integer>0</integer>')"
 usbmuxd devices "$(plist '<key>DeviceList</key><array><dict><key>DeviceID</key><integer>3</integer><key>MessageType</key><string>Attached</string><key>Properties</key><dict><key>ConnectionType</key><string>USB</string><key>DeviceID</key><integer>3</integer><key>SerialNumber</key><string>00008110-001A2B3C4D5E6F70</string></dict></dict></array>')"
+# The binary protocol (version 0): Connect to device 3, port 62078 (network order), and Listen.
+{ le 24 4; le 0 4; le 2 4; le 9 4; le 3 4; be 62078 2; le 0 2; } >"$out/usbmuxd_frame/connect-v0"
+{ le 16 4; le 0 4; le 3 4; le 9 4; } >"$out/usbmuxd_frame/listen-v0"
 lockdown query "$(plist '<key>Label</key><string>snapvault</string><key>Request</key><string>QueryType</string>')"
 lockdown type "$(plist '<key>Request</key><string>QueryType</string><key>Type</key><string>com.apple.mobile.lockdown</string>')"
 lockdown getvalue "$(plist '<key>Key</key><string>ProductVersion</string><key>Label</key><string>snapvault</string><key>Request</key><string>GetValue</string>')"

@@ -1,14 +1,11 @@
-//! Fuzz the lockdownd frame decoders (4-byte big-endian length + plist), client and fake
-//! phone side.
+//! Fuzz the lockdownd frame decoder (4-byte big-endian length + plist) that the client and
+//! the fake phone share.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((_dict, used)) = snapvault_source::wire::decode_lockdown_frame(data) {
-        assert!(used <= data.len());
-    }
-    if let Ok((_dict, used)) = snapvault_fakephone::wire::decode_lockdown_frame(data) {
+    if let Ok((_dict, used)) = snapvault_phonewire::lockdown::decode_frame(data) {
         assert!(used <= data.len());
     }
 });

@@ -12,14 +12,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::State;
-use crate::wire::{self, AFC_HEADER_LEN, AfcRequest, op, status};
+use snapvault_phonewire::afc::{
+    self as wire, HEADER_LEN as AFC_HEADER_LEN, Request as AfcRequest, op, status,
+};
 
 /// The port `StartService com.apple.afc` hands out.
 pub(crate) const AFC_PORT: u16 = 49152;
 /// Largest single `FileRefRead` served (bigger requests get a short read, like afcd).
 const MAX_READ: u64 = 8 << 20;
-/// `AfcFopenMode::RdOnly`.
-const MODE_RDONLY: u64 = 1;
+use wire::MODE_RDONLY;
 
 struct OpenFile {
     file: File,
@@ -76,16 +77,7 @@ fn ns(t: io::Result<std::time::SystemTime>) -> Option<u128> {
         .map(|d| d.as_nanos())
 }
 
-fn kv(pairs: &[(&str, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
-}
+use wire::encode_kv as kv;
 
 fn io_status(e: &io::Error) -> u64 {
     match e.kind() {
@@ -249,10 +241,10 @@ impl Conn {
 
 async fn send(s: &mut TcpStream, num: u64, r: Reply) -> io::Result<()> {
     let pkt = match r {
-        Reply::Status(code) => wire::encode_afc(num, op::STATUS, &code.to_le_bytes(), &[]),
-        Reply::Data(d) => wire::encode_afc(num, op::DATA, &[], &d),
-        Reply::Fd(fd) => wire::encode_afc(num, op::FILE_OPEN_RES, &fd.to_le_bytes(), &[]),
-        Reply::Tell(p) => wire::encode_afc(num, op::FILE_TELL_RES, &p.to_le_bytes(), &[]),
+        Reply::Status(code) => wire::encode_reply(num, &wire::Reply::Status(code)),
+        Reply::Data(d) => wire::encode(num, op::DATA, &[], &d),
+        Reply::Fd(fd) => wire::encode_reply(num, &wire::Reply::Opened(fd)),
+        Reply::Tell(p) => wire::encode_reply(num, &wire::Reply::Position(p)),
     };
     s.write_all(&pkt).await
 }
@@ -270,7 +262,7 @@ pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         }
-        let h = wire::decode_afc_header(&hdr)
+        let h = wire::decode_header(&hdr, wire::MAX_REQUEST_PAYLOAD)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         // Both bounded by decode_afc_header.
         let mut hp = vec![0u8; h.header_payload_len()];
@@ -278,7 +270,7 @@ pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
         let mut payload = vec![0u8; h.payload_len()];
         s.read_exact(&mut payload).await?;
         let num = h.packet_num;
-        let req = match wire::decode_afc_request(&h, &hp) {
+        let req = match wire::decode_request(&h, &hp) {
             Ok(r) => r,
             Err(_) => {
                 send(&mut s, num, Reply::Status(status::OP_HEADER_INVALID)).await?;
@@ -306,7 +298,7 @@ pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
                             if served + n > limit {
                                 // Unplugged mid-packet: header and part of the data, then gone.
                                 let part = (limit.saturating_sub(served)) as usize;
-                                let pkt = wire::encode_afc(num, op::DATA, &[], &data);
+                                let pkt = wire::encode(num, op::DATA, &[], &data);
                                 let cut = AFC_HEADER_LEN + part.min(data.len());
                                 st.afc_bytes_served.fetch_add(part as u64, Ordering::SeqCst);
                                 st.unplugged.store(true, Ordering::SeqCst);

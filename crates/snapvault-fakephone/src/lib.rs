@@ -5,7 +5,8 @@
 //! camera roll:
 //!
 //! - **usbmuxd** over TCP on `127.0.0.1` (`ListDevices`, `Listen`, `ReadBUID`,
-//!   `ReadPairRecord`, `SavePairRecord`, `Connect`), using idevice's server-side message types;
+//!   `ReadPairRecord`, `SavePairRecord`, `Connect`; the binary protocol's `Listen` and
+//!   `Connect` too), with the frame codecs of `snapvault-phonewire`;
 //! - **lockdownd** (`QueryType`, `GetValue`, `StartSession` followed by a real TLS 1.2 session
 //!   with rustls + ring, `StartService com.apple.afc`, `StopSession`);
 //! - **AFC** serving a local folder as the phone's media root, so `LIB/DCIM/100APPLE/x.HEIC`
@@ -28,7 +29,6 @@ use std::thread::JoinHandle;
 mod afc;
 mod pairing;
 mod server;
-pub mod wire;
 
 /// What the fake phone looks like and which faults it injects.
 #[derive(Debug, Clone)]

@@ -4,21 +4,17 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use idevice::usbmuxd::server::{UsbmuxdServerRequest, UsbmuxdServerResponse};
+use snapvault_phonewire::lockdown as ld_wire;
+use snapvault_phonewire::usbmuxd::{self, Request, result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::State;
-use crate::wire::{self, USBMUXD_HEADER_LEN};
 
 /// lockdownd's port on the device.
 pub(crate) const LOCKDOWN_PORT: u16 = 62078;
-
-/// usbmuxd result codes.
-const RESULT_OK: u32 = 0;
-const RESULT_BADCOMMAND: u32 = 1;
-const RESULT_BADDEV: u32 = 2;
-const RESULT_CONNREFUSED: u32 = 3;
+/// USB product id reported for the device (an iPhone).
+const PRODUCT_ID: u16 = 0x12a8;
 
 pub(crate) async fn serve(listener: TcpListener, st: Arc<State>) {
     let mut shutdown = st.shutdown.clone();
@@ -54,11 +50,15 @@ fn device_by_udid(st: &State, udid: &str) -> Option<usize> {
 }
 
 /// Index of the attached device with usbmuxd `DeviceID` `id` (ids are 1-based).
-fn device_by_id(st: &State, id: u64) -> Option<usize> {
-    if st.unplugged.load(Ordering::SeqCst) || id == 0 || id > st.cfg.devices as u64 {
+fn device_by_id(st: &State, id: u32) -> Option<usize> {
+    if st.unplugged.load(Ordering::SeqCst) || id == 0 || id as usize > st.cfg.devices {
         return None;
     }
     Some(id as usize - 1)
+}
+
+fn location(index: usize) -> u32 {
+    0x1410_0000 + index as u32 + 1
 }
 
 fn attached(st: &State, index: usize) -> plist::Dictionary {
@@ -67,8 +67,8 @@ fn attached(st: &State, index: usize) -> plist::Dictionary {
     props.insert("ConnectionType".into(), "USB".into());
     props.insert("DeviceID".into(), id.into());
     props.insert("SerialNumber".into(), st.cfg.device_udid(index).into());
-    props.insert("LocationID".into(), (0x1410_0000u64 + id).into());
-    props.insert("ProductID".into(), 0x12a8u64.into());
+    props.insert("LocationID".into(), u64::from(location(index)).into());
+    props.insert("ProductID".into(), u64::from(PRODUCT_ID).into());
     props.insert("ConnectionSpeed".into(), 480_000_000u64.into());
     props.insert("USBSerialNumber".into(), st.cfg.device_udid(index).into());
     let mut d = plist::Dictionary::new();
@@ -78,96 +78,146 @@ fn attached(st: &State, index: usize) -> plist::Dictionary {
     d
 }
 
-async fn send_mux(s: &mut TcpStream, resp: UsbmuxdServerResponse, tag: u32) -> io::Result<()> {
-    let bytes: Vec<u8> = resp.into_packet(tag).into();
-    s.write_all(&bytes).await
+fn result_dict(number: u64) -> plist::Dictionary {
+    let mut d = plist::Dictionary::new();
+    d.insert("MessageType".into(), "Result".into());
+    d.insert("Number".into(), number.into());
+    d
 }
 
-async fn mux_conn(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
+/// One usbmuxd client; replies in the protocol version it asked in.
+struct Mux {
+    s: TcpStream,
+    tag: u32,
+    binary: bool,
+}
+
+impl Mux {
+    async fn send(&mut self, d: plist::Dictionary) -> io::Result<()> {
+        let tag = self.tag;
+        self.s.write_all(&usbmuxd::encode_plist(&d, tag)).await
+    }
+
+    async fn result(&mut self, number: u64) -> io::Result<()> {
+        if self.binary {
+            let tag = self.tag;
+            self.s
+                .write_all(&usbmuxd::encode_result_v0(tag, number as u32))
+                .await
+        } else {
+            self.send(result_dict(number)).await
+        }
+    }
+}
+
+async fn mux_conn(s: TcpStream, st: Arc<State>) -> io::Result<()> {
+    let mut m = Mux {
+        s,
+        tag: 0,
+        binary: false,
+    };
     loop {
-        let mut hdr = [0u8; USBMUXD_HEADER_LEN];
-        match s.read_exact(&mut hdr).await {
+        let mut hdr = [0u8; usbmuxd::HEADER_LEN];
+        match m.s.read_exact(&mut hdr).await {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         }
-        let h = wire::decode_usbmuxd_header(&hdr).map_err(invalid)?;
-        // Bounded by decode_usbmuxd_header.
+        let h = usbmuxd::decode_header(&hdr).map_err(invalid)?;
+        // Bounded by decode_header.
         let mut body = vec![0u8; h.body_len()];
-        s.read_exact(&mut body).await?;
-        let req = match wire::decode_usbmuxd_body(&h, &body) {
-            Ok(r) => r,
-            Err(_) => {
-                send_mux(
-                    &mut s,
-                    UsbmuxdServerResponse::Result(RESULT_BADCOMMAND),
-                    h.tag,
-                )
-                .await?;
+        m.s.read_exact(&mut body).await?;
+        m.tag = h.tag;
+        m.binary = h.version == usbmuxd::VERSION_BINARY;
+        if h.version > usbmuxd::VERSION_PLIST {
+            // Like usbmuxd: an unknown protocol version gets an answer, in the binary form.
+            m.binary = true;
+            m.result(result::BADVERSION).await?;
+            continue;
+        }
+        let req = match usbmuxd::decode_request(&h, &body) {
+            Ok(Request::Other(_)) | Err(_) => {
+                m.result(result::BADCOMMAND).await?;
                 continue;
             }
+            Ok(r) => r,
         };
         match req {
-            UsbmuxdServerRequest::ListDevices => {
-                let list = if st.unplugged.load(Ordering::SeqCst) {
+            Request::ListDevices => {
+                let list: Vec<plist::Value> = if st.unplugged.load(Ordering::SeqCst) {
                     Vec::new()
                 } else {
                     (0..st.cfg.devices)
                         .map(|i| plist::Value::Dictionary(attached(&st, i)))
                         .collect()
                 };
-                send_mux(&mut s, UsbmuxdServerResponse::DeviceList(list), h.tag).await?;
+                let mut d = plist::Dictionary::new();
+                d.insert("DeviceList".into(), plist::Value::Array(list));
+                m.send(d).await?;
             }
-            UsbmuxdServerRequest::Listen => {
-                send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_OK), h.tag).await?;
+            Request::ListListeners => {
+                let mut d = plist::Dictionary::new();
+                d.insert("ListenerList".into(), plist::Value::Array(Vec::new()));
+                m.send(d).await?;
+            }
+            Request::Listen => {
+                m.result(result::OK).await?;
                 if !st.unplugged.load(Ordering::SeqCst) {
                     for i in 0..st.cfg.devices {
-                        send_mux(&mut s, UsbmuxdServerResponse::Attached(attached(&st, i)), 0)
-                            .await?;
+                        if m.binary {
+                            let udid = st.cfg.device_udid(i);
+                            let rec = usbmuxd::encode_device_add_v0(
+                                i as u32 + 1,
+                                PRODUCT_ID,
+                                &udid,
+                                location(i),
+                            );
+                            m.s.write_all(&rec).await?;
+                        } else {
+                            m.tag = 0;
+                            m.send(attached(&st, i)).await?;
+                        }
                     }
                 }
                 // Hold the subscription until the client goes away.
                 let mut sink = [0u8; 256];
-                while s.read(&mut sink).await? > 0 {}
+                while m.s.read(&mut sink).await? > 0 {}
                 return Ok(());
             }
-            UsbmuxdServerRequest::ReadBuid => {
-                let buid = crate::pairing::SYSTEM_BUID.to_string();
-                send_mux(&mut s, UsbmuxdServerResponse::Buid(buid), h.tag).await?;
+            Request::ReadBuid => {
+                let mut d = plist::Dictionary::new();
+                d.insert("BUID".into(), crate::pairing::SYSTEM_BUID.into());
+                m.send(d).await?;
             }
-            UsbmuxdServerRequest::ReadPairRecord { pair_record_id } => {
-                let resp = match device_by_udid(&st, &pair_record_id) {
-                    Some(_) if st.cfg.paired => UsbmuxdServerResponse::PairRecord(
-                        crate::pairing::pair_record(&st.material, &pair_record_id),
-                    ),
-                    _ => UsbmuxdServerResponse::Result(RESULT_BADDEV),
-                };
-                send_mux(&mut s, resp, h.tag).await?;
+            Request::ReadPairRecord { id } => match device_by_udid(&st, &id) {
+                Some(_) if st.cfg.paired => {
+                    let mut d = plist::Dictionary::new();
+                    let rec = crate::pairing::pair_record(&st.material, &id);
+                    d.insert("PairRecordData".into(), plist::Value::Data(rec));
+                    m.send(d).await?;
+                }
+                _ => m.result(result::BADDEV).await?,
+            },
+            Request::SavePairRecord { .. } | Request::DeletePairRecord { .. } => {
+                m.result(result::OK).await?;
             }
-            UsbmuxdServerRequest::SavePairRecord { .. } => {
-                send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_OK), h.tag).await?;
-            }
-            UsbmuxdServerRequest::Connect { device_id, port } => {
+            Request::Connect { device_id, port } => {
                 let Some(index) = device_by_id(&st, device_id) else {
-                    send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_BADDEV), h.tag).await?;
+                    m.result(result::BADDEV).await?;
                     continue;
                 };
                 if port == LOCKDOWN_PORT {
-                    send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_OK), h.tag).await?;
+                    m.result(result::OK).await?;
                     // From here on the socket is a raw pipe to lockdownd.
-                    return lockdown(s, st, index).await;
+                    return lockdown(m.s, st, index).await;
                 } else if port == crate::afc::AFC_PORT {
-                    send_mux(&mut s, UsbmuxdServerResponse::Result(RESULT_OK), h.tag).await?;
-                    return crate::afc::serve(s, st).await;
+                    m.result(result::OK).await?;
+                    return crate::afc::serve(m.s, st).await;
                 } else {
-                    send_mux(
-                        &mut s,
-                        UsbmuxdServerResponse::Result(RESULT_CONNREFUSED),
-                        h.tag,
-                    )
-                    .await?;
+                    m.result(result::CONNREFUSED).await?;
                 }
             }
+            Request::Other(_) => m.result(result::BADCOMMAND).await?,
         }
     }
 }
@@ -197,14 +247,14 @@ async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Option<plist:
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = wire::decode_lockdown_len(len).map_err(invalid)?;
+    let len = ld_wire::decode_len(len).map_err(invalid)?;
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).await?;
-    wire::decode_lockdown_body(&body).map(Some).map_err(invalid)
+    ld_wire::decode_body(&body).map(Some).map_err(invalid)
 }
 
 async fn write_frame<S: AsyncWrite + Unpin>(s: &mut S, d: &plist::Dictionary) -> io::Result<()> {
-    s.write_all(&wire::encode_lockdown_frame(d)).await?;
+    s.write_all(&ld_wire::encode_frame(d)).await?;
     s.flush().await
 }
 

@@ -136,3 +136,68 @@ fn binary_prints_the_address_and_serves() {
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(lib);
 }
+
+/// The binary usbmuxd protocol (version 0, what older clients speak) gets answers in kind,
+/// like usbmuxd gives them: `Listen` → Result 0 and a binary `DeviceAdd`, `Connect` to
+/// lockdownd → Result 0 and a working pipe, an unknown version → BADVERSION. Never a closed
+/// socket.
+#[test]
+fn binary_usbmuxd_protocol_gets_answers() {
+    use std::io::{Read, Write};
+    let lib = library("binary-proto");
+    let phone = FakePhone::start(FakePhoneConfig::new(&lib)).unwrap();
+    let open = || {
+        let s = std::net::TcpStream::connect(phone.usbmuxd_address()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s
+    };
+    let header = |size: u32, version: u32, message: u32, tag: u32| -> Vec<u8> {
+        [size, version, message, tag]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    };
+    let read_result = |s: &mut std::net::TcpStream| -> (u32, u32, u32) {
+        let mut r = [0u8; 20];
+        s.read_exact(&mut r).unwrap();
+        let w = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().unwrap());
+        (w(4), w(8), w(16)) // version, message, result number
+    };
+
+    let mut s = open();
+    s.write_all(&header(16, 0, 3, 1)).unwrap();
+    assert_eq!(read_result(&mut s), (0, 1, 0));
+    let mut add = [0u8; 16 + 268];
+    s.read_exact(&mut add).unwrap();
+    assert_eq!(u32::from_le_bytes(add[8..12].try_into().unwrap()), 4);
+    let serial = &add[22..22 + 256];
+    let end = serial.iter().position(|&b| b == 0).unwrap();
+    assert_eq!(&serial[..end], b"00008110-001A2B3C4D5E801E");
+
+    let mut s = open();
+    let mut connect = header(24, 0, 2, 2);
+    connect.extend_from_slice(&1u32.to_le_bytes());
+    connect.extend_from_slice(&62078u16.to_be_bytes());
+    connect.extend_from_slice(&[0, 0]);
+    s.write_all(&connect).unwrap();
+    assert_eq!(read_result(&mut s), (0, 1, 0));
+    // The socket is now lockdownd's.
+    let body = b"<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>Request</key><string>QueryType</string></dict></plist>";
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut reply).unwrap();
+    assert!(String::from_utf8_lossy(&reply).contains("com.apple.mobile.lockdown"));
+
+    let mut s = open();
+    s.write_all(&header(16, 7, 8, 3)).unwrap();
+    assert_eq!(read_result(&mut s).2, 6);
+    let mut s = open();
+    s.write_all(&header(16, 0, 5, 4)).unwrap();
+    assert_eq!(read_result(&mut s).2, 1);
+    phone.stop();
+    let _ = std::fs::remove_dir_all(lib);
+}

@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 use crate::error::{Fatal, SourceError, from_device_io, from_idevice};
 use crate::guard::FrameGuard;
 use crate::mux::{self, timed};
-use crate::wire::{self, MuxDevice};
+use crate::wire::afc as wire;
+use crate::wire::usbmuxd::MuxDevice;
 use crate::{DeviceEntry, DeviceInfo, DeviceOptions, UsbmuxdAddress};
 
 const LOCKDOWN_PORT: u16 = 62078;
@@ -202,7 +203,7 @@ impl Shared {
                 path.as_bytes().to_vec(),
             )
             .await?;
-        let protocol = |e: wire::WireError| {
+        let protocol = |e: crate::wire::WireError| {
             OpError::Fatal(SourceError::Protocol(format!("attributes of {path}: {e}")))
         };
         wire::parse_file_stat(&wire::parse_kv(&p.payload).map_err(protocol)?).map_err(protocol)
@@ -786,7 +787,7 @@ mod tests {
                     let mut req = [0u8; 56];
                     phone.read_exact(&mut req).await.unwrap();
                     let mut reply = Vec::new();
-                    for v in [wire::AFC_MAGIC, entire, this, 0, 2] {
+                    for v in [wire::MAGIC, entire, this, 0, 2] {
                         reply.extend_from_slice(&v.to_le_bytes());
                     }
                     reply.extend_from_slice(&[0u8; 64]);

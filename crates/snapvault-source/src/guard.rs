@@ -20,7 +20,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::wire;
+use crate::wire::{afc, lockdown};
 
 #[derive(Debug)]
 enum Framing {
@@ -31,7 +31,7 @@ enum Framing {
 impl Framing {
     fn header_len(&self) -> usize {
         match self {
-            Framing::Afc => wire::AFC_HEADER_LEN,
+            Framing::Afc => afc::HEADER_LEN,
             Framing::Lockdown { .. } => 4,
         }
     }
@@ -49,7 +49,7 @@ pub(crate) struct FrameGuard<S> {
     inner: S,
     framing: Framing,
     state: State,
-    hdr: [u8; wire::AFC_HEADER_LEN],
+    hdr: [u8; afc::HEADER_LEN],
     have: usize,
     delivered: usize,
     body_left: u64,
@@ -62,7 +62,7 @@ impl<S> FrameGuard<S> {
             inner,
             framing,
             state: State::Header,
-            hdr: [0; wire::AFC_HEADER_LEN],
+            hdr: [0; afc::HEADER_LEN],
             have: 0,
             delivered: 0,
             body_left: 0,
@@ -81,14 +81,16 @@ impl<S> FrameGuard<S> {
     }
 
     fn validate(&self) -> io::Result<u64> {
-        let bad = |e: wire::WireError| io::Error::new(io::ErrorKind::InvalidData, e);
+        let bad = |e: crate::wire::WireError| io::Error::new(io::ErrorKind::InvalidData, e);
         match self.framing {
-            Framing::Afc => Ok(wire::decode_afc_header(&self.hdr[..self.have])
-                .map_err(bad)?
-                .body_len()),
+            Framing::Afc => Ok(
+                afc::decode_header(&self.hdr[..self.have], afc::MAX_REPLY_PAYLOAD)
+                    .map_err(bad)?
+                    .body_len(),
+            ),
             Framing::Lockdown { .. } => {
                 let p = [self.hdr[0], self.hdr[1], self.hdr[2], self.hdr[3]];
-                Ok(wire::decode_lockdown_len(p).map_err(bad)? as u64)
+                Ok(lockdown::decode_len(p).map_err(bad)? as u64)
             }
         }
     }
@@ -213,7 +215,7 @@ mod tests {
 
     fn afc_packet(body: &[u8]) -> Vec<u8> {
         let mut p = Vec::new();
-        for v in [wire::AFC_MAGIC, 40 + body.len() as u64, 40, 0, 2] {
+        for v in [afc::MAGIC, 40 + body.len() as u64, 40, 0, 2] {
             p.extend_from_slice(&v.to_le_bytes());
         }
         p.extend_from_slice(body);

@@ -30,7 +30,7 @@
 //!   close fails); a [`DeviceReader`] always closes its handle, also on error and drop;
 //! - reads are 1–4 MiB AFC requests, and the next block is fetched while the caller works on
 //!   the current one;
-//! - bytes from usbmuxd and the phone go through bounded decoders ([`wire`]) before idevice
+//! - bytes from usbmuxd and the phone go through bounded decoders ([`wire`], the `snapvault-phonewire` crate) before idevice
 //!   or we allocate anything for them.
 
 use std::fmt;
@@ -41,10 +41,11 @@ mod device;
 mod error;
 mod guard;
 mod mux;
-pub mod wire;
 
 pub use device::{Device, DeviceReader, list_devices, list_devices_with_timeout};
 pub use error::SourceError;
+/// The frame codecs, shared with the fake phone.
+pub use snapvault_phonewire as wire;
 
 /// Where usbmuxd listens.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,13 +9,12 @@ use idevice::ReadWrite;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::SourceError;
-use crate::wire::{self, MuxDevice};
+use crate::wire::usbmuxd::{self, MuxDevice};
 use crate::{Addr, UsbmuxdAddress};
 
-/// usbmuxd `Result` numbers.
-const RESULT_OK: u64 = 0;
-const RESULT_BADDEV: u64 = 2;
-const RESULT_CONNREFUSED: u64 = 3;
+use usbmuxd::result::{
+    BADDEV as RESULT_BADDEV, CONNREFUSED as RESULT_CONNREFUSED, OK as RESULT_OK,
+};
 
 pub(crate) type Socket = Box<dyn ReadWrite>;
 
@@ -72,19 +71,19 @@ async fn request(
     dict: plist::Dictionary,
     tag: u32,
 ) -> Result<plist::Dictionary, SourceError> {
-    s.write_all(&wire::encode_usbmuxd_request(&dict, tag))
+    s.write_all(&usbmuxd::encode_plist(&dict, tag))
         .await
         .map_err(mux_io)?;
     s.flush().await.map_err(mux_io)?;
     loop {
-        let mut hdr = [0u8; wire::USBMUXD_HEADER_LEN];
+        let mut hdr = [0u8; usbmuxd::HEADER_LEN];
         s.read_exact(&mut hdr).await.map_err(mux_io)?;
-        let h = wire::decode_usbmuxd_header(&hdr)
+        let h = usbmuxd::decode_header(&hdr)
             .map_err(|e| SourceError::Protocol(format!("usbmuxd: {e}")))?;
         // Bounded by decode_usbmuxd_header.
         let mut body = vec![0u8; h.body_len()];
         s.read_exact(&mut body).await.map_err(mux_io)?;
-        let d = wire::decode_usbmuxd_body(&body)
+        let d = usbmuxd::decode_body(&body)
             .map_err(|e| SourceError::Protocol(format!("usbmuxd: {e}")))?;
         // usbmuxd echoes our tag; anything else is an unsolicited broadcast: skip it.
         if h.tag == tag {
@@ -106,7 +105,7 @@ fn msg(kind: &str) -> plist::Dictionary {
 pub(crate) async fn list(addr: &UsbmuxdAddress) -> Result<Vec<MuxDevice>, SourceError> {
     let mut s = open(addr).await?;
     let reply = request(&mut s, msg("ListDevices"), 1).await?;
-    let mut devs = wire::parse_device_list(&reply)
+    let mut devs = usbmuxd::parse_device_list(&reply)
         .map_err(|e| SourceError::Protocol(format!("usbmuxd: {e}")))?;
     devs.retain(|d| d.usb);
     devs.sort_by(|a, b| a.udid.cmp(&b.udid));
@@ -141,7 +140,7 @@ pub(crate) async fn connect(
     // usbmuxd wants the port in network byte order.
     m.insert("PortNumber".into(), u64::from(port.to_be()).into());
     let reply = request(&mut s, m, 3).await?;
-    match wire::result_number(&reply) {
+    match usbmuxd::result_number(&reply) {
         Some(RESULT_OK) => Ok(s),
         Some(RESULT_BADDEV) => Err(SourceError::Disconnected),
         Some(RESULT_CONNREFUSED) => Err(SourceError::Protocol(format!(
