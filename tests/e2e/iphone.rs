@@ -446,7 +446,7 @@ fn several_devices_need_udid_and_udid_picks_one() {
     cfg.devices = 2;
     let phone = start(cfg.clone());
     let addr = phone.usbmuxd_address();
-    let out = refused(&lab, &addr, &[], "say which one to use with --udid");
+    let out = refused(&lab, &addr, &[], "say which one to use with --device");
     for i in 0..2 {
         assert_stderr(&out, &cfg.device_udid(i));
     }
@@ -458,9 +458,9 @@ fn several_devices_need_udid_and_udid_picks_one() {
         "no connected iPhone has UDID 00000000-DOESNOTEXIST",
     );
 
-    // --udid picks the second phone.
+    // --device picks the second phone.
     let second = cfg.device_udid(1);
-    let v = lab.snapshot(&phone, &["--udid", &second]);
+    let v = lab.snapshot(&phone, &["--device", &second]);
     assert_eq!(summary_u64(&v, "errors"), 0, "{v}");
     let snaps = lab.snapshots();
     assert_eq!(snaps.len(), 1);

@@ -9,6 +9,7 @@ mod dedup;
 mod demo;
 mod errors;
 mod everyday;
+mod help;
 mod incremental;
 mod iphone;
 mod json;

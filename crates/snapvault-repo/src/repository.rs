@@ -436,6 +436,14 @@ impl Repository {
 
     /// Remove a key by name or unique prefix. The last key, and the key in use, are refused.
     pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        let target = self.key_to_remove(prefix)?;
+        self.backend.remove(FileKind::Key, &target)?;
+        Ok(target)
+    }
+
+    /// The key `remove_key(prefix)` would remove, with the same refusals; removes nothing
+    /// (for `key remove --dry-run`).
+    pub fn key_to_remove(&self, prefix: &str) -> Result<String> {
         self.master()?;
         let keys = self.backend.list(FileKind::Key)?;
         let matching: Vec<_> = keys.iter().filter(|k| k.name.starts_with(prefix)).collect();
@@ -461,7 +469,6 @@ impl Repository {
                 "refusing to remove the key you are using; open the repository with another password to remove this one".into(),
             ));
         }
-        self.backend.remove(FileKind::Key, &target)?;
         Ok(target)
     }
 

@@ -26,7 +26,7 @@ pub enum SourceError {
     NoDevice,
 
     #[error(
-        "several iPhones are connected ({}): say which one to use with --udid",
+        "several iPhones are connected ({}): say which one to use with --device",
         udids.join(", ")
     )]
     SeveralDevices { udids: Vec<String> },

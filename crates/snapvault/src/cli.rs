@@ -1,8 +1,15 @@
-//! Command-line definitions. Global options work before or after the command name.
+//! Command-line definitions. Global options work before or after the command name; every
+//! help page lists the command's own options first and the global ones under their own
+//! heading, then examples (cli/examples.rs).
+
+mod examples;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -12,7 +19,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = "snapvault backs up photo libraries (an iPhone over USB or any folder) into an \
 encrypted, deduplicating repository on an external drive, keeps every snapshot, restores \
 byte-exact, and audits every byte.\n\nThe repository comes from --repo or SNAPVAULT_REPOSITORY; \
-the password from SNAPVAULT_PASSWORD, --password-file, --password-command or a prompt."
+the password from SNAPVAULT_PASSWORD, --password-file, --password-command or a prompt.",
+    after_help = examples::TOP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -22,6 +30,7 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = GLOBAL)]
 pub struct Global {
     /// Repository location: a folder, s3:https://host[:port]/bucket[/prefix], s3:bucket[/prefix] (AWS) or sftp:user@host[:port]:/path
     #[arg(
@@ -77,48 +86,79 @@ pub struct Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new repository (encrypted unless --insecure-no-encryption)
+    #[command(after_help = examples::INIT)]
     Init(InitArgs),
-    /// Back up folders into a new snapshot
+    /// Back up an iPhone (over USB) or folders into a new snapshot
+    #[command(after_help = examples::SNAPSHOT)]
     Snapshot(SnapshotArgs),
     /// List snapshots
+    #[command(after_help = examples::SNAPSHOTS)]
     Snapshots(SnapshotsArgs),
     /// List the files in a snapshot
+    #[command(after_help = examples::LS)]
     Ls(LsArgs),
     /// Restore a snapshot (or part of it) into a folder
+    #[command(after_help = examples::RESTORE)]
     Restore(RestoreArgs),
     /// Verify the repository's structure, and with --read-data every byte
+    #[command(after_help = examples::CHECK)]
     Check(CheckArgs),
-    /// Remove snapshots by a retention policy or by id; refuses to lose the last copy of a photo
+    /// Remove snapshots at once, by a retention policy or by id (preview with -n); refuses to
+    /// lose the last copy of a photo
+    #[command(
+        long_about = "Remove snapshots by a retention policy or by id. forget acts at once: \
+the snapshots are gone when it returns (their data stays until `prune`). Preview with \
+--dry-run (-n) first. It refuses when a photo would then be in no snapshot at all \
+(--allow-photo-loss overrides).",
+        after_help = examples::FORGET
+    )]
     Forget(ForgetArgs),
-    /// Reclaim the space of data that no snapshot uses any more
+    /// Reclaim the space of data that no snapshot uses any more (preview with -n)
+    #[command(after_help = examples::PRUNE)]
     Prune(PruneArgs),
     /// Copy snapshots into another repository (the off-site copy), sending only what it lacks
+    #[command(after_help = examples::COPY)]
     Copy(CopyArgs),
     /// Manage the passwords that open the repository
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::KEY)]
     Key(KeyCommand),
     /// Remove stale locks left by crashed processes
+    #[command(after_help = examples::UNLOCK)]
     Unlock(UnlockArgs),
-    /// Fix a damaged repository: rebuild the index, rescue intact data, rewrite snapshots
+    /// Fix a damaged repository: shows the plan and changes nothing unless --apply
+    #[command(
+        long_about = "Fix a damaged repository: rebuild the index, rescue intact data, \
+rewrite snapshots without what is lost. Without --apply, repair only shows its plan and \
+changes nothing (unlike forget, which acts at once).",
+        after_help = examples::REPAIR
+    )]
     Repair(RepairArgs),
     /// Find photos by capture date and kind, across every snapshot
+    #[command(after_help = examples::PHOTOS)]
     Photos(PhotosArgs),
     /// Photos added, removed and changed between two snapshots
+    #[command(after_help = examples::DIFF)]
     Diff(DiffArgs),
     /// List iPhones and iPads connected over USB
+    #[command(after_help = examples::DEVICES)]
     Devices(DevicesArgs),
     /// Is it safe to delete the photos from the phone? Compares every file by content
+    #[command(after_help = examples::VERIFY_DEVICE)]
     VerifyDevice(VerifyDeviceArgs),
     /// Run a demonstration on a generated sample library (no repository needed)
+    #[command(after_help = examples::DEMO)]
     Demo(DemoArgs),
     /// Repository size, deduplication and compression, photos and videos by month
+    #[command(after_help = examples::STATS)]
     Stats(StatsArgs),
     /// Show the effective configuration and where each setting comes from
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::CONFIG)]
     Config(ConfigCommand),
     /// Print a shell completion script (bash, zsh or fish) to stdout
+    #[command(after_help = examples::COMPLETIONS)]
     Completions(CompletionsArgs),
     /// Write man pages (one per command) into a folder
+    #[command(after_help = examples::MANPAGE)]
     Manpage(ManpageArgs),
 }
 
@@ -130,9 +170,13 @@ pub struct RepairArgs {
     /// Carry out the plan (without it, only show it)
     #[arg(long)]
     pub apply: bool,
+    /// Only show the plan, change nothing (what repair does without --apply)
+    #[arg(long, short = 'n', conflicts_with = "apply")]
+    pub dry_run: bool,
     /// Remove the original damaged snapshots once repaired copies exist
     #[arg(long)]
     pub forget_damaged: bool,
+    /// Print the plan as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -147,18 +191,21 @@ pub enum RepairPart {
 
 #[derive(Args, Debug)]
 pub struct DevicesArgs {
+    /// Print the list as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct VerifyDeviceArgs {
-    /// Which iPhone, when several are attached
-    #[arg(long, value_name = "UDID")]
+    /// Which iPhone, when several are attached (see `snapvault devices`)
+    // `--device` everywhere; `--udid` stays a hidden alias so old scripts keep working.
+    #[arg(long = "device", alias = "udid", value_name = "UDID")]
     pub udid: Option<String>,
     /// Compare with this snapshot (default: the latest of this phone)
     #[arg(long, value_name = "ID|latest")]
     pub snapshot: Option<String>,
+    /// Print the verdict and every file's state as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -172,6 +219,7 @@ pub struct DiffArgs {
     /// Compare every file, not only photos, videos and sidecars
     #[arg(long)]
     pub all: bool,
+    /// Print the differences as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -185,6 +233,7 @@ pub struct InitArgs {
     /// SNAPVAULT_COMPRESSION)
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=22))]
     pub compression: Option<i32>,
+    /// Print the new repository's id and settings as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -196,7 +245,8 @@ pub struct SnapshotArgs {
     #[arg(required = true, value_name = "PATH|iphone")]
     pub paths: Vec<PathBuf>,
     /// Which iPhone, when several are attached (see `snapvault devices`)
-    #[arg(long, value_name = "UDID")]
+    // `--device` everywhere; `--udid` stays a hidden alias so old scripts keep working.
+    #[arg(long = "device", alias = "udid", value_name = "UDID")]
     pub udid: Option<String>,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
@@ -217,14 +267,14 @@ pub struct SnapshotArgs {
     /// Also back up .DS_Store, Thumbs.db, ._* and other junk left out by default
     #[arg(long)]
     pub no_default_excludes: bool,
-    /// Print the summary as JSON
+    /// Print the summary as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct SnapshotsArgs {
-    /// One JSON array with an object per snapshot
+    /// Print one JSON array with an object per snapshot (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
     /// Only snapshots with this tag
@@ -241,6 +291,7 @@ pub struct LsArgs {
     pub snapshot: String,
     /// Only entries under this path
     pub path: Option<String>,
+    /// Print one JSON object per entry (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -274,9 +325,10 @@ pub struct RestoreArgs {
     /// Replace existing files whose content differs
     #[arg(long)]
     pub overwrite: bool,
-    /// Show what would be restored, write nothing
-    #[arg(long)]
+    /// Show what would be restored (and replaced), write nothing
+    #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Print the summary as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -301,6 +353,7 @@ pub struct PhotosArgs {
     /// Only snapshots of this iPhone
     #[arg(long, value_name = "UDID")]
     pub device: Option<String>,
+    /// Print one JSON object per photo (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -317,6 +370,7 @@ pub struct CheckArgs {
     /// (e.g. 10m); repeated runs cover everything
     #[arg(long, value_name = "DURATION", conflicts_with_all = ["read_data", "read_data_subset"])]
     pub budget: Option<String>,
+    /// Print the report as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -378,6 +432,7 @@ pub struct ForgetArgs {
     /// Show what would be removed (and pruned); change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Print the decision for every snapshot as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -405,6 +460,7 @@ pub struct PruneArgs {
     /// Show the plan; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Print the plan and what was freed as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -426,7 +482,7 @@ pub struct CopyArgs {
     /// Run this shell command and use its output as the destination's password
     #[arg(long, env = "SNAPVAULT_PASSWORD_COMMAND2", value_name = "CMD")]
     pub password_command2: Option<String>,
-    /// Print a summary as JSON
+    /// Print a summary as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -434,19 +490,29 @@ pub struct CopyArgs {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Add a password (asked for, or from --new-password-file / SNAPVAULT_NEW_PASSWORD)
+    #[command(after_help = examples::KEY_ADD)]
     Add(NewPasswordArgs),
     /// List keys
+    #[command(after_help = examples::KEY_LIST)]
     List {
+        /// Print the keys as JSON (fields: docs/json.md)
         #[arg(long)]
         json: bool,
     },
     /// Remove a key by id (prefix); the last key and the key in use are refused
+    #[command(after_help = examples::KEY_REMOVE)]
     Remove {
+        /// The key's id (prefix), as `snapvault key list` shows it
         id: String,
+        /// Show which key would be removed; change nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print the removed key's id as JSON (fields: docs/json.md)
         #[arg(long)]
         json: bool,
     },
     /// Change the password in use
+    #[command(after_help = examples::KEY_PASSWD)]
     Passwd(NewPasswordArgs),
 }
 
@@ -455,6 +521,7 @@ pub struct NewPasswordArgs {
     /// Read the new password from this file
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
+    /// Print the new key's id as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -464,6 +531,10 @@ pub struct UnlockArgs {
     /// Remove every lock, not just stale ones (only when you are sure nothing runs)
     #[arg(long)]
     pub remove_all: bool,
+    /// Show which locks would be removed; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the removed and kept locks as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -480,6 +551,7 @@ pub struct StatsArgs {
     /// Only this snapshot (id prefix, `latest`); default: the whole repository
     #[arg(long, value_name = "ID|latest")]
     pub snapshot: Option<String>,
+    /// Print the figures as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -487,7 +559,9 @@ pub struct StatsArgs {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Print the effective settings: value and origin (default, file, env or flag)
+    #[command(after_help = examples::CONFIG)]
     Show {
+        /// Print the settings as JSON (fields: docs/json.md)
         #[arg(long)]
         json: bool,
     },
@@ -495,6 +569,7 @@ pub enum ConfigCommand {
 
 #[derive(Args, Debug)]
 pub struct CompletionsArgs {
+    /// The shell to complete for
     #[arg(value_enum)]
     pub shell: CompletionShell,
 }

@@ -416,7 +416,7 @@ fn resolve_inner(cli: &mut Cli, matches: &ArgMatches) -> Result<Effective> {
     let file_device = pick(&|p| p.device.clone());
     let device_for = |flag: &Option<String>| -> Found<String> {
         match flag {
-            Some(u) => Some((u.clone(), Origin::Flag("--udid".into()))),
+            Some(u) => Some((u.clone(), Origin::Flag("--device".into()))),
             None => env_device.clone().or_else(|| file_device.clone()),
         }
     };

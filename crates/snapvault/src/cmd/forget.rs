@@ -253,7 +253,16 @@ pub fn run(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     }
     out["removed"] = json!(n_remove);
     if !a.json {
-        ctx.say(format!("removed {}", plural(n_remove, "snapshot")));
+        // forget acts at once (unlike repair, which only plans without --apply): say so.
+        ctx.say(format!(
+            "removed {} (--dry-run previews without removing){}",
+            plural(n_remove, "snapshot"),
+            if a.prune {
+                ""
+            } else {
+                "; `snapvault prune` frees their space"
+            }
+        ));
     }
     if a.prune {
         if !a.json {

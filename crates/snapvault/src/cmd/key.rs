@@ -58,8 +58,23 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
                 }
             }
         }
-        KeyCommand::Remove { id, json } => {
+        KeyCommand::Remove { id, dry_run, json } => {
             let repo = ctx.open()?;
+            if dry_run {
+                let name = repo.key_to_remove(&id)?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"removed": null, "would_remove": name})
+                    );
+                } else {
+                    ctx.say(format!(
+                        "would remove key {} (dry run: nothing changed)",
+                        &name[..8]
+                    ));
+                }
+                return Ok(0);
+            }
             let _lock = repo.lock(true, "key remove")?;
             let name = repo.remove_key(&id)?;
             if json {

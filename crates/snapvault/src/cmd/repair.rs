@@ -119,7 +119,9 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         }
     }
     if !a.apply {
-        ctx.say("this was the plan; run again with --apply to carry it out");
+        ctx.say(
+            "nothing was changed: this is only the plan; run again with --apply to carry it out",
+        );
         return Ok(0);
     }
     if parts.index && !parts.snapshots && plan.lost_blobs > 0 && !plan.snapshots.is_empty() {

@@ -139,7 +139,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         return Ok(code);
     }
     if a.udid.is_some() {
-        anyhow::bail!("--udid only applies to `snapvault snapshot iphone`");
+        anyhow::bail!("--device only applies to `snapvault snapshot iphone`");
     }
     let folder = FolderSource::new(&a.paths)?;
     let source = Source::folder(folder.absolute_paths());

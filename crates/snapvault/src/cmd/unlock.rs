@@ -13,14 +13,17 @@ pub fn run(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
     for l in list_locks(repo.backend().as_ref(), repo.crypto())? {
         let stale = l.info.as_ref().is_some_and(|i| i.is_stale(now));
         if stale || a.remove_all {
-            repo.backend().remove(FileKind::Lock, &l.name)?;
+            if !a.dry_run {
+                repo.backend().remove(FileKind::Lock, &l.name)?;
+            }
             removed += 1;
             let who = l
                 .info
                 .map(|i| i.describe())
                 .unwrap_or_else(|| "an unreadable lock".into());
             if !a.json {
-                ctx.say(format!("removed lock {} held by {who}", &l.name[..8]));
+                let verb = if a.dry_run { "would remove" } else { "removed" };
+                ctx.say(format!("{verb} lock {} held by {who}", &l.name[..8]));
             }
             removed_list.push(serde_json::json!({"id": l.name, "held_by": who, "stale": stale}));
         } else if let Some(i) = l.info {
@@ -34,12 +37,19 @@ pub fn run(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "removed": removed_list,
+                "removed": if a.dry_run { serde_json::json!([]) } else { serde_json::json!(removed_list) },
+                "would_remove": if a.dry_run { Some(&removed_list) } else { None },
                 "kept": kept_list,
             }))?
         );
         return Ok(0);
     }
-    ctx.say(format!("{removed} lock(s) removed"));
+    if a.dry_run {
+        ctx.say(format!(
+            "{removed} lock(s) would be removed (dry run: nothing changed)"
+        ));
+    } else {
+        ctx.say(format!("{removed} lock(s) removed"));
+    }
     Ok(0)
 }
