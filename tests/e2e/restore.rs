@@ -210,3 +210,110 @@ fn restore_into_a_new_nested_target_creates_it() {
     sv.restore("latest", &target);
     assert_same_tree(&src, &target.join("src"));
 }
+
+// ---------------------------------------------------------------------------------------
+// A restore target someone else can write to (issue 15.2): a symlink planted below the
+// target is never followed, neither for folders nor for files.
+
+/// `S/photos/p.jpg` and `S/other.jpg` backed up; returns (repo, the photo's bytes).
+fn planted_setup(tmp: &Path) -> (Sv, Vec<u8>) {
+    let src = tmp.join("S");
+    let photo = write_random(&src.join("photos/p.jpg"), 11, 30_000);
+    write_random(&src.join("other.jpg"), 12, 10_000);
+    let sv = Sv::init(tmp.join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    (sv, photo)
+}
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn folder_symlink_planted_in_the_target_is_never_followed() {
+    let tmp = tempdir();
+    let (sv, photo) = planted_setup(tmp.path());
+    let victim = tmp.path().join("victim");
+    write_file(&victim.join("p.jpg"), b"the victim's own file");
+    set_mode(&victim, 0o755);
+    let before = listing(&victim);
+    let target = tmp.path().join("T");
+    fs::create_dir_all(target.join("S")).unwrap();
+    std::os::unix::fs::symlink(&victim, target.join("S/photos")).unwrap();
+    let t = target.to_str().unwrap();
+
+    // Without --overwrite: the subtree is skipped and named, the rest is restored.
+    let out = sv.run(&["restore", "latest", "--target", t]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_stderr_mentions(&out, "S/photos");
+    assert_stderr_mentions(&out, "symlink");
+    assert_unchanged(&before, &victim, "restore without --overwrite");
+    assert_eq!(mode_of(&victim), 0o755, "the victim folder was chmod-ed");
+    assert!(
+        fs::symlink_metadata(target.join("S/photos"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        target.join("S/other.jpg").is_file(),
+        "the rest was not restored:\n{out}"
+    );
+
+    // With --overwrite: the symlink is replaced by a real folder; the victim is untouched.
+    let out = sv.run(&["restore", "latest", "--target", t, "--overwrite"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_unchanged(&before, &victim, "restore --overwrite");
+    assert_eq!(mode_of(&victim), 0o755, "the victim folder was chmod-ed");
+    let md = fs::symlink_metadata(target.join("S/photos")).unwrap();
+    assert!(md.is_dir(), "S/photos is still not a real folder");
+    assert_eq!(fs::read(target.join("S/photos/p.jpg")).unwrap(), photo);
+    assert_same_tree(&tmp.path().join("S"), &target.join("S"));
+}
+
+#[test]
+fn symlink_planted_at_a_files_path_is_never_written_through() {
+    let tmp = tempdir();
+    let (sv, photo) = planted_setup(tmp.path());
+    // The victim holds the very same bytes, so a restore that followed the link would
+    // take it for "already right" and chmod it.
+    let victim = tmp.path().join("victim.jpg");
+    write_file(&victim, &photo);
+    set_mode(&victim, 0o640);
+    let target = tmp.path().join("T");
+    fs::create_dir_all(target.join("S/photos")).unwrap();
+    let planted = target.join("S/photos/p.jpg");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let t = target.to_str().unwrap();
+
+    let out = sv.run(&["restore", "latest", "--target", t]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_stderr_mentions(&out, "S/photos/p.jpg");
+    assert!(
+        fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        mode_of(&victim),
+        0o640,
+        "the victim was chmod-ed through the link"
+    );
+
+    let out = sv.run(&["restore", "latest", "--target", t, "--overwrite"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        fs::symlink_metadata(&planted).unwrap().is_file(),
+        "still a symlink:\n{out}"
+    );
+    assert_eq!(fs::read(&planted).unwrap(), photo);
+    assert_eq!(
+        mode_of(&victim),
+        0o640,
+        "the victim was chmod-ed through the link"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), photo);
+    assert_same_tree(&tmp.path().join("S"), &target.join("S"));
+}

@@ -42,11 +42,22 @@ impl LocalBackend {
         Ok(self.root.join(kind.path_of(name)?))
     }
 
+    /// Create `path` and any missing parents, owner-only. The parent of each folder
+    /// created is synced, so the folder's own name (a new `data/xx`) is durable before
+    /// files are linked into it.
     fn mkdir(path: &Path) -> io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
+        if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Ok(());
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = parent {
+            Self::mkdir(p)?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => fsync_dir(parent.unwrap_or(Path::new("."))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

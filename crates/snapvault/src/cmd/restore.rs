@@ -132,9 +132,6 @@ pub fn report(
     target: &std::path::Path,
     json: bool,
 ) -> Result<i32> {
-    for (p, why) in &stats.problems {
-        eprintln!("error: not restored: {p}: {why}");
-    }
     if json {
         println!(
             "{}",
@@ -162,9 +159,15 @@ pub fn report(
         ));
     }
     if stats.problems.is_empty() {
-        Ok(0)
-    } else {
-        eprintln!("error: {} item(s) were not restored", stats.problems.len());
-        Ok(crate::exit::ERROR)
+        return Ok(crate::exit::OK);
     }
+    // The failures last, where they are seen: everything else was restored.
+    for (p, why) in &stats.problems {
+        eprintln!("error: not restored: {p}: {why}");
+    }
+    eprintln!(
+        "error: {} item(s) were not restored (listed above); everything else was",
+        stats.problems.len()
+    );
+    Ok(crate::exit::INCOMPLETE)
 }

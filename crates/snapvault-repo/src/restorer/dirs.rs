@@ -1,0 +1,222 @@
+//! Folders of a restore target, opened relative to their parent and never through a
+//! symlink.
+//!
+//! Anyone who can write to the target (a shared folder, a drive another account uses) could
+//! plant `T/S/photos -> /victim`: a restore that joins path strings would then write, and
+//! chmod, inside `/victim`. Here every folder below the target is opened with
+//! `openat(parent, name, O_DIRECTORY | O_NOFOLLOW)`, and every operation on what it holds
+//! (create, rename, chmod, times, links) is made relative to such a handle, so a name is
+//! never resolved through a symlink after it was checked. Only the target itself is opened
+//! by its path: it is the user's choice.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+
+/// An open folder of the restore target.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+}
+
+/// What stands at a name in a folder (the name itself, not what a symlink points to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Missing,
+    Dir,
+    File { len: u64, dev: u64, ino: u64 },
+    Symlink,
+    Other,
+}
+
+fn os(name: &[u8]) -> &OsStr {
+    OsStr::from_bytes(name)
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+impl Dir {
+    /// The target folder itself (created with its parents if missing).
+    pub fn open_target(path: &Path) -> io::Result<Dir> {
+        fs::create_dir_all(path)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?;
+        Ok(Dir { fd })
+    }
+
+    /// The folder `name` in this one; fails (ELOOP / ENOTDIR) when `name` is a symlink or
+    /// not a folder.
+    pub fn open(&self, name: &[u8]) -> io::Result<Dir> {
+        let fd = rustix::fs::openat(&self.fd, os(name), DIR_FLAGS, Mode::empty())?;
+        Ok(Dir { fd })
+    }
+
+    /// The folder at `rel` (`/`-separated, relative to this one), every step no-follow.
+    pub fn open_path(&self, rel: &[u8]) -> io::Result<Dir> {
+        let mut cur = self.try_clone()?;
+        for part in rel.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            cur = cur.open(part)?;
+        }
+        Ok(cur)
+    }
+
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Create the folder `name` with `mode` (under the umask).
+    pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
+        Ok(rustix::fs::mkdirat(
+            &self.fd,
+            os(name),
+            Mode::from_raw_mode(mode as _),
+        )?)
+    }
+
+    // `stat` field types differ between platforms: the casts are needed elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn entry(&self, name: &[u8]) -> io::Result<Entry> {
+        match rustix::fs::statat(&self.fd, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(match FileType::from_raw_mode(st.st_mode as _) {
+                FileType::Directory => Entry::Dir,
+                FileType::Symlink => Entry::Symlink,
+                FileType::RegularFile => Entry::File {
+                    len: st.st_size as u64,
+                    dev: st.st_dev as u64,
+                    ino: st.st_ino as u64,
+                },
+                _ => Entry::Other,
+            }),
+            Err(rustix::io::Errno::NOENT) => Ok(Entry::Missing),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Open the regular file `name` for reading; a symlink there is an error, not followed.
+    pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(rustix::fs::openat(&self.fd, os(name), flags, Mode::empty())?.into())
+    }
+
+    /// Create `name` for writing; fails if anything (a symlink included) is there.
+    pub fn create_new(&self, name: &[u8]) -> io::Result<File> {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, os(name), flags, Mode::from_raw_mode(0o600))?;
+        Ok(fd.into())
+    }
+
+    /// Rename `from` to `to` in this folder, replacing a file or symlink at `to`.
+    pub fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::renameat(&self.fd, os(from), &self.fd, os(to))?)
+    }
+
+    /// Remove the file or symlink `name` (never a folder).
+    pub fn remove_file(&self, name: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.fd, os(name), AtFlags::empty())?)
+    }
+
+    /// Remove `name` if it is there (a leftover temporary file).
+    pub fn remove_if_there(&self, name: &[u8]) -> io::Result<()> {
+        match self.remove_file(name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::symlinkat(os(target), &self.fd, os(name))?)
+    }
+
+    pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
+        Ok(rustix::fs::readlinkat(&self.fd, os(name), Vec::new())?.into_bytes())
+    }
+
+    /// Set the modification (and access) time of `name` itself, a symlink included.
+    pub fn set_link_times(&self, name: &[u8], mtime_ns: i64) -> io::Result<()> {
+        Ok(rustix::fs::utimensat(
+            &self.fd,
+            os(name),
+            &timestamps(mtime_ns),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
+    }
+
+    /// Permissions and modification time of this folder itself.
+    pub fn set_meta(&self, mode: u32, mtime_ns: i64) {
+        set_meta(&self.fd, mode, mtime_ns);
+    }
+
+    /// Make the names created in this folder durable.
+    pub fn sync(&self) -> io::Result<()> {
+        Ok(rustix::fs::fsync(&self.fd)?)
+    }
+}
+
+fn timestamps(mtime_ns: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime_ns.div_euclid(1_000_000_000) as _,
+        tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+/// Permissions and modification time through an open descriptor. Best effort: some
+/// filesystems (exFAT, FAT) keep neither, and the content is what matters.
+pub fn set_meta(fd: impl AsFd, mode: u32, mtime_ns: i64) {
+    let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode((mode & 0o7777) as _));
+    let _ = rustix::fs::futimens(&fd, &timestamps(mtime_ns));
+}
+
+/// ELOOP / ENOTDIR: a symlink or something other than a folder stands at the name.
+pub fn is_not_a_folder(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_are_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("f"), b"x").unwrap();
+        let t = tmp.path().join("t");
+        let root = Dir::open_target(&t).unwrap();
+        std::os::unix::fs::symlink(&victim, t.join("link")).unwrap();
+        std::os::unix::fs::symlink(victim.join("f"), t.join("flink")).unwrap();
+        let e = root.open(b"link").unwrap_err();
+        assert!(is_not_a_folder(&e), "{e}");
+        assert!(root.open_path(b"link/sub").is_err());
+        assert_eq!(root.entry(b"link").unwrap(), Entry::Symlink);
+        assert!(root.open_file(b"flink").is_err());
+        assert!(root.create_new(b"flink").is_err());
+        assert_eq!(
+            root.read_link(b"flink").unwrap(),
+            victim.join("f").as_os_str().as_bytes()
+        );
+        assert_eq!(root.entry(b"none").unwrap(), Entry::Missing);
+        root.mkdir(b"d", 0o700).unwrap();
+        root.open_path(b"d").unwrap().mkdir(b"e", 0o700).unwrap();
+        assert_eq!(
+            root.open_path(b"d/e").unwrap().entry(b"x").unwrap(),
+            Entry::Missing
+        );
+        assert_eq!(fs::read(victim.join("f")).unwrap(), b"x");
+    }
+}

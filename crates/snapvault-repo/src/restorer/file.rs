@@ -1,0 +1,238 @@
+//! One file's content back onto the disk: read its blobs with as few range reads as
+//! possible, verify each against its id, write under a temporary name in the same folder,
+//! sync, set mode and times on the open file, and rename into place.
+
+use std::io;
+
+use crate::backend::FileKind;
+use crate::blob;
+use crate::chunker::Chunker;
+use crate::direct_io::DirectWriter;
+use crate::error::{IoContext, RepoError, Result};
+use crate::index::{BlobLocation, Index};
+use crate::repository::Repository;
+use crate::tree::Node;
+
+use super::dirs::{self, Dir, Entry};
+
+/// Largest single range read while restoring.
+const MAX_READ: u64 = 32 << 20;
+
+pub enum Outcome {
+    Written(u64),
+    AlreadyRight,
+    Refused(String),
+}
+
+/// The end (exclusive) of the run of blobs starting at `locs[i]` that one range read can
+/// fetch: neighbours in the same pack, at most [`MAX_READ`] bytes in all.
+fn run_end(locs: &[BlobLocation], i: usize) -> usize {
+    let first = locs[i];
+    let mut end = first.offset as u64 + first.length as u64;
+    let mut j = i + 1;
+    while j < locs.len()
+        && locs[j].pack == first.pack
+        && locs[j].offset as u64 == end
+        && end - first.offset as u64 + locs[j].length as u64 <= MAX_READ
+    {
+        end += locs[j].length as u64;
+        j += 1;
+    }
+    j
+}
+
+/// Ask the backend to start fetching the first range reads of a file (see [`run_end`]).
+pub fn prefetch(repo: &Repository, index: &Index, node: &Node) {
+    let locs: Vec<BlobLocation> = node
+        .content
+        .iter()
+        .map_while(|id| index.get(id).copied())
+        .collect();
+    let mut budget = MAX_READ;
+    let mut i = 0;
+    while i < locs.len() && budget > 0 {
+        let j = run_end(&locs, i);
+        let (first, last) = (locs[i], locs[j - 1]);
+        let (start, end) = (first.offset as u64, last.offset as u64 + last.length as u64);
+        repo.backend().prefetch(
+            FileKind::Pack,
+            &index.pack_of(&first).to_hex(),
+            start,
+            end - start,
+        );
+        budget = budget.saturating_sub(end - start);
+        i = j;
+    }
+}
+
+/// Errors that will hit every file alike: stop the restore instead of listing them all.
+pub fn disk_trouble(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Does the regular file `name` in `dir` already hold exactly these chunks? Then give it
+/// the node's mode and time (through the descriptor just checked).
+fn already_right(
+    chunker: &Chunker,
+    repo: &Repository,
+    node: &Node,
+    dir: &Dir,
+    name: &[u8],
+) -> io::Result<bool> {
+    let f = dir.open_file(name)?;
+    let md = f.metadata()?;
+    if !md.is_file() || md.len() != node.size {
+        return Ok(false);
+    }
+    let mut stream = chunker.stream(&f, Vec::new());
+    let mut i = 0;
+    while let Some(c) = stream.next_chunk()? {
+        if node.content.get(i) != Some(&repo.crypto().blob_id(c)) {
+            return Ok(false);
+        }
+        i += 1;
+    }
+    if i != node.content.len() {
+        return Ok(false);
+    }
+    dirs::set_meta(&f, node.mode, node.mtime);
+    Ok(true)
+}
+
+/// A short, stable temporary name (any legal file name still fits beside it), so a re-run
+/// reuses the leftover of an interrupted one.
+pub fn temp_name(name: &[u8]) -> Vec<u8> {
+    format!(".snapvault-restore-{}", &blake3::hash(name).to_hex()[..16]).into_bytes()
+}
+
+/// Restore `node` as `name` in `dir` (`shown` names it in messages).
+#[allow(clippy::too_many_arguments)]
+pub fn restore(
+    repo: &Repository,
+    index: &Index,
+    chunker: &Chunker,
+    dir: &Dir,
+    name: &[u8],
+    shown: &str,
+    node: &Node,
+    overwrite: bool,
+    buf: &mut Vec<u8>,
+) -> Result<Outcome> {
+    let there = dir.entry(name).ctx(|| format!("checking {shown}"))?;
+    match there {
+        Entry::Missing => {}
+        Entry::Dir => {
+            return Ok(Outcome::Refused(
+                "a folder is in the way; snapvault does not replace folders with files, \
+                 even with --overwrite"
+                    .into(),
+            ));
+        }
+        Entry::File { .. } if already_right(chunker, repo, node, dir, name).unwrap_or(false) => {
+            return Ok(Outcome::AlreadyRight);
+        }
+        Entry::Symlink if !overwrite => {
+            return Ok(Outcome::Refused(
+                "a symlink is in the way; it was not followed and is left untouched \
+                 (use --overwrite to replace it)"
+                    .into(),
+            ));
+        }
+        _ if !overwrite => {
+            return Ok(Outcome::Refused(
+                "a different file exists at this path; left untouched (use --overwrite to replace it)".into(),
+            ));
+        }
+        _ => {}
+    }
+    // Resolve every blob before writing anything, so a missing blob leaves no partial file.
+    let mut locs = Vec::with_capacity(node.content.len());
+    for id in &node.content {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
+        locs.push(*loc);
+    }
+    let tmp = temp_name(name);
+    dir.remove_if_there(&tmp)
+        .ctx(|| format!("removing a leftover temporary file beside {shown}"))?;
+    let f = dir
+        .create_new(&tmp)
+        .ctx(|| format!("creating a temporary file beside {shown}"))?;
+    let result = write_content(repo, index, node, &locs, f, shown, buf).and_then(|(f, n)| {
+        dirs::set_meta(&f, node.mode, node.mtime);
+        dir.rename(&tmp, name)
+            .ctx(|| format!("renaming into {shown}"))?;
+        Ok(n)
+    });
+    match result {
+        Ok(n) => Ok(Outcome::Written(n)),
+        Err(e) => {
+            let _ = dir.remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Write the blobs of `node` into `f` and make them durable; returns the file and the
+/// number of bytes written.
+fn write_content(
+    repo: &Repository,
+    index: &Index,
+    node: &Node,
+    locs: &[BlobLocation],
+    f: std::fs::File,
+    shown: &str,
+    buf: &mut Vec<u8>,
+) -> Result<(std::fs::File, u64)> {
+    // Large files go past the page cache (see `direct_io`), small ones the ordinary way.
+    let mut w = DirectWriter::new(f, node.size);
+    let mut i = 0;
+    while i < locs.len() {
+        // One read for the neighbouring blobs of the same pack.
+        let j = run_end(locs, i);
+        let (first, last) = (locs[i], locs[j - 1]);
+        let end = last.offset as u64 + last.length as u64;
+        let pack = index.pack_of(&first);
+        repo.backend().read_range_into(
+            FileKind::Pack,
+            &pack.to_hex(),
+            first.offset as u64,
+            (end - first.offset as u64) as usize,
+            buf,
+        )?;
+        let data = &mut *buf;
+        for (id, loc) in node.content[i..j].iter().zip(&locs[i..j]) {
+            let s = (loc.offset - first.offset) as usize;
+            // Opened in place in the range just read: no allocation or copy per blob.
+            let Some(sealed) = data.get_mut(s..s + loc.length as usize) else {
+                return Err(RepoError::corrupt(
+                    format!("blob {}", id.to_hex()),
+                    "outside the range read",
+                ));
+            };
+            let plain = match blob::decode_in_place(
+                repo.crypto(),
+                id,
+                loc.compressed(),
+                loc.raw_len,
+                sealed,
+            ) {
+                Ok(p) => p,
+                // This copy is damaged: another copy (healed by a later snapshot) may be good.
+                Err(e) if index.locations(id).len() > 1 => {
+                    std::borrow::Cow::Owned(repo.read_blob(index, id).map_err(|_| e)?)
+                }
+                Err(e) => return Err(e),
+            };
+            w.write_all(&plain).ctx(|| format!("writing {shown}"))?;
+        }
+        i = j;
+    }
+    w.finish().ctx(|| format!("syncing {shown}"))
+}

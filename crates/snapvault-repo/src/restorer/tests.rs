@@ -1,0 +1,78 @@
+use super::*;
+use crate::archiver::NoHooks;
+use crate::prune::tests::{create_small_repo, open};
+use crate::tree::Name;
+
+fn node(name: &[u8], kind: NodeKind) -> Node {
+    Node {
+        name: Name(name.to_vec()),
+        kind,
+        mode: 0o644,
+        mtime: 1_700_000_000_000_000_000,
+        btime: None,
+        size: 0,
+        content: vec![],
+        subtree: None,
+        target: None,
+        media: None,
+    }
+}
+
+fn item(path: &[u8], kind: NodeKind) -> RestoreItem {
+    let name = split(path).1;
+    RestoreItem {
+        path: path.to_vec(),
+        node: node(name, kind),
+    }
+}
+
+/// Names too long for the target's file system (a folder, a file): each is recorded, the
+/// rest restored, and no temporary file is left.
+#[test]
+fn names_too_long_are_recorded_and_the_rest_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    create_small_repo(&tmp.path().join("repo"), false);
+    let repo = open(&tmp.path().join("repo"));
+    let index = repo.load_index().unwrap().index;
+    let long_dir = vec![b'd'; 300];
+    let long_file = [b"ok/".as_slice(), &[b'f'; 300]].concat();
+    let in_long = [long_dir.as_slice(), b"/x.jpg"].concat();
+    let items = vec![
+        item(b"ok/a.jpg", NodeKind::File),
+        item(&long_file, NodeKind::File),
+        item(&in_long, NodeKind::File),
+    ];
+    let dirs = vec![item(b"ok", NodeKind::Dir), item(&long_dir, NodeKind::Dir)];
+    let target = tmp.path().join("t");
+    let opts = RestoreOptions {
+        target: target.clone(),
+        include: None,
+        overwrite: false,
+        dry_run: false,
+        threads: 2,
+    };
+    let stats = restore(&repo, &index, &items, &dirs, &opts, &NoHooks).unwrap();
+    assert_eq!(stats.files_restored, 1, "{:?}", stats.problems);
+    assert!(target.join("ok/a.jpg").is_file());
+    assert_eq!(stats.problems.len(), 2, "{:?}", stats.problems);
+    let folder = stats
+        .problems
+        .iter()
+        .find(|(p, _)| p.as_bytes() == long_dir.as_slice())
+        .expect("the long folder is named");
+    assert!(folder.1.contains("too long"), "{folder:?}");
+    assert!(folder.1.contains("1 item(s)"), "{folder:?}");
+    assert!(
+        stats
+            .problems
+            .iter()
+            .any(|(p, _)| p.as_bytes() == long_file.as_slice()),
+        "{:?}",
+        stats.problems
+    );
+    let left: Vec<_> = fs::read_dir(target.join("ok"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("a.jpg")]);
+}

@@ -1,0 +1,3 @@
+//! Issue 16: everyday hostility — inputs real machines produce. One file per area.
+
+mod restore;
