@@ -23,9 +23,13 @@ pub fn sync_data(file: &File) -> io::Result<()> {
 
 /// Make the entries of folder `dir` durable (a name just linked, renamed or removed).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    let f = File::open(dir)?;
+    sync_open_dir(&File::open(dir)?)
+}
+
+/// The same for a folder already open (restore works through open folders).
+pub fn sync_open_dir(f: &File) -> io::Result<()> {
     #[cfg(target_vendor = "apple")]
-    return full_fsync(&f);
+    return full_fsync(f);
     #[cfg(not(target_vendor = "apple"))]
     f.sync_all()
 }

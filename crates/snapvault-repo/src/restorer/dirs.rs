@@ -159,7 +159,7 @@ impl Dir {
 
     /// Make the names created in this folder durable.
     pub fn sync(&self) -> io::Result<()> {
-        Ok(rustix::fs::fsync(&self.fd)?)
+        crate::durable::sync_open_dir(&File::from(self.fd.try_clone()?))
     }
 }
 
