@@ -41,8 +41,11 @@ pub struct PhotoRow {
     pub content_id: Option<String>,
     /// A still with a Live Photo video beside it (in some selected snapshot).
     pub live: bool,
-    /// Its path in the most recent selected snapshot holding it (`/`-separated).
+    /// Its path in the most recent selected snapshot holding it (`/`-separated), for
+    /// showing (a name that is not UTF-8 is shown lossily).
     pub latest_path: String,
+    /// The same path exactly, as bytes.
+    pub latest_path_bytes: Vec<u8>,
     pub latest_snapshot: SnapshotId,
     /// That snapshot's time, ns since the Unix epoch.
     pub latest_time: i64,
@@ -270,8 +273,8 @@ impl<'s> Grouper<'s> {
             pair: a.pair,
             content_id: c.content_id,
             live: a.live,
-            latest_path: String::from_utf8(a.path)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            latest_path: String::from_utf8_lossy(&a.path).into_owned(),
+            latest_path_bytes: a.path,
             latest_snapshot,
             latest_time,
             snapshot_count,
@@ -653,6 +656,7 @@ mod tests {
             content_id: None,
             live: false,
             latest_path: path.into(),
+            latest_path_bytes: path.as_bytes().to_vec(),
             latest_snapshot: SnapshotId::default(),
             latest_time: 0,
             snapshot_count: 1,
