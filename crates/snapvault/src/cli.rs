@@ -49,7 +49,8 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub password_file: Option<PathBuf>,
-    /// Run this shell command and use its output as the password
+    /// Run this shell command and use the first line of its output as the password (e.g.
+    /// 'pass show snapvault')
     #[arg(
         long,
         global = true,
@@ -479,7 +480,8 @@ pub struct CopyArgs {
     /// Read the destination's password from this file (else SNAPVAULT_PASSWORD2)
     #[arg(long, env = "SNAPVAULT_PASSWORD_FILE2", value_name = "FILE")]
     pub password_file2: Option<PathBuf>,
-    /// Run this shell command and use its output as the destination's password
+    /// Run this shell command and use the first line of its output as the destination's
+    /// password
     #[arg(long, env = "SNAPVAULT_PASSWORD_COMMAND2", value_name = "CMD")]
     pub password_command2: Option<String>,
     /// Print a summary as JSON (fields: docs/json.md)

@@ -10,12 +10,18 @@ pub const DAMAGE: i32 = 4;
 pub const NOT_FOUND: i32 = 10;
 pub const LOCKED: i32 = 11;
 pub const WRONG_PASSWORD: i32 = 12;
+/// The command ran, but its output could not be written to stdout (a full disk, a closed
+/// pipe).
+pub const OUTPUT: i32 = 13;
 
 fn repo_error(e: &anyhow::Error) -> Option<&RepoError> {
     e.chain().find_map(|c| c.downcast_ref::<RepoError>())
 }
 
 pub fn code_for(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<crate::output::StdoutFailed>().is_some() {
+        return OUTPUT;
+    }
     match repo_error(e) {
         Some(RepoError::NotFound(_)) => NOT_FOUND,
         Some(RepoError::Locked(_)) => LOCKED,
@@ -38,6 +44,11 @@ pub fn message(e: &anyhow::Error) -> String {
 }
 
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    if e.downcast_ref::<crate::output::StdoutFailed>().is_some() {
+        return Some(
+            "the command itself ran to its end; send its output somewhere with room (a file on another disk, a pager) to see it",
+        );
+    }
     let Some(re) = repo_error(e) else {
         return io_hint(e);
     };

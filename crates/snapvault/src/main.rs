@@ -1,5 +1,9 @@
 //! The `snapvault` command line.
 
+// First, so its `println!`/`eprintln!` (which never panic) are the ones every module uses.
+#[macro_use]
+mod output;
+
 mod cache;
 mod catalog;
 mod cli;
@@ -16,34 +20,13 @@ mod progress;
 
 use clap::{CommandFactory, FromArgMatches};
 
-/// SFTP runs `ssh` as a child process over pipes: if the server dies, writing to those pipes
-/// must be an error we report, not a SIGPIPE that kills us silently. Output to a closed
-/// stdout (`snapvault ls | head`) then ends the process quietly instead.
-pub fn survive_broken_pipes() {
-    // SAFETY: changing a signal disposition; no handler code runs.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
-            std::process::exit(0);
-        }
-        default(info);
-    }));
-}
-
 fn main() {
-    // Restore default SIGPIPE so `snapvault ls | head` ends quietly.
+    // A closed pipe must never kill a backup half-way (nor an SFTP session's `ssh` dying
+    // kill us): writes then fail with EPIPE, which output.rs and the backends report.
+    // Children (ssh, the password command) get the default disposition back from std.
     // SAFETY: setting a signal disposition at startup, before any threads exist.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let matches = cli::Cli::command().get_matches();
     let mut args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -55,6 +38,16 @@ fn main() {
         Err(e) => {
             exit::report(&e, json, verbose);
             exit::code_for(&e)
+        }
+    };
+    let code = match output::finish() {
+        None => code,
+        Some(e) => {
+            // The command's own error (if any) was reported and decides the exit code.
+            if e.0.kind() != std::io::ErrorKind::BrokenPipe || verbose > 0 {
+                exit::report(&anyhow::Error::new(e), json, verbose);
+            }
+            if code == exit::OK { exit::OUTPUT } else { code }
         }
     };
     // Remote backends are dropped by now; close their sessions before exiting.

@@ -32,7 +32,7 @@ impl PasswordSource {
             }
             let s = std::fs::read(f)
                 .with_context(|| format!("reading password file {}", f.display()))?;
-            return non_empty(trim_newline(s), &format!("password file {}", f.display()));
+            return non_empty(first_line(s), &format!("password file {}", f.display()));
         }
         if let Some(cmd) = &self.command {
             let out = Command::new("sh")
@@ -45,7 +45,7 @@ impl PasswordSource {
             if !out.status.success() {
                 bail!("password command {cmd:?} failed with {}", out.status);
             }
-            return non_empty(trim_newline(out.stdout), "the password command's output");
+            return non_empty(first_line(out.stdout), "the password command's output");
         }
         if let Ok(v) = std::env::var(self.env_var) {
             return non_empty(v.into_bytes(), self.env_var);
@@ -69,8 +69,13 @@ impl PasswordSource {
     }
 }
 
-fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
-    while v.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+/// The first line, without its `\n` or `\r\n`: password managers print the password first
+/// and notes after it (`pass show` adds `user: …` lines), so only the first line counts.
+fn first_line(mut v: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = v.iter().position(|&b| b == b'\n') {
+        v.truncate(end);
+    }
+    if v.last() == Some(&b'\r') {
         v.pop();
     }
     v

@@ -1,3 +1,4 @@
 //! Issue 16: everyday hostility — inputs real machines produce. One file per area.
 
+mod cli;
 mod restore;

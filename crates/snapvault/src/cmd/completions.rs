@@ -17,7 +17,10 @@ pub fn completions(a: CompletionsArgs) -> Result<i32> {
         CompletionShell::Fish => Shell::Fish,
     };
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "snapvault", &mut std::io::stdout().lock());
+    // Into memory first: clap_complete panics on a write error, output.rs reports it.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "snapvault", &mut script);
+    crate::output::stdout_bytes(&script);
     Ok(0)
 }
 

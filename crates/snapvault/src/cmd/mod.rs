@@ -98,9 +98,6 @@ pub fn open_backend(location: &str) -> Result<Arc<dyn Backend>> {
     if !snapvault_remote::is_remote(location) {
         return Ok(Arc::new(LocalBackend::new(location)));
     }
-    if location.starts_with("sftp:") {
-        crate::survive_broken_pipes();
-    }
     let mut opts = snapvault_remote::RemoteOptions::from_env()?;
     opts.connections = CONNECTIONS.get().copied().flatten().map(usize::from);
     // Index and snapshot files are cached next to the catalog; without a cache folder
