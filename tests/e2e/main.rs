@@ -13,6 +13,7 @@ mod everyday;
 mod help;
 mod hostile;
 mod incremental;
+mod interrupt;
 mod iphone;
 mod json;
 mod keys;

@@ -108,6 +108,9 @@ impl Env {
             reread: HashSet::new(),
             also: Vec::new(),
             workers: 2,
+            stop: None,
+            lock: None,
+            time: None,
         };
         let (id, snap) =
             archiver::run(&self.repo, index, &source, opts, &NoHooks, &self.inspector).unwrap();

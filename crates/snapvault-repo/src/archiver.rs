@@ -29,9 +29,11 @@ use crate::error::{RepoError, Result};
 use crate::fs_source::{Source, SourceEntry};
 use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
+use crate::lock::LockHandle;
 use crate::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::{self, Snapshot, Summary};
+use crate::stop::Stop;
 use crate::tree::{MediaMeta, Node, NodeKind, Tree};
 
 /// Hooks for progress and error reporting; all methods default to doing nothing.
@@ -91,6 +93,14 @@ pub struct ArchiveOptions {
     /// Blobs known to be damaged: files containing them are read again even if unchanged.
     pub reread: HashSet<BlobId>,
     pub workers: usize,
+    /// Asked to stop early (Ctrl-C): keep what was read as a `partial` snapshot.
+    pub stop: Option<Arc<Stop>>,
+    /// The lock this run holds: if it may have been lost meanwhile, every blob the new
+    /// snapshot uses is checked against the index as it is now before anything is committed.
+    pub lock: Option<LockHandle>,
+    /// The snapshot's time (nanoseconds since the epoch) instead of now: imports of old
+    /// backups keep their dates, so retention policies can be tried on them.
+    pub time: Option<i64>,
 }
 
 #[derive(Default)]
@@ -196,7 +206,7 @@ pub fn run(
     inspector: &dyn Inspector,
 ) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
-    let time = crate::time::now_ns();
+    let time = opts.time.unwrap_or_else(crate::time::now_ns);
     let crypto = repo.crypto().clone();
     let chunker = Chunker::new(&repo.config().chunker, &crypto);
     let shared = Arc::new(Shared {
@@ -252,6 +262,7 @@ pub fn run(
             reread: &opts.reread,
             level,
             fatal: None,
+            stop: opts.stop.as_deref(),
         };
         let walked = walker.walk(b"", &parent_trees);
         let fatal = walker.fatal.take();
@@ -268,12 +279,25 @@ pub fn run(
         root
     });
     // A failed pack or index write (a full disk) is why the workers saw "the pack writer
-    // stopped": report the cause first.
-    packer.finish()?;
-    if let Some(e) = shared.error.lock().ok().and_then(|mut g| g.take()) {
-        return Err(e);
+    // stopped": report the cause first. Packs written before any failure are indexed, so
+    // a rerun reuses them.
+    let flushed = packer.flush()?;
+    let root = match shared.error.lock().ok().and_then(|mut g| g.take()) {
+        Some(e) => Err(e),
+        None => root.and_then(|r| r.ok_or_else(|| RepoError::Invalid("nothing to back up".into()))),
+    };
+    let root = match root {
+        Ok(r) => r,
+        Err(e) => {
+            flushed.write_index()?;
+            return Err(e);
+        }
+    };
+    // Others may have taken our lock as stale and pruned data this snapshot reuses.
+    if let Some(why) = opts.lock.as_ref().and_then(|l| l.lost()) {
+        crate::revalidate::check(repo, &flushed, &root, &why)?;
     }
-    let root = root?.ok_or_else(|| RepoError::Invalid("nothing to back up".into()))?;
+    flushed.write_index()?;
     let st = &shared.stats;
     let summary = Summary {
         files_new: st.files_new.load(Relaxed),
@@ -426,6 +450,8 @@ struct Walker<'a> {
     level: i32,
     /// Set when the source went away: the walk stops and the snapshot keeps what it has.
     fatal: Option<String>,
+    /// Polled between entries and chunks: a stop request ends the walk like `fatal`.
+    stop: Option<&'a Stop>,
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -503,6 +529,9 @@ impl Walker<'_> {
         let mut ahead = 0;
         for (i, e) in entries.iter().enumerate() {
             self.aborted()?;
+            if self.fatal.is_none() {
+                self.fatal = self.stop.and_then(Stop::reason);
+            }
             if self.fatal.is_some() {
                 break;
             }
@@ -633,6 +662,10 @@ impl Walker<'_> {
                 self.observer.skipped(path, &err);
                 return Ok(None);
             }
+            Err(ReadFailure::Stopped(why)) => {
+                self.fatal = Some(why);
+                return Ok(None);
+            }
             Err(ReadFailure::Repo(err)) => return Err(err),
         }
         if old.is_some() {
@@ -659,6 +692,11 @@ impl Walker<'_> {
         let mut total = 0u64;
         let mut probe: Option<Box<dyn TailProbe>> = None;
         let result = loop {
+            if let Some(why) = self.stop.and_then(Stop::reason) {
+                // Stop mid-file: the file is left out; its chunks sent so far are stored
+                // and reused by the next run.
+                break Err(ReadFailure::Stopped(why));
+            }
             let chunk = match stream.next_chunk() {
                 Ok(Some(c)) => c,
                 Ok(None) => break Ok(total),
@@ -709,5 +747,7 @@ impl Walker<'_> {
 
 enum ReadFailure {
     Source(std::io::Error),
+    /// Asked to stop (Ctrl-C), with the reason.
+    Stopped(String),
     Repo(RepoError),
 }

@@ -53,6 +53,9 @@ pub enum RepoError {
     SourceMissing(PathBuf),
     #[error("operation interrupted: {0}")]
     Interrupted(String),
+    /// The run's lock was lost and data it relies on is gone: it committed nothing.
+    #[error("{0}")]
+    LockLost(String),
 }
 
 impl RepoError {

@@ -31,7 +31,9 @@ pub mod readahead;
 pub mod repair;
 pub mod repository;
 pub mod restorer;
+pub mod revalidate;
 pub mod snapshot;
+pub mod stop;
 pub mod time;
 pub mod tree;
 

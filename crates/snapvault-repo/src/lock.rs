@@ -14,6 +14,7 @@
 //! older than the lease is stale and may be replaced, which is safe because the refreshed
 //! lock objects, not the marker, carry the exclusion.
 
+use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -107,10 +108,7 @@ pub fn list_locks(backend: &dyn Backend, crypto: &Crypto) -> Result<Vec<FoundLoc
 
 /// A held lock; dropping it stops the refresher and removes the lock object.
 pub struct LockGuard {
-    backend: Arc<dyn Backend>,
-    current: Arc<Mutex<String>>,
-    /// The sealed bytes of our `locks/exclusive` marker, when we hold it.
-    marker: Option<Vec<u8>>,
+    held: LockHandle,
     stop: Option<mpsc::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
     /// Stale locks seen while locking (for a hint to run `snapvault unlock`).
@@ -192,35 +190,130 @@ impl LockGuard {
                 "repository is in use by {holder}"
             )));
         }
-        let current = Arc::new(Mutex::new(name));
+        let held = LockHandle {
+            backend,
+            current: Arc::new(Mutex::new(name)),
+            marker,
+            written: Arc::new(AtomicI64::new(now)),
+            lost: Arc::new(Mutex::new(None)),
+        };
         let (tx, rx) = mpsc::channel::<()>();
-        let (b2, cur2) = (backend.clone(), current.clone());
+        let h2 = held.clone();
         let refresher = std::thread::spawn(move || {
             loop {
                 match rx.recv_timeout(Duration::from_secs(REFRESH_SECS)) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        let mut fresh = info.clone();
-                        fresh.time = crate::time::now_unix();
-                        if let Ok(new_name) = write_lock(b2.as_ref(), &crypto, &fresh)
-                            && let Ok(mut cur) = cur2.lock()
-                        {
-                            let old = std::mem::replace(&mut *cur, new_name);
-                            let _ = b2.remove(FileKind::Lock, &old);
-                        }
-                    }
+                    Err(RecvTimeoutError::Timeout) => h2.refresh(&crypto, &info),
                     _ => return,
                 }
             }
         });
         Ok(LockGuard {
-            backend,
-            current,
-            marker,
+            held,
             stop: Some(tx),
             refresher: Some(refresher),
             stale,
         })
     }
+
+    /// A handle on this lock for other threads: whether it may have been lost, and a way to
+    /// remove it when the process must end at once (a second Ctrl-C).
+    pub fn handle(&self) -> LockHandle {
+        self.held.clone()
+    }
+}
+
+/// The shared state of a held lock; see [`LockGuard::handle`].
+#[derive(Clone)]
+pub struct LockHandle {
+    backend: Arc<dyn Backend>,
+    /// The name of our current lock object (it changes with each refresh).
+    current: Arc<Mutex<String>>,
+    /// The sealed bytes of our `locks/exclusive` marker, when we hold it.
+    marker: Option<Vec<u8>>,
+    /// When our lock object was last written (Unix seconds, wall clock: a suspended
+    /// machine's monotonic clock stops, but other hosts judge staleness by wall time).
+    written: Arc<AtomicI64>,
+    /// Why the lock may have been lost, once known; never cleared, since what others did
+    /// while it was lost cannot be undone by refreshing it again.
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl LockHandle {
+    fn refresh(&self, crypto: &Crypto, info: &LockInfo) {
+        let now = crate::time::now_unix();
+        if let Some(why) = gap(self.written.load(SeqCst), now) {
+            self.mark_lost(why);
+        }
+        let mut fresh = info.clone();
+        fresh.time = now;
+        match write_lock(self.backend.as_ref(), crypto, &fresh) {
+            Ok(new_name) => {
+                self.written.store(now, SeqCst);
+                if let Ok(mut cur) = self.current.lock() {
+                    let old = std::mem::replace(&mut *cur, new_name);
+                    let _ = self.backend.remove(FileKind::Lock, &old);
+                }
+            }
+            Err(e) => self.mark_lost(format!("refreshing the repository lock failed ({e})")),
+        }
+    }
+
+    fn mark_lost(&self, why: String) {
+        if let Ok(mut g) = self.lost.lock()
+            && g.is_none()
+        {
+            *g = Some(why);
+        }
+    }
+
+    /// Why other processes may have taken this lock as stale (and, say, pruned data this
+    /// process relies on), or `None` while it is known to have held: a failed refresh, a
+    /// gap longer than the lease since it was last written (a suspended laptop), or our
+    /// lock object gone from the repository (removed by `snapvault unlock`).
+    pub fn lost(&self) -> Option<String> {
+        self.lost_at(crate::time::now_unix())
+    }
+
+    /// [`LockHandle::lost`] as judged at `now` (Unix seconds).
+    pub fn lost_at(&self, now: i64) -> Option<String> {
+        if let Some(why) = self.lost.lock().ok().and_then(|g| g.clone()) {
+            return Some(why);
+        }
+        if let Some(why) = gap(self.written.load(SeqCst), now) {
+            self.mark_lost(why.clone());
+            return Some(why);
+        }
+        let name = self.current.lock().ok()?.clone();
+        let why = match self.backend.exists(FileKind::Lock, &name) {
+            Ok(true) => return None,
+            Ok(false) => format!("the repository lock locks/{name} was removed by someone else"),
+            Err(e) => format!("the repository lock could not be checked ({e})"),
+        };
+        self.mark_lost(why.clone());
+        Some(why)
+    }
+
+    /// Remove the lock object (and the exclusive marker) now. The refresher may still write
+    /// one more before the process ends; that one is stale as soon as the process is gone.
+    pub fn release(&self) {
+        if let Ok(name) = self.current.lock() {
+            let _ = self.backend.remove(FileKind::Lock, &name);
+        }
+        // Lock object first, then the marker: a marker without a lock object is harmless.
+        release_marker(self.backend.as_ref(), self.marker.as_deref());
+    }
+}
+
+/// The lock went unrefreshed for longer than the lease when it was last written at
+/// `written` and it is now `now`.
+fn gap(written: i64, now: i64) -> Option<String> {
+    let secs = now - written;
+    (secs > LEASE_SECS).then(|| {
+        format!(
+            "the repository lock was not refreshed for {} minutes (was the computer asleep?), so other commands took it as stale",
+            secs / 60
+        )
+    })
 }
 
 /// Create `locks/exclusive` atomically; returns the sealed bytes written (to recognise our
@@ -309,11 +402,7 @@ impl Drop for LockGuard {
         if let Some(h) = self.refresher.take() {
             let _ = h.join();
         }
-        if let Ok(name) = self.current.lock() {
-            let _ = self.backend.remove(FileKind::Lock, &name);
-        }
-        // Lock object first, then the marker: a marker without a lock object is harmless.
-        release_marker(self.backend.as_ref(), self.marker.as_deref());
+        self.held.release();
     }
 }
 
@@ -381,6 +470,31 @@ mod tests {
         write_lock(b.as_ref(), &c, &dead).unwrap();
         let g = LockGuard::acquire(b.clone(), c.clone(), true, "prune").unwrap();
         assert_eq!(g.stale.len(), 1);
+    }
+
+    #[test]
+    fn a_gap_past_the_lease_or_a_removed_lock_object_means_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        b.create_layout().unwrap();
+        let g = LockGuard::acquire(b.clone(), Crypto::Plain, false, "snapshot").unwrap();
+        let h = g.handle();
+        let now = crate::time::now_unix();
+        assert_eq!(h.lost_at(now), None);
+        assert_eq!(h.lost_at(now + LEASE_SECS - 5), None);
+        // Woken after a long sleep: lost, and it stays lost even after a refresh.
+        let why = h.lost_at(now + LEASE_SECS + 120).unwrap();
+        assert!(why.contains("not refreshed for 32 minutes"), "{why}");
+        assert_eq!(h.lost_at(now).as_deref(), Some(why.as_str()));
+
+        let g2 = LockGuard::acquire(b.clone(), Crypto::Plain, false, "snapshot").unwrap();
+        let h2 = g2.handle();
+        for l in b.list(FileKind::Lock).unwrap() {
+            b.remove(FileKind::Lock, &l.name).unwrap();
+        }
+        let why = h2.lost().unwrap();
+        assert!(why.contains("was removed by someone else"), "{why}");
+        drop((g, g2));
     }
 
     #[test]

@@ -45,7 +45,53 @@ pub struct PackerStats {
 
 pub struct Packer {
     tx: Option<Sender<EncodedBlob>>,
-    join: Option<JoinHandle<Result<PackerStats>>>,
+    join: Option<JoinHandle<Result<Flushed>>>,
+}
+
+/// Every pack written and durable, the last of them not yet in an index file: the caller
+/// may check what it is about to commit (a snapshot whose lock was lost re-validates its
+/// blobs) before [`Flushed::write_index`].
+pub struct Flushed {
+    shared: Arc<Writers>,
+}
+
+impl Flushed {
+    /// The packs written since the last index checkpoint (no index file names them yet).
+    pub fn pending(&self) -> Vec<IndexedPack> {
+        self.shared
+            .written
+            .lock()
+            .map(|w| w.pending.clone())
+            .unwrap_or_default()
+    }
+
+    /// Leave out of the coming index file the pending packs that are no longer stored
+    /// (deleted by a prune elsewhere while this run's lock was lost); returns how many.
+    pub fn drop_missing(&self) -> Result<usize> {
+        let Ok(mut w) = self.shared.written.lock() else {
+            return Err(RepoError::Interrupted("pack writer panicked".into()));
+        };
+        let before = w.pending.len();
+        let mut kept = Vec::with_capacity(before);
+        for p in std::mem::take(&mut w.pending) {
+            if self.shared.backend.exists(FileKind::Pack, &p.id.to_hex())? {
+                kept.push(p);
+            }
+        }
+        w.pending = kept;
+        Ok(before - w.pending.len())
+    }
+
+    /// Write the index file naming the pending packs; returns what the run wrote.
+    pub fn write_index(self) -> Result<PackerStats> {
+        let mut w = self
+            .shared
+            .written
+            .lock()
+            .map_err(|_| RepoError::Interrupted("pack writer panicked".into()))?;
+        self.shared.save_index(&mut w)?;
+        Ok(std::mem::take(&mut w.stats))
+    }
 }
 
 impl Packer {
@@ -85,7 +131,13 @@ impl Packer {
     }
 
     /// Flush everything and write the final index; returns what was written.
-    pub fn finish(mut self) -> Result<PackerStats> {
+    pub fn finish(self) -> Result<PackerStats> {
+        self.flush()?.write_index()
+    }
+
+    /// Write every pack, but not yet the index file naming the last of them. On an error
+    /// the packs already written are indexed first, so a rerun reuses them.
+    pub fn flush(mut self) -> Result<Flushed> {
         drop(self.tx.take());
         match self.join.take() {
             Some(j) => j
@@ -156,7 +208,7 @@ fn run(
     pack_size: usize,
     rx: Receiver<EncodedBlob>,
     recycle: Option<Sender<Vec<u8>>>,
-) -> Result<PackerStats> {
+) -> Result<Flushed> {
     let shared = Arc::new(Writers {
         backend,
         crypto,
@@ -238,18 +290,21 @@ fn run(
     for j in writers {
         panicked |= j.join().is_err();
     }
-    if let Some(e) = shared.error.lock().ok().and_then(|mut g| g.take()) {
+    let failed = match shared.error.lock().ok().and_then(|mut g| g.take()) {
+        Some(e) => Some(e),
+        None if panicked => Some(RepoError::Interrupted("pack writer panicked".into())),
+        None => None,
+    };
+    if let Some(e) = failed {
+        // The packs written before the failure (an upload error, a full disk) are durable:
+        // index them, so the next run reuses them instead of writing them again. If this
+        // write fails too (the storage is gone), the first error is the one to report.
+        if let Ok(mut w) = shared.written.lock() {
+            let _ = shared.save_index(&mut w);
+        }
         return Err(e);
     }
-    if panicked {
-        return Err(RepoError::Interrupted("pack writer panicked".into()));
-    }
-    let mut w = shared
-        .written
-        .lock()
-        .map_err(|_| RepoError::Interrupted("pack writer panicked".into()))?;
-    shared.save_index(&mut w)?;
-    Ok(std::mem::take(&mut w.stats))
+    Ok(Flushed { shared })
 }
 
 fn write_packs(

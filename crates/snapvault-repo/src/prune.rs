@@ -1066,6 +1066,9 @@ pub(crate) mod tests {
             reread: Default::default(),
             also: Vec::new(),
             workers: 2,
+            stop: None,
+            lock: None,
+            time: None,
         };
         let (id, _) = archiver::run(repo, index, &folder, opts, &NoHooks, &Photos).unwrap();
         let name = src.file_name().unwrap().to_string_lossy().into_owned();

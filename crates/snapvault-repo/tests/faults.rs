@@ -139,6 +139,9 @@ fn snapshot(repo: &Repository, src: &Path) -> Result<SnapshotId, RepoError> {
         also: Vec::new(),
         reread: Default::default(),
         workers: 2,
+        stop: None,
+        lock: None,
+        time: None,
     };
     let _lock = repo.lock(false, "snapshot")?;
     archiver::run(repo, index, &folder, opts, &NoHooks, &NoHooks).map(|(id, _)| id)

@@ -57,6 +57,9 @@ fn snapshot(repo: &Repository, src: &Path) -> SnapshotId {
         also: Vec::new(),
         reread: Default::default(),
         workers: 2,
+        stop: None,
+        lock: None,
+        time: None,
     };
     archiver::run(repo, index, &folder, opts, &NoHooks, &NoHooks)
         .unwrap()

@@ -160,7 +160,10 @@ fn take(
     let filtered = crate::exclude::Filtered::new(src, &excludes);
     let src: &dyn snapvault_repo::fs_source::Source = &filtered;
     let repo = ctx.open()?;
-    let _lock = repo.lock(false, "snapshot")?;
+    // From here on Ctrl-C / SIGTERM stop the run and keep what it read.
+    let stop = crate::interrupt::catch();
+    let lock = repo.lock(false, "snapshot")?;
+    crate::interrupt::guard_lock(lock.handle());
     let removed = repo
         .backend()
         .remove_leftover_temp_files(15 * 60)
@@ -187,6 +190,9 @@ fn take(
         // Files holding blobs the last `check` found damaged are read again and stored anew.
         reread: super::check::damaged_blobs(&repo.config().id),
         workers: threads(),
+        stop: Some(stop),
+        lock: Some(lock.handle()),
+        time: None,
     };
     let mode = crate::progress::mode(ctx.global.quiet, a.json);
     let report = Report {
@@ -213,7 +219,25 @@ fn take(
         )
     });
     progress.finish();
-    let (id, snap) = result?;
+    let signal = crate::interrupt::received();
+    let (id, snap) = match (result, signal) {
+        (Ok(r), _) => r,
+        // Stopped before anything was read: nothing to keep.
+        (Err(e), Some(sig)) => {
+            let e = anyhow::Error::from(e).context(format!(
+                "{}: nothing was saved",
+                crate::interrupt::describe(sig)
+            ));
+            crate::exit::report(&e, a.json, ctx.global.verbose);
+            return Ok(crate::interrupt::exit_code(sig));
+        }
+        (Err(e), None) => return Err(e.into()),
+    };
+    if let Some(why) = lock.handle().lost() {
+        eprintln!(
+            "warning: {why}; every piece of data this snapshot uses was checked again and is stored"
+        );
+    }
     let left_out = filtered.left_out.load(std::sync::atomic::Ordering::Relaxed);
     if left_out > 0 && ctx.global.verbose > 0 {
         eprintln!("excluded {left_out} file(s) and folder(s) (see `snapvault config show`)");
@@ -227,22 +251,44 @@ fn take(
         _ => Vec::new(),
     };
     print_summary(ctx, &id, &snap, &gone, a.json);
-    // Keep the photo catalog current (it is a cache: trouble here is only a warning).
-    if let Err(e) = repo
-        .load_index()
-        .map_err(anyhow::Error::from)
-        .and_then(|l| crate::catalog::open_synced(&repo, &l.index, false))
+    // Keep the photo catalog current (it is a cache: trouble here is only a warning; after
+    // Ctrl-C it is left for the next command to bring up to date).
+    if signal.is_none()
+        && let Err(e) = repo
+            .load_index()
+            .map_err(anyhow::Error::from)
+            .and_then(|l| crate::catalog::open_synced(&repo, &l.index, false))
     {
         eprintln!(
             "warning: the photo catalog was not updated ({}); it is rebuilt when needed",
             crate::exit::message(&e)
         );
     }
+    if let (Some(why), Some(sig)) = (&snap.summary.interrupted, signal) {
+        if !a.json {
+            eprintln!(
+                "{why}: kept {} file(s) in partial snapshot {}; the next run continues from it",
+                snap.summary.files_total,
+                id.short()
+            );
+        }
+        return Ok(crate::interrupt::exit_code(sig));
+    }
     if let Some(why) = &snap.summary.interrupted {
         anyhow::bail!(
             "the snapshot stopped early: {why}; what was read so far is saved as partial snapshot {} and the next run continues from it",
             id.short()
         );
+    }
+    if let Some(sig) = signal {
+        // The signal came after everything was read: the snapshot is complete.
+        if !a.json {
+            eprintln!(
+                "{}: the snapshot was already complete and is saved",
+                crate::interrupt::describe(sig)
+            );
+        }
+        return Ok(crate::interrupt::exit_code(sig));
     }
     Ok(if snap.incomplete {
         exit::INCOMPLETE
@@ -255,11 +301,16 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
     let s = &snap.summary;
     let range = photoset::taken_range(gone.iter());
     if json {
+        // `interrupted` is always present here (null when the run was not), as json.md says.
+        let mut summary = serde_json::to_value(s).unwrap_or_default();
+        if let Some(m) = summary.as_object_mut() {
+            m.insert("interrupted".into(), serde_json::json!(s.interrupted));
+        }
         let v = serde_json::json!({
             "id": id.to_hex(),
             "short_id": id.short(),
             "incomplete": snap.incomplete,
-            "summary": s,
+            "summary": summary,
             "vanished": {
                 "count": gone.len(),
                 "taken_from": range.as_ref().map(|r| r.0.clone()),
@@ -270,7 +321,13 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
         println!("{v}");
         return;
     }
-    ctx.say(format!("snapshot {} saved", id.short()));
+    match &s.interrupted {
+        Some(why) => ctx.say(format!(
+            "partial snapshot {} saved: the run stopped early ({why}); it holds what was read until then",
+            id.short()
+        )),
+        None => ctx.say(format!("snapshot {} saved", id.short())),
+    }
     ctx.say(format!(
         "files: {} new, {} changed, {} unchanged (not read again); {} folders",
         s.files_new, s.files_changed, s.files_unchanged, s.dirs
