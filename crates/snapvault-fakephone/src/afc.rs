@@ -16,8 +16,6 @@ use snapvault_phonewire::afc::{
     self as wire, HEADER_LEN as AFC_HEADER_LEN, Request as AfcRequest, op, status,
 };
 
-/// The port `StartService com.apple.afc` hands out.
-pub(crate) const AFC_PORT: u16 = 49152;
 /// Largest single `FileRefRead` served (bigger requests get a short read, like afcd).
 const MAX_READ: u64 = 8 << 20;
 use wire::MODE_RDONLY;

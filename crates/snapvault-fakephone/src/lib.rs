@@ -7,8 +7,11 @@
 //! - **usbmuxd** over TCP on `127.0.0.1` (`ListDevices`, `Listen`, `ReadBUID`,
 //!   `ReadPairRecord`, `SavePairRecord`, `Connect`; the binary protocol's `Listen` and
 //!   `Connect` too), with the frame codecs of `snapvault-phonewire`;
-//! - **lockdownd** (`QueryType`, `GetValue`, `StartSession` followed by a real TLS 1.2 session
-//!   with rustls + ring, `StartService com.apple.afc`, `StopSession`);
+//! - **lockdownd** as strict as a phone's (`QueryType`; `GetValue` with a small public set
+//!   before a session and domains inside one; `Pair` through the Trust prompt; `StartSession`
+//!   followed by a TLS 1.2 session that requires a client certificate chaining to the paired
+//!   host's root; `StartService com.apple.afc` on a fresh port, honouring the escrow bag on a
+//!   locked phone; `StopSession`), with RSA-2048 pair records in Apple's format;
 //! - **AFC** serving a local folder as the phone's media root, so `LIB/DCIM/100APPLE/x.HEIC`
 //!   appears as `/DCIM/100APPLE/x.HEIC` (ReadDir, GetFileInfo, GetDeviceInfo, FileRefOpen,
 //!   FileRefRead, FileRefSeek, FileRefTell, FileRefClose). Read-only.
@@ -20,15 +23,19 @@
 //!
 //! Point a client at it with `USBMUXD_SOCKET_ADDRESS=<FakePhone::usbmuxd_address()>`.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 mod afc;
+mod lockdownd;
+mod mux;
 mod pairing;
-mod server;
+mod phone;
+mod tls;
 
 /// What the fake phone looks like and which faults it injects.
 #[derive(Debug, Clone)]
@@ -42,11 +49,20 @@ pub struct FakePhoneConfig {
     pub model: String,
     /// `ProductVersion`, e.g. "17.5.1".
     pub ios_version: String,
-    /// usbmuxd holds a pair record for the device (else `ReadPairRecord` fails: "not trusted").
+    /// usbmuxd holds a pair record for the device and the phone trusts it (else
+    /// `ReadPairRecord` fails and the phone does not know the host: "not trusted").
     pub paired: bool,
     /// The device forgot the host (`StartSession` → `InvalidHostID`).
     pub trust_revoked: bool,
-    /// Passcode locked (`StartService` → `PasswordProtected`).
+    /// The emulated user taps Trust this long after the Trust prompt appeared (the first
+    /// `Pair` request from an untrusted host); `None`: nobody taps (`Pair` stays
+    /// `PairingDialogResponsePending`).
+    pub trust_after: Option<std::time::Duration>,
+    /// The emulated user taps Don't Trust instead (after `trust_after`, default at once):
+    /// `Pair` → `UserDeniedPairing`.
+    pub deny_trust: bool,
+    /// Passcode locked (`StartService` → `PasswordProtected` unless the request carries the
+    /// pair record's escrow bag; `Pair` → `PasswordProtected`).
     pub locked: bool,
     /// Cut the AFC connection (mid-packet) once this many file bytes were served, and
     /// disappear from usbmuxd's device list like an unplugged phone.
@@ -83,6 +99,8 @@ impl FakePhoneConfig {
             ios_version: "17.5.1".into(),
             paired: true,
             trust_revoked: false,
+            trust_after: None,
+            deny_trust: false,
             locked: false,
             disconnect_after_bytes: None,
             stall: false,
@@ -123,6 +141,25 @@ pub(crate) struct State {
     pub connections: AtomicU64,
     pub material: Arc<pairing::Material>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// usbmuxd's pair records, by UDID.
+    records: Mutex<HashMap<String, Vec<u8>>>,
+    /// What each attached phone remembers.
+    phones: Vec<Mutex<phone::Phone>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl State {
+    pub(crate) fn records(&self) -> MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        lock(&self.records)
+    }
+
+    /// Device `index` (callers got it from the attached-device checks).
+    pub(crate) fn phone(&self, index: usize) -> MutexGuard<'_, phone::Phone> {
+        lock(&self.phones[index.min(self.phones.len().saturating_sub(1))])
+    }
 }
 
 /// A running fake phone. Dropping it (or [`FakePhone::stop`]) shuts it down and closes every
@@ -154,7 +191,26 @@ impl FakePhone {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut records = HashMap::new();
+        let mut phones = Vec::new();
+        for i in 0..cfg.devices.max(1) {
+            let udid = cfg.device_udid(i);
+            let mut trusted = None;
+            if cfg.paired {
+                records.insert(udid.clone(), pairing::pair_record(&material, &udid));
+                if !cfg.trust_revoked {
+                    trusted = Some(phone::Trusted {
+                        host_id: pairing::HOST_ID.into(),
+                        root_der: material.record.root_cert_der.clone(),
+                        escrow_bag: material.escrow_bag.clone(),
+                    });
+                }
+            }
+            phones.push(Mutex::new(phone::Phone::new(trusted)));
+        }
         let state = Arc::new(State {
+            records: Mutex::new(records),
+            phones,
             cfg,
             afc_bytes_served: AtomicU64::new(0),
             afc_read_ops: AtomicU64::new(0),
@@ -174,7 +230,7 @@ impl FakePhone {
             .spawn(move || {
                 rt.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => server::serve(l, st).await,
+                        Ok(l) => mux::serve(l, st).await,
                         Err(e) => eprintln!("fakephone: cannot listen: {e}"),
                     }
                 });

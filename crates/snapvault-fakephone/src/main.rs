@@ -19,7 +19,11 @@ options:
   --devices N                   attach N devices (0 = none; default 1)
   --unpaired                    no pair record: the host is not trusted
   --trust-revoked               the phone forgot this host (InvalidHostID)
-  --locked                      passcode locked (StartService: PasswordProtected)
+  --trust-after SECONDS         on a Pair request the phone shows the Trust prompt; the user
+                                taps Trust this many seconds later (default: never)
+  --deny-trust                  the user taps Don't Trust instead (UserDeniedPairing)
+  --locked                      passcode locked (StartService: PasswordProtected unless
+                                the pair record's EscrowBag comes with it)
   --disconnect-after-bytes N    unplug after serving N file bytes
   --stall                       never answer file reads
   --bytes-per-sec N             throttle file reads
@@ -52,6 +56,16 @@ fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
             "--devices" => cfg.devices = num(a, val(a)?)? as usize,
             "--unpaired" => cfg.paired = false,
             "--trust-revoked" => cfg.trust_revoked = true,
+            "--trust-after" => {
+                let v = val(a)?;
+                let secs = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| format!("--trust-after: not a number of seconds: {v}"))?;
+                cfg.trust_after = Some(std::time::Duration::from_secs_f64(secs));
+            }
+            "--deny-trust" => cfg.deny_trust = true,
             "--locked" => cfg.locked = true,
             "--disconnect-after-bytes" => cfg.disconnect_after_bytes = Some(num(a, val(a)?)?),
             "--stall" => cfg.stall = true,
