@@ -205,6 +205,16 @@ impl Catalog {
         })
     }
 
+    /// A catalog in memory only, for a run without a usable cache folder: built from the
+    /// repository each time, gone at exit.
+    pub fn in_memory() -> Result<Catalog> {
+        Ok(Catalog {
+            conn: schema::open_in_memory()?,
+            path: PathBuf::new(),
+            recreated: None,
+        })
+    }
+
     /// Open the catalog for a repository at its [`default_path`].
     pub fn open_default(repo_id: &str) -> Result<Catalog> {
         Catalog::open(&default_path(repo_id)?)
@@ -223,6 +233,12 @@ impl Catalog {
     pub fn recreate(&mut self, reason: &str) -> Result<()> {
         // Close the file before removing it.
         self.conn = Connection::open_in_memory()?;
+        if self.path.as_os_str().is_empty() {
+            // An in-memory catalog: the fresh connection is all there is to recreate.
+            self.conn = schema::open_in_memory()?;
+            self.recreated = Some(reason.to_string());
+            return Ok(());
+        }
         schema::remove_files(&self.path)?;
         let (conn, _) = schema::open(&self.path)?;
         self.conn = conn;

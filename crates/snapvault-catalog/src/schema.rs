@@ -143,6 +143,18 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Option<String>)> {
     }
 }
 
+/// A fresh, empty catalog in memory (no cache folder to keep it in).
+pub(crate) fn open_in_memory() -> Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    conn.execute_batch(&format!(
+        "{SCHEMA}
+         PRAGMA application_id = {APPLICATION_ID};
+         PRAGMA user_version = {SCHEMA_VERSION};
+         PRAGMA temp_store = MEMORY;"
+    ))?;
+    Ok(conn)
+}
+
 /// A file shorter than its header says was truncated (SQLite would only notice when it
 /// reads a missing page). The header's page count is trusted only when its
 /// version-valid-for number matches the change counter, as SQLite does.

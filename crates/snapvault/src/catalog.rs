@@ -7,9 +7,15 @@ use snapvault_repo::Repository;
 use snapvault_repo::index::Index;
 
 pub fn open_synced(repo: &Repository, index: &Index, verbose: bool) -> Result<Catalog> {
-    let path = crate::cache::dir(&repo.config().id)?.join("catalog.sqlite");
-    let mut cat = Catalog::open(&path)
-        .with_context(|| format!("opening the photo catalog {}", path.display()))?;
+    // Without a usable cache folder the catalog lives in memory for this run.
+    let mut cat = match crate::cache::dir(&repo.config().id) {
+        Some(dir) => {
+            let path = dir.join("catalog.sqlite");
+            Catalog::open(&path)
+                .with_context(|| format!("opening the photo catalog {}", path.display()))?
+        }
+        None => Catalog::in_memory().context("creating the photo catalog in memory")?,
+    };
     if let Some(why) = cat.recreated() {
         eprintln!("note: the photo catalog was rebuilt ({why})");
     }

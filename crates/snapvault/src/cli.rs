@@ -70,6 +70,10 @@ pub struct Global {
         value_name = "DURATION"
     )]
     pub retry_lock: Option<String>,
+    /// Don't lock the repository while reading it (a read-only one is read without a lock
+    /// anyway). Only when nothing else changes it meanwhile
+    #[arg(long, global = true)]
+    pub no_lock: bool,
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,

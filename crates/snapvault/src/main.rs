@@ -18,6 +18,7 @@ mod media;
 mod password;
 mod photoset;
 mod progress;
+mod readonly;
 
 use clap::{CommandFactory, FromArgMatches};
 

@@ -109,3 +109,182 @@ fn closed_stdout_pipe_does_not_kill_a_backup() {
     }
     assert_eq!(sv.snapshots().len(), 2);
 }
+
+/// A read-only view of a folder, as a write-protected drive gives: a read-only bind mount
+/// when the tests may mount (root), else `chmod -R a-w` (honoured by non-root users only).
+/// `None` when neither refuses writes (root without the right to mount): then the test
+/// says so and checks nothing, because root ignores permission bits.
+struct ReadOnly {
+    path: std::path::PathBuf,
+    mounted: bool,
+    chmodded: Option<std::path::PathBuf>,
+}
+
+impl ReadOnly {
+    fn of(dir: &std::path::Path, at: &std::path::Path) -> Option<ReadOnly> {
+        std::fs::create_dir_all(at).unwrap();
+        let sh = |cmd: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let (d, a) = (dir.display(), at.display());
+        let ro = if sh(&format!("mount --bind '{d}' '{a}'")) {
+            if sh(&format!("mount -o remount,ro,bind '{a}'")) {
+                ReadOnly {
+                    path: at.to_path_buf(),
+                    mounted: true,
+                    chmodded: None,
+                }
+            } else {
+                sh(&format!("umount '{a}'"));
+                return None;
+            }
+        } else {
+            sh(&format!("chmod -R a-w '{d}'"));
+            ReadOnly {
+                path: dir.to_path_buf(),
+                mounted: false,
+                chmodded: Some(dir.to_path_buf()),
+            }
+        };
+        // Does it really refuse writes?
+        if std::fs::write(ro.path.join(".probe"), b"x").is_ok() {
+            let _ = std::fs::remove_file(ro.path.join(".probe"));
+            return None;
+        }
+        Some(ro)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = std::process::Command::new("umount")
+                .arg(&self.path)
+                .status();
+        }
+        if let Some(d) = &self.chmodded {
+            let _ = std::process::Command::new("chmod")
+                .args(["-R", "u+w"])
+                .arg(d)
+                .status();
+        }
+    }
+}
+
+/// A write-protected repository still serves every command that only reads (16.2): no lock
+/// is written (said once), and a cache folder that cannot be written or created means
+/// running without the cache.
+#[test]
+fn a_read_only_repository_serves_every_reading_command() {
+    use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+    let tmp = tempdir();
+    let lib = tmp.path().join("phone");
+    std::fs::create_dir_all(&lib).unwrap();
+    snapvault_media::sample::library(&lib, 6, 16).expect("sample library");
+    let phone = FakePhone::start(FakePhoneConfig::new(&lib)).expect("fake iPhone");
+    let writable = Sv::init(tmp.path().join("repo"), true);
+    let mut c = writable.command(&["snapshot", "iphone"]);
+    c.env("USBMUXD_SOCKET_ADDRESS", phone.usbmuxd_address());
+    let out = run_command(c, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    writable.snapshot(&[&lib], &[]);
+
+    let Some(repo) = ReadOnly::of(&writable.repo, &tmp.path().join("ro-repo")) else {
+        eprintln!("skipped: cannot make a read-only folder here (root without mount rights)");
+        return;
+    };
+    let empty = tmp.path().join("cache-ro");
+    std::fs::create_dir_all(&empty).unwrap();
+    let Some(cache) = ReadOnly::of(&empty, &tmp.path().join("cache-ro-view")) else {
+        eprintln!("skipped: cannot make a read-only folder here (root without mount rights)");
+        return;
+    };
+    let sv = Sv::at(&repo.path, Some(PASSWORD));
+    let target = tmp.path().join("restored");
+    let caches = [
+        // A fresh cache, a cache folder that cannot be created, one that cannot be written.
+        tmp.path().join("cache-fresh"),
+        cache.path.join("missing"),
+        cache.path.clone(),
+    ];
+    for (i, xdg) in caches.iter().enumerate() {
+        let t = target.join(i.to_string());
+        let t = t.to_str().unwrap();
+        for args in [
+            vec!["snapshots"],
+            vec!["ls", "latest"],
+            vec!["restore", "latest", "--target", t],
+            vec!["check"],
+            vec!["check", "--read-data"],
+            vec!["photos"],
+            vec!["diff", "latest~1", "latest"],
+            vec!["stats"],
+            vec!["verify-device"],
+        ] {
+            let mut c = sv.command(&args);
+            c.env("XDG_CACHE_HOME", xdg)
+                .env("USBMUXD_SOCKET_ADDRESS", phone.usbmuxd_address());
+            let out = run_command(c, DEFAULT_TIMEOUT);
+            assert_eq!(out.code, Some(0), "{args:?} (cache {xdg:?}):\n{out}");
+            let notes = out.stderr.matches("read-only").count();
+            assert!(
+                notes <= 1,
+                "{args:?}: the read-only note is said once at most:\n{out}"
+            );
+            if i > 0 && ["check", "photos"].contains(&args[0]) {
+                assert!(
+                    out.stderr.contains("running without the cache"),
+                    "{args:?}: an unusable cache folder should be said:\n{out}"
+                );
+            }
+            if ["restore", "check", "verify-device"].contains(&args[0]) {
+                assert_eq!(
+                    notes, 1,
+                    "{args:?}: running without a lock should be said:\n{out}"
+                );
+            }
+        }
+        assert_same_tree(&lib, &target.join(i.to_string()).join("phone"));
+    }
+}
+
+/// `--no-lock` reads past a lock that would otherwise stop the command (exit 11).
+#[test]
+fn no_lock_reads_past_an_exclusive_lock() {
+    let tmp = tempdir();
+    let src = tmp.path().join("photos");
+    write_random(&src.join("IMG_0001.JPG"), 1, 20_000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    // An unencrypted repository's lock objects are plain JSON: a live prune on another host.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let lock = serde_json::json!({
+        "hostname": "another-host", "username": "anna", "pid": 4242, "time": now,
+        "exclusive": true, "command": "prune",
+    });
+    write_file(
+        &sv.repo.join("locks").join("ab".repeat(32)),
+        lock.to_string().as_bytes(),
+    );
+    let target = tmp.path().join("out");
+    let t = target.to_str().unwrap();
+    let out = sv.run(&["restore", "latest", "--target", t]);
+    assert_eq!(
+        out.code,
+        Some(11),
+        "the planted lock should stop restore:\n{out}"
+    );
+    let out = sv.run(&["restore", "latest", "--target", t, "--no-lock"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_same_tree(&src, &target.join("photos"));
+    let out = sv.run(&["check", "--no-lock"]);
+    assert_eq!(out.code, Some(0), "{out}");
+}

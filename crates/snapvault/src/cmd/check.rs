@@ -40,9 +40,11 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         (None, false, _) => ReadData::None,
     };
     let repo = ctx.open()?;
-    let _lock = repo.lock(false, "check")?;
-    let state_path = crate::cache::dir(&repo.config().id)?.join("verified.json");
-    let mut state = load_state(&state_path);
+    let _lock = crate::readonly::shared_lock(ctx, &repo, "check")?;
+    // Without a usable cache folder, `--budget` starts from nothing each time.
+    let cache = crate::cache::dir(&repo.config().id);
+    let state_path = cache.as_ref().map(|d| d.join("verified.json"));
+    let mut state = state_path.as_deref().map(load_state).unwrap_or_default();
     // Progress only when data is read (the structure check is quick).
     let mode = match read_data {
         ReadData::None => crate::progress::Mode::Hidden,
@@ -78,9 +80,12 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         Err(_) => state.keys().copied().collect(),
     };
     state.retain(|p, _| live.contains(p));
-    let _ = save_state(&state_path, &state);
-    let damaged_path = crate::cache::dir(&repo.config().id)?.join("damaged.json");
-    save_damaged(&damaged_path, &report)?;
+    if let Some(p) = &state_path {
+        let _ = save_state(p, &state);
+    }
+    if let Some(d) = &cache {
+        save_damaged(&d.join("damaged.json"), &report)?;
+    }
     let coverage = coverage(&repo, &state, now);
     let errors = report.errors();
     if a.json {
@@ -158,7 +163,7 @@ fn save_damaged(path: &Path, report: &CheckReport) -> Result<()> {
 
 /// Blobs the last `check` found damaged (for `snapshot` to store again from the source).
 pub fn damaged_blobs(repo_id: &str) -> std::collections::HashSet<snapvault_repo::BlobId> {
-    let Ok(dir) = crate::cache::dir(repo_id) else {
+    let Some(dir) = crate::cache::dir(repo_id) else {
         return Default::default();
     };
     let Ok(bytes) = std::fs::read(dir.join("damaged.json")) else {

@@ -52,8 +52,7 @@ pub fn run(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
              an encrypted repository (`snapvault init` without --insecure-no-encryption)"
         );
     }
-    let _src_lock = src
-        .lock(false, "copy")
+    let _src_lock = crate::readonly::shared_lock(ctx, &src, "copy")
         .with_context(|| format!("source repository {src_loc}"))?;
     let _dst_lock = dst
         .lock(false, "copy")

@@ -102,7 +102,7 @@ pub fn open_backend(location: &str) -> Result<Arc<dyn Backend>> {
     opts.connections = CONNECTIONS.get().copied().flatten().map(usize::from);
     // Index and snapshot files are cached next to the catalog; without a cache folder
     // (no HOME) every command downloads them again, which is slower but correct.
-    opts.cache_dir = crate::cache::dir("remote").ok();
+    opts.cache_dir = crate::cache::dir("remote");
     Ok(snapvault_remote::open(location, &opts)?)
 }
 
@@ -124,6 +124,7 @@ pub fn io_threads() -> usize {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
+    crate::readonly::no_lock_allowed(&cli)?;
     let _ = CONNECTIONS.set(cli.global.connections);
     let ctx = Ctx { global: cli.global };
     match cli.command {

@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         Some(b.build().context("building --include patterns")?)
     };
     let repo = ctx.open()?;
-    let _lock = repo.lock(false, "restore")?;
+    let _lock = crate::readonly::shared_lock(ctx, &repo, "restore")?;
     let (sid, snap) = match (&a.snapshot, &a.as_of) {
         (Some(_), Some(_)) => bail!("give either a snapshot or --as-of, not both"),
         (Some(s), None) => repo.find_snapshot(s)?,

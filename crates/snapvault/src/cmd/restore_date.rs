@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
         bail!("--include goes with a snapshot restore, not with --date");
     }
     let repo = ctx.open()?;
-    let _lock = repo.lock(false, "restore")?;
+    let _lock = crate::readonly::shared_lock(ctx, &repo, "restore")?;
     let index = repo.load_index()?.index;
     let mut cat = crate::catalog::open_synced(&repo, &index, ctx.global.verbose > 0)?;
     let only = a.only_snapshot.as_ref().or(a.snapshot.as_ref());

@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
             )
         })?,
     };
-    let _lock = repo.lock(false, "verify-device")?;
+    let _lock = crate::readonly::shared_lock(ctx, &repo, "verify-device")?;
     let index = repo.load_index()?.index;
     let stored: HashMap<String, Node> = photoset::files_of(&repo, &index, &snap.tree)?
         .into_iter()
