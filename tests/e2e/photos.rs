@@ -405,3 +405,30 @@ fn restore_by_date_takes_names_and_content_from_the_snapshot_tree() {
         "restore wrote outside its target: {added:?}\n{out}"
     );
 }
+
+/// Issue 24.3: `--include` goes with `--date`; a Live Photo's video comes with its still.
+#[test]
+fn include_works_with_restore_by_date() {
+    let lib = Lib::new();
+    lib.snapshot();
+    let (_, files) = lib.restore(&["--date", "2023-07", "--include", "IMG_0001.HEIC"]);
+    assert_eq!(
+        files,
+        set(&[
+            "iPhone/DCIM/100APPLE/IMG_0001.HEIC",
+            "iPhone/DCIM/100APPLE/IMG_0001.MOV"
+        ])
+    );
+    let target = lib._tmp.path().join("none");
+    let out = lib.run(&[
+        "restore",
+        "--date",
+        "2023-07",
+        "--include",
+        "IMG_9999.HEIC",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "IMG_9999.HEIC");
+}

@@ -75,9 +75,9 @@ fn include_restores_only_matching_files() {
         ])
     );
 
-    // A pattern matching nothing restores nothing (and is not an error).
+    // A pattern matching nothing restores nothing, says so and fails.
     let target3 = tmp.path().join("t3");
-    sv.ok(&[
+    let out = sv.run(&[
         "restore",
         "latest",
         "--target",
@@ -85,7 +85,9 @@ fn include_restores_only_matching_files() {
         "--include",
         "src/*.gif",
     ]);
-    assert!(files_under(&target3).is_empty());
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "matched nothing");
+    assert!(!target3.exists(), "{out}");
 
     // --dry-run writes nothing.
     let target4 = tmp.path().join("t4");
@@ -316,4 +318,47 @@ fn symlink_planted_at_a_files_path_is_never_written_through() {
     );
     assert_eq!(fs::read(&victim).unwrap(), photo);
     assert_same_tree(&tmp.path().join("S"), &target.join("S"));
+}
+
+/// Issue 24.3: `--include IMG_0102.JPG` finds the photo wherever it is, as `--exclude`
+/// does; a path pattern still anchors at the snapshot's top.
+#[test]
+fn include_by_bare_name_matches_at_any_depth() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    photo_tree(&src);
+    write_random(&src.join("dir/sub/a.jpg"), 8, 1000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+    let out = sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        "a.jpg",
+    ]);
+    assert_eq!(
+        files_under(&target),
+        BTreeSet::from([
+            PathBuf::from("src/dir/a.jpg"),
+            PathBuf::from("src/dir/sub/a.jpg")
+        ]),
+        "{out}"
+    );
+    // A folder name brings the whole folder.
+    let target = tmp.path().join("t2");
+    sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        "other",
+    ]);
+    assert_eq!(
+        files_under(&target),
+        BTreeSet::from([PathBuf::from("src/other/d.jpg")])
+    );
 }

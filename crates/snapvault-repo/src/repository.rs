@@ -356,6 +356,15 @@ impl Repository {
 
     /// Resolve `latest`, `latest~N` (the N-th before the latest) or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        self.find_snapshot_noting(spec).map(|(id, s, _)| (id, s))
+    }
+
+    /// [`Repository::find_snapshot`], also returning the snapshot files that could not be
+    /// read while resolving `latest` (one of them may be newer than the one found).
+    pub fn find_snapshot_noting(
+        &self,
+        spec: &str,
+    ) -> Result<(SnapshotId, Snapshot, Vec<Unreadable>)> {
         let spec = spec.trim();
         if let Some(rest) = spec.strip_prefix("latest") {
             let back: usize = match rest.strip_prefix('~') {
@@ -365,14 +374,15 @@ impl Repository {
                     .map_err(|_| RepoError::NoSuchSnapshot(spec.to_string()))?,
                 None => return Err(RepoError::NoSuchSnapshot(spec.to_string())),
             };
-            let (mut all, _) = self.snapshots()?;
+            let (mut all, bad) = self.snapshots()?;
             let n = all.len();
             if back >= n {
                 return Err(RepoError::NoSuchSnapshot(format!(
                     "{spec} (the repository has {n} snapshot(s))"
                 )));
             }
-            return Ok(all.swap_remove(n - 1 - back));
+            let (id, snap) = all.swap_remove(n - 1 - back);
+            return Ok((id, snap, bad));
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RepoError::NoSuchSnapshot(spec.to_string()));
@@ -389,7 +399,7 @@ impl Repository {
             0 => Err(RepoError::NoSuchSnapshot(spec.to_string())),
             1 => {
                 let id: SnapshotId = matches[0].parse()?;
-                Ok((id, self.load_snapshot(&id)?))
+                Ok((id, self.load_snapshot(&id)?, Vec::new()))
             }
             n => Err(RepoError::AmbiguousSnapshot {
                 prefix: spec.to_string(),

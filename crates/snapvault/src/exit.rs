@@ -43,11 +43,27 @@ pub fn message(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// Context marking an error as being about a restore's target folder, not the repository
+/// (see [`hint`]).
+#[derive(Debug)]
+pub struct AtRestoreTarget(pub String);
+
+impl std::fmt::Display for AtRestoreTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
     if e.downcast_ref::<crate::output::StdoutFailed>().is_some() {
         return Some(
             "the command itself ran to its end; send its output somewhere with room (a file on another disk, a pager) to see it",
         );
+    }
+    if e.downcast_ref::<AtRestoreTarget>().is_some()
+        && let Some(h) = target_hint(e)
+    {
+        return Some(h);
     }
     let Some(re) = repo_error(e) else {
         return io_hint(e);
@@ -76,6 +92,21 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
             Some("use it as it is, or give `init` an empty or new folder")
         }
         RepoError::Io { .. } => io_hint(e),
+        _ => None,
+    }
+}
+
+/// Hints for a restore target's disk: `prune` frees nothing there.
+fn target_hint(e: &anyhow::Error) -> Option<&'static str> {
+    let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>())?;
+    match io.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Some(
+            "the restore target's disk is full: free space there or restore to a disk with more \
+             room (--target); the files restored so far are complete, and a re-run skips them",
+        ),
+        Some(libc::EROFS) => Some(
+            "the restore target is mounted read-only: remount it writable or choose another --target",
+        ),
         _ => None,
     }
 }

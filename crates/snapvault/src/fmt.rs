@@ -80,3 +80,18 @@ mod duration_tests {
         assert!(super::parse_duration("0s").is_err());
     }
 }
+
+/// Put a name or path into a JSON object losslessly: `key` holds it as text (a name that is
+/// not UTF-8 with U+FFFD where bytes are invalid), and only then `key_hex` the exact bytes
+/// in hex (docs/json.md).
+pub fn json_bytes(obj: &mut serde_json::Map<String, serde_json::Value>, key: &str, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) => {
+            obj.insert(key.into(), s.into());
+        }
+        Err(_) => {
+            obj.insert(key.into(), String::from_utf8_lossy(b).into());
+            obj.insert(format!("{key}_hex"), hex::encode(b).into());
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod config;
 mod exclude;
 mod exit;
 mod fmt;
+mod include;
 mod interrupt;
 mod iphone;
 mod media;

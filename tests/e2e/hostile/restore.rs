@@ -116,3 +116,156 @@ fn overwrite_with_a_folder_at_a_files_path_leaves_no_temp_file() {
         assert!(target.join("src/a/1.jpg").is_file(), "{out}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Honest summaries (16.8)
+
+fn snapshot_ids(sv: &Sv) -> Vec<String> {
+    sv.snapshots()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn restore_latest_with_a_damaged_newest_snapshot_warns_and_names_both() {
+    let tmp = tempdir();
+    let sv = backed_up(tmp.path());
+    write_random(&tmp.path().join("src/new.jpg"), 9, 5_000);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    sv.snapshot(&[&tmp.path().join("src")], &[]);
+    let ids = snapshot_ids(&sv);
+    assert_eq!(ids.len(), 2);
+    let (older, newest) = (&ids[0], &ids[1]);
+    let file = sv.repo.join("snapshots").join(newest);
+    let mut bytes = fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&file, bytes).unwrap();
+
+    let target = tmp.path().join("t");
+    let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_stderr_mentions(&out, "warning");
+    assert_stderr_mentions(&out, &newest[..8]);
+    assert_stderr_mentions(&out, &older[..8]);
+    assert!(target.join("src/top.jpg").is_file());
+}
+
+#[test]
+fn restoring_a_partial_snapshot_warns() {
+    use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+    let tmp = tempdir();
+    let lib = tmp.path().join("phone");
+    fs::create_dir_all(&lib).unwrap();
+    snapvault_media::sample::library(&lib, 12, 5).expect("sample library");
+    let mut cfg = FakePhoneConfig::new(&lib);
+    cfg.disconnect_after_bytes = Some(200_000);
+    let phone = FakePhone::start(cfg).expect("start the fake iPhone");
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    let out = sv.run_env(
+        &["snapshot", "iphone"],
+        &[("USBMUXD_SOCKET_ADDRESS", &phone.usbmuxd_address())],
+    );
+    assert_failed(&out);
+    drop(phone);
+    let ids = snapshot_ids(&sv);
+    assert_eq!(ids.len(), 1, "no partial snapshot was saved:\n{out}");
+
+    let target = tmp.path().join("t");
+    let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_stderr_mentions(&out, "warning");
+    assert_stderr_mentions(&out, "partial");
+    assert_stderr_mentions(&out, &ids[0][..8]);
+}
+
+#[test]
+fn include_that_matches_nothing_says_so_and_fails() {
+    let tmp = tempdir();
+    let sv = backed_up(tmp.path());
+    let target = tmp.path().join("t");
+    let t = target.to_str().unwrap();
+    let out = sv.run(&["restore", "latest", "--target", t, "--include", "*.txt"]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "*.txt");
+    assert_stderr_mentions(&out, "matched nothing");
+    // One of two patterns matching nothing: the rest is restored, with a warning.
+    let out = sv.run(&[
+        "restore",
+        "latest",
+        "--target",
+        t,
+        "--include",
+        "*.txt",
+        "--include",
+        "src/a",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_stderr_mentions(&out, "*.txt");
+    assert!(target.join("src/a/1.jpg").is_file(), "{out}");
+}
+
+/// A full target disk (a 1 MiB tmpfs) stops the restore with a hint about the target, not
+/// about `snapvault prune`, which frees nothing there. Needs root to mount; skipped otherwise.
+#[test]
+fn a_full_target_disk_does_not_suggest_prune() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..6 {
+        write_random(&src.join(format!("{i}.jpg")), i, 400_000);
+    }
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let small = tmp.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status();
+    if !matches!(mounted, Ok(s) if s.success()) {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&small);
+    let out = sv.run(&["restore", "latest", "--target", small.to_str().unwrap()]);
+    assert_failed(&out);
+    assert!(!out.stderr.contains("prune"), "{out}");
+    assert_stderr_mentions(&out, "hint:");
+    assert_stderr_mentions(&out, "target");
+}
+
+#[test]
+fn ls_json_gives_names_that_are_not_utf8_losslessly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let odd = OsStr::from_bytes(b"caf\xe9");
+    write_random(&src.join(odd).join(OsStr::from_bytes(b"b\xff.jpg")), 1, 100);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let v = sv.ok(&["ls", "latest", "--json"]).json();
+    let rows = v.as_array().unwrap();
+    let file = rows
+        .iter()
+        .find(|r| r["type"] == "file")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(
+        file["path_hex"].as_str(),
+        Some(hex(b"src/caf\xe9/b\xff.jpg").as_str()),
+        "{file}"
+    );
+    let utf8 = rows.iter().find(|r| r["path"] == "src").unwrap();
+    assert!(utf8.get("path_hex").is_none(), "{utf8}");
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

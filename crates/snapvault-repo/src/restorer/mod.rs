@@ -68,40 +68,49 @@ pub struct RestoreStats {
     pub problems: Vec<(String, String)>,
 }
 
-fn matches(include: &Option<GlobSet>, path: &[u8]) -> bool {
-    let Some(g) = include else { return true };
-    let mut prefix_end = path.len();
-    loop {
-        let p = Path::new(OsStr::from_bytes(&path[..prefix_end]));
-        if g.is_match(p) {
-            return true;
-        }
-        match path[..prefix_end].iter().rposition(|&b| b == b'/') {
-            Some(i) => prefix_end = i,
-            None => return false,
-        }
-    }
-}
+/// Which entries to restore: called with each entry's path (from the snapshot's top) and
+/// name; an entry under a matching folder is restored without asking.
+pub type Filter<'a> = &'a dyn Fn(&[u8], &[u8]) -> bool;
 
-/// Collect files, symlinks and directories of a tree (depth first).
+/// Collect files, symlinks and directories of a tree (depth first); with `include`, only
+/// entries whose path (or an ancestor's path) matches.
 pub fn collect(
     repo: &Repository,
     index: &Index,
     tree: &BlobId,
     include: &Option<GlobSet>,
 ) -> Result<(Vec<RestoreItem>, Vec<RestoreItem>)> {
+    match include {
+        None => collect_matching(repo, index, tree, None),
+        Some(g) => {
+            let f = |path: &[u8], _: &[u8]| g.is_match(Path::new(OsStr::from_bytes(path)));
+            collect_matching(repo, index, tree, Some(&f))
+        }
+    }
+}
+
+/// Collect files, symlinks and directories of a tree (depth first; a folder after what it
+/// holds); with a filter, only what it matches and what lies under a folder it matches.
+pub fn collect_matching(
+    repo: &Repository,
+    index: &Index,
+    tree: &BlobId,
+    filter: Option<Filter<'_>>,
+) -> Result<(Vec<RestoreItem>, Vec<RestoreItem>)> {
     let mut items = Vec::new();
     let mut dirs = Vec::new();
-    walk(repo, index, tree, b"", include, &mut items, &mut dirs)?;
+    walk(repo, index, tree, b"", filter, false, &mut items, &mut dirs)?;
     Ok((items, dirs))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn walk(
     repo: &Repository,
     index: &Index,
     tree: &BlobId,
     prefix: &[u8],
-    include: &Option<GlobSet>,
+    filter: Option<Filter<'_>>,
+    inherited: bool,
     items: &mut Vec<RestoreItem>,
     dirs: &mut Vec<RestoreItem>,
 ) -> Result<()> {
@@ -112,16 +121,17 @@ fn walk(
             path.push(b'/');
         }
         path.extend_from_slice(&n.name.0);
+        let hit = inherited || filter.is_none_or(|f| f(&path, &n.name.0));
         match (n.kind, n.subtree) {
             (NodeKind::Dir, Some(sub)) => {
-                let before = items.len();
-                walk(repo, index, &sub, &path, include, items, dirs)?;
-                if items.len() > before || matches(include, &path) {
+                let before = (items.len(), dirs.len());
+                walk(repo, index, &sub, &path, filter, hit, items, dirs)?;
+                if hit || (items.len(), dirs.len()) != before {
                     dirs.push(RestoreItem { path, node: n });
                 }
             }
             _ => {
-                if matches(include, &path) {
+                if hit {
                     items.push(RestoreItem { path, node: n });
                 }
             }

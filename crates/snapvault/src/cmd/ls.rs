@@ -1,9 +1,19 @@
+//! `snapvault ls SNAPSHOT [PATH]`: the entries of a snapshot, by their exact name bytes.
+
 use anyhow::{Result, bail};
-use serde_json::json;
-use snapvault_repo::tree::NodeKind;
+use serde_json::{Map, Value};
+use snapvault_repo::tree::{Node, NodeKind};
 
 use super::Ctx;
 use crate::cli::LsArgs;
+
+/// `dir/name`, or `name` at the top.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        return name.to_vec();
+    }
+    [dir, b"/", name].concat()
+}
 
 pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     let repo = ctx.open()?;
@@ -14,20 +24,19 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
         .as_deref()
         .unwrap_or("")
         .trim_matches('/')
-        .to_string();
-    let mut rows = Vec::new();
-    let mut stack = vec![(snap.tree, String::new())];
+        .as_bytes()
+        .to_vec();
+    let mut under_prefix = prefix.clone();
+    under_prefix.push(b'/');
+    let mut rows: Vec<(Vec<u8>, Node)> = Vec::new();
+    let mut stack = vec![(snap.tree, Vec::new())];
     let mut found_prefix = prefix.is_empty();
     while let Some((tid, path)) = stack.pop() {
         let tree = repo.load_tree(&index, &tid)?;
         for n in tree.nodes.into_iter().rev() {
-            let p = if path.is_empty() {
-                n.name.lossy()
-            } else {
-                format!("{path}/{}", n.name.lossy())
-            };
-            let under = prefix.is_empty() || p == prefix || p.starts_with(&format!("{prefix}/"));
-            let above = prefix.starts_with(&format!("{p}/"));
+            let p = join(&path, &n.name.0);
+            let under = prefix.is_empty() || p == prefix || p.starts_with(&under_prefix);
+            let above = prefix.starts_with(&[p.as_slice(), b"/"].concat());
             if under {
                 found_prefix = true;
             }
@@ -42,24 +51,15 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
         }
     }
     if !found_prefix {
-        bail!("path {prefix:?} is not in snapshot {}", sid.short());
+        bail!(
+            "path {:?} is not in snapshot {}",
+            String::from_utf8_lossy(&prefix),
+            sid.short()
+        );
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     if a.json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|(p, n)| {
-                json!({
-                    "path": p,
-                    "type": n.kind,
-                    "size": n.size,
-                    "mode": format!("{:o}", n.mode),
-                    "mtime": snapvault_repo::time::rfc3339_utc(n.mtime.div_euclid(1_000_000_000)),
-                    "target": n.target.as_ref().map(|t| t.lossy()),
-                    "media": n.media,
-                })
-            })
-            .collect();
+        let v: Vec<Value> = rows.iter().map(|(p, n)| json_row(p, n)).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
@@ -74,12 +74,40 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             .map(|t| format!(" -> {}", t.lossy()))
             .unwrap_or_default();
         println!(
-            "{t}{:04o} {:>12} {} {p}{link}",
+            "{t}{:04o} {:>12} {} {}{link}",
             n.mode & 0o7777,
             n.size,
-            crate::fmt::time_ns(n.mtime)
+            crate::fmt::time_ns(n.mtime),
+            String::from_utf8_lossy(&p)
         );
     }
     let _ = ctx;
     Ok(0)
+}
+
+/// One entry for `ls --json` (docs/json.md): names that are not UTF-8 also as hex.
+fn json_row(path: &[u8], n: &Node) -> Value {
+    let mut o = Map::new();
+    crate::fmt::json_bytes(&mut o, "path", path);
+    o.insert(
+        "type".into(),
+        serde_json::to_value(n.kind).unwrap_or_default(),
+    );
+    o.insert("size".into(), n.size.into());
+    o.insert("mode".into(), format!("{:o}", n.mode).into());
+    o.insert(
+        "mtime".into(),
+        snapvault_repo::time::rfc3339_utc(n.mtime.div_euclid(1_000_000_000)).into(),
+    );
+    match &n.target {
+        Some(t) => crate::fmt::json_bytes(&mut o, "target", &t.0),
+        None => {
+            o.insert("target".into(), Value::Null);
+        }
+    }
+    o.insert(
+        "media".into(),
+        serde_json::to_value(&n.media).unwrap_or_default(),
+    );
+    Value::Object(o)
 }

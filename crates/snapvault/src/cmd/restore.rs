@@ -1,5 +1,4 @@
-use anyhow::{Context, Result, bail};
-use globset::{GlobBuilder, GlobSetBuilder};
+use anyhow::{Result, bail};
 use snapvault_catalog::DateRange;
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions, RestoreStats};
 use snapvault_repo::snapshot::Snapshot;
@@ -9,6 +8,7 @@ use snapvault_repo::{Repository, SnapshotId};
 use super::{Ctx, io_threads};
 use crate::cli::{Layout, RestoreArgs};
 use crate::fmt;
+use crate::include::Include;
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     if a.layout == Layout::Date && a.date.is_none() {
@@ -17,26 +17,12 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     if a.date.is_some() {
         return super::restore_date::run(ctx, &a);
     }
-    let include = if a.include.is_empty() {
-        None
-    } else {
-        let mut b = GlobSetBuilder::new();
-        for g in &a.include {
-            let g = g.trim_start_matches('/');
-            // `*` stays within one folder, as in a shell; `**` crosses folders.
-            let glob = GlobBuilder::new(g)
-                .literal_separator(true)
-                .build()
-                .with_context(|| format!("invalid --include pattern {g:?}"))?;
-            b.add(glob);
-        }
-        Some(b.build().context("building --include patterns")?)
-    };
+    let include = Include::new(&a.include)?;
     let repo = ctx.open()?;
     let _lock = crate::readonly::shared_lock(ctx, &repo, "restore")?;
     let (sid, snap) = match (&a.snapshot, &a.as_of) {
         (Some(_), Some(_)) => bail!("give either a snapshot or --as-of, not both"),
-        (Some(s), None) => repo.find_snapshot(s)?,
+        (Some(s), None) => find(&repo, s, a.json)?,
         (None, Some(d)) => as_of(&repo, d, a.device.as_deref())?,
         (None, None) => bail!("which snapshot? give an id, `latest`, --date DATE or --as-of DATE"),
     };
@@ -48,11 +34,23 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             a.as_of.as_deref().unwrap_or_default()
         ));
     }
+    warn_if_incomplete(&sid, &snap, a.json);
     let index = repo.load_index()?.index;
-    let (items, dirs) = restorer::collect(&repo, &index, &snap.tree, &include)?;
+    let filter = include
+        .as_ref()
+        .map(|i| move |p: &[u8], n: &[u8]| i.matches(p, n));
+    let (items, dirs) = restorer::collect_matching(
+        &repo,
+        &index,
+        &snap.tree,
+        filter.as_ref().map(|f| f as restorer::Filter<'_>),
+    )?;
+    if let Some(inc) = &include {
+        check_include(inc, items.is_empty() && dirs.is_empty(), &sid, a.json)?;
+    }
     let opts = RestoreOptions {
         target: a.target.clone(),
-        include,
+        include: None,
         overwrite: a.overwrite,
         dry_run: a.dry_run,
         threads: io_threads(),
@@ -65,7 +63,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let observer = crate::progress::RestoreProgress::new(&progress, &items);
     let stats = restorer::restore(&repo, &index, &items, &dirs, &opts, &observer);
     progress.finish();
-    let stats = stats?;
+    let stats = at_target(stats, &a.target)?;
     if a.dry_run {
         return dry_run(ctx, &items, &sid.to_hex(), a.json);
     }
@@ -76,6 +74,117 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         &a.target,
         a.json,
     )
+}
+
+/// A warning on stderr: a line of text, or a JSON line with `--json` (docs/json.md).
+pub fn warn(json: bool, message: &str) {
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"type": "warning", "command": "restore", "message": message})
+        );
+    } else {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Resolve the snapshot to restore. When `latest` passed over snapshot files that could
+/// not be read and may be newer, say so, naming both.
+fn find(repo: &Repository, spec: &str, json: bool) -> Result<(SnapshotId, Snapshot)> {
+    let (id, snap, unreadable) = repo.find_snapshot_noting(spec)?;
+    let age_of_found = (snapvault_repo::time::now_ns() - snap.time).max(0) as u64 / 1_000_000_000;
+    for (name, why) in &unreadable {
+        let age = repo
+            .backend()
+            .age_secs(snapvault_repo::backend::FileKind::Snapshot, name)
+            .ok()
+            .flatten();
+        let when = match age {
+            Some(a) if a > age_of_found => continue,
+            Some(_) => "it is newer than",
+            None => "it may be newer than",
+        };
+        warn(
+            json,
+            &format!(
+                "snapshot file {} cannot be read ({why}); {when} snapshot {} of {}, which is \
+                 restored instead as `{spec}`. `snapvault check` tells more",
+                name.get(..8).unwrap_or(name),
+                id.short(),
+                fmt::time_ns(snap.time)
+            ),
+        );
+    }
+    Ok((id, snap))
+}
+
+/// A partial snapshot (the backup was interrupted) or one that missed unreadable files
+/// restores fine, but not everything the source held: say so before restoring.
+fn warn_if_incomplete(id: &SnapshotId, snap: &Snapshot, json: bool) {
+    let partial = snap.tags.iter().any(|t| t == "partial");
+    if partial || snap.summary.interrupted.is_some() {
+        let why = snap
+            .summary
+            .interrupted
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        warn(
+            json,
+            &format!(
+                "snapshot {} is partial: the backup was interrupted{why} and holds only the {} \
+                 file(s) read until then; an earlier snapshot may hold more (`snapvault snapshots`)",
+                id.short(),
+                snap.summary.files_total
+            ),
+        );
+    } else if snap.incomplete {
+        warn(
+            json,
+            &format!(
+                "snapshot {} is incomplete: {} file(s) could not be read when it was taken and \
+                 are not in it",
+                id.short(),
+                snap.summary.errors
+            ),
+        );
+    }
+}
+
+/// Name the `--include` patterns that matched nothing; fail when nothing matched at all.
+pub fn check_include(inc: &Include, nothing: bool, id: &SnapshotId, json: bool) -> Result<()> {
+    let unmatched = inc.unmatched();
+    let help = "a pattern without '/' matches a name at any depth, one with '/' the path \
+                from the snapshot's top (`snapvault ls` shows the paths)";
+    if nothing {
+        let list = unmatched
+            .iter()
+            .map(|p| format!("'{p}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        bail!(
+            "nothing to restore: --include {list} matched nothing in snapshot {} ({help})",
+            id.short()
+        );
+    }
+    for p in unmatched {
+        warn(
+            json,
+            &format!("--include '{p}' matched nothing in snapshot {}", id.short()),
+        );
+    }
+    Ok(())
+}
+
+/// Mark a restore error as being about the target, so its hint speaks of the target's
+/// disk (a full target is not helped by `snapvault prune`).
+pub fn at_target<T>(r: snapvault_repo::Result<T>, target: &std::path::Path) -> Result<T> {
+    r.map_err(|e| {
+        anyhow::Error::new(e).context(crate::exit::AtRestoreTarget(format!(
+            "restoring into {} stopped",
+            target.display()
+        )))
+    })
 }
 
 /// The newest snapshot taken on or before the end of `date` (UTC), optionally of one device.
@@ -104,7 +213,16 @@ pub fn dry_run(ctx: &Ctx, items: &[RestoreItem], snapshot: &str, json: bool) -> 
     if json {
         let v: Vec<_> = items
             .iter()
-            .map(|i| serde_json::json!({"path": String::from_utf8_lossy(&i.path), "size": i.node.size, "type": i.node.kind}))
+            .map(|i| {
+                let mut o = serde_json::Map::new();
+                fmt::json_bytes(&mut o, "path", &i.path);
+                o.insert("size".into(), i.node.size.into());
+                o.insert(
+                    "type".into(),
+                    serde_json::to_value(i.node.kind).unwrap_or_default(),
+                );
+                serde_json::Value::Object(o)
+            })
             .collect();
         println!(
             "{}",
@@ -149,13 +267,13 @@ pub fn report(
     } else {
         ctx.say(format!(
             "restored {} file(s) ({}), {} already right, {} symlink(s), {} folder(s) from {} into {}",
-            stats.files_restored,
-            fmt::size(stats.bytes_written),
-            stats.files_already_right,
-            stats.symlinks,
-            stats.dirs,
-            source,
-            target.display()
+stats.files_restored,
+fmt::size(stats.bytes_written),
+stats.files_already_right,
+stats.symlinks,
+stats.dirs,
+source,
+target.display()
         ));
     }
     if stats.problems.is_empty() {

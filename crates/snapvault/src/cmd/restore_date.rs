@@ -22,9 +22,7 @@ use crate::cli::{Layout, RestoreArgs};
 
 pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
     let range: DateRange = a.date.as_deref().unwrap_or_default().parse()?;
-    if !a.include.is_empty() {
-        bail!("--include goes with a snapshot restore, not with --date");
-    }
+    let include = crate::include::Include::new(&a.include)?;
     let repo = ctx.open()?;
     let _lock = crate::readonly::shared_lock(ctx, &repo, "restore")?;
     let index = repo.load_index()?.index;
@@ -63,6 +61,28 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
             })?
         }
     };
+    let found: Vec<Found> = match &include {
+        None => found,
+        Some(inc) => {
+            // A photo's Live Photo video and sidecars come with it.
+            let hit: Vec<bool> = found.iter().map(|f| inc.matches_path(&f.path)).collect();
+            let pairs: HashSet<String> = found
+                .iter()
+                .zip(&hit)
+                .filter(|(_, h)| **h)
+                .filter_map(|(f, _)| f.pair.clone())
+                .collect();
+            let kept: Vec<Found> = found
+                .into_iter()
+                .zip(hit)
+                .filter(|(f, h)| *h || f.pair.as_ref().is_some_and(|p| pairs.contains(p)))
+                .map(|(f, _)| f)
+                .collect();
+            let nothing = kept.is_empty();
+            check_include_by_date(inc, nothing, &range, a.json)?;
+            kept
+        }
+    };
     let items = place(&found, a.layout);
     let label = format!("photos taken {range}");
     if a.dry_run {
@@ -87,8 +107,33 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
     let observer = crate::progress::RestoreProgress::new(&progress, &items);
     let stats = restorer::restore(&repo, &index, &items, &[], &opts, &observer);
     progress.finish();
-    let stats = stats?;
+    let stats = super::restore::at_target(stats, &a.target)?;
     super::restore::report(ctx, &stats, &label, &a.target, a.json)
+}
+
+/// As [`super::restore::check_include`], for the photos taken in `range`.
+fn check_include_by_date(
+    inc: &crate::include::Include,
+    nothing: bool,
+    range: &DateRange,
+    json: bool,
+) -> Result<()> {
+    let unmatched = inc.unmatched();
+    if nothing {
+        let list = unmatched
+            .iter()
+            .map(|p| format!("'{p}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        bail!("nothing to restore: --include {list} matched none of the photos taken {range}");
+    }
+    for p in unmatched {
+        super::restore::warn(
+            json,
+            &format!("--include '{p}' matched none of the photos taken {range}"),
+        );
+    }
+    Ok(())
 }
 
 /// A selected photo as its snapshot's own tree records it.
