@@ -10,6 +10,7 @@ mod demo;
 mod durability;
 mod errors;
 mod everyday;
+mod find;
 mod help;
 mod hostile;
 mod incremental;

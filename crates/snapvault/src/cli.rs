@@ -141,6 +141,9 @@ changes nothing (unlike forget, which acts at once).",
     /// Find photos by capture date and kind, across every snapshot
     #[command(after_help = examples::PHOTOS)]
     Photos(PhotosArgs),
+    /// Find files and folders by name or glob: every snapshot and date that holds a match
+    #[command(after_help = examples::FIND)]
+    Find(FindArgs),
     /// Photos added, removed and changed between two snapshots
     #[command(after_help = examples::DIFF)]
     Diff(DiffArgs),
@@ -359,6 +362,23 @@ pub struct PhotosArgs {
     #[arg(long, value_name = "UDID")]
     pub device: Option<String>,
     /// Print one JSON object per photo (fields: docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    /// A name or glob (repeatable): without '/' it matches a file or folder name at any
+    /// depth (IMG_0102.JPG, 'IMG_01*.HEIC'); with '/' the path from the snapshot's top
+    #[arg(required = true, value_name = "NAME|GLOB")]
+    pub patterns: Vec<String>,
+    /// Match names whatever their case (img_0102.jpg finds IMG_0102.JPG)
+    #[arg(long, short = 'i')]
+    pub ignore_case: bool,
+    /// Only snapshots of this iPhone (UDID or name)
+    #[arg(long, value_name = "UDID|NAME")]
+    pub device: Option<String>,
+    /// Print one JSON array, an object per snapshot with matches (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
 }

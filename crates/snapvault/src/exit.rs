@@ -172,6 +172,7 @@ pub fn wants_json(c: &crate::cli::Command) -> bool {
         C::Unlock(a) => a.json,
         C::Repair(a) => a.json,
         C::Photos(a) => a.json,
+        C::Find(a) => a.json,
         C::Diff(a) => a.json,
         C::Devices(a) => a.json,
         C::VerifyDevice(a) => a.json,

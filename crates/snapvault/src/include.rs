@@ -27,6 +27,12 @@ pub struct Include {
 impl Include {
     /// None when no pattern is given (everything is restored).
     pub fn new(patterns: &[String]) -> Result<Option<Include>> {
+        Self::build(patterns, "--include pattern", false)
+    }
+
+    /// Patterns named `what` in messages; `ignore_case` makes `img_0102.jpg` match
+    /// `IMG_0102.JPG`.
+    pub fn build(patterns: &[String], what: &str, ignore_case: bool) -> Result<Option<Include>> {
         if patterns.is_empty() {
             return Ok(None);
         }
@@ -35,13 +41,14 @@ impl Include {
         for (i, p) in patterns.iter().enumerate() {
             let pat = p.trim_start_matches('/');
             if pat.is_empty() {
-                bail!("invalid --include pattern {p:?}: it is empty");
+                bail!("invalid {what} {p:?}: it is empty");
             }
             let glob = GlobBuilder::new(pat)
                 .literal_separator(true)
                 .backslash_escape(true)
+                .case_insensitive(ignore_case)
                 .build()
-                .with_context(|| format!("invalid --include pattern {p:?}"))?;
+                .with_context(|| format!("invalid {what} {p:?}"))?;
             if p.contains('/') {
                 paths.add(glob);
                 path_of.push(i);
@@ -52,9 +59,13 @@ impl Include {
         }
         Ok(Some(Include {
             patterns: patterns.to_vec(),
-            names: names.build().context("building --include patterns")?,
+            names: names
+                .build()
+                .with_context(|| format!("building the {what}s"))?,
             name_of,
-            paths: paths.build().context("building --include patterns")?,
+            paths: paths
+                .build()
+                .with_context(|| format!("building the {what}s"))?,
             path_of,
             hit: patterns.iter().map(|_| AtomicBool::new(false)).collect(),
         }))

@@ -102,6 +102,14 @@ Examples:
   snapvault photos --date 2023-07
   snapvault photos --date 2023-06..2023-08 --kind live";
 
+pub const FIND: &str = "\
+Examples:
+  snapvault find IMG_0102.JPG                         # which snapshots hold it, and when
+  snapvault find 'IMG_01*.HEIC' --json
+  snapvault find img_0102.jpg --ignore-case
+
+Then restore one: snapvault restore 1a2b3c4d --include IMG_0102.JPG --target ~/restored";
+
 pub const DIFF: &str = "\
 Examples:
   snapvault diff latest~1 latest

@@ -7,6 +7,7 @@ mod copy;
 mod demo;
 mod devices;
 mod diff;
+mod find;
 mod forget;
 mod init;
 mod key;
@@ -141,6 +142,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),
         Command::Photos(a) => photos::run(&ctx, a),
+        Command::Find(a) => find::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Devices(a) => devices::run(&ctx, a),
         Command::VerifyDevice(a) => verify::run(&ctx, a),

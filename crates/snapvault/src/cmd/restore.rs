@@ -155,7 +155,8 @@ fn warn_if_incomplete(id: &SnapshotId, snap: &Snapshot, json: bool) {
 pub fn check_include(inc: &Include, nothing: bool, id: &SnapshotId, json: bool) -> Result<()> {
     let unmatched = inc.unmatched();
     let help = "a pattern without '/' matches a name at any depth, one with '/' the path \
-                from the snapshot's top (`snapvault ls` shows the paths)";
+                from the snapshot's top; `snapvault ls` shows the paths, `snapvault find NAME` \
+                searches every snapshot";
     if nothing {
         let list = unmatched
             .iter()
