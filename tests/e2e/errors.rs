@@ -64,7 +64,8 @@ fn repository_path_that_does_not_exist_exits_10() {
             Some(10),
             "{args:?} on a missing repository:\n{out}"
         );
-        assert_stderr_mentions(&out, "there is no repository at");
+        // Its parent is missing too: an unplugged drive, named as such (24.2).
+        assert_stderr_mentions(&out, "does not exist — is the drive plugged in?");
         assert_stderr_mentions(&out, &missing.display().to_string());
         assert!(
             !tmp.path().join("no").exists(),

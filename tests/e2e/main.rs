@@ -11,6 +11,7 @@ mod durability;
 mod errors;
 mod everyday;
 mod find;
+mod firstweek;
 mod help;
 mod hostile;
 mod incremental;

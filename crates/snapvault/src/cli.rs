@@ -241,6 +241,10 @@ pub struct InitArgs {
     /// SNAPVAULT_COMPRESSION)
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=22))]
     pub compression: Option<i32>,
+    /// Also create the folders above the repository's folder when they are missing (without
+    /// it, a missing parent is taken for an unplugged drive)
+    #[arg(long)]
+    pub create_parents: bool,
     /// Print the new repository's id and settings as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,

@@ -2,6 +2,8 @@
 
 use snapvault_repo::RepoError;
 
+use crate::drive::DriveMissing;
+
 pub const OK: i32 = 0;
 pub const ERROR: i32 = 1;
 /// Usage errors are clap's exit code 2.
@@ -21,6 +23,9 @@ fn repo_error(e: &anyhow::Error) -> Option<&RepoError> {
 pub fn code_for(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<crate::output::StdoutFailed>().is_some() {
         return OUTPUT;
+    }
+    if let Some(d) = e.chain().find_map(|c| c.downcast_ref::<DriveMissing>()) {
+        return if d.init { ERROR } else { NOT_FOUND };
     }
     match repo_error(e) {
         Some(RepoError::NotFound(_)) => NOT_FOUND,
@@ -64,6 +69,13 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         && let Some(h) = target_hint(e)
     {
         return Some(h);
+    }
+    if let Some(d) = e.chain().find_map(|c| c.downcast_ref::<DriveMissing>()) {
+        return Some(if d.init {
+            "plug in (or mount) the drive and run `snapvault init` again; --create-parents creates the folders here instead"
+        } else {
+            "plug in (or mount) the drive and run again"
+        });
     }
     let Some(re) = repo_error(e) else {
         return io_hint(e);

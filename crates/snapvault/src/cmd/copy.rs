@@ -117,6 +117,7 @@ fn open_destination(a: &CopyArgs) -> Result<Repository> {
         pw.get(&format!("the destination repository {loc}"), false)
             .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
     })
+    .map_err(|e| crate::drive::explain(&loc, e))
     .with_context(|| format!("destination repository {loc}"))?;
     if !repo.crypto().is_encrypted() && pw.is_configured() {
         bail!(

@@ -7,6 +7,14 @@ use crate::cli::InitArgs;
 pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     let backend = ctx.backend()?;
     let loc = backend.location();
+    if let Some(missing) = crate::drive::missing_ancestor(&loc).filter(|_| !a.create_parents) {
+        return Err(crate::drive::DriveMissing {
+            missing,
+            location: loc.clone(),
+            init: true,
+        }
+        .into());
+    }
     if backend.exists(snapvault_repo::backend::FileKind::Config, "config")? {
         return Err(snapvault_repo::RepoError::AlreadyExists(loc).into());
     }

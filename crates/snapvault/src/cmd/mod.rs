@@ -70,7 +70,8 @@ impl Ctx {
         let mut repo = Repository::open(backend, || {
             src.get(&format!("repository {loc}"), false)
                 .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
-        })?;
+        })
+        .map_err(|e| crate::drive::explain(&loc, e))?;
         // Someone who can write to the repository could replace an encrypted one by an
         // unencrypted one; a run that expects encryption must not then write plaintext.
         if !repo.crypto().is_encrypted() && src.is_configured() {
