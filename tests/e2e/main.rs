@@ -29,4 +29,5 @@ mod repair;
 mod restore;
 mod roundtrip;
 mod security;
+mod snapshot_options;
 mod unreadable;

@@ -502,7 +502,11 @@ impl Walker<'_> {
             }
             Err(e) => return Err(RepoError::io("listing the source", e)),
         };
-        self.shared.stats.dirs.fetch_add(1, Relaxed);
+        // Folders below the ones named on the command line (or the phone's top folders):
+        // the roots are what was backed up, not folders found in it.
+        if dir.contains(&b'/') {
+            self.shared.stats.dirs.fetch_add(1, Relaxed);
+        }
         let find_in = |t: &'_ Tree, name: &crate::tree::Name| -> Option<usize> {
             t.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
         };

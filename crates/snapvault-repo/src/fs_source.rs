@@ -46,15 +46,24 @@ pub struct FolderSource {
 }
 
 impl FolderSource {
-    /// Each path must exist; two paths with the same final name are refused.
+    /// Each path must exist; two paths with the same final name are refused. A path that
+    /// is a symlink is followed (as `cp -r` and `tar -h` do): its target is backed up under
+    /// the link's name. `dir`, `dir/` and `./dir` are one source.
     pub fn new(paths: &[PathBuf]) -> Result<FolderSource> {
         let mut roots: Vec<(Name, PathBuf)> = Vec::new();
         for p in paths {
-            if fs::symlink_metadata(p).is_err() {
+            let Ok(md) = fs::symlink_metadata(p) else {
                 return Err(RepoError::SourceMissing(p.clone()));
+            };
+            let abs = normalize(p).map_err(|e| RepoError::io(p.display().to_string(), e))?;
+            if md.file_type().is_symlink() && fs::metadata(&abs).is_err() {
+                let target = fs::read_link(p).unwrap_or_default();
+                return Err(RepoError::Invalid(format!(
+                    "source path {} is a symlink to {}, which does not exist",
+                    p.display(),
+                    target.display()
+                )));
             }
-            let abs =
-                std::path::absolute(p).map_err(|e| RepoError::io(p.display().to_string(), e))?;
             let name = match abs.file_name() {
                 Some(n) => Name(n.as_bytes().to_vec()),
                 None => Name(b"root".to_vec()),
@@ -69,6 +78,27 @@ impl FolderSource {
         }
         roots.sort();
         Ok(FolderSource { roots })
+    }
+
+    /// Where `path` (an absolute, existing path) appears in this source's tree, when it
+    /// lies inside one of the folders backed up: `Some(b"")` for a root itself.
+    pub fn tree_path_of(&self, path: &Path) -> Option<Vec<u8>> {
+        let real = fs::canonicalize(path).ok()?;
+        for (name, base) in &self.roots {
+            let Ok(base) = fs::canonicalize(base) else {
+                continue;
+            };
+            let Ok(rel) = real.strip_prefix(&base) else {
+                continue;
+            };
+            let mut out = name.0.clone();
+            for c in rel.components() {
+                out.push(b'/');
+                out.extend_from_slice(c.as_os_str().as_bytes());
+            }
+            return Some(out);
+        }
+        None
     }
 
     pub fn absolute_paths(&self) -> Vec<String> {
@@ -92,6 +122,31 @@ impl FolderSource {
         }
         Ok(p)
     }
+}
+
+/// `p` made absolute without trailing `/` or `.` components; `..` components are resolved
+/// by the file system (the folder before a `..` may be a symlink, so the text alone cannot
+/// say where it leads), so `snapshot ..` is named after the real parent folder.
+fn normalize(p: &Path) -> io::Result<PathBuf> {
+    use std::path::Component;
+    let abs = std::path::absolute(p)?;
+    let comps: Vec<Component> = abs.components().collect();
+    let mut out = PathBuf::new();
+    let mut rest = &comps[..];
+    if let Some(i) = comps
+        .iter()
+        .rposition(|c| matches!(c, Component::ParentDir))
+    {
+        let (head, tail) = comps.split_at(i + 1);
+        out = fs::canonicalize(head.iter().collect::<PathBuf>())?;
+        rest = tail;
+    }
+    for c in rest {
+        if !matches!(c, Component::CurDir) {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 pub fn entry_from_metadata(name: Name, md: &fs::Metadata, path: &Path) -> io::Result<SourceEntry> {
@@ -134,7 +189,8 @@ impl Source for FolderSource {
         let mut out = Vec::new();
         if dir.is_empty() {
             for (name, p) in &self.roots {
-                let md = fs::symlink_metadata(p)?;
+                // Follows a root given as a symlink.
+                let md = fs::metadata(p)?;
                 out.push(entry_from_metadata(name.clone(), &md, p)?);
             }
             return Ok(out);

@@ -59,6 +59,8 @@ pub struct Summary {
     pub files_new: u64,
     pub files_changed: u64,
     pub files_unchanged: u64,
+    /// Folders below the top-level ones (the folders named on the command line, the
+    /// phone's `DCIM`).
     pub dirs: u64,
     pub files_total: u64,
     /// Bytes of all files in the snapshot.

@@ -91,6 +91,50 @@ pub fn format_utc(secs: i64) -> String {
     )
 }
 
+/// Unix seconds of a UTC time written `2019-07-14`, `2019-07-14 10:30`,
+/// `2019-07-14 10:30:05` or with `T` between date and time and an optional `Z`.
+pub fn parse_utc(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, clock) = match s.split_once([' ', 'T']) {
+        Some((d, c)) => (d, Some(c.trim())),
+        None => (s, None),
+    };
+    let num = |t: &str, max: u32| -> Option<u32> {
+        let v: u32 = t
+            .parse()
+            .ok()
+            .filter(|_| t.bytes().all(|b| b.is_ascii_digit()))?;
+        (v <= max).then_some(v)
+    };
+    let mut d = date.split('-');
+    let y: i64 = d
+        .next()
+        .filter(|t| t.len() == 4)
+        .and_then(|t| num(t, 9999))? as i64;
+    let m = d.next().and_then(|t| num(t, 12)).filter(|&m| m >= 1)?;
+    let day = d.next().and_then(|t| num(t, 31)).filter(|&x| x >= 1)?;
+    if d.next().is_some() {
+        return None;
+    }
+    let days = days_from_civil(y, m, day);
+    // 2019-02-30 is not a date: it must come back as itself.
+    if civil_from_days(days) != (y, m, day) {
+        return None;
+    }
+    let mut secs = 0i64;
+    if let Some(c) = clock {
+        let parts: Vec<&str> = c.split(':').collect();
+        let (h, mi, se) = match parts.as_slice() {
+            [h, mi] => (num(h, 23)?, num(mi, 59)?, 0),
+            [h, mi, se] => (num(h, 23)?, num(mi, 59)?, num(se, 59)?),
+            _ => return None,
+        };
+        secs = i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se);
+    }
+    Some(days * 86_400 + secs)
+}
+
 /// RFC 3339 in UTC: `2026-11-26T05:38:21Z`.
 pub fn rfc3339_utc(secs: i64) -> String {
     let c = Civil::from_unix(secs);
@@ -103,6 +147,31 @@ pub fn rfc3339_utc(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_utc_forms() {
+        assert_eq!(parse_utc("1970-01-02"), Some(86_400));
+        assert_eq!(
+            parse_utc("2019-07-14 10:30"),
+            parse_utc("2019-07-14T10:30:00Z")
+        );
+        assert_eq!(
+            parse_utc("2019-07-14 10:30:05").map(format_utc).as_deref(),
+            Some("2019-07-14 10:30:05")
+        );
+        for bad in [
+            "",
+            "2019",
+            "2019-02-30",
+            "2019-13-01",
+            "19-07-14",
+            "2019-07-14 25:00",
+            "yesterday",
+            "2019-07-14 10",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn civil_round_trip() {

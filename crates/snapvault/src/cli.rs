@@ -269,6 +269,10 @@ pub struct SnapshotArgs {
     /// Read every file even if unchanged since the parent snapshot
     #[arg(long)]
     pub force: bool,
+    /// Date the snapshot at this UTC time instead of now ('2019-07-14' or
+    /// '2019-07-14 10:30:00'): for imports of old backups, so retention policies apply
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
     /// Leave out files and folders matching this glob (repeatable): a name like '*.tmp'
     /// anywhere, or a path with '/' like 'iPhone/DCIM/*/IMG_0*.MOV'
     #[arg(long, value_name = "GLOB")]

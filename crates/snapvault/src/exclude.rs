@@ -30,6 +30,8 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 pub struct Excludes {
     names: Option<GlobSet>,
     paths: Option<GlobSet>,
+    /// Exact paths left out (the repository itself, when it lies inside the source).
+    exact: Vec<Vec<u8>>,
 }
 
 impl Excludes {
@@ -85,20 +87,28 @@ impl Excludes {
         Ok(Excludes {
             names: build(names, n_names)?,
             paths: build(paths, n_paths)?,
+            exact: Vec::new(),
         })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_none() && self.paths.is_none()
+        self.names.is_none() && self.paths.is_none() && self.exact.is_empty()
+    }
+
+    /// Also leave out exactly this path (relative to the snapshot root), no glob.
+    pub fn add_exact(&mut self, path: Vec<u8>) {
+        self.exact.push(path);
     }
 
     /// Is `path` (relative to the snapshot root, `/`-separated), named `name`, excluded?
     pub fn excludes(&self, path: &[u8], name: &[u8]) -> bool {
         use std::os::unix::ffi::OsStrExt;
         let as_path = |b: &[u8]| Path::new(std::ffi::OsStr::from_bytes(b)).to_path_buf();
-        self.names
-            .as_ref()
-            .is_some_and(|g| g.is_match(as_path(name)))
+        self.exact.iter().any(|e| e == path)
+            || self
+                .names
+                .as_ref()
+                .is_some_and(|g| g.is_match(as_path(name)))
             || self
                 .paths
                 .as_ref()

@@ -18,6 +18,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     if backend.exists(snapvault_repo::backend::FileKind::Config, "config")? {
         return Err(snapvault_repo::RepoError::AlreadyExists(loc).into());
     }
+    refuse_non_empty(&ctx.repo_location()?)?;
     let pw = if a.insecure_no_encryption {
         None
     } else {
@@ -53,4 +54,29 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
         ctx.say("keep the password safe: without it the data cannot be recovered");
     }
     Ok(0)
+}
+
+/// A repository is made in an empty or new folder only: files already there would be taken
+/// for repository files (a stray file in `index/` makes every command fail) or be lost
+/// among them.
+fn refuse_non_empty(location: &str) -> Result<()> {
+    if snapvault_remote::is_remote(location) {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(location) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .take(3)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{location} is not empty (it holds {}{}); give `init` an empty or new folder",
+        names.join(", "),
+        if names.len() == 3 { ", …" } else { "" }
+    )
 }

@@ -112,7 +112,10 @@ pub fn latest_of_source(
 
 pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let is_iphone = a.paths.len() == 1 && a.paths[0].as_os_str() == "iphone";
+    let time = snapshot_time(a.time.as_deref())?;
     if is_iphone {
+        // Before the phone is asked to trust us and list its roll.
+        ctx.repo_location()?;
         let device = crate::iphone::connect(a.udid.as_deref())?;
         let phone = crate::iphone::IphoneSource::new(device)?;
         let source = phone.snapshot_source();
@@ -129,7 +132,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
             );
         }
         let usb = || phone.device.bytes_transferred();
-        let code = take(ctx, &phone, source, &a, Some(&usb))?;
+        let code = take(ctx, &phone, source, &a, Some(&usb), None, time)?;
         if ctx.global.verbose > 0 {
             eprintln!(
                 "transferred {} from the phone",
@@ -143,7 +146,39 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     }
     let folder = FolderSource::new(&a.paths)?;
     let source = Source::folder(folder.absolute_paths());
-    take(ctx, &folder, source, &a, None)
+    let own = repository_inside(ctx, &folder)?;
+    take(ctx, &folder, source, &a, None, own, time)
+}
+
+/// `--time` as nanoseconds since the epoch. A time in the future is refused: the snapshot
+/// would stay "latest" and every retention policy would count from it.
+fn snapshot_time(t: Option<&str>) -> Result<Option<i64>> {
+    let Some(t) = t else { return Ok(None) };
+    let secs = snapvault_repo::time::parse_utc(t).ok_or_else(|| {
+        anyhow::anyhow!("--time {t:?} is not a time: use 2019-07-14 or 2019-07-14 10:30:00 (UTC)")
+    })?;
+    if secs > snapvault_repo::time::now_unix() {
+        anyhow::bail!("--time {t:?} is in the future");
+    }
+    Ok(Some(secs.saturating_mul(1_000_000_000)))
+}
+
+/// Where a local repository lies inside the folders being backed up, if it does: it is
+/// left out (a backup of the backup into itself only grows). The repository being one of
+/// the folders named is an error.
+fn repository_inside(ctx: &Ctx, folder: &FolderSource) -> Result<Option<Vec<u8>>> {
+    let Some(loc) = ctx.global.repo.as_deref() else {
+        return Ok(None);
+    };
+    if snapvault_remote::is_remote(loc) {
+        return Ok(None);
+    }
+    match folder.tree_path_of(std::path::Path::new(loc)) {
+        Some(p) if !p.contains(&b'/') => anyhow::bail!(
+            "the repository {loc} is itself one of the folders to back up; back up the photos, not the repository"
+        ),
+        other => Ok(other),
+    }
 }
 
 /// Run the snapshot pipeline on any source and report.
@@ -153,10 +188,21 @@ fn take(
     source: Source,
     a: &SnapshotArgs,
     transfer: Option<&(dyn Fn() -> u64 + Sync)>,
+    own_repository: Option<Vec<u8>>,
+    time: Option<i64>,
 ) -> Result<i32> {
     // Excluded entries are dropped where folders are listed: never opened, never read.
-    let excludes =
+    let mut excludes =
         crate::exclude::Excludes::new(&a.exclude, &a.exclude_file, a.no_default_excludes)?;
+    if let Some(p) = own_repository {
+        if !a.json {
+            eprintln!(
+                "note: the repository is inside the source, at {}; it is left out of the snapshot",
+                String::from_utf8_lossy(&p)
+            );
+        }
+        excludes.add_exact(p);
+    }
     let filtered = crate::exclude::Filtered::new(src, &excludes);
     let src: &dyn snapvault_repo::fs_source::Source = &filtered;
     let repo = ctx.open()?;
@@ -182,6 +228,15 @@ fn take(
     let parent = chain.next();
     let also: Vec<Snapshot> = chain.map(|(_, s)| s).collect();
     let loaded = repo.load_index().context("loading the index")?;
+    if let Some((pid, p)) = &parent
+        && !loaded.index.contains(&p.tree)
+        && !a.json
+    {
+        eprintln!(
+            "warning: the data of parent snapshot {} is no longer stored (pruned?); every file is read again",
+            pid.short()
+        );
+    }
     let opts = ArchiveOptions {
         source,
         tags: a.tags.clone(),
@@ -192,7 +247,7 @@ fn take(
         workers: threads(),
         stop: Some(stop),
         lock: Some(lock.handle()),
-        time: None,
+        time,
     };
     let mode = crate::progress::mode(ctx.global.quiet, a.json);
     let report = Report {
@@ -242,11 +297,25 @@ fn take(
     if left_out > 0 && ctx.global.verbose > 0 {
         eprintln!("excluded {left_out} file(s) and folder(s) (see `snapvault config show`)");
     }
+    // The snapshot is saved: trouble listing what vanished (a parent whose data was
+    // pruned) is a warning, never a failure that would make a retry save another one.
     let gone = match (&parent_snap, &snap.summary.interrupted) {
         (Some(p), None) => {
-            let index = repo.load_index()?.index;
             let now = report.photos.into_inner().unwrap_or_default();
-            vanished(&repo, &index, p, &now)?
+            let listed = repo
+                .load_index()
+                .map_err(anyhow::Error::from)
+                .and_then(|l| vanished(&repo, &l.index, p, &now));
+            match listed {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!(
+                        "warning: the photos that vanished since the previous snapshot could not be listed ({})",
+                        crate::exit::message(&e)
+                    );
+                    Vec::new()
+                }
+            }
         }
         _ => Vec::new(),
     };
