@@ -213,6 +213,15 @@ impl Crypto {
         BlobId(crate::id::Id(self.keyed_hash(plain)))
     }
 
+    /// A streaming hasher giving the same id as [`Crypto::blob_id`] over the bytes fed to
+    /// it, for content that arrives in pieces (a file read from a phone).
+    pub fn blob_hasher(&self) -> BlobHasher {
+        BlobHasher(match self {
+            Crypto::Plain => blake3::Hasher::new(),
+            Crypto::Keyed(k) => blake3::Hasher::new_keyed(&k.id.0),
+        })
+    }
+
     fn keyed_hash(&self, data: &[u8]) -> [u8; 32] {
         match self {
             Crypto::Plain => *blake3::hash(data).as_bytes(),
@@ -260,9 +269,35 @@ impl Crypto {
     }
 }
 
+/// See [`Crypto::blob_hasher`].
+#[derive(Clone)]
+pub struct BlobHasher(blake3::Hasher);
+
+impl BlobHasher {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(&self) -> BlobId {
+        BlobId(crate::id::Id(*self.0.finalize().as_bytes()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_ids_are_blob_ids() {
+        for c in [Crypto::Plain, Crypto::Keyed(MasterKey::generate())] {
+            let data = b"a photo arriving in pieces".repeat(5000);
+            let mut h = c.blob_hasher();
+            for piece in data.chunks(777) {
+                h.update(piece);
+            }
+            assert_eq!(h.finish(), c.blob_id(&data));
+        }
+    }
 
     #[test]
     fn seal_open_round_trip_and_tamper() {

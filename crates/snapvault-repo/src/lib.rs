@@ -28,6 +28,7 @@ pub mod pack;
 pub mod packer;
 pub mod prune;
 pub mod readahead;
+pub mod readback;
 pub mod repair;
 pub mod repository;
 pub mod restorer;
