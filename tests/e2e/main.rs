@@ -31,3 +31,4 @@ mod roundtrip;
 mod security;
 mod snapshot_options;
 mod unreadable;
+mod verify_device;

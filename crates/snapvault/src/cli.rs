@@ -210,9 +210,22 @@ pub struct VerifyDeviceArgs {
     // `--device` everywhere; `--udid` stays a hidden alias so old scripts keep working.
     #[arg(long = "device", alias = "udid", value_name = "UDID")]
     pub udid: Option<String>,
-    /// Compare with this snapshot (default: the latest of this phone)
-    #[arg(long, value_name = "ID|latest")]
+    /// Compare only with this snapshot (default: every snapshot of this phone)
+    #[arg(long, value_name = "ID|latest", conflicts_with = "also")]
     pub snapshot: Option<String>,
+    /// Check the index only, without reading the stored data back (fast, weaker)
+    #[arg(long)]
+    pub quick: bool,
+    /// Also compare with this second repository (your other backup): a file is safe only
+    /// when both hold it
+    #[arg(long, value_name = "REPO2")]
+    pub also: Option<String>,
+    /// Read the password of the --also repository from this file (else SNAPVAULT_PASSWORD2)
+    #[arg(long, env = "SNAPVAULT_PASSWORD_FILE2", value_name = "FILE")]
+    pub password_file2: Option<PathBuf>,
+    /// Run this shell command and use its output as the password of the --also repository
+    #[arg(long, env = "SNAPVAULT_PASSWORD_COMMAND2", value_name = "CMD")]
+    pub password_command2: Option<String>,
     /// Print the verdict and every file's state as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,

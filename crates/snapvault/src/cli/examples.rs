@@ -121,7 +121,9 @@ Examples:
 
 pub const VERIFY_DEVICE: &str = "\
 Examples:
-  snapvault verify-device
+  snapvault verify-device                             # reads the stored copies back too
+  snapvault verify-device --also /media/T5/offsite    # is each photo in both backups?
+  snapvault verify-device --quick                     # index only, without reading back
   snapvault verify-device --device 00008110-001A2B3C4D5E6F70 --json";
 
 pub const DEMO: &str = "\

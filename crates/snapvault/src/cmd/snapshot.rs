@@ -96,20 +96,6 @@ pub fn parents_of_source(
     Ok(out)
 }
 
-/// The newest snapshot of the same source on this host: the parent for change detection.
-pub fn latest_of_source(
-    repo: &Repository,
-    source: &Source,
-) -> Result<Option<(SnapshotId, Snapshot)>> {
-    let host = snapvault_repo::time::hostname();
-    let key = source.group_key(&host);
-    let (all, _) = repo.snapshots()?;
-    Ok(all
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.source.group_key(&s.hostname) == key))
-}
-
 pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let is_iphone = a.paths.len() == 1 && a.paths[0].as_os_str() == "iphone";
     let time = snapshot_time(a.time.as_deref())?;
