@@ -31,4 +31,5 @@ mod roundtrip;
 mod security;
 mod snapshot_options;
 mod unreadable;
+mod vanished;
 mod verify_device;

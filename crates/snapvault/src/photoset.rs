@@ -1,8 +1,7 @@
-//! The photos of a snapshot as a set keyed by content, for "what vanished" and `diff`.
+//! The library files of a snapshot (photos, videos, sidecars) keyed by content, for "what
+//! vanished" and `diff`.
 //! A photo's identity is its content: the BLAKE3 of its chunk ids, so the same photo under
 //! another name or folder is the same photo.
-
-use std::collections::HashMap;
 
 use anyhow::Result;
 use snapvault_repo::index::Index;
@@ -19,10 +18,47 @@ pub fn content_key(node: &Node) -> ContentKey {
     *h.finalize().as_bytes()
 }
 
-/// Is this file a photo or video (not a sidecar, not an unrecognised file)?
-pub fn is_photo(m: &Option<MediaMeta>) -> bool {
-    m.as_ref()
-        .is_some_and(|m| m.kind == "photo" || m.kind == "video")
+/// Is this file one of the library's own: a photo, a video or an edit sidecar (`.AAE`),
+/// not an unrecognised file? `diff` and the "no longer on the source" summary both count
+/// exactly these, so their numbers agree.
+pub fn is_library_file(m: &Option<MediaMeta>) -> bool {
+    m.as_ref().is_some_and(|m| m.kind != "other")
+}
+
+/// "1 photo, 1 video, 1 sidecar": what a list of library files is made of.
+pub fn kinds_text<'a>(kinds: impl Iterator<Item = Option<&'a str>>) -> String {
+    let counts = kinds_count(kinds);
+    counts
+        .iter()
+        .map(|(k, n)| {
+            let plural = if *n == 1 { "" } else { "s" };
+            match *k {
+                "other" => format!("{n} other file{plural}"),
+                k => format!("{n} {k}{plural}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many of each kind (photo, video, sidecar, other), in that order.
+pub fn kinds_count<'a>(kinds: impl Iterator<Item = Option<&'a str>>) -> Vec<(&'static str, usize)> {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for k in kinds {
+        let k = match k {
+            Some("photo") => "photo",
+            Some("video") => "video",
+            Some("sidecar") => "sidecar",
+            _ => "other",
+        };
+        match counts.iter_mut().find(|(kk, _)| *kk == k) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((k, 1)),
+        }
+    }
+    let order = ["photo", "video", "sidecar", "other"];
+    counts.sort_by_key(|(k, _)| order.iter().position(|o| o == k));
+    counts
 }
 
 #[derive(Clone, Debug)]
@@ -54,15 +90,15 @@ pub fn files_of(repo: &Repository, index: &Index, root: &BlobId) -> Result<Vec<(
     Ok(out)
 }
 
-/// Photos and videos of a snapshot by content.
-pub fn photos_of(
+/// The library files of a snapshot (see [`is_library_file`]), with their content keys.
+pub fn library_files_of(
     repo: &Repository,
     index: &Index,
     root: &BlobId,
-) -> Result<HashMap<ContentKey, PhotoEntry>> {
+) -> Result<Vec<(ContentKey, PhotoEntry)>> {
     Ok(files_of(repo, index, root)?
         .into_iter()
-        .filter(|(_, n)| is_photo(&n.media))
+        .filter(|(_, n)| is_library_file(&n.media))
         .map(|(path, n)| {
             (
                 content_key(&n),

@@ -17,9 +17,7 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
     let (ida, sa) = repo.find_snapshot(&a.from)?;
     let (idb, sb) = repo.find_snapshot(&a.to)?;
     let index = repo.load_index()?.index;
-    let keep = |n: &snapvault_repo::tree::Node| {
-        a.all || n.media.as_ref().is_some_and(|m| m.kind != "other")
-    };
+    let keep = |n: &snapvault_repo::tree::Node| a.all || photoset::is_library_file(&n.media);
     let files_a: Vec<_> = photoset::files_of(&repo, &index, &sa.tree)?
         .into_iter()
         .filter(|(_, n)| keep(n))
@@ -90,13 +88,25 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
             println!("{sign} {p}  {}  {taken}", fmt::size(n.size));
         }
     }
+    // Each count says what it is made of, so it can be matched with the snapshot summary.
+    let counted = |list: &[&(String, snapvault_repo::tree::Node)], what: &str| {
+        let kinds = photoset::kinds_text(
+            list.iter()
+                .map(|(_, n)| n.media.as_ref().map(|m| m.kind.as_str())),
+        );
+        if list.is_empty() {
+            format!("0 {what}")
+        } else {
+            format!("{} {what} ({kinds})", list.len())
+        }
+    };
     ctx.say(format!(
-        "{} → {}: {} added, {} removed, {} changed",
+        "{} → {}: {}, {}, {}",
         ida.short(),
         idb.short(),
-        added.len(),
-        removed.len(),
-        changed.len()
+        counted(&added, "added"),
+        counted(&removed, "removed"),
+        counted(&changed, "changed")
     ));
     Ok(0)
 }

@@ -40,7 +40,7 @@ impl Observer for Report {
     }
 
     fn recorded(&self, dir: &[u8], node: &Node) {
-        if photoset::is_photo(&node.media)
+        if photoset::is_library_file(&node.media)
             && let Ok(mut p) = self.photos.lock()
         {
             p.0.insert(photoset::content_key(node));
@@ -54,15 +54,16 @@ impl Observer for Report {
     }
 }
 
-/// Photos of the parent snapshot that the new snapshot no longer holds, by content or by
-/// path (a photo edited in place is changed, not gone).
+/// Photos, videos and sidecars of the parent snapshot that the new snapshot no longer
+/// holds, by content or by path (a photo edited in place is changed, not gone): what
+/// `diff` counts as removed.
 pub fn vanished(
     repo: &Repository,
     index: &Index,
     parent: &Snapshot,
     now: &(HashSet<ContentKey>, HashSet<String>),
 ) -> Result<Vec<PhotoEntry>> {
-    let before = photoset::photos_of(repo, index, &parent.tree)?;
+    let before = photoset::library_files_of(repo, index, &parent.tree)?;
     let mut gone: Vec<PhotoEntry> = before
         .into_iter()
         .filter(|(k, e)| !now.0.contains(k) && !now.1.contains(&e.path))
@@ -368,6 +369,7 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
             "summary": summary,
             "vanished": {
                 "count": gone.len(),
+                "kinds": photoset::kinds_count(kind_names(gone)).into_iter().collect::<std::collections::BTreeMap<_, _>>(),
                 "taken_from": range.as_ref().map(|r| r.0.clone()),
                 "taken_to": range.as_ref().map(|r| r.1.clone()),
                 "paths": gone.iter().map(|g| g.path.clone()).collect::<Vec<_>>(),
@@ -398,11 +400,13 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
     ));
     if !gone.is_empty() {
         let taken = range
-            .map(|(a, b)| format!(" (taken {a}..{b})"))
+            .map(|(a, b)| format!("; taken {a}..{b}"))
             .unwrap_or_default();
         ctx.say(format!(
-            "{} photo(s) from the previous snapshot are no longer on the source{taken}; they stay in earlier snapshots",
-            gone.len()
+            "{} from the previous snapshot {} no longer on the source ({}{taken}); they stay in earlier snapshots",
+            if gone.len() == 1 { "1 file".to_string() } else { format!("{} files", gone.len()) },
+            if gone.len() == 1 { "is" } else { "are" },
+            photoset::kinds_text(kind_names(gone))
         ));
         for g in gone.iter().take(5) {
             ctx.say(format!("  gone: {}", g.path));
@@ -420,4 +424,11 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
             s.errors
         );
     }
+}
+
+/// The media kind of each entry (`photo`, `video`, `sidecar`).
+fn kind_names(entries: &[PhotoEntry]) -> impl Iterator<Item = Option<&str>> {
+    entries
+        .iter()
+        .map(|e| e.media.as_ref().map(|m| m.kind.as_str()))
 }
