@@ -68,6 +68,9 @@ fn dir_node(name: String, sub: BlobId) -> Node {
         subtree: Some(sub),
         target: None,
         media: None,
+        rdev: None,
+        dev: None,
+        ino: None,
     }
 }
 
@@ -117,6 +120,9 @@ impl Library {
                 pair: Some(format!("iPhone/{dir}/{stem}")),
                 content_id: None,
             }),
+            rdev: None,
+            dev: None,
+            ino: None,
         });
         self.folder_ids[folder] = None;
     }

@@ -166,6 +166,9 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
                 subtree,
                 target: None,
                 media: None,
+                rdev: None,
+                dev: None,
+                ino: None,
             }
         };
     let put_tree = |t: &Tree, trees: &mut Packs| -> BlobId {

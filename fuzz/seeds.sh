@@ -73,6 +73,10 @@ id=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 cat >"$out/tree/tree-1" <<EOF
 {"nodes":[{"name":"IMG_0001.HEIC","type":"file","mode":420,"mtime":1689350591000000000,"btime":1689350591000000000,"size":2048,"content":["$id","$id"],"media":{"kind":"photo","taken":"2023-07-14T18:03:11+02:00","date_source":"exif","pair":"IMG_0001","content_id":"5F3C2B1A-0000-4000-8000-000000000001"}},{"name":{"hex":"ff00fe"},"type":"symlink","mode":511,"mtime":0,"size":0,"target":{"hex":"2e2e2f78"}},{"name":"sub","type":"dir","mode":493,"mtime":-1000,"size":0,"subtree":"$id"}]}
 EOF
+# Hard links (dev/ino), a FIFO, a socket, devices (rdev): the fields added for 16.6.
+cat >"$out/tree/tree-2" <<EOF
+{"nodes":[{"name":"a.jpg","type":"file","mode":420,"mtime":0,"size":1,"content":["$id"],"dev":66306,"ino":1234567},{"name":"b.jpg","type":"file","mode":420,"mtime":0,"size":1,"content":["$id"],"dev":66306,"ino":1234567},{"name":"disk","type":"blockdev","mode":432,"mtime":0,"rdev":2049},{"name":"null","type":"chardev","mode":438,"mtime":0,"rdev":259},{"name":"pipe","type":"fifo","mode":420,"mtime":0},{"name":"sock","type":"socket","mode":493,"mtime":0}]}
+EOF
 printf '{"nodes":[]}' >"$out/tree/tree-empty"
 cat >"$out/lock/lock" <<EOF
 {"hostname":"mac","username":"me","pid":4242,"time":1700000000,"exclusive":true,"command":"prune"}

@@ -476,6 +476,9 @@ fn node_from(e: &SourceEntry) -> Node {
         subtree: None,
         target: e.target.clone(),
         media: None,
+        rdev: e.rdev,
+        dev: e.link.map(|(dev, _)| dev),
+        ino: e.link.map(|(_, ino)| ino),
     }
 }
 
@@ -553,7 +556,12 @@ impl Walker<'_> {
                     self.walk(&path, &subs)?;
                     pending.push(Pending::Dir(node_from(e)));
                 }
-                NodeKind::Symlink => pending.push(Pending::Ready(node_from(e))),
+                // Symlinks and special files: recorded as they are, nothing to read.
+                NodeKind::Symlink
+                | NodeKind::Fifo
+                | NodeKind::Socket
+                | NodeKind::CharDevice
+                | NodeKind::BlockDevice => pending.push(Pending::Ready(node_from(e))),
                 NodeKind::File => {
                     if to_read[i] {
                         self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);

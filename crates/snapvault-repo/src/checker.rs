@@ -424,7 +424,8 @@ pub fn check(
                             }
                         }
                     }
-                    NodeKind::Symlink => {}
+                    // Symlinks, FIFOs, sockets, devices: no data.
+                    _ => {}
                 }
             }
         }

@@ -588,7 +588,8 @@ pub fn photos_lost(
                     NodeKind::File => {
                         kept_content.insert(content_key(&n.content));
                     }
-                    NodeKind::Symlink => {}
+                    // Symlinks, FIFOs, sockets, devices: no data.
+                    _ => {}
                 }
             }
         }
@@ -658,7 +659,8 @@ pub fn photos_lost(
                             snapshot: *sid,
                         });
                     }
-                    NodeKind::Symlink => {}
+                    // Symlinks, FIFOs, sockets, devices: no data.
+                    _ => {}
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{RepoError, Result};
@@ -23,6 +23,10 @@ pub struct SourceEntry {
     pub btime: Option<i64>,
     pub size: u64,
     pub target: Option<Name>,
+    /// Devices: the device number.
+    pub rdev: Option<u64>,
+    /// A file with more than one hard link: (device, inode), so restore can link it again.
+    pub link: Option<(u64, u64)>,
 }
 
 /// A tree of files to back up, addressed by `/`-separated byte paths relative to its root.
@@ -151,16 +155,25 @@ fn normalize(p: &Path) -> io::Result<PathBuf> {
 
 pub fn entry_from_metadata(name: Name, md: &fs::Metadata, path: &Path) -> io::Result<SourceEntry> {
     let ft = md.file_type();
+    // FIFOs, sockets and devices are recorded (never opened or read), as restic does.
     let kind = if ft.is_dir() {
         NodeKind::Dir
     } else if ft.is_symlink() {
         NodeKind::Symlink
     } else if ft.is_file() {
         NodeKind::File
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_socket() {
+        NodeKind::Socket
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
     } else {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "not a regular file, folder or symlink (skipped)",
+            "of a kind snapvault does not know (skipped)",
         ));
     };
     let target = if kind == NodeKind::Symlink {
@@ -181,6 +194,8 @@ pub fn entry_from_metadata(name: Name, md: &fs::Metadata, path: &Path) -> io::Re
         btime,
         size: if kind == NodeKind::File { md.len() } else { 0 },
         target,
+        rdev: matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice).then(|| md.rdev()),
+        link: (kind == NodeKind::File && md.nlink() > 1).then(|| (md.dev(), md.ino())),
     })
 }
 
@@ -207,7 +222,6 @@ impl Source for FolderSource {
             let name = Name(e.file_name().as_bytes().to_vec());
             match entry_from_metadata(name, &md, &p) {
                 Ok(entry) => out.push(entry),
-                // Sockets, fifos, devices: not photos; silently left out like other tools do.
                 Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
                 Err(err) => return Err(err),
             }

@@ -412,7 +412,8 @@ pub fn plan(
                             }
                         }
                     }
-                    NodeKind::Symlink => {}
+                    // Symlinks, FIFOs, sockets, devices: no data.
+                    _ => {}
                 }
             }
         }

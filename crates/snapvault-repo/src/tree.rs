@@ -63,6 +63,25 @@ pub enum NodeKind {
     File,
     Dir,
     Symlink,
+    /// A named pipe: recreated empty by restore.
+    Fifo,
+    /// A Unix socket: recorded, not recreated (it belongs to a running program).
+    Socket,
+    /// Device files, with their device number in `rdev`: recreated where allowed (root).
+    #[serde(rename = "chardev")]
+    CharDevice,
+    #[serde(rename = "blockdev")]
+    BlockDevice,
+}
+
+impl NodeKind {
+    /// FIFOs, sockets and devices: no content, no subtree, nothing to read.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            NodeKind::Fifo | NodeKind::Socket | NodeKind::CharDevice | NodeKind::BlockDevice
+        )
+    }
 }
 
 /// Photo metadata recorded for a file (filled in by the photo-aware layer; the repository
@@ -106,6 +125,16 @@ pub struct Node {
     pub target: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaMeta>,
+    /// Devices: the device number (`st_rdev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<u64>,
+    /// Files with more than one hard link: the file system's device and inode numbers when
+    /// the snapshot was taken. Files of one snapshot sharing both were one file; restore
+    /// links them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,11 +171,17 @@ impl Tree {
             if i > 0 && t.nodes[i - 1].name >= n.name {
                 return Err(RepoError::corrupt("tree", "names not sorted or not unique"));
             }
+            let plain = n.subtree.is_none() && n.target.is_none() && n.content.is_empty();
             let ok = match n.kind {
                 NodeKind::Dir => n.subtree.is_some() && n.content.is_empty(),
                 NodeKind::File => n.subtree.is_none(),
                 NodeKind::Symlink => n.target.is_some() && n.content.is_empty(),
-            };
+                NodeKind::CharDevice | NodeKind::BlockDevice => plain && n.rdev.is_some(),
+                NodeKind::Fifo | NodeKind::Socket => plain,
+            } && (n.rdev.is_none()
+                || matches!(n.kind, NodeKind::CharDevice | NodeKind::BlockDevice))
+                && (n.dev.is_some() == n.ino.is_some())
+                && (n.ino.is_none() || n.kind == NodeKind::File);
             if !ok {
                 return Err(RepoError::corrupt(
                     "tree",
@@ -180,6 +215,9 @@ mod tests {
             subtree: (kind == NodeKind::Dir).then(|| BlobId(Id::random())),
             target: (kind == NodeKind::Symlink).then(|| Name(b"../x\xff".to_vec())),
             media: None,
+            rdev: matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice).then_some(259),
+            dev: (kind == NodeKind::File).then_some(66306),
+            ino: (kind == NodeKind::File).then_some(1_234_567),
         }
     }
 
@@ -191,7 +229,15 @@ mod tests {
                 let mut n = n.clone();
                 n.retain(|&b| b != b'/');
                 if !is_safe_name(&n) || t.nodes.iter().any(|x| x.name.0 == n) { continue; }
-                let kind = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink][i % 3];
+                let kind = [
+                    NodeKind::File,
+                    NodeKind::Dir,
+                    NodeKind::Symlink,
+                    NodeKind::Fifo,
+                    NodeKind::Socket,
+                    NodeKind::CharDevice,
+                    NodeKind::BlockDevice,
+                ][i % 7];
                 t.nodes.push(node(&n, kind));
             }
             t.sort();
@@ -217,6 +263,34 @@ mod tests {
             nodes: vec![node(b"b", NodeKind::File), node(b"a", NodeKind::File)],
         };
         assert!(Tree::decode(&t.encode()).is_err());
+    }
+
+    /// Trees written before special files and hard links were recorded still decode; a
+    /// node with fields its kind cannot have is refused.
+    #[test]
+    fn old_trees_decode_and_misplaced_fields_are_refused() {
+        let id = "00".repeat(32);
+        let old = format!(
+            r#"{{"nodes":[{{"name":"a","type":"file","mode":420,"mtime":0,"size":1,"content":["{id}"]}}]}}"#
+        );
+        let t = Tree::decode(old.as_bytes()).unwrap();
+        assert_eq!(
+            (t.nodes[0].dev, t.nodes[0].ino, t.nodes[0].rdev),
+            (None, None, None)
+        );
+        for bad in [
+            r#"{"nodes":[{"name":"p","type":"fifo","mode":420,"mtime":0,"rdev":5}]}"#,
+            r#"{"nodes":[{"name":"d","type":"chardev","mode":420,"mtime":0}]}"#,
+            r#"{"nodes":[{"name":"s","type":"socket","mode":420,"mtime":0,"target":"x"}]}"#,
+            r#"{"nodes":[{"name":"f","type":"file","mode":420,"mtime":0,"ino":5}]}"#,
+        ] {
+            assert!(Tree::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let ok = r#"{"nodes":[{"name":"d","type":"blockdev","mode":432,"mtime":0,"rdev":2049}]}"#;
+        assert_eq!(
+            Tree::decode(ok.as_bytes()).unwrap().nodes[0].rdev,
+            Some(2049)
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ fn dir_entry(name: &[u8]) -> SourceEntry {
         btime: None,
         size: 0,
         target: None,
+        rdev: None,
+        link: None,
     }
 }
 
@@ -71,6 +73,8 @@ impl IphoneSource {
                 btime: e.birthtime_ns,
                 size: e.size,
                 target: None,
+                rdev: None,
+                link: None,
             });
             files += 1;
             bytes += e.size;

@@ -211,6 +211,8 @@ mod tests {
                 btime: None,
                 size: mov.len() as u64,
                 target: None,
+                rdev: None,
+                link: None,
             };
             let head = &mov[..head_len];
             let meta = PhotoInspector.inspect(b"DCIM/IMG_0001.MOV", head, &entry);

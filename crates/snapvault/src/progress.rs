@@ -211,7 +211,8 @@ impl Progress {
                             inner.items_total.fetch_add(1, Relaxed);
                             inner.bytes_total.fetch_add(e.size, Relaxed);
                         }
-                        NodeKind::Symlink => {}
+                        // Symlinks, FIFOs, sockets, devices: nothing to read.
+                        _ => {}
                     }
                 }
             }

@@ -269,3 +269,141 @@ fn ls_json_gives_names_that_are_not_utf8_losslessly() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// What the source holds comes back as it was (16.6)
+
+fn ino(p: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(p).unwrap();
+    (m.dev(), m.ino())
+}
+
+#[test]
+fn hard_links_come_back_as_hard_links() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    write_random(&src.join("a.jpg"), 1, 30_000);
+    fs::create_dir_all(src.join("album")).unwrap();
+    fs::hard_link(src.join("a.jpg"), src.join("album/a-link.jpg")).unwrap();
+    write_random(&src.join("c.jpg"), 2, 30_000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+
+    let target = tmp.path().join("t");
+    let out = sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let (a, b) = (
+        target.join("src/a.jpg"),
+        target.join("src/album/a-link.jpg"),
+    );
+    assert_eq!(
+        ino(&a),
+        ino(&b),
+        "the hard link came back as a copy:\n{out}"
+    );
+    assert_ne!(ino(&a), ino(&target.join("src/c.jpg")));
+    assert_eq!(fs::read(&b).unwrap(), fs::read(src.join("a.jpg")).unwrap());
+    // Again into the same target: nothing to do, still one file.
+    let out = sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(ino(&a), ino(&b), "{out}");
+
+    // Only one of the pair restored: a file of its own.
+    let one = tmp.path().join("one");
+    sv.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        one.to_str().unwrap(),
+        "--include",
+        "a-link.jpg",
+    ]);
+    assert_eq!(
+        fs::read(one.join("src/album/a-link.jpg")).unwrap(),
+        fs::read(src.join("a.jpg")).unwrap()
+    );
+}
+
+#[test]
+fn sparse_files_come_back_sparse() {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let p = src.join("disk.img");
+    let mut f = fs::File::create(&p).unwrap();
+    f.set_len(64 << 20).unwrap();
+    f.write_all(&random_bytes(1, 10_000)).unwrap();
+    f.seek(SeekFrom::Start(40 << 20)).unwrap();
+    f.write_all(&random_bytes(2, 10_000)).unwrap();
+    drop(f);
+    let allocated = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
+    if allocated(&p) > 8 << 20 {
+        eprintln!("skipped: this file system does not keep holes");
+        return;
+    }
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+    let out = sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let r = target.join("src/disk.img");
+    assert_eq!(fs::metadata(&r).unwrap().len(), 64 << 20);
+    assert!(
+        allocated(&r) < 16 << 20,
+        "64 MiB sparse file came back with {} bytes allocated:\n{out}",
+        allocated(&r)
+    );
+    assert_same_tree(&src, &target.join("src"));
+}
+
+#[test]
+fn fifos_sockets_and_devices_are_recorded() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    write_random(&src.join("a.jpg"), 1, 1000);
+    let fifo = Command::new("mkfifo").arg(src.join("pipe")).status();
+    if !matches!(fifo, Ok(s) if s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    let dev = Command::new("mknod")
+        .arg(src.join("null"))
+        .args(["c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+
+    let v = sv.ok(&["ls", "latest", "--json"]).json();
+    let kind = |name: &str| -> String {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == format!("src/{name}"))
+            .map(|r| r["type"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} is not in the snapshot: {v}"))
+    };
+    assert_eq!(kind("pipe"), "fifo");
+    assert_eq!(kind("sock"), "socket");
+    if dev {
+        assert_eq!(kind("null"), "chardev");
+    }
+
+    let target = tmp.path().join("t");
+    let out = sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    use std::os::unix::fs::FileTypeExt;
+    let ft = |n: &str| {
+        fs::symlink_metadata(target.join("src").join(n))
+            .unwrap()
+            .file_type()
+    };
+    assert!(ft("pipe").is_fifo(), "{out}");
+    assert!(
+        out.stdout.contains("socket"),
+        "the socket is not named:\n{out}"
+    );
+    if dev {
+        assert!(ft("null").is_char_device(), "{out}");
+    }
+}

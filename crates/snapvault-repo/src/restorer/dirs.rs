@@ -31,6 +31,8 @@ pub enum Entry {
     Dir,
     File { len: u64, dev: u64, ino: u64 },
     Symlink,
+    Fifo,
+    Device { char: bool, rdev: u64 },
     Other,
 }
 
@@ -90,6 +92,15 @@ impl Dir {
             Ok(st) => Ok(match FileType::from_raw_mode(st.st_mode as _) {
                 FileType::Directory => Entry::Dir,
                 FileType::Symlink => Entry::Symlink,
+                FileType::Fifo => Entry::Fifo,
+                FileType::CharacterDevice => Entry::Device {
+                    char: true,
+                    rdev: st.st_rdev as u64,
+                },
+                FileType::BlockDevice => Entry::Device {
+                    char: false,
+                    rdev: st.st_rdev as u64,
+                },
                 FileType::RegularFile => Entry::File {
                     len: st.st_size as u64,
                     dev: st.st_dev as u64,
@@ -140,6 +151,35 @@ impl Dir {
 
     pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
         Ok(rustix::fs::readlinkat(&self.fd, os(name), Vec::new())?.into_bytes())
+    }
+
+    /// A hard link `name` here to the file `from_name` in `from` (not following symlinks).
+    pub fn hard_link(&self, from: &Dir, from_name: &[u8], name: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::linkat(
+            &from.fd,
+            os(from_name),
+            &self.fd,
+            os(name),
+            AtFlags::empty(),
+        )?)
+    }
+
+    /// Create a FIFO or device node `name` (its mode under the umask).
+    pub fn mknod(&self, name: &[u8], kind: FileType, mode: u32, rdev: u64) -> io::Result<()> {
+        Ok(rustix::fs::mknodat(
+            &self.fd,
+            os(name),
+            kind,
+            Mode::from_raw_mode((mode & 0o7777) as _),
+            rdev as _,
+        )?)
+    }
+
+    /// Open the FIFO `name` without blocking and without following a symlink, to set its
+    /// mode and times through the descriptor.
+    pub fn open_fifo(&self, name: &[u8]) -> io::Result<File> {
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(rustix::fs::openat(&self.fd, os(name), flags, Mode::empty())?.into())
     }
 
     /// Set the modification (and access) time of `name` itself, a symlink included.

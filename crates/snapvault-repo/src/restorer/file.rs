@@ -77,7 +77,7 @@ pub fn disk_trouble(e: &io::Error) -> bool {
 
 /// Does the regular file `name` in `dir` already hold exactly these chunks? Then give it
 /// the node's mode and time (through the descriptor just checked).
-fn already_right(
+pub fn already_right(
     chunker: &Chunker,
     repo: &Repository,
     node: &Node,
@@ -230,7 +230,8 @@ fn write_content(
                 }
                 Err(e) => return Err(e),
             };
-            w.write_all(&plain).ctx(|| format!("writing {shown}"))?;
+            // Runs of zero blocks become holes: a sparse file comes back sparse.
+            w.write_sparse(&plain).ctx(|| format!("writing {shown}"))?;
         }
         i = j;
     }

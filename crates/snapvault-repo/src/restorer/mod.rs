@@ -14,15 +14,16 @@
 
 mod dirs;
 mod file;
+mod folders;
+mod others;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use globset::GlobSet;
 
@@ -33,7 +34,7 @@ use crate::index::Index;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
 
-use dirs::{Dir, Entry};
+use dirs::Dir;
 use file::Outcome;
 
 pub struct RestoreOptions {
@@ -62,10 +63,16 @@ pub struct RestoreStats {
     pub files_restored: u64,
     pub files_already_right: u64,
     pub symlinks: u64,
+    /// Files linked to another restored file, as they were in the snapshot.
+    pub hardlinks: u64,
+    /// FIFOs and device files made (or found right).
+    pub specials: u64,
     pub dirs: u64,
     pub bytes_written: u64,
     /// (path, problem): files not restored.
     pub problems: Vec<(String, String)>,
+    /// (path, note): recorded but not recreated on purpose (sockets); not a problem.
+    pub notes: Vec<(String, String)>,
 }
 
 /// Which entries to restore: called with each entry's path (from the snapshot's top) and
@@ -157,238 +164,14 @@ fn by_components(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
 }
 
-/// Every folder the restore needs (the parents of each item, each restored folder), parents
-/// first.
-fn needed_folders(items: &[RestoreItem], dirs: &[RestoreItem]) -> Vec<Vec<u8>> {
-    let mut set = BTreeSet::new();
-    for p in items
-        .iter()
-        .map(|i| split(&i.path).0)
-        .chain(dirs.iter().map(|d| d.path.as_slice()))
-    {
-        let mut p = p;
-        // Inserting stops at the first folder already known: its parents are known too.
-        while !p.is_empty() && set.insert(p.to_vec()) {
-            p = split(p).0;
-        }
-    }
-    let mut v: Vec<Vec<u8>> = set.into_iter().collect();
-    v.sort_by(|a, b| by_components(a, b));
-    v
-}
-
-/// The target's folders after the first step.
-#[derive(Default)]
-struct Folders {
-    /// Folders that could not be created or opened, and why: nothing goes under them.
-    failed: BTreeMap<Vec<u8>, String>,
-    /// Folders that received new subfolders (synced before the restore returns).
-    dirty: BTreeSet<Vec<u8>>,
-}
-
-impl Folders {
-    /// The failed folder at or above `dir`, if any.
-    fn blocked(&self, dir: &[u8]) -> Option<&[u8]> {
-        if self.failed.is_empty() {
-            return None;
-        }
-        let mut p = dir;
-        loop {
-            if let Some((k, _)) = self.failed.get_key_value(p) {
-                return Some(k);
-            }
-            if p.is_empty() {
-                return None;
-            }
-            p = split(p).0;
-        }
-    }
-}
-
-/// Why a folder could not be made: a problem to record, or trouble that stops the restore.
-enum FolderFailure {
-    Problem(String),
-    Fatal(io::Error),
-}
-
-impl From<io::Error> for FolderFailure {
-    fn from(e: io::Error) -> Self {
-        if file::disk_trouble(&e) {
-            return FolderFailure::Fatal(e);
-        }
-        FolderFailure::Problem(match e.raw_os_error() {
-            Some(libc::ENAMETOOLONG) => "the name is too long for the target's file system".into(),
-            Some(libc::EACCES) | Some(libc::EPERM) => format!("no permission to create it ({e})"),
-            _ => format!("could not be created: {e}"),
-        })
-    }
-}
-
-/// Open the folder `name` in `parent`, creating it if missing. A symlink or file in its
-/// place is never followed: with `overwrite` it is replaced by a folder, otherwise the
-/// folder fails. Returns the folder and whether it was created.
-fn ensure_folder(
-    parent: &Dir,
-    name: &[u8],
-    mode_later: bool,
-    overwrite: bool,
-) -> std::result::Result<(Dir, bool), FolderFailure> {
-    match parent.open(name) {
-        Ok(d) => return Ok((d, false)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) if dirs::is_not_a_folder(&e) => {
-            let why = match parent.entry(name)? {
-                Entry::Symlink => {
-                    let to = parent.read_link(name).unwrap_or_default();
-                    format!(
-                        "a symlink (to {}) is in the way of this folder; it was not followed and \
-                         nothing under it was restored (--overwrite replaces it with a folder)",
-                        shown(&to)
-                    )
-                }
-                _ => "a file is in the way of this folder; nothing under it was restored \
-                      (--overwrite replaces it with a folder)"
-                    .to_string(),
-            };
-            if !overwrite {
-                return Err(FolderFailure::Problem(why));
-            }
-            parent.remove_file(name)?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // Folders whose mode is set at the end are owner-only until then; others (the parents
-    // of `restore --date` photos) get the usual mode under the umask.
-    let created = match parent.mkdir(name, if mode_later { 0o700 } else { 0o777 }) {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(e.into()),
-    };
-    Ok((parent.open(name)?, created))
-}
-
-/// At most this many folder handles are kept open along the current chain (a very deep
-/// tree must not run out of descriptors); deeper ancestors are opened again when needed.
-const CHAIN_HANDLES: usize = 64;
-
-/// Step 1: create or check every needed folder, parents first, each from its parent's
-/// handle.
-fn prepare_folders(
-    root: &Dir,
-    needed: &[Vec<u8>],
-    with_mode: &BTreeSet<&[u8]>,
-    overwrite: bool,
-) -> Result<Folders> {
-    let mut out = Folders::default();
-    let mut chain: Vec<(Vec<u8>, Option<Dir>)> = Vec::new();
-    for path in needed {
-        let (parent, name) = split(path);
-        if out.blocked(parent).is_some() {
-            continue;
-        }
-        while chain.last().is_some_and(|(p, _)| p.as_slice() != parent) {
-            chain.pop();
-        }
-        let reopened;
-        let pdir = match chain.last() {
-            _ if parent.is_empty() => root,
-            Some((_, Some(d))) => d,
-            _ => match root.open_path(parent) {
-                Ok(d) => {
-                    reopened = d;
-                    &reopened
-                }
-                Err(e) => {
-                    out.failed
-                        .insert(parent.to_vec(), format!("could not be opened again: {e}"));
-                    continue;
-                }
-            },
-        };
-        match ensure_folder(pdir, name, with_mode.contains(path.as_slice()), overwrite) {
-            Ok((d, created)) => {
-                if created {
-                    out.dirty.insert(parent.to_vec());
-                }
-                chain.push((path.clone(), Some(d)));
-                let n = chain.len();
-                if n > CHAIN_HANDLES {
-                    chain[n - CHAIN_HANDLES - 1].1 = None;
-                }
-            }
-            Err(FolderFailure::Problem(why)) => {
-                out.failed.insert(path.clone(), why);
-            }
-            Err(FolderFailure::Fatal(e)) => {
-                return Err(RepoError::io(format!("creating folder {}", shown(path)), e));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Folders open while their files are restored: each is synced after its last file and
-/// closed, so few are open at once (files are handed out folder by folder).
-struct OpenFolders<'a> {
+/// What every step of one restore works with.
+struct Run<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    chunker: &'a Chunker,
     root: &'a Dir,
-    files_in: HashMap<Vec<u8>, usize>,
-    open: Mutex<HashMap<Vec<u8>, OpenFolder>>,
-}
-
-struct OpenFolder {
-    dir: Arc<Dir>,
-    left: usize,
-    changed: bool,
-}
-
-impl OpenFolders<'_> {
-    fn get(&self, path: &[u8]) -> io::Result<Arc<Dir>> {
-        let mut open = self.open.lock().map_err(|_| io::Error::other("poisoned"))?;
-        if let Some(f) = open.get(path) {
-            return Ok(f.dir.clone());
-        }
-        let dir = Arc::new(self.root.open_path(path)?);
-        let left = self.files_in.get(path).copied().unwrap_or(1);
-        open.insert(
-            path.to_vec(),
-            OpenFolder {
-                dir: dir.clone(),
-                left,
-                changed: false,
-            },
-        );
-        Ok(dir)
-    }
-
-    /// One file of the folder is done; after the last one the folder is synced if a file
-    /// was renamed into it.
-    fn done(&self, path: &[u8], changed: bool) -> io::Result<()> {
-        let finished = {
-            let mut open = self.open.lock().map_err(|_| io::Error::other("poisoned"))?;
-            let Some(f) = open.get_mut(path) else {
-                return Ok(());
-            };
-            f.changed |= changed;
-            f.left = f.left.saturating_sub(1);
-            if f.left > 0 {
-                return Ok(());
-            }
-            open.remove(path)
-        };
-        match finished {
-            Some(f) if f.changed => f.dir.sync(),
-            _ => Ok(()),
-        }
-    }
-
-    /// Sync what is still open (after a restore stopped early).
-    fn sync_rest(self) {
-        if let Ok(open) = self.open.into_inner() {
-            for f in open.into_values().filter(|f| f.changed) {
-                let _ = f.dir.sync();
-            }
-        }
-    }
+    opts: &'a RestoreOptions,
+    observer: &'a dyn RestoreObserver,
 }
 
 pub fn restore(
@@ -414,10 +197,21 @@ pub fn restore(
     }
     let root = Dir::open_target(&opts.target)
         .ctx(|| format!("opening the restore target {}", opts.target.display()))?;
+    let chunker = Chunker::new(&repo.config().chunker, repo.crypto());
+    let run = Run {
+        repo,
+        index,
+        chunker: &chunker,
+        root: &root,
+        opts,
+        observer,
+    };
+
+    // Step 1: the folders.
     let with_mode: BTreeSet<&[u8]> = dirs.iter().map(|d| d.path.as_slice()).collect();
-    let folders = prepare_folders(
+    let folders = folders::prepare_folders(
         &root,
-        &needed_folders(items, dirs),
+        &folders::needed_folders(items, dirs),
         &with_mode,
         opts.overwrite,
     )?;
@@ -436,144 +230,20 @@ pub fn restore(
         stats.problems.push((shown(f), why));
     }
 
-    // Step 2: the files, folder by folder, in parallel.
+    // Step 2: the files, folder by folder, in parallel; then the hard links among them.
     let mut files: Vec<&RestoreItem> = items
         .iter()
         .filter(|i| i.node.kind == NodeKind::File)
         .filter(|i| folders.blocked(split(&i.path).0).is_none())
         .collect();
     files.sort_by(|a, b| split(&a.path).0.cmp(split(&b.path).0));
-    let mut files_in: HashMap<Vec<u8>, usize> = HashMap::new();
-    for f in &files {
-        *files_in.entry(split(&f.path).0.to_vec()).or_default() += 1;
-    }
-    let open = OpenFolders {
-        root: &root,
-        files_in,
-        open: Mutex::new(HashMap::new()),
-    };
-    let chunker = Chunker::new(&repo.config().chunker, repo.crypto());
-    let next = AtomicUsize::new(0);
-    let restored = AtomicU64::new(0);
-    let right = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let problems = Mutex::new(Vec::new());
-    let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
-    let threads = opts.threads.max(1);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                // This thread's read buffer, reused for every range it reads.
-                let mut buf = Vec::new();
-                let problem = |path: &[u8], why: String| {
-                    if let Ok(mut p) = problems.lock() {
-                        p.push((shown(path), why));
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, Relaxed);
-                    let Some(item) = files.get(i) else { break };
-                    // The file about one round ahead: its packs come off the disk while
-                    // this one is decrypted and written.
-                    if let Some(later) = files.get(i + threads) {
-                        file::prefetch(repo, index, &later.node);
-                    }
-                    let (dir_path, name) = split(&item.path);
-                    let shown_path = shown(&item.path);
-                    let result = open
-                        .get(dir_path)
-                        .ctx(|| format!("opening the folder of {shown_path}"))
-                        .and_then(|dir| {
-                            file::restore(
-                                repo,
-                                index,
-                                &chunker,
-                                &dir,
-                                name,
-                                &shown_path,
-                                &item.node,
-                                opts.overwrite,
-                                &mut buf,
-                            )
-                        });
-                    let changed = matches!(result, Ok(Outcome::Written(_)));
-                    match result {
-                        Ok(Outcome::Written(n)) => {
-                            restored.fetch_add(1, Relaxed);
-                            bytes.fetch_add(n, Relaxed);
-                            observer.file_restored(&item.path, n);
-                        }
-                        Ok(Outcome::AlreadyRight) => {
-                            right.fetch_add(1, Relaxed);
-                            observer.file_restored(&item.path, 0);
-                        }
-                        Ok(Outcome::Refused(why)) => problem(&item.path, why),
-                        Err(RepoError::Io { context, source }) if file::disk_trouble(&source) => {
-                            // The target disk is full or read-only: stop, don't spray errors.
-                            let e = RepoError::Io { context, source };
-                            if let Ok(mut f) = fatal.lock() {
-                                f.get_or_insert(e);
-                            }
-                            next.store(usize::MAX / 2, Relaxed);
-                        }
-                        Err(e) => problem(&item.path, e.to_string()),
-                    }
-                    if let Err(e) = open.done(dir_path, changed) {
-                        problem(dir_path, format!("the folder could not be synced: {e}"));
-                    }
-                }
-            });
-        }
-    });
-    open.sync_rest();
-    if let Some(e) = fatal.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    stats.files_restored = restored.into_inner();
-    stats.files_already_right = right.into_inner();
-    stats.bytes_written = bytes.into_inner();
-    stats
-        .problems
-        .extend(problems.into_inner().unwrap_or_default());
-
-    // Step 3: symlinks.
+    let (files, links) = others::split_link_groups(files);
+    let ok = write_files(&run, &files, &mut stats)?;
     let mut dirty = folders.dirty.clone();
-    let mut here: Option<(Vec<u8>, Dir)> = None;
-    for it in items.iter().filter(|i| i.node.kind == NodeKind::Symlink) {
-        let (dir_path, name) = split(&it.path);
-        if folders.blocked(dir_path).is_some() {
-            continue;
-        }
-        if here.as_ref().is_none_or(|(p, _)| p.as_slice() != dir_path) {
-            match root.open_path(dir_path) {
-                Ok(d) => here = Some((dir_path.to_vec(), d)),
-                Err(e) => {
-                    stats.problems.push((
-                        shown(&it.path),
-                        format!("its folder could not be opened: {e}"),
-                    ));
-                    continue;
-                }
-            }
-        }
-        let Some((_, dir)) = here.as_ref() else {
-            continue;
-        };
-        let target = it.node.target.clone().unwrap_or_default();
-        match restore_symlink(dir, name, &target.0, it.node.mtime, opts.overwrite) {
-            Ok(None) => stats.symlinks += 1,
-            Ok(Some(why)) => stats.problems.push((shown(&it.path), why)),
-            Err(e) if file::disk_trouble(&e) => {
-                return Err(RepoError::io(
-                    format!("creating symlink {}", shown(&it.path)),
-                    e,
-                ));
-            }
-            Err(e) => stats.problems.push((shown(&it.path), e.to_string())),
-        }
-        dirty.insert(dir_path.to_vec());
-    }
-    drop(here);
+    others::link(&run, &files, &ok, &links, &mut stats, &mut dirty)?;
+
+    // Step 3: symlinks, FIFOs, devices (sockets are noted).
+    others::make(&run, items, &folders, &mut stats, &mut dirty)?;
 
     // Step 4: sync the folders that received new names; then the folders' own modes and
     // times, deepest first, so creating their contents does not change their times.
@@ -600,37 +270,105 @@ pub fn restore(
     Ok(stats)
 }
 
-/// Make the symlink `name` → `target` in `dir`. `Ok(Some(why))`: left alone.
-fn restore_symlink(
-    dir: &Dir,
-    name: &[u8],
-    target: &[u8],
-    mtime: i64,
-    overwrite: bool,
-) -> io::Result<Option<String>> {
-    match dir.entry(name)? {
-        Entry::Missing => {}
-        Entry::Symlink if dir.read_link(name)? == target => {
-            let _ = dir.set_link_times(name, mtime);
-            return Ok(None);
-        }
-        Entry::Dir => {
-            return Ok(Some(
-                "a folder is in the way; snapvault does not replace folders, even with --overwrite"
-                    .into(),
-            ));
-        }
-        _ if !overwrite => {
-            return Ok(Some(
-                "something else exists at this path; left untouched (use --overwrite to replace it)"
-                    .into(),
-            ));
-        }
-        _ => dir.remove_file(name)?,
+/// Write `files` in parallel (each folder synced after its last file). Returns, per file,
+/// whether it is now right (written, or already so); a full or read-only target disk
+/// stops everything.
+fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> Result<Vec<bool>> {
+    let mut files_in: HashMap<Vec<u8>, usize> = HashMap::new();
+    for f in files {
+        *files_in.entry(split(&f.path).0.to_vec()).or_default() += 1;
     }
-    dir.symlink(target, name)?;
-    let _ = dir.set_link_times(name, mtime);
-    Ok(None)
+    let open = folders::OpenFolders {
+        root: run.root,
+        files_in,
+        open: Mutex::new(HashMap::new()),
+    };
+    let next = AtomicUsize::new(0);
+    let restored = AtomicU64::new(0);
+    let right = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let ok: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
+    let problems = Mutex::new(Vec::new());
+    let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
+    let threads = run.opts.threads.max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                // This thread's read buffer, reused for every range it reads.
+                let mut buf = Vec::new();
+                let problem = |path: &[u8], why: String| {
+                    if let Ok(mut p) = problems.lock() {
+                        p.push((shown(path), why));
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some(item) = files.get(i) else { break };
+                    // The file about one round ahead: its packs come off the disk while
+                    // this one is decrypted and written.
+                    if let Some(later) = files.get(i + threads) {
+                        file::prefetch(run.repo, run.index, &later.node);
+                    }
+                    let (dir_path, name) = split(&item.path);
+                    let shown_path = shown(&item.path);
+                    let result = open
+                        .get(dir_path)
+                        .ctx(|| format!("opening the folder of {shown_path}"))
+                        .and_then(|dir| {
+                            file::restore(
+                                run.repo,
+                                run.index,
+                                run.chunker,
+                                &dir,
+                                name,
+                                &shown_path,
+                                &item.node,
+                                run.opts.overwrite,
+                                &mut buf,
+                            )
+                        });
+                    let changed = matches!(result, Ok(Outcome::Written(_)));
+                    match result {
+                        Ok(Outcome::Written(n)) => {
+                            restored.fetch_add(1, Relaxed);
+                            bytes.fetch_add(n, Relaxed);
+                            ok[i].store(true, Relaxed);
+                            run.observer.file_restored(&item.path, n);
+                        }
+                        Ok(Outcome::AlreadyRight) => {
+                            right.fetch_add(1, Relaxed);
+                            ok[i].store(true, Relaxed);
+                            run.observer.file_restored(&item.path, 0);
+                        }
+                        Ok(Outcome::Refused(why)) => problem(&item.path, why),
+                        Err(RepoError::Io { context, source }) if file::disk_trouble(&source) => {
+                            // The target disk is full or read-only: stop, don't spray errors.
+                            let e = RepoError::Io { context, source };
+                            if let Ok(mut f) = fatal.lock() {
+                                f.get_or_insert(e);
+                            }
+                            next.store(usize::MAX / 2, Relaxed);
+                        }
+                        Err(e) => problem(&item.path, e.to_string()),
+                    }
+                    if let Err(e) = open.done(dir_path, changed) {
+                        problem(dir_path, format!("the folder could not be synced: {e}"));
+                    }
+                }
+            });
+        }
+    });
+    open.sync_rest();
+    if let Some(e) = fatal.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    stats.files_restored += restored.into_inner();
+    stats.files_already_right += right.into_inner();
+    stats.bytes_written += bytes.into_inner();
+    stats
+        .problems
+        .extend(problems.into_inner().unwrap_or_default());
+    Ok(ok.into_iter().map(AtomicBool::into_inner).collect())
 }
 
 #[cfg(test)]

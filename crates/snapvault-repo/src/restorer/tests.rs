@@ -15,6 +15,9 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         subtree: None,
         target: None,
         media: None,
+        rdev: None,
+        dev: None,
+        ino: None,
     }
 }
 

@@ -68,6 +68,10 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             NodeKind::Dir => 'd',
             NodeKind::File => '-',
             NodeKind::Symlink => 'l',
+            NodeKind::Fifo => 'p',
+            NodeKind::Socket => 's',
+            NodeKind::CharDevice => 'c',
+            NodeKind::BlockDevice => 'b',
         };
         let link = n
             .target

@@ -260,22 +260,35 @@ pub fn report(
                 "files_restored": stats.files_restored,
                 "files_already_right": stats.files_already_right,
                 "symlinks": stats.symlinks,
+                "hardlinks": stats.hardlinks,
+                "special_files": stats.specials,
                 "dirs": stats.dirs,
                 "bytes_written": stats.bytes_written,
                 "problems": stats.problems.iter().map(|(p, w)| serde_json::json!({"path": p, "problem": w})).collect::<Vec<_>>(),
+                "notes": stats.notes.iter().map(|(p, w)| serde_json::json!({"path": p, "note": w})).collect::<Vec<_>>(),
             })
         );
     } else {
+        let mut also = String::new();
+        if stats.hardlinks > 0 {
+            also.push_str(&format!(", {} hard link(s)", stats.hardlinks));
+        }
+        if stats.specials > 0 {
+            also.push_str(&format!(", {} FIFO(s) or device file(s)", stats.specials));
+        }
         ctx.say(format!(
-            "restored {} file(s) ({}), {} already right, {} symlink(s), {} folder(s) from {} into {}",
-stats.files_restored,
-fmt::size(stats.bytes_written),
-stats.files_already_right,
-stats.symlinks,
-stats.dirs,
-source,
-target.display()
+            "restored {} file(s) ({}), {} already right, {} symlink(s){also}, {} folder(s) from {} into {}",
+            stats.files_restored,
+            fmt::size(stats.bytes_written),
+            stats.files_already_right,
+            stats.symlinks,
+            stats.dirs,
+            source,
+            target.display()
         ));
+        for (p, note) in &stats.notes {
+            ctx.say(format!("note: not recreated: {p}: {note}"));
+        }
     }
     if stats.problems.is_empty() {
         return Ok(crate::exit::OK);
