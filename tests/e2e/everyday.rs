@@ -192,7 +192,7 @@ fn every_command_prints_json_that_parses() {
     assert_eq!(arr(&keys, "keys").len(), 1);
     let v = sv.run_env(
         &["key", "add", "--json"],
-        &[("SNAPVAULT_NEW_PASSWORD", "second")],
+        &[("SNAPVAULT_NEW_PASSWORD", "second horse")],
     );
     assert_eq!(v.code, Some(0), "{v}");
     let added = s(&v.json(), "added").to_string();
@@ -201,11 +201,11 @@ fn every_command_prints_json_that_parses() {
     assert_eq!(s(&v, "removed"), added);
     let out = sv.run_env(
         &["key", "passwd", "--json"],
-        &[("SNAPVAULT_NEW_PASSWORD", "third")],
+        &[("SNAPVAULT_NEW_PASSWORD", "third horse")],
     );
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.json()["changed"], true);
-    let sv = Sv::at(&sv.repo, Some("third"));
+    let sv = Sv::at(&sv.repo, Some("third horse"));
 
     let v = sv.ok(&["unlock", "--json"]).json();
     assert!(v["removed"].is_array() && v["kept"].is_array(), "{v}");

@@ -221,7 +221,10 @@ fn killed_snapshots_leave_a_consistent_repository() {
     verify_completed(&sv, &completed, &big, tmp.path(), 99);
 
     // An exclusive lock (key removal) is not blocked by the dead processes' locks.
-    let out = sv.run_env(&["key", "add"], &[("SNAPVAULT_NEW_PASSWORD", "spare")]);
+    let out = sv.run_env(
+        &["key", "add"],
+        &[("SNAPVAULT_NEW_PASSWORD", "spare horse")],
+    );
     assert_eq!(out.code, Some(0), "{out}");
     let keys = sv.ok(&["key", "list", "--json"]).json();
     let spare = keys

@@ -254,6 +254,9 @@ pub struct InitArgs {
     /// SNAPVAULT_COMPRESSION)
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=22))]
     pub compression: Option<i32>,
+    /// Use the password even if it is trivially weak (short, common, a simple sequence)
+    #[arg(long)]
+    pub allow_weak_password: bool,
     /// Also create the folders above the repository's folder when they are missing (without
     /// it, a missing parent is taken for an unplugged drive)
     #[arg(long)]
@@ -565,9 +568,12 @@ pub enum KeyCommand {
 
 #[derive(Args, Debug)]
 pub struct NewPasswordArgs {
-    /// Read the new password from this file
+    /// Read the new password from this file (first line)
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
+    /// Use the new password even if it is trivially weak (short, common, a simple sequence)
+    #[arg(long)]
+    pub allow_weak_password: bool,
     /// Print the new key's id as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,

@@ -27,6 +27,9 @@ pub fn code_for(e: &anyhow::Error) -> i32 {
     if let Some(d) = e.chain().find_map(|c| c.downcast_ref::<DriveMissing>()) {
         return if d.init { ERROR } else { NOT_FOUND };
     }
+    if e.chain().any(|c| c.is::<crate::password::TypedWrong>()) {
+        return WRONG_PASSWORD;
+    }
     match repo_error(e) {
         Some(RepoError::NotFound(_)) => NOT_FOUND,
         Some(RepoError::Locked(_)) => LOCKED,
@@ -76,6 +79,11 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         } else {
             "plug in (or mount) the drive and run again"
         });
+    }
+    if e.chain().any(|c| c.is::<crate::password::TypedWrong>()) {
+        return Some(
+            "check Caps Lock and the keyboard layout; any password added with `snapvault key add` opens it too",
+        );
     }
     let Some(re) = repo_error(e) else {
         return io_hint(e);

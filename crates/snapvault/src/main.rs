@@ -21,6 +21,7 @@ mod password;
 mod photoset;
 mod progress;
 mod readonly;
+mod strength;
 
 use clap::{CommandFactory, FromArgMatches};
 

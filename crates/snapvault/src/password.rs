@@ -16,10 +16,74 @@ pub struct PasswordSource {
 
 const MAX_PASSWORD: u64 = 64 * 1024;
 
+/// How many times a prompt asks before giving up.
+pub const TRIES: usize = 3;
+
+/// Every password typed at the prompt was wrong. Its own error (exit 12 like any wrong
+/// password) so the hint does not send someone who typed it to SNAPVAULT_PASSWORD.
+#[derive(Debug)]
+pub struct TypedWrong;
+
+impl std::fmt::Display for TypedWrong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrong password: none of the {TRIES} passwords typed opens this repository"
+        )
+    }
+}
+
+impl std::error::Error for TypedWrong {}
+
 impl PasswordSource {
     /// Was a password given without prompting (file, command or environment)?
     pub fn is_configured(&self) -> bool {
         self.file.is_some() || self.command.is_some() || std::env::var_os(self.env_var).is_some()
+    }
+
+    /// Will `get` ask on the terminal (nothing configured, stdin a terminal)?
+    pub fn will_prompt(&self) -> bool {
+        !self.is_configured() && std::io::stdin().is_terminal()
+    }
+
+    /// A new password (`init`, `key add`, `key passwd`): typed twice at a prompt, up to
+    /// [`TRIES`] times; trivially weak ones are refused unless `allow_weak`.
+    pub fn get_new(&self, what: &str, allow_weak: bool) -> Result<Vec<u8>> {
+        let check = |pw: &[u8]| match crate::strength::weakness(pw) {
+            Some(why) if !allow_weak => Err(anyhow::anyhow!(
+                "the password is too weak ({why}): it alone protects the photos on a lost \
+                 drive. Choose a longer one (four random words, say), or pass \
+                 --allow-weak-password to use it anyway"
+            )),
+            _ => Ok(()),
+        };
+        if !self.will_prompt() {
+            let pw = self.get(what, false)?;
+            check(&pw)?;
+            return Ok(pw);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= TRIES;
+            let pw = rpassword::prompt_password(format!("enter password for {what}: "))
+                .context("reading the password from the terminal")?;
+            let problem = match non_empty(pw.as_bytes().to_vec(), "the password")
+                .and_then(|p| check(&p).map(|()| p))
+            {
+                Err(e) => Some(crate::exit::message(&e)),
+                Ok(_) => {
+                    let again = rpassword::prompt_password("enter it again: ")
+                        .context("reading the password from the terminal")?;
+                    (pw != again).then(|| "the two passwords differ".to_string())
+                }
+            };
+            match problem {
+                None => return Ok(pw.into_bytes()),
+                Some(p) if last => bail!("{p}; nothing was changed"),
+                Some(p) => eprintln!("{p}; try again ({} left)", TRIES - attempt),
+            }
+        }
     }
 
     /// Get the password; `confirm` asks twice when prompting (new passwords).

@@ -51,3 +51,156 @@ fn an_unplugged_drive_is_named_and_init_does_not_create_its_folder() {
     let out = Sv::at(media.join("photos"), Some(PASSWORD)).run(&["init"]);
     assert_eq!(out.code, Some(0), "{out}");
 }
+
+/// Run `cmd` on a terminal of its own (a pseudo-terminal, as when a person types), answering
+/// each password prompt in turn with the next of `answers`. Returns the exit code and
+/// everything the terminal showed.
+fn on_terminal(mut cmd: std::process::Command, answers: &[&str]) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new descriptors into the given ints.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn on a terminal");
+    drop(cmd); // closes our copies of the terminal's far end
+    let mut writer = std::fs::File::from(master.try_clone().unwrap());
+    let mut reader = std::fs::File::from(master);
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let sink = shown.clone();
+    let pump = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the command has exited and the terminal has no one left.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = |s: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&s.lock().unwrap()).into_owned();
+    let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+    for (i, answer) in answers.iter().enumerate() {
+        // Wait for the (i+1)-th prompt; every prompt starts with "enter ".
+        while text(&shown).matches("enter ").count() <= i {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no prompt {} within {DEFAULT_TIMEOUT:?}:\n{}",
+                i + 1,
+                text(&shown)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = writer.write_all(format!("{answer}\n").as_bytes());
+    }
+    let status = wait_with_timeout(&mut child, DEFAULT_TIMEOUT, "command on a terminal");
+    drop(writer);
+    pump.join().unwrap();
+    (status.code(), text(&shown))
+}
+
+/// New passwords (24.7): trivially weak ones are refused (with an override), a prompt asks
+/// twice and gives three tries, and `init` ends by suggesting a password manager and a
+/// spare key.
+#[test]
+fn init_refuses_weak_passwords_and_suggests_a_manager_and_a_spare_key() {
+    let tmp = tempdir();
+    let weak = Sv::at(tmp.path().join("weak"), Some("x"));
+    let out = weak.run(&["init"]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "too weak");
+    assert_stderr_mentions(&out, "--allow-weak-password");
+    assert!(
+        !weak.repo.join("config").exists(),
+        "a weak password made a repository"
+    );
+    let out = weak.run(&["init", "--allow-weak-password"]);
+    assert_eq!(out.code, Some(0), "{out}");
+
+    let sv = Sv::at(tmp.path().join("repo"), Some(PASSWORD));
+    let out = sv.ok(&["init"]);
+    assert!(
+        out.stdout.contains("--password-command") && out.stdout.contains("snapvault key add"),
+        "init should suggest a password manager and a spare key:\n{out}"
+    );
+    let out = sv.run_env(&["key", "add"], &[("SNAPVAULT_NEW_PASSWORD", "spare")]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "too weak");
+
+    // At a prompt: a weak one, then two that differ, then the same one twice.
+    let fresh = tmp.path().join("typed");
+    let mut c = base_command();
+    c.env("SNAPVAULT_REPOSITORY", &fresh).arg("init");
+    let (code, shown) = on_terminal(
+        c,
+        &[
+            "abc",
+            PASSWORD,
+            "something else entirely",
+            PASSWORD,
+            PASSWORD,
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(
+        shown.contains("too weak") && shown.contains("differ"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(PASSWORD),
+        "the typed password was echoed:\n{shown}"
+    );
+    assert!(fresh.join("config").is_file());
+}
+
+/// A password typed at the prompt gets three tries, and after three wrong ones the hint
+/// does not send the user to SNAPVAULT_PASSWORD (24.7).
+#[test]
+fn a_typed_password_gets_three_tries() {
+    let tmp = tempdir();
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let prompt = |answers: &[&str]| {
+        let mut c = base_command();
+        c.env("SNAPVAULT_REPOSITORY", &sv.repo).arg("snapshots");
+        on_terminal(c, answers)
+    };
+    let (code, shown) = prompt(&["wrong one", "wrong two", PASSWORD]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(shown.matches("try again").count(), 2, "{shown}");
+
+    let (code, shown) = prompt(&["wrong one", "wrong two", "wrong three"]);
+    assert_eq!(code, Some(12), "{shown}");
+    assert!(shown.contains("wrong password"), "{shown}");
+    assert!(
+        !shown.contains("SNAPVAULT_PASSWORD") && !shown.contains("--password-file"),
+        "the user typed the password; no hint about variables or files:\n{shown}"
+    );
+}

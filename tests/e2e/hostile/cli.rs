@@ -13,7 +13,10 @@ fn password_file_and_command_use_the_first_line_only() {
     let tmp = tempdir();
     let repo = tmp.path().join("repo");
     let pwfile = tmp.path().join("pw");
-    write_file(&pwfile, b"alpha\nuser: anna\nurl: example.org\n");
+    write_file(
+        &pwfile,
+        b"alpha-bravo-charlie\nuser: anna\nurl: example.org\n",
+    );
     let mut c = base_command();
     c.env("SNAPVAULT_REPOSITORY", &repo)
         .args(["init", "--password-file"])
@@ -21,11 +24,11 @@ fn password_file_and_command_use_the_first_line_only() {
     let out = run_command(c, DEFAULT_TIMEOUT);
     assert_eq!(out.code, Some(0), "{out}");
 
-    let sv = Sv::at(&repo, Some("alpha"));
+    let sv = Sv::at(&repo, Some("alpha-bravo-charlie"));
     sv.ok(&["snapshots"]);
 
     let crlf = tmp.path().join("pw-crlf");
-    write_file(&crlf, b"alpha\r\nuser: anna\r\n");
+    write_file(&crlf, b"alpha-bravo-charlie\r\nuser: anna\r\n");
     let sv_none = Sv::at(&repo, None);
     let out = sv_none.run(&["snapshots", "--password-file", crlf.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "CRLF file:\n{out}");
@@ -33,13 +36,13 @@ fn password_file_and_command_use_the_first_line_only() {
     let out = sv_none.run(&[
         "snapshots",
         "--password-command",
-        "printf 'alpha\\nuser: anna\\n'",
+        "printf 'alpha-bravo-charlie\\nuser: anna\\n'",
     ]);
     assert_eq!(out.code, Some(0), "pass-show shaped command:\n{out}");
 
     // An empty first line is an empty password, refused by name.
     let empty = tmp.path().join("pw-empty");
-    write_file(&empty, b"\nalpha\n");
+    write_file(&empty, b"\nalpha-bravo-charlie\n");
     let out = sv_none.run(&["snapshots", "--password-file", empty.to_str().unwrap()]);
     assert_failed(&out);
     assert_stderr_mentions(&out, "empty password");

@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     } else {
         Some(
             ctx.password_source()
-                .get(&format!("new repository {loc}"), true)?,
+                .get_new(&format!("new repository {loc}"), a.allow_weak_password)?,
         )
     };
     let repo = Repository::init_with_level(backend, pw.as_deref(), kdf(), a.compression)?;
@@ -52,6 +52,14 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
             &repo.config().id[..8]
         ));
         ctx.say("keep the password safe: without it the data cannot be recovered");
+        ctx.say(
+            "next: keep it in a password manager and let snapvault ask it there, e.g. \
+             --password-command 'pass show snapvault' (or put password_command in the config file);",
+        );
+        ctx.say(
+            "      and add a spare password, kept somewhere else, with `snapvault key add` \
+             — any of them opens the repository",
+        );
     }
     Ok(0)
 }

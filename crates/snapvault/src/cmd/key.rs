@@ -10,7 +10,7 @@ fn new_password(a: &NewPasswordArgs) -> Result<Vec<u8>> {
         file: a.new_password_file.clone(),
         command: None,
     }
-    .get("the new key", true)
+    .get_new("the new key", a.allow_weak_password)
 }
 
 pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {

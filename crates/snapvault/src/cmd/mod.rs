@@ -67,11 +67,29 @@ impl Ctx {
         let backend = self.backend()?;
         let loc = backend.location();
         let src = self.password_source();
-        let mut repo = Repository::open(backend, || {
-            src.get(&format!("repository {loc}"), false)
-                .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
-        })
-        .map_err(|e| crate::drive::explain(&loc, e))?;
+        // A typed password gets TRIES chances; one from a file, command or variable one.
+        let tries = if src.will_prompt() {
+            crate::password::TRIES
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        let mut repo = loop {
+            attempt += 1;
+            let opened = Repository::open(backend.clone(), || {
+                src.get(&format!("repository {loc}"), false)
+                    .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+            });
+            match opened {
+                Err(RepoError::WrongPassword) if tries > 1 && attempt < tries => {
+                    eprintln!("wrong password; try again ({} left)", tries - attempt);
+                }
+                Err(RepoError::WrongPassword) if tries > 1 => {
+                    return Err(crate::password::TypedWrong.into());
+                }
+                other => break other.map_err(|e| crate::drive::explain(&loc, e))?,
+            }
+        };
         // Someone who can write to the repository could replace an encrypted one by an
         // unencrypted one; a run that expects encryption must not then write plaintext.
         if !repo.crypto().is_encrypted() && src.is_configured() {
