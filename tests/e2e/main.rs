@@ -24,6 +24,7 @@ mod layout;
 mod options;
 mod photos;
 mod prune;
+mod reading;
 mod remote;
 mod repair;
 mod restore;

@@ -323,6 +323,9 @@ pub struct LsArgs {
     pub snapshot: String,
     /// Only entries under this path
     pub path: Option<String>,
+    /// Sizes in bytes, not KiB/MiB/GiB
+    #[arg(long)]
+    pub bytes: bool,
     /// Print one JSON object per entry (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,

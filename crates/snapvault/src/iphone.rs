@@ -79,7 +79,31 @@ impl IphoneSource {
             files += 1;
             bytes += e.size;
         }
-        for list in dirs.values_mut() {
+        // The phone gives folders no times of their own: each gets the newest time of
+        // what it holds (not 1970), so `ls` shows when a folder last changed.
+        let mut newest: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        for (dir, list) in &dirs {
+            let latest = list.iter().map(|e| e.mtime).max().unwrap_or(0);
+            let mut p: &[u8] = dir;
+            loop {
+                let n = newest.entry(p.to_vec()).or_insert(latest);
+                *n = (*n).max(latest);
+                match p.iter().rposition(|&b| b == b'/') {
+                    Some(i) => p = &p[..i],
+                    None if !p.is_empty() => p = b"",
+                    None => break,
+                }
+            }
+        }
+        for (dir, list) in dirs.iter_mut() {
+            for e in list.iter_mut().filter(|e| e.kind == NodeKind::Dir) {
+                let path = if dir.is_empty() {
+                    e.name.0.clone()
+                } else {
+                    [dir.as_slice(), b"/", &e.name.0].concat()
+                };
+                e.mtime = newest.get(&path).copied().unwrap_or(0);
+            }
             list.sort_by(|a, b| a.name.cmp(&b.name));
             list.dedup_by(|a, b| a.name == b.name);
         }

@@ -77,10 +77,20 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             .target
             .map(|t| format!(" -> {}", t.lossy()))
             .unwrap_or_default();
+        let size = match (n.kind, a.bytes) {
+            (NodeKind::File, true) => n.size.to_string(),
+            (NodeKind::File, false) => crate::fmt::size(n.size),
+            _ => String::new(),
+        };
+        let taken = n
+            .media
+            .as_ref()
+            .and_then(|m| m.taken.as_deref())
+            .map(|t| format!("  taken {t}"))
+            .unwrap_or_default();
         println!(
-            "{t}{:04o} {:>12} {} {}{link}",
+            "{t}{:04o} {size:>10} {} {}{link}{taken}",
             n.mode & 0o7777,
-            n.size,
             crate::fmt::time_ns(n.mtime),
             String::from_utf8_lossy(&p)
         );

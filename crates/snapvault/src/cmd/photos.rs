@@ -2,7 +2,10 @@
 
 use anyhow::Result;
 use serde_json::json;
-use snapvault_catalog::{DateRange, KindFilter, PhotoQuery};
+use std::collections::HashMap;
+
+use snapvault_catalog::{DateRange, KindFilter, PhotoQuery, PhotoRow};
+use snapvault_repo::{Repository, SnapshotId};
 
 use super::Ctx;
 use crate::cli::PhotosArgs;
@@ -31,11 +34,18 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
             .cmp(&y.taken)
             .then(x.latest_path.cmp(&y.latest_path))
     });
+    // Which photos the source no longer holds (only meaningful across all snapshots).
+    let gone = match &a.snapshot {
+        Some(_) => None,
+        None => Some(Gone::new(&repo)?),
+    };
+    let on_source = |r: &PhotoRow| gone.as_ref().map(|g| g.last_in(r).is_none());
     if a.json {
         let v: Vec<_> = rows
             .iter()
             .map(|r| {
                 json!({
+                    "on_source": on_source(r),
                     "path": r.latest_path,
                     "taken": r.taken,
                     "date_source": r.date_source,
@@ -53,8 +63,16 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     }
     for r in &rows {
         let kind = if r.live { "live" } else { r.kind.as_str() };
+        let mark = match gone.as_ref().and_then(|g| g.last_in(r)) {
+            Some((what, id, time)) => format!(
+                "  (no longer {what}: last in snapshot {} of {})",
+                id.short(),
+                fmt::time_ns(time)
+            ),
+            None => String::new(),
+        };
         println!(
-            "{:<25} {:<6} {:>10} {:>3} snapshot(s)  {}",
+            "{:<25} {:<6} {:>10} {:>3} snapshot(s)  {}{mark}",
             r.taken.as_deref().unwrap_or("(no date)"),
             kind,
             fmt::size(r.size),
@@ -69,4 +87,46 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
         fmt::size(total)
     ));
     Ok(0)
+}
+
+/// The newest complete snapshot of each source, to tell photos still on the phone (or in
+/// the folder) from photos only the backups hold. A partial or incomplete snapshot does
+/// not count: a photo it lacks may simply not have been read.
+struct Gone {
+    /// Snapshot → (its source's key, its time, phone or folder).
+    of: HashMap<SnapshotId, (String, i64, bool)>,
+    /// Source key → time of its newest complete snapshot.
+    newest: HashMap<String, i64>,
+}
+
+impl Gone {
+    fn new(repo: &Repository) -> Result<Gone> {
+        let (all, _) = repo.snapshots()?;
+        let mut of = HashMap::new();
+        let mut newest: HashMap<String, i64> = HashMap::new();
+        for (id, s) in &all {
+            let key = s.source.group_key(&s.hostname);
+            of.insert(*id, (key.clone(), s.time, s.source.device.is_some()));
+            if !s.incomplete {
+                let n = newest.entry(key).or_insert(s.time);
+                *n = (*n).max(s.time);
+            }
+        }
+        Ok(Gone { of, newest })
+    }
+
+    /// For a photo its source no longer holds: ("on the phone" or "in the source folder",
+    /// the last snapshot holding it, that snapshot's time).
+    fn last_in(&self, r: &PhotoRow) -> Option<(&'static str, SnapshotId, i64)> {
+        let (key, time, phone) = self.of.get(&r.latest_snapshot)?;
+        let newest = self.newest.get(key)?;
+        (newest > time).then(|| {
+            let what = if *phone {
+                "on the phone"
+            } else {
+                "in the source folder"
+            };
+            (what, r.latest_snapshot, *time)
+        })
+    }
 }
