@@ -393,6 +393,7 @@ async fn connect_async(
         model: String::new(),
         ios_version: String::new(),
         paired: false,
+        locked: false,
     };
     let svc = timed(
         t,
@@ -439,6 +440,7 @@ async fn list_async(
             model: String::new(),
             ios_version: String::new(),
             paired: false,
+            locked: false,
         };
         let record = timed(
             timeout,
@@ -448,13 +450,15 @@ async fn list_async(
         .await?;
         let pairing = parse_pairing(record);
         // A device that refuses us (untrusted, trust revoked, unplugged meanwhile) is still
-        // listed, with what it told us.
-        let _ = timed(
+        // listed, with what it told us. Starting the file service (not using it) is what
+        // tells a locked phone from a ready one.
+        let started = timed(
             timeout,
             "asking the iPhone for its name",
-            lockdown(&addr, &dev, pairing.as_ref(), "snapvault", false, &mut info),
+            lockdown(&addr, &dev, pairing.as_ref(), "snapvault", true, &mut info),
         )
         .await;
+        info.locked = info.paired && matches!(started, Err(SourceError::Locked));
         out.push(info);
     }
     Ok(out)

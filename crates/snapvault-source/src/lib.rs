@@ -140,6 +140,9 @@ pub struct DeviceInfo {
     pub ios_version: String,
     /// This computer holds a pairing record the phone accepts (a session could be opened).
     pub paired: bool,
+    /// Paired, but the phone is locked with its passcode: it refuses to share its files
+    /// until it is unlocked.
+    pub locked: bool,
 }
 
 /// A regular file under `/DCIM` on the phone.

@@ -204,3 +204,119 @@ fn a_typed_password_gets_three_tries() {
         "the user typed the password; no hint about variables or files:\n{shown}"
     );
 }
+
+/// `devices` tells a locked phone from a ready one, instead of `trusted yes` for both (24.11).
+#[test]
+fn devices_shows_a_locked_phone_as_locked() {
+    use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+    let tmp = tempdir();
+    let lib = tmp.path().join("phone");
+    std::fs::create_dir_all(lib.join("DCIM/100APPLE")).unwrap();
+    for locked in [false, true] {
+        let mut cfg = FakePhoneConfig::new(&lib);
+        cfg.locked = locked;
+        let phone = FakePhone::start(cfg).expect("fake iPhone");
+        let run = |args: &[&str]| {
+            let mut c = base_command();
+            c.env("USBMUXD_SOCKET_ADDRESS", phone.usbmuxd_address())
+                .args(args);
+            let out = run_command(c, DEFAULT_TIMEOUT);
+            assert_eq!(out.code, Some(0), "{out}");
+            out
+        };
+        let out = run(&["devices"]);
+        let row = out.stdout.lines().nth(1).unwrap_or_default().to_string();
+        if locked {
+            assert!(
+                row.contains("locked") && row.contains("unlock"),
+                "a locked phone should be shown as locked:\n{out}"
+            );
+        } else {
+            assert!(row.contains("yes") && !row.contains("locked"), "{out}");
+        }
+        let v = run(&["devices", "--json"]).json();
+        assert_eq!(v[0]["locked"], locked, "{v}");
+    }
+}
+
+/// The demo ends with the steps to back up one's own phone (24.11).
+#[test]
+fn the_demo_ends_with_the_steps_for_ones_own_phone() {
+    let tmp = tempdir();
+    let mut c = base_command();
+    c.args(["demo", "--dir"]).arg(tmp.path().join("demo"));
+    let out = run_command(c, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    let tail = out
+        .stdout
+        .split("demo finished")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no end of the demo:\n{out}"));
+    for step in [
+        "back up your own phone",
+        "snapvault devices",
+        "snapvault init",
+        "snapvault snapshot iphone",
+        "snapvault verify-device",
+    ] {
+        assert!(
+            tail.contains(step),
+            "the demo's ending lacks {step:?}:\n{tail}"
+        );
+    }
+}
+
+/// Forget's refusal suggests restoring exactly the photos it lists, and the suggested
+/// command does that (24.11).
+#[test]
+fn the_forget_refusal_suggests_restoring_the_listed_photos() {
+    let tmp = tempdir();
+    let lib = tmp.path().join("lib");
+    snapvault_media::sample::library(&lib, 6, 24).expect("sample library");
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let first = sv.snapshot(&[&lib], &[]);
+    let gone = lib.join("DCIM/100APPLE/IMG_0002.HEIC");
+    assert!(gone.is_file(), "the sample library has no {gone:?}");
+    let kept = std::fs::read(&gone).unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    sv.snapshot(&[&lib], &[]);
+
+    let out = sv.run(&["forget", first["id"].as_str().unwrap()]);
+    assert_failed(&out);
+    let cmd = out
+        .stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("snapvault restore") && l.contains("--include"))
+        .unwrap_or_else(|| panic!("no restore of the listed photos suggested:\n{out}"))
+        .to_string();
+    assert!(cmd.contains("IMG_0002.HEIC"), "{cmd}");
+
+    // Run the suggestion as the user would paste it.
+    let target = tmp.path().join("back");
+    let line = cmd.replace("DIR", target.to_str().unwrap());
+    let c = sv.command::<&str>(&[]);
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c").arg(line.replacen("snapvault", bin(), 1));
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    let out = run_command(sh, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{line}:\n{out}");
+    let restored: Vec<_> = listing(&target)
+        .into_keys()
+        .filter(|k| k.ends_with(".HEIC"))
+        .collect();
+    assert_eq!(
+        restored.len(),
+        1,
+        "only the listed photo comes back: {restored:?}"
+    );
+    assert_eq!(
+        std::fs::read(target.join("lib/DCIM/100APPLE/IMG_0002.HEIC")).unwrap(),
+        kept
+    );
+}

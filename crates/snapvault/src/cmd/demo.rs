@@ -96,8 +96,22 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     step(&["check", "--read-data"])?;
     phone.stop();
     ctx.say(format!("demo finished; everything is in {}", dir.display()));
+    ctx.say(NEXT_STEPS);
     Ok(0)
 }
+
+/// What to do after the demo: the same steps on one's own phone and drive.
+const NEXT_STEPS: &str = "
+Now back up your own phone:
+  1. Plug in the drive for the backups; connect the iPhone with a USB cable, unlock it and
+     tap Trust when it asks.
+  2. snapvault devices                          # is the phone there, and does it trust you?
+  3. export SNAPVAULT_REPOSITORY=/media/$USER/DRIVE/photos   # your drive's folder
+     snapvault init                             # choose a password; keep it safe
+  4. snapvault snapshot iphone                  # the first backup (later ones are quick)
+  5. snapvault verify-device                    # which photos are safely stored
+Then now and then: snapvault check --read-data, and an off-site copy with snapvault copy.
+`snapvault --help` and docs/user-guide.md say more.";
 
 /// Compare two folders byte for byte (the demo proves its own restore).
 fn same_tree(a: &Path, b: &Path) -> Result<()> {

@@ -26,7 +26,9 @@ pub fn run(ctx: &Ctx, a: DevicesArgs) -> Result<i32> {
             d.name,
             d.model,
             d.ios_version,
-            if d.paired {
+            if d.locked {
+                "yes, but locked (unlock it with its passcode)"
+            } else if d.paired {
                 "yes"
             } else {
                 "no (unlock the phone and tap Trust)"

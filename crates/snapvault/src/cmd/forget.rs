@@ -360,12 +360,54 @@ fn print_loss(loss: &PhotoLoss, refused: bool) {
     if loss.lost.len() > SHOWN {
         eprintln!("  … and {} more", loss.lost.len() - SHOWN);
     }
-    if let Some(p) = loss.lost.first()
-        && refused
-    {
-        eprintln!(
-            "hint: `snapvault restore {} --target DIR` gets them back before forgetting",
-            p.snapshot.short()
-        );
+    if refused {
+        print_restore_hint(loss);
     }
+}
+
+/// How to get exactly the listed photos back before forgetting: one `restore --include`
+/// per snapshot holding them; when there are too many to name, the photos taken in their
+/// date range (or the whole snapshot when no date is known).
+fn print_restore_hint(loss: &PhotoLoss) {
+    let Some(first) = loss.lost.first() else {
+        return;
+    };
+    eprintln!("hint: get them back first (replace DIR by a folder of yours):");
+    if loss.lost.len() <= SHOWN {
+        let mut by_snapshot: Vec<(SnapshotId, Vec<&str>)> = Vec::new();
+        for p in &loss.lost {
+            match by_snapshot.iter_mut().find(|(s, _)| *s == p.snapshot) {
+                Some((_, paths)) => paths.push(&p.path),
+                None => by_snapshot.push((p.snapshot, vec![&p.path])),
+            }
+        }
+        for (snap, paths) in by_snapshot {
+            let includes: Vec<String> = paths
+                .iter()
+                .map(|p| format!("--include {}", shell_quote(p)))
+                .collect();
+            eprintln!(
+                "  snapvault restore {} --target DIR {}",
+                snap.short(),
+                includes.join(" ")
+            );
+        }
+        return;
+    }
+    match (&loss.first_taken, &loss.last_taken) {
+        (Some(a), Some(b)) => eprintln!(
+            "  snapvault restore --date {}..{} --target DIR   # every photo taken then, from any snapshot",
+            a.get(..10).unwrap_or(a),
+            b.get(..10).unwrap_or(b)
+        ),
+        _ => eprintln!(
+            "  snapvault restore {} --target DIR   # the whole snapshot; --include GLOB narrows it",
+            first.snapshot.short()
+        ),
+    }
+}
+
+/// `s` as one shell word: single quotes, with any `'` inside written as `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
