@@ -61,6 +61,16 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// What the bar calls them: only files are worth counting for a person; packs and
+    /// blobs are storage internals (the bar shows bytes for those).
+    fn bar_name(self) -> Option<&'static str> {
+        match self {
+            Unit::Files => Some("files"),
+            Unit::Packs | Unit::Blobs => None,
+        }
+    }
+
+    /// The name in JSON progress lines (docs/json.md).
     fn name(self) -> &'static str {
         match self {
             Unit::Files => "files",
@@ -106,10 +116,9 @@ impl Progress {
     pub fn new(command: &'static str, mode: Mode, unit: Unit) -> Progress {
         let bar = (mode == Mode::Bar).then(|| {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-            if let Ok(style) = ProgressStyle::with_template(
-                "{spinner} {elapsed:>4} [{bar:24}] {percent:>3}% {wide_msg}",
-            ) {
-                b.set_style(style.progress_chars("=> "));
+            // The whole line is ours (bar_message), fitted to the terminal's width.
+            if let Ok(style) = ProgressStyle::with_template("{msg}") {
+                b.set_style(style);
             }
             b
         });
@@ -365,33 +374,115 @@ fn eta_text(d: Duration) -> String {
     }
 }
 
+/// The progress line, fitted to the terminal: parts in order of importance — the time left
+/// and the phone's USB rate first, then errors, how far (a bar and the percentage of the
+/// bytes beside it), the counts, the read rate, the phase, the time so far, and the current
+/// file with whatever room is left. A part that does not fit is left out, never cut.
 fn bar_message(i: &Inner, s: &Snapshot) -> String {
+    fit_line(&bar_parts(i, s), &s.current, terminal_width())
+}
+
+fn bar_parts(i: &Inner, s: &Snapshot) -> Vec<String> {
     let mut parts = Vec::new();
-    if !s.phase.is_empty() {
-        parts.push(s.phase.clone());
-    }
-    match s.items_total {
-        Some(t) => parts.push(format!("{}/{} {}", s.items_done, t, i.unit.name())),
-        None => parts.push(format!("{} {}", s.items_done, i.unit.name())),
-    }
-    match s.bytes_total {
-        Some(t) => parts.push(format!("{}/{}", fmt::size(s.bytes_done), fmt::size(t))),
-        None => parts.push(fmt::size(s.bytes_done)),
-    }
-    parts.push(format!("{}/s", fmt::size(s.read_rate as u64)));
-    if let Some((_, rate)) = s.transfer {
-        parts.push(format!("USB {}/s", fmt::size(rate as u64)));
-    }
     if let Some(eta) = s.eta {
         parts.push(format!("ETA {}", eta_text(eta)));
+    }
+    if let Some((_, rate)) = s.transfer {
+        parts.push(format!("USB {}/s", fmt::size(rate as u64)));
     }
     if s.errors > 0 {
         parts.push(format!("{} error(s)", s.errors));
     }
-    if !s.current.is_empty() {
-        parts.push(s.current.clone());
+    // The percentage is of the bytes, shown right beside them, and never 100% before the
+    // last item is done or while the totals are still being counted.
+    let unfinished = !s.totals_final || s.items_total.is_some_and(|t| s.items_done < t);
+    match (s.percent, s.bytes_total) {
+        (Some(p), Some(t)) => {
+            let p = if unfinished { p.min(99.0) } else { p };
+            let filled = ((p / 100.0) * BAR as f64).round() as usize;
+            parts.push(format!(
+                "[{}{}] {:.0}% {}/{}",
+                "=".repeat(filled.min(BAR)),
+                " ".repeat(BAR - filled.min(BAR)),
+                p.floor(),
+                fmt::size(s.bytes_done),
+                fmt::size(t)
+            ));
+        }
+        _ => parts.push(fmt::size(s.bytes_done)),
     }
-    parts.join("  ")
+    if let Some(name) = i.unit.bar_name() {
+        match s.items_total {
+            Some(t) => parts.push(format!("{}/{} {name}", s.items_done, t)),
+            None => parts.push(format!("{} {name}", s.items_done)),
+        }
+    }
+    parts.push(format!("{}/s", fmt::size(s.read_rate as u64)));
+    if !s.phase.is_empty() {
+        parts.push(s.phase.clone());
+    }
+    let secs = s.elapsed.as_secs();
+    parts.push(if secs < 60 {
+        format!("{secs}s so far")
+    } else {
+        format!("{} so far", eta_text(s.elapsed))
+    });
+    parts
+}
+
+/// Width of the drawn bar, in characters.
+const BAR: usize = 12;
+
+/// Join `parts` (most important first) and then `current`, within `width` columns: a part
+/// that does not fit is skipped; `current` is shortened from the left (`…IMG_0001.HEIC`).
+fn fit_line(parts: &[String], current: &str, width: usize) -> String {
+    // One column spare: a line that fills the last column makes some terminals wrap.
+    let room = width.saturating_sub(1);
+    let mut line = String::new();
+    let mut used = 0;
+    for p in parts {
+        let need = p.chars().count() + if used == 0 { 0 } else { 2 };
+        if used + need > room {
+            continue;
+        }
+        if used > 0 {
+            line.push_str("  ");
+        }
+        line.push_str(p);
+        used += need;
+    }
+    let left = room.saturating_sub(used + 2);
+    let n = current.chars().count();
+    if !current.is_empty() && left >= 8 {
+        line.push_str("  ");
+        if n <= left {
+            line.push_str(current);
+        } else {
+            line.push('…');
+            line.extend(current.chars().skip(n - (left - 1)));
+        }
+    }
+    line
+}
+
+/// Columns of the terminal on stderr (`COLUMNS`, else 80, when it cannot be asked).
+fn terminal_width() -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only writes a winsize into `ws`.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        return usize::from(ws.ws_col);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c > 0)
+        .unwrap_or(80)
 }
 
 /// One JSON progress line (schema in docs/json.md).
@@ -456,10 +547,6 @@ fn tick_loop(i: &Inner) {
             Mode::Json => emit_json(&json_line(i, &s, stopped)),
             Mode::Bar => {
                 if let Some(b) = &i.bar {
-                    if let Some(t) = s.bytes_total {
-                        b.set_length(t.max(1));
-                    }
-                    b.set_position(s.bytes_done);
                     b.set_message(bar_message(i, &s));
                     if stopped {
                         b.finish_and_clear();
@@ -663,7 +750,38 @@ mod tests {
         assert_eq!(line["bytes_done"], 500);
         assert_eq!(line["total"], 4);
         assert_eq!(line["final"], true);
-        assert!(bar_message(&i.inner, &s).contains("1/4 packs"));
+        let bar = bar_message(&i.inner, &s);
+        assert!(bar.contains("50%") && !bar.contains("packs"), "{bar}");
         assert_eq!(eta_text(Duration::from_secs(3725)), "1h02m");
+    }
+
+    #[test]
+    fn the_line_fits_keeping_the_first_parts_and_shortening_the_file_name() {
+        let parts: Vec<String> = [
+            "ETA 2m10s",
+            "USB 30.1 MiB/s",
+            "[====        ] 54% 267.0 MiB/491.1 MiB",
+            "56/103 files",
+            "42.7 MiB/s",
+            "12s so far",
+        ]
+        .map(String::from)
+        .to_vec();
+        let name = "DCIM/100APPLE/IMG_0001_with_a_rather_long_name_indeed.HEIC";
+        for width in [40, 60, 80, 120, 200] {
+            let line = fit_line(&parts, name, width);
+            assert!(line.chars().count() < width, "{width}: {line:?}");
+            assert!(
+                line.starts_with("ETA 2m10s  USB 30.1 MiB/s"),
+                "{width}: {line:?}"
+            );
+        }
+        let wide = fit_line(&parts, name, 200);
+        assert!(wide.ends_with(name), "{wide}");
+        let narrow = fit_line(&parts, name, 80);
+        assert!(
+            !narrow.contains("…") || narrow.ends_with(".HEIC"),
+            "{narrow}"
+        );
     }
 }

@@ -55,21 +55,36 @@ fn an_unplugged_drive_is_named_and_init_does_not_create_its_folder() {
 /// Run `cmd` on a terminal of its own (a pseudo-terminal, as when a person types), answering
 /// each password prompt in turn with the next of `answers`. Returns the exit code and
 /// everything the terminal showed.
-fn on_terminal(mut cmd: std::process::Command, answers: &[&str]) -> (Option<i32>, String) {
+fn on_terminal(cmd: std::process::Command, answers: &[&str]) -> (Option<i32>, String) {
+    on_terminal_of(cmd, answers, 80)
+}
+
+/// [`on_terminal`] on a terminal `columns` wide.
+fn on_terminal_of(
+    mut cmd: std::process::Command,
+    answers: &[&str],
+    columns: u16,
+) -> (Option<i32>, String) {
     use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
     use std::sync::{Arc, Mutex};
 
     let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two new descriptors into the given ints.
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors into the given ints and reads `size`.
     let rc = unsafe {
         libc::openpty(
             &mut master,
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null(),
-            std::ptr::null(),
+            &size,
         )
     };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
@@ -319,4 +334,111 @@ fn the_forget_refusal_suggests_restoring_the_listed_photos() {
         std::fs::read(target.join("lib/DCIM/100APPLE/IMG_0002.HEIC")).unwrap(),
         kept
     );
+}
+
+/// The progress line of an iPhone backup fits an 80-column terminal, with the time left and
+/// the phone's transfer rate first, and its percentage agrees with the figures beside it
+/// (24.5).
+#[test]
+fn progress_fits_80_columns_with_eta_and_usb_rate_first() {
+    use snapvault_fakephone::{FakePhone, FakePhoneConfig};
+    let tmp = tempdir();
+    let lib = tmp.path().join("phone");
+    snapvault_media::sample::library(&lib, 12, 5).expect("sample library");
+    let files = listing(&lib).len();
+    let mut cfg = FakePhoneConfig::new(&lib);
+    // Slow enough for a few frames with a rate and a time left.
+    cfg.bytes_per_sec = Some(1024 * 1024);
+    let phone = FakePhone::start(cfg).expect("fake iPhone");
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let mut c = sv.command(&["snapshot", "iphone"]);
+    c.env("USBMUXD_SOCKET_ADDRESS", phone.usbmuxd_address())
+        .env("TERM", "xterm")
+        .env_remove("SNAPVAULT_NO_PROGRESS");
+    let (code, shown) = on_terminal_of(c, &[], 80);
+    assert_eq!(code, Some(0), "{shown}");
+    let frames: Vec<String> = shown
+        .split(['\r', '\n'])
+        .map(strip_ansi)
+        .filter(|f| f.contains("ETA"))
+        .collect();
+    assert!(
+        !frames.is_empty(),
+        "no frame with a time left ({files} files):\n{shown}"
+    );
+    for f in &frames {
+        assert!(f.chars().count() <= 80, "wider than 80 columns: {f:?}");
+        let eta = f.find("ETA").unwrap();
+        let usb = f
+            .find("USB")
+            .unwrap_or_else(|| panic!("no USB rate: {f:?}"));
+        assert!(eta < usb, "the time left comes first: {f:?}");
+        let rest = f.find('%').unwrap_or(usize::MAX);
+        assert!(usb < rest, "then the USB rate: {f:?}");
+        if let Some((pct, done, total)) = percent_and_bytes(f) {
+            // The sizes are shown rounded to one decimal: allow for that, and for the
+            // percentage being rounded down.
+            let lo = (done.0 - done.1) / (total.0 + total.1) * 100.0 - 1.0;
+            let hi = (done.0 + done.1) / (total.0 - total.1) * 100.0 + 1.0;
+            assert!(
+                (lo..=hi).contains(&pct),
+                "{pct}% does not agree with {done:?} of {total:?}: {f:?}"
+            );
+        }
+    }
+}
+
+/// A frame without its terminal escape sequences.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `54%` and `267.0 MiB/491.1 MiB` (same unit or not) from a frame: the percentage, and
+/// each size in MiB with its rounding (half its last shown digit).
+type Mib = (f64, f64);
+fn percent_and_bytes(frame: &str) -> Option<(f64, Mib, Mib)> {
+    let words: Vec<&str> = frame.split_whitespace().collect();
+    let pct = words
+        .iter()
+        .find_map(|w| w.strip_suffix('%'))?
+        .parse::<f64>()
+        .ok()?;
+    let mib = |n: &str, unit: &str| -> Option<Mib> {
+        let half = if n.contains('.') { 0.05 } else { 0.5 };
+        let n: f64 = n.parse().ok()?;
+        let scale = match unit {
+            "B" => 1.0 / 1048576.0,
+            "KiB" => 1.0 / 1024.0,
+            "MiB" => 1.0,
+            "GiB" => 1024.0,
+            _ => return None,
+        };
+        Some((n * scale, half * scale))
+    };
+    // "267.0 MiB/491.1 MiB": number, "UNIT/number", unit.
+    for w in words.windows(3) {
+        if let Some((u1, n2)) = w[1].split_once('/')
+            && let (Some(a), Some(b)) = (mib(w[0], u1), mib(n2, w[2]))
+            && b.0 > b.1
+        {
+            return Some((pct, a, b));
+        }
+    }
+    None
 }
