@@ -362,3 +362,145 @@ fn include_by_bare_name_matches_at_any_depth() {
         BTreeSet::from([PathBuf::from("src/other/d.jpg")])
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Case-insensitive targets (issue 19.5)
+
+/// A folder that does not tell `a` from `A`, mounted for the test; None (with the reason)
+/// where this machine cannot make one. Unmounted on drop.
+struct CaseInsensitive {
+    mount: PathBuf,
+    folder: PathBuf,
+}
+
+impl Drop for CaseInsensitive {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+fn case_insensitive_folder(tmp: &Path) -> Result<CaseInsensitive, String> {
+    use std::process::Command;
+    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    let mount = tmp.join("ci-mount");
+    fs::create_dir_all(&mount).unwrap();
+    let folder = mount.join("photos");
+    let mut tried = Vec::new();
+    // tmpfs with casefold (Linux 6.13+ built with CONFIG_UNICODE), then a casefolded ext4
+    // image, then FAT.
+    if ok(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "casefold,size=16m", "tmpfs"])
+        .arg(&mount))
+    {
+        let ci = CaseInsensitive {
+            mount: mount.clone(),
+            folder: folder.clone(),
+        };
+        fs::create_dir(&folder).unwrap();
+        if ok(Command::new("chattr").arg("+F").arg(&folder)) {
+            return Ok(ci);
+        }
+        tried.push("tmpfs casefold mounted but chattr +F failed");
+    } else {
+        tried.push("tmpfs -o casefold");
+    }
+    let img = tmp.join("ci.img");
+    let _ = fs::File::create(&img).and_then(|f| f.set_len(64 << 20));
+    if ok(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-O", "casefold"])
+        .arg(&img))
+        && ok(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mount))
+    {
+        let ci = CaseInsensitive {
+            mount: mount.clone(),
+            folder: folder.clone(),
+        };
+        fs::create_dir(&folder).unwrap();
+        if ok(Command::new("chattr").arg("+F").arg(&folder)) {
+            return Ok(ci);
+        }
+        tried.push("casefold ext4 mounted but chattr +F failed");
+    } else {
+        tried.push("a casefold ext4 loop image");
+    }
+    if ok(Command::new("mkfs.vfat").arg(&img))
+        && ok(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mount))
+    {
+        let ci = CaseInsensitive {
+            mount: mount.clone(),
+            folder: folder.clone(),
+        };
+        fs::create_dir(&folder).unwrap();
+        return Ok(ci);
+    }
+    tried.push("a FAT loop image (mkfs.vfat)");
+    Err(tried.join(", "))
+}
+
+/// Two photos whose names differ only in case: on an ordinary target both come back under
+/// their own names; on a case-insensitive one both come back too, the second renamed and
+/// reported. (The renaming itself is tested in `restorer::case::tests`, so it is covered
+/// where no case-insensitive file system can be mounted.)
+#[test]
+fn names_differing_only_in_case_both_survive() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let upper = write_random(&src.join("DCIM/IMG_0001.JPG"), 1, 5_000);
+    let lower = write_random(&src.join("DCIM/img_0001.jpg"), 2, 6_000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+
+    let plain = tmp.path().join("plain");
+    let out = sv.ok(&["restore", "latest", "--target", plain.to_str().unwrap()]);
+    assert!(!out.stdout.contains("note:"), "{out}");
+    assert_same_tree(&src, &plain.join("src"));
+    let top: Vec<_> = fs::read_dir(&plain)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(top, ["src"], "a probe file was left behind");
+
+    let ci = match case_insensitive_folder(tmp.path()) {
+        Ok(ci) => ci,
+        Err(tried) => {
+            eprintln!(
+                "skipped the case-insensitive half: no such file system can be mounted here \
+                 (tried {tried}); the collision logic is tested in restorer::case::tests"
+            );
+            return;
+        }
+    };
+    let t = ci.folder.to_str().unwrap();
+    let out = sv.ok(&["restore", "latest", "--target", t]);
+    assert_eq!(
+        fs::read(ci.folder.join("src/DCIM/IMG_0001.JPG")).unwrap(),
+        upper,
+        "{out}"
+    );
+    assert_eq!(
+        fs::read(ci.folder.join("src/DCIM/img_0001 (2).jpg")).unwrap(),
+        lower,
+        "{out}"
+    );
+    assert!(out.stdout.contains("only in case"), "{out}");
+    // Again: nothing to do, nothing overwritten.
+    let out = sv.ok(&["restore", "latest", "--target", t, "--overwrite"]);
+    assert_eq!(
+        fs::read(ci.folder.join("src/DCIM/IMG_0001.JPG")).unwrap(),
+        upper,
+        "{out}"
+    );
+    assert_eq!(
+        fs::read(ci.folder.join("src/DCIM/img_0001 (2).jpg")).unwrap(),
+        lower,
+        "{out}"
+    );
+}

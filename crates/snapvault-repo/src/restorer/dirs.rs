@@ -197,6 +197,23 @@ impl Dir {
         set_meta(&self.fd, mode, mtime_ns);
     }
 
+    /// Does this folder see `a` and `A` as one name? Asked by creating a probe file with
+    /// a lower-case name and looking it up in upper case; the probe is removed at once.
+    pub fn is_case_insensitive(&self) -> io::Result<bool> {
+        let name = format!(".snapvault-case-probe-{}", crate::id::Id::random().short());
+        let f = self.create_new(name.as_bytes())?;
+        let same = self.entry(name.to_ascii_uppercase().as_bytes());
+        let mine = self.entry(name.as_bytes());
+        drop(f);
+        let _ = self.remove_file(name.as_bytes());
+        Ok(match (same?, mine?) {
+            (Entry::File { dev, ino, .. }, Entry::File { dev: d, ino: i, .. }) => {
+                (dev, ino) == (d, i)
+            }
+            _ => false,
+        })
+    }
+
     /// Make the names created in this folder durable.
     pub fn sync(&self) -> io::Result<()> {
         crate::durable::sync_open_dir(&File::from(self.fd.try_clone()?))
@@ -258,5 +275,9 @@ mod tests {
             Entry::Missing
         );
         assert_eq!(fs::read(victim.join("f")).unwrap(), b"x");
+        // An ordinary Linux folder tells case apart, and the probe leaves nothing behind.
+        let d = root.open_path(b"d").unwrap();
+        assert!(!d.is_case_insensitive().unwrap());
+        assert_eq!(fs::read_dir(t.join("d")).unwrap().count(), 1);
     }
 }

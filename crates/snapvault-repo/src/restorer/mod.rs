@@ -12,6 +12,7 @@
 //! in [`RestoreStats::problems`]. Only a full or read-only target disk stops it.
 //! Every folder that received new names is synced before `restore` returns.
 
+mod case;
 mod dirs;
 mod file;
 mod folders;
@@ -206,6 +207,33 @@ pub fn restore(
         opts,
         observer,
     };
+
+    // Names that differ only in case, on a target that cannot tell them apart: renamed.
+    let mut probe = |rel: &[u8]| -> bool {
+        // The nearest folder that exists decides (new folders inherit its behaviour).
+        let mut p = rel;
+        loop {
+            if let Ok(d) = root.open_path(p) {
+                return d.is_case_insensitive().unwrap_or(false);
+            }
+            if p.is_empty() {
+                return false;
+            }
+            p = split(p).0;
+        }
+    };
+    let (items, dirs, renamed) = case::plan(items, dirs, &mut probe);
+    let (items, dirs) = (&items[..], &dirs[..]);
+    for (from, to) in renamed {
+        stats.notes.push((
+            shown(&to),
+            format!(
+                "restored under this name: {} differs from another name in its folder only \
+                 in case, and the target does not tell such names apart",
+                shown(&from)
+            ),
+        ));
+    }
 
     // Step 1: the folders.
     let with_mode: BTreeSet<&[u8]> = dirs.iter().map(|d| d.path.as_slice()).collect();
