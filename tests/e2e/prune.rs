@@ -343,7 +343,9 @@ fn prune_respects_locks_and_reports_what_it_does() {
     assert_stderr_mentions(&out, "since");
     assert_failed(&sv.run(&["forget", "--keep-last", "1", "--allow-photo-loss"]));
     drop(guard);
+    // The storage internals of the plan are printed with -v (24.8).
     let out = sv.ok(&[
+        "-v",
         "forget",
         s1["id"].as_str().unwrap(),
         "--allow-photo-loss",

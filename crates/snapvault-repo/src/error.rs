@@ -39,7 +39,8 @@ pub enum RepoError {
     Corrupt { what: String, reason: String },
     #[error("authentication failed for {0}: the data was modified or damaged")]
     Auth(String),
-    #[error("blob {0} is not in the index")]
+    /// A piece of data a snapshot needs is not listed as stored (the index lacks it).
+    #[error("stored data {0} is missing from the repository")]
     MissingBlob(String),
     #[error("no snapshot matches {0:?}")]
     NoSuchSnapshot(String),

@@ -442,3 +442,70 @@ fn percent_and_bytes(frame: &str) -> Option<(f64, Mib, Mib)> {
     }
     None
 }
+
+/// Words of the storage format in `text`: blobs, packs, trees, index files.
+fn internal_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| {
+            let w = w.to_lowercase();
+            [
+                "blob", "blobs", "pack", "packs", "tree", "trees", "chunk", "chunks",
+            ]
+            .contains(&w.as_str())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Everyday output speaks of photos, files and bytes; the storage internals are for `-v`
+/// (24.8). `snapshot --force` does not call every file "new" while adding nothing.
+#[test]
+fn everyday_output_speaks_of_files_and_bytes() {
+    let tmp = tempdir();
+    let lib = tmp.path().join("lib");
+    for i in 0..3u64 {
+        write_random(&lib.join(format!("IMG_{i:04}.JPG")), i, 200_000);
+    }
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let plain = |args: &[&str]| {
+        let out = sv.ok(args);
+        let words = internal_words(&out.both());
+        assert!(words.is_empty(), "{args:?} speaks of {words:?}:\n{out}");
+        out
+    };
+    let l = lib.to_str().unwrap();
+    plain(&["snapshot", l]);
+    let out = plain(&["snapshot", l, "--force"]);
+    assert!(
+        !out.stdout.contains("3 new") && out.stdout.contains("read again"),
+        "--force re-reads files, it does not find new ones:\n{out}"
+    );
+    let out = sv.ok(&["-v", "snapshot", l, "--force"]);
+    assert!(
+        !internal_words(&out.stdout).is_empty(),
+        "-v keeps the internals:\n{out}"
+    );
+    plain(&["forget", "--keep-last", "1", "--prune"]);
+    plain(&["prune"]);
+    plain(&["check"]);
+    plain(&["check", "--read-data"]);
+    let r2 = tmp.path().join("offsite");
+    Sv::init(&r2, true);
+    let out = sv.run_env(
+        &["copy", "--all", "--to", r2.to_str().unwrap()],
+        &[("SNAPVAULT_PASSWORD2", PASSWORD)],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(internal_words(&out.both()).is_empty(), "copy:\n{out}");
+
+    // Lost metadata: the error names what is missing without the format's words.
+    for f in std::fs::read_dir(sv.repo.join("index")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let out = sv.run(&["ls", "latest"]);
+    assert_failed(&out);
+    assert!(
+        !out.stderr.contains("blob") && !out.stderr.contains("not in the index"),
+        "{out}"
+    );
+}

@@ -117,14 +117,29 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
                 d.snapshots.len()
             );
         }
-        ctx.say(format!(
-            "checked {} snapshot(s), {} pack(s), {} blob(s); read {} from {} pack(s)",
-            report.snapshots,
-            report.packs,
-            report.blobs,
-            fmt::size(report.bytes_read),
-            report.packs_read
-        ));
+        // In bytes; the storage internals (packs, blobs) with -v.
+        if ctx.global.verbose > 0 {
+            ctx.say(format!(
+                "checked {} snapshot(s), {} pack(s), {} blob(s); read {} from {} pack(s)",
+                report.snapshots,
+                report.packs,
+                report.blobs,
+                fmt::size(report.bytes_read),
+                report.packs_read
+            ));
+        } else if report.bytes_read > 0 {
+            ctx.say(format!(
+                "checked {} snapshot(s); read back and verified {} of stored data",
+                report.snapshots,
+                fmt::size(report.bytes_read)
+            ));
+        } else {
+            ctx.say(format!(
+                "checked {} snapshot(s): everything they need is listed as stored \
+                 (--read-data also reads it back)",
+                report.snapshots
+            ));
+        }
         if read_data != ReadData::None
             && let Some(c) = &coverage
         {
@@ -173,7 +188,7 @@ pub fn damaged_blobs(repo_id: &str) -> std::collections::HashSet<snapvault_repo:
     ids.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
-/// "100% of data verified within the last 23 days; oldest pack last verified 2026-10-30".
+/// "100% of data verified within the last 23 days; oldest verification 2026-10-30".
 fn coverage(repo: &Repository, state: &HashMap<PackId, i64>, now: i64) -> Option<String> {
     let index = repo.load_index().ok()?.index;
     let total: u64 = index.packs().iter().map(|(_, s)| *s).sum();
@@ -193,7 +208,7 @@ fn coverage(repo: &Repository, state: &HashMap<PackId, i64>, now: i64) -> Option
     let days = ((now - oldest).max(0) as f64 / 86_400.0).ceil() as i64;
     let date = &snapvault_repo::time::format_utc(oldest)[..10];
     let mut msg = format!(
-        "{pct:.0}% of data verified within the last {days} day(s); oldest pack last verified {date}"
+        "{pct:.0}% of data verified within the last {days} day(s); oldest verification {date}"
     );
     if verified < total {
         msg.push_str(&format!(

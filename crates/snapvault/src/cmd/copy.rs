@@ -203,11 +203,11 @@ fn report(
     for r in results {
         match r.outcome {
             Outcome::Copied(id) => ctx.say(format!(
-                "snapshot {} copied as {}: {} blob(s), {} added",
+                "snapshot {} copied as {}: {} added{}",
                 r.source.short(),
                 id.short(),
-                r.stats.blobs_copied,
-                fmt::size(r.stats.bytes_copied)
+                fmt::size(r.stats.bytes_copied),
+                internals(ctx, r.stats.blobs_copied)
             )),
             Outcome::Skipped(id) if ctx.global.verbose > 0 => ctx.say(format!(
                 "snapshot {} skipped: the destination has it already as {}",
@@ -225,11 +225,21 @@ fn report(
         ));
     } else {
         ctx.say(format!(
-            "copied {copied} snapshot(s) to {dst_loc} ({skipped} already there): {blobs} blob(s), {} added, {} read; took {}",
+            "copied {copied} snapshot(s) to {dst_loc} ({skipped} already there): {} added{}, {} read; took {}",
             fmt::size(bytes),
+            internals(ctx, blobs),
             fmt::size(read),
             fmt::duration_ms(started.elapsed().as_millis() as u64)
         ));
     }
     Ok(())
+}
+
+/// ` (N blobs)` with -v; storage internals stay out of everyday output.
+fn internals(ctx: &Ctx, blobs: u64) -> String {
+    if ctx.global.verbose > 0 {
+        format!(" ({blobs} blobs)")
+    } else {
+        String::new()
+    }
 }

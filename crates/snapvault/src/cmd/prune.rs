@@ -72,7 +72,60 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
+/// The plan in bytes: what is in use, what no snapshot needs, what will be freed. `-v` adds
+/// the storage internals (packs, blobs, trees).
 fn print_plan(ctx: &Ctx, st: &PruneStats, opts: &PruneOptions) {
+    if ctx.global.verbose > 0 {
+        print_plan_internals(ctx, st, opts);
+        return;
+    }
+    let dups = if st.duplicate_bytes > 0 {
+        format!(" (of it {} stored twice)", fmt::size(st.duplicate_bytes))
+    } else {
+        String::new()
+    };
+    ctx.say(format!(
+        "{} in use by {}; {} no longer needed by any snapshot{dups}",
+        fmt::size(st.used_bytes),
+        n(st.snapshots as u64, "snapshot"),
+        fmt::size(st.unused_bytes),
+    ));
+    if st.unindexed_packs > 0 {
+        ctx.say(format!(
+            "{} left over by interrupted runs ({} old enough to delete)",
+            fmt::size(st.unindexed_bytes),
+            n(st.unindexed_remove_packs, "file"),
+        ));
+    }
+    if st.remove_packs + st.repack_packs > 0 {
+        let rewrite = if st.repack_packs > 0 {
+            format!(
+                ", and rewrite {} to drop the unused parts (copying {} still in use)",
+                fmt::size(st.repack_bytes),
+                fmt::size(st.repack_copy_bytes)
+            )
+        } else {
+            String::new()
+        };
+        ctx.say(format!(
+            "plan: delete {} of files holding only unused data{rewrite}",
+            fmt::size(st.remove_bytes)
+        ));
+    }
+    let limit = match opts.max_unused {
+        MaxUnused::Unlimited => "unlimited".to_string(),
+        MaxUnused::Percent(p) => format!("{p}%"),
+        MaxUnused::Bytes(b) => fmt::size(b),
+    };
+    ctx.say(format!(
+        "afterwards {} unused ({} of {}; --max-unused {limit})",
+        fmt::size(st.unused_after_bytes),
+        pct(st.unused_after_bytes, st.used_bytes + st.unused_after_bytes),
+        fmt::size(st.used_bytes + st.unused_after_bytes),
+    ));
+}
+
+fn print_plan_internals(ctx: &Ctx, st: &PruneStats, opts: &PruneOptions) {
     ctx.say(format!(
         "{} in use ({} trees walked), {} in {} with {} index files",
         n(st.snapshots as u64, "snapshot"),
@@ -132,19 +185,21 @@ fn print_plan(ctx: &Ctx, st: &PruneStats, opts: &PruneOptions) {
 }
 
 fn print_report(ctx: &Ctx, r: &PruneReport) {
-    ctx.say(format!(
-        "wrote {} ({}) and {}; removed {} and {} ({})",
-        n(r.packs_written, "pack"),
-        fmt::size(r.bytes_written),
-        n(r.index_files_written as u64, "index file"),
-        n(r.index_files_removed as u64, "index file"),
-        n(r.packs_removed, "pack"),
-        fmt::size(r.bytes_removed),
-    ));
+    if ctx.global.verbose > 0 {
+        ctx.say(format!(
+            "wrote {} ({}) and {}; removed {} and {} ({})",
+            n(r.packs_written, "pack"),
+            fmt::size(r.bytes_written),
+            n(r.index_files_written as u64, "index file"),
+            n(r.index_files_removed as u64, "index file"),
+            n(r.packs_removed, "pack"),
+            fmt::size(r.bytes_removed),
+        ));
+    }
     if !r.damaged_packs_kept.is_empty() {
         eprintln!(
-            "warning: {} with damaged blobs left in place; run `snapvault check --read-data`",
-            n(r.damaged_packs_kept.len() as u64, "pack")
+            "warning: {} holding damaged data left in place; run `snapvault check --read-data`",
+            n(r.damaged_packs_kept.len() as u64, "file")
         );
     }
     let freed = if r.bytes_freed >= 0 {

@@ -306,7 +306,7 @@ fn take(
         }
         _ => Vec::new(),
     };
-    print_summary(ctx, &id, &snap, &gone, a.json);
+    print_summary(ctx, &id, &snap, &gone, a.json, a.force);
     // Keep the photo catalog current (it is a cache: trouble here is only a warning; after
     // Ctrl-C it is left for the next command to bring up to date).
     if signal.is_none()
@@ -353,7 +353,14 @@ fn take(
     })
 }
 
-pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoEntry], json: bool) {
+pub fn print_summary(
+    ctx: &Ctx,
+    id: &SnapshotId,
+    snap: &Snapshot,
+    gone: &[PhotoEntry],
+    json: bool,
+    forced: bool,
+) {
     let s = &snap.summary;
     let range = photoset::taken_range(gone.iter());
     if json {
@@ -385,19 +392,9 @@ pub fn print_summary(ctx: &Ctx, id: &SnapshotId, snap: &Snapshot, gone: &[PhotoE
         )),
         None => ctx.say(format!("snapshot {} saved", id.short())),
     }
-    ctx.say(format!(
-        "files: {} new, {} changed, {} unchanged (not read again); {} folders",
-        s.files_new, s.files_changed, s.files_unchanged, s.dirs
-    ));
-    ctx.say(format!(
-        "read {}, added {} to the repository ({} blobs); snapshot holds {} in {} files; took {}",
-        fmt::size(s.bytes_read),
-        fmt::size(s.bytes_added),
-        s.blobs_added,
-        fmt::size(s.bytes_total),
-        s.files_total,
-        fmt::duration_ms(s.duration_ms)
-    ));
+    for line in summary_lines(s, forced, ctx.global.verbose > 0) {
+        ctx.say(line);
+    }
     if !gone.is_empty() {
         let taken = range
             .map(|(a, b)| format!("; taken {a}..{b}"))
@@ -431,4 +428,44 @@ fn kind_names(entries: &[PhotoEntry]) -> impl Iterator<Item = Option<&str>> {
     entries
         .iter()
         .map(|e| e.media.as_ref().map(|m| m.kind.as_str()))
+}
+
+/// The two summary lines in a photo owner's words: files and bytes. `--force` reads every
+/// file again without comparing, so its files are "read again", not "new"; the storage
+/// internals (blobs stored) are for `-v`.
+fn summary_lines(
+    s: &snapvault_repo::snapshot::Summary,
+    forced: bool,
+    verbose: bool,
+) -> [String; 2] {
+    let files = if forced {
+        format!(
+            "files: {} read again (--force); {} folders",
+            s.files_new + s.files_changed + s.files_unchanged,
+            s.dirs
+        )
+    } else {
+        format!(
+            "files: {} new, {} changed, {} unchanged (not read again); {} folders",
+            s.files_new, s.files_changed, s.files_unchanged, s.dirs
+        )
+    };
+    let added = if s.bytes_added == 0 && s.bytes_read > 0 {
+        "added nothing new to the repository (it held all of it already)".to_string()
+    } else {
+        format!("added {} to the repository", fmt::size(s.bytes_added))
+    };
+    let internals = if verbose {
+        format!(" ({} blobs stored)", s.blobs_added)
+    } else {
+        String::new()
+    };
+    let bytes = format!(
+        "read {}, {added}{internals}; snapshot holds {} in {} files; took {}",
+        fmt::size(s.bytes_read),
+        fmt::size(s.bytes_total),
+        s.files_total,
+        fmt::duration_ms(s.duration_ms)
+    );
+    [files, bytes]
 }
