@@ -225,3 +225,56 @@ fn dry_runs_of_unlock_and_key_remove_change_nothing() {
         "key remove --dry-run removed the key"
     );
 }
+
+/// The exit-code table of docs/user-guide.md lists exactly the codes the binary uses: every
+/// `const …: i32` exit code in its sources, clap's 2, and 128 + SIGINT / SIGTERM for an
+/// interrupted snapshot.
+#[test]
+fn the_exit_code_table_matches_the_codes_in_use() {
+    use std::collections::BTreeSet;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root.join("src"), &mut files);
+    let mut used: BTreeSet<i32> = [2, 128 + 2, 128 + 15].into();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let exit_module = f.ends_with("exit.rs");
+        for line in text.lines().map(str::trim) {
+            // `pub const NOT_ALL_SAFE: i32 = 5;` and exit.rs's table of constants.
+            let Some(rest) = line.strip_prefix("pub const ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": i32 = ") else {
+                continue;
+            };
+            let is_exit = exit_module || name.contains("SAFE") || name.contains("EXIT");
+            if let (true, Ok(v)) = (is_exit, value.trim_end_matches(';').parse::<i32>()) {
+                used.insert(v);
+            }
+        }
+    }
+    let guide = std::fs::read_to_string(root.join("../../docs/user-guide.md")).unwrap();
+    let table = guide
+        .split("## Exit codes")
+        .nth(1)
+        .expect("an Exit codes section");
+    let listed: BTreeSet<i32> = table
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| l.strip_prefix("| ")?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        listed, used,
+        "docs/user-guide.md's exit-code table (left) and the codes in use (right) differ"
+    );
+}
