@@ -13,9 +13,6 @@ use snapvault_repo::{BlobId, Id, RepoError, Repository, SnapshotId};
 use crate::date::day_number;
 use crate::{Catalog, CatalogError, Result};
 
-/// Deepest directory nesting followed (a guard against a damaged catalog, not a limit
-/// real libraries meet).
-const MAX_DEPTH: usize = 1024;
 /// Trees fetched from the repository at once (bounds memory on very wide levels).
 const LOAD_BATCH: usize = 64;
 
@@ -393,13 +390,18 @@ fn record_dirs(conn: &Connection, snapshot: i64, root: i64) -> Result<()> {
     let mut ins = conn.prepare_cached(
         "INSERT OR IGNORE INTO snapshot_dirs(snapshot, path, tree) VALUES (?1, ?2, ?3)",
     )?;
-    let mut stack: Vec<(Vec<u8>, i64, i64, usize)> = vec![(Vec::new(), root, root_media, 0)];
+    // Trees are named by their content, so none can hold itself: a path down the tree
+    // never meets one twice and is never longer than the number of trees. A longer one is
+    // a loop in a damaged catalog, reported as damage so the catalog is rebuilt. (Real
+    // folders may nest as deep as a file system allows: no fixed limit.)
+    let trees: i64 = conn.query_row("SELECT count(*) FROM trees", [], |r| r.get(0))?;
+    let mut stack: Vec<(Vec<u8>, i64, i64, i64)> = vec![(Vec::new(), root, root_media, 0)];
     while let Some((path, tree, media, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return Err(CatalogError::Unusable {
-                path: Default::default(),
-                reason: format!("directories nested deeper than {MAX_DEPTH}"),
-            });
+        if depth > trees {
+            return Err(CatalogError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some("folders in the catalog form a loop".into()),
+            )));
         }
         if media > 0 {
             ins.execute(params![snapshot, &path, tree])?;

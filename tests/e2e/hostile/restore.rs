@@ -407,3 +407,53 @@ fn fifos_sockets_and_devices_are_recorded() {
         assert!(ft("null").is_char_device(), "{out}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Deep folders (16.11)
+
+/// A photo 1,100 folders deep: `photos` lists it, `restore --date` and `find` reach it.
+#[test]
+fn a_folder_nested_deeper_than_1024_levels_does_not_break_photos() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let mut deep = src.clone();
+    for _ in 0..1100 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    let photo = deep.join("IMG_0001.JPG");
+    write_random(&photo, 1, 3_000);
+    set_mtime(&photo, 1_689_350_591, 0); // 2023-07-14
+    write_random(&src.join("IMG_0002.JPG"), 2, 3_000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+
+    let cache = tmp.path().join("cache");
+    let env = [("XDG_CACHE_HOME", cache.to_str().unwrap())];
+    let out = sv.run_env(&["photos"], &env);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("d/d/IMG_0001.JPG"), "{out}");
+    assert!(out.stdout.contains("IMG_0002.JPG"), "{out}");
+
+    let target = tmp.path().join("t");
+    let out = sv.run_env(
+        &[
+            "restore",
+            "--date",
+            "2023-07-14",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let mut back = target.join("src");
+    for _ in 0..1100 {
+        back.push("d");
+    }
+    assert_eq!(
+        fs::read(back.join("IMG_0001.JPG")).unwrap(),
+        fs::read(&photo).unwrap()
+    );
+    sv.ok(&["find", "IMG_0001.JPG"]);
+}

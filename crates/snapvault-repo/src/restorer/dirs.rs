@@ -220,6 +220,111 @@ impl Dir {
     }
 }
 
+/// Is `a` the path `b` itself or a folder above it?
+fn is_self_or_above(a: &[u8], b: &[u8]) -> bool {
+    b.starts_with(a) && (a.len() == b.len() || b.get(a.len()) == Some(&b'/'))
+}
+
+/// Folders open along one path down from the target, kept while the next path asked for
+/// shares them: paths visited in (roughly) depth-first order cost one `openat` each, not
+/// one per level. At most [`Chain::KEEP`] handles are held (a tree thousands of folders
+/// deep must not run out of descriptors); a dropped one is opened again if needed.
+pub struct Chain<'a> {
+    root: &'a Dir,
+    open: Vec<(Vec<u8>, Option<Dir>)>,
+}
+
+impl<'a> Chain<'a> {
+    const KEEP: usize = 64;
+
+    pub fn new(root: &'a Dir) -> Self {
+        Chain {
+            root,
+            open: Vec::new(),
+        }
+    }
+
+    /// The folder at `path` (relative to the target, every step no-follow).
+    pub fn get(&mut self, path: &[u8]) -> io::Result<&Dir> {
+        if path.is_empty() {
+            return Ok(self.root);
+        }
+        while self
+            .open
+            .last()
+            .is_some_and(|(p, _)| !is_self_or_above(p, path))
+        {
+            self.open.pop();
+        }
+        if let Some(top) = self.open.len().checked_sub(1) {
+            self.refill(top)?;
+        }
+        loop {
+            let have = self.open.last().map_or(0, |(p, _)| p.len());
+            if have == path.len() {
+                break;
+            }
+            let start = if have == 0 { 0 } else { have + 1 };
+            let end = path
+                .get(start..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'/'))
+                .map_or(path.len(), |i| start + i);
+            let name = path.get(start..end).unwrap_or_default();
+            let next = match self.open.last() {
+                None => self.root.open(name)?,
+                Some((_, Some(d))) => d.open(name)?,
+                Some((_, None)) => return Err(io::Error::other("folder handle lost")),
+            };
+            self.open.push((path[..end].to_vec(), Some(next)));
+            let n = self.open.len();
+            if n > Self::KEEP {
+                self.open[n - Self::KEEP - 1].1 = None;
+            }
+        }
+        match self.open.last() {
+            Some((_, Some(d))) => Ok(d),
+            Some((_, None)) => Err(io::Error::other("folder handle lost")),
+            None => Ok(self.root),
+        }
+    }
+
+    /// Make sure `open[i]` holds a handle: walk down from the nearest held one above it (or
+    /// the target), keeping handles for the last [`Chain::KEEP`] steps, so climbing back up
+    /// a deep tree reopens a stretch at a time, not every level from the top.
+    fn refill(&mut self, i: usize) -> io::Result<()> {
+        if self.open.get(i).is_none_or(|(_, d)| d.is_some()) {
+            return Ok(());
+        }
+        let from = self.open[..i].iter().rposition(|(_, d)| d.is_some());
+        let mut cur: Option<Dir> = None;
+        let first = from.map_or(0, |j| j + 1);
+        for k in first..=i {
+            let start = if k == 0 {
+                0
+            } else {
+                self.open[k - 1].0.len() + 1
+            };
+            let name = self.open[k].0.get(start..).unwrap_or_default().to_vec();
+            let parent = match (&cur, k.checked_sub(1)) {
+                (Some(c), _) => c,
+                (None, Some(j)) => match &self.open[j].1 {
+                    Some(d) => d,
+                    None => self.root,
+                },
+                (None, None) => self.root,
+            };
+            let d = parent.open(&name)?;
+            if i - k < Self::KEEP {
+                cur = Some(d.try_clone()?);
+                self.open[k].1 = Some(d);
+            } else {
+                cur = Some(d);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn timestamps(mtime_ns: i64) -> Timestamps {
     let t = Timespec {
         tv_sec: mtime_ns.div_euclid(1_000_000_000) as _,
@@ -275,6 +380,12 @@ mod tests {
             Entry::Missing
         );
         assert_eq!(fs::read(victim.join("f")).unwrap(), b"x");
+        // A chain of handles reaches the same folders, and nothing through the symlink.
+        let mut chain = Chain::new(&root);
+        assert!(chain.get(b"d/e").is_ok());
+        assert!(chain.get(b"d").is_ok());
+        assert!(chain.get(b"link/sub").is_err());
+        assert!(chain.get(b"d/e").is_ok());
         // An ordinary Linux folder tells case apart, and the probe leaves nothing behind.
         let d = root.open_path(b"d").unwrap();
         assert!(!d.is_case_insensitive().unwrap());

@@ -184,9 +184,9 @@ pub fn prepare_folders(
 /// Folders open while their files are restored: each is synced after its last file and
 /// closed, so few are open at once (files are handed out folder by folder).
 pub struct OpenFolders<'a> {
-    pub root: &'a Dir,
     pub files_in: HashMap<Vec<u8>, usize>,
     pub open: Mutex<HashMap<Vec<u8>, OpenFolder>>,
+    pub chain: Mutex<dirs::Chain<'a>>,
 }
 
 pub struct OpenFolder {
@@ -201,7 +201,14 @@ impl OpenFolders<'_> {
         if let Some(f) = open.get(path) {
             return Ok(f.dir.clone());
         }
-        let dir = Arc::new(self.root.open_path(path)?);
+        // Folders are handed out in path order: the chain reuses their parents' handles.
+        let dir = {
+            let mut chain = self
+                .chain
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?;
+            Arc::new(chain.get(path)?.try_clone()?)
+        };
         let left = self.files_in.get(path).copied().unwrap_or(1);
         open.insert(
             path.to_vec(),

@@ -264,7 +264,7 @@ pub fn restore(
         .filter(|i| i.node.kind == NodeKind::File)
         .filter(|i| folders.blocked(split(&i.path).0).is_none())
         .collect();
-    files.sort_by(|a, b| split(&a.path).0.cmp(split(&b.path).0));
+    files.sort_by(|a, b| by_components(split(&a.path).0, split(&b.path).0));
     let (files, links) = others::split_link_groups(files);
     let ok = write_files(&run, &files, &mut stats)?;
     let mut dirty = folders.dirty.clone();
@@ -275,11 +275,14 @@ pub fn restore(
 
     // Step 4: sync the folders that received new names; then the folders' own modes and
     // times, deepest first, so creating their contents does not change their times.
+    let mut chain = dirs::Chain::new(&root);
+    let mut dirty: Vec<Vec<u8>> = dirty.into_iter().collect();
+    dirty.sort_by(|a, b| by_components(a, b));
     for d in &dirty {
         if folders.blocked(d).is_some() {
             continue;
         }
-        if let Err(e) = root.open_path(d).and_then(|dir| dir.sync()) {
+        if let Err(e) = chain.get(d).and_then(|dir| dir.sync()) {
             stats
                 .problems
                 .push((shown(d), format!("the folder could not be synced: {e}")));
@@ -289,7 +292,7 @@ pub fn restore(
         if folders.blocked(&d.path).is_some() {
             continue;
         }
-        if let Ok(dir) = root.open_path(&d.path) {
+        if let Ok(dir) = chain.get(&d.path) {
             dir.set_meta(d.node.mode, d.node.mtime);
             stats.dirs += 1;
         }
@@ -307,9 +310,9 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
         *files_in.entry(split(&f.path).0.to_vec()).or_default() += 1;
     }
     let open = folders::OpenFolders {
-        root: run.root,
         files_in,
         open: Mutex::new(HashMap::new()),
+        chain: Mutex::new(dirs::Chain::new(run.root)),
     };
     let next = AtomicUsize::new(0);
     let restored = AtomicU64::new(0);

@@ -30,21 +30,14 @@ const FOLDER_IN_THE_WAY: &str =
 const SOMETHING_IN_THE_WAY: &str =
     "something else exists at this path; left untouched (use --overwrite to replace it)";
 
-/// The folder last opened, kept while consecutive items live in it.
+/// The folders of consecutive items, opened along a chain.
 struct Here<'a> {
-    root: &'a Dir,
-    at: Option<(Vec<u8>, Dir)>,
+    chain: dirs::Chain<'a>,
 }
 
 impl Here<'_> {
     fn open(&mut self, path: &[u8]) -> io::Result<&Dir> {
-        if self.at.as_ref().is_none_or(|(p, _)| p.as_slice() != path) {
-            self.at = Some((path.to_vec(), self.root.open_path(path)?));
-        }
-        match &self.at {
-            Some((_, d)) => Ok(d),
-            None => Err(io::Error::other("no folder")),
-        }
+        self.chain.get(path)
     }
 }
 
@@ -84,8 +77,7 @@ pub fn link(
     dirty: &mut BTreeSet<Vec<u8>>,
 ) -> Result<()> {
     let mut here = Here {
-        root: run.root,
-        at: None,
+        chain: dirs::Chain::new(run.root),
     };
     let mut buf = Vec::new();
     for (item, i) in links {
@@ -219,8 +211,7 @@ pub fn make(
     dirty: &mut BTreeSet<Vec<u8>>,
 ) -> Result<()> {
     let mut here = Here {
-        root: run.root,
-        at: None,
+        chain: dirs::Chain::new(run.root),
     };
     let others = items
         .iter()
