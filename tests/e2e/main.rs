@@ -21,6 +21,7 @@ mod json;
 mod keys;
 mod kill;
 mod layout;
+mod network;
 mod options;
 mod photos;
 mod prune;

@@ -1,71 +1,73 @@
-//! Messages for storage errors: which bucket, which credential, what SSH problem — with one
-//! hint — instead of OpenDAL's request dumps.
+//! Messages for S3 storage errors: which bucket, which credential, which network failure —
+//! with one hint — instead of OpenDAL's request dumps. (SFTP's are in `sftp/login.rs`.)
 
 use opendal::ErrorKind;
 use snapvault_repo::RepoError;
 use snapvault_repo::backend::FileKind;
 
-/// Turn an OpenDAL error into one that says what failed, where, and what to do.
+use crate::retry::Failure;
+use crate::transport::net_error;
+
+/// Turn an OpenDAL (S3) error into one that says what failed, where, and what to do.
 pub(crate) fn explain(
     location: &str,
     target: &str,
-    sftp: bool,
+    retries: usize,
     doing: &str,
     what: &str,
     e: opendal::Error,
 ) -> RepoError {
+    if let Some(n) = net_error(&e) {
+        let d = &n.detail;
+        return RepoError::Remote(match n.failure {
+            Failure::Stalled => format!(
+                "{location}: {doing} {what} failed: the connection stalled twice in a row (the \
+                 second time a new one): {d}: the server or the network stopped answering"
+            ),
+            Failure::Refused => format!(
+                "{location}: {doing} {what} failed: {d} (is the server running, and is the \
+                 address right?)"
+            ),
+            Failure::Transient => {
+                format!("{location}: {doing} {what} failed: {d} (gave up after {retries} retries)")
+            }
+            Failure::Permanent => format!("{location}: {doing} {what} failed: {d}"),
+        });
+    }
     let detail = describe(&e);
     let has = |s: &str| detail.contains(s);
     if has("NoSuchBucket") {
         return RepoError::Remote(format!(
-            "{}: the {} does not exist; create the bucket first (snapvault does not create buckets)",
-            location, target
+            "{location}: the {target} does not exist; create the bucket first (snapvault does not create buckets)"
         ));
     }
     let denied = e.kind() == ErrorKind::PermissionDenied
         || has("InvalidAccessKeyId")
         || has("SignatureDoesNotMatch")
-        || has("InvalidClientTokenId")
-        || has("Permission denied");
+        || has("InvalidClientTokenId");
     if denied {
-        let hint = match sftp {
-            false => {
-                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and the bucket's policy"
-            }
-            true => {
-                "check the SSH key (~/.ssh, ssh-agent or SNAPVAULT_SFTP_KEY), that the server accepts it, and the folder's permissions"
-            }
-        };
         return RepoError::Remote(format!(
-            "{}: access denied while {doing} {what}: {hint}",
-            location
-        ));
-    }
-    if sftp && has("failed to connect") {
-        return RepoError::Remote(format!(
-            "{}: cannot log in over SSH: the host is unreachable, its host key is not in \
-             ~/.ssh/known_hosts (check the fingerprint, then `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`, \
-             or SNAPVAULT_SFTP_HOST_KEYS=add to trust it on first use), or the SSH key is refused \
-             (`ssh -p PORT user@host` shows which)",
-            location
+            "{location}: access denied while {doing} {what}: check AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and the bucket's policy"
         ));
     }
     if e.kind() == ErrorKind::NotFound {
         return RepoError::corrupt(
-            format!("{what} in {}", location),
+            format!("{what} in {location}"),
             "file is missing from the repository",
         );
     }
     let why = match e.kind() {
-        ErrorKind::RateLimited => "the server keeps asking to slow down",
-        _ if e.is_temporary() || e.is_persistent() => {
-            "the server did not answer in time (after retries)"
+        ErrorKind::RateLimited => {
+            format!("the server kept asking to slow down (gave up after {retries} retries)")
         }
-        _ => "the server refused",
+        _ if e.is_temporary() => {
+            format!("the server kept failing (gave up after {retries} retries)")
+        }
+        _ => "the server refused".to_string(),
     };
     RepoError::Remote(format!(
-        "{}: {doing} {what} failed: {why}: {detail}",
-        location
+        "{location}: {doing} {what} failed: {why}: {detail}"
     ))
 }
 

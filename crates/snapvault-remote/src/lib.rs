@@ -1,16 +1,23 @@
 //! snapvault repositories on remote storage: S3-compatible object storage and SFTP.
 //!
-//! [`open`] turns a location (`s3:…`, `sftp:…`) into a [`Backend`]: the OpenDAL-based
-//! store ([`store`]) wrapped in a local cache of index and snapshot files ([`cache`]), so
-//! that listing snapshots or starting a snapshot does not download the metadata again.
-//! Everything above the `Backend` trait is the same as for a local folder.
+//! [`open`] turns a location (`s3:…`, `sftp:…`) into a [`Backend`] — S3 through OpenDAL
+//! ([`s3`]), SFTP over snapvault's own `ssh` processes ([`sftp`]) — wrapped in a local cache
+//! of index and snapshot files ([`cache`]), so that listing snapshots or starting a snapshot
+//! does not download the metadata again. Everything above the `Backend` trait is the same as
+//! for a local folder. Both backends time out on lack of progress and retry as [`retry`]
+//! says.
 
 pub mod cache;
 mod errors;
+mod retry;
 mod runtime;
-mod store;
+mod s3;
+mod sftp;
+#[doc(hidden)]
+pub mod test_proxy;
 #[doc(hidden)]
 pub mod test_servers;
+mod transport;
 pub mod url;
 
 use std::path::PathBuf;
@@ -26,22 +33,14 @@ pub use url::{RemoteUrl, is_remote};
 /// How snapvault treats an SFTP server's host key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostKeys {
-    /// The key must already be in `~/.ssh/known_hosts` (the default).
+    /// The key must already be known: in `~/.ssh/known_hosts` or in snapvault's own
+    /// known-hosts file (the default).
     Strict,
-    /// Trust a server seen for the first time and record its key; refuse a changed key.
+    /// Trust a server seen for the first time and record its key in snapvault's own
+    /// known-hosts file (never in `~/.ssh/known_hosts`); refuse a changed key.
     Add,
-    /// Accept any key (only for throwaway test servers).
+    /// Accept any key for this run and record nothing (only for throwaway test servers).
     Accept,
-}
-
-impl HostKeys {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostKeys::Strict => "Strict",
-            HostKeys::Add => "Add",
-            HostKeys::Accept => "Accept",
-        }
-    }
 }
 
 /// Settings for remote repositories. Credentials are not here: S3 keys come from the
@@ -50,13 +49,14 @@ impl HostKeys {
 pub struct RemoteOptions {
     /// Concurrent operations (None: 8 for S3, 4 for SFTP).
     pub connections: Option<usize>,
-    /// Retries of a failed operation that may succeed when repeated.
+    /// Retries in a row of a failed operation that may succeed when repeated.
     pub retries: usize,
-    /// Limit for one whole operation.
-    pub timeout: Duration,
-    /// Limit for one read or write step within an operation.
-    pub io_timeout: Duration,
+    /// How long a request may go without moving any data before it counts as stalled
+    /// (there is no limit on how long a request that moves data may take).
+    pub stall: Duration,
     pub host_keys: HostKeys,
+    /// snapvault's own known-hosts file: keys trusted with [`HostKeys::Add`] go there.
+    pub known_hosts: Option<PathBuf>,
     /// An SSH identity file (else ssh's defaults: ~/.ssh/id_*, ssh-agent).
     pub ssh_key: Option<PathBuf>,
     /// Where index and snapshot files are cached (None: no cache).
@@ -70,9 +70,9 @@ impl Default for RemoteOptions {
         RemoteOptions {
             connections: None,
             retries: 6,
-            timeout: Duration::from_secs(120),
-            io_timeout: Duration::from_secs(30),
+            stall: Duration::from_secs(60),
             host_keys: HostKeys::Strict,
+            known_hosts: None,
             ssh_key: None,
             cache_dir: None,
             cache_limit: 512 << 20,
@@ -82,13 +82,23 @@ impl Default for RemoteOptions {
 
 impl RemoteOptions {
     /// Defaults, adjusted by `SNAPVAULT_SFTP_KEY`, `SNAPVAULT_SFTP_HOST_KEYS`
-    /// (strict|add|accept), `SNAPVAULT_RETRIES` and `SNAPVAULT_TIMEOUT` (seconds).
+    /// (strict|add|accept), `SNAPVAULT_SFTP_KNOWN_HOSTS` (else
+    /// `$XDG_CONFIG_HOME/snapvault/known_hosts` or `~/.config/snapvault/known_hosts`),
+    /// `SNAPVAULT_RETRIES` and `SNAPVAULT_TIMEOUT` (seconds without progress).
     pub fn from_env() -> Result<RemoteOptions, RepoError> {
         let mut o = RemoteOptions::default();
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         if let Some(k) = var("SNAPVAULT_SFTP_KEY") {
             o.ssh_key = Some(PathBuf::from(k));
         }
+        o.known_hosts = var("SNAPVAULT_SFTP_KNOWN_HOSTS")
+            .map(PathBuf::from)
+            .or_else(|| {
+                var("XDG_CONFIG_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")))
+                    .map(|c| c.join("snapvault/known_hosts"))
+            });
         if let Some(h) = var("SNAPVAULT_SFTP_HOST_KEYS") {
             o.host_keys = match h.to_ascii_lowercase().as_str() {
                 "strict" => HostKeys::Strict,
@@ -113,8 +123,7 @@ impl RemoteOptions {
             o.retries = r as usize;
         }
         if let Some(t) = number("SNAPVAULT_TIMEOUT")? {
-            o.timeout = Duration::from_secs(t.max(1));
-            o.io_timeout = o.io_timeout.min(o.timeout);
+            o.stall = Duration::from_secs(t.max(1));
         }
         Ok(o)
     }
@@ -123,7 +132,10 @@ impl RemoteOptions {
 /// Open the backend for a remote location.
 pub fn open(location: &str, opts: &RemoteOptions) -> Result<Arc<dyn Backend>, RepoError> {
     let url = RemoteUrl::parse(location)?;
-    let inner = store::open(location, &url, opts)?;
+    let inner: Arc<dyn Backend> = match url {
+        RemoteUrl::S3 { .. } => s3::open(location, &url, opts)?,
+        RemoteUrl::Sftp { .. } => Arc::new(sftp::SftpBackend::open(location, &url, opts)?),
+    };
     Ok(match &opts.cache_dir {
         Some(dir) => {
             let key = blake3::hash(location.as_bytes()).to_hex();

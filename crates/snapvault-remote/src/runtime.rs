@@ -6,8 +6,8 @@ use std::time::Duration;
 use snapvault_repo::RepoError;
 
 /// The network runtime, started on first use. It is owned here (not leaked in a static
-/// `LazyLock`) so that [`shutdown`] can stop it: SFTP sessions live in its tasks, and only
-/// dropping them closes their `ssh` master processes (`ssh -O exit`).
+/// `LazyLock`) so that [`shutdown`] can stop it: SFTP sessions live in its tasks, and
+/// dropping them ends their `ssh` processes.
 static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Handle, RepoError> {
@@ -17,9 +17,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Handle, RepoError> {
     if rt.is_none() {
         // ring, not aws-lc: no cmake or nasm needed to build, and already in the workspace.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        opendal::HttpTransporter::install_default(
-            opendal_http_transport_reqwest::ReqwestTransport::default(),
-        );
         let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("snapvault-remote")

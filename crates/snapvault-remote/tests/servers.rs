@@ -101,9 +101,9 @@ fn listing_pages(b: &Arc<dyn Backend>, n: usize) {
 fn remote_backends_against_real_servers() {
     let before = ssh_processes();
     exercise();
-    // Every backend is dropped: close the SFTP sessions (their ssh processes) too.
+    // Every backend is dropped, so are the SFTP sessions and their ssh processes.
     snapvault_remote::shutdown();
-    // A master told to exit takes a moment to go: allow it a few seconds. Count only
+    // A killed process takes a moment to go: allow it a few seconds. Count only
     // processes this test started (other test binaries may have run before it).
     let start = std::time::Instant::now();
     while ssh_processes() > before && start.elapsed() < std::time::Duration::from_secs(10) {

@@ -1,0 +1,356 @@
+//! [`S3Backend`]: the repository's [`Backend`] on S3-compatible storage through Apache
+//! OpenDAL. No OpenDAL type leaves this module.
+//!
+//! OpenDAL is async; its blocking facade runs each call on the process-wide tokio runtime.
+//! Requests go through snapvault's own HTTP transport ([`crate::transport`]), which gives up
+//! on a request only when it stops moving data; failed requests are retried here as
+//! [`crate::retry`] says. `ConcurrentLimitLayer` caps concurrent requests (`--connections`).
+//!
+//! Every write is a single `PUT` with `If-None-Match: *` and `Content-MD5` (the server
+//! rejects a body damaged in transit); the size is checked after the upload. A write that
+//! finds the object already there reads it back: the same bytes mean an earlier attempt of
+//! ours succeeded but its reply was lost.
+
+use std::sync::Arc;
+
+use opendal::layers::ConcurrentLimitLayer;
+use opendal::options::{ListOptions, ReadOptions, WriteOptions};
+use opendal::{ErrorKind, OperationContext, Operator, blocking};
+use snapvault_repo::RepoError;
+use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+
+use crate::RemoteOptions;
+use crate::errors::{config_err, what};
+use crate::retry::{Failure, Policy, Tries};
+use crate::transport::{Transport, net_error};
+use crate::url::RemoteUrl;
+
+pub struct S3Backend {
+    op: blocking::Operator,
+    location: String,
+    /// For messages: "bucket b at https://host".
+    target: String,
+    policy: Policy,
+}
+
+/// How a failed OpenDAL call should be retried.
+fn failure_of(e: &opendal::Error) -> Failure {
+    if let Some(n) = net_error(e) {
+        return n.failure;
+    }
+    match e.kind() {
+        ErrorKind::NotFound
+        | ErrorKind::PermissionDenied
+        | ErrorKind::ConditionNotMatch
+        | ErrorKind::AlreadyExists
+        | ErrorKind::RangeNotSatisfied
+        | ErrorKind::ConfigInvalid
+        | ErrorKind::Unsupported => Failure::Permanent,
+        _ if e.is_temporary() => Failure::Transient,
+        _ => Failure::Permanent,
+    }
+}
+
+impl S3Backend {
+    pub fn open(location: &str, url: &RemoteUrl, opts: &RemoteOptions) -> Result<Self, RepoError> {
+        let rt = crate::runtime::runtime()?;
+        let RemoteUrl::S3 {
+            endpoint,
+            bucket,
+            prefix,
+        } = url
+        else {
+            return Err(RepoError::Invalid(format!(
+                "{location} is not an s3: location"
+            )));
+        };
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .ok()
+            .filter(|r| !r.is_empty());
+        let region = match (region, endpoint) {
+            (Some(r), _) => r,
+            // S3-compatible servers mostly ignore the region; it is only signed.
+            (None, Some(_)) => "us-east-1".to_string(),
+            (None, None) => {
+                return Err(RepoError::Invalid(format!(
+                    "{location}: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or give the endpoint: s3:https://host/bucket"
+                )));
+            }
+        };
+        let endpoint = endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let mut b = opendal::services::S3::default()
+            .endpoint(&endpoint)
+            .bucket(bucket)
+            .region(&region)
+            .root(&format!("/{prefix}"))
+            .checksum_algorithm("md5");
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+            b = b.disable_ec2_metadata();
+        }
+        let transport = Transport::new(opts.stall).map_err(RepoError::Remote)?;
+        let op = Operator::new(b)
+            .map_err(|e| config_err(location, e))?
+            .with_context(
+                OperationContext::new()
+                    .with_http_transport(opendal::HttpTransporter::new(transport)),
+            )
+            .layer(ConcurrentLimitLayer::new(
+                opts.connections.unwrap_or(8).max(1),
+            ));
+        let _guard = rt.enter();
+        let op = blocking::Operator::new(op).map_err(|e| config_err(location, e))?;
+        Ok(S3Backend {
+            op,
+            location: location.to_string(),
+            target: format!("bucket {bucket} at {endpoint}"),
+            policy: Policy::new(opts.retries),
+        })
+    }
+
+    /// `f` until it succeeds or the retry policy gives up; the last error then.
+    fn retry<T>(
+        &self,
+        mut f: impl FnMut(&blocking::Operator) -> opendal::Result<T>,
+    ) -> opendal::Result<T> {
+        let mut tries = Tries::new(self.policy);
+        loop {
+            match f(&self.op) {
+                Ok(v) => return Ok(v),
+                Err(e) => match tries.next_delay(failure_of(&e)) {
+                    Some(d) => std::thread::sleep(d),
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Create `path` only if it does not exist (`If-None-Match: *`).
+    fn create_new(&self, path: &str, data: &[u8]) -> opendal::Result<()> {
+        self.retry(|op| {
+            let opts = WriteOptions {
+                if_not_exists: true,
+                ..Default::default()
+            };
+            op.write_options(path, data.to_vec(), opts).map(|_| ())
+        })
+    }
+
+    /// Turn an OpenDAL error into one that says what failed, where, and what to do.
+    fn err(&self, doing: &str, what: &str, e: opendal::Error) -> RepoError {
+        crate::errors::explain(
+            &self.location,
+            &self.target,
+            self.policy.retries,
+            doing,
+            what,
+            e,
+        )
+    }
+
+    fn verify_size(&self, path: &str, what: &str, want: usize) -> Result<(), RepoError> {
+        let got = self
+            .retry(|op| op.stat(path))
+            .map_err(|e| self.err("checking the upload of", what, e))?
+            .content_length();
+        if got != want as u64 {
+            return Err(RepoError::Remote(format!(
+                "{}: the upload of {what} is incomplete: the server has {got} of {want} bytes",
+                self.location
+            )));
+        }
+        Ok(())
+    }
+
+    /// After "already exists": ours (a retried create whose reply was lost) or someone else's?
+    fn already_there(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
+        match self.read(kind, name) {
+            Ok(existing) if existing == data => Ok(()),
+            _ => Err(RepoError::FileExists(format!("{} {name}", kind.name()))),
+        }
+    }
+
+    fn list_dir(&self, dir: &str, recursive: bool) -> Result<Vec<FileInfo>, RepoError> {
+        let listed = self.retry(|op| {
+            let opts = ListOptions {
+                recursive,
+                ..Default::default()
+            };
+            op.list_options(&format!("{dir}/"), opts)
+        });
+        let entries = match listed {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("listing", dir, e)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| FileInfo {
+                name: e.name().trim_end_matches('/').to_string(),
+                size: e.metadata().content_length(),
+            })
+            .collect())
+    }
+
+    /// Fails clearly on a missing bucket, bad credentials or an unreachable host.
+    fn probe(&self) -> Result<(), RepoError> {
+        let listed = self.retry(|op| {
+            let opts = ListOptions {
+                limit: Some(1),
+                ..Default::default()
+            };
+            op.list_options("", opts)
+        });
+        match listed {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("opening", &self.target, e)),
+        }
+    }
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool, RepoError> {
+        let path = kind.path_of(name)?;
+        let found = self
+            .retry(|op| op.exists(&path))
+            .map_err(|e| self.err("looking for", &what(kind, name), e))?;
+        if !found && kind == FileKind::Config {
+            // No repository here — or no bucket, or no access: a listing tells which.
+            self.probe()?;
+        }
+        Ok(found)
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, RepoError> {
+        let path = kind.path_of(name)?;
+        self.retry(|op| op.read(&path))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err("reading", &what(kind, name), e))
+    }
+
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, RepoError> {
+        let path = kind.path_of(name)?;
+        let what = what(kind, name);
+        let short = || {
+            RepoError::corrupt(
+                what.clone(),
+                format!("file ends before byte {}", offset + len as u64),
+            )
+        };
+        let read = self.retry(|op| {
+            let opts = ReadOptions {
+                range: (offset..offset + len as u64).into(),
+                ..Default::default()
+            };
+            op.read_options(&path, opts)
+        });
+        let got = match read {
+            Ok(b) => b.to_vec(),
+            Err(e)
+                if e.kind() == ErrorKind::RangeNotSatisfied
+                    || e.message().contains("too little data") && net_error(&e).is_none() =>
+            {
+                return Err(short());
+            }
+            Err(e) => return Err(self.err("reading", &what, e)),
+        };
+        if got.len() != len {
+            return Err(short());
+        }
+        Ok(got)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
+        let path = kind.path_of(name)?;
+        let what = what(kind, name);
+        match self.create_new(&path, data) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
+                ) =>
+            {
+                return self.already_there(kind, name, data);
+            }
+            Err(e) => return Err(self.err("uploading", &what, e)),
+        }
+        self.verify_size(&path, &what, data.len())
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, RepoError> {
+        if kind == FileKind::Config {
+            return Ok(match self.retry(|op| op.stat("config")) {
+                Ok(m) => vec![FileInfo {
+                    name: "config".into(),
+                    size: m.content_length(),
+                }],
+                Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(self.err("looking for", "the config", e)),
+            });
+        }
+        Ok(self
+            .list_dir(kind.dir(), kind == FileKind::Pack)?
+            .into_iter()
+            .filter(|f| !f.name.starts_with('.'))
+            .collect())
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, RepoError> {
+        let path = kind.path_of(name)?;
+        self.retry(|op| op.stat(&path))
+            .map(|m| m.content_length())
+            .map_err(|e| self.err("looking at", &what(kind, name), e))
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), RepoError> {
+        let path = kind.path_of(name)?;
+        self.retry(|op| op.delete(&path))
+            .map_err(|e| self.err("deleting", &what(kind, name), e))
+    }
+
+    fn age_secs(&self, kind: FileKind, name: &str) -> Result<Option<u64>, RepoError> {
+        let path = kind.path_of(name)?;
+        let meta = self
+            .retry(|op| op.stat(&path))
+            .map_err(|e| self.err("looking at", &what(kind, name), e))?;
+        Ok(meta.last_modified().map(|t| {
+            let then = t.into_inner().as_second();
+            let now = snapvault_repo::time::now_unix();
+            now.saturating_sub(then).max(0) as u64
+        }))
+    }
+
+    fn checkpoint_packs(&self) -> usize {
+        // 64 MiB of uploads: a failed run costs at most that much again.
+        4
+    }
+
+    fn create_layout(&self) -> Result<(), RepoError> {
+        // Object storage has no folders to make; this checks the bucket and credentials.
+        self.probe()
+    }
+}
+
+/// Keep the type private to the crate's API: callers get a `dyn Backend`.
+pub fn open(
+    location: &str,
+    url: &RemoteUrl,
+    opts: &RemoteOptions,
+) -> Result<Arc<dyn Backend>, RepoError> {
+    Ok(Arc::new(S3Backend::open(location, url, opts)?))
+}
