@@ -735,13 +735,17 @@ fn forget_uses_the_retention_policy_of_the_config_file() {
 
 #[test]
 fn progress_bar_is_drawn_on_a_terminal() {
-    // `script` (util-linux) runs the command on a pseudo-terminal.
-    if std::process::Command::new("script")
+    // `script` (util-linux) runs the command on a pseudo-terminal; macOS's BSD `script`
+    // takes other options (and fails `--version`).
+    if !std::process::Command::new("script")
         .arg("--version")
         .output()
-        .is_err()
+        .is_ok_and(|o| o.status.success())
     {
-        eprintln!("skipped: no `script` to provide a terminal");
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(
+            b"skipped progress_bar_is_drawn_on_a_terminal: no util-linux `script` for a terminal\n",
+        );
         return;
     }
     let tmp = tempdir();

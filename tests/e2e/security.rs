@@ -156,10 +156,15 @@ fn password_never_in_output_cache_or_process_arguments() {
     let repo = t.join("repo");
     let cache = t.join("cache");
     // Records the child's own argv and environment and snapvault's argv, then prints the
-    // password.
+    // password (from /proc on Linux, from `ps` and `env` where there is no /proc: macOS).
     let cmd = format!(
-        "cat /proc/$$/cmdline >> {d}/child-argv; cat /proc/$$/environ >> {d}/child-env; \
-         cat /proc/$PPID/cmdline >> {d}/parent-argv; cat {d}/pw",
+        "if [ -r /proc/$$/cmdline ]; then \
+           cat /proc/$$/cmdline >> {d}/child-argv; cat /proc/$$/environ >> {d}/child-env; \
+           cat /proc/$PPID/cmdline >> {d}/parent-argv; \
+         else \
+           ps -ww -o args= -p $$ >> {d}/child-argv; env >> {d}/child-env; \
+           ps -ww -o args= -p $PPID >> {d}/parent-argv; \
+         fi; cat {d}/pw",
         d = t.display()
     );
     let run = |args: &[&str]| -> Out {
