@@ -81,12 +81,12 @@ pub fn describe(signal: i32) -> &'static str {
 }
 
 fn install() {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills two descriptors into our array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    use std::os::fd::IntoRawFd;
+    // std's pipe is close-on-exec everywhere (libc's pipe2 does not exist on macOS).
+    let Ok((reader, writer)) = std::io::pipe() else {
         return;
-    }
-    let [read_fd, write_fd] = fds;
+    };
+    let (read_fd, write_fd) = (reader.into_raw_fd(), writer.into_raw_fd());
     PIPE.store(write_fd, SeqCst);
     if std::thread::Builder::new()
         .name("signals".into())
