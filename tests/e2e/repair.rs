@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-struct Lab {
-    _tmp: tempfile::TempDir,
-    src: PathBuf,
-    cache: PathBuf,
-    sv: Sv,
+pub(crate) struct Lab {
+    pub(crate) _tmp: tempfile::TempDir,
+    pub(crate) src: PathBuf,
+    pub(crate) cache: PathBuf,
+    pub(crate) sv: Sv,
 }
 
 impl Lab {
     /// Six 3 MiB "photos" (two data packs, one tree pack per snapshot), two snapshots.
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         let tmp = tempdir();
         let src = tmp.path().join("photos");
         for i in 0..6u64 {
@@ -41,18 +41,18 @@ impl Lab {
         lab
     }
 
-    fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         self.sv
             .run_env(args, &[("XDG_CACHE_HOME", self.cache.to_str().unwrap())])
     }
 
-    fn ok(&self, args: &[&str]) -> Out {
+    pub(crate) fn ok(&self, args: &[&str]) -> Out {
         let out = self.run(args);
         assert_eq!(out.code, Some(0), "snapvault {args:?} failed:\n{out}");
         out
     }
 
-    fn data_pack(&self) -> PathBuf {
+    pub(crate) fn data_pack(&self) -> PathBuf {
         pack_files(&self.sv.repo)
             .into_iter()
             .map(|(_, p)| p)
@@ -60,7 +60,7 @@ impl Lab {
             .unwrap()
     }
 
-    fn tree_packs(&self) -> Vec<PathBuf> {
+    pub(crate) fn tree_packs(&self) -> Vec<PathBuf> {
         pack_files(&self.sv.repo)
             .into_iter()
             .map(|(_, p)| p)
@@ -70,7 +70,7 @@ impl Lab {
 
     /// Restore `latest` and compare with the source: returns the files that differ or are
     /// missing (each must be one `check` named as damaged).
-    fn restore_latest(&self, name: &str) -> Vec<String> {
+    pub(crate) fn restore_latest(&self, name: &str) -> Vec<String> {
         let target = self._tmp.path().join(name);
         self.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
         let mut bad = Vec::new();
@@ -100,7 +100,7 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn flip(path: &Path, at: impl Fn(usize) -> usize) {
+pub(crate) fn flip(path: &Path, at: impl Fn(usize) -> usize) {
     let mut b = fs::read(path).unwrap();
     let i = at(b.len());
     b[i] ^= 0x10;

@@ -135,6 +135,11 @@ pub struct CheckOptions {
     pub threads: usize,
     /// When each pack was last verified (Unix seconds), for [`ReadData::Budget`].
     pub last_verified: HashMap<PackId, i64>,
+    /// Damage earlier checks found: damaged copies (blob, pack) and damaged packs. What this
+    /// run does not read again is still reported, so a check that reads less never
+    /// forgets it.
+    pub earlier_copies: Vec<(BlobId, PackId)>,
+    pub earlier_packs: Vec<PackId>,
 }
 
 pub fn check(
@@ -366,6 +371,8 @@ pub fn check(
         }
     }
 
+    earlier_damage(&mut r, &index, opts);
+
     // Walk every snapshot's trees; map bad and missing blobs to files.
     let mut seen_trees: HashSet<BlobId> = HashSet::new();
     let mut damaged: BTreeMap<String, DamagedFile> = BTreeMap::new();
@@ -436,6 +443,54 @@ pub fn check(
     r.damaged_files = damaged.into_values().collect();
     r.missing_packs = missing_packs;
     Ok(r)
+}
+
+/// Report the damage earlier checks found in packs this run did not read, and count their
+/// damaged blobs (those without a good copy) as bad, so the files they hurt are named.
+fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOptions) {
+    let read: HashSet<PackId> = r.verified.iter().copied().collect();
+    let unseen = |p: &PackId| {
+        index.has_pack(p)
+            && !read.contains(p)
+            && !r.damaged_packs.contains(p)
+            && !r.missing_packs.contains(p)
+    };
+    let mut per_pack: BTreeMap<PackId, usize> = BTreeMap::new();
+    for p in opts.earlier_packs.iter().filter(|p| unseen(p)) {
+        per_pack.entry(*p).or_default();
+    }
+    let mut known: HashSet<(BlobId, PackId)> = r.bad_copies.iter().copied().collect();
+    for (b, p) in opts.earlier_copies.iter().filter(|(_, p)| unseen(p)) {
+        *per_pack.entry(*p).or_default() += 1;
+        known.insert((*b, *p));
+    }
+    let packs: HashSet<PackId> = per_pack.keys().copied().collect();
+    for (b, _) in opts
+        .earlier_copies
+        .iter()
+        .filter(|(_, p)| packs.contains(p))
+    {
+        let good_copy = index.locations(b).iter().any(|l| {
+            let p = index.pack_of(l);
+            !known.contains(&(*b, p)) && !packs.contains(&p)
+        });
+        if !good_copy {
+            r.bad_blobs.insert(*b);
+        }
+    }
+    for (p, blobs) in per_pack {
+        let what = match blobs {
+            0 => "is damaged".to_string(),
+            n => format!("holds {n} damaged blob(s)"),
+        };
+        r.error(
+            format!("pack {}", p.to_hex()),
+            format!(
+                "{what}, found by an earlier check and not read this time (`snapvault repair` \
+                 shows what to do; `check --read-data` reads it again)"
+            ),
+        );
+    }
 }
 
 /// Read and decode a pack's header using only its trailer.

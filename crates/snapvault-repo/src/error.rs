@@ -73,6 +73,18 @@ impl RepoError {
             reason: reason.into(),
         }
     }
+
+    /// The object could not be read at all (a disk I/O error, the network, a stopped
+    /// process): nothing is known about its bytes, so it is neither damaged nor intact.
+    /// Everything else a read can fail with (missing, corrupt, failed authentication) is
+    /// proof about the object itself.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RepoError::Io { source, .. } => source.kind() != io::ErrorKind::NotFound,
+            RepoError::Remote(_) | RepoError::Interrupted(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Attach context to io results.

@@ -35,6 +35,7 @@ pub mod restorer;
 pub mod revalidate;
 pub mod snapshot;
 pub mod stop;
+pub mod survey;
 pub mod time;
 pub mod tree;
 

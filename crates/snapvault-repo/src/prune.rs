@@ -421,7 +421,9 @@ pub fn plan(
     if missing > 0 {
         return Err(RepoError::Invalid(format!(
             "{missing} blob(s) used by snapshots are not in the index (first: {}); prune changed \
-             nothing, since the index may be incomplete (run `snapvault check`)",
+             nothing, since the index may be incomplete. Run `snapvault repair` to see whether the \
+             packs hold them; a snapshot whose data is lost (one `repair` kept as the original of \
+             a `repaired` copy) is removed by `snapvault repair --apply --forget-damaged`",
             first_missing.unwrap_or_default()
         )));
     }
@@ -1220,6 +1222,8 @@ pub(crate) mod tests {
                 read_data: ReadData::All,
                 threads: 2,
                 last_verified: Default::default(),
+                earlier_copies: Vec::new(),
+                earlier_packs: Vec::new(),
             },
             &NoHooks,
         )

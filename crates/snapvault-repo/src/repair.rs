@@ -1,5 +1,9 @@
-//! `repair`: rebuild the index from the packs themselves, rescue the intact blobs of
+//! `repair`: rebuild the index from what the packs really hold, rescue the intact blobs of
 //! damaged packs, and write snapshots without the files whose data is lost.
+//!
+//! Loss is judged only against the [`Survey`] (every pack read and verified), never against
+//! the index files: a lost or damaged index loses nothing, and a snapshot is rewritten only
+//! for blobs proven missing or corrupt.
 //!
 //! Write order (every crash leaves a repository `check` accepts):
 //! 1. new packs (rescued blobs, rewritten trees) and their index;
@@ -14,16 +18,14 @@ use serde::Serialize;
 
 use crate::backend::FileKind;
 use crate::blob::{self, BlobType, Compression, EncodedBlob};
-use crate::checker::{CheckReport, read_header};
 use crate::error::{RepoError, Result};
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
-use crate::index::{Index, IndexFile, IndexedPack};
-use crate::pack::PackEntry;
+use crate::index::{Index, IndexFile};
 use crate::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::survey::{OldIndex, Survey};
 use crate::tree::{NodeKind, Tree};
-
 #[derive(Debug, Default, Serialize)]
 pub struct SnapshotFix {
     pub snapshot: SnapshotId,
@@ -37,14 +39,18 @@ pub struct SnapshotFix {
 pub struct RepairPlan {
     /// Damaged packs: their intact blobs are copied into new packs, then they are removed.
     pub salvage_packs: Vec<PackId>,
-    /// Packs no index names whose header is readable: added to the index.
+    /// Intact packs no index names: added to the rebuilt index.
     pub adopt_packs: Vec<PackId>,
+    /// Index files that are damaged (all index files are replaced when the index is rebuilt).
+    pub damaged_index_files: Vec<IndexId>,
+    /// The index does not say what the packs hold: a new one is written from them.
+    pub rebuild_index: bool,
     /// Index files replaced by the rebuilt index.
     pub replace_index: Vec<IndexId>,
-    /// Blobs with no good copy anywhere.
+    /// Blobs some snapshot uses that no pack holds intact.
     pub lost_blobs: usize,
     pub snapshots: Vec<SnapshotFix>,
-    /// Snapshot files that cannot be read at all.
+    /// Snapshot files that are damaged (fail authentication or do not match their name).
     pub unreadable_snapshots: Vec<String>,
 }
 
@@ -52,6 +58,7 @@ impl RepairPlan {
     pub fn is_empty(&self) -> bool {
         self.salvage_packs.is_empty()
             && self.adopt_packs.is_empty()
+            && !self.rebuild_index
             && self.snapshots.is_empty()
             && self.unreadable_snapshots.is_empty()
             && self.lost_blobs == 0
@@ -74,174 +81,169 @@ pub struct RepairOutcome {
     pub snapshots_removed: usize,
 }
 
-/// Work out what to do from a full `check --read-data` report.
-pub fn plan(repo: &Repository, report: &CheckReport) -> Result<RepairPlan> {
-    let loaded = repo.load_index_lenient()?;
+/// Work out what to do from the survey of the packs and the index files as they are.
+/// Reads trees (through the surveyed index); a read that fails for lack of storage stops it.
+pub fn plan(repo: &Repository, survey: &Survey, old: &OldIndex) -> Result<RepairPlan> {
     let mut p = RepairPlan {
-        salvage_packs: report.damaged_packs.iter().copied().collect(),
-        replace_index: loaded.files.clone(),
-        lost_blobs: report.bad_blobs.len(),
+        salvage_packs: survey.damaged.iter().map(|d| d.id).collect(),
+        adopt_packs: survey
+            .intact
+            .iter()
+            .filter(|i| !old.index.has_pack(&i.id))
+            .map(|i| i.id)
+            .collect(),
+        damaged_index_files: old.damaged.clone(),
         ..RepairPlan::default()
     };
-    p.salvage_packs.sort();
-    for id in &report.unindexed_packs {
-        let size = repo.backend().size(FileKind::Pack, &id.to_hex())?;
-        if read_header(repo, id, size).is_err() {
-            continue;
-        }
-        // A pack whose bytes are not its name is rescued blob by blob, not adopted.
-        let intact = repo
-            .backend()
-            .read(FileKind::Pack, &id.to_hex())
-            .is_ok_and(|b| crate::id::Id::hash_of(&b) == id.0);
-        if intact {
-            p.adopt_packs.push(*id);
-        } else {
-            p.salvage_packs.push(*id);
-        }
+    if !survey.agrees_with(old) {
+        p.rebuild_index = true;
+        p.replace_index = old.files.clone();
     }
     let (snaps, bad) = repo.snapshots()?;
-    p.unreadable_snapshots = bad.into_iter().map(|(n, _)| n).collect();
-    let lost = &report.bad_blobs;
+    for (name, e) in bad {
+        if e.is_unavailable() {
+            return Err(e);
+        }
+        p.unreadable_snapshots.push(name);
+    }
+    let index = &survey.index;
+    let mut lost: HashSet<BlobId> = HashSet::new();
+    let mut memo: HashMap<BlobId, Vec<String>> = HashMap::new();
     for (sid, snap) in &snaps {
         let mut fix = SnapshotFix {
             snapshot: *sid,
             ..SnapshotFix::default()
         };
-        if lost.contains(&snap.tree) || !loaded.index.contains(&snap.tree) {
-            fix.root_lost = true;
-        } else {
-            collect_losses(repo, &loaded.index, &snap.tree, "", lost, &mut fix.removed)?;
+        match load_tree(repo, index, &snap.tree)? {
+            None => {
+                lost.insert(snap.tree);
+                fix.root_lost = true;
+            }
+            Some(_) => {
+                collect_losses(repo, index, &snap.tree, &mut lost, &mut memo)?;
+                fix.removed = memo.get(&snap.tree).cloned().unwrap_or_default();
+            }
         }
         if fix.root_lost || !fix.removed.is_empty() {
             p.snapshots.push(fix);
         }
     }
+    p.lost_blobs = lost.len();
     Ok(p)
 }
 
-fn blob_lost(index: &Index, lost: &HashSet<BlobId>, id: &BlobId) -> bool {
-    lost.contains(id) || !index.contains(id)
+/// A tree from the surveyed index: `None` when it is proven lost (missing or corrupt);
+/// an error when storage could not be read.
+fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Option<Tree>> {
+    match repo.load_tree(index, id) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_unavailable() => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
+/// The files (and folders whose listing is lost) under `tree` whose data is lost, as paths
+/// relative to it; remembered per tree, so shared subtrees are walked once.
 fn collect_losses(
     repo: &Repository,
     index: &Index,
     tree: &BlobId,
-    prefix: &str,
-    lost: &HashSet<BlobId>,
-    out: &mut Vec<String>,
+    lost: &mut HashSet<BlobId>,
+    memo: &mut HashMap<BlobId, Vec<String>>,
 ) -> Result<()> {
-    let t = match repo.load_tree(index, tree) {
-        Ok(t) => t,
-        Err(_) => {
-            out.push(format!("{prefix}/ (folder listing lost)"));
-            return Ok(());
-        }
+    if memo.contains_key(tree) {
+        return Ok(());
+    }
+    let Some(t) = load_tree(repo, index, tree)? else {
+        lost.insert(*tree);
+        memo.insert(*tree, vec!["(folder listing lost)".to_string()]);
+        return Ok(());
     };
+    let mut out = Vec::new();
     for n in t.nodes {
-        let p = if prefix.is_empty() {
-            n.name.lossy()
-        } else {
-            format!("{prefix}/{}", n.name.lossy())
-        };
+        let name = n.name.lossy();
         match (n.kind, n.subtree) {
-            (NodeKind::Dir, Some(sub)) if blob_lost(index, lost, &sub) => {
-                out.push(format!("{p}/ (folder listing lost)"))
+            (NodeKind::Dir, Some(sub)) => {
+                collect_losses(repo, index, &sub, lost, memo)?;
+                for r in memo.get(&sub).map(Vec::as_slice).unwrap_or_default() {
+                    out.push(if r.starts_with('(') {
+                        format!("{name}/ {r}")
+                    } else {
+                        format!("{name}/{r}")
+                    });
+                }
             }
-            (NodeKind::Dir, Some(sub)) => collect_losses(repo, index, &sub, &p, lost, out)?,
-            (NodeKind::File, _) if n.content.iter().any(|b| blob_lost(index, lost, b)) => {
-                out.push(p)
+            (NodeKind::File, _) => {
+                let missing: Vec<BlobId> = n
+                    .content
+                    .iter()
+                    .filter(|b| !index.contains(b))
+                    .copied()
+                    .collect();
+                if !missing.is_empty() {
+                    lost.extend(missing);
+                    out.push(name);
+                }
             }
             _ => {}
         }
     }
+    memo.insert(*tree, out);
     Ok(())
 }
 
-/// Carry out a plan. `report` is the check the plan came from.
+/// Carry out a plan made from `survey`.
 pub fn apply(
     repo: &Repository,
-    report: &CheckReport,
+    survey: &Survey,
     plan: &RepairPlan,
     parts: Parts,
     forget_damaged: bool,
 ) -> Result<RepairOutcome> {
     let mut out = RepairOutcome::default();
-    let loaded = repo.load_index_lenient()?;
-    let index = &loaded.index;
-    let lost = &report.bad_blobs;
+    let index = &survey.index;
     let packer = Packer::start(
         repo.backend().clone(),
         repo.crypto().clone(),
         repo.config().pack_size as usize,
     );
     let tx = packer.sender();
-    let bad_copies: HashSet<(BlobId, PackId)> = report.bad_copies.iter().copied().collect();
-    let salvage: HashSet<PackId> = plan.salvage_packs.iter().copied().collect();
+    let rebuild = parts.index && plan.rebuild_index;
 
-    // 1a. Rescue the intact blobs of damaged packs (indexed or not).
-    if parts.index {
-        let per_pack = index.entries_of_pack();
-        let positions: HashMap<PackId, usize> = index
-            .packs()
+    // 1a. Copy the intact blobs of damaged packs into new packs. A blob with an intact copy
+    // in a good pack needs no rescue.
+    if rebuild {
+        let intact: HashSet<BlobId> = survey
+            .intact
             .iter()
-            .enumerate()
-            .map(|(i, (p, _))| (*p, i))
+            .flat_map(|p| p.blobs.iter().map(|e| e.id))
             .collect();
-        for pid in &plan.salvage_packs {
-            let Ok(size) = repo.backend().size(FileKind::Pack, &pid.to_hex()) else {
-                continue;
-            };
-            let mut entries: Vec<PackEntry> = read_header(repo, pid, size).unwrap_or_default();
-            let indexed: &[(BlobId, crate::index::BlobLocation)] = match positions.get(pid) {
-                Some(&pos) => &per_pack[pos],
-                None => &[],
-            };
-            for (bid, loc) in indexed {
-                if !entries
-                    .iter()
-                    .any(|e| e.id == *bid && e.offset == loc.offset)
-                {
-                    entries.push(PackEntry {
-                        id: *bid,
-                        typ: loc.typ(),
-                        compressed: loc.compressed(),
-                        offset: loc.offset,
-                        length: loc.length,
-                        raw_len: loc.raw_len,
-                    });
-                }
-            }
-            for e in entries {
-                if bad_copies.contains(&(e.id, *pid)) {
-                    out.blobs_dropped += 1;
+        let mut sent: HashSet<BlobId> = HashSet::new();
+        for d in &survey.damaged {
+            out.blobs_dropped += d.bad.len() as u64;
+            for e in &d.rescuable {
+                if intact.contains(&e.id) || !sent.insert(e.id) {
                     continue;
                 }
                 let sealed = repo.backend().read_range(
                     FileKind::Pack,
-                    &pid.to_hex(),
+                    &d.id.to_hex(),
                     e.offset as u64,
                     e.length as usize,
-                );
-                let ok = sealed.as_ref().is_ok_and(|s| {
-                    blob::decode(repo.crypto(), &e.id, e.compressed, e.raw_len, s).is_ok()
-                });
-                match (ok, sealed) {
-                    (true, Ok(sealed)) => {
-                        out.blobs_rescued += 1;
-                        let b = EncodedBlob {
-                            id: e.id,
-                            typ: e.typ,
-                            raw_len: e.raw_len,
-                            compressed: e.compressed,
-                            sealed,
-                        };
-                        if tx.send(b).is_err() {
-                            break;
-                        }
-                    }
-                    _ => out.blobs_dropped += 1,
+                )?;
+                // Checked again: the pack was read whole a moment ago, but what is copied
+                // must be what was verified.
+                blob::decode(repo.crypto(), &e.id, e.compressed, e.raw_len, &sealed)?;
+                out.blobs_rescued += 1;
+                let b = EncodedBlob {
+                    id: e.id,
+                    typ: e.typ,
+                    raw_len: e.raw_len,
+                    compressed: e.compressed,
+                    sealed,
+                };
+                if tx.send(b).is_err() {
+                    break;
                 }
             }
         }
@@ -259,7 +261,7 @@ pub fn apply(
             let Some((_, snap)) = snaps.iter().find(|(id, _)| *id == fix.snapshot) else {
                 continue;
             };
-            if let Some(root) = rewrite(repo, index, lost, &snap.tree, &tx, &mut memo)? {
+            if let Some(root) = rewrite(repo, index, &snap.tree, &tx, &mut memo)? {
                 rewritten.push((fix.snapshot, snap.clone(), root));
             }
         }
@@ -268,38 +270,10 @@ pub fn apply(
     let packed = packer.finish()?;
 
     // 2. One index naming every good pack, superseding all others.
-    if parts.index {
-        let mut packs: Vec<IndexedPack> = Vec::new();
-        let listed: HashMap<String, u64> = repo
-            .backend()
-            .list(FileKind::Pack)?
-            .into_iter()
-            .map(|f| (f.name, f.size))
-            .collect();
-        let mut candidates: Vec<(PackId, u64)> = index.packs().to_vec();
-        for a in &plan.adopt_packs {
-            if let Some(sz) = listed.get(&a.to_hex()) {
-                candidates.push((*a, *sz));
-            }
-        }
-        let fresh: HashSet<PackId> = packed.packs_written.iter().map(|p| p.id).collect();
-        for (pid, _) in candidates {
-            if salvage.contains(&pid) || fresh.contains(&pid) {
-                continue;
-            }
-            let Some(&size) = listed.get(&pid.to_hex()) else {
-                continue;
-            };
-            if let Ok(blobs) = read_header(repo, &pid, size) {
-                packs.push(IndexedPack {
-                    id: pid,
-                    size,
-                    blobs,
-                });
-            }
-        }
+    if rebuild {
+        let mut packs = survey.intact.clone();
         packs.extend(packed.packs_written.iter().cloned());
-        let mut supersedes = loaded.files.clone();
+        let mut supersedes = plan.replace_index.clone();
         supersedes.extend(packed.index_files.iter().copied());
         repo.save_index(&IndexFile {
             supersedes: supersedes.clone(),
@@ -309,7 +283,7 @@ pub fn apply(
         for old in &supersedes {
             repo.backend().remove(FileKind::Index, &old.to_hex())?;
         }
-        out.index_files_replaced = supersedes.len();
+        out.index_files_replaced = plan.replace_index.len();
         for pid in &plan.salvage_packs {
             repo.backend().remove(FileKind::Pack, &pid.to_hex())?;
             out.packs_removed += 1;
@@ -349,7 +323,6 @@ pub fn apply(
 fn rewrite(
     repo: &Repository,
     index: &Index,
-    lost: &HashSet<BlobId>,
     tree: &BlobId,
     tx: &crossbeam_channel::Sender<EncodedBlob>,
     memo: &mut HashMap<BlobId, Option<BlobId>>,
@@ -357,7 +330,7 @@ fn rewrite(
     if let Some(r) = memo.get(tree) {
         return Ok(*r);
     }
-    let Ok(t) = repo.load_tree(index, tree) else {
+    let Some(t) = load_tree(repo, index, tree)? else {
         memo.insert(*tree, None);
         return Ok(None);
     };
@@ -365,18 +338,18 @@ fn rewrite(
     for mut n in t.nodes {
         match (n.kind, n.subtree) {
             (NodeKind::Dir, Some(sub)) => {
-                if let Some(new) = rewrite(repo, index, lost, &sub, tx, memo)? {
+                if let Some(new) = rewrite(repo, index, &sub, tx, memo)? {
                     n.subtree = Some(new);
                     out.nodes.push(n);
                 }
             }
-            (NodeKind::File, _) if n.content.iter().any(|b| blob_lost(index, lost, b)) => {}
+            (NodeKind::File, _) if n.content.iter().any(|b| !index.contains(b)) => {}
             _ => out.nodes.push(n),
         }
     }
     let bytes = out.encode();
     let id = repo.crypto().blob_id(&bytes);
-    if !index.contains(&id) || lost.contains(&id) {
+    if !index.contains(&id) {
         let e = blob::encode(
             repo.crypto(),
             id,

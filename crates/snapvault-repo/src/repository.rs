@@ -246,29 +246,6 @@ impl Repository {
         Ok(LoadedIndex { index, files: ids })
     }
 
-    /// Like [`Repository::load_index`], but damaged index files are skipped (their names
-    /// are still listed, so `repair` replaces them).
-    pub fn load_index_lenient(&self) -> Result<LoadedIndex> {
-        let mut index = Index::new();
-        let mut ids = Vec::new();
-        for f in self.backend.list(FileKind::Index)? {
-            let Ok(id) = f.name.parse::<IndexId>() else {
-                continue;
-            };
-            ids.push(id);
-            let loaded = self.backend.read(FileKind::Index, &f.name).and_then(|b| {
-                if Id::hash_of(&b) != id.0 {
-                    return Err(RepoError::corrupt("index", "name mismatch"));
-                }
-                IndexFile::open(&self.crypto, &b, &f.name)
-            });
-            if let Ok(file) = loaded {
-                index.add_file(&file);
-            }
-        }
-        Ok(LoadedIndex { index, files: ids })
-    }
-
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
         let bytes = f.seal(&self.crypto);
         let id = IndexId(Id::hash_of(&bytes));

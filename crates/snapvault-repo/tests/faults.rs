@@ -236,6 +236,8 @@ fn verify(
             read_data: ReadData::All,
             threads: 2,
             last_verified: Default::default(),
+            earlier_copies: Vec::new(),
+            earlier_packs: Vec::new(),
         },
         &NoHooks,
     )
@@ -540,6 +542,8 @@ fn check_under_every_read_fault() {
                 read_data: ReadData::All,
                 threads: 2,
                 last_verified: Default::default(),
+                earlier_copies: Vec::new(),
+                earlier_packs: Vec::new(),
             },
             &NoHooks,
         )

@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod cmd;
 mod config;
+mod damage;
 mod drive;
 mod exclude;
 mod exit;

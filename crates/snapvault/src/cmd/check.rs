@@ -2,11 +2,13 @@ use anyhow::{Result, bail};
 use std::collections::HashMap;
 use std::path::Path;
 
-use snapvault_repo::checker::{self, CheckOptions, CheckReport, ReadData, Severity};
-use snapvault_repo::{PackId, Repository};
+use snapvault_repo::PackId;
+use snapvault_repo::checker::{self, CheckOptions, ReadData, Severity};
+use snapvault_repo::index::Index;
 
 use super::{Ctx, io_threads};
 use crate::cli::CheckArgs;
+use crate::damage::DamageList;
 use crate::{exit, fmt};
 
 pub fn parse_subset(s: &str) -> Result<ReadData> {
@@ -41,6 +43,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     };
     let repo = ctx.open()?;
     let _lock = crate::readonly::shared_lock(ctx, &repo, "check")?;
+    let mut damage = DamageList::load(&repo.config().id);
     // Without a usable cache folder, `--budget` starts from nothing each time.
     let cache = crate::cache::dir(&repo.config().id);
     let state_path = cache.as_ref().map(|d| d.join("verified.json"));
@@ -64,29 +67,30 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
             read_data,
             threads: io_threads(),
             last_verified: state.clone(),
+            earlier_copies: damage.copies(),
+            earlier_packs: damage.packs(),
         },
         &progress,
     );
     progress.finish();
     let report = report?;
     let now = snapvault_repo::time::now_unix();
+    // The index as check saw it (damaged index files left out).
+    let index = snapvault_repo::survey::load_old_index(&repo)?.index;
+    damage.merge(&report, &index);
+    let _ = damage.save(&repo.config().id);
     for p in &report.verified {
-        if !report.bad_copies.iter().any(|(_, bad)| bad == p) {
-            state.insert(*p, now);
-        }
+        state.insert(*p, now);
     }
-    let live: std::collections::HashSet<PackId> = match repo.load_index() {
-        Ok(l) => l.index.packs().iter().map(|(p, _)| *p).collect(),
-        Err(_) => state.keys().copied().collect(),
-    };
-    state.retain(|p, _| live.contains(p));
+    // A pack known to hold damage is not verified good, however recently it was read.
+    for p in damage.damaged_packs() {
+        state.remove(p);
+    }
+    state.retain(|p, _| index.has_pack(p));
     if let Some(p) = &state_path {
         let _ = save_state(p, &state);
     }
-    if let Some(d) = &cache {
-        save_damaged(&d.join("damaged.json"), &report)?;
-    }
-    let coverage = coverage(&repo, &state, now);
+    let coverage = coverage(&index, &state, now);
     let errors = report.errors();
     if a.json {
         println!(
@@ -170,27 +174,8 @@ fn save_state(path: &Path, state: &HashMap<PackId, i64>) -> Result<()> {
     crate::cache::write(path, &serde_json::to_vec(&raw)?)
 }
 
-/// Remember damaged blobs so the next snapshot re-reads files holding them (healing).
-fn save_damaged(path: &Path, report: &CheckReport) -> Result<()> {
-    let ids: Vec<String> = report.bad_blobs.iter().map(|b| b.to_hex()).collect();
-    crate::cache::write(path, &serde_json::to_vec(&ids)?)
-}
-
-/// Blobs the last `check` found damaged (for `snapshot` to store again from the source).
-pub fn damaged_blobs(repo_id: &str) -> std::collections::HashSet<snapvault_repo::BlobId> {
-    let Some(dir) = crate::cache::dir(repo_id) else {
-        return Default::default();
-    };
-    let Ok(bytes) = std::fs::read(dir.join("damaged.json")) else {
-        return Default::default();
-    };
-    let ids: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
-    ids.iter().filter_map(|s| s.parse().ok()).collect()
-}
-
 /// "100% of data verified within the last 23 days; oldest verification 2026-10-30".
-fn coverage(repo: &Repository, state: &HashMap<PackId, i64>, now: i64) -> Option<String> {
-    let index = repo.load_index().ok()?.index;
+fn coverage(index: &Index, state: &HashMap<PackId, i64>, now: i64) -> Option<String> {
     let total: u64 = index.packs().iter().map(|(_, s)| *s).sum();
     if total == 0 {
         return None;

@@ -230,6 +230,9 @@ pub fn prune_locked(
         progress: &bar,
         verbose: ctx.global.verbose > 0 && !json,
     };
+    if !dry_run {
+        crate::damage::refuse_if_repair_pending(repo, "prune")?;
+    }
     let plan = prune::plan(repo, opts, ignore, &progress)?;
     let stats = plan.stats.clone();
     if !json {

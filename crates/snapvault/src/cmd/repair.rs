@@ -1,9 +1,11 @@
 //! `snapvault repair [index|snapshots] [--apply]`: shows the plan, applies it with --apply.
-//! The plan comes from a full `check --read-data`, so it acts on exactly what is damaged.
+//! The plan comes from reading and verifying every pack in storage (a survey), so it acts
+//! on exactly what is damaged and judges loss by what the packs hold, not by the index.
 
 use anyhow::{Result, bail};
-use snapvault_repo::checker::{self, CheckOptions, ReadData};
+use snapvault_repo::backend::FileKind;
 use snapvault_repo::repair::{self, Parts};
+use snapvault_repo::survey;
 
 use super::{Ctx, io_threads};
 use crate::cli::{RepairArgs, RepairPart};
@@ -33,38 +35,43 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         crate::progress::mode(ctx.global.quiet, a.json),
         crate::progress::Unit::Packs,
     );
-    if !progress.is_hidden() {
-        let packs = repo.load_index_lenient().map(|l| l.index.packs().to_vec());
-        if let Ok(packs) = packs {
-            progress.set_totals(packs.len() as u64, packs.iter().map(|(_, s)| *s).sum());
-        }
+    if !progress.is_hidden()
+        && let Ok(packs) = repo.backend().list(FileKind::Pack)
+    {
+        progress.set_totals(packs.len() as u64, packs.iter().map(|p| p.size).sum());
     }
-    let report = checker::check(
-        &repo,
-        &CheckOptions {
-            read_data: ReadData::All,
-            threads: io_threads(),
-            last_verified: Default::default(),
-        },
-        &progress,
-    );
+    let old = survey::load_old_index(&repo)?;
+    let found = survey::survey(&repo, &old.index, io_threads(), &progress);
     progress.finish();
-    let report = report?;
-    let plan = repair::plan(&repo, &report)?;
+    let found = found?;
+    let plan = repair::plan(&repo, &found, &old)?;
+    if !parts.index && plan.rebuild_index && !plan.snapshots.is_empty() {
+        bail!(
+            "the index does not match what the packs hold, so snapshots cannot be judged yet; \
+             nothing was changed: run `snapvault repair index --apply` first (or `snapvault repair --apply`)"
+        );
+    }
     if a.json && !a.apply {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(0);
     }
-    if plan.is_empty() && report.errors() == 0 {
-        ctx.say("nothing to repair: no damage found");
+    if plan.is_empty() {
+        ctx.say(
+            "nothing to repair: every pack is intact and the index and snapshots agree with them",
+        );
         return Ok(0);
     }
     if parts.index {
-        for p in &plan.salvage_packs {
+        for d in &found.damaged {
             println!(
-                "pack {}: damaged; its intact blobs are copied to a new pack, then it is removed",
-                p.short()
+                "pack {}: damaged ({}); its {} intact blob(s) are copied to a new pack, then it is removed",
+                d.id.short(),
+                d.reason,
+                d.rescuable.len()
             );
+        }
+        for f in &plan.damaged_index_files {
+            println!("index file {}: damaged", f.short());
         }
         for p in &plan.adopt_packs {
             println!(
@@ -72,10 +79,12 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
                 p.short()
             );
         }
-        println!(
-            "index: rebuilt from the pack headers, replacing {} index file(s)",
-            plan.replace_index.len()
-        );
+        if plan.rebuild_index {
+            println!(
+                "index: rebuilt from what the packs hold, replacing {} index file(s)",
+                plan.replace_index.len()
+            );
+        }
     }
     if parts.snapshots {
         for f in &plan.snapshots {
@@ -108,7 +117,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         for n in &plan.unreadable_snapshots {
             println!(
                 "snapshot file {}: unreadable{}",
-                &n[..8.min(n.len())],
+                n.get(..8).unwrap_or(n),
                 if a.forget_damaged { "; removed" } else { "" }
             );
         }
@@ -124,12 +133,13 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         );
         return Ok(0);
     }
-    if parts.index && !parts.snapshots && plan.lost_blobs > 0 && !plan.snapshots.is_empty() {
+    if parts.index && !parts.snapshots && !plan.snapshots.is_empty() {
         eprintln!(
-            "note: some snapshots reference lost data; run `snapvault repair snapshots --apply` too"
+            "note: {} snapshot(s) use data no pack holds intact; run `snapvault repair snapshots --apply` too",
+            plan.snapshots.len()
         );
     }
-    let out = repair::apply(&repo, &report, &plan, parts, a.forget_damaged)?;
+    let out = repair::apply(&repo, &found, &plan, parts, a.forget_damaged)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

@@ -230,7 +230,7 @@ fn take(
         parent,
         also,
         // Files holding blobs the last `check` found damaged are read again and stored anew.
-        reread: super::check::damaged_blobs(&repo.config().id),
+        reread: crate::damage::DamageList::load(&repo.config().id).unhealed(&loaded.index),
         workers: threads(),
         stop: Some(stop),
         lock: Some(lock.handle()),
