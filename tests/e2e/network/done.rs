@@ -9,7 +9,7 @@ use snapvault_remote::test_proxy::{Faults, Proxy};
 
 use super::{assert_no_ssh_left, library, port_of, s, s3_proxy, s3_via, sftp_proxy, sftp_via};
 use crate::common::*;
-use crate::remote::{Remote, restore_matches, var};
+use crate::remote::{Remote, no_servers, restore_matches, var};
 
 /// The same repository, reached directly instead of through proxy `p` (to check and
 /// restore at full speed after a slow or faulty run).
@@ -31,6 +31,9 @@ fn direct(r: &Remote, p: &Proxy) -> Remote {
 /// SFTP at the same time, each behind its own proxy — about 160 s, the longest test here.
 #[test]
 fn slow_uplink_79_mb_snapshot_finishes() {
+    if no_servers() {
+        return;
+    }
     let work = tempdir();
     let src = library(work.path(), 2100, 10, 7_900_000);
     let slow = Faults {
@@ -68,6 +71,9 @@ fn slow_uplink_79_mb_snapshot_finishes() {
 /// time) and each pack is retried until it does.
 #[test]
 fn random_resets_79_mb_snapshot_finishes() {
+    if no_servers() {
+        return;
+    }
     let work = tempdir();
     let src = library(work.path(), 2200, 10, 7_900_000);
     let s3p = s3_proxy(Faults {
@@ -115,6 +121,9 @@ fn random_resets_79_mb_snapshot_finishes() {
 #[test]
 #[ignore = "waits for 25.4 (integrity engineer): unreadable objects are 'not checked', not damage"]
 fn check_through_a_lost_server_reports_no_damage() {
+    if no_servers() {
+        return;
+    }
     let work = tempdir();
     let src = library(work.path(), 2300, 3, 6_000_000);
     for backend in ["s3", "sftp"] {

@@ -11,7 +11,9 @@ use snapvault_remote::test_proxy::{Faults, Proxy};
 mod done;
 
 use crate::common::*;
-use crate::remote::{Remote, free_port, kill_tree, private_sshd, restore_matches, unique, var};
+use crate::remote::{
+    Remote, free_port, kill_tree, no_servers, private_sshd, restore_matches, unique, var,
+};
 
 /// A server process this test started, killed (with what it forked) when the test ends,
 /// passed or not: a leftover sshd would hold the test harness's output open.
@@ -138,6 +140,9 @@ fn assert_no_ssh_left(port: u16, what: &str) {
 /// (it used to kill the process with SIGPIPE: exit 141, nothing on stderr, lock left).
 #[test]
 fn s3_reset_in_an_upload_is_retried() {
+    if no_servers() {
+        return;
+    }
     let proxy = s3_proxy(Faults::default());
     let r = s3_via(&proxy, "reset");
     r.ok(&["init"]);
@@ -169,6 +174,9 @@ fn s3_reset_in_an_upload_is_retried() {
 /// 25.8: nothing listens on the port: say so, without minutes of retries.
 #[test]
 fn refused_ports_are_named_quickly() {
+    if no_servers() {
+        return;
+    }
     let port = free_port();
     let s3 = Remote::with_url(format!(
         "s3:http://127.0.0.1:{port}/{}/x",
@@ -196,6 +204,9 @@ fn refused_ports_are_named_quickly() {
 /// byte), and the message says it stalled — not "did not answer", not damage.
 #[test]
 fn stalls_are_detected_and_named() {
+    if no_servers() {
+        return;
+    }
     let work = tempdir();
     let src = library(work.path(), 950, 2, 6_000_000);
     let s3p = s3_proxy(Faults::default());
@@ -221,6 +232,9 @@ fn stalls_are_detected_and_named() {
 /// takes (a 5 MB pack at 1 MB/s with SNAPVAULT_TIMEOUT=3), on S3 and SFTP at once.
 #[test]
 fn slow_uploads_that_progress_are_not_timed_out() {
+    if no_servers() {
+        return;
+    }
     let work = tempdir();
     let src = library(work.path(), 970, 1, 5_000_000);
     let slow = Faults {
@@ -250,6 +264,9 @@ fn slow_uploads_that_progress_are_not_timed_out() {
 /// again and carries on; no temp file is left, and no upload grew past its size.
 #[test]
 fn sftp_dropped_connection_is_resumed() {
+    if no_servers() {
+        return;
+    }
     let proxy = sftp_proxy(Faults::default());
     let r = sftp_via(&proxy, "drop");
     r.ok(&["init"]);
@@ -296,6 +313,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// message says the connection was reset — not a guess between three causes.
 #[test]
 fn sftp_reset_during_login_is_named() {
+    if no_servers() {
+        return;
+    }
     let proxy = sftp_proxy(Faults {
         drop_each_after: Some(1500),
         ..Faults::default()
@@ -316,6 +336,9 @@ fn sftp_reset_during_login_is_named() {
 /// reconnects and the snapshot finishes.
 #[test]
 fn sftp_server_restarted_during_a_snapshot() {
+    if no_servers() {
+        return;
+    }
     let port = free_port();
     let state = tempdir();
     let sshd = Killed(private_sshd(port, state.path()));
@@ -362,6 +385,9 @@ fn sftp_server_restarted_during_a_snapshot() {
 /// none carries a secret in its environment, and no state folder is left behind.
 #[test]
 fn sftp_no_child_outlives_snapvault_or_inherits_secrets() {
+    if no_servers() {
+        return;
+    }
     let work = tempdir();
     let src = library(work.path(), 1030, 2, 6_000_000);
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGKILL] {
@@ -479,6 +505,9 @@ fn users_known_hosts() -> PathBuf {
 /// known-hosts file and says so; ~/.ssh/known_hosts is never written.
 #[test]
 fn sftp_host_keys_stay_in_snapvaults_own_file() {
+    if no_servers() {
+        return;
+    }
     let port = free_port();
     let dir = tempdir();
     let sshd = Killed(sshd_with_new_host_key(port, dir.path()));
