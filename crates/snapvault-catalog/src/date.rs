@@ -194,9 +194,10 @@ pub fn day_number(taken: &str) -> Option<u32> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let y = digits(&taken[0..4], 4)?;
-    let m = digits(&taken[5..7], 2)?;
-    let d = digits(&taken[8..10], 2)?;
+    // `taken` comes from a stored tree: a multi-byte character may sit anywhere.
+    let y = digits(taken.get(0..4)?, 4)?;
+    let m = digits(taken.get(5..7)?, 2)?;
+    let d = digits(taken.get(8..10)?, 2)?;
     Some(y * 10_000 + m * 100 + d)
 }
 
@@ -324,6 +325,18 @@ mod tests {
         assert_eq!(day_number("2023-07-14T18:03:11+02:00"), Some(2023_07_14));
         assert_eq!(day_number("2023-07-1"), None);
         assert_eq!(day_number("2023/07/14"), None);
+    }
+
+    /// A `taken` from a crafted tree, with a multi-byte character where the day's digits
+    /// should be, is no date (it panicked by slicing inside the character).
+    #[test]
+    fn day_number_of_a_taken_cut_inside_a_character() {
+        assert_eq!(day_number("2023-07-0é"), None);
+        assert_eq!(day_number("2023-07-é1"), None);
+        assert_eq!(day_number("2023-0é-01"), None);
+        assert_eq!(day_number("éé-07-01ab"), None);
+        let r: DateRange = "2023-07".parse().unwrap();
+        assert!(!r.contains("2023-07-0é"));
     }
 
     #[test]

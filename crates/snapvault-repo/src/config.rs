@@ -125,6 +125,18 @@ impl Config {
                 "parameters out of range",
             ));
         }
+        // The id names the local cache folder: anything but 64 hex digits (`/home/…`,
+        // `../..`) would put the cache, and the permissions snapvault sets on it, elsewhere.
+        // (An unencrypted config has no MAC, so its id is whatever the folder holds.)
+        if !crate::text::is_id_name(&c.id) {
+            return Err(RepoError::corrupt(
+                format!("config of {location}"),
+                format!(
+                    "its id {} is not 64 hex digits",
+                    crate::text::short_name(&c.id)
+                ),
+            ));
+        }
         Ok(c)
     }
 }

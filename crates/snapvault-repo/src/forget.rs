@@ -550,7 +550,7 @@ fn is_photo_kind(kind: &str) -> bool {
 }
 
 fn taken_key(t: &str) -> &str {
-    &t[..t.len().min(19)]
+    crate::text::prefix(t, 19)
 }
 
 /// Photos held by `removed` snapshots whose content appears in none of `remaining` (as any
@@ -681,6 +681,18 @@ mod tests {
     }
 
     const NOW: &str = "2030-01-01 00:00";
+
+    /// A `taken` from a crafted tree with a multi-byte character across byte 19 orders by
+    /// what precedes it (it panicked by slicing inside the character).
+    #[test]
+    fn taken_key_of_a_taken_cut_inside_a_character() {
+        assert_eq!(taken_key("2023-07-01T10:00:0é"), "2023-07-01T10:00:0");
+        assert_eq!(
+            taken_key("2023-07-01T10:00:00+02:00"),
+            "2023-07-01T10:00:00"
+        );
+        assert_eq!(taken_key("é"), "é");
+    }
 
     /// Apply and return the kept times, newest first.
     fn kept(policy: &Policy, times: &[&str]) -> Vec<String> {

@@ -36,6 +36,7 @@ pub mod revalidate;
 pub mod snapshot;
 pub mod stop;
 pub mod survey;
+pub mod text;
 pub mod time;
 pub mod tree;
 

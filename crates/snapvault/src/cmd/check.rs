@@ -113,7 +113,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
             let taken = d
                 .taken
                 .as_ref()
-                .map(|t| format!(" (taken {})", &t[..t.len().min(10)]))
+                .map(|t| format!(" (taken {})", snapvault_repo::text::prefix(t, 10)))
                 .unwrap_or_default();
             println!(
                 "damaged: {}{taken} in {} snapshot(s)",
@@ -191,7 +191,8 @@ fn coverage(index: &Index, state: &HashMap<PackId, i64>, now: i64) -> Option<Str
     let pct = verified as f64 * 100.0 / total as f64;
     let oldest = oldest?;
     let days = ((now - oldest).max(0) as f64 / 86_400.0).ceil() as i64;
-    let date = &snapvault_repo::time::format_utc(oldest)[..10];
+    let date = snapvault_repo::time::format_utc(oldest);
+    let date = snapvault_repo::text::prefix(&date, 10);
     let mut msg = format!(
         "{pct:.0}% of data verified within the last {days} day(s); oldest verification {date}"
     );

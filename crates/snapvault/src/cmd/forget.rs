@@ -327,15 +327,11 @@ fn print_loss(loss: &PhotoLoss, refused: bool) {
     if loss.lost.is_empty() {
         return;
     }
+    // The day of a `taken` from a stored tree (which may hold anything).
+    let day = |t: &str| snapvault_repo::text::prefix(t, 10).to_string();
     let range = match (&loss.first_taken, &loss.last_taken) {
-        (Some(a), Some(b)) if a[..a.len().min(10)] == b[..b.len().min(10)] => {
-            format!(", taken {}", &a[..a.len().min(10)])
-        }
-        (Some(a), Some(b)) => format!(
-            ", taken {} … {}",
-            &a[..a.len().min(10)],
-            &b[..b.len().min(10)]
-        ),
+        (Some(a), Some(b)) if day(a) == day(b) => format!(", taken {}", day(a)),
+        (Some(a), Some(b)) => format!(", taken {} … {}", day(a), day(b)),
         _ => String::new(),
     };
     let tag = if refused { "error" } else { "warning" };

@@ -44,12 +44,12 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
     if a.insecure_no_encryption {
         ctx.say(format!(
             "created UNENCRYPTED repository {} at {loc}",
-            &repo.config().id[..8]
+            snapvault_repo::text::prefix(&repo.config().id, 8)
         ));
     } else {
         ctx.say(format!(
             "created repository {} at {loc}",
-            &repo.config().id[..8]
+            snapvault_repo::text::prefix(&repo.config().id, 8)
         ));
         ctx.say("keep the password safe: without it the data cannot be recovered");
         ctx.say(

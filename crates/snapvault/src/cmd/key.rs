@@ -1,4 +1,5 @@
 use anyhow::Result;
+use snapvault_repo::text::{is_id_name, short_name};
 
 use super::{Ctx, kdf};
 use crate::cli::{KeyCommand, NewPasswordArgs};
@@ -22,7 +23,7 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
             if a.json {
                 println!("{}", serde_json::json!({"added": name}));
             } else {
-                ctx.say(format!("added key {}", &name[..8]));
+                ctx.say(format!("added key {}", short_name(&name)));
             }
         }
         KeyCommand::List { json } => {
@@ -48,12 +49,19 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
                     match &k.file {
                         Some(f) => println!(
                             "{mark} {:<9} {:<19} {:<12} {}",
-                            &k.name[..8],
+                            short_name(&k.name),
                             snapvault_repo::time::format_utc(f.created),
                             f.hostname,
                             f.username
                         ),
-                        None => println!("{mark} {:<9} (damaged key file)", &k.name[..8]),
+                        // A stray file (`keys/x`) is not a damaged key: say which it is.
+                        None if is_id_name(&k.name) => {
+                            println!("{mark} {:<9} (damaged key file)", short_name(&k.name))
+                        }
+                        None => println!(
+                            "{mark} {:<9} (not a key file: a stray file in keys/)",
+                            short_name(&k.name)
+                        ),
                     }
                 }
             }
@@ -70,7 +78,7 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
                 } else {
                     ctx.say(format!(
                         "would remove key {} (dry run: nothing changed)",
-                        &name[..8]
+                        short_name(&name)
                     ));
                 }
                 return Ok(0);
@@ -80,7 +88,7 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
             if json {
                 println!("{}", serde_json::json!({"removed": name}));
             } else {
-                ctx.say(format!("removed key {}", &name[..8]));
+                ctx.say(format!("removed key {}", short_name(&name)));
             }
         }
         KeyCommand::Passwd(a) => {
@@ -90,7 +98,7 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
             if a.json {
                 println!("{}", serde_json::json!({"changed": true, "key": name}));
             } else {
-                ctx.say(format!("password changed (new key {})", &name[..8]));
+                ctx.say(format!("password changed (new key {})", short_name(&name)));
             }
         }
     }

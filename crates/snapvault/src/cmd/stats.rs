@@ -166,9 +166,12 @@ pub fn compute(repo: &Repository, index: &Index, only: Option<&str>) -> Result<S
                         if !media.insert(photoset::content_key(&n)) {
                             continue;
                         }
-                        let slot = match m.taken.as_deref() {
-                            Some(t) if t.len() >= 7 && t.as_bytes()[4] == b'-' => {
-                                months.entry(t[..7].to_string()).or_default()
+                        // `taken` comes from a stored tree: take `YYYY-MM` only when it
+                        // is there, never by slicing blindly.
+                        let month = m.taken.as_deref().and_then(|t| t.get(..7));
+                        let slot = match month {
+                            Some(mo) if mo.as_bytes().get(4) == Some(&b'-') => {
+                                months.entry(mo.to_string()).or_default()
                             }
                             _ => &mut undated,
                         };
@@ -199,7 +202,9 @@ pub fn compute(repo: &Repository, index: &Index, only: Option<&str>) -> Result<S
         .sum();
     let mut by_year: BTreeMap<String, Counts> = BTreeMap::new();
     for (m, c) in &months {
-        let y = by_year.entry(m[..4].to_string()).or_default();
+        let y = by_year
+            .entry(snapvault_repo::text::prefix(m, 4).to_string())
+            .or_default();
         y.photos += c.photos;
         y.videos += c.videos;
     }
@@ -260,7 +265,7 @@ pub fn bar(n: u64, max: u64, width: usize) -> String {
 fn print(ctx: &Ctx, st: &Stats) {
     let r = &st.repository;
     let what = match &st.snapshot {
-        Some(id) => format!("snapshot {}", &id[..8.min(id.len())]),
+        Some(id) => format!("snapshot {}", snapvault_repo::text::prefix(id, 8)),
         None => format!("{} snapshot(s)", st.snapshots),
     };
     println!(
@@ -271,7 +276,7 @@ fn print(ctx: &Ctx, st: &Stats) {
         } else {
             "NOT encrypted"
         },
-        &r.id[..8.min(r.id.len())]
+        snapvault_repo::text::prefix(&r.id, 8)
     );
     println!(
         "  size on disk     {:>10}  ({} pack(s), {} index file(s), {} snapshot(s))",

@@ -23,7 +23,10 @@ pub fn run(ctx: &Ctx, a: UnlockArgs) -> Result<i32> {
                 .unwrap_or_else(|| "an unreadable lock".into());
             if !a.json {
                 let verb = if a.dry_run { "would remove" } else { "removed" };
-                ctx.say(format!("{verb} lock {} held by {who}", &l.name[..8]));
+                ctx.say(format!(
+                    "{verb} lock {} held by {who}",
+                    snapvault_repo::text::short_name(&l.name)
+                ));
             }
             removed_list.push(serde_json::json!({"id": l.name, "held_by": who, "stale": stale}));
         } else if let Some(i) = l.info {
