@@ -104,11 +104,17 @@ pub fn seal_with(key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
 /// plaintext; the tag is appended. Gives the same layout as [`seal_with`]; no allocation
 /// when `buf` has room for the tag.
 pub fn seal_in_place_with(key: &[u8; 32], buf: &mut Vec<u8>) {
-    debug_assert!(buf.len() >= NONCE_LEN);
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    buf[..NONCE_LEN].copy_from_slice(&nonce);
-    let (k, n) = aead_key(key, &nonce);
+    seal_in_place_under(key, &nonce, buf);
+}
+
+/// [`seal_in_place_with`] under a given nonce. Only a fresh random nonce is safe, so this is
+/// private: it exists so the test vectors of docs/format.md exercise the real sealing code.
+pub(crate) fn seal_in_place_under(key: &[u8; 32], nonce: &[u8; NONCE_LEN], buf: &mut Vec<u8>) {
+    debug_assert!(buf.len() >= NONCE_LEN);
+    buf[..NONCE_LEN].copy_from_slice(nonce);
+    let (k, n) = aead_key(key, nonce);
     // ChaCha20-Poly1305 only fails for plaintexts over 256 GiB; objects are at most MiBs.
     let tag = k
         .seal_in_place_separate_tag(n, aead::Aad::empty(), &mut buf[NONCE_LEN..])

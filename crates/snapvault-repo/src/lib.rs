@@ -39,6 +39,8 @@ pub mod survey;
 pub mod text;
 pub mod time;
 pub mod tree;
+#[cfg(test)]
+mod vectors;
 
 pub use error::{RepoError, Result};
 pub use id::{BlobId, Id, PackId, SnapshotId};
