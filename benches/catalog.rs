@@ -311,6 +311,7 @@ fn main() {
             summary: Summary::default(),
             incomplete: false,
             original: None,
+            library: None,
         };
         let id = SnapshotId(Id::hash_of(format!("snapshot {i}").as_bytes()));
         let (t, c) = (Instant::now(), cpu_time());

@@ -235,6 +235,7 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
             summary: Summary::default(),
             incomplete: false,
             original: None,
+            library: None,
         })
         .unwrap();
     }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod camera;
 mod check;
 mod concurrency;
 mod copy;

@@ -30,6 +30,8 @@
 //!                                                     in each snapshot
 //! meta           (key, value)                         repo id
 //! ```
+//! and, for phone snapshots, what the phone's own library said (`library.rs`:
+//! `library_dbs`, `library_assets`, `snapshot_library`).
 //! Indexes: `contents(day)` for date queries; `files` is a `WITHOUT ROWID` table clustered
 //! by content, so a photo's occurrences are one seek away and a full listing is a merge of
 //! two sequential scans; `files(tree)` serves companions and garbage collection.
@@ -104,6 +106,7 @@
 //! backed-up folder's name, as in `snapvault ls`); a non-UTF-8 name shows lossily there.
 
 mod date;
+mod library;
 mod query;
 mod schema;
 mod sync;
@@ -115,6 +118,7 @@ use rusqlite::Connection;
 use snapvault_repo::RepoError;
 
 pub use date::{DatePoint, DateRange, KindFilter, day_number};
+pub use library::{LibraryAsset, SnapshotLibrary};
 pub use query::{PhotoQuery, PhotoRow};
 pub use sync::{AddStats, SyncStats, TreeLoader};
 

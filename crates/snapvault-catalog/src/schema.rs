@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 
+use crate::library::SCHEMA as LIBRARY;
 use crate::{CatalogError, Result};
 
 /// `PRAGMA application_id`: "SVCT".
 pub(crate) const APPLICATION_ID: i32 = 0x5356_4354;
 /// `PRAGMA user_version`: bump on any schema change (old catalogs are then rebuilt).
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -148,6 +149,7 @@ pub(crate) fn open_in_memory() -> Result<Connection> {
     let conn = Connection::open_in_memory()?;
     conn.execute_batch(&format!(
         "{SCHEMA}
+         {LIBRARY}
          PRAGMA application_id = {APPLICATION_ID};
          PRAGMA user_version = {SCHEMA_VERSION};
          PRAGMA temp_store = MEMORY;"
@@ -222,6 +224,7 @@ fn try_open(path: &Path) -> Result<Connection, Failure> {
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE;
              {SCHEMA}
+             {LIBRARY}
              PRAGMA application_id = {APPLICATION_ID};
              PRAGMA user_version = {SCHEMA_VERSION};
              COMMIT;"
@@ -239,7 +242,14 @@ fn try_open(path: &Path) -> Result<Connection, Failure> {
         // The small tables, fully (cost ∝ snapshots and directories, not photos). Damage in
         // the large ones surfaces as SQLITE_CORRUPT when read: `sync` then rebuilds, and
         // `verify` runs the full check.
-        for table in ["meta", "snapshots", "trees", "tree_dirs", "snapshot_dirs"] {
+        for table in [
+            "meta",
+            "snapshots",
+            "trees",
+            "tree_dirs",
+            "snapshot_dirs",
+            "snapshot_library",
+        ] {
             let check: String =
                 conn.query_row(&format!("PRAGMA quick_check({table})"), [], |r| r.get(0))?;
             if check != "ok" {

@@ -178,7 +178,8 @@ impl Catalog {
             tx.query_row("SELECT EXISTS(SELECT 1 FROM trees)", [], |r| r.get(0))?;
         tx.execute_batch(
             "DELETE FROM snapshot_dirs; DELETE FROM snapshots; DELETE FROM files;
-             DELETE FROM tree_dirs; DELETE FROM trees; DELETE FROM contents;",
+             DELETE FROM tree_dirs; DELETE FROM trees; DELETE FROM contents;
+             DELETE FROM snapshot_library; DELETE FROM library_assets; DELETE FROM library_dbs;",
         )?;
         tx.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('repo_id', ?1)",
@@ -248,6 +249,7 @@ impl Catalog {
             tx.execute("DELETE FROM snapshots WHERE id = ?1", [r])?;
         }
         collect_garbage(&tx)?;
+        crate::library::collect_garbage(&tx)?;
         tx.commit()?;
         Ok(())
     }

@@ -46,6 +46,9 @@ pub trait Observer: Sync {
     fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
     /// A file as recorded in the new snapshot (called from the tree writer, in order).
     fn recorded(&self, _dir: &[u8], _node: &Node) {}
+    /// The last look at the snapshot before it is written (every file is recorded by then):
+    /// a source may add what it knows about itself (its library account).
+    fn annotate(&self, _snapshot: &mut Snapshot) {}
 }
 
 /// Photo awareness plugged in by the binary; the repository does not interpret it.
@@ -321,7 +324,7 @@ pub fn run(
     if summary.interrupted.is_some() {
         tags.push("partial".into());
     }
-    let snap = Snapshot {
+    let mut snap = Snapshot {
         version: 1,
         time,
         hostname: crate::time::hostname(),
@@ -333,7 +336,9 @@ pub fn run(
         incomplete: summary.errors > 0 || summary.interrupted.is_some(),
         summary,
         original: None,
+        library: None,
     };
+    observer.annotate(&mut snap);
     let id = repo.save_snapshot(&snap)?;
     Ok((id, snap))
 }

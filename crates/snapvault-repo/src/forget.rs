@@ -1111,6 +1111,7 @@ mod tests {
             summary: Default::default(),
             incomplete: false,
             original: None,
+            library: None,
         };
         let g = GroupBy::default();
         assert_eq!(g.key(&s), "source /p, host mac");

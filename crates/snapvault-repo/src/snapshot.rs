@@ -99,6 +99,44 @@ pub struct Snapshot {
     /// copy of a copy keeps the first one's id, so copies along a chain are recognised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<SnapshotId>,
+    /// Phone snapshots: how the snapshot stands against the phone's photo library (what
+    /// the source says it holds). Absent in older snapshots and folder snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<LibraryAccount>,
+}
+
+/// An account of a source's own list of what it holds (a phone's Photos library) against
+/// the files of the snapshot. The repository stores it and never interprets it; `None` in
+/// a count means the source did not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryAccount {
+    /// Where the account comes from: `photos.sqlite` (the phone's library database) or
+    /// `files` (the database could not be read: the files alone).
+    pub source: String,
+    /// The database's schema (`ZASSET`, `ZGENERICASSET`), when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Assets the library lists (with `source: files`: photo and video files found).
+    pub assets: u64,
+    /// Of those, held by this snapshot.
+    pub backed_up: u64,
+    /// Not on the phone: only in iCloud ("Optimize iPhone Storage").
+    #[serde(default)]
+    pub icloud_only: Option<u64>,
+    /// Listed as on the phone (or unknown), but not in the snapshot: not read.
+    #[serde(default)]
+    pub not_read: Option<u64>,
+    /// In Recently Deleted (counted in the numbers above too).
+    #[serde(default)]
+    pub recently_deleted: Option<u64>,
+    /// Edited in Photos, and of those the ones whose edit the snapshot holds.
+    #[serde(default)]
+    pub edited: Option<u64>,
+    #[serde(default)]
+    pub edits_backed_up: Option<u64>,
+    /// Why the database could not be used, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Snapshot {
@@ -147,6 +185,7 @@ mod tests {
             summary: Summary::default(),
             incomplete: false,
             original: None,
+            library: None,
         }
     }
 
@@ -162,6 +201,29 @@ mod tests {
         fn garbage_is_an_error(b in proptest::collection::vec(any::<u8>(), 0..200)) {
             prop_assert!(Snapshot::open(&Crypto::Plain, &b, "s").is_err() || !b.is_empty());
         }
+    }
+
+    /// Snapshots written before `library` existed read unchanged; one with it round-trips.
+    #[test]
+    fn library_account_is_optional() {
+        let old = r#"{"version":1,"time":5,"hostname":"h","username":"u","source":{"kind":"iphone","device":{"udid":"U","name":"n","model":"m","ios_version":"17"}},"tags":[],"tree":"0000000000000000000000000000000000000000000000000000000000000000","summary":{"files_new":0,"files_changed":0,"files_unchanged":0,"dirs":0,"files_total":0,"bytes_total":0,"bytes_read":0,"bytes_added":0,"blobs_added":0,"errors":0,"duration_ms":0}}"#;
+        let s = Snapshot::open(&Crypto::Plain, old.as_bytes(), "s").unwrap();
+        assert_eq!(s.library, None);
+        let mut s = sample(vec![]);
+        s.library = Some(LibraryAccount {
+            source: "photos.sqlite".into(),
+            schema: Some("ZASSET".into()),
+            assets: 10,
+            backed_up: 8,
+            icloud_only: Some(2),
+            not_read: Some(0),
+            recently_deleted: Some(1),
+            edited: None,
+            edits_backed_up: None,
+            note: None,
+        });
+        let c = Crypto::Keyed(MasterKey::generate());
+        assert_eq!(Snapshot::open(&c, &s.seal(&c), "s").unwrap(), s);
     }
 
     #[test]

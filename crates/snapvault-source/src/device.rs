@@ -26,9 +26,9 @@ use crate::{DeviceEntry, DeviceInfo, DeviceOptions, UsbmuxdAddress};
 
 const LOCKDOWN_PORT: u16 = 62078;
 const AFC_SERVICE: &str = "com.apple.afc";
-/// Deepest folder nesting walked under /DCIM.
+/// Deepest folder nesting walked under a root (/DCIM, /PhotoData/Mutations, …).
 const MAX_DEPTH: usize = 8;
-/// Most files accepted from one /DCIM walk.
+/// Most files accepted from one walk.
 const MAX_ENTRIES: usize = 5_000_000;
 /// `AfcFopenMode::RdOnly`.
 const MODE_RDONLY: u64 = 1;
@@ -256,17 +256,18 @@ impl Shared {
     }
 }
 
-async fn walk_dcim(sh: Arc<Shared>) -> Result<Vec<DeviceEntry>, SourceError> {
-    const ROOT: &str = "DCIM";
+/// Every regular file under `root` (`DCIM`, `PhotoData/CPLAssets`, …), sorted by path. A
+/// missing `root` is an empty list; a subfolder that cannot be listed is left out.
+async fn walk(sh: Arc<Shared>, root: String) -> Result<Vec<DeviceEntry>, SourceError> {
     let mut out = Vec::new();
-    let mut dirs = vec![(ROOT.to_string(), 0usize)];
+    let mut dirs = vec![(root.clone(), 0usize)];
     while let Some((dir, depth)) = dirs.pop() {
         let names = match sh.read_dir(&format!("/{dir}")).await {
             Ok(n) => n,
-            // No camera roll at all.
-            Err(OpError::Status(AfcError::ObjectNotFound)) if dir == ROOT => return Ok(out),
-            Err(OpError::Status(e)) if dir == ROOT => {
-                return Err(SourceError::Protocol(format!("cannot list /DCIM: {e}")));
+            // Nothing there at all (no camera roll, no edits yet).
+            Err(OpError::Status(AfcError::ObjectNotFound)) if dir == root => return Ok(out),
+            Err(OpError::Status(e)) if dir == root => {
+                return Err(SourceError::Protocol(format!("cannot list /{root}: {e}")));
             }
             // A subfolder that vanished or cannot be listed: nothing to back up in it.
             Err(OpError::Status(_)) => continue,
@@ -285,7 +286,7 @@ async fn walk_dcim(sh: Arc<Shared>) -> Result<Vec<DeviceEntry>, SourceError> {
                 "S_IFREG" => {
                     if out.len() >= MAX_ENTRIES {
                         return Err(SourceError::Protocol(format!(
-                            "more than {MAX_ENTRIES} files under /DCIM"
+                            "more than {MAX_ENTRIES} files under /{root}"
                         )));
                     }
                     out.push(DeviceEntry {
@@ -301,6 +302,20 @@ async fn walk_dcim(sh: Arc<Shared>) -> Result<Vec<DeviceEntry>, SourceError> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// One regular file's entry, `None` when it is not there (or not a regular file).
+async fn stat_file(sh: Arc<Shared>, path: String) -> Result<Option<DeviceEntry>, SourceError> {
+    match sh.stat(&format!("/{path}")).await {
+        Ok(st) if st.kind == "S_IFREG" => Ok(Some(DeviceEntry {
+            path,
+            size: st.size,
+            mtime_ns: st.mtime_ns,
+            birthtime_ns: st.birthtime_ns,
+        })),
+        Ok(_) | Err(OpError::Status(_)) => Ok(None),
+        Err(OpError::Fatal(e)) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------- connecting
@@ -556,7 +571,25 @@ impl Device {
     /// Walks `/DCIM` (all `1nnAPPLE`, `1nnCLOUD`, `1nnIMPRT` and other subfolders) and
     /// returns its regular files sorted by path. No `/DCIM` → empty list.
     pub fn list_dcim(&self) -> Result<Vec<DeviceEntry>, SourceError> {
-        self.rt.run(walk_dcim(self.shared.clone()))
+        self.list_under("DCIM")
+    }
+
+    /// Every regular file under the folder `root` of the media root (`PhotoData/CPLAssets`),
+    /// sorted by path; a missing folder gives an empty list.
+    pub fn list_under(&self, root: &str) -> Result<Vec<DeviceEntry>, SourceError> {
+        let root = afc_path(root)
+            .ok_or_else(|| SourceError::Protocol(format!("{root:?} is not a valid device path")))?;
+        let root = root.trim_start_matches('/').to_string();
+        self.rt.run(walk(self.shared.clone(), root))
+    }
+
+    /// The entry of one regular file (`PhotoData/Photos.sqlite`), `None` when it is absent.
+    pub fn stat(&self, path: &str) -> Result<Option<DeviceEntry>, SourceError> {
+        let Some(p) = afc_path(path) else {
+            return Ok(None);
+        };
+        let p = p.trim_start_matches('/').to_string();
+        self.rt.run(stat_file(self.shared.clone(), p))
     }
 
     /// Opens one file for reading. A file the phone cannot read (iCloud-only original,

@@ -145,7 +145,7 @@ pub struct DeviceInfo {
     pub locked: bool,
 }
 
-/// A regular file under `/DCIM` on the phone.
+/// A regular file on the phone (under `/DCIM`, or a part of `/PhotoData`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceEntry {
     /// Device path without leading slash: `DCIM/100APPLE/IMG_0001.HEIC`.

@@ -7,6 +7,17 @@ use snapvault_repo::Repository;
 use snapvault_repo::index::Index;
 
 pub fn open_synced(repo: &Repository, index: &Index, verbose: bool) -> Result<Catalog> {
+    open_synced_then(repo, index, verbose, |_| Ok(()))
+}
+
+/// [`open_synced`], running `first` on the synced catalog before the phone libraries are
+/// filled in (a snapshot records the library it has just read).
+pub fn open_synced_then(
+    repo: &Repository,
+    index: &Index,
+    verbose: bool,
+    first: impl FnOnce(&mut Catalog) -> Result<()>,
+) -> Result<Catalog> {
     // Without a usable cache folder the catalog lives in memory for this run.
     let mut cat = match crate::cache::dir(&repo.config().id) {
         Some(dir) => {
@@ -26,6 +37,19 @@ pub fn open_synced(repo: &Repository, index: &Index, verbose: bool) -> Result<Ca
         eprintln!(
             "warning: snapshot {} could not be added to the photo catalog: {why}",
             id.short()
+        );
+    }
+    if let Err(e) = first(&mut cat) {
+        eprintln!(
+            "warning: the photo catalog's record of the phone library was not updated ({})",
+            crate::exit::message(&e)
+        );
+    }
+    // What each phone snapshot's own library said (read back once per database content).
+    if let Err(e) = crate::library::catalog::fill(&mut cat, repo, index) {
+        eprintln!(
+            "warning: the photo catalog's record of the phone libraries is incomplete ({})",
+            crate::exit::message(&e)
         );
     }
     if verbose && stats.changed() {

@@ -388,6 +388,24 @@ pub struct PhotosArgs {
     /// Only snapshots of this iPhone
     #[arg(long, value_name = "UDID")]
     pub device: Option<String>,
+    /// Only photos edited in Photos on the phone (their edit is listed beside them)
+    #[arg(long)]
+    pub edited: bool,
+    /// Photos the phone's library lists but keeps only in iCloud: NOT in this backup
+    #[arg(long)]
+    pub icloud_only: bool,
+    /// Only photos of a burst
+    #[arg(long)]
+    pub burst: bool,
+    /// Only favourites
+    #[arg(long)]
+    pub favorite: bool,
+    /// Only photos in this album (as named on the phone)
+    #[arg(long, value_name = "NAME")]
+    pub album: Option<String>,
+    /// Only photos that were in Recently Deleted when the snapshot was taken
+    #[arg(long)]
+    pub deleted: bool,
     /// Print one JSON object per photo (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,

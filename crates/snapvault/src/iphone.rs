@@ -1,21 +1,36 @@
-//! The iPhone as a snapshot source: the camera roll under `/DCIM`, read over USB through
-//! `snapvault-source`. Files are identified by their full device path; folders are
-//! synthesised from those paths.
+//! The iPhone as a snapshot source, read over USB through `snapvault-source`: the camera
+//! roll under `/DCIM`, the edits in `/PhotoData/Mutations`, the originals in
+//! `/PhotoData/CPLAssets` and the Photos database. Files are identified by their full
+//! device path (the snapshot mirrors the phone's media root); folders are synthesised from
+//! those paths.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use snapvault_repo::fs_source::{Source, SourceEntry};
 use snapvault_repo::snapshot;
 use snapvault_repo::tree::{Name, NodeKind};
-use snapvault_source::{Device, DeviceOptions, SourceError, UsbmuxdAddress};
+use snapvault_source::{Device, DeviceEntry, DeviceOptions, SourceError, UsbmuxdAddress};
 
 pub struct IphoneSource {
     pub device: Device,
     dirs: BTreeMap<Vec<u8>, Vec<SourceEntry>>,
     pub files: usize,
     pub bytes: u64,
+    /// Of those, the files under `/PhotoData` (edits, iCloud downloads, the database).
+    pub photodata_files: usize,
+    /// The Photos library database files as the phone lists them.
+    pub database: Vec<DeviceEntry>,
+    /// A consistent private copy of the database files, served instead of the phone's.
+    db_copy: Mutex<Option<DatabaseCopy>>,
+}
+
+/// The database files copied together (see `library::pull`), and their entries as copied.
+pub struct DatabaseCopy {
+    pub dir: tempfile::TempDir,
+    pub entries: Vec<DeviceEntry>,
 }
 
 /// Connect to the phone (the only one attached, or the one with `udid`).
@@ -38,9 +53,57 @@ fn dir_entry(name: &[u8]) -> SourceEntry {
     }
 }
 
+fn file_entry(name: &[u8], e: &DeviceEntry) -> SourceEntry {
+    SourceEntry {
+        name: Name(name.to_vec()),
+        kind: NodeKind::File,
+        mode: 0o644,
+        mtime: e.mtime_ns,
+        btime: e.birthtime_ns,
+        size: e.size,
+        target: None,
+        rdev: None,
+        link: None,
+    }
+}
+
+/// What is backed up of `/PhotoData/Mutations`: the rendered edit and its recipe in each
+/// `Adjustments` folder, nothing else (no caches, no intermediate renders).
+fn is_kept_edit(path: &str) -> bool {
+    let Some((_, _, render)) = snapvault_photolib::edit_of(path) else {
+        return false;
+    };
+    render || path.ends_with("/Adjustments.plist")
+}
+
 impl IphoneSource {
+    /// Lists what a snapshot of the phone holds: everything under `/DCIM`, the edits in
+    /// `/PhotoData/Mutations`, the originals in `/PhotoData/CPLAssets` and the Photos
+    /// database (`Photos.sqlite` with its `-wal` and `-shm`). Thumbnails and caches are
+    /// never listed.
     pub fn new(device: Device) -> Result<IphoneSource> {
-        let listing = device.list_dcim().context("listing /DCIM on the iPhone")?;
+        let mut listing = device.list_dcim().context("listing /DCIM on the iPhone")?;
+        let dcim = listing.len();
+        let edits = device
+            .list_under("PhotoData/Mutations")
+            .context("listing the edits in /PhotoData/Mutations on the iPhone")?;
+        listing.extend(edits.into_iter().filter(|e| is_kept_edit(&e.path)));
+        listing.extend(
+            device
+                .list_under("PhotoData/CPLAssets")
+                .context("listing /PhotoData/CPLAssets on the iPhone")?,
+        );
+        let mut database = Vec::new();
+        for f in snapvault_photolib::DATABASE_FILES {
+            if let Some(e) = device
+                .stat(f)
+                .with_context(|| format!("reading the attributes of /{f} on the iPhone"))?
+            {
+                database.push(e);
+            }
+        }
+        listing.extend(database.iter().cloned());
+        let photodata_files = listing.len() - dcim;
         let mut dirs: BTreeMap<Vec<u8>, Vec<SourceEntry>> = BTreeMap::new();
         dirs.insert(Vec::new(), vec![dir_entry(b"DCIM")]);
         dirs.insert(b"DCIM".to_vec(), Vec::new());
@@ -51,11 +114,16 @@ impl IphoneSource {
                 continue;
             };
             let (dir, name) = (&path[..slash], &path[slash + 1..]);
-            if !dir.starts_with(b"DCIM") || name.is_empty() {
+            if !(dir.starts_with(b"DCIM") || dir.starts_with(b"PhotoData")) || name.is_empty() {
                 continue;
             }
             // Make sure every ancestor folder is listed in its parent.
             let comps: Vec<&[u8]> = dir.split(|&b| b == b'/').collect();
+            let top = dirs.entry(Vec::new()).or_default();
+            if !top.iter().any(|x| x.name.0 == comps[0]) {
+                top.push(dir_entry(comps[0]));
+            }
+            dirs.entry(comps[0].to_vec()).or_default();
             for k in 1..comps.len() {
                 let parent = comps[..k].join(&b'/');
                 let list = dirs.entry(parent).or_default();
@@ -65,17 +133,7 @@ impl IphoneSource {
                 dirs.entry(comps[..=k].join(&b'/')).or_default();
             }
             let list = dirs.entry(dir.to_vec()).or_default();
-            list.push(SourceEntry {
-                name: Name(name.to_vec()),
-                kind: NodeKind::File,
-                mode: 0o644,
-                mtime: e.mtime_ns,
-                btime: e.birthtime_ns,
-                size: e.size,
-                target: None,
-                rdev: None,
-                link: None,
-            });
+            list.push(file_entry(name, &e));
             files += 1;
             bytes += e.size;
         }
@@ -112,7 +170,22 @@ impl IphoneSource {
             dirs,
             files,
             bytes,
+            photodata_files,
+            database,
+            db_copy: Mutex::new(None),
         })
+    }
+
+    /// Serve the database files from `copy` from now on (a consistent set, pulled together).
+    pub fn use_database_copy(&self, copy: DatabaseCopy) {
+        if let Ok(mut g) = self.db_copy.lock() {
+            *g = Some(copy);
+        }
+    }
+
+    /// Run `f` on the database copy, if there is one.
+    pub fn with_database_copy<T>(&self, f: impl FnOnce(&DatabaseCopy) -> T) -> Option<T> {
+        self.db_copy.lock().ok()?.as_ref().map(f)
     }
 
     pub fn snapshot_source(&self) -> snapshot::Source {
@@ -129,7 +202,14 @@ impl IphoneSource {
         }
     }
 
-    /// Every file on the phone: (device path, size).
+    /// The photos, videos, edits and sidecars on the phone (every file but the database,
+    /// which changes all the time and is no photo): (device path, entry).
+    pub fn media_files(&self) -> impl Iterator<Item = (String, &SourceEntry)> {
+        self.files()
+            .filter(|(p, _)| !snapvault_photolib::DATABASE_FILES.contains(&p.as_str()))
+    }
+
+    /// Every file of the snapshot-to-be: (device path, entry).
     pub fn files(&self) -> impl Iterator<Item = (String, &SourceEntry)> {
         self.dirs.iter().flat_map(|(dir, list)| {
             list.iter()
@@ -146,15 +226,35 @@ impl IphoneSource {
 
 impl Source for IphoneSource {
     fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>> {
-        self.dirs
-            .get(dir)
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such folder on the phone"))
+        let mut list = self.dirs.get(dir).cloned().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "no such folder on the phone")
+        })?;
+        if dir == b"PhotoData" {
+            // The database as it was copied (it may have changed since it was listed).
+            self.with_database_copy(|c| {
+                list.retain(|e| !e.name.0.starts_with(b"Photos.sqlite"));
+                for e in &c.entries {
+                    if let Some((_, name)) = e.path.rsplit_once('/') {
+                        list.push(file_entry(name.as_bytes(), e));
+                    }
+                }
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+            });
+        }
+        Ok(list)
     }
 
     fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
         let p = std::str::from_utf8(path)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "device path is not UTF-8"))?;
+        if snapvault_photolib::DATABASE_FILES.contains(&p)
+            && let Some(local) = self
+                .with_database_copy(|c| p.rsplit_once('/').map(|(_, name)| c.dir.path().join(name)))
+        {
+            // The consistent copy, not the phone's file as it is now.
+            let local = local.ok_or_else(|| io::Error::other("bad database path"))?;
+            return Ok(Box::new(std::fs::File::open(local)?));
+        }
         let reader = self.device.open(p).map_err(io::Error::from)?;
         Ok(Box::new(reader))
     }

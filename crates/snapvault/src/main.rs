@@ -17,6 +17,7 @@ mod fmt;
 mod include;
 mod interrupt;
 mod iphone;
+mod library;
 mod media;
 mod password;
 mod photoset;

@@ -576,6 +576,10 @@ pub struct SnapshotProgress<'a> {
 }
 
 impl Observer for SnapshotProgress<'_> {
+    fn annotate(&self, snapshot: &mut snapvault_repo::snapshot::Snapshot) {
+        self.inner.annotate(snapshot);
+    }
+
     fn file_started(&self, path: &[u8], size: u64) {
         self.progress.set_current(path);
         self.progress.inner.items_done.fetch_add(1, Relaxed);

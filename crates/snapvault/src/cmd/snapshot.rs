@@ -23,6 +23,11 @@ pub struct Report {
     pub photos: Mutex<(HashSet<ContentKey>, HashSet<String>)>,
     /// Warnings are reported elsewhere (as JSON lines): only take note here.
     pub silent: bool,
+    /// Phone snapshots: the Photos library read for this snapshot (or why it could not be),
+    /// to be accounted against what the snapshot holds.
+    pub library: Option<std::result::Result<snapvault_photolib::Library, String>>,
+    /// Every file path recorded, and every path that could not be read (for the account).
+    pub stored: Mutex<(HashSet<String>, HashSet<String>)>,
 }
 
 impl Observer for Report {
@@ -37,9 +42,29 @@ impl Observer for Report {
         if let Ok(mut p) = self.photos.lock() {
             p.1.insert(String::from_utf8_lossy(path).into_owned());
         }
+        if self.library.is_some()
+            && let Ok(mut s) = self.stored.lock()
+        {
+            s.1.insert(String::from_utf8_lossy(path).into_owned());
+        }
+    }
+
+    fn annotate(&self, snapshot: &mut Snapshot) {
+        if let (Some(lib), Ok(s)) = (&self.library, self.stored.lock()) {
+            snapshot.library = Some(crate::library::account_of(lib, &s.0, &s.1));
+        }
     }
 
     fn recorded(&self, dir: &[u8], node: &Node) {
+        if self.library.is_some()
+            && let Ok(mut s) = self.stored.lock()
+        {
+            s.0.insert(if dir.is_empty() {
+                node.name.lossy()
+            } else {
+                format!("{}/{}", String::from_utf8_lossy(dir), node.name.lossy())
+            });
+        }
         if photoset::is_library_file(&node.media)
             && let Ok(mut p) = self.photos.lock()
         {
@@ -109,17 +134,25 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         if !ctx.global.quiet {
             let i = phone.device.info();
             eprintln!(
-                "iPhone {} ({} {}, iOS {}): {} files, {} under /DCIM",
+                "iPhone {} ({} {}, iOS {}): {}",
                 i.name,
                 i.model,
                 i.udid,
                 i.ios_version,
-                phone.files,
-                fmt::size(phone.bytes)
+                crate::library::photodata_words(&phone)
             );
         }
         let usb = || phone.device.bytes_transferred();
-        let code = take(ctx, &phone, source, &a, Some(&usb), None, time)?;
+        let code = take(
+            ctx,
+            &phone,
+            source,
+            &a,
+            Some(&usb),
+            None,
+            time,
+            Some(&phone),
+        )?;
         if ctx.global.verbose > 0 {
             eprintln!(
                 "transferred {} from the phone",
@@ -134,7 +167,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let folder = FolderSource::new(&a.paths)?;
     let source = Source::folder(folder.absolute_paths());
     let own = repository_inside(ctx, &folder)?;
-    take(ctx, &folder, source, &a, None, own, time)
+    take(ctx, &folder, source, &a, None, own, time, None)
 }
 
 /// `--time` as nanoseconds since the epoch. A time in the future is refused: the snapshot
@@ -168,7 +201,9 @@ fn repository_inside(ctx: &Ctx, folder: &FolderSource) -> Result<Option<Vec<u8>>
     }
 }
 
-/// Run the snapshot pipeline on any source and report.
+/// Run the snapshot pipeline on any source and report. `phone`: the source is this phone,
+/// whose Photos library is accounted for.
+#[allow(clippy::too_many_arguments)]
 fn take(
     ctx: &Ctx,
     src: &dyn snapvault_repo::fs_source::Source,
@@ -177,6 +212,7 @@ fn take(
     transfer: Option<&(dyn Fn() -> u64 + Sync)>,
     own_repository: Option<Vec<u8>>,
     time: Option<i64>,
+    phone: Option<&crate::iphone::IphoneSource>,
 ) -> Result<i32> {
     // Excluded entries are dropped where folders are listed: never opened, never read.
     let mut excludes =
@@ -224,6 +260,31 @@ fn take(
             pid.short()
         );
     }
+    // The Photos library: its database copied consistently (or reused from the parent),
+    // read now, accounted against the snapshot's files when they are all recorded.
+    let library = phone.map(|p| {
+        let parents: Vec<&Snapshot> = parent.iter().map(|(_, s)| s).chain(also.iter()).collect();
+        let prepared = crate::library::prepare(p, &repo, &loaded.index, &parents, a.json);
+        if let Err(why) = &prepared.library
+            && !p.database.is_empty()
+            && !a.json
+        {
+            eprintln!(
+                "warning: the Photos library database could not be read ({why}); the snapshot goes on, and its account counts files only"
+            );
+        }
+        if ctx.global.verbose > 0 && !a.json && !p.database.is_empty() {
+            eprintln!(
+                "Photos library database: {}",
+                if prepared.pulled {
+                    "copied from the phone"
+                } else {
+                    "unchanged since the previous snapshot (not transferred)"
+                }
+            );
+        }
+        prepared.library
+    });
     let opts = ArchiveOptions {
         source,
         tags: a.tags.clone(),
@@ -239,6 +300,7 @@ fn take(
     let mode = crate::progress::mode(ctx.global.quiet, a.json);
     let report = Report {
         silent: matches!(mode, crate::progress::Mode::Json),
+        library,
         ..Report::default()
     };
     let progress = crate::progress::Progress::new("snapshot", mode, crate::progress::Unit::Files);
@@ -306,14 +368,35 @@ fn take(
         }
         _ => Vec::new(),
     };
-    print_summary(ctx, &id, &snap, &gone, a.json, a.force);
+    // A photo that left the phone because its original went to iCloud only ("Optimize
+    // iPhone Storage") was not deleted: it is told apart.
+    let (moved, gone): (Vec<PhotoEntry>, Vec<PhotoEntry>) = match &report.library {
+        Some(Ok(lib)) => {
+            let cloud = crate::library::cloud_only_stems(lib);
+            gone.into_iter()
+                .partition(|g| cloud.contains(&crate::library::stem_key(&g.path)))
+        }
+        _ => (Vec::new(), gone),
+    };
+    print_summary(ctx, &id, &snap, &gone, &moved, a.json, a.force);
     // Keep the photo catalog current (it is a cache: trouble here is only a warning; after
     // Ctrl-C it is left for the next command to bring up to date).
     if signal.is_none()
         && let Err(e) = repo
             .load_index()
             .map_err(anyhow::Error::from)
-            .and_then(|l| crate::catalog::open_synced(&repo, &l.index, false))
+            .and_then(|l| {
+                // The library just read is recorded as it is, not read back.
+                crate::catalog::open_synced_then(&repo, &l.index, false, |cat| {
+                    match (&report.library, report.stored.lock()) {
+                        (Some(Ok(lib)), Ok(s)) => crate::library::catalog::record_new(
+                            cat, &repo, &l.index, &id, &snap, lib, &s.0,
+                        ),
+                        _ => Ok(()),
+                    }
+                })
+                .map(drop)
+            })
     {
         eprintln!(
             "warning: the photo catalog was not updated ({}); it is rebuilt when needed",
@@ -358,6 +441,7 @@ pub fn print_summary(
     id: &SnapshotId,
     snap: &Snapshot,
     gone: &[PhotoEntry],
+    moved: &[PhotoEntry],
     json: bool,
     forced: bool,
 ) {
@@ -380,7 +464,9 @@ pub fn print_summary(
                 "taken_from": range.as_ref().map(|r| r.0.clone()),
                 "taken_to": range.as_ref().map(|r| r.1.clone()),
                 "paths": gone.iter().map(|g| g.path.clone()).collect::<Vec<_>>(),
+                "moved_to_icloud": moved.iter().map(|g| g.path.clone()).collect::<Vec<_>>(),
             },
+            "library": snap.library,
         });
         println!("{v}");
         return;
@@ -394,6 +480,23 @@ pub fn print_summary(
     }
     for line in summary_lines(s, forced, ctx.global.verbose > 0) {
         ctx.say(line);
+    }
+    if let Some(acc) = &snap.library {
+        for line in crate::library::lines(acc) {
+            ctx.say(line);
+        }
+    }
+    if !moved.is_empty() {
+        ctx.say(format!(
+            "{} from the previous snapshot left the phone for iCloud (\"Optimize iPhone Storage\" keeps only a preview on the phone): not deleted, the originals are in iCloud, and earlier snapshots hold them",
+            if moved.len() == 1 { "1 file".to_string() } else { format!("{} files", moved.len()) }
+        ));
+        for g in moved.iter().take(5) {
+            ctx.say(format!("  now only in iCloud: {}", g.path));
+        }
+        if moved.len() > 5 {
+            ctx.say(format!("  … and {} more", moved.len() - 5));
+        }
     }
     if !gone.is_empty() {
         let taken = range

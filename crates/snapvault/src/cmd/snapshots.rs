@@ -38,6 +38,7 @@ pub fn run(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
                     "tree": s.tree,
                     "parent": s.parent,
                     "original": s.original,
+                    "library": s.library,
                     "incomplete": s.incomplete,
                     "files": s.summary.files_total,
                     "size": s.summary.bytes_total,

@@ -79,7 +79,7 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
     for w in stored.iter().flat_map(|s| &s.warnings) {
         eprintln!("warning: {w}");
     }
-    let files: Vec<(String, u64)> = phone.files().map(|(p, e)| (p, e.size)).collect();
+    let files: Vec<(String, u64)> = phone.media_files().map(|(p, e)| (p, e.size)).collect();
 
     // Every chunk of every stored version the phone's files could be: read back (or
     // looked up, with --quick) while the phone is read.
