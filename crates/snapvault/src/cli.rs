@@ -354,6 +354,12 @@ pub struct RestoreArgs {
     /// `original`: paths as in the snapshot; `date`: YYYY/MM/name (with --date)
     #[arg(long, value_enum, default_value = "original")]
     pub layout: Layout,
+    /// With --date: the originals only, without the edits made in Photos
+    #[arg(long, requires = "date", conflicts_with = "edits_only")]
+    pub originals_only: bool,
+    /// With --date: only the edits made in Photos (with --layout date named IMG_E1234.JPG)
+    #[arg(long, requires = "date")]
+    pub edits_only: bool,
     /// Restore only paths matching this glob (repeatable), e.g. 'DCIM/100APPLE/*.HEIC'
     #[arg(long = "include", value_name = "GLOB")]
     pub include: Vec<String>,

@@ -6,6 +6,7 @@
 mod account;
 mod photos;
 mod pull;
+mod restore;
 
 use std::collections::BTreeMap;
 use std::fs;

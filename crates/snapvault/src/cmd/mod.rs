@@ -17,6 +17,7 @@ mod prune;
 mod repair;
 mod restore;
 mod restore_date;
+mod restore_edits;
 mod snapshot;
 mod snapshots;
 mod stats;

@@ -17,6 +17,7 @@ use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions};
 use snapvault_repo::tree::{Name, Node, NodeKind, Tree};
 use snapvault_repo::{BlobId, Id, Repository, SnapshotId};
 
+use super::restore_edits::Side;
 use super::{Ctx, io_threads};
 use crate::cli::{Layout, RestoreArgs};
 
@@ -83,6 +84,12 @@ pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
             kept
         }
     };
+    let side = match (a.originals_only, a.edits_only) {
+        (true, _) => Side::Originals,
+        (_, true) => Side::Edits,
+        _ => Side::Both,
+    };
+    let found = super::restore_edits::with_edits(&repo, &index, found, a.layout, side)?;
     let items = place(&found, a.layout);
     let label = format!("photos taken {range}");
     if a.dry_run {
@@ -144,9 +151,20 @@ pub struct Found {
     pub kind: String,
     pub taken: Option<String>,
     pub pair: Option<String>,
-    /// Its path in that snapshot, exactly.
+    /// Its path in that snapshot, exactly (an edit put beside its original: that path).
     pub path: Vec<u8>,
     pub node: Node,
+    /// The root tree of the snapshot it was found in.
+    pub root: BlobId,
+}
+
+/// The content key of a file node: hex BLAKE3 of its chunk ids (as the catalog's).
+pub fn content_key_of(node: &Node) -> String {
+    let mut ids = Vec::with_capacity(node.content.len() * 32);
+    for id in &node.content {
+        ids.extend_from_slice(id.as_bytes());
+    }
+    Id::hash_of(&ids).to_hex()
 }
 
 /// Look every row up in the tree of its latest snapshot. `Ok(Err(why))`: the catalog
@@ -197,6 +215,7 @@ fn look_up<'a>(
             pair: media.pair,
             path: r.latest_path_bytes.clone(),
             node,
+            root,
         });
     }
     Ok(Ok(out))
