@@ -13,9 +13,10 @@ mod retry;
 mod runtime;
 mod s3;
 mod sftp;
-#[doc(hidden)]
+/// Test builds only (the `test-faults` feature).
+#[cfg(feature = "test-faults")]
 pub mod test_proxy;
-#[doc(hidden)]
+#[cfg(feature = "test-faults")]
 pub mod test_servers;
 mod transport;
 pub mod url;

@@ -15,8 +15,9 @@
 //! failed fsync of the folder after the link is `FailAfter`/`ErrnoAfter` (the object is
 //! there, the caller sees an error).
 //!
-//! The binary reads `SNAPVAULT_TEST_FAULT` (see [`FaultyBackend::from_spec`]) in `prune`
-//! and `forget`, so end-to-end tests can kill it at exact moments.
+//! Test builds only (the `test-faults` feature). The binary built for tests reads
+//! `SNAPVAULT_TEST_FAULT` (see [`FaultyBackend::from_spec`] and [`crate::testhooks`]) in
+//! `prune`, `forget` and `copy`, so end-to-end tests can kill it at exact moments.
 
 use std::io;
 use std::path::PathBuf;

@@ -17,6 +17,8 @@ pub mod crypto;
 pub mod direct_io;
 pub mod durable;
 pub mod error;
+/// Fault injection for tests: only in builds with the `test-faults` feature.
+#[cfg(feature = "test-faults")]
 pub mod faulty;
 pub mod forget;
 pub mod fs_source;
@@ -36,6 +38,7 @@ pub mod revalidate;
 pub mod snapshot;
 pub mod stop;
 pub mod survey;
+pub mod testhooks;
 pub mod text;
 pub mod time;
 pub mod tree;

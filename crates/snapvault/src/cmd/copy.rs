@@ -2,25 +2,18 @@
 //! with its own keys, sending only the blobs it lacks (see `snapvault_repo::copy`).
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use serde_json::json;
-use snapvault_repo::backend::Backend;
 use snapvault_repo::copy::{self, CopyResult, Outcome, Repos};
-use snapvault_repo::faulty::FaultyBackend;
 use snapvault_repo::{RepoError, Repository, SnapshotId};
 
 use super::Ctx;
 use crate::cli::CopyArgs;
 use crate::fmt;
 use crate::password::PasswordSource;
-
-/// Test hook, as for prune: `SNAPVAULT_TEST_FAULT=write@3:kill` kills the process at the
-/// 3rd write of a pack, index file or snapshot into the destination.
-const FAULT_ENV: &str = "SNAPVAULT_TEST_FAULT";
 
 pub fn run(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
     if a.snapshots.is_empty() && !a.all {
@@ -96,10 +89,10 @@ pub fn run(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
 /// The destination, opened with its own password (SNAPVAULT_PASSWORD2, --password-file2,
 /// --password-command2 or a prompt), with the same downgrade rule as the source.
 fn open_destination(a: &CopyArgs) -> Result<Repository> {
-    let mut backend = super::open_backend(&a.to)?;
-    if let Some(spec) = std::env::var(FAULT_ENV).ok().filter(|s| !s.is_empty()) {
-        backend = Arc::new(FaultyBackend::from_spec(backend, &spec)?) as Arc<dyn Backend>;
-    }
+    // Test builds only (`snapvault_repo::testhooks`): `SNAPVAULT_TEST_FAULT=write@3:kill`
+    // kills the process at the 3rd write of a pack, index file or snapshot into the
+    // destination.
+    let backend = snapvault_repo::testhooks::with_faults(super::open_backend(&a.to)?)?;
     let loc = backend.location();
     let pw = PasswordSource {
         env_var: "SNAPVAULT_PASSWORD2",

@@ -1,12 +1,9 @@
 //! `snapvault prune`: reclaim the space of data no snapshot uses (see docs/forget-prune.md).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use serde_json::json;
-use snapvault_repo::backend::Backend;
-use snapvault_repo::faulty::FaultyBackend;
 use snapvault_repo::prune::{self, MaxUnused, PruneOptions, PruneReport, PruneStats};
 use snapvault_repo::{RepoError, Repository, SnapshotId};
 
@@ -14,18 +11,14 @@ use super::Ctx;
 use crate::cli::{PruneArgs, PruneOpts};
 use crate::fmt;
 
-/// Test hook: `SNAPVAULT_TEST_FAULT=write+remove@5:kill` makes the 5th write or remove of a
-/// pack, index file or snapshot kill the process (see `snapvault_repo::faulty`). Only
-/// `prune` and `forget` read it.
-const FAULT_ENV: &str = "SNAPVAULT_TEST_FAULT";
-
-/// Open the repository for forget/prune (with the fault-injection hook when asked).
+/// Open the repository for forget/prune. In test builds (`snapvault_repo::testhooks`),
+/// `SNAPVAULT_TEST_FAULT=write+remove@5:kill` makes the 5th write or remove of a pack, index
+/// file or snapshot kill the process; a release build has no such hook.
 pub fn open(ctx: &Ctx) -> Result<Repository> {
-    let spec = std::env::var(FAULT_ENV).ok().filter(|s| !s.is_empty());
-    let Some(spec) = spec else {
+    if !snapvault_repo::testhooks::faults_requested() {
         return ctx.open();
-    };
-    let backend: Arc<dyn Backend> = Arc::new(FaultyBackend::from_spec(ctx.backend()?, &spec)?);
+    }
+    let backend = snapvault_repo::testhooks::with_faults(ctx.backend()?)?;
     let loc = backend.location();
     let src = ctx.password_source();
     Ok(Repository::open(backend, || {
