@@ -13,7 +13,6 @@ use crate::blob;
 use crate::error::{RepoError, Result};
 use crate::id::{BlobId, Id, PackId, SnapshotId};
 use crate::index::{Index, IndexFile};
-use crate::keyfile::KeyFile;
 use crate::pack::{self, PackEntry};
 use crate::repository::{Repository, parallel_map};
 use crate::tree::NodeKind;
@@ -151,25 +150,10 @@ pub fn check(
     let crypto = repo.crypto();
     let mut r = CheckReport::default();
 
-    for k in be.list(FileKind::Key)? {
-        match be
-            .read(FileKind::Key, &k.name)
-            .and_then(|b| KeyFile::parse(&b))
-        {
-            Err(e) => r.error(
-                format!("key {}", k.name),
-                format!("unusable: {e}; other keys still work"),
-            ),
-            Ok(kf) => {
-                if let crate::crypto::Crypto::Keyed(master) = crypto
-                    && !kf.verify_mac(master)
-                {
-                    r.error(
-                        format!("key {}", k.name),
-                        "is damaged (its contents changed); other keys still work: remove it with `snapvault key remove`",
-                    );
-                }
-            }
+    for (error, object, message) in crate::open::audit(repo)? {
+        match error {
+            true => r.error(object, message),
+            false => r.notice(object, message),
         }
     }
     for t in be.leftover_temp_files()? {

@@ -44,6 +44,12 @@ pub struct KeyFile {
     pub salt: String,
     /// hex: nonce ‖ sealed master key ‖ tag
     pub data: String,
+    /// hex: the repository's config, sealed under the master key on its own (a second copy,
+    /// so a damaged `config` file does not lock the owner out). Absent in key files written
+    /// before copies were kept. Left out of `mac`, so versions that do not know the field
+    /// still verify the MAC; the seal authenticates the copy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config: String,
     /// hex keyed-BLAKE3 MAC of the other fields under a key derived from the master key,
     /// so `check` can tell a damaged key file without knowing its password.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -84,6 +90,7 @@ impl KeyFile {
             params,
             salt: hex::encode(salt),
             data: hex::encode(sealed),
+            config: String::new(),
             mac: String::new(),
         })
         .map(|mut k: KeyFile| {
@@ -92,9 +99,32 @@ impl KeyFile {
         })
     }
 
+    /// Keep a sealed copy of the config bytes `config` in this key file (the MAC does not
+    /// cover it, so it can be added after [`KeyFile::create`]).
+    pub fn with_config_copy(mut self, master: &MasterKey, config: &[u8]) -> KeyFile {
+        self.config = hex::encode(crate::crypto::Crypto::Keyed(master.clone()).seal(config));
+        self
+    }
+
+    /// The config copy's bytes: `None` when this key file has none, an error when it is
+    /// damaged (not hex, or it fails its seal under `master`).
+    pub fn config_copy(&self, master: &MasterKey) -> Option<Result<Vec<u8>>> {
+        if self.config.is_empty() {
+            return None;
+        }
+        let sealed = match hex::decode(&self.config) {
+            Ok(s) => s,
+            Err(_) => {
+                return Some(Err(RepoError::corrupt("config copy", "is not hex")));
+            }
+        };
+        Some(crate::crypto::Crypto::Keyed(master.clone()).open(&sealed, "config copy"))
+    }
+
     fn compute_mac(&self, master: &MasterKey) -> String {
         let mut c = self.clone();
         c.mac.clear();
+        c.config.clear();
         let bytes = serde_json::to_vec(&c).unwrap_or_default();
         crate::crypto::Crypto::Keyed(master.clone())
             .mac("snapvault key file mac", &bytes)

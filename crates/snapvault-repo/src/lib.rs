@@ -26,6 +26,7 @@ pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod lock;
+pub mod open;
 pub mod pack;
 pub mod packer;
 pub mod prune;

@@ -12,6 +12,7 @@ use crate::id::{BlobId, Id, IndexId, SnapshotId};
 use crate::index::{BlobLocation, Index, IndexFile};
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::lock::LockGuard;
+use crate::open::{ConfigDamage, OpenOptions};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
@@ -21,6 +22,8 @@ pub struct Repository {
     crypto: Crypto,
     /// The key file that opened this repository (encrypted repositories).
     key_name: Option<String>,
+    /// Set when the file `config` is damaged and a key file's copy is in use.
+    config_damage: Option<ConfigDamage>,
     /// How long [`Repository::lock`] keeps trying while another process holds a conflicting
     /// lock (`--retry-lock`); zero refuses at once.
     lock_wait: std::time::Duration,
@@ -73,21 +76,25 @@ impl Repository {
             return Err(RepoError::AlreadyExists(backend.location()));
         }
         backend.create_layout()?;
-        let (crypto, key_name) = match password {
-            Some(pw) => {
-                let mk = MasterKey::generate();
-                let kf = KeyFile::create(&mk, pw, kdf)?;
-                let name = Id::random().to_hex();
-                backend.write(FileKind::Key, &name, &kf.to_bytes())?;
-                (Crypto::Keyed(mk), Some(name))
-            }
-            None => (Crypto::Plain, None),
+        let crypto = match password {
+            Some(_) => Crypto::Keyed(MasterKey::generate()),
+            None => Crypto::Plain,
         };
         let mut config = Config::new(crypto.is_encrypted());
         if let Some(l) = compression_level {
             config.compression_level = l;
         }
         config.sign(&crypto);
+        let key_name = match (password, &crypto) {
+            (Some(pw), Crypto::Keyed(mk)) => {
+                // The key file keeps a sealed copy of the config (format.md §4).
+                let kf = KeyFile::create(mk, pw, kdf)?.with_config_copy(mk, &config.to_bytes());
+                let name = Id::random().to_hex();
+                backend.write(FileKind::Key, &name, &kf.to_bytes())?;
+                Some(name)
+            }
+            _ => None,
+        };
         // The config is written last: until it exists, the folder is not a repository.
         backend.write(FileKind::Config, "config", &config.to_bytes())?;
         Ok(Repository {
@@ -95,6 +102,7 @@ impl Repository {
             config,
             crypto,
             key_name,
+            config_damage: None,
             lock_wait: std::time::Duration::ZERO,
         })
     }
@@ -104,78 +112,92 @@ impl Repository {
         backend: Arc<dyn Backend>,
         password: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<Repository> {
+        Self::open_with(backend, password, &OpenOptions::default())
+    }
+
+    /// [`Repository::open`] choosing the key file (`--key`) and hearing warnings: key files
+    /// not tried for their cost, a damaged config replaced by a key file's copy
+    /// (docs/security.md §4).
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        password: impl FnOnce() -> Result<Vec<u8>>,
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         let location = backend.location();
         let raw = match backend.read(FileKind::Config, "config") {
-            Ok(b) => b,
+            Ok(b) => Some(b),
             // A remote backend that cannot reach its storage says why from `exists`.
             Err(e) => match backend.exists(FileKind::Config, "config") {
-                Ok(false) => return Err(RepoError::NotFound(location)),
+                Ok(false) => None,
                 Ok(true) => return Err(e),
                 Err(why) => return Err(why),
             },
         };
-        let config = Config::parse(&raw, &location)?;
-        if !config.encrypted {
-            if !backend.list(FileKind::Key)?.is_empty() {
-                return Err(RepoError::corrupt(
-                    "config",
-                    "says the repository is unencrypted but it has keys (tampered config?)",
-                ));
-            }
-            config.verify(&Crypto::Plain)?;
-            return Ok(Repository {
-                backend,
-                config,
-                crypto: Crypto::Plain,
-                key_name: None,
-                lock_wait: std::time::Duration::ZERO,
-            });
-        }
-        let pw = password()?;
-        let keys = backend.list(FileKind::Key)?;
-        if keys.is_empty() {
-            return Err(RepoError::corrupt(
-                "keys",
-                "the repository has no key files",
-            ));
-        }
-        // "Wrong password" only if some key could be tried with it; otherwise say why none
-        // could (an unreadable or damaged key file is not a forgotten password).
-        let mut tried = false;
-        let mut unusable = None;
-        for k in keys {
-            let parsed = backend
-                .read(FileKind::Key, &k.name)
-                .and_then(|b| KeyFile::parse(&b));
-            let kf = match parsed {
-                Ok(kf) => kf,
-                Err(e) => {
-                    unusable.get_or_insert(e);
-                    continue;
+        let parsed = match &raw {
+            Some(raw) => Config::parse(raw, &location),
+            None => Err(RepoError::NotFound(location.clone())),
+        };
+        match parsed {
+            // A newer format is refused as such, copy or not.
+            Err(e @ RepoError::NewerVersion { .. }) => Err(e),
+            Ok(config) if !config.encrypted => {
+                if !backend.list(FileKind::Key)?.is_empty() {
+                    return Err(RepoError::corrupt(
+                        "config",
+                        "says the repository is unencrypted but it has keys (tampered config?)",
+                    ));
                 }
-            };
-            match kf.open(&pw) {
-                Ok(mk) => {
-                    let crypto = Crypto::Keyed(mk);
-                    config.verify(&crypto)?;
-                    return Ok(Repository {
-                        backend,
-                        config,
-                        crypto,
-                        key_name: Some(k.name),
-                        lock_wait: std::time::Duration::ZERO,
+                config.verify(&Crypto::Plain)?;
+                Ok(Repository {
+                    backend,
+                    config,
+                    crypto: Crypto::Plain,
+                    key_name: None,
+                    config_damage: None,
+                    lock_wait: std::time::Duration::ZERO,
+                })
+            }
+            parsed => {
+                // Encrypted, or a config that cannot be read: with key files, a password
+                // and a key file's copy of the config may still open it.
+                if backend.list(FileKind::Key)?.is_empty() {
+                    return Err(match parsed {
+                        Err(e) => e,
+                        Ok(_) => RepoError::corrupt("keys", "the repository has no key files"),
                     });
                 }
-                Err(RepoError::WrongPassword) => tried = true,
-                Err(e) => {
-                    unusable.get_or_insert(e);
+                let pw = password()?;
+                let (key_name, mk, keys) = crate::open::unwrap_master(backend.as_ref(), &pw, opts)?;
+                let crypto = Crypto::Keyed(mk);
+                let (config, config_damage) =
+                    crate::open::settle_config(&crypto, &location, parsed, &key_name, &keys)?;
+                if let Some(d) = &config_damage {
+                    opts.warn(&d.describe());
                 }
+                Ok(Repository {
+                    backend,
+                    config,
+                    crypto,
+                    key_name: Some(key_name),
+                    config_damage,
+                    lock_wait: std::time::Duration::ZERO,
+                })
             }
         }
-        Err(match unusable {
-            Some(e) if !tried => e,
-            _ => RepoError::WrongPassword,
-        })
+    }
+
+    /// The damaged config file and the copy in use instead, when the file is damaged.
+    pub fn config_damage(&self) -> Option<&ConfigDamage> {
+        self.config_damage.as_ref()
+    }
+
+    /// Write the config in use (a key file's copy) over a damaged config file, atomically
+    /// where the backend can (`repair --apply`).
+    pub fn rewrite_config(&mut self) -> Result<()> {
+        let bytes = self.config.to_bytes();
+        self.backend.replace(FileKind::Config, "config", &bytes)?;
+        self.config_damage = None;
+        Ok(())
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -415,7 +437,8 @@ impl Repository {
 
     /// Add a password; returns the new key file's name.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
-        let kf = KeyFile::create(self.master()?, password, kdf)?;
+        let mk = self.master()?;
+        let kf = KeyFile::create(mk, password, kdf)?.with_config_copy(mk, &self.config.to_bytes());
         let name = Id::random().to_hex();
         self.backend.write(FileKind::Key, &name, &kf.to_bytes())?;
         Ok(name)

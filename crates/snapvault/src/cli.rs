@@ -70,6 +70,10 @@ pub struct Global {
         value_name = "DURATION"
     )]
     pub retry_lock: Option<String>,
+    /// Open the repository with this key file only (a name or unique prefix from `snapvault
+    /// key list`), even one whose Argon2id cost is far above the others'
+    #[arg(long, global = true, value_name = "ID")]
+    pub key: Option<String>,
     /// Don't lock the repository while reading it (a read-only one is read without a lock
     /// anyway). Only when nothing else changes it meanwhile
     #[arg(long, global = true)]

@@ -99,6 +99,14 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         RepoError::WrongPassword => {
             Some("check SNAPVAULT_PASSWORD / --password-file / --password-command")
         }
+        // `check` would fail to open it the same way: say what can bring it back.
+        RepoError::Corrupt { what, .. } if what == "config" || what.starts_with("config of ") => {
+            Some(
+                "the repository's config file is damaged and no intact copy of it is at hand: \
+                 put back the file `config` from a copy of this repository (a backup of its \
+                 folder or drive); nothing else in the repository needs to change",
+            )
+        }
         RepoError::Auth(_) | RepoError::Corrupt { .. } | RepoError::MissingBlob(_) => {
             Some("run `snapvault check --read-data` to see what is affected")
         }

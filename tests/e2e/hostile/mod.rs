@@ -1,6 +1,8 @@
 //! Issue 16: everyday hostility — inputs real machines produce. One file per area.
 
 mod cli;
+mod config;
+mod keys;
 mod names;
 mod restore;
 mod snapshot;

@@ -172,6 +172,29 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
+    /// Temp file, fsync, `rename(2)` over the old file, fsync of the folder: a reader sees
+    /// the old file or the new one, never neither.
+    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        let target = self.path_of(kind, name)?;
+        let dir = self.dir_of(kind, name);
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::id::Id::random().short()));
+        let result = (|| -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            io::Write::write_all(&mut f, data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &target)?;
+            fsync_dir(&dir)
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            RepoError::io(format!("replacing {}", target.display()), e)
+        })
+    }
+
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
         let mut out = Vec::new();
         let dirs: Vec<PathBuf> = match kind {

@@ -100,6 +100,15 @@ pub trait Backend: Send + Sync {
     /// Create `name` with `data`. Fails if it exists already (`create_new` semantics).
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
+    /// Put `data` in place of `name`, which may exist: the one exception to "written once",
+    /// used only to rewrite a damaged config from a key file's copy (`repair --apply`).
+    /// This default removes, then writes; a crash between the two leaves no config, and the
+    /// next open falls back to the key files' copies again. Backends that can replace a file
+    /// atomically do so.
+    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        self.remove(kind, name)?;
+        self.write(kind, name, data)
+    }
     fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
     /// Seconds since the file was last modified, when the backend knows (prune deletes

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 use snapvault_repo::backend::{Backend, LocalBackend};
 use snapvault_repo::keyfile::{DEFAULT_KDF, KdfParams};
+use snapvault_repo::open::OpenOptions;
 use snapvault_repo::{RepoError, Repository};
 
 use crate::cli::{Cli, Command, Global};
@@ -74,13 +75,28 @@ impl Ctx {
         } else {
             1
         };
+        // Each warning once, however many tries a typed password takes.
+        let warned = std::sync::Mutex::new(std::collections::HashSet::new());
+        let warn = |m: &str| {
+            if warned.lock().is_ok_and(|mut w| w.insert(m.to_string())) {
+                eprintln!("warning: {m}");
+            }
+        };
+        let opts = OpenOptions {
+            key: self.global.key.as_deref(),
+            warn: Some(&warn),
+        };
         let mut attempt = 0;
         let mut repo = loop {
             attempt += 1;
-            let opened = Repository::open(backend.clone(), || {
-                src.get(&format!("repository {loc}"), false)
-                    .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
-            });
+            let opened = Repository::open_with(
+                backend.clone(),
+                || {
+                    src.get(&format!("repository {loc}"), false)
+                        .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+                },
+                &opts,
+            );
             match opened {
                 Err(RepoError::WrongPassword) if tries > 1 && attempt < tries => {
                     eprintln!("wrong password; try again ({} left)", tries - attempt);

@@ -25,8 +25,9 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             snapshots: true,
         },
     };
-    let repo = ctx.open()?;
+    let mut repo = ctx.open()?;
     let _lock = repo.lock(true, "repair")?;
+    let config_pending = config(ctx, &mut repo, a.apply && !a.dry_run, a.json)?;
     if !a.json {
         ctx.say("reading and verifying every pack to find what is damaged…");
     }
@@ -56,9 +57,12 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         return Ok(0);
     }
     if plan.is_empty() {
-        ctx.say(
-            "nothing to repair: every pack is intact and the index and snapshots agree with them",
-        );
+        ctx.say(if config_pending {
+            "nothing else to repair: every pack is intact and the index and snapshots agree \
+             with them; run again with --apply to rewrite the config"
+        } else {
+            "nothing to repair: every pack is intact and the index and snapshots agree with them"
+        });
         return Ok(0);
     }
     if parts.index {
@@ -156,4 +160,35 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         bail!("no repaired snapshot could be written");
     }
     Ok(0)
+}
+
+/// A damaged config file is rewritten from the key file copy the repository opened with
+/// (with `apply`); returns whether that is still to do.
+fn config(
+    ctx: &Ctx,
+    repo: &mut snapvault_repo::Repository,
+    apply: bool,
+    json: bool,
+) -> Result<bool> {
+    let Some(d) = repo.config_damage().cloned() else {
+        return Ok(false);
+    };
+    let from = d.copy_in.get(..8).unwrap_or(&d.copy_in).to_string();
+    if !apply {
+        if !json {
+            ctx.say(format!(
+                "config: damaged ({}); --apply rewrites it from the copy kept in key file {from}",
+                d.reason
+            ));
+        }
+        return Ok(true);
+    }
+    repo.rewrite_config()?;
+    if !json {
+        ctx.say(format!(
+            "config: rewritten from the copy kept in key file {from} (it was damaged: {})",
+            d.reason
+        ));
+    }
+    Ok(false)
 }

@@ -1,0 +1,367 @@
+//! Opening an encrypted repository: which key files to try, in what order (a planted key
+//! file must not cost every command a minute and a gigabyte), and what to do when the
+//! config file is damaged (each key file keeps a sealed copy of it).
+
+use crate::backend::{Backend, FileKind};
+use crate::config::Config;
+use crate::crypto::{Crypto, MasterKey};
+use crate::error::{RepoError, Result};
+use crate::keyfile::{KdfParams, KeyFile};
+
+/// A key file whose Argon2id memory or work is more than this many times the repository's
+/// own (see [`reference_params`]) is not tried unless named: a 4× margin lets a key made
+/// with somewhat stronger settings through, and keeps a planted key at the format's limit
+/// (1 GiB, 16 passes: 128× the default's work) from costing more than a few default tries.
+pub const OUT_OF_LINE_FACTOR: u64 = 4;
+
+/// How [`crate::Repository::open_with`] opens a repository.
+#[derive(Default)]
+pub struct OpenOptions<'a> {
+    /// Try only the key file with this name (or unique prefix), whatever its cost.
+    pub key: Option<&'a str>,
+    /// Told what the user should know: key files not tried, a config read from a copy.
+    pub warn: Option<&'a (dyn Fn(&str) + Sync)>,
+}
+
+impl OpenOptions<'_> {
+    pub(crate) fn warn(&self, msg: &str) {
+        if let Some(w) = self.warn {
+            w(msg);
+        }
+    }
+}
+
+/// The file `config` could not be used; the repository runs on a key file's copy of it.
+#[derive(Clone, Debug)]
+pub struct ConfigDamage {
+    /// The damaged file, for messages (`<location>/config`).
+    pub file: String,
+    /// Why the file is unusable (missing, not a config, fails its MAC).
+    pub reason: String,
+    /// The key file whose copy is in use.
+    pub copy_in: String,
+}
+
+impl ConfigDamage {
+    pub fn describe(&self) -> String {
+        format!(
+            "the repository's config file {} is damaged ({}); using the copy kept in key file {}. \
+             `snapvault repair --apply` rewrites the config from it",
+            self.file,
+            self.reason,
+            short(&self.copy_in)
+        )
+    }
+}
+
+fn short(name: &str) -> &str {
+    name.get(..8).unwrap_or(name)
+}
+
+/// Memory (KiB) and work (KiB × passes) of a key file's Argon2id parameters.
+fn cost(p: &KdfParams) -> (u64, u64) {
+    (p.m_kib as u64, p.m_kib as u64 * p.t as u64)
+}
+
+fn describe(p: &KdfParams) -> String {
+    format!("{} MiB and {} pass(es)", p.m_kib / 1024, p.t)
+}
+
+/// The repository's own key parameters: those shared by the most key files; on a tie the
+/// cheaper. Planting more key files than the owner has moves it, but the cheapest keys are
+/// still tried first, so the right password still opens at the owner's cost.
+pub fn reference_params(files: &[(String, KeyFile)]) -> Option<KdfParams> {
+    let mut counts: Vec<(KdfParams, usize)> = Vec::new();
+    for (_, f) in files {
+        match counts.iter_mut().find(|(p, _)| *p == f.params) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((f.params, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .min_by_key(|(p, n)| (std::cmp::Reverse(*n), cost(p).1, cost(p).0))
+        .map(|(p, _)| p)
+}
+
+/// Does `p` cost far more than `reference` (memory or work beyond [`OUT_OF_LINE_FACTOR`]×)?
+pub fn out_of_line(p: &KdfParams, reference: &KdfParams) -> bool {
+    let (m, w) = cost(p);
+    let (rm, rw) = cost(reference);
+    m > rm.saturating_mul(OUT_OF_LINE_FACTOR) || w > rw.saturating_mul(OUT_OF_LINE_FACTOR)
+}
+
+/// The key file that opened, the master key, and every key file that could be read.
+pub type Unwrapped = (String, MasterKey, Vec<(String, KeyFile)>);
+
+/// Unwrap the master key with `password`: key files in line with the repository's own
+/// parameters are tried cheapest first, stopping at the first that opens; the others are
+/// skipped with a warning naming them, unless `opts.key` names one. Returns the key file
+/// used, the master key and every key file that could be read (for the config copies).
+pub fn unwrap_master(
+    backend: &dyn Backend,
+    password: &[u8],
+    opts: &OpenOptions,
+) -> Result<Unwrapped> {
+    let names = backend.list(FileKind::Key)?;
+    let mut files = Vec::new();
+    let mut unusable = None;
+    for k in &names {
+        match backend
+            .read(FileKind::Key, &k.name)
+            .and_then(|b| KeyFile::parse(&b))
+        {
+            Ok(f) => files.push((k.name.clone(), f)),
+            Err(e) => {
+                unusable.get_or_insert(e);
+            }
+        }
+    }
+    let mut order: Vec<usize> = match opts.key {
+        Some(prefix) => vec![named(&names, &files, prefix)?],
+        None => {
+            let reference = reference_params(&files);
+            let mut keep = Vec::new();
+            for (i, (name, f)) in files.iter().enumerate() {
+                match &reference {
+                    Some(r) if out_of_line(&f.params, r) => opts.warn(&format!(
+                        "key file {} asks for {} of Argon2id, far more than this repository's \
+                         keys use ({}); it was not tried. If you did not add it, `snapvault \
+                         check` tells whether it is damaged and `snapvault key remove {}` \
+                         removes it; to try it, name it: --key {}",
+                        short(name),
+                        describe(&f.params),
+                        describe(r),
+                        short(name),
+                        short(name)
+                    )),
+                    _ => keep.push(i),
+                }
+            }
+            keep
+        }
+    };
+    order.sort_by_key(|&i| {
+        let (m, w) = cost(&files[i].1.params);
+        (w, m, i)
+    });
+    // "Wrong password" only if some key could be tried with it; otherwise say why none
+    // could (an unreadable or damaged key file is not a forgotten password).
+    let mut tried = false;
+    for i in order {
+        match files[i].1.open(password) {
+            Ok(mk) => {
+                let name = files[i].0.clone();
+                return Ok((name, mk, files));
+            }
+            Err(RepoError::WrongPassword) => tried = true,
+            Err(e) => {
+                unusable.get_or_insert(e);
+            }
+        }
+    }
+    Err(match unusable {
+        Some(e) if !tried => e,
+        _ => RepoError::WrongPassword,
+    })
+}
+
+/// The one key file `--key prefix` names.
+fn named(
+    names: &[crate::backend::FileInfo],
+    files: &[(String, KeyFile)],
+    prefix: &str,
+) -> Result<usize> {
+    let matching: Vec<&str> = names
+        .iter()
+        .map(|n| n.name.as_str())
+        .filter(|n| !prefix.is_empty() && n.starts_with(prefix))
+        .collect();
+    match matching.as_slice() {
+        [] => Err(RepoError::Invalid(format!(
+            "--key {prefix}: no key file of this repository has a name starting so \
+             (`snapvault key list` shows them)"
+        ))),
+        [one] => files.iter().position(|(n, _)| n == one).ok_or_else(|| {
+            RepoError::corrupt(format!("key {one}"), "cannot be read or is not a key file")
+        }),
+        _ => Err(RepoError::Invalid(format!(
+            "--key {prefix} matches {} key files; give more of the name",
+            matching.len()
+        ))),
+    }
+}
+
+/// The config to run with: the file when it is intact, else the first intact copy, the
+/// key file that opened the repository's first. `file` is how reading the file went.
+pub fn settle_config(
+    crypto: &Crypto,
+    location: &str,
+    file: Result<Config>,
+    opened_with: &str,
+    keys: &[(String, KeyFile)],
+) -> Result<(Config, Option<ConfigDamage>)> {
+    let reason = match file.and_then(|c| c.verify(crypto).map(|()| c)) {
+        Ok(c) => return Ok((c, None)),
+        Err(RepoError::Auth(_)) => "it fails its MAC: its bytes were changed".to_string(),
+        Err(RepoError::NotFound(_)) => "it is missing".to_string(),
+        Err(RepoError::Corrupt { reason, .. }) => reason,
+        Err(e) => e.to_string(),
+    };
+    let Crypto::Keyed(master) = crypto else {
+        return Err(RepoError::corrupt("config", reason));
+    };
+    let mut order: Vec<&(String, KeyFile)> = keys.iter().collect();
+    order.sort_by_key(|(n, _)| n != opened_with);
+    let mut copies = 0;
+    for (name, kf) in order {
+        let Some(bytes) = kf.config_copy(master) else {
+            continue;
+        };
+        copies += 1;
+        let copy = bytes.and_then(|b| Config::parse(&b, &format!("the copy in key file {name}")));
+        if let Ok(c) = copy.and_then(|c| c.verify(crypto).map(|()| c)) {
+            let damage = ConfigDamage {
+                file: format!("{}/config", location.trim_end_matches('/')),
+                reason,
+                copy_in: name.clone(),
+            };
+            return Ok((c, Some(damage)));
+        }
+    }
+    let why = match copies {
+        0 => "no key file holds a copy of it (key files written before snapvault kept \
+              copies have none)"
+            .to_string(),
+        n => format!("the {n} copies kept in key files are damaged too"),
+    };
+    Err(RepoError::corrupt("config", format!("{reason}; {why}")))
+}
+
+/// What `check` finds in the key files and the config: (is an error, object, message).
+pub type Finding = (bool, String, String);
+
+/// Audit the key files and the config: every key file readable and its MAC intact, every
+/// config copy intact and equal to the config in use, the config file itself intact.
+pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
+    let be = repo.backend();
+    let mut out: Vec<Finding> = Vec::new();
+    if let Some(d) = repo.config_damage() {
+        out.push((
+            true,
+            "config".into(),
+            format!(
+                "is damaged ({}); snapvault runs on the copy kept in key file {}: \
+                 `snapvault repair --apply` rewrites the config from it",
+                d.reason,
+                short(&d.copy_in)
+            ),
+        ));
+    }
+    let master = match repo.crypto() {
+        Crypto::Keyed(k) => Some(k),
+        Crypto::Plain => None,
+    };
+    let mut with_copy = 0;
+    let keys = be.list(FileKind::Key)?;
+    for k in &keys {
+        let object = format!("key {}", k.name);
+        let kf = match be
+            .read(FileKind::Key, &k.name)
+            .and_then(|b| KeyFile::parse(&b))
+        {
+            Ok(kf) => kf,
+            Err(e) => {
+                out.push((
+                    true,
+                    object,
+                    format!("unusable: {e}; other keys still work"),
+                ));
+                continue;
+            }
+        };
+        let Some(master) = master else { continue };
+        if !kf.verify_mac(master) {
+            out.push((
+                true,
+                object.clone(),
+                "is damaged (its contents changed); other keys still work: remove it with \
+                 `snapvault key remove`"
+                    .into(),
+            ));
+        }
+        let copy = match kf.config_copy(master) {
+            None => continue,
+            Some(c) => c,
+        };
+        with_copy += 1;
+        let copy = copy
+            .and_then(|b| Config::parse(&b, "the copy"))
+            .and_then(|c| c.verify(repo.crypto()).map(|()| c));
+        let replace = format!(
+            "the key still opens the repository; replace the key file with \
+             `snapvault --key {} key passwd`",
+            short(&k.name)
+        );
+        match copy {
+            Err(e) => out.push((
+                true,
+                object,
+                format!("its copy of the config is damaged ({e}); {replace}"),
+            )),
+            Ok(c) if &c != repo.config() => out.push((
+                true,
+                object,
+                format!("its copy of the config differs from the config in use; {replace}"),
+            )),
+            Ok(_) => {}
+        }
+    }
+    if master.is_some() && with_copy == 0 && !keys.is_empty() {
+        out.push((
+            false,
+            "config".into(),
+            "no key file holds a copy of it (key files written by older snapvault versions \
+             have none), so a damaged config file would lock you out: `snapvault key passwd` \
+             writes a key file that holds one (the same password may be given again)"
+                .into(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(m_kib: u32, t: u32) -> KdfParams {
+        KdfParams { m_kib, t, p: 1 }
+    }
+
+    fn files(params: &[KdfParams]) -> Vec<(String, KeyFile)> {
+        let mk = MasterKey::generate();
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let mut f = KeyFile::create(&mk, b"pw", p(8, 1)).unwrap();
+                f.params = *q;
+                (format!("{i:064}"), f)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_most_common_parameters_are_the_reference_ties_to_the_cheaper() {
+        let d = p(65536, 2);
+        let huge = p(1 << 20, 16);
+        assert_eq!(reference_params(&files(&[d, huge, d])), Some(d));
+        assert_eq!(reference_params(&files(&[huge, d])), Some(d));
+        assert_eq!(reference_params(&files(&[huge])), Some(huge));
+        assert_eq!(reference_params(&[]), None);
+        assert!(out_of_line(&huge, &d));
+        assert!(out_of_line(&p(65536, 9), &d));
+        assert!(!out_of_line(&p(4 * 65536, 2), &d));
+        assert!(!out_of_line(&p(32768, 1), &d));
+    }
+}
