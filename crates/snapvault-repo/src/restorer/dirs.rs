@@ -165,6 +165,7 @@ impl Dir {
     }
 
     /// Create a FIFO or device node `name` (its mode under the umask).
+    #[cfg(not(target_vendor = "apple"))]
     pub fn mknod(&self, name: &[u8], kind: FileType, mode: u32, rdev: u64) -> io::Result<()> {
         Ok(rustix::fs::mknodat(
             &self.fd,
@@ -173,6 +174,23 @@ impl Dir {
             Mode::from_raw_mode((mode & 0o7777) as _),
             rdev as _,
         )?)
+    }
+
+    /// Create a FIFO or device node `name` (its mode under the umask). rustix has no
+    /// `mknodat` for Apple's systems, though macOS has had one since 10.13: call it directly.
+    #[cfg(target_vendor = "apple")]
+    pub fn mknod(&self, name: &[u8], kind: FileType, mode: u32, rdev: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a name with a NUL byte"))?;
+        let raw = (kind.as_raw_mode() as u32 | (mode & 0o7777)) as libc::mode_t;
+        // SAFETY: a valid descriptor of this open folder and a NUL-terminated name.
+        if unsafe { libc::mknodat(self.fd.as_raw_fd(), path.as_ptr(), raw, rdev as libc::dev_t) }
+            != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Open the FIFO `name` without blocking and without following a symlink, to set its
