@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use snapvault_fakephone::{FakePhone, FakePhoneConfig};
 
+mod pairing;
+
 use crate::common::{
     DEFAULT_TIMEOUT, Out, Sv, assert_failed, assert_unchanged, base_command, listing, pack_files,
     run_command, summary_u64, tempdir, write_random,
@@ -261,9 +263,11 @@ fn devices_lists_the_phone_with_its_facts_and_trust() {
     }
     drop(phone);
 
-    // An untrusted phone is listed, marked as not trusted, with what to do.
+    // An untrusted phone is listed, marked as not trusted, with what to do (its user taps
+    // Don't Trust when `devices` asks it to pair: iphone/pairing.rs).
     cfg.devices = 1;
     cfg.paired = false;
+    cfg.deny_trust = true;
     let phone = start(cfg.clone());
     let out = run_plain(&phone.usbmuxd_address(), &["devices", "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
@@ -282,6 +286,7 @@ fn devices_lists_the_phone_with_its_facts_and_trust() {
 
     // No phone attached: an empty list, and a hint in the text form.
     cfg.paired = true;
+    cfg.deny_trust = false;
     cfg.devices = 0;
     let phone = start(cfg);
     let out = run_plain(&phone.usbmuxd_address(), &["devices", "--json"]);
@@ -495,38 +500,6 @@ fn usbmuxd_not_running_is_a_clear_error() {
     let out = run_plain("not-an-address", &["devices"]);
     assert_failed(&out);
     assert_stderr(&out, "USBMUXD_SOCKET_ADDRESS");
-}
-
-#[test]
-fn untrusted_phone_says_tap_trust() {
-    let lab = Lab::new(2, 7);
-    let mut cfg = lab.cfg();
-    cfg.paired = false;
-    let phone = start(cfg);
-    refused(
-        &lab,
-        &phone.usbmuxd_address(),
-        &[],
-        "unlock your iPhone and tap Trust, then run again",
-    );
-    let out = lab.run(&phone, &["verify-device"]);
-    assert_failed(&out);
-    assert_stderr(&out, "tap Trust");
-}
-
-#[test]
-fn revoked_trust_says_how_to_pair_again() {
-    let lab = Lab::new(2, 8);
-    let mut cfg = lab.cfg();
-    cfg.trust_revoked = true;
-    let phone = start(cfg);
-    let out = refused(
-        &lab,
-        &phone.usbmuxd_address(),
-        &[],
-        "no longer trusts this computer",
-    );
-    assert_stderr(&out, "tap Trust");
 }
 
 #[test]

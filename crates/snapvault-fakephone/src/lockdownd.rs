@@ -193,8 +193,8 @@ fn pem_der(record: &plist::Dictionary, key: &str) -> Option<Vec<u8>> {
         .map(|c| c.as_ref().to_vec())
 }
 
-/// `Pair`: checks the host's record (its host certificate must chain to its root), then
-/// asks the user through the Trust prompt.
+/// `Pair`: checks the host's record (its host and device certificates must chain to its
+/// root), then asks the user through the Trust prompt.
 fn pair(st: &State, index: usize, req: &plist::Dictionary, reply: &mut plist::Dictionary) {
     if st.cfg.locked {
         reply.insert("Error".into(), "PasswordProtected".into());
@@ -207,11 +207,16 @@ fn pair(st: &State, index: usize, req: &plist::Dictionary, reply: &mut plist::Di
     let host_id = record.get("HostID").and_then(|v| v.as_string());
     let root = pem_der(record, "RootCertificate");
     let host = pem_der(record, "HostCertificate");
-    let (Some(host_id), Some(root), Some(host)) = (host_id, root, host) else {
+    let device = pem_der(record, "DeviceCertificate");
+    let (Some(host_id), Some(root), Some(host), Some(device)) = (host_id, root, host, device)
+    else {
         reply.insert("Error".into(), "InvalidPairRecord".into());
         return;
     };
-    if crate::tls::chains_to(&host, &root).is_err() {
+    // Both certificates the host made must be signed by the root it hands over.
+    if crate::tls::chains_to(&host, &root).is_err()
+        || crate::tls::chains_to(&device, &root).is_err()
+    {
         reply.insert("Error".into(), "InvalidPairRecord".into());
         return;
     }

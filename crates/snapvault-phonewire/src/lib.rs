@@ -9,12 +9,15 @@
 //! - [`afc`]: 40-byte little-endian header `{magic, entire_len, this_len, packet_num,
 //!   opcode}`, then `this_len - 40` bytes of header payload, then `entire_len - this_len`
 //!   bytes of payload.
+//! - `pairing` (feature `pairing`): pair records as pairing hosts make them.
 //!
 //! Written for hostile input: every length read from the wire is bounded before anything is
 //! allocated for it, and malformed input is an error, never a panic.
 
 pub mod afc;
 pub mod lockdown;
+#[cfg(feature = "pairing")]
+pub mod pairing;
 pub mod usbmuxd;
 
 /// Malformed bytes from the other end.

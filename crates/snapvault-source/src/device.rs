@@ -1,31 +1,24 @@
-//! The session: a private tokio runtime thread, lockdown, and one AFC connection shared by
-//! listing and all readers.
+//! The session: a private tokio runtime thread and one AFC connection shared by listing and
+//! all readers (connecting is in [`crate::connect`]).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use idevice::IdeviceError;
 use idevice::afc::AfcClient;
 use idevice::afc::errors::AfcError;
 use idevice::afc::opcode::AfcOpcode;
 use idevice::afc::packet::AfcPacket;
-use idevice::lockdown::LockdownClient;
-use idevice::pairing_file::PairingFile;
-use idevice::{Idevice, IdeviceError};
 use tokio::sync::Semaphore;
 
-use crate::error::{Fatal, SourceError, from_device_io, from_idevice};
-use crate::guard::FrameGuard;
-use crate::mux::{self, timed};
+use crate::connect::connect_async;
+use crate::error::{Fatal, SourceError, from_idevice};
 use crate::wire::afc as wire;
-use crate::wire::usbmuxd::MuxDevice;
 use crate::{DeviceEntry, DeviceInfo, DeviceOptions, UsbmuxdAddress};
-
-const LOCKDOWN_PORT: u16 = 62078;
-const AFC_SERVICE: &str = "com.apple.afc";
 /// Deepest folder nesting walked under a root (/DCIM, /PhotoData/Mutations, …).
 const MAX_DEPTH: usize = 8;
 /// Most files accepted from one walk.
@@ -36,14 +29,14 @@ const MODE_RDONLY: u64 = 1;
 // ---------------------------------------------------------------- runtime
 
 /// The private runtime: one thread driving a current-thread tokio runtime.
-struct Runtime {
+pub(crate) struct Runtime {
     handle: tokio::runtime::Handle,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Runtime {
-    fn start() -> Result<Arc<Runtime>, SourceError> {
+    pub(crate) fn start() -> Result<Arc<Runtime>, SourceError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -66,7 +59,7 @@ impl Runtime {
 
     /// Runs `fut` on the runtime and waits for it. Every future given here bounds its own
     /// device operations with timeouts.
-    fn run<T: Send + 'static>(
+    pub(crate) fn run<T: Send + 'static>(
         &self,
         fut: impl Future<Output = Result<T, SourceError>> + Send + 'static,
     ) -> Result<T, SourceError> {
@@ -316,182 +309,6 @@ async fn stat_file(sh: Arc<Shared>, path: String) -> Result<Option<DeviceEntry>,
         Ok(_) | Err(OpError::Status(_)) => Ok(None),
         Err(OpError::Fatal(e)) => Err(e),
     }
-}
-
-// ---------------------------------------------------------------- connecting
-
-fn pick(devs: Vec<MuxDevice>, udid: Option<&str>) -> Result<MuxDevice, SourceError> {
-    match udid {
-        Some(u) => devs
-            .into_iter()
-            .find(|d| d.udid.eq_ignore_ascii_case(u))
-            .ok_or_else(|| SourceError::UnknownDevice { udid: u.into() }),
-        None => {
-            let mut devs = devs;
-            match devs.len() {
-                0 => Err(SourceError::NoDevice),
-                1 => Ok(devs.remove(0)),
-                _ => Err(SourceError::SeveralDevices {
-                    udids: devs.into_iter().map(|d| d.udid).collect(),
-                }),
-            }
-        }
-    }
-}
-
-/// A value lockdownd may refuse (`Ok(None)`); transport failures are errors.
-async fn get_str(ld: &mut LockdownClient, key: &str) -> Result<Option<String>, SourceError> {
-    match ld.get_value(Some(key), None).await {
-        Ok(v) => Ok(v.as_string().map(str::to_owned)),
-        Err(IdeviceError::Socket(e)) => Err(from_device_io(e)),
-        Err(IdeviceError::NoEstablishedConnection) => Err(SourceError::Disconnected),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Talks to lockdownd: reads name/model/version, then (with a pairing record) opens a TLS
-/// session and, if asked, starts AFC. Returns the info and AFC's `(port, ssl)`.
-async fn lockdown(
-    addr: &UsbmuxdAddress,
-    dev: &MuxDevice,
-    pairing: Option<&PairingFile>,
-    label: &str,
-    start_afc: bool,
-    info: &mut DeviceInfo,
-) -> Result<Option<(u16, bool)>, SourceError> {
-    let sock = mux::connect(addr, dev.device_id, LOCKDOWN_PORT).await?;
-    let tls = Arc::new(AtomicBool::new(false));
-    let guarded = FrameGuard::lockdown(sock, tls.clone());
-    let mut ld = LockdownClient::new(Idevice::new(Box::new(guarded), label));
-    // Readable without a session, like `ideviceinfo -s`.
-    info.name = get_str(&mut ld, "DeviceName").await?.unwrap_or_default();
-    info.model = get_str(&mut ld, "ProductType").await?.unwrap_or_default();
-    info.ios_version = get_str(&mut ld, "ProductVersion")
-        .await?
-        .unwrap_or_default();
-    let Some(pairing) = pairing else {
-        return Err(SourceError::NotTrusted);
-    };
-    tls.store(true, Ordering::SeqCst);
-    ld.start_session(pairing).await.map_err(from_idevice)?;
-    info.paired = true;
-    if !start_afc {
-        return Ok(None);
-    }
-    let svc = ld.start_service(AFC_SERVICE).await.map_err(from_idevice)?;
-    Ok(Some(svc))
-}
-
-fn parse_pairing(record: Option<Vec<u8>>) -> Option<PairingFile> {
-    record.and_then(|r| PairingFile::from_bytes(&r).ok())
-}
-
-async fn connect_async(
-    addr: UsbmuxdAddress,
-    udid: Option<String>,
-    opts: DeviceOptions,
-) -> Result<(DeviceInfo, AfcClient), SourceError> {
-    let t = opts.timeout;
-    let devs = timed(t, "listing devices", mux::list(&addr)).await?;
-    let dev = pick(devs, udid.as_deref())?;
-    let record = timed(
-        t,
-        "reading the pairing record",
-        mux::pair_record(&addr, &dev.udid),
-    )
-    .await?;
-    // No record, or one we cannot use: the host has to be trusted (again).
-    let pairing = parse_pairing(record).ok_or(SourceError::NotTrusted)?;
-    let mut info = DeviceInfo {
-        udid: dev.udid.clone(),
-        name: String::new(),
-        model: String::new(),
-        ios_version: String::new(),
-        paired: false,
-        locked: false,
-    };
-    let svc = timed(
-        t,
-        "starting a lockdown session",
-        lockdown(&addr, &dev, Some(&pairing), &opts.label, true, &mut info),
-    )
-    .await?;
-    let (port, ssl) = svc.ok_or_else(|| SourceError::Protocol("AFC was not started".into()))?;
-    let sock = timed(
-        t,
-        "connecting to AFC",
-        mux::connect(&addr, dev.device_id, port),
-    )
-    .await?;
-    let client = if ssl {
-        // Only seen over Wi-Fi; the frame guard cannot see inside TLS.
-        let mut idev = Idevice::new(sock, opts.label.as_str());
-        timed(t, "starting TLS for AFC", async {
-            idev.start_session(&pairing, false)
-                .await
-                .map_err(from_idevice)
-        })
-        .await?;
-        AfcClient::new(idev)
-    } else {
-        AfcClient::new(Idevice::new(
-            Box::new(FrameGuard::afc(sock)),
-            opts.label.as_str(),
-        ))
-    };
-    Ok((info, client))
-}
-
-async fn list_async(
-    addr: UsbmuxdAddress,
-    timeout: Duration,
-) -> Result<Vec<DeviceInfo>, SourceError> {
-    let devs = timed(timeout, "listing devices", mux::list(&addr)).await?;
-    let mut out = Vec::with_capacity(devs.len());
-    for dev in devs {
-        let mut info = DeviceInfo {
-            udid: dev.udid.clone(),
-            name: String::new(),
-            model: String::new(),
-            ios_version: String::new(),
-            paired: false,
-            locked: false,
-        };
-        let record = timed(
-            timeout,
-            "reading the pairing record",
-            mux::pair_record(&addr, &dev.udid),
-        )
-        .await?;
-        let pairing = parse_pairing(record);
-        // A device that refuses us (untrusted, trust revoked, unplugged meanwhile) is still
-        // listed, with what it told us. Starting the file service (not using it) is what
-        // tells a locked phone from a ready one.
-        let started = timed(
-            timeout,
-            "asking the iPhone for its name",
-            lockdown(&addr, &dev, pairing.as_ref(), "snapvault", true, &mut info),
-        )
-        .await;
-        info.locked = info.paired && matches!(started, Err(SourceError::Locked));
-        out.push(info);
-    }
-    Ok(out)
-}
-
-/// Lists the iPhones attached over USB, with name, model, iOS version and whether this
-/// computer is trusted (a lockdown session can be opened). 30 s timeout per step.
-pub fn list_devices(addr: &UsbmuxdAddress) -> Result<Vec<DeviceInfo>, SourceError> {
-    list_devices_with_timeout(addr, DeviceOptions::default().timeout)
-}
-
-/// [`list_devices`] with a chosen per-step timeout.
-pub fn list_devices_with_timeout(
-    addr: &UsbmuxdAddress,
-    timeout: Duration,
-) -> Result<Vec<DeviceInfo>, SourceError> {
-    let rt = Runtime::start()?;
-    rt.run(list_async(addr.clone(), timeout))
 }
 
 // ---------------------------------------------------------------- Device
@@ -798,6 +615,8 @@ impl Drop for DeviceReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::FrameGuard;
+    use idevice::Idevice;
 
     /// A hostile phone whose AFC reply claims impossible lengths: idevice alone would
     /// underflow (debug panic) or allocate exabytes; through the guard it is a clean,
@@ -868,24 +687,5 @@ mod tests {
         assert_eq!(afc_path("/DCIM//A").as_deref(), Some("/DCIM/A"));
         assert_eq!(afc_path("DCIM/../etc"), None);
         assert_eq!(afc_path("/"), None);
-    }
-
-    #[test]
-    fn picking_devices() {
-        let d = |u: &str| MuxDevice {
-            device_id: 1,
-            udid: u.into(),
-            usb: true,
-        };
-        assert!(matches!(pick(vec![], None), Err(SourceError::NoDevice)));
-        assert!(matches!(
-            pick(vec![d("a"), d("b")], None),
-            Err(SourceError::SeveralDevices { udids }) if udids == ["a", "b"]
-        ));
-        assert_eq!(pick(vec![d("a"), d("b")], Some("b")).unwrap().udid, "b");
-        assert!(matches!(
-            pick(vec![d("a")], Some("z")),
-            Err(SourceError::UnknownDevice { .. })
-        ));
     }
 }

@@ -54,6 +54,26 @@ pub enum SourceError {
     Locked,
 
     #[error(
+        "“Don't Trust” was tapped on the iPhone, so it does not share its files with this \
+         computer: to be asked again, unplug the iPhone and plug it in again, unlock it, run \
+         again and tap “Trust”"
+    )]
+    TrustDenied,
+
+    #[error(
+        "nobody tapped “Trust” on the iPhone within {secs} s: unlock the iPhone, run again and \
+         tap “Trust” when it asks “Trust This Computer?” (if it does not ask, unplug it and \
+         plug it in again)"
+    )]
+    TrustTimeout { secs: u64 },
+
+    #[error(
+        "the iPhone is locked, so it cannot ask whether to trust this computer: unlock it \
+         with its passcode, run again and tap “Trust”"
+    )]
+    LockedForPairing,
+
+    #[error(
         "cannot read {path} on the iPhone ({reason}); if it is kept only in iCloud, turn on \
          Settings > Photos > Download and Keep Originals, or open it once on the phone; \
          the file was skipped"

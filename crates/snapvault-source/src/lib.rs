@@ -23,6 +23,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A phone that does not trust this computer yet can be paired through its Trust prompt
+//! ([`DeviceOptions::pairing`]): the pair record is made like libimobiledevice's and handed
+//! to usbmuxd to keep.
+//!
 //! Robustness rules kept here:
 //! - every device operation has a timeout ([`DeviceOptions::timeout`]);
 //! - files are opened/read/closed with raw AFC operations (`AfcClient::send_op`), never with
@@ -35,14 +39,18 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+mod connect;
 mod device;
 mod error;
 mod guard;
 mod mux;
+mod pair;
 
-pub use device::{Device, DeviceReader, list_devices, list_devices_with_timeout};
+pub use connect::{list_devices, list_devices_with, list_devices_with_timeout};
+pub use device::{Device, DeviceReader};
 pub use error::SourceError;
 /// The frame codecs, shared with the fake phone.
 pub use snapvault_phonewire as wire;
@@ -169,6 +177,49 @@ pub struct DeviceOptions {
     pub prefetch_blocks: usize,
     /// Label sent to lockdownd.
     pub label: String,
+    /// Pair with a phone that does not trust this computer (no pair record, or the phone
+    /// forgot it) through its Trust prompt. `None`: such a phone is
+    /// [`SourceError::NotTrusted`] / [`SourceError::TrustRevoked`].
+    pub pairing: Option<Pairing>,
+}
+
+/// How to pair with a phone that does not trust this computer yet.
+#[derive(Clone)]
+pub struct Pairing {
+    /// Longest wait for the user to answer the phone's "Trust This Computer?" prompt.
+    pub wait: Duration,
+    /// Told what happens, so the user can be guided: called once when the prompt is up
+    /// and the user must tap Trust, and when the pairing is done.
+    pub notify: Arc<dyn Fn(&PairingEvent<'_>) + Send + Sync>,
+}
+
+impl Pairing {
+    /// Two minutes: time to find the phone, unlock it, tap Trust and enter the passcode.
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+}
+
+impl fmt::Debug for Pairing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pairing")
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happens while pairing.
+#[derive(Debug)]
+pub enum PairingEvent<'a> {
+    /// The phone shows "Trust This Computer?" and waits for its user.
+    WaitingForTrust { udid: &'a str, name: &'a str },
+    /// The user tapped Trust; usbmuxd keeps the new pair record.
+    Paired { udid: &'a str, name: &'a str },
+    /// Pairing failed ([`list_devices_with`] only: it goes on listing; [`Device::connect`]
+    /// returns the error).
+    Failed {
+        udid: &'a str,
+        name: &'a str,
+        error: &'a SourceError,
+    },
 }
 
 impl DeviceOptions {
@@ -183,6 +234,7 @@ impl Default for DeviceOptions {
             read_block: 4 << 20,
             prefetch_blocks: 2,
             label: "snapvault".into(),
+            pairing: None,
         }
     }
 }

@@ -151,3 +151,36 @@ pub(crate) async fn connect(
         ))),
     }
 }
+
+/// usbmuxd's system BUID: pair records made on this host carry it as `SystemBUID`.
+pub(crate) async fn read_buid(addr: &UsbmuxdAddress) -> Result<String, SourceError> {
+    let mut s = open(addr).await?;
+    let reply = request(&mut s, msg("ReadBUID"), 4).await?;
+    match reply.get("BUID").and_then(|v| v.as_string()) {
+        Some(b) if !b.is_empty() => Ok(b.to_string()),
+        _ => Err(SourceError::Protocol(
+            "usbmuxd did not tell its BUID (ReadBUID)".into(),
+        )),
+    }
+}
+
+/// Hands a new pair record to usbmuxd to keep (`SavePairRecord`).
+pub(crate) async fn save_pair_record(
+    addr: &UsbmuxdAddress,
+    udid: &str,
+    device_id: u32,
+    record: Vec<u8>,
+) -> Result<(), SourceError> {
+    let mut s = open(addr).await?;
+    let mut m = msg("SavePairRecord");
+    m.insert("PairRecordID".into(), udid.into());
+    m.insert("PairRecordData".into(), plist::Value::Data(record));
+    m.insert("DeviceID".into(), u64::from(device_id).into());
+    let reply = request(&mut s, m, 5).await?;
+    match usbmuxd::result_number(&reply) {
+        Some(RESULT_OK) => Ok(()),
+        other => Err(SourceError::Protocol(format!(
+            "usbmuxd did not keep the new pairing record (SavePairRecord answered {other:?})"
+        ))),
+    }
+}

@@ -6,13 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use snapvault_repo::fs_source::{Source, SourceEntry};
 use snapvault_repo::snapshot;
 use snapvault_repo::tree::{Name, NodeKind};
-use snapvault_source::{Device, DeviceEntry, DeviceOptions, SourceError, UsbmuxdAddress};
+use snapvault_source::{
+    Device, DeviceEntry, DeviceOptions, Pairing, PairingEvent, SourceError, UsbmuxdAddress,
+};
 
 pub struct IphoneSource {
     pub device: Device,
@@ -33,10 +35,46 @@ pub struct DatabaseCopy {
     pub entries: Vec<DeviceEntry>,
 }
 
-/// Connect to the phone (the only one attached, or the one with `udid`).
+/// Connect to the phone (the only one attached, or the one with `udid`), pairing with it
+/// first if it does not trust this computer.
 pub fn connect(udid: Option<&str>) -> Result<Device> {
     let addr = UsbmuxdAddress::from_env()?;
-    Device::connect(&addr, udid, DeviceOptions::default()).map_err(anyhow::Error::from)
+    Device::connect(&addr, udid, options(true)).map_err(anyhow::Error::from)
+}
+
+/// Device options; with `pair`, a phone that does not trust this computer is paired through
+/// its Trust prompt, and the user is told (on stderr) what to do and what happened.
+pub fn options(pair: bool) -> DeviceOptions {
+    let pairing = pair.then(|| Pairing {
+        wait: Pairing::DEFAULT_WAIT,
+        notify: Arc::new(|e: &PairingEvent<'_>| match e {
+            // Once per pairing: the command waits for the user from here on.
+            PairingEvent::WaitingForTrust { .. } => {
+                eprintln!("Unlock your iPhone and tap “Trust” on it (waiting…)")
+            }
+            PairingEvent::Paired { udid, name } => {
+                eprintln!(
+                    "paired: {} trusts this computer now",
+                    phone_name(name, udid)
+                )
+            }
+            PairingEvent::Failed { udid, name, error } => {
+                eprintln!("warning: {}: {error}", phone_name(name, udid))
+            }
+        }),
+    });
+    DeviceOptions {
+        pairing,
+        ..DeviceOptions::default()
+    }
+}
+
+fn phone_name(name: &str, udid: &str) -> String {
+    if name.is_empty() {
+        format!("the iPhone {udid}")
+    } else {
+        format!("{name} ({udid})")
+    }
 }
 
 fn dir_entry(name: &[u8]) -> SourceEntry {

@@ -1,12 +1,14 @@
 use anyhow::Result;
-use snapvault_source::{UsbmuxdAddress, list_devices};
+use snapvault_source::{UsbmuxdAddress, list_devices_with};
 
 use super::Ctx;
 use crate::cli::DevicesArgs;
 
 pub fn run(ctx: &Ctx, a: DevicesArgs) -> Result<i32> {
     let addr = UsbmuxdAddress::from_env()?;
-    let devices = list_devices(&addr)?;
+    // The list guides the user through pairing a phone that does not trust this computer;
+    // `--json` (for scripts) only reports, it never waits for someone to tap Trust.
+    let devices = list_devices_with(&addr, &crate::iphone::options(!a.json))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&devices)?);
         return Ok(0);
