@@ -2,7 +2,9 @@
 //! ifuse (FUSE over libimobiledevice) and pymobiledevice3 (Python), unmodified, as a new user
 //! would run them. Device list, lockdown values, pairing through the Trust prompt, pairing
 //! validation over the client-authenticated TLS session, AFC listings and byte-exact pulls
-//! of a library with edits and a large video.
+//! of a library with edits and a large video. snapvault's own client (`snapvault-source`)
+//! goes through the same: it pairs, pulls byte-exact, and the record it made is then used by
+//! libimobiledevice and pymobiledevice3 (so it is a record as the other hosts make them).
 //!
 //! The tools come from `.ci/interop.sh setup` (CI runs it). Where they are missing a test
 //! says so on stderr and passes without checking; under CI (`CI` set) a missing tool fails
@@ -359,5 +361,70 @@ fn pymobiledevice3_pairs_through_the_trust_prompt() {
     assert!(o.status.success(), "{}", text(&o));
     let ls = ok(&py, &["afc", "ls", "/DCIM"], &phone, home);
     assert!(ls.contains("100APPLE"), "{ls}");
+    phone.stop();
+}
+
+/// Every file of the lab library read through snapvault's client.
+fn pull_with_snapvault(dev: &snapvault_source::Device) -> BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut out = BTreeMap::new();
+    for e in dev.list_dcim().unwrap() {
+        let mut data = Vec::new();
+        dev.open(&e.path).unwrap().read_to_end(&mut data).unwrap();
+        assert_eq!(data.len() as u64, e.size, "{}", e.path);
+        out.insert(e.path, data);
+    }
+    // Outside /DCIM snapvault lists nothing, but reads what it is asked for.
+    for p in [
+        "PhotoData/Mutations/DCIM/100APPLE/IMG_0001/Adjustments/FullSizeRender.heic",
+        "PhotoData/Mutations/DCIM/100APPLE/IMG_0001/Adjustments/Adjustments.plist",
+    ] {
+        let mut data = Vec::new();
+        dev.open(p).unwrap().read_to_end(&mut data).unwrap();
+        out.insert(p.to_string(), data);
+    }
+    out
+}
+
+#[test]
+fn snapvault_client_pairs_and_pulls_through_the_same_strict_checks() {
+    use snapvault_source::{Device, DeviceOptions, Pairing, PairingEvent, UsbmuxdAddress};
+    use std::sync::{Arc, Mutex};
+
+    let lab = lab();
+    let phone = unpaired(&lab, Duration::from_secs(1));
+    let addr = UsbmuxdAddress::parse(&phone.usbmuxd_address()).unwrap();
+    let told: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = told.clone();
+    let opts = DeviceOptions {
+        pairing: Some(Pairing {
+            wait: Duration::from_secs(60),
+            notify: Arc::new(move |e: &PairingEvent<'_>| {
+                seen.lock().unwrap().push(format!("{e:?}"));
+            }),
+        }),
+        ..DeviceOptions::default()
+    };
+    // The phone checks the record's certificates, then requires the new host certificate in
+    // the TLS session; AFC only on the port StartService handed out.
+    let dev = Device::connect(&addr, None, opts).unwrap();
+    assert_eq!(told.lock().unwrap().len(), 2, "{:?}", told.lock().unwrap());
+    assert_same(&lab.files, &pull_with_snapvault(&dev));
+    drop(dev);
+
+    // The record snapvault left with usbmuxd works for the independent clients: RSA keys
+    // in PKCS#1 PEM that OpenSSL loads, a host certificate the phone accepts.
+    let home = &lab.scratch;
+    if let Some(pair) = tool("idevicepair", None) {
+        let v = ok(&pair, &["validate"], &phone, home);
+        assert!(v.contains("SUCCESS"), "{v}");
+    }
+    if let Some(info) = tool("ideviceinfo", None) {
+        assert!(ok(&info, &[], &phone, home).contains("SerialNumber: "));
+    }
+    if let Some(py) = pymobiledevice3() {
+        let ls = ok(&py, &["afc", "ls", "/DCIM"], &phone, home);
+        assert!(ls.contains("100APPLE"), "{ls}");
+    }
     phone.stop();
 }
