@@ -1,4 +1,6 @@
-//! The AFC server: a read-only view of the library folder as the phone's media root.
+//! The AFC server: a read-only view of the library folder as the phone's media root. Each
+//! connection reads and answers requests in order while a writer puts the replies on the
+//! [`crate::link::Link`] (turnaround, shared bandwidth).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -6,10 +8,13 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::State;
 use snapvault_phonewire::afc::{
@@ -237,22 +242,74 @@ impl Conn {
     }
 }
 
-async fn send(s: &mut TcpStream, num: u64, r: Reply) -> io::Result<()> {
-    let pkt = match r {
+fn packet(num: u64, r: Reply) -> Vec<u8> {
+    match r {
         Reply::Status(code) => wire::encode_reply(num, &wire::Reply::Status(code)),
         Reply::Data(d) => wire::encode(num, op::DATA, &[], &d),
         Reply::Fd(fd) => wire::encode_reply(num, &wire::Reply::Opened(fd)),
         Reply::Tell(p) => wire::encode_reply(num, &wire::Reply::Position(p)),
-    };
-    s.write_all(&pkt).await
+    }
 }
 
-pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
+/// A reply on its way out, with the time the link has carried it.
+enum Out {
+    Packet {
+        at: Instant,
+        bytes: Vec<u8>,
+    },
+    /// The phone is unplugged after these bytes (the start of a packet).
+    Cut {
+        at: Instant,
+        bytes: Vec<u8>,
+    },
+}
+
+/// Replies the reader may have queued ahead of the writer.
+const QUEUED_REPLIES: usize = 64;
+
+/// Writes each reply once the link has carried it.
+async fn write_replies(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Out>,
+    st: Arc<State>,
+) -> io::Result<()> {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Out::Packet { at, bytes } => {
+                tokio::time::sleep_until(at).await;
+                w.write_all(&bytes).await?;
+            }
+            Out::Cut { at, bytes } => {
+                tokio::time::sleep_until(at).await;
+                st.unplugged.store(true, Ordering::SeqCst);
+                w.write_all(&bytes).await?;
+                w.flush().await?;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn serve(s: TcpStream, st: Arc<State>) -> io::Result<()> {
+    let (r, w) = s.into_split();
+    let (tx, rx) = mpsc::channel(QUEUED_REPLIES);
+    // Requests are read and answered in order while earlier replies are still on the link.
+    let (read, written) = tokio::join!(read_requests(r, tx, st.clone()), write_replies(w, rx, st));
+    read.and(written)
+}
+
+async fn read_requests(
+    mut s: OwnedReadHalf,
+    tx: mpsc::Sender<Out>,
+    st: Arc<State>,
+) -> io::Result<()> {
     let mut conn = Conn {
         st: st.clone(),
         files: HashMap::new(),
         next_fd: 3,
     };
+    let link = &st.link;
     loop {
         let mut hdr = [0u8; AFC_HEADER_LEN];
         match s.read_exact(&mut hdr).await {
@@ -267,20 +324,15 @@ pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
         s.read_exact(&mut hp).await?;
         let mut payload = vec![0u8; h.payload_len()];
         s.read_exact(&mut payload).await?;
+        let arrived = Instant::now();
         let num = h.packet_num;
-        let req = match wire::decode_request(&h, &hp) {
-            Ok(r) => r,
-            Err(_) => {
-                send(&mut s, num, Reply::Status(status::OP_HEADER_INVALID)).await?;
-                continue;
-            }
-        };
-        let reply = match req {
-            AfcRequest::ReadDir(p) => conn.read_dir(&p),
-            AfcRequest::GetFileInfo(p) => conn.file_info(&p),
-            AfcRequest::GetDevInfo => conn.dev_info(),
-            AfcRequest::Open { mode, path } => conn.open(mode, &path),
-            AfcRequest::Read { fd, len } => {
+        let reply = match wire::decode_request(&h, &hp) {
+            Err(_) => Reply::Status(status::OP_HEADER_INVALID),
+            Ok(AfcRequest::ReadDir(p)) => conn.read_dir(&p),
+            Ok(AfcRequest::GetFileInfo(p)) => conn.file_info(&p),
+            Ok(AfcRequest::GetDevInfo) => conn.dev_info(),
+            Ok(AfcRequest::Open { mode, path }) => conn.open(mode, &path),
+            Ok(AfcRequest::Read { fd, len }) => {
                 if st.cfg.stall {
                     // Keep the socket, never answer: the client's timeout must fire.
                     std::future::pending::<()>().await;
@@ -296,39 +348,39 @@ pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>) -> io::Result<()> {
                             if served + n > limit {
                                 // Unplugged mid-packet: header and part of the data, then gone.
                                 let part = (limit.saturating_sub(served)) as usize;
-                                let pkt = wire::encode(num, op::DATA, &[], &data);
-                                let cut = AFC_HEADER_LEN + part.min(data.len());
+                                let mut pkt = wire::encode(num, op::DATA, &[], &data);
+                                pkt.truncate(AFC_HEADER_LEN + part.min(data.len()));
                                 st.afc_bytes_served.fetch_add(part as u64, Ordering::SeqCst);
-                                st.unplugged.store(true, Ordering::SeqCst);
-                                s.write_all(&pkt[..cut]).await?;
-                                s.flush().await?;
+                                let at = link.schedule(arrived, pkt.len());
+                                let _ = tx.send(Out::Cut { at, bytes: pkt }).await;
                                 return Ok(());
                             }
-                        }
-                        if let Some(bps) = st.cfg.bytes_per_sec.filter(|b| *b > 0) {
-                            let secs = n as f64 / bps as f64;
-                            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
                         }
                         st.afc_bytes_served.fetch_add(n, Ordering::SeqCst);
                         Reply::Data(data)
                     }
                 }
             }
-            AfcRequest::Seek { fd, whence, offset } => conn.seek(fd, whence, offset),
-            AfcRequest::Tell { fd } => match conn.files.get(&fd) {
+            Ok(AfcRequest::Seek { fd, whence, offset }) => conn.seek(fd, whence, offset),
+            Ok(AfcRequest::Tell { fd }) => match conn.files.get(&fd) {
                 Some(f) => Reply::Tell(f.pos),
                 None => Reply::Status(status::INVALID_ARG),
             },
-            AfcRequest::Close { fd } => match conn.files.remove(&fd) {
+            Ok(AfcRequest::Close { fd }) => match conn.files.remove(&fd) {
                 Some(_) => {
                     st.open_handles.fetch_sub(1, Ordering::SeqCst);
                     Reply::Status(status::SUCCESS)
                 }
                 None => Reply::Status(status::INVALID_ARG),
             },
-            AfcRequest::Other(_) => Reply::Status(status::OP_NOT_SUPPORTED),
+            Ok(AfcRequest::Other(_)) => Reply::Status(status::OP_NOT_SUPPORTED),
         };
-        send(&mut s, num, reply).await?;
+        let bytes = packet(num, reply);
+        let at = link.schedule(arrived, bytes.len());
+        if tx.send(Out::Packet { at, bytes }).await.is_err() {
+            // The writer is gone: the client closed the connection.
+            return Ok(());
+        }
     }
 }
 

@@ -17,9 +17,11 @@
 //!   FileRefRead, FileRefSeek, FileRefTell, FileRefClose). Read-only.
 //!
 //! Faults are injected through [`FakePhoneConfig`]: not paired, trust revoked, locked,
-//! unplugged after N bytes, stalled reads, throttled bandwidth, iCloud-only originals and a cap
-//! on open file handles. Counters ([`FakePhone::afc_bytes_served`],
-//! [`FakePhone::open_handles`], …) let tests assert what went over the wire.
+//! unplugged after N bytes, stalled reads, iCloud-only originals and a cap on open file
+//! handles. The link is a clock: a turnaround per reply and a bandwidth shared by all
+//! connections (replies leave in order; requests may be pipelined). Counters
+//! ([`FakePhone::afc_bytes_served`], [`FakePhone::open_handles`], …) let tests assert what
+//! went over the wire.
 //!
 //! Point a client at it with `USBMUXD_SOCKET_ADDRESS=<FakePhone::usbmuxd_address()>`.
 
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 mod afc;
+mod link;
 mod lockdownd;
 mod mux;
 mod pairing;
@@ -69,8 +72,13 @@ pub struct FakePhoneConfig {
     pub disconnect_after_bytes: Option<u64>,
     /// Never answer `FileRefRead` (the socket stays open).
     pub stall: bool,
-    /// Throttle file reads to this many bytes per second.
+    /// The link's bandwidth: AFC replies (file data above all) take their size at this many
+    /// bytes per second, shared by all connections.
     pub bytes_per_sec: Option<u64>,
+    /// Turnaround per AFC reply: each leaves this long after its request arrived (a client
+    /// that waits for every reply pays it every time; one that keeps requests in flight
+    /// does not).
+    pub latency: Option<std::time::Duration>,
     /// Device paths (`DCIM/100APPLE/IMG_0003.HEIC`, leading slash optional) that are listed
     /// but fail to open, like originals kept only in iCloud ("Optimize iPhone Storage").
     pub icloud_only: Vec<String>,
@@ -105,6 +113,7 @@ impl FakePhoneConfig {
             disconnect_after_bytes: None,
             stall: false,
             bytes_per_sec: None,
+            latency: None,
             icloud_only: Vec::new(),
             max_open_files: None,
             devices: 1,
@@ -140,6 +149,8 @@ pub(crate) struct State {
     pub unplugged: AtomicBool,
     pub connections: AtomicU64,
     pub material: Arc<pairing::Material>,
+    /// The USB link all AFC replies go over.
+    pub link: link::Link,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// usbmuxd's pair records, by UDID.
     records: Mutex<HashMap<String, Vec<u8>>>,
@@ -211,6 +222,7 @@ impl FakePhone {
         let state = Arc::new(State {
             records: Mutex::new(records),
             phones,
+            link: link::Link::new(cfg.latency, cfg.bytes_per_sec),
             cfg,
             afc_bytes_served: AtomicU64::new(0),
             afc_read_ops: AtomicU64::new(0),

@@ -26,7 +26,8 @@ options:
                                 the pair record's EscrowBag comes with it)
   --disconnect-after-bytes N    unplug after serving N file bytes
   --stall                       never answer file reads
-  --bytes-per-sec N             throttle file reads
+  --bytes-per-sec N             the link's bandwidth (all connections share it)
+  --latency-ms MS               turnaround per AFC reply (pipelined requests overlap it)
   --icloud-only PATH            PATH (e.g. DCIM/100APPLE/IMG_0003.HEIC) fails to open; repeatable
   --max-open-files N            afcd's open file limit
 ";
@@ -70,6 +71,15 @@ fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
             "--disconnect-after-bytes" => cfg.disconnect_after_bytes = Some(num(a, val(a)?)?),
             "--stall" => cfg.stall = true,
             "--bytes-per-sec" => cfg.bytes_per_sec = Some(num(a, val(a)?)?),
+            "--latency-ms" => {
+                let v = val(a)?;
+                let ms = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && (0.0..=60_000.0).contains(s))
+                    .ok_or_else(|| format!("--latency-ms: not a number of milliseconds: {v}"))?;
+                cfg.latency = Some(std::time::Duration::from_secs_f64(ms / 1000.0));
+            }
             "--icloud-only" => cfg.icloud_only.push(val(a)?),
             "--max-open-files" => cfg.max_open_files = Some(num(a, val(a)?)? as usize),
             "-h" | "--help" => return Err(String::new()),
@@ -123,6 +133,8 @@ mod tests {
             "DCIM/100APPLE/IMG_0003.HEIC",
             "--devices",
             "2",
+            "--latency-ms",
+            "1.5",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -132,6 +144,12 @@ mod tests {
         assert!(c.locked && c.paired);
         assert_eq!(c.devices, 2);
         assert_eq!(c.icloud_only.len(), 1);
+        assert_eq!(c.latency, Some(std::time::Duration::from_micros(1500)));
+        let bad: Vec<String> = ["--library", "/x", "--latency-ms", "-1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(parse(&bad).is_err());
         assert!(parse(&["--bogus".to_string()]).is_err());
         assert!(parse(&[]).is_err());
     }

@@ -511,3 +511,71 @@ fn pairing_goes_through_the_trust_prompt() {
     phone.stop();
     let _ = std::fs::remove_dir_all(lib);
 }
+
+/// Requests sent without waiting for replies (as a pipelining client does) are answered in
+/// order, each with its own packet number, also on a slow link with a turnaround.
+#[test]
+fn afc_answers_pipelined_requests_in_order() {
+    use snapvault_phonewire::afc::{self, Reply, Request};
+    let lib = library("pipelined");
+    std::fs::write(lib.join("DCIM/100APPLE/IMG_0002.MOV"), vec![5u8; 300_000]).unwrap();
+    let mut cfg = FakePhoneConfig::new(&lib);
+    cfg.latency = Some(Duration::from_millis(20));
+    cfg.bytes_per_sec = Some(20_000_000);
+    let phone = FakePhone::start(cfg.clone()).unwrap();
+    let addr = phone.usbmuxd_address();
+    rt().block_on(async {
+        let (host_id, id, _) = paired(&addr, &cfg.udid).await;
+        let mut tls = session(&addr, &host_id, id).await.unwrap();
+        let r = request(&mut tls, start_service(None)).await;
+        let port = r.get("Port").and_then(|p| p.as_unsigned_integer()).unwrap() as u16;
+        let mut s = connect(&addr, port).await.unwrap();
+        let read_reply = |h: [u8; 40], body: Vec<u8>| {
+            let h = afc::decode_header(&h, 1 << 24).unwrap();
+            (h.packet_num, afc::decode_reply(&h, body).unwrap())
+        };
+        async fn next(s: &mut TcpStream) -> ([u8; 40], Vec<u8>) {
+            let mut h = [0u8; 40];
+            s.read_exact(&mut h).await.unwrap();
+            let len = afc::decode_header(&h, 1 << 24).unwrap().body_len() as usize;
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).await.unwrap();
+            (h, body)
+        }
+        let open = Request::Open {
+            mode: afc::MODE_RDONLY,
+            path: "/DCIM/100APPLE/IMG_0002.MOV".into(),
+        };
+        s.write_all(&open.encode(1)).await.unwrap();
+        let (h, b) = next(&mut s).await;
+        let (_, Reply::Opened(fd)) = read_reply(h, b) else {
+            panic!("not opened")
+        };
+        // Four reads and a close in one go.
+        let mut burst = Vec::new();
+        for n in 2..6 {
+            burst.extend(Request::Read { fd, len: 100_000 }.encode(n));
+        }
+        burst.extend(Request::Close { fd }.encode(6));
+        s.write_all(&burst).await.unwrap();
+        let mut got = Vec::new();
+        for want in 2..7u64 {
+            let (h, b) = next(&mut s).await;
+            let (num, reply) = read_reply(h, b);
+            assert_eq!(num, want);
+            got.push(reply);
+        }
+        let sizes: Vec<usize> = got
+            .iter()
+            .map(|r| match r {
+                Reply::Data(d) => d.len(),
+                other => panic!("{other:?}"),
+            })
+            .take(4)
+            .collect();
+        assert_eq!(sizes, [100_000, 100_000, 100_000, 0]);
+        assert_eq!(got[4], Reply::Status(0));
+    });
+    phone.stop();
+    let _ = std::fs::remove_dir_all(lib);
+}
