@@ -7,6 +7,7 @@ mod account;
 mod photos;
 mod pull;
 mod restore;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -72,6 +72,18 @@ pub fn prepare(
     Prepared { library, pulled }
 }
 
+/// The phone's library as it is now (for `verify-device`): the database copied from the
+/// phone and read; why not when it could not be.
+pub fn read_phone(phone: &IphoneSource) -> std::result::Result<Library, String> {
+    if phone.database.is_empty() {
+        return Err("the phone has no PhotoData/Photos.sqlite".into());
+    }
+    let copy =
+        pull(phone, true).map_err(|e| format!("it could not be copied from the phone: {e:#}"))?;
+    snapvault_photolib::read_copy_of(&copy.dir.path().join("Photos.sqlite"))
+        .map_err(|e| e.to_string())
+}
+
 fn same_files(a: &[DeviceEntry], b: &[DeviceEntry]) -> bool {
     a.len() == b.len()
         && a.iter().all(|x| {

@@ -72,6 +72,15 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
     let device = crate::iphone::connect(a.udid.as_deref())?;
     let phone = IphoneSource::new(device)?;
     let source = phone.snapshot_source();
+    // The phone's own list of its photos: which ones are not on it at all (only in iCloud).
+    let library = crate::library::read_phone(&phone);
+    if let Err(why) = &library
+        && !phone.database.is_empty()
+    {
+        eprintln!(
+            "warning: the Photos library database could not be read ({why}): photos kept only in iCloud cannot be listed"
+        );
+    }
     let stored: Vec<Stored> = repos
         .into_iter()
         .map(|r| Stored::load(ctx, r, &source, a.snapshot.as_deref()))
@@ -143,7 +152,7 @@ pub fn run(ctx: &Ctx, a: VerifyDeviceArgs) -> Result<i32> {
             }),
         })
         .collect();
-    let all_safe = report::print(ctx, &a, &source, &stored, &checked, &results)?;
+    let all_safe = report::print(ctx, &a, &source, &stored, &checked, &results, &library)?;
     Ok(if all_safe { 0 } else { NOT_ALL_SAFE })
 }
 

@@ -2,8 +2,11 @@
 //! repositories hold it when there are several), a summary that says what was compared and
 //! whether stored bytes were read back, and the next step for each kind of problem.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use serde_json::json;
+use snapvault_photolib::{Availability, Library};
 use snapvault_repo::readback::ReadBack;
 use snapvault_repo::snapshot::Source;
 
@@ -65,6 +68,26 @@ fn describe(f: &FileResult, stored: &[Stored]) -> (&'static str, String, Option<
     (status(first), detail, Some(held))
 }
 
+/// Per asset (original's folder and name): an edit on the phone that is not safely stored,
+/// with its status. A photo is safe to delete only together with its edit.
+fn unsafe_edits(
+    results: &[FileResult],
+    stored: &[Stored],
+) -> HashMap<String, (String, &'static str)> {
+    let mut out = HashMap::new();
+    for f in results {
+        if snapvault_photolib::edit_of(&f.path).is_none() {
+            continue;
+        }
+        let (s, _, _) = describe(f, stored);
+        if s != "safe" {
+            out.entry(crate::library::stem_key(&f.path))
+                .or_insert((f.path.clone(), s));
+        }
+    }
+    out
+}
+
 /// Print the result; returns whether every file is safe.
 pub fn print(
     ctx: &crate::cmd::Ctx,
@@ -73,14 +96,40 @@ pub fn print(
     stored: &[Stored],
     checked: &[ReadBack],
     results: &[FileResult],
+    library: &std::result::Result<Library, String>,
 ) -> Result<bool> {
+    let edits = unsafe_edits(results, stored);
     let rows: Vec<(&str, &'static str, String, Option<usize>)> = results
         .iter()
         .map(|f| {
             let (s, d, h) = describe(f, stored);
-            (f.path.as_str(), s, d, h)
+            let blocked = (s == "safe" && snapvault_photolib::edit_of(&f.path).is_none())
+                .then(|| edits.get(&crate::library::stem_key(&f.path)))
+                .flatten();
+            match blocked {
+                Some((edit, st)) => (
+                    f.path.as_str(),
+                    "edit",
+                    format!("stored, but its edit {edit} is not ({st}): delete the photo only when its edit is safe too"),
+                    h,
+                ),
+                None => (f.path.as_str(), s, d, h),
+            }
         })
         .collect();
+    let icloud: Vec<(String, Option<String>)> = match library {
+        Ok(lib) => {
+            let mut v: Vec<_> = lib
+                .assets
+                .iter()
+                .filter(|x| x.original == Availability::CloudOnly)
+                .map(|x| (x.path(), x.taken().map(|t| t.to_string())))
+                .collect();
+            v.sort();
+            v
+        }
+        Err(_) => Vec::new(),
+    };
     let total = rows.len();
     let safe = rows.iter().filter(|r| r.1 == "safe").count();
     let holds = |i: usize| {
@@ -138,6 +187,8 @@ pub fn print(
                 "read_back": !a.quick,
                 "repositories": repositories,
                 "problems": problems,
+                "library": if library.is_ok() { "photos.sqlite" } else { "unknown" },
+                "icloud_only": icloud.iter().map(|(p, t)| json!({"path": p, "taken": t})).collect::<Vec<_>>(),
             }))?
         );
         return Ok(safe == total);
@@ -194,6 +245,29 @@ pub fn print(
         );
     }
     next_steps(results, stored);
+    let blocked = rows.iter().filter(|r| r.1 == "edit").count();
+    if blocked > 0 {
+        println!(
+            "keep the {blocked} file(s) whose edit is not safely stored on the phone until a new `snapvault snapshot iphone` holds the edit"
+        );
+    }
+    for (p, t) in &icloud {
+        println!(
+            "{:<10} {p}{}: not on this phone — not backed up by snapvault",
+            "icloud",
+            t.as_ref()
+                .map(|t| format!(" (taken {t})"))
+                .unwrap_or_default()
+        );
+    }
+    if !icloud.is_empty() {
+        println!(
+            "{} photo(s) are only in iCloud, not on this phone: no USB backup holds them. To back them up, turn on Settings > Photos > Download and Keep Originals (turning off Optimize iPhone Storage) and wait for the download, or download those originals first; then take a new snapshot",
+            icloud.len()
+        );
+    } else if let Err(why) = library {
+        println!("photos kept only in iCloud: unknown ({why})");
+    }
     Ok(safe == total)
 }
 
