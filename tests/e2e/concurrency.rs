@@ -3,9 +3,11 @@
 //! while snapshots write never see a half-written object. (Two snapshots at once completing
 //! and restoring is `kill::concurrent_snapshots_both_complete`.)
 //!
-//! To look at a writer at a definite moment without timing assumptions, the writer is
-//! paused with SIGSTOP (it keeps its lock, its half-written temporary files and open
-//! descriptors) and resumed with SIGCONT.
+//! To look at a writer at a definite moment without timing assumptions, the writer is held
+//! at a pause point (`snapvault_repo::testhooks`, in test builds only): it stops at a named
+//! step — holding its lock, or with a file it is writing created but still empty — and goes
+//! on when the test releases it. Every look therefore happens, on any machine, at the
+//! moment it is meant to.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,25 +18,12 @@ use crate::common::*;
 
 const MIB: usize = 1024 * 1024;
 
-/// Running snapvault processes; on drop (a failed assertion included) they are resumed and
-/// killed, so no stopped process outlives the test.
+/// Running snapvault processes; on drop (a failed assertion included) they are killed, so
+/// none outlives the test waiting at a pause point.
 struct Procs(Vec<Child>);
 
 impl Procs {
-    fn stop(&self, i: usize) {
-        signal(&self.0[i], libc::SIGSTOP);
-    }
-    fn cont(&self, i: usize) {
-        signal(&self.0[i], libc::SIGCONT);
-    }
-    fn pid(&self, i: usize) -> u32 {
-        self.0[i].id()
-    }
-    fn running(&mut self, i: usize) -> bool {
-        self.0[i].try_wait().expect("try_wait").is_none()
-    }
     fn wait(&mut self, i: usize, what: &str) -> Option<i32> {
-        self.cont(i);
         wait_with_timeout(&mut self.0[i], DEFAULT_TIMEOUT, what).code()
     }
 }
@@ -42,54 +31,56 @@ impl Procs {
 impl Drop for Procs {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            signal(c, libc::SIGCONT);
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 }
 
-fn signal(c: &Child, sig: i32) {
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(c.id() as i32, sig);
+/// A folder for the pause handshake of one process.
+struct Gate(PathBuf);
+
+impl Gate {
+    fn new(tmp: &Path, name: &str) -> Gate {
+        let dir = tmp.join(format!("gate-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        Gate(dir)
     }
-}
 
-fn spawn(sv: &Sv, args: &[&str]) -> Child {
-    let mut c = sv.command(args);
-    c.stdout(Stdio::null()).stderr(Stdio::piped());
-    c.spawn().expect("spawn snapvault")
-}
+    /// Start `snapvault ARGS` that pauses at each of `points` (`POINT@N`).
+    fn spawn(&self, sv: &Sv, args: &[&str], points: &[&str]) -> Child {
+        let mut c = sv.command(args);
+        c.env("SNAPVAULT_TEST_PAUSE", points.join(","))
+            .env("SNAPVAULT_TEST_PAUSE_DIR", &self.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c.spawn().expect("spawn snapvault")
+    }
 
-/// Lock files in the repository now.
-fn locks(repo: &Path) -> usize {
-    fs::read_dir(repo.join("locks"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    // Lock objects only: not temp files, nor the marker that exclusive
-                    // lockers race for before they write their lock.
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    !n.starts_with('.') && n != "exclusive"
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// Wait (polling, with a hang guard) until the repository holds `n` locks; false if process
-/// `i` ended first.
-fn wait_for_locks(procs: &mut Procs, i: usize, repo: &Path, n: usize) -> bool {
-    let deadline = Instant::now() + DEFAULT_TIMEOUT;
-    while locks(repo) < n {
-        if !procs.running(i) {
-            return false;
+    /// Wait (with a hang guard) until `child` is held at `point`; its pid. Fails, showing
+    /// its output, if the process ended without getting there.
+    fn reached(&self, child: &mut Child, point: &str) -> u32 {
+        let file = self.0.join(format!("{point}.paused"));
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        loop {
+            if let Ok(pid) = fs::read_to_string(&file) {
+                return pid.trim().parse().expect("pid in the pause file");
+            }
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("the process ended ({st}) before reaching {point}:\n{err}");
+            }
+            assert!(Instant::now() < deadline, "never reached {point}");
+            std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(Instant::now() < deadline, "no lock appeared");
-        std::thread::sleep(Duration::from_millis(1));
     }
-    true
+
+    fn release(&self, point: &str) {
+        fs::write(self.0.join(format!("{point}.go")), b"").unwrap();
+    }
 }
 
 /// Every content-named file (packs, index files, snapshots) holds exactly the bytes its
@@ -125,7 +116,8 @@ fn assert_no_half_written_objects(repo: &Path, when: &str) -> usize {
 }
 
 /// `prune` while a snapshot runs is refused and names the snapshot's process; `snapshot`
-/// while prune runs is refused and names prune's. Both work once the other finished.
+/// while prune runs is refused and names prune's. Both work once the other finished. Each
+/// holder is held at the `locked` pause point, so the refusal is seen on every run.
 #[test]
 fn prune_and_snapshot_refuse_each_other_naming_the_holder() {
     let tmp = tempdir();
@@ -136,16 +128,17 @@ fn prune_and_snapshot_refuse_each_other_naming_the_holder() {
     }
     let first = sv.snapshot(&[&lib], &[]);
     let big = tmp.path().join("big");
-    write_random(&big.join("VIDEO_0001.MOV"), 7, 96 * MIB);
+    write_random(&big.join("VIDEO_0001.MOV"), 7, 3 * MIB);
 
-    // A snapshot holding its lock, paused.
-    let mut procs = Procs(vec![spawn(&sv, &["snapshot", big.to_str().unwrap()])]);
-    assert!(
-        wait_for_locks(&mut procs, 0, &sv.repo, 1),
-        "the snapshot ended before it was seen holding its lock"
-    );
-    procs.stop(0);
-    let pid = procs.pid(0);
+    // A snapshot holding its lock.
+    let gate = Gate::new(tmp.path(), "snapshot");
+    let mut procs = Procs(vec![gate.spawn(
+        &sv,
+        &["snapshot", big.to_str().unwrap()],
+        &["locked@1"],
+    )]);
+    let pid = gate.reached(&mut procs.0[0], "locked@1");
+    assert_eq!(pid, procs.0[0].id());
     for args in [
         vec!["prune"],
         vec![
@@ -163,38 +156,55 @@ fn prune_and_snapshot_refuse_each_other_naming_the_holder() {
     // Readers share the lock: they work meanwhile.
     sv.ok(&["check"]);
     sv.restore(first["id"].as_str().unwrap(), &tmp.path().join("r1"));
+    gate.release("locked@1");
     assert_eq!(procs.wait(0, "snapshot"), Some(0));
     assert_eq!(sv.snapshots().len(), 2);
 
-    // Now prune holds the exclusive lock (paused), and a snapshot is refused.
+    // Now prune holds the exclusive lock, and a snapshot is refused.
     fs::remove_dir_all(&big).unwrap();
     sv.ok(&[
         "forget",
         first["id"].as_str().unwrap(),
         "--allow-photo-loss",
     ]);
-    let mut procs = Procs(vec![spawn(&sv, &["prune", "--max-unused", "0"])]);
-    if wait_for_locks(&mut procs, 0, &sv.repo, 1) {
-        procs.stop(0);
-        let pid = procs.pid(0);
-        let out = sv.run(&["snapshot", lib.to_str().unwrap()]);
-        assert_eq!(out.code, Some(11), "snapshot while prune runs: {out}");
-        assert_stderr_mentions(&out, "`snapvault prune`");
-        assert_stderr_mentions(&out, &format!("pid {pid}"));
-        // Readers are refused too (prune may be deleting what they would read).
-        let out = sv.run(&["check"]);
-        assert_eq!(out.code, Some(11), "check while prune runs: {out}");
-    } else {
-        eprintln!("note: prune finished before it could be paused; refusal not observed");
-    }
+    let gate = Gate::new(tmp.path(), "prune");
+    let mut procs = Procs(vec![gate.spawn(
+        &sv,
+        &["prune", "--max-unused", "0"],
+        &["locked@1"],
+    )]);
+    let pid = gate.reached(&mut procs.0[0], "locked@1");
+    let out = sv.run(&["snapshot", lib.to_str().unwrap()]);
+    assert_eq!(out.code, Some(11), "snapshot while prune runs: {out}");
+    assert_stderr_mentions(&out, "`snapvault prune`");
+    assert_stderr_mentions(&out, &format!("pid {pid}"));
+    // Readers are refused too (prune may be deleting what they would read).
+    let out = sv.run(&["check"]);
+    assert_eq!(out.code, Some(11), "check while prune runs: {out}");
+    gate.release("locked@1");
     assert_eq!(procs.wait(0, "prune"), Some(0));
     sv.snapshot(&[&lib], &[]);
     sv.ok(&["check", "--read-data"]);
 }
 
-/// Two snapshots write at once (an encrypted repository); at several moments both are
-/// paused, and meanwhile no object under a real name is incomplete, `check` finds no error
-/// and an earlier snapshot restores. At the end both complete and restore.
+/// Looks at the repository while both writers are held: no object under a real name is
+/// incomplete, `check` finds no error and the earlier snapshot restores. Returns how many
+/// objects were checked.
+fn look(sv: &Sv, tmp: &Path, s0_id: &str, old: &Path, when: &str) -> usize {
+    let seen = assert_no_half_written_objects(&sv.repo, when);
+    let out = sv.run(&["check"]);
+    assert_eq!(out.code, Some(0), "{when}: check with writers held: {out}");
+    let target = tmp.join(format!("r0-{}", when.replace(' ', "-")));
+    sv.restore(s0_id, &target);
+    assert_same_tree(old, &target.join("old"));
+    seen
+}
+
+/// Two snapshots write at once (an encrypted repository). Each is held at defined moments
+/// — in the middle of writing a pack (the pack's file created, nothing in it yet), of
+/// writing its index file, of writing its snapshot — and meanwhile nothing under a real
+/// name is incomplete, `check` finds no error and an earlier snapshot restores. At the end
+/// both complete and restore.
 #[test]
 fn readers_never_see_half_written_objects() {
     let tmp = tempdir();
@@ -206,52 +216,40 @@ fn readers_never_see_half_written_objects() {
     let s0_id = s0["id"].as_str().unwrap().to_string();
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    for i in 0..6 {
+    for i in 0..3 {
         write_random(&a.join(format!("VID_{i}.MOV")), 100 + i, 12 * MIB);
         write_random(&b.join(format!("IMG_{i}.HEIC")), 200 + i, 8 * MIB);
     }
 
+    let (gate_a, gate_b) = (Gate::new(tmp.path(), "a"), Gate::new(tmp.path(), "b"));
     let mut procs = Procs(vec![
-        spawn(&sv, &["snapshot", a.to_str().unwrap()]),
-        spawn(&sv, &["snapshot", b.to_str().unwrap()]),
+        gate_a.spawn(
+            &sv,
+            &["snapshot", a.to_str().unwrap()],
+            &["write-pack@1", "write-index@1"],
+        ),
+        gate_b.spawn(
+            &sv,
+            &["snapshot", b.to_str().unwrap()],
+            &["write-pack@2", "write-snapshot@1"],
+        ),
     ]);
-    // Wait for both to hold their locks, then look at the repository at several moments.
-    let both = wait_for_locks(&mut procs, 0, &sv.repo, 2);
-    let mut looks = 0;
-    let mut objects_seen = 0;
-    let mut round = 0;
-    while both && procs.running(0) && procs.running(1) && round < 8 {
-        round += 1;
-        procs.stop(0);
-        procs.stop(1);
-        let when = format!("pause {round}");
-        objects_seen += assert_no_half_written_objects(&sv.repo, &when);
-        let out = sv.run(&["check"]);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{when}: check with writers paused: {out}"
-        );
-        let target = tmp.path().join(format!("r0-{round}"));
-        sv.restore(&s0_id, &target);
-        assert_same_tree(&old, &target.join("old"));
-        looks += 1;
-        procs.cont(0);
-        procs.cont(1);
-        // Let them write for a while (any amount is fine; this only varies the moments).
-        std::thread::sleep(Duration::from_millis(150 * round));
-    }
-    // And readers running at full speed alongside the writers.
-    while procs.running(0) || procs.running(1) {
-        assert_no_half_written_objects(&sv.repo, "while writing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // A in its first pack, B in its second (its first is complete).
+    gate_a.reached(&mut procs.0[0], "write-pack@1");
+    gate_b.reached(&mut procs.0[1], "write-pack@2");
+    let first = look(&sv, tmp.path(), &s0_id, &old, "in packs");
+    gate_a.release("write-pack@1");
+    gate_b.release("write-pack@2");
+    // A writing its index file, B its snapshot.
+    gate_a.reached(&mut procs.0[0], "write-index@1");
+    gate_b.reached(&mut procs.0[1], "write-snapshot@1");
+    let second = look(&sv, tmp.path(), &s0_id, &old, "in index and snapshot");
+    // B's first pack, then all of B's packs and its index, were there to check.
+    assert!(second > first, "{first} objects, then {second}");
+    gate_a.release("write-index@1");
+    gate_b.release("write-snapshot@1");
     assert_eq!(procs.wait(0, "snapshot a"), Some(0));
     assert_eq!(procs.wait(1, "snapshot b"), Some(0));
-    if looks == 0 {
-        eprintln!("note: the snapshots finished before they could be paused");
-    }
-    assert!(objects_seen > 0 || looks == 0);
 
     assert_eq!(sv.snapshots().len(), 3);
     assert_no_half_written_objects(&sv.repo, "at the end");
@@ -270,7 +268,9 @@ fn readers_never_see_half_written_objects() {
 }
 
 /// `--retry-lock`: a snapshot started while prune holds the repository waits for it and
-/// then runs; with too short a wait it stops with exit 11 naming prune.
+/// then runs; with too short a wait it stops with exit 11 naming prune. Prune is held at
+/// its `locked` pause point, and the waiting snapshot is seen at `lock-wait` (refused, and
+/// waiting to try again) before prune is let go.
 #[test]
 fn snapshot_waits_for_prune_with_retry_lock() {
     let tmp = tempdir();
@@ -278,33 +278,40 @@ fn snapshot_waits_for_prune_with_retry_lock() {
     let lib = tmp.path().join("lib");
     write_random(&lib.join("IMG_0001.HEIC"), 1, 300_000);
     let big = tmp.path().join("big");
-    write_random(&big.join("VIDEO_0001.MOV"), 2, 48 * MIB);
+    write_random(&big.join("VIDEO_0001.MOV"), 2, 3 * MIB);
     let first = sv.snapshot(&[&big], &[]);
     sv.ok(&[
         "forget",
         first["id"].as_str().unwrap(),
         "--allow-photo-loss",
     ]);
-    let mut procs = Procs(vec![spawn(&sv, &["prune", "--max-unused", "0"])]);
-    if !wait_for_locks(&mut procs, 0, &sv.repo, 1) {
-        eprintln!("note: prune finished before it could be paused; waiting not observed");
-        return;
-    }
-    procs.stop(0);
+    let gate = Gate::new(tmp.path(), "prune");
+    let mut procs = Procs(vec![gate.spawn(
+        &sv,
+        &["prune", "--max-unused", "0"],
+        &["locked@1"],
+    )]);
+    gate.reached(&mut procs.0[0], "locked@1");
     let out = sv.run(&["snapshot", "--retry-lock", "2s", lib.to_str().unwrap()]);
     assert_eq!(out.code, Some(11), "gave up after the wait: {out}");
     assert_stderr_mentions(&out, "`snapvault prune`");
     let bad = sv.run(&["snapshot", "--retry-lock", "soon", lib.to_str().unwrap()]);
     assert_eq!(bad.code, Some(1), "{bad}");
     assert_stderr_mentions(&bad, "--retry-lock");
-    let mut waiting = Procs(vec![spawn(
+    let waiting_gate = Gate::new(tmp.path(), "waiting");
+    let mut waiting = Procs(vec![waiting_gate.spawn(
         &sv,
         &["snapshot", "--retry-lock", "2m", lib.to_str().unwrap()],
+        &["lock-wait@1", "locked@1"],
     )]);
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    assert!(waiting.running(0), "the snapshot did not wait for prune");
-    procs.cont(0);
+    // Refused while prune holds the lock, and waiting instead of giving up.
+    waiting_gate.reached(&mut waiting.0[0], "lock-wait@1");
+    waiting_gate.release("lock-wait@1");
+    gate.release("locked@1");
     assert_eq!(procs.wait(0, "prune"), Some(0));
+    // It gets the lock only now that prune is done.
+    waiting_gate.reached(&mut waiting.0[0], "locked@1");
+    waiting_gate.release("locked@1");
     assert_eq!(waiting.wait(0, "snapshot"), Some(0));
     assert_eq!(sv.snapshots().len(), 1);
     sv.ok(&["check", "--read-data"]);

@@ -233,7 +233,12 @@ impl Repository {
                     if left.is_zero() {
                         return Err(RepoError::Locked(who));
                     }
+                    crate::testhooks::pause("lock-wait");
                     std::thread::sleep(left.min(std::time::Duration::from_secs(3)));
+                }
+                Ok(guard) => {
+                    crate::testhooks::pause("locked");
+                    return Ok(guard);
                 }
                 other => return other,
             }

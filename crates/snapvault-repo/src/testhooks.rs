@@ -1,10 +1,21 @@
 //! Hooks that let end-to-end tests steer the real binary: fault injection
-//! (`SNAPVAULT_TEST_FAULT`, see [`crate::faulty`]), read by `prune`, `forget` and `copy`.
+//! (`SNAPVAULT_TEST_FAULT`, see [`crate::faulty`]), read by `prune`, `forget` and `copy`,
+//! and pause points (`SNAPVAULT_TEST_PAUSE`).
 //!
 //! They exist only in builds with the `test-faults` feature, which only test builds enable
 //! (the crates' dev-dependencies ask for it; `cargo build --release` never does). Without
 //! it every hook here is a no-op that reads no environment variable, so a user's
-//! environment cannot make a released snapvault fail on purpose.
+//! environment cannot make a released snapvault fail on purpose or stop half-way.
+//!
+//! **Pause points** make a process wait at a named step until the test releases it, so a
+//! test looks at the repository at a defined moment instead of racing the process.
+//! `SNAPVAULT_TEST_PAUSE=POINT@N[,POINT@N…]` picks the N-th time (1-based) the process
+//! reaches POINT; `SNAPVAULT_TEST_PAUSE_DIR` is a folder for the handshake. There the
+//! process creates `POINT@N.paused` (holding its pid), then waits until the test creates
+//! `POINT@N.go`. Points: `locked` (a command holds its repository lock), `lock-wait` (a
+//! lock was refused and `--retry-lock` waits to try again), `write-<kind>` (a file of that
+//! kind — `pack`, `index`, `snapshot`, … — is being written to a local folder: its
+//! temporary file exists and holds nothing yet).
 
 use std::sync::Arc;
 
@@ -28,6 +39,18 @@ pub fn with_faults(backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>> {
     }
 }
 
+/// A pause point (see the module documentation).
+pub fn pause(point: &str) {
+    imp::pause(point)
+}
+
+/// The pause point `write-<kind>`: a file of `kind` is being written.
+pub fn pause_write(kind: crate::backend::FileKind) {
+    if ENABLED {
+        imp::pause(&format!("write-{}", kind.name()))
+    }
+}
+
 #[cfg(not(feature = "test-faults"))]
 mod imp {
     use super::*;
@@ -39,14 +62,23 @@ mod imp {
     pub fn wrap(backend: Arc<dyn Backend>, _spec: &str) -> Result<Arc<dyn Backend>> {
         Ok(backend)
     }
+
+    pub fn pause(_point: &str) {}
 }
 
 #[cfg(feature = "test-faults")]
 mod imp {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Duration;
+
     use super::*;
     use crate::faulty::FaultyBackend;
 
     const FAULT_ENV: &str = "SNAPVAULT_TEST_FAULT";
+    const PAUSE_ENV: &str = "SNAPVAULT_TEST_PAUSE";
+    const PAUSE_DIR_ENV: &str = "SNAPVAULT_TEST_PAUSE_DIR";
 
     pub fn fault_spec() -> Option<String> {
         std::env::var(FAULT_ENV).ok().filter(|s| !s.is_empty())
@@ -54,6 +86,74 @@ mod imp {
 
     pub fn wrap(backend: Arc<dyn Backend>, spec: &str) -> Result<Arc<dyn Backend>> {
         Ok(Arc::new(FaultyBackend::from_spec(backend, spec)?))
+    }
+
+    struct Pauses {
+        dir: PathBuf,
+        /// (point, occurrence) to pause at.
+        wanted: Vec<(String, u64)>,
+        seen: Mutex<HashMap<String, u64>>,
+    }
+
+    fn pauses() -> Option<&'static Pauses> {
+        static P: OnceLock<Option<Pauses>> = OnceLock::new();
+        P.get_or_init(|| {
+            let spec = std::env::var(PAUSE_ENV).ok().filter(|s| !s.is_empty())?;
+            let dir = std::env::var_os(PAUSE_DIR_ENV).map(PathBuf::from);
+            let Some(dir) = dir else {
+                eprintln!("test hook: {PAUSE_ENV} needs {PAUSE_DIR_ENV}; not pausing");
+                return None;
+            };
+            let mut wanted = Vec::new();
+            for item in spec.split(',') {
+                let (point, n) = item.split_once('@').unwrap_or((item, "1"));
+                match n.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => wanted.push((point.trim().to_string(), n)),
+                    _ => eprintln!("test hook: ignoring {PAUSE_ENV} item {item:?}"),
+                }
+            }
+            Some(Pauses {
+                dir,
+                wanted,
+                seen: Mutex::new(HashMap::new()),
+            })
+        })
+        .as_ref()
+    }
+
+    pub fn pause(point: &str) {
+        let Some(p) = pauses() else {
+            return;
+        };
+        if !p.wanted.iter().any(|(w, _)| w == point) {
+            return;
+        }
+        let n = {
+            let mut seen = p.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let n = seen.entry(point.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if !p.wanted.iter().any(|(w, k)| w == point && *k == n) {
+            return;
+        }
+        let label = format!("{point}@{n}");
+        let go = p.dir.join(format!("{label}.go"));
+        let paused = p.dir.join(format!("{label}.paused"));
+        // Written under a temporary name and renamed, so the test never reads half a pid.
+        let tmp = p.dir.join(format!(".{label}.{}", std::process::id()));
+        let announced = std::fs::write(&tmp, std::process::id().to_string())
+            .and_then(|()| std::fs::rename(&tmp, &paused));
+        if let Err(e) = announced {
+            eprintln!(
+                "test hook: cannot announce pause {label} in {}: {e}",
+                p.dir.display()
+            );
+            return;
+        }
+        while !go.exists() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -87,8 +187,8 @@ mod tests {
     }
 
     /// A release build (`cargo build --release`, the binary users get) compiles no crate
-    /// with `test-faults`, so `SNAPVAULT_TEST_FAULT` is not even read; a test build has
-    /// the hooks (the e2e tests drive the binary through them).
+    /// with `test-faults`, so neither `SNAPVAULT_TEST_FAULT` nor the pause points are in
+    /// it; a test build has the hooks (the e2e tests drive the binary through them).
     #[test]
     fn only_test_builds_have_the_hooks() {
         let release = features("normal");

@@ -143,6 +143,7 @@ impl Backend for LocalBackend {
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
+            crate::testhooks::pause_write(kind);
             // Packs go past the page cache (see `direct_io`); `finish` makes it durable.
             let mut w = DirectWriter::new(f, data.len() as u64);
             w.write_all(data)?;
