@@ -248,19 +248,31 @@ pub fn check(
             }
         }
     }
-    for name in listed.keys() {
+    let mut names: Vec<(&String, &u64)> = listed.iter().collect();
+    names.sort();
+    for (name, size) in names {
         let known = name
             .parse::<PackId>()
             .map(|p| index.has_pack(&p))
             .unwrap_or(false);
-        if !known {
-            if let Ok(p) = name.parse::<PackId>() {
+        if known {
+            continue;
+        }
+        // What prune does with it decides what is said: it removes only our own packs.
+        match name.parse::<PackId>() {
+            Ok(p) if is_own_pack(repo, name, *size) => {
                 r.unindexed_packs.push(p);
+                r.notice(
+                    format!("pack {name}"),
+                    "is not in any index (left by an interrupted run; prune removes it once \
+                     it is older than --unindexed-grace, `repair index` adopts it)",
+                );
             }
-            r.notice(
-                format!("pack {name}"),
-                "is not in any index (left by an interrupted run; prune removes it, `repair index` adopts it)",
-            );
+            _ => r.notice(
+                format!("file {name}"),
+                "in data/ is not a pack of this repository: left alone (prune never removes \
+                 it); delete it yourself if you do not need it",
+            ),
         }
     }
     r.blobs = index.blob_count();
@@ -474,6 +486,17 @@ fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOptions) {
                  shows what to do; `check --read-data` reads it again)"
             ),
         );
+    }
+}
+
+/// Is the file `name` (of `size` bytes) in `data/` a pack of this repository — left by an
+/// interrupted run — rather than a file someone else put there? Its name must be a pack id
+/// and its header must open under this repository's key (in an unencrypted repository:
+/// decode as a pack header). `prune` removes nothing else, and `check` says so.
+pub fn is_own_pack(repo: &Repository, name: &str, size: u64) -> bool {
+    match name.parse::<PackId>() {
+        Ok(id) if id.to_hex() == name => read_header(repo, &id, size).is_ok(),
+        _ => false,
     }
 }
 

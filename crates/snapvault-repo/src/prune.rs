@@ -238,6 +238,8 @@ pub struct PruneStats {
     pub unindexed_bytes: u64,
     pub unindexed_remove_packs: u64,
     pub unindexed_remove_bytes: u64,
+    /// Files in `data/` that are not packs of this repository (someone else's): left alone.
+    pub foreign_files: u64,
     pub index_files: usize,
     /// Bytes that will be freed: removed + repacked + unindexed removed − copied.
     pub estimated_freed: u64,
@@ -631,9 +633,15 @@ pub fn plan(
     let mut unindexed_remove = Vec::new();
     for (name, size) in &listed {
         let Ok(id) = name.parse::<PackId>() else {
+            st.foreign_files += 1;
             continue;
         };
         if index.has_pack(&id) {
+            continue;
+        }
+        // Only our own leftovers: a file someone else put there is never deleted.
+        if !crate::checker::is_own_pack(repo, name, *size) {
+            st.foreign_files += 1;
             continue;
         }
         st.unindexed_packs += 1;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod foreign;
 mod keys;
 mod names;
 mod restore;

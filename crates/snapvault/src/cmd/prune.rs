@@ -68,6 +68,12 @@ fn pct(part: u64, whole: u64) -> String {
 /// The plan in bytes: what is in use, what no snapshot needs, what will be freed. `-v` adds
 /// the storage internals (packs, blobs, trees).
 fn print_plan(ctx: &Ctx, st: &PruneStats, opts: &PruneOptions) {
+    if st.foreign_files > 0 {
+        ctx.say(format!(
+            "{} in data/ not made by this repository: left alone (`snapvault check` names them)",
+            n(st.foreign_files, "file")
+        ));
+    }
     if ctx.global.verbose > 0 {
         print_plan_internals(ctx, st, opts);
         return;
