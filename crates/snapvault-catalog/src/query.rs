@@ -32,7 +32,7 @@ pub struct PhotoRow {
     pub kind: String,
     /// Local capture time as recorded: `YYYY-MM-DDTHH:MM:SS[±HH:MM]`.
     pub taken: Option<String>,
-    /// Where `taken` came from: `exif`, `quicktime`, `birth_time`, `mtime`.
+    /// Where `taken` came from: `exif`, `quicktime`, `xmp`, `birth_time`, `mtime`.
     pub date_source: Option<String>,
     pub size: u64,
     /// Live Photo / sidecar pairing key at its latest path.

@@ -9,10 +9,10 @@
 //!
 //! | format | capture time | Live Photo content id |
 //! |---|---|---|
-//! | JPEG | APP1 `Exif`: DateTimeOriginal + OffsetTimeOriginal, else DateTimeDigitized + OffsetTimeDigitized, else DateTime + OffsetTime | Apple MakerNote tag 0x0011 |
+//! | JPEG | APP1 `Exif`: DateTimeOriginal + OffsetTimeOriginal, else DateTimeDigitized + OffsetTimeDigitized, else DateTime + OffsetTime; without an EXIF date, APP1 XMP | Apple MakerNote tag 0x0011 |
 //! | HEIC / HEIF / AVIF | the `Exif` item found through `meta` → `iinf` / `iloc` (file offsets or `idat`), same tags | Apple MakerNote tag 0x0011 |
 //! | TIFF / DNG / TIFF-based raws | the file is the TIFF structure, same tags | — |
-//! | PNG | `eXIf` chunk, same tags | — |
+//! | PNG | `eXIf` chunk, else a `Raw profile type exif` text chunk (`tEXt`/`zTXt`/`iTXt`, as ImageMagick, GIMP and exiv2 write), same tags; else XMP (`iTXt` `XML:com.adobe.xmp`) | — |
 //! | WebP | RIFF `EXIF` chunk, same tags | — |
 //! | MOV / MP4 | `moov/meta` keys+ilst `com.apple.quicktime.creationdate` (ISO 8601 with offset), or `©day`; else `mvhd` creation_time (UTC, reported with offset +00:00; 0 = unknown) | `com.apple.quicktime.content.identifier` |
 //!
@@ -50,9 +50,12 @@ pub mod sample;
 mod tiff;
 mod time;
 mod webp;
+mod xmp;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_text;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +86,9 @@ pub enum DateSource {
     /// QuickTime/MP4 metadata (Apple creationdate key, or `mvhd`).
     #[serde(rename = "quicktime")]
     QuickTime,
+    /// An XMP packet (`exif:DateTimeOriginal`, `photoshop:DateCreated`, `xmp:CreateDate`),
+    /// when the file has no EXIF date.
+    Xmp,
     /// The file's birth (creation) time.
     BirthTime,
     /// The file's modification time.
@@ -154,11 +160,12 @@ impl std::fmt::Display for MediaKind {
 }
 
 impl DateSource {
-    /// The name, as serialized: `exif`, `quicktime`, `birth_time`, `mtime`.
+    /// The name, as serialized: `exif`, `quicktime`, `xmp`, `birth_time`, `mtime`.
     pub fn as_str(self) -> &'static str {
         match self {
             DateSource::Exif => "exif",
             DateSource::QuickTime => "quicktime",
+            DateSource::Xmp => "xmp",
             DateSource::BirthTime => "birth_time",
             DateSource::Mtime => "mtime",
         }
@@ -330,9 +337,21 @@ pub fn inspect(name: &[u8], head: &[u8]) -> MediaInfo {
         kind,
         ..MediaInfo::default()
     };
+    // XMP, for a file whose EXIF gives no date (see `xmp.rs` for its order of properties).
+    let mut xmp = None;
     let exif = match sniff(head) {
-        Some(Format::Jpeg) => jpeg::facts(head),
-        Some(Format::Png) => png::facts(head),
+        Some(Format::Jpeg) => {
+            let f = jpeg::facts(head);
+            if f.capture().is_none() {
+                xmp = jpeg::xmp_capture(head);
+            }
+            f
+        }
+        Some(Format::Png) => {
+            let f = png::facts(head);
+            xmp = f.xmp;
+            f.exif
+        }
         Some(Format::Tiff) => tiff::exif_facts(head),
         Some(Format::Webp) => webp::facts(head),
         Some(Format::Heif | Format::Avif | Format::Raw | Format::QuickTime | Format::Mp4) => {
@@ -352,6 +371,12 @@ pub fn inspect(name: &[u8], head: &[u8]) -> MediaInfo {
     };
     info.capture = exif.capture();
     info.date_source = info.capture.map(|_| DateSource::Exif);
+    if info.capture.is_none()
+        && let Some(t) = xmp
+    {
+        info.capture = Some(t);
+        info.date_source = Some(DateSource::Xmp);
+    }
     info.content_id = exif.content_id;
     info
 }

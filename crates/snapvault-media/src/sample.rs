@@ -636,7 +636,7 @@ fn crc32(parts: &[&[u8]]) -> u32 {
     !c
 }
 
-fn png_chunk(out: &mut Vec<u8>, typ: &[u8; 4], data: &[u8]) {
+pub(crate) fn png_chunk(out: &mut Vec<u8>, typ: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(typ);
     out.extend_from_slice(data);
