@@ -106,6 +106,7 @@
 //! backed-up folder's name, as in `snapvault ls`); a non-UTF-8 name shows lossily there.
 
 mod date;
+mod holders;
 mod library;
 mod query;
 mod schema;
@@ -118,6 +119,7 @@ use rusqlite::Connection;
 use snapvault_repo::RepoError;
 
 pub use date::{DatePoint, DateRange, KindFilter, day_number};
+pub use holders::{Holder, StoredContent};
 pub use library::{LibraryAsset, SnapshotLibrary};
 pub use query::{PhotoQuery, PhotoRow};
 pub use sync::{AddStats, SyncStats, TreeLoader};

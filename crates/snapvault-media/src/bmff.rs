@@ -132,7 +132,7 @@ pub(crate) fn heif_facts(d: &[u8]) -> ExifFacts {
 }
 
 /// The data of the first `Exif` item.
-fn heif_exif(d: &[u8]) -> Option<Cow<'_, [u8]>> {
+pub(crate) fn heif_exif(d: &[u8]) -> Option<Cow<'_, [u8]>> {
     let meta = boxes(d).find(|b| &b.typ == b"meta")?;
     // `meta` is a full box; its children may be walked even if it is cut short.
     let children = meta.body.get(4..)?;
@@ -182,7 +182,7 @@ fn heif_exif(d: &[u8]) -> Option<Cow<'_, [u8]>> {
 }
 
 /// The TIFF structure of an Exif item: a 4-byte offset, then (Apple) `Exif\0\0`, then TIFF.
-fn exif_item_tiff(item: &[u8]) -> Option<&[u8]> {
+pub(crate) fn exif_item_tiff(item: &[u8]) -> Option<&[u8]> {
     let skip = be_u32(item, 0)? as usize;
     let rest = item.get(4..)?.get(skip..)?;
     Some(rest.strip_prefix(EXIF_PREFIX).unwrap_or(rest))

@@ -62,3 +62,12 @@ fn segments(d: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
         }
     })
 }
+
+/// The TIFF structure inside the first complete APP1 `Exif\0\0` segment (for the preview).
+pub(crate) fn exif_segment(d: &[u8]) -> Option<&[u8]> {
+    segments(d).find_map(|(marker, body)| {
+        (marker == 0xE1)
+            .then(|| body.strip_prefix(EXIF_PREFIX))
+            .flatten()
+    })
+}

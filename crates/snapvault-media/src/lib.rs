@@ -46,6 +46,7 @@ mod bmff;
 mod bytes;
 mod jpeg;
 mod png;
+mod preview;
 pub mod sample;
 mod tiff;
 mod time;
@@ -59,6 +60,7 @@ mod tests_text;
 
 use serde::{Deserialize, Serialize};
 
+pub use preview::{MAX_THUMBNAIL, Preview, preview};
 pub use time::{CaptureTime, MAX_OFFSET_MINUTES, ParseCaptureTimeError};
 
 /// How many leading bytes of a file [`inspect`] wants. Stills keep their metadata in the

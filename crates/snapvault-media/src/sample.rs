@@ -389,6 +389,49 @@ pub fn jpeg(
     out
 }
 
+/// [`jpeg`] whose EXIF block also carries a thumbnail in IFD1 (`JPEGInterchangeFormat`):
+/// a small baseline JPEG, as cameras and phones embed one.
+pub fn jpeg_with_thumbnail(capture: &CaptureTime, payload_len: usize, seed: u64) -> Vec<u8> {
+    // The thumbnail: the same 8×8 grey image, without an EXIF segment of its own.
+    let plain = jpeg(capture, None, 0, seed);
+    let app1_len = usize::from(u16::from_be_bytes([plain[4], plain[5]]));
+    let mut thumb = plain[..2].to_vec();
+    thumb.extend_from_slice(&plain[4 + app1_len..]);
+    // IFD1 (big-endian, as exif_block writes): Compression 6, offset and length of the
+    // thumbnail, which follows the IFD.
+    let mut tiff = exif_block(capture, None);
+    if tiff.len() % 2 == 1 {
+        tiff.push(0);
+    }
+    let ifd1 = tiff.len() as u32;
+    let count = u16::from_be_bytes([tiff[8], tiff[9]]) as usize;
+    let next = 8 + 2 + count * 12;
+    tiff[next..next + 4].copy_from_slice(&ifd1.to_be_bytes());
+    let data = ifd1 + 2 + 3 * 12 + 4;
+    tiff.extend_from_slice(&3u16.to_be_bytes());
+    for (tag, typ, value) in [
+        (0x0103u16, 3u16, 6u32 << 16),
+        (0x0201, 4, data),
+        (0x0202, 4, thumb.len() as u32),
+    ] {
+        tiff.extend_from_slice(&tag.to_be_bytes());
+        tiff.extend_from_slice(&typ.to_be_bytes());
+        tiff.extend_from_slice(&1u32.to_be_bytes());
+        tiff.extend_from_slice(&value.to_be_bytes());
+    }
+    tiff.extend_from_slice(&0u32.to_be_bytes());
+    tiff.extend_from_slice(&thumb);
+    let mut out = vec![0xFF, 0xD8];
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    jpeg_segment(&mut out, 0xE1, &app1);
+    for chunk in noise(payload_len, seed).chunks(65_533) {
+        jpeg_segment(&mut out, 0xFE, chunk);
+    }
+    out.extend_from_slice(&thumb[2..]);
+    out
+}
+
 // ------------------------------------------------------------------ ISO-BMFF
 
 fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {

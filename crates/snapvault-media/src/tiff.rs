@@ -44,6 +44,12 @@ pub(crate) struct Entry {
     field: usize,
 }
 
+impl Entry {
+    pub(crate) fn tag(&self) -> u16 {
+        self.tag
+    }
+}
+
 impl<'a> Tiff<'a> {
     /// A TIFF header at the start of `data`: `II*\0`, `MM\0*`, and the same layout under the
     /// magic numbers of Olympus ORF (`IIRO`, `IIRS`, `MMOR`) and Panasonic RW2 (`IIU\0`).
@@ -55,6 +61,14 @@ impl<'a> Tiff<'a> {
         };
         let ifd0 = endian.u32(data, 4)? as usize;
         Some(Tiff { data, endian, ifd0 })
+    }
+
+    pub(crate) fn ifd0(&self) -> usize {
+        self.ifd0
+    }
+
+    pub(crate) fn endian(&self) -> Endian {
+        self.endian
     }
 
     /// Entries of the IFD at `ifd`, while they lie inside the data.
