@@ -145,6 +145,9 @@ changes nothing (unlike forget, which acts at once).",
     /// Find photos by capture date and kind, across every snapshot
     #[command(after_help = examples::PHOTOS)]
     Photos(PhotosArgs),
+    /// Look at the backup by month in a web browser (read-only, local, token-protected)
+    #[command(after_help = examples::BROWSE)]
+    Browse(BrowseArgs),
     /// Find files and folders by name or glob: every snapshot and date that holds a match
     #[command(after_help = examples::FIND)]
     Find(FindArgs),
@@ -419,6 +422,23 @@ pub struct PhotosArgs {
     /// Print one JSON object per photo (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BrowseArgs {
+    /// Address to serve on (default 127.0.0.1 with a free port)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Don't open the browser; only print the address
+    #[arg(long)]
+    pub no_open: bool,
+    /// Only this snapshot (id prefix, `latest`)
+    #[arg(long, value_name = "ID|latest")]
+    pub snapshot: Option<String>,
+    /// Allow a --listen address other machines can reach (anyone with the printed address
+    /// can then see every photo)
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 #[derive(Args, Debug)]

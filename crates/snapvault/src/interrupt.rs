@@ -17,6 +17,8 @@ static PIPE: AtomicI32 = AtomicI32::new(-1);
 /// The first signal received (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static STATE: OnceLock<Shared> = OnceLock::new();
+/// What the first signal says the run does now (default: a snapshot saving what it read).
+static FIRST_NOTE: OnceLock<&'static str> = OnceLock::new();
 
 struct Shared {
     stop: Arc<Stop>,
@@ -47,6 +49,12 @@ pub fn catch() -> Arc<Stop> {
         s
     });
     shared.stop.clone()
+}
+
+/// Say this, instead of the snapshot's "saving what was read so far", when the first
+/// signal arrives (a command that simply ends, such as `browse`).
+pub fn first_note(note: &'static str) {
+    let _ = FIRST_NOTE.set(note);
 }
 
 /// Remove this lock if a second signal ends the process at once.
@@ -123,10 +131,10 @@ fn watch(fd: libc::c_int) {
         let Some(s) = STATE.get() else { continue };
         if RECEIVED.compare_exchange(0, sig, SeqCst, SeqCst).is_ok() {
             s.stop.request(describe(sig));
-            eprintln!(
-                "\n{}: stopping, saving what was read so far (press Ctrl-C again to quit at once)",
-                describe(sig)
+            let note = FIRST_NOTE.get().copied().unwrap_or(
+                "stopping, saving what was read so far (press Ctrl-C again to quit at once)",
             );
+            eprintln!("\n{}: {note}", describe(sig));
             continue;
         }
         eprintln!("\n{}: quitting at once", describe(sig));

@@ -23,6 +23,7 @@ pub fn no_lock_allowed(cli: &Cli) -> Result<()> {
         | Command::Check(_)
         | Command::Copy(_)
         | Command::Photos(_)
+        | Command::Browse(_)
         | Command::Diff(_)
         | Command::Stats(_)
         | Command::VerifyDevice(_)

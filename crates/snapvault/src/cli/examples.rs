@@ -102,6 +102,11 @@ Examples:
   snapvault photos --date 2023-07
   snapvault photos --date 2023-06..2023-08 --kind live";
 
+pub const BROWSE: &str = "\
+Examples:
+  snapvault browse                          # prints http://127.0.0.1:PORT/?token=… and opens it
+  snapvault browse --no-open --snapshot latest";
+
 pub const FIND: &str = "\
 Examples:
   snapvault find IMG_0102.JPG                         # which snapshots hold it, and when

@@ -96,6 +96,11 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     step(&["check", "--read-data"])?;
     phone.stop();
     ctx.say(format!("demo finished; everything is in {}", dir.display()));
+    ctx.say(format!(
+        "\nLook at the demo backup in your browser (read-only; Ctrl-C stops it):\n  \
+         SNAPVAULT_PASSWORD={PASSWORD:?} snapvault browse --repo {}",
+        repo.display()
+    ));
     ctx.say(NEXT_STEPS);
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! One module per command; this file holds what they share (opening the repository).
 
+mod browse;
 mod check;
 mod completions;
 mod config_show;
@@ -178,6 +179,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),
         Command::Photos(a) => photos::run(&ctx, a),
+        Command::Browse(a) => browse::run(&ctx, a),
         Command::Find(a) => find::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Devices(a) => devices::run(&ctx, a),

@@ -231,7 +231,7 @@ fn icloud_only(
 /// The newest complete snapshot of each source, to tell photos still on the phone (or in
 /// the folder) from photos only the backups hold. A partial or incomplete snapshot does
 /// not count: a photo it lacks may simply not have been read.
-struct Gone {
+pub(crate) struct Gone {
     /// Snapshot → (its source's key, its time, phone or folder).
     of: HashMap<SnapshotId, (String, i64, bool)>,
     /// Source key → time of its newest complete snapshot.
@@ -239,7 +239,7 @@ struct Gone {
 }
 
 impl Gone {
-    fn new(repo: &Repository) -> Result<Gone> {
+    pub(crate) fn new(repo: &Repository) -> Result<Gone> {
         let (all, _) = repo.snapshots()?;
         let mut of = HashMap::new();
         let mut newest: HashMap<String, i64> = HashMap::new();
@@ -256,7 +256,7 @@ impl Gone {
 
     /// For a photo its source no longer holds: ("on the phone" or "in the source folder",
     /// the last snapshot holding it, that snapshot's time).
-    fn last_in(&self, r: &PhotoRow) -> Option<(&'static str, SnapshotId, i64)> {
+    pub(crate) fn last_in(&self, r: &PhotoRow) -> Option<(&'static str, SnapshotId, i64)> {
         let (key, time, phone) = self.of.get(&r.latest_snapshot)?;
         let newest = self.newest.get(key)?;
         (newest > time).then(|| {
