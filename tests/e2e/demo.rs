@@ -18,6 +18,7 @@ fn demo_runs_end_to_end_on_the_emulated_iphone() {
         "byte-for-byte identical",
         "safe to delete: 38 of 38 files",
         "no errors found",
+        "snapvault browse --repo ",
     ] {
         assert!(
             out.stdout.contains(step),

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod browse;
 mod camera;
 mod check;
 mod concurrency;

@@ -1,0 +1,422 @@
+//! `snapvault browse` (issue 20): the read-only web view of the backup, through the real
+//! binary and, where Chromium is installed (CI installs it), a real headless browser.
+
+mod cdp;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use snapvault_media::{CaptureTime, sample};
+
+use crate::common::*;
+
+fn at(s: &str) -> CaptureTime {
+    s.parse().unwrap()
+}
+
+/// A small library over three months: a JPEG with an embedded EXIF thumbnail (July), one
+/// without (June), a HEIC Live Photo with its video (August), a video (August).
+struct Lib {
+    tmp: tempfile::TempDir,
+    src: PathBuf,
+    cache: PathBuf,
+    sv: Sv,
+}
+
+impl Lib {
+    fn new() -> Lib {
+        let tmp = tempdir();
+        let src = tmp.path().join("iPhone");
+        let d = src.join("DCIM/100APPLE");
+        write_file(
+            &d.join("IMG_0001.JPG"),
+            &sample::jpeg_with_thumbnail(&at("2023-07-14T18:03:11+02:00"), 30_000, 1),
+        );
+        write_file(
+            &d.join("IMG_0002.JPG"),
+            &sample::jpeg(&at("2023-06-30T12:00:00-04:00"), None, 15_000, 2),
+        );
+        let cid = sample::content_id(3);
+        write_file(
+            &d.join("IMG_0003.HEIC"),
+            &sample::heic(&at("2023-08-02T09:30:00+02:00"), Some(&cid), 20_000, 3),
+        );
+        write_file(
+            &d.join("IMG_0003.MOV"),
+            &sample::mov(&at("2023-08-02T09:30:00+02:00"), Some(&cid), 40_000, 4),
+        );
+        write_file(
+            &d.join("IMG_0004.MP4"),
+            &sample::mp4(&at("2023-08-05T10:00:00+02:00"), 50_000, 5),
+        );
+        let cache = tmp.path().join("cache");
+        let sv = Sv::init(tmp.path().join("repo"), false);
+        let lib = Lib {
+            tmp,
+            src,
+            cache,
+            sv,
+        };
+        let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{out}");
+        lib
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.sv
+            .run_env(args, &[("XDG_CACHE_HOME", self.cache.to_str().unwrap())])
+    }
+
+    fn file(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.src.join("DCIM/100APPLE").join(name)).unwrap()
+    }
+
+    /// `snapvault browse --no-open ARGS`, until its address is printed.
+    fn serve(&self, args: &[&str]) -> Server {
+        let mut a = vec!["browse", "--no-open"];
+        a.extend_from_slice(args);
+        let mut cmd = self.sv.command(&a);
+        cmd.env("XDG_CACHE_HOME", &self.cache)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting snapvault browse");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(DEFAULT_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("snapvault browse printed no address");
+            }
+        };
+        let url = line.trim().to_string();
+        let rest = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("not an address: {url:?}"));
+        let (addr, query) = rest.split_once("/?token=").expect("token in the address");
+        Server {
+            child,
+            url: url.clone(),
+            addr: addr.to_string(),
+            token: query.to_string(),
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    addr: String,
+    token: String,
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: (status, head, body).
+fn http(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connecting to the server");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("reading the answer");
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    let body = all[split + 4..].to_vec();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (status, head, body)
+}
+
+impl Server {
+    fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let cookie = format!("snapvault_{}={}", self.port(), self.token);
+        http(&self.addr, path, &[("Cookie", &cookie)])
+    }
+
+    fn port(&self) -> &str {
+        self.addr.rsplit(':').next().unwrap()
+    }
+
+    /// Ctrl-C: the exit code and stderr.
+    fn interrupt(mut self) -> (Option<i32>, String) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let status = wait_with_timeout(&mut self.child, DEFAULT_TIMEOUT, "browse after Ctrl-C");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.code(), err)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The content keys a month page links to, in order.
+fn photo_links(html: &str) -> Vec<String> {
+    html.split("href=\"/photo/")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn token_range_and_read_only_through_http() {
+    let lib = Lib::new();
+    let before = listing(&lib.sv.repo);
+    let srv = lib.serve(&[]);
+    assert!(srv.addr.starts_with("127.0.0.1:"), "{}", srv.url);
+    assert_eq!(srv.token.len(), 64, "{}", srv.url);
+
+    // No token, a wrong one, a foreign Host: 403, for pages and for files alike.
+    assert_eq!(http(&srv.addr, "/", &[]).0, 403);
+    assert_eq!(http(&srv.addr, "/?token=00", &[]).0, 403);
+    let wrong = format!("/?token={}", "0".repeat(64));
+    assert_eq!(http(&srv.addr, &wrong, &[]).0, 403);
+    let with_token = format!("/?token={}", srv.token);
+    assert_eq!(
+        http(&srv.addr, &with_token, &[("Host", "evil.example")]).0,
+        403
+    );
+    // The token in the address: a redirect that sets the cookie.
+    let (code, head, _) = http(&srv.addr, &with_token, &[]);
+    assert_eq!(code, 303, "{head}");
+    let h = head.to_ascii_lowercase();
+    assert!(h.contains("set-cookie: snapvault_"), "{head}");
+    assert!(
+        h.contains("httponly") && h.contains("samesite=strict"),
+        "{head}"
+    );
+
+    // Timeline: the three months.
+    let (code, _, body) = srv.get("/");
+    assert_eq!(code, 200);
+    let page = String::from_utf8(body).unwrap();
+    for m in ["2023-06", "2023-07", "2023-08"] {
+        assert!(
+            page.contains(&format!("data-month=\"{m}\"")),
+            "{m}:\n{page}"
+        );
+    }
+    let (_, _, month) = srv.get("/month/2023-07");
+    let keys = photo_links(&String::from_utf8(month).unwrap());
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys[0].rsplit('/').next().unwrap().to_string();
+    assert_eq!(http(&srv.addr, &format!("/original/{key}"), &[]).0, 403);
+    assert_eq!(http(&srv.addr, &format!("/thumb/{key}"), &[]).0, 403);
+
+    // The original, byte-exact; a range of it; the embedded thumbnail.
+    let want = lib.file("IMG_0001.JPG");
+    let (code, head, got) = srv.get(&format!("/original/{key}?download=1"));
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        got == want,
+        "download differs ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
+    assert!(head.contains("IMG_0001.JPG"), "{head}");
+    let cookie = format!("snapvault_{}={}", srv.port(), srv.token);
+    let (code, head, part) = http(
+        &srv.addr,
+        &format!("/original/{key}"),
+        &[("Cookie", &cookie), ("Range", "bytes=100-20099")],
+    );
+    assert_eq!(code, 206, "{head}");
+    assert!(part == want[100..20100], "range differs");
+    let (code, head, thumb) = srv.get(&format!("/thumb/{key}"));
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.contains("image/jpeg") && thumb.starts_with(&[0xFF, 0xD8]),
+        "{head}"
+    );
+    assert!(thumb.len() < 2000, "the embedded thumbnail, not the photo");
+    // Made once, then kept in the cache folder, never in the repository.
+    let thumbs: Vec<_> = walk_files(&lib.cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    assert_eq!(thumbs.len(), 1, "{thumbs:?}");
+
+    // The photo page: date with offset, camera, the snapshot holding it, the path.
+    let (code, _, body) = srv.get(&format!("/photo/{}", keys[0]));
+    assert_eq!(code, 200);
+    let page = String::from_utf8(body).unwrap();
+    for want in [
+        "2023-07-14 18:03:11 (UTC+02:00)",
+        "Apple iPhone 15 Pro",
+        "Snapshots holding it (1)",
+        "iPhone/DCIM/100APPLE/IMG_0001.JPG",
+    ] {
+        assert!(page.contains(want), "photo page lacks {want:?}:\n{page}");
+    }
+
+    // A key of no photo, a bad month: 404, not a crash.
+    assert_eq!(srv.get(&format!("/original/{}", "ab".repeat(32))).0, 404);
+    assert_eq!(srv.get("/original/zz").0, 404);
+    assert_eq!(srv.get("/month/2023-13").0, 404);
+
+    let (code, err) = srv.interrupt();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("stopped serving"), "{err}");
+    assert_unchanged(&before, &lib.sv.repo, "browse");
+}
+
+fn walk_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn remote_listen_needs_allow_remote() {
+    let lib = Lib::new();
+    let out = lib.run(&["browse", "--no-open", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_stderr_mentions(&out, "--allow-remote");
+    let out = lib.run(&["browse", "--no-open", "--listen", "nowhere"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_stderr_mentions(&out, "not an address");
+}
+
+#[test]
+fn in_headless_chromium() {
+    let Some(exe) = cdp::find() else {
+        if std::env::var_os("SNAPVAULT_REQUIRE_CHROMIUM").is_some() {
+            panic!("chromium is required here (SNAPVAULT_REQUIRE_CHROMIUM) but not installed");
+        }
+        eprintln!("skipping browse::in_headless_chromium: chromium is not installed");
+        return;
+    };
+    let lib = Lib::new();
+    let srv = lib.serve(&[]);
+    let mut b = cdp::Browser::start(&exe, &lib.tmp.path().join("chromium-profile"));
+    let base = format!("http://{}", srv.addr);
+
+    // The printed address: the timeline lists the library's months; the token went into
+    // a cookie the page's scripts cannot read, and out of the address bar.
+    b.goto(&srv.url);
+    let v = b.eval(
+        "JSON.stringify({months: [...document.querySelectorAll('a.month')].map(a => a.dataset.month), \
+         cookie: document.cookie, href: location.href})",
+    );
+    let v: serde_json::Value = serde_json::from_str(v.as_str().unwrap()).unwrap();
+    assert_eq!(
+        v["months"],
+        serde_json::json!(["2023-08", "2023-07", "2023-06"]),
+        "{v}"
+    );
+    assert_eq!(v["cookie"], "", "{v}");
+    assert_eq!(v["href"], format!("{base}/"), "{v}");
+    let shots = std::env::var_os("SNAPVAULT_SCREENSHOTS").map(PathBuf::from);
+    if let Some(d) = &shots {
+        std::fs::write(d.join("browse-timeline.png"), b.screenshot()).unwrap();
+    }
+
+    // A month: every thumbnail decodes.
+    for m in ["2023-06", "2023-07", "2023-08"] {
+        b.goto(&format!("{base}/month/{m}"));
+        let imgs = b.eval(
+            "Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))\
+             .then(() => JSON.stringify([...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])))",
+        );
+        let imgs: Vec<(String, u32)> = serde_json::from_str(imgs.as_str().unwrap()).unwrap();
+        assert!(!imgs.is_empty(), "{m}: no thumbnails");
+        for (src, w) in &imgs {
+            assert!(*w > 0, "{m}: thumbnail {src} did not decode");
+        }
+        if m == "2023-08" {
+            let marks = b
+                .eval("[...document.querySelectorAll('.badge')].map(e => e.textContent).join(',')");
+            assert_eq!(marks, "LIVE,VIDEO", "Live Photo and video marked");
+            if let Some(d) = &shots {
+                std::fs::write(d.join("browse-month.png"), b.screenshot()).unwrap();
+            }
+        }
+    }
+
+    // The photo page: its capture date with the offset; the original downloads byte-exact.
+    b.goto(&format!("{base}/month/2023-07"));
+    let href = b.eval("document.querySelector('a.cell').href");
+    b.goto(href.as_str().unwrap());
+    assert_eq!(
+        b.eval("document.getElementById('taken').textContent"),
+        "2023-07-14 18:03:11 (UTC+02:00)"
+    );
+    assert_eq!(
+        b.eval("document.getElementById('media').naturalWidth > 0"),
+        true,
+        "the photo itself shows"
+    );
+    let hex = b.eval(
+        "fetch(document.getElementById('download').href).then(r => r.arrayBuffer())\
+         .then(b => [...new Uint8Array(b)].map(x => x.toString(16).padStart(2, '0')).join(''))",
+    );
+    let want: String = lib
+        .file("IMG_0001.JPG")
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    assert!(
+        hex.as_str() == Some(want.as_str()),
+        "downloaded original differs"
+    );
+
+    // The Live Photo's page plays its motion.
+    b.goto(&format!("{base}/month/2023-08"));
+    let href = b.eval("document.querySelector('a.cell').href");
+    b.goto(href.as_str().unwrap());
+    // The sample MOV holds no playable frames, so what is checked is that the page has the
+    // motion video and the server gives the browser a range of it, as a player seeks.
+    let motion = b.eval(
+        "(() => { const v = document.getElementById('motion'); if (!v) return 'none'; \
+         return fetch(v.src, {headers: {Range: 'bytes=0-99'}}) \
+           .then(r => r.arrayBuffer().then(b => r.status + ' ' + r.headers.get('content-type') + ' ' + b.byteLength)); })()",
+    );
+    assert_eq!(motion, "206 video/quicktime 100", "Live Photo motion");
+
+    // Without the cookie: 403.
+    assert_eq!(
+        b.eval("fetch('/', {credentials: 'omit'}).then(r => r.status)"),
+        403
+    );
+}
