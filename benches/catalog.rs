@@ -17,8 +17,17 @@ use snapvault_repo::snapshot::{Device, Snapshot, Source, Summary};
 use snapvault_repo::tree::{MediaMeta, Name, Node, NodeKind, Tree};
 use snapvault_repo::{BlobId, Id, RepoError, SnapshotId};
 
-const SNAPSHOTS: usize = 100;
-const CONTENTS: usize = 200_000;
+/// Defaults; `SNAPVAULT_BENCH_SNAPSHOTS` and `SNAPVAULT_BENCH_CONTENTS` override them
+/// (docs/benchmarks.md runs the browse figures on 50,000 photos).
+const SNAPSHOTS_DEFAULT: usize = 100;
+const CONTENTS_DEFAULT: usize = 200_000;
+
+fn setting(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 const FOLDER: usize = 1_000;
 const DELETES: usize = 20;
 
@@ -84,7 +93,8 @@ impl Library {
 
     /// Capture time of the n-th content: 2016-01-01 .. 2025-12-31, in shooting order.
     fn taken(n: usize) -> String {
-        let day = (n as u64 * 3652 / CONTENTS as u64) as i64;
+        let total = setting("SNAPVAULT_BENCH_CONTENTS", CONTENTS_DEFAULT).max(1);
+        let day = (n as u64 * 3652 / total as u64) as i64;
         let secs = 1_451_606_400 + day * 86_400 + (n as i64 * 37) % 86_400;
         let (y, m, d) = civil(secs.div_euclid(86_400));
         let s = secs.rem_euclid(86_400);
@@ -282,17 +292,19 @@ fn main() {
         model: "iPhone15,2".into(),
         ios_version: "17.5".into(),
     };
+    let snapshots = setting("SNAPVAULT_BENCH_SNAPSHOTS", SNAPSHOTS_DEFAULT).max(1);
+    let contents = setting("SNAPVAULT_BENCH_CONTENTS", CONTENTS_DEFAULT);
     let mut snaps = Vec::new();
     let mut sync_time = Duration::ZERO;
     let mut sync_cpu = Duration::ZERO;
     let mut slowest = Duration::ZERO;
     let mut trees_read = 0;
-    for i in 0..SNAPSHOTS {
+    for i in 0..snapshots {
         if reuse {
             snaps.push(SnapshotId(Id::hash_of(format!("snapshot {i}").as_bytes())));
             continue;
         }
-        lib.shoot(CONTENTS / SNAPSHOTS);
+        lib.shoot(contents / snapshots);
         lib.delete_some();
         let root = lib.root();
         let snap = Snapshot {
@@ -339,7 +351,7 @@ fn main() {
     println!("snapvault catalog benchmark");
     println!(
         "library: {} contents made, {} snapshots, {} distinct trees ({} read while syncing)",
-        lib.made, SNAPSHOTS, counts.trees, trees_read
+        lib.made, snapshots, counts.trees, trees_read
     );
     println!(
         "catalog: {} photos, {} file rows, {} snapshot_dirs rows, {:.1} MiB on disk",
@@ -349,9 +361,9 @@ fn main() {
         size as f64 / (1 << 20) as f64
     );
     println!(
-        "sync: {} for 100 snapshots ({} per snapshot, slowest {}; CPU {})",
+        "sync: {} for {snapshots} snapshots ({} per snapshot, slowest {}; CPU {})",
         ms(sync_time),
-        ms(sync_time / SNAPSHOTS as u32),
+        ms(sync_time / snapshots as u32),
         ms(slowest),
         ms(sync_cpu)
     );
@@ -419,6 +431,57 @@ fn main() {
         ms(t.median),
         ms(t.cpu)
     );
+    // What `snapvault browse` asks: the timeline is one pass over every photo, grouped by
+    // month (made once per server run); a month page is one date query.
+    let (t, months) = time(|| {
+        let rows = cat.photos(&q(None, None)).expect("all");
+        let mut by_month: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        for r in &rows {
+            let m = r
+                .taken
+                .as_deref()
+                .and_then(|t| t.get(..7))
+                .unwrap_or("undated");
+            let e = by_month.entry(m.to_string()).or_default();
+            if r.kind == "video" {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+        by_month
+    });
+    println!(
+        "{:<34} {:>8} {:>11} {:>11} {:>11}",
+        "browse timeline (months)",
+        months.len(),
+        ms(t.best),
+        ms(t.median),
+        ms(t.cpu)
+    );
+    // The smallest run of whole months from the start holding at least 2,000 items: the
+    // cost of a 2,000-photo month page's query.
+    let mut acc = 0;
+    let mut last = String::new();
+    for (m, (p, v)) in &months {
+        acc += p + v;
+        last = m.clone();
+        if acc >= 2_000 {
+            break;
+        }
+    }
+    if let Some(first) = months.keys().next() {
+        let span = q(Some(&format!("{first}..{last}")), None);
+        let (t, rows) = time(|| cat.photos(&span).expect("span"));
+        println!(
+            "{:<34} {:>8} {:>11} {:>11} {:>11}",
+            "browse month page query",
+            rows.len(),
+            ms(t.best),
+            ms(t.median),
+            ms(t.cpu)
+        );
+    }
     let sample = month_rows.first().expect("rows");
     println!();
     println!(
