@@ -69,8 +69,12 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(acc.assets as usize, n);
         println!(
-            "run {run}: {secs:.3} s — {} assets, {} backed up, {} only in iCloud, {:?} in Recently Deleted, {:?} edited",
-            acc.assets, acc.backed_up, acc.icloud_only, acc.recently_deleted, acc.edited
+            "run {run}: {secs:.3} s — {} assets, {} backed up, {} only in iCloud, {} in Recently Deleted, {} edited",
+            acc.assets,
+            acc.backed_up,
+            acc.icloud_only,
+            acc.recently_deleted.unwrap_or_default(),
+            acc.edited.unwrap_or_default()
         );
         times.push(secs);
     }

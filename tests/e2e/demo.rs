@@ -13,10 +13,15 @@ fn demo_runs_end_to_end_on_the_emulated_iphone() {
     assert_eq!(out.code, Some(0), "{out}");
     for step in [
         "$ snapvault snapshot iphone",
+        "library: ",
+        "only in iCloud (not on this phone)",
         "no longer on the source",
+        "now only in iCloud: DCIM/100APPLE/IMG_0005.HEIC",
         "$ snapvault restore --date 2023-07",
         "byte-for-byte identical",
-        "safe to delete: 38 of 38 files",
+        "is restored beside it as edited-",
+        "not on this phone — not backed up by snapvault",
+        "safe to delete: ",
         "no errors found",
         "snapvault browse --repo ",
     ] {

@@ -257,6 +257,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
             uuid: uuid(seed ^ 0xB00 ^ b as u64),
             original_filename: Some(name),
             created_unix: created,
+            tz_offset: capture.offset_minutes.map(|m| i64::from(m) * 60),
             burst: Some(burst_id.clone()),
             favorite: b == 1,
             ..FixtureAsset::default()
@@ -286,6 +287,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
             uuid: id,
             original_filename: Some(format!("IMG_{:04}.JPG", 7000 + c)),
             created_unix: created,
+            tz_offset: Some(3600),
             albums: vec!["Holidays".into()],
             ..FixtureAsset::default()
         };
@@ -323,6 +325,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
             uuid: uuid(seed ^ 0x1C0 ^ c),
             original_filename: Some(name),
             created_unix: capture.to_unix_seconds(),
+            tz_offset: Some(3600),
             cloud_only: true,
             favorite: c == 0,
             albums: if c == 1 {

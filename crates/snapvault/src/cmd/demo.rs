@@ -1,5 +1,6 @@
-//! `snapvault demo`: a guided run on a generated sample library, printing each step as a
-//! user would type it. Each step runs this same executable, so what you see is real.
+//! `snapvault demo`: a guided run on a generated sample library (a phone's media root with
+//! edits, iCloud downloads and its Photos database), printing each step as a user would
+//! type it. Each step runs this same executable, so what you see is real.
 
 use std::path::Path;
 use std::process::Command;
@@ -31,8 +32,11 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         "made by `snapvault demo`; safe to delete\n",
     )?;
     let library = dir.join("iPhone");
-    let files = snapvault_media::sample::library(&library, 24, 2026)
+    // A media root in a real phone's shape: DCIM, edits in PhotoData/Mutations, iCloud
+    // downloads in CPLAssets, and Photos.sqlite listing it all (with iCloud-only photos).
+    let mut phone_lib = snapvault_photolib::sample::phone_library(&library, 24, 2026)
         .with_context(|| format!("writing the sample library to {}", library.display()))?;
+    let files = phone_lib.files.clone();
     // A loopback iPhone serving the sample library over the real usbmuxd/lockdown/AFC protocols.
     let phone =
         FakePhone::start(FakePhoneConfig::new(&library)).context("starting the demo iPhone")?;
@@ -70,17 +74,35 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     step(&["init"])?;
     step(&["devices"])?;
     step(&["snapshot", "iphone", "--tag", "demo"])?;
-    // Someone deletes a Live Photo on the phone; the next snapshot notices.
+    // Someone deletes a Live Photo on the phone, and "Optimize iPhone Storage" sends
+    // another one to iCloud; the next snapshot tells the two apart.
     let victim = library.join("DCIM/100APPLE/IMG_0003");
     for ext in ["HEIC", "MOV", "AAE"] {
         let _ = std::fs::remove_file(victim.with_extension(ext));
     }
-    ctx.say("(IMG_0003, a Live Photo, is deleted on the phone)\n");
+    for ext in ["HEIC", "MOV"] {
+        let _ = std::fs::remove_file(library.join("DCIM/100APPLE/IMG_0005").with_extension(ext));
+    }
+    phone_lib.assets.retain(|a| a.filename != "IMG_0003.HEIC");
+    for a in phone_lib
+        .assets
+        .iter_mut()
+        .filter(|a| a.filename == "IMG_0005.HEIC")
+    {
+        a.cloud_only = true;
+    }
+    phone_lib
+        .write_database()
+        .context("updating the demo phone's Photos.sqlite")?;
+    ctx.say("(IMG_0003, a Live Photo, is deleted on the phone; IMG_0005 goes to iCloud to free space)\n");
     step(&["snapshot", "iphone", "--tag", "demo"])?;
+    step(&["photos", "--icloud-only"])?;
     step(&["snapshots"])?;
     step(&["diff", "latest~1", "latest"])?;
     step(&["restore", "latest", "--target", "restored"])?;
-    same_tree(&library.join("DCIM"), &dir.join("restored").join("DCIM"))?;
+    for part in ["DCIM", "PhotoData/Mutations", "PhotoData/CPLAssets"] {
+        same_tree(&library.join(part), &dir.join("restored").join(part))?;
+    }
     ctx.say("restored files are byte-for-byte identical to the phone's\n");
     step(&["photos", "--date", "2023-07"])?;
     step(&[
@@ -92,6 +114,21 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         "--layout",
         "date",
     ])?;
+    // A photo edited on the phone comes back with its edit beside it.
+    if let Some((month, folder, original, edit)) = edited_photo(&phone_lib) {
+        step(&["photos", "--date", &month, "--edited"])?;
+        let target = format!("edited-{month}");
+        step(&[
+            "restore", "--date", &month, "--target", &target, "--layout", "date",
+        ])?;
+        let beside = dir.join(&target).join(&folder);
+        if !beside.join(&original).is_file() || !beside.join(&edit).is_file() {
+            bail!("the edit of {original} was not restored beside it as {folder}/{edit}");
+        }
+        ctx.say(format!(
+            "the edit of {original} is restored beside it as {target}/{folder}/{edit}\n"
+        ));
+    }
     step(&["verify-device"])?;
     step(&["check", "--read-data"])?;
     phone.stop();
@@ -103,6 +140,29 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     ));
     ctx.say(NEXT_STEPS);
     Ok(0)
+}
+
+/// An edited photo of the sample library: (its month `YYYY-MM`, its date folder `YYYY/MM`,
+/// its name, its edit's name beside it).
+fn edited_photo(
+    lib: &snapvault_photolib::sample::PhoneLibrary,
+) -> Option<(String, String, String, String)> {
+    let path = lib.edited().into_iter().find(|p| p.starts_with("DCIM/"))?;
+    let asset = lib
+        .assets
+        .iter()
+        .find(|a| format!("{}/{}", a.directory, a.filename) == path)?;
+    let offset = asset.tz_offset.map(|o| (o / 60) as i16);
+    let taken = snapvault_media::CaptureTime::from_unix(asset.created_unix, offset).to_string();
+    let month = taken.get(..7)?.to_string();
+    let stem = asset.filename.rsplit_once('.')?.0;
+    let edit = format!("{}.JPG", stem.replacen("IMG_", "IMG_E", 1));
+    Some((
+        month.clone(),
+        month.replace('-', "/"),
+        asset.filename.clone(),
+        edit,
+    ))
 }
 
 /// What to do after the demo: the same steps on one's own phone and drive.
