@@ -744,3 +744,73 @@ fn two_processes_syncing_at_once_agree() {
     env.sync(&mut cat);
     assert_eq!(snapshot_answers(&cat, &snaps), results[0].1);
 }
+
+/// A phone library is stored once per database content, shared by the snapshots that hold
+/// it, and goes with the last of them.
+#[test]
+fn library_facts_are_shared_and_dropped_with_their_snapshots() {
+    use snapvault_catalog::LibraryAsset;
+    let (mut env, [s1, s2, ..]) = build();
+    let s5 = env.snapshot("lib");
+    let mut cat = Catalog::open(&env.catalog_path()).unwrap();
+    env.sync(&mut cat);
+    let pending: Vec<SnapshotId> = cat
+        .snapshots_without_library()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        pending.contains(&s1) && pending.contains(&s5),
+        "{pending:?}"
+    );
+    let fav = LibraryAsset {
+        path: "DCIM/100APPLE/IMG_0001.HEIC".into(),
+        kind: "photo".into(),
+        taken: Some("2023-07-14T18:03:11+02:00".into()),
+        favorite: true,
+        albums: vec!["Holidays".into(), "Family".into()],
+        ..LibraryAsset::default()
+    };
+    let cloud = LibraryAsset {
+        path: "DCIM/100APPLE/IMG_9000.HEIC".into(),
+        kind: "photo".into(),
+        cloud_only: true,
+        trashed: true,
+        burst: Some("B1".into()),
+        ..LibraryAsset::default()
+    };
+    let assets = [fav.clone(), cloud.clone()];
+    cat.set_library(&s1, r#"{"assets":2}"#, Some((b"db-1", "ZASSET", &assets)))
+        .unwrap();
+    assert!(cat.has_library_db(b"db-1").unwrap());
+    // A second snapshot with the same database: its assets are not written again.
+    cat.set_library(&s5, r#"{"assets":2}"#, Some((b"db-1", "", &[])))
+        .unwrap();
+    cat.set_library(&s2, "null", None).unwrap();
+    let mut got = cat.library_of(&s5).unwrap().expect("recorded").assets;
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(got, vec![fav, cloud]);
+    assert_eq!(
+        cat.library_of(&s2).unwrap().expect("recorded").assets,
+        vec![]
+    );
+    let pending = cat.snapshots_without_library().unwrap();
+    assert!(pending.iter().all(|(id, _)| ![s1, s2, s5].contains(id)));
+
+    // Forget s1: s5 still holds the database. Forget s5 too: it goes.
+    env.repo
+        .backend()
+        .remove(FileKind::Snapshot, &s1.to_hex())
+        .unwrap();
+    env.sync(&mut cat);
+    assert!(cat.has_library_db(b"db-1").unwrap());
+    assert_eq!(cat.library_of(&s5).unwrap().expect("kept").assets.len(), 2);
+    env.repo
+        .backend()
+        .remove(FileKind::Snapshot, &s5.to_hex())
+        .unwrap();
+    env.sync(&mut cat);
+    assert!(!cat.has_library_db(b"db-1").unwrap());
+    assert!(cat.library_of(&s5).unwrap().is_none());
+}
