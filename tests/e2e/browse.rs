@@ -291,6 +291,100 @@ fn token_range_and_read_only_through_http() {
     assert_unchanged(&before, &lib.sv.repo, "browse");
 }
 
+/// The body as far as the server sent it, and the length it announced.
+fn read_all(addr: &str, path: &str, cookie: &str) -> (Vec<u8>, Option<usize>) {
+    let mut s = TcpStream::connect(addr).expect("connecting to the server");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    // An aborted answer may end in a reset instead of a clean close: keep what came.
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&all[..split]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok());
+    (all[split + 4..].to_vec(), len)
+}
+
+#[test]
+fn vanished_and_damaged_filters() {
+    let lib = Lib::new();
+    // IMG_0002 (June) is deleted on the phone; the next snapshot no longer has it.
+    std::fs::remove_file(lib.src.join("DCIM/100APPLE/IMG_0002.JPG")).unwrap();
+    let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    // A byte of the data pack goes bad, and check finds it.
+    let pack = pack_files(&lib.sv.repo)
+        .into_iter()
+        .map(|(_, p)| p)
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a pack");
+    crate::repair::flip(&pack, |n| n / 2);
+    let out = lib.run(&["check", "--read-data"]);
+    assert_eq!(out.code, Some(4), "{out}");
+
+    let srv = lib.serve(&[]);
+    let months = |f: &str| -> Vec<String> {
+        let (code, _, body) = srv.get(&format!("/?f={f}"));
+        assert_eq!(code, 200);
+        String::from_utf8(body)
+            .unwrap()
+            .split("data-month=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(months("vanished"), ["2023-06"]);
+    let damaged = months("damaged");
+    assert!(
+        !damaged.is_empty(),
+        "check found damage, the filter shows none"
+    );
+    assert!(months("all").len() == 3);
+    // Downloading what is damaged (the photo, or its Live Photo video) fails instead of
+    // ending short as if complete.
+    let m = &damaged[0];
+    let (_, _, page) = srv.get(&format!("/month/{m}?f=damaged"));
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("DAMAGED"), "{page}");
+    let cookie = format!("snapvault_{}={}", srv.port(), srv.token);
+    let mut originals = Vec::new();
+    for link in photo_links(&page) {
+        let (_, _, p) = srv.get(&format!("/photo/{link}"));
+        let p = String::from_utf8(p).unwrap();
+        originals.extend(
+            p.split("src=\"/original/")
+                .skip(1)
+                .filter_map(|s| s.split('"').next())
+                .map(str::to_string),
+        );
+    }
+    assert!(
+        !originals.is_empty(),
+        "no originals on the damaged photos' pages"
+    );
+    let failed = originals.iter().any(|k| {
+        let (body, len) = read_all(&srv.addr, &format!("/original/{k}"), &cookie);
+        len.is_none_or(|n| body.len() < n)
+    });
+    assert!(failed, "every original of a damaged photo was served whole");
+}
+
 fn walk_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];

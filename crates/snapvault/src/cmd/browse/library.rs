@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::{Context, Result, anyhow};
 use snapvault_catalog::{Catalog, DateRange, Holder, PhotoQuery, PhotoRow, StoredContent};
 use snapvault_repo::index::Index;
-use snapvault_repo::{BlobId, Id, Repository, SnapshotId};
+use snapvault_repo::{BlobId, Id, PackId, Repository, SnapshotId};
 
 use crate::cmd::photos::Gone;
 
@@ -108,6 +108,8 @@ pub struct Timeline {
     pub damaged: BTreeMap<Month, Counts>,
     /// Live Photo videos: shown on their still's page, not as videos of their own.
     motion: HashSet<String>,
+    /// Photos with a piece that has no intact copy (a Live Photo also when its video has).
+    damaged_keys: HashSet<String>,
 }
 
 impl Timeline {
@@ -142,8 +144,10 @@ pub struct Library {
     snapshots: Option<Vec<SnapshotId>>,
     /// Only meaningful across all snapshots (as in `snapvault photos`).
     gone: Option<Gone>,
-    /// Chunks with no intact copy (the damage list, against this index).
-    unhealed: HashSet<BlobId>,
+    /// Stored copies `check` found damaged, and packs damaged as a whole (the damage
+    /// list, against this index).
+    bad_copies: HashSet<(BlobId, PackId)>,
+    bad_packs: HashSet<PackId>,
     timeline: OnceLock<Timeline>,
 }
 
@@ -160,14 +164,16 @@ impl Library {
         };
         let mut damage = crate::damage::DamageList::load(&repo.config().id);
         damage.normalize(&index);
-        let unhealed = damage.unhealed(&index);
+        let bad_copies = damage.copies().into_iter().collect();
+        let bad_packs = damage.packs().into_iter().collect();
         Ok(Library {
             repo,
             index,
             catalog: Mutex::new(catalog),
             snapshots,
             gone,
-            unhealed,
+            bad_copies,
+            bad_packs,
             timeline: OnceLock::new(),
         })
     }
@@ -198,8 +204,24 @@ impl Library {
         self.gone.as_ref().is_some_and(|g| g.last_in(r).is_some())
     }
 
+    /// Is a piece of this file without any intact copy?
+    fn content_damaged(&self, r: &PhotoRow) -> bool {
+        if self.bad_copies.is_empty() && self.bad_packs.is_empty() {
+            return false;
+        }
+        r.content.iter().any(|b| {
+            let locs = self.index.locations(b);
+            !locs.is_empty()
+                && locs.iter().all(|l| {
+                    let p = self.index.pack_of(l);
+                    self.bad_packs.contains(&p) || self.bad_copies.contains(&(*b, p))
+                })
+        })
+    }
+
     pub fn is_damaged(&self, r: &PhotoRow) -> bool {
-        !self.unhealed.is_empty() && r.content.iter().any(|b| self.unhealed.contains(b))
+        self.timeline()
+            .is_ok_and(|t| t.damaged_keys.contains(&r.content_key))
     }
 
     fn passes(&self, f: Filter, r: &PhotoRow) -> bool {
@@ -233,17 +255,32 @@ impl Library {
             .filter(|r| r.live && r.kind == "photo")
             .filter_map(place)
             .collect();
+        let mut motion_damaged = HashSet::new();
         for r in &rows {
-            if r.kind == "video" && place(r).is_some_and(|p| live.contains(&p)) {
+            if r.kind == "video"
+                && let Some(p) = place(r).filter(|p| live.contains(p))
+            {
                 t.motion.insert(r.content_key.clone());
+                if self.content_damaged(r) {
+                    motion_damaged.insert(p);
+                }
+            }
+        }
+        for r in &rows {
+            if t.motion.contains(&r.content_key) {
                 continue;
+            }
+            let damaged = self.content_damaged(r)
+                || (r.live && place(r).is_some_and(|p| motion_damaged.contains(&p)));
+            if damaged {
+                t.damaged_keys.insert(r.content_key.clone());
             }
             let m = Month::of(r.taken.as_deref());
             t.all.entry(m).or_default().add(r);
             if self.is_vanished(r) {
                 t.vanished.entry(m).or_default().add(r);
             }
-            if self.is_damaged(r) {
+            if damaged {
                 t.damaged.entry(m).or_default().add(r);
             }
         }
