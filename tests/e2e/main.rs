@@ -37,5 +37,6 @@ mod roundtrip;
 mod security;
 mod snapshot_options;
 mod unreadable;
+mod unreadable_pack;
 mod vanished;
 mod verify_device;

@@ -11,10 +11,10 @@ use std::process::Command;
 
 use crate::common::*;
 
-const NOBODY: u32 = 65534;
+pub(crate) const NOBODY: u32 = 65534;
 
 /// Can we run the binary as `nobody`? (Only when we are root.)
-fn can_run_as_nobody() -> bool {
+pub(crate) fn can_run_as_nobody() -> bool {
     let mut c = base_command();
     c.arg("--version").uid(NOBODY).gid(NOBODY);
     matches!(run_command(c, DEFAULT_TIMEOUT).code, Some(0))

@@ -1,21 +1,27 @@
 //! `check`: structure (index ↔ pack headers ↔ snapshots ↔ trees) and, with read-data, every
 //! blob decrypted and verified. Every problem names the object; damaged or missing blobs are
 //! mapped back to the files and snapshots they hurt.
+//!
+//! Damage is only what the bytes prove: missing, wrong size, wrong hash, failed
+//! authentication. An object that could not be read at all (a disk I/O error, a dropped
+//! connection, a server gone) is *not checked*: reported as such, never counted as damage,
+//! and none of its blobs is marked bad — or one network timeout would send every photo in
+//! a good pack to the damage list and make the next snapshot store it again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use serde::Serialize;
 
 use crate::backend::FileKind;
-use crate::blob;
 use crate::error::{RepoError, Result};
 use crate::id::{BlobId, Id, PackId, SnapshotId};
 use crate::index::{Index, IndexFile};
-use crate::pack::{self, PackEntry};
 use crate::repository::{Repository, parallel_map};
 use crate::tree::NodeKind;
+
+mod data;
+
+pub use data::read_header;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ReadData {
@@ -59,6 +65,14 @@ pub struct Problem {
     pub message: String,
 }
 
+/// An object that could not be read (I/O or network error): neither damaged nor known
+/// intact.
+#[derive(Clone, Debug, Serialize)]
+pub struct NotChecked {
+    pub object: String,
+    pub message: String,
+}
+
 /// A file hurt by damage, with every snapshot that holds the damaged version.
 #[derive(Clone, Debug, Serialize)]
 pub struct DamagedFile {
@@ -71,9 +85,16 @@ pub struct DamagedFile {
 pub struct CheckReport {
     pub problems: Vec<Problem>,
     pub damaged_files: Vec<DamagedFile>,
+    /// Objects that could not be read: the check is incomplete, not failed.
+    pub not_checked: Vec<NotChecked>,
+    /// Files whose data (or folder listing) could not be read, so were not checked.
+    pub files_not_checked: usize,
     /// Blobs that are missing or fail verification.
     #[serde(skip)]
     pub bad_blobs: HashSet<BlobId>,
+    /// Blobs snapshots use that no index names (a subset of `bad_blobs`).
+    #[serde(skip)]
+    pub missing_blobs: HashSet<BlobId>,
     /// Damaged stored copies (blob, pack) found by reading data: `repair` drops exactly these.
     #[serde(skip)]
     pub bad_copies: Vec<(BlobId, PackId)>,
@@ -83,6 +104,13 @@ pub struct CheckReport {
     /// Packs present but damaged (wrong size, bad header, wrong hash, bad blobs).
     #[serde(skip)]
     pub damaged_packs: HashSet<PackId>,
+    /// Packs that could not be read (their header, or their data with read-data).
+    #[serde(skip)]
+    pub unread_packs: HashSet<PackId>,
+    /// An index file could not be read: blobs missing from the index may be in it, so
+    /// they are not called missing.
+    #[serde(skip)]
+    pub index_incomplete: bool,
     /// Packs that no index mentions.
     #[serde(skip)]
     pub unindexed_packs: Vec<PackId>,
@@ -104,6 +132,11 @@ impl CheckReport {
             .count()
     }
 
+    /// Did the check read everything it meant to?
+    pub fn complete(&self) -> bool {
+        self.not_checked.is_empty()
+    }
+
     fn error(&mut self, object: String, message: impl Into<String>) {
         self.problems.push(Problem {
             severity: Severity::Error,
@@ -119,10 +152,14 @@ impl CheckReport {
             message: message.into(),
         });
     }
-}
 
-/// A problem found reading a pack: (pack, object, message, blobs hurt).
-type PackProblem = (PackId, String, String, Vec<BlobId>);
+    fn unread(&mut self, object: String, message: impl Into<String>) {
+        self.not_checked.push(NotChecked {
+            object,
+            message: message.into(),
+        });
+    }
+}
 
 pub trait CheckObserver: Sync {
     fn pack_read(&self, _bytes: u64) {}
@@ -146,6 +183,16 @@ pub fn check(
     opts: &CheckOptions,
     obs: &dyn CheckObserver,
 ) -> Result<CheckReport> {
+    check_with_index(repo, opts, obs).map(|(r, _)| r)
+}
+
+/// [`check`], also returning the index as the check read it (damaged and unreadable index
+/// files left out).
+pub fn check_with_index(
+    repo: &Repository,
+    opts: &CheckOptions,
+    obs: &dyn CheckObserver,
+) -> Result<(CheckReport, Index)> {
     let be = repo.backend();
     let crypto = repo.crypto();
     let mut r = CheckReport::default();
@@ -175,6 +222,10 @@ pub fn check(
         });
         match loaded {
             Ok(file) => index.add_file(&file),
+            Err(e) if e.is_unavailable() => {
+                r.index_incomplete = true;
+                r.unread(what, format!("could not be read: {e}"));
+            }
             Err(e) => r.error(what, format!("{e} (run `snapvault repair index`)")),
         }
     }
@@ -200,20 +251,31 @@ pub fn check(
     let header_results = parallel_map(index.packs(), |(id, size)| {
         let name = id.to_hex();
         match listed.get(&name) {
-            None => Err(format!(
+            None => Err(Err(format!(
                 "is missing (its {} blobs are lost unless stored elsewhere)",
                 "indexed"
-            )),
-            Some(&actual) if actual != *size => Err(format!(
+            ))),
+            Some(&actual) if actual != *size => Err(Err(format!(
                 "has {actual} bytes but the index says {size} (truncated or damaged)"
-            )),
-            Some(_) => read_header(repo, id, *size).map_err(|e| e.to_string()),
+            ))),
+            Some(_) => read_header(repo, id, *size).map_err(|e| {
+                if e.is_unavailable() {
+                    Ok(format!("could not be read: {e}"))
+                } else {
+                    Err(e.to_string())
+                }
+            }),
         }
     });
     for (pos, ((id, _), res)) in index.packs().iter().zip(header_results).enumerate() {
         let object = format!("pack {}", id.to_hex());
         match res {
-            Err(msg) => {
+            // Not read: nothing is known about its bytes.
+            Err(Ok(msg)) => {
+                r.unread_packs.insert(*id);
+                r.unread(object, msg);
+            }
+            Err(Err(msg)) => {
                 if !listed.contains_key(&id.to_hex()) {
                     missing_packs.insert(*id);
                 } else {
@@ -276,122 +338,100 @@ pub fn check(
         }
     }
     r.blobs = index.blob_count();
+    r.missing_packs = missing_packs;
 
     // Snapshots and their trees.
     let (snaps, bad_snaps) = repo.snapshots()?;
     r.snapshots = snaps.len();
     for (name, e) in bad_snaps {
-        r.error(format!("snapshot {name}"), format!("cannot be read: {e}"));
-    }
-
-    // Read all data of the selected packs.
-    if opts.read_data != ReadData::None {
-        let mut selected: Vec<(usize, PackId, u64)> = index
-            .packs()
-            .iter()
-            .enumerate()
-            .filter(|(_, (id, _))| opts.read_data.selects(id))
-            // The size on storage, not the index's: bytes appended to a pack must be read
-            // (and fail its hash) too.
-            .filter_map(|(i, (id, _))| listed.get(&id.to_hex()).map(|size| (i, *id, *size)))
-            .collect();
-        let deadline = match opts.read_data {
-            ReadData::Budget(d) => {
-                // Least recently verified first; never verified first of all.
-                selected.sort_by_key(|(_, id, _)| {
-                    (opts.last_verified.get(id).copied().unwrap_or(0), *id)
-                });
-                Some(std::time::Instant::now() + d)
-            }
-            _ => None,
-        };
-        let next = AtomicUsize::new(0);
-        let found: Mutex<Vec<PackProblem>> = Mutex::new(Vec::new());
-        let done: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
-        let bytes = std::sync::atomic::AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..opts.threads.max(1) {
-                s.spawn(|| {
-                    // This thread's read buffer, reused for every pack.
-                    let mut buf = Vec::new();
-                    loop {
-                        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Relaxed);
-                        let Some(&(pos, id, size)) = selected.get(i) else {
-                            break;
-                        };
-                        let (n, probs) = read_pack(repo, &id, size, &per_pack[pos], &mut buf);
-                        bytes.fetch_add(n, Relaxed);
-                        obs.pack_read(n);
-                        if let Ok(mut f) = found.lock() {
-                            f.extend(probs.into_iter().map(|(o, m, b)| (id, o, m, b)));
-                        }
-                        if let Ok(mut d) = done.lock() {
-                            d.push(id);
-                        }
-                    }
-                });
-            }
-        });
-        r.verified = done.into_inner().unwrap_or_default();
-        r.packs_read = r.verified.len();
-        r.bytes_read = bytes.into_inner();
-        for (pack, object, msg, blobs) in found.into_inner().unwrap_or_default() {
-            r.damaged_packs.insert(pack);
-            r.bad_copies.extend(blobs.iter().map(|b| (*b, pack)));
-            r.bad_blobs.extend(blobs);
-            r.error(object, msg);
-        }
-        // A blob stored again by a later snapshot (healing) has a good copy elsewhere: the
-        // files holding it are fine; only the damaged copy remains for `repair` to drop.
-        let bad_copies: HashSet<(BlobId, PackId)> = r.bad_copies.iter().copied().collect();
-        let healed: Vec<BlobId> = r
-            .bad_blobs
-            .iter()
-            .filter(|b| {
-                index.locations(b).iter().any(|l| {
-                    let p = index.pack_of(l);
-                    !bad_copies.contains(&(**b, p)) && !missing_packs.contains(&p)
-                })
-            })
-            .copied()
-            .collect();
-        for b in healed {
-            r.bad_blobs.remove(&b);
-            r.notice(
-                format!("blob {}", b.to_hex()),
-                "has a damaged copy but also a good one; restore uses the good copy, `repair --apply` drops the damaged one",
+        if e.is_unavailable() {
+            r.unread(
+                format!("snapshot {name}"),
+                format!("could not be read: {e}"),
             );
+        } else {
+            r.error(format!("snapshot {name}"), format!("cannot be read: {e}"));
         }
     }
 
-    earlier_damage(&mut r, &index, opts);
+    if opts.read_data != ReadData::None {
+        data::read_data(repo, &index, &per_pack, &listed, opts, obs, &mut r);
+    }
+    data::earlier_damage(&mut r, &index, opts);
+    walk_snapshots(repo, &index, &snaps, &mut r);
+    Ok((r, index))
+}
 
-    // Walk every snapshot's trees; map bad and missing blobs to files.
+/// Walk every snapshot's trees; map bad and missing blobs to files.
+fn walk_snapshots(
+    repo: &Repository,
+    index: &Index,
+    snaps: &[crate::repository::SnapshotEntry],
+    r: &mut CheckReport,
+) {
+    // Blobs whose only copies are in packs that could not be read.
+    let unread_blobs: HashSet<BlobId> = index
+        .blobs()
+        .filter(|(b, _)| {
+            index
+                .locations(b)
+                .iter()
+                .all(|l| r.unread_packs.contains(&index.pack_of(l)))
+        })
+        .map(|(b, _)| *b)
+        .collect();
     let mut seen_trees: HashSet<BlobId> = HashSet::new();
+    let mut unread_trees: HashSet<BlobId> = HashSet::new();
     let mut damaged: BTreeMap<String, DamagedFile> = BTreeMap::new();
+    let mut not_checked: HashSet<String> = HashSet::new();
     let mut tree_problems: Vec<(String, String)> = Vec::new();
-    for (sid, snap) in &snaps {
+    for (sid, snap) in snaps {
         let mut stack = vec![(snap.tree, String::new())];
         while let Some((tid, path)) = stack.pop() {
             let first_visit = seen_trees.insert(tid);
-            let tree = match repo.load_tree(&index, &tid) {
+            let shown = || {
+                if path.is_empty() {
+                    "/".to_string()
+                } else {
+                    path.clone()
+                }
+            };
+            let tree = match repo.load_tree(index, &tid) {
                 Ok(t) => t,
+                Err(e) if e.is_unavailable() || unread_trees.contains(&tid) => {
+                    if unread_trees.insert(tid) {
+                        r.unread(
+                            format!("snapshot {}", sid.to_hex()),
+                            format!("folder {} could not be read: {e}", shown()),
+                        );
+                    }
+                    not_checked.insert(format!("{}/{}", sid.to_hex(), path));
+                    continue;
+                }
+                Err(e) if r.index_incomplete && !index.contains(&tid) => {
+                    if first_visit {
+                        r.unread(
+                            format!("snapshot {}", sid.to_hex()),
+                            format!(
+                                "folder {} is in no index file that could be read ({e})",
+                                shown()
+                            ),
+                        );
+                    }
+                    not_checked.insert(format!("{}/{}", sid.to_hex(), path));
+                    continue;
+                }
                 Err(e) => {
                     if first_visit || r.bad_blobs.contains(&tid) {
-                        let shown = if path.is_empty() {
-                            "/".to_string()
-                        } else {
-                            path.clone()
-                        };
                         tree_problems.push((
                             format!("snapshot {}", sid.to_hex()),
-                            format!("tree of {shown} cannot be read: {e}"),
+                            format!("tree of {} cannot be read: {e}", shown()),
                         ));
                     }
                     r.bad_blobs.insert(tid);
+                    if !index.contains(&tid) {
+                        r.missing_blobs.insert(tid);
+                    }
                     continue;
                 }
             };
@@ -408,14 +448,26 @@ pub fn check(
                         }
                     }
                     NodeKind::File => {
-                        let missing = n.content.iter().any(|b| !index.contains(b));
-                        let bad = missing || n.content.iter().any(|b| r.bad_blobs.contains(b));
-                        if missing && first_visit {
+                        let missing: Vec<BlobId> = n
+                            .content
+                            .iter()
+                            .filter(|b| !index.contains(b))
+                            .copied()
+                            .collect();
+                        if !missing.is_empty() && r.index_incomplete {
+                            // Perhaps named by the index file that could not be read.
+                            not_checked.insert(p);
+                            continue;
+                        }
+                        let bad = !missing.is_empty()
+                            || n.content.iter().any(|b| r.bad_blobs.contains(b));
+                        if !missing.is_empty() && first_visit {
                             tree_problems.push((
                                 format!("snapshot {}", sid.to_hex()),
                                 format!("{p}: data blob missing from the index"),
                             ));
                         }
+                        r.missing_blobs.extend(missing);
                         if bad {
                             let d = damaged.entry(p.clone()).or_insert_with(|| DamagedFile {
                                 path: p,
@@ -425,6 +477,8 @@ pub fn check(
                             if !d.snapshots.contains(sid) {
                                 d.snapshots.push(*sid);
                             }
+                        } else if n.content.iter().any(|b| unread_blobs.contains(b)) {
+                            not_checked.insert(p);
                         }
                     }
                     // Symlinks, FIFOs, sockets, devices: no data.
@@ -433,60 +487,14 @@ pub fn check(
             }
         }
     }
+    for b in &r.missing_blobs {
+        r.bad_blobs.insert(*b);
+    }
     for (o, m) in tree_problems {
         r.error(o, m);
     }
     r.damaged_files = damaged.into_values().collect();
-    r.missing_packs = missing_packs;
-    Ok(r)
-}
-
-/// Report the damage earlier checks found in packs this run did not read, and count their
-/// damaged blobs (those without a good copy) as bad, so the files they hurt are named.
-fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOptions) {
-    let read: HashSet<PackId> = r.verified.iter().copied().collect();
-    let unseen = |p: &PackId| {
-        index.has_pack(p)
-            && !read.contains(p)
-            && !r.damaged_packs.contains(p)
-            && !r.missing_packs.contains(p)
-    };
-    let mut per_pack: BTreeMap<PackId, usize> = BTreeMap::new();
-    for p in opts.earlier_packs.iter().filter(|p| unseen(p)) {
-        per_pack.entry(*p).or_default();
-    }
-    let mut known: HashSet<(BlobId, PackId)> = r.bad_copies.iter().copied().collect();
-    for (b, p) in opts.earlier_copies.iter().filter(|(_, p)| unseen(p)) {
-        *per_pack.entry(*p).or_default() += 1;
-        known.insert((*b, *p));
-    }
-    let packs: HashSet<PackId> = per_pack.keys().copied().collect();
-    for (b, _) in opts
-        .earlier_copies
-        .iter()
-        .filter(|(_, p)| packs.contains(p))
-    {
-        let good_copy = index.locations(b).iter().any(|l| {
-            let p = index.pack_of(l);
-            !known.contains(&(*b, p)) && !packs.contains(&p)
-        });
-        if !good_copy {
-            r.bad_blobs.insert(*b);
-        }
-    }
-    for (p, blobs) in per_pack {
-        let what = match blobs {
-            0 => "is damaged".to_string(),
-            n => format!("holds {n} damaged blob(s)"),
-        };
-        r.error(
-            format!("pack {}", p.to_hex()),
-            format!(
-                "{what}, found by an earlier check and not read this time (`snapvault repair` \
-                 shows what to do; `check --read-data` reads it again)"
-            ),
-        );
-    }
+    r.files_not_checked = not_checked.len();
 }
 
 /// Is the file `name` (of `size` bytes) in `data/` a pack of this repository — left by an
@@ -500,94 +508,5 @@ pub fn is_own_pack(repo: &Repository, name: &str, size: u64) -> bool {
     }
 }
 
-/// Read and decode a pack's header using only its trailer.
-pub fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-    let name = id.to_hex();
-    let be = repo.backend();
-    if size < 4 {
-        return Err(RepoError::corrupt(format!("pack {name}"), "too short"));
-    }
-    let t = be.read_range(FileKind::Pack, &name, size - 4, 4)?;
-    let (start, len) = pack::header_location(size, [t[0], t[1], t[2], t[3]])?;
-    let sealed = be.read_range(FileKind::Pack, &name, start, len)?;
-    let plain = repo
-        .crypto()
-        .open(&sealed, &format!("header of pack {name}"))?;
-    pack::decode_header(&plain, start)
-}
-
-/// Read one whole pack, check its name, header and every blob. Returns bytes read and
-/// problems as (object, message, blobs hurt).
-fn read_pack(
-    repo: &Repository,
-    id: &PackId,
-    size: u64,
-    indexed: &[(BlobId, crate::index::BlobLocation)],
-    buf: &mut Vec<u8>,
-) -> (u64, Vec<(String, String, Vec<BlobId>)>) {
-    let name = id.to_hex();
-    let object = format!("pack {name}");
-    let mut out = Vec::new();
-    let bytes = match repo
-        .backend()
-        .read_range_into(FileKind::Pack, &name, 0, size as usize, buf)
-    {
-        Ok(()) => buf,
-        Err(e) => {
-            let blobs = indexed.iter().map(|(b, _)| *b).collect();
-            return (0, vec![(object, format!("cannot be read: {e}"), blobs)]);
-        }
-    };
-    if Id::hash_of(bytes) != id.0 {
-        out.push((
-            object.clone(),
-            "is damaged: its content does not match its name".to_string(),
-            Vec::new(),
-        ));
-    }
-    if let Err(e) = pack::parse_pack(repo.crypto(), bytes, &object) {
-        out.push((
-            object.clone(),
-            format!("header is damaged: {e}"),
-            Vec::new(),
-        ));
-    }
-    // Verify every blob the index points at (the index is what restore uses). The pack is
-    // read once and, when the index's ranges do not overlap (always, unless it is damaged),
-    // every blob is opened in place in it: no allocation or copy per blob.
-    let disjoint = indexed
-        .windows(2)
-        .all(|w| w[0].1.offset as u64 + w[0].1.length as u64 <= w[1].1.offset as u64);
-    let mut bad = Vec::new();
-    for (bid, loc) in indexed {
-        let start = loc.offset as usize;
-        let end = start + loc.length as usize;
-        let ok = match bytes.get_mut(start..end) {
-            None => false,
-            Some(sealed) if disjoint => {
-                blob::decode_in_place(repo.crypto(), bid, loc.compressed(), loc.raw_len, sealed)
-                    .is_ok()
-            }
-            Some(sealed) => {
-                blob::decode(repo.crypto(), bid, loc.compressed(), loc.raw_len, sealed).is_ok()
-            }
-        };
-        if !ok {
-            bad.push(*bid);
-        }
-    }
-    if !bad.is_empty() {
-        let list: Vec<String> = bad.iter().take(5).map(|b| b.short()).collect();
-        out.push((
-            object,
-            format!(
-                "{} blob(s) fail verification ({}{})",
-                bad.len(),
-                list.join(", "),
-                if bad.len() > 5 { ", …" } else { "" }
-            ),
-            bad,
-        ));
-    }
-    (bytes.len() as u64, out)
-}
+#[cfg(test)]
+mod tests;

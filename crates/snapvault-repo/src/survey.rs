@@ -288,3 +288,6 @@ fn judge(crypto: &Crypto, id: PackId, bytes: &[u8], old: &dyn Fn() -> Vec<PackEn
         }),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

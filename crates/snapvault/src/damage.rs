@@ -58,7 +58,8 @@ impl DamageList {
         self.blobs.is_empty() && self.packs.is_empty()
     }
 
-    /// Fold in one check's findings. `index` is the index that check used.
+    /// Fold in one check's findings. `index` is the index that check used. Objects the
+    /// check could not read change nothing: what was not read is not known either way.
     pub fn merge(&mut self, report: &CheckReport, index: &Index) {
         let bad: HashSet<(BlobId, PackId)> = report.bad_copies.iter().copied().collect();
         let read: HashSet<PackId> = report.verified.iter().copied().collect();
@@ -85,7 +86,11 @@ impl DamageList {
         for (b, p) in &bad {
             self.blobs.entry(*b).or_default().insert(*p);
         }
-        self.normalize(index);
+        // An index file that could not be read may name copies this index lacks: forget
+        // nothing on its word.
+        if !report.index_incomplete {
+            self.normalize(index);
+        }
     }
 
     /// Forget copies the index no longer names (dropped by repair, removed by prune).

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use snapvault_remote::test_proxy::{Faults, Proxy};
 
 mod done;
+mod repair;
 
 use crate::common::*;
 use crate::remote::{

@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         let packs = l.index.packs();
         progress.set_totals(packs.len() as u64, packs.iter().map(|(_, s)| *s).sum());
     }
-    let report = checker::check(
+    let report = checker::check_with_index(
         &repo,
         &CheckOptions {
             read_data,
@@ -73,10 +73,9 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         &progress,
     );
     progress.finish();
-    let report = report?;
+    // `index`: as check read it (damaged and unreadable index files left out).
+    let (report, index) = report?;
     let now = snapvault_repo::time::now_unix();
-    // The index as check saw it (damaged index files left out).
-    let index = snapvault_repo::survey::load_old_index(&repo)?.index;
     damage.merge(&report, &index);
     let _ = damage.save(&repo.config().id);
     for p in &report.verified {
@@ -86,7 +85,10 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     for p in damage.damaged_packs() {
         state.remove(p);
     }
-    state.retain(|p, _| index.has_pack(p));
+    // An index file that could not be read may name packs this index lacks.
+    if !report.index_incomplete {
+        state.retain(|p, _| index.has_pack(p));
+    }
     if let Some(p) = &state_path {
         let _ = save_state(p, &state);
     }
@@ -97,6 +99,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "ok": errors == 0,
+                "complete": report.complete(),
                 "errors": errors,
                 "report": report,
             }))?
@@ -149,13 +152,48 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         {
             ctx.say(c);
         }
-        if errors == 0 {
-            ctx.say("no errors found");
-        } else {
+        not_checked(&report);
+        if errors > 0 {
             println!("{errors} error(s) found");
+        } else if !report.complete() {
+            println!(
+                "no damage found, but the check is incomplete: {} object(s) could not be read \
+                 (a disk or network error). What could not be read is neither damaged nor known \
+                 to be intact, and nothing was recorded as damaged; run the check again when \
+                 the storage answers",
+                report.not_checked.len()
+            );
+        } else {
+            ctx.say("no errors found");
         }
     }
-    Ok(if errors == 0 { exit::OK } else { exit::DAMAGE })
+    Ok(if errors > 0 {
+        exit::DAMAGE
+    } else if !report.complete() {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+/// Objects that could not be read: a few by name, then how many more.
+fn not_checked(report: &checker::CheckReport) {
+    const SHOWN: usize = 10;
+    for n in report.not_checked.iter().take(SHOWN) {
+        println!("not checked: {} {}", n.object, n.message);
+    }
+    if report.not_checked.len() > SHOWN {
+        println!(
+            "not checked: {} more object(s) that could not be read",
+            report.not_checked.len() - SHOWN
+        );
+    }
+    if report.files_not_checked > 0 {
+        println!(
+            "not checked: {} file(s) or folder(s) whose stored data could not be read",
+            report.files_not_checked
+        );
+    }
 }
 
 /// When each pack was last verified (local state; an empty map when missing or unreadable).

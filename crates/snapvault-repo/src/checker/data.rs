@@ -1,0 +1,274 @@
+//! The read-data part of `check`: every byte of the selected packs read, each blob opened
+//! and verified against its id; and the damage earlier checks found in packs not read now.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use super::{CheckObserver, CheckOptions, CheckReport, ReadData};
+use crate::backend::FileKind;
+use crate::blob;
+use crate::error::{RepoError, Result};
+use crate::id::{BlobId, Id, PackId};
+use crate::index::{BlobLocation, Index};
+use crate::pack::{self, PackEntry};
+use crate::repository::Repository;
+
+/// A problem found reading a pack: (pack, object, message, blobs hurt).
+type PackProblem = (PackId, String, String, Vec<BlobId>);
+
+/// Read all data of the selected packs. A pack that cannot be read is "not checked" (and
+/// not verified); one whose header could not be read in the structure check is not tried
+/// again.
+pub(super) fn read_data(
+    repo: &Repository,
+    index: &Index,
+    per_pack: &[Vec<(BlobId, BlobLocation)>],
+    listed: &HashMap<String, u64>,
+    opts: &CheckOptions,
+    obs: &dyn CheckObserver,
+    r: &mut CheckReport,
+) {
+    let mut selected: Vec<(usize, PackId, u64)> = index
+        .packs()
+        .iter()
+        .enumerate()
+        .filter(|(_, (id, _))| opts.read_data.selects(id) && !r.unread_packs.contains(id))
+        // The size on storage, not the index's: bytes appended to a pack must be read
+        // (and fail its hash) too.
+        .filter_map(|(i, (id, _))| listed.get(&id.to_hex()).map(|size| (i, *id, *size)))
+        .collect();
+    let deadline = match opts.read_data {
+        ReadData::Budget(d) => {
+            // Least recently verified first; never verified first of all.
+            selected
+                .sort_by_key(|(_, id, _)| (opts.last_verified.get(id).copied().unwrap_or(0), *id));
+            Some(std::time::Instant::now() + d)
+        }
+        _ => None,
+    };
+    let next = AtomicUsize::new(0);
+    let found: Mutex<Vec<PackProblem>> = Mutex::new(Vec::new());
+    let unread: Mutex<Vec<(PackId, String)>> = Mutex::new(Vec::new());
+    let done: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
+    let bytes = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..opts.threads.max(1) {
+            s.spawn(|| {
+                // This thread's read buffer, reused for every pack.
+                let mut buf = Vec::new();
+                loop {
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some(&(pos, id, size)) = selected.get(i) else {
+                        break;
+                    };
+                    match read_pack(repo, &id, size, &per_pack[pos], &mut buf) {
+                        Ok((n, probs)) => {
+                            bytes.fetch_add(n, Relaxed);
+                            obs.pack_read(n);
+                            if let Ok(mut f) = found.lock() {
+                                f.extend(probs.into_iter().map(|(o, m, b)| (id, o, m, b)));
+                            }
+                            if let Ok(mut d) = done.lock() {
+                                d.push(id);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut u) = unread.lock() {
+                                u.push((id, format!("could not be read: {e}")));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    r.verified = done.into_inner().unwrap_or_default();
+    r.packs_read = r.verified.len();
+    r.bytes_read = bytes.into_inner();
+    let mut unread = unread.into_inner().unwrap_or_default();
+    unread.sort();
+    for (pack, msg) in unread {
+        r.unread_packs.insert(pack);
+        r.unread(format!("pack {}", pack.to_hex()), msg);
+    }
+    for (pack, object, msg, blobs) in found.into_inner().unwrap_or_default() {
+        r.damaged_packs.insert(pack);
+        r.bad_copies.extend(blobs.iter().map(|b| (*b, pack)));
+        r.bad_blobs.extend(blobs);
+        r.error(object, msg);
+    }
+    // A blob stored again by a later snapshot (healing) has a good copy elsewhere: the
+    // files holding it are fine; only the damaged copy remains for `repair` to drop. A copy
+    // in a pack that could not be read is not known to be good.
+    let bad_copies: HashSet<(BlobId, PackId)> = r.bad_copies.iter().copied().collect();
+    let healed: Vec<BlobId> = r
+        .bad_blobs
+        .iter()
+        .filter(|b| {
+            index.locations(b).iter().any(|l| {
+                let p = index.pack_of(l);
+                !bad_copies.contains(&(**b, p))
+                    && !r.missing_packs.contains(&p)
+                    && !r.unread_packs.contains(&p)
+            })
+        })
+        .copied()
+        .collect();
+    for b in healed {
+        r.bad_blobs.remove(&b);
+        r.notice(
+            format!("blob {}", b.to_hex()),
+            "has a damaged copy but also a good one; restore uses the good copy, `repair --apply` drops the damaged one",
+        );
+    }
+}
+
+/// Report the damage earlier checks found in packs this run did not read, and count their
+/// damaged blobs (those without a good copy) as bad, so the files they hurt are named.
+pub(super) fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOptions) {
+    let read: HashSet<PackId> = r.verified.iter().copied().collect();
+    let unseen = |p: &PackId| {
+        index.has_pack(p)
+            && !read.contains(p)
+            && !r.damaged_packs.contains(p)
+            && !r.missing_packs.contains(p)
+    };
+    let mut per_pack: BTreeMap<PackId, usize> = BTreeMap::new();
+    for p in opts.earlier_packs.iter().filter(|p| unseen(p)) {
+        per_pack.entry(*p).or_default();
+    }
+    let mut known: HashSet<(BlobId, PackId)> = r.bad_copies.iter().copied().collect();
+    for (b, p) in opts.earlier_copies.iter().filter(|(_, p)| unseen(p)) {
+        *per_pack.entry(*p).or_default() += 1;
+        known.insert((*b, *p));
+    }
+    let packs: HashSet<PackId> = per_pack.keys().copied().collect();
+    for (b, _) in opts
+        .earlier_copies
+        .iter()
+        .filter(|(_, p)| packs.contains(p))
+    {
+        let good_copy = index.locations(b).iter().any(|l| {
+            let p = index.pack_of(l);
+            !known.contains(&(*b, p)) && !packs.contains(&p)
+        });
+        if !good_copy {
+            r.bad_blobs.insert(*b);
+        }
+    }
+    for (p, blobs) in per_pack {
+        let what = match blobs {
+            0 => "is damaged".to_string(),
+            n => format!("holds {n} damaged blob(s)"),
+        };
+        r.error(
+            format!("pack {}", p.to_hex()),
+            format!(
+                "{what}, found by an earlier check and not read this time (`snapvault repair` \
+                 shows what to do; `check --read-data` reads it again)"
+            ),
+        );
+    }
+}
+
+/// Read and decode a pack's header using only its trailer.
+pub fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+    let name = id.to_hex();
+    let be = repo.backend();
+    if size < 4 {
+        return Err(RepoError::corrupt(format!("pack {name}"), "too short"));
+    }
+    let t = be.read_range(FileKind::Pack, &name, size - 4, 4)?;
+    let (start, len) = pack::header_location(size, [t[0], t[1], t[2], t[3]])?;
+    let sealed = be.read_range(FileKind::Pack, &name, start, len)?;
+    let plain = repo
+        .crypto()
+        .open(&sealed, &format!("header of pack {name}"))?;
+    pack::decode_header(&plain, start)
+}
+
+/// Problems found in one pack: (object, message, blobs hurt).
+type PackFindings = Vec<(String, String, Vec<BlobId>)>;
+
+/// Read one whole pack, check its name, header and every blob. Returns bytes read and
+/// problems; an error when the pack could not be read at all.
+fn read_pack(
+    repo: &Repository,
+    id: &PackId,
+    size: u64,
+    indexed: &[(BlobId, BlobLocation)],
+    buf: &mut Vec<u8>,
+) -> Result<(u64, PackFindings)> {
+    let name = id.to_hex();
+    let object = format!("pack {name}");
+    let mut out = Vec::new();
+    let bytes = match repo
+        .backend()
+        .read_range_into(FileKind::Pack, &name, 0, size as usize, buf)
+    {
+        Ok(()) => buf,
+        // Not read: nothing is known about its bytes.
+        Err(e) if e.is_unavailable() => return Err(e),
+        // Gone since it was listed: its blobs are lost.
+        Err(e) => {
+            let blobs = indexed.iter().map(|(b, _)| *b).collect();
+            return Ok((0, vec![(object, format!("cannot be read: {e}"), blobs)]));
+        }
+    };
+    if Id::hash_of(bytes) != id.0 {
+        out.push((
+            object.clone(),
+            "is damaged: its content does not match its name".to_string(),
+            Vec::new(),
+        ));
+    }
+    if let Err(e) = pack::parse_pack(repo.crypto(), bytes, &object) {
+        out.push((
+            object.clone(),
+            format!("header is damaged: {e}"),
+            Vec::new(),
+        ));
+    }
+    // Verify every blob the index points at (the index is what restore uses). The pack is
+    // read once and, when the index's ranges do not overlap (always, unless it is damaged),
+    // every blob is opened in place in it: no allocation or copy per blob.
+    let disjoint = indexed
+        .windows(2)
+        .all(|w| w[0].1.offset as u64 + w[0].1.length as u64 <= w[1].1.offset as u64);
+    let mut bad = Vec::new();
+    for (bid, loc) in indexed {
+        let start = loc.offset as usize;
+        let end = start + loc.length as usize;
+        let ok = match bytes.get_mut(start..end) {
+            None => false,
+            Some(sealed) if disjoint => {
+                blob::decode_in_place(repo.crypto(), bid, loc.compressed(), loc.raw_len, sealed)
+                    .is_ok()
+            }
+            Some(sealed) => {
+                blob::decode(repo.crypto(), bid, loc.compressed(), loc.raw_len, sealed).is_ok()
+            }
+        };
+        if !ok {
+            bad.push(*bid);
+        }
+    }
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().take(5).map(|b| b.short()).collect();
+        out.push((
+            object,
+            format!(
+                "{} blob(s) fail verification ({}{})",
+                bad.len(),
+                list.join(", "),
+                if bad.len() > 5 { ", …" } else { "" }
+            ),
+            bad,
+        ));
+    }
+    Ok((bytes.len() as u64, out))
+}

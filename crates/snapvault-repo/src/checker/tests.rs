@@ -1,0 +1,85 @@
+//! `check` under read errors (issue 25.4): an object that cannot be read is "not checked",
+//! never damage — no error, no damaged file, no blob or pack marked bad.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::archiver::NoHooks;
+use crate::backend::{Backend, LocalBackend};
+use crate::faulty::{Effect, FaultyBackend, Op};
+use crate::prune::tests::{open, open_with};
+use crate::survey::tests::repo_with_packs;
+
+fn options() -> CheckOptions {
+    CheckOptions {
+        read_data: ReadData::All,
+        threads: 3,
+        last_verified: Default::default(),
+        earlier_copies: Vec::new(),
+        earlier_packs: Vec::new(),
+    }
+}
+
+fn assert_no_damage(r: &CheckReport, what: &str) {
+    assert_eq!(r.errors(), 0, "{what}: {:?}", r.problems);
+    assert!(r.damaged_files.is_empty(), "{what}: {:?}", r.damaged_files);
+    assert!(r.bad_blobs.is_empty(), "{what}");
+    assert!(r.bad_copies.is_empty(), "{what}");
+    assert!(r.damaged_packs.is_empty(), "{what}");
+    assert!(r.missing_blobs.is_empty(), "{what}");
+}
+
+#[test]
+fn packs_that_cannot_be_read_are_not_checked_not_damaged() {
+    let (_dir, root) = repo_with_packs();
+    let clean = check(&open(&root), &options(), &NoHooks).unwrap();
+    assert_no_damage(&clean, "no fault");
+    assert!(clean.complete());
+    // Every read of a pack fails from the first one on: a server gone.
+    let gone = Arc::new(
+        FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
+            .watching(&[Op::Read])
+            .kinds(&[FileKind::Pack])
+            .fail_at(1, Effect::ErrnoFromThenOn(libc::EIO)),
+    );
+    let r = check(&open_with(gone as Arc<dyn Backend>), &options(), &NoHooks).unwrap();
+    assert_no_damage(&r, "server gone");
+    assert!(!r.complete());
+    assert!(r.verified.is_empty());
+    assert_eq!(r.unread_packs.len(), clean.packs);
+    assert!(r.files_not_checked > 0);
+    assert!(
+        r.not_checked
+            .iter()
+            .all(|n| n.message.contains("Input/output error")),
+        "{:?}",
+        r.not_checked
+    );
+}
+
+#[test]
+fn each_failed_read_is_not_checked_not_damaged() {
+    let (_dir, root) = repo_with_packs();
+    let mut n = 1;
+    loop {
+        let eio = Arc::new(
+            FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
+                .watching(&[Op::Read])
+                .kinds(&[FileKind::Pack, FileKind::Index, FileKind::Snapshot])
+                .fail_at(n, Effect::Errno(libc::EIO)),
+        );
+        let r = check(
+            &open_with(eio.clone() as Arc<dyn Backend>),
+            &options(),
+            &NoHooks,
+        )
+        .unwrap();
+        if !eio.fired() {
+            break;
+        }
+        assert_no_damage(&r, &format!("read {n}"));
+        assert!(!r.complete(), "read {n} failed unreported");
+        n += 1;
+    }
+    assert!(n > 10, "only {n} reads");
+}
