@@ -31,6 +31,7 @@ mod prune;
 mod reading;
 mod remote;
 mod repair;
+mod repair_heal;
 mod repair_index;
 mod restore;
 mod roundtrip;

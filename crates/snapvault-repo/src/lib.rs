@@ -22,6 +22,7 @@ pub mod error;
 pub mod faulty;
 pub mod forget;
 pub mod fs_source;
+pub mod heal;
 pub mod id;
 pub mod index;
 pub mod keyfile;

@@ -10,7 +10,13 @@
 //! 2. one index file naming every good pack, superseding all older index files;
 //! 3. repaired snapshots;
 //! 4. old index files removed; 5. damaged packs removed; 6. (`forget_damaged`) the
-//!    original damaged snapshots removed.
+//!    original damaged snapshots removed, and repaired copies no longer needed.
+//!
+//! Repair converges: a snapshot that already has its repaired copy (the same rewritten
+//! tree) gets no second one, so a second `repair --apply` changes nothing. Lost data can
+//! come back — from the source (the next snapshot stores the same photo under the same blob
+//! id) or from another repository ([`crate::heal`]) — and then the original is whole again
+//! and its repaired copy, which holds nothing the original does not, is removed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,13 +32,31 @@ use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::survey::{OldIndex, Survey};
 use crate::tree::{NodeKind, Tree};
+
+mod copies;
+
+pub use copies::{REPAIRED, Redundant, is_repaired_copy, repaired_copy_of};
+
 #[derive(Debug, Default, Serialize)]
 pub struct SnapshotFix {
     pub snapshot: SnapshotId,
     /// Files (and folders whose listing is lost) left out of the repaired snapshot.
     pub removed: Vec<String>,
+    /// Bytes of the files left out.
+    pub bytes_removed: u64,
     /// The root tree itself is lost: nothing of this snapshot can be rebuilt.
     pub root_lost: bool,
+    /// The repaired copy an earlier repair wrote (the same tree): none is written again.
+    pub repaired_copy: Option<SnapshotId>,
+}
+
+/// A file whose data is (partly) lost: what another repository is searched for.
+#[derive(Clone, Debug)]
+pub struct LostFile {
+    /// Its name (the last part of its path), to try files of that name first.
+    pub name: String,
+    pub size: u64,
+    pub content: Vec<BlobId>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -52,16 +76,64 @@ pub struct RepairPlan {
     pub snapshots: Vec<SnapshotFix>,
     /// Snapshot files that are damaged (fail authentication or do not match their name).
     pub unreadable_snapshots: Vec<String>,
+    /// Repaired copies no longer needed: removed.
+    pub redundant_copies: Vec<Redundant>,
+    /// The files whose data is lost, each distinct content once.
+    #[serde(skip)]
+    pub lost_files: Vec<LostFile>,
 }
 
 impl RepairPlan {
+    /// Nothing is damaged or lost, and nothing is left over from an earlier repair.
     pub fn is_empty(&self) -> bool {
         self.salvage_packs.is_empty()
             && self.adopt_packs.is_empty()
             && !self.rebuild_index
             && self.snapshots.is_empty()
             && self.unreadable_snapshots.is_empty()
+            && self.redundant_copies.is_empty()
             && self.lost_blobs == 0
+    }
+
+    /// Would applying it change anything? A damaged snapshot that has its repaired copy
+    /// already needs nothing more, unless the originals are to be removed.
+    pub fn has_work(&self, parts: Parts, forget_damaged: bool) -> bool {
+        let index = parts.index
+            && (!self.salvage_packs.is_empty()
+                || !self.adopt_packs.is_empty()
+                || self.rebuild_index);
+        let snapshots = parts.snapshots
+            && (!self.redundant_copies.is_empty()
+                || self
+                    .snapshots
+                    .iter()
+                    .any(|f| !f.root_lost && f.repaired_copy.is_none())
+                || (forget_damaged
+                    && (!self.snapshots.is_empty() || !self.unreadable_snapshots.is_empty())));
+        index || snapshots
+    }
+
+    /// Data blobs of the lost files that no pack holds: what healing looks for.
+    pub fn lost_data(&self, present: &Index) -> HashSet<BlobId> {
+        self.lost_files
+            .iter()
+            .flat_map(|f| f.content.iter())
+            .filter(|b| !present.contains(b))
+            .copied()
+            .collect()
+    }
+}
+
+/// Blobs a plan counts as stored: those the survey found intact, and those another
+/// repository is known to hold (a plan made before healing from it).
+struct Holds<'a> {
+    index: &'a Index,
+    extra: &'a HashSet<BlobId>,
+}
+
+impl Holds<'_> {
+    fn has(&self, b: &BlobId) -> bool {
+        self.index.contains(b) || self.extra.contains(b)
     }
 }
 
@@ -84,6 +156,17 @@ pub struct RepairOutcome {
 /// Work out what to do from the survey of the packs and the index files as they are.
 /// Reads trees (through the surveyed index); a read that fails for lack of storage stops it.
 pub fn plan(repo: &Repository, survey: &Survey, old: &OldIndex) -> Result<RepairPlan> {
+    plan_with(repo, survey, old, &HashSet::new())
+}
+
+/// [`plan`], counting the data blobs in `extra` as stored (found in another repository,
+/// to be stored here again).
+pub fn plan_with(
+    repo: &Repository,
+    survey: &Survey,
+    old: &OldIndex,
+    extra: &HashSet<BlobId>,
+) -> Result<RepairPlan> {
     let mut p = RepairPlan {
         salvage_packs: survey.damaged.iter().map(|d| d.id).collect(),
         adopt_packs: survey
@@ -106,30 +189,60 @@ pub fn plan(repo: &Repository, survey: &Survey, old: &OldIndex) -> Result<Repair
         }
         p.unreadable_snapshots.push(name);
     }
-    let index = &survey.index;
-    let mut lost: HashSet<BlobId> = HashSet::new();
-    let mut memo: HashMap<BlobId, Vec<String>> = HashMap::new();
+    let holds = Holds {
+        index: &survey.index,
+        extra,
+    };
+    let mut losses = Losses::default();
+    let mut roots: HashMap<BlobId, Option<BlobId>> = HashMap::new();
     for (sid, snap) in &snaps {
         let mut fix = SnapshotFix {
             snapshot: *sid,
             ..SnapshotFix::default()
         };
-        match load_tree(repo, index, &snap.tree)? {
+        match load_tree(repo, holds.index, &snap.tree)? {
             None => {
-                lost.insert(snap.tree);
+                losses.blobs.insert(snap.tree);
                 fix.root_lost = true;
             }
             Some(_) => {
-                collect_losses(repo, index, &snap.tree, &mut lost, &mut memo)?;
-                fix.removed = memo.get(&snap.tree).cloned().unwrap_or_default();
+                collect_losses(repo, &holds, &snap.tree, &mut losses)?;
+                let removed = losses.memo.get(&snap.tree).cloned().unwrap_or_default();
+                fix.bytes_removed = removed.iter().map(|(_, b)| b).sum();
+                fix.removed = removed.into_iter().map(|(p, _)| p).collect();
+            }
+        }
+        if !fix.root_lost && !fix.removed.is_empty() {
+            // The tree a repaired copy gets; an earlier repair may have written it.
+            if let Some(root) = rewrite(repo, &holds, &snap.tree, None, &mut roots)? {
+                fix.repaired_copy = snaps
+                    .iter()
+                    .find(|(i, s)| i != sid && s.tree == root && is_repaired_copy(s, snap))
+                    .map(|(i, _)| *i);
             }
         }
         if fix.root_lost || !fix.removed.is_empty() {
             p.snapshots.push(fix);
         }
     }
-    p.lost_blobs = lost.len();
+    let damaged: Vec<SnapshotId> = p.snapshots.iter().map(|f| f.snapshot).collect();
+    p.redundant_copies = copies::redundant_copies(repo, holds.index, &snaps, &damaged)?;
+    p.lost_blobs = losses.blobs.len();
+    p.lost_files = losses.files.into_values().collect();
+    p.lost_files
+        .sort_by(|a, b| (&a.name, a.size).cmp(&(&b.name, b.size)));
     Ok(p)
+}
+
+/// What `collect_losses` finds.
+#[derive(Default)]
+struct Losses {
+    blobs: HashSet<BlobId>,
+    /// Per tree: the files (and folders whose listing is lost) under it whose data is
+    /// lost, as paths relative to it with their sizes.
+    memo: HashMap<BlobId, Vec<(String, u64)>>,
+    /// Lost files by content.
+    files: HashMap<Vec<BlobId>, LostFile>,
 }
 
 /// A tree from the surveyed index: `None` when it is proven lost (missing or corrupt);
@@ -146,17 +259,17 @@ fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Option<Tre
 /// relative to it; remembered per tree, so shared subtrees are walked once.
 fn collect_losses(
     repo: &Repository,
-    index: &Index,
+    holds: &Holds<'_>,
     tree: &BlobId,
-    lost: &mut HashSet<BlobId>,
-    memo: &mut HashMap<BlobId, Vec<String>>,
+    l: &mut Losses,
 ) -> Result<()> {
-    if memo.contains_key(tree) {
+    if l.memo.contains_key(tree) {
         return Ok(());
     }
-    let Some(t) = load_tree(repo, index, tree)? else {
-        lost.insert(*tree);
-        memo.insert(*tree, vec!["(folder listing lost)".to_string()]);
+    let Some(t) = load_tree(repo, holds.index, tree)? else {
+        l.blobs.insert(*tree);
+        l.memo
+            .insert(*tree, vec![("(folder listing lost)".to_string(), 0)]);
         return Ok(());
     };
     let mut out = Vec::new();
@@ -164,31 +277,39 @@ fn collect_losses(
         let name = n.name.lossy();
         match (n.kind, n.subtree) {
             (NodeKind::Dir, Some(sub)) => {
-                collect_losses(repo, index, &sub, lost, memo)?;
-                for r in memo.get(&sub).map(Vec::as_slice).unwrap_or_default() {
-                    out.push(if r.starts_with('(') {
+                collect_losses(repo, holds, &sub, l)?;
+                for (r, bytes) in l.memo.get(&sub).map(Vec::as_slice).unwrap_or_default() {
+                    let path = if r.starts_with('(') {
                         format!("{name}/ {r}")
                     } else {
                         format!("{name}/{r}")
-                    });
+                    };
+                    out.push((path, *bytes));
                 }
             }
             (NodeKind::File, _) => {
                 let missing: Vec<BlobId> = n
                     .content
                     .iter()
-                    .filter(|b| !index.contains(b))
+                    .filter(|b| !holds.has(b))
                     .copied()
                     .collect();
                 if !missing.is_empty() {
-                    lost.extend(missing);
-                    out.push(name);
+                    l.blobs.extend(missing);
+                    l.files
+                        .entry(n.content.clone())
+                        .or_insert_with(|| LostFile {
+                            name: name.clone(),
+                            size: n.size,
+                            content: n.content.clone(),
+                        });
+                    out.push((name, n.size));
                 }
             }
             _ => {}
         }
     }
-    memo.insert(*tree, out);
+    l.memo.insert(*tree, out);
     Ok(())
 }
 
@@ -201,7 +322,11 @@ pub fn apply(
     forget_damaged: bool,
 ) -> Result<RepairOutcome> {
     let mut out = RepairOutcome::default();
-    let index = &survey.index;
+    let none = HashSet::new();
+    let holds = Holds {
+        index: &survey.index,
+        extra: &none,
+    };
     let packer = Packer::start(
         repo.backend().clone(),
         repo.crypto().clone(),
@@ -255,13 +380,13 @@ pub fn apply(
         let (snaps, _) = repo.snapshots()?;
         let mut memo: HashMap<BlobId, Option<BlobId>> = HashMap::new();
         for fix in &plan.snapshots {
-            if fix.root_lost {
+            if fix.root_lost || fix.repaired_copy.is_some() {
                 continue;
             }
             let Some((_, snap)) = snaps.iter().find(|(id, _)| *id == fix.snapshot) else {
                 continue;
             };
-            if let Some(root) = rewrite(repo, index, &snap.tree, &tx, &mut memo)? {
+            if let Some(root) = rewrite(repo, &holds, &snap.tree, Some(&tx), &mut memo)? {
                 rewritten.push((fix.snapshot, snap.clone(), root));
             }
         }
@@ -290,22 +415,40 @@ pub fn apply(
         }
     }
 
-    // 3. Repaired snapshots (their trees are indexed by now).
+    // 3. Repaired snapshots (their trees are indexed by now), counting only what they hold.
     for (old_id, snap, root) in rewritten {
         let mut s = snap.clone();
         s.tree = root;
-        if !s.tags.iter().any(|t| t == "repaired") {
-            s.tags.push("repaired".into());
+        if !s.tags.iter().any(|t| t == REPAIRED) {
+            s.tags.push(REPAIRED.into());
+        }
+        if let Some(fix) = plan.snapshots.iter().find(|f| f.snapshot == old_id) {
+            let files = fix.removed.iter().filter(|p| !p.contains("/ (")).count() as u64;
+            s.summary.files_total = s.summary.files_total.saturating_sub(files);
+            s.summary.bytes_total = s.summary.bytes_total.saturating_sub(fix.bytes_removed);
         }
         let new_id = repo.save_snapshot(&s)?;
         out.snapshots_written.push((old_id, new_id));
-        if forget_damaged {
-            repo.backend()
-                .remove(FileKind::Snapshot, &old_id.to_hex())?;
-            out.snapshots_removed += 1;
-        }
     }
-    if forget_damaged && parts.snapshots {
+    if !parts.snapshots {
+        return Ok(out);
+    }
+    // 6. Repaired copies no longer needed; then (with forget_damaged) the originals that
+    // have a repaired copy now.
+    for r in &plan.redundant_copies {
+        repo.backend()
+            .remove(FileKind::Snapshot, &r.copy.to_hex())?;
+        out.snapshots_removed += 1;
+    }
+    if forget_damaged {
+        let written: HashSet<SnapshotId> = out.snapshots_written.iter().map(|(o, _)| *o).collect();
+        for fix in &plan.snapshots {
+            if written.contains(&fix.snapshot) || fix.repaired_copy.is_some() {
+                repo.backend()
+                    .remove(FileKind::Snapshot, &fix.snapshot.to_hex())?;
+                out.snapshots_removed += 1;
+            }
+        }
         for fix in plan.snapshots.iter().filter(|f| f.root_lost) {
             repo.backend()
                 .remove(FileKind::Snapshot, &fix.snapshot.to_hex())?;
@@ -319,17 +462,19 @@ pub fn apply(
     Ok(out)
 }
 
-/// Rewrite a tree without lost files; returns the new tree id (None: listing lost).
+/// Rewrite a tree without lost files; returns the new tree id (None: listing lost). Without
+/// `tx` only the id is worked out (nothing is stored).
 fn rewrite(
     repo: &Repository,
-    index: &Index,
+    holds: &Holds<'_>,
     tree: &BlobId,
-    tx: &crossbeam_channel::Sender<EncodedBlob>,
+    tx: Option<&crossbeam_channel::Sender<EncodedBlob>>,
     memo: &mut HashMap<BlobId, Option<BlobId>>,
 ) -> Result<Option<BlobId>> {
     if let Some(r) = memo.get(tree) {
         return Ok(*r);
     }
+    let index = holds.index;
     let Some(t) = load_tree(repo, index, tree)? else {
         memo.insert(*tree, None);
         return Ok(None);
@@ -338,18 +483,20 @@ fn rewrite(
     for mut n in t.nodes {
         match (n.kind, n.subtree) {
             (NodeKind::Dir, Some(sub)) => {
-                if let Some(new) = rewrite(repo, index, &sub, tx, memo)? {
+                if let Some(new) = rewrite(repo, holds, &sub, tx, memo)? {
                     n.subtree = Some(new);
                     out.nodes.push(n);
                 }
             }
-            (NodeKind::File, _) if n.content.iter().any(|b| !index.contains(b)) => {}
+            (NodeKind::File, _) if n.content.iter().any(|b| !holds.has(b)) => {}
             _ => out.nodes.push(n),
         }
     }
     let bytes = out.encode();
     let id = repo.crypto().blob_id(&bytes);
-    if !index.contains(&id) {
+    if let Some(tx) = tx
+        && !index.contains(&id)
+    {
         let e = blob::encode(
             repo.crypto(),
             id,

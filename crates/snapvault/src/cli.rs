@@ -138,7 +138,8 @@ the snapshots are gone when it returns (their data stays until `prune`). Preview
     #[command(
         long_about = "Fix a damaged repository: rebuild the index, rescue intact data, \
 rewrite snapshots without what is lost. Without --apply, repair only shows its plan and \
-changes nothing (unlike forget, which acts at once).",
+changes nothing (unlike forget, which acts at once). With --from REPO2, lost photo data that \
+another repository holds intact is stored here again first, so the snapshots become whole.",
         after_help = examples::REPAIR
     )]
     Repair(RepairArgs),
@@ -191,6 +192,16 @@ pub struct RepairArgs {
     /// Remove the original damaged snapshots once repaired copies exist
     #[arg(long)]
     pub forget_damaged: bool,
+    /// Heal from this other repository (an off-site copy): lost or damaged photo data it
+    /// holds intact is found by content and stored here again
+    #[arg(long, value_name = "REPO2")]
+    pub from: Option<String>,
+    /// Read the password of the --from repository from this file (else SNAPVAULT_PASSWORD2)
+    #[arg(long, env = "SNAPVAULT_PASSWORD_FILE2", value_name = "FILE")]
+    pub password_file2: Option<PathBuf>,
+    /// Run this shell command and use its output as the password of the --from repository
+    #[arg(long, env = "SNAPVAULT_PASSWORD_COMMAND2", value_name = "CMD")]
+    pub password_command2: Option<String>,
     /// Print the plan as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,

@@ -27,6 +27,11 @@ pub struct DamageList {
     blobs: BTreeMap<BlobId, BTreeSet<PackId>>,
     /// Packs found damaged as a whole (wrong size or hash, damaged header, missing).
     packs: BTreeSet<PackId>,
+    /// Blobs snapshots use that no index names (a pack lost, or dropped by `repair` while a
+    /// snapshot still needs it): what `copy` from a repository that has them does not
+    /// replace (`repair --from` does). Set by every check that could read the whole index.
+    #[serde(default)]
+    lost: BTreeSet<BlobId>,
 }
 
 fn path(repo_id: &str) -> Option<PathBuf> {
@@ -56,6 +61,12 @@ impl DamageList {
 
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty() && self.packs.is_empty()
+    }
+
+    /// Is anything known damaged or lost (`is_empty` leaves lost blobs out: they block no
+    /// prune)?
+    pub fn knows_damage(&self) -> bool {
+        !self.is_empty() || !self.lost.is_empty()
     }
 
     /// Fold in one check's findings. `index` is the index that check used. Objects the
@@ -89,12 +100,14 @@ impl DamageList {
         // An index file that could not be read may name copies this index lacks: forget
         // nothing on its word.
         if !report.index_incomplete {
+            self.lost = report.missing_blobs.iter().copied().collect();
             self.normalize(index);
         }
     }
 
     /// Forget copies the index no longer names (dropped by repair, removed by prune).
     pub fn normalize(&mut self, index: &Index) {
+        self.lost.retain(|b| !index.contains(b));
         self.packs.retain(|p| index.has_pack(p));
         self.blobs.retain(|b, packs| {
             let held: HashSet<PackId> = index
@@ -127,6 +140,16 @@ impl DamageList {
             .iter()
             .flat_map(|(b, packs)| packs.iter().map(move |p| (*b, *p)))
             .collect()
+    }
+
+    /// Blobs snapshots use that no index names.
+    pub fn lost_count(&self) -> usize {
+        self.lost.len()
+    }
+
+    /// After `repair`: the blobs the snapshots kept still lack.
+    pub fn set_lost(&mut self, lost: impl IntoIterator<Item = BlobId>) {
+        self.lost = lost.into_iter().collect();
     }
 
     /// Packs found damaged as a whole.

@@ -95,6 +95,7 @@ pub const REPAIR: &str = "\
 Examples:
   snapvault repair                                    # the plan only: nothing changes
   snapvault repair --apply
+  snapvault repair --from /media/me/offsite --apply     # heal from another repository
   snapvault repair snapshots --apply --forget-damaged";
 
 pub const PHOTOS: &str = "\

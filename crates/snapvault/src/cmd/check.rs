@@ -94,6 +94,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     }
     let coverage = coverage(&index, &state, now);
     let errors = report.errors();
+    let next = (errors > 0).then(|| next_step(&repo, &report));
     if a.json {
         println!(
             "{}",
@@ -101,6 +102,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
                 "ok": errors == 0,
                 "complete": report.complete(),
                 "errors": errors,
+                "next": next,
                 "report": report,
             }))?
         );
@@ -155,6 +157,9 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         not_checked(&report);
         if errors > 0 {
             println!("{errors} error(s) found");
+            if let Some(n) = &next {
+                println!("next: {n}");
+            }
         } else if !report.complete() {
             println!(
                 "no damage found, but the check is incomplete: {} object(s) could not be read \
@@ -193,6 +198,46 @@ fn not_checked(report: &checker::CheckReport) {
             "not checked: {} file(s) or folder(s) whose stored data could not be read",
             report.files_not_checked
         );
+    }
+}
+
+/// What to do about the damage found: `repair` first; a repository that holds the photos
+/// intact heals them (`repair --from`); once repaired copies exist, the originals are for
+/// healing or `--forget-damaged`.
+fn next_step(repo: &snapvault_repo::Repository, report: &checker::CheckReport) -> String {
+    let damaged: std::collections::HashSet<_> = report
+        .damaged_files
+        .iter()
+        .flat_map(|d| d.snapshots.iter().copied())
+        .collect();
+    let copies_exist = !damaged.is_empty()
+        && repo.snapshots().is_ok_and(|(all, _)| {
+            damaged
+                .iter()
+                .all(|s| snapvault_repo::repair::repaired_copy_of(&all, s).is_some())
+        });
+    let only_keys = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == checker::Severity::Error)
+        .all(|p| p.object.starts_with("key "));
+    if only_keys {
+        "remove the damaged key with `snapvault key remove ID` (the other keys still open the \
+         repository)"
+            .to_string()
+    } else if copies_exist {
+        "the damaged snapshot(s) already have repaired copies without the lost files (tagged \
+         `repaired`). If another repository holds these photos intact (an off-site copy), \
+         `snapvault repair --from OTHER_REPO --apply` stores them here again and makes the \
+         snapshots whole; otherwise `snapvault repair --apply --forget-damaged` removes the \
+         damaged originals"
+            .to_string()
+    } else {
+        "run `snapvault repair` to see what can be done (it changes nothing without --apply). \
+         If another repository holds these photos intact (an off-site copy), \
+         `snapvault repair --from OTHER_REPO` shows what it can restore from there; a photo \
+         still on its source is stored again by the next `snapvault snapshot` of it"
+            .to_string()
     }
 }
 

@@ -1,19 +1,17 @@
 //! `snapvault copy --to REPO2 [SNAPSHOT...|--all]`: copy snapshots into another repository
 //! with its own keys, sending only the blobs it lacks (see `snapvault_repo::copy`).
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use serde_json::json;
 use snapvault_repo::copy::{self, CopyResult, Outcome, Repos};
-use snapvault_repo::{RepoError, Repository, SnapshotId};
+use snapvault_repo::{Repository, SnapshotId};
 
 use super::Ctx;
 use crate::cli::CopyArgs;
 use crate::fmt;
-use crate::password::PasswordSource;
 
 pub fn run(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
     if a.snapshots.is_empty() && !a.all {
@@ -83,44 +81,42 @@ pub fn run(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
     let results =
         result.with_context(|| format!("copying from {src_loc} to the destination {dst_loc}"))?;
     report(ctx, &a, &results, &src_loc, &dst_loc, started)?;
+    damage_note(&dst, &src_loc, &dst_loc);
     Ok(crate::exit::OK)
+}
+
+/// `copy` adds snapshots the destination lacks; it does not replace data a `check` found
+/// damaged or lost there. Say so, and what does.
+fn damage_note(dst: &Repository, src_loc: &str, dst_loc: &str) {
+    let list = crate::damage::DamageList::load(&dst.config().id);
+    if !list.knows_damage() {
+        return;
+    }
+    let (copies, packs) = list.counts();
+    let lost = list.lost_count();
+    eprintln!(
+        "note: the last `check` of {dst_loc} found damaged or lost data there ({copies} damaged \
+         and {lost} lost piece(s) of photo data, {packs} damaged pack(s)); `copy` adds only the \
+         snapshots it lacks and does not replace damaged data. To store it again from \
+         {src_loc} if it holds it intact: `snapvault --repo {dst_loc} repair --from {src_loc} --apply`"
+    );
 }
 
 /// The destination, opened with its own password (SNAPVAULT_PASSWORD2, --password-file2,
 /// --password-command2 or a prompt), with the same downgrade rule as the source.
 fn open_destination(a: &CopyArgs) -> Result<Repository> {
+    let second = super::second::Second {
+        location: &a.to,
+        password_file: a.password_file2.clone(),
+        password_command: a.password_command2.clone(),
+        role: "destination repository",
+    };
     // Test builds only (`snapvault_repo::testhooks`): `SNAPVAULT_TEST_FAULT=write@3:kill`
     // kills the process at the 3rd write of a pack, index file or snapshot into the
     // destination.
-    let backend = snapvault_repo::testhooks::with_faults(super::open_backend(&a.to)?)?;
-    let loc = backend.location();
-    let pw = PasswordSource {
-        env_var: "SNAPVAULT_PASSWORD2",
-        file: a.password_file2.clone(),
-        command: a.password_command2.clone(),
-    };
-    let repo = Repository::open(backend, || {
-        if !pw.is_configured() && !std::io::stdin().is_terminal() {
-            return Err(RepoError::Invalid(
-                "no password given for it: set SNAPVAULT_PASSWORD2, or use --password-file2 or \
-                 --password-command2 (stdin is not a terminal, so snapvault cannot ask)"
-                    .into(),
-            ));
-        }
-        pw.get(&format!("the destination repository {loc}"), false)
-            .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+    super::second::open(second, |backend| {
+        Ok(snapvault_repo::testhooks::with_faults(backend)?)
     })
-    .map_err(|e| crate::drive::explain(&loc, e))
-    .with_context(|| format!("destination repository {loc}"))?;
-    if !repo.crypto().is_encrypted() && pw.is_configured() {
-        bail!(
-            "the destination repository at {loc} is NOT encrypted, but a password was given for it; \
-             refusing to use it, because an encrypted repository may have been replaced. If it is \
-             meant to be unencrypted, run without SNAPVAULT_PASSWORD2, --password-file2 or \
-             --password-command2"
-        );
-    }
-    Ok(repo)
 }
 
 /// The source snapshots to copy, oldest first, each once.
