@@ -16,6 +16,7 @@ use crate::backend::FileKind;
 use crate::error::{RepoError, Result};
 use crate::id::{BlobId, Id, PackId, SnapshotId};
 use crate::index::{Index, IndexFile};
+use crate::open::Level;
 use crate::repository::{Repository, parallel_map};
 use crate::tree::NodeKind;
 
@@ -197,10 +198,11 @@ pub fn check_with_index(
     let crypto = repo.crypto();
     let mut r = CheckReport::default();
 
-    for (error, object, message) in crate::open::audit(repo)? {
-        match error {
-            true => r.error(object, message),
-            false => r.notice(object, message),
+    for (level, object, message) in crate::open::audit(repo)? {
+        match level {
+            Level::Error => r.error(object, message),
+            Level::Notice => r.notice(object, message),
+            Level::NotRead => r.unread(object, message),
         }
     }
     for t in be.leftover_temp_files()? {

@@ -238,8 +238,18 @@ pub fn settle_config(
     Err(RepoError::corrupt("config", format!("{reason}; {why}")))
 }
 
-/// What `check` finds in the key files and the config: (is an error, object, message).
-pub type Finding = (bool, String, String);
+/// How much a finding of [`audit`] weighs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Damage: check fails.
+    Error,
+    Notice,
+    /// Could not be read (an I/O or network error): not checked, and not damage.
+    NotRead,
+}
+
+/// What `check` finds in the key files and the config: (level, object, message).
+pub type Finding = (Level, String, String);
 
 /// Audit the key files and the config: every key file readable and its MAC intact, every
 /// config copy intact and equal to the config in use, the config file itself intact.
@@ -248,7 +258,7 @@ pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
     let mut out: Vec<Finding> = Vec::new();
     if let Some(d) = repo.config_damage() {
         out.push((
-            true,
+            Level::Error,
             "config".into(),
             format!(
                 "is damaged ({}); snapvault runs on the copy kept in key file {}: \
@@ -271,9 +281,13 @@ pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
             .and_then(|b| KeyFile::parse(&b))
         {
             Ok(kf) => kf,
+            Err(e) if e.is_unavailable() => {
+                out.push((Level::NotRead, object, format!("could not be read: {e}")));
+                continue;
+            }
             Err(e) => {
                 out.push((
-                    true,
+                    Level::Error,
                     object,
                     format!("unusable: {e}; other keys still work"),
                 ));
@@ -283,7 +297,7 @@ pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
         let Some(master) = master else { continue };
         if !kf.verify_mac(master) {
             out.push((
-                true,
+                Level::Error,
                 object.clone(),
                 "is damaged (its contents changed); other keys still work: remove it with \
                  `snapvault key remove`"
@@ -305,12 +319,12 @@ pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
         );
         match copy {
             Err(e) => out.push((
-                true,
+                Level::Error,
                 object,
                 format!("its copy of the config is damaged ({e}); {replace}"),
             )),
             Ok(c) if &c != repo.config() => out.push((
-                true,
+                Level::Error,
                 object,
                 format!("its copy of the config differs from the config in use; {replace}"),
             )),
@@ -319,7 +333,7 @@ pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
     }
     if master.is_some() && with_copy == 0 && !keys.is_empty() {
         out.push((
-            false,
+            Level::Notice,
             "config".into(),
             "no key file holds a copy of it (key files written by older snapvault versions \
              have none), so a damaged config file would lock you out: `snapvault key passwd` \
