@@ -80,6 +80,9 @@ pub fn run(ctx: &Ctx, a: BrowseArgs) -> Result<i32> {
     };
     let thumbs = thumbs::cache_dir(&repo.config().id);
     let lib = Arc::new(Library::new(repo, index, catalog, snapshots)?);
+    // The months and counts, once, before the address is printed: the first page is then
+    // quick, and a catalog that cannot answer fails here rather than as a 500.
+    lib.timeline()?;
 
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
