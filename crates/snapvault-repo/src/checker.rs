@@ -8,7 +8,7 @@
 //! and none of its blobs is marked bad — or one network timeout would send every photo in
 //! a good pack to the damage list and make the next snapshot store it again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -18,9 +18,9 @@ use crate::id::{BlobId, Id, PackId, SnapshotId};
 use crate::index::{Index, IndexFile};
 use crate::open::Level;
 use crate::repository::{Repository, parallel_map};
-use crate::tree::NodeKind;
 
 mod data;
+mod trees;
 
 pub use data::read_header;
 
@@ -360,143 +360,8 @@ pub fn check_with_index(
         data::read_data(repo, &index, &per_pack, &listed, opts, obs, &mut r);
     }
     data::earlier_damage(&mut r, &index, opts);
-    walk_snapshots(repo, &index, &snaps, &mut r);
+    trees::walk_snapshots(repo, &index, &snaps, &mut r);
     Ok((r, index))
-}
-
-/// Walk every snapshot's trees; map bad and missing blobs to files.
-fn walk_snapshots(
-    repo: &Repository,
-    index: &Index,
-    snaps: &[crate::repository::SnapshotEntry],
-    r: &mut CheckReport,
-) {
-    // Blobs whose only copies are in packs that could not be read.
-    let unread_blobs: HashSet<BlobId> = index
-        .blobs()
-        .filter(|(b, _)| {
-            index
-                .locations(b)
-                .iter()
-                .all(|l| r.unread_packs.contains(&index.pack_of(l)))
-        })
-        .map(|(b, _)| *b)
-        .collect();
-    let mut seen_trees: HashSet<BlobId> = HashSet::new();
-    let mut unread_trees: HashSet<BlobId> = HashSet::new();
-    let mut damaged: BTreeMap<String, DamagedFile> = BTreeMap::new();
-    let mut not_checked: HashSet<String> = HashSet::new();
-    let mut tree_problems: Vec<(String, String)> = Vec::new();
-    for (sid, snap) in snaps {
-        let mut stack = vec![(snap.tree, String::new())];
-        while let Some((tid, path)) = stack.pop() {
-            let first_visit = seen_trees.insert(tid);
-            let shown = || {
-                if path.is_empty() {
-                    "/".to_string()
-                } else {
-                    path.clone()
-                }
-            };
-            let tree = match repo.load_tree(index, &tid) {
-                Ok(t) => t,
-                Err(e) if e.is_unavailable() || unread_trees.contains(&tid) => {
-                    if unread_trees.insert(tid) {
-                        r.unread(
-                            format!("snapshot {}", sid.to_hex()),
-                            format!("folder {} could not be read: {e}", shown()),
-                        );
-                    }
-                    not_checked.insert(format!("{}/{}", sid.to_hex(), path));
-                    continue;
-                }
-                Err(e) if r.index_incomplete && !index.contains(&tid) => {
-                    if first_visit {
-                        r.unread(
-                            format!("snapshot {}", sid.to_hex()),
-                            format!(
-                                "folder {} is in no index file that could be read ({e})",
-                                shown()
-                            ),
-                        );
-                    }
-                    not_checked.insert(format!("{}/{}", sid.to_hex(), path));
-                    continue;
-                }
-                Err(e) => {
-                    if first_visit || r.bad_blobs.contains(&tid) {
-                        tree_problems.push((
-                            format!("snapshot {}", sid.to_hex()),
-                            format!("tree of {} cannot be read: {e}", shown()),
-                        ));
-                    }
-                    r.bad_blobs.insert(tid);
-                    if !index.contains(&tid) {
-                        r.missing_blobs.insert(tid);
-                    }
-                    continue;
-                }
-            };
-            for n in tree.nodes {
-                let p = if path.is_empty() {
-                    n.name.lossy()
-                } else {
-                    format!("{path}/{}", n.name.lossy())
-                };
-                match n.kind {
-                    NodeKind::Dir => {
-                        if let Some(sub) = n.subtree {
-                            stack.push((sub, p));
-                        }
-                    }
-                    NodeKind::File => {
-                        let missing: Vec<BlobId> = n
-                            .content
-                            .iter()
-                            .filter(|b| !index.contains(b))
-                            .copied()
-                            .collect();
-                        if !missing.is_empty() && r.index_incomplete {
-                            // Perhaps named by the index file that could not be read.
-                            not_checked.insert(p);
-                            continue;
-                        }
-                        let bad = !missing.is_empty()
-                            || n.content.iter().any(|b| r.bad_blobs.contains(b));
-                        if !missing.is_empty() && first_visit {
-                            tree_problems.push((
-                                format!("snapshot {}", sid.to_hex()),
-                                format!("{p}: data blob missing from the index"),
-                            ));
-                        }
-                        r.missing_blobs.extend(missing);
-                        if bad {
-                            let d = damaged.entry(p.clone()).or_insert_with(|| DamagedFile {
-                                path: p,
-                                snapshots: Vec::new(),
-                                taken: n.media.as_ref().and_then(|m| m.taken.clone()),
-                            });
-                            if !d.snapshots.contains(sid) {
-                                d.snapshots.push(*sid);
-                            }
-                        } else if n.content.iter().any(|b| unread_blobs.contains(b)) {
-                            not_checked.insert(p);
-                        }
-                    }
-                    // Symlinks, FIFOs, sockets, devices: no data.
-                    _ => {}
-                }
-            }
-        }
-    }
-    for b in &r.missing_blobs {
-        r.bad_blobs.insert(*b);
-    }
-    for (o, m) in tree_problems {
-        r.error(o, m);
-    }
-    r.damaged_files = damaged.into_values().collect();
-    r.files_not_checked = not_checked.len();
 }
 
 /// Is the file `name` (of `size` bytes) in `data/` a pack of this repository — left by an

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod direct_io;
 pub mod durable;
 pub mod error;
+pub mod expansion;
 /// Fault injection for tests: only in builds with the `test-faults` feature.
 #[cfg(feature = "test-faults")]
 pub mod faulty;

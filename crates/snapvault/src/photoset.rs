@@ -71,9 +71,13 @@ pub struct PhotoEntry {
 pub fn files_of(repo: &Repository, index: &Index, root: &BlobId) -> Result<Vec<(String, Node)>> {
     let mut out = Vec::new();
     let mut stack = vec![(*root, String::new())];
+    // Shared folder listings repeated out of all proportion stop the walk (`expansion`).
+    let mut exp = snapvault_repo::expansion::Expansion::new(format!("tree {}", root.short()));
     while let Some((tid, path)) = stack.pop() {
         let tree = repo.load_tree(index, &tid)?;
+        exp.enter(&tid, tree.nodes.len());
         for n in tree.nodes {
+            exp.path()?;
             let p = if path.is_empty() {
                 n.name.lossy()
             } else {

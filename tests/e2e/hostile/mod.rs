@@ -7,3 +7,4 @@ mod keys;
 mod names;
 mod restore;
 mod snapshot;
+mod trees;

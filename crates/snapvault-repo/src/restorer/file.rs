@@ -158,6 +158,16 @@ pub fn restore(
             .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
         locs.push(*loc);
     }
+    // A snapshot writes a file's size from the bytes it stored: a difference is damage or
+    // a crafted tree, and the file would not come back as the snapshot describes it.
+    let stored: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
+    if stored != node.size {
+        return Ok(Outcome::Refused(format!(
+            "the snapshot says this file has {} bytes, but its stored content holds {stored}: \
+             the snapshot is damaged or was crafted; not restored (`snapvault check` reports it)",
+            node.size
+        )));
+    }
     let tmp = temp_name(name);
     dir.remove_if_there(&tmp)
         .ctx(|| format!("removing a leftover temporary file beside {shown}"))?;

@@ -30,6 +30,7 @@ use globset::GlobSet;
 
 use crate::chunker::Chunker;
 use crate::error::{IoContext, RepoError, Result};
+use crate::expansion::Expansion;
 use crate::id::BlobId;
 use crate::index::Index;
 use crate::repository::Repository;
@@ -107,11 +108,20 @@ pub fn collect_matching(
 ) -> Result<(Vec<RestoreItem>, Vec<RestoreItem>)> {
     let mut items = Vec::new();
     let mut dirs = Vec::new();
-    walk(repo, index, tree, b"", filter, false, &mut items, &mut dirs)?;
+    // Shared folder listings repeated out of all proportion stop the walk (`expansion`).
+    let mut exp = Expansion::new(format!("tree {}", tree.short()));
+    let mut out = (&mut items, &mut dirs, &mut exp);
+    walk(repo, index, tree, b"", filter, false, &mut out)?;
     Ok((items, dirs))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where [`walk`] puts what it finds, and its count of paths.
+type Found<'a> = (
+    &'a mut Vec<RestoreItem>,
+    &'a mut Vec<RestoreItem>,
+    &'a mut Expansion,
+);
+
 fn walk(
     repo: &Repository,
     index: &Index,
@@ -119,11 +129,12 @@ fn walk(
     prefix: &[u8],
     filter: Option<Filter<'_>>,
     inherited: bool,
-    items: &mut Vec<RestoreItem>,
-    dirs: &mut Vec<RestoreItem>,
+    out: &mut Found<'_>,
 ) -> Result<()> {
     let t = repo.load_tree(index, tree)?;
+    out.2.enter(tree, t.nodes.len());
     for n in t.nodes {
+        out.2.path()?;
         let mut path = prefix.to_vec();
         if !path.is_empty() {
             path.push(b'/');
@@ -132,15 +143,15 @@ fn walk(
         let hit = inherited || filter.is_none_or(|f| f(&path, &n.name.0));
         match (n.kind, n.subtree) {
             (NodeKind::Dir, Some(sub)) => {
-                let before = (items.len(), dirs.len());
-                walk(repo, index, &sub, &path, filter, hit, items, dirs)?;
-                if hit || (items.len(), dirs.len()) != before {
-                    dirs.push(RestoreItem { path, node: n });
+                let before = (out.0.len(), out.1.len());
+                walk(repo, index, &sub, &path, filter, hit, out)?;
+                if hit || (out.0.len(), out.1.len()) != before {
+                    out.1.push(RestoreItem { path, node: n });
                 }
             }
             _ => {
                 if hit {
-                    items.push(RestoreItem { path, node: n });
+                    out.0.push(RestoreItem { path, node: n });
                 }
             }
         }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::Snapshot;
@@ -52,7 +52,8 @@ pub fn run(ctx: &Ctx, a: FindArgs) -> Result<i32> {
     // Newest first: the copy a user most likely wants to restore.
     let mut found: Vec<(&SnapshotId, &Snapshot, Matches)> = Vec::new();
     for (id, snap) in snaps.iter().rev().map(|e| (&e.0, &e.1)) {
-        let m = search(&mut trees, &inc, snap.tree)?;
+        let m = search(&mut trees, &inc, snap.tree)
+            .with_context(|| format!("searching snapshot {}", id.short()))?;
         if !m.is_empty() {
             found.push((id, snap, m));
         }
@@ -140,9 +141,13 @@ impl Trees<'_> {
 fn search(trees: &mut Trees, inc: &Include, root: BlobId) -> Result<Matches> {
     let mut out = Vec::new();
     let mut stack = vec![(root, Vec::new())];
+    // Shared folder listings repeated out of all proportion stop the search (`expansion`).
+    let mut exp = snapvault_repo::expansion::Expansion::new(format!("tree {}", root.short()));
     while let Some((id, dir)) = stack.pop() {
         let tree = trees.get(id)?;
+        exp.enter(&id, tree.nodes.len());
         for n in &tree.nodes {
+            exp.path()?;
             let path = if dir.is_empty() {
                 n.name.0.clone()
             } else {

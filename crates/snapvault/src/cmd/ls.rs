@@ -2,6 +2,7 @@
 
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
+use snapvault_repo::expansion::Expansion;
 use snapvault_repo::tree::{Node, NodeKind};
 
 use super::Ctx;
@@ -31,9 +32,13 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     let mut rows: Vec<(Vec<u8>, Node)> = Vec::new();
     let mut stack = vec![(snap.tree, Vec::new())];
     let mut found_prefix = prefix.is_empty();
+    // Shared folder listings repeated out of all proportion stop the listing (`expansion`).
+    let mut exp = Expansion::new(format!("snapshot {}", sid.short()));
     while let Some((tid, path)) = stack.pop() {
         let tree = repo.load_tree(&index, &tid)?;
+        exp.enter(&tid, tree.nodes.len());
         for n in tree.nodes.into_iter().rev() {
+            exp.path()?;
             let p = join(&path, &n.name.0);
             let under = prefix.is_empty() || p == prefix || p.starts_with(&under_prefix);
             let above = prefix.starts_with(&[p.as_slice(), b"/"].concat());

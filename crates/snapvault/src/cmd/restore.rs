@@ -1,4 +1,4 @@
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use snapvault_catalog::DateRange;
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions, RestoreStats};
 use snapvault_repo::snapshot::Snapshot;
@@ -44,7 +44,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         &index,
         &snap.tree,
         filter.as_ref().map(|f| f as restorer::Filter<'_>),
-    )?;
+    )
+    .with_context(|| format!("listing snapshot {}", sid.short()))?;
     if let Some(inc) = &include {
         check_include(inc, items.is_empty() && dirs.is_empty(), &sid, a.json)?;
     }

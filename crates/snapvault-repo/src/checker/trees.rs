@@ -1,0 +1,402 @@
+//! `check`'s walk over the snapshots' trees. Each tree blob is read once however many
+//! folders and snapshots share it, since a crafted snapshot can make a few blobs expand
+//! into millions of paths (see [`crate::expansion`]); each distinct tree's entries are
+//! checked once: a file's data is listed as stored, its size is what that data holds, its
+//! content is file data and a folder's listing is a folder listing. The files hurt by
+//! damage, and those that could not be checked, are then named by walking again only into
+//! the trees that hold some.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{CheckReport, DamagedFile};
+use crate::blob::BlobType;
+use crate::expansion::{self, Expansion};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::repository::{Repository, SnapshotEntry};
+use crate::tree::{Node, NodeKind, Tree};
+
+/// One distinct tree: its entries, the listings its folders name (as often as named), how
+/// many paths it expands to, and whether damage, or something not checked, lies below it.
+struct Shape {
+    entries: u64,
+    children: Vec<BlobId>,
+    paths: u64,
+    bad: bool,
+    unchecked: bool,
+}
+
+impl Shape {
+    fn leaf(bad: bool, unchecked: bool) -> Shape {
+        Shape {
+            entries: 0,
+            children: Vec::new(),
+            paths: 0,
+            bad,
+            unchecked,
+        }
+    }
+}
+
+/// What is wrong with a file entry, or why it was not checked.
+enum Fault {
+    /// Some of its data is not listed as stored.
+    Missing(Vec<BlobId>),
+    /// Some of its data is damaged.
+    Damaged,
+    /// Its recorded size is not what its stored data holds.
+    Size { holds: u64 },
+    /// Its content names a folder listing: restorable, but not what `snapshot` writes.
+    NotFileData,
+    /// Its data could not be read, or may be named by an index file that could not be.
+    NotChecked,
+}
+
+impl Fault {
+    /// Does it hurt the file (rather than only look odd, or be unknown)?
+    fn hurts(&self) -> bool {
+        matches!(
+            self,
+            Fault::Missing(_) | Fault::Damaged | Fault::Size { .. }
+        )
+    }
+}
+
+/// What the walk knows besides the index.
+struct Known<'a> {
+    index: &'a Index,
+    /// Blobs whose every copy is in a pack that could not be read.
+    unread_blobs: HashSet<BlobId>,
+    index_incomplete: bool,
+}
+
+impl Known<'_> {
+    fn fault(&self, bad_blobs: &HashSet<BlobId>, n: &Node) -> Option<Fault> {
+        let missing: Vec<BlobId> = n
+            .content
+            .iter()
+            .filter(|b| !self.index.contains(b))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            // Perhaps named by the index file that could not be read.
+            return Some(match self.index_incomplete {
+                true => Fault::NotChecked,
+                false => Fault::Missing(missing),
+            });
+        }
+        if n.content.iter().any(|b| bad_blobs.contains(b)) {
+            return Some(Fault::Damaged);
+        }
+        let mut holds = 0u64;
+        let mut listing = false;
+        for l in n.content.iter().filter_map(|b| self.index.get(b)) {
+            holds += l.raw_len as u64;
+            listing |= l.typ() != BlobType::Data;
+        }
+        if holds != n.size {
+            return Some(Fault::Size { holds });
+        }
+        if listing {
+            return Some(Fault::NotFileData);
+        }
+        n.content
+            .iter()
+            .any(|b| self.unread_blobs.contains(b))
+            .then_some(Fault::NotChecked)
+    }
+}
+
+fn join(path: &str, n: &Node) -> String {
+    if path.is_empty() {
+        n.name.lossy()
+    } else {
+        format!("{path}/{}", n.name.lossy())
+    }
+}
+
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
+}
+
+enum Step {
+    Enter(BlobId, String, SnapshotId),
+    Exit(BlobId),
+}
+
+/// Walk every snapshot's trees: problems, damaged files and files not checked go to `r`.
+pub(super) fn walk_snapshots(
+    repo: &Repository,
+    index: &Index,
+    snaps: &[SnapshotEntry],
+    r: &mut CheckReport,
+) {
+    let known = Known {
+        index,
+        unread_blobs: index
+            .blobs()
+            .filter(|(b, _)| {
+                index
+                    .locations(b)
+                    .iter()
+                    .all(|l| r.unread_packs.contains(&index.pack_of(l)))
+            })
+            .map(|(b, _)| *b)
+            .collect(),
+        index_incomplete: r.index_incomplete,
+    };
+    let mut shapes: HashMap<BlobId, Shape> = HashMap::new();
+    // Trees that are damaged (with why) or could not be read.
+    let mut damaged_trees: HashMap<BlobId, String> = HashMap::new();
+    let mut unread_trees: HashSet<BlobId> = HashSet::new();
+    // Entered, not yet left: (entries, children, damage / not checked among its own files).
+    let mut open: HashMap<BlobId, (u64, Vec<BlobId>, bool, bool)> = HashMap::new();
+    for (sid, snap) in snaps {
+        let mut stack = vec![Step::Enter(snap.tree, String::new(), *sid)];
+        while let Some(step) = stack.pop() {
+            let (id, path, sid) = match step {
+                Step::Exit(id) => {
+                    let Some((entries, children, bad, unchecked)) = open.remove(&id) else {
+                        continue;
+                    };
+                    let mut s = Shape {
+                        entries,
+                        children,
+                        paths: entries,
+                        bad,
+                        unchecked,
+                    };
+                    for c in s.children.iter().filter_map(|c| shapes.get(c)) {
+                        s.paths = s.paths.saturating_add(c.paths);
+                        s.bad |= c.bad;
+                        s.unchecked |= c.unchecked;
+                    }
+                    shapes.insert(id, s);
+                    continue;
+                }
+                Step::Enter(id, path, sid) => (id, path, sid),
+            };
+            if shapes.contains_key(&id) || open.contains_key(&id) {
+                continue;
+            }
+            let object = || format!("snapshot {}", sid.to_hex());
+            let tree = match repo.load_tree(index, &id) {
+                Ok(t) => t,
+                Err(e) if e.is_unavailable() => {
+                    r.unread(
+                        object(),
+                        format!("folder {} could not be read: {e}", shown(&path)),
+                    );
+                    unread_trees.insert(id);
+                    shapes.insert(id, Shape::leaf(false, true));
+                    continue;
+                }
+                Err(e) if known.index_incomplete && !index.contains(&id) => {
+                    r.unread(
+                        object(),
+                        format!(
+                            "folder {} is in no index file that could be read ({e})",
+                            shown(&path)
+                        ),
+                    );
+                    unread_trees.insert(id);
+                    shapes.insert(id, Shape::leaf(false, true));
+                    continue;
+                }
+                Err(e) => {
+                    damaged_trees.insert(id, e.to_string());
+                    r.bad_blobs.insert(id);
+                    if !index.contains(&id) {
+                        r.missing_blobs.insert(id);
+                    }
+                    shapes.insert(id, Shape::leaf(true, false));
+                    continue;
+                }
+            };
+            let mut below = Vec::new();
+            let (mut bad, mut unchecked) = (false, false);
+            for n in &tree.nodes {
+                let p = join(&path, n);
+                match (n.kind, n.subtree) {
+                    (NodeKind::Dir, Some(sub)) => {
+                        if index.get(&sub).is_some_and(|l| l.typ() != BlobType::Tree) {
+                            r.error(
+                                object(),
+                                format!(
+                                    "{p}: its folder listing is stored as file data, not as a \
+                                     folder listing (a crafted snapshot, or a listing whose \
+                                     bytes are exactly some stored file's)"
+                                ),
+                            );
+                        }
+                        below.push((sub, p));
+                    }
+                    (NodeKind::File, _) => {
+                        let Some(f) = known.fault(&r.bad_blobs, n) else {
+                            continue;
+                        };
+                        bad |= f.hurts();
+                        unchecked |= matches!(f, Fault::NotChecked);
+                        let msg = match f {
+                            Fault::Missing(missing) => {
+                                r.missing_blobs.extend(missing);
+                                format!("{p}: data blob missing from the index")
+                            }
+                            Fault::Size { holds } => format!(
+                                "{p}: the snapshot says it has {} bytes, but its stored \
+                                 content holds {holds} (damaged or crafted; restore refuses it)",
+                                n.size
+                            ),
+                            Fault::NotFileData => format!(
+                                "{p}: its content is stored as a folder listing, not as file \
+                                 data (a crafted snapshot, or a file whose bytes are exactly \
+                                 one of this repository's folder listings)"
+                            ),
+                            Fault::Damaged | Fault::NotChecked => continue,
+                        };
+                        r.error(object(), msg);
+                    }
+                    // Symlinks, FIFOs, sockets, devices: no data.
+                    _ => {}
+                }
+            }
+            let children = below.iter().map(|(c, _)| *c).collect();
+            open.insert(id, (tree.nodes.len() as u64, children, bad, unchecked));
+            stack.push(Step::Exit(id));
+            for (c, p) in below.into_iter().rev() {
+                stack.push(Step::Enter(c, p, sid));
+            }
+        }
+    }
+
+    for (sid, snap) in snaps {
+        let paths = shapes.get(&snap.tree).map_or(0, |s| s.paths);
+        if paths <= expansion::PATHS_ALWAYS_LISTED {
+            continue;
+        }
+        let entries = distinct_entries(&shapes, &snap.tree);
+        if expansion::too_expanded(paths, entries) {
+            r.error(
+                format!("snapshot {}", sid.to_hex()),
+                format!(
+                    "{}; ls, restore, diff and find refuse it",
+                    expansion::describe(paths, entries, false)
+                ),
+            );
+        }
+    }
+
+    let trees = Trees {
+        repo,
+        known: &known,
+        shapes: &shapes,
+        damaged: &damaged_trees,
+        unread: &unread_trees,
+    };
+    trees.name_files(snaps, r);
+    let missing: Vec<BlobId> = r.missing_blobs.iter().copied().collect();
+    r.bad_blobs.extend(missing);
+}
+
+/// The distinct folder entries a tree is made of (each listing counted once).
+fn distinct_entries(shapes: &HashMap<BlobId, Shape>, root: &BlobId) -> u64 {
+    let mut seen = HashSet::new();
+    let mut stack = vec![*root];
+    let mut n = 0u64;
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Some(s) = shapes.get(&id) {
+            n += s.entries;
+            stack.extend(&s.children);
+        }
+    }
+    n
+}
+
+/// What the second walk needs from the first.
+struct Trees<'a> {
+    repo: &'a Repository,
+    known: &'a Known<'a>,
+    shapes: &'a HashMap<BlobId, Shape>,
+    damaged: &'a HashMap<BlobId, String>,
+    unread: &'a HashSet<BlobId>,
+}
+
+impl Trees<'_> {
+    fn wanted(&self, id: &BlobId) -> bool {
+        self.shapes.get(id).is_some_and(|s| s.bad || s.unchecked)
+    }
+
+    /// Every path of a damaged file in each snapshot (and of what could not be checked),
+    /// walking only trees with such files below them; as many paths per snapshot as
+    /// [`Expansion`] allows a listing.
+    fn name_files(&self, snaps: &[SnapshotEntry], r: &mut CheckReport) {
+        let mut damaged: BTreeMap<String, DamagedFile> = BTreeMap::new();
+        let mut not_checked: HashSet<String> = HashSet::new();
+        let mut loaded: HashMap<BlobId, Tree> = HashMap::new();
+        for (sid, snap) in snaps.iter().filter(|(_, s)| self.wanted(&s.tree)) {
+            let object = format!("snapshot {}", sid.to_hex());
+            let mut exp = Expansion::new(&object);
+            let mut told = HashSet::new();
+            let mut stack = vec![(snap.tree, String::new())];
+            'walk: while let Some((id, path)) = stack.pop() {
+                if let Some(e) = self.damaged.get(&id) {
+                    if told.insert(id) {
+                        let m = format!("tree of {} cannot be read: {e}", shown(&path));
+                        r.error(object.clone(), m);
+                    }
+                    continue;
+                }
+                if self.unread.contains(&id) {
+                    not_checked.insert(format!("{}/{path}", sid.to_hex()));
+                    continue;
+                }
+                let tree = match loaded.entry(id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        match self.repo.load_tree(self.known.index, &id) {
+                            Ok(t) => e.insert(t),
+                            Err(_) => continue,
+                        }
+                    }
+                };
+                exp.enter(&id, tree.nodes.len());
+                for n in &tree.nodes {
+                    if exp.path().is_err() {
+                        let m = "holds more damaged or unchecked files than can be listed; \
+                                 the list stops here";
+                        r.error(object.clone(), m);
+                        break 'walk;
+                    }
+                    match (n.kind, n.subtree) {
+                        (NodeKind::Dir, Some(sub)) if self.wanted(&sub) => {
+                            stack.push((sub, join(&path, n)))
+                        }
+                        (NodeKind::File, _) => match self.known.fault(&r.bad_blobs, n) {
+                            Some(f) if f.hurts() => {
+                                let p = join(&path, n);
+                                let d = damaged.entry(p.clone()).or_insert_with(|| DamagedFile {
+                                    path: p,
+                                    snapshots: Vec::new(),
+                                    taken: n.media.as_ref().and_then(|m| m.taken.clone()),
+                                });
+                                if !d.snapshots.contains(sid) {
+                                    d.snapshots.push(*sid);
+                                }
+                            }
+                            Some(Fault::NotChecked) => {
+                                not_checked.insert(join(&path, n));
+                            }
+                            _ => {}
+                        },
+                        _ => {}
+                    }
+                }
+            }
+        }
+        r.damaged_files = damaged.into_values().collect();
+        r.files_not_checked = not_checked.len();
+    }
+}

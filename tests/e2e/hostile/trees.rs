@@ -1,0 +1,222 @@
+//! Crafted trees in an unencrypted repository (16.10), written here with the repository
+//! library as anyone with write access could: a "tree bomb" of shared folder listings that
+//! expands to hundreds of thousands of paths from 34 entries, a file whose recorded size
+//! is not what its content holds, a folder listing used as a file's content and file data
+//! used as a folder listing.
+
+use std::fs;
+use std::sync::Arc;
+
+use snapvault_repo::backend::LocalBackend;
+use snapvault_repo::blob::{self, BlobType, Compression};
+use snapvault_repo::crypto::Crypto;
+use snapvault_repo::packer::Packer;
+use snapvault_repo::tree::{Node, NodeKind, Tree};
+use snapvault_repo::{BlobId, Repository};
+
+use crate::common::*;
+
+fn node(name: &str, kind: NodeKind) -> Node {
+    Node {
+        name: name.into(),
+        kind,
+        mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
+        mtime: 1_700_000_000_000_000_000,
+        btime: None,
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        media: None,
+        rdev: None,
+        dev: None,
+        ino: None,
+    }
+}
+
+fn dir(name: &str, subtree: BlobId) -> Node {
+    Node {
+        subtree: Some(subtree),
+        ..node(name, NodeKind::Dir)
+    }
+}
+
+fn file(name: &str, content: Vec<BlobId>, size: u64) -> Node {
+    Node {
+        content,
+        size,
+        ..node(name, NodeKind::File)
+    }
+}
+
+/// Stores tree blobs the way `snapshot` does, and snapshots naming them.
+struct Crafter {
+    repo: Repository,
+    crypto: Crypto,
+    packer: Option<Packer>,
+}
+
+impl Crafter {
+    fn new(root: &std::path::Path) -> Crafter {
+        let be = Arc::new(LocalBackend::new(root));
+        let repo = Repository::open(be.clone(), || Ok(Vec::new())).unwrap();
+        let crypto = repo.crypto().clone();
+        assert!(!crypto.is_encrypted());
+        let packer = Packer::start(be, crypto.clone(), 16 << 20);
+        Crafter {
+            repo,
+            crypto,
+            packer: Some(packer),
+        }
+    }
+
+    fn tree(&self, mut nodes: Vec<Node>) -> BlobId {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let bytes = Tree { nodes }.encode();
+        let id = self.crypto.blob_id(&bytes);
+        let e = blob::encode(&self.crypto, id, BlobType::Tree, &bytes, Compression::Never);
+        self.packer.as_ref().unwrap().sender().send(e).unwrap();
+        id
+    }
+
+    /// Flush the trees, then write one snapshot per root (a copy of the latest snapshot's
+    /// manifest with another tree); returns their ids in order.
+    fn snapshots(mut self, roots: &[BlobId]) -> Vec<String> {
+        self.packer.take().unwrap().finish().unwrap();
+        let (_, latest) = self.repo.find_snapshot("latest").unwrap();
+        roots
+            .iter()
+            .enumerate()
+            .map(|(i, root)| {
+                let mut s = latest.clone();
+                s.tree = *root;
+                s.time += 1_000_000_000 * (i as i64 + 1);
+                self.repo.save_snapshot(&s).unwrap().to_hex()
+            })
+            .collect()
+    }
+}
+
+/// The chunk ids of the file `name` in the latest snapshot, with its size.
+fn stored_file(repo: &std::path::Path, name: &str) -> (Vec<BlobId>, u64) {
+    let be = Arc::new(LocalBackend::new(repo));
+    let repo = Repository::open(be, || Ok(Vec::new())).unwrap();
+    let index = repo.load_index().unwrap().index;
+    let (_, snap) = repo.find_snapshot("latest").unwrap();
+    let top = repo.load_tree(&index, &snap.tree).unwrap();
+    let folder = repo
+        .load_tree(&index, &top.nodes[0].subtree.unwrap())
+        .unwrap();
+    let n = folder
+        .nodes
+        .iter()
+        .find(|n| n.name.0 == name.as_bytes())
+        .unwrap();
+    (n.content.clone(), n.size)
+}
+
+#[test]
+fn crafted_trees_are_bounded_and_checked() {
+    let tmp = tempdir();
+    let src = tmp.path().join("photos");
+    write_file(&src.join("hello.txt"), b"hello world");
+    // File data whose bytes are a valid folder listing (a FIFO named x).
+    let listing = br#"{"nodes":[{"name":"x","type":"fifo","mode":420,"mtime":0}]}"#;
+    write_file(&src.join("listing.json"), listing);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let (hello, hello_size) = stored_file(&sv.repo, "hello.txt");
+    assert_eq!(hello_size, 11);
+    let (as_tree, _) = stored_file(&sv.repo, "listing.json");
+
+    let c = Crafter::new(&sv.repo);
+    // The bomb: 16 levels of folders a/ and b/ both naming the level below.
+    let leaf = c.tree(vec![file("f.txt", hello.clone(), 11)]);
+    let mut level = leaf;
+    for _ in 0..16 {
+        level = c.tree(vec![dir("a", level), dir("b", level)]);
+    }
+    let bomb = c.tree(vec![dir("bomb", level)]);
+    let lying = c.tree(vec![dir(
+        "photos",
+        c.tree(vec![file("big.jpg", hello.clone(), 1000)]),
+    )]);
+    let leaf_len = Tree {
+        nodes: vec![file("f.txt", hello.clone(), 11)],
+    }
+    .encode()
+    .len() as u64;
+    let confused = c.tree(vec![
+        file("tree-as-file", vec![leaf], leaf_len),
+        dir("data-as-folder", as_tree[0]),
+    ]);
+    let ids = c.snapshots(&[bomb, lying, confused]);
+    let (bomb, lying, confused) = (&ids[0], &ids[1], &ids[2]);
+
+    // check reads each folder listing once, and names every problem.
+    for args in [vec!["check"], vec!["check", "--read-data"]] {
+        let out = sv.run(&args);
+        assert_eq!(out.code, Some(4), "{args:?}:\n{out}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let has = |snap: &str, words: &[&str]| {
+            lines
+                .iter()
+                .any(|l| l.contains(&snap[..16]) && words.iter().all(|w| l.contains(w)))
+        };
+        assert!(has(bomb, &["paths"]), "bomb not reported:\n{out}");
+        assert!(
+            has(lying, &["big.jpg", "1000", "11"]),
+            "size lie not reported:\n{out}"
+        );
+        assert!(
+            has(confused, &["tree-as-file", "folder listing"]),
+            "tree as file content not reported:\n{out}"
+        );
+        assert!(
+            has(confused, &["data-as-folder", "file data"]),
+            "file data as a folder listing not reported:\n{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("damaged: photos/big.jpg")),
+            "the file is not named as damaged:\n{out}"
+        );
+    }
+
+    // ls and restore refuse the bomb with a clear error instead of expanding it.
+    let out = sv.run(&["ls", bomb]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "paths");
+    assert_stderr_mentions(&out, &bomb[..8]);
+    let target = tmp.path().join("t");
+    let out = sv.run(&[
+        "restore",
+        bomb,
+        "--dry-run",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_failed(&out);
+    assert_stderr_mentions(&out, "paths");
+    let first = sv.snapshots()[0]["id"].as_str().unwrap().to_string();
+    for args in [vec!["diff", &first, bomb], vec!["find", "f.txt"]] {
+        let out = sv.run(&args);
+        assert_failed(&out);
+        assert_stderr_mentions(&out, "paths");
+    }
+
+    // restore refuses the file whose content is not its recorded size, by name.
+    let out = sv.run(&["restore", lying, "--target", target.to_str().unwrap()]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_mentions(&out, "big.jpg");
+    assert!(!target.join("photos/big.jpg").exists());
+
+    // The real snapshot is untouched by all this.
+    let good = tmp.path().join("good");
+    sv.restore(&first, &good);
+    assert_eq!(
+        fs::read(good.join("photos/hello.txt")).unwrap(),
+        b"hello world"
+    );
+}
