@@ -44,6 +44,21 @@ fn a_planted_key_file_with_huge_argon2_parameters_is_skipped_with_a_warning() {
     assert_stderr_mentions(&out, "warning");
     assert_stderr_mentions(&out, &planted[..8]);
     assert_stderr_mentions(&out, "--key");
+    // With --json the warning is a JSON line, like every stderr line then (docs/json.md).
+    let out = sv.ok(&["snapshots", "--json"]);
+    let line = out.stderr.lines().next().unwrap_or_default();
+    let w: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    assert_eq!(
+        (w["type"].as_str(), w["command"].as_str()),
+        (Some("warning"), Some("open")),
+        "{out}"
+    );
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&planted[..8])
+    );
     let target = tmp.path().join("restored");
     let out = sv.restore("latest", &target);
     assert_stderr_mentions(&out, &planted[..8]);

@@ -44,6 +44,8 @@ pub fn kdf() -> KdfParams {
 
 pub struct Ctx {
     pub global: Global,
+    /// The command's `--json`: warnings on stderr are then JSON lines (docs/json.md).
+    pub json: bool,
 }
 
 impl Ctx {
@@ -80,7 +82,13 @@ impl Ctx {
         // Each warning once, however many tries a typed password takes.
         let warned = std::sync::Mutex::new(std::collections::HashSet::new());
         let warn = |m: &str| {
-            if warned.lock().is_ok_and(|mut w| w.insert(m.to_string())) {
+            if !warned.lock().is_ok_and(|mut w| w.insert(m.to_string())) {
+                return;
+            }
+            if self.json {
+                let line = serde_json::json!({"type": "warning", "command": "open", "message": m});
+                eprintln!("{line}");
+            } else {
                 eprintln!("warning: {m}");
             }
         };
@@ -165,7 +173,11 @@ pub fn io_threads() -> usize {
 pub fn run(cli: Cli) -> Result<i32> {
     crate::readonly::no_lock_allowed(&cli)?;
     let _ = CONNECTIONS.set(cli.global.connections);
-    let ctx = Ctx { global: cli.global };
+    let json = crate::exit::wants_json(&cli.command);
+    let ctx = Ctx {
+        global: cli.global,
+        json,
+    };
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::Snapshot(a) => snapshot::run(&ctx, a),
