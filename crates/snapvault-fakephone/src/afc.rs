@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -242,26 +242,45 @@ impl Conn {
     }
 }
 
-fn packet(num: u64, r: Reply) -> Vec<u8> {
+/// A reply as header (with its header payload) and payload, kept apart so file data is not
+/// copied once more.
+fn packet(num: u64, r: Reply) -> (Vec<u8>, Vec<u8>) {
     match r {
-        Reply::Status(code) => wire::encode_reply(num, &wire::Reply::Status(code)),
-        Reply::Data(d) => wire::encode(num, op::DATA, &[], &d),
-        Reply::Fd(fd) => wire::encode_reply(num, &wire::Reply::Opened(fd)),
-        Reply::Tell(p) => wire::encode_reply(num, &wire::Reply::Position(p)),
+        Reply::Status(code) => (
+            wire::encode_reply(num, &wire::Reply::Status(code)),
+            Vec::new(),
+        ),
+        Reply::Data(d) => {
+            let h = wire::Header {
+                entire_len: (AFC_HEADER_LEN + d.len()) as u64,
+                this_len: AFC_HEADER_LEN as u64,
+                packet_num: num,
+                opcode: op::DATA,
+            };
+            (h.encode().to_vec(), d)
+        }
+        Reply::Fd(fd) => (
+            wire::encode_reply(num, &wire::Reply::Opened(fd)),
+            Vec::new(),
+        ),
+        Reply::Tell(p) => (
+            wire::encode_reply(num, &wire::Reply::Position(p)),
+            Vec::new(),
+        ),
     }
 }
 
 /// A reply on its way out, with the time the link has carried it.
 enum Out {
+    /// `data`: the file bytes in it.
     Packet {
         at: Instant,
-        bytes: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        data: usize,
     },
     /// The phone is unplugged after these bytes (the start of a packet).
-    Cut {
-        at: Instant,
-        bytes: Vec<u8>,
-    },
+    Cut { at: Instant, bytes: Vec<u8> },
 }
 
 /// Replies the reader may have queued ahead of the writer.
@@ -272,12 +291,28 @@ async fn write_replies(
     mut w: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Out>,
     st: Arc<State>,
+    in_flight: Arc<AtomicUsize>,
 ) -> io::Result<()> {
+    // File data served: bytes, first and last reply carrying some.
+    let mut served: (u64, Option<Instant>, Option<Instant>) = (0, None, None);
     while let Some(out) = rx.recv().await {
         match out {
-            Out::Packet { at, bytes } => {
+            Out::Packet {
+                at,
+                head,
+                body,
+                data,
+            } => {
                 tokio::time::sleep_until(at).await;
-                w.write_all(&bytes).await?;
+                w.write_all(&head).await?;
+                w.write_all(&body).await?;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                if data > 0 {
+                    let now = Instant::now();
+                    served.0 += data as u64;
+                    served.1.get_or_insert(now);
+                    served.2 = Some(now);
+                }
             }
             Out::Cut { at, bytes } => {
                 tokio::time::sleep_until(at).await;
@@ -288,14 +323,28 @@ async fn write_replies(
             }
         }
     }
+    if let (true, (n, Some(first), Some(last))) = (st.cfg.report, served) {
+        let secs = (last - first).as_secs_f64();
+        let rate = if secs > 0.0 {
+            n as f64 / secs / 1e6
+        } else {
+            0.0
+        };
+        eprintln!("afc: {n} file bytes in {secs:.3} s ({rate:.2} MB/s) from the first to the last");
+    }
     Ok(())
 }
 
 pub(crate) async fn serve(s: TcpStream, st: Arc<State>) -> io::Result<()> {
     let (r, w) = s.into_split();
     let (tx, rx) = mpsc::channel(QUEUED_REPLIES);
+    // Requests received and not yet answered on this connection.
+    let in_flight = Arc::new(AtomicUsize::new(0));
     // Requests are read and answered in order while earlier replies are still on the link.
-    let (read, written) = tokio::join!(read_requests(r, tx, st.clone()), write_replies(w, rx, st));
+    let (read, written) = tokio::join!(
+        read_requests(r, tx, st.clone(), in_flight.clone()),
+        write_replies(w, rx, st, in_flight)
+    );
     read.and(written)
 }
 
@@ -303,6 +352,7 @@ async fn read_requests(
     mut s: OwnedReadHalf,
     tx: mpsc::Sender<Out>,
     st: Arc<State>,
+    in_flight: Arc<AtomicUsize>,
 ) -> io::Result<()> {
     let mut conn = Conn {
         st: st.clone(),
@@ -325,8 +375,12 @@ async fn read_requests(
         let mut payload = vec![0u8; h.payload_len()];
         s.read_exact(&mut payload).await?;
         let arrived = Instant::now();
+        let waiting = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.max_in_flight.fetch_max(waiting, Ordering::SeqCst);
         let num = h.packet_num;
-        let reply = match wire::decode_request(&h, &hp) {
+        let request = wire::decode_request(&h, &hp);
+        let is_read = matches!(request, Ok(AfcRequest::Read { .. }));
+        let reply = match request {
             Err(_) => Reply::Status(status::OP_HEADER_INVALID),
             Ok(AfcRequest::ReadDir(p)) => conn.read_dir(&p),
             Ok(AfcRequest::GetFileInfo(p)) => conn.file_info(&p),
@@ -375,9 +429,19 @@ async fn read_requests(
             },
             Ok(AfcRequest::Other(_)) => Reply::Status(status::OP_NOT_SUPPORTED),
         };
-        let bytes = packet(num, reply);
-        let at = link.schedule(arrived, bytes.len());
-        if tx.send(Out::Packet { at, bytes }).await.is_err() {
+        let data = match &reply {
+            Reply::Data(d) if is_read => d.len(),
+            _ => 0,
+        };
+        let (head, body) = packet(num, reply);
+        let at = link.schedule(arrived, head.len() + body.len());
+        let out = Out::Packet {
+            at,
+            head,
+            body,
+            data,
+        };
+        if tx.send(out).await.is_err() {
             // The writer is gone: the client closed the connection.
             return Ok(());
         }

@@ -84,6 +84,9 @@ pub struct FakePhoneConfig {
     pub icloud_only: Vec<String>,
     /// afcd's limit on open file handles (`NoResources` past it).
     pub max_open_files: Option<usize>,
+    /// Print one line per AFC connection on stderr when it ends: the file bytes it served
+    /// and the time from its first to its last reply carrying file data (benchmarks).
+    pub report: bool,
     /// How many devices usbmuxd reports (0 = none attached). Device 1 uses `udid`/`name`;
     /// device *n* uses `udid-n` and `name (n)`; all serve the same library.
     pub devices: usize,
@@ -116,6 +119,7 @@ impl FakePhoneConfig {
             latency: None,
             icloud_only: Vec::new(),
             max_open_files: None,
+            report: false,
             devices: 1,
         }
     }
@@ -145,6 +149,8 @@ pub(crate) struct State {
     pub afc_bytes_served: AtomicU64,
     pub afc_read_ops: AtomicU64,
     pub max_read_request: AtomicU64,
+    /// Most AFC requests one connection had waiting for their replies at once.
+    pub max_in_flight: AtomicUsize,
     pub open_handles: AtomicUsize,
     pub unplugged: AtomicBool,
     pub connections: AtomicU64,
@@ -227,6 +233,7 @@ impl FakePhone {
             afc_bytes_served: AtomicU64::new(0),
             afc_read_ops: AtomicU64::new(0),
             max_read_request: AtomicU64::new(0),
+            max_in_flight: AtomicUsize::new(0),
             open_handles: AtomicUsize::new(0),
             unplugged: AtomicBool::new(false),
             connections: AtomicU64::new(0),
@@ -279,6 +286,12 @@ impl FakePhone {
     /// Largest length asked for in one `FileRefRead`.
     pub fn max_read_request(&self) -> u64 {
         self.state.max_read_request.load(Ordering::SeqCst)
+    }
+
+    /// Most AFC requests one connection had sent before the replies to the earlier ones
+    /// left the phone (1: a client that waits for every reply).
+    pub fn max_requests_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// usbmuxd connections accepted so far.

@@ -30,6 +30,8 @@ options:
   --latency-ms MS               turnaround per AFC reply (pipelined requests overlap it)
   --icloud-only PATH            PATH (e.g. DCIM/100APPLE/IMG_0003.HEIC) fails to open; repeatable
   --max-open-files N            afcd's open file limit
+  --report                      when an AFC connection ends, print on stderr the file bytes
+                                it served and the time from the first to the last of them
 ";
 
 fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
@@ -82,6 +84,7 @@ fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
             }
             "--icloud-only" => cfg.icloud_only.push(val(a)?),
             "--max-open-files" => cfg.max_open_files = Some(num(a, val(a)?)? as usize),
+            "--report" => cfg.report = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
