@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use idevice::afc::AfcClient;
 use idevice::lockdown::LockdownClient;
 use idevice::pairing_file::PairingFile;
 use idevice::{Idevice, IdeviceError};
 
-use crate::device::Runtime;
+use crate::afc::AfcConn;
 use crate::error::{SourceError, from_device_io, from_idevice};
 use crate::guard::FrameGuard;
 use crate::mux::{self, timed};
+use crate::runtime::Runtime;
 use crate::wire::usbmuxd::MuxDevice;
 use crate::{DeviceInfo, DeviceOptions, PairingEvent, UsbmuxdAddress};
 
@@ -117,7 +117,7 @@ pub(crate) async fn connect_async(
     addr: UsbmuxdAddress,
     udid: Option<String>,
     opts: DeviceOptions,
-) -> Result<(DeviceInfo, AfcClient), SourceError> {
+) -> Result<(DeviceInfo, Arc<AfcConn>), SourceError> {
     let t = opts.timeout;
     let devs = timed(t, "listing devices", mux::list(&addr)).await?;
     let dev = pick(devs, udid.as_deref())?;
@@ -156,8 +156,8 @@ pub(crate) async fn connect_async(
         mux::connect(&addr, dev.device_id, port),
     )
     .await?;
-    let client = if ssl {
-        // Only seen over Wi-Fi; the frame guard cannot see inside TLS.
+    let sock = if ssl {
+        // Only seen over Wi-Fi: AFC inside TLS (records bounded by rustls).
         let mut idev = Idevice::new(sock, opts.label.as_str());
         timed(t, "starting TLS for AFC", async {
             idev.start_session(&pairing, false)
@@ -165,14 +165,12 @@ pub(crate) async fn connect_async(
                 .map_err(from_idevice)
         })
         .await?;
-        AfcClient::new(idev)
+        idev.get_socket()
+            .ok_or_else(|| SourceError::Protocol("AFC over TLS has no connection".into()))?
     } else {
-        AfcClient::new(Idevice::new(
-            Box::new(FrameGuard::afc(sock)),
-            opts.label.as_str(),
-        ))
+        sock
     };
-    Ok((info, client))
+    Ok((info, AfcConn::start(sock, t)))
 }
 
 async fn list_async(

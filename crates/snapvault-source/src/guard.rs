@@ -1,16 +1,15 @@
-//! A transport that sits under idevice and validates every frame header the phone sends
-//! before idevice sees it.
+//! A transport that sits under idevice's lockdown client and validates every frame header
+//! the phone sends before idevice sees it.
 //!
-//! idevice 0.1.68 trusts lengths from the wire: its AFC reader computes
-//! `header_payload_len - 40` and `entire_len - header_payload_len` unchecked (a debug-build
-//! panic on underflow) and allocates `vec![0; len]` for any u64 length, and its lockdown reader
-//! allocates whatever u32 length it is sent. Wrapping the socket in a [`FrameGuard`] bounds
-//! those lengths with our own decoders ([`crate::wire`]): a bad header becomes an
-//! `InvalidData` I/O error that idevice passes back up, and nothing is allocated for it.
+//! idevice 0.1.68 trusts lengths from the wire: its lockdown reader allocates whatever u32
+//! length it is sent. Wrapping the socket in a [`FrameGuard`] bounds those lengths with our
+//! own decoder ([`crate::wire`]): a bad header becomes an `InvalidData` I/O error that
+//! idevice passes back up, and nothing is allocated for it. (AFC does not go through
+//! idevice: [`crate::afc`] decodes its frames itself.)
 //!
-//! For lockdown, only the plaintext frames before `StartSession` can be checked; once the
-//! caller arms `tls` and the phone starts its TLS handshake (a record starting with 0x16 at a
-//! frame boundary), the guard steps aside (TLS records are bounded by rustls).
+//! Only the plaintext frames before `StartSession` can be checked; once the caller arms
+//! `tls` and the phone starts its TLS handshake (a record starting with 0x16 at a frame
+//! boundary), the guard steps aside (TLS records are bounded by rustls).
 
 use std::io;
 use std::pin::Pin;
@@ -20,22 +19,10 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::wire::{afc, lockdown};
+use crate::wire::lockdown;
 
-#[derive(Debug)]
-enum Framing {
-    Afc,
-    Lockdown { tls: Arc<AtomicBool> },
-}
-
-impl Framing {
-    fn header_len(&self) -> usize {
-        match self {
-            Framing::Afc => afc::HEADER_LEN,
-            Framing::Lockdown { .. } => 4,
-        }
-    }
-}
+/// A lockdown frame's length prefix.
+const HEADER_LEN: usize = 4;
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
@@ -47,9 +34,9 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct FrameGuard<S> {
     inner: S,
-    framing: Framing,
+    tls: Arc<AtomicBool>,
     state: State,
-    hdr: [u8; afc::HEADER_LEN],
+    hdr: [u8; HEADER_LEN],
     have: usize,
     delivered: usize,
     body_left: u64,
@@ -57,12 +44,13 @@ pub(crate) struct FrameGuard<S> {
 }
 
 impl<S> FrameGuard<S> {
-    fn new(inner: S, framing: Framing) -> Self {
+    /// Guards a lockdown connection; set `tls` just before starting the session.
+    pub(crate) fn lockdown(inner: S, tls: Arc<AtomicBool>) -> Self {
         FrameGuard {
             inner,
-            framing,
+            tls,
             state: State::Header,
-            hdr: [0; afc::HEADER_LEN],
+            hdr: [0; HEADER_LEN],
             have: 0,
             delivered: 0,
             body_left: 0,
@@ -70,29 +58,9 @@ impl<S> FrameGuard<S> {
         }
     }
 
-    /// Guards an AFC connection (replies: 40-byte header + body).
-    pub(crate) fn afc(inner: S) -> Self {
-        Self::new(inner, Framing::Afc)
-    }
-
-    /// Guards a lockdown connection; set `tls` just before starting the session.
-    pub(crate) fn lockdown(inner: S, tls: Arc<AtomicBool>) -> Self {
-        Self::new(inner, Framing::Lockdown { tls })
-    }
-
     fn validate(&self) -> io::Result<u64> {
         let bad = |e: crate::wire::WireError| io::Error::new(io::ErrorKind::InvalidData, e);
-        match self.framing {
-            Framing::Afc => Ok(
-                afc::decode_header(&self.hdr[..self.have], afc::MAX_REPLY_PAYLOAD)
-                    .map_err(bad)?
-                    .body_len(),
-            ),
-            Framing::Lockdown { .. } => {
-                let p = [self.hdr[0], self.hdr[1], self.hdr[2], self.hdr[3]];
-                Ok(lockdown::decode_len(p).map_err(bad)? as u64)
-            }
-        }
+        Ok(lockdown::decode_len(self.hdr).map_err(bad)? as u64)
     }
 }
 
@@ -112,7 +80,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameGuard<S> {
             }
             match this.state {
                 State::Header => {
-                    let need = this.framing.header_len();
+                    let need = HEADER_LEN;
                     while this.have < need {
                         let mut rb = ReadBuf::new(&mut this.hdr[this.have..need]);
                         ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
@@ -124,10 +92,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameGuard<S> {
                             return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
                         }
                         this.have += n;
-                        if let Framing::Lockdown { tls } = &this.framing
-                            && tls.load(Ordering::SeqCst)
-                            && this.hdr[0] == 0x16
-                        {
+                        if this.tls.load(Ordering::SeqCst) && this.hdr[0] == 0x16 {
                             // The phone started its TLS handshake: step aside.
                             this.passthrough = true;
                             break;
@@ -211,35 +176,6 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
-    }
-
-    fn afc_packet(body: &[u8]) -> Vec<u8> {
-        let mut p = Vec::new();
-        for v in [afc::MAGIC, 40 + body.len() as u64, 40, 0, 2] {
-            p.extend_from_slice(&v.to_le_bytes());
-        }
-        p.extend_from_slice(body);
-        p
-    }
-
-    #[test]
-    fn afc_passes_good_frames_and_stops_bad_ones() {
-        rt().block_on(async {
-            let (mut a, b) = tokio::io::duplex(1 << 16);
-            let mut g = FrameGuard::afc(b);
-            let mut wire_bytes = afc_packet(b"hello");
-            wire_bytes.extend(afc_packet(b""));
-            let mut bad = afc_packet(b"");
-            bad[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-            wire_bytes.extend(&bad);
-            a.write_all(&wire_bytes).await.unwrap();
-            let mut got = vec![0u8; 45 + 40];
-            g.read_exact(&mut got).await.unwrap();
-            assert_eq!(&got[..], &wire_bytes[..85]);
-            let mut one = [0u8; 1];
-            let e = g.read(&mut one).await.unwrap_err();
-            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        });
     }
 
     #[test]

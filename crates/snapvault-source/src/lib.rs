@@ -29,11 +29,12 @@
 //!
 //! Robustness rules kept here:
 //! - every device operation has a timeout ([`DeviceOptions::timeout`]);
-//! - files are opened/read/closed with raw AFC operations (`AfcClient::send_op`), never with
-//!   idevice's `FileDescriptor` (it leaks device handles and panics in debug builds when a
-//!   close fails); a [`DeviceReader`] always closes its handle, also on error and drop;
-//! - reads are 1–4 MiB AFC requests, and the next block is fetched while the caller works on
-//!   the current one;
+//! - AFC is spoken by our own pipelined client (idevice's `AfcClient` waits for every reply,
+//!   and its `FileDescriptor` leaks device handles and panics in debug builds when a close
+//!   fails); a [`DeviceReader`] always closes its handle, also on error and drop;
+//! - reads are 1–4 MiB AFC requests, several in flight at once on one pipelined connection
+//!   (requests are sent without waiting for earlier replies): the next blocks, and the next
+//!   files ([`Device::prefetch`]), are fetched while the caller works on the current one;
 //! - bytes from usbmuxd and the phone go through bounded decoders ([`wire`], the `snapvault-phonewire` crate) before idevice
 //!   or we allocate anything for them.
 
@@ -42,16 +43,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod afc;
 mod connect;
 mod device;
 mod error;
 mod guard;
 mod mux;
 mod pair;
+mod reader;
+mod runtime;
 
 pub use connect::{list_devices, list_devices_with, list_devices_with_timeout};
-pub use device::{Device, DeviceReader};
+pub use device::Device;
 pub use error::SourceError;
+pub use reader::DeviceReader;
 /// The frame codecs, shared with the fake phone.
 pub use snapvault_phonewire as wire;
 
@@ -172,9 +177,14 @@ pub struct DeviceOptions {
     pub timeout: Duration,
     /// Bytes asked for in one AFC read; clamped to 64 KiB ..= 4 MiB.
     pub read_block: usize,
-    /// Blocks a [`DeviceReader`] fetches ahead of the caller (at least 1). Memory per open
-    /// reader is about `(prefetch_blocks + 2) * read_block`.
+    /// Blocks a [`DeviceReader`] fetches ahead of the caller (at least 1); the reads for
+    /// them are in flight together. Memory per open reader is about
+    /// `(prefetch_blocks + 2) * read_block`.
     pub prefetch_blocks: usize,
+    /// Files hinted with [`Device::prefetch`] that are opened ahead of the one being read
+    /// (the nearest two are read ahead too; 0: none), so the link is not idle while the
+    /// next file is opened. Each holds a handle on the phone.
+    pub prefetch_files: usize,
     /// Label sent to lockdownd.
     pub label: String,
     /// Pair with a phone that does not trust this computer (no pair record, or the phone
@@ -233,6 +243,7 @@ impl Default for DeviceOptions {
             timeout: Duration::from_secs(30),
             read_block: 4 << 20,
             prefetch_blocks: 2,
+            prefetch_files: 4,
             label: "snapvault".into(),
             pairing: None,
         }

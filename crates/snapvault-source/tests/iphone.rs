@@ -64,6 +64,19 @@ fn opts() -> DeviceOptions {
     }
 }
 
+/// Every handle is closed: the phone's count reaches 0. A close goes out before the end of
+/// the file is reported (or a dropped reader returns) and the phone handles requests in
+/// order, but its count catches up only when the close arrives — so wait for it (a leak
+/// never settles; this is a liveness check, not a speed check).
+#[track_caller]
+fn assert_no_open_handles(phone: &FakePhone) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while phone.open_handles() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(phone.open_handles(), 0, "device handles left open");
+}
+
 fn read_all(dev: &Device, path: &str) -> Result<Vec<u8>, SourceError> {
     let mut r = dev.open(path)?;
     let mut out = Vec::new();
@@ -211,7 +224,7 @@ fn reads_files_byte_exact_in_large_requests() {
         "{} read ops",
         phone.afc_read_ops()
     );
-    assert_eq!(phone.open_handles(), 0);
+    assert_no_open_handles(&phone);
 }
 
 #[test]
@@ -316,7 +329,7 @@ fn icloud_only_file_is_unreadable_and_session_goes_on() {
     }
     assert_eq!(skipped, ["DCIM/101CLOUD/IMG_0100.HEIC"]);
     assert_eq!(ok, entries.len() - 1);
-    assert_eq!(phone.open_handles(), 0);
+    assert_no_open_handles(&phone);
     // A path that does not exist is also a per-file error.
     let e = dev.open("DCIM/100APPLE/GONE.HEIC").unwrap_err();
     assert!(!e.is_fatal(), "{e}");
@@ -421,7 +434,7 @@ fn thousand_small_files_leak_no_handles() {
         let got = read_all(&dev, &e.path).unwrap();
         assert_eq!(got.len() as u64, e.size, "{}", e.path);
     }
-    assert_eq!(phone.open_handles(), 0);
+    assert_no_open_handles(&phone);
 
     // Dropping a reader half-way also closes its handle.
     for e in entries.iter().rev().take(10) {
@@ -429,18 +442,20 @@ fn thousand_small_files_leak_no_handles() {
         let mut one = [0u8; 1];
         let _ = r.read(&mut one).unwrap();
         drop(r);
-        assert_eq!(phone.open_handles(), 0);
+        assert_no_open_handles(&phone);
     }
     let big = tempfile::tempdir().unwrap();
-    put(big.path(), "DCIM/100APPLE/BIG.MOV", &pattern(12 << 20, 9));
+    put(big.path(), "DCIM/100APPLE/BIG.MOV", &pattern(24 << 20, 9));
     let (phone, addr) = start(FakePhoneConfig::new(big.path()));
     let dev = Device::connect(&addr, None, opts()).unwrap();
     let mut r = dev.open("DCIM/100APPLE/BIG.MOV").unwrap();
     let mut buf = vec![0u8; 1000];
     r.read_exact(&mut buf).unwrap();
     drop(r);
-    assert_eq!(phone.open_handles(), 0);
-    assert!(phone.afc_bytes_served() < 12 << 20, "prefetch is bounded");
+    assert_no_open_handles(&phone);
+    // The block taken and the two fetched ahead of it, at most.
+    let served = phone.afc_bytes_served();
+    assert!(served <= 3 * (4 << 20), "prefetch is not bounded: {served}");
 }
 
 #[test]

@@ -300,4 +300,15 @@ impl Source for IphoneSource {
     fn is_fatal(&self, error: &io::Error) -> bool {
         SourceError::from_io(error).is_some_and(|e| e.is_fatal())
     }
+
+    /// The next files are opened and read ahead on the phone, so the USB link never waits
+    /// for a file to be opened.
+    /// (The database files are served from their copy, not fetched again.)
+    fn prefetch(&self, path: &[u8], _len: u64) {
+        if let Ok(p) = std::str::from_utf8(path)
+            && !snapvault_photolib::DATABASE_FILES.contains(&p)
+        {
+            self.device.prefetch(p);
+        }
+    }
 }

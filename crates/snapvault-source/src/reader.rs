@@ -1,0 +1,304 @@
+//! Reading one file: a producer task on the session's runtime keeps up to
+//! `prefetch_blocks` reads of the file in flight on the pipelined connection, hands the
+//! blocks to the caller's [`DeviceReader`] and always closes the device handle. A file
+//! opened ahead waits, open, until it is allowed to read.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::DeviceOptions;
+use crate::afc::{OpError, Pending};
+use crate::device::Shared;
+use crate::error::SourceError;
+use crate::runtime::Runtime;
+
+enum Msg {
+    Data(Vec<u8>),
+    Eof,
+    Err(SourceError),
+}
+
+/// Reads one file ahead of its consumer, within the credits it gets (one per block; the
+/// reads for them are in flight together), and always closes the device handle.
+struct Producer {
+    shared: Arc<Shared>,
+    /// The handle, or `None` to open the file first (a file opened ahead).
+    fd: Option<u64>,
+    afc_path: String,
+    path: String,
+    block: usize,
+    credits: Arc<Semaphore>,
+    tx: mpsc::Sender<Msg>,
+    opened: Option<mpsc::SyncSender<Result<(), OpError>>>,
+}
+
+impl Producer {
+    /// Reads the file, queues its close and tells the reader how it ended. Returns the
+    /// close still in flight: the reader need not wait for it (the phone handles requests in
+    /// order, so the handle is free before anything sent later), and the phone's handle
+    /// count catches up a turnaround later.
+    async fn run(mut self) -> Option<Pending> {
+        let fd = match self.fd {
+            Some(fd) => fd,
+            None => {
+                let r = self.shared.open(&self.afc_path).await;
+                let fd = r.as_ref().ok().copied();
+                if let Some(tx) = self.opened.take() {
+                    let _ = tx.send(r.map(|_| ()));
+                }
+                fd?
+            }
+        };
+        let end = self.read(fd).await;
+        // A dead connection needs no close: the phone drops its handles with it.
+        let close = self.shared.send_close(fd, &self.path).ok();
+        if let Some(m) = end {
+            let _ = self.tx.send(m);
+        }
+        close
+    }
+
+    /// Reads until the end of the file, an error, or the reader is dropped (`None`).
+    async fn read(&self, fd: u64) -> Option<Msg> {
+        let mut in_flight: VecDeque<Pending> = VecDeque::new();
+        loop {
+            // Every credit the reader gave back is a read on its way.
+            loop {
+                let permit = if in_flight.is_empty() {
+                    // Nothing in flight: wait for room; closed means the reader was dropped.
+                    match self.credits.acquire().await {
+                        Ok(p) => p,
+                        Err(_) => return None,
+                    }
+                } else {
+                    match self.credits.try_acquire() {
+                        Ok(p) => p,
+                        Err(tokio::sync::TryAcquireError::NoPermits) => break,
+                        Err(tokio::sync::TryAcquireError::Closed) => return None,
+                    }
+                };
+                permit.forget();
+                match self.shared.send_read(fd, self.block, &self.path) {
+                    Ok(p) => in_flight.push_back(p),
+                    Err(e) => return Some(Msg::Err(e.for_file(&self.path))),
+                }
+            }
+            let Some(next) = in_flight.pop_front() else {
+                continue;
+            };
+            // The reads still in flight after the end get empty replies; nobody waits for them.
+            match self.shared.read(next, self.block, &self.path).await {
+                Ok(d) if d.is_empty() => return Some(Msg::Eof),
+                Ok(d) => {
+                    if self.tx.send(Msg::Data(d)).is_err() {
+                        return None;
+                    }
+                }
+                Err(e) => return Some(Msg::Err(e.for_file(&self.path))),
+            }
+        }
+    }
+}
+
+/// A file being read from the phone; `std::io::Read`. The next blocks are fetched while the
+/// caller works. At its end, and when it is dropped, the device handle is closed: the close
+/// is on its way before the end is reported or the drop returns (waiting for that is
+/// bounded by the session timeout).
+///
+/// I/O errors carry a [`SourceError`] ([`SourceError::from_io`]): `Unreadable` means skip
+/// this file, anything else means the session is over.
+pub struct DeviceReader {
+    afc_path: String,
+    path: String,
+    rx: Option<mpsc::Receiver<Msg>>,
+    credits: Arc<Semaphore>,
+    done: mpsc::Receiver<()>,
+    /// For a file opened ahead: whether the open worked (taken by [`DeviceReader::opened`]).
+    opened: Option<mpsc::Receiver<Result<(), OpError>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    finished: bool,
+    /// Reads are allowed (a file opened ahead is not read until it is needed soon).
+    reading: bool,
+    wait: Duration,
+    _rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for DeviceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl DeviceReader {
+    /// Starts reading `afc_path` (handle `fd`, or opening it first when `None`); with
+    /// `read == false` the file is only opened, and read from [`DeviceReader::read_ahead`]
+    /// on.
+    pub(crate) fn start(
+        rt: &Arc<Runtime>,
+        shared: &Arc<Shared>,
+        opts: &DeviceOptions,
+        afc_path: String,
+        fd: Option<u64>,
+        read: bool,
+    ) -> DeviceReader {
+        let path = afc_path.trim_start_matches('/').to_string();
+        let credits = Arc::new(Semaphore::new(if read { opts.prefetch_blocks } else { 0 }));
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let (opened_tx, opened_rx) = match fd {
+            Some(_) => (None, None),
+            None => {
+                let (t, r) = mpsc::sync_channel(1);
+                (Some(t), Some(r))
+            }
+        };
+        let task = Producer {
+            shared: shared.clone(),
+            fd,
+            afc_path: afc_path.clone(),
+            path: path.clone(),
+            block: opts.read_block,
+            credits: credits.clone(),
+            tx,
+            opened: opened_tx,
+        };
+        let shared = shared.clone();
+        rt.handle.spawn(async move {
+            let close = task.run().await;
+            let _ = done_tx.send(());
+            if let Some(c) = close {
+                let _ = c.reply(&shared.afc).await;
+            }
+        });
+        DeviceReader {
+            afc_path,
+            path,
+            rx: Some(rx),
+            credits,
+            done: done_rx,
+            opened: opened_rx,
+            cur: Vec::new(),
+            pos: 0,
+            finished: false,
+            reading: read,
+            wait: opts.timeout * 2 + Duration::from_secs(5),
+            _rt: rt.clone(),
+        }
+    }
+
+    pub(crate) fn afc_path(&self) -> &str {
+        &self.afc_path
+    }
+
+    /// Lets a file that was only opened ahead start reading (`blocks` reads in flight).
+    pub(crate) fn read_ahead(&mut self, blocks: usize) {
+        if !self.reading {
+            self.reading = true;
+            self.credits.add_permits(blocks);
+        }
+    }
+
+    /// For a file opened ahead: waits for the open's outcome.
+    pub(crate) fn opened(mut self) -> Result<DeviceReader, OpError> {
+        let Some(rx) = self.opened.take() else {
+            return Ok(self);
+        };
+        match rx.recv_timeout(self.wait) {
+            Ok(Ok(())) => Ok(self),
+            Ok(Err(e)) => Err(e),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(OpError::Fatal(SourceError::Timeout {
+                op: format!("opening {}", self.path),
+            })),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(OpError::Fatal(SourceError::Disconnected))
+            }
+        }
+    }
+
+    /// Device path being read (`DCIM/…`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The next block as the phone sent it (no copy), `None` at end of file.
+    pub fn next_block(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        if self.pos < self.cur.len() {
+            let rest = self.cur.split_off(self.pos);
+            self.cur.clear();
+            self.pos = 0;
+            return Ok(Some(rest));
+        }
+        if self.finished {
+            return Ok(None);
+        }
+        let Some(rx) = &self.rx else {
+            return Ok(None);
+        };
+        let msg = match rx.recv_timeout(self.wait) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.finished = true;
+                return Err(SourceError::Timeout {
+                    op: format!("reading {}", self.path),
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.finished = true;
+                return Err(SourceError::Disconnected);
+            }
+        };
+        match msg {
+            Msg::Data(d) => {
+                self.credits.add_permits(1);
+                Ok(Some(d))
+            }
+            Msg::Eof => {
+                self.finished = true;
+                Ok(None)
+            }
+            Msg::Err(e) => {
+                self.finished = true;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl io::Read for DeviceReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pos >= self.cur.len() {
+            match self.next_block()? {
+                Some(b) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for DeviceReader {
+    fn drop(&mut self) {
+        // Stop the producer (closed credits, closed channel), then wait until it has sent
+        // the close of the device handle.
+        self.credits.close();
+        self.rx = None;
+        let _ = self.done.recv_timeout(self.wait);
+    }
+}
