@@ -34,6 +34,8 @@ struct Conn {
     st: Arc<State>,
     files: HashMap<u64, OpenFile>,
     next_fd: u64,
+    /// File data buffers back from the writer, to be filled again.
+    spare: mpsc::UnboundedReceiver<Vec<u8>>,
 }
 
 impl Drop for Conn {
@@ -206,19 +208,14 @@ impl Conn {
             .metadata()
             .map(|m| m.len().saturating_sub(f.pos))
             .unwrap_or(0);
-        let want = len.min(MAX_READ).min(left) as usize;
-        let mut buf = vec![0u8; want];
-        let mut got = 0;
-        while got < want {
-            match f.file.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(status::READ_ERROR),
-            }
+        let want = len.min(MAX_READ).min(left);
+        // A buffer the writer has sent already, if there is one (no new pages to fault in).
+        let mut buf = self.spare.try_recv().unwrap_or_default();
+        buf.clear();
+        if (&mut f.file).take(want).read_to_end(&mut buf).is_err() {
+            return Err(status::READ_ERROR);
         }
-        buf.truncate(got);
-        f.pos += got as u64;
+        f.pos += buf.len() as u64;
         Ok(buf)
     }
 
@@ -292,6 +289,7 @@ async fn write_replies(
     mut rx: mpsc::Receiver<Out>,
     st: Arc<State>,
     in_flight: Arc<AtomicUsize>,
+    spare: mpsc::UnboundedSender<Vec<u8>>,
 ) -> io::Result<()> {
     // File data served: bytes, first and last reply carrying some.
     let mut served: (u64, Option<Instant>, Option<Instant>) = (0, None, None);
@@ -307,6 +305,9 @@ async fn write_replies(
                 w.write_all(&head).await?;
                 w.write_all(&body).await?;
                 in_flight.fetch_sub(1, Ordering::SeqCst);
+                if data > 0 {
+                    let _ = spare.send(body);
+                }
                 if data > 0 {
                     let now = Instant::now();
                     served.0 += data as u64;
@@ -340,10 +341,12 @@ pub(crate) async fn serve(s: TcpStream, st: Arc<State>) -> io::Result<()> {
     let (tx, rx) = mpsc::channel(QUEUED_REPLIES);
     // Requests received and not yet answered on this connection.
     let in_flight = Arc::new(AtomicUsize::new(0));
+    // Buffers of file data sent, back to the reader.
+    let (spare_tx, spare_rx) = mpsc::unbounded_channel();
     // Requests are read and answered in order while earlier replies are still on the link.
     let (read, written) = tokio::join!(
-        read_requests(r, tx, st.clone(), in_flight.clone()),
-        write_replies(w, rx, st, in_flight)
+        read_requests(r, tx, st.clone(), in_flight.clone(), spare_rx),
+        write_replies(w, rx, st, in_flight, spare_tx)
     );
     read.and(written)
 }
@@ -353,11 +356,13 @@ async fn read_requests(
     tx: mpsc::Sender<Out>,
     st: Arc<State>,
     in_flight: Arc<AtomicUsize>,
+    spare: mpsc::UnboundedReceiver<Vec<u8>>,
 ) -> io::Result<()> {
     let mut conn = Conn {
         st: st.clone(),
         files: HashMap::new(),
         next_fd: 3,
+        spare,
     };
     let link = &st.link;
     loop {

@@ -264,6 +264,8 @@ pub fn decode_reply(h: &Header, mut body: Vec<u8>) -> Result<Reply, WireError> {
     let word = |b: &[u8]| le_u64(b, 0);
     Ok(match h.opcode {
         op::STATUS => Reply::Status(word(&body)?),
+        // Without a header payload the body is the data: no copy, no new buffer.
+        op::DATA if hp_len == 0 => Reply::Data(body),
         op::DATA => Reply::Data(body.split_off(hp_len)),
         op::FILE_OPEN_RES => Reply::Opened(word(&body)?),
         op::FILE_TELL_RES => Reply::Position(word(&body)?),

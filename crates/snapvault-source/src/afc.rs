@@ -81,7 +81,15 @@ pub(crate) struct AfcConn {
     /// arrive.
     received: AtomicU64,
     timeout: Duration,
+    /// File data buffers the readers are done with, filled again by the next replies (no
+    /// fresh megabytes for the kernel to fault in and hand back for every block).
+    spare: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Replies this large take a recycled buffer.
+const RECYCLE_MIN: usize = 64 * 1024;
+/// Buffers kept for recycling.
+const SPARE_BUFFERS: usize = 8;
 
 /// A request sent; its reply is awaited with [`Pending::reply`].
 pub(crate) struct Pending {
@@ -103,6 +111,7 @@ impl AfcConn {
             }),
             received: AtomicU64::new(0),
             timeout,
+            spare: Mutex::new(Vec::new()),
         });
         let c = conn.clone();
         tokio::spawn(async move {
@@ -135,6 +144,28 @@ impl AfcConn {
         }
         // Dropping the senders wakes the waiters.
         q.waiting.clear();
+    }
+
+    /// Takes back a file data buffer for a later reply.
+    pub(crate) fn recycle(&self, buf: Vec<u8>) {
+        if buf.capacity() >= RECYCLE_MIN {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(buf);
+            }
+        }
+    }
+
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut buf = if len >= RECYCLE_MIN {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            spare.pop().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        buf.clear();
+        buf.reserve_exact(len);
+        buf
     }
 
     fn ended(&self) -> SourceError {
@@ -227,7 +258,7 @@ async fn read_replies(mut r: ReadHalf<Socket>, conn: &AfcConn) -> SourceError {
         // Bounded by decode_header; read piecewise (into the spare capacity: no zeroing of
         // megabytes) so a long reply counts as progress.
         let len = h.body_len() as usize;
-        let mut body = Vec::with_capacity(len);
+        let mut body = conn.buffer(len);
         while body.len() < len {
             let left = (len - body.len()) as u64;
             match (&mut r).take(left).read_buf(&mut body).await {

@@ -326,7 +326,8 @@ impl Device {
             return;
         };
         let mut a = self.ahead();
-        if a.hints.len() < MAX_HINTS && !a.hints.contains(&afc) {
+        let known = a.hints.contains(&afc) || a.started.iter().any(|r| r.afc_path() == afc);
+        if a.hints.len() < MAX_HINTS && !known {
             a.hints.push_back(afc);
         }
     }

@@ -126,6 +126,7 @@ pub struct DeviceReader {
     /// Reads are allowed (a file opened ahead is not read until it is needed soon).
     reading: bool,
     wait: Duration,
+    shared: Arc<Shared>,
     _rt: Arc<Runtime>,
 }
 
@@ -170,12 +171,12 @@ impl DeviceReader {
             tx,
             opened: opened_tx,
         };
-        let shared = shared.clone();
+        let sh = shared.clone();
         rt.handle.spawn(async move {
             let close = task.run().await;
             let _ = done_tx.send(());
             if let Some(c) = close {
-                let _ = c.reply(&shared.afc).await;
+                let _ = c.reply(&sh.afc).await;
             }
         });
         DeviceReader {
@@ -190,6 +191,7 @@ impl DeviceReader {
             finished: false,
             reading: read,
             wait: opts.timeout * 2 + Duration::from_secs(5),
+            shared: shared.clone(),
             _rt: rt.clone(),
         }
     }
@@ -280,7 +282,8 @@ impl io::Read for DeviceReader {
         while self.pos >= self.cur.len() {
             match self.next_block()? {
                 Some(b) => {
-                    self.cur = b;
+                    let done = std::mem::replace(&mut self.cur, b);
+                    self.shared.afc.recycle(done);
                     self.pos = 0;
                 }
                 None => return Ok(0),
@@ -299,6 +302,7 @@ impl Drop for DeviceReader {
         // the close of the device handle.
         self.credits.close();
         self.rx = None;
+        self.shared.afc.recycle(std::mem::take(&mut self.cur));
         let _ = self.done.recv_timeout(self.wait);
     }
 }
