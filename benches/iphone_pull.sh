@@ -10,6 +10,7 @@
 # before every step), interleaved per run:
 #   link    snapshot iphone, phone with --bytes-per-sec RATE --latency-ms MS (a USB 2 link)
 #   free    snapshot iphone, phone without limits (loopback TCP)
+#   unix    the same with usbmuxd on a Unix socket (where the system's listens)
 #   folder  snapshot LIB/DCIM, the same files from the local disk
 # For the phone cases both the whole command's time and the pull's (the phone's --report:
 # from the first to the last reply carrying file data) are taken. Prints the medians as a
@@ -96,19 +97,21 @@ pull_secs() {
 }
 cleanup() {
     stop_phone
-    rm -rf "$WORK/repo"
+    rm -rf "$WORK/repo" "$WORK/usbmuxd.sock"
     ((KEEP)) || rm -rf "$LIB" "$WORK/lib.stamp" "$WORK/lib.manifest.json"
 }
 trap cleanup EXIT
 
 # Starts the phone with extra switches; sets USBMUXD_SOCKET_ADDRESS.
 start_phone() {
-    local out=$WORK/phone.out
+    local out=$WORK/phone.out line
+    rm -f "$out"
     "$SNAPVAULT_FAKEPHONE" --library "$LIB" --report "$@" >"$out" 2>"$WORK/phone.err" &
     PHONE_PID=$!
     for _ in $(seq 200); do
-        if grep -q '^USBMUXD_SOCKET_ADDRESS=' "$out"; then
-            export "$(grep -m1 '^USBMUXD_SOCKET_ADDRESS=' "$out")"
+        line=$(grep -m1 '^USBMUXD_SOCKET_ADDRESS=' "$out" 2>/dev/null || true)
+        if [[ -n $line ]]; then
+            export "$line"
             return
         fi
         sleep 0.05
@@ -131,7 +134,7 @@ timed_snapshot() {
     python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$t0" "$t1"
 }
 
-LINK=() LINK_PULL=() FREE=() FREE_PULL=() FOLDER=()
+LINK=() LINK_PULL=() FREE=() FREE_PULL=() UNIX=() FOLDER=()
 for ((r = 1; r <= RUNS; r++)); do
     start_phone --bytes-per-sec "$RATE" --latency-ms "$LATENCY"
     LINK+=("$(timed_snapshot iphone)")
@@ -141,17 +144,22 @@ for ((r = 1; r <= RUNS; r++)); do
     FREE+=("$(timed_snapshot iphone)")
     stop_phone
     FREE_PULL+=("$(pull_secs)")
+    rm -f "$WORK/usbmuxd.sock"
+    start_phone --socket "$WORK/usbmuxd.sock"
+    UNIX+=("$(timed_snapshot iphone)")
+    stop_phone
     FOLDER+=("$(timed_snapshot "$LIB/DCIM")")
     say "run $r: link ${LINK[-1]} s (pull ${LINK_PULL[-1]} s), free ${FREE[-1]} s" \
-        "(pull ${FREE_PULL[-1]} s), folder ${FOLDER[-1]} s (load $(cut -d' ' -f1-3 /proc/loadavg))"
+        "(pull ${FREE_PULL[-1]} s), unix ${UNIX[-1]} s, folder ${FOLDER[-1]} s" \
+        "(load $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 
 python3 - "$BYTES" "$FILES" "$RATE" "$LATENCY" "${LINK[*]}" "${LINK_PULL[*]}" "${FREE[*]}" \
-    "${FREE_PULL[*]}" "${FOLDER[*]}" <<'EOF'
+    "${FREE_PULL[*]}" "${UNIX[*]}" "${FOLDER[*]}" <<'EOF'
 import statistics, sys
 nbytes, files, rate, latency = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-keys = ("link", "link_pull", "free", "free_pull", "folder")
-runs = {k: [float(x) for x in v.split()] for k, v in zip(keys, sys.argv[5:10])}
+keys = ("link", "link_pull", "free", "free_pull", "unix", "folder")
+runs = {k: [float(x) for x in v.split()] for k, v in zip(keys, sys.argv[5:11])}
 med = {k: statistics.median(v) for k, v in runs.items()}
 mb = lambda s: nbytes / s / 1e6
 link = rate / 1e6
@@ -170,5 +178,7 @@ free_share = med["folder"] / med["free"]
 row("`snapshot iphone`, no limit (loopback)", "free",
     f"≥ 0.9 × folder: {free_share:.2f}", free_share >= 0.9)
 row("… the pull", "free_pull")
+row("`snapshot iphone`, no limit, usbmuxd on a Unix socket", "unix",
+    f"{med['folder'] / med['unix']:.2f} × folder")
 row("`snapshot DCIM` (local folder)", "folder")
 EOF

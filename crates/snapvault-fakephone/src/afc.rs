@@ -6,17 +6,16 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::State;
+use crate::{Sock, State};
 use snapvault_phonewire::afc::{
     self as wire, HEADER_LEN as AFC_HEADER_LEN, Request as AfcRequest, op, status,
 };
@@ -280,16 +279,28 @@ enum Out {
     Cut { at: Instant, bytes: Vec<u8> },
 }
 
+/// How long a connection had no request to answer (the client kept none in flight).
+#[derive(Default)]
+struct Idle {
+    since: Option<Instant>,
+    total: std::time::Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Replies the reader may have queued ahead of the writer.
 const QUEUED_REPLIES: usize = 64;
 
 /// Writes each reply once the link has carried it.
 async fn write_replies(
-    mut w: OwnedWriteHalf,
+    mut w: WriteHalf<Sock>,
     mut rx: mpsc::Receiver<Out>,
     st: Arc<State>,
     in_flight: Arc<AtomicUsize>,
     spare: mpsc::UnboundedSender<Vec<u8>>,
+    idle: Arc<Mutex<Idle>>,
 ) -> io::Result<()> {
     // File data served: bytes, first and last reply carrying some.
     let mut served: (u64, Option<Instant>, Option<Instant>) = (0, None, None);
@@ -304,7 +315,9 @@ async fn write_replies(
                 tokio::time::sleep_until(at).await;
                 w.write_all(&head).await?;
                 w.write_all(&body).await?;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
+                if in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    lock(&idle).since = Some(Instant::now());
+                }
                 if data > 0 {
                     let _ = spare.send(body);
                 }
@@ -331,32 +344,38 @@ async fn write_replies(
         } else {
             0.0
         };
-        eprintln!("afc: {n} file bytes in {secs:.3} s ({rate:.2} MB/s) from the first to the last");
+        let idle = lock(&idle).total.as_secs_f64();
+        eprintln!(
+            "afc: {n} file bytes in {secs:.3} s ({rate:.2} MB/s) from the first to the last; \
+             {idle:.3} s without a request to answer"
+        );
     }
     Ok(())
 }
 
-pub(crate) async fn serve(s: TcpStream, st: Arc<State>) -> io::Result<()> {
-    let (r, w) = s.into_split();
+pub(crate) async fn serve(s: Sock, st: Arc<State>) -> io::Result<()> {
+    let (r, w) = tokio::io::split(s);
     let (tx, rx) = mpsc::channel(QUEUED_REPLIES);
     // Requests received and not yet answered on this connection.
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let idle = Arc::new(Mutex::new(Idle::default()));
     // Buffers of file data sent, back to the reader.
     let (spare_tx, spare_rx) = mpsc::unbounded_channel();
     // Requests are read and answered in order while earlier replies are still on the link.
     let (read, written) = tokio::join!(
-        read_requests(r, tx, st.clone(), in_flight.clone(), spare_rx),
-        write_replies(w, rx, st, in_flight, spare_tx)
+        read_requests(r, tx, st.clone(), in_flight.clone(), spare_rx, idle.clone()),
+        write_replies(w, rx, st, in_flight, spare_tx, idle)
     );
     read.and(written)
 }
 
 async fn read_requests(
-    mut s: OwnedReadHalf,
+    mut s: ReadHalf<Sock>,
     tx: mpsc::Sender<Out>,
     st: Arc<State>,
     in_flight: Arc<AtomicUsize>,
     spare: mpsc::UnboundedReceiver<Vec<u8>>,
+    idle: Arc<Mutex<Idle>>,
 ) -> io::Result<()> {
     let mut conn = Conn {
         st: st.clone(),
@@ -381,6 +400,12 @@ async fn read_requests(
         s.read_exact(&mut payload).await?;
         let arrived = Instant::now();
         let waiting = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        if waiting == 1 {
+            let mut i = lock(&idle);
+            if let Some(since) = i.since.take() {
+                i.total += arrived - since;
+            }
+        }
         st.max_in_flight.fetch_max(waiting, Ordering::SeqCst);
         let num = h.packet_num;
         let request = wire::decode_request(&h, &hp);

@@ -143,6 +143,42 @@ impl FakePhoneConfig {
     }
 }
 
+/// A connection to the fake usbmuxd (TCP or a Unix socket).
+pub(crate) trait Stream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+pub(crate) type Sock = Box<dyn Stream>;
+
+/// Where the fake usbmuxd listens.
+pub(crate) enum Listener {
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    pub(crate) async fn accept(&self) -> io::Result<Sock> {
+        Ok(match self {
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => Box::new(l.accept().await?.0),
+        })
+    }
+}
+
+/// A listener bound before the runtime runs.
+enum Bound {
+    Tcp(std::net::TcpListener),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixListener),
+}
+
 /// Shared state and counters.
 pub(crate) struct State {
     pub cfg: FakePhoneConfig,
@@ -182,7 +218,7 @@ impl State {
 /// A running fake phone. Dropping it (or [`FakePhone::stop`]) shuts it down and closes every
 /// connection.
 pub struct FakePhone {
-    addr: std::net::SocketAddr,
+    addr: String,
     state: Arc<State>,
     stop_tx: tokio::sync::watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
@@ -196,6 +232,26 @@ impl FakePhone {
 
     /// Like [`FakePhone::start`], on a chosen port (0 = any free port).
     pub fn start_on(cfg: FakePhoneConfig, port: u16) -> io::Result<FakePhone> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
+        Self::serve(cfg, Bound::Tcp(listener), addr)
+    }
+
+    /// Like [`FakePhone::start`], with usbmuxd on a Unix socket at `path` (as the system's
+    /// usbmuxd listens); the address is `UNIX:PATH`.
+    #[cfg(unix)]
+    pub fn start_unix(cfg: FakePhoneConfig, path: &std::path::Path) -> io::Result<FakePhone> {
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Self::serve(
+            cfg,
+            Bound::Unix(listener),
+            format!("UNIX:{}", path.display()),
+        )
+    }
+
+    fn serve(cfg: FakePhoneConfig, bound: Bound, addr: String) -> io::Result<FakePhone> {
         let meta = std::fs::metadata(&cfg.library)?;
         if !meta.is_dir() {
             return Err(io::Error::new(
@@ -204,9 +260,6 @@ impl FakePhone {
             ));
         }
         let material = pairing::material()?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut records = HashMap::new();
         let mut phones = Vec::new();
@@ -248,7 +301,12 @@ impl FakePhone {
             .name("fakephone".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
+                    let listener = match bound {
+                        Bound::Tcp(l) => tokio::net::TcpListener::from_std(l).map(Listener::Tcp),
+                        #[cfg(unix)]
+                        Bound::Unix(l) => tokio::net::UnixListener::from_std(l).map(Listener::Unix),
+                    };
+                    match listener {
                         Ok(l) => mux::serve(l, st).await,
                         Err(e) => eprintln!("fakephone: cannot listen: {e}"),
                     }
@@ -263,9 +321,9 @@ impl FakePhone {
         })
     }
 
-    /// `127.0.0.1:PORT`, the value for `USBMUXD_SOCKET_ADDRESS`.
+    /// `127.0.0.1:PORT` (or `UNIX:PATH`), the value for `USBMUXD_SOCKET_ADDRESS`.
     pub fn usbmuxd_address(&self) -> String {
-        self.addr.to_string()
+        self.addr.clone()
     }
 
     /// File bytes served by AFC `FileRefRead` so far.

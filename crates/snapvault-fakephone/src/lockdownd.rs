@@ -11,10 +11,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use snapvault_phonewire::lockdown as wire;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::State;
 use crate::phone::{Answer, Trusted};
+use crate::{Sock, State};
 
 /// lockdownd's port on the device.
 pub(crate) const PORT: u16 = 62078;
@@ -47,7 +46,7 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-pub(crate) async fn serve(mut s: TcpStream, st: Arc<State>, index: usize) -> io::Result<()> {
+pub(crate) async fn serve(mut s: Sock, st: Arc<State>, index: usize) -> io::Result<()> {
     let Some(root_der) = session_loop(&mut s, &st, index, false).await? else {
         return Ok(());
     };

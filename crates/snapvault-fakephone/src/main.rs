@@ -15,6 +15,7 @@ USBMUXD_SOCKET_ADDRESS=127.0.0.1:PORT and serves until killed.
 
 options:
   --port P                      usbmuxd TCP port (default: any free port)
+  --socket PATH                 usbmuxd on a Unix socket at PATH instead (as the system's)
   --udid U  --name N  --model M --ios V
   --devices N                   attach N devices (0 = none; default 1)
   --unpaired                    no pair record: the host is not trusted
@@ -34,9 +35,16 @@ options:
                                 it served and the time from the first to the last of them
 ";
 
-fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
+/// Where usbmuxd listens.
+enum Listen {
+    Tcp(u16),
+    Unix(std::path::PathBuf),
+}
+
+fn parse(args: &[String]) -> Result<(FakePhoneConfig, Listen), String> {
     let mut cfg = FakePhoneConfig::new("");
     let mut port = 0u16;
+    let mut socket = None;
     let mut library = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -52,6 +60,7 @@ fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
         match a.as_str() {
             "--library" => library = Some(val(a)?),
             "--port" => port = u16::try_from(num(a, val(a)?)?).map_err(|_| "--port: too large")?,
+            "--socket" => socket = Some(std::path::PathBuf::from(val(a)?)),
             "--udid" => cfg.udid = val(a)?,
             "--name" => cfg.name = val(a)?,
             "--model" => cfg.model = val(a)?,
@@ -90,12 +99,17 @@ fn parse(args: &[String]) -> Result<(FakePhoneConfig, u16), String> {
         }
     }
     cfg.library = library.ok_or("--library DIR is required")?.into();
-    Ok((cfg, port))
+    let listen = match socket {
+        Some(_) if port != 0 => return Err("--port and --socket do not go together".into()),
+        Some(p) => Listen::Unix(p),
+        None => Listen::Tcp(port),
+    };
+    Ok((cfg, listen))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cfg, port) = match parse(&args) {
+    let (cfg, listen) = match parse(&args) {
         Ok(c) => c,
         Err(e) if e.is_empty() => {
             print!("{USAGE}");
@@ -106,7 +120,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let phone = match FakePhone::start_on(cfg, port) {
+    let started = match listen {
+        Listen::Tcp(port) => FakePhone::start_on(cfg, port),
+        #[cfg(unix)]
+        Listen::Unix(path) => FakePhone::start_unix(cfg, &path),
+        #[cfg(not(unix))]
+        Listen::Unix(_) => Err(std::io::Error::other("no Unix sockets here")),
+    };
+    let phone = match started {
         Ok(p) => p,
         Err(e) => {
             eprintln!("snapvault-fakephone: cannot start: {e}");
@@ -142,8 +163,8 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let (c, port) = parse(&a).unwrap();
-        assert_eq!(port, 27100);
+        let (c, listen) = parse(&a).unwrap();
+        assert!(matches!(listen, super::Listen::Tcp(27100)));
         assert!(c.locked && c.paired);
         assert_eq!(c.devices, 2);
         assert_eq!(c.icloud_only.len(), 1);

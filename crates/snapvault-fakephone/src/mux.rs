@@ -6,22 +6,20 @@ use std::sync::atomic::Ordering;
 
 use snapvault_phonewire::usbmuxd::{self, Request, result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::State;
+use crate::{Listener, Sock, State};
 
 /// USB product id reported for the device (an iPhone).
 const PRODUCT_ID: u16 = 0x12a8;
 
-pub(crate) async fn serve(listener: TcpListener, st: Arc<State>) {
+pub(crate) async fn serve(listener: Listener, st: Arc<State>) {
     let mut shutdown = st.shutdown.clone();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             acc = listener.accept() => match acc {
-                Ok((sock, _)) => {
+                Ok(sock) => {
                     st.connections.fetch_add(1, Ordering::SeqCst);
-                    let _ = sock.set_nodelay(true);
                     let st = st.clone();
                     tokio::spawn(async move {
                         // Errors end one connection; the phone keeps serving.
@@ -76,7 +74,7 @@ fn result_dict(number: u64) -> plist::Dictionary {
 
 /// One usbmuxd client; replies in the protocol version it asked in.
 struct Mux {
-    s: TcpStream,
+    s: Sock,
     tag: u32,
     binary: bool,
 }
@@ -99,7 +97,7 @@ impl Mux {
     }
 }
 
-async fn mux_conn(s: TcpStream, st: Arc<State>) -> io::Result<()> {
+async fn mux_conn(s: Sock, st: Arc<State>) -> io::Result<()> {
     let mut m = Mux {
         s,
         tag: 0,

@@ -499,3 +499,17 @@ fn prefetch_overlaps_the_consumer() {
     }
     assert_eq!(n, 2 << 20);
 }
+
+/// usbmuxd on a Unix socket, where the system's listens (`UNIX:/path`): the same session.
+#[cfg(unix)]
+#[test]
+fn usbmuxd_on_a_unix_socket() {
+    let lib = library();
+    let sock = lib.path().join("usbmuxd.sock");
+    let phone = FakePhone::start_unix(FakePhoneConfig::new(lib.path()), &sock).unwrap();
+    let addr = UsbmuxdAddress::parse(&phone.usbmuxd_address()).unwrap();
+    assert_eq!(addr, UsbmuxdAddress::unix(&sock));
+    let dev = Device::connect(&addr, None, opts()).unwrap();
+    let got = read_all(&dev, "DCIM/100APPLE/IMG_0002.JPG").unwrap();
+    assert_eq!(got, b"x");
+}
