@@ -85,6 +85,9 @@ fn random_resets_79_mb_snapshot_finishes() {
         reset_p: 0.05,
         ..Faults::default()
     });
+    // At one roll per MiB the random resets of S3 number about 4 per run, and none or one
+    // in about one run of ten: one reset in the middle of an upload is made certain.
+    s3p.drop_once_after(30_000_000);
     let mut s3 = s3_via(&s3p, "resets");
     s3.set("SNAPVAULT_RETRIES", "20");
     let mut sftp = sftp_via(&sftpp, "resets");
@@ -100,7 +103,7 @@ fn random_resets_79_mb_snapshot_finishes() {
             });
         }
     });
-    assert!(s3p.resets() >= 2, "S3: only {} resets", s3p.resets());
+    assert!(s3p.resets() >= 1, "S3: no reset at all");
     assert!(sftpp.resets() >= 20, "SFTP: only {} resets", sftpp.resets());
     sftpp.set(Faults {
         reset_p: 0.01,
