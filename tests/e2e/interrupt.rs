@@ -221,13 +221,19 @@ fn sigterm_during_a_folder_snapshot_keeps_a_partial_snapshot() {
         write_random(&src.join(format!("VID_{i:04}.MOV")), 700 + i, 8 * MIB);
     }
     let sv = Sv::init(tmp.path().join("repo"), true);
-    let mut p = Running::spawn(sv.command(&["snapshot", src.to_str().unwrap()]));
-    // Paused at its first pack: 48 of its 64 MiB are still to be read.
-    wait_for(&mut p, "the first pack", || {
-        !pack_files(&sv.repo).is_empty()
+    // Held (a test-build pause point) as it starts writing its second pack, so the signal
+    // lands with half of the 64 MiB still to read however fast the machine is.
+    let gate = tmp.path().join("gate");
+    std::fs::create_dir_all(&gate).unwrap();
+    let mut cmd = sv.command(&["snapshot", src.to_str().unwrap()]);
+    cmd.env("SNAPVAULT_TEST_PAUSE", "write-pack@2")
+        .env("SNAPVAULT_TEST_PAUSE_DIR", &gate);
+    let mut p = Running::spawn(cmd);
+    wait_for(&mut p, "the second pack", || {
+        gate.join("write-pack@2.paused").exists()
     });
-    p.signal(libc::SIGSTOP);
     p.signal(libc::SIGTERM);
+    std::fs::write(gate.join("write-pack@2.go"), b"").unwrap();
     let out = p.finish();
     assert_eq!(out.code, Some(143), "SIGTERM must exit 143:\n{out}");
     assert!(out.stdout.contains("partial snapshot"), "{out}");
