@@ -125,7 +125,10 @@ fn main() -> ExitCode {
         #[cfg(unix)]
         Listen::Unix(path) => FakePhone::start_unix(cfg, &path),
         #[cfg(not(unix))]
-        Listen::Unix(_) => Err(std::io::Error::other("no Unix sockets here")),
+        Listen::Unix(path) => Err(std::io::Error::other(format!(
+            "--socket {}: this system has no Unix sockets; use --port",
+            path.display()
+        ))),
     };
     let phone = match started {
         Ok(p) => p,
