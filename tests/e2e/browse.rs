@@ -19,7 +19,8 @@ fn at(s: &str) -> CaptureTime {
 }
 
 /// A small library over three months: a JPEG with an embedded EXIF thumbnail (July), one
-/// without (June), a HEIC Live Photo with its video (August), a video (August).
+/// without and edited in Photos (June), a HEIC Live Photo with its video (August), a video
+/// (August).
 struct Lib {
     tmp: tempfile::TempDir,
     src: PathBuf,
@@ -40,6 +41,14 @@ impl Lib {
             &d.join("IMG_0002.JPG"),
             &sample::jpeg(&at("2023-06-30T12:00:00-04:00"), None, 15_000, 2),
         );
+        // IMG_0002 was edited in Photos: its render and the edit's description, where the
+        // phone keeps them (the folder is a copy of the phone's media root).
+        let edit = src.join("PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments");
+        write_file(
+            &edit.join("FullSizeRender.jpg"),
+            &sample::jpeg(&at("2023-06-30T12:00:00-04:00"), None, 12_000, 6),
+        );
+        write_file(&edit.join("Adjustments.plist"), b"<plist></plist>");
         let cid = sample::content_id(3);
         write_file(
             &d.join("IMG_0003.HEIC"),
@@ -77,42 +86,48 @@ impl Lib {
 
     /// `snapvault browse --no-open ARGS`, until its address is printed.
     fn serve(&self, args: &[&str]) -> Server {
-        let mut a = vec!["browse", "--no-open"];
-        a.extend_from_slice(args);
-        let mut cmd = self.sv.command(&a);
-        cmd.env("XDG_CACHE_HOME", &self.cache)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("starting snapvault browse");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(DEFAULT_TIMEOUT) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("snapvault browse printed no address");
-            }
-        };
-        let url = line.trim().to_string();
-        let rest = url
-            .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("not an address: {url:?}"));
-        let (addr, query) = rest.split_once("/?token=").expect("token in the address");
-        Server {
-            child,
-            url: url.clone(),
-            addr: addr.to_string(),
-            token: query.to_string(),
-        }
+        serve(&self.sv, &self.cache, args)
     }
 }
 
-struct Server {
+/// `snapvault browse --no-open ARGS` on `sv`'s repository with `cache` as the cache home,
+/// until its address is printed.
+pub fn serve(sv: &Sv, cache: &Path, args: &[&str]) -> Server {
+    let mut a = vec!["browse", "--no-open"];
+    a.extend_from_slice(args);
+    let mut cmd = sv.command(&a);
+    cmd.env("XDG_CACHE_HOME", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting snapvault browse");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(DEFAULT_TIMEOUT) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("snapvault browse printed no address");
+        }
+    };
+    let url = line.trim().to_string();
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an address: {url:?}"));
+    let (addr, query) = rest.split_once("/?token=").expect("token in the address");
+    Server {
+        child,
+        url: url.clone(),
+        addr: addr.to_string(),
+        token: query.to_string(),
+    }
+}
+
+pub struct Server {
     child: Child,
     url: String,
     addr: String,
@@ -149,7 +164,7 @@ fn http(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u
 }
 
 impl Server {
-    fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+    pub fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
         let cookie = format!("snapvault_{}={}", self.port(), self.token);
         http(&self.addr, path, &[("Cookie", &cookie)])
     }
@@ -457,9 +472,14 @@ fn in_headless_chromium() {
         for (src, w) in &imgs {
             assert!(*w > 0, "{m}: thumbnail {src} did not decode");
         }
+        let marks =
+            b.eval("[...document.querySelectorAll('.badge')].map(e => e.textContent).join(',')");
+        if m == "2023-06" {
+            // The edited photo once, marked; its render is not a photo of its own.
+            assert_eq!(marks, "EDITED", "edit marked");
+            assert_eq!(imgs.len(), 1, "{imgs:?}");
+        }
         if m == "2023-08" {
-            let marks = b
-                .eval("[...document.querySelectorAll('.badge')].map(e => e.textContent).join(',')");
             assert_eq!(marks, "LIVE,VIDEO", "Live Photo and video marked");
             if let Some(d) = &shots {
                 std::fs::write(d.join("browse-month.png"), b.screenshot()).unwrap();
@@ -493,6 +513,16 @@ fn in_headless_chromium() {
         hex.as_str() == Some(want.as_str()),
         "downloaded original differs"
     );
+
+    // The edited photo's page shows the edit beside the original.
+    b.goto(&format!("{base}/month/2023-06"));
+    let href = b.eval("document.querySelector('a.cell').href");
+    b.goto(href.as_str().unwrap());
+    let edit = b.eval(
+        "(() => { const i = document.getElementById('edit'); if (!i) return 'none'; \
+         return i.complete ? i.naturalWidth > 0 : new Promise(r => { i.onload = () => r(i.naturalWidth > 0); i.onerror = () => r(false); }); })()",
+    );
+    assert_eq!(edit, true, "the edit shows on its original's page");
 
     // The Live Photo's page plays its motion.
     b.goto(&format!("{base}/month/2023-08"));

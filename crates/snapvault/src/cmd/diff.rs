@@ -1,6 +1,8 @@
 //! `snapvault diff A B`: photos added, removed and changed between two snapshots.
 //! Added and removed are by content (a photo moved to another folder is neither);
-//! changed means the same path now holds different content.
+//! changed means the same path now holds different content. A photo that left the phone
+//! because its original went to iCloud ("Optimize iPhone Storage": the phone's library of
+//! snapshot B still lists it, only in iCloud) is not removed: it is listed apart.
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,13 +52,17 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
             !keys_a.contains(&k) && by_path_a.get(p.as_str()).is_none_or(|old| *old == k)
         })
         .collect();
-    let removed: Vec<_> = files_a
+    let left: Vec<_> = files_a
         .iter()
         .filter(|(p, n)| {
             let k = photoset::content_key(n);
             !keys_b.contains(&k) && !by_path_b.contains_key(p.as_str())
         })
         .collect();
+    let cloud = icloud_stems(ctx, &repo, &index, &idb, &sb)?;
+    let (to_icloud, removed): (Vec<_>, Vec<_>) = left
+        .into_iter()
+        .partition(|(p, _)| cloud.contains(&crate::library::stem_key(p)));
     let changed: Vec<_> = files_b
         .iter()
         .filter(|(p, n)| {
@@ -74,18 +80,29 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
                 "added": added.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
                 "removed": removed.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
                 "changed": changed.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
+                "to_icloud": to_icloud.iter().map(|(p, n)| row(p, n)).collect::<Vec<_>>(),
             }))?
         );
         return Ok(0);
     }
-    for (sign, list) in [("+", &added), ("-", &removed), ("M", &changed)] {
+    for (sign, list) in [
+        ("+", &added),
+        ("-", &removed),
+        ("M", &changed),
+        ("i", &to_icloud),
+    ] {
         for (p, n) in list.iter() {
             let taken = n
                 .media
                 .as_ref()
                 .and_then(|m| m.taken.clone())
                 .unwrap_or_default();
-            println!("{sign} {p}  {}  {taken}", fmt::size(n.size));
+            let note = if sign == "i" {
+                "  (now only in iCloud, not deleted)"
+            } else {
+                ""
+            };
+            println!("{sign} {p}  {}  {taken}{note}", fmt::size(n.size));
         }
     }
     // Each count says what it is made of, so it can be matched with the snapshot summary.
@@ -100,8 +117,16 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
             format!("{} {what} ({kinds})", list.len())
         }
     };
+    let icloud = if to_icloud.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {} (their originals are in iCloud; earlier snapshots hold them)",
+            counted(&to_icloud, "now only in iCloud, not on the phone")
+        )
+    };
     ctx.say(format!(
-        "{} → {}: {}, {}, {}",
+        "{} → {}: {}, {}, {}{icloud}",
         ida.short(),
         idb.short(),
         counted(&added, "added"),
@@ -109,4 +134,42 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
         counted(&changed, "changed")
     ));
     Ok(0)
+}
+
+/// The assets snapshot `b`'s Photos library keeps only in iCloud, as
+/// [`crate::library::stem_key`]s (none for a folder snapshot or one without a library).
+/// The catalog holds them; if it cannot, a warning says the split is not made.
+fn icloud_stems(
+    ctx: &Ctx,
+    repo: &snapvault_repo::Repository,
+    index: &snapvault_repo::index::Index,
+    id: &snapvault_repo::SnapshotId,
+    b: &snapvault_repo::snapshot::Snapshot,
+) -> Result<HashSet<String>> {
+    if b.source.device.is_none()
+        || b.library
+            .as_ref()
+            .is_none_or(|l| l.source != "photos.sqlite")
+    {
+        return Ok(HashSet::new());
+    }
+    let lib = crate::catalog::open_synced(repo, index, ctx.global.verbose > 0)
+        .and_then(|cat| Ok(cat.library_of(id)?));
+    match lib {
+        Ok(Some(l)) => Ok(l
+            .assets
+            .iter()
+            .filter(|a| a.cloud_only)
+            .map(|a| crate::library::stem_key(&a.path))
+            .collect()),
+        Ok(None) => Ok(HashSet::new()),
+        Err(e) => {
+            eprintln!(
+                "warning: the phone library of snapshot {} could not be read ({}); photos now only in iCloud are counted as removed",
+                id.short(),
+                crate::exit::message(&e)
+            );
+            Ok(HashSet::new())
+        }
+    }
 }

@@ -13,6 +13,7 @@ use super::Ctx;
 use crate::cli::PhotosArgs;
 use crate::fmt;
 use crate::library::filter::{Facts, Filters};
+use crate::library::gone::{Gone, Left};
 use crate::library::stem_key;
 
 pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
@@ -70,9 +71,10 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     // Which photos the source no longer holds (only meaningful across all snapshots).
     let gone = match &a.snapshot {
         Some(_) => None,
-        None => Some(Gone::new(&repo)?),
+        None => Some(Gone::new(&repo, &cat)?),
     };
     let on_source = |r: &PhotoRow| gone.as_ref().map(|g| g.last_in(r).is_none());
+    let left = |r: &PhotoRow| gone.as_ref().and_then(|g| g.last_in(r));
     if a.json {
         let v: Vec<_> = rows
             .iter()
@@ -80,6 +82,7 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
                 let f = facts.get(&r.latest_snapshot, &r.latest_path);
                 json!({
                     "on_source": on_source(r),
+                    "only_in_icloud": left(r).map(|(why, _, _)| why == Left::ICloud),
                     "path": r.latest_path,
                     "taken": r.taken,
                     "date_source": r.date_source,
@@ -101,9 +104,19 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     }
     for r in &rows {
         let kind = if r.live { "live" } else { r.kind.as_str() };
-        let mut mark = match gone.as_ref().and_then(|g| g.last_in(r)) {
-            Some((what, id, time)) => format!(
-                "  (no longer {what}: last in snapshot {} of {})",
+        let mut mark = match left(r) {
+            Some((Left::ICloud, id, time)) => format!(
+                "  (only in iCloud now, not deleted: last on the phone in snapshot {} of {})",
+                id.short(),
+                fmt::time_ns(time)
+            ),
+            Some((why, id, time)) => format!(
+                "  (no longer {}: last in snapshot {} of {})",
+                if why == Left::Folder {
+                    "in the source folder"
+                } else {
+                    "on the phone"
+                },
                 id.short(),
                 fmt::time_ns(time)
             ),
@@ -226,46 +239,4 @@ fn icloud_only(
         rows.len()
     ));
     Ok(0)
-}
-
-/// The newest complete snapshot of each source, to tell photos still on the phone (or in
-/// the folder) from photos only the backups hold. A partial or incomplete snapshot does
-/// not count: a photo it lacks may simply not have been read.
-pub(crate) struct Gone {
-    /// Snapshot → (its source's key, its time, phone or folder).
-    of: HashMap<SnapshotId, (String, i64, bool)>,
-    /// Source key → time of its newest complete snapshot.
-    newest: HashMap<String, i64>,
-}
-
-impl Gone {
-    pub(crate) fn new(repo: &Repository) -> Result<Gone> {
-        let (all, _) = repo.snapshots()?;
-        let mut of = HashMap::new();
-        let mut newest: HashMap<String, i64> = HashMap::new();
-        for (id, s) in &all {
-            let key = s.source.group_key(&s.hostname);
-            of.insert(*id, (key.clone(), s.time, s.source.device.is_some()));
-            if !s.incomplete {
-                let n = newest.entry(key).or_insert(s.time);
-                *n = (*n).max(s.time);
-            }
-        }
-        Ok(Gone { of, newest })
-    }
-
-    /// For a photo its source no longer holds: ("on the phone" or "in the source folder",
-    /// the last snapshot holding it, that snapshot's time).
-    pub(crate) fn last_in(&self, r: &PhotoRow) -> Option<(&'static str, SnapshotId, i64)> {
-        let (key, time, phone) = self.of.get(&r.latest_snapshot)?;
-        let newest = self.newest.get(key)?;
-        (newest > time).then(|| {
-            let what = if *phone {
-                "on the phone"
-            } else {
-                "in the source folder"
-            };
-            (what, r.latest_snapshot, *time)
-        })
-    }
 }

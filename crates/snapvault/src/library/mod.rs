@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod filter;
+pub mod gone;
 
 use std::collections::HashSet;
 use std::io::Write;

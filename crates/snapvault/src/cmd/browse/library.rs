@@ -2,7 +2,7 @@
 //! the snapshot selection, and the two filters (vanished from the phone, damaged). Every
 //! answer comes from the catalog; the repository is read only for a photo's bytes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow};
@@ -10,7 +10,7 @@ use snapvault_catalog::{Catalog, DateRange, Holder, PhotoQuery, PhotoRow, Stored
 use snapvault_repo::index::Index;
 use snapvault_repo::{BlobId, Id, PackId, Repository, SnapshotId};
 
-use crate::cmd::photos::Gone;
+use crate::library::gone::{Gone, Left};
 
 /// Which photos a page lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -108,6 +108,11 @@ pub struct Timeline {
     pub damaged: BTreeMap<Month, Counts>,
     /// Live Photo videos: shown on their still's page, not as videos of their own.
     motion: HashSet<String>,
+    /// The files of edits (`PhotoData/Mutations`, `IMG_E1234` renditions): shown on their
+    /// original's page, not as photos of their own.
+    edit_files: HashSet<String>,
+    /// Original → its rendered edit (content keys).
+    edits: HashMap<String, String>,
     /// Photos with a piece that has no intact copy (a Live Photo also when its video has).
     damaged_keys: HashSet<String>,
 }
@@ -129,7 +134,11 @@ pub struct PhotoInfo {
     pub holders: Vec<Holder>,
     /// Its Live Photo video, if it is a Live Photo.
     pub motion: Option<PhotoRow>,
+    /// Its rendered edit (content key), if it was edited in Photos.
+    pub edit: Option<String>,
     pub vanished: bool,
+    /// No longer on the phone because its original is only in iCloud (not deleted).
+    pub icloud_only: bool,
     pub damaged: bool,
     /// The photos before and after it in its month (for the arrows).
     pub prev: Option<String>,
@@ -160,7 +169,7 @@ impl Library {
     ) -> Result<Library> {
         let gone = match snapshots {
             Some(_) => None,
-            None => Some(Gone::new(&repo)?),
+            None => Some(Gone::new(&repo, &catalog)?),
         };
         let mut damage = crate::damage::DamageList::load(&repo.config().id);
         damage.normalize(&index);
@@ -200,8 +209,18 @@ impl Library {
         Ok(cat.retry_on_damage(&self.repo, &self.index, f)?)
     }
 
+    /// Deleted or moved away on the phone (or in the folder): only the backups hold it. A
+    /// photo whose original went to iCloud ("Optimize iPhone Storage") is not.
     pub fn is_vanished(&self, r: &PhotoRow) -> bool {
-        self.gone.as_ref().is_some_and(|g| g.last_in(r).is_some())
+        self.gone.as_ref().is_some_and(|g| g.vanished(r))
+    }
+
+    /// No longer on the phone because its original is only in iCloud now.
+    pub fn is_icloud_only(&self, r: &PhotoRow) -> bool {
+        self.gone
+            .as_ref()
+            .and_then(|g| g.last_in(r))
+            .is_some_and(|(why, _, _)| why == Left::ICloud)
     }
 
     /// Is a piece of this file without any intact copy?
@@ -255,6 +274,7 @@ impl Library {
             .filter(|r| r.live && r.kind == "photo")
             .filter_map(place)
             .collect();
+        edits_of(&rows, &mut t);
         let mut motion_damaged = HashSet::new();
         for r in &rows {
             if r.kind == "video"
@@ -267,7 +287,7 @@ impl Library {
             }
         }
         for r in &rows {
-            if t.motion.contains(&r.content_key) {
+            if t.motion.contains(&r.content_key) || t.edit_files.contains(&r.content_key) {
                 continue;
             }
             let damaged = self.content_damaged(r)
@@ -287,9 +307,17 @@ impl Library {
         Ok(t)
     }
 
-    /// The photos and videos of a month, in capture order (a Live Photo once, as its still).
+    /// The rendered edit of an original (content key), if it has one.
+    pub fn edit_of(&self, r: &PhotoRow) -> Option<&str> {
+        let t = self.timeline().ok()?;
+        t.edits.get(&r.content_key).map(String::as_str)
+    }
+
+    /// The photos and videos of a month, in capture order (a Live Photo once, as its still;
+    /// an edited photo once, as its original).
     pub fn month(&self, m: Month, f: Filter) -> Result<Vec<PhotoRow>> {
-        let motion = &self.timeline()?.motion;
+        let t = self.timeline()?;
+        let (motion, edit_files) = (&t.motion, &t.edit_files);
         let mut rows = match m {
             Month::Ym(..) => {
                 let range: DateRange = m.key().parse()?;
@@ -303,7 +331,11 @@ impl Library {
                 rows
             }
         };
-        rows.retain(|r| !motion.contains(&r.content_key) && self.passes(f, r));
+        rows.retain(|r| {
+            !motion.contains(&r.content_key)
+                && !edit_files.contains(&r.content_key)
+                && self.passes(f, r)
+        });
         Ok(rows)
     }
 
@@ -335,7 +367,9 @@ impl Library {
             .then(|| companions.into_iter().find(|c| c.kind == "video"))
             .flatten();
         Ok(Some(PhotoInfo {
+            edit: self.edit_of(&row).map(str::to_string),
             vanished: self.is_vanished(&row),
+            icloud_only: self.is_icloud_only(&row),
             damaged: self.is_damaged(&row),
             row,
             holders,
@@ -372,5 +406,69 @@ impl Library {
             .unwrap_or(&last.path)
             .to_string();
         Ok(Some((content, name)))
+    }
+}
+
+/// Where a path's `PhotoData/Mutations/` part starts (at the root of a phone snapshot, or
+/// under a folder snapshot's top folder, as in an ifuse mount of the media root).
+fn mutations_at(path: &str) -> Option<usize> {
+    const M: &str = "PhotoData/Mutations/";
+    if path.starts_with(M) {
+        return Some(0);
+    }
+    path.find(&format!("/{M}")).map(|i| i + 1)
+}
+
+/// `IMG_E1234.JPG`: the edited rendition Apple and Image Capture put beside an original.
+fn is_e_rendition(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    stem.rsplit_once('_').is_some_and(|(_, n)| {
+        n.len() > 1 && n.starts_with('E') && n.bytes().skip(1).all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Find the edits among `rows` (as `restore` and `photos` do): every file of
+/// `PhotoData/Mutations/<folder>/<name>/Adjustments/` belongs to the original
+/// `<folder>/<name>.*`, and its `FullSizeRender.*` is the edit shown; an `IMG_E1234`
+/// rendition beside an `IMG_1234` original is an edit too.
+fn edits_of(rows: &[PhotoRow], t: &mut Timeline) {
+    let mut renders: HashMap<String, String> = HashMap::new();
+    for r in rows {
+        let p = &r.latest_path;
+        let Some(at) = mutations_at(p) else { continue };
+        let (prefix, rest) = p.split_at(at);
+        let Some((dir, stem, render)) = snapvault_photolib::edit_of(rest) else {
+            continue;
+        };
+        t.edit_files.insert(r.content_key.clone());
+        if render {
+            renders.insert(format!("{prefix}{dir}/{stem}"), r.content_key.clone());
+        }
+    }
+    let stem = |r: &PhotoRow| crate::library::stem_key(&r.latest_path);
+    let originals: HashSet<String> = rows
+        .iter()
+        .filter(|r| !t.edit_files.contains(&r.content_key) && !is_e_rendition(&r.latest_path))
+        .map(stem)
+        .collect();
+    for r in rows {
+        if r.kind == "photo" && is_e_rendition(&r.latest_path) && originals.contains(&stem(r)) {
+            t.edit_files.insert(r.content_key.clone());
+            renders
+                .entry(stem(r))
+                .or_insert_with(|| r.content_key.clone());
+        }
+    }
+    if renders.is_empty() {
+        return;
+    }
+    for r in rows {
+        if t.edit_files.contains(&r.content_key) || r.kind == "video" {
+            continue;
+        }
+        if let Some(render) = renders.get(&stem(r)) {
+            t.edits.insert(r.content_key.clone(), render.clone());
+        }
     }
 }

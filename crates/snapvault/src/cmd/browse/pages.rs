@@ -178,6 +178,11 @@ pub fn month(lib: &Library, scope: &str, m: Month, f: Filter) -> Result<String> 
         } else {
             ""
         };
+        let edited = if lib.edit_of(r).is_some() {
+            "<span class=\"badge e\">EDITED</span>"
+        } else {
+            ""
+        };
         let damaged = if lib.is_damaged(r) {
             "<span class=\"badge r\">DAMAGED</span>"
         } else {
@@ -185,7 +190,7 @@ pub fn month(lib: &Library, scope: &str, m: Month, f: Filter) -> Result<String> 
         };
         let _ = write!(
             body,
-            "<a class=\"cell\" href=\"/photo/{mk}/{k}\" title=\"{t}\"><img src=\"/thumb/{k}\" alt=\"{t}\" loading=\"lazy\" decoding=\"async\" width=\"160\" height=\"160\">{badge}{damaged}</a>",
+            "<a class=\"cell\" href=\"/photo/{mk}/{k}\" title=\"{t}\"><img src=\"/thumb/{k}\" alt=\"{t}\" loading=\"lazy\" decoding=\"async\" width=\"160\" height=\"160\">{badge}{edited}{damaged}</a>",
             mk = m.key(),
             k = r.content_key,
             t = esc(&format!(
@@ -256,9 +261,15 @@ pub fn photo(lib: &Library, scope: &str, m: Month, p: &PhotoInfo, camera: Option
         ),
         None => String::new(),
     };
+    let edit = match &p.edit {
+        Some(e) => format!(
+            "<h2>Edited version</h2><img id=\"edit\" src=\"/original/{e}\" alt=\"the edit made in Photos\"><p><a href=\"/original/{e}?download=1\">Download the edit</a></p>"
+        ),
+        None => String::new(),
+    };
     let _ = write!(
         body,
-        "<div class=\"photo\"><div class=\"view\">{view}{motion}</div><div class=\"facts\"><h1>{}</h1><dl>",
+        "<div class=\"photo\"><div class=\"view\">{view}{motion}{edit}</div><div class=\"facts\"><h1>{}</h1><dl>",
         esc(name)
     );
     let mut fact = |label: &str, value: String| {
@@ -286,12 +297,24 @@ pub fn photo(lib: &Library, scope: &str, m: Month, p: &PhotoInfo, camera: Option
         }),
     );
     fact("Camera", esc(camera.unwrap_or("not recorded")));
+    if p.edit.is_some() {
+        fact(
+            "Edited",
+            "yes, in Photos: the edit is shown below the original".into(),
+        );
+    }
     fact("Size", format!("{} ({} bytes)", fmt::size(r.size), r.size));
     fact("Path on the phone", esc(&r.latest_path));
     if p.vanished {
         fact(
             "On the phone",
             "<span class=\"warn\">no longer: only the backups hold it</span>".into(),
+        );
+    }
+    if p.icloud_only {
+        fact(
+            "On the phone",
+            "<span id=\"icloud\">only in iCloud now (Optimize iPhone Storage): not deleted; the backups hold the original</span>".into(),
         );
     }
     if p.damaged {
