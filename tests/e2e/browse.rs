@@ -399,6 +399,55 @@ fn vanished_and_damaged_filters() {
     assert!(failed, "every original of a damaged photo was served whole");
 }
 
+/// The months the timeline lists (with `?f=FILTER`).
+fn months_of(srv: &Server, filter: &str) -> Vec<String> {
+    let (code, _, body) = srv.get(&format!("/?f={filter}"));
+    assert_eq!(code, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .split("data-month=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_snapshot_taken_while_serving_shows_on_the_next_page() {
+    let lib = Lib::new();
+    let srv = lib.serve(&[]);
+    assert_eq!(months_of(&srv, "all"), ["2023-08", "2023-07", "2023-06"]);
+    // A photo of January 2024 arrives, and the June one is deleted, while the server runs.
+    write_file(
+        &lib.src.join("DCIM/101APPLE/IMG_0101.JPG"),
+        &sample::jpeg_with_thumbnail(&at("2024-01-02T10:00:00+01:00"), 20_000, 11),
+    );
+    std::fs::remove_file(lib.src.join("DCIM/100APPLE/IMG_0002.JPG")).unwrap();
+    let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        months_of(&srv, "all"),
+        ["2024-01", "2023-08", "2023-07", "2023-06"],
+        "the new snapshot's month is not on the timeline"
+    );
+    assert_eq!(months_of(&srv, "vanished"), ["2023-06"]);
+    let (code, _, body) = srv.get("/month/2024-01");
+    assert_eq!(code, 200);
+    let keys = photo_links(&String::from_utf8(body).unwrap());
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys[0].rsplit('/').next().unwrap();
+    let (code, head, thumb) = srv.get(&format!("/thumb/{key}"));
+    assert_eq!(code, 200, "{head}");
+    assert!(thumb.starts_with(&[0xFF, 0xD8]), "{head}");
+    let (code, _, body) = srv.get(&format!("/photo/{}", keys[0]));
+    assert_eq!(code, 200);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("Snapshots holding it (1)")
+    );
+}
+
 fn walk_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];

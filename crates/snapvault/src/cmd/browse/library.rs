@@ -3,7 +3,7 @@
 //! answer comes from the catalog; the repository is read only for a photo's bytes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow};
 use snapvault_catalog::{Catalog, DateRange, Holder, PhotoQuery, PhotoRow, StoredContent};
@@ -99,8 +99,8 @@ impl Counts {
     }
 }
 
-/// Months with their counts, per filter (computed once: the repository is read as it was
-/// when the server started).
+/// Months with their counts, per filter (computed once per view of the repository; a new
+/// view is made when its snapshots change, see `live.rs`).
 #[derive(Debug, Default)]
 pub struct Timeline {
     pub all: BTreeMap<Month, Counts>,
@@ -146,7 +146,7 @@ pub struct PhotoInfo {
 }
 
 pub struct Library {
-    pub repo: Repository,
+    pub repo: Arc<Repository>,
     pub index: Index,
     catalog: Mutex<Catalog>,
     /// `--snapshot`: only this one; `None`: all of them.
@@ -162,7 +162,7 @@ pub struct Library {
 
 impl Library {
     pub fn new(
-        repo: Repository,
+        repo: Arc<Repository>,
         index: Index,
         catalog: Catalog,
         snapshots: Option<Vec<SnapshotId>>,

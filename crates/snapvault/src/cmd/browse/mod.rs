@@ -4,11 +4,12 @@
 //! token; pages come from the photo catalog, pictures and originals are read from the
 //! repository as restore reads them, thumbnails are kept in the cache folder. Nothing is
 //! written to the repository but the shared lock every reading command takes (none with
-//! `--no-lock` or on a read-only drive). It serves the repository as it was when it
-//! started, until Ctrl-C.
+//! `--no-lock` or on a read-only drive). A snapshot taken while it runs shows on the next
+//! page (`live.rs`). It serves until Ctrl-C.
 
 mod auth;
 mod library;
+mod live;
 mod media;
 mod pages;
 mod serve;
@@ -24,7 +25,7 @@ use hyper_util::rt::TokioIo;
 
 use super::Ctx;
 use crate::cli::BrowseArgs;
-use library::Library;
+use live::Live;
 
 /// `--listen`: `IP:PORT`, `IP` (a free port), `localhost[:PORT]`; default 127.0.0.1 with a
 /// free port. An address other machines can reach needs `--allow-remote`.
@@ -79,10 +80,9 @@ pub fn run(ctx: &Ctx, a: BrowseArgs) -> Result<i32> {
         None => (None, "all snapshots".to_string()),
     };
     let thumbs = thumbs::cache_dir(&repo.config().id);
-    let lib = Arc::new(Library::new(repo, index, catalog, snapshots)?);
-    // The months and counts, once, before the address is printed: the first page is then
-    // quick, and a catalog that cannot answer fails here rather than as a 500.
-    lib.timeline()?;
+    // The months and counts before the address is printed: the first page is then quick,
+    // and a catalog that cannot answer fails here rather than as a 500.
+    let live = Live::start(Arc::new(repo), index, catalog, snapshots)?;
 
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, a: BrowseArgs) -> Result<i32> {
         crate::interrupt::guard_lock(l.handle());
     }
     let state = Arc::new(serve::State {
-        lib,
+        live,
         access,
         scope,
         thumbs,

@@ -19,12 +19,13 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::auth::{Access, Verdict, without_token};
 use super::library::{Filter, Library, Month};
+use super::live::Live;
 use super::{media, pages, thumbs};
 
 pub type Out = Response<BoxBody<Bytes, io::Error>>;
 
 pub struct State {
-    pub lib: Arc<Library>,
+    pub live: Live,
     pub access: Access,
     /// "all snapshots" or "snapshot 1a2b3c4d", shown in the header.
     pub scope: String,
@@ -156,9 +157,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Out {
     };
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     match parts.as_slice() {
-        [] => page(state, move |s| pages::timeline(&s.lib, &s.scope, filter)).await,
+        [] => page(state, move |lib, scope| pages::timeline(lib, scope, filter)).await,
         ["month", m] => match Month::parse(m) {
-            Some(m) => page(state, move |s| pages::month(&s.lib, &s.scope, m, filter)).await,
+            Some(m) => page(state, move |lib, scope| pages::month(lib, scope, m, filter)).await,
             None => not_found(),
         },
         ["photo", m, key] => match Month::parse(m) {
@@ -208,13 +209,18 @@ fn failed(e: &anyhow::Error) -> Out {
     text(StatusCode::INTERNAL_SERVER_ERROR, &format!("500: {msg}"))
 }
 
-/// Render a page on a blocking thread.
+/// Render a page on a blocking thread, from the current view of the repository.
 async fn page(
     state: &Arc<State>,
-    f: impl FnOnce(&State) -> anyhow::Result<String> + Send + 'static,
+    f: impl FnOnce(&Library, &str) -> anyhow::Result<String> + Send + 'static,
 ) -> Out {
     let s = state.clone();
-    match tokio::task::spawn_blocking(move || f(s.as_ref())).await {
+    match tokio::task::spawn_blocking(move || {
+        let lib = s.live.fresh()?;
+        f(&lib, &s.scope)
+    })
+    .await
+    {
         Ok(Ok(body)) => html(body),
         Ok(Err(e)) => failed(&e),
         Err(e) => failed(&anyhow::anyhow!("rendering the page failed: {e}")),
@@ -224,18 +230,19 @@ async fn page(
 async fn photo(state: &Arc<State>, m: Month, key: String) -> Out {
     let s = state.clone();
     let made = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<String>> {
-        let Some(info) = s.lib.photo(m, &key)? else {
+        let lib = s.live.fresh()?;
+        let Some(info) = lib.photo(m, &key)? else {
             return Ok(None);
         };
         // The camera is in the EXIF block at the start of the file.
-        let camera = match (info.row.kind.as_str(), s.lib.stored(&key)?) {
-            ("photo", Some((content, _))) => media::head(&s.lib, &content)
+        let camera = match (info.row.kind.as_str(), lib.stored(&key)?) {
+            ("photo", Some((content, _))) => media::head(&lib, &content)
                 .ok()
                 .and_then(|h| snapvault_media::preview(&h).camera),
             _ => None,
         };
         Ok(Some(pages::photo(
-            &s.lib,
+            &lib,
             &s.scope,
             m,
             &info,
@@ -258,14 +265,15 @@ async fn thumb(state: &Arc<State>, key: String) -> Out {
     let s = state.clone();
     let again = key.clone();
     let made = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<thumbs::Thumb>> {
-        let Some((content, name)) = s.lib.stored(&key)? else {
+        let lib = s.live.get()?;
+        let Some((content, name)) = lib.stored(&key)? else {
             return Ok(None);
         };
         if !media::matches_key(&key, &content.blobs) {
             anyhow::bail!("the photo catalog disagrees with the repository about {key}");
         }
         Ok(Some(thumbs::thumb(
-            &s.lib,
+            &lib,
             s.thumbs.as_ref(),
             &key,
             &content,
@@ -296,8 +304,12 @@ async fn thumb(state: &Arc<State>, key: String) -> Out {
 async fn original(state: &Arc<State>, key: String, range: Option<String>, download: bool) -> Out {
     let s = state.clone();
     let k = key.clone();
-    let found = tokio::task::spawn_blocking(move || s.lib.stored(&k)).await;
-    let (content, name) = match found {
+    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let lib = s.live.get()?;
+        Ok(lib.stored(&k)?.map(|x| (x, lib)))
+    })
+    .await;
+    let ((content, name), lib) = match found {
         Ok(Ok(Some(x))) => x,
         Ok(Ok(None)) => return not_found(),
         Ok(Err(e)) => return failed(&e),
@@ -322,7 +334,6 @@ async fn original(state: &Arc<State>, key: String, range: Option<String>, downlo
         }
     };
     let (tx, rx) = mpsc::channel(2);
-    let lib = state.lib.clone();
     let want = span.clone();
     tokio::task::spawn_blocking(move || media::stream(&lib, &content, want, tx));
     let mut r = Response::new(Streamed(rx).boxed());

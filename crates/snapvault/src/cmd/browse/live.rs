@@ -1,0 +1,90 @@
+//! The server's view of the repository, kept current: before each page it lists the
+//! repository's `snapshots` folder (one directory listing, or one LIST request on remote
+//! storage), and when the names changed — a snapshot taken, forgotten or pruned while the
+//! server runs — it loads the index again, brings the catalog up to date and makes a new
+//! [`Library`], then answers from that one. Requests already running keep the view they
+//! started with; thumbnails and originals use the current view without listing.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::{Context, Result, anyhow};
+use snapvault_catalog::Catalog;
+use snapvault_repo::backend::FileKind;
+use snapvault_repo::index::Index;
+use snapvault_repo::{Repository, SnapshotId};
+
+use super::library::Library;
+
+pub struct Live {
+    repo: Arc<Repository>,
+    /// `--snapshot`: the one shown, whatever else arrives.
+    snapshots: Option<Vec<SnapshotId>>,
+    /// The snapshot names the current view was made from (held while a new one is made,
+    /// so two pages arriving together make it once).
+    names: Mutex<Vec<String>>,
+    current: RwLock<Arc<Library>>,
+}
+
+/// The names in the repository's `snapshots` folder, sorted.
+fn snapshot_names(repo: &Repository) -> Result<Vec<String>> {
+    let mut names: Vec<String> = repo
+        .backend()
+        .list(FileKind::Snapshot)
+        .context("listing the repository's snapshots")?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
+impl Live {
+    /// The first view, with its timeline made (so the first page is quick and a catalog
+    /// that cannot answer fails at start).
+    pub fn start(
+        repo: Arc<Repository>,
+        index: Index,
+        catalog: Catalog,
+        snapshots: Option<Vec<SnapshotId>>,
+    ) -> Result<Live> {
+        let names = snapshot_names(&repo)?;
+        let lib = Library::new(repo.clone(), index, catalog, snapshots.clone())?;
+        lib.timeline()?;
+        Ok(Live {
+            repo,
+            snapshots,
+            names: Mutex::new(names),
+            current: RwLock::new(Arc::new(lib)),
+        })
+    }
+
+    /// The current view, as it is (for thumbnails and originals: a photo's bytes do not
+    /// change when snapshots arrive).
+    pub fn get(&self) -> Result<Arc<Library>> {
+        self.current.read().map(|l| l.clone()).map_err(|_| {
+            anyhow!("the server's view of the repository is unusable after an earlier failure")
+        })
+    }
+
+    /// The view for a page: made again first if the repository's snapshots changed.
+    pub fn fresh(&self) -> Result<Arc<Library>> {
+        let now = snapshot_names(&self.repo)?;
+        let mut names = self.names.lock().map_err(|_| {
+            anyhow!("the server's view of the repository is unusable after an earlier failure")
+        })?;
+        if *names == now {
+            return self.get();
+        }
+        let index = self.repo.load_index()?.index;
+        let catalog = crate::catalog::open_synced(&self.repo, &index, false)?;
+        let lib = Library::new(self.repo.clone(), index, catalog, self.snapshots.clone())?;
+        lib.timeline()?;
+        let lib = Arc::new(lib);
+        let mut cur = self.current.write().map_err(|_| {
+            anyhow!("the server's view of the repository is unusable after an earlier failure")
+        })?;
+        *cur = lib.clone();
+        *names = now;
+        Ok(lib)
+    }
+}
