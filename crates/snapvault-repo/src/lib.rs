@@ -1,52 +1,32 @@
 //! The snapvault repository: everything that turns files into sealed, deduplicated,
 //! immutable objects and back. It knows nothing of photos, phones or SQLite.
 //!
-//! Layering, bottom up: [`backend`] (where bytes live) → [`crypto`] / [`keyfile`] (who may
-//! read them) → [`pack`] / [`index`] (how blobs are stored and found) → [`tree`] /
-//! [`snapshot`] (what a backup is) → [`archiver`] / [`restorer`] / [`checker`] (what users do).
-//! The on-disk format is specified in `docs/format.md`.
+//! Layers, bottom up, one folder each: [`format`] (the bytes of every object, and how they
+//! are sealed) → [`storage`] (where bytes live: the `Backend` trait, the local folder) →
+//! [`repository`] (an open repository: keys, index, packer, chunker, locks) → [`ops`] (what
+//! users do: snapshot, restore, check, prune, forget, repair, copy). [`error`] is shared by
+//! all. The on-disk format is specified in `docs/format.md`.
 
-pub mod archiver;
-pub mod backend;
-pub mod blob;
-pub mod checker;
-pub mod chunker;
-pub mod config;
-pub mod copy;
-pub mod crypto;
-pub mod direct_io;
-pub mod durable;
 pub mod error;
-pub mod expansion;
-/// Fault injection for tests: only in builds with the `test-faults` feature.
-#[cfg(feature = "test-faults")]
-pub mod faulty;
-pub mod forget;
-pub mod fs_source;
-pub mod heal;
-pub mod id;
-pub mod index;
-pub mod keyfile;
-pub mod lock;
-pub mod open;
-pub mod pack;
-pub mod packer;
-pub mod prune;
-pub mod readahead;
-pub mod readback;
-pub mod repair;
+pub mod format;
+pub mod ops;
 pub mod repository;
-pub mod restorer;
-pub mod revalidate;
-pub mod snapshot;
-pub mod stop;
-pub mod survey;
-pub mod testhooks;
-pub mod text;
-pub mod time;
-pub mod tree;
+pub mod storage;
 #[cfg(test)]
 mod vectors;
+
+// The module paths from before the layer folders, kept so that the other crates' imports
+// need no change.
+pub use format::{blob, config, crypto, id, keyfile, pack, snapshot, text, time, tree};
+pub use ops::{
+    archiver, checker, copy, forget, fs_source, heal, prune, readback, repair, restorer,
+    revalidate, stop, survey,
+};
+pub use repository::{chunker, expansion, index, lock, open, packer};
+pub use storage as backend;
+#[cfg(feature = "test-faults")]
+pub use storage::faulty;
+pub use storage::{direct_io, durable, readahead, testhooks};
 
 pub use error::{RepoError, Result};
 pub use id::{BlobId, Id, PackId, SnapshotId};

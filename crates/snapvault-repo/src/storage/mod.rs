@@ -1,8 +1,19 @@
 //! Where a repository's bytes live. A backend stores named, immutable files in a few kinds
 //! (folders); everything above it is backend-agnostic. Remote backends (S3, SFTP) implement
 //! the same trait in the `snapvault-remote` crate.
+//!
+//! This folder is the storage layer: the [`Backend`] contract and [`FileKind`] here, the
+//! local-folder backend, and how it writes and reads a disk (durable writes, direct I/O,
+//! read-ahead hints), plus the test hooks that wrap or pause a backend.
 
+pub mod direct_io;
+pub mod durable;
+/// Fault injection for tests: only in builds with the `test-faults` feature.
+#[cfg(feature = "test-faults")]
+pub mod faulty;
 mod local;
+pub mod readahead;
+pub mod testhooks;
 
 pub use local::LocalBackend;
 

@@ -1,5 +1,17 @@
 //! An open repository: backend + config + keys, and the operations every command shares
 //! (reading blobs and trees, listing and saving snapshots, loading the index, keys).
+//!
+//! This folder is the repository layer: the formats of [`crate::format`] put to work on
+//! a [`crate::storage`] backend. Opening (which key file, a damaged config), the in-memory
+//! index, the packer, the chunker, locks and the expansion bound of tree walks live here;
+//! what users do with a repository is in [`crate::ops`].
+
+pub mod chunker;
+pub mod expansion;
+pub mod index;
+pub mod lock;
+pub mod open;
+pub mod packer;
 
 use std::sync::Arc;
 

@@ -1,0 +1,17 @@
+//! The operations layer: what users do with a repository. Taking a snapshot (the archiver
+//! and its sources), restoring, checking, reading back, pruning, forgetting, repairing and
+//! healing, surveying packs, copying between repositories.
+
+pub mod archiver;
+pub mod checker;
+pub mod copy;
+pub mod forget;
+pub mod fs_source;
+pub mod heal;
+pub mod prune;
+pub mod readback;
+pub mod repair;
+pub mod restorer;
+pub mod revalidate;
+pub mod stop;
+pub mod survey;
