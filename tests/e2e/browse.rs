@@ -93,9 +93,17 @@ impl Lib {
 /// `snapvault browse --no-open ARGS` on `sv`'s repository with `cache` as the cache home,
 /// until its address is printed.
 pub fn serve(sv: &Sv, cache: &Path, args: &[&str]) -> Server {
+    serve_env(sv, cache, args, &[])
+}
+
+/// [`serve`] with more environment variables.
+pub fn serve_env(sv: &Sv, cache: &Path, args: &[&str], env: &[(&str, &Path)]) -> Server {
     let mut a = vec!["browse", "--no-open"];
     a.extend_from_slice(args);
     let mut cmd = sv.command(&a);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.env("XDG_CACHE_HOME", cache)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -465,6 +473,38 @@ fn walk_files(root: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+fn heic_without_a_decoder_is_a_placeholder_that_says_what_to_install() {
+    let lib = Lib::new();
+    let empty = lib.tmp.path().join("no-tools");
+    std::fs::create_dir_all(&empty).unwrap();
+    let srv = serve_env(&lib.sv, &lib.cache, &[], &[("PATH", &empty)]);
+    let (_, _, body) = srv.get("/month/2023-08");
+    let html = String::from_utf8(body).unwrap();
+    let link = html
+        .split("href=\"/photo/")
+        .skip(1)
+        .find(|s| s.contains("title=\"IMG_0003.HEIC"))
+        .and_then(|s| s.split('"').next())
+        .expect("the HEIC in August");
+    let key = link.rsplit('/').next().unwrap();
+    let (code, head, svg) = srv.get(&format!("/thumb/{key}"));
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-snapvault-placeholder: 1"),
+        "{head}"
+    );
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(svg.contains("heif-thumbnailer"), "{svg}");
+    let (code, err) = srv.interrupt();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("note: no HEIC decoder found") && err.contains("apt install heif-thumbnailer"),
+        "{err}"
+    );
+}
+
+#[test]
 fn remote_listen_needs_allow_remote() {
     let lib = Lib::new();
     let out = lib.run(&["browse", "--no-open", "--listen", "0.0.0.0:0"]);
@@ -591,4 +631,73 @@ fn in_headless_chromium() {
         b.eval("fetch('/', {credentials: 'omit'}).then(r => r.status)"),
         403
     );
+
+    // A real HEIC (an HEVC-coded image with an HEVC thumbnail item, made by libheif's
+    // heif-enc): its thumbnail is decoded, not a placeholder.
+    let Some(heic) = real_heic(lib.tmp.path()) else {
+        if std::env::var_os("SNAPVAULT_REQUIRE_HEIF").is_some() {
+            panic!("heif-enc is required here (SNAPVAULT_REQUIRE_HEIF) but not installed");
+        }
+        eprintln!(
+            "skipping the HEIC part of browse::in_headless_chromium: heif-enc (Debian's libheif-examples) is not installed"
+        );
+        return;
+    };
+    write_file(&lib.src.join("DCIM/100APPLE/IMG_0005.HEIC"), &heic);
+    let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    b.goto(&format!("{base}/"));
+    let months = b.eval(
+        "JSON.stringify([...document.querySelectorAll('a.month')].map(a => a.dataset.month))",
+    );
+    let months: Vec<String> = serde_json::from_str(months.as_str().unwrap()).unwrap();
+    let mut seen = None;
+    for m in &months {
+        b.goto(&format!("{base}/month/{m}"));
+        let got = b.eval(
+            "(() => { const i = document.querySelector('a.cell[title^=\"IMG_0005.HEIC\"] img'); if (!i) return 'absent'; \
+             const loaded = i.complete ? Promise.resolve() : new Promise(r => { i.onload = i.onerror = r; }); \
+             return loaded.then(() => fetch(i.src)).then(r => JSON.stringify({w: i.naturalWidth, \
+               type: r.headers.get('content-type'), placeholder: r.headers.get('x-snapvault-placeholder')})); })()",
+        );
+        if got != "absent" {
+            seen = Some(got);
+            break;
+        }
+    }
+    let got = seen.expect("the HEIC is in no month");
+    let v: serde_json::Value = serde_json::from_str(got.as_str().unwrap()).unwrap();
+    assert!(
+        v["w"].as_u64().unwrap() > 0,
+        "HEIC thumbnail did not decode: {v}"
+    );
+    assert!(
+        v["placeholder"].is_null() && v["type"] != "image/svg+xml",
+        "a placeholder instead of the decoded HEIC thumbnail: {v}"
+    );
+}
+
+/// A small real HEIC made by libheif's `heif-enc` from a generated 64×48 picture (Y4M), with
+/// a 48-pixel thumbnail item; `None` when heif-enc is not installed.
+fn real_heic(dir: &Path) -> Option<Vec<u8>> {
+    let (w, h) = (64usize, 48usize);
+    let mut y4m = format!("YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\nFRAME\n").into_bytes();
+    y4m.extend((0..h).flat_map(|y| (0..w).map(move |x| ((x * 3 + y * 2) % 256) as u8)));
+    y4m.extend(std::iter::repeat_n(100u8, w / 2 * h / 2));
+    y4m.extend(std::iter::repeat_n(160u8, w / 2 * h / 2));
+    let input = dir.join("picture.y4m");
+    let output = dir.join("picture.heic");
+    std::fs::write(&input, y4m).unwrap();
+    let done = std::process::Command::new("heif-enc")
+        .args(["-q", "60", "-t", "48", "-o"])
+        .arg(&output)
+        .arg(&input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match done {
+        Ok(s) if s.success() => Some(std::fs::read(&output).unwrap()),
+        Ok(s) => panic!("heif-enc failed ({s})"),
+        Err(_) => None,
+    }
 }

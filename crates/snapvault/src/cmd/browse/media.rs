@@ -122,6 +122,33 @@ pub fn head(lib: &Library, content: &StoredContent) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Write a whole stored file to `out`, verified as above, a chunk at a time.
+pub fn write_all(
+    lib: &Library,
+    content: &StoredContent,
+    out: &mut impl io::Write,
+) -> io::Result<u64> {
+    let mut n = 0u64;
+    for (id, keep) in plan(lib, &content.blobs, &(0..content.size))? {
+        let data = lib
+            .repo
+            .read_blob(&lib.index, &id)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let part = data
+            .get(keep)
+            .ok_or_else(|| io::Error::other("short chunk"))?;
+        out.write_all(part)?;
+        n += part.len() as u64;
+    }
+    if n != content.size {
+        return Err(io::Error::other(format!(
+            "the stored chunks hold {n} bytes, the file had {}",
+            content.size
+        )));
+    }
+    Ok(n)
+}
+
 /// A single byte range from a `Range` header, for a file of `size` bytes: `Ok(None)` to
 /// send the whole file (no header, or one we don't serve such as several ranges),
 /// `Err(())` when it cannot be satisfied (416).

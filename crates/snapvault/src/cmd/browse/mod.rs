@@ -8,6 +8,7 @@
 //! page (`live.rs`). It serves until Ctrl-C.
 
 mod auth;
+mod heif;
 mod library;
 mod live;
 mod media;
@@ -116,6 +117,12 @@ pub fn run(ctx: &Ctx, a: BrowseArgs) -> Result<i32> {
         open_browser(&url);
     }
     if !ctx.global.quiet {
+        if heif::decoder().is_none() {
+            eprintln!(
+                "note: no HEIC decoder found, so HEIC photos show a placeholder: {}",
+                heif::INSTALL_HINT
+            );
+        }
         eprintln!("serving the backup read-only; press Ctrl-C to stop");
     }
 

@@ -282,7 +282,7 @@ async fn thumb(state: &Arc<State>, key: String) -> Out {
     })
     .await;
     let mut r = match made {
-        Ok(Ok(Some(thumbs::Thumb::Jpeg(b)))) => respond(StatusCode::OK, "image/jpeg", b),
+        Ok(Ok(Some(thumbs::Thumb::Image(b, mime)))) => respond(StatusCode::OK, mime, b),
         Ok(Ok(Some(thumbs::Thumb::Placeholder(p)))) => {
             let mut r = respond(StatusCode::OK, "image/svg+xml", p.svg());
             set(

@@ -3,9 +3,10 @@
 //!
 //! A JPEG's embedded EXIF thumbnail is used as it is (a few KiB read from the first chunk,
 //! nothing decoded). Small images a browser shows by itself (JPEG, PNG, GIF, WebP up to
-//! [`SMALL_ORIGINAL`]) are served whole. HEIC's embedded thumbnail is HEVC-coded and this
-//! build has no HEVC decoder (docs/design.md says why), so HEIC photos, videos and large
-//! images without a preview get a labelled placeholder.
+//! [`SMALL_ORIGINAL`]) are served whole. HEIC's embedded thumbnail is HEVC-coded: it is
+//! decoded by the system's libheif tools in a separate process (`heif.rs`; docs/design.md
+//! says why). Videos, large images without a preview, and HEIC without a decoder get a
+//! labelled placeholder.
 //!
 //! At most [`MAKERS`] thumbnails are made at once (a semaphore), each reading at most
 //! [`super::media::HEAD_BYTES`], so memory stays bounded however many the page asks for.
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use snapvault_catalog::StoredContent;
 
 use super::library::Library;
-use super::media;
+use super::{heif, media};
 
 /// Images up to this size without an embedded preview are sent whole as their thumbnail.
 pub const SMALL_ORIGINAL: u64 = 512 * 1024;
@@ -24,8 +25,9 @@ pub const MAKERS: usize = 4;
 
 /// What a grid cell shows.
 pub enum Thumb {
-    /// A JPEG thumbnail (embedded preview, from the cache or just made).
-    Jpeg(Vec<u8>),
+    /// A thumbnail (embedded JPEG preview or decoded HEIC, from the cache or just made),
+    /// with its media type.
+    Image(Vec<u8>, &'static str),
     /// The original itself is small enough and the browser shows it.
     Original,
     /// A placeholder, by why there is no picture.
@@ -34,7 +36,10 @@ pub enum Thumb {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placeholder {
+    /// HEIC, and no decoder installed.
     Heic,
+    /// HEIC the decoder could not read.
+    HeicFailed,
     Video,
     NoPreview,
 }
@@ -43,6 +48,7 @@ impl Placeholder {
     pub fn svg(self) -> &'static str {
         match self {
             Placeholder::Heic => include_str!("assets/heic.svg"),
+            Placeholder::HeicFailed => include_str!("assets/heicbad.svg"),
             Placeholder::Video => include_str!("assets/video.svg"),
             Placeholder::NoPreview => include_str!("assets/nopreview.svg"),
         }
@@ -51,6 +57,7 @@ impl Placeholder {
     fn marker(self) -> &'static str {
         match self {
             Placeholder::Heic => "heic",
+            Placeholder::HeicFailed => "heicbad",
             Placeholder::Video => "video",
             Placeholder::NoPreview => "none",
         }
@@ -58,7 +65,8 @@ impl Placeholder {
 
     fn from_marker(s: &[u8]) -> Option<Placeholder> {
         match s {
-            b"heic" => Some(Placeholder::Heic),
+            // (`heic`, no decoder, is not kept: one may be installed later.)
+            b"heicbad" => Some(Placeholder::HeicFailed),
             b"video" => Some(Placeholder::Video),
             b"none" => Some(Placeholder::NoPreview),
             _ => None,
@@ -86,9 +94,13 @@ pub fn thumb(
     }
     // Keys are 64 hex digits (checked by the caller's parse), so they are safe file names.
     let jpg = cache.map(|d| d.join(format!("{key}.jpg")));
+    let png = cache.map(|d| d.join(format!("{key}.png")));
     let none = cache.map(|d| d.join(format!("{key}.none")));
     if let Some(Ok(b)) = jpg.as_ref().map(std::fs::read) {
-        return Ok(Thumb::Jpeg(b));
+        return Ok(Thumb::Image(b, "image/jpeg"));
+    }
+    if let Some(Ok(b)) = png.as_ref().map(std::fs::read) {
+        return Ok(Thumb::Image(b, "image/png"));
     }
     if let Some(Ok(b)) = none.as_ref().map(std::fs::read)
         && let Some(p) = Placeholder::from_marker(&b)
@@ -101,14 +113,31 @@ pub fn thumb(
         if let Some(p) = &jpg {
             let _ = crate::cache::write(p, &t);
         }
-        return Ok(Thumb::Jpeg(t));
+        return Ok(Thumb::Image(t, "image/jpeg"));
     }
     let heic = matches!(
         snapvault_media::format_of(name.as_bytes(), &head),
         snapvault_media::Format::Heif
     );
+    drop(head);
     let p = if heic {
-        Placeholder::Heic
+        let Some(d) = heif::decoder() else {
+            return Ok(Thumb::Placeholder(Placeholder::Heic));
+        };
+        let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
+        match d.thumbnail(lib, content, &work) {
+            Ok((b, mime)) => {
+                let keep = if mime == "image/png" { &png } else { &jpg };
+                if let Some(p) = keep {
+                    let _ = crate::cache::write(p, &b);
+                }
+                return Ok(Thumb::Image(b, mime));
+            }
+            Err(e) => {
+                eprintln!("browse: no thumbnail for {name}: {e}");
+                Placeholder::HeicFailed
+            }
+        }
     } else {
         Placeholder::NoPreview
     };

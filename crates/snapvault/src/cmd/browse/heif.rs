@@ -1,0 +1,220 @@
+//! HEIC thumbnails by a decoder installed on the system, run as a separate process (why not
+//! a library in-process: docs/design.md, "HEIC thumbnails"). Looked for once on `PATH`:
+//!
+//! - `heif-thumbnailer` (libheif; Debian's `heif-thumbnailer` package): decodes the small
+//!   thumbnail item an iPhone stores (or the image, scaled, when there is none) to PNG;
+//! - `sips` (macOS, always present): scales the image to JPEG;
+//! - `heif-convert` (libheif; Debian's `libheif-examples`): decodes the whole image to JPEG.
+//!
+//! The stored file is written (verified, a chunk at a time) to a private temporary file in
+//! the cache folder, the decoder gets [`TIMEOUT`] and, on Linux, [`MEMORY`] of address
+//! space, and at most [`DECODERS`] run at once; whatever it does to itself, the server goes
+//! on and shows a placeholder.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use snapvault_catalog::StoredContent;
+
+use super::library::Library;
+use super::media;
+
+/// Largest HEIC handed to a decoder (an iPhone's are 1-5 MiB).
+pub const MAX_INPUT: u64 = 64 * 1024 * 1024;
+/// Largest thumbnail read back.
+const MAX_OUTPUT: u64 = 16 * 1024 * 1024;
+/// Longest a decoder may run.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Address space a decoder may use (Linux, `RLIMIT_AS`).
+#[cfg(target_os = "linux")]
+const MEMORY: u64 = 2 * 1024 * 1024 * 1024;
+/// Decoders running at the same time (each may hold a decoded image).
+pub const DECODERS: usize = 2;
+/// Longest side asked for.
+const SIZE: u32 = 320;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Thumbnailer,
+    Sips,
+    Convert,
+}
+
+/// An installed HEIC decoder.
+#[derive(Debug)]
+pub struct Decoder {
+    kind: Kind,
+    exe: PathBuf,
+}
+
+/// The decoder found on `PATH` (looked for once).
+pub fn decoder() -> Option<&'static Decoder> {
+    static FOUND: OnceLock<Option<Decoder>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH")?;
+            let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+            let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
+            [
+                ("heif-thumbnailer", Kind::Thumbnailer),
+                ("sips", Kind::Sips),
+                ("heif-convert", Kind::Convert),
+            ]
+            .into_iter()
+            .find_map(|(name, kind)| find(name).map(|exe| Decoder { kind, exe }))
+        })
+        .as_ref()
+}
+
+/// What to tell a user who has no decoder.
+pub const INSTALL_HINT: &str = "install libheif's heif-thumbnailer (Debian, Ubuntu: apt install heif-thumbnailer; Fedora: dnf install libheif-tools; Homebrew: brew install libheif) and restart browse";
+
+/// A counting semaphore for [`DECODERS`] (the callers are blocking threads).
+struct Slots {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+static SLOTS: Slots = Slots {
+    used: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+struct Slot;
+
+impl Slots {
+    fn take(&'static self) -> Slot {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used >= DECODERS {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut used = SLOTS.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(1);
+        SLOTS.freed.notify_one();
+    }
+}
+
+impl Decoder {
+    pub fn name(&self) -> String {
+        self.exe
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
+    /// A thumbnail of a stored HEIC: the image bytes and their media type. `work` is a
+    /// private folder for the temporary files (the cache folder, or the system's).
+    pub fn thumbnail(
+        &self,
+        lib: &Library,
+        content: &StoredContent,
+        work: &Path,
+    ) -> io::Result<(Vec<u8>, &'static str)> {
+        if content.size > MAX_INPUT {
+            return Err(io::Error::other(format!(
+                "{} bytes, more than the {MAX_INPUT} handed to a decoder",
+                content.size
+            )));
+        }
+        let mut input = tempfile::Builder::new()
+            .prefix(".heic-in-")
+            .suffix(".heic")
+            .tempfile_in(work)?;
+        media::write_all(lib, content, input.as_file_mut())?;
+        let (ext, mime) = match self.kind {
+            Kind::Thumbnailer => (".png", "image/png"),
+            Kind::Sips | Kind::Convert => (".jpg", "image/jpeg"),
+        };
+        let output = tempfile::Builder::new()
+            .prefix(".heic-out-")
+            .suffix(ext)
+            .tempfile_in(work)?;
+        let (inp, out) = (input.path(), output.path());
+        let mut cmd = Command::new(&self.exe);
+        match self.kind {
+            Kind::Thumbnailer => cmd.arg("-s").arg(SIZE.to_string()).arg(inp).arg(out),
+            Kind::Sips => cmd
+                .args(["-s", "format", "jpeg", "-Z", &SIZE.to_string()])
+                .arg(inp)
+                .arg("--out")
+                .arg(out),
+            Kind::Convert => cmd.args(["--quiet", "-q", "80"]).arg(inp).arg(out),
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        limit_memory(&mut cmd);
+        let _slot = SLOTS.take();
+        run(&mut cmd, &self.name())?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(out)?
+            .take(MAX_OUTPUT + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.is_empty() || bytes.len() as u64 > MAX_OUTPUT {
+            return Err(io::Error::other(format!(
+                "{} wrote {} bytes",
+                self.name(),
+                bytes.len()
+            )));
+        }
+        Ok((bytes, mime))
+    }
+}
+
+/// Run a decoder to its end, or kill it after [`TIMEOUT`].
+fn run(cmd: &mut Command, name: &str) -> io::Result<()> {
+    let mut child = cmd.spawn()?;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "{name} could not decode it ({status})"
+                )))
+            };
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "{name} took more than {} s",
+                TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Cap the decoder's address space, so a hostile file cannot make it take the machine's
+/// memory.
+#[cfg(target_os = "linux")]
+fn limit_memory(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: MEMORY,
+                rlim_max: MEMORY,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn limit_memory(_: &mut Command) {}
