@@ -34,6 +34,7 @@ use snapvault_repo::crypto::{Crypto, MasterKey};
 use snapvault_repo::id::{BlobId, Id, PackId};
 use snapvault_repo::index::Index;
 use snapvault_repo::pack::{PackEntry, PackWriter};
+use snapvault_repo::storage::direct_io::ALIGN;
 
 const MIB: usize = 1 << 20;
 
@@ -289,7 +290,7 @@ fn pack(c: &mut Criterion) {
     let mut spare = Some(Vec::with_capacity(16 * MIB + (64 << 10)));
     g.bench_function("writer_recycled_add_finish_16MiB", |b| {
         b.iter(|| {
-            let mut w = PackWriter::with_buffer(spare.take().unwrap_or_default());
+            let mut w = PackWriter::with_buffer(spare.take().unwrap_or_default(), ALIGN);
             for bl in &blobs {
                 w.add(bl);
             }
@@ -397,7 +398,7 @@ fn pipeline(c: &mut Criterion) {
             .collect();
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut w = PackWriter::with_buffer(pool.pop().unwrap_or_default());
+                let mut w = PackWriter::with_buffer(pool.pop().unwrap_or_default(), ALIGN);
                 let mut packs = 0;
                 for chunk in ch.split(&data) {
                     let id = crypto.blob_id(chunk);
@@ -409,7 +410,7 @@ fn pipeline(c: &mut Criterion) {
                     if !w.is_empty() && w.len() + e.sealed.len() > 16 * MIB {
                         let full = std::mem::replace(
                             &mut w,
-                            PackWriter::with_buffer(pool.pop().unwrap_or_default()),
+                            PackWriter::with_buffer(pool.pop().unwrap_or_default(), ALIGN),
                         );
                         let bytes = full.finish(&crypto).1;
                         black_box(bytes.len());

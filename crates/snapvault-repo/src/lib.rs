@@ -9,6 +9,8 @@
 
 pub mod error;
 pub mod format;
+#[cfg(test)]
+mod layers;
 pub mod ops;
 pub mod repository;
 pub mod storage;

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::blob::{self, BlobType, Compression};
-use crate::config::ChunkerParams;
-use crate::crypto::{Crypto, MASTER_KEY_LEN, MasterKey, NONCE_LEN, seal_in_place_under};
+use crate::format::blob::{self, BlobType, Compression};
+use crate::format::config::ChunkerParams;
+use crate::format::crypto::{Crypto, MASTER_KEY_LEN, MasterKey, NONCE_LEN, seal_in_place_under};
 
 const FORMAT_MD: &str = include_str!("../../../docs/format.md");
 const SECTION: &str = "## 14. Test vectors";
@@ -63,7 +63,8 @@ fn computed() -> Vec<(String, String)> {
         .update(CHUNK_INPUT.as_bytes())
         .finalize_xof()
         .fill(&mut input);
-    let chunker = crate::chunker::Chunker::new(&ChunkerParams::default(), &Crypto::Plain);
+    let chunker =
+        crate::repository::chunker::Chunker::new(&ChunkerParams::default(), &Crypto::Plain);
     let lengths: Vec<String> = chunker
         .split(&input)
         .iter()
@@ -82,7 +83,7 @@ fn computed() -> Vec<(String, String)> {
         .open(&written.sealed, "vector")
         .expect("the blob just written opens");
     assert_eq!(
-        opened.len() + crate::crypto::SEAL_OVERHEAD,
+        opened.len() + crate::format::crypto::SEAL_OVERHEAD,
         written.sealed.len()
     );
     let mut buf = vec![0u8; NONCE_LEN];

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::BlobId;
+use crate::format::crypto::Crypto;
+use crate::format::id::BlobId;
 
 /// The largest blob plaintext we accept when decoding (max chunk is 16 MiB; trees are capped).
 pub const MAX_BLOB_LEN: usize = 64 << 20;
@@ -373,7 +373,7 @@ pub fn decode_in_place<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{MasterKey, SEAL_OVERHEAD};
+    use crate::format::crypto::{MasterKey, SEAL_OVERHEAD};
 
     #[test]
     fn round_trip_compressible_and_not() {

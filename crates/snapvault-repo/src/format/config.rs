@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
+use crate::format::crypto::Crypto;
 
 /// The format version this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -49,7 +49,7 @@ impl Config {
     pub fn new(encrypted: bool) -> Config {
         Config {
             version: FORMAT_VERSION,
-            id: crate::id::Id::random().to_hex(),
+            id: crate::format::id::Id::random().to_hex(),
             encrypted,
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
@@ -128,12 +128,12 @@ impl Config {
         // The id names the local cache folder: anything but 64 hex digits (`/home/…`,
         // `../..`) would put the cache, and the permissions snapvault sets on it, elsewhere.
         // (An unencrypted config has no MAC, so its id is whatever the folder holds.)
-        if !crate::text::is_id_name(&c.id) {
+        if !crate::format::text::is_id_name(&c.id) {
             return Err(RepoError::corrupt(
                 format!("config of {location}"),
                 format!(
                     "its id {} is not 64 hex digits",
-                    crate::text::short_name(&c.id)
+                    crate::format::text::short_name(&c.id)
                 ),
             ));
         }
@@ -144,7 +144,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::format::crypto::MasterKey;
 
     #[test]
     fn round_trip_and_mac() {

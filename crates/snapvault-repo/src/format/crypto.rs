@@ -11,7 +11,7 @@ use ring::aead;
 use zeroize_lite::Secret;
 
 use crate::error::{RepoError, Result};
-use crate::id::BlobId;
+use crate::format::id::BlobId;
 
 pub const NONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
@@ -216,7 +216,7 @@ impl Crypto {
 
     /// The id of a blob with this plaintext.
     pub fn blob_id(&self, plain: &[u8]) -> BlobId {
-        BlobId(crate::id::Id(self.keyed_hash(plain)))
+        BlobId(crate::format::id::Id(self.keyed_hash(plain)))
     }
 
     /// A streaming hasher giving the same id as [`Crypto::blob_id`] over the bytes fed to
@@ -285,7 +285,7 @@ impl BlobHasher {
     }
 
     pub fn finish(&self) -> BlobId {
-        BlobId(crate::id::Id(*self.0.finalize().as_bytes()))
+        BlobId(crate::format::id::Id(*self.0.finalize().as_bytes()))
     }
 }
 

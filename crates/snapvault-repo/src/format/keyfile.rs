@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{MASTER_KEY_LEN, MasterKey, open_with, seal_with};
 use crate::error::{RepoError, Result};
+use crate::format::crypto::{MASTER_KEY_LEN, MasterKey, open_with, seal_with};
 
 /// Argon2id cost for new key files: 64 MiB, 2 passes, 1 lane (~0.2–0.4 s on one core here).
 pub const DEFAULT_KDF: KdfParams = KdfParams {
@@ -83,9 +83,9 @@ impl KeyFile {
         kek.fill(0);
         Ok(KeyFile {
             version: 1,
-            created: crate::time::now_unix(),
-            hostname: crate::time::hostname(),
-            username: crate::time::username(),
+            created: crate::format::time::now_unix(),
+            hostname: crate::format::time::hostname(),
+            username: crate::format::time::username(),
             kdf: "argon2id".into(),
             params,
             salt: hex::encode(salt),
@@ -102,7 +102,8 @@ impl KeyFile {
     /// Keep a sealed copy of the config bytes `config` in this key file (the MAC does not
     /// cover it, so it can be added after [`KeyFile::create`]).
     pub fn with_config_copy(mut self, master: &MasterKey, config: &[u8]) -> KeyFile {
-        self.config = hex::encode(crate::crypto::Crypto::Keyed(master.clone()).seal(config));
+        self.config =
+            hex::encode(crate::format::crypto::Crypto::Keyed(master.clone()).seal(config));
         self
     }
 
@@ -118,7 +119,7 @@ impl KeyFile {
                 return Some(Err(RepoError::corrupt("config copy", "is not hex")));
             }
         };
-        Some(crate::crypto::Crypto::Keyed(master.clone()).open(&sealed, "config copy"))
+        Some(crate::format::crypto::Crypto::Keyed(master.clone()).open(&sealed, "config copy"))
     }
 
     fn compute_mac(&self, master: &MasterKey) -> String {
@@ -126,7 +127,7 @@ impl KeyFile {
         c.mac.clear();
         c.config.clear();
         let bytes = serde_json::to_vec(&c).unwrap_or_default();
-        crate::crypto::Crypto::Keyed(master.clone())
+        crate::format::crypto::Crypto::Keyed(master.clone())
             .mac("snapvault key file mac", &bytes)
             .map(hex::encode)
             .unwrap_or_default()
@@ -166,7 +167,7 @@ impl KeyFile {
         }
         let sealed = hex::decode(&self.data)
             .map_err(|_| RepoError::corrupt("key file", "data is not hex"))?;
-        if sealed.len() != MASTER_KEY_LEN + crate::crypto::SEAL_OVERHEAD {
+        if sealed.len() != MASTER_KEY_LEN + crate::format::crypto::SEAL_OVERHEAD {
             return Err(RepoError::corrupt(
                 "key file",
                 "sealed key has the wrong length",

@@ -9,10 +9,10 @@
 //! The file name is the plain BLAKE3 of all its bytes, so anyone can check a pack's
 //! integrity without the key; only the key holder can read what is inside.
 
-use crate::blob::{BlobType, EncodedBlob};
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, Id, PackId};
+use crate::format::blob::{BlobType, EncodedBlob};
+use crate::format::crypto::Crypto;
+use crate::format::id::{BlobId, Id, PackId};
 
 const MAGIC: &[u8; 4] = b"SVPK";
 const VERSION: u8 = 1;
@@ -184,10 +184,12 @@ impl PackWriter {
 
     /// A writer that fills `buf` (emptied first, its allocation kept): hand back the bytes
     /// of a written pack here so the next pack does not fault in fresh memory. The pack
-    /// starts at the first 4 KiB boundary of the allocation (give it that much spare room).
-    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+    /// starts at the first `align` boundary of the allocation (give it that much spare
+    /// room): the packer asks for the block size of direct I/O, so the pack is written from
+    /// where it lies.
+    pub fn with_buffer(mut buf: Vec<u8>, align: usize) -> Self {
         buf.clear();
-        let base = match buf.as_ptr().align_offset(crate::direct_io::ALIGN) {
+        let base = match buf.as_ptr().align_offset(align) {
             b if b < buf.capacity() => b,
             _ => 0,
         };
@@ -251,13 +253,13 @@ impl PackWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::{Compression, decode, encode};
-    use crate::crypto::MasterKey;
+    use crate::format::blob::{Compression, decode, encode};
+    use crate::format::crypto::MasterKey;
     use proptest::prelude::*;
 
     fn build(crypto: &Crypto, blobs: &[Vec<u8>]) -> (PackId, Vec<u8>, Vec<PackEntry>) {
         // A recycled buffer with old bytes in it must not leak into the pack.
-        let mut w = PackWriter::with_buffer(vec![0xAA; 3000]);
+        let mut w = PackWriter::with_buffer(vec![0xAA; 3000], 4096);
         for (i, b) in blobs.iter().enumerate() {
             let typ = if i % 2 == 0 {
                 BlobType::Data

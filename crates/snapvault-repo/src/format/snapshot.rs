@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, SnapshotId};
+use crate::format::crypto::Crypto;
+use crate::format::id::{BlobId, SnapshotId};
 
 pub const MAX_SNAPSHOT_FILE: usize = 16 << 20;
 
@@ -168,8 +168,8 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
-    use crate::id::Id;
+    use crate::format::crypto::MasterKey;
+    use crate::format::id::Id;
     use proptest::prelude::*;
 
     fn sample(tags: Vec<String>) -> Snapshot {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{RepoError, Result};
-use crate::id::BlobId;
+use crate::format::id::BlobId;
 
 /// A file name or symlink target as raw bytes (names need not be UTF-8 on Unix).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -196,7 +196,7 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::Id;
+    use crate::format::id::Id;
     use proptest::prelude::*;
 
     fn node(name: &[u8], kind: NodeKind) -> Node {

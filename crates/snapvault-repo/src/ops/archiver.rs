@@ -22,69 +22,21 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::blob::{self, BlobType, Compression, EncodedBlob, PlainBuf};
-use crate::chunker::Chunker;
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::fs_source::{Source, SourceEntry};
-use crate::id::{BlobId, SnapshotId};
-use crate::index::Index;
-use crate::lock::LockHandle;
-use crate::packer::Packer;
+use crate::format::blob::{self, BlobType, Compression, EncodedBlob, PlainBuf};
+use crate::format::crypto::Crypto;
+use crate::format::id::{BlobId, SnapshotId};
+use crate::format::snapshot::{self, Snapshot, Summary};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::ops::fs_source::{Source, SourceEntry};
+use crate::ops::stop::Stop;
 use crate::repository::Repository;
-use crate::snapshot::{self, Snapshot, Summary};
-use crate::stop::Stop;
-use crate::tree::{MediaMeta, Node, NodeKind, Tree};
+use crate::repository::chunker::Chunker;
+use crate::repository::index::Index;
+use crate::repository::lock::LockHandle;
+use crate::repository::packer::Packer;
 
-/// Hooks for progress and error reporting; all methods default to doing nothing.
-pub trait Observer: Sync {
-    fn file_started(&self, _path: &[u8], _size: u64) {}
-    /// A file unchanged since the parent snapshot: its node is reused, nothing is read.
-    fn file_unchanged(&self, _path: &[u8], _size: u64) {}
-    fn bytes_read(&self, _n: u64) {}
-    /// A file or folder could not be read; it is left out of the snapshot.
-    fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
-    /// A file as recorded in the new snapshot (called from the tree writer, in order).
-    fn recorded(&self, _dir: &[u8], _node: &Node) {}
-    /// The last look at the snapshot before it is written (every file is recorded by then):
-    /// a source may add what it knows about itself (its library account).
-    fn annotate(&self, _snapshot: &mut Snapshot) {}
-}
-
-/// Photo awareness plugged in by the binary; the repository does not interpret it.
-pub trait Inspector: Sync {
-    /// Is zstd worth trying on this file's chunks? `head` is its first chunk.
-    fn compression(&self, _name: &[u8], _head: &[u8], level: i32) -> Compression {
-        Compression::Try(level)
-    }
-    /// Metadata from the first chunk of a file (no second read of the file).
-    fn inspect(&self, _path: &[u8], _head: &[u8], _entry: &SourceEntry) -> Option<MediaMeta> {
-        None
-    }
-    /// For a file whose metadata lies beyond its first chunk (a video with `moov` at the
-    /// end): a probe that sees every later chunk as it streams past, so the metadata still
-    /// comes from the bytes read for chunking.
-    fn tail_probe(
-        &self,
-        _path: &[u8],
-        _head: &[u8],
-        _entry: &SourceEntry,
-    ) -> Option<Box<dyn TailProbe>> {
-        None
-    }
-}
-
-/// Sees the chunks after the first one; see [`Inspector::tail_probe`].
-pub trait TailProbe {
-    /// `offset` is the position of `data` in the file.
-    fn chunk(&mut self, offset: u64, data: &[u8]);
-    /// Improve the metadata found in the head, if the tail had more.
-    fn finish(self: Box<Self>, head_meta: Option<MediaMeta>) -> Option<MediaMeta>;
-}
-
-pub struct NoHooks;
-impl Observer for NoHooks {}
-impl Inspector for NoHooks {}
+pub use crate::ops::observe::{Inspector, NoHooks, Observer, TailProbe};
 
 pub struct ArchiveOptions {
     pub source: snapshot::Source,
@@ -145,7 +97,7 @@ struct ChunkJob {
 /// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
 const RECYCLED_BUFFERS: usize = 4;
 /// How far ahead of the file being chunked the source is asked to fetch (cold disks).
-const PREFETCH_BYTES: u64 = crate::readahead::READ_AHEAD;
+const PREFETCH_BYTES: u64 = crate::storage::readahead::READ_AHEAD;
 
 enum Pending {
     Ready(Node),
@@ -209,7 +161,7 @@ pub fn run(
     inspector: &dyn Inspector,
 ) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
-    let time = opts.time.unwrap_or_else(crate::time::now_ns);
+    let time = opts.time.unwrap_or_else(crate::format::time::now_ns);
     let crypto = repo.crypto().clone();
     let chunker = Chunker::new(&repo.config().chunker, &crypto);
     let shared = Arc::new(Shared {
@@ -298,7 +250,7 @@ pub fn run(
     };
     // Others may have taken our lock as stale and pruned data this snapshot reuses.
     if let Some(why) = opts.lock.as_ref().and_then(|l| l.lost()) {
-        crate::revalidate::check(repo, &flushed, &root, &why)?;
+        crate::ops::revalidate::check(repo, &flushed, &root, &why)?;
     }
     flushed.write_index()?;
     let st = &shared.stats;
@@ -327,8 +279,8 @@ pub fn run(
     let mut snap = Snapshot {
         version: 1,
         time,
-        hostname: crate::time::hostname(),
-        username: crate::time::username(),
+        hostname: crate::format::time::hostname(),
+        username: crate::format::time::username(),
         source: opts.source,
         tags,
         tree: root,
@@ -515,7 +467,7 @@ impl Walker<'_> {
         if dir.contains(&b'/') {
             self.shared.stats.dirs.fetch_add(1, Relaxed);
         }
-        let find_in = |t: &'_ Tree, name: &crate::tree::Name| -> Option<usize> {
+        let find_in = |t: &'_ Tree, name: &crate::format::tree::Name| -> Option<usize> {
             t.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
         };
         let mut pending = Vec::with_capacity(entries.len());

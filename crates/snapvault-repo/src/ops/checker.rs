@@ -12,12 +12,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::FileKind;
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, Id, PackId, SnapshotId};
-use crate::index::{Index, IndexFile};
-use crate::open::Level;
+use crate::format::id::{BlobId, Id, PackId, SnapshotId};
+use crate::repository::index::{Index, IndexFile};
+use crate::repository::open::Level;
 use crate::repository::{Repository, parallel_map};
+use crate::storage::FileKind;
 
 mod data;
 mod trees;
@@ -162,10 +162,7 @@ impl CheckReport {
     }
 }
 
-pub trait CheckObserver: Sync {
-    fn pack_read(&self, _bytes: u64) {}
-}
-impl CheckObserver for crate::archiver::NoHooks {}
+pub use crate::ops::observe::CheckObserver;
 
 pub struct CheckOptions {
     pub read_data: ReadData,
@@ -198,7 +195,7 @@ pub fn check_with_index(
     let crypto = repo.crypto();
     let mut r = CheckReport::default();
 
-    for (level, object, message) in crate::open::audit(repo)? {
+    for (level, object, message) in crate::repository::open::audit(repo)? {
         match level {
             Level::Error => r.error(object, message),
             Level::Notice => r.notice(object, message),

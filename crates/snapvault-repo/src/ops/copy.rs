@@ -25,32 +25,20 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_channel::Sender;
 
-use crate::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, SnapshotId};
-use crate::index::Index;
-use crate::packer::Packer;
+use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::format::id::{BlobId, SnapshotId};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Node;
+use crate::repository::index::Index;
+use crate::repository::packer::Packer;
 use crate::repository::{Repository, SnapshotEntry, parallel_map};
-use crate::snapshot::Snapshot;
-use crate::tree::Node;
 
 mod learn;
 
 pub use learn::{BlobMap, learn_pair};
 
-/// Hooks for progress; all methods default to doing nothing.
-pub trait CopyObserver: Sync {
-    /// Comparing the trees of `pairs` snapshots with their copies (before copying).
-    fn learning(&self, _pairs: usize) {}
-    /// Snapshot `n` (0-based) of the `of` to copy is starting.
-    fn snapshot_started(&self, _n: usize, _of: usize, _source: &SnapshotId) {}
-    /// A data blob is done: `size` its plaintext length, `read` the bytes read from the
-    /// source for it (0 when the destination was known to have it).
-    fn blob_done(&self, _size: u64, _read: u64) {}
-}
-
-pub struct NoCopyHooks;
-impl CopyObserver for NoCopyHooks {}
+pub use crate::ops::observe::{CopyObserver, NoCopyHooks};
 
 /// What copying one snapshot did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

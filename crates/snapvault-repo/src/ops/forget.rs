@@ -28,12 +28,12 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::id::{BlobId, SnapshotId};
-use crate::index::Index;
+use crate::format::id::{BlobId, SnapshotId};
+use crate::format::snapshot::Snapshot;
+use crate::format::time::{Civil, days_from_civil};
+use crate::format::tree::NodeKind;
 use crate::repository::Repository;
-use crate::snapshot::Snapshot;
-use crate::time::{Civil, days_from_civil};
-use crate::tree::NodeKind;
+use crate::repository::index::Index;
 
 /// A count meaning "every period" (`--keep-daily unlimited`).
 pub const UNLIMITED: u32 = u32::MAX;
@@ -550,7 +550,7 @@ fn is_photo_kind(kind: &str) -> bool {
 }
 
 fn taken_key(t: &str) -> &str {
-    crate::text::prefix(t, 19)
+    crate::format::text::prefix(t, 19)
 }
 
 /// Photos held by `removed` snapshots whose content appears in none of `remaining` (as any
@@ -1104,7 +1104,7 @@ mod tests {
             time: 0,
             hostname: "mac".into(),
             username: "u".into(),
-            source: crate::snapshot::Source::folder(vec!["/p".into()]),
+            source: crate::format::snapshot::Source::folder(vec!["/p".into()]),
             tags: vec!["b".into(), "a".into()],
             tree: BlobId::default(),
             parent: None,
@@ -1121,7 +1121,7 @@ mod tests {
         );
         assert_eq!("".parse::<GroupBy>().unwrap().key(&s), "all snapshots");
         assert!("nope".parse::<GroupBy>().is_err());
-        s.source.device = Some(crate::snapshot::Device {
+        s.source.device = Some(crate::format::snapshot::Device {
             udid: "0000".into(),
             name: "iPhone".into(),
             model: "m".into(),
@@ -1147,7 +1147,7 @@ mod tests {
 
     #[test]
     fn photo_safety() {
-        use crate::prune::tests::{create_small_repo, open, photo, snapshot, unphoto};
+        use crate::ops::test_support::{create_small_repo, open, photo, snapshot, unphoto};
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");
         let src = dir.path().join("lib");
@@ -1198,7 +1198,7 @@ mod tests {
         assert_eq!(loss.lost.len(), 9, "{:?}", loss.lost);
         // An unreadable tree of a snapshot to remove makes the answer unknown.
         let mut broken = a.clone();
-        broken.tree = BlobId(crate::id::Id::random());
+        broken.tree = BlobId(crate::format::id::Id::random());
         let loss = photos_lost(&repo, &index, &[&b], &[(s1, &broken)]).unwrap();
         assert!(!loss.is_safe() && loss.unverifiable == 1, "{loss:?}");
     }

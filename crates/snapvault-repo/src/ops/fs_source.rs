@@ -10,8 +10,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{RepoError, Result};
-use crate::readahead::{self, AheadReader};
-use crate::tree::{Name, NodeKind};
+use crate::format::tree::{Name, NodeKind};
+use crate::storage::readahead::{self, AheadReader};
 
 /// One entry as the source reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,14 +17,14 @@ use std::io::{self, Read};
 
 use crossbeam_channel::Sender;
 
-use crate::blob::{self, BlobType, Compression, EncodedBlob};
-use crate::chunker::Chunker;
 use crate::error::{RepoError, Result};
-use crate::id::BlobId;
-use crate::index::Index;
-use crate::repair::LostFile;
+use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::format::id::BlobId;
+use crate::format::tree::NodeKind;
+use crate::ops::repair::LostFile;
 use crate::repository::Repository;
-use crate::tree::NodeKind;
+use crate::repository::chunker::Chunker;
+use crate::repository::index::Index;
 
 /// The repository to heal from, with its index.
 pub struct Other<'a> {

@@ -8,6 +8,7 @@ pub mod copy;
 pub mod forget;
 pub mod fs_source;
 pub mod heal;
+pub mod observe;
 pub mod prune;
 pub mod readback;
 pub mod repair;
@@ -15,3 +16,5 @@ pub mod restorer;
 pub mod revalidate;
 pub mod stop;
 pub mod survey;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::backend::FileKind;
-use crate::blob;
 use crate::error::RepoError;
-use crate::id::BlobId;
-use crate::index::{BlobLocation, Index};
+use crate::format::blob;
+use crate::format::id::BlobId;
 use crate::repository::Repository;
+use crate::repository::index::{BlobLocation, Index};
+use crate::storage::FileKind;
 
 /// Largest single range read.
 const MAX_READ: u64 = 32 << 20;

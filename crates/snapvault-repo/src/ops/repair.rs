@@ -15,23 +15,23 @@
 //! Repair converges: a snapshot that already has its repaired copy (the same rewritten
 //! tree) gets no second one, so a second `repair --apply` changes nothing. Lost data can
 //! come back — from the source (the next snapshot stores the same photo under the same blob
-//! id) or from another repository ([`crate::heal`]) — and then the original is whole again
+//! id) or from another repository ([`crate::ops::heal`]) — and then the original is whole again
 //! and its repaired copy, which holds nothing the original does not, is removed.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::FileKind;
-use crate::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, IndexId, PackId, SnapshotId};
-use crate::index::{Index, IndexFile};
-use crate::packer::Packer;
+use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{NodeKind, Tree};
+use crate::ops::survey::{OldIndex, Survey};
 use crate::repository::Repository;
-use crate::snapshot::Snapshot;
-use crate::survey::{OldIndex, Survey};
-use crate::tree::{NodeKind, Tree};
+use crate::repository::index::{Index, IndexFile};
+use crate::repository::packer::Packer;
+use crate::storage::FileKind;
 
 mod copies;
 

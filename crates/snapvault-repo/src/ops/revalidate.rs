@@ -8,11 +8,11 @@
 use std::collections::HashSet;
 
 use crate::error::{RepoError, Result};
-use crate::id::BlobId;
-use crate::index::IndexFile;
-use crate::packer::Flushed;
+use crate::format::id::BlobId;
+use crate::format::tree::NodeKind;
 use crate::repository::Repository;
-use crate::tree::NodeKind;
+use crate::repository::index::IndexFile;
+use crate::repository::packer::Flushed;
 
 /// Check that the tree `root` and everything under it is stored; `why` says how the lock
 /// was lost. Pending packs deleted meanwhile are dropped from the coming index file.

@@ -10,15 +10,15 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use crate::backend::FileKind;
-use crate::blob;
-use crate::checker::CheckObserver;
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, Id, IndexId, PackId};
-use crate::index::{Index, IndexFile, IndexedPack};
-use crate::pack::{self, PackEntry};
+use crate::format::blob;
+use crate::format::crypto::Crypto;
+use crate::format::id::{BlobId, Id, IndexId, PackId};
+use crate::format::pack::{self, PackEntry};
+use crate::ops::checker::CheckObserver;
 use crate::repository::Repository;
+use crate::repository::index::{Index, IndexFile, IndexedPack};
+use crate::storage::FileKind;
 
 /// A pack whose bytes are not all good.
 #[derive(Clone, Debug)]

@@ -8,8 +8,8 @@ use std::io::{self, Read};
 
 use fastcdc::v2020::{MASKS, cut_gear};
 
-use crate::config::ChunkerParams;
-use crate::crypto::Crypto;
+use crate::format::config::ChunkerParams;
+use crate::format::crypto::Crypto;
 
 pub struct Chunker {
     min: usize,
@@ -153,7 +153,7 @@ impl<R: Read> ChunkStream<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::format::crypto::MasterKey;
     use rand::{RngCore, SeedableRng};
 
     fn data(n: usize, seed: u64) -> Vec<u8> {

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use crate::error::{RepoError, Result};
-use crate::id::BlobId;
+use crate::format::id::BlobId;
 
 /// Up to this many paths a snapshot is always listed, however much its folders repeat.
 pub const PATHS_ALWAYS_LISTED: u64 = 100_000;

@@ -15,11 +15,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::blob::BlobType;
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, Id, IndexId, PackId};
-use crate::pack::{FLAG_COMPRESSED, PackEntry};
+use crate::format::blob::BlobType;
+use crate::format::crypto::Crypto;
+use crate::format::id::{BlobId, Id, IndexId, PackId};
+use crate::format::pack::{FLAG_COMPRESSED, PackEntry};
 
 const MAGIC: &[u8; 4] = b"SVIX";
 const VERSION: u8 = 1;
@@ -343,7 +343,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::format::crypto::MasterKey;
     use proptest::prelude::*;
 
     fn entry(i: u32) -> PackEntry {

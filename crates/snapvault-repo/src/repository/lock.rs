@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, FileKind};
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::Id;
+use crate::format::crypto::Crypto;
+use crate::format::id::Id;
+use crate::storage::{Backend, FileKind};
 
 pub const LEASE_SECS: i64 = 30 * 60;
 /// The name of the object that serialises exclusive lockers.
@@ -51,7 +51,7 @@ impl LockInfo {
         if now - self.time > LEASE_SECS {
             return true;
         }
-        self.hostname == crate::time::hostname() && !process_alive(self.pid)
+        self.hostname == crate::format::time::hostname() && !process_alive(self.pid)
     }
 
     pub fn describe(&self) -> String {
@@ -61,7 +61,7 @@ impl LockInfo {
             self.pid,
             self.hostname,
             self.username,
-            crate::time::format_utc(self.time)
+            crate::format::time::format_utc(self.time)
         )
     }
 
@@ -122,7 +122,7 @@ impl LockGuard {
         exclusive: bool,
         command: &str,
     ) -> Result<LockGuard> {
-        let now = crate::time::now_unix();
+        let now = crate::format::time::now_unix();
         let conflict = |locks: &[FoundLock], own: Option<&str>| -> Option<String> {
             for l in locks {
                 if Some(l.name.as_str()) == own || l.name == EXCLUSIVE_MARKER {
@@ -155,8 +155,8 @@ impl LockGuard {
             .filter(|i| i.is_stale(now))
             .collect();
         let info = LockInfo {
-            hostname: crate::time::hostname(),
-            username: crate::time::username(),
+            hostname: crate::format::time::hostname(),
+            username: crate::format::time::username(),
             pid: std::process::id(),
             time: now,
             exclusive,
@@ -240,7 +240,7 @@ pub struct LockHandle {
 
 impl LockHandle {
     fn refresh(&self, crypto: &Crypto, info: &LockInfo) {
-        let now = crate::time::now_unix();
+        let now = crate::format::time::now_unix();
         if let Some(why) = gap(self.written.load(SeqCst), now) {
             self.mark_lost(why);
         }
@@ -271,7 +271,7 @@ impl LockHandle {
     /// gap longer than the lease since it was last written (a suspended laptop), or our
     /// lock object gone from the repository (removed by `snapvault unlock`).
     pub fn lost(&self) -> Option<String> {
-        self.lost_at(crate::time::now_unix())
+        self.lost_at(crate::format::time::now_unix())
     }
 
     /// [`LockHandle::lost`] as judged at `now` (Unix seconds).
@@ -433,7 +433,7 @@ pub fn race_exclusive(backend: &Arc<dyn Backend>, n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::LocalBackend;
+    use crate::storage::LocalBackend;
 
     #[test]
     fn shared_and_exclusive() {
@@ -460,10 +460,10 @@ mod tests {
         b.create_layout().unwrap();
         let c = Crypto::Plain;
         let dead = LockInfo {
-            hostname: crate::time::hostname(),
+            hostname: crate::format::time::hostname(),
             username: "u".into(),
             pid: 999_999_999,
-            time: crate::time::now_unix(),
+            time: crate::format::time::now_unix(),
             exclusive: true,
             command: "prune".into(),
         };
@@ -479,7 +479,7 @@ mod tests {
         b.create_layout().unwrap();
         let g = LockGuard::acquire(b.clone(), Crypto::Plain, false, "snapshot").unwrap();
         let h = g.handle();
-        let now = crate::time::now_unix();
+        let now = crate::format::time::now_unix();
         assert_eq!(h.lost_at(now), None);
         assert_eq!(h.lost_at(now + LEASE_SECS - 5), None);
         // Woken after a long sleep: lost, and it stays lost even after a refresh.
@@ -516,10 +516,10 @@ mod tests {
         b.create_layout().unwrap();
         let c = Crypto::Plain;
         let mut dead = LockInfo {
-            hostname: crate::time::hostname(),
+            hostname: crate::format::time::hostname(),
             username: "u".into(),
             pid: 999_999_999,
-            time: crate::time::now_unix(),
+            time: crate::format::time::now_unix(),
             exclusive: true,
             command: "prune".into(),
         };

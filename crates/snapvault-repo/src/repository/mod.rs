@@ -15,18 +15,18 @@ pub mod packer;
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, FileKind};
-use crate::blob;
-use crate::config::Config;
-use crate::crypto::{Crypto, MasterKey};
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, Id, IndexId, SnapshotId};
-use crate::index::{BlobLocation, Index, IndexFile};
-use crate::keyfile::{KdfParams, KeyFile};
-use crate::lock::LockGuard;
-use crate::open::{ConfigDamage, OpenOptions};
-use crate::snapshot::Snapshot;
-use crate::tree::Tree;
+use crate::format::blob;
+use crate::format::config::Config;
+use crate::format::crypto::{Crypto, MasterKey};
+use crate::format::id::{BlobId, Id, IndexId, SnapshotId};
+use crate::format::keyfile::{KdfParams, KeyFile};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::repository::index::{BlobLocation, Index, IndexFile};
+use crate::repository::lock::LockGuard;
+use crate::repository::open::{ConfigDamage, OpenOptions};
+use crate::storage::{Backend, FileKind};
 
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -179,10 +179,12 @@ impl Repository {
                     });
                 }
                 let pw = password()?;
-                let (key_name, mk, keys) = crate::open::unwrap_master(backend.as_ref(), &pw, opts)?;
+                let (key_name, mk, keys) =
+                    crate::repository::open::unwrap_master(backend.as_ref(), &pw, opts)?;
                 let crypto = Crypto::Keyed(mk);
-                let (config, config_damage) =
-                    crate::open::settle_config(&crypto, &location, parsed, &key_name, &keys)?;
+                let (config, config_damage) = crate::repository::open::settle_config(
+                    &crypto, &location, parsed, &key_name, &keys,
+                )?;
                 if let Some(d) = &config_damage {
                     opts.warn(&d.describe());
                 }
@@ -245,11 +247,11 @@ impl Repository {
                     if left.is_zero() {
                         return Err(RepoError::Locked(who));
                     }
-                    crate::testhooks::pause("lock-wait");
+                    crate::storage::testhooks::pause("lock-wait");
                     std::thread::sleep(left.min(std::time::Duration::from_secs(3)));
                 }
                 Ok(guard) => {
-                    crate::testhooks::pause("locked");
+                    crate::storage::testhooks::pause("locked");
                     return Ok(guard);
                 }
                 other => return other,

@@ -2,11 +2,11 @@
 //! file must not cost every command a minute and a gigabyte), and what to do when the
 //! config file is damaged (each key file keeps a sealed copy of it).
 
-use crate::backend::{Backend, FileKind};
-use crate::config::Config;
-use crate::crypto::{Crypto, MasterKey};
 use crate::error::{RepoError, Result};
-use crate::keyfile::{KdfParams, KeyFile};
+use crate::format::config::Config;
+use crate::format::crypto::{Crypto, MasterKey};
+use crate::format::keyfile::{KdfParams, KeyFile};
+use crate::storage::{Backend, FileKind};
 
 /// A key file whose Argon2id memory or work is more than this many times the repository's
 /// own (see [`reference_params`]) is not tried unless named: a 4× margin lets a key made
@@ -168,7 +168,7 @@ pub fn unwrap_master(
 
 /// The one key file `--key prefix` names.
 fn named(
-    names: &[crate::backend::FileInfo],
+    names: &[crate::storage::FileInfo],
     files: &[(String, KeyFile)],
     prefix: &str,
 ) -> Result<usize> {

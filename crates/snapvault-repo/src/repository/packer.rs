@@ -1,7 +1,7 @@
 //! The packer: collects sealed blobs into packs (data and tree blobs in separate packs, so
 //! metadata can be read without touching photo data), writes each finished pack on one of
 //! [`PACK_WRITERS`] writer threads, and writes index files only after the packs they name
-//! are durable. An index checkpoint is written every [`CHECKPOINT_PACKS`] packs (fewer on
+//! are durable. An index checkpoint is written every [`CHECKPOINT_PACKS`](crate::storage::CHECKPOINT_PACKS) packs (fewer on
 //! remote backends, see [`Backend::checkpoint_packs`]), so an interrupted snapshot leaves its
 //! uploaded data reusable by the next run.
 //!
@@ -16,15 +16,14 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::backend::{Backend, FileKind};
-use crate::blob::{BlobType, EncodedBlob};
-use crate::crypto::Crypto;
 use crate::error::{RepoError, Result};
-use crate::id::IndexId;
-use crate::index::{IndexFile, IndexedPack};
-use crate::pack::PackWriter;
+use crate::format::blob::{BlobType, EncodedBlob};
+use crate::format::crypto::Crypto;
+use crate::format::id::IndexId;
+use crate::format::pack::PackWriter;
+use crate::repository::index::{IndexFile, IndexedPack};
+use crate::storage::{Backend, FileKind, direct_io};
 
-pub const CHECKPOINT_PACKS: usize = 32;
 /// Threads handing finished packs to the backend. A backend write of a 16 MiB pack (the
 /// kernel's copy into the page cache, the fsync; an upload on a remote backend) costs more
 /// than building the pack, so one writer would be a serial ceiling.
@@ -194,7 +193,7 @@ impl Writers {
             packs: std::mem::take(&mut w.pending),
         };
         let bytes = f.seal(&self.crypto);
-        let id = IndexId(crate::id::Id::hash_of(&bytes));
+        let id = IndexId(crate::format::id::Id::hash_of(&bytes));
         write_once(self.backend.as_ref(), FileKind::Index, &id.to_hex(), &bytes)?;
         w.stats.index_files.push(id);
         w.stats.packs_written.extend(f.packs);
@@ -221,7 +220,7 @@ fn run(
     });
     // Room for the sealed header, so finishing a pack never reallocates its buffer, and
     // for starting the pack on a 4 KiB boundary (direct I/O without a copy).
-    let capacity = pack_size + (64 << 10) + crate::direct_io::ALIGN;
+    let capacity = pack_size + (64 << 10) + direct_io::ALIGN;
     let (wtx, wrx) = bounded::<PackWriter>(0);
     let (pool_tx, pool_rx) = bounded::<Vec<u8>>(PACK_BUFFERS);
     let mut writers = Vec::with_capacity(PACK_WRITERS);
@@ -255,7 +254,7 @@ fn run(
             .recv()
             .unwrap_or_else(|_| Vec::with_capacity(capacity))
     };
-    let mut data = PackWriter::with_buffer(Vec::with_capacity(capacity));
+    let mut data = PackWriter::with_buffer(Vec::with_capacity(capacity), direct_io::ALIGN);
     let mut tree = PackWriter::new(0);
     let mut stopped = false;
     for blob in rx.iter() {
@@ -269,7 +268,7 @@ fn run(
                 break;
             }
             if !is_tree {
-                *w = PackWriter::with_buffer(next_buffer());
+                *w = PackWriter::with_buffer(next_buffer(), direct_io::ALIGN);
             }
         }
         w.add(&blob);
@@ -363,7 +362,7 @@ fn write_once(backend: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -
     if backend.exists(kind, name)?
         && backend
             .read(kind, name)
-            .is_ok_and(|b| crate::id::Id::hash_of(&b).to_hex() == name)
+            .is_ok_and(|b| crate::format::id::Id::hash_of(&b).to_hex() == name)
     {
         return Ok(());
     }

@@ -181,7 +181,7 @@ impl DirectWriter {
     }
 
     /// Write what is staged, give the file its exact length and make it durable
-    /// ([`crate::durable::sync_data`]: `fdatasync`, `F_FULLFSYNC` on macOS). Returns the file and the number of bytes written.
+    /// ([`crate::storage::durable::sync_data`]: `fdatasync`, `F_FULLFSYNC` on macOS). Returns the file and the number of bytes written.
     pub fn finish(mut self) -> io::Result<(File, u64)> {
         if self.fill > 0 {
             let padded = self.fill.next_multiple_of(ALIGN);
@@ -191,7 +191,7 @@ impl DirectWriter {
         }
         // Cut the zero padding of a last direct block (and any tail of an earlier use).
         self.file.set_len(self.len)?;
-        crate::durable::sync_data(&self.file)?;
+        crate::storage::durable::sync_data(&self.file)?;
         let DirectWriter { file, buf, len, .. } = self;
         if !buf.is_empty() {
             SPARE.with(|s| *s.borrow_mut() = Some(buf));

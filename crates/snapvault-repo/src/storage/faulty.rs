@@ -16,7 +16,7 @@
 //! there, the caller sees an error).
 //!
 //! Test builds only (the `test-faults` feature). The binary built for tests reads
-//! `SNAPVAULT_TEST_FAULT` (see [`FaultyBackend::from_spec`] and [`crate::testhooks`]) in
+//! `SNAPVAULT_TEST_FAULT` (see [`FaultyBackend::from_spec`] and [`crate::storage::testhooks`]) in
 //! `prune`, `forget` and `copy`, so end-to-end tests can kill it at exact moments.
 
 use std::io;
@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
-use crate::backend::{Backend, FileInfo, FileKind};
 use crate::error::{RepoError, Result};
+use crate::storage::{Backend, FileInfo, FileKind};
 
 /// The operations a fault can target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +100,7 @@ impl FaultyBackend {
         }
     }
 
-    /// The folder of the wrapped [`crate::backend::LocalBackend`], where `ShortWrite`
+    /// The folder of the wrapped [`crate::storage::LocalBackend`], where `ShortWrite`
     /// leaves its partial temporary file.
     pub fn local_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.local_root = Some(root.into());
@@ -199,7 +199,7 @@ impl FaultyBackend {
             _ => root.join(kind.dir()),
         };
         let _ = std::fs::create_dir_all(&dir);
-        let tmp = dir.join(format!(".tmp-{}", crate::id::Id::random().short()));
+        let tmp = dir.join(format!(".tmp-{}", crate::format::id::Id::random().short()));
         let _ = std::fs::write(tmp, &data[..data.len() / 2]);
     }
 
@@ -334,7 +334,7 @@ impl Backend for FaultyBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::LocalBackend;
+    use crate::storage::LocalBackend;
 
     #[test]
     fn fires_once_then_stays_dead() {

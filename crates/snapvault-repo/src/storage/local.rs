@@ -11,8 +11,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Backend, FileInfo, FileKind};
-use crate::direct_io::DirectWriter;
 use crate::error::{IoContext, RepoError, Result};
+use crate::storage::direct_io::DirectWriter;
 
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -62,7 +62,7 @@ impl LocalBackend {
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
-    crate::durable::sync_dir(dir)
+    crate::storage::durable::sync_dir(dir)
 }
 
 fn not_found_is(kind: FileKind, name: &str, e: io::Error) -> RepoError {
@@ -128,7 +128,7 @@ impl Backend for LocalBackend {
 
     fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
         if let Ok(p) = self.path_of(kind, name) {
-            crate::readahead::willneed(&p, offset, len);
+            crate::storage::readahead::willneed(&p, offset, len);
         }
     }
 
@@ -136,14 +136,17 @@ impl Backend for LocalBackend {
         let target = self.path_of(kind, name)?;
         let dir = self.dir_of(kind, name);
         Self::mkdir(&dir).ctx(|| format!("creating folder {}", dir.display()))?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::id::Id::random().short()));
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}",
+            crate::format::id::Id::random().short()
+        ));
         let result = (|| -> io::Result<()> {
             let f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            crate::testhooks::pause_write(kind);
+            crate::storage::testhooks::pause_write(kind);
             // Packs go past the page cache (see `direct_io`); `finish` makes it durable.
             let mut w = DirectWriter::new(f, data.len() as u64);
             w.write_all(data)?;
@@ -178,7 +181,10 @@ impl Backend for LocalBackend {
     fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let target = self.path_of(kind, name)?;
         let dir = self.dir_of(kind, name);
-        let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::id::Id::random().short()));
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}",
+            crate::format::id::Id::random().short()
+        ));
         let result = (|| -> io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)

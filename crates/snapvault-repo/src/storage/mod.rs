@@ -19,6 +19,10 @@ pub use local::LocalBackend;
 
 use crate::error::Result;
 
+/// Packs between index checkpoints on a local disk: the default of
+/// [`Backend::checkpoint_packs`].
+pub const CHECKPOINT_PACKS: usize = 32;
+
 /// The kinds of files in a repository, each its own folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -131,7 +135,7 @@ pub trait Backend: Send + Sync {
     /// (merged by prune); what an interruption loses is at most this many packs' worth of
     /// upload, which matters more over a network than on a local disk.
     fn checkpoint_packs(&self) -> usize {
-        crate::packer::CHECKPOINT_PACKS
+        CHECKPOINT_PACKS
     }
     /// Prepare an empty repository's folders (called by `init`).
     fn create_layout(&self) -> Result<()>;

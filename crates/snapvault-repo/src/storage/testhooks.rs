@@ -1,5 +1,5 @@
 //! Hooks that let end-to-end tests steer the real binary: fault injection
-//! (`SNAPVAULT_TEST_FAULT`, see [`crate::faulty`]), read by `prune`, `forget` and `copy`,
+//! (`SNAPVAULT_TEST_FAULT`, see [`crate::storage::faulty`]), read by `prune`, `forget` and `copy`,
 //! and pause points (`SNAPVAULT_TEST_PAUSE`).
 //!
 //! They exist only in builds with the `test-faults` feature, which only test builds enable
@@ -19,8 +19,8 @@
 
 use std::sync::Arc;
 
-use crate::backend::Backend;
 use crate::error::Result;
+use crate::storage::Backend;
 
 /// Does this build honour the test hooks?
 pub const ENABLED: bool = cfg!(feature = "test-faults");
@@ -45,7 +45,7 @@ pub fn pause(point: &str) {
 }
 
 /// The pause point `write-<kind>`: a file of `kind` is being written.
-pub fn pause_write(kind: crate::backend::FileKind) {
+pub fn pause_write(kind: crate::storage::FileKind) {
     if ENABLED {
         imp::pause(&format!("write-{}", kind.name()))
     }
@@ -74,7 +74,7 @@ mod imp {
     use std::time::Duration;
 
     use super::*;
-    use crate::faulty::FaultyBackend;
+    use crate::storage::faulty::FaultyBackend;
 
     const FAULT_ENV: &str = "SNAPVAULT_TEST_FAULT";
     const PAUSE_ENV: &str = "SNAPVAULT_TEST_PAUSE";

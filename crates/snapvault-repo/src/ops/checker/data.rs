@@ -6,13 +6,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use super::{CheckObserver, CheckOptions, CheckReport, ReadData};
-use crate::backend::FileKind;
-use crate::blob;
 use crate::error::{RepoError, Result};
-use crate::id::{BlobId, Id, PackId};
-use crate::index::{BlobLocation, Index};
-use crate::pack::{self, PackEntry};
+use crate::format::blob;
+use crate::format::id::{BlobId, Id, PackId};
+use crate::format::pack::{self, PackEntry};
 use crate::repository::Repository;
+use crate::repository::index::{BlobLocation, Index};
+use crate::storage::FileKind;
 
 /// A problem found reading a pack: (pack, object, message, blobs hurt).
 type PackProblem = (PackId, String, String, Vec<BlobId>);

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::archiver::NoHooks;
-use crate::backend::{Backend, LocalBackend};
-use crate::faulty::{Effect, FaultyBackend, Op};
-use crate::prune::tests::{open, open_with};
-use crate::survey::tests::repo_with_packs;
+use crate::ops::observe::NoHooks;
+use crate::ops::survey::tests::repo_with_packs;
+use crate::ops::test_support::{open, open_with};
+use crate::storage::faulty::{Effect, FaultyBackend, Op};
+use crate::storage::{Backend, LocalBackend};
 
 fn options() -> CheckOptions {
     CheckOptions {

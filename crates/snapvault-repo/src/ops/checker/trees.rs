@@ -1,6 +1,6 @@
 //! `check`'s walk over the snapshots' trees. Each tree blob is read once however many
 //! folders and snapshots share it, since a crafted snapshot can make a few blobs expand
-//! into millions of paths (see [`crate::expansion`]); each distinct tree's entries are
+//! into millions of paths (see [`crate::repository::expansion`]); each distinct tree's entries are
 //! checked once: a file's data is listed as stored, its size is what that data holds, its
 //! content is file data and a folder's listing is a folder listing. The files hurt by
 //! damage, and those that could not be checked, are then named by walking again only into
@@ -9,12 +9,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{CheckReport, DamagedFile};
-use crate::blob::BlobType;
-use crate::expansion::{self, Expansion};
-use crate::id::{BlobId, SnapshotId};
-use crate::index::Index;
+use crate::format::blob::BlobType;
+use crate::format::id::{BlobId, SnapshotId};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::repository::expansion::{self, Expansion};
+use crate::repository::index::Index;
 use crate::repository::{Repository, SnapshotEntry};
-use crate::tree::{Node, NodeKind, Tree};
 
 /// One distinct tree: its entries, the listings its folders name (as often as named), how
 /// many paths it expands to, and whether damage, or something not checked, lies below it.

@@ -6,10 +6,10 @@
 
 use std::collections::HashSet;
 
-use crate::id::BlobId;
-use crate::index::{IdMap, Index};
+use crate::format::id::BlobId;
+use crate::format::tree::Node;
 use crate::repository::Repository;
-use crate::tree::Node;
+use crate::repository::index::{IdMap, Index};
 
 /// Source blob id → destination blob id, for trees and data blobs.
 pub type BlobMap = IdMap<BlobId, BlobId>;

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::prune::tests::{create_small_repo, noise, open, photo, snapshot, verify};
-use crate::tree::{NodeKind, Tree};
+use crate::format::tree::{NodeKind, Tree};
+use crate::ops::test_support::{create_small_repo, noise, open, photo, snapshot, verify};
 
 /// Every tree and chunk id reachable from `root`.
 fn reachable(repo: &Repository, index: &Index, root: BlobId) -> HashSet<BlobId> {

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
-use crate::backend::{Backend, LocalBackend};
-use crate::faulty::{Effect, FaultyBackend, Op};
-use crate::id::{Id, PackId};
-use crate::prune::tests::{create_small_repo, noise, open, open_with, snapshot};
+use crate::format::id::{Id, PackId};
+use crate::ops::test_support::{create_small_repo, noise, open, open_with, snapshot};
+use crate::storage::faulty::{Effect, FaultyBackend, Op};
+use crate::storage::{Backend, LocalBackend};
 
 /// A repository holding one snapshot of a few photos and a multi-chunk video; returns the
 /// temp dir, the repository root and every data blob its files use.

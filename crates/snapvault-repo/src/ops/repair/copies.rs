@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::id::{BlobId, SnapshotId};
-use crate::index::Index;
+use crate::format::id::{BlobId, SnapshotId};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::NodeKind;
+use crate::repository::index::Index;
 use crate::repository::{Repository, SnapshotEntry};
-use crate::snapshot::Snapshot;
-use crate::tree::NodeKind;
 
 /// The tag `repair` gives the snapshots it writes.
 pub const REPAIRED: &str = "repaired";

@@ -140,7 +140,7 @@ pub fn plan<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{Name, Node, NodeKind};
+    use crate::format::tree::{Name, Node, NodeKind};
 
     fn item(path: &str, kind: NodeKind) -> RestoreItem {
         RestoreItem {

@@ -218,7 +218,10 @@ impl Dir {
     /// Does this folder see `a` and `A` as one name? Asked by creating a probe file with
     /// a lower-case name and looking it up in upper case; the probe is removed at once.
     pub fn is_case_insensitive(&self) -> io::Result<bool> {
-        let name = format!(".snapvault-case-probe-{}", crate::id::Id::random().short());
+        let name = format!(
+            ".snapvault-case-probe-{}",
+            crate::format::id::Id::random().short()
+        );
         let f = self.create_new(name.as_bytes())?;
         let same = self.entry(name.to_ascii_uppercase().as_bytes());
         let mine = self.entry(name.as_bytes());
@@ -234,7 +237,7 @@ impl Dir {
 
     /// Make the names created in this folder durable.
     pub fn sync(&self) -> io::Result<()> {
-        crate::durable::sync_open_dir(&File::from(self.fd.try_clone()?))
+        crate::storage::durable::sync_open_dir(&File::from(self.fd.try_clone()?))
     }
 }
 

@@ -4,14 +4,14 @@
 
 use std::io;
 
-use crate::backend::FileKind;
-use crate::blob;
-use crate::chunker::Chunker;
-use crate::direct_io::DirectWriter;
 use crate::error::{IoContext, RepoError, Result};
-use crate::index::{BlobLocation, Index};
+use crate::format::blob;
+use crate::format::tree::Node;
 use crate::repository::Repository;
-use crate::tree::Node;
+use crate::repository::chunker::Chunker;
+use crate::repository::index::{BlobLocation, Index};
+use crate::storage::FileKind;
+use crate::storage::direct_io::DirectWriter;
 
 use super::dirs::{self, Dir, Entry};
 

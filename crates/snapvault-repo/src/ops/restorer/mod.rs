@@ -28,13 +28,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use globset::GlobSet;
 
-use crate::chunker::Chunker;
 use crate::error::{IoContext, RepoError, Result};
-use crate::expansion::Expansion;
-use crate::id::BlobId;
-use crate::index::Index;
+use crate::format::id::BlobId;
+use crate::format::tree::{Node, NodeKind};
 use crate::repository::Repository;
-use crate::tree::{Node, NodeKind};
+use crate::repository::chunker::Chunker;
+use crate::repository::expansion::Expansion;
+use crate::repository::index::Index;
 
 use dirs::Dir;
 use file::Outcome;
@@ -55,10 +55,7 @@ pub struct RestoreItem {
     pub node: Node,
 }
 
-pub trait RestoreObserver: Sync {
-    fn file_restored(&self, _path: &[u8], _bytes: u64) {}
-}
-impl RestoreObserver for crate::archiver::NoHooks {}
+pub use crate::ops::observe::RestoreObserver;
 
 #[derive(Debug, Default)]
 pub struct RestoreStats {

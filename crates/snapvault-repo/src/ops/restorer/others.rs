@@ -8,7 +8,7 @@ use std::io;
 use rustix::fs::FileType;
 
 use crate::error::{RepoError, Result};
-use crate::tree::{Node, NodeKind};
+use crate::format::tree::{Node, NodeKind};
 
 use super::dirs::{self, Dir, Entry};
 use super::file::{self, Outcome};

@@ -1,7 +1,7 @@
 use super::*;
-use crate::archiver::NoHooks;
-use crate::prune::tests::{create_small_repo, open};
-use crate::tree::Name;
+use crate::format::tree::Name;
+use crate::ops::observe::NoHooks;
+use crate::ops::test_support::{create_small_repo, open};
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {

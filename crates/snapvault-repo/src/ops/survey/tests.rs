@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
-use crate::archiver::NoHooks;
-use crate::backend::{Backend, LocalBackend};
-use crate::faulty::{Effect, FaultyBackend, Op};
-use crate::prune::tests::{create_small_repo, files, noise, open, open_with, snapshot};
-use crate::repair::{self, Parts, RepairOutcome};
+use crate::ops::observe::NoHooks;
+use crate::ops::repair::{self, Parts, RepairOutcome};
+use crate::ops::test_support::{create_small_repo, files, noise, open, open_with, snapshot};
+use crate::storage::faulty::{Effect, FaultyBackend, Op};
+use crate::storage::{Backend, LocalBackend};
 
 /// A repository of a few MB over several 1 MiB packs, two snapshots.
 pub(crate) fn repo_with_packs() -> (tempfile::TempDir, PathBuf) {
