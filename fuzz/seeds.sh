@@ -22,7 +22,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
 for t in pack_header index_file tree snapshot key_file config lock media_inspect blob \
-    afc_packet usbmuxd_frame lockdown_frame; do
+    afc_packet usbmuxd_frame lockdown_frame parity_file; do
     mkdir -p "$out/$t"
 done
 

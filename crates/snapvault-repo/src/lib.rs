@@ -12,6 +12,7 @@ pub mod format;
 #[cfg(test)]
 mod layers;
 pub mod ops;
+pub mod parity;
 pub mod repository;
 pub mod storage;
 #[cfg(test)]

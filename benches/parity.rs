@@ -1,0 +1,171 @@
+//! Parity codec: encoding a group of 20 packs of 16 MiB at 5 % (one group of a 5 %
+//! repository), and repairing one 16 MiB pack of it (deleted) or scattered damage at the
+//! full budget. In memory (no disk), so it measures the codec and hashing, not the drive.
+//! Prints one line per case (best of `SNAPVAULT_BENCH_RUNS`, default 3). Run:
+//! `cargo bench -p snapvault-repo --bench parity`.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use snapvault_repo::parity::{
+    GroupSource, MemberKind, MemberSpec, MemberState, SHARD, encode, parity_file_header, repair,
+};
+
+const PACK: usize = 16 << 20;
+const PACKS: usize = 20;
+const PERCENT: u8 = 5;
+
+struct Mem<'a> {
+    members: Vec<Option<&'a [u8]>>,
+    parity: &'a [u8],
+    rec_at: u64,
+}
+
+impl GroupSource for Mem<'_> {
+    fn member_size(&mut self, i: usize) -> Option<u64> {
+        self.members
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|m| m.len() as u64)
+    }
+    fn read_member(&mut self, i: usize, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let m = self.members.get(i).copied().flatten()?;
+        m.get(offset as usize..offset as usize + len)
+            .map(<[u8]>::to_vec)
+    }
+    fn read_recovery(&mut self, first: u64, shards: usize) -> Option<Vec<u8>> {
+        let at = (self.rec_at + first * SHARD as u64) as usize;
+        self.parity.get(at..at + shards * SHARD).map(<[u8]>::to_vec)
+    }
+}
+
+fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().unwrap_or_default()
+}
+
+fn main() {
+    let runs: usize = std::env::var("SNAPVAULT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut rng = StdRng::seed_from_u64(21);
+    let packs: Vec<Vec<u8>> = (0..PACKS)
+        .map(|_| {
+            let mut p = vec![0u8; PACK];
+            rng.fill(&mut p[..]);
+            p
+        })
+        .collect();
+    let specs: Vec<MemberSpec> = (0..PACKS)
+        .map(|i| MemberSpec {
+            kind: MemberKind::Pack,
+            name: hex::encode(blake3::hash(&packs[i]).as_bytes()),
+            size: PACK as u64,
+        })
+        .collect();
+    let read =
+        |i: usize, off: u64, len: usize| Ok(packs[i][off as usize..off as usize + len].to_vec());
+    let parts: Vec<(usize, &[u8])> = packs.iter().map(|p| &p[..]).enumerate().collect();
+    let hash = best(runs, || {
+        let t = Instant::now();
+        let n: usize = parts
+            .iter()
+            .map(|(_, p)| {
+                p.chunks(SHARD)
+                    .map(snapvault_repo::parity::shard_hash)
+                    .count()
+            })
+            .sum();
+        assert_eq!(n, PACKS * PACK / SHARD);
+        t.elapsed()
+    });
+    println!(
+        "hash    every 4 KiB shard of the group, one thread: {:.3} s",
+        hash.as_secs_f64()
+    );
+    let mut file = Vec::new();
+    let mut name = String::new();
+    let enc = best(runs, || {
+        let t = Instant::now();
+        let (id, f) = encode(PERCENT, vec![], &specs, read).expect("encode");
+        let d = t.elapsed();
+        (name, file) = (id.to_hex(), f);
+        d
+    });
+    let group = (PACKS * PACK) as f64;
+    println!(
+        "encode  {PACKS} × 16 MiB at {PERCENT} %: {:.3} s ({:.0} MiB/s), parity file {:.2} % of the group",
+        enc.as_secs_f64(),
+        group / enc.as_secs_f64() / 1048576.0,
+        file.len() as f64 * 100.0 / group
+    );
+    let (h, rec_at, _) = parity_file_header(&name, file.len() as u64, |o, l| {
+        file.get(o as usize..o as usize + l).map(<[u8]>::to_vec)
+    })
+    .expect("header");
+    let lost = best(runs, || {
+        let mut members: Vec<Option<&[u8]>> = packs.iter().map(|p| Some(&p[..])).collect();
+        members[7] = None;
+        let mut src = Mem {
+            members,
+            parity: &file,
+            rec_at,
+        };
+        let t = Instant::now();
+        let r = repair(&h, &mut src).expect("repair");
+        let d = t.elapsed();
+        assert!(matches!(&r.members[7], MemberState::Repaired { bytes, .. } if bytes == &packs[7]));
+        d
+    });
+    println!(
+        "repair  one deleted 16 MiB pack of the group: {:.3} s",
+        lost.as_secs_f64()
+    );
+    // Scattered: a flipped byte in each band's full budget of shards, spread over the packs.
+    let mut damaged = packs.clone();
+    for (b, band) in h.bands.iter().enumerate() {
+        for k in 0..band.recovery_hashes.len() {
+            let i = (k * 7 + b) % PACKS;
+            let rows = h.band_range(b, i);
+            let row = rows.start + (k as u64 % (rows.end - rows.start));
+            damaged[i][row as usize * SHARD + 100] ^= 1;
+        }
+    }
+    let scattered = best(runs, || {
+        let mut src = Mem {
+            members: damaged.iter().map(|p| Some(&p[..])).collect(),
+            parity: &file,
+            rec_at,
+        };
+        let t = Instant::now();
+        let r = repair(&h, &mut src).expect("repair");
+        let d = t.elapsed();
+        assert!(
+            r.bands_lost == 0
+                && r.members
+                    .iter()
+                    .all(|m| !matches!(m, MemberState::Lost { .. }))
+        );
+        d
+    });
+    println!(
+        "repair  5 % of every band's shards flipped, all 20 packs: {:.3} s",
+        scattered.as_secs_f64()
+    );
+    let verify = best(runs, || {
+        let mut src = Mem {
+            members: packs.iter().map(|p| Some(&p[..])).collect(),
+            parity: &file,
+            rec_at,
+        };
+        let t = Instant::now();
+        assert!(repair(&h, &mut src).expect("verify").is_clean());
+        t.elapsed()
+    });
+    println!(
+        "verify  the undamaged group (hash every shard): {:.3} s",
+        verify.as_secs_f64()
+    );
+}

@@ -1,0 +1,180 @@
+//! Computing a group's parity file (format.md §15.1, §15.3): band by band, each member's
+//! rows of the band read by range, hashed and fed to the encoder, so memory holds one band.
+
+use reed_solomon_simd::ReedSolomonEncoder;
+
+use super::header::{Band, Member, MemberKind, ParityHeader};
+use super::{
+    MAX_BAND_SHARDS, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD, hash_parts,
+    rows_of, shard_hash,
+};
+use crate::error::{RepoError, Result};
+use crate::id::Id;
+
+/// A member to be covered: what it is, its name and its size now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberSpec {
+    pub kind: MemberKind,
+    pub name: String,
+    pub size: u64,
+}
+
+/// Recovery shards of a band with `data` shards whose widest member has `widest` rows:
+/// the level's share, and never fewer than one member's rows (so a whole lost member is
+/// always rebuilt).
+pub fn recovery_count(percent: u8, data: usize, widest: usize) -> usize {
+    (usize::from(percent) * data)
+        .div_ceil(100)
+        .max(widest)
+        .clamp(1, data.clamp(1, MAX_RECOVERY))
+}
+
+/// The parity file of `members` at `percent` %: returns its name and bytes. `read(i,
+/// offset, len)` must return exactly `len` bytes of member `i` at `offset`.
+pub fn encode(
+    percent: u8,
+    supersedes: Vec<Id>,
+    members: &[MemberSpec],
+    read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>>,
+) -> Result<(Id, Vec<u8>)> {
+    if percent == 0 || percent > MAX_PERCENT {
+        return Err(RepoError::Invalid(format!(
+            "parity level {percent} %: choose 1 to {MAX_PERCENT}"
+        )));
+    }
+    if members.is_empty() || members.len() > MAX_MEMBERS {
+        return Err(RepoError::Invalid(format!(
+            "a parity group has 1 to {MAX_MEMBERS} members, not {}",
+            members.len()
+        )));
+    }
+    let band_rows = (MAX_BAND_SHARDS / members.len()).max(1) as u32;
+    encode_rows(percent, band_rows, supersedes, members, read)
+}
+
+/// [`encode`] with `band_rows` rows of each member per band (tests use small bands).
+pub(crate) fn encode_rows(
+    percent: u8,
+    band_rows: u32,
+    supersedes: Vec<Id>,
+    members: &[MemberSpec],
+    mut read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>>,
+) -> Result<(Id, Vec<u8>)> {
+    if members.iter().any(|m| m.size > MAX_MEMBER_SIZE) {
+        return Err(RepoError::Invalid(
+            "a parity group member is larger than 1 GiB".into(),
+        ));
+    }
+    let mut h = ParityHeader {
+        percent,
+        band_rows,
+        supersedes,
+        members: members
+            .iter()
+            .map(|m| Member {
+                kind: m.kind,
+                name: m.name.clone(),
+                size: m.size,
+                hash: [0; 32],
+                shard_hashes: Vec::new(),
+            })
+            .collect(),
+        bands: Vec::new(),
+    };
+    let max_rows = members.iter().map(|m| rows_of(m.size)).max().unwrap_or(0);
+    let n_bands = max_rows.div_ceil(u64::from(band_rows)) as usize;
+    // Packs, index files and snapshots are named by their BLAKE3: no need to hash them again
+    // (if the bytes read differ from the name, a repair from this parity ends as "lost").
+    let mut hashers: Vec<Option<blake3::Hasher>> = members
+        .iter()
+        .zip(h.members.iter_mut())
+        .map(|(spec, m)| match spec.name.parse::<Id>() {
+            Ok(id) if spec.kind.content_named() => {
+                m.hash = id.0;
+                None
+            }
+            _ => Some(blake3::Hasher::new()),
+        })
+        .collect();
+    let mut recovery = Vec::new();
+    let mut encoder: Option<ReedSolomonEncoder> = None;
+    let mut pad = vec![0u8; SHARD];
+    for b in 0..n_bands {
+        let data = h.band_data_count(b);
+        let widest = (0..members.len())
+            .map(|i| {
+                let r = h.band_range(b, i);
+                (r.end - r.start) as usize
+            })
+            .max()
+            .unwrap_or(0);
+        let n_rec = recovery_count(percent, data, widest);
+        let enc = match encoder.as_mut() {
+            Some(e) => {
+                e.reset(data, n_rec, SHARD).map_err(codec)?;
+                e
+            }
+            None => encoder.insert(ReedSolomonEncoder::new(data, n_rec, SHARD).map_err(codec)?),
+        };
+        let mut parts = Vec::with_capacity(members.len());
+        for (i, m) in members.iter().enumerate() {
+            let rows = h.band_range(b, i);
+            if rows.is_empty() {
+                continue;
+            }
+            let off = rows.start * SHARD as u64;
+            let len = (m.size - off).min((rows.end - rows.start) * SHARD as u64) as usize;
+            let bytes = read(i, off, len)?;
+            if bytes.len() != len {
+                return Err(RepoError::corrupt(
+                    format!("{} {}", m.kind.file_kind().name(), m.name),
+                    "changed size while its parity was computed",
+                ));
+            }
+            if let Some(hasher) = hashers[i].as_mut() {
+                hasher.update(&bytes);
+            }
+            parts.push((i, bytes));
+        }
+        let hashes = hash_parts(&parts);
+        for ((i, bytes), hashes) in parts.iter().zip(hashes) {
+            h.members[*i].shard_hashes.extend(hashes);
+            for shard in bytes.chunks(SHARD) {
+                if shard.len() == SHARD {
+                    enc.add_original_shard(shard).map_err(codec)?;
+                } else {
+                    pad.fill(0);
+                    pad[..shard.len()].copy_from_slice(shard);
+                    enc.add_original_shard(&pad).map_err(codec)?;
+                }
+            }
+        }
+        let out = enc.encode().map_err(codec)?;
+        let mut hashes = Vec::with_capacity(n_rec);
+        for shard in out.recovery_iter() {
+            hashes.push(shard_hash(shard));
+            recovery.extend_from_slice(shard);
+        }
+        h.bands.push(Band {
+            recovery_hashes: hashes,
+        });
+    }
+    for (m, hasher) in h.members.iter_mut().zip(hashers) {
+        if let Some(hasher) = hasher {
+            m.hash = *hasher.finalize().as_bytes();
+        }
+    }
+    let header = h.to_bytes();
+    let hl = (header.len() as u32).to_le_bytes();
+    let mut file = Vec::with_capacity(8 + 2 * header.len() + recovery.len());
+    file.extend_from_slice(&hl);
+    file.extend_from_slice(&header);
+    file.extend_from_slice(&recovery);
+    file.extend_from_slice(&header);
+    file.extend_from_slice(&hl);
+    Ok((Id::hash_of(&header), file))
+}
+
+pub(super) fn codec(e: reed_solomon_simd::Error) -> RepoError {
+    RepoError::Invalid(format!("Reed-Solomon codec: {e}"))
+}

@@ -1,0 +1,238 @@
+//! Finding and rebuilding damaged members of a group (format.md §15.4): every shard is
+//! compared with its recorded hash, mismatches and missing bytes become erasures, each band
+//! with erasures is decoded if it has enough shards left, and a rebuilt member is accepted
+//! only when its BLAKE3 (and content-derived name) match what the parity recorded. A member
+//! whose every shard matches is intact (its shard hashes are its checksum).
+
+use reed_solomon_simd::ReedSolomonDecoder;
+
+use super::encode::codec;
+use super::header::ParityHeader;
+use super::{SHARD, hash_parts, shard_hash};
+use crate::error::Result;
+
+/// Where a group's bytes come from. `None` means unreadable or missing; a shorter result
+/// than asked means the file ends early. Both only erase shards: they are never errors.
+pub trait GroupSource {
+    /// The member's current size, `None` when it is missing or cannot be listed.
+    fn member_size(&mut self, member: usize) -> Option<u64>;
+    fn read_member(&mut self, member: usize, offset: u64, len: usize) -> Option<Vec<u8>>;
+    /// `shards` recovery shards starting at recovery shard `first` (counted over all bands).
+    fn read_recovery(&mut self, first: u64, shards: usize) -> Option<Vec<u8>>;
+}
+
+/// A data shard of a band in code order: member, row, and where its intact bytes are
+/// (part of the band read, offset in it); `None` when damaged.
+type BandShard = (usize, u64, Option<(usize, usize)>);
+
+/// What the parity says about one member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    Intact,
+    /// Damaged and rebuilt exactly: `bytes` is the member as the parity recorded it.
+    Repaired {
+        damaged_shards: usize,
+        bytes: Vec<u8>,
+    },
+    /// Damaged beyond what the parity covers (or rebuilt bytes failed the final check).
+    Lost {
+        damaged_shards: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairReport {
+    pub members: Vec<MemberState>,
+    /// Damaged recovery shards of the parity file itself (it should be rewritten).
+    pub recovery_damaged: usize,
+    /// Bands with more damage than their recovery shards cover.
+    pub bands_lost: usize,
+}
+
+impl RepairReport {
+    pub fn is_clean(&self) -> bool {
+        self.recovery_damaged == 0 && self.members.iter().all(|m| *m == MemberState::Intact)
+    }
+}
+
+/// Check every member and shard of the group of `h` against its hashes and rebuild what
+/// the recovery shards allow.
+pub fn repair(h: &ParityHeader, src: &mut impl GroupSource) -> Result<RepairReport> {
+    let n = h.members.len();
+    let mut damaged = vec![0usize; n];
+    let mut lost = vec![false; n];
+    let mut size_ok: Vec<bool> = (0..n)
+        .map(|i| src.member_size(i) == h.members.get(i).map(|m| m.size))
+        .collect();
+    // Rebuilt shards per member: (row, bytes).
+    let mut rebuilt: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); n];
+    let mut recovery_damaged = 0;
+    let mut bands_lost = 0;
+    let mut decoder: Option<ReedSolomonDecoder> = None;
+    for (b, band) in h.bands.iter().enumerate() {
+        // Each member's rows of the band, as they read now.
+        let mut parts = Vec::with_capacity(n);
+        for (i, m) in h.members.iter().enumerate() {
+            let rows = h.band_range(b, i);
+            if rows.is_empty() {
+                continue;
+            }
+            let off = rows.start * SHARD as u64;
+            let len = (m.size - off).min((rows.end - rows.start) * SHARD as u64) as usize;
+            let bytes = src.read_member(i, off, len).unwrap_or_default();
+            if bytes.len() != len {
+                size_ok[i] = false;
+            }
+            parts.push((i, bytes));
+        }
+        let got_hashes = hash_parts(&parts);
+        // The band's data shards in code order: (member, row, part and offset if intact).
+        let mut shards: Vec<BandShard> = Vec::new();
+        for (p, ((i, bytes), got)) in parts.iter().zip(&got_hashes).enumerate() {
+            let m = &h.members[*i];
+            for (k, row) in h.band_range(b, *i).enumerate() {
+                let expected_len = (m.size - row * SHARD as u64).min(SHARD as u64) as usize;
+                let full = bytes.len() >= k * SHARD + expected_len;
+                let ok =
+                    full && got.get(k).is_some() && got.get(k) == m.shard_hashes.get(row as usize);
+                if !ok {
+                    damaged[*i] += 1;
+                }
+                shards.push((*i, row, ok.then_some((p, k * SHARD))));
+            }
+        }
+        let first = h.recovery_before(b);
+        let n_rec = band.recovery_hashes.len();
+        let rec = src.read_recovery(first, n_rec).unwrap_or_default();
+        let recovery: Vec<Option<&[u8]>> = band
+            .recovery_hashes
+            .iter()
+            .enumerate()
+            .map(|(j, want)| {
+                rec.get(j * SHARD..(j + 1) * SHARD)
+                    .filter(|s| shard_hash(s) == *want)
+            })
+            .collect();
+        recovery_damaged += recovery.iter().filter(|r| r.is_none()).count();
+        let missing = shards.iter().filter(|s| s.2.is_none()).count();
+        if missing == 0 {
+            continue;
+        }
+        let have = shards.len() - missing + recovery.iter().filter(|r| r.is_some()).count();
+        if have < shards.len() {
+            bands_lost += 1;
+            for s in shards.iter().filter(|s| s.2.is_none()) {
+                lost[s.0] = true;
+            }
+            continue;
+        }
+        let dec = match decoder.as_mut() {
+            Some(d) => {
+                d.reset(shards.len(), n_rec, SHARD).map_err(codec)?;
+                d
+            }
+            None => {
+                decoder.insert(ReedSolomonDecoder::new(shards.len(), n_rec, SHARD).map_err(codec)?)
+            }
+        };
+        let mut pad = vec![0u8; SHARD];
+        for (idx, s) in shards.iter().enumerate() {
+            let Some((p, at)) = s.2 else { continue };
+            let bytes = parts.get(p).map(|x| &x.1[..]).unwrap_or_default();
+            let shard = bytes
+                .get(at..(at + SHARD).min(bytes.len()))
+                .unwrap_or_default();
+            if shard.len() == SHARD {
+                dec.add_original_shard(idx, shard).map_err(codec)?;
+            } else {
+                pad.fill(0);
+                pad[..shard.len()].copy_from_slice(shard);
+                dec.add_original_shard(idx, &pad).map_err(codec)?;
+            }
+        }
+        for (j, r) in recovery.iter().enumerate() {
+            if let Some(r) = r {
+                dec.add_recovery_shard(j, r).map_err(codec)?;
+            }
+        }
+        let out = dec.decode().map_err(codec)?;
+        for (idx, shard) in out.restored_original_iter() {
+            let Some(&(i, row, _)) = shards.get(idx) else {
+                continue;
+            };
+            let want = h
+                .members
+                .get(i)
+                .and_then(|m| m.shard_hashes.get(row as usize));
+            if Some(&shard_hash(shard)) == want {
+                rebuilt[i].push((row, shard.to_vec()));
+            } else {
+                lost[i] = true;
+            }
+        }
+    }
+    let mut members = Vec::with_capacity(n);
+    for (i, m) in h.members.iter().enumerate() {
+        let named_ok = !m.kind.content_named() || hex::encode(m.hash) == m.name;
+        let state = if damaged[i] == 0 && size_ok[i] {
+            MemberState::Intact
+        } else if lost[i] || !named_ok {
+            MemberState::Lost {
+                damaged_shards: damaged[i],
+            }
+        } else {
+            assemble(
+                m.size,
+                &m.hash,
+                i,
+                std::mem::take(&mut rebuilt[i]),
+                src,
+                damaged[i],
+            )
+        };
+        members.push(state);
+    }
+    Ok(RepairReport {
+        members,
+        recovery_damaged,
+        bands_lost,
+    })
+}
+
+/// The member's bytes: what still reads, with the rebuilt shards laid over it, accepted
+/// only if the whole matches the recorded BLAKE3.
+fn assemble(
+    size: u64,
+    hash: &[u8; 32],
+    i: usize,
+    rebuilt: Vec<(u64, Vec<u8>)>,
+    src: &mut impl GroupSource,
+    damaged: usize,
+) -> MemberState {
+    let lost = MemberState::Lost {
+        damaged_shards: damaged,
+    };
+    let Ok(len) = usize::try_from(size) else {
+        return lost;
+    };
+    let mut buf = src.read_member(i, 0, len).unwrap_or_default();
+    buf.resize(len, 0);
+    for (row, shard) in rebuilt {
+        let start = row as usize * SHARD;
+        let end = (start + SHARD).min(len);
+        if let (Some(dst), Some(s)) = (
+            buf.get_mut(start..end),
+            shard.get(..end.saturating_sub(start)),
+        ) {
+            dst.copy_from_slice(s);
+        }
+    }
+    if blake3::hash(&buf).as_bytes() == hash {
+        MemberState::Repaired {
+            damaged_shards: damaged,
+            bytes: buf,
+        }
+    } else {
+        lost
+    }
+}
