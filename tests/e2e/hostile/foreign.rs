@@ -90,3 +90,49 @@ fn check_says_what_prune_does_with_foreign_files() {
     sv.restore("latest", &target);
     assert!(target.join("photos/IMG_0001.JPG").exists());
 }
+
+/// A pack of another repository copied into data/ (a valid pack name, a header that does
+/// not open with this repository's key) is not damage `repair` may delete: it cannot be
+/// proven this repository's garbage. `repair --apply` leaves it in place, says so, and
+/// changes nothing else; the repository's own data stays whole.
+#[test]
+fn repair_leaves_another_repositorys_pack_in_place() {
+    let tmp = tempdir();
+    let src = tmp.path().join("photos");
+    write_random(&src.join("IMG_0001.JPG"), 1, 40_000);
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    sv.snapshot(&[&src], &[]);
+    let other = Sv::init(tmp.path().join("other"), true);
+    other.snapshot(&[&src], &[]);
+    let (alien, alien_path) = pack_files(&other.repo).into_iter().next().unwrap();
+    let alien_copy = sv.repo.join("data").join(&alien[..2]).join(&alien);
+    fs::create_dir_all(alien_copy.parent().unwrap()).unwrap();
+    fs::copy(&alien_path, &alien_copy).unwrap();
+    let before = listing(&sv.repo.join("data"));
+
+    let out = sv.ok(&["repair"]);
+    let says = |out: &Out| {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(&alien) || l.contains(&alien[..8]))
+            .unwrap_or_else(|| panic!("repair says nothing of the foreign pack:\n{out}"));
+        assert!(
+            line.contains("not this repository's") && line.contains("left in place"),
+            "{line}"
+        );
+        assert!(!line.contains("damaged"), "{line}");
+    };
+    says(&out);
+    let out = sv.ok(&["repair", "--apply"]);
+    says(&out);
+    assert_unchanged(&before, &sv.repo.join("data"), "repair --apply");
+    assert_eq!(
+        fs::read(&alien_copy).unwrap(),
+        fs::read(&alien_path).unwrap(),
+        "repair changed another repository's pack"
+    );
+    let target = tmp.path().join("t");
+    sv.restore("latest", &target);
+    assert_same_tree(&src, &target.join("photos"));
+}

@@ -65,6 +65,8 @@ pub struct RepairPlan {
     pub salvage_packs: Vec<PackId>,
     /// Intact packs no index names: added to the rebuilt index.
     pub adopt_packs: Vec<PackId>,
+    /// Files in `data/` that are not provably this repository's packs: left in place.
+    pub foreign_packs: Vec<PackId>,
     /// Index files that are damaged (all index files are replaced when the index is rebuilt).
     pub damaged_index_files: Vec<IndexId>,
     /// The index does not say what the packs hold: a new one is written from them.
@@ -175,6 +177,7 @@ pub fn plan_with(
             .filter(|i| !old.index.has_pack(&i.id))
             .map(|i| i.id)
             .collect(),
+        foreign_packs: survey.foreign.clone(),
         damaged_index_files: old.damaged.clone(),
         ..RepairPlan::default()
     };

@@ -74,6 +74,9 @@ pub struct Survey {
     /// Packs whose name, header and every blob verify.
     pub intact: Vec<IndexedPack>,
     pub damaged: Vec<DamagedPack>,
+    /// Files with a pack's name that are not provably this repository's (the header does
+    /// not open, no index file names them): left alone.
+    pub foreign: Vec<PackId>,
     /// Every good copy of every blob: the intact packs, plus the rescuable blobs of damaged
     /// packs (still pointing into them until `repair` copies them out).
     pub index: Index,
@@ -206,10 +209,12 @@ pub fn survey(
     judged.sort_by_key(|j| match j {
         Judged::Intact(p) => p.id,
         Judged::Damaged(d) => d.id,
+        Judged::Foreign(id) => *id,
     });
     let mut out = Survey {
         intact: Vec::new(),
         damaged: Vec::new(),
+        foreign: Vec::new(),
         index: Index::new(),
         bytes_read: bytes.into_inner(),
     };
@@ -220,6 +225,7 @@ pub fn survey(
                 out.intact.push(p);
             }
             Judged::Damaged(d) => out.damaged.push(d),
+            Judged::Foreign(id) => out.foreign.push(id),
         }
     }
     // Rescuable blobs after every intact copy: those are the ones restore should prefer.
@@ -232,6 +238,8 @@ pub fn survey(
 enum Judged {
     Intact(IndexedPack),
     Damaged(DamagedPack),
+    /// Not provably this repository's.
+    Foreign(PackId),
 }
 
 /// Verify one pack held in memory.
@@ -251,6 +259,7 @@ fn judge(crypto: &Crypto, id: PackId, bytes: &[u8], old: &dyn Fn() -> Vec<PackEn
         (Ok(_), false) => Some("its content does not match its name".to_string()),
         (Ok(_), true) => None,
     };
+    let header_opens = header.is_ok();
     let mut candidates: Vec<PackEntry> = header.unwrap_or_default();
     if reason.is_some() {
         // The old index may know blobs a damaged header no longer lists.
@@ -260,6 +269,11 @@ fn judge(crypto: &Crypto, id: PackId, bytes: &[u8], old: &dyn Fn() -> Vec<PackEn
                 .into_iter()
                 .filter(|e| !known.contains(&(e.id, e.offset))),
         );
+    }
+    // Neither its header nor any index file says it is ours: nothing proves it is this
+    // repository's garbage, so it is not ours to delete.
+    if !header_opens && candidates.is_empty() {
+        return Judged::Foreign(id);
     }
     let mut rescuable = Vec::new();
     let mut bad = Vec::new();

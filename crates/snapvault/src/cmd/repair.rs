@@ -74,6 +74,16 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             show_heal(ctx, o, &before, &plan, a.apply);
         }
     }
+    if !a.json {
+        for f in &plan.foreign_packs {
+            ctx.say(format!(
+                "file {} in data/: not this repository's (it does not open with this \
+                 repository's key and no index names it); left in place, as prune leaves it: \
+                 delete it yourself if you do not need it",
+                f.to_hex()
+            ));
+        }
+    }
     if a.json && !a.apply {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(0);
