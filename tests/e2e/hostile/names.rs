@@ -125,8 +125,9 @@ fn stray_lock_files_are_named_and_removed_not_panicked_on() {
 }
 
 /// Stray files among snapshots, packs and index files: the snapshot list warns about the
-/// one in `snapshots/`, check reports each by name, and a stray index file stops commands
-/// with a message that names it (it could be anything, so it is not guessed at).
+/// one in `snapshots/`, check reports each by name, and a file with an index file's name
+/// that does not open stops commands with a message that names it (it could be anything,
+/// so it is not guessed at).
 #[test]
 fn stray_snapshot_pack_and_index_files_are_named() {
     let tmp = tempdir();
@@ -161,14 +162,58 @@ fn stray_snapshot_pack_and_index_files_are_named() {
     let out = sv.run(&["check"]);
     assert_mentions(&out, "snapshot x");
 
-    plant(&sv.repo, b"index/x", b"junk");
+    let junk_id = "ab".repeat(32);
+    plant(&sv.repo, format!("index/{junk_id}").as_bytes(), b"junk");
     for args in [vec!["snapshots"], vec!["check"], vec!["ls", "latest"]] {
         let out = sv.run(&args);
-        assert_no_panic(&out, &format!("{args:?} with index/x"));
+        assert_no_panic(&out, &format!("{args:?} with index/{junk_id}"));
     }
     let out = sv.run(&["ls", "latest"]);
     assert_failed(&out);
-    assert_stderr_mentions(&out, "index x");
+    assert_stderr_mentions(&out, &format!("index {junk_id}"));
+}
+
+/// Files in `index/` whose names are not index file names — notes, a file manager's
+/// droppings, a half-copied `….part` — are not index files: every command ignores them,
+/// and `check` names each in a notice (no damage, exit 0).
+#[test]
+fn stray_names_in_index_stop_no_command() {
+    let tmp = tempdir();
+    let sv = repository(tmp.path());
+    let id = names_in(&sv.repo, "index").remove(0);
+    plant(&sv.repo, b"index/notes.txt", b"my notes");
+    plant(&sv.repo, b"index/.DS_Store", b"\0\0\0\x01Bud1");
+    plant(&sv.repo, b"index/Thumbs.db", b"");
+    plant(&sv.repo, format!("index/{id}.part").as_bytes(), b"half");
+    let src = tmp.path().join("photos");
+    let target = tmp.path().join("restored");
+    for args in [
+        vec!["snapshots"],
+        vec!["ls", "latest"],
+        vec!["find", "IMG_0001.JPG"],
+        vec!["snapshot", src.to_str().unwrap()],
+        vec!["restore", "latest", "--target", target.to_str().unwrap()],
+        vec!["stats"],
+        vec!["forget", "--keep-last", "1"],
+        vec!["prune"],
+        vec!["repair"],
+    ] {
+        let out = sv.run(&args);
+        assert_no_panic(&out, &format!("{args:?}"));
+        assert_eq!(out.code, Some(0), "{args:?} with stray files in index/:\n{out}");
+    }
+    assert_same_tree(&src, &target.join("photos"));
+    let out = sv.run(&["check", "--read-data"]);
+    assert_eq!(out.code, Some(0), "a stray file is not damage:\n{out}");
+    for name in ["notes.txt", "Thumbs.db", &format!("{id}.part")] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("check does not name index/{name}:\n{out}"));
+        assert!(line.contains("not an index file"), "{line}");
+    }
+    assert_eq!(fs::read(sv.repo.join("index/notes.txt")).unwrap(), b"my notes");
 }
 
 /// A config whose `id` is not 64 hex digits is refused by name: the id names the cache

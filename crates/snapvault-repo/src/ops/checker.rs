@@ -211,7 +211,15 @@ pub fn check_with_index(
 
     // Index files, one by one, so one damaged file doesn't hide the others.
     let mut index = Index::new();
-    for f in be.list(FileKind::Index)? {
+    let (index_files, stray) = crate::index::list_files(be.as_ref())?;
+    for f in stray {
+        r.notice(
+            format!("file {}", crate::text::short_name(&f.name)),
+            "in index/ is not an index file (its name is not one): ignored; delete it \
+             yourself if you do not need it",
+        );
+    }
+    for f in index_files {
         let what = format!("index {}", f.name);
         let loaded = be.read(FileKind::Index, &f.name).and_then(|b| {
             if Id::hash_of(&b).to_hex() != f.name {

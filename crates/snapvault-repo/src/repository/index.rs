@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::storage::{Backend, FileInfo, FileKind};
 use crate::error::{RepoError, Result};
 use crate::format::blob::BlobType;
 use crate::format::crypto::Crypto;
@@ -338,6 +339,17 @@ impl Index {
         }
         v
     }
+}
+
+/// The files in `index/` named as index files are (an id), and the others: a stray
+/// `notes.txt`, a `.DS_Store` on a remote, a half-copied `….part`. Those are not index
+/// files and are left out (`check` names them), so a stray file stops no command; a file
+/// with an index file's name is read, and is damage if it does not open.
+pub fn list_files(be: &dyn Backend) -> Result<(Vec<FileInfo>, Vec<FileInfo>)> {
+    Ok(be
+        .list(FileKind::Index)?
+        .into_iter()
+        .partition(|f| f.name.parse::<IndexId>().is_ok()))
 }
 
 #[cfg(test)]
