@@ -316,3 +316,58 @@ fn files_an_earlier_snapshot_holds_are_not_missing_after_a_partial_one() {
         "both snapshots of the phone are compared: {v}"
     );
 }
+
+/// `--also REPO2` opens its repository as `copy --to` and `repair --from` open theirs (one
+/// shared piece of code): a wrong password is exit 12 naming REPO2, with a hint about
+/// REPO2's password settings (not the first repository's); a missing drive, a missing
+/// password and an unencrypted REPO2 given a password are refused the same way. No phone
+/// is needed: REPO2 is opened before the phone is asked for.
+#[test]
+fn also_opens_its_repository_as_copy_and_repair_do() {
+    let tmp = tempdir();
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let offsite = Sv::at(tmp.path().join("offsite"), Some(PASSWORD2));
+    assert_eq!(offsite.run(&["init"]).code, Some(0));
+    let also = offsite.repo.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["verify-device", "--also", also],
+        &["copy", "--all", "--to", also],
+        &["repair", "--from", also],
+    ];
+    for args in commands {
+        let out = sv.run_env(args, &[("SNAPVAULT_PASSWORD2", "wrong")]);
+        assert_eq!(out.code, Some(12), "{args:?}:\n{out}");
+        assert_stderr_mentions(&out, also);
+        let hint = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("hint:"))
+            .unwrap_or_else(|| panic!("{args:?}: no hint:\n{out}"));
+        assert!(
+            hint.contains("SNAPVAULT_PASSWORD2") && hint.contains("--password-file2"),
+            "{args:?}: the hint is not about REPO2's password: {hint}"
+        );
+
+        let out = sv.run(args);
+        assert_failed(&out);
+        assert_stderr_mentions(&out, "no password given for it");
+        assert_stderr_mentions(&out, "SNAPVAULT_PASSWORD2");
+    }
+
+    let plain = Sv::init(tmp.path().join("plain"), false);
+    let plain_loc = plain.repo.to_str().unwrap();
+    let out = sv.run_env(
+        &["verify-device", "--also", plain_loc],
+        &[("SNAPVAULT_PASSWORD2", PASSWORD2)],
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_stderr_mentions(&out, "is NOT encrypted, but a password was given");
+
+    let unplugged = tmp.path().join("T7/photos");
+    let out = sv.run_env(
+        &["verify-device", "--also", unplugged.to_str().unwrap()],
+        &[("SNAPVAULT_PASSWORD2", PASSWORD2)],
+    );
+    assert_eq!(out.code, Some(10), "{out}");
+    assert_stderr_mentions(&out, "is the drive plugged in?");
+}

@@ -92,10 +92,14 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         RepoError::Locked(_) => Some(
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
-        // `copy` names the repository whose password is wrong in its outermost context.
-        RepoError::WrongPassword if e.to_string().starts_with("destination repository") => Some(
-            "check SNAPVAULT_PASSWORD2 / --password-file2 / --password-command2 (the destination's password)",
-        ),
+        // The second repository (`copy --to`, `repair --from`, `verify-device --also`).
+        RepoError::WrongPassword
+            if e.downcast_ref::<crate::cmd::second::AtSecond>().is_some() =>
+        {
+            Some(
+                "check SNAPVAULT_PASSWORD2 / --password-file2 / --password-command2 (that repository's own password)",
+            )
+        }
         RepoError::WrongPassword => {
             Some("check SNAPVAULT_PASSWORD / --password-file / --password-command")
         }

@@ -19,7 +19,7 @@ mod repair;
 mod restore;
 mod restore_date;
 mod restore_edits;
-mod second;
+pub(crate) mod second;
 mod snapshot;
 mod snapshots;
 mod stats;

@@ -1,4 +1,5 @@
-//! Opening a second repository (`copy --to`, `repair --from`): its own password from
+//! Opening a second repository (`copy --to`, `repair --from`, `verify-device --also`): its
+//! own password from
 //! SNAPVAULT_PASSWORD2, --password-file2, --password-command2 or a prompt, and the same
 //! downgrade rule as the first one.
 
@@ -19,6 +20,17 @@ pub struct Second<'a> {
     pub password_command: Option<String>,
     /// How messages name it: "destination repository", "repository to heal from".
     pub role: &'a str,
+}
+
+/// Context marking an error as being about the second repository (its role and location),
+/// so the hint names REPO2's password settings, not the first repository's.
+#[derive(Debug)]
+pub struct AtSecond(pub String);
+
+impl std::fmt::Display for AtSecond {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Open it; `wrap` may put a test fault layer around its backend.
@@ -46,7 +58,7 @@ pub fn open(
             .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
     })
     .map_err(|e| crate::drive::explain(&loc, e))
-    .with_context(|| format!("{role} {loc}"))?;
+    .with_context(|| AtSecond(format!("{role} {loc}")))?;
     if !repo.crypto().is_encrypted() && pw.is_configured() {
         bail!(
             "the {role} at {loc} is NOT encrypted, but a password was given for it; \

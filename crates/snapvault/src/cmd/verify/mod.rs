@@ -9,17 +9,16 @@ mod report;
 mod stored;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use anyhow::{Context, Result, anyhow, bail};
 use snapvault_repo::readback::{self, Failure, ReadBack};
-use snapvault_repo::{BlobId, RepoError, Repository};
+use snapvault_repo::{BlobId, Repository};
 
 use super::Ctx;
 use crate::cli::VerifyDeviceArgs;
 use crate::iphone::IphoneSource;
-use crate::password::PasswordSource;
 use matcher::Matcher;
 use stored::{Lookup, Stored, Version};
 
@@ -260,26 +259,14 @@ fn compare_phone<'a>(
     Ok(out)
 }
 
-/// The second repository of `--also`, opened with its own password (SNAPVAULT_PASSWORD2,
-/// --password-file2, --password-command2 or a prompt), as `copy` opens its destination.
+/// The second repository of `--also`, opened as `copy` opens its destination (its own
+/// password, the same errors and downgrade rule).
 fn open_also(location: &str, a: &VerifyDeviceArgs) -> Result<Repository> {
-    let backend = super::open_backend(location)?;
-    let loc = backend.location();
-    let pw = PasswordSource {
-        env_var: "SNAPVAULT_PASSWORD2",
-        file: a.password_file2.clone(),
-        command: a.password_command2.clone(),
+    let second = super::second::Second {
+        location,
+        password_file: a.password_file2.clone(),
+        password_command: a.password_command2.clone(),
+        role: "second repository (--also)",
     };
-    Repository::open(backend, || {
-        if !pw.is_configured() && !std::io::stdin().is_terminal() {
-            return Err(RepoError::Invalid(
-                "no password given for it: set SNAPVAULT_PASSWORD2, or use --password-file2 or \
-                 --password-command2 (stdin is not a terminal, so snapvault cannot ask)"
-                    .into(),
-            ));
-        }
-        pw.get(&format!("the second repository {loc}"), false)
-            .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
-    })
-    .with_context(|| format!("second repository {loc} (--also)"))
+    super::second::open(second, Ok)
 }
