@@ -93,9 +93,7 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
         // The second repository (`copy --to`, `repair --from`, `verify-device --also`).
-        RepoError::WrongPassword
-            if e.downcast_ref::<crate::cmd::second::AtSecond>().is_some() =>
-        {
+        RepoError::WrongPassword if e.downcast_ref::<crate::cmd::second::AtSecond>().is_some() => {
             Some(
                 "check SNAPVAULT_PASSWORD2 / --password-file2 / --password-command2 (that repository's own password)",
             )

@@ -200,7 +200,11 @@ fn stray_names_in_index_stop_no_command() {
     ] {
         let out = sv.run(&args);
         assert_no_panic(&out, &format!("{args:?}"));
-        assert_eq!(out.code, Some(0), "{args:?} with stray files in index/:\n{out}");
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{args:?} with stray files in index/:\n{out}"
+        );
     }
     assert_same_tree(&src, &target.join("photos"));
     let out = sv.run(&["check", "--read-data"]);
@@ -213,7 +217,10 @@ fn stray_names_in_index_stop_no_command() {
             .unwrap_or_else(|| panic!("check does not name index/{name}:\n{out}"));
         assert!(line.contains("not an index file"), "{line}");
     }
-    assert_eq!(fs::read(sv.repo.join("index/notes.txt")).unwrap(), b"my notes");
+    assert_eq!(
+        fs::read(sv.repo.join("index/notes.txt")).unwrap(),
+        b"my notes"
+    );
 }
 
 /// A config whose `id` is not 64 hex digits is refused by name: the id names the cache
