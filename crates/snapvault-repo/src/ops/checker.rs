@@ -211,10 +211,10 @@ pub fn check_with_index(
 
     // Index files, one by one, so one damaged file doesn't hide the others.
     let mut index = Index::new();
-    let (index_files, stray) = crate::index::list_files(be.as_ref())?;
+    let (index_files, stray) = crate::repository::index::list_files(be.as_ref())?;
     for f in stray {
         r.notice(
-            format!("file {}", crate::text::short_name(&f.name)),
+            format!("file {}", crate::format::text::short_name(&f.name)),
             "in index/ is not an index file (its name is not one): ignored; delete it \
              yourself if you do not need it",
         );

@@ -319,7 +319,7 @@ fn load_index_lean(repo: &Repository) -> Result<LoadedIndex> {
     let be = repo.backend();
     let mut index = Index::new();
     let mut files = Vec::new();
-    for f in crate::index::list_files(be.as_ref())?.0 {
+    for f in crate::repository::index::list_files(be.as_ref())?.0 {
         let bytes = be.read(FileKind::Index, &f.name)?;
         let what = format!("index {}", f.name);
         if Id::hash_of(&bytes).to_hex() != f.name {

@@ -49,7 +49,7 @@ pub fn load_old_index(repo: &Repository) -> Result<OldIndex> {
         files: Vec::new(),
         damaged: Vec::new(),
     };
-    for f in crate::index::list_files(repo.backend().as_ref())?.0 {
+    for f in crate::repository::index::list_files(repo.backend().as_ref())?.0 {
         let Ok(id) = f.name.parse::<IndexId>() else {
             continue;
         };

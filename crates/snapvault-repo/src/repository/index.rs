@@ -15,12 +15,12 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::storage::{Backend, FileInfo, FileKind};
 use crate::error::{RepoError, Result};
 use crate::format::blob::BlobType;
 use crate::format::crypto::Crypto;
 use crate::format::id::{BlobId, Id, IndexId, PackId};
 use crate::format::pack::{FLAG_COMPRESSED, PackEntry};
+use crate::storage::{Backend, FileInfo, FileKind};
 
 const MAGIC: &[u8; 4] = b"SVIX";
 const VERSION: u8 = 1;

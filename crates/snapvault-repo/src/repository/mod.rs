@@ -262,7 +262,7 @@ impl Repository {
     /// Read and merge every index file (in parallel). A damaged index file is an error
     /// naming it (`check` and `repair index` handle damage explicitly).
     pub fn load_index(&self) -> Result<LoadedIndex> {
-        let (names, _stray) = crate::index::list_files(self.backend.as_ref())?;
+        let (names, _stray) = crate::repository::index::list_files(self.backend.as_ref())?;
         let files = parallel_map(&names, |f| {
             let bytes = self.backend.read(FileKind::Index, &f.name)?;
             let what = format!("index {}", f.name);
