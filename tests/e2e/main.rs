@@ -15,6 +15,7 @@ mod errors;
 mod everyday;
 mod find;
 mod firstweek;
+mod fixtures;
 mod help;
 mod hostile;
 mod incremental;

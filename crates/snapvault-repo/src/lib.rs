@@ -8,6 +8,8 @@
 //! all. The on-disk format is specified in `docs/format.md`.
 
 pub mod error;
+#[cfg(test)]
+mod fixtures_v1;
 pub mod format;
 #[cfg(test)]
 mod layers;
