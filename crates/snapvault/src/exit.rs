@@ -109,6 +109,13 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
                  folder or drive); nothing else in the repository needs to change",
             )
         }
+        // An encrypted config and no key file: nothing here can open it.
+        RepoError::Corrupt { what, .. } if what == "keys" => Some(
+            "without a key file nothing can open this repository: put back the folder `keys` \
+             from a copy of this repository (a backup of its folder or drive). If the repository \
+             was made without encryption, its config was changed instead: put back the file \
+             `config` from such a copy",
+        ),
         RepoError::Auth(_) | RepoError::Corrupt { .. } | RepoError::MissingBlob(_) => {
             Some("run `snapvault check --read-data` to see what is affected")
         }

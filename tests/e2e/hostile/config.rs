@@ -155,3 +155,67 @@ fn old_key_files_without_a_copy_still_open_and_key_add_writes_one() {
     let out = sv.ok(&["snapshots"]);
     assert_stderr_mentions(&out, &added[0][..8]);
 }
+
+/// Replace `from` by `to` in the config file (one field's value).
+fn edit_config(config: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(config).unwrap();
+    assert!(text.contains(from), "no {from} in {text}");
+    fs::remove_file(config).unwrap();
+    fs::write(config, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The hint for a config that cannot be used says what can help, never `check` (which
+/// fails to open the repository the same way): a config switched to "unencrypted" in a
+/// repository with key files runs on the key files' copy (and says there is none when none
+/// is kept); one switched to "encrypted" in a repository without key files says to put
+/// back the key files or the config from a copy.
+#[test]
+fn a_config_that_cannot_be_used_gets_a_hint_that_can_help() {
+    let no_check = |out: &Out, what: &str| {
+        assert_failed(out);
+        assert!(
+            !out.stderr.contains("snapvault check"),
+            "{what}: the hint sends to check, which fails the same way:\n{out}"
+        );
+        assert_stderr_mentions(out, "hint:");
+    };
+
+    // Encrypted, key files with copies: the owner's copy is used, with a warning.
+    let tmp = tempdir();
+    let (sv, src) = repo_with_snapshot(tmp.path());
+    let config = sv.repo.join("config");
+    let original = fs::read(&config).unwrap();
+    edit_config(&config, "\"encrypted\": true", "\"encrypted\": false");
+    let out = sv.ok(&["snapshots"]);
+    assert_stderr_mentions(&out, &config.display().to_string());
+    assert_stderr_mentions(&out, "repair --apply");
+    let target = tmp.path().join("restored");
+    sv.restore("latest", &target);
+    assert_same_tree(&src, &target.join("photos"));
+    assert_eq!(sv.run(&["check"]).code, Some(4));
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(&out, "config: rewritten");
+    assert_eq!(fs::read(&config).unwrap(), original);
+
+    // The same, with key files that hold no copy: said so, and no check in the hint.
+    let keys = names_in(&sv.repo, "keys");
+    let key_path = sv.repo.join("keys").join(&keys[0]);
+    let mut key: Value = serde_json::from_slice(&fs::read(&key_path).unwrap()).unwrap();
+    key.as_object_mut().unwrap().remove("config");
+    fs::remove_file(&key_path).unwrap();
+    fs::write(&key_path, serde_json::to_vec_pretty(&key).unwrap()).unwrap();
+    edit_config(&config, "\"encrypted\": true", "\"encrypted\": false");
+    let out = sv.run(&["snapshots"]);
+    no_check(&out, "encrypted: false, no copies");
+    assert_stderr_mentions(&out, "no key file holds a copy");
+
+    // Unencrypted, the config switched to "encrypted": there are no keys to open it with.
+    let plain = Sv::init(tmp.path().join("plain"), false);
+    plain.snapshot(&[&src], &[]);
+    let config = plain.repo.join("config");
+    edit_config(&config, "\"encrypted\": false", "\"encrypted\": true");
+    let out = plain.run(&["snapshots"]);
+    no_check(&out, "encrypted: true, no key files");
+    assert_stderr_mentions(&out, "key file");
+    assert_stderr_mentions(&out, "put back");
+}

@@ -149,55 +149,60 @@ impl Repository {
             Some(raw) => Config::parse(raw, &location),
             None => Err(RepoError::NotFound(location.clone())),
         };
-        match parsed {
+        let parsed = match parsed {
             // A newer format is refused as such, copy or not.
-            Err(e @ RepoError::NewerVersion { .. }) => Err(e),
+            Err(e @ RepoError::NewerVersion { .. }) => return Err(e),
             Ok(config) if !config.encrypted => {
-                if !backend.list(FileKind::Key)?.is_empty() {
-                    return Err(RepoError::corrupt(
-                        "config",
-                        "says the repository is unencrypted but it has keys (tampered config?)",
-                    ));
-                }
-                config.verify(&Crypto::Plain)?;
-                Ok(Repository {
-                    backend,
-                    config,
-                    crypto: Crypto::Plain,
-                    key_name: None,
-                    config_damage: None,
-                    lock_wait: std::time::Duration::ZERO,
-                })
-            }
-            parsed => {
-                // Encrypted, or a config that cannot be read: with key files, a password
-                // and a key file's copy of the config may still open it.
                 if backend.list(FileKind::Key)?.is_empty() {
-                    return Err(match parsed {
-                        Err(e) => e,
-                        Ok(_) => RepoError::corrupt("keys", "the repository has no key files"),
+                    config.verify(&Crypto::Plain)?;
+                    return Ok(Repository {
+                        backend,
+                        config,
+                        crypto: Crypto::Plain,
+                        key_name: None,
+                        config_damage: None,
+                        lock_wait: std::time::Duration::ZERO,
                     });
                 }
-                let pw = password()?;
-                let (key_name, mk, keys) =
-                    crate::repository::open::unwrap_master(backend.as_ref(), &pw, opts)?;
-                let crypto = Crypto::Keyed(mk);
-                let (config, config_damage) = crate::repository::open::settle_config(
-                    &crypto, &location, parsed, &key_name, &keys,
-                )?;
-                if let Some(d) = &config_damage {
-                    opts.warn(&d.describe());
-                }
-                Ok(Repository {
-                    backend,
-                    config,
-                    crypto,
-                    key_name: Some(key_name),
-                    config_damage,
-                    lock_wait: std::time::Duration::ZERO,
-                })
+                // Key files exist, so the repository is encrypted and the config was
+                // changed: like any other change, the key files' sealed copy says what it was.
+                Err(RepoError::corrupt(
+                    "config",
+                    "it says the repository is unencrypted, but the repository has key files",
+                ))
             }
+            parsed => parsed,
+        };
+        // Encrypted, or a config that cannot be read: with key files, a password
+        // and a key file's copy of the config may still open it.
+        if backend.list(FileKind::Key)?.is_empty() {
+            return Err(match parsed {
+                Err(e) => e,
+                // Nothing can open it: the hint says what to put back.
+                Ok(_) => RepoError::corrupt(
+                    "keys",
+                    "the config says the repository is encrypted, but there is no key \
+                     file in keys/",
+                ),
+            });
         }
+        let pw = password()?;
+        let (key_name, mk, keys) =
+            crate::repository::open::unwrap_master(backend.as_ref(), &pw, opts)?;
+        let crypto = Crypto::Keyed(mk);
+        let (config, config_damage) =
+            crate::repository::open::settle_config(&crypto, &location, parsed, &key_name, &keys)?;
+        if let Some(d) = &config_damage {
+            opts.warn(&d.describe());
+        }
+        Ok(Repository {
+            backend,
+            config,
+            crypto,
+            key_name: Some(key_name),
+            config_damage,
+            lock_wait: std::time::Duration::ZERO,
+        })
     }
 
     /// The damaged config file and the copy in use instead, when the file is damaged.
