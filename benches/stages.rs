@@ -34,7 +34,10 @@ use snapvault_repo::crypto::{Crypto, MasterKey};
 use snapvault_repo::id::{BlobId, Id, PackId};
 use snapvault_repo::index::Index;
 use snapvault_repo::pack::{PackEntry, PackWriter};
-use snapvault_repo::storage::direct_io::ALIGN;
+
+/// Where a recycled pack buffer starts its pack: the block size of direct I/O, as the
+/// packer asks for.
+const ALIGN: usize = 4096;
 
 const MIB: usize = 1 << 20;
 

@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use snapvault_repo::backend::FileKind;
 use snapvault_repo::index::Index;
-use snapvault_repo::repository::{SnapshotEntry, parallel_map};
 use snapvault_repo::snapshot::Snapshot;
 use snapvault_repo::tree::{NodeKind, Tree};
 use snapvault_repo::{BlobId, Id, RepoError, Repository, SnapshotId};
+use snapvault_repo::{SnapshotEntry, parallel_map};
 
 use crate::date::day_number;
 use crate::{Catalog, CatalogError, Result};

@@ -78,7 +78,7 @@ impl RepoError {
     /// process): nothing is known about its bytes, so it is neither damaged nor intact.
     /// Everything else a read can fail with (missing, corrupt, failed authentication) is
     /// proof about the object itself.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             RepoError::Io { source, .. } => source.kind() != io::ErrorKind::NotFound,
             RepoError::Remote(_) | RepoError::Interrupted(_) => true,
@@ -88,7 +88,7 @@ impl RepoError {
 }
 
 /// Attach context to io results.
-pub trait IoContext<T> {
+pub(crate) trait IoContext<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 

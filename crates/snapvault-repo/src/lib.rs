@@ -1,38 +1,49 @@
 //! The snapvault repository: everything that turns files into sealed, deduplicated,
 //! immutable objects and back. It knows nothing of photos, phones or SQLite.
 //!
-//! Layers, bottom up, one folder each: [`format`] (the bytes of every object, and how they
-//! are sealed) → [`storage`] (where bytes live: the `Backend` trait, the local folder) →
-//! [`repository`] (an open repository: keys, index, packer, chunker, locks) → [`ops`] (what
-//! users do: snapshot, restore, check, prune, forget, repair, copy). [`error`] is shared by
-//! all. The on-disk format is specified in `docs/format.md`.
+//! Layers, bottom up, one folder each: `format/` (the bytes of every object, and how they
+//! are sealed) → `storage/` (where bytes live: the [`backend::Backend`] trait, the local
+//! folder) → `repository/` (an open [`Repository`]: keys, index, packer, chunker, locks) →
+//! `ops/` (what users do: snapshot, restore, check, prune, forget, repair, copy). A lower
+//! layer never imports a higher one (a unit test checks it). [`error`] is shared by all.
+//! The folders are the crate's own layout; callers see one module per concept, listed
+//! below. The on-disk format is specified in `docs/format.md`.
 
 pub mod error;
 #[cfg(test)]
 mod fixtures_v1;
-pub mod format;
+pub(crate) mod format;
 #[cfg(test)]
 mod layers;
-pub mod ops;
+pub(crate) mod ops;
+/// Reed-Solomon parity files: a codec of its own (reads through closures), beside the
+/// repository layer.
 pub mod parity;
-pub mod repository;
-pub mod storage;
+pub(crate) mod repository;
+pub(crate) mod storage;
 #[cfg(test)]
 mod vectors;
 
-// The module paths from before the layer folders, kept so that the other crates' imports
-// need no change.
+// The public API: one module per concept, whatever folder it lives in (the folders are
+// the crate's own layout), and the types every caller needs at the root. Modules used only
+// inside the crate (direct I/O, durable writes, read-ahead, the revalidation of a snapshot
+// without its lock, the hooks' own module) are not exported.
+
+// Format: the bytes of every object.
 pub use format::{blob, config, crypto, id, keyfile, pack, snapshot, text, time, tree};
-pub use ops::{
-    archiver, checker, copy, forget, fs_source, heal, prune, readback, repair, restorer,
-    revalidate, stop, survey,
-};
-pub use repository::{chunker, expansion, index, lock, open, packer};
-pub use storage as backend;
+// Storage: where the bytes live.
+pub use storage::backend;
 #[cfg(feature = "test-faults")]
 pub use storage::faulty;
-pub use storage::{direct_io, durable, readahead, testhooks};
+pub use storage::testhooks;
+// Repository: an open repository and what it holds.
+pub use repository::{chunker, expansion, index, lock, open, packer};
+// Operations: what users do.
+pub use ops::{
+    archiver, checker, copy, forget, fs_source, heal, prune, readback, repair, restorer, stop,
+    survey,
+};
 
 pub use error::{RepoError, Result};
-pub use id::{BlobId, Id, PackId, SnapshotId};
-pub use repository::Repository;
+pub use format::id::{BlobId, Id, PackId, SnapshotId};
+pub use repository::{Repository, SnapshotEntry, parallel_map};

@@ -139,7 +139,7 @@ fn decompress(frame: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
 }
 
 /// The stored length of a blob whose payload (plaintext or zstd frame) is `payload_len`.
-pub fn stored_len(crypto: &Crypto, payload_len: usize) -> usize {
+pub(crate) fn stored_len(crypto: &Crypto, payload_len: usize) -> usize {
     if crypto.is_encrypted() {
         padded_len(payload_len + crypto.overhead())
     } else {
@@ -187,7 +187,7 @@ impl PlainBuf {
     }
 
     /// The allocation back, for reuse.
-    pub fn into_vec(self) -> Vec<u8> {
+    pub(crate) fn into_vec(self) -> Vec<u8> {
         self.buf
     }
 }
@@ -268,7 +268,7 @@ pub fn padded_len(len: usize) -> usize {
 }
 
 /// Padmé with `extra` more bits of precision (`extra = 0` is Padmé).
-pub fn padme_with(len: usize, extra: u32) -> usize {
+pub(crate) fn padme_with(len: usize, extra: u32) -> usize {
     if len < 4 {
         return len;
     }

@@ -9,8 +9,8 @@ use crate::error::{RepoError, Result};
 use crate::format::crypto::Crypto;
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
-pub const MAX_CONFIG_FILE: usize = 64 * 1024;
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const MAX_CONFIG_FILE: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {

@@ -13,16 +13,16 @@ use zeroize_lite::Secret;
 use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
 
-pub const NONCE_LEN: usize = 24;
-pub const TAG_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const TAG_LEN: usize = 16;
 /// Bytes added to every sealed object.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
-pub const MASTER_KEY_LEN: usize = 96;
+pub(crate) const MASTER_KEY_LEN: usize = 96;
 
 mod zeroize_lite {
     /// A 32-byte secret wiped on drop (best effort; the compiler may keep copies elsewhere).
     #[derive(Clone)]
-    pub struct Secret(pub [u8; 32]);
+    pub(crate) struct Secret(pub [u8; 32]);
     impl Drop for Secret {
         fn drop(&mut self) {
             for b in self.0.iter_mut() {
@@ -103,7 +103,7 @@ pub fn seal_with(key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
 /// Seal in place: `buf[..NONCE_LEN]` is room for the nonce (overwritten), the rest is the
 /// plaintext; the tag is appended. Gives the same layout as [`seal_with`]; no allocation
 /// when `buf` has room for the tag.
-pub fn seal_in_place_with(key: &[u8; 32], buf: &mut Vec<u8>) {
+pub(crate) fn seal_in_place_with(key: &[u8; 32], buf: &mut Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     seal_in_place_under(key, &nonce, buf);
@@ -124,7 +124,7 @@ pub(crate) fn seal_in_place_under(key: &[u8; 32], nonce: &[u8; NONCE_LEN], buf: 
 
 /// Open a sealed buffer in place; returns the plaintext (a sub-slice of `sealed`). On an
 /// authentication failure the buffer's contents are unspecified.
-pub fn open_in_place_with<'a>(
+pub(crate) fn open_in_place_with<'a>(
     key: &[u8; 32],
     sealed: &'a mut [u8],
     what: &str,
@@ -176,7 +176,7 @@ impl Crypto {
     }
 
     /// Bytes in front of a plaintext that [`Crypto::seal_in_place`] needs (the nonce).
-    pub fn headroom(&self) -> usize {
+    pub(crate) fn headroom(&self) -> usize {
         match self {
             Crypto::Plain => 0,
             Crypto::Keyed(_) => NONCE_LEN,
@@ -185,7 +185,7 @@ impl Crypto {
 
     /// Seal `buf[self.headroom()..]` in place (see [`seal_in_place_with`]); the result is
     /// what [`Crypto::seal`] returns for that plaintext.
-    pub fn seal_in_place(&self, buf: &mut Vec<u8>) {
+    pub(crate) fn seal_in_place(&self, buf: &mut Vec<u8>) {
         match self {
             Crypto::Plain => {}
             Crypto::Keyed(k) => seal_in_place_with(&k.data.0, buf),
@@ -193,7 +193,11 @@ impl Crypto {
     }
 
     /// Open in place; returns the plaintext as a sub-slice of `sealed`.
-    pub fn open_in_place<'a>(&self, sealed: &'a mut [u8], what: &str) -> Result<&'a mut [u8]> {
+    pub(crate) fn open_in_place<'a>(
+        &self,
+        sealed: &'a mut [u8],
+        what: &str,
+    ) -> Result<&'a mut [u8]> {
         match self {
             Crypto::Plain => Ok(sealed),
             Crypto::Keyed(k) => open_in_place_with(&k.data.0, sealed, what),
@@ -251,7 +255,7 @@ impl Crypto {
 
     /// 256 gear values for FastCDC. Keyed repositories derive them from the chunker key so
     /// chunk boundaries (and thus chunk sizes) reveal nothing comparable across repositories.
-    pub fn gear_table(&self) -> Box<[u64; 256]> {
+    pub(crate) fn gear_table(&self) -> Box<[u64; 256]> {
         let mut out = Box::new([0u64; 256]);
         let mut bytes = [0u8; 256 * 8];
         match self {

@@ -23,7 +23,7 @@ const MAX_M_KIB: u32 = 1024 * 1024;
 const MAX_T: u32 = 16;
 const MAX_P: u32 = 16;
 /// Largest key file we read.
-pub const MAX_KEY_FILE: usize = 64 * 1024;
+pub(crate) const MAX_KEY_FILE: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KdfParams {

@@ -16,11 +16,11 @@ use crate::format::id::{BlobId, Id, PackId};
 
 const MAGIC: &[u8; 4] = b"SVPK";
 const VERSION: u8 = 1;
-pub const ENTRY_LEN: usize = 42;
+pub(crate) const ENTRY_LEN: usize = 42;
 const HEADER_FIXED: usize = 9;
 /// A header longer than this is refused (≈ 400,000 blobs).
-pub const MAX_HEADER_LEN: usize = 16 << 20;
-pub const FLAG_COMPRESSED: u8 = 1;
+pub(crate) const MAX_HEADER_LEN: usize = 16 << 20;
+pub(crate) const FLAG_COMPRESSED: u8 = 1;
 
 /// Where one blob sits inside a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct PackEntry {
     pub raw_len: u32,
 }
 
-pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
+pub(crate) fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER_FIXED + entries.len() * ENTRY_LEN);
     h.extend_from_slice(MAGIC);
     h.push(VERSION);
@@ -99,7 +99,7 @@ pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<PackEntry>> {
 }
 
 /// Parse the trailer of a complete pack: returns (sealed header range start, length).
-pub fn header_location(pack_len: u64, trailer: [u8; 4]) -> Result<(u64, usize)> {
+pub(crate) fn header_location(pack_len: u64, trailer: [u8; 4]) -> Result<(u64, usize)> {
     let hl = u32::from_le_bytes(trailer) as u64;
     if hl as usize > MAX_HEADER_LEN || hl + 4 > pack_len {
         return Err(RepoError::corrupt(
@@ -141,7 +141,7 @@ impl Default for PackWriter {
 }
 
 /// The bytes of a finished pack, inside the buffer they were built in.
-pub struct PackBytes {
+pub(crate) struct PackBytes {
     buf: Vec<u8>,
     base: usize,
 }
@@ -155,18 +155,14 @@ impl PackBytes {
         self.buf.len() - self.base
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The buffer, to build the next pack in ([`PackWriter::with_buffer`]).
-    pub fn into_buffer(self) -> Vec<u8> {
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buf
     }
 
     /// The pack as a vector of its own (moves the bytes when the pack did not start at
     /// the buffer's beginning).
-    pub fn into_vec(mut self) -> Vec<u8> {
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
         self.buf.drain(..self.base);
         self.buf
     }
@@ -234,7 +230,10 @@ impl PackWriter {
     }
 
     /// [`PackWriter::finish`], leaving the bytes where they were built.
-    pub fn finish_in_place(mut self, crypto: &Crypto) -> (PackId, PackBytes, Vec<PackEntry>) {
+    pub(crate) fn finish_in_place(
+        mut self,
+        crypto: &Crypto,
+    ) -> (PackId, PackBytes, Vec<PackEntry>) {
         let sealed = crypto.seal(&encode_header(&self.entries));
         let trailer = (sealed.len() as u32).to_le_bytes();
         self.hasher.update(&sealed);

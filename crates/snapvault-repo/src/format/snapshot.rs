@@ -6,7 +6,7 @@ use crate::error::{RepoError, Result};
 use crate::format::crypto::Crypto;
 use crate::format::id::{BlobId, SnapshotId};
 
-pub const MAX_SNAPSHOT_FILE: usize = 16 << 20;
+pub(crate) const MAX_SNAPSHOT_FILE: usize = 16 << 20;
 
 /// Where a snapshot's files came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

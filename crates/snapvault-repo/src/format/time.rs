@@ -57,7 +57,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// Broken-down UTC time of a unix timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Civil {
+pub(crate) struct Civil {
     pub year: i64,
     pub month: u32,
     pub day: u32,

@@ -76,7 +76,7 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// FIFOs, sockets and devices: no content, no subtree, nothing to read.
-    pub fn is_special(self) -> bool {
+    pub(crate) fn is_special(self) -> bool {
         matches!(
             self,
             NodeKind::Fifo | NodeKind::Socket | NodeKind::CharDevice | NodeKind::BlockDevice
@@ -143,7 +143,7 @@ pub struct Tree {
 }
 
 /// Is this a name that is safe to create inside a restore target?
-pub fn is_safe_name(n: &[u8]) -> bool {
+pub(crate) fn is_safe_name(n: &[u8]) -> bool {
     !n.is_empty() && n != b"." && n != b".." && !n.contains(&b'/') && !n.contains(&0)
 }
 

@@ -22,7 +22,7 @@ use crate::storage::FileKind;
 mod data;
 mod trees;
 
-pub use data::read_header;
+pub(crate) use data::read_header;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ReadData {
@@ -373,7 +373,7 @@ pub fn check_with_index(
 /// interrupted run — rather than a file someone else put there? Its name must be a pack id
 /// and its header must open under this repository's key (in an unencrypted repository:
 /// decode as a pack header). `prune` removes nothing else, and `check` says so.
-pub fn is_own_pack(repo: &Repository, name: &str, size: u64) -> bool {
+pub(crate) fn is_own_pack(repo: &Repository, name: &str, size: u64) -> bool {
     match name.parse::<PackId>() {
         Ok(id) if id.to_hex() == name => read_header(repo, &id, size).is_ok(),
         _ => false,

@@ -10,9 +10,9 @@
 //!
 //! A destination snapshot whose `original` names a source snapshot, and which agrees with it
 //! on time, host, user, source and tags, *is* its copy: that snapshot is skipped, and the
-//! two trees are walked in lockstep ([`learn_pair`], reading only tree blobs) to learn
+//! two trees are walked in lockstep (`learn_pair`, reading only tree blobs) to learn
 //! which destination id each source tree and data blob has. A subtree found in that
-//! [`BlobMap`] is not read again, and a data blob found there is neither read nor hashed,
+//! `BlobMap` is not read again, and a data blob found there is neither read nor hashed,
 //! so a nightly copy transfers only what the destination truly lacks.
 //!
 //! Write order is the repository's: one packer per snapshot, whose packs and index files
@@ -36,9 +36,9 @@ use crate::repository::{Repository, SnapshotEntry, parallel_map};
 
 mod learn;
 
-pub use learn::{BlobMap, learn_pair};
+pub(crate) use learn::{BlobMap, learn_pair};
 
-pub use crate::ops::observe::{CopyObserver, NoCopyHooks};
+pub use crate::ops::observe::CopyObserver;
 
 /// What copying one snapshot did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use crate::repository::Repository;
 use crate::repository::index::Index;
 
 /// A count meaning "every period" (`--keep-daily unlimited`).
-pub const UNLIMITED: u32 = u32::MAX;
+pub(crate) const UNLIMITED: u32 = u32::MAX;
 
 const NS: i64 = 1_000_000_000;
 
@@ -214,7 +214,7 @@ impl Period {
 }
 
 /// ISO 8601 (year, week) of a day given as days since 1970-01-01.
-pub fn iso_week(days: i64) -> (i64, u32) {
+pub(crate) fn iso_week(days: i64) -> (i64, u32) {
     // 1970-01-01 was a Thursday; weekday 0 = Monday.
     let weekday = (days + 3).rem_euclid(7);
     let thursday = days - weekday + 3;

@@ -153,7 +153,11 @@ fn normalize(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-pub fn entry_from_metadata(name: Name, md: &fs::Metadata, path: &Path) -> io::Result<SourceEntry> {
+pub(crate) fn entry_from_metadata(
+    name: Name,
+    md: &fs::Metadata,
+    path: &Path,
+) -> io::Result<SourceEntry> {
     let ft = md.file_type();
     // FIFOs, sockets and devices are recorded (never opened or read), as restic does.
     let kind = if ft.is_dir() {

@@ -92,7 +92,4 @@ impl Inspector for NoHooks {}
 impl RestoreObserver for NoHooks {}
 impl CheckObserver for NoHooks {}
 impl PruneObserver for NoHooks {}
-
-/// No copy hooks (kept apart from [`NoHooks`] as the copy command's callers name it).
-pub struct NoCopyHooks;
-impl CopyObserver for NoCopyHooks {}
+impl CopyObserver for NoHooks {}

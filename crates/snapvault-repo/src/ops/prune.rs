@@ -44,7 +44,7 @@ use crate::repository::{LoadedIndex, Repository};
 use crate::storage::FileKind;
 
 /// Most blobs per new index file (≈ 4.6 MB), far below the 256 MiB limit.
-pub const MAX_INDEX_BLOBS: usize = 100_000;
+pub(crate) const MAX_INDEX_BLOBS: usize = 100_000;
 
 type IdSet = HashSet<BlobId, BuildHasherDefault<IdHasher>>;
 
@@ -116,7 +116,7 @@ pub fn parse_max_unused(s: &str) -> std::result::Result<MaxUnused, String> {
 }
 
 /// A size: `1024`, `500K`, `200M`, `1.5G`, `2GiB`, `1TB` (all units are powers of 1024).
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let bad = || format!("invalid size {s:?}: expected e.g. 500M, 2GiB or a number of bytes");
     let t = s.trim();
     let split = t

@@ -35,7 +35,8 @@ use crate::storage::FileKind;
 
 mod copies;
 
-pub use copies::{REPAIRED, Redundant, is_repaired_copy, repaired_copy_of};
+pub(crate) use copies::{REPAIRED, is_repaired_copy};
+pub use copies::{Redundant, repaired_copy_of};
 
 #[derive(Debug, Default, Serialize)]
 pub struct SnapshotFix {

@@ -85,7 +85,7 @@ pub struct Survey {
 
 impl Survey {
     /// Does the old index say exactly what the packs hold?
-    pub fn agrees_with(&self, old: &OldIndex) -> bool {
+    pub(crate) fn agrees_with(&self, old: &OldIndex) -> bool {
         if !old.damaged.is_empty() || !self.damaged.is_empty() {
             return false;
         }

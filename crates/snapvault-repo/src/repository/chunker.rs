@@ -74,7 +74,7 @@ impl Chunker {
     }
 
     /// Stream chunks out of `reader`, reusing `buf` (pass an empty Vec the first time and
-    /// get it back with [`ChunkStream::into_buffer`]).
+    /// get it back with `ChunkStream::into_buffer`).
     pub fn stream<R: Read>(&self, reader: R, buf: Vec<u8>) -> ChunkStream<'_, R> {
         let mut buf = buf;
         // Two maximum chunks: a refill then always leaves a whole maximum chunk to cut
@@ -107,7 +107,7 @@ pub struct ChunkStream<'a, R> {
 }
 
 impl<R: Read> ChunkStream<'_, R> {
-    pub fn into_buffer(self) -> Vec<u8> {
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buf
     }
 
@@ -136,7 +136,7 @@ impl<R: Read> ChunkStream<'_, R> {
     }
 
     /// The next chunk as a slice of the internal buffer (valid until the next call).
-    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+    pub(crate) fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
         if !self.eof && self.end - self.start < self.chunker.max {
             self.fill()?;
         }

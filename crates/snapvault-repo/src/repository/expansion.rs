@@ -11,17 +11,17 @@ use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
 
 /// Up to this many paths a snapshot is always listed, however much its folders repeat.
-pub const PATHS_ALWAYS_LISTED: u64 = 100_000;
+pub(crate) const PATHS_ALWAYS_LISTED: u64 = 100_000;
 /// Beyond [`PATHS_ALWAYS_LISTED`], the paths may be at most this many times the distinct
 /// entries: a backup holding a few copies of a library repeats it a few times, not 16.
-pub const MAX_REPETITION: u64 = 16;
+pub(crate) const MAX_REPETITION: u64 = 16;
 
 /// Is `paths` reached from `entries` distinct folder entries out of all proportion?
-pub fn too_expanded(paths: u64, entries: u64) -> bool {
+pub(crate) fn too_expanded(paths: u64, entries: u64) -> bool {
     paths > PATHS_ALWAYS_LISTED && paths > MAX_REPETITION.saturating_mul(entries)
 }
 
-/// Explain [`too_expanded`]: `paths` is the whole count, or with `so_far` where a walk stopped.
+/// Explain `too_expanded`: `paths` is the whole count, or with `so_far` where a walk stopped.
 pub fn describe(paths: u64, entries: u64, so_far: bool) -> String {
     let at_least = if so_far { "more than " } else { "" };
     format!(

@@ -27,11 +27,11 @@ const VERSION: u8 = 1;
 const PACK_FIXED: usize = 44;
 const ENTRY_LEN: usize = 46;
 /// Largest index file accepted.
-pub const MAX_INDEX_FILE: usize = 256 << 20;
+pub(crate) const MAX_INDEX_FILE: usize = 256 << 20;
 
 /// Ids are uniformly random already: hash by their first 8 bytes.
 #[derive(Default)]
-pub struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -47,7 +47,7 @@ impl Hasher for IdHasher {
     }
 }
 
-pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// The packs and blobs described by one index file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -325,7 +325,7 @@ impl Index {
     }
 
     /// Every index entry of one pack, in offset order (for check and repair).
-    pub fn entries_of_pack(&self) -> Vec<Vec<(BlobId, BlobLocation)>> {
+    pub(crate) fn entries_of_pack(&self) -> Vec<Vec<(BlobId, BlobLocation)>> {
         let mut v: Vec<Vec<(BlobId, BlobLocation)>> = vec![Vec::new(); self.packs.len()];
         for (id, loc) in self
             .blobs

@@ -2,7 +2,7 @@
 //! JSON: host, user, pid, time, exclusive, command) and refreshes it while it runs by
 //! writing a new one and removing the old — objects are never modified in place.
 //! snapshot, restore and check hold shared locks; prune and key removal hold exclusive ones.
-//! A lock is stale when it is older than [`LEASE_SECS`] or its process is gone on this host;
+//! A lock is stale when it is older than `LEASE_SECS` or its process is gone on this host;
 //! stale locks never block anyone, they are reported so `snapvault unlock` can remove them.
 //!
 //! Exclusive locks are first serialised by one fixed object, `locks/exclusive`, created with
@@ -27,9 +27,9 @@ use crate::format::crypto::Crypto;
 use crate::format::id::Id;
 use crate::storage::{Backend, FileKind};
 
-pub const LEASE_SECS: i64 = 30 * 60;
+pub(crate) const LEASE_SECS: i64 = 30 * 60;
 /// The name of the object that serialises exclusive lockers.
-pub const EXCLUSIVE_MARKER: &str = "exclusive";
+pub(crate) const EXCLUSIVE_MARKER: &str = "exclusive";
 /// An unreadable marker younger than this may be one being written (SFTP writes in place).
 const UNREADABLE_MARKER_GRACE_SECS: u64 = 60;
 const REFRESH_SECS: u64 = 5 * 60;
@@ -275,7 +275,7 @@ impl LockHandle {
     }
 
     /// [`LockHandle::lost`] as judged at `now` (Unix seconds).
-    pub fn lost_at(&self, now: i64) -> Option<String> {
+    pub(crate) fn lost_at(&self, now: i64) -> Option<String> {
         if let Some(why) = self.lost.lock().ok().and_then(|g| g.clone()) {
             return Some(why);
         }

@@ -319,7 +319,12 @@ impl Repository {
     }
 
     /// Read one stored copy of a blob.
-    pub fn read_blob_at(&self, index: &Index, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
+    pub(crate) fn read_blob_at(
+        &self,
+        index: &Index,
+        id: &BlobId,
+        loc: &BlobLocation,
+    ) -> Result<Vec<u8>> {
         let pack = index.pack_of(loc);
         let sealed = self.backend.read_range(
             FileKind::Pack,

@@ -12,7 +12,7 @@ use crate::storage::{Backend, FileKind};
 /// own (see [`reference_params`]) is not tried unless named: a 4× margin lets a key made
 /// with somewhat stronger settings through, and keeps a planted key at the format's limit
 /// (1 GiB, 16 passes: 128× the default's work) from costing more than a few default tries.
-pub const OUT_OF_LINE_FACTOR: u64 = 4;
+pub(crate) const OUT_OF_LINE_FACTOR: u64 = 4;
 
 /// How [`crate::Repository::open_with`] opens a repository.
 #[derive(Default)]
@@ -70,7 +70,7 @@ fn describe(p: &KdfParams) -> String {
 /// The repository's own key parameters: those shared by the most key files; on a tie the
 /// cheaper. Planting more key files than the owner has moves it, but the cheapest keys are
 /// still tried first, so the right password still opens at the owner's cost.
-pub fn reference_params(files: &[(String, KeyFile)]) -> Option<KdfParams> {
+pub(crate) fn reference_params(files: &[(String, KeyFile)]) -> Option<KdfParams> {
     let mut counts: Vec<(KdfParams, usize)> = Vec::new();
     for (_, f) in files {
         match counts.iter_mut().find(|(p, _)| *p == f.params) {
@@ -85,20 +85,20 @@ pub fn reference_params(files: &[(String, KeyFile)]) -> Option<KdfParams> {
 }
 
 /// Does `p` cost far more than `reference` (memory or work beyond [`OUT_OF_LINE_FACTOR`]×)?
-pub fn out_of_line(p: &KdfParams, reference: &KdfParams) -> bool {
+pub(crate) fn out_of_line(p: &KdfParams, reference: &KdfParams) -> bool {
     let (m, w) = cost(p);
     let (rm, rw) = cost(reference);
     m > rm.saturating_mul(OUT_OF_LINE_FACTOR) || w > rw.saturating_mul(OUT_OF_LINE_FACTOR)
 }
 
 /// The key file that opened, the master key, and every key file that could be read.
-pub type Unwrapped = (String, MasterKey, Vec<(String, KeyFile)>);
+pub(crate) type Unwrapped = (String, MasterKey, Vec<(String, KeyFile)>);
 
 /// Unwrap the master key with `password`: key files in line with the repository's own
 /// parameters are tried cheapest first, stopping at the first that opens; the others are
 /// skipped with a warning naming them, unless `opts.key` names one. Returns the key file
 /// used, the master key and every key file that could be read (for the config copies).
-pub fn unwrap_master(
+pub(crate) fn unwrap_master(
     backend: &dyn Backend,
     password: &[u8],
     opts: &OpenOptions,
@@ -194,7 +194,7 @@ fn named(
 
 /// The config to run with: the file when it is intact, else the first intact copy, the
 /// key file that opened the repository's first. `file` is how reading the file went.
-pub fn settle_config(
+pub(crate) fn settle_config(
     crypto: &Crypto,
     location: &str,
     file: Result<Config>,
@@ -238,7 +238,7 @@ pub fn settle_config(
     Err(RepoError::corrupt("config", format!("{reason}; {why}")))
 }
 
-/// How much a finding of [`audit`] weighs.
+/// How much a finding of `audit` weighs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     /// Damage: check fails.
@@ -253,7 +253,7 @@ pub type Finding = (Level, String, String);
 
 /// Audit the key files and the config: every key file readable and its MAC intact, every
 /// config copy intact and equal to the config in use, the config file itself intact.
-pub fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
+pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
     let be = repo.backend();
     let mut out: Vec<Finding> = Vec::new();
     if let Some(d) = repo.config_damage() {

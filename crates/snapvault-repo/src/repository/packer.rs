@@ -1,11 +1,11 @@
 //! The packer: collects sealed blobs into packs (data and tree blobs in separate packs, so
 //! metadata can be read without touching photo data), writes each finished pack on one of
-//! [`PACK_WRITERS`] writer threads, and writes index files only after the packs they name
-//! are durable. An index checkpoint is written every [`CHECKPOINT_PACKS`](crate::storage::CHECKPOINT_PACKS) packs (fewer on
-//! remote backends, see [`Backend::checkpoint_packs`]), so an interrupted snapshot leaves its
-//! uploaded data reusable by the next run.
+//! `PACK_WRITERS` writer threads, and writes index files only after the packs they name
+//! are durable. An index checkpoint is written every `CHECKPOINT_PACKS` packs (32, fewer on
+//! remote backends, see [`Backend::checkpoint_packs`]), so an interrupted snapshot leaves
+//! its uploaded data reusable by the next run.
 //!
-//! Memory: at most [`PACK_BUFFERS`] data-pack buffers exist (one being filled, one per
+//! Memory: at most `PACK_BUFFERS` data-pack buffers exist (one being filled, one per
 //! writer); a written pack's buffer goes back to the packer for the next pack, so packs do
 //! not fault in fresh memory. The pack id is hashed as blobs are added (on the packer
 //! thread), so a writer only seals the header and hands the bytes to the backend.
@@ -27,9 +27,9 @@ use crate::storage::{Backend, FileKind, direct_io};
 /// Threads handing finished packs to the backend. A backend write of a 16 MiB pack (the
 /// kernel's copy into the page cache, the fsync; an upload on a remote backend) costs more
 /// than building the pack, so one writer would be a serial ceiling.
-pub const PACK_WRITERS: usize = 2;
+pub(crate) const PACK_WRITERS: usize = 2;
 /// Data-pack buffers in circulation: the one being filled and one per writer.
-pub const PACK_BUFFERS: usize = PACK_WRITERS + 1;
+pub(crate) const PACK_BUFFERS: usize = PACK_WRITERS + 1;
 /// Sealed blobs queued between the workers and the packer.
 const BLOB_QUEUE: usize = 4;
 
@@ -49,7 +49,7 @@ pub struct Packer {
 
 /// Every pack written and durable, the last of them not yet in an index file: the caller
 /// may check what it is about to commit (a snapshot whose lock was lost re-validates its
-/// blobs) before [`Flushed::write_index`].
+/// blobs) before `Flushed::write_index`.
 pub struct Flushed {
     shared: Arc<Writers>,
 }
@@ -66,7 +66,7 @@ impl Flushed {
 
     /// Leave out of the coming index file the pending packs that are no longer stored
     /// (deleted by a prune elsewhere while this run's lock was lost); returns how many.
-    pub fn drop_missing(&self) -> Result<usize> {
+    pub(crate) fn drop_missing(&self) -> Result<usize> {
         let Ok(mut w) = self.shared.written.lock() else {
             return Err(RepoError::Interrupted("pack writer panicked".into()));
         };
@@ -82,7 +82,7 @@ impl Flushed {
     }
 
     /// Write the index file naming the pending packs; returns what the run wrote.
-    pub fn write_index(self) -> Result<PackerStats> {
+    pub(crate) fn write_index(self) -> Result<PackerStats> {
         let mut w = self
             .shared
             .written
@@ -101,7 +101,7 @@ impl Packer {
     /// Like [`Packer::start`], and each blob's buffer, once copied into its pack, is offered
     /// on `recycle` (never blocking: dropped when the channel is full) so the producer can
     /// reuse the allocation for the next chunk.
-    pub fn start_recycling(
+    pub(crate) fn start_recycling(
         backend: Arc<dyn Backend>,
         crypto: Crypto,
         pack_size: usize,

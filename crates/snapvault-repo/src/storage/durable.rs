@@ -14,7 +14,7 @@ use std::io;
 use std::path::Path;
 
 /// Make the data of `file` (and its length) durable.
-pub fn sync_data(file: &File) -> io::Result<()> {
+pub(crate) fn sync_data(file: &File) -> io::Result<()> {
     #[cfg(target_vendor = "apple")]
     return full_fsync(file);
     #[cfg(not(target_vendor = "apple"))]
@@ -22,12 +22,12 @@ pub fn sync_data(file: &File) -> io::Result<()> {
 }
 
 /// Make the entries of folder `dir` durable (a name just linked, renamed or removed).
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     sync_open_dir(&File::open(dir)?)
 }
 
 /// The same for a folder already open (restore works through open folders).
-pub fn sync_open_dir(f: &File) -> io::Result<()> {
+pub(crate) fn sync_open_dir(f: &File) -> io::Result<()> {
     #[cfg(target_vendor = "apple")]
     return full_fsync(f);
     #[cfg(not(target_vendor = "apple"))]

@@ -130,7 +130,7 @@ impl FaultyBackend {
     /// `+` or `,`; EFFECT is `fail`, `fail-after`, `kill` (default), `kill-after`, `enospc`
     /// (the disk is full from then on), `eacces`, `eio`, `eio-after` or `short` (a short
     /// write). For example `write+remove@7:kill-after`.
-    pub fn from_spec(inner: Arc<dyn Backend>, spec: &str) -> Result<FaultyBackend> {
+    pub(crate) fn from_spec(inner: Arc<dyn Backend>, spec: &str) -> Result<FaultyBackend> {
         let bad = || {
             RepoError::Invalid(format!(
                 "invalid fault spec {spec:?}: expected OPS@N[:EFFECT]"

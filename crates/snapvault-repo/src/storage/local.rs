@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Backend, FileInfo, FileKind};
+use super::backend::{Backend, FileInfo, FileKind};
 use crate::error::{IoContext, RepoError, Result};
 use crate::storage::direct_io::DirectWriter;
 

@@ -1,150 +1,17 @@
-//! Where a repository's bytes live. A backend stores named, immutable files in a few kinds
-//! (folders); everything above it is backend-agnostic. Remote backends (S3, SFTP) implement
-//! the same trait in the `snapvault-remote` crate.
-//!
-//! This folder is the storage layer: the [`Backend`] contract and [`FileKind`] here, the
+//! The storage layer: the [`Backend`] contract and [`FileKind`] (`backend.rs`), the
 //! local-folder backend, and how it writes and reads a disk (durable writes, direct I/O,
 //! read-ahead hints), plus the test hooks that wrap or pause a backend.
 
-pub mod direct_io;
-pub mod durable;
+pub mod backend;
+pub(crate) mod direct_io;
+pub(crate) mod durable;
 /// Fault injection for tests: only in builds with the `test-faults` feature.
 #[cfg(feature = "test-faults")]
 pub mod faulty;
 mod local;
-pub mod readahead;
+pub(crate) mod readahead;
 pub mod testhooks;
 
-pub use local::LocalBackend;
-
-use crate::error::Result;
-
-/// Packs between index checkpoints on a local disk: the default of
-/// [`Backend::checkpoint_packs`].
-pub const CHECKPOINT_PACKS: usize = 32;
-
-/// The kinds of files in a repository, each its own folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FileKind {
-    Config,
-    Key,
-    Lock,
-    Snapshot,
-    Index,
-    Pack,
-}
-
-impl FileKind {
-    pub fn dir(self) -> &'static str {
-        match self {
-            FileKind::Config => "",
-            FileKind::Key => "keys",
-            FileKind::Lock => "locks",
-            FileKind::Snapshot => "snapshots",
-            FileKind::Index => "index",
-            FileKind::Pack => "data",
-        }
-    }
-
-    /// Where a file of this kind lives, relative to the repository's root: packs are spread
-    /// over 256 folders by their first two hex digits. Refuses names that could escape
-    /// their folder or hide as temp files. Every backend lays files out through this.
-    pub fn path_of(self, name: &str) -> crate::error::Result<String> {
-        if name.is_empty()
-            || name.contains('/')
-            || name.starts_with('.')
-            || (self == FileKind::Config && name != "config")
-        {
-            return Err(crate::RepoError::Invalid(format!(
-                "invalid {} name {name:?}",
-                self.name()
-            )));
-        }
-        Ok(match self {
-            FileKind::Config => name.to_string(),
-            FileKind::Pack => format!("data/{}/{name}", name.get(..2).unwrap_or("00")),
-            _ => format!("{}/{name}", self.dir()),
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FileKind::Config => "config",
-            FileKind::Key => "key",
-            FileKind::Lock => "lock",
-            FileKind::Snapshot => "snapshot",
-            FileKind::Index => "index",
-            FileKind::Pack => "pack",
-        }
-    }
-}
-
-/// A file as listed by a backend.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileInfo {
-    pub name: String,
-    pub size: u64,
-}
-
-/// Storage for immutable files. Implementations must make `write` atomic (a reader sees the
-/// whole file or none of it) and durable when it returns, and must refuse to replace an
-/// existing file with [`crate::RepoError::AlreadyExists`] semantics reported as an error.
-pub trait Backend: Send + Sync {
-    /// A human-readable location, for messages.
-    fn location(&self) -> String;
-    /// Does the repository (its config file) exist?
-    fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
-    /// [`Backend::read_range`] into `buf` (left holding exactly the `len` bytes read), so a
-    /// caller reading many ranges reuses one allocation instead of faulting in a new one.
-    fn read_range_into(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: usize,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        *buf = self.read_range(kind, name, offset, len)?;
-        Ok(())
-    }
-    /// A hint that `len` bytes at `offset` of `name` will be read soon: a local disk can
-    /// fetch them while the caller works on what it has. Remote backends ignore it.
-    fn prefetch(&self, _kind: FileKind, _name: &str, _offset: u64, _len: u64) {}
-    /// Create `name` with `data`. Fails if it exists already (`create_new` semantics).
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
-    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
-    /// Put `data` in place of `name`, which may exist: the one exception to "written once",
-    /// used only to rewrite a damaged config from a key file's copy (`repair --apply`).
-    /// This default removes, then writes; a crash between the two leaves no config, and the
-    /// next open falls back to the key files' copies again. Backends that can replace a file
-    /// atomically do so.
-    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        self.remove(kind, name)?;
-        self.write(kind, name, data)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
-    fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
-    /// Seconds since the file was last modified, when the backend knows (prune deletes
-    /// packs that no index names only once they are older than a safety margin).
-    fn age_secs(&self, _kind: FileKind, _name: &str) -> Result<Option<u64>> {
-        Ok(None)
-    }
-    /// Packs between index checkpoints while writing. Each checkpoint is one more index file
-    /// (merged by prune); what an interruption loses is at most this many packs' worth of
-    /// upload, which matters more over a network than on a local disk.
-    fn checkpoint_packs(&self) -> usize {
-        CHECKPOINT_PACKS
-    }
-    /// Prepare an empty repository's folders (called by `init`).
-    fn create_layout(&self) -> Result<()>;
-    /// Temporary files left behind by interrupted writes: (path, size).
-    fn leftover_temp_files(&self) -> Result<Vec<FileInfo>> {
-        Ok(Vec::new())
-    }
-    /// Remove temporary files older than `min_age_secs` left by crashed processes.
-    fn remove_leftover_temp_files(&self, _min_age_secs: u64) -> Result<usize> {
-        Ok(0)
-    }
-}
+#[cfg(test)]
+pub(crate) use backend::LocalBackend;
+pub use backend::{Backend, FileInfo, FileKind};

@@ -12,12 +12,12 @@ use std::path::Path;
 /// kernel's own read-ahead is a few hundred KiB). Measured on a cold 2 GiB library: first
 /// snapshot 3.4 s without hints, 3.1–3.3 s with them; 64 MiB was no better than 32 and
 /// slower for the re-import into folders of a few files (1.9 against 1.75 s).
-pub const READ_AHEAD: u64 = 32 << 20;
+pub(crate) const READ_AHEAD: u64 = 32 << 20;
 
 /// A file read front to back that keeps the kernel fetching the next [`READ_AHEAD`] bytes
 /// while the caller works on what it has (long videos on a cold disk). The first window is
 /// the walker's to hint (with the files before it), so photos never need one of their own.
-pub struct AheadReader {
+pub(crate) struct AheadReader {
     file: File,
     pos: u64,
     hinted: u64,
@@ -50,7 +50,7 @@ impl Read for AheadReader {
 
 /// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
 /// waiting for them. Failures only lose the hint.
-pub fn willneed(path: &Path, offset: u64, len: u64) {
+pub(crate) fn willneed(path: &Path, offset: u64, len: u64) {
     if let Ok(f) = File::open(path) {
         willneed_file(&f, offset, len);
     }

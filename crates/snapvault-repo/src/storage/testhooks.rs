@@ -1,5 +1,5 @@
 //! Hooks that let end-to-end tests steer the real binary: fault injection
-//! (`SNAPVAULT_TEST_FAULT`, see [`crate::storage::faulty`]), read by `prune`, `forget` and `copy`,
+//! (`SNAPVAULT_TEST_FAULT`, see `crate::faulty`), read by `prune`, `forget` and `copy`,
 //! and pause points (`SNAPVAULT_TEST_PAUSE`).
 //!
 //! They exist only in builds with the `test-faults` feature, which only test builds enable
@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::storage::Backend;
 
 /// Does this build honour the test hooks?
-pub const ENABLED: bool = cfg!(feature = "test-faults");
+pub(crate) const ENABLED: bool = cfg!(feature = "test-faults");
 
 /// Is a fault to be injected (`SNAPVAULT_TEST_FAULT` set, in a build with the hooks)?
 pub fn faults_requested() -> bool {
@@ -45,7 +45,7 @@ pub fn pause(point: &str) {
 }
 
 /// The pause point `write-<kind>`: a file of `kind` is being written.
-pub fn pause_write(kind: crate::storage::FileKind) {
+pub(crate) fn pause_write(kind: crate::storage::FileKind) {
     if ENABLED {
         imp::pause(&format!("write-{}", kind.name()))
     }
@@ -55,7 +55,7 @@ pub fn pause_write(kind: crate::storage::FileKind) {
 mod imp {
     use super::*;
 
-    pub fn fault_spec() -> Option<String> {
+    pub(crate) fn fault_spec() -> Option<String> {
         None
     }
 
@@ -80,7 +80,7 @@ mod imp {
     const PAUSE_ENV: &str = "SNAPVAULT_TEST_PAUSE";
     const PAUSE_DIR_ENV: &str = "SNAPVAULT_TEST_PAUSE_DIR";
 
-    pub fn fault_spec() -> Option<String> {
+    pub(crate) fn fault_spec() -> Option<String> {
         std::env::var(FAULT_ENV).ok().filter(|s| !s.is_empty())
     }
 

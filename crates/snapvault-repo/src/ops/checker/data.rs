@@ -176,7 +176,7 @@ pub(super) fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOpt
 }
 
 /// Read and decode a pack's header using only its trailer.
-pub fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+pub(crate) fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
     let name = id.to_hex();
     let be = repo.backend();
     if size < 4 {

@@ -12,7 +12,7 @@ use crate::repository::Repository;
 use crate::repository::index::{IdMap, Index};
 
 /// Source blob id → destination blob id, for trees and data blobs.
-pub type BlobMap = IdMap<BlobId, BlobId>;
+pub(crate) type BlobMap = IdMap<BlobId, BlobId>;
 
 /// Walk the source tree `src_tree` and the destination tree `dst_tree` copied from it in
 /// lockstep and record in `map` the destination id of every tree and chunk they share.
@@ -24,7 +24,7 @@ pub type BlobMap = IdMap<BlobId, BlobId>;
 /// looking inside. Chunks of paired files are recorded even when a sibling differs (a
 /// destination snapshot rewritten by `repair`). A tree that cannot be read teaches
 /// nothing: the copy reads it instead. Returns whether the roots correspond.
-pub fn learn_pair(
+pub(crate) fn learn_pair(
     src: &Repository,
     src_index: &Index,
     dst: &Repository,

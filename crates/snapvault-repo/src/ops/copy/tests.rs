@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::*;
 use crate::format::tree::{NodeKind, Tree};
+use crate::ops::observe::NoHooks;
 use crate::ops::test_support::{create_small_repo, noise, open, photo, snapshot, verify};
 
 /// Every tree and chunk id reachable from `root`.
@@ -32,7 +33,7 @@ fn copy_all(src: &Repository, dst: &Repository) -> Vec<CopyResult> {
         dst,
         dst_index: dst.load_index().unwrap().index,
     };
-    copy(repos, &all, &ids, &NoCopyHooks).unwrap()
+    copy(repos, &all, &ids, &NoHooks).unwrap()
 }
 
 fn library(dir: &Path) -> std::path::PathBuf {

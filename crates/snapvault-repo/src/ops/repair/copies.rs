@@ -12,7 +12,7 @@ use crate::repository::index::Index;
 use crate::repository::{Repository, SnapshotEntry};
 
 /// The tag `repair` gives the snapshots it writes.
-pub const REPAIRED: &str = "repaired";
+pub(crate) const REPAIRED: &str = "repaired";
 
 fn tags_but_repaired(s: &Snapshot) -> Vec<&str> {
     let mut t: Vec<&str> = s
@@ -27,7 +27,7 @@ fn tags_but_repaired(s: &Snapshot) -> Vec<&str> {
 
 /// Is `copy` a repaired copy `repair` wrote of the original `of`? The copy has the
 /// original's time, host, user, source and tags, plus the `repaired` tag.
-pub fn is_repaired_copy(copy: &Snapshot, of: &Snapshot) -> bool {
+pub(crate) fn is_repaired_copy(copy: &Snapshot, of: &Snapshot) -> bool {
     copy.tags.iter().any(|t| t == REPAIRED)
         && !of.tags.iter().any(|t| t == REPAIRED)
         && copy.time == of.time

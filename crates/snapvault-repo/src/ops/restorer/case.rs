@@ -32,7 +32,7 @@ fn numbered(name: &[u8], n: usize) -> Vec<u8> {
 type ByKey<'a> = BTreeMap<Vec<u8>, Vec<&'a [u8]>>;
 
 /// A renaming made: (path in the snapshot, path restored to).
-pub type Renamed = (Vec<u8>, Vec<u8>);
+pub(crate) type Renamed = (Vec<u8>, Vec<u8>);
 
 /// Rename the entries whose names collide by case in a folder that `insensitive` says
 /// cannot tell them apart (asked once per such folder, with its path in the target).

@@ -47,7 +47,7 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 
 impl Dir {
     /// The target folder itself (created with its parents if missing).
-    pub fn open_target(path: &Path) -> io::Result<Dir> {
+    pub(crate) fn open_target(path: &Path) -> io::Result<Dir> {
         fs::create_dir_all(path)?;
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?;
@@ -62,7 +62,7 @@ impl Dir {
     }
 
     /// The folder at `rel` (`/`-separated, relative to this one), every step no-follow.
-    pub fn open_path(&self, rel: &[u8]) -> io::Result<Dir> {
+    pub(crate) fn open_path(&self, rel: &[u8]) -> io::Result<Dir> {
         let mut cur = self.try_clone()?;
         for part in rel.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
             cur = cur.open(part)?;
@@ -114,7 +114,7 @@ impl Dir {
     }
 
     /// Open the regular file `name` for reading; a symlink there is an error, not followed.
-    pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
+    pub(crate) fn open_file(&self, name: &[u8]) -> io::Result<File> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         Ok(rustix::fs::openat(&self.fd, os(name), flags, Mode::empty())?.into())
     }
@@ -138,7 +138,7 @@ impl Dir {
     }
 
     /// Remove `name` if it is there (a leftover temporary file).
-    pub fn remove_if_there(&self, name: &[u8]) -> io::Result<()> {
+    pub(crate) fn remove_if_there(&self, name: &[u8]) -> io::Result<()> {
         match self.remove_file(name) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
@@ -195,13 +195,13 @@ impl Dir {
 
     /// Open the FIFO `name` without blocking and without following a symlink, to set its
     /// mode and times through the descriptor.
-    pub fn open_fifo(&self, name: &[u8]) -> io::Result<File> {
+    pub(crate) fn open_fifo(&self, name: &[u8]) -> io::Result<File> {
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         Ok(rustix::fs::openat(&self.fd, os(name), flags, Mode::empty())?.into())
     }
 
     /// Set the modification (and access) time of `name` itself, a symlink included.
-    pub fn set_link_times(&self, name: &[u8], mtime_ns: i64) -> io::Result<()> {
+    pub(crate) fn set_link_times(&self, name: &[u8], mtime_ns: i64) -> io::Result<()> {
         Ok(rustix::fs::utimensat(
             &self.fd,
             os(name),
@@ -211,13 +211,13 @@ impl Dir {
     }
 
     /// Permissions and modification time of this folder itself.
-    pub fn set_meta(&self, mode: u32, mtime_ns: i64) {
+    pub(crate) fn set_meta(&self, mode: u32, mtime_ns: i64) {
         set_meta(&self.fd, mode, mtime_ns);
     }
 
     /// Does this folder see `a` and `A` as one name? Asked by creating a probe file with
     /// a lower-case name and looking it up in upper case; the probe is removed at once.
-    pub fn is_case_insensitive(&self) -> io::Result<bool> {
+    pub(crate) fn is_case_insensitive(&self) -> io::Result<bool> {
         let name = format!(
             ".snapvault-case-probe-{}",
             crate::format::id::Id::random().short()
@@ -250,7 +250,7 @@ fn is_self_or_above(a: &[u8], b: &[u8]) -> bool {
 /// shares them: paths visited in (roughly) depth-first order cost one `openat` each, not
 /// one per level. At most [`Chain::KEEP`] handles are held (a tree thousands of folders
 /// deep must not run out of descriptors); a dropped one is opened again if needed.
-pub struct Chain<'a> {
+pub(crate) struct Chain<'a> {
     root: &'a Dir,
     open: Vec<(Vec<u8>, Option<Dir>)>,
 }
@@ -359,13 +359,13 @@ fn timestamps(mtime_ns: i64) -> Timestamps {
 
 /// Permissions and modification time through an open descriptor. Best effort: some
 /// filesystems (exFAT, FAT) keep neither, and the content is what matters.
-pub fn set_meta(fd: impl AsFd, mode: u32, mtime_ns: i64) {
+pub(crate) fn set_meta(fd: impl AsFd, mode: u32, mtime_ns: i64) {
     let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode((mode & 0o7777) as _));
     let _ = rustix::fs::futimens(&fd, &timestamps(mtime_ns));
 }
 
 /// ELOOP / ENOTDIR: a symlink or something other than a folder stands at the name.
-pub fn is_not_a_folder(e: &io::Error) -> bool {
+pub(crate) fn is_not_a_folder(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
 }
 

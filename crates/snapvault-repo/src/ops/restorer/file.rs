@@ -66,7 +66,7 @@ pub fn prefetch(repo: &Repository, index: &Index, node: &Node) {
 }
 
 /// Errors that will hit every file alike: stop the restore instead of listing them all.
-pub fn disk_trouble(e: &io::Error) -> bool {
+pub(crate) fn disk_trouble(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::StorageFull
@@ -77,7 +77,7 @@ pub fn disk_trouble(e: &io::Error) -> bool {
 
 /// Does the regular file `name` in `dir` already hold exactly these chunks? Then give it
 /// the node's mode and time (through the descriptor just checked).
-pub fn already_right(
+pub(crate) fn already_right(
     chunker: &Chunker,
     repo: &Repository,
     node: &Node,
@@ -106,7 +106,7 @@ pub fn already_right(
 
 /// A short, stable temporary name (any legal file name still fits beside it), so a re-run
 /// reuses the leftover of an interrupted one.
-pub fn temp_name(name: &[u8]) -> Vec<u8> {
+pub(crate) fn temp_name(name: &[u8]) -> Vec<u8> {
     format!(".snapvault-restore-{}", &blake3::hash(name).to_hex()[..16]).into_bytes()
 }
 

@@ -13,7 +13,7 @@ use super::{RestoreItem, by_components, file, shown, split};
 
 /// Every folder the restore needs (the parents of each item, each restored folder), parents
 /// first.
-pub fn needed_folders(items: &[RestoreItem], dirs: &[RestoreItem]) -> Vec<Vec<u8>> {
+pub(crate) fn needed_folders(items: &[RestoreItem], dirs: &[RestoreItem]) -> Vec<Vec<u8>> {
     let mut set = BTreeSet::new();
     for p in items
         .iter()
@@ -127,7 +127,7 @@ const CHAIN_HANDLES: usize = 64;
 
 /// Step 1: create or check every needed folder, parents first, each from its parent's
 /// handle.
-pub fn prepare_folders(
+pub(crate) fn prepare_folders(
     root: &Dir,
     needed: &[Vec<u8>],
     with_mode: &BTreeSet<&[u8]>,
@@ -183,13 +183,13 @@ pub fn prepare_folders(
 
 /// Folders open while their files are restored: each is synced after its last file and
 /// closed, so few are open at once (files are handed out folder by folder).
-pub struct OpenFolders<'a> {
+pub(crate) struct OpenFolders<'a> {
     pub files_in: HashMap<Vec<u8>, usize>,
     pub open: Mutex<HashMap<Vec<u8>, OpenFolder>>,
     pub chain: Mutex<dirs::Chain<'a>>,
 }
 
-pub struct OpenFolder {
+pub(crate) struct OpenFolder {
     dir: Arc<Dir>,
     left: usize,
     changed: bool,
@@ -243,7 +243,7 @@ impl OpenFolders<'_> {
     }
 
     /// Sync what is still open (after a restore stopped early).
-    pub fn sync_rest(self) {
+    pub(crate) fn sync_rest(self) {
         if let Ok(open) = self.open.into_inner() {
             for f in open.into_values().filter(|f| f.changed) {
                 let _ = f.dir.sync();

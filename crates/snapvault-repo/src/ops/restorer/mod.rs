@@ -1,7 +1,7 @@
 //! Restore: trees back into files, every blob verified against its id on the way.
 //!
 //! In four steps: the folders (created or checked, parents first, never through a symlink:
-//! see [`dirs`]); the files, in parallel, each written to a temporary name beside its
+//! see `dirs`); the files, in parallel, each written to a temporary name beside its
 //! target and renamed into place when complete (see [`file`]), so an interrupted restore
 //! never leaves a half-written file under the real name and a re-run skips files that are
 //! already right; the symlinks; last the folders' own modes and times, deepest first.

@@ -44,7 +44,7 @@ impl Here<'_> {
 /// Files that were hard links of one file in the snapshot (same device and inode numbers)
 /// and land in this restore: the first of each group is restored as a file, the others are
 /// linked to it afterwards. Returns (files to write, (link, file it links to)).
-pub fn split_link_groups(
+pub(crate) fn split_link_groups(
     files: Vec<&RestoreItem>,
 ) -> (Vec<&RestoreItem>, Vec<(&RestoreItem, usize)>) {
     let mut first: std::collections::HashMap<(u64, u64), usize> = Default::default();
