@@ -431,18 +431,20 @@ fn main() {
         ms(t.median),
         ms(t.cpu)
     );
-    // What `snapvault browse` asks: the timeline is one pass over every photo, grouped by
-    // month (made once per server run); a month page is one date query.
+    // What `snapvault browse` asks: the timeline is one pass over every photo, in no order,
+    // grouped by month (made when the server starts and when the snapshots change); a month
+    // page is one date query.
     let (t, months) = time(|| {
-        let rows = cat.photos(&q(None, None)).expect("all");
-        let mut by_month: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        let rows = cat.photos_unordered(&q(None, None)).expect("all");
+        // Keyed as browse keys it (a parsed year and month, no string per row).
+        let mut by_month: std::collections::BTreeMap<Option<(u16, u8)>, (u32, u32)> =
+            Default::default();
         for r in &rows {
-            let m = r
-                .taken
-                .as_deref()
-                .and_then(|t| t.get(..7))
-                .unwrap_or("undated");
-            let e = by_month.entry(m.to_string()).or_default();
+            let m = r.taken.as_deref().and_then(|t| {
+                let (y, m) = t.get(..7)?.split_once('-')?;
+                Some((y.parse().ok()?, m.parse().ok()?))
+            });
+            let e = by_month.entry(m).or_default();
             if r.kind == "video" {
                 e.1 += 1;
             } else {
@@ -461,16 +463,17 @@ fn main() {
     );
     // The smallest run of whole months from the start holding at least 2,000 items: the
     // cost of a 2,000-photo month page's query.
+    let key = |m: &Option<(u16, u8)>| m.map(|(y, m)| format!("{y:04}-{m:02}"));
     let mut acc = 0;
-    let mut last = String::new();
-    for (m, (p, v)) in &months {
+    let mut last = None;
+    for (m, (p, v)) in months.iter().filter(|(m, _)| m.is_some()) {
         acc += p + v;
-        last = m.clone();
+        last = key(m);
         if acc >= 2_000 {
             break;
         }
     }
-    if let Some(first) = months.keys().next() {
+    if let (Some(first), Some(last)) = (months.keys().find_map(key), last) {
         let span = q(Some(&format!("{first}..{last}")), None);
         let (t, rows) = time(|| cat.photos(&span).expect("span"));
         println!(

@@ -289,6 +289,12 @@ impl<'s> Grouper<'s> {
         self.flush();
         sort_rows(self.out)
     }
+
+    /// The rows in the order found.
+    fn finish_unordered(mut self) -> Vec<PhotoRow> {
+        self.flush();
+        self.out
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` as the number `YYYYMMDDHHMMSS` (a cheap first sort key);
@@ -412,8 +418,16 @@ impl Catalog {
                     live_only,
                 )
             }
-            None => self.merge_scan(&sel, kind, live_only),
+            None => self.merge_scan(&sel, kind, live_only, true),
         }
+    }
+
+    /// Every photo and video of the snapshots `q` selects (its date and kind filters are
+    /// ignored), once each, in no particular order: for counting by month, where sorting
+    /// 50,000 rows would be a fifth of the work.
+    pub fn photos_unordered(&self, q: &PhotoQuery) -> Result<Vec<PhotoRow>> {
+        let sel = self.select(q)?;
+        self.merge_scan(&sel, "c.kind IN ('photo', 'video')", false, false)
     }
 
     /// The companions of `rows` that are not among them: Live Photo videos, edited
@@ -532,7 +546,13 @@ impl Catalog {
     /// Every content passing `filter` with its occurrences, as a merge of two sequential
     /// scans (contents by id, files by content): no seeks, for queries that touch most of
     /// the catalog.
-    fn merge_scan(&self, sel: &Selection, filter: &str, live_only: bool) -> Result<Vec<PhotoRow>> {
+    fn merge_scan(
+        &self,
+        sel: &Selection,
+        filter: &str,
+        live_only: bool,
+        sorted: bool,
+    ) -> Result<Vec<PhotoRow>> {
         if sel.trees.is_empty() {
             return Ok(Vec::new());
         }
@@ -566,7 +586,11 @@ impl Catalog {
                 _ => continue,
             }
         }
-        Ok(g.finish())
+        Ok(if sorted {
+            g.finish()
+        } else {
+            g.finish_unordered()
+        })
     }
 
     /// Resolve the snapshots a query looks at, and where each of their media trees sits.

@@ -194,6 +194,12 @@ fn queries_across_snapshot_history() {
     assert!(stats.failed.is_empty(), "{:?}", stats.failed);
 
     let all = cat.photos(&PhotoQuery::default()).unwrap();
+    // The same rows, unordered (what browse's timeline counts).
+    let mut unordered = cat.photos_unordered(&PhotoQuery::default()).unwrap();
+    unordered.sort_by(|a, b| a.content_key.cmp(&b.content_key));
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| a.content_key.cmp(&b.content_key));
+    assert_eq!(unordered, sorted);
     assert_eq!(
         names(&all),
         [

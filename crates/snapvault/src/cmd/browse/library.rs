@@ -88,6 +88,10 @@ pub struct Counts {
 }
 
 impl Counts {
+    pub fn total(&self) -> u64 {
+        u64::from(self.photos) + u64::from(self.videos)
+    }
+
     fn add(&mut self, r: &PhotoRow) {
         match r.kind.as_str() {
             "video" => self.videos += 1,
@@ -262,7 +266,9 @@ impl Library {
 
     pub fn build_timeline(&self) -> Result<Timeline> {
         let q = self.query(None);
-        let rows = self.ask(|c| c.photos(&q)).context("listing the photos")?;
+        let rows = self
+            .ask(|c| c.photos_unordered(&q))
+            .context("listing the photos")?;
         let mut t = Timeline::default();
         // A Live Photo's video: same folder and pairing key as a still marked live.
         let place = |r: &PhotoRow| -> Option<(String, String)> {
@@ -412,11 +418,11 @@ impl Library {
 /// Where a path's `PhotoData/Mutations/` part starts (at the root of a phone snapshot, or
 /// under a folder snapshot's top folder, as in an ifuse mount of the media root).
 fn mutations_at(path: &str) -> Option<usize> {
-    const M: &str = "PhotoData/Mutations/";
-    if path.starts_with(M) {
+    const M: &str = "/PhotoData/Mutations/";
+    if path.starts_with(&M[1..]) {
         return Some(0);
     }
-    path.find(&format!("/{M}")).map(|i| i + 1)
+    path.find(M).map(|i| i + 1)
 }
 
 /// `IMG_E1234.JPG`: the edited rendition Apple and Image Capture put beside an original.
@@ -442,22 +448,36 @@ fn edits_of(rows: &[PhotoRow], t: &mut Timeline) {
             continue;
         };
         t.edit_files.insert(r.content_key.clone());
+        // A Live Photo's edit has a FullSizeRender.mov beside the picture: the picture is
+        // the edit shown.
         if render {
-            renders.insert(format!("{prefix}{dir}/{stem}"), r.content_key.clone());
+            let e = renders.entry(format!("{prefix}{dir}/{stem}"));
+            if r.kind == "video" {
+                e.or_insert_with(|| r.content_key.clone());
+            } else {
+                e.insert_entry(r.content_key.clone());
+            }
         }
     }
     let stem = |r: &PhotoRow| crate::library::stem_key(&r.latest_path);
-    let originals: HashSet<String> = rows
+    // (Most libraries have no IMG_E renditions: then no name is folded at all.)
+    let e_renditions: Vec<&PhotoRow> = rows
         .iter()
-        .filter(|r| !t.edit_files.contains(&r.content_key) && !is_e_rendition(&r.latest_path))
-        .map(stem)
+        .filter(|r| r.kind == "photo" && is_e_rendition(&r.latest_path))
         .collect();
-    for r in rows {
-        if r.kind == "photo" && is_e_rendition(&r.latest_path) && originals.contains(&stem(r)) {
-            t.edit_files.insert(r.content_key.clone());
-            renders
-                .entry(stem(r))
-                .or_insert_with(|| r.content_key.clone());
+    if !e_renditions.is_empty() {
+        let originals: HashSet<String> = rows
+            .iter()
+            .filter(|r| !t.edit_files.contains(&r.content_key) && !is_e_rendition(&r.latest_path))
+            .map(stem)
+            .collect();
+        for r in e_renditions {
+            if originals.contains(&stem(r)) {
+                t.edit_files.insert(r.content_key.clone());
+                renders
+                    .entry(stem(r))
+                    .or_insert_with(|| r.content_key.clone());
+            }
         }
     }
     if renders.is_empty() {

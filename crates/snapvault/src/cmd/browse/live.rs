@@ -6,6 +6,7 @@
 //! started with; thumbnails and originals use the current view without listing.
 
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use snapvault_catalog::Catalog;
@@ -13,12 +14,14 @@ use snapvault_repo::backend::FileKind;
 use snapvault_repo::index::Index;
 use snapvault_repo::{Repository, SnapshotId};
 
-use super::library::Library;
+use super::library::{Counts, Library};
 
 pub struct Live {
     repo: Arc<Repository>,
     /// `--snapshot`: the one shown, whatever else arrives.
     snapshots: Option<Vec<SnapshotId>>,
+    /// `-v`: say how long each new view took to make.
+    verbose: bool,
     /// The snapshot names the current view was made from (held while a new one is made,
     /// so two pages arriving together make it once).
     names: Mutex<Vec<String>>,
@@ -46,13 +49,22 @@ impl Live {
         index: Index,
         catalog: Catalog,
         snapshots: Option<Vec<SnapshotId>>,
+        verbose: bool,
     ) -> Result<Live> {
         let names = snapshot_names(&repo)?;
+        let start = Instant::now();
         let lib = Library::new(repo.clone(), index, catalog, snapshots.clone())?;
-        lib.timeline()?;
+        let rows = lib.timeline()?.all.values().map(Counts::total).sum::<u64>();
+        if verbose {
+            eprintln!(
+                "browse: timeline of {rows} photos and videos made in {:.1} ms",
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+        }
         Ok(Live {
             repo,
             snapshots,
+            verbose,
             names: Mutex::new(names),
             current: RwLock::new(Arc::new(lib)),
         })
@@ -75,10 +87,19 @@ impl Live {
         if *names == now {
             return self.get();
         }
+        let start = Instant::now();
         let index = self.repo.load_index()?.index;
-        let catalog = crate::catalog::open_synced(&self.repo, &index, false)?;
+        let catalog = crate::catalog::open_synced(&self.repo, &index, self.verbose)?;
+        let synced = start.elapsed();
         let lib = Library::new(self.repo.clone(), index, catalog, self.snapshots.clone())?;
         lib.timeline()?;
+        if self.verbose {
+            eprintln!(
+                "browse: the snapshots changed; index and catalog read again in {:.1} ms, timeline made in {:.1} ms",
+                synced.as_secs_f64() * 1000.0,
+                (start.elapsed() - synced).as_secs_f64() * 1000.0
+            );
+        }
         let lib = Arc::new(lib);
         let mut cur = self.current.write().map_err(|_| {
             anyhow!("the server's view of the repository is unusable after an earlier failure")

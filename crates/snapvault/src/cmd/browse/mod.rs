@@ -83,7 +83,13 @@ pub fn run(ctx: &Ctx, a: BrowseArgs) -> Result<i32> {
     let thumbs = thumbs::cache_dir(&repo.config().id);
     // The months and counts before the address is printed: the first page is then quick,
     // and a catalog that cannot answer fails here rather than as a 500.
-    let live = Live::start(Arc::new(repo), index, catalog, snapshots)?;
+    let live = Live::start(
+        Arc::new(repo),
+        index,
+        catalog,
+        snapshots,
+        ctx.global.verbose > 0,
+    )?;
 
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
