@@ -1,5 +1,12 @@
 //! The snapvault repository: everything that turns files into sealed, deduplicated,
-//! immutable objects and back. It knows nothing of photos, phones or SQLite.
+//! immutable objects and back.
+//!
+//! Of photos and phones it derives nothing (no EXIF, no media types, no phone protocol, no
+//! SQLite): it stores, sealed, what the binary tells it — a file's [`tree::MediaMeta`], a
+//! device snapshot's [`snapshot::Device`], a phone library's [`snapshot::LibraryAccount`] —
+//! and reads back only what a repository question needs: the device's udid and name
+//! (which snapshots belong together), [`tree::MediaMeta::is_photo`] and the capture time
+//! (`forget`'s photo-loss guard, `check`'s damaged files). `docs/design.md` says why.
 //!
 //! Layers, bottom up, one folder each: `format/` (the bytes of every object, and how they
 //! are sealed) → `storage/` (where bytes live: the [`backend::Backend`] trait, the local

@@ -84,8 +84,9 @@ impl NodeKind {
     }
 }
 
-/// Photo metadata recorded for a file (filled in by the photo-aware layer; the repository
-/// stores it without interpreting it).
+/// Photo metadata recorded for a file (filled in by the photo-aware layer through
+/// `archiver::Inspector`). The repository stores it; of its fields it reads only `kind`
+/// ([`MediaMeta::is_photo`]) and `taken` (shown with a lost or damaged photo).
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MediaMeta {
     /// photo, video, sidecar, other
@@ -102,6 +103,14 @@ pub struct MediaMeta {
     /// Apple's content identifier, when the file carries one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_id: Option<String>,
+}
+
+impl MediaMeta {
+    /// Does this file count as a photo for `forget`'s photo-loss guard? Photos, videos and
+    /// their sidecars do; `other` (and any kind a newer version may add) does not.
+    pub fn is_photo(&self) -> bool {
+        matches!(self.kind.as_str(), "photo" | "video" | "sidecar")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -545,10 +545,6 @@ fn content_key(content: &[BlobId]) -> [u8; 16] {
     k
 }
 
-fn is_photo_kind(kind: &str) -> bool {
-    matches!(kind, "photo" | "video" | "sidecar")
-}
-
 fn taken_key(t: &str) -> &str {
     crate::format::text::prefix(t, 19)
 }
@@ -627,7 +623,7 @@ pub fn photos_lost(
                     }
                     NodeKind::File => {
                         let Some(m) = &n.media else { continue };
-                        if !is_photo_kind(&m.kind) {
+                        if !m.is_photo() {
                             continue;
                         }
                         let key = content_key(&n.content);
