@@ -28,6 +28,9 @@ pub(crate) mod ops;
 pub mod parity;
 pub(crate) mod repository;
 pub(crate) mod storage;
+/// Shared test support: only in builds with the `testing` feature.
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(test)]
 mod vectors;
 

@@ -99,7 +99,10 @@ pub trait Backend: Send + Sync {
     /// A hint that `len` bytes at `offset` of `name` will be read soon: a local disk can
     /// fetch them while the caller works on what it has. Remote backends ignore it.
     fn prefetch(&self, _kind: FileKind, _name: &str, _offset: u64, _len: u64) {}
-    /// Create `name` with `data`. Fails if it exists already (`create_new` semantics).
+    /// Create `name` with `data`. Fails with [`crate::RepoError::FileExists`] if it exists
+    /// with other bytes (`create_new` semantics); the same bytes again may succeed (a remote
+    /// backend's retried upload). The whole contract: `crate::testing::backend` (feature
+    /// `testing`), which every backend's tests run.
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
     /// Put `data` in place of `name`, which may exist: the one exception to "written once",
