@@ -253,7 +253,8 @@ impl Progress {
         }
         if let Ok(mut c) = self.inner.current.lock() {
             c.clear();
-            c.push_str(&String::from_utf8_lossy(path));
+            // The name is drawn on the terminal: escaped, like every name shown.
+            c.push_str(&snapvault_repo::text::escaped_bytes(path));
         }
     }
 

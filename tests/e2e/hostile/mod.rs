@@ -7,4 +7,5 @@ mod keys;
 mod names;
 mod restore;
 mod snapshot;
+mod terminal;
 mod trees;

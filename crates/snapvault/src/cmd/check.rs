@@ -5,6 +5,7 @@ use std::path::Path;
 use snapvault_repo::PackId;
 use snapvault_repo::checker::{self, CheckOptions, ReadData, Severity};
 use snapvault_repo::index::Index;
+use snapvault_repo::text::escaped;
 
 use super::{Ctx, io_threads};
 use crate::cli::CheckArgs;
@@ -112,7 +113,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
                 Severity::Error => "error",
                 Severity::Notice => "notice",
             };
-            println!("{tag}: {} {}", p.object, p.message);
+            println!("{tag}: {} {}", escaped(&p.object), escaped(&p.message));
         }
         for d in &report.damaged_files {
             let taken = d
@@ -122,7 +123,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
                 .unwrap_or_default();
             println!(
                 "damaged: {}{taken} in {} snapshot(s)",
-                d.path,
+                escaped(&d.path),
                 d.snapshots.len()
             );
         }

@@ -102,7 +102,7 @@ pub fn run(ctx: &Ctx, a: FindArgs) -> Result<i32> {
                     String::new()
                 },
                 fmt::time_ns(n.mtime),
-                String::from_utf8_lossy(path)
+                snapvault_repo::text::escaped_bytes(path)
             );
         }
         total += m.len();

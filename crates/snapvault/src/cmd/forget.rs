@@ -8,6 +8,7 @@ use serde_json::json;
 use snapvault_repo::backend::FileKind;
 use snapvault_repo::forget::{self, Candidate, Decision, PhotoLoss, Policy};
 use snapvault_repo::snapshot::Snapshot;
+use snapvault_repo::text::escaped;
 use snapvault_repo::{SnapshotId, time};
 
 use super::Ctx;
@@ -322,7 +323,7 @@ fn print_rows(ctx: &Ctx, rows: &[Row], by_id: &BTreeMap<SnapshotId, &Snapshot>, 
 
 fn print_loss(loss: &PhotoLoss, refused: bool) {
     for p in &loss.problems {
-        eprintln!("warning: {p}");
+        eprintln!("warning: {}", escaped(p));
     }
     if loss.lost.is_empty() {
         return;
@@ -348,7 +349,7 @@ fn print_loss(loss: &PhotoLoss, refused: bool) {
             .unwrap_or_default();
         eprintln!(
             "  {}  ({}{taken}, in snapshot {})",
-            p.path,
+            escaped(&p.path),
             p.kind,
             p.snapshot.short()
         );
@@ -403,7 +404,27 @@ fn print_restore_hint(loss: &PhotoLoss) {
     }
 }
 
-/// `s` as one shell word: single quotes, with any `'` inside written as `'\''`.
+/// `s` as one shell word: single quotes, with any `'` inside written as `'\''`; a name
+/// holding control characters in `$'…'` with them escaped (bash, zsh, ksh), so the hint
+/// can be pasted and prints no raw control byte.
 fn shell_quote(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        let mut q = String::from("$'");
+        for c in s.chars() {
+            match c {
+                '\\' => q.push_str("\\\\"),
+                '\'' => q.push_str("\\'"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for x in c.encode_utf8(&mut b).bytes() {
+                        q.push_str(&format!("\\x{x:02x}"));
+                    }
+                }
+                c => q.push(c),
+            }
+        }
+        q.push('\'');
+        return q;
+    }
     format!("'{}'", s.replace('\'', "'\\''"))
 }

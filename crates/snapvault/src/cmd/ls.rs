@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 use snapvault_repo::expansion::Expansion;
+use snapvault_repo::text::escaped_bytes;
 use snapvault_repo::tree::{Node, NodeKind};
 
 use super::Ctx;
@@ -80,7 +81,7 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
         };
         let link = n
             .target
-            .map(|t| format!(" -> {}", t.lossy()))
+            .map(|t| format!(" -> {}", escaped_bytes(&t.0)))
             .unwrap_or_default();
         let size = match (n.kind, a.bytes) {
             (NodeKind::File, true) => n.size.to_string(),
@@ -97,7 +98,7 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             "{t}{:04o} {size:>10} {} {}{link}{taken}",
             n.mode & 0o7777,
             crate::fmt::time_ns(n.mtime),
-            String::from_utf8_lossy(&p)
+            escaped_bytes(&p)
         );
     }
     let _ = ctx;

@@ -13,6 +13,7 @@ use snapvault_repo::heal::{self, Other};
 use snapvault_repo::packer::Packer;
 use snapvault_repo::repair::{self, Parts, RepairPlan};
 use snapvault_repo::survey::{self, OldIndex, Survey};
+use snapvault_repo::text::escaped;
 use snapvault_repo::{BlobId, Repository};
 
 use super::{Ctx, io_threads};
@@ -259,10 +260,10 @@ fn show_heal(ctx: &Ctx, o: &OtherRepo, before: &RepairPlan, after: &RepairPlan, 
         "found intact in"
     };
     for p in &healed {
-        println!("healed: {p} ({verb} {})", o.location);
+        println!("healed: {} ({verb} {})", escaped(p), o.location);
     }
     for p in &left {
-        println!("not found in {}: {p}", o.location);
+        println!("not found in {}: {}", o.location, escaped(p));
     }
     ctx.say(format!(
         "{} of {} damaged file(s) {verb} {}",
@@ -376,7 +377,7 @@ fn show_plan(plan: &RepairPlan, found: &Survey, parts: Parts, forget: bool, appl
             }
         );
         for r in &f.removed {
-            println!("  lost: {r}");
+            println!("  lost: {}", escaped(r));
         }
     }
     for r in &plan.redundant_copies {

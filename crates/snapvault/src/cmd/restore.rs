@@ -2,6 +2,7 @@ use anyhow::{Context, Result, bail};
 use snapvault_catalog::DateRange;
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions, RestoreStats};
 use snapvault_repo::snapshot::Snapshot;
+use snapvault_repo::text::{escaped, escaped_bytes};
 use snapvault_repo::tree::NodeKind;
 use snapvault_repo::{Repository, SnapshotId};
 
@@ -85,7 +86,7 @@ pub fn warn(json: bool, message: &str) {
             serde_json::json!({"type": "warning", "command": "restore", "message": message})
         );
     } else {
-        eprintln!("warning: {message}");
+        eprintln!("warning: {}", escaped(message));
     }
 }
 
@@ -234,7 +235,7 @@ pub fn dry_run(ctx: &Ctx, items: &[RestoreItem], snapshot: &str, json: bool) -> 
         );
     } else {
         for i in items {
-            println!("{:>12} {}", i.node.size, String::from_utf8_lossy(&i.path));
+            println!("{:>12} {}", i.node.size, escaped_bytes(&i.path));
         }
         ctx.say(format!(
             "would restore {} file(s), {}",
@@ -288,7 +289,11 @@ pub fn report(
             target.display()
         ));
         for (p, note) in &stats.notes {
-            ctx.say(format!("note: not recreated: {p}: {note}"));
+            ctx.say(format!(
+                "note: not recreated: {}: {}",
+                escaped(p),
+                escaped(note)
+            ));
         }
     }
     if stats.problems.is_empty() {
@@ -296,7 +301,7 @@ pub fn report(
     }
     // The failures last, where they are seen: everything else was restored.
     for (p, why) in &stats.problems {
-        eprintln!("error: not restored: {p}: {why}");
+        eprintln!("error: not restored: {}: {}", escaped(p), escaped(why));
     }
     eprintln!(
         "error: {} item(s) were not restored (listed above); everything else was",

@@ -6,6 +6,7 @@ use snapvault_repo::archiver::{self, ArchiveOptions, Observer};
 use snapvault_repo::fs_source::FolderSource;
 use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::{Snapshot, Source};
+use snapvault_repo::text::escaped;
 use snapvault_repo::tree::Node;
 use snapvault_repo::{Repository, SnapshotId};
 
@@ -35,7 +36,7 @@ impl Observer for Report {
         if !self.silent {
             eprintln!(
                 "warning: skipped {}: {error}",
-                String::from_utf8_lossy(path)
+                snapvault_repo::text::escaped_bytes(path)
             );
         }
         // Still on the source, only unreadable now: not "gone".
@@ -221,7 +222,7 @@ fn take(
         if !a.json {
             eprintln!(
                 "note: the repository is inside the source, at {}; it is left out of the snapshot",
-                String::from_utf8_lossy(&p)
+                snapvault_repo::text::escaped_bytes(&p)
             );
         }
         excludes.add_exact(p);
@@ -492,7 +493,7 @@ pub fn print_summary(
             if moved.len() == 1 { "1 file".to_string() } else { format!("{} files", moved.len()) }
         ));
         for g in moved.iter().take(5) {
-            ctx.say(format!("  now only in iCloud: {}", g.path));
+            ctx.say(format!("  now only in iCloud: {}", escaped(&g.path)));
         }
         if moved.len() > 5 {
             ctx.say(format!("  … and {} more", moved.len() - 5));
@@ -509,7 +510,7 @@ pub fn print_summary(
             photoset::kinds_text(kind_names(gone))
         ));
         for g in gone.iter().take(5) {
-            ctx.say(format!("  gone: {}", g.path));
+            ctx.say(format!("  gone: {}", escaped(&g.path)));
         }
         if gone.len() > 5 {
             ctx.say(format!(

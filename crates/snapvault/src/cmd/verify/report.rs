@@ -9,6 +9,7 @@ use serde_json::json;
 use snapvault_photolib::{Availability, Library};
 use snapvault_repo::readback::ReadBack;
 use snapvault_repo::snapshot::Source;
+use snapvault_repo::text::escaped;
 
 use super::stored::Stored;
 use super::{FileResult, Verdict};
@@ -195,10 +196,14 @@ pub fn print(
     }
     for (p, s, d, h) in &rows {
         if *s != "safe" {
-            println!("{s:<10} {p}: {d}");
+            println!("{s:<10} {}: {}", escaped(p), escaped(d));
         } else if ctx.global.verbose > 0 {
             let h = h.unwrap_or(0);
-            println!("{s:<10} {p}: held by {h} of {} repositories", stored.len());
+            println!(
+                "{s:<10} {}: held by {h} of {} repositories",
+                escaped(p),
+                stored.len()
+            );
         }
     }
     let how = if a.quick {
@@ -253,8 +258,9 @@ pub fn print(
     }
     for (p, t) in &icloud {
         println!(
-            "{:<10} {p}{}: not on this phone — not backed up by snapvault",
+            "{:<10} {}{}: not on this phone — not backed up by snapvault",
             "icloud",
+            escaped(p),
             t.as_ref()
                 .map(|t| format!(" (taken {t})"))
                 .unwrap_or_default()
