@@ -20,8 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{RepoError, Result};
 use crate::format::crypto::Crypto;
 use crate::format::id::Id;
@@ -33,19 +31,10 @@ pub(crate) const EXCLUSIVE_MARKER: &str = "exclusive";
 /// An unreadable marker younger than this may be one being written (SFTP writes in place).
 const UNREADABLE_MARKER_GRACE_SECS: u64 = 60;
 const REFRESH_SECS: u64 = 5 * 60;
-const MAX_LOCK_FILE: usize = 64 * 1024;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockInfo {
-    pub hostname: String,
-    pub username: String,
-    pub pid: u32,
-    /// Unix seconds when written (refreshed).
-    pub time: i64,
-    pub exclusive: bool,
-    pub command: String,
-}
+pub use crate::format::lock_file::LockInfo;
 
+/// The locking rules for a lock file's contents (its format is `format::lock_file`).
 impl LockInfo {
     pub fn is_stale(&self, now: i64) -> bool {
         if now - self.time > LEASE_SECS {
@@ -63,15 +52,6 @@ impl LockInfo {
             self.username,
             crate::format::time::format_utc(self.time)
         )
-    }
-
-    pub fn decode(crypto: &Crypto, sealed: &[u8], name: &str) -> Result<LockInfo> {
-        if sealed.len() > MAX_LOCK_FILE {
-            return Err(RepoError::corrupt(format!("lock {name}"), "too large"));
-        }
-        let plain = crypto.open(sealed, &format!("lock {name}"))?;
-        serde_json::from_slice(&plain)
-            .map_err(|e| RepoError::corrupt(format!("lock {name}"), e.to_string()))
     }
 }
 
@@ -391,7 +371,7 @@ fn release_marker(backend: &dyn Backend, ours: Option<&[u8]>) {
 
 fn write_lock(backend: &dyn Backend, crypto: &Crypto, info: &LockInfo) -> Result<String> {
     let name = Id::random().to_hex();
-    let bytes = crypto.seal(&serde_json::to_vec(info).unwrap_or_default());
+    let bytes = info.seal(crypto);
     backend.write(FileKind::Lock, &name, &bytes)?;
     Ok(name)
 }
