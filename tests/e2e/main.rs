@@ -13,6 +13,7 @@ mod demo;
 mod durability;
 mod errors;
 mod everyday;
+mod exfat;
 mod find;
 mod firstweek;
 mod fixtures;

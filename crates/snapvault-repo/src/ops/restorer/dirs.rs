@@ -217,22 +217,28 @@ impl Dir {
 
     /// Does this folder see `a` and `A` as one name? Asked by creating a probe file with
     /// a lower-case name and looking it up in upper case; the probe is removed at once.
+    /// Finding the upper-case name at all (it was not there before) is the answer:
+    /// comparing inode numbers is not, since FUSE file systems without stable inodes
+    /// (exfat-fuse) give each name looked up its own number.
     pub(crate) fn is_case_insensitive(&self) -> io::Result<bool> {
-        let name = format!(
-            ".snapvault-case-probe-{}",
-            crate::format::id::Id::random().short()
-        );
-        let f = self.create_new(name.as_bytes())?;
-        let same = self.entry(name.to_ascii_uppercase().as_bytes());
-        let mine = self.entry(name.as_bytes());
-        drop(f);
-        let _ = self.remove_file(name.as_bytes());
-        Ok(match (same?, mine?) {
-            (Entry::File { dev, ino, .. }, Entry::File { dev: d, ino: i, .. }) => {
-                (dev, ino) == (d, i)
+        // A file of that name already there says nothing: another random name (a few
+        // tries; a folder that claims every name exists is taken as case-sensitive).
+        for _ in 0..3 {
+            let name = format!(
+                ".snapvault-case-probe-{}",
+                crate::format::id::Id::random().short()
+            );
+            let upper = name.to_ascii_uppercase();
+            if !matches!(self.entry(upper.as_bytes())?, Entry::Missing) {
+                continue;
             }
-            _ => false,
-        })
+            let f = self.create_new(name.as_bytes())?;
+            let same = self.entry(upper.as_bytes());
+            drop(f);
+            let _ = self.remove_file(name.as_bytes());
+            return Ok(!matches!(same?, Entry::Missing));
+        }
+        Ok(false)
     }
 
     /// Make the names created in this folder durable.
