@@ -1,17 +1,16 @@
 //! The catalog against a real repository built through the library: snapshots of a folder
 //! whose photos come, go and move, with a test inspector that dates files from a table.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use snapvault_catalog::{Catalog, DateRange, KindFilter, PhotoQuery, PhotoRow};
 use snapvault_repo::archiver::{self, ArchiveOptions, Inspector, NoHooks};
-use snapvault_repo::backend::{Backend, FileKind, LocalBackend};
+use snapvault_repo::backend::FileKind;
 use snapvault_repo::fs_source::{FolderSource, SourceEntry};
-use snapvault_repo::keyfile::KdfParams;
-use snapvault_repo::snapshot::{Snapshot, Source};
+use snapvault_repo::snapshot::Snapshot;
+use snapvault_repo::testing::{FAST_KDF, folder_options, local};
 use snapvault_repo::tree::MediaMeta;
 use snapvault_repo::{Repository, SnapshotId};
 
@@ -68,13 +67,7 @@ impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(root.join("repo")));
-        let kdf = KdfParams {
-            m_kib: 8,
-            t: 1,
-            p: 1,
-        };
-        let repo = Repository::init(backend, None, kdf).unwrap();
+        let repo = Repository::init(local(&root.join("repo")), None, FAST_KDF).unwrap();
         Env {
             _dir: dir,
             root,
@@ -102,15 +95,8 @@ impl Env {
         let source = FolderSource::new(std::slice::from_ref(&path)).unwrap();
         let index = self.repo.load_index().unwrap().index;
         let opts = ArchiveOptions {
-            source: Source::folder(source.absolute_paths()),
-            tags: vec![],
             parent: self.parents.get(&path).cloned(),
-            reread: HashSet::new(),
-            also: Vec::new(),
-            workers: 2,
-            stop: None,
-            lock: None,
-            time: None,
+            ..folder_options(&source)
         };
         let (id, snap) =
             archiver::run(&self.repo, index, &source, opts, &NoHooks, &self.inspector).unwrap();

@@ -10,7 +10,7 @@
 //! short write that leaves a partial `.tmp-*` file. Prune's own crash tests (in
 //! `prune.rs`) cover crashes at every write/remove/read/list; here prune gets the OS errors.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -18,106 +18,39 @@ use std::time::Duration;
 
 use snapvault_repo::archiver::{self, ArchiveOptions, NoHooks};
 use snapvault_repo::backend::{Backend, FileKind, LocalBackend};
-use snapvault_repo::checker::{self, CheckOptions, ReadData};
-use snapvault_repo::config::{ChunkerParams, Config};
-use snapvault_repo::crypto::{Crypto, MasterKey};
 use snapvault_repo::faulty::{Effect, FaultyBackend, Op};
 use snapvault_repo::fs_source::FolderSource;
-use snapvault_repo::id::Id;
-use snapvault_repo::keyfile::{KdfParams, KeyFile};
+use snapvault_repo::keyfile::KdfParams;
 use snapvault_repo::prune::{self, MaxUnused, PruneOptions};
-use snapvault_repo::restorer::{self, RestoreOptions};
-use snapvault_repo::snapshot::Source;
+use snapvault_repo::testing::{
+    Content, FAST_KDF, PASSWORD, check_all, copy_dir, create_small_repo, files_under,
+    folder_options, local, noise, open_with_password, photo_file, restore_to,
+};
 use snapvault_repo::{RepoError, Repository, SnapshotId};
 
-const PW: &[u8] = b"pw";
+const PW: &[u8] = PASSWORD;
 const PW2: &[u8] = b"second pw";
-const FAST: KdfParams = KdfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
+const FAST: KdfParams = FAST_KDF;
 /// A generous bound for one operation plus its verification on a loaded machine.
 const HANG: Duration = Duration::from_secs(600);
 
-type Content = BTreeMap<String, Vec<u8>>;
-
 // ---------------------------------------------------------------- fixture
 
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
 fn photo(dir: &Path, i: u64) {
-    let len = 20_000 + (i as usize * 7919) % 90_000;
-    std::fs::write(dir.join(format!("IMG_{i:04}.HEIC")), noise(i, len)).unwrap();
+    photo_file(dir, i, 20_000 + (i as usize * 7919) % 90_000);
 }
 
-/// Every file under `dir`, by path relative to `dir`, prefixed with `prefix`.
 fn files(dir: &Path, prefix: &str) -> Content {
-    fn walk(base: &Path, d: &Path, prefix: &str, out: &mut Content) {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, prefix, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy();
-                out.insert(format!("{prefix}{rel}"), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, prefix, &mut out);
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let (s, d) = (e.path(), to.join(e.file_name()));
-        if s.is_dir() {
-            copy_dir(&s, &d);
-        } else {
-            std::fs::copy(&s, &d).unwrap();
-        }
-    }
+    files_under(dir, prefix)
 }
 
 /// A repository with small chunks (4/16/64 KiB) and 1 MiB packs.
 fn create_repo(root: &Path, encrypted: bool) {
-    let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root));
-    be.create_layout().unwrap();
-    let crypto = if encrypted {
-        let mk = MasterKey::generate();
-        let kf = KeyFile::create(&mk, PW, FAST).unwrap();
-        be.write(FileKind::Key, &Id::random().to_hex(), &kf.to_bytes())
-            .unwrap();
-        Crypto::Keyed(mk)
-    } else {
-        Crypto::Plain
-    };
-    let mut c = Config::new(encrypted);
-    c.chunker = ChunkerParams {
-        min: 4096,
-        avg: 16384,
-        max: 65536,
-    };
-    c.pack_size = 1 << 20;
-    c.sign(&crypto);
-    be.write(FileKind::Config, "config", &c.to_bytes()).unwrap();
-}
-
-fn local(root: &Path) -> Arc<dyn Backend> {
-    Arc::new(LocalBackend::new(root))
+    create_small_repo(root, encrypted);
 }
 
 fn open_with(be: Arc<dyn Backend>, pw: &[u8]) -> Result<Repository, RepoError> {
-    Repository::open(be, || Ok(pw.to_vec()))
+    open_with_password(be, pw)
 }
 
 /// Open with the first password, or the second (the key tests remove the first).
@@ -133,15 +66,8 @@ fn snapshot(repo: &Repository, src: &Path) -> Result<SnapshotId, RepoError> {
     let index = repo.load_index()?.index;
     let (all, _) = repo.snapshots()?;
     let opts = ArchiveOptions {
-        source: Source::folder(folder.absolute_paths()),
-        tags: Vec::new(),
         parent: all.into_iter().last(),
-        also: Vec::new(),
-        reread: Default::default(),
-        workers: 2,
-        stop: None,
-        lock: None,
-        time: None,
+        ..folder_options(&folder)
     };
     let _lock = repo.lock(false, "snapshot")?;
     archiver::run(repo, index, &folder, opts, &NoHooks, &NoHooks).map(|(id, _)| id)
@@ -199,26 +125,6 @@ fn fixture(encrypted: bool) -> Fixture {
 
 // ---------------------------------------------------------------- verification
 
-fn restore_to(repo: &Repository, sid: &SnapshotId, target: &Path) -> Result<Content, String> {
-    let index = repo.load_index().map_err(|e| e.to_string())?.index;
-    let snap = repo.load_snapshot(sid).map_err(|e| e.to_string())?;
-    let (items, dirs) =
-        restorer::collect(repo, &index, &snap.tree, &None).map_err(|e| e.to_string())?;
-    let opts = RestoreOptions {
-        target: target.to_path_buf(),
-        include: None,
-        overwrite: false,
-        dry_run: false,
-        threads: 2,
-    };
-    let stats = restorer::restore(repo, &index, &items, &dirs, &opts, &NoHooks)
-        .map_err(|e| e.to_string())?;
-    if !stats.problems.is_empty() {
-        return Err(format!("{:?}", stats.problems));
-    }
-    Ok(files(target, ""))
-}
-
 /// `check --read-data` finds no error; every snapshot in the repository is one of `kept`
 /// (or, if `extra` is given, holds `extra`), all of `kept` are there (except those in
 /// `maybe_gone`), and each restores byte-exact.
@@ -230,18 +136,7 @@ fn verify(
     what: &str,
 ) -> Vec<(SnapshotId, Content)> {
     let repo = open(root);
-    let report = checker::check(
-        &repo,
-        &CheckOptions {
-            read_data: ReadData::All,
-            threads: 2,
-            last_verified: Default::default(),
-            earlier_copies: Vec::new(),
-            earlier_packs: Vec::new(),
-        },
-        &NoHooks,
-    )
-    .unwrap_or_else(|e| panic!("{what}: check failed: {e}"));
+    let report = check_all(&repo).unwrap_or_else(|e| panic!("{what}: check failed: {e}"));
     assert_eq!(
         report.errors(),
         0,
@@ -535,19 +430,7 @@ fn restore_under_every_read_fault() {
 fn check_under_every_read_fault() {
     let fx = fixture(true);
     let ops = [Op::Read, Op::List];
-    let check = |repo: &Repository| {
-        checker::check(
-            repo,
-            &CheckOptions {
-                read_data: ReadData::All,
-                threads: 2,
-                last_verified: Default::default(),
-                earlier_copies: Vec::new(),
-                earlier_packs: Vec::new(),
-            },
-            &NoHooks,
-        )
-    };
+    let check = check_all;
     let total = count_ops(&fx, &ops, &|be, _| {
         assert_eq!(check(&open_with(be, PW).unwrap()).unwrap().errors(), 0);
     });

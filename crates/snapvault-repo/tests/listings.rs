@@ -20,15 +20,11 @@ use snapvault_repo::id::Id;
 use snapvault_repo::keyfile::{KdfParams, KeyFile};
 use snapvault_repo::lock::{LockGuard, list_locks};
 use snapvault_repo::prune::{self, PruneOptions};
-use snapvault_repo::snapshot::Source;
+use snapvault_repo::testing::{FAST_KDF, folder_options};
 use snapvault_repo::{RepoError, Repository, Result, survey, text};
 
 const PW: &[u8] = b"pw";
-const FAST: KdfParams = KdfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
+const FAST: KdfParams = FAST_KDF;
 
 /// A real repository's backend plus planted files that only exist in listings and reads.
 struct Planted {
@@ -152,15 +148,8 @@ fn fixture() -> &'static Fixture {
         let repo = Repository::open(be.clone(), || Ok(PW.to_vec())).unwrap();
         let folder = FolderSource::new(&[src]).unwrap();
         let opts = ArchiveOptions {
-            source: Source::folder(folder.absolute_paths()),
-            tags: Vec::new(),
-            parent: None,
-            also: Vec::new(),
-            reread: Default::default(),
             workers: 1,
-            stop: None,
-            lock: None,
-            time: None,
+            ..folder_options(&folder)
         };
         let index = repo.load_index().unwrap().index;
         archiver::run(&repo, index, &folder, opts, &NoHooks, &NoHooks).unwrap();

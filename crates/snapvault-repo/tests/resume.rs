@@ -4,54 +4,24 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use snapvault_repo::archiver::{self, ArchiveOptions, NoHooks};
+use snapvault_repo::archiver::{self, NoHooks};
 use snapvault_repo::backend::{Backend, FileKind, LocalBackend};
-use snapvault_repo::config::{ChunkerParams, Config};
-use snapvault_repo::crypto::Crypto;
 use snapvault_repo::faulty::{Effect, FaultyBackend, Op};
 use snapvault_repo::fs_source::FolderSource;
-use snapvault_repo::snapshot::{Snapshot, Source};
+use snapvault_repo::snapshot::Snapshot;
+use snapvault_repo::testing::{create_small_repo, folder_options, noise};
 use snapvault_repo::{RepoError, Repository, SnapshotId};
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
 
 /// An unencrypted repository with small chunks and 1 MiB packs.
 fn create_repo(root: &Path) {
-    let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root));
-    be.create_layout().unwrap();
-    let mut c = Config::new(false);
-    c.chunker = ChunkerParams {
-        min: 4096,
-        avg: 16384,
-        max: 65536,
-    };
-    c.pack_size = 1 << 20;
-    c.sign(&Crypto::Plain);
-    be.write(FileKind::Config, "config", &c.to_bytes()).unwrap();
+    create_small_repo(root, false);
 }
 
 fn snapshot(be: Arc<dyn Backend>, src: &Path) -> Result<(SnapshotId, Snapshot), RepoError> {
     let repo = Repository::open(be, || Ok(Vec::new()))?;
     let folder = FolderSource::new(&[src.to_path_buf()])?;
     let index = repo.load_index()?.index;
-    let opts = ArchiveOptions {
-        source: Source::folder(folder.absolute_paths()),
-        tags: Vec::new(),
-        parent: None,
-        also: Vec::new(),
-        reread: Default::default(),
-        workers: 2,
-        stop: None,
-        lock: None,
-        time: None,
-    };
+    let opts = folder_options(&folder);
     archiver::run(&repo, index, &folder, opts, &NoHooks, &NoHooks)
 }
 

@@ -5,11 +5,10 @@
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rand::{RngCore, SeedableRng};
 use snapvault_repo::archiver::{self, ArchiveOptions, NoHooks};
-use snapvault_repo::backend::{Backend, FileKind, LocalBackend};
+use snapvault_repo::backend::FileKind;
 use snapvault_repo::blob;
 use snapvault_repo::chunker::Chunker;
 use snapvault_repo::config::{ChunkerParams, Config};
@@ -19,76 +18,44 @@ use snapvault_repo::index::{Index, IndexFile};
 use snapvault_repo::keyfile::{KdfParams, KeyFile};
 use snapvault_repo::lock::LockInfo;
 use snapvault_repo::pack;
-use snapvault_repo::snapshot::{Snapshot, Source};
+use snapvault_repo::snapshot::Snapshot;
+use snapvault_repo::testing::{FAST_KDF, flipped, folder_options, local, noise, write};
 use snapvault_repo::{RepoError, Repository, SnapshotId};
 
 const PW: &[u8] = b"a password nobody guesses";
-const FAST: KdfParams = KdfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    v
-}
-
-fn backend(root: &Path) -> Arc<dyn Backend> {
-    Arc::new(LocalBackend::new(root))
-}
+const FAST: KdfParams = FAST_KDF;
 
 fn init(root: &Path) -> Repository {
-    Repository::init(backend(root), Some(PW), FAST).unwrap()
+    Repository::init(local(root), Some(PW), FAST).unwrap()
 }
 
 fn open(root: &Path) -> Repository {
-    Repository::open(backend(root), || Ok(PW.to_vec())).unwrap()
+    Repository::open(local(root), || Ok(PW.to_vec())).unwrap()
 }
 
 fn snapshot(repo: &Repository, src: &Path) -> SnapshotId {
     let folder = FolderSource::new(&[src.to_path_buf()]).unwrap();
     let index = repo.load_index().unwrap().index;
     let opts = ArchiveOptions {
-        source: Source::folder(folder.absolute_paths()),
         tags: vec!["tag".into()],
-        parent: None,
-        also: Vec::new(),
-        reread: Default::default(),
-        workers: 2,
-        stop: None,
-        lock: None,
-        time: None,
+        ..folder_options(&folder)
     };
     archiver::run(repo, index, &folder, opts, &NoHooks, &NoHooks)
         .unwrap()
         .0
 }
 
-fn write(path: &Path, data: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
-
 /// An encrypted repository with one snapshot of a few files (two of several chunks) and
 /// one folder level.
 fn sample_repo(dir: &Path) -> (PathBuf, Repository) {
     let src = dir.join("src");
-    write(&src.join("IMG_0001.HEIC"), &noise(300_000, 1));
-    write(&src.join("sub/IMG_0002.JPG"), &noise(2_500_000, 2));
+    write(&src.join("IMG_0001.HEIC"), &noise(1, 300_000));
+    write(&src.join("sub/IMG_0002.JPG"), &noise(2, 2_500_000));
     write(&src.join("notes.txt"), &b"compressible text ".repeat(5000));
     let root = dir.join("repo");
     let repo = init(&root);
     snapshot(&repo, &src);
     (root, repo)
-}
-
-/// `data` with bit `bit` of byte `i` flipped.
-fn flipped(data: &[u8], i: usize, bit: usize) -> Vec<u8> {
-    let mut b = data.to_vec();
-    b[i] ^= 1 << (bit % 8);
-    b
 }
 
 fn is_auth(r: &Result<impl std::fmt::Debug, RepoError>) -> bool {
@@ -245,7 +212,7 @@ fn flipped_bits_in_the_config_are_refused() {
     let bad = flipped(&bytes, at, 0);
     std::fs::remove_file(root.join("config")).unwrap();
     std::fs::write(root.join("config"), &bad).unwrap();
-    let opened = Repository::open(backend(&root), || Ok(PW.to_vec())).unwrap();
+    let opened = Repository::open(local(&root), || Ok(PW.to_vec())).unwrap();
     let damage = opened.config_damage().expect("damage not noticed");
     assert!(damage.reason.contains("MAC"), "{damage:?}");
     assert_eq!(opened.config(), repo.config());
@@ -257,7 +224,7 @@ fn flipped_bits_in_the_config_are_refused() {
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, kf.to_bytes()).unwrap();
     }
-    let r = Repository::open(backend(&root), || Ok(PW.to_vec())).map(|_| ());
+    let r = Repository::open(local(&root), || Ok(PW.to_vec())).map(|_| ());
     assert!(
         matches!(&r, Err(RepoError::Corrupt { what, reason }) if what == "config" && reason.contains("no key file holds a copy")),
         "{r:?}"
@@ -329,9 +296,9 @@ fn flipped_bits_in_key_files_never_unwrap_a_key_and_fail_the_mac() {
 fn same_photos_in_two_repositories_share_no_ids_or_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    let big = noise(24 << 20, 7);
+    let big = noise(7, 24 << 20);
     write(&src.join("VIDEO_0001.MOV"), &big);
-    write(&src.join("IMG_0001.HEIC"), &noise(200_000, 8));
+    write(&src.join("IMG_0001.HEIC"), &noise(8, 200_000));
     let mut lengths = Vec::new();
     let mut ids: Vec<HashSet<[u8; 32]>> = Vec::new();
     for name in ["a", "b"] {
@@ -444,11 +411,11 @@ fn wrong_password_leaves_key_files_untouched() {
     assert_eq!(before.len(), 2);
     std::thread::sleep(std::time::Duration::from_millis(20));
     for _ in 0..3 {
-        let r = Repository::open(backend(&root), || Ok(b"wrong".to_vec()));
+        let r = Repository::open(local(&root), || Ok(b"wrong".to_vec()));
         assert!(matches!(r, Err(RepoError::WrongPassword)), "{:?}", r.err());
     }
     assert_eq!(state(), before);
-    assert!(backend(&root).leftover_temp_files().unwrap().is_empty());
+    assert!(local(&root).leftover_temp_files().unwrap().is_empty());
     open(&root);
     assert_eq!(state(), before, "a successful open changes nothing either");
 }
@@ -461,7 +428,7 @@ fn stored_blob_lengths_are_padded() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     let size = 2_345_678;
-    write(&src.join("IMG_1234.HEIC"), &noise(size, 9));
+    write(&src.join("IMG_1234.HEIC"), &noise(9, size));
     let root = dir.path().join("repo");
     let repo = init(&root);
     snapshot(&repo, &src);
@@ -523,7 +490,7 @@ fn padding_cost() {
     let header = |n: u64| 9 + 42 * n + SEAL_OVERHEAD as u64 + 4;
     for i in 0..photos {
         let size = 1_000_000 + (rng.next_u64() % 3_000_001) as usize;
-        let data = noise(size, i);
+        let data = noise(i, size);
         raw += size as u64;
         let mut photo_padme = 0;
         for ch in chunker.split(&data) {

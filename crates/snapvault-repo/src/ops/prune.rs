@@ -946,18 +946,6 @@ pub(crate) mod tests {
     use crate::storage::faulty::{Effect, FaultyBackend, Op};
     use crate::storage::{Backend, LocalBackend};
 
-    pub(crate) fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let (src, dst) = (e.path(), to.join(e.file_name()));
-            if src.is_dir() {
-                copy_dir(&src, &dst);
-            } else {
-                std::fs::copy(&src, &dst).unwrap();
-            }
-        }
-    }
-
     pub(crate) struct Fixture {
         pub dir: tempfile::TempDir,
         pub repo: PathBuf,
