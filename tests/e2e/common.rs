@@ -618,3 +618,26 @@ pub fn assert_failed(out: &Out) {
         "expected a non-zero exit code:\n{out}"
     );
 }
+
+/// Every file of a repository but its locks (which come and go with each command): path
+/// relative to `repo`, and full path, sorted.
+pub fn files_but_locks(repo: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(repo).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with("locks") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((rel, p));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -2,7 +2,6 @@
 //! `check` ends with the next step to take, and a damaged photo is healed from another
 //! repository (`repair --from REPO2`), by content, so every snapshot is whole again.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
@@ -10,24 +9,10 @@ use crate::repair::{Lab, flip};
 
 /// Every file of a repository but its locks, by path.
 fn listing(repo: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![repo.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(repo).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with("locks") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(rel);
-            }
-        }
-    }
-    out.sort();
-    out
+    files_but_locks(repo)
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .collect()
 }
 
 fn repaired(lab: &Lab) -> usize {

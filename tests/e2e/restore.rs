@@ -26,13 +26,26 @@ fn photo_tree(root: &Path) {
     write_random(&root.join("top.jpg"), 6, 50_000);
 }
 
-#[test]
-fn include_restores_only_matching_files() {
+/// `photo_tree` in `TMP/src` plus `extra` files of 1000 bytes (path under src, seed), and a
+/// repository at `TMP/repo` holding one snapshot of it.
+fn snapshotted_photo_tree(
+    extra: &[(&str, u64)],
+    encrypted: bool,
+) -> (tempfile::TempDir, PathBuf, Sv) {
     let tmp = tempdir();
     let src = tmp.path().join("src");
     photo_tree(&src);
-    let sv = Sv::init(tmp.path().join("repo"), false);
+    for (path, seed) in extra {
+        write_random(&src.join(path), *seed, 1000);
+    }
+    let sv = Sv::init(tmp.path().join("repo"), encrypted);
     sv.snapshot(&[&src], &[]);
+    (tmp, src, sv)
+}
+
+#[test]
+fn include_restores_only_matching_files() {
+    let (tmp, src, sv) = snapshotted_photo_tree(&[], false);
     let target = tmp.path().join("t");
     let t = target.to_str().unwrap();
     sv.ok(&[
@@ -105,12 +118,7 @@ fn include_restores_only_matching_files() {
 /// should not pick up `src/dir/sub/e.jpg`.
 #[test]
 fn include_star_does_not_cross_folders() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    photo_tree(&src);
-    write_random(&src.join("dir/sub/e.jpg"), 7, 1000);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
+    let (tmp, _, sv) = snapshotted_photo_tree(&[("dir/sub/e.jpg", 7)], false);
     let target = tmp.path().join("t");
     sv.ok(&[
         "restore",
@@ -145,11 +153,7 @@ fn restore_json(sv: &Sv, target: &Path, extra: &[&str]) -> (Out, Value) {
 
 #[test]
 fn rerun_skips_files_already_right_and_never_overwrites_without_overwrite() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    photo_tree(&src);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
+    let (tmp, src, sv) = snapshotted_photo_tree(&[], false);
     let target = tmp.path().join("t");
 
     let (out, v) = restore_json(&sv, &target, &[]);
@@ -203,11 +207,7 @@ fn rerun_skips_files_already_right_and_never_overwrites_without_overwrite() {
 
 #[test]
 fn restore_into_a_new_nested_target_creates_it() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    photo_tree(&src);
-    let sv = Sv::init(tmp.path().join("repo"), true);
-    sv.snapshot(&[&src], &[]);
+    let (tmp, src, sv) = snapshotted_photo_tree(&[], true);
     let target = tmp.path().join("deep/new/target");
     sv.restore("latest", &target);
     assert_same_tree(&src, &target.join("src"));
@@ -324,12 +324,7 @@ fn symlink_planted_at_a_files_path_is_never_written_through() {
 /// does; a path pattern still anchors at the snapshot's top.
 #[test]
 fn include_by_bare_name_matches_at_any_depth() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    photo_tree(&src);
-    write_random(&src.join("dir/sub/a.jpg"), 8, 1000);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
+    let (tmp, _, sv) = snapshotted_photo_tree(&[("dir/sub/a.jpg", 8)], false);
     let target = tmp.path().join("t");
     let out = sv.ok(&[
         "restore",
@@ -386,7 +381,16 @@ fn case_insensitive_folder(tmp: &Path) -> Result<CaseInsensitive, String> {
     let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
     let mount = tmp.join("ci-mount");
     fs::create_dir_all(&mount).unwrap();
-    let folder = mount.join("photos");
+    // Something is mounted at `mount`: its `photos` folder, casefolded with `chattr +F`
+    // where the file system needs that (unmounted again when that fails).
+    let folder_in = |casefold: bool| -> Option<CaseInsensitive> {
+        let ci = CaseInsensitive {
+            mount: mount.clone(),
+            folder: mount.join("photos"),
+        };
+        fs::create_dir(&ci.folder).unwrap();
+        (!casefold || ok(Command::new("chattr").arg("+F").arg(&ci.folder))).then_some(ci)
+    };
     let mut tried = Vec::new();
     // tmpfs with casefold (Linux 6.13+ built with CONFIG_UNICODE), then a casefolded ext4
     // image, then FAT.
@@ -394,51 +398,37 @@ fn case_insensitive_folder(tmp: &Path) -> Result<CaseInsensitive, String> {
         .args(["-t", "tmpfs", "-o", "casefold,size=16m", "tmpfs"])
         .arg(&mount))
     {
-        let ci = CaseInsensitive {
-            mount: mount.clone(),
-            folder: folder.clone(),
-        };
-        fs::create_dir(&folder).unwrap();
-        if ok(Command::new("chattr").arg("+F").arg(&folder)) {
-            return Ok(ci);
+        match folder_in(true) {
+            Some(ci) => return Ok(ci),
+            None => tried.push("tmpfs casefold mounted but chattr +F failed"),
         }
-        tried.push("tmpfs casefold mounted but chattr +F failed");
     } else {
         tried.push("tmpfs -o casefold");
     }
     let img = tmp.join("ci.img");
     let _ = fs::File::create(&img).and_then(|f| f.set_len(64 << 20));
-    if ok(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-O", "casefold"])
-        .arg(&img))
-        && ok(Command::new("mount")
+    let mount_img = || {
+        ok(Command::new("mount")
             .args(["-o", "loop"])
             .arg(&img)
             .arg(&mount))
+    };
+    if ok(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-O", "casefold"])
+        .arg(&img))
+        && mount_img()
     {
-        let ci = CaseInsensitive {
-            mount: mount.clone(),
-            folder: folder.clone(),
-        };
-        fs::create_dir(&folder).unwrap();
-        if ok(Command::new("chattr").arg("+F").arg(&folder)) {
-            return Ok(ci);
+        match folder_in(true) {
+            Some(ci) => return Ok(ci),
+            None => tried.push("casefold ext4 mounted but chattr +F failed"),
         }
-        tried.push("casefold ext4 mounted but chattr +F failed");
     } else {
         tried.push("a casefold ext4 loop image");
     }
     if ok(Command::new("mkfs.vfat").arg(&img))
-        && ok(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&mount))
+        && mount_img()
+        && let Some(ci) = folder_in(false)
     {
-        let ci = CaseInsensitive {
-            mount: mount.clone(),
-            folder: folder.clone(),
-        };
-        fs::create_dir(&folder).unwrap();
         return Ok(ci);
     }
     tried.push("a FAT loop image (mkfs.vfat)");

@@ -93,25 +93,11 @@ fn chown_tree(root: &Path) {
 
 /// Every repository file but the locks, with its content.
 fn contents(repo: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![repo.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(repo).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with("locks") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                // Root reads the unreadable pack; its bytes do not change either way.
-                out.push((rel, fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
+    files_but_locks(repo)
+        .into_iter()
+        // Root reads the unreadable pack; its bytes do not change either way.
+        .map(|(rel, p)| (rel, fs::read(&p).unwrap_or_default()))
+        .collect()
 }
 
 fn assert_no_damage_list(u: &Unreadable, what: &str) {

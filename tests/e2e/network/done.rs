@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use snapvault_remote::test_proxy::{Faults, Proxy};
 
-use super::{assert_no_ssh_left, library, port_of, s, s3_proxy, s3_via, sftp_proxy, sftp_via};
+use super::{
+    assert_no_ssh_left, library, port_of, proxied, s, s3_proxy, s3_via, sftp_proxy, sftp_via,
+};
 use crate::common::*;
 use crate::remote::{Remote, no_servers, restore_matches, var};
 
@@ -129,16 +131,7 @@ fn check_through_a_lost_server_reports_no_damage() {
     let work = tempdir();
     let src = library(work.path(), 2300, 3, 6_000_000);
     for backend in ["s3", "sftp"] {
-        let p = if backend == "s3" {
-            s3_proxy(Faults::default())
-        } else {
-            sftp_proxy(Faults::default())
-        };
-        let r = if backend == "s3" {
-            s3_via(&p, "lost")
-        } else {
-            sftp_via(&p, "lost")
-        };
+        let (p, r) = proxied(backend, "lost");
         let mut d = direct(&r, &p);
         // One cache for both: the damage list the check writes is the one snapshot reads.
         let cache = r.env.iter().find(|(k, _)| k == "XDG_CACHE_HOME").cloned();

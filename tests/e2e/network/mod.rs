@@ -61,6 +61,20 @@ fn sftp_via(p: &Proxy, tag: &str) -> Remote {
     r
 }
 
+/// A repository on `backend` ("s3" or "sftp") reached through a new proxy that injects
+/// no faults yet (tests set them later, `Proxy::set`).
+fn proxied(backend: &str, tag: &str) -> (Proxy, Remote) {
+    if backend == "s3" {
+        let p = s3_proxy(Faults::default());
+        let r = s3_via(&p, tag);
+        (p, r)
+    } else {
+        let p = sftp_proxy(Faults::default());
+        let r = sftp_via(&p, tag);
+        (p, r)
+    }
+}
+
 /// `n` photo-sized files of random bytes under `root/DCIM`.
 fn library(root: &Path, seed: u64, n: u64, size: usize) -> PathBuf {
     let src = root.join("library");

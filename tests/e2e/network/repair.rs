@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use snapvault_remote::test_proxy::Faults;
 
 use super::done::direct;
-use super::{assert_no_ssh_left, library, s, s3_proxy, s3_via, sftp_proxy, sftp_via};
+use super::{assert_no_ssh_left, library, proxied, s};
 use crate::common::*;
 use crate::remote::restore_matches;
 
@@ -17,16 +17,7 @@ fn repair_through_a_lost_server_changes_nothing() {
     let work = tempdir();
     let src = library(work.path(), 2400, 3, 6_000_000);
     for backend in ["s3", "sftp"] {
-        let p = if backend == "s3" {
-            s3_proxy(Faults::default())
-        } else {
-            sftp_proxy(Faults::default())
-        };
-        let r = if backend == "s3" {
-            s3_via(&p, "repair-lost")
-        } else {
-            sftp_via(&p, "repair-lost")
-        };
+        let (p, r) = proxied(backend, "repair-lost");
         let d = direct(&r, &p);
         d.ok(&["init"]);
         d.ok(&["snapshot", &s(&src)]);
