@@ -28,6 +28,7 @@ mod kill;
 mod layout;
 mod network;
 mod options;
+mod parity;
 mod photos;
 mod prune;
 mod reading;

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("storage", 2),
     ("repository", 3),
     ("Repository", 3),
+    ("parity", 3),
     ("ops", 4),
     // The public module paths of lib.rs, which code inside the crate may use as well.
     ("blob", 1),

@@ -131,6 +131,9 @@ the snapshots are gone when it returns (their data stays until `prune`). Preview
     /// Manage the passwords that open the repository
     #[command(subcommand, after_help = examples::KEY)]
     Key(KeyCommand),
+    /// Reed-Solomon parity against bit rot and lost files: set the level (rebuilds it)
+    #[command(subcommand)]
+    Parity(ParityCommand),
     /// Remove stale locks left by crashed processes
     #[command(after_help = examples::UNLOCK)]
     Unlock(UnlockArgs),
@@ -272,6 +275,11 @@ pub struct InitArgs {
     /// SNAPVAULT_COMPRESSION)
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=22))]
     pub compression: Option<i32>,
+    /// Keep Reed-Solomon parity of PERCENT % (1-50) against bit rot and lost files
+    /// (docs/format.md §15 says what each level survives); change it later with
+    /// `snapvault parity set`
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=50))]
+    pub parity: Option<u8>,
     /// Use the password even if it is trivially weak (short, common, a simple sequence)
     #[arg(long)]
     pub allow_weak_password: bool,
@@ -597,6 +605,17 @@ pub struct CopyArgs {
     /// Print a summary as JSON (fields: docs/json.md)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ParityCommand {
+    /// Add, change or remove (0) parity: writes the level into the config and rebuilds
+    /// every group's parity in one pass, with progress
+    Set {
+        /// Percent of parity, 0-50 (0 removes all parity)
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=50))]
+        percent: u8,
+    },
 }
 
 #[derive(Subcommand, Debug)]

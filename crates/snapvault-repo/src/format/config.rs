@@ -11,6 +11,8 @@ use crate::format::crypto::Crypto;
 /// The format version this build writes and the newest it reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 pub(crate) const MAX_CONFIG_FILE: usize = 64 * 1024;
+/// Highest parity level, in percent (format.md §15).
+pub const MAX_PARITY: u8 = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {
@@ -40,6 +42,10 @@ pub struct Config {
     pub pack_size: u32,
     /// zstd level for compressible blobs.
     pub compression_level: i32,
+    /// Parity level in percent (format.md §15); 0 = none, and then absent from the file, so
+    /// configs (and their MACs) from before parity existed are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parity: u8,
     /// hex keyed-BLAKE3 MAC of the config with this field empty (encrypted repositories).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
@@ -54,6 +60,7 @@ impl Config {
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
+            parity: 0,
             mac: String::new(),
         }
     }
@@ -118,7 +125,8 @@ impl Config {
             && ch.avg.is_power_of_two()
             && (ch.avg..=16 << 20).contains(&ch.max)
             && (1 << 20..=1 << 30).contains(&c.pack_size)
-            && (-7..=22).contains(&c.compression_level);
+            && (-7..=22).contains(&c.compression_level)
+            && c.parity <= MAX_PARITY;
         if !ok {
             return Err(RepoError::corrupt(
                 format!("config of {location}"),
@@ -139,6 +147,10 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 #[cfg(test)]
@@ -169,5 +181,15 @@ mod tests {
             Err(RepoError::NewerVersion { found: 99, .. })
         ));
         assert!(Config::parse(b"garbage", "x").is_err());
+    }
+
+    #[test]
+    fn parity_level_is_absent_at_zero_and_bounded() {
+        let mut c = Config::new(false);
+        assert!(!String::from_utf8_lossy(&c.to_bytes()).contains("parity"));
+        c.parity = 5;
+        assert_eq!(Config::parse(&c.to_bytes(), "x").unwrap().parity, 5);
+        c.parity = 51;
+        assert!(Config::parse(&c.to_bytes(), "x").is_err());
     }
 }

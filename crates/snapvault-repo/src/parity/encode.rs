@@ -9,7 +9,7 @@ use super::{
     rows_of, shard_hash,
 };
 use crate::error::{RepoError, Result};
-use crate::id::Id;
+use crate::format::id::Id;
 
 /// A member to be covered: what it is, its name and its size now.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use super::{
     MAX_BAND_SHARDS, MAX_HEADER, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD,
     rows_of,
 };
-use crate::backend::FileKind;
 use crate::error::{RepoError, Result};
-use crate::id::Id;
+use crate::format::id::Id;
+use crate::storage::FileKind;
 
 const MAGIC: &[u8; 4] = b"SVPR";
 const VERSION: u8 = 1;
@@ -293,7 +293,7 @@ pub fn parity_file_header(
         Some((h, at)) => Ok((h, at, both)),
         None => Err(bad(format!(
             "parity file {}: neither header copy matches its name",
-            crate::text::short_name(name)
+            crate::format::text::short_name(name)
         ))),
     }
 }

@@ -10,6 +10,7 @@
 mod encode;
 mod header;
 mod repair;
+pub mod store;
 #[cfg(test)]
 mod tests;
 
@@ -31,7 +32,7 @@ pub const MAX_MEMBER_SIZE: u64 = 1 << 30;
 /// Largest header a reader accepts (8 bytes per shard: 8 GiB of members).
 pub const MAX_HEADER: usize = 16 << 20;
 /// Highest parity level, in percent.
-pub const MAX_PERCENT: u8 = 50;
+pub const MAX_PERCENT: u8 = crate::format::config::MAX_PARITY;
 
 /// The first 8 bytes of BLAKE3 of `shard` zero-padded to [`SHARD`] bytes.
 pub fn shard_hash(shard: &[u8]) -> [u8; 8] {

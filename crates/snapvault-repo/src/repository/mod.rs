@@ -70,6 +70,18 @@ impl Repository {
         Self::init_with_level(backend, password, kdf, None)
     }
 
+    /// [`Repository::init_with_level`] with a parity level in percent (0: none); the
+    /// caller then covers the new files with [`crate::parity::store::sync`].
+    pub fn init_with_parity(
+        backend: Arc<dyn Backend>,
+        password: Option<&[u8]>,
+        kdf: KdfParams,
+        compression_level: Option<i32>,
+        parity: u8,
+    ) -> Result<Repository> {
+        Self::init_inner(backend, password, kdf, compression_level, parity)
+    }
+
     /// [`Repository::init`] with a zstd level for compressible blobs (`None`: the default).
     pub fn init_with_level(
         backend: Arc<dyn Backend>,
@@ -77,6 +89,22 @@ impl Repository {
         kdf: KdfParams,
         compression_level: Option<i32>,
     ) -> Result<Repository> {
+        Self::init_inner(backend, password, kdf, compression_level, 0)
+    }
+
+    fn init_inner(
+        backend: Arc<dyn Backend>,
+        password: Option<&[u8]>,
+        kdf: KdfParams,
+        compression_level: Option<i32>,
+        parity: u8,
+    ) -> Result<Repository> {
+        if parity > crate::format::config::MAX_PARITY {
+            return Err(RepoError::Invalid(format!(
+                "parity level {parity} % is out of range: use 0 to {}",
+                crate::format::config::MAX_PARITY
+            )));
+        }
         if let Some(l) = compression_level
             && !(1..=22).contains(&l)
         {
@@ -96,6 +124,7 @@ impl Repository {
         if let Some(l) = compression_level {
             config.compression_level = l;
         }
+        config.parity = parity;
         config.sign(&crypto);
         let key_name = match (password, &crypto) {
             (Some(pw), Crypto::Keyed(mk)) => {
@@ -216,6 +245,24 @@ impl Repository {
         let bytes = self.config.to_bytes();
         self.backend.replace(FileKind::Config, "config", &bytes)?;
         self.config_damage = None;
+        Ok(())
+    }
+
+    /// Write a new parity level into the config (`parity set`), atomically where the
+    /// backend can. Key files keep the copy of the config they were written with.
+    pub fn set_parity(&mut self, percent: u8) -> Result<()> {
+        if percent > crate::format::config::MAX_PARITY {
+            return Err(RepoError::Invalid(format!(
+                "parity level {percent} % is out of range: use 0 to {}",
+                crate::format::config::MAX_PARITY
+            )));
+        }
+        let mut c = self.config.clone();
+        c.parity = percent;
+        c.sign(&self.crypto);
+        self.backend
+            .replace(FileKind::Config, "config", &c.to_bytes())?;
+        self.config = c;
         Ok(())
     }
 

@@ -19,6 +19,8 @@ pub enum FileKind {
     Snapshot,
     Index,
     Pack,
+    /// Reed-Solomon parity of groups of the other files (format.md §15).
+    Parity,
 }
 
 impl FileKind {
@@ -30,6 +32,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshots",
             FileKind::Index => "index",
             FileKind::Pack => "data",
+            FileKind::Parity => "parity",
         }
     }
 
@@ -62,6 +65,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshot",
             FileKind::Index => "index",
             FileKind::Pack => "pack",
+            FileKind::Parity => "parity",
         }
     }
 }

@@ -300,6 +300,7 @@ impl Backend for LocalBackend {
             FileKind::Snapshot,
             FileKind::Index,
             FileKind::Pack,
+            FileKind::Parity,
         ] {
             let d = self.root.join(kind.dir());
             Self::mkdir(&d).ctx(|| format!("creating {}", d.display()))?;

@@ -27,7 +27,17 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
                 .get_new(&format!("new repository {loc}"), a.allow_weak_password)?,
         )
     };
-    let repo = Repository::init_with_level(backend, pw.as_deref(), kdf(), a.compression)?;
+    let parity = a.parity.unwrap_or(0);
+    let repo = Repository::init_with_parity(backend, pw.as_deref(), kdf(), a.compression, parity)?;
+    if parity > 0 {
+        let changes = snapvault_repo::parity::store::Changes::default();
+        snapvault_repo::parity::store::sync(
+            repo.backend().as_ref(),
+            parity,
+            &changes,
+            &mut |_| {},
+        )?;
+    }
     if a.json {
         println!(
             "{}",
@@ -36,6 +46,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
                 "location": loc,
                 "encrypted": repo.config().encrypted,
                 "compression_level": repo.config().compression_level,
+                "parity": repo.config().parity,
                 "version": repo.config().version,
             })
         );

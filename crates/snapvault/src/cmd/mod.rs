@@ -13,6 +13,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod parity;
 mod photos;
 mod prune;
 mod repair;
@@ -178,29 +179,47 @@ pub fn run(cli: Cli) -> Result<i32> {
         global: cli.global,
         json,
     };
-    match cli.command {
-        Command::Init(a) => init::run(&ctx, a),
-        Command::Snapshot(a) => snapshot::run(&ctx, a),
-        Command::Snapshots(a) => snapshots::run(&ctx, a),
-        Command::Ls(a) => ls::run(&ctx, a),
-        Command::Restore(a) => restore::run(&ctx, a),
-        Command::Check(a) => check::run(&ctx, a),
-        Command::Forget(a) => forget::run(&ctx, a),
-        Command::Prune(a) => prune::run(&ctx, a),
-        Command::Copy(a) => copy::run(&ctx, a),
-        Command::Key(k) => key::run(&ctx, k),
-        Command::Unlock(a) => unlock::run(&ctx, a),
-        Command::Repair(a) => repair::run(&ctx, a),
-        Command::Photos(a) => photos::run(&ctx, a),
-        Command::Browse(a) => browse::run(&ctx, a),
-        Command::Find(a) => find::run(&ctx, a),
-        Command::Diff(a) => diff::run(&ctx, a),
-        Command::Devices(a) => devices::run(&ctx, a),
-        Command::VerifyDevice(a) => verify::run(&ctx, a),
-        Command::Demo(a) => demo::run(&ctx, a),
-        Command::Stats(a) => stats::run(&ctx, a),
-        Command::Config(crate::cli::ConfigCommand::Show { json }) => config_show::run(&ctx, json),
+    // Commands that write keep the repository's parity up to date once they are done.
+    let watched = parity::watch(&ctx, &cli.command);
+    let rc = dispatch(&ctx, cli.command);
+    match (watched, &rc) {
+        (Some(before), Ok(_)) => parity::keep_up(&ctx, before)?,
+        // A failed run may still have written (a partial snapshot): cover it if possible.
+        (Some(before), Err(_)) => {
+            if let Err(e) = parity::keep_up(&ctx, before) {
+                eprintln!("warning: {e:#}");
+            }
+        }
+        (None, _) => {}
+    }
+    rc
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
+    match command {
+        Command::Init(a) => init::run(ctx, a),
+        Command::Snapshot(a) => snapshot::run(ctx, a),
+        Command::Snapshots(a) => snapshots::run(ctx, a),
+        Command::Ls(a) => ls::run(ctx, a),
+        Command::Restore(a) => restore::run(ctx, a),
+        Command::Check(a) => check::run(ctx, a),
+        Command::Forget(a) => forget::run(ctx, a),
+        Command::Prune(a) => prune::run(ctx, a),
+        Command::Copy(a) => copy::run(ctx, a),
+        Command::Key(k) => key::run(ctx, k),
+        Command::Parity(p) => parity::run(ctx, p),
+        Command::Unlock(a) => unlock::run(ctx, a),
+        Command::Repair(a) => repair::run(ctx, a),
+        Command::Photos(a) => photos::run(ctx, a),
+        Command::Browse(a) => browse::run(ctx, a),
+        Command::Find(a) => find::run(ctx, a),
+        Command::Diff(a) => diff::run(ctx, a),
+        Command::Devices(a) => devices::run(ctx, a),
+        Command::VerifyDevice(a) => verify::run(ctx, a),
+        Command::Demo(a) => demo::run(ctx, a),
+        Command::Stats(a) => stats::run(ctx, a),
+        Command::Config(crate::cli::ConfigCommand::Show { json }) => config_show::run(ctx, json),
         Command::Completions(a) => completions::completions(a),
-        Command::Manpage(a) => completions::manpage(&ctx, a),
+        Command::Manpage(a) => completions::manpage(ctx, a),
     }
 }

@@ -1,0 +1,317 @@
+//! Parity on a repository's storage (format.md §15.5): reading parity files through a
+//! [`Backend`], covering files no parity covers yet, and replacing groups whose members a
+//! command deleted on purpose. Commands call [`sync`] after their last write.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+use super::encode::{MemberSpec, encode};
+use super::header::{MemberKind, ParityHeader, parity_file_header};
+use super::repair::{GroupSource, MemberState, RepairReport, repair};
+use super::{MAX_MEMBERS, SHARD};
+use crate::error::{RepoError, Result};
+use crate::format::id::Id;
+use crate::storage::{Backend, FileKind};
+
+/// A parity file whose header was read.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub name: String,
+    pub header: ParityHeader,
+    /// Offset of the recovery shards.
+    pub data_at: u64,
+    /// Both header copies match the name (else one is damaged).
+    pub both_copies: bool,
+    pub size: u64,
+}
+
+/// Every parity file: those whose header reads, and (name, reason) of those that do not.
+pub fn load(be: &dyn Backend) -> Result<(Vec<Loaded>, Vec<(String, String)>)> {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for f in be.list(FileKind::Parity)? {
+        let read = |o: u64, l: usize| be.read_range(FileKind::Parity, &f.name, o, l).ok();
+        match parity_file_header(&f.name, f.size, read) {
+            Ok((header, data_at, both_copies)) => ok.push(Loaded {
+                name: f.name,
+                header,
+                data_at,
+                both_copies,
+                size: f.size,
+            }),
+            Err(e) => bad.push((f.name, e.to_string())),
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// Split into the parity files in force and those another one supersedes.
+pub fn live(all: Vec<Loaded>) -> (Vec<Loaded>, Vec<Loaded>) {
+    let superseded: HashSet<String> = all
+        .iter()
+        .flat_map(|l| l.header.supersedes.iter().map(Id::to_hex))
+        .collect();
+    all.into_iter().partition(|l| !superseded.contains(&l.name))
+}
+
+/// The repository's files parity covers: (kind, name) → size.
+pub fn current_files(be: &dyn Backend) -> Result<HashMap<(MemberKind, String), u64>> {
+    let mut out = HashMap::new();
+    for kind in [
+        MemberKind::Config,
+        MemberKind::Key,
+        MemberKind::Snapshot,
+        MemberKind::Index,
+        MemberKind::Pack,
+    ] {
+        for f in be.list(kind.file_kind())? {
+            out.insert((kind, f.name), f.size);
+        }
+    }
+    Ok(out)
+}
+
+/// A group's members and parity file, read from a backend. A read that fails is retried
+/// one shard at a time, so one unreadable sector erases one shard, not the whole range.
+pub struct BackendGroup<'a> {
+    pub be: &'a dyn Backend,
+    pub parity: &'a Loaded,
+    pub sizes: &'a HashMap<(MemberKind, String), u64>,
+}
+
+impl BackendGroup<'_> {
+    fn read(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Option<Vec<u8>> {
+        match self.be.read_range(kind, name, offset, len) {
+            Ok(b) => Some(b),
+            Err(RepoError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => None,
+            Err(_) => {
+                let mut out = Vec::with_capacity(len);
+                let mut at = 0;
+                while at < len {
+                    let n = SHARD.min(len - at);
+                    match self.be.read_range(kind, name, offset + at as u64, n) {
+                        Ok(b) if b.len() == n => out.extend_from_slice(&b),
+                        // Zeros: the shard's hash will not match, so it is erased.
+                        _ => out.resize(out.len() + n, 0),
+                    }
+                    at += n;
+                }
+                Some(out)
+            }
+        }
+    }
+}
+
+impl GroupSource for BackendGroup<'_> {
+    fn member_size(&mut self, member: usize) -> Option<u64> {
+        let m = self.parity.header.members.get(member)?;
+        self.sizes.get(&(m.kind, m.name.clone())).copied()
+    }
+    fn read_member(&mut self, member: usize, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let m = self.parity.header.members.get(member)?;
+        self.member_size(member)?;
+        self.read(m.kind.file_kind(), &m.name, offset, len)
+    }
+    fn read_recovery(&mut self, first: u64, shards: usize) -> Option<Vec<u8>> {
+        let at = self.parity.data_at + first * SHARD as u64;
+        self.read(FileKind::Parity, &self.parity.name, at, shards * SHARD)
+    }
+}
+
+/// Check a group against its parity (every shard read and hashed).
+pub fn verify_group(
+    be: &dyn Backend,
+    parity: &Loaded,
+    sizes: &HashMap<(MemberKind, String), u64>,
+) -> Result<RepairReport> {
+    repair(&parity.header, &mut BackendGroup { be, parity, sizes })
+}
+
+/// Compute and store the parity file of `members`; returns its name and size.
+pub fn write_group(
+    be: &dyn Backend,
+    percent: u8,
+    members: &[(MemberKind, String, u64)],
+    supersedes: Vec<Id>,
+) -> Result<(String, u64)> {
+    let specs: Vec<MemberSpec> = members
+        .iter()
+        .map(|(kind, name, size)| MemberSpec {
+            kind: *kind,
+            name: name.clone(),
+            size: *size,
+        })
+        .collect();
+    let (id, bytes) = encode(percent, supersedes, &specs, |i, off, len| {
+        let (kind, name, _) = &members[i];
+        be.read_range(kind.file_kind(), name, off, len)
+    })?;
+    let name = id.to_hex();
+    match be.write(FileKind::Parity, &name, &bytes) {
+        // The same group at the same level: the same bytes are there already.
+        Ok(()) | Err(RepoError::FileExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok((name, bytes.len() as u64))
+}
+
+/// What [`sync`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub groups_written: usize,
+    pub files_covered: usize,
+    pub parity_removed: usize,
+    pub bytes_written: u64,
+    /// Groups left as they were because a member is damaged (repair first).
+    pub groups_kept_damaged: Vec<String>,
+}
+
+/// Which files a command changed, for [`sync`].
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// Files deleted or rewritten on purpose (their groups are rebuilt from the rest).
+    pub deleted: Vec<(MemberKind, String)>,
+    /// Rebuild every group (the level changed, or `parity set` regroups).
+    pub rebuild_all: bool,
+}
+
+/// Bring the repository's parity up to `percent`: cover every file no parity in force
+/// covers, rebuild groups that lost a member to `changes.deleted` (superseding the old
+/// parity file), and delete superseded parity files. At level 0, delete all parity.
+pub fn sync(
+    be: &dyn Backend,
+    percent: u8,
+    changes: &Changes,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let (all, _unreadable) = load(be)?;
+    let (in_force, superseded) = live(all);
+    if percent == 0 {
+        for l in in_force.iter().chain(&superseded) {
+            be.remove(FileKind::Parity, &l.name)?;
+            report.parity_removed += 1;
+        }
+        return Ok(report);
+    }
+    let files = current_files(be)?;
+    let deleted: HashSet<&(MemberKind, String)> = changes.deleted.iter().collect();
+    let mut covered: HashSet<(MemberKind, String)> = HashSet::new();
+    let mut stale: Vec<&Loaded> = Vec::new();
+    let keys_changed = files
+        .keys()
+        .filter(|(k, _)| matches!(k, MemberKind::Config | MemberKind::Key))
+        .any(|f| {
+            !in_force.iter().any(|l| {
+                l.header
+                    .members
+                    .iter()
+                    .any(|m| m.kind == f.0 && m.name == f.1)
+            })
+        });
+    for l in &in_force {
+        let names: Vec<(MemberKind, String)> = l
+            .header
+            .members
+            .iter()
+            .map(|m| (m.kind, m.name.clone()))
+            .collect();
+        let is_keys = names
+            .iter()
+            .any(|(k, _)| matches!(k, MemberKind::Config | MemberKind::Key));
+        if changes.rebuild_all
+            || l.header.percent != percent
+            || names.iter().any(|n| deleted.contains(n))
+            || (is_keys && keys_changed)
+        {
+            stale.push(l);
+        } else {
+            covered.extend(names);
+        }
+    }
+    // A stale group's surviving members must be intact before new parity is computed over
+    // them: otherwise the damage would be baked in. Such a group is kept for `repair`.
+    let mut replaced: Vec<&Loaded> = Vec::new();
+    for l in stale {
+        let r = verify_group(be, l, &files)?;
+        let damaged = l.header.members.iter().zip(&r.members).any(|(m, st)| {
+            *st != MemberState::Intact && !deleted.contains(&(m.kind, m.name.clone()))
+        });
+        if damaged {
+            progress(&format!(
+                "parity {}: a member is damaged; kept as it is (run `snapvault repair`)",
+                crate::format::text::short_name(&l.name)
+            ));
+            covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
+            report.groups_kept_damaged.push(l.name.clone());
+        } else {
+            replaced.push(l);
+        }
+    }
+    let supersedes: Vec<Id> = replaced
+        .iter()
+        .filter_map(|l| l.name.parse().ok())
+        .collect();
+    let mut uncovered: Vec<(MemberKind, String, u64)> = files
+        .iter()
+        .filter(|(f, _)| !covered.contains(*f))
+        .map(|((k, n), s)| (*k, n.clone(), *s))
+        .collect();
+    uncovered.sort();
+    let groups = plan_groups(percent, uncovered);
+    let total = groups.len();
+    for (g, members) in groups.iter().enumerate() {
+        progress(&format!(
+            "parity: group {}/{total} ({} files)",
+            g + 1,
+            members.len()
+        ));
+        // Only the first new group names the replaced ones: they stop counting as soon as
+        // one replacement exists, and until then they are still in force.
+        let sup = if g == 0 {
+            supersedes.clone()
+        } else {
+            Vec::new()
+        };
+        let (_, size) = write_group(be, percent, members, sup)?;
+        report.groups_written += 1;
+        report.files_covered += members.len();
+        report.bytes_written += size;
+    }
+    // Replacements are durable now (or every member of a replaced group was deleted).
+    for l in replaced {
+        be.remove(FileKind::Parity, &l.name)?;
+        report.parity_removed += 1;
+    }
+    finish(be, &superseded, report)
+}
+
+fn finish(be: &dyn Backend, superseded: &[Loaded], mut report: SyncReport) -> Result<SyncReport> {
+    for l in superseded {
+        be.remove(FileKind::Parity, &l.name)?;
+        report.parity_removed += 1;
+    }
+    Ok(report)
+}
+
+/// Cut files into groups of one class each: packs by ⌈100 / percent⌉; index files and
+/// snapshots together; config and key files together.
+pub fn plan_groups(
+    percent: u8,
+    files: Vec<(MemberKind, String, u64)>,
+) -> Vec<Vec<(MemberKind, String, u64)>> {
+    let per_group = (100usize.div_ceil(usize::from(percent.max(1)))).clamp(1, MAX_MEMBERS);
+    let (mut packs, mut meta, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for f in files {
+        match f.0 {
+            MemberKind::Pack => packs.push(f),
+            MemberKind::Index | MemberKind::Snapshot => meta.push(f),
+            MemberKind::Config | MemberKind::Key => keys.push(f),
+        }
+    }
+    let mut out: Vec<Vec<_>> = Vec::new();
+    out.extend(packs.chunks(per_group).map(<[_]>::to_vec));
+    out.extend(meta.chunks(MAX_MEMBERS).map(<[_]>::to_vec));
+    out.extend(keys.chunks(MAX_MEMBERS).map(<[_]>::to_vec));
+    out
+}
