@@ -99,6 +99,7 @@ fn repo_files(repo: &Repository) -> Result<RepoFiles> {
         FileKind::Snapshot,
         FileKind::Index,
         FileKind::Pack,
+        FileKind::Parity,
     ] {
         let files = be.list(kind)?;
         let bytes: u64 = files.iter().map(|f| f.size).sum();
