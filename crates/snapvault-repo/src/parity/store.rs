@@ -25,8 +25,11 @@ pub struct Loaded {
     pub size: u64,
 }
 
-/// Every parity file: those whose header reads, and (name, reason) of those that do not.
-pub fn load(be: &dyn Backend) -> Result<(Vec<Loaded>, Vec<(String, String)>)> {
+/// A parity file whose header cannot be used: (name, reason).
+pub type Unreadable = (String, String);
+
+/// Every parity file: those whose header reads, and those that do not.
+pub fn load(be: &dyn Backend) -> Result<(Vec<Loaded>, Vec<Unreadable>)> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for f in be.list(FileKind::Parity)? {
