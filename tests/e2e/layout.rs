@@ -37,8 +37,14 @@ fn layout_names_and_owner_only_permissions() {
         );
         let parts: Vec<&str> = path.split('/').collect();
         let ok = match parts.as_slice() {
-            ["config"] | ["keys"] | ["locks"] | ["snapshots"] | ["index"] | ["data"] => true,
-            ["keys" | "snapshots" | "index", name] => is_hex64(name),
+            ["config"]
+            | ["keys"]
+            | ["locks"]
+            | ["snapshots"]
+            | ["index"]
+            | ["data"]
+            | ["parity"] => true,
+            ["keys" | "snapshots" | "index" | "parity", name] => is_hex64(name),
             ["data", sub] => sub.len() == 2 && desc == "dir",
             ["data", sub, name] => is_hex64(name) && name.starts_with(sub),
             _ => false,

@@ -132,7 +132,7 @@ the snapshots are gone when it returns (their data stays until `prune`). Preview
     #[command(subcommand, after_help = examples::KEY)]
     Key(KeyCommand),
     /// Reed-Solomon parity against bit rot and lost files: set the level (rebuilds it)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::PARITY)]
     Parity(ParityCommand),
     /// Remove stale locks left by crashed processes
     #[command(after_help = examples::UNLOCK)]
@@ -611,6 +611,7 @@ pub struct CopyArgs {
 pub enum ParityCommand {
     /// Add, change or remove (0) parity: writes the level into the config and rebuilds
     /// every group's parity in one pass, with progress
+    #[command(after_help = examples::PARITY_SET)]
     Set {
         /// Percent of parity, 0-50 (0 removes all parity)
         #[arg(value_parser = clap::value_parser!(u8).range(0..=50))]

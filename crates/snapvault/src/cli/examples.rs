@@ -68,6 +68,16 @@ Examples:
   snapvault key add                                   # a spare password
   snapvault key passwd";
 
+pub const PARITY: &str = "\
+Examples:
+  snapvault parity set 5                              # 5 % Reed-Solomon parity
+  snapvault parity set 0                              # remove it";
+
+pub const PARITY_SET: &str = "\
+Examples:
+  snapvault parity set 5
+  snapvault parity set 10 --quiet";
+
 pub const KEY_ADD: &str = "\
 Examples:
   snapvault key add
