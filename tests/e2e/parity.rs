@@ -125,3 +125,290 @@ fn a_parity_level_out_of_range_is_refused() {
     assert_stderr_mentions(&out, "--parity");
     assert!(!sv.repo.join("config").exists());
 }
+
+// ---- The proof: damage the way drives do, within the promise and one beyond it.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use snapvault_repo::parity::SHARD;
+use snapvault_repo::parity::store::Loaded;
+
+fn member_path(repo: &Path, kind: MemberKind, name: &str) -> std::path::PathBuf {
+    match kind {
+        MemberKind::Config => repo.join("config"),
+        MemberKind::Key => repo.join("keys").join(name),
+        MemberKind::Snapshot => repo.join("snapshots").join(name),
+        MemberKind::Index => repo.join("index").join(name),
+        MemberKind::Pack => repo.join("data").join(&name[..2]).join(name),
+    }
+}
+
+/// Flip one random bit in 4 KiB sector `row` of `path`, or zero the sector (as an
+/// unreadable sector reads back after a drive remaps it).
+fn damage_sector(path: &Path, row: u64, rng: &mut StdRng) {
+    let mut b = std::fs::read(path).unwrap();
+    let start = row as usize * SHARD;
+    let end = (start + SHARD).min(b.len());
+    if rng.gen_bool(0.5) {
+        let k = rng.gen_range(start..end);
+        b[k] ^= 1 << rng.gen_range(0..8);
+    } else if b[start..end].iter().any(|&x| x != 0) {
+        b[start..end].fill(0);
+    } else {
+        b[start] = 0xff;
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+fn live_groups(repo: &Path) -> Vec<Loaded> {
+    let (all, bad) = store::load(&LocalBackend::new(repo)).unwrap();
+    assert!(bad.is_empty());
+    store::live(all).0
+}
+
+/// A repository with parity, two keys (so a damaged key file does not lock the test out)
+/// and two snapshots of a small library; returns it, the library and its copy.
+fn damaged_setup(tmp: &Path, level: &str) -> (Sv, std::path::PathBuf) {
+    let src = tmp.join("src");
+    library(&src);
+    write_random(&src.join("DCIM/IMG_0004.MOV"), 4, 1_500_000);
+    let sv = init_with_parity(&tmp.join("repo"), level);
+    let mut add = sv.command(&["key", "add"]);
+    add.env("SNAPVAULT_NEW_PASSWORD", "another long password for parity");
+    assert_eq!(
+        run_command(add, std::time::Duration::from_secs(120)).code,
+        Some(0)
+    );
+    sv.snapshot(&[&src], &[]);
+    write_random(&src.join("DCIM/IMG_0005.HEIC"), 5, 200_000);
+    sv.snapshot(&[&src], &[]);
+    assert_covered(&sv.repo, level.parse().unwrap());
+    (sv, src)
+}
+
+fn check_json(sv: &Sv) -> (Option<i32>, serde_json::Value) {
+    let out = sv.run(&["check", "--read-data", "--json"]);
+    let v = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("check: {e}\n{out}"));
+    (out.code, v)
+}
+
+fn names(v: &serde_json::Value, list: &str) -> HashSet<String> {
+    v["parity"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parity.{list} in {v}"))
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// check names every damaged file as repairable, repair --apply fixes it, a second check
+/// is clean and the latest snapshot restores byte for byte.
+fn repaired_in_full(sv: &Sv, src: &Path, damaged: HashSet<String>, tmp: &Path) {
+    let (code, v) = check_json(sv);
+    assert_eq!(code, Some(4), "check must report the damage: {v}");
+    assert_eq!(names(&v, "repairable"), damaged, "{v}");
+    assert!(names(&v, "lost").is_empty(), "{v}");
+    let out = sv.ok(&["repair", "--apply"]);
+    for d in &damaged {
+        assert!(
+            out.stdout.contains(&format!("repaired from parity: {d}")),
+            "{out}"
+        );
+    }
+    let second = sv.run(&["check", "--read-data", "--json"]);
+    assert_eq!(
+        second.code,
+        Some(0),
+        "second check: {second}\nafter repair:\n{out}"
+    );
+    let v = second.json();
+    assert!(names(&v, "repairable").is_empty() && names(&v, "lost").is_empty());
+    let back = tmp.join("back");
+    assert_eq!(sv.restore("latest", &back).code, Some(0));
+    assert_same_tree(src, &back.join(src.file_name().unwrap()));
+}
+
+/// Damage every band of every group up to its recovery count (the promise), in random
+/// sectors of its members; in the group of config and key files (one sector of budget at
+/// this size) the file of kind `prefer`. Returns "kind name" of each damaged file.
+fn damage_within_promise(
+    repo: &Path,
+    rng: &mut StdRng,
+    prefer: &dyn Fn(&snapvault_repo::parity::Member) -> bool,
+) -> HashSet<String> {
+    let mut damaged = HashSet::new();
+    for l in live_groups(repo) {
+        let h = &l.header;
+        for (b, band) in h.bands.iter().enumerate() {
+            let mut places: Vec<(usize, u64)> = (0..h.members.len())
+                .flat_map(|i| h.band_range(b, i).map(move |r| (i, r)))
+                .collect();
+            places.shuffle(rng);
+            places.sort_by_key(|(i, _)| !prefer(&h.members[*i]));
+            for &(i, row) in places.iter().take(band.recovery_hashes.len()) {
+                let m = &h.members[i];
+                damage_sector(&member_path(repo, m.kind, &m.name), row, rng);
+                damaged.insert(format!("{} {}", kind_label(m.kind), m.name));
+            }
+        }
+    }
+    damaged
+}
+
+#[test]
+fn scattered_damage_up_to_the_promise_in_every_kind_of_file_is_repaired() {
+    let tmp = tempdir();
+    let (sv, src) = damaged_setup(tmp.path(), "10");
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut kinds = HashSet::new();
+    let first = first_key(&sv.repo);
+    // Two rounds: the config in the first, a key file in the second (not the one that opens
+    // with the test's password: without it `check` cannot open the repository).
+    let rounds: [&dyn Fn(&snapvault_repo::parity::Member) -> bool; 2] =
+        [&|m| m.kind == MemberKind::Config, &|m| {
+            m.kind == MemberKind::Key && m.name != first
+        }];
+    for prefer in rounds {
+        let damaged = damage_within_promise(&sv.repo, &mut rng, prefer);
+        kinds.extend(
+            damaged
+                .iter()
+                .map(|d| d.split(' ').next().unwrap().to_string()),
+        );
+        let _ = std::fs::remove_dir_all(tmp.path().join("back"));
+        repaired_in_full(&sv, &src, damaged, tmp.path());
+    }
+    for kind in ["config", "key", "snapshot", "index", "pack"] {
+        assert!(kinds.contains(kind), "no {kind} damaged: {kinds:?}");
+    }
+}
+
+#[test]
+fn one_lost_file_per_group_is_rebuilt() {
+    let tmp = tempdir();
+    let (sv, src) = damaged_setup(tmp.path(), "5");
+    let mut damaged = HashSet::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    // The key file that opens with the test's password stays: without it `check` cannot
+    // open the repository (`repair` rebuilds it from parity before it needs a password).
+    let first_key = names_in(&sv.repo, "keys")
+        .into_iter()
+        .min_by_key(|k| {
+            std::fs::metadata(sv.repo.join("keys").join(k))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .unwrap();
+    for l in live_groups(&sv.repo) {
+        // The biggest member: for pack groups, the data pack.
+        let m = l
+            .header
+            .members
+            .iter()
+            .filter(|m| m.name != first_key)
+            .max_by_key(|m| m.size)
+            .unwrap();
+        let _ = rng.gen_range(0..2);
+        std::fs::remove_file(member_path(&sv.repo, m.kind, &m.name)).unwrap();
+        damaged.insert(format!("{} {}", kind_label(m.kind), m.name));
+    }
+    assert!(damaged.iter().any(|d| d.starts_with("pack")), "{damaged:?}");
+    repaired_in_full(&sv, &src, damaged, tmp.path());
+}
+
+#[test]
+fn one_damaged_sector_beyond_the_promise_is_lost_by_photo_never_repaired_wrongly() {
+    let tmp = tempdir();
+    let (sv, _src) = damaged_setup(tmp.path(), "10");
+    let mut rng = StdRng::seed_from_u64(3);
+    let groups = live_groups(&sv.repo);
+    let l = groups
+        .iter()
+        .find(|l| l.header.members.iter().any(|m| m.kind == MemberKind::Pack))
+        .unwrap();
+    let h = &l.header;
+    // The data pack (the biggest member). A band's recovery count is never below one
+    // member's rows, so the damage beyond it goes to the parity file too.
+    let (i, m) = h
+        .members
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, m)| m.size)
+        .unwrap();
+    // One sector of the data pack and every recovery sector of the band in the parity
+    // file: one erasure more than the band's recovery count.
+    let budget = h.bands[0].recovery_hashes.len();
+    let row = h.band_range(0, i).start;
+    damage_sector(&member_path(&sv.repo, m.kind, &m.name), row, &mut rng);
+    let parity = sv.repo.join("parity").join(&l.name);
+    for j in 0..budget as u64 {
+        let mut b = std::fs::read(&parity).unwrap();
+        let k = (l.data_at + j * SHARD as u64) as usize + rng.gen_range(0..SHARD);
+        b[k] ^= 0x40;
+        std::fs::write(&parity, b).unwrap();
+    }
+    let before = std::fs::read(member_path(&sv.repo, m.kind, &m.name)).unwrap();
+    let out = sv.run(&["check", "--read-data", "--json"]);
+    assert_eq!(out.code, Some(4), "{out}");
+    let v = out.json();
+    assert!(
+        names(&v, "lost").contains(&format!("pack {}", m.name)),
+        "{v}"
+    );
+    assert!(!names(&v, "repairable").contains(&format!("pack {}", m.name)));
+    // By photo: the check names the damaged photos.
+    let damaged_files = v["report"]["damaged_files"].as_array().unwrap();
+    assert!(
+        damaged_files
+            .iter()
+            .any(|d| d["path"].as_str().unwrap_or("").contains("DCIM/")),
+        "{v}"
+    );
+    // Text output says it too.
+    let text = sv.run(&["check", "--read-data"]);
+    assert_mentions(
+        &text,
+        &format!("lost (beyond what parity repairs): pack {}", m.name),
+    );
+    // Parity never writes a "repair" of it.
+    let out = sv.run(&["repair"]);
+    assert!(
+        !out.stdout
+            .contains(&format!("repaired from parity: pack {}", m.name))
+    );
+    assert_eq!(
+        std::fs::read(member_path(&sv.repo, m.kind, &m.name)).unwrap(),
+        before
+    );
+}
+
+/// The key file written by `init` (the one the test's password opens).
+fn first_key(repo: &Path) -> String {
+    names_in(repo, "keys")
+        .into_iter()
+        .min_by_key(|k| {
+            std::fs::metadata(repo.join("keys").join(k))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .unwrap()
+}
+
+fn kind_label(k: MemberKind) -> &'static str {
+    match k {
+        MemberKind::Config => "config",
+        MemberKind::Key => "key",
+        MemberKind::Snapshot => "snapshot",
+        MemberKind::Index => "index",
+        MemberKind::Pack => "pack",
+    }
+}

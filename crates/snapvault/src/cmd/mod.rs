@@ -14,6 +14,7 @@ mod init;
 mod key;
 mod ls;
 mod parity;
+mod parity_check;
 mod photos;
 mod prune;
 mod repair;

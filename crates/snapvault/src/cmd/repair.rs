@@ -35,6 +35,34 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             snapshots: true,
         },
     };
+    // Parity first, before the password is used: it may rebuild a damaged config or key
+    // file, and every file it rebuilds is then intact for the steps below.
+    let apply = a.apply && !a.dry_run;
+    let json = a.json;
+    let parity = super::parity_check::scan(ctx.backend()?.as_ref(), true, apply, &mut |l| {
+        if json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"type": "parity_repair", "message": l})
+            );
+        } else {
+            println!("{l}");
+        }
+    })?;
+    if !json {
+        for f in &parity.repairable {
+            ctx.say(format!(
+                "would repair from parity: {} {} ({} damaged 4 KiB sector(s))",
+                f.kind, f.name, f.damaged_sectors
+            ));
+        }
+        for f in &parity.lost {
+            ctx.say(format!(
+                "beyond parity: {} {} ({} damaged 4 KiB sector(s)); the steps below handle it",
+                f.kind, f.name, f.damaged_sectors
+            ));
+        }
+    }
     let mut repo = ctx.open()?;
     let other = match &a.from {
         Some(loc) => Some(open_other(ctx, &repo, loc, &a)?),
