@@ -96,12 +96,18 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     let coverage = coverage(&index, &state, now);
     // Parity: what it protects; with --read-data every group is read and damage sorted into
     // "repairable from parity" and "lost".
-    let mut parity = super::parity_check::scan(
+    let mut parity = match super::parity_check::scan(
         repo.backend().as_ref(),
         read_data == ReadData::All,
         false,
         &mut |_| {},
-    )?;
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("note: the parity files could not be read ({e:#}); parity not checked");
+            super::parity_check::ParityStatus::default()
+        }
+    };
     let parity_state = cache.as_ref().map(|d| d.join("parity.json"));
     parity.last_verified = parity_state.as_deref().and_then(load_parity_state);
     if parity.verified_now && parity.parity_files_unreadable.is_empty() {

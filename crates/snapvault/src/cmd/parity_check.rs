@@ -72,14 +72,20 @@ pub fn scan(
     apply: bool,
     log: &mut dyn FnMut(String),
 ) -> Result<ParityStatus> {
+    let level = be
+        .read(FileKind::Config, "config")
+        .ok()
+        .and_then(|b| Config::parse(&b, &be.location()).ok())
+        .map(|c| c.parity);
     let mut st = ParityStatus {
-        level: be
-            .read(FileKind::Config, "config")
-            .ok()
-            .and_then(|b| Config::parse(&b, &be.location()).ok())
-            .map_or(0, |c| c.parity),
+        level: level.unwrap_or(0),
         ..ParityStatus::default()
     };
+    // No parity configured: nothing to list (a config that cannot be read may be the
+    // damage parity repairs, so then the parity files are looked at anyway).
+    if level == Some(0) {
+        return Ok(st);
+    }
     let (all, bad) = store::load(be)?;
     st.parity_files_unreadable = bad.into_iter().map(|(n, _)| n).collect();
     let (live, _superseded) = store::live(all);
