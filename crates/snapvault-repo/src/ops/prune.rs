@@ -28,158 +28,29 @@
 //! one; trees are tracked exactly), plus ≈ 100 bytes per pack and one pack being read and
 //! two being written (≈ 3 × 16 MiB). Nothing grows with the bytes stored.
 
+mod apply;
+mod choose;
+mod classify;
+mod limits;
+mod mark;
+mod unindexed;
+
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
-use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::error::{RepoError, Result};
-use crate::format::blob::{self, BlobType, EncodedBlob};
-use crate::format::id::{BlobId, Id, IndexId, PackId, SnapshotId};
-use crate::format::pack::{PackEntry, PackWriter};
-use crate::format::tree::NodeKind;
-use crate::repository::index::{BlobLocation, IdHasher, IdMap, Index, IndexFile, IndexedPack};
-use crate::repository::{LoadedIndex, Repository};
+use crate::error::Result;
+use crate::format::id::{IndexId, PackId, SnapshotId};
+use crate::format::pack::PackEntry;
+use crate::repository::Repository;
+use crate::repository::index::IdMap;
 use crate::storage::FileKind;
+
+pub use apply::{PruneReport, execute};
+pub use limits::{MaxUnused, parse_age, parse_max_repack, parse_max_unused};
 
 /// Most blobs per new index file (≈ 4.6 MB), far below the 256 MiB limit.
 pub(crate) const MAX_INDEX_BLOBS: usize = 100_000;
-
-type IdSet = HashSet<BlobId, BuildHasherDefault<IdHasher>>;
-
-/// Blobs in use, by the first 8 bytes of their id (ids are uniformly random). A prefix
-/// shared with another blob can only make an unused blob look used (it is then kept), so
-/// the saving (9 instead of 33 bytes a slot) costs no safety.
-struct UsedSet(HashSet<u64, BuildHasherDefault<IdHasher>>);
-
-impl UsedSet {
-    fn with_capacity(n: usize) -> UsedSet {
-        UsedSet(HashSet::with_capacity_and_hasher(n, Default::default()))
-    }
-    fn key(id: &BlobId) -> u64 {
-        let b = id.as_bytes();
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-    }
-    fn insert(&mut self, id: &BlobId) {
-        self.0.insert(Self::key(id));
-    }
-    fn contains(&self, id: &BlobId) -> bool {
-        self.0.contains(&Self::key(id))
-    }
-}
-
-/// How much unused space may stay in partly used packs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum MaxUnused {
-    /// Percent of the repository's size after prune.
-    Percent(f64),
-    Bytes(u64),
-    Unlimited,
-}
-
-impl FromStr for MaxUnused {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<MaxUnused, String> {
-        let t = s.trim();
-        if t == "unlimited" {
-            return Ok(MaxUnused::Unlimited);
-        }
-        if let Some(p) = t.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| {
-                format!("invalid limit {s:?}: expected e.g. 5%, 200MiB or unlimited")
-            })?;
-            if !(0.0..=100.0).contains(&v) {
-                return Err(format!(
-                    "invalid limit {s:?}: a percentage is between 0% and 100%"
-                ));
-            }
-            return Ok(MaxUnused::Percent(v));
-        }
-        parse_size(t).map(MaxUnused::Bytes)
-    }
-}
-
-impl std::fmt::Display for MaxUnused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MaxUnused::Percent(p) => write!(f, "{p}%"),
-            MaxUnused::Bytes(b) => write!(f, "{b} bytes"),
-            MaxUnused::Unlimited => f.write_str("unlimited"),
-        }
-    }
-}
-
-/// `--max-unused` (for clap).
-pub fn parse_max_unused(s: &str) -> std::result::Result<MaxUnused, String> {
-    s.parse()
-}
-
-/// A size: `1024`, `500K`, `200M`, `1.5G`, `2GiB`, `1TB` (all units are powers of 1024).
-pub(crate) fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let bad = || format!("invalid size {s:?}: expected e.g. 500M, 2GiB or a number of bytes");
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(bad()),
-    };
-    let bytes = v * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
-}
-
-/// `--max-repack`: a size or `unlimited` (None).
-pub fn parse_max_repack(s: &str) -> std::result::Result<Option<u64>, String> {
-    if s.trim() == "unlimited" {
-        return Ok(None);
-    }
-    parse_size(s).map(Some)
-}
-
-/// An age such as `1h`, `30m`, `1h30m`, `2d`, `90s` or `0`.
-pub fn parse_age(s: &str) -> std::result::Result<u64, String> {
-    let bad = || format!("invalid age {s:?}: expected e.g. 1h, 30m, 2d or 0");
-    let t = s.trim();
-    if t == "0" {
-        return Ok(0);
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for ch in t.chars() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-            continue;
-        }
-        let v: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        let unit = match ch {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        total = v
-            .checked_mul(unit)
-            .and_then(|x| total.checked_add(x))
-            .ok_or_else(bad)?;
-    }
-    if !num.is_empty() || t.is_empty() {
-        return Err(bad());
-    }
-    Ok(total)
-}
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
@@ -299,357 +170,41 @@ impl PrunePlan {
 
 pub use crate::ops::observe::PruneObserver;
 
-/// Read and verify one stored copy of a blob.
-fn verify_copy(repo: &Repository, index: &Index, id: &BlobId, loc: &BlobLocation) -> bool {
-    let pack = index.pack_of(loc);
-    repo.backend()
-        .read_range(
-            FileKind::Pack,
-            &pack.to_hex(),
-            loc.offset as u64,
-            loc.length as usize,
-        )
-        .and_then(|sealed| blob::decode(repo.crypto(), id, loc.compressed(), loc.raw_len, &sealed))
-        .is_ok()
-}
-
-/// Like [`Repository::load_index`], but one file at a time: the peak is the merged index
-/// plus one file, not plus every file decoded at once (prune's peak memory).
-fn load_index_lean(repo: &Repository) -> Result<LoadedIndex> {
-    let be = repo.backend();
-    let mut index = Index::new();
-    let mut files = Vec::new();
-    for f in crate::repository::index::list_files(be.as_ref())?.0 {
-        let bytes = be.read(FileKind::Index, &f.name)?;
-        let what = format!("index {}", f.name);
-        if Id::hash_of(&bytes).to_hex() != f.name {
-            return Err(RepoError::corrupt(what, "content does not match its name"));
-        }
-        let file = IndexFile::open(repo.crypto(), &bytes, &what)?;
-        drop(bytes);
-        index.add_file(&file);
-        files.push(f.name.parse()?);
-    }
-    Ok(LoadedIndex { index, files })
-}
-
 /// Work out what prune would do. Snapshots in `ignore` count as already removed (for
-/// `forget --prune --dry-run`). Reads only.
+/// `forget --prune --dry-run`). Reads only. The steps are those of the module doc, one
+/// submodule each.
 pub fn plan(
     repo: &Repository,
     opts: &PruneOptions,
     ignore: &HashSet<SnapshotId>,
     obs: &dyn PruneObserver,
 ) -> Result<PrunePlan> {
-    let be = repo.backend();
     let mut st = PruneStats::default();
     obs.step("loading index and snapshots");
-    let listed: HashMap<String, u64> = be
+    let listed: HashMap<String, u64> = repo
+        .backend()
         .list(FileKind::Pack)?
         .into_iter()
         .map(|f| (f.name, f.size))
         .collect();
-    let loaded = load_index_lean(repo)?;
+    let loaded = mark::load_index_lean(repo)?;
     let index = &loaded.index;
     st.index_files = loaded.files.len();
-    let (snaps, bad) = repo.snapshots()?;
-    if let Some((name, e)) = bad.into_iter().find(|(n, _)| {
-        n.parse::<SnapshotId>()
-            .map(|id| !ignore.contains(&id))
-            .unwrap_or(true)
-    }) {
-        return Err(RepoError::Invalid(format!(
-            "snapshot {name} cannot be read ({e}); prune must know every snapshot's data, so it \
-             changed nothing. Remove the snapshot (`snapvault forget {name}`) if it is beyond \
-             repair, then prune again"
-        )));
-    }
+    let snaps = mark::snapshots(repo, ignore)?;
 
-    // Mark.
     obs.step("marking used blobs");
-    let mut used = UsedSet::with_capacity(index.blob_count());
-    let mut visited = IdSet::default();
-    let mut missing: u64 = 0;
-    let mut first_missing: Option<String> = None;
-    for (sid, s) in snaps.iter().filter(|(id, _)| !ignore.contains(id)) {
-        st.snapshots += 1;
-        let mut stack = vec![s.tree];
-        while let Some(t) = stack.pop() {
-            if !visited.insert(t) {
-                continue;
-            }
-            used.insert(&t);
-            st.trees += 1;
-            let tree = repo.load_tree(index, &t).map_err(|e| {
-                RepoError::Invalid(format!(
-                    "a tree of snapshot {} cannot be read ({e}); prune changed nothing (run `snapvault check`)",
-                    sid.short()
-                ))
-            })?;
-            for n in tree.nodes {
-                match n.kind {
-                    NodeKind::Dir => stack.extend(n.subtree),
-                    NodeKind::File => {
-                        for b in n.content {
-                            if !index.contains(&b) {
-                                missing += 1;
-                                first_missing.get_or_insert_with(|| {
-                                    format!(
-                                        "blob {} of {} in snapshot {}",
-                                        b.short(),
-                                        n.name.lossy(),
-                                        sid.short()
-                                    )
-                                });
-                            } else {
-                                used.insert(&b);
-                            }
-                        }
-                    }
-                    // Symlinks, FIFOs, sockets, devices: no data.
-                    _ => {}
-                }
-            }
-        }
-    }
-    if missing > 0 {
-        return Err(RepoError::Invalid(format!(
-            "{missing} blob(s) used by snapshots are not in the index (first: {}); prune changed \
-             nothing, since the index may be incomplete. Run `snapvault repair` to see whether the \
-             packs hold them; a snapshot whose data is lost (one `repair` kept as the original of \
-             a `repaired` copy) is removed by `snapvault repair --apply --forget-damaged`",
-            first_missing.unwrap_or_default()
-        )));
-    }
+    let used = mark::mark(repo, index, &snaps, &mut st)?;
 
-    // A used blob stored more than once: keep one copy that verifies, preferring the pack
-    // that is otherwise most used (so the other copies' packs can go).
     obs.step("classifying packs");
-    let mut dup_ids: IdMap<BlobId, ()> = IdMap::default();
-    for (id, _) in index.duplicates() {
-        if used.contains(id) {
-            dup_ids.insert(*id, ());
-        }
-    }
-    let mut chosen: IdMap<BlobId, (u32, u32)> = IdMap::default();
-    if !dup_ids.is_empty() {
-        let mut plain_used = vec![0u64; index.packs().len()];
-        for (id, loc) in index.blobs() {
-            if used.contains(id) && !dup_ids.contains_key(id) {
-                plain_used[loc.pack as usize] += loc.length as u64;
-            }
-        }
-        let share = |l: &BlobLocation| {
-            let size = index.pack(l.pack).1.max(1);
-            plain_used[l.pack as usize] as f64 / size as f64
-        };
-        let mut copies: IdMap<BlobId, Vec<BlobLocation>> = IdMap::default();
-        for id in dup_ids.keys() {
-            copies.insert(*id, index.get(id).copied().into_iter().collect());
-        }
-        for (id, loc) in index.duplicates() {
-            if let Some(v) = copies.get_mut(id) {
-                v.push(*loc);
-            }
-        }
-        for (id, mut locs) in copies {
-            locs.sort_by(|a, b| share(b).total_cmp(&share(a)));
-            let good = locs
-                .iter()
-                .find(|l| {
-                    listed.contains_key(&index.pack_of(l).to_hex())
-                        && verify_copy(repo, index, &id, l)
-                })
-                .unwrap_or(&locs[0]);
-            chosen.insert(id, (good.pack, good.offset));
-        }
-    }
-    let is_used = |id: &BlobId, loc: &BlobLocation| -> bool {
-        match chosen.get(id) {
-            Some(&(p, o)) => p == loc.pack && o == loc.offset,
-            None => used.contains(id),
-        }
-    };
+    let in_use = classify::InUse::new(repo, index, used, &listed);
+    let (mut packs, pos_of) = classify::pack_infos(index, &in_use, &listed, &mut st)?;
 
-    // Classify.
-    let mut packs: Vec<PackInfo> = index
-        .packs()
-        .iter()
-        .map(|&(id, size)| PackInfo {
-            id,
-            size,
-            used_blobs: 0,
-            used_bytes: 0,
-            unused_blobs: 0,
-            unused_bytes: 0,
-            has_tree: false,
-            action: Action::Keep,
-        })
-        .collect();
-    let entries = index
-        .blobs()
-        .map(|(id, loc)| (id, loc, false))
-        .chain(index.duplicates().iter().map(|(id, loc)| (id, loc, true)));
-    for (id, loc, dup) in entries {
-        let p = &mut packs[loc.pack as usize];
-        p.has_tree |= loc.typ() == BlobType::Tree;
-        st.blobs += 1;
-        if is_used(id, loc) {
-            p.used_blobs += 1;
-            p.used_bytes += loc.length as u64;
-        } else {
-            p.unused_blobs += 1;
-            p.unused_bytes += loc.length as u64;
-            if dup || chosen.contains_key(id) {
-                st.duplicate_blobs += 1;
-                st.duplicate_bytes += loc.length as u64;
-            }
-        }
-    }
-    let mut pos_of: IdMap<PackId, u32> = IdMap::default();
-    for (i, p) in packs.iter_mut().enumerate() {
-        pos_of.insert(p.id, i as u32);
-        st.packs += 1;
-        st.pack_bytes += p.size;
-        st.used_blobs += p.used_blobs as u64;
-        st.used_bytes += p.used_bytes;
-        st.unused_blobs += p.unused_blobs as u64;
-        st.unused_bytes += p.unused_bytes;
-        st.overhead_bytes += p.size.saturating_sub(p.used_bytes + p.unused_bytes);
-        let on_disk = listed.get(&p.id.to_hex()).copied();
-        if p.used_blobs > 0 {
-            match on_disk {
-                None => {
-                    return Err(RepoError::Invalid(format!(
-                        "pack {} holds data in use but is missing; prune changed nothing (run `snapvault check`)",
-                        p.id
-                    )));
-                }
-                Some(n) if n != p.size => {
-                    return Err(RepoError::Invalid(format!(
-                        "pack {} has {n} bytes but the index says {}; prune changed nothing (run `snapvault check`)",
-                        p.id, p.size
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        if p.used_blobs == 0 {
-            p.action = Action::Remove;
-        }
-    }
+    choose::decide_repacks(&mut packs, opts, &mut st);
+    let repack = choose::repack_entries(index, &packs, &in_use);
+    drop(in_use);
+    choose::tally(&packs, &listed, &mut st);
 
-    // Choose packs to repack.
-    let max_unused = match opts.max_unused {
-        MaxUnused::Unlimited => u64::MAX,
-        MaxUnused::Bytes(b) => b,
-        MaxUnused::Percent(pc) if pc >= 100.0 => u64::MAX,
-        // unused / (used + unused) ≤ pc%  ⇔  unused ≤ used · pc / (100 − pc)
-        MaxUnused::Percent(pc) => (st.used_bytes as f64 * pc / (100.0 - pc)) as u64,
-    };
-    st.max_unused_bytes = max_unused;
-    let mut candidates: Vec<usize> = (0..packs.len())
-        .filter(|&i| packs[i].used_blobs > 0 && packs[i].unused_blobs > 0)
-        .collect();
-    candidates.sort_by(|&a, &b| {
-        let (pa, pb) = (&packs[a], &packs[b]);
-        // Tree packs first, then the largest unused share (unused/size, compared exactly).
-        pb.has_tree.cmp(&pa.has_tree).then_with(|| {
-            let l = pb.unused_bytes as u128 * pa.size.max(1) as u128;
-            let r = pa.unused_bytes as u128 * pb.size.max(1) as u128;
-            l.cmp(&r)
-        })
-    });
-    let mut unused_left: u64 = candidates.iter().map(|&i| packs[i].unused_bytes).sum();
-    let mut budget = opts.max_repack.unwrap_or(u64::MAX);
-    for i in candidates {
-        let p = &mut packs[i];
-        if !p.has_tree && unused_left <= max_unused {
-            break;
-        }
-        if p.size > budget {
-            continue;
-        }
-        budget -= p.size;
-        unused_left -= p.unused_bytes;
-        p.action = Action::Repack;
-    }
-
-    let mut repack: HashMap<u32, Vec<PackEntry>> = HashMap::new();
-    for (id, loc) in index
-        .blobs()
-        .chain(index.duplicates().iter().map(|(a, b)| (a, b)))
-    {
-        if packs[loc.pack as usize].action == Action::Repack && is_used(id, loc) {
-            repack.entry(loc.pack).or_default().push(PackEntry {
-                id: *id,
-                typ: loc.typ(),
-                compressed: loc.compressed(),
-                offset: loc.offset,
-                length: loc.length,
-                raw_len: loc.raw_len,
-            });
-        }
-    }
-    drop(used);
-    drop(visited);
-    let mut repack: Vec<(u32, Vec<PackEntry>)> = repack.into_iter().collect();
-    repack.sort_by_key(|(p, _)| *p);
-    for (_, v) in &mut repack {
-        v.sort_by_key(|e| e.offset);
-    }
-
-    for p in &packs {
-        match p.action {
-            Action::Keep => {
-                st.keep_packs += 1;
-                st.keep_bytes += p.size;
-                st.unused_after_bytes += p.unused_bytes;
-            }
-            Action::Remove => {
-                st.remove_packs += 1;
-                if listed.contains_key(&p.id.to_hex()) {
-                    st.remove_bytes += p.size;
-                }
-            }
-            Action::Repack => {
-                st.repack_packs += 1;
-                st.repack_bytes += p.size;
-                st.repack_blobs += p.used_blobs as u64;
-                st.repack_copy_bytes += p.used_bytes;
-            }
-        }
-    }
-
-    // Packs no index names.
-    let mut unindexed_remove = Vec::new();
-    for (name, size) in &listed {
-        let Ok(id) = name.parse::<PackId>() else {
-            st.foreign_files += 1;
-            continue;
-        };
-        if index.has_pack(&id) {
-            continue;
-        }
-        // Only our own leftovers: a file someone else put there is never deleted.
-        if !crate::ops::checker::is_own_pack(repo, name, *size) {
-            st.foreign_files += 1;
-            continue;
-        }
-        st.unindexed_packs += 1;
-        st.unindexed_bytes += size;
-        let old_enough = match be.age_secs(FileKind::Pack, name) {
-            Ok(Some(age)) => age >= opts.unindexed_min_age,
-            Ok(None) => opts.unindexed_min_age == 0,
-            Err(_) => false,
-        };
-        if old_enough {
-            st.unindexed_remove_packs += 1;
-            st.unindexed_remove_bytes += size;
-            unindexed_remove.push((name.clone(), *size));
-        }
-    }
-    unindexed_remove.sort();
+    let unindexed_remove = unindexed::old_unindexed(repo, index, &listed, opts, &mut st);
     st.estimated_freed = (st.remove_bytes + st.repack_bytes + st.unindexed_remove_bytes)
         .saturating_sub(st.repack_copy_bytes);
     Ok(PrunePlan {
@@ -663,285 +218,20 @@ pub fn plan(
     })
 }
 
-/// What [`execute`] did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct PruneReport {
-    pub packs_written: u64,
-    pub bytes_written: u64,
-    pub blobs_repacked: u64,
-    pub index_files_written: usize,
-    pub index_files_removed: usize,
-    pub packs_removed: u64,
-    pub bytes_removed: u64,
-    pub temp_files_removed: usize,
-    /// Packs that were to be repacked but hold a damaged blob: left as they are.
-    pub damaged_packs_kept: Vec<PackId>,
-    /// bytes_removed − bytes_written.
-    pub bytes_freed: i64,
-}
-
-/// Write a content-named file once; an existing file with the same name and content (an
-/// earlier, interrupted run in an unencrypted repository writes identical bytes) is fine.
-fn write_named(repo: &Repository, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
-    let be = repo.backend();
-    if be.exists(kind, name)? {
-        let existing = be.read(kind, name)?;
-        if Id::hash_of(&existing).to_hex() == name {
-            return Ok(());
-        }
-        return Err(RepoError::corrupt(
-            format!("{} {name}", kind.name()),
-            "exists but its content does not match its name",
-        ));
-    }
-    be.write(kind, name, bytes)
-}
-
-struct Writers<'a> {
-    repo: &'a Repository,
-    pack_size: usize,
-    data: PackWriter,
-    tree: PackWriter,
-    written: Vec<IndexedPack>,
-    report: &'a mut PruneReport,
-}
-
-impl Writers<'_> {
-    /// Room for a full pack and its sealed header.
-    fn capacity(&self) -> usize {
-        self.pack_size + (64 << 10)
-    }
-
-    fn add(&mut self, blob: &EncodedBlob) -> Result<()> {
-        let data_capacity = self.capacity();
-        let full = {
-            let w = if blob.typ == BlobType::Tree {
-                &mut self.tree
-            } else {
-                &mut self.data
-            };
-            if !w.is_empty() && w.len() + blob.sealed.len() > self.pack_size {
-                Some(std::mem::take(w))
-            } else {
-                None
-            }
-        };
-        if let Some(w) = full {
-            self.flush(w)?;
-            // Data packs get their full size up front (no doubling past it), allocated once
-            // the previous one is freed; tree packs are usually small and grow as needed.
-            if blob.typ == BlobType::Data {
-                self.data = PackWriter::new(data_capacity);
-            }
-        }
-        let w = if blob.typ == BlobType::Tree {
-            &mut self.tree
-        } else {
-            &mut self.data
-        };
-        w.add(blob);
-        Ok(())
-    }
-
-    fn flush(&mut self, w: PackWriter) -> Result<()> {
-        if w.is_empty() {
-            return Ok(());
-        }
-        let (id, bytes, blobs) = w.finish(self.repo.crypto());
-        write_named(self.repo, FileKind::Pack, &id.to_hex(), &bytes)?;
-        self.report.packs_written += 1;
-        self.report.bytes_written += bytes.len() as u64;
-        self.written.push(IndexedPack {
-            id,
-            size: bytes.len() as u64,
-            blobs,
-        });
-        Ok(())
-    }
-}
-
-/// Carry out a plan (the caller holds the exclusive lock).
-pub fn execute(
-    repo: &Repository,
-    mut plan: PrunePlan,
-    obs: &dyn PruneObserver,
-) -> Result<PruneReport> {
-    let be = repo.backend();
-    let crypto = repo.crypto();
-    let mut report = PruneReport::default();
-
-    // 1. New packs with the used blobs of the packs to repack.
-    let mut new_packs = Vec::new();
-    if !plan.repack.is_empty() {
-        obs.step("repacking");
-        let mut w = Writers {
-            repo,
-            pack_size: repo.config().pack_size as usize,
-            data: PackWriter::default(),
-            tree: PackWriter::default(),
-            written: Vec::new(),
-            report: &mut report,
-        };
-        w.data = PackWriter::new(w.capacity());
-        for (pos, entries) in &plan.repack {
-            let info = &plan.packs[*pos as usize];
-            let name = info.id.to_hex();
-            let bytes = be.read(FileKind::Pack, &name)?;
-            let damaged = entries.iter().find(|e| {
-                let end = e.offset as usize + e.length as usize;
-                end > bytes.len()
-                    || blob::decode(
-                        crypto,
-                        &e.id,
-                        e.compressed,
-                        e.raw_len,
-                        &bytes[e.offset as usize..end],
-                    )
-                    .is_err()
-            });
-            if let Some(e) = damaged {
-                obs.warning(&format!(
-                    "pack {name} holds a damaged blob ({}); left as it is (run `snapvault check --read-data`)",
-                    e.id.short()
-                ));
-                w.report.damaged_packs_kept.push(info.id);
-                continue;
-            }
-            for e in entries {
-                let start = e.offset as usize;
-                w.add(&EncodedBlob {
-                    id: e.id,
-                    typ: e.typ,
-                    raw_len: e.raw_len,
-                    compressed: e.compressed,
-                    sealed: bytes[start..start + e.length as usize].to_vec(),
-                })?;
-                w.report.blobs_repacked += 1;
-            }
-            obs.pack_done(bytes.len() as u64);
-        }
-        let (data, tree) = (std::mem::take(&mut w.data), std::mem::take(&mut w.tree));
-        w.flush(data)?;
-        w.flush(tree)?;
-        new_packs = w.written;
-    }
-    let new_pack_names: HashSet<String> = new_packs.iter().map(|p| p.id.to_hex()).collect();
-    for id in &report.damaged_packs_kept {
-        if let Some(&pos) = plan.pos_of.get(id) {
-            plan.packs[pos as usize].action = Action::Keep;
-        }
-    }
-
-    // 2. New index files: every kept pack (all its entries, as in its header) and every
-    //    new pack. The last file lists the old index files it supersedes.
-    let mut written_index: HashSet<IndexId> = HashSet::new();
-    if plan.rewrites_index() {
-        obs.step("writing the new index");
-        let mut batch: Vec<IndexedPack> = Vec::new();
-        let mut batch_blobs = 0usize;
-        let mut emitted: IdMap<PackId, ()> = IdMap::default();
-        let mut save = |packs: Vec<IndexedPack>, supersedes: Vec<IndexId>| -> Result<()> {
-            let f = IndexFile { supersedes, packs };
-            let bytes = f.seal(crypto);
-            let id = IndexId(Id::hash_of(&bytes));
-            write_named(repo, FileKind::Index, &id.to_hex(), &bytes)?;
-            written_index.insert(id);
-            Ok(())
-        };
-        for old in &plan.old_index {
-            let name = old.to_hex();
-            let bytes = be.read(FileKind::Index, &name)?;
-            let file = IndexFile::open(crypto, &bytes, &format!("index {name}"))?;
-            for p in file.packs {
-                let keep = plan
-                    .pos_of
-                    .get(&p.id)
-                    .is_some_and(|&pos| plan.packs[pos as usize].action == Action::Keep);
-                if !keep || emitted.insert(p.id, ()).is_some() {
-                    continue;
-                }
-                batch_blobs += p.blobs.len();
-                batch.push(p);
-                if batch_blobs >= MAX_INDEX_BLOBS {
-                    save(std::mem::take(&mut batch), Vec::new())?;
-                    batch_blobs = 0;
-                }
-            }
-        }
-        let kept = plan
-            .packs
-            .iter()
-            .filter(|p| p.action == Action::Keep)
-            .count();
-        if emitted.len() != kept {
-            return Err(RepoError::Invalid(format!(
-                "the index changed while prune ran ({} of {kept} kept packs found); nothing was deleted",
-                emitted.len()
-            )));
-        }
-        for p in new_packs {
-            batch_blobs += p.blobs.len();
-            batch.push(p);
-            if batch_blobs >= MAX_INDEX_BLOBS {
-                save(std::mem::take(&mut batch), Vec::new())?;
-                batch_blobs = 0;
-            }
-        }
-        save(batch, plan.old_index.clone())?;
-        report.index_files_written = written_index.len();
-
-        // 3. Old index files.
-        obs.step("removing old index files");
-        for old in &plan.old_index {
-            if !written_index.contains(old) {
-                be.remove(FileKind::Index, &old.to_hex())?;
-                report.index_files_removed += 1;
-            }
-        }
-
-        // 4. Removed and repacked packs.
-        obs.step("removing unused packs");
-        for p in plan.packs.iter().filter(|p| p.action != Action::Keep) {
-            let name = p.id.to_hex();
-            // Rewritten with the same bytes by this run (unencrypted repository): keep it.
-            if new_pack_names.contains(&name) {
-                continue;
-            }
-            if be.exists(FileKind::Pack, &name)? {
-                be.remove(FileKind::Pack, &name)?;
-                report.packs_removed += 1;
-                report.bytes_removed += p.size;
-            }
-        }
-    }
-
-    // 5. Old packs no index names, and leftovers of interrupted writes.
-    if !plan.unindexed_remove.is_empty() {
-        obs.step("removing packs no index names");
-    }
-    for (name, size) in &plan.unindexed_remove {
-        // An unencrypted repository's repack can rewrite the very pack an interrupted run
-        // left behind (same bytes, same name): it is indexed now.
-        if new_pack_names.contains(name) {
-            continue;
-        }
-        be.remove(FileKind::Pack, name)?;
-        report.packs_removed += 1;
-        report.bytes_removed += size;
-    }
-    report.temp_files_removed = be.remove_leftover_temp_files(plan.min_age)?;
-    report.bytes_freed = report.bytes_removed as i64 - report.bytes_written as i64;
-    Ok(report)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
+    use super::classify::verify_copy;
+    use super::limits::parse_size;
     use super::*;
+    use crate::format::blob::{self, BlobType};
+    use crate::format::id::Id;
+    use crate::format::pack::PackWriter;
     use crate::ops::observe::NoHooks;
+    use crate::repository::index::{IndexFile, IndexedPack};
     use crate::ops::test_support::*;
     use crate::storage::faulty::{Effect, FaultyBackend, Op};
     use crate::storage::{Backend, LocalBackend};
