@@ -1,0 +1,169 @@
+//! The per-command adapters: the library's observer hooks of snapshot, restore, check, copy
+//! and prune, turned into the engine's counters, phases and warnings.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde_json::json;
+use snapvault_repo::archiver::Observer;
+use snapvault_repo::checker::CheckObserver;
+use snapvault_repo::copy::CopyObserver;
+use snapvault_repo::prune::PruneObserver;
+use snapvault_repo::restorer::RestoreObserver;
+use snapvault_repo::tree::{Node, NodeKind};
+
+use super::render::emit_json;
+use super::{Mode, Progress};
+
+/// The snapshot observer: counts for the progress display and forwards every hook to the
+/// command's own observer (which prints skipped files and collects photo keys).
+pub struct SnapshotProgress<'a> {
+    pub progress: &'a Progress,
+    pub inner: &'a dyn Observer,
+    /// Bytes moved over USB so far (the iPhone), read as the data streams in.
+    pub transfer: Option<&'a (dyn Fn() -> u64 + Sync)>,
+}
+
+impl Observer for SnapshotProgress<'_> {
+    fn annotate(&self, snapshot: &mut snapvault_repo::snapshot::Snapshot) {
+        self.inner.annotate(snapshot);
+    }
+
+    fn file_started(&self, path: &[u8], size: u64) {
+        self.progress.set_current(path);
+        self.progress.inner.items_done.fetch_add(1, Relaxed);
+        self.inner.file_started(path, size);
+    }
+
+    fn file_unchanged(&self, path: &[u8], size: u64) {
+        self.progress.item_done(size);
+        self.inner.file_unchanged(path, size);
+    }
+
+    fn bytes_read(&self, n: u64) {
+        self.progress.inner.bytes_read.fetch_add(n, Relaxed);
+        self.progress.inner.bytes_done.fetch_add(n, Relaxed);
+        if let Some(t) = self.transfer
+            && !self.progress.is_hidden()
+        {
+            self.progress.set_transfer(t());
+        }
+        self.inner.bytes_read(n);
+    }
+
+    fn skipped(&self, path: &[u8], error: &std::io::Error) {
+        self.progress.inner.errors.fetch_add(1, Relaxed);
+        // Not being processed any more: only the warning names it.
+        if let Ok(mut c) = self.progress.inner.current.lock() {
+            c.clear();
+        }
+        match self.progress.mode() {
+            Mode::Json => {
+                emit_json(&json!({
+                    "type": "warning",
+                    "command": self.progress.inner.command,
+                    "path": String::from_utf8_lossy(path),
+                    "message": format!("skipped: {error}"),
+                }));
+                // The inner observer still takes note (it prints nothing in JSON mode).
+                self.inner.skipped(path, error);
+            }
+            Mode::Bar => match &self.progress.inner.bar {
+                Some(b) => b.suspend(|| self.inner.skipped(path, error)),
+                None => self.inner.skipped(path, error),
+            },
+            Mode::Hidden => self.inner.skipped(path, error),
+        }
+    }
+
+    fn recorded(&self, dir: &[u8], node: &Node) {
+        self.inner.recorded(dir, node);
+    }
+}
+
+/// Restore: files restored (or found already right) and their bytes.
+pub struct RestoreProgress<'a> {
+    pub progress: &'a Progress,
+    sizes: HashMap<Vec<u8>, u64>,
+}
+
+impl<'a> RestoreProgress<'a> {
+    pub fn new(progress: &'a Progress, items: &[snapvault_repo::restorer::RestoreItem]) -> Self {
+        let files: Vec<_> = items
+            .iter()
+            .filter(|i| i.node.kind == NodeKind::File)
+            .collect();
+        progress.set_totals(files.len() as u64, files.iter().map(|i| i.node.size).sum());
+        let sizes = if progress.is_hidden() {
+            HashMap::new()
+        } else {
+            files
+                .iter()
+                .map(|i| (i.path.clone(), i.node.size))
+                .collect()
+        };
+        RestoreProgress { progress, sizes }
+    }
+}
+
+impl RestoreObserver for RestoreProgress<'_> {
+    fn file_restored(&self, path: &[u8], bytes: u64) {
+        let size = self.sizes.get(path).copied().unwrap_or(bytes);
+        self.progress.set_current(path);
+        self.progress.inner.bytes_read.fetch_add(bytes, Relaxed);
+        self.progress.item_done(size);
+    }
+}
+
+impl CheckObserver for Progress {
+    fn pack_read(&self, bytes: u64) {
+        self.inner.bytes_read.fetch_add(bytes, Relaxed);
+        self.item_done(bytes);
+    }
+}
+
+/// Copy: the snapshot being copied as the phase; data blobs done (copied, or known to be in
+/// the destination) with their sizes; bytes read from the source.
+impl CopyObserver for Progress {
+    fn learning(&self, pairs: usize) {
+        self.set_phase(&format!("comparing {pairs} earlier copies"));
+    }
+
+    fn snapshot_started(&self, n: usize, of: usize, source: &snapvault_repo::SnapshotId) {
+        self.set_phase(&format!("snapshot {}/{of} {}", n + 1, source.short()));
+    }
+
+    fn blob_done(&self, size: u64, read: u64) {
+        self.inner.bytes_read.fetch_add(read, Relaxed);
+        self.item_done(size);
+    }
+}
+
+/// Prune: phases and packs rewritten; warnings go above the bar. `verbose` also prints
+/// each phase as a line.
+pub struct PruneProgress<'a> {
+    pub progress: &'a Progress,
+    pub verbose: bool,
+}
+
+impl PruneObserver for PruneProgress<'_> {
+    fn step(&self, what: &str) {
+        self.progress.set_phase(what);
+        if self.verbose {
+            self.progress.println(&format!("{what}…"));
+        }
+    }
+
+    fn pack_done(&self, bytes: u64) {
+        self.progress.inner.bytes_read.fetch_add(bytes, Relaxed);
+        self.progress.item_done(bytes);
+    }
+
+    fn warning(&self, what: &str) {
+        if self.progress.mode() == Mode::Json {
+            emit_json(&json!({"type": "warning", "command": "prune", "message": what}));
+        } else {
+            self.progress.println(&format!("warning: {what}"));
+        }
+    }
+}
