@@ -17,14 +17,15 @@ use std::io::{self, Read};
 
 use crossbeam_channel::Sender;
 
-use crate::error::{RepoError, Result};
 use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::repository::chunker::Chunker;
+use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
-use crate::format::tree::NodeKind;
+use crate::repository::index::Index;
 use crate::ops::repair::LostFile;
 use crate::repository::Repository;
-use crate::repository::chunker::Chunker;
-use crate::repository::index::Index;
+use crate::repository::walk::{TreeWalker, Visitor};
+use crate::format::tree::{NodeKind, Tree};
 
 /// The repository to heal from, with its index.
 pub struct Other<'a> {
@@ -94,6 +95,51 @@ pub fn heal(
     Ok(found)
 }
 
+/// The files of a lost file's size, each content once (its first name), noting whether
+/// some copy has a lost file's name.
+struct OfLostSizes<'a> {
+    names: HashMap<u64, HashSet<&'a str>>,
+    seen: HashMap<Vec<BlobId>, usize>,
+    out: Vec<Candidate>,
+}
+
+impl Visitor for OfLostSizes<'_> {
+    fn tree(&mut self, _id: &BlobId, _path: &str, tree: &Tree) -> Result<bool> {
+        for n in &tree.nodes {
+            if n.kind != NodeKind::File {
+                continue;
+            }
+            let Some(wanted_names) = self.names.get(&n.size) else {
+                continue;
+            };
+            let name = n.name.lossy();
+            let preferred = wanted_names.contains(name.as_str());
+            match self.seen.get(&n.content) {
+                Some(&i) => self.out[i].preferred |= preferred,
+                None => {
+                    self.seen.insert(n.content.clone(), self.out.len());
+                    self.out.push(Candidate {
+                        name,
+                        size: n.size,
+                        content: n.content.clone(),
+                        preferred,
+                    });
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, _id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
+        // A damaged folder there: its files are not candidates. Storage that cannot be
+        // read stops the search.
+        match e.is_unavailable() {
+            true => Err(e),
+            false => Ok(()),
+        }
+    }
+}
+
 /// The other repository's files of a lost file's size, each content once, those with a lost
 /// file's name first.
 fn candidates(other: &Other<'_>, lost: &[LostFile]) -> Result<Vec<Candidate>> {
@@ -105,46 +151,16 @@ fn candidates(other: &Other<'_>, lost: &[LostFile]) -> Result<Vec<Candidate>> {
     if let Some((_, e)) = bad.into_iter().find(|(_, e)| e.is_unavailable()) {
         return Err(e);
     }
-    let mut seen_trees: HashSet<BlobId> = HashSet::new();
-    let mut seen: HashMap<Vec<BlobId>, usize> = HashMap::new();
-    let mut out: Vec<Candidate> = Vec::new();
-    let mut stack: Vec<BlobId> = snaps.iter().map(|(_, s)| s.tree).collect();
-    while let Some(t) = stack.pop() {
-        if !seen_trees.insert(t) {
-            continue;
-        }
-        let tree = match other.repo.load_tree(other.index, &t) {
-            Ok(tree) => tree,
-            Err(e) if e.is_unavailable() => return Err(e),
-            // A damaged folder there: its files are not candidates.
-            Err(_) => continue,
-        };
-        for n in tree.nodes {
-            match (n.kind, n.subtree) {
-                (NodeKind::Dir, Some(sub)) => stack.push(sub),
-                (NodeKind::File, _) => {
-                    let Some(wanted_names) = names.get(&n.size) else {
-                        continue;
-                    };
-                    let name = n.name.lossy();
-                    let preferred = wanted_names.contains(name.as_str());
-                    match seen.get(&n.content) {
-                        Some(&i) => out[i].preferred |= preferred,
-                        None => {
-                            seen.insert(n.content.clone(), out.len());
-                            out.push(Candidate {
-                                name,
-                                size: n.size,
-                                content: n.content,
-                                preferred,
-                            });
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+    let mut found = OfLostSizes {
+        names,
+        seen: HashMap::new(),
+        out: Vec::new(),
+    };
+    let mut walker = TreeWalker::new(other.repo, other.index);
+    for (_, s) in &snaps {
+        walker.walk(s.tree, &mut found)?;
     }
+    let mut out = found.out;
     out.sort_by(|a, b| (!a.preferred, &a.name).cmp(&(!b.preferred, &b.name)));
     Ok(out)
 }

@@ -5,14 +5,13 @@
 //! the index as it is now (its files re-read) plus the packs this run wrote that are still
 //! stored. A snapshot missing anything is not saved.
 
-use std::collections::HashSet;
-
 use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
-use crate::format::tree::NodeKind;
-use crate::repository::Repository;
-use crate::repository::index::IndexFile;
+use crate::repository::index::{Index, IndexFile};
 use crate::repository::packer::Flushed;
+use crate::repository::Repository;
+use crate::repository::walk::{TreeWalker, Visitor, join};
+use crate::format::tree::{NodeKind, Tree};
 
 /// Check that the tree `root` and everything under it is stored; `why` says how the lock
 /// was lost. Pending packs deleted meanwhile are dropped from the coming index file.
@@ -23,43 +22,51 @@ pub fn check(repo: &Repository, flushed: &Flushed, root: &BlobId, why: &str) -> 
         supersedes: Vec::new(),
         packs: flushed.pending(),
     });
-    let mut missing = 0u64;
-    let mut example: Option<String> = None;
-    let mut note = |path: &[u8], missing: &mut u64| {
-        *missing += 1;
-        example.get_or_insert_with(|| String::from_utf8_lossy(path).into_owned());
+    let mut v = Missing {
+        index: &index,
+        count: 0,
+        example: None,
     };
-    let mut seen: HashSet<BlobId> = HashSet::new();
-    let mut stack: Vec<(BlobId, Vec<u8>)> = vec![(*root, Vec::new())];
-    while let Some((id, dir)) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        if !index.contains(&id) {
-            note(&dir, &mut missing);
-            continue;
-        }
-        let tree = repo.load_tree(&index, &id)?;
-        for n in tree.nodes {
-            let mut path = dir.clone();
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(&n.name.0);
-            match (n.kind, n.subtree) {
-                (NodeKind::Dir, Some(sub)) => stack.push((sub, path)),
-                (NodeKind::File, _) if n.content.iter().any(|c| !index.contains(c)) => {
-                    note(&path, &mut missing);
-                }
-                _ => {}
-            }
-        }
-    }
+    TreeWalker::new(repo, &index).walk(*root, &mut v)?;
+    let (missing, example) = (v.count, v.example);
     match (missing, example) {
         (0, _) => Ok(()),
         (n, e) => Err(RepoError::LockLost(format!(
             "{why}; meanwhile data this snapshot reuses was removed (by a prune elsewhere?): {n} file(s) or folder(s), e.g. {}; the snapshot was NOT saved (what it wrote is kept and reused by the next run)",
             e.unwrap_or_default()
         ))),
+    }
+}
+
+/// Counts the folders and files whose data is not stored, and names the first.
+struct Missing<'a> {
+    index: &'a Index,
+    count: u64,
+    example: Option<String>,
+}
+
+impl Missing<'_> {
+    fn note(&mut self, path: String) {
+        self.count += 1;
+        self.example.get_or_insert(path);
+    }
+}
+
+impl Visitor for Missing<'_> {
+    fn tree(&mut self, _id: &BlobId, path: &str, tree: &Tree) -> Result<bool> {
+        for n in &tree.nodes {
+            if n.kind == NodeKind::File && n.content.iter().any(|c| !self.index.contains(c)) {
+                self.note(join(path, n));
+            }
+        }
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, id: &BlobId, path: &str, e: RepoError) -> Result<()> {
+        if self.index.contains(id) {
+            return Err(e);
+        }
+        self.note(path.to_string());
+        Ok(())
     }
 }

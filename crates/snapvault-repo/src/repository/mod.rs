@@ -12,6 +12,7 @@ pub mod index;
 pub mod lock;
 pub mod open;
 pub mod packer;
+pub mod walk;
 
 use std::sync::Arc;
 

@@ -83,3 +83,56 @@ fn each_failed_read_is_not_checked_not_damaged() {
     }
     assert!(n > 10, "only {n} reads");
 }
+
+/// Snapshots that share their trees cost one load per distinct tree, not one per snapshot.
+#[test]
+fn check_loads_each_tree_once() {
+    use crate::ops::test_support::{create_small_repo, photo, snapshot};
+    use crate::repository::walk::{self, TreeWalker, Visitor};
+    use crate::format::tree::Tree;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (root, src) = (dir.path().join("repo"), dir.path().join("lib"));
+    std::fs::create_dir_all(src.join("a/b")).unwrap();
+    create_small_repo(&root, true);
+    let repo = open(&root);
+    for i in 0..3 {
+        photo(&src, i);
+        photo(&src.join("a/b"), 10 + i);
+    }
+    for _ in 0..3 {
+        snapshot(&repo, &src, &[]);
+    }
+    photo(&src.join("a"), 20);
+    snapshot(&repo, &src, &[]);
+
+    struct Count;
+    impl Visitor for Count {
+        fn tree(&mut self, _: &BlobId, _: &str, _: &Tree) -> Result<bool> {
+            Ok(true)
+        }
+        fn unreadable(&mut self, _: &BlobId, _: &str, e: RepoError) -> Result<()> {
+            Err(e)
+        }
+    }
+    let index = repo.load_index().unwrap().index;
+    let (snaps, _) = repo.snapshots().unwrap();
+    assert_eq!(snaps.len(), 4);
+    let mut w = TreeWalker::new(&repo, &index);
+    for (_, s) in &snaps {
+        w.walk(s.tree, &mut Count).unwrap();
+    }
+    // root, lib, a, b; then a new root, lib and a (b is shared).
+    let distinct = w.visited() as u64;
+    assert_eq!(distinct, 7);
+    assert_eq!(w.loads(), distinct);
+
+    let before = walk::loads_on_this_thread();
+    let opts = CheckOptions {
+        read_data: ReadData::None,
+        ..options()
+    };
+    let r = check(&repo, &opts, &NoHooks).unwrap();
+    assert_no_damage(&r, "four snapshots");
+    assert_eq!(walk::loads_on_this_thread() - before, distinct);
+}

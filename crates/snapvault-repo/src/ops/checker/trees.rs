@@ -10,11 +10,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{CheckReport, DamagedFile};
 use crate::format::blob::BlobType;
-use crate::format::id::{BlobId, SnapshotId};
-use crate::format::tree::{Node, NodeKind, Tree};
+use crate::error::{RepoError, Result};
 use crate::repository::expansion::{self, Expansion};
+use crate::format::id::{BlobId, SnapshotId};
 use crate::repository::index::Index;
+use crate::repository::walk::{TreeWalker, Visitor, join};
 use crate::repository::{Repository, SnapshotEntry};
+use crate::format::tree::{Node, NodeKind, Tree};
 
 /// One distinct tree: its entries, the listings its folders name (as often as named), how
 /// many paths it expands to, and whether damage, or something not checked, lies below it.
@@ -107,21 +109,135 @@ impl Known<'_> {
     }
 }
 
-fn join(path: &str, n: &Node) -> String {
-    if path.is_empty() {
-        n.name.lossy()
-    } else {
-        format!("{path}/{}", n.name.lossy())
-    }
-}
-
 fn shown(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
-enum Step {
-    Enter(BlobId, String, SnapshotId),
-    Exit(BlobId),
+/// The first walk: each distinct tree once, its entries checked, its [`Shape`] made on the
+/// way back up.
+struct FirstWalk<'a, 'r> {
+    known: &'a Known<'a>,
+    r: &'r mut CheckReport,
+    snapshot: SnapshotId,
+    shapes: HashMap<BlobId, Shape>,
+    /// Trees that are damaged (with why) or could not be read.
+    damaged: HashMap<BlobId, String>,
+    unread: HashSet<BlobId>,
+    /// Entered, not yet left: (entries, children, damage / not checked among its own files).
+    open: HashMap<BlobId, (u64, Vec<BlobId>, bool, bool)>,
+}
+
+impl FirstWalk<'_, '_> {
+    fn object(&self) -> String {
+        format!("snapshot {}", self.snapshot.to_hex())
+    }
+}
+
+impl Visitor for FirstWalk<'_, '_> {
+    fn unreadable(&mut self, id: &BlobId, path: &str, e: RepoError) -> Result<()> {
+        let index = self.known.index;
+        if e.is_unavailable() {
+            self.r.unread(
+                self.object(),
+                format!("folder {} could not be read: {e}", shown(path)),
+            );
+            self.unread.insert(*id);
+            self.shapes.insert(*id, Shape::leaf(false, true));
+        } else if self.known.index_incomplete && !index.contains(id) {
+            self.r.unread(
+                self.object(),
+                format!(
+                    "folder {} is in no index file that could be read ({e})",
+                    shown(path)
+                ),
+            );
+            self.unread.insert(*id);
+            self.shapes.insert(*id, Shape::leaf(false, true));
+        } else {
+            self.damaged.insert(*id, e.to_string());
+            self.r.bad_blobs.insert(*id);
+            if !index.contains(id) {
+                self.r.missing_blobs.insert(*id);
+            }
+            self.shapes.insert(*id, Shape::leaf(true, false));
+        }
+        Ok(())
+    }
+
+    fn tree(&mut self, id: &BlobId, path: &str, tree: &Tree) -> Result<bool> {
+        let (index, r) = (self.known.index, &mut *self.r);
+        let object = || format!("snapshot {}", self.snapshot.to_hex());
+        let mut children = Vec::new();
+        let (mut bad, mut unchecked) = (false, false);
+        for n in &tree.nodes {
+            let p = join(path, n);
+            match (n.kind, n.subtree) {
+                (NodeKind::Dir, Some(sub)) => {
+                    if index.get(&sub).is_some_and(|l| l.typ() != BlobType::Tree) {
+                        r.error(
+                            object(),
+                            format!(
+                                "{p}: its folder listing is stored as file data, not as a \
+                                 folder listing (a crafted snapshot, or a listing whose \
+                                 bytes are exactly some stored file's)"
+                            ),
+                        );
+                    }
+                    children.push(sub);
+                }
+                (NodeKind::File, _) => {
+                    let Some(f) = self.known.fault(&r.bad_blobs, n) else {
+                        continue;
+                    };
+                    bad |= f.hurts();
+                    unchecked |= matches!(f, Fault::NotChecked);
+                    let msg = match f {
+                        Fault::Missing(missing) => {
+                            r.missing_blobs.extend(missing);
+                            format!("{p}: data blob missing from the index")
+                        }
+                        Fault::Size { holds } => format!(
+                            "{p}: the snapshot says it has {} bytes, but its stored \
+                             content holds {holds} (damaged or crafted; restore refuses it)",
+                            n.size
+                        ),
+                        Fault::NotFileData => format!(
+                            "{p}: its content is stored as a folder listing, not as file \
+                             data (a crafted snapshot, or a file whose bytes are exactly \
+                             one of this repository's folder listings)"
+                        ),
+                        Fault::Damaged | Fault::NotChecked => continue,
+                    };
+                    r.error(object(), msg);
+                }
+                // Symlinks, FIFOs, sockets, devices: no data.
+                _ => {}
+            }
+        }
+        self.open
+            .insert(*id, (tree.nodes.len() as u64, children, bad, unchecked));
+        Ok(true)
+    }
+
+    fn leave(&mut self, id: &BlobId) -> Result<()> {
+        let Some((entries, children, bad, unchecked)) = self.open.remove(id) else {
+            return Ok(());
+        };
+        let mut s = Shape {
+            entries,
+            children,
+            paths: entries,
+            bad,
+            unchecked,
+        };
+        for c in s.children.iter().filter_map(|c| self.shapes.get(c)) {
+            s.paths = s.paths.saturating_add(c.paths);
+            s.bad |= c.bad;
+            s.unchecked |= c.unchecked;
+        }
+        self.shapes.insert(*id, s);
+        Ok(())
+    }
 }
 
 /// Walk every snapshot's trees: problems, damaged files and files not checked go to `r`.
@@ -145,129 +261,28 @@ pub(super) fn walk_snapshots(
             .collect(),
         index_incomplete: r.index_incomplete,
     };
-    let mut shapes: HashMap<BlobId, Shape> = HashMap::new();
-    // Trees that are damaged (with why) or could not be read.
-    let mut damaged_trees: HashMap<BlobId, String> = HashMap::new();
-    let mut unread_trees: HashSet<BlobId> = HashSet::new();
-    // Entered, not yet left: (entries, children, damage / not checked among its own files).
-    let mut open: HashMap<BlobId, (u64, Vec<BlobId>, bool, bool)> = HashMap::new();
+    let mut walker = TreeWalker::new(repo, index);
+    let mut first = FirstWalk {
+        known: &known,
+        r,
+        snapshot: SnapshotId::default(),
+        shapes: HashMap::new(),
+        damaged: HashMap::new(),
+        unread: HashSet::new(),
+        open: HashMap::new(),
+    };
     for (sid, snap) in snaps {
-        let mut stack = vec![Step::Enter(snap.tree, String::new(), *sid)];
-        while let Some(step) = stack.pop() {
-            let (id, path, sid) = match step {
-                Step::Exit(id) => {
-                    let Some((entries, children, bad, unchecked)) = open.remove(&id) else {
-                        continue;
-                    };
-                    let mut s = Shape {
-                        entries,
-                        children,
-                        paths: entries,
-                        bad,
-                        unchecked,
-                    };
-                    for c in s.children.iter().filter_map(|c| shapes.get(c)) {
-                        s.paths = s.paths.saturating_add(c.paths);
-                        s.bad |= c.bad;
-                        s.unchecked |= c.unchecked;
-                    }
-                    shapes.insert(id, s);
-                    continue;
-                }
-                Step::Enter(id, path, sid) => (id, path, sid),
-            };
-            if shapes.contains_key(&id) || open.contains_key(&id) {
-                continue;
-            }
-            let object = || format!("snapshot {}", sid.to_hex());
-            let tree = match repo.load_tree(index, &id) {
-                Ok(t) => t,
-                Err(e) if e.is_unavailable() => {
-                    r.unread(
-                        object(),
-                        format!("folder {} could not be read: {e}", shown(&path)),
-                    );
-                    unread_trees.insert(id);
-                    shapes.insert(id, Shape::leaf(false, true));
-                    continue;
-                }
-                Err(e) if known.index_incomplete && !index.contains(&id) => {
-                    r.unread(
-                        object(),
-                        format!(
-                            "folder {} is in no index file that could be read ({e})",
-                            shown(&path)
-                        ),
-                    );
-                    unread_trees.insert(id);
-                    shapes.insert(id, Shape::leaf(false, true));
-                    continue;
-                }
-                Err(e) => {
-                    damaged_trees.insert(id, e.to_string());
-                    r.bad_blobs.insert(id);
-                    if !index.contains(&id) {
-                        r.missing_blobs.insert(id);
-                    }
-                    shapes.insert(id, Shape::leaf(true, false));
-                    continue;
-                }
-            };
-            let mut below = Vec::new();
-            let (mut bad, mut unchecked) = (false, false);
-            for n in &tree.nodes {
-                let p = join(&path, n);
-                match (n.kind, n.subtree) {
-                    (NodeKind::Dir, Some(sub)) => {
-                        if index.get(&sub).is_some_and(|l| l.typ() != BlobType::Tree) {
-                            r.error(
-                                object(),
-                                format!(
-                                    "{p}: its folder listing is stored as file data, not as a \
-                                     folder listing (a crafted snapshot, or a listing whose \
-                                     bytes are exactly some stored file's)"
-                                ),
-                            );
-                        }
-                        below.push((sub, p));
-                    }
-                    (NodeKind::File, _) => {
-                        let Some(f) = known.fault(&r.bad_blobs, n) else {
-                            continue;
-                        };
-                        bad |= f.hurts();
-                        unchecked |= matches!(f, Fault::NotChecked);
-                        let msg = match f {
-                            Fault::Missing(missing) => {
-                                r.missing_blobs.extend(missing);
-                                format!("{p}: data blob missing from the index")
-                            }
-                            Fault::Size { holds } => format!(
-                                "{p}: the snapshot says it has {} bytes, but its stored \
-                                 content holds {holds} (damaged or crafted; restore refuses it)",
-                                n.size
-                            ),
-                            Fault::NotFileData => format!(
-                                "{p}: its content is stored as a folder listing, not as file \
-                                 data (a crafted snapshot, or a file whose bytes are exactly \
-                                 one of this repository's folder listings)"
-                            ),
-                            Fault::Damaged | Fault::NotChecked => continue,
-                        };
-                        r.error(object(), msg);
-                    }
-                    // Symlinks, FIFOs, sockets, devices: no data.
-                    _ => {}
-                }
-            }
-            let children = below.iter().map(|(c, _)| *c).collect();
-            open.insert(id, (tree.nodes.len() as u64, children, bad, unchecked));
-            stack.push(Step::Exit(id));
-            for (c, p) in below.into_iter().rev() {
-                stack.push(Step::Enter(c, p, sid));
-            }
-        }
+        first.snapshot = *sid;
+        // The visitor never fails and every unreadable tree is skipped.
+        let _ = walker.walk(snap.tree, &mut first);
     }
+    let FirstWalk {
+        shapes,
+        damaged: damaged_trees,
+        unread: unread_trees,
+        r,
+        ..
+    } = first;
 
     for (sid, snap) in snaps {
         let paths = shapes.get(&snap.tree).map_or(0, |s| s.paths);

@@ -4,12 +4,13 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{RepoError, Result};
 use crate::format::id::{BlobId, SnapshotId};
-use crate::format::snapshot::Snapshot;
-use crate::format::tree::NodeKind;
-use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::Repository;
+use crate::repository::walk::{TreeWalker, Visitor, join};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{NodeKind, Tree};
 
 /// A photo (or video or sidecar) that no remaining snapshot would hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -70,107 +71,116 @@ pub fn photos_lost(
     remaining: &[&Snapshot],
     removed: &[(SnapshotId, &Snapshot)],
 ) -> Result<PhotoLoss> {
-    let mut loss = PhotoLoss::default();
-    let mut visited: HashSet<BlobId> = HashSet::new();
-    let mut kept_content: HashSet<[u8; 16]> = HashSet::new();
+    let mut walker = TreeWalker::new(repo, index);
+    let mut kept = Kept {
+        content: HashSet::new(),
+        problems: Vec::new(),
+    };
     for s in remaining {
-        let mut stack = vec![s.tree];
-        while let Some(t) = stack.pop() {
-            if !visited.insert(t) {
-                continue;
-            }
-            let tree = match repo.load_tree(index, &t) {
-                Ok(tree) => tree,
-                Err(e) => {
-                    // Conservative: what it holds is treated as absent.
-                    loss.problems
-                        .push(format!("tree {} of a remaining snapshot: {e}", t.short()));
-                    continue;
-                }
-            };
-            for n in tree.nodes {
-                match n.kind {
-                    NodeKind::Dir => stack.extend(n.subtree),
-                    NodeKind::File => {
-                        kept_content.insert(content_key(&n.content));
-                    }
-                    // Symlinks, FIFOs, sockets, devices: no data.
-                    _ => {}
-                }
-            }
-        }
+        walker.walk(s.tree, &mut kept)?;
     }
-    let mut seen_lost: HashSet<[u8; 16]> = HashSet::new();
+    let mut lost = Lost {
+        kept: kept.content,
+        seen: HashSet::new(),
+        snapshot: SnapshotId::default(),
+        loss: PhotoLoss {
+            problems: kept.problems,
+            ..Default::default()
+        },
+    };
     for (sid, s) in removed {
-        let mut stack = vec![(s.tree, String::new())];
-        while let Some((t, path)) = stack.pop() {
-            if !visited.insert(t) {
-                continue;
-            }
-            let tree = match repo.load_tree(index, &t) {
-                Ok(tree) => tree,
-                Err(e) => {
-                    loss.unverifiable += 1;
-                    let shown = if path.is_empty() { "/" } else { &path };
-                    loss.problems.push(format!(
-                        "tree of {shown} in snapshot {} cannot be read: {e}",
-                        sid.short()
-                    ));
-                    continue;
-                }
-            };
-            for n in tree.nodes {
-                let p = if path.is_empty() {
-                    n.name.lossy()
-                } else {
-                    format!("{path}/{}", n.name.lossy())
-                };
-                match n.kind {
-                    NodeKind::Dir => {
-                        if let Some(sub) = n.subtree {
-                            stack.push((sub, p));
-                        }
-                    }
-                    NodeKind::File => {
-                        let Some(m) = &n.media else { continue };
-                        if !m.is_photo() {
-                            continue;
-                        }
-                        let key = content_key(&n.content);
-                        if kept_content.contains(&key) || !seen_lost.insert(key) {
-                            continue;
-                        }
-                        loss.bytes += n.size;
-                        if let Some(t) = &m.taken {
-                            if loss
-                                .first_taken
-                                .as_deref()
-                                .is_none_or(|f| taken_key(t) < taken_key(f))
-                            {
-                                loss.first_taken = Some(t.clone());
-                            }
-                            if loss
-                                .last_taken
-                                .as_deref()
-                                .is_none_or(|l| taken_key(t) > taken_key(l))
-                            {
-                                loss.last_taken = Some(t.clone());
-                            }
-                        }
-                        loss.lost.push(LostPhoto {
-                            path: p,
-                            kind: m.kind.clone(),
-                            taken: m.taken.clone(),
-                            size: n.size,
-                            snapshot: *sid,
-                        });
-                    }
-                    // Symlinks, FIFOs, sockets, devices: no data.
-                    _ => {}
-                }
-            }
-        }
+        lost.snapshot = *sid;
+        walker.walk(s.tree, &mut lost)?;
     }
+    let mut loss = lost.loss;
     loss.lost.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(loss)
+}
+
+/// The content of every file of the remaining snapshots.
+struct Kept {
+    content: HashSet<[u8; 16]>,
+    problems: Vec<String>,
+}
+
+impl Visitor for Kept {
+    fn tree(&mut self, _id: &BlobId, _path: &str, tree: &Tree) -> Result<bool> {
+        for n in &tree.nodes {
+            // Symlinks, FIFOs, sockets, devices: no data; folders are walked.
+            if n.kind == NodeKind::File {
+                self.content.insert(content_key(&n.content));
+            }
+        }
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
+        // Conservative: what it holds is treated as absent.
+        self.problems
+            .push(format!("tree {} of a remaining snapshot: {e}", id.short()));
+        Ok(())
+    }
+}
+
+/// The photos of the snapshots to remove that are not [`Kept`].
+struct Lost {
+    kept: HashSet<[u8; 16]>,
+    /// Content already listed as lost.
+    seen: HashSet<[u8; 16]>,
+    snapshot: SnapshotId,
+    loss: PhotoLoss,
+}
+
+impl Visitor for Lost {
+    fn tree(&mut self, _id: &BlobId, path: &str, tree: &Tree) -> Result<bool> {
+        let loss = &mut self.loss;
+        for n in &tree.nodes {
+            if n.kind != NodeKind::File {
+                continue;
+            }
+            let Some(m) = &n.media else { continue };
+            if !m.is_photo() {
+                continue;
+            }
+            let key = content_key(&n.content);
+            if self.kept.contains(&key) || !self.seen.insert(key) {
+                continue;
+            }
+            loss.bytes += n.size;
+            if let Some(t) = &m.taken {
+                if loss
+                    .first_taken
+                    .as_deref()
+                    .is_none_or(|f| taken_key(t) < taken_key(f))
+                {
+                    loss.first_taken = Some(t.clone());
+                }
+                if loss
+                    .last_taken
+                    .as_deref()
+                    .is_none_or(|l| taken_key(t) > taken_key(l))
+                {
+                    loss.last_taken = Some(t.clone());
+                }
+            }
+            loss.lost.push(LostPhoto {
+                path: join(path, n),
+                kind: m.kind.clone(),
+                taken: m.taken.clone(),
+                size: n.size,
+                snapshot: self.snapshot,
+            });
+        }
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, _id: &BlobId, path: &str, e: RepoError) -> Result<()> {
+        self.loss.unverifiable += 1;
+        let shown = if path.is_empty() { "/" } else { path };
+        self.loss.problems.push(format!(
+            "tree of {shown} in snapshot {} cannot be read: {e}",
+            self.snapshot.short()
+        ));
+        Ok(())
+    }
 }

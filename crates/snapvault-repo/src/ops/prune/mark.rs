@@ -5,14 +5,13 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 use super::PruneStats;
+use crate::storage::FileKind;
 use crate::error::{RepoError, Result};
 use crate::format::id::{BlobId, Id, SnapshotId};
-use crate::format::tree::NodeKind;
 use crate::repository::index::{IdHasher, Index, IndexFile};
+use crate::repository::walk::{TreeWalker, Visitor};
 use crate::repository::{LoadedIndex, Repository, SnapshotEntry};
-use crate::storage::FileKind;
-
-type IdSet = HashSet<BlobId, BuildHasherDefault<IdHasher>>;
+use crate::format::tree::{NodeKind, Tree};
 
 /// Blobs in use, by the first 8 bytes of their id (ids are uniformly random). A prefix
 /// shared with another blob can only make an unused blob look used (it is then kept), so
@@ -79,6 +78,52 @@ pub(super) fn snapshots(
         .collect())
 }
 
+/// Marks, for one snapshot at a time, the trees and data blobs its trees name.
+struct Marker<'a> {
+    index: &'a Index,
+    used: UsedSet,
+    st: &'a mut PruneStats,
+    snapshot: SnapshotId,
+    missing: u64,
+    first_missing: Option<String>,
+}
+
+impl Visitor for Marker<'_> {
+    fn tree(&mut self, id: &BlobId, _path: &str, tree: &Tree) -> Result<bool> {
+        self.used.insert(id);
+        self.st.trees += 1;
+        for n in &tree.nodes {
+            // Symlinks, FIFOs, sockets, devices: no data; folders are walked.
+            if n.kind != NodeKind::File {
+                continue;
+            }
+            for b in &n.content {
+                if !self.index.contains(b) {
+                    self.missing += 1;
+                    self.first_missing.get_or_insert_with(|| {
+                        format!(
+                            "blob {} of {} in snapshot {}",
+                            b.short(),
+                            n.name.lossy(),
+                            self.snapshot.short()
+                        )
+                    });
+                } else {
+                    self.used.insert(b);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, _id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
+        Err(RepoError::Invalid(format!(
+            "a tree of snapshot {} cannot be read ({e}); prune changed nothing (run `snapvault check`)",
+            self.snapshot.short()
+        )))
+    }
+}
+
 /// Walk the trees of `snaps` and collect the blobs in use (trees and data); a used blob
 /// missing from the index stops prune.
 pub(super) fn mark(
@@ -87,59 +132,29 @@ pub(super) fn mark(
     snaps: &[SnapshotEntry],
     st: &mut PruneStats,
 ) -> Result<UsedSet> {
-    let mut used = UsedSet::with_capacity(index.blob_count());
-    let mut visited = IdSet::default();
-    let mut missing: u64 = 0;
-    let mut first_missing: Option<String> = None;
+    let mut walker = TreeWalker::new(repo, index);
+    let mut m = Marker {
+        index,
+        used: UsedSet::with_capacity(index.blob_count()),
+        st,
+        snapshot: SnapshotId::default(),
+        missing: 0,
+        first_missing: None,
+    };
     for (sid, s) in snaps {
-        st.snapshots += 1;
-        let mut stack = vec![s.tree];
-        while let Some(t) = stack.pop() {
-            if !visited.insert(t) {
-                continue;
-            }
-            used.insert(&t);
-            st.trees += 1;
-            let tree = repo.load_tree(index, &t).map_err(|e| {
-                RepoError::Invalid(format!(
-                    "a tree of snapshot {} cannot be read ({e}); prune changed nothing (run `snapvault check`)",
-                    sid.short()
-                ))
-            })?;
-            for n in tree.nodes {
-                match n.kind {
-                    NodeKind::Dir => stack.extend(n.subtree),
-                    NodeKind::File => {
-                        for b in n.content {
-                            if !index.contains(&b) {
-                                missing += 1;
-                                first_missing.get_or_insert_with(|| {
-                                    format!(
-                                        "blob {} of {} in snapshot {}",
-                                        b.short(),
-                                        n.name.lossy(),
-                                        sid.short()
-                                    )
-                                });
-                            } else {
-                                used.insert(&b);
-                            }
-                        }
-                    }
-                    // Symlinks, FIFOs, sockets, devices: no data.
-                    _ => {}
-                }
-            }
-        }
+        m.st.snapshots += 1;
+        m.snapshot = *sid;
+        walker.walk(s.tree, &mut m)?;
     }
-    if missing > 0 {
+    if m.missing > 0 {
         return Err(RepoError::Invalid(format!(
-            "{missing} blob(s) used by snapshots are not in the index (first: {}); prune changed \
+            "{} blob(s) used by snapshots are not in the index (first: {}); prune changed \
              nothing, since the index may be incomplete. Run `snapvault repair` to see whether the \
              packs hold them; a snapshot whose data is lost (one `repair` kept as the original of \
              a `repaired` copy) is removed by `snapvault repair --apply --forget-damaged`",
-            first_missing.unwrap_or_default()
+            m.missing,
+            m.first_missing.unwrap_or_default()
         )));
     }
-    Ok(used)
+    Ok(m.used)
 }
