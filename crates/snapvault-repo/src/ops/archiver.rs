@@ -160,13 +160,27 @@ pub fn run(
     observer: &dyn Observer,
     inspector: &dyn Inspector,
 ) -> Result<(SnapshotId, Snapshot)> {
+    run_shared(repo, Arc::new(index), source, opts, observer, inspector)
+}
+
+/// [`run`] with an index the caller keeps: once this returns, the caller holds the only
+/// reference again, and can add the index files this run wrote
+/// ([`Repository::load_new_index_files`]) instead of loading the whole index anew.
+pub fn run_shared(
+    repo: &Repository,
+    index: Arc<Index>,
+    source: &dyn Source,
+    opts: ArchiveOptions,
+    observer: &dyn Observer,
+    inspector: &dyn Inspector,
+) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(crate::format::time::now_ns);
     let crypto = repo.crypto().clone();
     let chunker = Chunker::new(&repo.config().chunker, &crypto);
     let shared = Arc::new(Shared {
         crypto: crypto.clone(),
-        index: Arc::new(index),
+        index,
         claimed: Mutex::new(HashSet::new()),
         reread: opts.reread.clone(),
         stats: Stats::default(),
@@ -719,4 +733,68 @@ enum ReadFailure {
     /// Asked to stop (Ctrl-C), with the reason.
     Stopped(String),
     Repo(RepoError),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::{Backend, FileKind, LocalBackend};
+    use crate::faulty::{FaultyBackend, Op};
+    use crate::fs_source::FolderSource;
+    use crate::prune::tests::{Photos, create_small_repo, open_with, photo};
+    use crate::snapshot::Source as SnapshotSource;
+
+    /// `snapshot` loads the index once: after the run, the index it passed in is given back
+    /// and only the index files the run wrote are read to bring it up to date.
+    #[test]
+    fn after_a_run_only_the_new_index_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, src) = (dir.path().join("repo"), dir.path().join("lib"));
+        std::fs::create_dir_all(&src).unwrap();
+        create_small_repo(&root, true);
+        let counted = Arc::new(
+            FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
+                .watching(&[Op::Read])
+                .kinds(&[FileKind::Index]),
+        );
+        let repo = open_with(counted.clone() as Arc<dyn Backend>);
+        let folder = FolderSource::new(std::slice::from_ref(&src)).unwrap();
+        let opts = || ArchiveOptions {
+            source: SnapshotSource::folder(folder.absolute_paths()),
+            tags: Vec::new(),
+            parent: None,
+            reread: Default::default(),
+            also: Vec::new(),
+            workers: 2,
+            stop: None,
+            lock: None,
+            time: None,
+        };
+        for round in 0..2 {
+            for i in 0..5 {
+                photo(&src, round * 10 + i);
+            }
+            let mut loaded = repo.load_index().unwrap();
+            let files_before = loaded.files.len();
+            let index = Arc::new(std::mem::take(&mut loaded.index));
+            run_shared(&repo, index.clone(), &folder, opts(), &NoHooks, &Photos).unwrap();
+            loaded.index = Arc::try_unwrap(index)
+                .ok()
+                .expect("the run let go of the index");
+            let reads_before = counted.count();
+            let new = repo.load_new_index_files(&mut loaded).unwrap();
+            assert!(new >= 1);
+            assert_eq!(loaded.files.len(), files_before + new);
+            assert_eq!(counted.count() - reads_before, new as u64, "round {round}");
+            let full = repo.load_index().unwrap();
+            assert_eq!(loaded.index.blob_count(), full.index.blob_count());
+            let mut a = loaded.files.clone();
+            let mut b = full.files.clone();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b);
+        }
+    }
 }

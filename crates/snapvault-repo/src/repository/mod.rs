@@ -340,6 +340,30 @@ impl Repository {
         Ok(LoadedIndex { index, files: ids })
     }
 
+    /// Merge into `loaded` the index files written since it was loaded (by this process or
+    /// another); the files it already holds are not read again. Returns how many were read.
+    pub fn load_new_index_files(&self, loaded: &mut LoadedIndex) -> Result<usize> {
+        let known: std::collections::HashSet<IndexId> = loaded.files.iter().copied().collect();
+        let mut read = 0;
+        for f in self.backend.list(FileKind::Index)? {
+            let id: IndexId = f.name.parse()?;
+            if known.contains(&id) {
+                continue;
+            }
+            let bytes = self.backend.read(FileKind::Index, &f.name)?;
+            let what = format!("index {}", f.name);
+            if Id::hash_of(&bytes).to_hex() != f.name {
+                return Err(RepoError::corrupt(what, "content does not match its name"));
+            }
+            loaded
+                .index
+                .add_file(&IndexFile::open(&self.crypto, &bytes, &what)?);
+            loaded.files.push(id);
+            read += 1;
+        }
+        Ok(read)
+    }
+
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
         let bytes = f.seal(&self.crypto);
         let id = IndexId(Id::hash_of(&bytes));

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use snapvault_repo::archiver::{self, ArchiveOptions, Observer};
 use snapvault_repo::fs_source::FolderSource;
 use snapvault_repo::index::Index;
+use snapvault_repo::repository::LoadedIndex;
 use snapvault_repo::snapshot::{Snapshot, Source};
 use snapvault_repo::text::escaped;
 use snapvault_repo::tree::Node;
@@ -312,11 +313,13 @@ fn take(
     };
     // The scan counts the totals beside the snapshot; the scope waits for it, so the last
     // progress line has final totals.
+    // The index is loaded once: after the run only the index files written since are read.
+    let index = std::sync::Arc::new(loaded.index);
     let result = std::thread::scope(|s| {
         progress.scan(s, src);
-        archiver::run(
+        archiver::run_shared(
             &repo,
-            loaded.index,
+            index.clone(),
             src,
             opts,
             &observer,
@@ -324,6 +327,12 @@ fn take(
         )
     });
     progress.finish();
+    let mut current = std::sync::Arc::try_unwrap(index)
+        .ok()
+        .map(|index| LoadedIndex {
+            index,
+            files: loaded.files,
+        });
     let signal = crate::interrupt::received();
     let (id, snap) = match (result, signal) {
         (Ok(r), _) => r,
@@ -352,8 +361,7 @@ fn take(
     let gone = match (&parent_snap, &snap.summary.interrupted) {
         (Some(p), None) => {
             let now = report.photos.into_inner().unwrap_or_default();
-            let listed = repo
-                .load_index()
+            let listed = index_now(&repo, &mut current)
                 .map_err(anyhow::Error::from)
                 .and_then(|l| vanished(&repo, &l.index, p, &now));
             match listed {
@@ -383,8 +391,7 @@ fn take(
     // Keep the photo catalog current (it is a cache: trouble here is only a warning; after
     // Ctrl-C it is left for the next command to bring up to date).
     if signal.is_none()
-        && let Err(e) = repo
-            .load_index()
+        && let Err(e) = index_now(&repo, &mut current)
             .map_err(anyhow::Error::from)
             .and_then(|l| {
                 // The library just read is recorded as it is, not read back.
@@ -572,4 +579,19 @@ fn summary_lines(
         fmt::duration_ms(s.duration_ms)
     );
     [files, bytes]
+}
+
+/// The index as it is now: the one loaded before the snapshot, plus the index files
+/// written since (this run's, or another writer's); only those are read.
+fn index_now<'a>(
+    repo: &Repository,
+    current: &'a mut Option<LoadedIndex>,
+) -> snapvault_repo::Result<&'a LoadedIndex> {
+    match current {
+        Some(l) => {
+            repo.load_new_index_files(l)?;
+            Ok(l)
+        }
+        None => Ok(current.insert(repo.load_index()?)),
+    }
 }
