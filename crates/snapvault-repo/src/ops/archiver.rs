@@ -740,11 +740,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::backend::{Backend, FileKind, LocalBackend};
-    use crate::faulty::{FaultyBackend, Op};
-    use crate::fs_source::FolderSource;
-    use crate::prune::tests::{Photos, create_small_repo, open_with, photo};
-    use crate::snapshot::Source as SnapshotSource;
+    use crate::format::snapshot::Source as SnapshotSource;
+    use crate::ops::fs_source::FolderSource;
+    use crate::ops::test_support::{Photos, create_small_repo, open_with, photo};
+    use crate::storage::faulty::{FaultyBackend, Op};
+    use crate::storage::{Backend, FileKind, LocalBackend};
 
     /// `snapshot` loads the index once: after the run, the index it passed in is given back
     /// and only the index files the run wrote are read to bring it up to date.

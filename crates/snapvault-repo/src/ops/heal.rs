@@ -17,15 +17,15 @@ use std::io::{self, Read};
 
 use crossbeam_channel::Sender;
 
-use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
-use crate::repository::chunker::Chunker;
 use crate::error::{RepoError, Result};
+use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::format::id::BlobId;
-use crate::repository::index::Index;
+use crate::format::tree::{NodeKind, Tree};
 use crate::ops::repair::LostFile;
 use crate::repository::Repository;
+use crate::repository::chunker::Chunker;
+use crate::repository::index::Index;
 use crate::repository::walk::{TreeWalker, Visitor};
-use crate::format::tree::{NodeKind, Tree};
 
 /// The repository to heal from, with its index.
 pub struct Other<'a> {

@@ -228,11 +228,10 @@ pub(crate) mod tests {
     use super::limits::parse_size;
     use super::*;
     use crate::format::blob::{self, BlobType};
-    use crate::format::id::Id;
     use crate::format::pack::PackWriter;
     use crate::ops::observe::NoHooks;
-    use crate::repository::index::{IndexFile, IndexedPack};
     use crate::ops::test_support::*;
+    use crate::repository::index::{IndexFile, IndexedPack};
     use crate::storage::faulty::{Effect, FaultyBackend, Op};
     use crate::storage::{Backend, LocalBackend};
 

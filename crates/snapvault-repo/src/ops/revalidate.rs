@@ -7,11 +7,11 @@
 
 use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
+use crate::format::tree::{NodeKind, Tree};
+use crate::repository::Repository;
 use crate::repository::index::{Index, IndexFile};
 use crate::repository::packer::Flushed;
-use crate::repository::Repository;
 use crate::repository::walk::{TreeWalker, Visitor, join};
-use crate::format::tree::{NodeKind, Tree};
 
 /// Check that the tree `root` and everything under it is stored; `why` says how the lock
 /// was lost. Pending packs deleted meanwhile are dropped from the coming index file.

@@ -345,7 +345,7 @@ impl Repository {
     pub fn load_new_index_files(&self, loaded: &mut LoadedIndex) -> Result<usize> {
         let known: std::collections::HashSet<IndexId> = loaded.files.iter().copied().collect();
         let mut read = 0;
-        for f in self.backend.list(FileKind::Index)? {
+        for f in crate::repository::index::list_files(self.backend.as_ref())?.0 {
             let id: IndexId = f.name.parse()?;
             if known.contains(&id) {
                 continue;

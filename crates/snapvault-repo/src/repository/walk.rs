@@ -15,9 +15,9 @@ use std::hash::BuildHasherDefault;
 
 use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
-use crate::repository::index::{IdHasher, Index};
-use crate::repository::Repository;
 use crate::format::tree::{Node, NodeKind, Tree};
+use crate::repository::Repository;
+use crate::repository::index::{IdHasher, Index};
 
 /// What a walk tells its user.
 pub trait Visitor {

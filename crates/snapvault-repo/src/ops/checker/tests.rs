@@ -87,9 +87,9 @@ fn each_failed_read_is_not_checked_not_damaged() {
 /// Snapshots that share their trees cost one load per distinct tree, not one per snapshot.
 #[test]
 fn check_loads_each_tree_once() {
+    use crate::format::tree::Tree;
     use crate::ops::test_support::{create_small_repo, photo, snapshot};
     use crate::repository::walk::{self, TreeWalker, Visitor};
-    use crate::format::tree::Tree;
 
     let dir = tempfile::tempdir().unwrap();
     let (root, src) = (dir.path().join("repo"), dir.path().join("lib"));

@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{CheckReport, DamagedFile};
-use crate::format::blob::BlobType;
 use crate::error::{RepoError, Result};
-use crate::repository::expansion::{self, Expansion};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, SnapshotId};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::repository::expansion::{self, Expansion};
 use crate::repository::index::Index;
 use crate::repository::walk::{TreeWalker, Visitor, join};
 use crate::repository::{Repository, SnapshotEntry};
-use crate::format::tree::{Node, NodeKind, Tree};
 
 /// One distinct tree: its entries, the listings its folders name (as often as named), how
 /// many paths it expands to, and whether damage, or something not checked, lies below it.

@@ -6,11 +6,11 @@ use serde::Serialize;
 
 use crate::error::{RepoError, Result};
 use crate::format::id::{BlobId, SnapshotId};
-use crate::repository::index::Index;
-use crate::repository::Repository;
-use crate::repository::walk::{TreeWalker, Visitor, join};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
+use crate::repository::Repository;
+use crate::repository::index::Index;
+use crate::repository::walk::{TreeWalker, Visitor, join};
 
 /// A photo (or video or sidecar) that no remaining snapshot would hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 use super::PruneStats;
-use crate::storage::FileKind;
 use crate::error::{RepoError, Result};
 use crate::format::id::{BlobId, Id, SnapshotId};
+use crate::format::tree::{NodeKind, Tree};
 use crate::repository::index::{IdHasher, Index, IndexFile};
 use crate::repository::walk::{TreeWalker, Visitor};
 use crate::repository::{LoadedIndex, Repository, SnapshotEntry};
-use crate::format::tree::{NodeKind, Tree};
+use crate::storage::FileKind;
 
 /// Blobs in use, by the first 8 bytes of their id (ids are uniformly random). A prefix
 /// shared with another blob can only make an unused blob look used (it is then kept), so
