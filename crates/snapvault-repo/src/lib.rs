@@ -56,4 +56,4 @@ pub use ops::{
 
 pub use error::{RepoError, Result};
 pub use format::id::{BlobId, Id, PackId, SnapshotId};
-pub use repository::{Repository, SnapshotEntry, parallel_map};
+pub use repository::{LoadedIndex, Repository, SnapshotEntry, parallel_map};

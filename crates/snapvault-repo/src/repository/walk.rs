@@ -66,18 +66,15 @@ impl<'a> TreeWalker<'a> {
     }
 
     /// Trees loaded so far (each at most once).
+    #[cfg(test)]
     pub fn loads(&self) -> u64 {
         self.loads
     }
 
     /// Distinct trees reached so far, loaded or not.
+    #[cfg(test)]
     pub fn visited(&self) -> usize {
         self.seen.len()
-    }
-
-    /// Has this tree been reached already?
-    pub fn has_visited(&self, id: &BlobId) -> bool {
-        self.seen.contains(id)
     }
 
     /// Walk the trees below `root` not visited yet.

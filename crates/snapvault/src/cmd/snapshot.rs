@@ -2,10 +2,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use snapvault_repo::LoadedIndex;
 use snapvault_repo::archiver::{self, ArchiveOptions, Observer};
 use snapvault_repo::fs_source::FolderSource;
 use snapvault_repo::index::Index;
-use snapvault_repo::repository::LoadedIndex;
 use snapvault_repo::snapshot::{Snapshot, Source};
 use snapvault_repo::text::escaped;
 use snapvault_repo::tree::Node;
