@@ -1,0 +1,335 @@
+//! The walker of the snapshot pipeline (on the calling thread): lists each directory of
+//! the source, reuses the parent snapshot's node of an unchanged file, and reads and chunks
+//! the changed ones, sending chunks to the workers and directories to the finalizer.
+
+use super::*;
+
+pub(super) struct Walker<'a> {
+    pub(super) repo: &'a Repository,
+    pub(super) source: &'a dyn Source,
+    pub(super) chunker: &'a Chunker,
+    pub(super) shared: &'a Shared,
+    pub(super) observer: &'a dyn Observer,
+    pub(super) inspector: &'a dyn Inspector,
+    pub(super) chunk_tx: Sender<ChunkJob>,
+    pub(super) dir_tx: Sender<(Vec<u8>, Vec<Pending>)>,
+    pub(super) buf: Vec<u8>,
+    /// Chunk buffers handed back by the packer and workers.
+    pub(super) recycled: Receiver<Vec<u8>>,
+    pub(super) reread: &'a HashSet<BlobId>,
+    pub(super) level: i32,
+    /// Set when the source went away: the walk stops and the snapshot keeps what it has.
+    pub(super) fatal: Option<String>,
+    /// Polled between entries and chunks: a stop request ends the walk like `fatal`.
+    pub(super) stop: Option<&'a Stop>,
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = dir.to_vec();
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+fn node_from(e: &SourceEntry) -> Node {
+    Node {
+        name: e.name.clone(),
+        kind: e.kind,
+        mode: e.mode,
+        mtime: e.mtime,
+        btime: e.btime,
+        size: e.size,
+        content: Vec::new(),
+        subtree: None,
+        target: e.target.clone(),
+        media: None,
+        rdev: e.rdev,
+        dev: e.link.map(|(dev, _)| dev),
+        ino: e.link.map(|(_, ino)| ino),
+    }
+}
+
+impl Walker<'_> {
+    fn aborted(&self) -> Result<()> {
+        if self.shared.abort.load(Relaxed) {
+            return Err(RepoError::Interrupted("snapshot stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Walk `dir` depth-first; its directory job is sent after all of its subdirectories'.
+    pub(super) fn walk(&mut self, dir: &[u8], parents: &[Tree]) -> Result<()> {
+        let entries = match self.source.list(dir) {
+            Ok(e) => e,
+            Err(e) if self.source.is_fatal(&e) => {
+                self.fatal = Some(e.to_string());
+                Vec::new()
+            }
+            Err(e) if !dir.is_empty() => {
+                self.shared.stats.errors.fetch_add(1, Relaxed);
+                self.observer.skipped(dir, &e);
+                Vec::new()
+            }
+            Err(e) => return Err(RepoError::io("listing the source", e)),
+        };
+        // Folders below the ones named on the command line (or the phone's top folders):
+        // the roots are what was backed up, not folders found in it.
+        if dir.contains(&b'/') {
+            self.shared.stats.dirs.fetch_add(1, Relaxed);
+        }
+        let find_in = |t: &'_ Tree, name: &crate::format::tree::Name| -> Option<usize> {
+            t.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
+        };
+        let mut pending = Vec::with_capacity(entries.len());
+        let olds: Vec<Option<&Node>> = entries
+            .iter()
+            .map(|e| {
+                parents
+                    .iter()
+                    .find_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
+            })
+            .collect();
+        // Decided once per file: unchanged files are neither hinted nor read.
+        let unchanged: Vec<Option<&Node>> = entries
+            .iter()
+            .zip(&olds)
+            .map(|(e, old)| self.unchanged(e, *old))
+            .collect();
+        let to_read: Vec<bool> = entries
+            .iter()
+            .zip(&unchanged)
+            .map(|(e, u)| e.kind == NodeKind::File && u.is_none())
+            .collect();
+        let mut ahead = 0;
+        for (i, e) in entries.iter().enumerate() {
+            self.aborted()?;
+            if self.fatal.is_none() {
+                self.fatal = self.stop.and_then(Stop::reason);
+            }
+            if self.fatal.is_some() {
+                break;
+            }
+            let path = join(dir, &e.name.0);
+            let old = olds[i];
+            match e.kind {
+                NodeKind::Dir => {
+                    let subs: Vec<Tree> = parents
+                        .iter()
+                        .filter_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
+                        .filter(|o| o.kind == NodeKind::Dir)
+                        .filter_map(|o| o.subtree)
+                        .filter_map(|id| self.repo.load_tree(&self.shared.index, &id).ok())
+                        .collect();
+                    self.walk(&path, &subs)?;
+                    pending.push(Pending::Dir(node_from(e)));
+                }
+                // Symlinks and special files: recorded as they are, nothing to read.
+                NodeKind::Symlink
+                | NodeKind::Fifo
+                | NodeKind::Socket
+                | NodeKind::CharDevice
+                | NodeKind::BlockDevice => pending.push(Pending::Ready(node_from(e))),
+                NodeKind::File => {
+                    if to_read[i] {
+                        self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
+                    }
+                    if let Some(p) = self.file(&path, e, old, unchanged[i])? {
+                        pending.push(p);
+                    }
+                }
+            }
+        }
+        if self.dir_tx.send((dir.to_vec(), pending)).is_err() {
+            self.aborted()?;
+            return Err(RepoError::Interrupted("tree writer stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// The previous snapshot's node for `e` when the file has not changed since (same size
+    /// and mtime, all its blobs still stored and none marked for re-reading).
+    fn unchanged<'n>(&self, e: &SourceEntry, old: Option<&'n Node>) -> Option<&'n Node> {
+        old.filter(|o| {
+            o.kind == NodeKind::File
+                && o.size == e.size
+                && o.mtime == e.mtime
+                && o.content
+                    .iter()
+                    .all(|id| self.shared.index.contains(id) && !self.reread.contains(id))
+                && o.content.len() as u64 <= e.size.max(1)
+        })
+    }
+
+    /// Keep the source fetching up to [`PREFETCH_BYTES`] of the files after `entries[i]`
+    /// that will be read, so the disk works while this thread chunks. `ahead` is the first
+    /// entry not yet hinted.
+    fn prefetch_after(
+        &self,
+        dir: &[u8],
+        entries: &[SourceEntry],
+        to_read: &[bool],
+        i: usize,
+        ahead: &mut usize,
+    ) {
+        *ahead = (*ahead).max(i + 1);
+        let queued: u64 = (i + 1..*ahead)
+            .filter(|&k| to_read[k])
+            .map(|k| entries[k].size.min(PREFETCH_BYTES))
+            .sum();
+        let mut budget = PREFETCH_BYTES.saturating_sub(queued);
+        while *ahead < entries.len() && budget > 0 {
+            let k = *ahead;
+            if to_read[k] {
+                let len = entries[k].size.min(PREFETCH_BYTES);
+                if len > budget && k > i + 1 {
+                    break;
+                }
+                self.source.prefetch(&join(dir, &entries[k].name.0), len);
+                budget = budget.saturating_sub(len);
+            }
+            *ahead += 1;
+        }
+    }
+
+    fn file(
+        &mut self,
+        path: &[u8],
+        e: &SourceEntry,
+        old: Option<&Node>,
+        unchanged: Option<&Node>,
+    ) -> Result<Option<Pending>> {
+        let st = &self.shared.stats;
+        if let Some(o) = unchanged {
+            self.observer.file_unchanged(path, e.size);
+            st.files_unchanged.fetch_add(1, Relaxed);
+            st.files_total.fetch_add(1, Relaxed);
+            st.bytes_total.fetch_add(e.size, Relaxed);
+            let mut n = node_from(e);
+            n.content = o.content.clone();
+            n.media = o.media.clone();
+            return Ok(Some(Pending::Ready(n)));
+        }
+        self.observer.file_started(path, e.size);
+        let reader = match self.source.open(path) {
+            Ok(r) => r,
+            Err(err) if self.source.is_fatal(&err) => {
+                self.fatal = Some(err.to_string());
+                return Ok(None);
+            }
+            Err(err) => {
+                st.errors.fetch_add(1, Relaxed);
+                self.observer.skipped(path, &err);
+                return Ok(None);
+            }
+        };
+        let slot = Arc::new(FileSlot::default());
+        let mut node = node_from(e);
+        match self.read_chunks(path, reader, &slot, e, &mut node) {
+            Ok(total) => {
+                if let Ok(mut s) = slot.state.lock() {
+                    s.done_reading = true;
+                }
+                slot.cv.notify_all();
+                node.size = total;
+            }
+            Err(ReadFailure::Source(err)) if self.source.is_fatal(&err) => {
+                self.fatal = Some(err.to_string());
+                return Ok(None);
+            }
+            Err(ReadFailure::Source(err)) => {
+                st.errors.fetch_add(1, Relaxed);
+                self.observer.skipped(path, &err);
+                return Ok(None);
+            }
+            Err(ReadFailure::Stopped(why)) => {
+                self.fatal = Some(why);
+                return Ok(None);
+            }
+            Err(ReadFailure::Repo(err)) => return Err(err),
+        }
+        if old.is_some() {
+            st.files_changed.fetch_add(1, Relaxed);
+        } else {
+            st.files_new.fetch_add(1, Relaxed);
+        }
+        st.files_total.fetch_add(1, Relaxed);
+        st.bytes_total.fetch_add(node.size, Relaxed);
+        Ok(Some(Pending::File(node, slot)))
+    }
+
+    fn read_chunks(
+        &mut self,
+        path: &[u8],
+        reader: Box<dyn Read + Send + '_>,
+        slot: &Arc<FileSlot>,
+        e: &SourceEntry,
+        node: &mut Node,
+    ) -> std::result::Result<u64, ReadFailure> {
+        let mut compression = Compression::Try(self.level);
+        let mut stream = self.chunker.stream(reader, std::mem::take(&mut self.buf));
+        let mut idx = 0;
+        let mut total = 0u64;
+        let mut probe: Option<Box<dyn TailProbe>> = None;
+        let result = loop {
+            if let Some(why) = self.stop.and_then(Stop::reason) {
+                // Stop mid-file: the file is left out; its chunks sent so far are stored
+                // and reused by the next run.
+                break Err(ReadFailure::Stopped(why));
+            }
+            let chunk = match stream.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => break Ok(total),
+                Err(err) => break Err(ReadFailure::Source(err)),
+            };
+            if idx == 0 {
+                node.media = self.inspector.inspect(path, chunk, e);
+                compression = self.inspector.compression(&e.name.0, chunk, self.level);
+                probe = self.inspector.tail_probe(path, chunk, e);
+            } else if let Some(p) = probe.as_mut() {
+                p.chunk(total, chunk);
+            }
+            total += chunk.len() as u64;
+            self.shared
+                .stats
+                .bytes_read
+                .fetch_add(chunk.len() as u64, Relaxed);
+            self.observer.bytes_read(chunk.len() as u64);
+            if let Ok(mut s) = slot.state.lock() {
+                s.ids.push(None);
+                s.outstanding += 1;
+            }
+            let reuse = self.recycled.try_recv().unwrap_or_default();
+            let job = ChunkJob {
+                slot: slot.clone(),
+                idx,
+                data: PlainBuf::new_in(&self.shared.crypto, chunk, reuse),
+                compression,
+            };
+            idx += 1;
+            if self.chunk_tx.send(job).is_err() || self.shared.abort.load(Relaxed) {
+                break Err(ReadFailure::Repo(RepoError::Interrupted(
+                    "snapshot stopped".into(),
+                )));
+            }
+        };
+        if let Some(p) = probe {
+            node.media = p.finish(node.media.take());
+        }
+        if idx == 0 && result.is_ok() {
+            // Empty file: still inspect (kind from the name) and record no chunks.
+            node.media = self.inspector.inspect(path, &[], e);
+        }
+        self.buf = stream.into_buffer();
+        result
+    }
+}
+
+enum ReadFailure {
+    Source(std::io::Error),
+    /// Asked to stop (Ctrl-C), with the reason.
+    Stopped(String),
+    Repo(RepoError),
+}
