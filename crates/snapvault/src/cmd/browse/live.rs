@@ -52,13 +52,14 @@ impl Live {
         verbose: bool,
     ) -> Result<Live> {
         let names = snapshot_names(&repo)?;
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), thread_cpu_ms());
         let lib = Library::new(repo.clone(), index, catalog, snapshots.clone())?;
         let rows = lib.timeline()?.all.values().map(Counts::total).sum::<u64>();
         if verbose {
             eprintln!(
-                "browse: timeline of {rows} photos and videos made in {:.1} ms",
-                start.elapsed().as_secs_f64() * 1000.0
+                "browse: timeline of {rows} photos and videos made in {:.1} ms{}",
+                start.elapsed().as_secs_f64() * 1000.0,
+                cpu_note(cpu)
             );
         }
         Ok(Live {
@@ -91,13 +92,15 @@ impl Live {
         let index = self.repo.load_index()?.index;
         let catalog = crate::catalog::open_synced(&self.repo, &index, self.verbose)?;
         let synced = start.elapsed();
+        let cpu = thread_cpu_ms();
         let lib = Library::new(self.repo.clone(), index, catalog, self.snapshots.clone())?;
         lib.timeline()?;
         if self.verbose {
             eprintln!(
-                "browse: the snapshots changed; index and catalog read again in {:.1} ms, timeline made in {:.1} ms",
+                "browse: the snapshots changed; index and catalog read again in {:.1} ms, timeline made in {:.1} ms{}",
                 synced.as_secs_f64() * 1000.0,
-                (start.elapsed() - synced).as_secs_f64() * 1000.0
+                (start.elapsed() - synced).as_secs_f64() * 1000.0,
+                cpu_note(cpu)
             );
         }
         let lib = Arc::new(lib);
@@ -107,5 +110,31 @@ impl Live {
         *cur = lib.clone();
         *names = now;
         Ok(lib)
+    }
+}
+
+/// CPU time of the calling thread so far, in ms (for `-v`; wall time on a busy machine
+/// says little).
+#[cfg(unix)]
+fn thread_cpu_ms() -> Option<f64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    ok.then(|| ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6)
+}
+
+#[cfg(not(unix))]
+fn thread_cpu_ms() -> Option<f64> {
+    None
+}
+
+/// `(CPU 47.9 ms)` since `before`, or nothing where it is not known.
+fn cpu_note(before: Option<f64>) -> String {
+    match (before, thread_cpu_ms()) {
+        (Some(a), Some(b)) => format!(" (CPU {:.1} ms)", b - a),
+        _ => String::new(),
     }
 }
