@@ -10,74 +10,59 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use snapvault_media::{CaptureTime, sample};
+use snapvault_media::sample;
 
 use crate::common::*;
-
-fn at(s: &str) -> CaptureTime {
-    s.parse().unwrap()
-}
 
 /// A small library over three months: a JPEG with an embedded EXIF thumbnail (July), one
 /// without and edited in Photos (June), a HEIC Live Photo with its video (August), a video
 /// (August).
-struct Lib {
-    tmp: tempfile::TempDir,
-    src: PathBuf,
-    cache: PathBuf,
-    sv: Sv,
+struct Lib(CachedLibrary);
+
+impl std::ops::Deref for Lib {
+    type Target = CachedLibrary;
+    fn deref(&self) -> &CachedLibrary {
+        &self.0
+    }
 }
 
 impl Lib {
     fn new() -> Lib {
-        let tmp = tempdir();
-        let src = tmp.path().join("iPhone");
-        let d = src.join("DCIM/100APPLE");
+        let lib = Lib(CachedLibrary::new());
+        let d = lib.src.join("DCIM/100APPLE");
         write_file(
             &d.join("IMG_0001.JPG"),
-            &sample::jpeg_with_thumbnail(&at("2023-07-14T18:03:11+02:00"), 30_000, 1),
+            &sample::jpeg_with_thumbnail(&taken("2023-07-14T18:03:11+02:00"), 30_000, 1),
         );
         write_file(
             &d.join("IMG_0002.JPG"),
-            &sample::jpeg(&at("2023-06-30T12:00:00-04:00"), None, 15_000, 2),
+            &sample::jpeg(&taken("2023-06-30T12:00:00-04:00"), None, 15_000, 2),
         );
         // IMG_0002 was edited in Photos: its render and the edit's description, where the
         // phone keeps them (the folder is a copy of the phone's media root).
-        let edit = src.join("PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments");
+        let edit = lib
+            .src
+            .join("PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments");
         write_file(
             &edit.join("FullSizeRender.jpg"),
-            &sample::jpeg(&at("2023-06-30T12:00:00-04:00"), None, 12_000, 6),
+            &sample::jpeg(&taken("2023-06-30T12:00:00-04:00"), None, 12_000, 6),
         );
         write_file(&edit.join("Adjustments.plist"), b"<plist></plist>");
         let cid = sample::content_id(3);
         write_file(
             &d.join("IMG_0003.HEIC"),
-            &sample::heic(&at("2023-08-02T09:30:00+02:00"), Some(&cid), 20_000, 3),
+            &sample::heic(&taken("2023-08-02T09:30:00+02:00"), Some(&cid), 20_000, 3),
         );
         write_file(
             &d.join("IMG_0003.MOV"),
-            &sample::mov(&at("2023-08-02T09:30:00+02:00"), Some(&cid), 40_000, 4),
+            &sample::mov(&taken("2023-08-02T09:30:00+02:00"), Some(&cid), 40_000, 4),
         );
         write_file(
             &d.join("IMG_0004.MP4"),
-            &sample::mp4(&at("2023-08-05T10:00:00+02:00"), 50_000, 5),
+            &sample::mp4(&taken("2023-08-05T10:00:00+02:00"), 50_000, 5),
         );
-        let cache = tmp.path().join("cache");
-        let sv = Sv::init(tmp.path().join("repo"), false);
-        let lib = Lib {
-            tmp,
-            src,
-            cache,
-            sv,
-        };
-        let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
-        assert_eq!(out.code, Some(0), "{out}");
+        lib.ok(&["snapshot", lib.src.to_str().unwrap()]);
         lib
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        self.sv
-            .run_env(args, &[("XDG_CACHE_HOME", self.cache.to_str().unwrap())])
     }
 
     fn file(&self, name: &str) -> Vec<u8> {
@@ -428,7 +413,7 @@ fn a_snapshot_taken_while_serving_shows_on_the_next_page() {
     // A photo of January 2024 arrives, and the June one is deleted, while the server runs.
     write_file(
         &lib.src.join("DCIM/101APPLE/IMG_0101.JPG"),
-        &sample::jpeg_with_thumbnail(&at("2024-01-02T10:00:00+01:00"), 20_000, 11),
+        &sample::jpeg_with_thumbnail(&taken("2024-01-02T10:00:00+01:00"), 20_000, 11),
     );
     std::fs::remove_file(lib.src.join("DCIM/100APPLE/IMG_0002.JPG")).unwrap();
     let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);

@@ -641,3 +641,43 @@ pub fn files_but_locks(repo: &Path) -> Vec<(String, PathBuf)> {
     out.sort();
     out
 }
+
+/// A capture time written as in EXIF with its offset (`2023-07-14T18:03:11+02:00`).
+pub fn taken(s: &str) -> snapvault_media::CaptureTime {
+    s.parse().unwrap()
+}
+
+/// A photo library at `TMP/iPhone` (filled by the test), an unencrypted repository at
+/// `TMP/repo` and a cache folder of its own at `TMP/cache` (`XDG_CACHE_HOME`), so the photo
+/// catalog and the damage list a test sees are its own.
+pub struct CachedLibrary {
+    pub tmp: tempfile::TempDir,
+    pub src: PathBuf,
+    pub cache: PathBuf,
+    pub sv: Sv,
+}
+
+impl CachedLibrary {
+    pub fn new() -> CachedLibrary {
+        let tmp = tempdir();
+        CachedLibrary {
+            src: tmp.path().join("iPhone"),
+            cache: tmp.path().join("cache"),
+            sv: Sv::init(tmp.path().join("repo"), false),
+            tmp,
+        }
+    }
+
+    /// `snapvault ARGS` with this cache.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.sv
+            .run_env(args, &[("XDG_CACHE_HOME", self.cache.to_str().unwrap())])
+    }
+
+    /// [`CachedLibrary::run`], requiring exit 0.
+    pub fn ok(&self, args: &[&str]) -> Out {
+        let out = self.run(args);
+        assert_eq!(out.code, Some(0), "snapvault {args:?} failed:\n{out}");
+        out
+    }
+}

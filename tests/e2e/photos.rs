@@ -8,19 +8,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use snapvault_media::{CaptureTime, sample};
+use snapvault_media::sample;
 
 use crate::common::*;
 
-fn at(s: &str) -> CaptureTime {
-    s.parse().unwrap()
-}
+struct Lib(CachedLibrary);
 
-struct Lib {
-    _tmp: tempfile::TempDir,
-    src: PathBuf,
-    cache: PathBuf,
-    sv: Sv,
+impl std::ops::Deref for Lib {
+    type Target = CachedLibrary;
+    fn deref(&self) -> &CachedLibrary {
+        &self.0
+    }
 }
 
 impl Lib {
@@ -30,57 +28,39 @@ impl Lib {
     /// - a photo from June 2023, one from December 2022, and a JPEG without metadata
     ///   whose mtime (March 2024) must be used instead.
     fn new() -> Lib {
-        let tmp = tempdir();
-        let src = tmp.path().join("iPhone");
+        let lib = CachedLibrary::new();
+        let src = &lib.src;
         let d100 = src.join("DCIM/100APPLE");
         let d101 = src.join("DCIM/101APPLE");
         let cid = sample::content_id(1);
         write_file(
             &d100.join("IMG_0001.HEIC"),
-            &sample::heic(&at("2023-07-31T23:59:59+02:00"), Some(&cid), 20_000, 1),
+            &sample::heic(&taken("2023-07-31T23:59:59+02:00"), Some(&cid), 20_000, 1),
         );
         write_file(
             &d100.join("IMG_0001.MOV"),
-            &sample::mov(&at("2023-08-01T00:00:00+02:00"), Some(&cid), 30_000, 2),
+            &sample::mov(&taken("2023-08-01T00:00:00+02:00"), Some(&cid), 30_000, 2),
         );
         write_file(
             &d100.join("IMG_0002.JPG"),
-            &sample::jpeg(&at("2023-06-30T12:00:00+02:00"), None, 15_000, 3),
+            &sample::jpeg(&taken("2023-06-30T12:00:00+02:00"), None, 15_000, 3),
         );
         write_file(
             &d100.join("IMG_0003.HEIC"),
-            &sample::heic(&at("2023-07-01T09:00:00+02:00"), None, 18_000, 4),
+            &sample::heic(&taken("2023-07-01T09:00:00+02:00"), None, 18_000, 4),
         );
         write_file(
             &d101.join("IMG_0003.HEIC"),
-            &sample::heic(&at("2023-07-02T10:00:00-04:00"), None, 19_000, 5),
+            &sample::heic(&taken("2023-07-02T10:00:00-04:00"), None, 19_000, 5),
         );
         write_file(
             &d101.join("IMG_0004.HEIC"),
-            &sample::heic(&at("2022-12-31T23:30:00+01:00"), None, 17_000, 6),
+            &sample::heic(&taken("2022-12-31T23:30:00+01:00"), None, 17_000, 6),
         );
         let plain = d101.join("IMG_0005.JPG");
         write_random(&plain, 7, 12_000);
         set_mtime(&plain, 1_709_640_000, 0); // 2024-03-05 12:00 UTC
-        let cache = tmp.path().join("cache");
-        let sv = Sv::init(tmp.path().join("repo"), false);
-        Lib {
-            src,
-            cache,
-            sv,
-            _tmp: tmp,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        self.sv
-            .run_env(args, &[("XDG_CACHE_HOME", self.cache.to_str().unwrap())])
-    }
-
-    fn ok(&self, args: &[&str]) -> Out {
-        let out = self.run(args);
-        assert_eq!(out.code, Some(0), "snapvault {args:?} failed:\n{out}");
-        out
+        Lib(lib)
     }
 
     fn snapshot(&self) -> Value {
@@ -90,7 +70,7 @@ impl Lib {
 
     /// Restore into a fresh folder; returns the set of relative file paths.
     fn restore(&self, args: &[&str]) -> (PathBuf, BTreeSet<String>) {
-        let target = self._tmp.path().join(format!("r{}", rand_suffix(args)));
+        let target = self.tmp.path().join(format!("r{}", rand_suffix(args)));
         let mut a: Vec<&str> = vec!["restore", "--target", target.to_str().unwrap()];
         a.extend_from_slice(args);
         self.ok(&a);
@@ -249,7 +229,7 @@ fn dry_run_photos_diff_as_of_and_catalog_rebuild() {
     fs::remove_file(lib.src.join("DCIM/100APPLE/IMG_0002.JPG")).unwrap();
     lib.snapshot();
     // --dry-run lists, writes nothing.
-    let target = lib._tmp.path().join("dry");
+    let target = lib.tmp.path().join("dry");
     let out = lib.ok(&[
         "restore",
         "--date",
@@ -347,7 +327,7 @@ fn restore_by_date_takes_names_and_content_from_the_snapshot_tree() {
     let lib = Lib::new();
     // Latin-1 é, as old cameras and copies from Windows make.
     let odd = OsStr::from_bytes(b"caf\xe9.HEIC");
-    let bytes = sample::heic(&at("2023-07-05T08:00:00+02:00"), None, 16_000, 9);
+    let bytes = sample::heic(&taken("2023-07-05T08:00:00+02:00"), None, 16_000, 9);
     write_file(&lib.src.join("DCIM/100APPLE").join(odd), &bytes);
     lib.snapshot();
     let (target, files) = lib.restore(&["--date", "2023-07-05"]);
@@ -378,8 +358,8 @@ fn restore_by_date_takes_names_and_content_from_the_snapshot_tree() {
             return;
         }
     }
-    let before = listing(lib._tmp.path());
-    let out_dir = lib._tmp.path().join("after-tamper");
+    let before = listing(lib.tmp.path());
+    let out_dir = lib.tmp.path().join("after-tamper");
     let out = lib.run(&[
         "restore",
         "--date",
@@ -394,7 +374,7 @@ fn restore_by_date_takes_names_and_content_from_the_snapshot_tree() {
         bytes,
         "{out}"
     );
-    let added: Vec<String> = listing(lib._tmp.path())
+    let added: Vec<String> = listing(lib.tmp.path())
         .into_keys()
         .filter(|k| {
             !before.contains_key(k) && !k.starts_with("after-tamper") && !k.starts_with("cache")
@@ -419,7 +399,7 @@ fn include_works_with_restore_by_date() {
             "iPhone/DCIM/100APPLE/IMG_0001.MOV"
         ])
     );
-    let target = lib._tmp.path().join("none");
+    let target = lib.tmp.path().join("none");
     let out = lib.run(&[
         "restore",
         "--date",

@@ -2,7 +2,7 @@
 //! `--layout date`, at its own path with `--layout original` — and `--originals-only` /
 //! `--edits-only` choose one.
 
-use std::path::Path;
+use std::collections::BTreeMap;
 
 use super::{Lab, files_under};
 
@@ -22,21 +22,52 @@ fn month(lab: &Lab, phone: &snapvault_fakephone::FakePhone) -> (String, String) 
     (taken[..7].to_string(), taken[..7].replace('-', "/"))
 }
 
+/// What one restore wrote: file contents by path under its target.
+struct Restored(BTreeMap<String, Vec<u8>>);
+
+impl Restored {
+    fn names(&self) -> Vec<&String> {
+        self.0.keys().collect()
+    }
+
+    #[track_caller]
+    fn holds(&self, path: &str, content: &[u8]) {
+        assert_eq!(
+            self.0.get(path).map(Vec::as_slice),
+            Some(content),
+            "{path}: {:?}",
+            self.names()
+        );
+    }
+
+    #[track_caller]
+    fn has(&self, path: &str) {
+        assert!(self.0.contains_key(path), "{path}: {:?}", self.names());
+    }
+
+    #[track_caller]
+    fn lacks(&self, path: &str) {
+        assert!(!self.0.contains_key(path), "{path}: {:?}", self.names());
+    }
+
+    /// No restored path is `bad`.
+    #[track_caller]
+    fn none(&self, bad: impl Fn(&str) -> bool, what: &str) {
+        assert!(!self.0.keys().any(|p| bad(p)), "{what}: {:?}", self.names());
+    }
+}
+
 fn restore(
     lab: &Lab,
     phone: &snapvault_fakephone::FakePhone,
     name: &str,
     args: &[&str],
-) -> std::path::PathBuf {
+) -> Restored {
     let target = lab.path(name);
     let mut a = vec!["restore", "--target", target.to_str().unwrap()];
     a.extend_from_slice(args);
     lab.ok(phone, &a);
-    target
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    files_under(dir).into_keys().collect()
+    Restored(files_under(&target))
 }
 
 #[test]
@@ -48,72 +79,37 @@ fn an_edit_is_restored_beside_its_original() {
     let render = std::fs::read(lab.lib.join(RENDER)).unwrap();
     let original = std::fs::read(lab.lib.join(ORIGINAL)).unwrap();
 
-    let t = restore(&lab, &phone, "by-date", &["--date", &m, "--layout", "date"]);
-    let got = files_under(&t);
-    assert_eq!(
-        got.get(&format!("{folder}/IMG_0002.HEIC")),
-        Some(&original),
-        "{:?}",
-        names(&t)
-    );
-    assert_eq!(
-        got.get(&format!("{folder}/IMG_E0002.JPG")),
-        Some(&render),
-        "{:?}",
-        names(&t)
-    );
-    assert!(
-        got.keys()
-            .all(|p| !p.contains("FullSizeRender") && !p.ends_with(".plist")),
-        "an edit kept its Mutations name: {:?}",
-        names(&t)
+    let got = restore(&lab, &phone, "by-date", &["--date", &m, "--layout", "date"]);
+    got.holds(&format!("{folder}/IMG_0002.HEIC"), &original);
+    got.holds(&format!("{folder}/IMG_E0002.JPG"), &render);
+    got.none(
+        |p| p.contains("FullSizeRender") || p.ends_with(".plist"),
+        "an edit kept its Mutations name",
     );
 
-    let t = restore(
+    let got = restore(
         &lab,
         &phone,
         "originals",
         &["--date", &m, "--layout", "date", "--originals-only"],
     );
-    let got = files_under(&t);
-    assert!(
-        got.contains_key(&format!("{folder}/IMG_0002.HEIC")),
-        "{:?}",
-        names(&t)
-    );
-    assert!(got.keys().all(|p| !p.contains("IMG_E")), "{:?}", names(&t));
+    got.has(&format!("{folder}/IMG_0002.HEIC"));
+    got.none(|p| p.contains("IMG_E"), "an edit with --originals-only");
 
-    let t = restore(
+    let got = restore(
         &lab,
         &phone,
         "edits",
         &["--date", &m, "--layout", "date", "--edits-only"],
     );
-    let got = files_under(&t);
-    assert_eq!(
-        got.get(&format!("{folder}/IMG_E0002.JPG")),
-        Some(&render),
-        "{:?}",
-        names(&t)
-    );
-    assert!(
-        !got.contains_key(&format!("{folder}/IMG_0002.HEIC")),
-        "{:?}",
-        names(&t)
-    );
+    got.holds(&format!("{folder}/IMG_E0002.JPG"), &render);
+    got.lacks(&format!("{folder}/IMG_0002.HEIC"));
 
     // Paths as on the phone: the edit and its recipe at their Mutations paths.
-    let t = restore(&lab, &phone, "as-phone", &["--date", &m]);
-    let got = files_under(&t);
-    assert_eq!(got.get(ORIGINAL), Some(&original), "{:?}", names(&t));
-    assert_eq!(got.get(RENDER), Some(&render), "{:?}", names(&t));
-    assert!(
-        got.contains_key(
-            "PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments/Adjustments.plist"
-        ),
-        "{:?}",
-        names(&t)
-    );
+    let got = restore(&lab, &phone, "as-phone", &["--date", &m]);
+    got.holds(ORIGINAL, &original);
+    got.holds(RENDER, &render);
+    got.has("PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments/Adjustments.plist");
 
     // The two choices exclude each other, and need --date.
     let out = lab.run(
