@@ -25,9 +25,9 @@ SMALL=20000
 SEED=1
 KEEP=0
 
-die() { echo "compare.sh: error: $*" >&2; exit 1; }
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+USAGE_LINES=2,12p
+# shellcheck source=benches/common.sh
+. "$HERE/common.sh"
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -41,10 +41,10 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED=${2:?}; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
-        *) echo "compare.sh: unknown argument $1" >&2; usage 2 ;;
+        *) unknown_argument "$1" ;;
     esac
 done
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+runs_ok "$RUNS"
 [[ $SMALL =~ ^[0-9]+$ ]] || die "--small-files must be a number (0 to skip)"
 case $CACHE in both) MODES=(cold warm) ;; cold|warm) MODES=("$CACHE") ;;
     *) die "--cache must be both, cold or warm" ;; esac
@@ -52,8 +52,7 @@ IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
 for t in "${TOOL_LIST[@]}"; do
     case $t in snapvault|restic|borg) ;; *) die "unknown tool $t (snapvault, restic, borg)" ;; esac
 done
-SIZE_BYTES=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import corpus; print(corpus.parse_size(sys.argv[2]))' "$HERE" "$SIZE") \
-    || die "bad --size $SIZE"
+SIZE_BYTES=$(size_bytes "$SIZE") || exit 1
 
 # ------------------------------------------------------------------ prerequisites
 need_apt=()

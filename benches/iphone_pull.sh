@@ -31,9 +31,9 @@ WORK=/var/tmp/snapvault-iphone-bench
 SEED=1
 KEEP=0
 
-die() { echo "iphone_pull.sh: error: $*" >&2; exit 1; }
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+USAGE_LINES=2,18p
+# shellcheck source=benches/common.sh
+. "$HERE/common.sh"
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -45,13 +45,12 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED=${2:?}; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
-        *) echo "iphone_pull.sh: unknown argument $1" >&2; usage 2 ;;
+        *) unknown_argument "$1" ;;
     esac
 done
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+runs_ok "$RUNS"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "--rate must be bytes per second"
-SIZE_BYTES=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import corpus; print(corpus.parse_size(sys.argv[2]))' "$HERE" "$SIZE") \
-    || die "bad --size $SIZE"
+SIZE_BYTES=$(size_bytes "$SIZE") || exit 1
 
 if [[ -z ${SNAPVAULT:-} || -z ${SNAPVAULT_FAKEPHONE:-} ]]; then
     say "building snapvault and snapvault-fakephone (release)"
