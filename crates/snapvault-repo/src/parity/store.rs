@@ -297,8 +297,8 @@ fn finish(be: &dyn Backend, superseded: &[Loaded], mut report: SyncReport) -> Re
     Ok(report)
 }
 
-/// Cut files into groups of one class each: packs by ⌈100 / percent⌉; index files and
-/// snapshots together; config and key files together.
+/// Cut files into groups of one class each: packs by ⌈100 / percent⌉ (a short last group
+/// joins the one before); index files and snapshots together; config and key files together.
 pub fn plan_groups(
     percent: u8,
     files: Vec<(MemberKind, String, u64)>,
@@ -314,7 +314,37 @@ pub fn plan_groups(
     }
     let mut out: Vec<Vec<_>> = Vec::new();
     out.extend(packs.chunks(per_group).map(<[_]>::to_vec));
+    // A short last group would pay for a whole member at less than the level's share: it
+    // joins the group before it (at most 2 × per_group − 1 members).
+    if out.len() >= 2
+        && out.last().is_some_and(|g| g.len() < per_group)
+        && per_group * 2 <= MAX_MEMBERS
+        && let Some(last) = out.pop()
+        && let Some(prev) = out.last_mut()
+    {
+        prev.extend(last);
+    }
     out.extend(meta.chunks(MAX_MEMBERS).map(<[_]>::to_vec));
     out.extend(keys.chunks(MAX_MEMBERS).map(<[_]>::to_vec));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packs(n: usize) -> Vec<(MemberKind, String, u64)> {
+        (0..n)
+            .map(|i| (MemberKind::Pack, format!("{i:064x}"), 16 << 20))
+            .collect()
+    }
+
+    #[test]
+    fn a_short_last_pack_group_joins_the_one_before() {
+        let sizes = |n| -> Vec<usize> { plan_groups(5, packs(n)).iter().map(Vec::len).collect() };
+        assert_eq!(sizes(33), vec![33]);
+        assert_eq!(sizes(40), vec![20, 20]);
+        assert_eq!(sizes(47), vec![20, 27]);
+        assert_eq!(sizes(7), vec![7]);
+    }
 }
