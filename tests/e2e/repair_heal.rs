@@ -196,3 +196,22 @@ fn heal_from_a_repository_without_the_photo_finds_nothing() {
     assert!(out.stdout.contains("0 of "), "{out}");
     assert_eq!(listing(&lab.sv.repo), before);
 }
+
+/// A wrong password for the repository to heal from is met with the hint for the second
+/// repository's settings, as in `copy` (the hint was once chosen by the message's first
+/// words, which only `copy`'s matched, so this one was sent to SNAPVAULT_PASSWORD).
+#[test]
+fn a_wrong_password_for_the_repository_to_heal_from_names_its_settings() {
+    let lab = Lab::new();
+    let off = offsite(&lab);
+    let out = lab.sv.run_env(
+        &["repair", "--from", s(&off.repo)],
+        &[
+            ("XDG_CACHE_HOME", lab.cache.to_str().unwrap()),
+            ("SNAPVAULT_PASSWORD2", "not the password"),
+        ],
+    );
+    assert_eq!(out.code, Some(12), "{out}");
+    assert_stderr_mentions(&out, "repository to heal from");
+    assert_stderr_mentions(&out, "hint: check SNAPVAULT_PASSWORD2");
+}

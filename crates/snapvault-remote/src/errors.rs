@@ -2,8 +2,8 @@
 //! with one hint — instead of OpenDAL's request dumps. (SFTP's are in `sftp/login.rs`.)
 
 use opendal::ErrorKind;
-use snapvault_repo::RepoError;
 use snapvault_repo::backend::FileKind;
+use snapvault_repo::{LocationError, RemoteError, RepoError};
 
 use crate::retry::Failure;
 use crate::transport::net_error;
@@ -17,39 +17,39 @@ pub(crate) fn explain(
     what: &str,
     e: opendal::Error,
 ) -> RepoError {
+    let (location, doing, what) = (location.to_string(), doing.to_string(), what.to_string());
     if let Some(n) = net_error(&e) {
-        let d = &n.detail;
-        return RepoError::Remote(match n.failure {
-            Failure::Stalled => format!(
-                "{location}: {doing} {what} failed: the connection stalled twice in a row (the \
-                 second time a new one): {d}: the server or the network stopped answering"
-            ),
-            Failure::Refused => format!(
-                "{location}: {doing} {what} failed: {d} (is the server running, and is the \
-                 address right?)"
-            ),
-            Failure::Transient => {
-                format!("{location}: {doing} {what} failed: {d} (gave up after {retries} retries)")
-            }
-            Failure::Permanent => format!("{location}: {doing} {what} failed: {d}"),
-        });
+        return network(
+            n.failure,
+            location,
+            doing,
+            what,
+            n.detail.clone(),
+            "server",
+            retries,
+        )
+        .into();
     }
     let detail = describe(&e);
     let has = |s: &str| detail.contains(s);
     if has("NoSuchBucket") {
-        return RepoError::Remote(format!(
-            "{location}: the {target} does not exist; create the bucket first (snapvault does not create buckets)"
-        ));
+        return RemoteError::NoBucket {
+            location,
+            target: target.to_string(),
+        }
+        .into();
     }
     let denied = e.kind() == ErrorKind::PermissionDenied
         || has("InvalidAccessKeyId")
         || has("SignatureDoesNotMatch")
         || has("InvalidClientTokenId");
     if denied {
-        return RepoError::Remote(format!(
-            "{location}: access denied while {doing} {what}: check AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and the bucket's policy"
-        ));
+        return RemoteError::S3Denied {
+            location,
+            doing,
+            what,
+        }
+        .into();
     }
     if e.kind() == ErrorKind::NotFound {
         return RepoError::corrupt(
@@ -57,18 +57,69 @@ pub(crate) fn explain(
             "file is missing from the repository",
         );
     }
-    let why = match e.kind() {
-        ErrorKind::RateLimited => {
-            format!("the server kept asking to slow down (gave up after {retries} retries)")
-        }
-        _ if e.is_temporary() => {
-            format!("the server kept failing (gave up after {retries} retries)")
-        }
-        _ => "the server refused".to_string(),
-    };
-    RepoError::Remote(format!(
-        "{location}: {doing} {what} failed: {why}: {detail}"
-    ))
+    match e.kind() {
+        ErrorKind::RateLimited => RemoteError::Throttled {
+            location,
+            doing,
+            what,
+            detail,
+            retries,
+        },
+        _ if e.is_temporary() => RemoteError::ServerFailing {
+            location,
+            doing,
+            what,
+            detail,
+            retries,
+        },
+        _ => RemoteError::ServerRefused {
+            location,
+            doing,
+            what,
+            detail,
+        },
+    }
+    .into()
+}
+
+/// A network failure (S3's or SFTP's) as its kind; `server` names what should answer.
+pub(crate) fn network(
+    failure: Failure,
+    location: String,
+    doing: String,
+    what: String,
+    detail: String,
+    server: &'static str,
+    retries: usize,
+) -> RemoteError {
+    match failure {
+        Failure::Stalled => RemoteError::Stalled {
+            location,
+            doing,
+            what,
+            detail,
+        },
+        Failure::Refused => RemoteError::Refused {
+            location,
+            doing,
+            what,
+            detail,
+            server,
+        },
+        Failure::Transient => RemoteError::GaveUp {
+            location,
+            doing,
+            what,
+            detail,
+            retries,
+        },
+        Failure::Permanent => RemoteError::Failed {
+            location,
+            doing,
+            what,
+            detail,
+        },
+    }
 }
 
 pub(crate) fn first_line(s: &str) -> &str {
@@ -104,8 +155,9 @@ pub(crate) fn describe(e: &opendal::Error) -> String {
 }
 
 pub(crate) fn config_err(location: &str, e: opendal::Error) -> RepoError {
-    RepoError::Invalid(format!(
-        "cannot use the repository location {location}: {}",
-        first_line(&e.to_string())
-    ))
+    LocationError::Unusable {
+        location: location.to_string(),
+        detail: first_line(&e.to_string()).to_string(),
+    }
+    .into()
 }

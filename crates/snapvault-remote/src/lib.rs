@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use snapvault_repo::RepoError;
 use snapvault_repo::backend::Backend;
+use snapvault_repo::{LocationError, RepoError};
 
 pub use runtime::shutdown;
 pub use url::{RemoteUrl, is_remote};
@@ -106,17 +106,25 @@ impl RemoteOptions {
                 "add" => HostKeys::Add,
                 "accept" => HostKeys::Accept,
                 _ => {
-                    return Err(RepoError::Invalid(format!(
-                        "SNAPVAULT_SFTP_HOST_KEYS={h:?}: expected strict, add or accept"
-                    )));
+                    return Err(LocationError::BadChoice {
+                        var: "SNAPVAULT_SFTP_HOST_KEYS",
+                        value: h,
+                        expected: "strict, add or accept",
+                    }
+                    .into());
                 }
             };
         }
         let number = |n: &str| -> Result<Option<u64>, RepoError> {
             var(n)
                 .map(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| RepoError::Invalid(format!("{n}={v:?} is not a whole number")))
+                    v.parse::<u64>().map_err(|_| {
+                        LocationError::NotANumber {
+                            var: n.to_string(),
+                            value: v,
+                        }
+                        .into()
+                    })
                 })
                 .transpose()
         };

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use snapvault_repo::RepoError;
+use snapvault_repo::{RemoteError, RepoError};
 
 /// The network runtime, started on first use. It is owned here (not leaked in a static
 /// `LazyLock`) so that [`shutdown`] can stop it: SFTP sessions live in its tasks, and
@@ -13,7 +13,7 @@ static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
 pub(crate) fn runtime() -> Result<tokio::runtime::Handle, RepoError> {
     let mut rt = RUNTIME
         .lock()
-        .map_err(|_| RepoError::Remote("the network runtime failed earlier".into()))?;
+        .map_err(|_| RemoteError::Runtime("the network runtime failed earlier".into()))?;
     if rt.is_none() {
         // ring, not aws-lc: no cmake or nasm needed to build, and already in the workspace.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -22,12 +22,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Handle, RepoError> {
             .thread_name("snapvault-remote")
             .enable_all()
             .build()
-            .map_err(|e| RepoError::Remote(format!("starting the network runtime: {e}")))?;
+            .map_err(|e| RemoteError::Runtime(format!("starting the network runtime: {e}")))?;
         *rt = Some(built);
     }
     rt.as_ref()
         .map(|r| r.handle().clone())
-        .ok_or_else(|| RepoError::Remote("no network runtime".into()))
+        .ok_or_else(|| RemoteError::Runtime("no network runtime".into()).into())
 }
 
 /// Stop the network runtime once every remote backend is dropped: closes SFTP sessions

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use opendal::layers::ConcurrentLimitLayer;
 use opendal::options::{ListOptions, ReadOptions, WriteOptions};
 use opendal::{ErrorKind, OperationContext, Operator, blocking};
-use snapvault_repo::RepoError;
 use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+use snapvault_repo::{LocationError, RemoteError, RepoError};
 
 use crate::RemoteOptions;
 use crate::errors::{config_err, what};
@@ -60,9 +60,11 @@ impl S3Backend {
             prefix,
         } = url
         else {
-            return Err(RepoError::Invalid(format!(
-                "{location} is not an s3: location"
-            )));
+            return Err(LocationError::WrongScheme {
+                location: location.to_string(),
+                scheme: "s3",
+            }
+            .into());
         };
         let region = std::env::var("AWS_REGION")
             .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
@@ -73,9 +75,10 @@ impl S3Backend {
             // S3-compatible servers mostly ignore the region; it is only signed.
             (None, Some(_)) => "us-east-1".to_string(),
             (None, None) => {
-                return Err(RepoError::Invalid(format!(
-                    "{location}: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or give the endpoint: s3:https://host/bucket"
-                )));
+                return Err(LocationError::NoRegion {
+                    location: location.to_string(),
+                }
+                .into());
             }
         };
         let endpoint = endpoint
@@ -90,7 +93,7 @@ impl S3Backend {
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
             b = b.disable_ec2_metadata();
         }
-        let transport = Transport::new(opts.stall).map_err(RepoError::Remote)?;
+        let transport = Transport::new(opts.stall).map_err(RemoteError::Runtime)?;
         let op = Operator::new(b)
             .map_err(|e| config_err(location, e))?
             .with_context(
@@ -156,10 +159,13 @@ impl S3Backend {
             .map_err(|e| self.err("checking the upload of", what, e))?
             .content_length();
         if got != want as u64 {
-            return Err(RepoError::Remote(format!(
-                "{}: the upload of {what} is incomplete: the server has {got} of {want} bytes",
-                self.location
-            )));
+            return Err(RemoteError::UploadIncomplete {
+                location: self.location.clone(),
+                what: what.to_string(),
+                got,
+                want: want as u64,
+            }
+            .into());
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //!
 //! Credentials never appear in a location: they come from the environment or `~/.ssh`.
 
-use snapvault_repo::RepoError;
+use snapvault_repo::{LocationError, RepoError};
 
 /// A parsed remote location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +30,13 @@ pub fn is_remote(location: &str) -> bool {
     location.starts_with("s3:") || location.starts_with("sftp:")
 }
 
-fn bad(location: &str, why: &str, form: &str) -> RepoError {
-    RepoError::Invalid(format!(
-        "invalid repository location {location:?}: {why} (expected {form})"
-    ))
+fn bad(location: &str, why: &str, form: &'static str) -> RepoError {
+    LocationError::Malformed {
+        location: location.to_string(),
+        why: why.to_string(),
+        form,
+    }
+    .into()
 }
 
 const S3_FORM: &str = "s3:https://host[:port]/bucket[/prefix] or s3:bucket[/prefix]";

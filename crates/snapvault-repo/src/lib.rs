@@ -54,6 +54,6 @@ pub use ops::{
     survey,
 };
 
-pub use error::{RepoError, Result};
+pub use error::{KeyError, LocationError, ParityError, PruneError, RemoteError, RepoError, Result};
 pub use format::id::{BlobId, Id, PackId, SnapshotId};
 pub use repository::{LoadedIndex, Repository, SnapshotEntry, parallel_map};

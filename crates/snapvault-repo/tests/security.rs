@@ -226,7 +226,7 @@ fn flipped_bits_in_the_config_are_refused() {
     }
     let r = Repository::open(local(&root), || Ok(PW.to_vec())).map(|_| ());
     assert!(
-        matches!(&r, Err(RepoError::Corrupt { what, reason }) if what == "config" && reason.contains("no key file holds a copy")),
+        matches!(&r, Err(RepoError::ConfigDamaged { of: None, reason }) if reason.contains("no key file holds a copy")),
         "{r:?}"
     );
 }

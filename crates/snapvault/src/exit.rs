@@ -1,6 +1,8 @@
 //! Exit codes (documented in docs/user-guide.md) and how errors are shown.
 
-use snapvault_repo::RepoError;
+use std::borrow::Cow;
+
+use snapvault_repo::{KeyError, PruneError, RepoError};
 
 use crate::drive::DriveMissing;
 
@@ -62,7 +64,27 @@ impl std::fmt::Display for AtRestoreTarget {
     }
 }
 
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+/// What to do about `e`: the advice that names `snapvault` commands lives here, chosen by
+/// the error's kind (the core's messages name none; see snapvault-repo's error.rs).
+pub fn hint(e: &anyhow::Error) -> Option<Cow<'static, str>> {
+    static_hint(e).map(Cow::Borrowed).or_else(|| {
+        let re = repo_error(e)?;
+        owned_hint(re).map(Cow::Owned)
+    })
+}
+
+/// Hints that name something from the error (a snapshot id).
+fn owned_hint(re: &RepoError) -> Option<String> {
+    match re {
+        RepoError::Prune(PruneError::SnapshotUnreadable { snapshot, .. }) => Some(format!(
+            "remove the snapshot (`snapvault forget {snapshot}`) if it is beyond repair, then \
+             prune again"
+        )),
+        _ => None,
+    }
+}
+
+fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
     if e.downcast_ref::<crate::output::StdoutFailed>().is_some() {
         return Some(
             "the command itself ran to its end; send its output somewhere with room (a file on another disk, a pager) to see it",
@@ -89,6 +111,18 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         return io_hint(e);
     };
     match re {
+        RepoError::NotFound(_) => Some("run `snapvault init` to create one"),
+        RepoError::Key(KeyError::ChosenNoMatch { .. }) => Some("`snapvault key list` shows them"),
+        RepoError::Prune(PruneError::BlobsNotIndexed { .. }) => Some(
+            "run `snapvault repair` to see whether the packs hold them; a snapshot whose data is \
+             lost (one `repair` kept as the original of a `repaired` copy) is removed by \
+             `snapvault repair --apply --forget-damaged`",
+        ),
+        RepoError::Prune(
+            PruneError::TreeUnreadable { .. }
+            | PruneError::PackMissing { .. }
+            | PruneError::PackSize { .. },
+        ) => Some("run `snapvault check`"),
         RepoError::Locked(_) => Some(
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
@@ -102,15 +136,13 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
             Some("check SNAPVAULT_PASSWORD / --password-file / --password-command")
         }
         // `check` would fail to open it the same way: say what can bring it back.
-        RepoError::Corrupt { what, .. } if what == "config" || what.starts_with("config of ") => {
-            Some(
-                "the repository's config file is damaged and no intact copy of it is at hand: \
+        RepoError::ConfigDamaged { .. } => Some(
+            "the repository's config file is damaged and no intact copy of it is at hand: \
                  put back the file `config` from a copy of this repository (a backup of its \
                  folder or drive); nothing else in the repository needs to change",
-            )
-        }
+        ),
         // An encrypted config and no key file: nothing here can open it.
-        RepoError::Corrupt { what, .. } if what == "keys" => Some(
+        RepoError::NoKeyFiles => Some(
             "without a key file nothing can open this repository: put back the folder `keys` \
              from a copy of this repository (a backup of its folder or drive). If the repository \
              was made without encryption, its config was changed instead: put back the file \
@@ -168,6 +200,7 @@ fn io_hint(e: &anyhow::Error) -> Option<&'static str> {
 /// its own line.
 pub fn report(e: &anyhow::Error, json: bool, verbose: u8) {
     let hint = hint(e);
+    let hint = hint.as_deref();
     if json {
         let v = serde_json::json!({
             "type": "error",
@@ -217,5 +250,143 @@ pub fn wants_json(c: &crate::cli::Command) -> bool {
         C::Config(ConfigCommand::Show { json }) => *json,
         #[allow(unreachable_patterns)]
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use snapvault_repo::{KeyError, LocationError, PruneError, RemoteError, RepoError};
+
+    use super::*;
+
+    /// The code and hint each kind gets, by kind alone: a change to a core message cannot
+    /// change them, and a change to the mapping fails here.
+    #[test]
+    fn each_kind_maps_to_its_exit_code_and_hint() {
+        let remote = RemoteError::Refused {
+            location: "s3:b".into(),
+            doing: "reading".into(),
+            what: "the config".into(),
+            detail: "connection refused".into(),
+            server: "server",
+        };
+        let cases: Vec<(anyhow::Error, i32, Option<&str>)> = vec![
+            (
+                RepoError::NotFound("/r".into()).into(),
+                NOT_FOUND,
+                Some("run `snapvault init` to create one"),
+            ),
+            (
+                RepoError::Locked("in use".into()).into(),
+                LOCKED,
+                Some("`snapvault unlock` removes stale locks"),
+            ),
+            (
+                RepoError::WrongPassword.into(),
+                WRONG_PASSWORD,
+                Some("check SNAPVAULT_PASSWORD /"),
+            ),
+            (
+                anyhow::Error::new(RepoError::WrongPassword).context(crate::cmd::second::AtSecond(
+                    "repository to heal from /r2".into(),
+                )),
+                WRONG_PASSWORD,
+                Some("check SNAPVAULT_PASSWORD2"),
+            ),
+            (
+                RepoError::ConfigDamaged {
+                    of: None,
+                    reason: "it is missing".into(),
+                }
+                .into(),
+                ERROR,
+                Some("put back the file `config`"),
+            ),
+            (
+                RepoError::ConfigDamaged {
+                    of: Some("/r".into()),
+                    reason: "parameters out of range".into(),
+                }
+                .into(),
+                ERROR,
+                Some("put back the file `config`"),
+            ),
+            (
+                RepoError::NoKeyFiles.into(),
+                ERROR,
+                Some("put back the folder `keys`"),
+            ),
+            (
+                RepoError::corrupt("pack 3f", "too short").into(),
+                ERROR,
+                Some("snapvault check --read-data"),
+            ),
+            (
+                RepoError::from(PruneError::SnapshotUnreadable {
+                    snapshot: "ab12cd34".into(),
+                    reason: "too short".into(),
+                })
+                .into(),
+                ERROR,
+                Some("`snapvault forget ab12cd34`"),
+            ),
+            (
+                RepoError::from(PruneError::BlobsNotIndexed {
+                    count: 2,
+                    first: "blob 3f".into(),
+                })
+                .into(),
+                ERROR,
+                Some("`snapvault repair --apply --forget-damaged`"),
+            ),
+            (
+                RepoError::from(PruneError::PackMissing { pack: "3f".into() }).into(),
+                ERROR,
+                Some("run `snapvault check`"),
+            ),
+            (
+                RepoError::from(KeyError::ChosenNoMatch {
+                    prefix: "ab".into(),
+                })
+                .into(),
+                ERROR,
+                Some("`snapvault key list` shows them"),
+            ),
+            (RepoError::from(KeyError::LastKey).into(), ERROR, None),
+            (RepoError::from(remote).into(), ERROR, None),
+            (
+                RepoError::from(LocationError::NoRegion {
+                    location: "s3:b".into(),
+                })
+                .into(),
+                ERROR,
+                None,
+            ),
+        ];
+        for (e, code, want) in cases {
+            assert_eq!(code_for(&e), code, "{e:#}");
+            let got = hint(&e);
+            match want {
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|h| h.contains(w)),
+                    "{e:#}: hint {got:?}, want {w:?}"
+                ),
+                None => assert_eq!(got, None, "{e:#}"),
+            }
+        }
+    }
+
+    /// A hint is not repeated in the message: the core's messages name no command.
+    #[test]
+    fn the_message_does_not_carry_the_hint() {
+        let e: anyhow::Error = RepoError::NotFound("/r".into()).into();
+        assert_eq!(message(&e), "there is no repository at /r");
+        let e: anyhow::Error = RepoError::from(PruneError::PackSize {
+            pack: "3f".into(),
+            found: 1,
+            indexed: 2,
+        })
+        .into();
+        assert!(!message(&e).contains("snapvault"), "{}", message(&e));
     }
 }

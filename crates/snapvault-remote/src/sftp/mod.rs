@@ -21,8 +21,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use openssh_sftp_client::error::{Error as SftpError, SftpErrorKind};
-use snapvault_repo::RepoError;
 use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+use snapvault_repo::{LocationError, RemoteError, RepoError};
 use tokio::sync::Semaphore;
 
 use crate::RemoteOptions;
@@ -97,9 +97,11 @@ impl SftpBackend {
             path,
         } = url
         else {
-            return Err(RepoError::Invalid(format!(
-                "{location} is not an sftp: location"
-            )));
+            return Err(LocationError::WrongScheme {
+                location: location.to_string(),
+                scheme: "sftp",
+            }
+            .into());
         };
         let rt = crate::runtime::runtime()?;
         Ok(SftpBackend {
@@ -180,11 +182,10 @@ impl SftpBackend {
         mut op: impl AsyncFnMut(&Session, &mut bool) -> Result<T, Problem>,
     ) -> Result<T, RepoError> {
         self.rt.block_on(async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| RepoError::Remote("the SFTP connection pool is closed".into()))?;
+            let _permit =
+                self.permits.acquire().await.map_err(|_| {
+                    RemoteError::Runtime("the SFTP connection pool is closed".into())
+                })?;
             let mut tries = Tries::new(self.policy);
             loop {
                 let mut progressed = false;
@@ -219,28 +220,23 @@ impl SftpBackend {
                 format!("{what} in {loc}"),
                 "file is missing from the repository",
             ),
-            (ProblemKind::Denied, _) => RepoError::Remote(format!(
-                "{loc}: {doing} {what}: {}; check the SSH key (SNAPVAULT_SFTP_KEY, ~/.ssh, \
-                 ssh-agent) and the folder's permissions",
-                p.detail
-            )),
-            (_, Failure::Stalled) => RepoError::Remote(format!(
-                "{loc}: {doing} {what} failed: the connection stalled twice in a row (the \
-                 second time a new one): {}: the server or the network stopped answering",
-                p.detail
-            )),
-            (_, Failure::Refused) => RepoError::Remote(format!(
-                "{loc}: {doing} {what} failed: {} (is the SSH server running, and is the \
-                 address right?)",
-                p.detail
-            )),
-            (_, Failure::Transient) => RepoError::Remote(format!(
-                "{loc}: {doing} {what} failed: {} (gave up after {} retries)",
-                p.detail, self.policy.retries
-            )),
-            (_, Failure::Permanent) => {
-                RepoError::Remote(format!("{loc}: {doing} {what} failed: {}", p.detail))
+            (ProblemKind::Denied, _) => RemoteError::SftpDenied {
+                location: loc.clone(),
+                doing: doing.to_string(),
+                what: what.to_string(),
+                detail: p.detail,
             }
+            .into(),
+            (_, failure) => crate::errors::network(
+                failure,
+                loc.clone(),
+                doing.to_string(),
+                what.to_string(),
+                p.detail,
+                "SSH server",
+                self.policy.retries,
+            )
+            .into(),
         }
     }
 

@@ -2,8 +2,8 @@
 //! last one broke off (see the module docs of [`super`]).
 
 use openssh_sftp_client::file::File;
-use snapvault_repo::RepoError;
 use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+use snapvault_repo::{RemoteError, RepoError};
 use tokio::io::AsyncSeekExt;
 
 use super::{Problem, ProblemKind, REQUEST, Session, SftpBackend, TEMP_PREFIX, problem};
@@ -231,11 +231,13 @@ impl SftpBackend {
     ) -> Result<(), RepoError> {
         let got = self.size(kind, name)?;
         if got != want as u64 {
-            return Err(RepoError::Remote(format!(
-                "{}: the upload of {} is incomplete: the server has {got} of {want} bytes",
-                self.location,
-                what(kind, name)
-            )));
+            return Err(RemoteError::UploadIncomplete {
+                location: self.location.clone(),
+                what: what(kind, name),
+                got,
+                want: want as u64,
+            }
+            .into());
         }
         Ok(())
     }

@@ -80,10 +80,10 @@ impl Config {
 
     pub fn verify(&self, crypto: &Crypto) -> Result<()> {
         if self.encrypted != crypto.is_encrypted() {
-            return Err(RepoError::corrupt(
-                "config",
-                "encryption mode does not match keys",
-            ));
+            return Err(RepoError::ConfigDamaged {
+                of: None,
+                reason: "encryption mode does not match keys".into(),
+            });
         }
         if let Some(mac) = crypto.mac("snapvault config mac", &self.unsigned_bytes())
             && hex::encode(mac) != self.mac
@@ -100,15 +100,18 @@ impl Config {
     /// Parse and validate; `location` is for messages.
     pub fn parse(bytes: &[u8], location: &str) -> Result<Config> {
         if bytes.len() > MAX_CONFIG_FILE {
-            return Err(RepoError::corrupt("config", "larger than 64 KiB"));
+            return Err(RepoError::ConfigDamaged {
+                of: None,
+                reason: "larger than 64 KiB".into(),
+            });
         }
         // Read the version first so a newer format is reported as such, not as garbage.
         #[derive(Deserialize)]
         struct Version {
             version: u32,
         }
-        let v: Version = serde_json::from_slice(bytes)
-            .map_err(|e| RepoError::corrupt(format!("config of {location}"), e.to_string()))?;
+        let v: Version =
+            serde_json::from_slice(bytes).map_err(|e| damaged(location, e.to_string()))?;
         if v.version > FORMAT_VERSION {
             return Err(RepoError::NewerVersion {
                 location: location.into(),
@@ -116,8 +119,8 @@ impl Config {
                 supported: FORMAT_VERSION,
             });
         }
-        let c: Config = serde_json::from_slice(bytes)
-            .map_err(|e| RepoError::corrupt(format!("config of {location}"), e.to_string()))?;
+        let c: Config =
+            serde_json::from_slice(bytes).map_err(|e| damaged(location, e.to_string()))?;
         let ch = &c.chunker;
         let ok = c.version >= 1
             && (64..=1 << 20).contains(&ch.min)
@@ -128,17 +131,14 @@ impl Config {
             && (-7..=22).contains(&c.compression_level)
             && c.parity <= MAX_PARITY;
         if !ok {
-            return Err(RepoError::corrupt(
-                format!("config of {location}"),
-                "parameters out of range",
-            ));
+            return Err(damaged(location, "parameters out of range".into()));
         }
         // The id names the local cache folder: anything but 64 hex digits (`/home/…`,
         // `../..`) would put the cache, and the permissions snapvault sets on it, elsewhere.
         // (An unencrypted config has no MAC, so its id is whatever the folder holds.)
         if !crate::format::text::is_id_name(&c.id) {
-            return Err(RepoError::corrupt(
-                format!("config of {location}"),
+            return Err(damaged(
+                location,
                 format!(
                     "its id {} is not 64 hex digits",
                     crate::format::text::short_name(&c.id)
@@ -146,6 +146,13 @@ impl Config {
             ));
         }
         Ok(c)
+    }
+}
+
+fn damaged(location: &str, reason: String) -> RepoError {
+    RepoError::ConfigDamaged {
+        of: Some(location.to_string()),
+        reason,
     }
 }
 

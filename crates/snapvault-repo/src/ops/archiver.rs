@@ -257,7 +257,7 @@ pub fn run_shared(
     let flushed = packer.flush()?;
     let root = match shared.error.lock().ok().and_then(|mut g| g.take()) {
         Some(e) => Err(e),
-        None => root.and_then(|r| r.ok_or_else(|| RepoError::Invalid("nothing to back up".into()))),
+        None => root.and_then(|r| r.ok_or(RepoError::NothingToBackUp)),
     };
     let root = match root {
         Ok(r) => r,

@@ -124,9 +124,7 @@ pub fn copy(
     observer: &dyn CopyObserver,
 ) -> Result<Vec<CopyResult>> {
     if r.src.config().id == r.dst.config().id {
-        return Err(RepoError::Invalid(
-            "the destination is the source repository itself".into(),
-        ));
+        return Err(RepoError::CopyToItself);
     }
     let by_id: HashMap<SnapshotId, &Snapshot> = all_src.iter().map(|(i, s)| (*i, s)).collect();
     let (dst_snaps, _) = r.dst.snapshots()?;

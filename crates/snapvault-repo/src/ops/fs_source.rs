@@ -62,21 +62,19 @@ impl FolderSource {
             let abs = normalize(p).map_err(|e| RepoError::io(p.display().to_string(), e))?;
             if md.file_type().is_symlink() && fs::metadata(&abs).is_err() {
                 let target = fs::read_link(p).unwrap_or_default();
-                return Err(RepoError::Invalid(format!(
-                    "source path {} is a symlink to {}, which does not exist",
-                    p.display(),
-                    target.display()
-                )));
+                return Err(RepoError::SourceDanglingSymlink {
+                    path: p.clone(),
+                    target,
+                });
             }
             let name = match abs.file_name() {
                 Some(n) => Name(n.as_bytes().to_vec()),
                 None => Name(b"root".to_vec()),
             };
             if roots.iter().any(|(n, _)| *n == name) {
-                return Err(RepoError::Invalid(format!(
-                    "two source paths end in the same name {:?}; back them up in separate snapshots",
-                    name.lossy()
-                )));
+                return Err(RepoError::SourceNameClash {
+                    name: name.lossy().to_string(),
+                });
             }
             roots.push((name, abs));
         }

@@ -183,12 +183,10 @@ pub fn survey(
                     if let Err(e) = read {
                         stop.store(true, Relaxed);
                         if let Ok(mut g) = error.lock() {
-                            g.get_or_insert(RepoError::Invalid(format!(
-                                "pack {} cannot be read ({e}); nothing was changed: a pack that \
-                                 cannot be read is not known to be damaged. Run again when the \
-                                 storage answers",
-                                id.to_hex()
-                            )));
+                            g.get_or_insert(RepoError::PackUnreadable {
+                                pack: id.to_hex(),
+                                source: Box::new(e),
+                            });
                         }
                         break;
                     }

@@ -8,7 +8,7 @@ use super::{
     MAX_BAND_SHARDS, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD, hash_parts,
     rows_of, shard_hash,
 };
-use crate::error::{RepoError, Result};
+use crate::error::{ParityError, RepoError, Result};
 use crate::format::id::Id;
 
 /// A member to be covered: what it is, its name and its size now.
@@ -38,15 +38,18 @@ pub fn encode(
     read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>>,
 ) -> Result<(Id, Vec<u8>)> {
     if percent == 0 || percent > MAX_PERCENT {
-        return Err(RepoError::Invalid(format!(
-            "parity level {percent} %: choose 1 to {MAX_PERCENT}"
-        )));
+        return Err(ParityError::Level {
+            percent,
+            max: MAX_PERCENT,
+        }
+        .into());
     }
     if members.is_empty() || members.len() > MAX_MEMBERS {
-        return Err(RepoError::Invalid(format!(
-            "a parity group has 1 to {MAX_MEMBERS} members, not {}",
-            members.len()
-        )));
+        return Err(ParityError::Members {
+            count: members.len(),
+            max: MAX_MEMBERS,
+        }
+        .into());
     }
     let band_rows = (MAX_BAND_SHARDS / members.len()).max(1) as u32;
     encode_rows(percent, band_rows, supersedes, members, read)
@@ -60,10 +63,8 @@ pub(crate) fn encode_rows(
     members: &[MemberSpec],
     mut read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>>,
 ) -> Result<(Id, Vec<u8>)> {
-    if members.iter().any(|m| m.size > MAX_MEMBER_SIZE) {
-        return Err(RepoError::Invalid(
-            "a parity group member is larger than 1 GiB".into(),
-        ));
+    if let Some(m) = members.iter().find(|m| m.size > MAX_MEMBER_SIZE) {
+        return Err(ParityError::MemberTooLarge { size: m.size }.into());
     }
     let mut h = ParityHeader {
         percent,
@@ -176,5 +177,5 @@ pub(crate) fn encode_rows(
 }
 
 pub(super) fn codec(e: reed_solomon_simd::Error) -> RepoError {
-    RepoError::Invalid(format!("Reed-Solomon codec: {e}"))
+    ParityError::Codec(e.to_string()).into()
 }

@@ -16,7 +16,7 @@ pub mod walk;
 
 use std::sync::Arc;
 
-use crate::error::{RepoError, Result};
+use crate::error::{KeyError, ParityError, RepoError, Result};
 use crate::format::blob;
 use crate::format::config::Config;
 use crate::format::crypto::{Crypto, MasterKey};
@@ -101,17 +101,16 @@ impl Repository {
         parity: u8,
     ) -> Result<Repository> {
         if parity > crate::format::config::MAX_PARITY {
-            return Err(RepoError::Invalid(format!(
-                "parity level {parity} % is out of range: use 0 to {}",
-                crate::format::config::MAX_PARITY
-            )));
+            return Err(ParityError::ConfigLevel {
+                percent: parity,
+                max: crate::format::config::MAX_PARITY,
+            }
+            .into());
         }
         if let Some(l) = compression_level
-            && !(1..=22).contains(&l)
+            && !RepoError::COMPRESSION_LEVELS.contains(&l)
         {
-            return Err(RepoError::Invalid(format!(
-                "compression level {l} is out of range: use 1 to 22"
-            )));
+            return Err(RepoError::CompressionLevel { level: l });
         }
         if backend.exists(FileKind::Config, "config")? {
             return Err(RepoError::AlreadyExists(backend.location()));
@@ -196,10 +195,12 @@ impl Repository {
                 }
                 // Key files exist, so the repository is encrypted and the config was
                 // changed: like any other change, the key files' sealed copy says what it was.
-                Err(RepoError::corrupt(
-                    "config",
-                    "it says the repository is unencrypted, but the repository has key files",
-                ))
+                Err(RepoError::ConfigDamaged {
+                    of: None,
+                    reason: "it says the repository is unencrypted, but the repository has key \
+                             files"
+                        .into(),
+                })
             }
             parsed => parsed,
         };
@@ -209,11 +210,7 @@ impl Repository {
             return Err(match parsed {
                 Err(e) => e,
                 // Nothing can open it: the hint says what to put back.
-                Ok(_) => RepoError::corrupt(
-                    "keys",
-                    "the config says the repository is encrypted, but there is no key \
-                     file in keys/",
-                ),
+                Ok(_) => RepoError::NoKeyFiles,
             });
         }
         let pw = password()?;
@@ -253,10 +250,11 @@ impl Repository {
     /// backend can. Key files keep the copy of the config they were written with.
     pub fn set_parity(&mut self, percent: u8) -> Result<()> {
         if percent > crate::format::config::MAX_PARITY {
-            return Err(RepoError::Invalid(format!(
-                "parity level {percent} % is out of range: use 0 to {}",
-                crate::format::config::MAX_PARITY
-            )));
+            return Err(ParityError::ConfigLevel {
+                percent,
+                max: crate::format::config::MAX_PARITY,
+            }
+            .into());
         }
         let mut c = self.config.clone();
         c.parity = percent;
@@ -530,9 +528,7 @@ impl Repository {
     fn master(&self) -> Result<&MasterKey> {
         match &self.crypto {
             Crypto::Keyed(k) => Ok(k),
-            Crypto::Plain => Err(RepoError::Invalid(
-                "this repository is not encrypted; it has no keys".into(),
-            )),
+            Crypto::Plain => Err(KeyError::NotEncrypted.into()),
         }
     }
 
@@ -561,24 +557,24 @@ impl Repository {
         let target = match (prefix.is_empty(), matching.as_slice()) {
             (false, [one]) => one.name.clone(),
             (_, []) | (true, _) => {
-                return Err(RepoError::Invalid(format!("no key matches {prefix:?}")));
+                return Err(KeyError::NoMatch {
+                    prefix: prefix.to_string(),
+                }
+                .into());
             }
             _ => {
-                return Err(RepoError::Invalid(format!(
-                    "key prefix {prefix:?} is ambiguous"
-                )));
+                return Err(KeyError::Ambiguous {
+                    prefix: prefix.to_string(),
+                    count: matching.len(),
+                }
+                .into());
             }
         };
         if keys.len() <= 1 {
-            return Err(RepoError::Invalid(
-                "refusing to remove the last key: the repository would be unreadable forever"
-                    .into(),
-            ));
+            return Err(KeyError::LastKey.into());
         }
         if self.key_name.as_deref() == Some(target.as_str()) {
-            return Err(RepoError::Invalid(
-                "refusing to remove the key you are using; open the repository with another password to remove this one".into(),
-            ));
+            return Err(KeyError::InUse { name: target }.into());
         }
         Ok(target)
     }

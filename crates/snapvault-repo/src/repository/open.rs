@@ -2,7 +2,7 @@
 //! file must not cost every command a minute and a gigabyte), and what to do when the
 //! config file is damaged (each key file keeps a sealed copy of it).
 
-use crate::error::{RepoError, Result};
+use crate::error::{KeyError, RepoError, Result};
 use crate::format::config::Config;
 use crate::format::crypto::{Crypto, MasterKey};
 use crate::format::keyfile::{KdfParams, KeyFile};
@@ -178,17 +178,18 @@ fn named(
         .filter(|n| !prefix.is_empty() && n.starts_with(prefix))
         .collect();
     match matching.as_slice() {
-        [] => Err(RepoError::Invalid(format!(
-            "--key {prefix}: no key file of this repository has a name starting so \
-             (`snapvault key list` shows them)"
-        ))),
+        [] => Err(KeyError::ChosenNoMatch {
+            prefix: prefix.to_string(),
+        }
+        .into()),
         [one] => files.iter().position(|(n, _)| n == one).ok_or_else(|| {
             RepoError::corrupt(format!("key {one}"), "cannot be read or is not a key file")
         }),
-        _ => Err(RepoError::Invalid(format!(
-            "--key {prefix} matches {} key files; give more of the name",
-            matching.len()
-        ))),
+        _ => Err(KeyError::ChosenAmbiguous {
+            prefix: prefix.to_string(),
+            count: matching.len(),
+        }
+        .into()),
     }
 }
 
@@ -205,11 +206,11 @@ pub(crate) fn settle_config(
         Ok(c) => return Ok((c, None)),
         Err(RepoError::Auth(_)) => "it fails its MAC: its bytes were changed".to_string(),
         Err(RepoError::NotFound(_)) => "it is missing".to_string(),
-        Err(RepoError::Corrupt { reason, .. }) => reason,
+        Err(RepoError::ConfigDamaged { reason, .. }) => reason,
         Err(e) => e.to_string(),
     };
     let Crypto::Keyed(master) = crypto else {
-        return Err(RepoError::corrupt("config", reason));
+        return Err(RepoError::ConfigDamaged { of: None, reason });
     };
     let mut order: Vec<&(String, KeyFile)> = keys.iter().collect();
     order.sort_by_key(|(n, _)| n != opened_with);
@@ -235,7 +236,10 @@ pub(crate) fn settle_config(
             .to_string(),
         n => format!("the {n} copies kept in key files are damaged too"),
     };
-    Err(RepoError::corrupt("config", format!("{reason}; {why}")))
+    Err(RepoError::ConfigDamaged {
+        of: None,
+        reason: format!("{reason}; {why}"),
+    })
 }
 
 /// How much a finding of `audit` weighs.

@@ -45,10 +45,10 @@ impl FileKind {
             || name.starts_with('.')
             || (self == FileKind::Config && name != "config")
         {
-            return Err(crate::RepoError::Invalid(format!(
-                "invalid {} name {name:?}",
-                self.name()
-            )));
+            return Err(crate::RepoError::BadFileName {
+                kind: self.name(),
+                name: name.to_string(),
+            });
         }
         Ok(match self {
             FileKind::Config => name.to_string(),

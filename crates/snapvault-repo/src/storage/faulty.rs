@@ -131,10 +131,8 @@ impl FaultyBackend {
     /// (the disk is full from then on), `eacces`, `eio`, `eio-after` or `short` (a short
     /// write). For example `write+remove@7:kill-after`.
     pub(crate) fn from_spec(inner: Arc<dyn Backend>, spec: &str) -> Result<FaultyBackend> {
-        let bad = || {
-            RepoError::Invalid(format!(
-                "invalid fault spec {spec:?}: expected OPS@N[:EFFECT]"
-            ))
+        let bad = || RepoError::BadFaultSpec {
+            spec: spec.to_string(),
         };
         let (ops, rest) = spec.split_once('@').ok_or_else(bad)?;
         let (n, effect) = match rest.split_once(':') {

@@ -114,10 +114,11 @@ pub fn restore_to(
     sid: &SnapshotId,
     target: &Path,
 ) -> std::result::Result<Content, String> {
-    let run = || -> std::result::Result<Content, RepoError> {
-        let index = repo.load_index()?.index;
-        let snap = repo.load_snapshot(sid)?;
-        let (items, dirs) = restorer::collect(repo, &index, &snap.tree, &None)?;
+    let run = || -> std::result::Result<Content, String> {
+        let text = |e: RepoError| e.to_string();
+        let index = repo.load_index().map_err(text)?.index;
+        let snap = repo.load_snapshot(sid).map_err(text)?;
+        let (items, dirs) = restorer::collect(repo, &index, &snap.tree, &None).map_err(text)?;
         let opts = RestoreOptions {
             target: target.to_path_buf(),
             include: None,
@@ -125,11 +126,12 @@ pub fn restore_to(
             dry_run: false,
             threads: 2,
         };
-        let stats = restorer::restore(repo, &index, &items, &dirs, &opts, &NoHooks)?;
+        let stats =
+            restorer::restore(repo, &index, &items, &dirs, &opts, &NoHooks).map_err(text)?;
         if !stats.problems.is_empty() {
-            return Err(RepoError::Invalid(format!("{:?}", stats.problems)));
+            return Err(format!("{:?}", stats.problems));
         }
         Ok(files_under(target, ""))
     };
-    run().map_err(|e| e.to_string())
+    run()
 }

@@ -105,7 +105,7 @@ impl Ctx {
                 backend.clone(),
                 || {
                     src.get(&format!("repository {loc}"), false)
-                        .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+                        .map_err(|e| RepoError::PasswordUnavailable(crate::exit::message(&e)))
                 },
                 &opts,
             );

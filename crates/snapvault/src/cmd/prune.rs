@@ -23,7 +23,7 @@ pub fn open(ctx: &Ctx) -> Result<Repository> {
     let src = ctx.password_source();
     Ok(Repository::open(backend, || {
         src.get(&format!("repository {loc}"), false)
-            .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+            .map_err(|e| RepoError::PasswordUnavailable(crate::exit::message(&e)))
     })?)
 }
 

@@ -48,14 +48,14 @@ pub fn open(
     let role = s.role;
     let repo = Repository::open(backend, || {
         if !pw.is_configured() && !std::io::stdin().is_terminal() {
-            return Err(RepoError::Invalid(
+            return Err(RepoError::PasswordUnavailable(
                 "no password given for it: set SNAPVAULT_PASSWORD2, or use --password-file2 or \
                  --password-command2 (stdin is not a terminal, so snapvault cannot ask)"
                     .into(),
             ));
         }
         pw.get(&format!("the {role} {loc}"), false)
-            .map_err(|e| RepoError::Invalid(crate::exit::message(&e)))
+            .map_err(|e| RepoError::PasswordUnavailable(crate::exit::message(&e)))
     })
     .map_err(|e| crate::drive::explain(&loc, e))
     .with_context(|| AtSecond(format!("{role} {loc}")))?;

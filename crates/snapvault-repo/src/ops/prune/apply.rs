@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{Action, MAX_INDEX_BLOBS, PruneObserver, PrunePlan};
-use crate::error::{RepoError, Result};
+use crate::error::{PruneError, RepoError, Result};
 use crate::format::blob::{self, BlobType, EncodedBlob};
 use crate::format::id::{Id, IndexId, PackId};
 use crate::format::pack::PackWriter;
@@ -226,10 +226,11 @@ pub fn execute(
             .filter(|p| p.action == Action::Keep)
             .count();
         if emitted.len() != kept {
-            return Err(RepoError::Invalid(format!(
-                "the index changed while prune ran ({} of {kept} kept packs found); nothing was deleted",
-                emitted.len()
-            )));
+            return Err(PruneError::IndexChanged {
+                found: emitted.len(),
+                kept,
+            }
+            .into());
         }
         for p in new_packs {
             batch_blobs += p.blobs.len();

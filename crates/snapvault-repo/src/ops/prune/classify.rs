@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::mark::UsedSet;
 use super::{Action, PackInfo, PruneStats};
-use crate::error::{RepoError, Result};
+use crate::error::{PruneError, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::id::{BlobId, PackId};
 use crate::repository::Repository;
@@ -162,16 +162,18 @@ pub(super) fn pack_infos(
         if p.used_blobs > 0 {
             match on_disk {
                 None => {
-                    return Err(RepoError::Invalid(format!(
-                        "pack {} holds data in use but is missing; prune changed nothing (run `snapvault check`)",
-                        p.id
-                    )));
+                    return Err(PruneError::PackMissing {
+                        pack: p.id.to_string(),
+                    }
+                    .into());
                 }
                 Some(n) if n != p.size => {
-                    return Err(RepoError::Invalid(format!(
-                        "pack {} has {n} bytes but the index says {}; prune changed nothing (run `snapvault check`)",
-                        p.id, p.size
-                    )));
+                    return Err(PruneError::PackSize {
+                        pack: p.id.to_string(),
+                        found: n,
+                        indexed: p.size,
+                    }
+                    .into());
                 }
                 Some(_) => {}
             }

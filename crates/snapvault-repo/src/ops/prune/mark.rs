@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 use super::PruneStats;
-use crate::error::{RepoError, Result};
+use crate::error::{PruneError, RepoError, Result};
 use crate::format::id::{BlobId, Id, SnapshotId};
 use crate::format::tree::{NodeKind, Tree};
 use crate::repository::index::{IdHasher, Index, IndexFile};
@@ -66,11 +66,11 @@ pub(super) fn snapshots(
             .map(|id| !ignore.contains(&id))
             .unwrap_or(true)
     }) {
-        return Err(RepoError::Invalid(format!(
-            "snapshot {name} cannot be read ({e}); prune must know every snapshot's data, so it \
-             changed nothing. Remove the snapshot (`snapvault forget {name}`) if it is beyond \
-             repair, then prune again"
-        )));
+        return Err(PruneError::SnapshotUnreadable {
+            snapshot: name,
+            reason: e.to_string(),
+        }
+        .into());
     }
     Ok(snaps
         .into_iter()
@@ -117,10 +117,11 @@ impl Visitor for Marker<'_> {
     }
 
     fn unreadable(&mut self, _id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
-        Err(RepoError::Invalid(format!(
-            "a tree of snapshot {} cannot be read ({e}); prune changed nothing (run `snapvault check`)",
-            self.snapshot.short()
-        )))
+        Err(PruneError::TreeUnreadable {
+            snapshot: self.snapshot.short(),
+            source: Box::new(e),
+        }
+        .into())
     }
 }
 
@@ -147,14 +148,11 @@ pub(super) fn mark(
         walker.walk(s.tree, &mut m)?;
     }
     if m.missing > 0 {
-        return Err(RepoError::Invalid(format!(
-            "{} blob(s) used by snapshots are not in the index (first: {}); prune changed \
-             nothing, since the index may be incomplete. Run `snapvault repair` to see whether the \
-             packs hold them; a snapshot whose data is lost (one `repair` kept as the original of \
-             a `repaired` copy) is removed by `snapvault repair --apply --forget-damaged`",
-            m.missing,
-            m.first_missing.unwrap_or_default()
-        )));
+        return Err(PruneError::BlobsNotIndexed {
+            count: m.missing,
+            first: m.first_missing.unwrap_or_default(),
+        }
+        .into());
     }
     Ok(m.used)
 }

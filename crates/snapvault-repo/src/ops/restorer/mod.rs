@@ -195,10 +195,7 @@ pub fn restore(
     if let Ok(md) = fs::metadata(&opts.target)
         && !md.is_dir()
     {
-        return Err(RepoError::Invalid(format!(
-            "restore target {} exists and is not a folder",
-            opts.target.display()
-        )));
+        return Err(RepoError::RestoreTargetNotFolder(opts.target.clone()));
     }
     let mut stats = RestoreStats::default();
     if opts.dry_run {
