@@ -68,8 +68,20 @@ pub enum RepoError {
     /// password command); no key was tried.
     #[error("{0}")]
     PasswordUnavailable(String),
+    /// Another process holds a conflicting lock (who, since when).
     #[error("repository is locked: {0}")]
     Locked(String),
+    /// A lock file that cannot be read is in the way (`marker`: the exclusive lock marker,
+    /// else a lock file); it is nobody's for sure, so it is left for `unlock --remove-all`.
+    #[error(
+        "repository is locked: repository is in use{}",
+        if *marker {
+            format!(": an unreadable exclusive lock marker locks/{file}")
+        } else {
+            format!(" by an unreadable lock file locks/{file}")
+        }
+    )]
+    LockUnreadable { file: String, marker: bool },
     #[error("corrupt or invalid data in {what}: {reason}")]
     Corrupt { what: String, reason: String },
     /// A config (the repository's file, `of` which one, or a key file's copy) is damaged;

@@ -34,7 +34,7 @@ pub fn code_for(e: &anyhow::Error) -> i32 {
     }
     match repo_error(e) {
         Some(RepoError::NotFound(_)) => NOT_FOUND,
-        Some(RepoError::Locked(_)) => LOCKED,
+        Some(RepoError::Locked(_) | RepoError::LockUnreadable { .. }) => LOCKED,
         Some(RepoError::WrongPassword) => WRONG_PASSWORD,
         _ => ERROR,
     }
@@ -123,6 +123,9 @@ fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
             | PruneError::PackMissing { .. }
             | PruneError::PackSize { .. },
         ) => Some("run `snapvault check`"),
+        RepoError::LockUnreadable { .. } => Some(
+            "if no snapvault process is running, remove it with `snapvault unlock --remove-all`",
+        ),
         RepoError::Locked(_) => Some(
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
@@ -280,6 +283,15 @@ mod tests {
                 RepoError::Locked("in use".into()).into(),
                 LOCKED,
                 Some("`snapvault unlock` removes stale locks"),
+            ),
+            (
+                RepoError::LockUnreadable {
+                    file: "ab".into(),
+                    marker: false,
+                }
+                .into(),
+                LOCKED,
+                Some("`snapvault unlock --remove-all`"),
             ),
             (
                 RepoError::WrongPassword.into(),

@@ -102,6 +102,12 @@ fn stray_lock_files_are_named_and_removed_not_panicked_on() {
         "an unreadable lock blocks prune:\n{out}"
     );
     assert_stderr_mentions(&out, "locks/");
+    // Plain `unlock` left it (it is nobody's lock for sure): the hint names the one that
+    // removes it.
+    assert_stderr_mentions(
+        &out,
+        "hint: if no snapvault process is running, remove it with `snapvault unlock --remove-all`",
+    );
 
     let out = sv.run(&["unlock", "--remove-all", "--dry-run"]);
     assert_no_panic(&out, "unlock --remove-all --dry-run");

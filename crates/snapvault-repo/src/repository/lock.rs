@@ -103,20 +103,25 @@ impl LockGuard {
         command: &str,
     ) -> Result<LockGuard> {
         let now = crate::format::time::now_unix();
-        let conflict = |locks: &[FoundLock], own: Option<&str>| -> Option<String> {
+        let conflict = |locks: &[FoundLock], own: Option<&str>| -> Option<RepoError> {
             for l in locks {
                 if Some(l.name.as_str()) == own || l.name == EXCLUSIVE_MARKER {
                     continue;
                 }
                 match &l.info {
                     Some(i) if i.is_stale(now) => {}
-                    Some(i) if exclusive || i.exclusive => return Some(i.describe()),
+                    Some(i) if exclusive || i.exclusive => {
+                        return Some(RepoError::Locked(format!(
+                            "repository is in use by {}",
+                            i.describe()
+                        )));
+                    }
                     Some(_) => {}
                     None if exclusive => {
-                        return Some(format!(
-                            "an unreadable lock file locks/{} (remove it with `snapvault unlock --remove-all`)",
-                            l.name
-                        ));
+                        return Some(RepoError::LockUnreadable {
+                            file: l.name.clone(),
+                            marker: false,
+                        });
                     }
                     None => {}
                 }
@@ -124,10 +129,8 @@ impl LockGuard {
             None
         };
         let before = list_locks(backend.as_ref(), &crypto)?;
-        if let Some(holder) = conflict(&before, None) {
-            return Err(RepoError::Locked(format!(
-                "repository is in use by {holder}"
-            )));
+        if let Some(e) = conflict(&before, None) {
+            return Err(e);
         }
         let stale: Vec<LockInfo> = before
             .iter()
@@ -166,9 +169,7 @@ impl LockGuard {
         if let Some(holder) = conflict(&after, Some(&name)) {
             let _ = backend.remove(FileKind::Lock, &name);
             release_marker(backend.as_ref(), marker.as_deref());
-            return Err(RepoError::Locked(format!(
-                "repository is in use by {holder}"
-            )));
+            return Err(holder);
         }
         let held = LockHandle {
             backend,
@@ -338,11 +339,10 @@ fn take_marker(
             Err(_) => {
                 let age = backend.age_secs(FileKind::Lock, EXCLUSIVE_MARKER)?;
                 if age.is_none_or(|a| a < UNREADABLE_MARKER_GRACE_SECS) {
-                    return Err(RepoError::Locked(
-                        "repository is in use: an unreadable exclusive lock marker locks/exclusive \
-                         (if no snapvault process is running, remove it with `snapvault unlock --remove-all`)"
-                            .into(),
-                    ));
+                    return Err(RepoError::LockUnreadable {
+                        file: EXCLUSIVE_MARKER.to_string(),
+                        marker: true,
+                    });
                 }
             }
         }

@@ -293,10 +293,10 @@ impl Repository {
                 exclusive,
                 command,
             ) {
-                Err(RepoError::Locked(who)) => {
+                Err(e @ (RepoError::Locked(_) | RepoError::LockUnreadable { .. })) => {
                     let left = self.lock_wait.saturating_sub(start.elapsed());
                     if left.is_zero() {
-                        return Err(RepoError::Locked(who));
+                        return Err(e);
                     }
                     crate::storage::testhooks::pause("lock-wait");
                     std::thread::sleep(left.min(std::time::Duration::from_secs(3)));
