@@ -70,15 +70,18 @@ struct Conn {
 
 impl Conn {
     /// A TCP reset on both sides: linger 0 and the sockets close once both threads let go.
-    fn reset(&self) {
+    /// True only for the call that reset it: both directions' threads may cross a limit at
+    /// once, and the connection is one reset, counted once.
+    fn reset(&self) -> bool {
         if self.dead.swap(true, Ordering::SeqCst) {
-            return;
+            return false;
         }
         for s in [&self.client, &self.server] {
             linger_zero(s);
             // SHUT_RD sends nothing on the wire; it only wakes the thread reading.
             let _ = s.shutdown(Shutdown::Read);
         }
+        true
     }
 }
 
@@ -197,8 +200,9 @@ impl Proxy {
     pub fn reset_all(&self) {
         let conns = std::mem::take(&mut self.state.lock().conns);
         for c in conns {
-            c.reset();
-            self.state.resets.fetch_add(1, Ordering::SeqCst);
+            if c.reset() {
+                self.state.resets.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -320,8 +324,9 @@ fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State) {
         let total = st.total.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
         since_roll += n as u64;
         if faults_fire(st, before + n as u64, total, &mut since_roll) {
-            st.resets.fetch_add(1, Ordering::SeqCst);
-            conn.reset();
+            if conn.reset() {
+                st.resets.fetch_add(1, Ordering::SeqCst);
+            }
             break;
         }
     }
