@@ -46,6 +46,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("lock", 3),
     ("open", 3),
     ("packer", 3),
+    ("walk", 3),
     ("archiver", 4),
     ("checker", 4),
     ("copy", 4),

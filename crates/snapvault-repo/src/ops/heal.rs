@@ -104,7 +104,7 @@ struct OfLostSizes<'a> {
 }
 
 impl Visitor for OfLostSizes<'_> {
-    fn tree(&mut self, _id: &BlobId, _path: &str, tree: &Tree) -> Result<bool> {
+    fn tree(&mut self, _id: &BlobId, _path: &[u8], tree: &Tree) -> Result<bool> {
         for n in &tree.nodes {
             if n.kind != NodeKind::File {
                 continue;
@@ -130,7 +130,7 @@ impl Visitor for OfLostSizes<'_> {
         Ok(true)
     }
 
-    fn unreadable(&mut self, _id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
+    fn unreadable(&mut self, _id: &BlobId, _path: &[u8], e: RepoError) -> Result<()> {
         // A damaged folder there: its files are not candidates. Storage that cannot be
         // read stops the search.
         match e.is_unavailable() {

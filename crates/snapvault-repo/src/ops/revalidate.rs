@@ -11,7 +11,7 @@ use crate::format::tree::{NodeKind, Tree};
 use crate::repository::Repository;
 use crate::repository::index::{Index, IndexFile};
 use crate::repository::packer::Flushed;
-use crate::repository::walk::{TreeWalker, Visitor, join};
+use crate::repository::walk::{TreeWalker, Visitor, join, shown};
 
 /// Check that the tree `root` and everything under it is stored; `why` says how the lock
 /// was lost. Pending packs deleted meanwhile are dropped from the coming index file.
@@ -53,7 +53,7 @@ impl Missing<'_> {
 }
 
 impl Visitor for Missing<'_> {
-    fn tree(&mut self, _id: &BlobId, path: &str, tree: &Tree) -> Result<bool> {
+    fn tree(&mut self, _id: &BlobId, path: &[u8], tree: &Tree) -> Result<bool> {
         for n in &tree.nodes {
             if n.kind == NodeKind::File && n.content.iter().any(|c| !self.index.contains(c)) {
                 self.note(join(path, n));
@@ -62,11 +62,11 @@ impl Visitor for Missing<'_> {
         Ok(true)
     }
 
-    fn unreadable(&mut self, id: &BlobId, path: &str, e: RepoError) -> Result<()> {
+    fn unreadable(&mut self, id: &BlobId, path: &[u8], e: RepoError) -> Result<()> {
         if self.index.contains(id) {
             return Err(e);
         }
-        self.note(path.to_string());
+        self.note(shown(path));
         Ok(())
     }
 }

@@ -1,117 +1,238 @@
 //! The one walker over snapshot trees, for every operation that reads them (prune's mark,
-//! forget's photo-loss guard, check, …), so that they agree on order, sharing and errors.
+//! forget's photo-loss guard, check, restore, repair, copy, the catalog and the binary's
+//! `ls`, `find`, `stats`, …), so that they agree on order, sharing and errors.
 //!
-//! - **Order**: depth first, each folder's entries in listing order.
-//! - **Sharing**: a walker loads each tree at most once over all the roots it walks: a
-//!   tree shared by several snapshots or folders is visited at the first path that reaches
-//!   it, and the visitor learns about it once. (A walk is as cheap as the distinct trees,
-//!   however much a crafted snapshot repeats them; see [`crate::repository::expansion`].)
+//! - **Order**: depth first, each folder's entries in listing order; a folder's entry comes
+//!   before what it holds ([`Visitor::entry`], then [`Visitor::tree`] for its listing), and
+//!   [`Visitor::leave`] after (post-order, for walks that build something bottom-up).
+//! - **Sharing**, chosen when the walker is made ([`Sharing`]):
+//!   - [`Sharing::Once`]: each tree at most once over all the roots walked. A tree shared
+//!     by several snapshots or folders is visited at the first path that reaches it and
+//!     skipped at the others. For walks that need each *tree* once (mark, check, stats): a
+//!     walk is as cheap as the distinct trees, however much a crafted snapshot repeats them.
+//!   - [`Sharing::EveryPath`]: every *path*. A shared tree is entered again under each path
+//!     that reaches it, so a listing (ls, restore, find) names every copy. Repetition is
+//!     bounded instead by [`crate::repository::expansion`]: the walk counts its paths
+//!     against the distinct entries it read and stops with that error when a crafted
+//!     snapshot repeats its listings out of all proportion. With `keep`, trees once
+//!     loaded are kept (as `Rc`) for the walker's life, so a tree shared by snapshots or
+//!     folders is read once (find, check's naming of files); without, only the open
+//!     folders are held and a shared tree is read again per path (memory bounded by the
+//!     depth: ls, restore).
 //! - **Errors**, one policy: a tree that cannot be loaded goes to
 //!   [`Visitor::unreadable`], whose `Err` stops the walk with that error and whose `Ok`
-//!   skips what lies below the tree. Nothing else stops a walk but the visitor's own errors.
+//!   skips what lies below the tree. Nothing else stops a walk but the visitor's own
+//!   errors (and, walking every path, the expansion bound).
+//!
+//! Paths are the exact name bytes joined with `/` (`b""` for the root); [`shown`] makes
+//! one printable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
+use std::rc::Rc;
 
 use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repository::Repository;
+use crate::repository::expansion::Expansion;
 use crate::repository::index::{IdHasher, Index};
 
-/// What a walk tells its user.
+/// What a walk tells its user. Every method but [`Visitor::unreadable`] has a default that
+/// goes everywhere and records nothing.
 pub trait Visitor {
-    /// A tree was loaded; `path` is its folder's path below the root (`""` for the root).
-    /// Return `false` to not go into its folders.
-    fn tree(&mut self, id: &BlobId, path: &str, tree: &Tree) -> Result<bool>;
-    /// Everything below `id` has been walked (post-order); only for trees whose
-    /// [`Visitor::tree`] returned `true`.
-    fn leave(&mut self, _id: &BlobId) -> Result<()> {
+    /// A tree was loaded; `path` is its folder's path below the root (`b""` for the root).
+    /// Return `false` to skip its entries and everything below it.
+    fn tree(&mut self, _id: &BlobId, _path: &[u8], _tree: &Tree) -> Result<bool> {
+        Ok(true)
+    }
+    /// One entry of a loaded tree, at `path`, in listing order. For a folder, return
+    /// `false` to not go into it; it is entered right after this call, before the next
+    /// entry.
+    fn entry(&mut self, _path: &[u8], _node: &Node) -> Result<bool> {
+        Ok(true)
+    }
+    /// Everything below the tree `id` at `path` has been walked (post-order); only for
+    /// trees whose [`Visitor::tree`] returned `true`. `node` is the folder entry that led
+    /// to it (`None` for a root).
+    fn leave(&mut self, _id: &BlobId, _path: &[u8], _node: Option<&Node>) -> Result<()> {
         Ok(())
     }
     /// The tree `id` at `path` cannot be loaded: `Err` stops the walk, `Ok` skips it.
-    fn unreadable(&mut self, id: &BlobId, path: &str, e: RepoError) -> Result<()>;
+    fn unreadable(&mut self, id: &BlobId, path: &[u8], e: RepoError) -> Result<()>;
 }
 
-/// The path of `n` inside the folder at `path`.
-pub fn join(path: &str, n: &Node) -> String {
-    if path.is_empty() {
-        n.name.lossy()
-    } else {
-        format!("{path}/{}", n.name.lossy())
+/// How a walker treats a tree it reaches again (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// Each tree at most once over all roots.
+    Once,
+    /// Every path, a shared tree again under each; `keep`: loaded trees are kept.
+    EveryPath { keep: bool },
+}
+
+/// `dir/name`, or `name` at the top.
+pub fn child(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    push_child(&mut p, dir.is_empty(), name);
+    p
+}
+
+fn push_child(buf: &mut Vec<u8>, top: bool, name: &[u8]) {
+    if !top {
+        buf.push(b'/');
     }
+    buf.extend_from_slice(name);
 }
 
-enum Step {
-    Enter(BlobId, String),
-    Leave(BlobId),
+/// A path for messages (names that are not UTF-8 shown lossily; the exact bytes stay in
+/// the path).
+pub fn shown(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
-/// Walks trees of one repository; remembers the trees it has visited (≈ 40 bytes each).
+/// The path of `n` inside the folder at `path`, for messages.
+pub fn join(path: &[u8], n: &Node) -> String {
+    shown(&child(path, &n.name.0))
+}
+
+/// A folder being walked: its listing and the next entry to visit.
+struct Frame {
+    id: BlobId,
+    path: Vec<u8>,
+    node: Option<Node>,
+    tree: Rc<Tree>,
+    next: usize,
+}
+
+/// Walks trees of one repository. Walking each tree once it remembers the trees visited
+/// (≈ 40 bytes each); keeping trees, it holds them all.
 pub struct TreeWalker<'a> {
     repo: &'a Repository,
     index: &'a Index,
+    sharing: Sharing,
     seen: HashSet<BlobId, BuildHasherDefault<IdHasher>>,
+    kept: HashMap<BlobId, Rc<Tree>, BuildHasherDefault<IdHasher>>,
     loads: u64,
 }
 
 impl<'a> TreeWalker<'a> {
+    /// A walker that visits each tree once ([`Sharing::Once`]).
     pub fn new(repo: &'a Repository, index: &'a Index) -> Self {
+        Self::with(repo, index, Sharing::Once)
+    }
+
+    pub fn with(repo: &'a Repository, index: &'a Index, sharing: Sharing) -> Self {
         TreeWalker {
             repo,
             index,
+            sharing,
             seen: HashSet::default(),
+            kept: HashMap::default(),
             loads: 0,
         }
     }
 
-    /// Trees loaded so far (each at most once).
-    #[cfg(test)]
+    /// Trees loaded from the repository so far.
     pub fn loads(&self) -> u64 {
         self.loads
     }
 
-    /// Distinct trees reached so far, loaded or not.
-    #[cfg(test)]
+    /// Distinct trees reached so far, loaded or not (walking each tree once).
     pub fn visited(&self) -> usize {
         self.seen.len()
     }
 
-    /// Walk the trees below `root` not visited yet.
+    /// Walk the trees below `root`; walking every path, the expansion bound names the walk
+    /// "tree <root>".
     pub fn walk(&mut self, root: BlobId, v: &mut dyn Visitor) -> Result<()> {
-        let mut stack = vec![Step::Enter(root, String::new())];
-        while let Some(step) = stack.pop() {
-            let (id, path) = match step {
-                Step::Leave(id) => {
-                    v.leave(&id)?;
-                    continue;
+        self.walk_named(root, &format!("tree {}", root.short()), v)
+    }
+
+    /// [`TreeWalker::walk`], with `what` (such as "snapshot 1a2b3c4d") naming the walk in
+    /// the expansion bound's error.
+    pub fn walk_named(&mut self, root: BlobId, what: &str, v: &mut dyn Visitor) -> Result<()> {
+        let mut exp = match self.sharing {
+            Sharing::Once => None,
+            Sharing::EveryPath { .. } => Some(Expansion::new(what)),
+        };
+        let mut stack: Vec<Frame> = Vec::new();
+        if let Some(f) = self.enter(root, Vec::new(), None, v, &mut exp)? {
+            stack.push(f);
+        }
+        let mut path = Vec::new();
+        while let Some(top) = stack.last_mut() {
+            let tree = top.tree.clone();
+            let Some(n) = tree.nodes.get(top.next) else {
+                if let Some(f) = stack.pop() {
+                    v.leave(&f.id, &f.path, f.node.as_ref())?;
                 }
-                Step::Enter(id, path) => (id, path),
-            };
-            if !self.seen.insert(id) {
                 continue;
-            }
-            self.loads += 1;
-            #[cfg(test)]
-            LOADS.with(|n| n.set(n.get() + 1));
-            let tree = match self.repo.load_tree(self.index, &id) {
-                Ok(t) => t,
-                Err(e) => {
-                    v.unreadable(&id, &path, e)?;
-                    continue;
-                }
             };
-            if !v.tree(&id, &path, &tree)? {
-                continue;
+            top.next += 1;
+            if let Some(e) = exp.as_mut() {
+                e.path()?;
             }
-            stack.push(Step::Leave(id));
-            for n in tree.nodes.iter().rev() {
-                if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-                    stack.push(Step::Enter(sub, join(&path, n)));
-                }
+            path.clear();
+            path.extend_from_slice(&top.path);
+            push_child(&mut path, top.path.is_empty(), &n.name.0);
+            let go = v.entry(&path, n)?;
+            if let (true, NodeKind::Dir, Some(sub)) = (go, n.kind, n.subtree)
+                && let Some(f) = self.enter(sub, path.clone(), Some(n.clone()), v, &mut exp)?
+            {
+                stack.push(f);
             }
         }
         Ok(())
+    }
+
+    /// Load `id` and tell the visitor; `None`: nothing to walk below it.
+    fn enter(
+        &mut self,
+        id: BlobId,
+        path: Vec<u8>,
+        node: Option<Node>,
+        v: &mut dyn Visitor,
+        exp: &mut Option<Expansion>,
+    ) -> Result<Option<Frame>> {
+        if self.sharing == Sharing::Once && !self.seen.insert(id) {
+            return Ok(None);
+        }
+        let tree = match self.load(&id) {
+            Ok(t) => t,
+            Err(e) => {
+                v.unreadable(&id, &path, e)?;
+                return Ok(None);
+            }
+        };
+        if let Some(e) = exp.as_mut() {
+            e.enter(&id, tree.nodes.len());
+        }
+        if !v.tree(&id, &path, &tree)? {
+            return Ok(None);
+        }
+        Ok(Some(Frame {
+            id,
+            path,
+            node,
+            tree,
+            next: 0,
+        }))
+    }
+
+    fn load(&mut self, id: &BlobId) -> Result<Rc<Tree>> {
+        if let Some(t) = self.kept.get(id) {
+            return Ok(t.clone());
+        }
+        self.loads += 1;
+        #[cfg(test)]
+        LOADS.with(|n| n.set(n.get() + 1));
+        let t = Rc::new(self.repo.load_tree(self.index, id)?);
+        if self.sharing == (Sharing::EveryPath { keep: true }) {
+            self.kept.insert(*id, t.clone());
+        }
+        Ok(t)
     }
 }
 

@@ -7,10 +7,12 @@
 //! - [`data`]: deterministic bytes, photo-like files, folder contents, copies, bit flips.
 //! - [`repo`]: a small test repository (small chunks, 1 MiB packs, a cheap KDF), opening it,
 //!   snapshot options for a folder, `check --read-data`, restore into a folder.
+//! - [`trees`]: crafted folder listings (shared, missing) and snapshots naming them.
 
 pub mod backend;
 pub mod data;
 pub mod repo;
+pub mod trees;
 
 pub use data::{Content, copy_dir, files_under, flipped, noise, photo_file, write};
 pub use repo::{

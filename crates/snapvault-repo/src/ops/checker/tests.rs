@@ -108,10 +108,10 @@ fn check_loads_each_tree_once() {
 
     struct Count;
     impl Visitor for Count {
-        fn tree(&mut self, _: &BlobId, _: &str, _: &Tree) -> Result<bool> {
+        fn tree(&mut self, _: &BlobId, _: &[u8], _: &Tree) -> Result<bool> {
             Ok(true)
         }
-        fn unreadable(&mut self, _: &BlobId, _: &str, e: RepoError) -> Result<()> {
+        fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> Result<()> {
             Err(e)
         }
     }

@@ -15,7 +15,7 @@ use crate::format::id::{BlobId, SnapshotId};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repository::expansion::{self, Expansion};
 use crate::repository::index::Index;
-use crate::repository::walk::{TreeWalker, Visitor, join};
+use crate::repository::walk::{self, TreeWalker, Visitor, join};
 use crate::repository::{Repository, SnapshotEntry};
 
 /// One distinct tree: its entries, the listings its folders name (as often as named), how
@@ -109,8 +109,12 @@ impl Known<'_> {
     }
 }
 
-fn shown(path: &str) -> &str {
-    if path.is_empty() { "/" } else { path }
+fn shown(path: &[u8]) -> String {
+    if path.is_empty() {
+        "/".into()
+    } else {
+        walk::shown(path)
+    }
 }
 
 /// The first walk: each distinct tree once, its entries checked, its [`Shape`] made on the
@@ -134,7 +138,7 @@ impl FirstWalk<'_, '_> {
 }
 
 impl Visitor for FirstWalk<'_, '_> {
-    fn unreadable(&mut self, id: &BlobId, path: &str, e: RepoError) -> Result<()> {
+    fn unreadable(&mut self, id: &BlobId, path: &[u8], e: RepoError) -> Result<()> {
         let index = self.known.index;
         if e.is_unavailable() {
             self.r.unread(
@@ -164,7 +168,7 @@ impl Visitor for FirstWalk<'_, '_> {
         Ok(())
     }
 
-    fn tree(&mut self, id: &BlobId, path: &str, tree: &Tree) -> Result<bool> {
+    fn tree(&mut self, id: &BlobId, path: &[u8], tree: &Tree) -> Result<bool> {
         let (index, r) = (self.known.index, &mut *self.r);
         let object = || format!("snapshot {}", self.snapshot.to_hex());
         let mut children = Vec::new();
@@ -219,7 +223,7 @@ impl Visitor for FirstWalk<'_, '_> {
         Ok(true)
     }
 
-    fn leave(&mut self, id: &BlobId) -> Result<()> {
+    fn leave(&mut self, id: &BlobId, _: &[u8], _: Option<&Node>) -> Result<()> {
         let Some((entries, children, bad, unchecked)) = self.open.remove(id) else {
             return Ok(());
         };
@@ -359,7 +363,7 @@ impl Trees<'_> {
             'walk: while let Some((id, path)) = stack.pop() {
                 if let Some(e) = self.damaged.get(&id) {
                     if told.insert(id) {
-                        let m = format!("tree of {} cannot be read: {e}", shown(&path));
+                        let m = format!("tree of {} cannot be read: {e}", shown(path.as_bytes()));
                         r.error(object.clone(), m);
                     }
                     continue;
@@ -387,11 +391,11 @@ impl Trees<'_> {
                     }
                     match (n.kind, n.subtree) {
                         (NodeKind::Dir, Some(sub)) if self.wanted(&sub) => {
-                            stack.push((sub, join(&path, n)))
+                            stack.push((sub, join(path.as_bytes(), n)))
                         }
                         (NodeKind::File, _) => match self.known.fault(&r.bad_blobs, n) {
                             Some(f) if f.hurts() => {
-                                let p = join(&path, n);
+                                let p = join(path.as_bytes(), n);
                                 let d = damaged.entry(p.clone()).or_insert_with(|| DamagedFile {
                                     path: p,
                                     snapshots: Vec::new(),
@@ -402,7 +406,7 @@ impl Trees<'_> {
                                 }
                             }
                             Some(Fault::NotChecked) => {
-                                not_checked.insert(join(&path, n));
+                                not_checked.insert(join(path.as_bytes(), n));
                             }
                             _ => {}
                         },

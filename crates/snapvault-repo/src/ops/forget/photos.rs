@@ -10,7 +10,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
 use crate::repository::Repository;
 use crate::repository::index::Index;
-use crate::repository::walk::{TreeWalker, Visitor, join};
+use crate::repository::walk::{TreeWalker, Visitor, join, shown};
 
 /// A photo (or video or sidecar) that no remaining snapshot would hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,7 +104,7 @@ struct Kept {
 }
 
 impl Visitor for Kept {
-    fn tree(&mut self, _id: &BlobId, _path: &str, tree: &Tree) -> Result<bool> {
+    fn tree(&mut self, _id: &BlobId, _path: &[u8], tree: &Tree) -> Result<bool> {
         for n in &tree.nodes {
             // Symlinks, FIFOs, sockets, devices: no data; folders are walked.
             if n.kind == NodeKind::File {
@@ -114,7 +114,7 @@ impl Visitor for Kept {
         Ok(true)
     }
 
-    fn unreadable(&mut self, id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
+    fn unreadable(&mut self, id: &BlobId, _path: &[u8], e: RepoError) -> Result<()> {
         // Conservative: what it holds is treated as absent.
         self.problems
             .push(format!("tree {} of a remaining snapshot: {e}", id.short()));
@@ -132,7 +132,7 @@ struct Lost {
 }
 
 impl Visitor for Lost {
-    fn tree(&mut self, _id: &BlobId, path: &str, tree: &Tree) -> Result<bool> {
+    fn tree(&mut self, _id: &BlobId, path: &[u8], tree: &Tree) -> Result<bool> {
         let loss = &mut self.loss;
         for n in &tree.nodes {
             if n.kind != NodeKind::File {
@@ -174,11 +174,15 @@ impl Visitor for Lost {
         Ok(true)
     }
 
-    fn unreadable(&mut self, _id: &BlobId, path: &str, e: RepoError) -> Result<()> {
+    fn unreadable(&mut self, _id: &BlobId, path: &[u8], e: RepoError) -> Result<()> {
         self.loss.unverifiable += 1;
-        let shown = if path.is_empty() { "/" } else { path };
+        let at = if path.is_empty() {
+            "/".into()
+        } else {
+            shown(path)
+        };
         self.loss.problems.push(format!(
-            "tree of {shown} in snapshot {} cannot be read: {e}",
+            "tree of {at} in snapshot {} cannot be read: {e}",
             self.snapshot.short()
         ));
         Ok(())

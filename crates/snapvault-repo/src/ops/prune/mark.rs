@@ -89,7 +89,7 @@ struct Marker<'a> {
 }
 
 impl Visitor for Marker<'_> {
-    fn tree(&mut self, id: &BlobId, _path: &str, tree: &Tree) -> Result<bool> {
+    fn tree(&mut self, id: &BlobId, _path: &[u8], tree: &Tree) -> Result<bool> {
         self.used.insert(id);
         self.st.trees += 1;
         for n in &tree.nodes {
@@ -116,7 +116,7 @@ impl Visitor for Marker<'_> {
         Ok(true)
     }
 
-    fn unreadable(&mut self, _id: &BlobId, _path: &str, e: RepoError) -> Result<()> {
+    fn unreadable(&mut self, _id: &BlobId, _path: &[u8], e: RepoError) -> Result<()> {
         Err(PruneError::TreeUnreadable {
             snapshot: self.snapshot.short(),
             source: Box::new(e),

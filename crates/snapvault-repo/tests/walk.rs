@@ -1,0 +1,188 @@
+//! The tree walker through its public API: the order of what it tells, the two sharing
+//! rules (each tree once; every path), the expansion bound, and the one error policy.
+
+use snapvault_repo::blob::BlobType;
+use snapvault_repo::testing::trees::{Crafter, dir, node};
+use snapvault_repo::testing::{create_small_repo, open};
+use snapvault_repo::tree::{Node, NodeKind, Tree};
+use snapvault_repo::walk::{Sharing, TreeWalker, Visitor, shown};
+use snapvault_repo::{BlobId, RepoError, Result};
+
+/// Writes down every call, in order.
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    /// Stop at an unreadable tree (else skip it).
+    strict: bool,
+}
+
+impl Visitor for Log {
+    fn tree(&mut self, _: &BlobId, path: &[u8], t: &Tree) -> Result<bool> {
+        self.lines
+            .push(format!("tree /{} ({})", shown(path), t.nodes.len()));
+        Ok(true)
+    }
+    fn entry(&mut self, path: &[u8], _: &Node) -> Result<bool> {
+        self.lines.push(format!("entry {}", shown(path)));
+        Ok(true)
+    }
+    fn leave(&mut self, _: &BlobId, path: &[u8], n: Option<&Node>) -> Result<()> {
+        let name = n.map(|n| shown(&n.name.0)).unwrap_or_default();
+        self.lines.push(format!("leave /{} [{name}]", shown(path)));
+        Ok(())
+    }
+    fn unreadable(&mut self, _: &BlobId, path: &[u8], e: RepoError) -> Result<()> {
+        self.lines.push(format!("unreadable /{}", shown(path)));
+        if self.strict { Err(e) } else { Ok(()) }
+    }
+}
+
+/// A repository with: `shared` (one file) named by `a/` and `b/x/`; `gone/` naming a
+/// listing that is not stored. Returns (root, shared).
+fn crafted(root: &std::path::Path) -> (snapvault_repo::Repository, BlobId, BlobId) {
+    create_small_repo(root, true);
+    let repo = open(root);
+    let c = Crafter::new(&repo);
+    let f = c.file("f.jpg", b"photo");
+    let shared = c.tree(vec![f]);
+    let x = c.tree(vec![dir("x", shared)]);
+    let missing = BlobId::default();
+    let top = c.tree(vec![
+        dir("a", shared),
+        dir("b", x),
+        node("c.txt", NodeKind::Fifo),
+        dir("gone", missing),
+    ]);
+    c.finish();
+    (repo, top, shared)
+}
+
+#[test]
+fn walking_every_path_lists_a_shared_subtree_under_each_of_its_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, top, _) = crafted(&tmp.path().join("repo"));
+    let index = repo.load_index().unwrap().index;
+    let mut log = Log::default();
+    let mut w = TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: false });
+    w.walk(top, &mut log).unwrap();
+    let want = [
+        "tree / (4)",
+        "entry a",
+        "tree /a (1)",
+        "entry a/f.jpg",
+        "leave /a [a]",
+        "entry b",
+        "tree /b (1)",
+        "entry b/x",
+        "tree /b/x (1)",
+        "entry b/x/f.jpg",
+        "leave /b/x [x]",
+        "leave /b [b]",
+        "entry c.txt",
+        "entry gone",
+        "unreadable /gone",
+        "leave / []",
+    ];
+    assert_eq!(log.lines, want);
+    // Without keeping trees, the shared one is read again.
+    assert_eq!(w.loads(), 5);
+
+    // Keeping them: the same walk, each tree read once, and again for a second root.
+    let mut kept = TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: true });
+    let mut log = Log::default();
+    kept.walk(top, &mut log).unwrap();
+    assert_eq!(log.lines, want);
+    assert_eq!(
+        kept.loads(),
+        3 + 1,
+        "three stored trees and the missing one"
+    );
+    kept.walk(top, &mut Log::default()).unwrap();
+    assert_eq!(kept.loads(), 4 + 1, "only the missing tree is tried again");
+}
+
+#[test]
+fn walking_each_tree_once_visits_a_shared_subtree_at_its_first_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, top, shared) = crafted(&tmp.path().join("repo"));
+    let index = repo.load_index().unwrap().index;
+    let mut log = Log::default();
+    let mut w = TreeWalker::new(&repo, &index);
+    w.walk(top, &mut log).unwrap();
+    assert_eq!(
+        log.lines,
+        [
+            "tree / (4)",
+            "entry a",
+            "tree /a (1)",
+            "entry a/f.jpg",
+            "leave /a [a]",
+            "entry b",
+            "tree /b (1)",
+            "entry b/x",
+            "leave /b [b]",
+            "entry c.txt",
+            "entry gone",
+            "unreadable /gone",
+            "leave / []",
+        ]
+    );
+    assert_eq!((w.loads(), w.visited()), (4, 4));
+    // A second root holding the shared tree: nothing new to visit.
+    let mut log = Log::default();
+    w.walk(shared, &mut log).unwrap();
+    assert!(log.lines.is_empty(), "{:?}", log.lines);
+}
+
+#[test]
+fn an_unreadable_tree_stops_the_walk_when_the_visitor_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, top, _) = crafted(&tmp.path().join("repo"));
+    let index = repo.load_index().unwrap().index;
+    for sharing in [Sharing::Once, Sharing::EveryPath { keep: false }] {
+        let mut log = Log {
+            strict: true,
+            ..Log::default()
+        };
+        let e = TreeWalker::with(&repo, &index, sharing)
+            .walk(top, &mut log)
+            .unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        assert_eq!(log.lines.last().unwrap(), "unreadable /gone", "{sharing:?}");
+        assert!(!log.lines.iter().any(|l| l == "leave / []"));
+    }
+}
+
+#[test]
+fn walking_every_path_stops_at_a_tree_bomb_and_names_the_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    create_small_repo(&tmp.path().join("repo"), false);
+    let repo = open(&tmp.path().join("repo"));
+    let c = Crafter::new(&repo);
+    let mut level = c.tree(vec![node("p", NodeKind::Fifo)]);
+    for _ in 0..18 {
+        level = c.tree(vec![dir("a", level), dir("b", level)]);
+    }
+    let _ = c.blob(BlobType::Data, b"unused");
+    c.finish();
+    let index = repo.load_index().unwrap().index;
+    struct Quiet;
+    impl Visitor for Quiet {
+        fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> Result<()> {
+            Err(e)
+        }
+    }
+    let mut w = TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: true });
+    let e = w
+        .walk_named(level, "snapshot 0123abcd", &mut Quiet)
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("snapshot 0123abcd") && msg.contains("paths"),
+        "{msg}"
+    );
+    // Each tree once: 19 listings, no bound needed.
+    let mut once = TreeWalker::new(&repo, &index);
+    once.walk(level, &mut Quiet).unwrap();
+    assert_eq!(once.loads(), 19);
+}
