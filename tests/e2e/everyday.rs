@@ -688,6 +688,27 @@ fn stats_figures_match_the_repository() {
     assert!(out.stdout.contains('█'), "no bars:\n{out}");
 }
 
+/// A stray file in `index/` (a `notes.txt`, a half-copied `….part`) is not an index file: every
+/// command leaves it out, and so does the count of index files (its bytes still take space).
+#[test]
+fn stats_counts_only_index_files_as_index_files() {
+    let tmp = tempdir();
+    let lib = tmp.path().join("lib");
+    write_random(&lib.join("a.bin"), 1, 5000);
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    sv.snapshot(&[&lib], &[]);
+    let real = fs::read_dir(sv.repo.join("index")).unwrap().count() as u64;
+    assert!(real >= 1);
+    write_file(&sv.repo.join("index/notes.txt"), b"not an index file");
+    let v = sv.ok(&["stats", "--json"]).json();
+    assert_eq!(u(&v["repository"], "index_files"), real, "{v}");
+    assert_eq!(
+        u(&v["repository"], "size_on_disk"),
+        tree_size(&sv.repo),
+        "{v}"
+    );
+}
+
 #[test]
 fn forget_uses_the_retention_policy_of_the_config_file() {
     let tmp = tempdir();

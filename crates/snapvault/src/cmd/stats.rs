@@ -101,9 +101,13 @@ fn repo_files(repo: &Repository) -> Result<RepoFiles> {
         FileKind::Pack,
         FileKind::Parity,
     ] {
-        let files = be.list(kind)?;
+        let (files, stray) = match kind {
+            // A stray `notes.txt` in `index/` takes space but is no index file.
+            FileKind::Index => snapvault_repo::index::list_files(be.as_ref())?,
+            _ => (be.list(kind)?, Vec::new()),
+        };
         let bytes: u64 = files.iter().map(|f| f.size).sum();
-        r.size_on_disk += bytes;
+        r.size_on_disk += bytes + stray.iter().map(|f| f.size).sum::<u64>();
         let n = files.len() as u64;
         match kind {
             FileKind::Pack => {
