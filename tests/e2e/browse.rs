@@ -637,6 +637,7 @@ fn in_headless_chromium() {
     );
     let months: Vec<String> = serde_json::from_str(months.as_str().unwrap()).unwrap();
     let mut seen = None;
+    let mut heic_month = None;
     for m in &months {
         b.goto(&format!("{base}/month/{m}"));
         let got = b.eval(
@@ -647,6 +648,7 @@ fn in_headless_chromium() {
         );
         if got != "absent" {
             seen = Some(got);
+            heic_month = Some(m.clone());
             break;
         }
     }
@@ -660,12 +662,30 @@ fn in_headless_chromium() {
         v["placeholder"].is_null() && v["type"] != "image/svg+xml",
         "a placeholder instead of the decoded HEIC thumbnail: {v}"
     );
+
+    // Its page shows the picture at screen size (decoded by the same tools), not the
+    // thumbnail: the test picture is wider than any thumbnail.
+    b.goto(&format!("{base}/month/{}", heic_month.unwrap()));
+    let href = b.eval("document.querySelector('a.cell[title^=\"IMG_0005.HEIC\"]').href");
+    b.goto(href.as_str().unwrap());
+    let width = b.eval(
+        "(() => { const i = document.getElementById('media'); \
+         return i.complete ? i.naturalWidth : new Promise(r => { i.onload = i.onerror = () => r(i.naturalWidth); }); })()",
+    );
+    assert_eq!(
+        width, HEIC_WIDTH,
+        "the HEIC's photo page shows {width} pixels wide, not the picture at screen size"
+    );
 }
 
-/// A small real HEIC made by libheif's `heif-enc` from a generated 64×48 picture (Y4M), with
-/// a 48-pixel thumbnail item; `None` when heif-enc is not installed.
+/// The width of [`real_heic`]'s picture: more than a thumbnail's 320 pixels, less than
+/// the 2048 of a screen-size picture, so the photo page shows it whole.
+const HEIC_WIDTH: usize = 640;
+
+/// A real HEIC made by libheif's `heif-enc` from a generated 640×480 picture (Y4M), with a
+/// 48-pixel thumbnail item; `None` when heif-enc is not installed.
 fn real_heic(dir: &Path) -> Option<Vec<u8>> {
-    let (w, h) = (64usize, 48usize);
+    let (w, h) = (HEIC_WIDTH, HEIC_WIDTH * 3 / 4);
     let mut y4m = format!("YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\nFRAME\n").into_bytes();
     y4m.extend((0..h).flat_map(|y| (0..w).map(move |x| ((x * 3 + y * 2) % 256) as u8)));
     y4m.extend(std::iter::repeat_n(100u8, w / 2 * h / 2));

@@ -1,12 +1,17 @@
-//! HEIC thumbnails by a decoder installed on the system, run as a separate process (why not
+//! HEIC pictures by a decoder installed on the system, run as a separate process (why not
 //! a library in-process: docs/design.md, "HEIC thumbnails"). Looked for once on `PATH`:
 //!
 //! - `heif-thumbnailer` (libheif; Debian's `heif-thumbnailer` package): decodes the small
 //!   thumbnail item an iPhone stores (or the image, scaled, when there is none) to PNG;
+//!   with `-p`, the image itself scaled to a size;
 //! - `sips` (macOS, always present): scales the image to JPEG;
 //! - `heif-convert` (libheif; Debian's `libheif-examples`): decodes the whole image to JPEG.
 //!
-//! The stored file is written (verified, a chunk at a time) to a private temporary file in
+//! Two sizes are made: the grid's thumbnail ([`Size::Thumb`], the first of the three that
+//! is installed) and the photo page's picture ([`Size::Screen`], JPEG where a tool writes
+//! it: `sips`, then `heif-convert`, then `heif-thumbnailer`, which only writes PNG).
+//!
+//! The stored file is written (verified, a chunk at a time) to a private temporary folder in
 //! the cache folder, the decoder gets [`TIMEOUT`] and, on Linux, [`MEMORY`] of address
 //! space, and at most [`DECODERS`] run at once; whatever it does to itself, the server goes
 //! on and shows a placeholder.
@@ -24,8 +29,8 @@ use super::media;
 
 /// Largest HEIC handed to a decoder (an iPhone's are 1-5 MiB).
 pub const MAX_INPUT: u64 = 64 * 1024 * 1024;
-/// Largest thumbnail read back.
-const MAX_OUTPUT: u64 = 16 * 1024 * 1024;
+/// Largest picture read back (a whole 48-megapixel image as JPEG is about 20 MiB).
+pub const MAX_OUTPUT: u64 = 32 * 1024 * 1024;
 /// Longest a decoder may run.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Address space a decoder may use (Linux, `RLIMIT_AS`).
@@ -33,8 +38,20 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const MEMORY: u64 = 2 * 1024 * 1024 * 1024;
 /// Decoders running at the same time (each may hold a decoded image).
 pub const DECODERS: usize = 2;
-/// Longest side asked for.
-const SIZE: u32 = 320;
+/// Longest side of a thumbnail.
+const THUMB: u32 = 320;
+/// Longest side of the picture on a photo page (`heif-convert` cannot scale: it writes the
+/// whole image, which the browser scales).
+pub const SCREEN: u32 = 2048;
+
+/// Which picture to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// The month grid's (the embedded thumbnail item where there is one).
+    Thumb,
+    /// The photo page's: the image itself, at most [`SCREEN`] pixels on its longest side.
+    Screen,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -50,21 +67,41 @@ pub struct Decoder {
     exe: PathBuf,
 }
 
-/// The decoder found on `PATH` (looked for once).
+/// The first of `tools` found on `PATH`.
+fn find(tools: [(&str, Kind); 3]) -> Option<Decoder> {
+    let path = std::env::var_os("PATH")?;
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
+    tools
+        .into_iter()
+        .find_map(|(name, kind)| find(name).map(|exe| Decoder { kind, exe }))
+}
+
+/// The decoder for thumbnails found on `PATH` (looked for once).
 pub fn decoder() -> Option<&'static Decoder> {
     static FOUND: OnceLock<Option<Decoder>> = OnceLock::new();
     FOUND
         .get_or_init(|| {
-            let path = std::env::var_os("PATH")?;
-            let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-            let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
-            [
+            find([
                 ("heif-thumbnailer", Kind::Thumbnailer),
                 ("sips", Kind::Sips),
                 ("heif-convert", Kind::Convert),
-            ]
-            .into_iter()
-            .find_map(|(name, kind)| find(name).map(|exe| Decoder { kind, exe }))
+            ])
+        })
+        .as_ref()
+}
+
+/// The decoder for the photo page's picture (looked for once): one that writes JPEG
+/// first, a third the size of PNG for a photo.
+pub fn screen_decoder() -> Option<&'static Decoder> {
+    static FOUND: OnceLock<Option<Decoder>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            find([
+                ("sips", Kind::Sips),
+                ("heif-convert", Kind::Convert),
+                ("heif-thumbnailer", Kind::Thumbnailer),
+            ])
         })
         .as_ref()
 }
@@ -111,13 +148,14 @@ impl Decoder {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     }
 
-    /// A thumbnail of a stored HEIC: the image bytes and their media type. `work` is a
+    /// A picture of a stored HEIC: the image bytes and their media type. `work` is a
     /// private folder for the temporary files (the cache folder, or the system's).
-    pub fn thumbnail(
+    pub fn render(
         &self,
         lib: &Library,
         content: &StoredContent,
         work: &Path,
+        size: Size,
     ) -> io::Result<(Vec<u8>, &'static str)> {
         if content.size > MAX_INPUT {
             return Err(io::Error::other(format!(
@@ -125,29 +163,35 @@ impl Decoder {
                 content.size
             )));
         }
-        let mut input = tempfile::Builder::new()
-            .prefix(".heic-in-")
-            .suffix(".heic")
-            .tempfile_in(work)?;
-        media::write_all(lib, content, input.as_file_mut())?;
-        let (ext, mime) = match self.kind {
-            Kind::Thumbnailer => (".png", "image/png"),
-            Kind::Sips | Kind::Convert => (".jpg", "image/jpeg"),
+        // A folder of its own, removed with everything in it: a decoder may write more
+        // than the one file asked for (older heif-convert writes depth images beside it).
+        let tmp = tempfile::Builder::new().prefix(".heic-").tempdir_in(work)?;
+        let inp = tmp.path().join("in.heic");
+        let mut input = std::fs::File::create(&inp)?;
+        media::write_all(lib, content, &mut input)?;
+        drop(input);
+        let (name, mime) = match self.kind {
+            Kind::Thumbnailer => ("out.png", "image/png"),
+            Kind::Sips | Kind::Convert => ("out.jpg", "image/jpeg"),
         };
-        let output = tempfile::Builder::new()
-            .prefix(".heic-out-")
-            .suffix(ext)
-            .tempfile_in(work)?;
-        let (inp, out) = (input.path(), output.path());
+        let out = tmp.path().join(name);
+        let px = match size {
+            Size::Thumb => THUMB,
+            Size::Screen => SCREEN,
+        }
+        .to_string();
         let mut cmd = Command::new(&self.exe);
+        match (self.kind, size) {
+            (Kind::Thumbnailer, Size::Thumb) => cmd.arg("-s").arg(&px),
+            // -p: the image itself, not the small thumbnail item scaled up.
+            (Kind::Thumbnailer, Size::Screen) => cmd.arg("-p").arg("-s").arg(&px),
+            (Kind::Sips, _) => cmd.args(["-s", "format", "jpeg", "-Z", &px]),
+            (Kind::Convert, Size::Thumb) => cmd.args(["--quiet", "-q", "80"]),
+            (Kind::Convert, Size::Screen) => cmd.args(["--quiet", "-q", "85"]),
+        };
         match self.kind {
-            Kind::Thumbnailer => cmd.arg("-s").arg(SIZE.to_string()).arg(inp).arg(out),
-            Kind::Sips => cmd
-                .args(["-s", "format", "jpeg", "-Z", &SIZE.to_string()])
-                .arg(inp)
-                .arg("--out")
-                .arg(out),
-            Kind::Convert => cmd.args(["--quiet", "-q", "80"]).arg(inp).arg(out),
+            Kind::Sips => cmd.arg(&inp).arg("--out").arg(&out),
+            Kind::Thumbnailer | Kind::Convert => cmd.arg(&inp).arg(&out),
         };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -156,7 +200,7 @@ impl Decoder {
         let _slot = SLOTS.take();
         run(&mut cmd, &self.name())?;
         let mut bytes = Vec::new();
-        std::fs::File::open(out)?
+        std::fs::File::open(&out)?
             .take(MAX_OUTPUT + 1)
             .read_to_end(&mut bytes)?;
         if bytes.is_empty() || bytes.len() as u64 > MAX_OUTPUT {

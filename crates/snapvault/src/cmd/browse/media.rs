@@ -205,6 +205,11 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
+/// A HEIF image (HEIC from an iPhone) by its name: shown as a decoded picture.
+pub fn is_heif(name: &str) -> bool {
+    matches!(content_type(name), "image/heic" | "image/heif")
+}
+
 /// Can a browser show this image as it is?
 pub fn browser_shows(name: &str) -> bool {
     matches!(

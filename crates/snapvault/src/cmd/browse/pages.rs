@@ -246,8 +246,16 @@ pub fn photo(lib: &Library, scope: &str, m: Month, p: &PhotoInfo, camera: Option
             "<img id=\"media\" src=\"/original/{k}\" alt=\"{}\">",
             esc(name)
         )
+    } else if super::media::is_heif(name) {
+        // A browser that shows HEIC (Safari) takes the original; the others a JPEG of it
+        // at screen size, decoded on this computer.
+        format!(
+            "<picture><source srcset=\"/original/{k}\" type=\"{}\"><img id=\"media\" src=\"/screen/{k}\" alt=\"{}\"></picture>",
+            super::media::content_type(name),
+            esc(name)
+        )
     } else {
-        // HEIC and raw files: most browsers cannot show them; the thumbnail stands in.
+        // Raw and TIFF files: most browsers cannot show them; the thumbnail stands in.
         format!(
             "<img id=\"media\" src=\"/thumb/{k}\" alt=\"{}\"><p class=\"muted\">This browser cannot show {} files; download the original to view it.</p>",
             esc(name),

@@ -166,7 +166,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Out {
             Some(m) => photo(state, m, key.to_string()).await,
             None => not_found(),
         },
-        ["thumb", key] => thumb(state, key.to_string()).await,
+        ["thumb", key] => picture(state, key.to_string(), thumbs::thumb).await,
+        ["screen", key] => picture(state, key.to_string(), thumbs::screen).await,
         ["original", key] => {
             let download = param(&params, "download").is_some();
             original(state, key.to_string(), range, download).await
@@ -258,7 +259,17 @@ async fn photo(state: &Arc<State>, m: Month, key: String) -> Out {
     }
 }
 
-async fn thumb(state: &Arc<State>, key: String) -> Out {
+/// How a picture of a stored file is made (`thumbs::thumb`, `thumbs::screen`).
+type Maker = fn(
+    &Library,
+    Option<&PathBuf>,
+    &str,
+    &snapvault_catalog::StoredContent,
+    &str,
+) -> io::Result<thumbs::Thumb>;
+
+/// A thumbnail or a photo page's picture: made at most [`thumbs::MAKERS`] at a time.
+async fn picture(state: &Arc<State>, key: String, make: Maker) -> Out {
     let Ok(_permit) = state.makers.acquire().await else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "503: shutting down");
     };
@@ -272,13 +283,7 @@ async fn thumb(state: &Arc<State>, key: String) -> Out {
         if !media::matches_key(&key, &content.blobs) {
             anyhow::bail!("the photo catalog disagrees with the repository about {key}");
         }
-        Ok(Some(thumbs::thumb(
-            &lib,
-            s.thumbs.as_ref(),
-            &key,
-            &content,
-            &name,
-        )?))
+        Ok(Some(make(&lib, s.thumbs.as_ref(), &key, &content, &name)?))
     })
     .await;
     let mut r = match made {
@@ -295,7 +300,7 @@ async fn thumb(state: &Arc<State>, key: String) -> Out {
         Ok(Ok(Some(thumbs::Thumb::Original))) => return original(state, again, None, false).await,
         Ok(Ok(None)) => return not_found(),
         Ok(Err(e)) => return failed(&e),
-        Err(e) => return failed(&anyhow::anyhow!("making the thumbnail failed: {e}")),
+        Err(e) => return failed(&anyhow::anyhow!("making the picture failed: {e}")),
     };
     set(&mut r, header::CACHE_CONTROL, "private, max-age=86400");
     r

@@ -10,6 +10,11 @@
 //!
 //! At most [`MAKERS`] thumbnails are made at once (a semaphore), each reading at most
 //! [`super::media::HEAD_BYTES`], so memory stays bounded however many the page asks for.
+//!
+//! The photo page's picture ([`screen`]) of a HEIC is decoded the same way, at screen size,
+//! under the same limit (each at most [`heif::MAX_OUTPUT`] in memory), and kept beside the
+//! thumbnails as `<key>-screen.jpg` (or `.png`). Images a browser shows are their own
+//! picture, whatever their size: the original, exact and not decoded here.
 
 use std::path::PathBuf;
 
@@ -125,7 +130,7 @@ pub fn thumb(
             return Ok(Thumb::Placeholder(Placeholder::Heic));
         };
         let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
-        match d.thumbnail(lib, content, &work) {
+        match d.render(lib, content, &work, heif::Size::Thumb) {
             Ok((b, mime)) => {
                 let keep = if mime == "image/png" { &png } else { &jpg };
                 if let Some(p) = keep {
@@ -152,5 +157,57 @@ fn fallback(content: &StoredContent, name: &str, p: Placeholder) -> Thumb {
         Thumb::Original
     } else {
         Thumb::Placeholder(p)
+    }
+}
+
+/// The picture on a photo page (blocking): the original where the browser shows it, a
+/// screen-size rendition of a HEIC (decoded when first asked for, then kept in the cache
+/// folder), the thumbnail for anything else.
+pub fn screen(
+    lib: &Library,
+    cache: Option<&PathBuf>,
+    key: &str,
+    content: &StoredContent,
+    name: &str,
+) -> std::io::Result<Thumb> {
+    if content.kind == "video" {
+        return Ok(Thumb::Placeholder(Placeholder::Video));
+    }
+    if media::browser_shows(name) {
+        return Ok(Thumb::Original);
+    }
+    let jpg = cache.map(|d| d.join(format!("{key}-screen.jpg")));
+    let png = cache.map(|d| d.join(format!("{key}-screen.png")));
+    for (p, mime) in [(&jpg, "image/jpeg"), (&png, "image/png")] {
+        if let Some(Ok(b)) = p.as_ref().map(std::fs::read) {
+            return Ok(Thumb::Image(b, mime));
+        }
+    }
+    let head = media::head(lib, content)?;
+    let heic = matches!(
+        snapvault_media::format_of(name.as_bytes(), &head),
+        snapvault_media::Format::Heif
+    );
+    drop(head);
+    if !heic {
+        // Raw and TIFF files: the thumbnail stands in.
+        return thumb(lib, cache, key, content, name);
+    }
+    let Some(d) = heif::screen_decoder() else {
+        return Ok(Thumb::Placeholder(Placeholder::Heic));
+    };
+    let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
+    match d.render(lib, content, &work, heif::Size::Screen) {
+        Ok((b, mime)) => {
+            let keep = if mime == "image/png" { &png } else { &jpg };
+            if let Some(p) = keep {
+                let _ = crate::cache::write(p, &b);
+            }
+            Ok(Thumb::Image(b, mime))
+        }
+        Err(e) => {
+            eprintln!("browse: no screen-size picture of {name}: {e}");
+            Ok(Thumb::Placeholder(Placeholder::HeicFailed))
+        }
     }
 }
