@@ -189,7 +189,7 @@ impl Drop for Server {
 }
 
 /// The content keys a month page links to, in order.
-fn photo_links(html: &str) -> Vec<String> {
+pub fn photo_links(html: &str) -> Vec<String> {
     html.split("href=\"/photo/")
         .skip(1)
         .filter_map(|s| s.split('"').next())
@@ -327,14 +327,8 @@ fn served_whole(addr: &str, path: &str, cookie: &str) -> bool {
     head.starts_with("http/1.1 200") && len == Some(all.len() - split - 4)
 }
 
-#[test]
-fn vanished_and_damaged_filters() {
-    let lib = Lib::new();
-    // IMG_0002 (June) is deleted on the phone; the next snapshot no longer has it.
-    std::fs::remove_file(lib.src.join("DCIM/100APPLE/IMG_0002.JPG")).unwrap();
-    let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
-    assert_eq!(out.code, Some(0), "{out}");
-    // A byte of the data pack goes bad, and check finds it.
+/// A byte of the largest pack (the photos' data) goes bad, and `check --read-data` finds it.
+fn damage_and_check(lib: &Lib) {
     let pack = pack_files(&lib.sv.repo)
         .into_iter()
         .map(|(_, p)| p)
@@ -343,26 +337,25 @@ fn vanished_and_damaged_filters() {
     crate::repair::flip(&pack, |n| n / 2);
     let out = lib.run(&["check", "--read-data"]);
     assert_eq!(out.code, Some(4), "{out}");
+}
+
+#[test]
+fn vanished_and_damaged_filters() {
+    let lib = Lib::new();
+    // IMG_0002 (June) is deleted on the phone; the next snapshot no longer has it.
+    std::fs::remove_file(lib.src.join("DCIM/100APPLE/IMG_0002.JPG")).unwrap();
+    let out = lib.run(&["snapshot", lib.src.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    damage_and_check(&lib);
 
     let srv = lib.serve(&[]);
-    let months = |f: &str| -> Vec<String> {
-        let (code, _, body) = srv.get(&format!("/?f={f}"));
-        assert_eq!(code, 200);
-        String::from_utf8(body)
-            .unwrap()
-            .split("data-month=\"")
-            .skip(1)
-            .filter_map(|s| s.split('"').next())
-            .map(str::to_string)
-            .collect()
-    };
-    assert_eq!(months("vanished"), ["2023-06"]);
-    let damaged = months("damaged");
+    assert_eq!(months_of(&srv, "vanished"), ["2023-06"]);
+    let damaged = months_of(&srv, "damaged");
     assert!(
         !damaged.is_empty(),
         "check found damage, the filter shows none"
     );
-    assert!(months("all").len() == 3);
+    assert!(months_of(&srv, "all").len() == 3);
     // Downloading what is damaged (the photo, or its Live Photo video) fails instead of
     // ending short as if complete.
     let m = &damaged[0];
@@ -393,7 +386,7 @@ fn vanished_and_damaged_filters() {
 }
 
 /// The months the timeline lists (with `?f=FILTER`).
-fn months_of(srv: &Server, filter: &str) -> Vec<String> {
+pub fn months_of(srv: &Server, filter: &str) -> Vec<String> {
     let (code, _, body) = srv.get(&format!("/?f={filter}"));
     assert_eq!(code, 200);
     String::from_utf8(body)
@@ -439,6 +432,19 @@ fn a_snapshot_taken_while_serving_shows_on_the_next_page() {
             .unwrap()
             .contains("Snapshots holding it (1)")
     );
+}
+
+#[test]
+fn damage_check_finds_while_serving_shows_on_the_next_page() {
+    let lib = Lib::new();
+    let srv = lib.serve(&[]);
+    assert_eq!(months_of(&srv, "damaged"), Vec::<String>::new());
+    damage_and_check(&lib);
+    assert!(
+        !months_of(&srv, "damaged").is_empty(),
+        "check found damage while the server ran; the damaged filter shows none"
+    );
+    assert_eq!(months_of(&srv, "all").len(), 3);
 }
 
 fn walk_files(root: &Path) -> Vec<PathBuf> {

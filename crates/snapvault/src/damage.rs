@@ -38,6 +38,13 @@ fn path(repo_id: &str) -> Option<PathBuf> {
     crate::cache::dir(repo_id).map(|d| d.join(FILE))
 }
 
+/// When the damage list was last written, and its length (`None`: there is none): a
+/// running `browse` compares it before each page to notice a `check` that ran meanwhile.
+pub fn stamp(repo_id: &str) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path(repo_id)?).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
 impl DamageList {
     /// The list for a repository; empty when there is none (or no usable cache).
     pub fn load(repo_id: &str) -> DamageList {

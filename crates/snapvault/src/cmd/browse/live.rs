@@ -1,9 +1,11 @@
 //! The server's view of the repository, kept current: before each page it lists the
 //! repository's `snapshots` folder (one directory listing, or one LIST request on remote
-//! storage), and when the names changed — a snapshot taken, forgotten or pruned while the
-//! server runs — it loads the index again, brings the catalog up to date and makes a new
-//! [`Library`], then answers from that one. Requests already running keep the view they
-//! started with; thumbnails and originals use the current view without listing.
+//! storage) and looks at the damage list's time and length (one `stat` in the cache
+//! folder), and when either changed — a snapshot taken, forgotten or pruned, or a `check`
+//! that found (or cleared) damage while the server runs — it loads the index again, brings
+//! the catalog up to date and makes a new [`Library`], then answers from that one. Requests
+//! already running keep the view they started with; thumbnails and originals use the
+//! current view without looking.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -22,10 +24,26 @@ pub struct Live {
     snapshots: Option<Vec<SnapshotId>>,
     /// `-v`: say how long each new view took to make.
     verbose: bool,
-    /// The snapshot names the current view was made from (held while a new one is made,
-    /// so two pages arriving together make it once).
-    names: Mutex<Vec<String>>,
+    /// What the current view was made from (held while a new one is made, so two pages
+    /// arriving together make it once).
+    seen: Mutex<Seen>,
     current: RwLock<Arc<Library>>,
+}
+
+/// What a view was made from: the repository's snapshot names and the damage list's stamp.
+#[derive(PartialEq, Eq)]
+struct Seen {
+    names: Vec<String>,
+    damage: Option<(std::time::SystemTime, u64)>,
+}
+
+impl Seen {
+    fn now(repo: &Repository) -> Result<Seen> {
+        Ok(Seen {
+            names: snapshot_names(repo)?,
+            damage: crate::damage::stamp(&repo.config().id),
+        })
+    }
 }
 
 /// The names in the repository's `snapshots` folder, sorted.
@@ -51,7 +69,8 @@ impl Live {
         snapshots: Option<Vec<SnapshotId>>,
         verbose: bool,
     ) -> Result<Live> {
-        let names = snapshot_names(&repo)?;
+        // Before the view is made: a check finishing meanwhile shows on the next page.
+        let seen = Seen::now(&repo)?;
         let (start, cpu) = (Instant::now(), thread_cpu_ms());
         let lib = Library::new(repo.clone(), index, catalog, snapshots.clone())?;
         let rows = lib.timeline()?.all.values().map(Counts::total).sum::<u64>();
@@ -66,7 +85,7 @@ impl Live {
             repo,
             snapshots,
             verbose,
-            names: Mutex::new(names),
+            seen: Mutex::new(seen),
             current: RwLock::new(Arc::new(lib)),
         })
     }
@@ -79,13 +98,14 @@ impl Live {
         })
     }
 
-    /// The view for a page: made again first if the repository's snapshots changed.
+    /// The view for a page: made again first if the repository's snapshots or the damage
+    /// list changed.
     pub fn fresh(&self) -> Result<Arc<Library>> {
-        let now = snapshot_names(&self.repo)?;
-        let mut names = self.names.lock().map_err(|_| {
+        let now = Seen::now(&self.repo)?;
+        let mut seen = self.seen.lock().map_err(|_| {
             anyhow!("the server's view of the repository is unusable after an earlier failure")
         })?;
-        if *names == now {
+        if *seen == now {
             return self.get();
         }
         let start = Instant::now();
@@ -97,7 +117,7 @@ impl Live {
         lib.timeline()?;
         if self.verbose {
             eprintln!(
-                "browse: the snapshots changed; index and catalog read again in {:.1} ms, timeline made in {:.1} ms{}",
+                "browse: the snapshots or the damage list changed; index and catalog read again in {:.1} ms, timeline made in {:.1} ms{}",
                 synced.as_secs_f64() * 1000.0,
                 (start.elapsed() - synced).as_secs_f64() * 1000.0,
                 cpu_note(cpu)
@@ -108,7 +128,7 @@ impl Live {
             anyhow!("the server's view of the repository is unusable after an earlier failure")
         })?;
         *cur = lib.clone();
-        *names = now;
+        *seen = now;
         Ok(lib)
     }
 }
