@@ -412,3 +412,60 @@ fn include_works_with_restore_by_date() {
     assert_failed(&out);
     assert_stderr_mentions(&out, "IMG_9999.HEIC");
 }
+
+/// An edit made in Photos is found wherever the media root sits in the snapshot: a folder
+/// snapshot of a copied media root keeps the folder's name (`iPhone/`) in every path.
+#[test]
+fn photos_finds_edits_below_the_snapshot_root() {
+    let lib = CachedLibrary::new();
+    let d = lib.src.join("DCIM/100APPLE");
+    let when = taken("2023-06-30T12:00:00-04:00");
+    write_file(
+        &d.join("IMG_0002.JPG"),
+        &sample::jpeg(&when, None, 15_000, 2),
+    );
+    write_file(
+        &d.join("IMG_0003.JPG"),
+        &sample::jpeg(&when, None, 15_000, 3),
+    );
+    let edit = lib
+        .src
+        .join("PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments");
+    write_file(
+        &edit.join("FullSizeRender.jpg"),
+        &sample::jpeg(&when, None, 12_000, 6),
+    );
+    write_file(&edit.join("Adjustments.plist"), b"<plist></plist>");
+    lib.ok(&["snapshot", lib.src.to_str().unwrap()]);
+
+    let all = lib.ok(&["photos", "--json"]).json();
+    let listed: BTreeSet<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        set(&[
+            "iPhone/DCIM/100APPLE/IMG_0002.JPG",
+            "iPhone/DCIM/100APPLE/IMG_0003.JPG"
+        ]),
+        "the edit is listed as a photo of its own: {all}"
+    );
+    let edited = lib.ok(&["photos", "--edited", "--json"]).json();
+    let rows = edited.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{edited}");
+    assert_eq!(rows[0]["path"], "iPhone/DCIM/100APPLE/IMG_0002.JPG");
+    assert_eq!(
+        rows[0]["edit_path"],
+        "iPhone/PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments/FullSizeRender.jpg"
+    );
+    let text = lib.ok(&["photos"]);
+    assert!(
+        text.stdout.contains(
+            "IMG_0002.JPG  [edited: iPhone/PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments/FullSizeRender.jpg]"
+        ),
+        "{text}"
+    );
+}

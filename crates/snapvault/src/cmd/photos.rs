@@ -14,7 +14,7 @@ use crate::cli::PhotosArgs;
 use crate::fmt;
 use crate::library::filter::{Facts, Filters};
 use crate::library::gone::{Gone, Left};
-use crate::library::stem_key;
+use crate::library::{edit_in, stem_key};
 
 pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     let dates: Option<DateRange> = a.date.as_deref().map(str::parse).transpose()?;
@@ -44,15 +44,16 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     }
     // A catalog damaged inside is rebuilt from the repository and asked again.
     let rows = cat.retry_on_damage(&repo, &index, |c| c.photos(&q))?;
-    // An edit in PhotoData/Mutations is shown with its original, not as a photo of its own.
+    // An edit in PhotoData/Mutations (wherever the media root sits in the snapshot) is
+    // shown with its original, not as a photo of its own.
     let (renders, mut rows): (Vec<PhotoRow>, Vec<PhotoRow>) = rows
         .into_iter()
-        .partition(|r| snapvault_photolib::edit_of(&r.latest_path).is_some());
+        .partition(|r| edit_in(&r.latest_path).is_some());
     let edits: HashMap<String, String> = renders
         .iter()
         .filter_map(|r| {
-            let (dir, stem, render) = snapvault_photolib::edit_of(&r.latest_path)?;
-            render.then(|| (format!("{dir}/{stem}"), r.latest_path.clone()))
+            let (key, render) = edit_in(&r.latest_path)?;
+            render.then(|| (key, r.latest_path.clone()))
         })
         .collect();
     let facts = Facts::load(&cat, rows.iter().map(|r| r.latest_snapshot))?;

@@ -228,13 +228,29 @@ pub fn tree_file(
 /// and CPLAssets files (a Live Photo's video and sidecars fold to the still's, see
 /// `snapvault_media::pair_stem`) and for the files of an edit in `PhotoData/Mutations`.
 pub fn stem_key(path: &str) -> String {
-    if let Some((dir, stem, _)) = snapvault_photolib::edit_of(path) {
-        return format!("{dir}/{stem}");
+    if let Some((key, _)) = edit_in(path) {
+        return key;
     }
     match snapvault_media::pair_stem(path.as_bytes()) {
         Some(k) => String::from_utf8_lossy(&k).into_owned(),
         None => path.to_string(),
     }
+}
+
+/// A file of an edit made in Photos (`PhotoData/Mutations/<folder>/<name>/Adjustments/…`)
+/// wherever the media root sits in the snapshot: at its root for a phone, under the
+/// folder's name (`iPhone/PhotoData/…`) for a folder snapshot of a copied media root. The
+/// [`stem_key`] of its original (`iPhone/DCIM/100APPLE/IMG_0002`), and whether it is the
+/// rendered edit (`FullSizeRender.*`).
+pub fn edit_in(path: &str) -> Option<(String, bool)> {
+    const M: &str = "/PhotoData/Mutations/";
+    let at = match path.strip_prefix(&M[1..]) {
+        Some(_) => 0,
+        None => path.find(M)? + 1,
+    };
+    let (prefix, rest) = path.split_at(at);
+    let (dir, stem, render) = snapvault_photolib::edit_of(rest)?;
+    Some((format!("{prefix}{dir}/{stem}"), render))
 }
 
 /// [`stem_key`]s of the assets whose original is only in iCloud.

@@ -415,16 +415,6 @@ impl Library {
     }
 }
 
-/// Where a path's `PhotoData/Mutations/` part starts (at the root of a phone snapshot, or
-/// under a folder snapshot's top folder, as in an ifuse mount of the media root).
-fn mutations_at(path: &str) -> Option<usize> {
-    const M: &str = "/PhotoData/Mutations/";
-    if path.starts_with(&M[1..]) {
-        return Some(0);
-    }
-    path.find(M).map(|i| i + 1)
-}
-
 /// `IMG_E1234.JPG`: the edited rendition Apple and Image Capture put beside an original.
 fn is_e_rendition(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -441,17 +431,14 @@ fn is_e_rendition(path: &str) -> bool {
 fn edits_of(rows: &[PhotoRow], t: &mut Timeline) {
     let mut renders: HashMap<String, String> = HashMap::new();
     for r in rows {
-        let p = &r.latest_path;
-        let Some(at) = mutations_at(p) else { continue };
-        let (prefix, rest) = p.split_at(at);
-        let Some((dir, stem, render)) = snapvault_photolib::edit_of(rest) else {
+        let Some((original, render)) = crate::library::edit_in(&r.latest_path) else {
             continue;
         };
         t.edit_files.insert(r.content_key.clone());
         // A Live Photo's edit has a FullSizeRender.mov beside the picture: the picture is
         // the edit shown.
         if render {
-            let e = renders.entry(format!("{prefix}{dir}/{stem}"));
+            let e = renders.entry(original);
             if r.kind == "video" {
                 e.or_insert_with(|| r.content_key.clone());
             } else {
