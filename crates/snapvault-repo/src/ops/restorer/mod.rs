@@ -30,11 +30,11 @@ use globset::GlobSet;
 
 use crate::error::{IoContext, RepoError, Result};
 use crate::format::id::BlobId;
-use crate::format::tree::{Node, NodeKind};
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repository::Repository;
 use crate::repository::chunker::Chunker;
-use crate::repository::expansion::Expansion;
 use crate::repository::index::Index;
+use crate::repository::walk::{Sharing, TreeWalker, Visitor};
 
 use dirs::Dir;
 use file::Outcome;
@@ -97,63 +97,72 @@ pub fn collect(
 
 /// Collect files, symlinks and directories of a tree (depth first; a folder after what it
 /// holds); with a filter, only what it matches and what lies under a folder it matches.
+/// A listing shared by several folders is collected under each (the walker's every-path
+/// rule, bounded by `expansion`); a listing that cannot be read stops the collection.
 pub fn collect_matching(
     repo: &Repository,
     index: &Index,
     tree: &BlobId,
     filter: Option<Filter<'_>>,
 ) -> Result<(Vec<RestoreItem>, Vec<RestoreItem>)> {
-    let mut items = Vec::new();
-    let mut dirs = Vec::new();
-    // Shared folder listings repeated out of all proportion stop the walk (`expansion`).
-    let mut exp = Expansion::new(format!("tree {}", tree.short()));
-    let mut out = (&mut items, &mut dirs, &mut exp);
-    walk(repo, index, tree, b"", filter, false, &mut out)?;
-    Ok((items, dirs))
+    let mut c = Collect {
+        filter,
+        items: Vec::new(),
+        dirs: Vec::new(),
+        open: Vec::new(),
+        next: (false, 0, 0),
+    };
+    TreeWalker::with(repo, index, Sharing::EveryPath { keep: false }).walk(*tree, &mut c)?;
+    Ok((c.items, c.dirs))
 }
 
-/// Where [`walk`] puts what it finds, and its count of paths.
-type Found<'a> = (
-    &'a mut Vec<RestoreItem>,
-    &'a mut Vec<RestoreItem>,
-    &'a mut Expansion,
-);
+/// What [`collect_matching`] finds, as the walk goes.
+struct Collect<'f> {
+    filter: Option<Filter<'f>>,
+    items: Vec<RestoreItem>,
+    dirs: Vec<RestoreItem>,
+    /// Folders entered, innermost last: (matched, items and folders found before it).
+    open: Vec<(bool, usize, usize)>,
+    /// The same for the folder entry just seen, whose listing is entered next.
+    next: (bool, usize, usize),
+}
 
-fn walk(
-    repo: &Repository,
-    index: &Index,
-    tree: &BlobId,
-    prefix: &[u8],
-    filter: Option<Filter<'_>>,
-    inherited: bool,
-    out: &mut Found<'_>,
-) -> Result<()> {
-    let t = repo.load_tree(index, tree)?;
-    out.2.enter(tree, t.nodes.len());
-    for n in t.nodes {
-        out.2.path()?;
-        let mut path = prefix.to_vec();
-        if !path.is_empty() {
-            path.push(b'/');
-        }
-        path.extend_from_slice(&n.name.0);
-        let hit = inherited || filter.is_none_or(|f| f(&path, &n.name.0));
+impl Visitor for Collect<'_> {
+    fn entry(&mut self, path: &[u8], n: &Node) -> Result<bool> {
+        let inherited = self.open.last().is_some_and(|f| f.0);
+        let hit = inherited || self.filter.is_none_or(|f| f(path, &n.name.0));
         match (n.kind, n.subtree) {
-            (NodeKind::Dir, Some(sub)) => {
-                let before = (out.0.len(), out.1.len());
-                walk(repo, index, &sub, &path, filter, hit, out)?;
-                if hit || (out.0.len(), out.1.len()) != before {
-                    out.1.push(RestoreItem { path, node: n });
-                }
-            }
-            _ => {
-                if hit {
-                    out.0.push(RestoreItem { path, node: n });
-                }
-            }
+            (NodeKind::Dir, Some(_)) => self.next = (hit, self.items.len(), self.dirs.len()),
+            _ if hit => self.items.push(RestoreItem {
+                path: path.to_vec(),
+                node: n.clone(),
+            }),
+            _ => {}
         }
+        Ok(true)
     }
-    Ok(())
+
+    fn tree(&mut self, _: &BlobId, _: &[u8], _: &Tree) -> Result<bool> {
+        self.open.push(std::mem::take(&mut self.next));
+        Ok(true)
+    }
+
+    fn leave(&mut self, _: &BlobId, path: &[u8], node: Option<&Node>) -> Result<()> {
+        let (hit, items, dirs) = self.open.pop().unwrap_or_default();
+        if let Some(n) = node
+            && (hit || (self.items.len(), self.dirs.len()) != (items, dirs))
+        {
+            self.dirs.push(RestoreItem {
+                path: path.to_vec(),
+                node: n.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> Result<()> {
+        Err(e)
+    }
 }
 
 /// `a/b/c` → (`a/b`, `c`); a top-level name has the parent `b""` (the target).

@@ -2,6 +2,7 @@ use super::*;
 use crate::format::tree::Name;
 use crate::ops::observe::NoHooks;
 use crate::ops::test_support::{create_small_repo, open};
+use crate::repository::walk::shown;
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
@@ -78,4 +79,49 @@ fn names_too_long_are_recorded_and_the_rest_restored() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("a.jpg")]);
+}
+
+/// A listing shared by two folders is restored under both, in the order of a depth-first
+/// walk (a folder after what it holds); with a filter, only the matching copy and the
+/// folders above it. A listing that cannot be read stops the collection with its error.
+#[test]
+fn shared_listings_are_collected_under_every_path() {
+    use crate::testing::trees::{Crafter, dir};
+    let tmp = tempfile::tempdir().unwrap();
+    create_small_repo(&tmp.path().join("repo"), true);
+    let repo = open(&tmp.path().join("repo"));
+    let c = Crafter::new(&repo);
+    let shared = c.tree(vec![c.file("f.jpg", b"photo"), c.file("g.jpg", b"other")]);
+    let b = c.tree(vec![dir("x", shared), c.file("y.txt", b"y")]);
+    let top = c.tree(vec![dir("a", shared), dir("b", b), c.file("c.txt", b"c")]);
+    let broken = c.tree(vec![dir("a", shared), dir("gone", BlobId::default())]);
+    c.finish();
+    let index = repo.load_index().unwrap().index;
+    let paths = |v: &[RestoreItem]| -> Vec<String> { v.iter().map(|i| shown(&i.path)).collect() };
+
+    let (items, dirs) = collect_matching(&repo, &index, &top, None).unwrap();
+    assert_eq!(
+        paths(&items),
+        [
+            "a/f.jpg",
+            "a/g.jpg",
+            "b/x/f.jpg",
+            "b/x/g.jpg",
+            "b/y.txt",
+            "c.txt"
+        ]
+    );
+    assert_eq!(paths(&dirs), ["a", "b/x", "b"]);
+
+    let only = |p: &[u8], _: &[u8]| p == b"b/x/g.jpg";
+    let (items, dirs) = collect_matching(&repo, &index, &top, Some(&only)).unwrap();
+    assert_eq!(paths(&items), ["b/x/g.jpg"]);
+    assert_eq!(paths(&dirs), ["b/x", "b"]);
+    let folder = |p: &[u8], _: &[u8]| p == b"b/x";
+    let (items, dirs) = collect_matching(&repo, &index, &top, Some(&folder)).unwrap();
+    assert_eq!(paths(&items), ["b/x/f.jpg", "b/x/g.jpg"]);
+    assert_eq!(paths(&dirs), ["b/x", "b"]);
+
+    let e = collect_matching(&repo, &index, &broken, None).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
 }
