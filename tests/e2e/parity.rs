@@ -418,6 +418,34 @@ fn kind_label(k: MemberKind) -> &'static str {
 
 // ---- Crashes and remote storage.
 
+/// Run `snapvault ARGS` until it reaches pause point `point` (`POINT@N`), then kill it
+/// (SIGKILL), as a crash or a pulled plug would stop it there.
+fn kill_at(sv: &Sv, args: &[&str], point: &str, tmp: &Path) {
+    let gate = tmp.join(format!("gate-{}", point.replace('@', "-")));
+    let _ = std::fs::remove_dir_all(&gate);
+    std::fs::create_dir_all(&gate).unwrap();
+    let mut c = sv.command(args);
+    c.env("SNAPVAULT_TEST_PAUSE", point)
+        .env("SNAPVAULT_TEST_PAUSE_DIR", &gate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let paused = gate.join(format!("{point}.paused"));
+    let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+    while !paused.exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("{args:?} ended ({st}) before reaching {point}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached {point}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Killed (SIGKILL) at each write point of a snapshot — a pack, the index, the manifest, or
 /// one of its parity files half written — the repository's parity is the old or the new,
 /// never a wrong one: every parity file in force reads and matches the files it names, and
@@ -442,28 +470,7 @@ fn a_kill_at_any_write_point_leaves_old_or_new_parity_never_a_wrong_one() {
             100 + n as u64,
             300_000,
         );
-        let gate = tmp.path().join(format!("gate-{n}"));
-        std::fs::create_dir_all(&gate).unwrap();
-        let mut c = sv.command(&["snapshot", src.to_str().unwrap()]);
-        c.env("SNAPVAULT_TEST_PAUSE", point)
-            .env("SNAPVAULT_TEST_PAUSE_DIR", &gate)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let mut child = c.spawn().unwrap();
-        let paused = gate.join(format!("{point}.paused"));
-        let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
-        while !paused.exists() {
-            if let Some(st) = child.try_wait().unwrap() {
-                panic!("snapshot ended ({st}) before reaching {point}");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never reached {point}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_at(&sv, &["snapshot", src.to_str().unwrap()], point, tmp.path());
 
         let (_, v) = check_json(&sv);
         assert!(names(&v, "lost").is_empty(), "killed at {point}: {v}");
@@ -529,4 +536,76 @@ fn parity_on_sftp_and_s3_covers_and_repairs() {
     assert_mentions(&out, &format!("repaired from parity: pack {pack}"));
     r.ok(&["check", "--read-data"]);
     restore_matches(&r, "latest", &src);
+}
+
+// ---- The config's copies in the key files.
+
+/// `check` passes with no warning and no notice about the key files or the config.
+fn check_clean(sv: &Sv, after: &str) {
+    let out = sv.run(&["check"]);
+    assert_eq!(out.code, Some(0), "check after {after}: {out}");
+    // A killed process leaves its temporary file: that notice is expected.
+    let text: Vec<&str> = out
+        .stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter(|l| !l.contains("leftover temporary file"))
+        .collect();
+    for word in ["warning:", "notice:", "error:", "differs", "out of date"] {
+        assert!(
+            !text.iter().any(|l| l.contains(word)),
+            "check after {after}: {out}"
+        );
+    }
+}
+
+/// `parity set` rewrites the config: every key file's sealed copy of it follows, so a
+/// healthy repository checks clean afterwards, whatever level it goes from and to.
+#[test]
+fn parity_set_keeps_the_key_files_copies_of_the_config_in_step() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    sv.snapshot(&[&src], &[]);
+    sv.ok(&["parity", "set", "5"]);
+    check_clean(&sv, "parity set 5");
+    sv.ok(&["parity", "set", "0"]);
+    check_clean(&sv, "parity set 0");
+
+    let other = init_with_parity(&tmp.path().join("other"), "5");
+    let mut add = other.command(&["key", "add"]);
+    add.env("SNAPVAULT_NEW_PASSWORD", "another long password for parity");
+    assert_eq!(run_command(add, DEFAULT_TIMEOUT).code, Some(0));
+    other.snapshot(&[&src], &[]);
+    other.ok(&["parity", "set", "10"]);
+    check_clean(&other, "init --parity 5, parity set 10");
+    assert_covered(&other.repo, 10);
+    // Either password still opens it, with the copy the key file holds now.
+    let mut second = other.command(&["snapshots"]);
+    second.env("SNAPVAULT_PASSWORD", "another long password for parity");
+    assert_eq!(run_command(second, DEFAULT_TIMEOUT).code, Some(0));
+}
+
+/// Killed after the config was rewritten and before the key files were: `check` notes the
+/// out-of-date copies (no damage), and `repair --apply` seals the config in use into them.
+#[test]
+fn an_interrupted_parity_set_leaves_copies_that_repair_brings_in_step() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    sv.snapshot(&[&src], &[]);
+    kill_at(&sv, &["parity", "set", "5"], "write-key@1", tmp.path());
+    let config = std::fs::read_to_string(sv.repo.join("config")).unwrap();
+    assert!(config.contains("\"parity\": 5"), "{config}");
+
+    let out = sv.run(&["check"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_mentions(&out, "notice: key ");
+    assert_mentions(&out, "copy of the config is out of date");
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(&out, "with the config in use");
+    check_clean(&sv, "repair --apply");
+    assert_eq!(names_in(&sv.repo, "keys").len(), 1);
 }

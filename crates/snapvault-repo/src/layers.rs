@@ -45,6 +45,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("index", 3),
     ("lock", 3),
     ("open", 3),
+    ("config_copy", 3),
     ("packer", 3),
     ("walk", 3),
     ("archiver", 4),

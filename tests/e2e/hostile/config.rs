@@ -219,3 +219,27 @@ fn a_config_that_cannot_be_used_gets_a_hint_that_can_help() {
     assert_stderr_mentions(&out, "key file");
     assert_stderr_mentions(&out, "put back");
 }
+
+/// A flipped digit in a key file's sealed copy of the config: `check` fails on that key,
+/// and its line and its `next:` advice agree (both say `repair --apply`, which seals the
+/// config in use into the key file; then check passes).
+#[test]
+fn a_damaged_copy_in_a_key_file_gets_one_consistent_advice() {
+    let tmp = tempdir();
+    let (sv, _src) = repo_with_snapshot(tmp.path());
+    let key = sv.repo.join("keys").join(&names_in(&sv.repo, "keys")[0]);
+    flip_hex_digit(&key, "config");
+    let out = sv.run(&["check"]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert_mentions(&out, "copy of the config is damaged");
+    let next = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("next:"))
+        .unwrap_or_else(|| panic!("no next: line\n{out}"));
+    assert!(next.contains("repair --apply"), "{next}");
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(&out, "with the config in use");
+    let out = sv.ok(&["check"]);
+    assert!(!out.stdout.contains("key "), "{out}");
+}

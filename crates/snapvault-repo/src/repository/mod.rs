@@ -7,6 +7,7 @@
 //! what users do with a repository is in [`crate::ops`].
 
 pub mod chunker;
+pub mod config_copy;
 pub mod expansion;
 pub mod index;
 mod keys;
@@ -240,8 +241,9 @@ impl Repository {
     }
 
     /// Write a new parity level into the config (`parity set`), atomically where the
-    /// backend can. Key files keep the copy of the config they were written with.
-    pub fn set_parity(&mut self, percent: u8) -> Result<()> {
+    /// backend can; then every key file's copy of the config (format.md §4). Returns the
+    /// key files written anew (old name, new name).
+    pub fn set_parity(&mut self, percent: u8) -> Result<Vec<config_copy::Resealed>> {
         if percent > crate::format::config::MAX_PARITY {
             return Err(ParityError::ConfigLevel {
                 percent,
@@ -255,7 +257,7 @@ impl Repository {
         self.backend
             .replace(FileKind::Config, "config", &c.to_bytes())?;
         self.config = c;
-        Ok(())
+        self.reseal_config_copies(config_copy::Reseal::All)
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {

@@ -316,21 +316,23 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
         let copy = copy
             .and_then(|b| Config::parse(&b, "the copy"))
             .and_then(|c| c.verify(repo.crypto()).map(|()| c));
-        let replace = format!(
-            "the key still opens the repository; replace the key file with \
-             `snapvault --key {} key passwd`",
-            short(&k.name)
-        );
+        let reseal = "the key still opens the repository; `snapvault repair --apply` seals \
+                      the config in use into it";
         match copy {
             Err(e) => out.push((
                 Level::Error,
                 object,
-                format!("its copy of the config is damaged ({e}); {replace}"),
+                format!("its copy of the config is damaged ({e}); {reseal}"),
             )),
+            // Sealed under the master key, so it was this repository's config once: a
+            // config change that was interrupted before it reached every key file.
             Ok(c) if &c != repo.config() => out.push((
-                Level::Error,
+                Level::Notice,
                 object,
-                format!("its copy of the config differs from the config in use; {replace}"),
+                format!(
+                    "its copy of the config is out of date (a change of the config was \
+                     interrupted); {reseal}"
+                ),
             )),
             Ok(_) => {}
         }

@@ -264,8 +264,11 @@ fn next_step(repo: &snapvault_repo::Repository, report: &checker::CheckReport) -
         .filter(|p| p.severity == checker::Severity::Error)
         .all(|p| p.object.starts_with("key "));
     if only_keys {
-        "remove the damaged key with `snapvault key remove ID` (the other keys still open the \
-         repository)"
+        // The same advice as each key's line: a damaged copy of the config is sealed anew,
+        // a damaged key file itself is removed.
+        "run `snapvault repair --apply` for a key file whose copy of the config is damaged; \
+         remove a damaged key file itself with `snapvault key remove ID` (the other keys \
+         still open the repository)"
             .to_string()
     } else if copies_exist {
         "the damaged snapshot(s) already have repaired copies without the lost files (tagged \

@@ -74,9 +74,11 @@ pub fn run(ctx: &Ctx, cmd: ParityCommand) -> Result<i32> {
     let mut repo = ctx.open()?;
     let _lock = repo.lock(true, "parity set")?;
     let was = repo.config().parity;
-    repo.set_parity(percent)?;
+    let resealed = repo.set_parity(percent)?;
+    let mut deleted = vec![(MemberKind::Config, "config".into())];
+    deleted.extend(resealed.into_iter().map(|(old, _)| (MemberKind::Key, old)));
     let changes = Changes {
-        deleted: vec![(MemberKind::Config, "config".into())],
+        deleted,
         rebuild_all: true,
     };
     let be = repo.backend().clone();

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result, bail};
 use snapvault_repo::backend::FileKind;
+use snapvault_repo::config_copy::Reseal;
 use snapvault_repo::heal::{self, Other};
 use snapvault_repo::packer::Packer;
 use snapvault_repo::repair::{self, Parts, RepairPlan};
@@ -450,9 +451,49 @@ fn record_damage(repo: &Repository, plan: &RepairPlan, found: &Survey, forget: b
     let _ = list.save(id);
 }
 
-/// A damaged config file is rewritten from the key file copy the repository opened with
-/// (with `apply`); returns whether that is still to do.
+/// A damaged config file is rewritten from the key file copy the repository opened with,
+/// and key files whose copy is damaged or out of date get the config in use (with
+/// `apply`); returns whether that is still to do.
 fn config(
+    ctx: &Ctx,
+    repo: &mut snapvault_repo::Repository,
+    apply: bool,
+    json: bool,
+) -> Result<bool> {
+    let rewrite = rewrite_config(ctx, repo, apply, json)?;
+    let stale = repo.stale_config_copies()?;
+    if stale.is_empty() {
+        return Ok(rewrite);
+    }
+    if !apply {
+        if !json {
+            for k in &stale {
+                ctx.say(format!(
+                    "key {}: its copy of the config is damaged or out of date; --apply seals \
+                     the config in use into it",
+                    short(k)
+                ));
+            }
+        }
+        return Ok(true);
+    }
+    for (old, new) in repo.reseal_config_copies(Reseal::Stale)? {
+        if !json {
+            ctx.say(format!(
+                "key {}: written anew as key {} with the config in use",
+                short(&old),
+                short(&new)
+            ));
+        }
+    }
+    Ok(rewrite)
+}
+
+fn short(name: &str) -> &str {
+    name.get(..8).unwrap_or(name)
+}
+
+fn rewrite_config(
     ctx: &Ctx,
     repo: &mut snapvault_repo::Repository,
     apply: bool,
