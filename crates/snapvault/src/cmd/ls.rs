@@ -2,19 +2,38 @@
 
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
-use snapvault_repo::expansion::Expansion;
 use snapvault_repo::text::escaped_bytes;
 use snapvault_repo::tree::{Node, NodeKind};
+use snapvault_repo::walk::{Sharing, TreeWalker, Visitor};
+use snapvault_repo::{BlobId, RepoError};
 
 use super::Ctx;
 use crate::cli::LsArgs;
 
-/// `dir/name`, or `name` at the top.
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir.is_empty() {
-        return name.to_vec();
+/// The entries under the path asked for, and whether it was found.
+struct Listing<'a> {
+    prefix: &'a [u8],
+    /// `prefix/`
+    under_prefix: &'a [u8],
+    rows: Vec<(Vec<u8>, Node)>,
+    found_prefix: bool,
+}
+
+impl Visitor for Listing<'_> {
+    /// Lists what is under the prefix; goes into folders under it or above it.
+    fn entry(&mut self, p: &[u8], n: &Node) -> snapvault_repo::Result<bool> {
+        let under = self.prefix.is_empty() || p == self.prefix || p.starts_with(self.under_prefix);
+        let above = self.prefix.starts_with(&[p, b"/"].concat());
+        if under {
+            self.found_prefix = true;
+            self.rows.push((p.to_vec(), n.clone()));
+        }
+        Ok(under || above)
     }
-    [dir, b"/", name].concat()
+
+    fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> snapvault_repo::Result<()> {
+        Err(e)
+    }
 }
 
 pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
@@ -30,32 +49,24 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
         .to_vec();
     let mut under_prefix = prefix.clone();
     under_prefix.push(b'/');
-    let mut rows: Vec<(Vec<u8>, Node)> = Vec::new();
-    let mut stack = vec![(snap.tree, Vec::new())];
-    let mut found_prefix = prefix.is_empty();
-    // Shared folder listings repeated out of all proportion stop the listing (`expansion`).
-    let mut exp = Expansion::new(format!("snapshot {}", sid.short()));
-    while let Some((tid, path)) = stack.pop() {
-        let tree = repo.load_tree(&index, &tid)?;
-        exp.enter(&tid, tree.nodes.len());
-        for n in tree.nodes.into_iter().rev() {
-            exp.path()?;
-            let p = join(&path, &n.name.0);
-            let under = prefix.is_empty() || p == prefix || p.starts_with(&under_prefix);
-            let above = prefix.starts_with(&[p.as_slice(), b"/"].concat());
-            if under {
-                found_prefix = true;
-            }
-            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree)
-                && (under || above)
-            {
-                stack.push((sub, p.clone()));
-            }
-            if under {
-                rows.push((p, n));
-            }
-        }
-    }
+    let mut v = Listing {
+        prefix: &prefix,
+        under_prefix: &under_prefix,
+        rows: Vec::new(),
+        found_prefix: prefix.is_empty(),
+    };
+    // Every path, a listing shared by several folders under each; repetition out of all
+    // proportion stops the listing (`expansion`).
+    TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: false }).walk_named(
+        snap.tree,
+        &format!("snapshot {}", sid.short()),
+        &mut v,
+    )?;
+    let Listing {
+        mut rows,
+        found_prefix,
+        ..
+    } = v;
     if !found_prefix {
         bail!(
             "path {:?} is not in snapshot {}",
