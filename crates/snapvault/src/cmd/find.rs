@@ -3,15 +3,12 @@
 //! at any depth, a path with `/` from the snapshot's top. Each tree is read and decrypted
 //! once, however many snapshots share it.
 
-use std::collections::HashMap;
-use std::rc::Rc;
-
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
-use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::Snapshot;
-use snapvault_repo::tree::{Node, NodeKind, Tree};
-use snapvault_repo::{BlobId, Repository, SnapshotId};
+use snapvault_repo::tree::{Node, NodeKind};
+use snapvault_repo::walk::{Sharing, TreeWalker, Visitor};
+use snapvault_repo::{BlobId, RepoError, SnapshotId};
 
 use super::Ctx;
 use crate::cli::FindArgs;
@@ -44,11 +41,7 @@ pub fn run(ctx: &Ctx, a: FindArgs) -> Result<i32> {
             })
         })
         .collect();
-    let mut trees = Trees {
-        repo: &repo,
-        index: &index,
-        cache: HashMap::new(),
-    };
+    let mut trees = TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: true });
     // Newest first: the copy a user most likely wants to restore.
     let mut found: Vec<(&SnapshotId, &Snapshot, Matches)> = Vec::new();
     for (id, snap) in snaps.iter().rev().map(|e| (&e.0, &e.1)) {
@@ -118,49 +111,32 @@ pub fn run(ctx: &Ctx, a: FindArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Trees as read from the repository, kept while the search runs (snapshots share most).
-struct Trees<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
-    cache: HashMap<BlobId, Rc<Tree>>,
-}
-
-impl Trees<'_> {
-    fn get(&mut self, id: BlobId) -> Result<Rc<Tree>> {
-        if let Some(t) = self.cache.get(&id) {
-            return Ok(t.clone());
-        }
-        let t = Rc::new(self.repo.load_tree(self.index, &id)?);
-        self.cache.insert(id, t.clone());
-        Ok(t)
+/// Every entry under `root` that matches (a matching folder is listed and searched too),
+/// in path order. `trees` walks every path and keeps the trees it loaded, so snapshots
+/// sharing most of their listings read each once; repetition out of all proportion stops
+/// the search (`expansion`).
+fn search(trees: &mut TreeWalker, inc: &Include, root: BlobId) -> Result<Matches> {
+    struct Search<'a> {
+        inc: &'a Include,
+        out: Matches,
     }
-}
-
-/// Every entry under `root` that matches (a matching folder is listed and searched too).
-/// Iterative, so no nesting depth can exhaust the stack.
-fn search(trees: &mut Trees, inc: &Include, root: BlobId) -> Result<Matches> {
-    let mut out = Vec::new();
-    let mut stack = vec![(root, Vec::new())];
-    // Shared folder listings repeated out of all proportion stop the search (`expansion`).
-    let mut exp = snapvault_repo::expansion::Expansion::new(format!("tree {}", root.short()));
-    while let Some((id, dir)) = stack.pop() {
-        let tree = trees.get(id)?;
-        exp.enter(&id, tree.nodes.len());
-        for n in &tree.nodes {
-            exp.path()?;
-            let path = if dir.is_empty() {
-                n.name.0.clone()
-            } else {
-                [dir.as_slice(), b"/", &n.name.0].concat()
-            };
-            if inc.matches(&path, &n.name.0) {
-                out.push((path.clone(), n.clone()));
+    impl Visitor for Search<'_> {
+        fn entry(&mut self, path: &[u8], n: &Node) -> snapvault_repo::Result<bool> {
+            if self.inc.matches(path, &n.name.0) {
+                self.out.push((path.to_vec(), n.clone()));
             }
-            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-                stack.push((sub, path));
-            }
+            Ok(true)
+        }
+        fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> snapvault_repo::Result<()> {
+            Err(e)
         }
     }
+    let mut s = Search {
+        inc,
+        out: Vec::new(),
+    };
+    trees.walk(root, &mut s)?;
+    let mut out = s.out;
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
