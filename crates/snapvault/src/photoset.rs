@@ -6,7 +6,8 @@
 use anyhow::Result;
 use snapvault_repo::index::Index;
 use snapvault_repo::tree::{MediaMeta, Node, NodeKind};
-use snapvault_repo::{BlobId, Repository};
+use snapvault_repo::walk::{Sharing, TreeWalker, Visitor, shown};
+use snapvault_repo::{BlobId, RepoError, Repository};
 
 pub type ContentKey = [u8; 32];
 
@@ -67,29 +68,24 @@ pub struct PhotoEntry {
     pub media: Option<MediaMeta>,
 }
 
-/// Every file of a snapshot tree (media or not), by path.
+/// Every file of a snapshot tree (media or not), by path: a walk of every path, so a
+/// folder listing shared by several folders yields its files under each.
 pub fn files_of(repo: &Repository, index: &Index, root: &BlobId) -> Result<Vec<(String, Node)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(*root, String::new())];
-    // Shared folder listings repeated out of all proportion stop the walk (`expansion`).
-    let mut exp = snapvault_repo::expansion::Expansion::new(format!("tree {}", root.short()));
-    while let Some((tid, path)) = stack.pop() {
-        let tree = repo.load_tree(index, &tid)?;
-        exp.enter(&tid, tree.nodes.len());
-        for n in tree.nodes {
-            exp.path()?;
-            let p = if path.is_empty() {
-                n.name.lossy()
-            } else {
-                format!("{path}/{}", n.name.lossy())
-            };
-            match (n.kind, n.subtree) {
-                (NodeKind::Dir, Some(sub)) => stack.push((sub, p)),
-                (NodeKind::File, _) => out.push((p, n)),
-                _ => {}
+    struct Files(Vec<(String, Node)>);
+    impl Visitor for Files {
+        fn entry(&mut self, path: &[u8], n: &Node) -> snapvault_repo::Result<bool> {
+            if n.kind == NodeKind::File {
+                self.0.push((shown(path), n.clone()));
             }
+            Ok(true)
+        }
+        fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> snapvault_repo::Result<()> {
+            Err(e)
         }
     }
+    let mut out = Files(Vec::new());
+    TreeWalker::with(repo, index, Sharing::EveryPath { keep: false }).walk(*root, &mut out)?;
+    let mut out = out.0;
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
