@@ -16,8 +16,9 @@ use anyhow::Result;
 use serde::Serialize;
 use snapvault_repo::backend::FileKind;
 use snapvault_repo::index::Index;
-use snapvault_repo::tree::NodeKind;
-use snapvault_repo::{BlobId, Repository};
+use snapvault_repo::tree::{NodeKind, Tree};
+use snapvault_repo::walk::{TreeWalker, Visitor};
+use snapvault_repo::{BlobId, RepoError, Repository};
 
 use super::Ctx;
 use crate::cli::StatsArgs;
@@ -141,58 +142,25 @@ pub fn compute(repo: &Repository, index: &Index, only: Option<&str>) -> Result<S
             all
         }
     };
-    let mut trees: HashSet<BlobId> = HashSet::new();
-    let mut chunks: HashSet<BlobId> = HashSet::new();
-    let mut media: HashSet<ContentKey> = HashSet::new();
-    let (mut files, mut original) = (0u64, 0u64);
-    let (mut photos, mut videos) = (0u64, 0u64);
-    let mut undated = Counts::default();
-    let mut months: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut v = Tally::default();
+    // Each tree once over all the snapshots (most share most of theirs).
+    let mut walker = TreeWalker::new(repo, index);
     for (_, s) in &snaps {
-        files += s.summary.files_total;
-        original += s.summary.bytes_total;
-        let mut stack = vec![s.tree];
-        while let Some(tid) = stack.pop() {
-            if !trees.insert(tid) {
-                continue;
-            }
-            let tree = repo.load_tree(index, &tid)?;
-            for n in tree.nodes {
-                match (n.kind, n.subtree) {
-                    (NodeKind::Dir, Some(sub)) => stack.push(sub),
-                    (NodeKind::File, _) => {
-                        chunks.extend(n.content.iter().copied());
-                        let Some(m) = &n.media else { continue };
-                        let video = match m.kind.as_str() {
-                            "photo" => false,
-                            "video" => true,
-                            _ => continue,
-                        };
-                        if !media.insert(photoset::content_key(&n)) {
-                            continue;
-                        }
-                        // `taken` comes from a stored tree: take `YYYY-MM` only when it
-                        // is there, never by slicing blindly.
-                        let month = m.taken.as_deref().and_then(|t| t.get(..7));
-                        let slot = match month {
-                            Some(mo) if mo.as_bytes().get(4) == Some(&b'-') => {
-                                months.entry(mo.to_string()).or_default()
-                            }
-                            _ => &mut undated,
-                        };
-                        if video {
-                            videos += 1;
-                            slot.videos += 1;
-                        } else {
-                            photos += 1;
-                            slot.photos += 1;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        v.files += s.summary.files_total;
+        v.original += s.summary.bytes_total;
+        walker.walk(s.tree, &mut v)?;
     }
+    let Tally {
+        trees,
+        chunks,
+        files,
+        original,
+        photos,
+        videos,
+        undated,
+        months,
+        ..
+    } = v;
     let (mut unique, mut stored) = (0u64, 0u64);
     for id in &chunks {
         if let Some(loc) = index.get(id) {
@@ -376,5 +344,59 @@ mod tests {
         assert_eq!(super::bar(1, 1000, 4), "▏");
         assert_eq!(super::ratio(3, 2), 1.5);
         assert_eq!(super::ratio(3, 0), 1.0);
+    }
+}
+
+/// What the snapshots' trees hold, each tree counted once.
+#[derive(Default)]
+struct Tally {
+    trees: HashSet<BlobId>,
+    chunks: HashSet<BlobId>,
+    /// Photos and videos seen (by content); the first copy walked dates one.
+    media: HashSet<ContentKey>,
+    files: u64,
+    original: u64,
+    photos: u64,
+    videos: u64,
+    undated: Counts,
+    months: BTreeMap<String, Counts>,
+}
+
+impl Visitor for Tally {
+    fn tree(&mut self, id: &BlobId, _: &[u8], tree: &Tree) -> snapvault_repo::Result<bool> {
+        self.trees.insert(*id);
+        for n in tree.nodes.iter().filter(|n| n.kind == NodeKind::File) {
+            self.chunks.extend(n.content.iter().copied());
+            let Some(m) = &n.media else { continue };
+            let video = match m.kind.as_str() {
+                "photo" => false,
+                "video" => true,
+                _ => continue,
+            };
+            if !self.media.insert(photoset::content_key(n)) {
+                continue;
+            }
+            // `taken` comes from a stored tree: take `YYYY-MM` only when it is there,
+            // never by slicing blindly.
+            let month = m.taken.as_deref().and_then(|t| t.get(..7));
+            let slot = match month {
+                Some(mo) if mo.as_bytes().get(4) == Some(&b'-') => {
+                    self.months.entry(mo.to_string()).or_default()
+                }
+                _ => &mut self.undated,
+            };
+            if video {
+                self.videos += 1;
+                slot.videos += 1;
+            } else {
+                self.photos += 1;
+                slot.photos += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> snapvault_repo::Result<()> {
+        Err(e)
     }
 }
