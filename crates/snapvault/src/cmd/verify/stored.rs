@@ -11,8 +11,9 @@ use snapvault_repo::index::Index;
 use snapvault_repo::lock::LockGuard;
 use snapvault_repo::readback::Failure;
 use snapvault_repo::snapshot::{Snapshot, Source};
-use snapvault_repo::tree::NodeKind;
-use snapvault_repo::{BlobId, Repository, SnapshotId};
+use snapvault_repo::tree::{Node, NodeKind};
+use snapvault_repo::walk::{Sharing, TreeWalker, Visitor, shown};
+use snapvault_repo::{BlobId, RepoError, Repository, SnapshotId};
 
 /// One stored version of a file: its chunk ids and, when every chunk is in the index, the
 /// length of each chunk (where the phone's bytes are cut to compare them).
@@ -88,57 +89,24 @@ impl Stored {
         Ok(stored)
     }
 
-    /// Collect the distinct (path, content) pairs of every snapshot. Folders shared by
-    /// several snapshots (most of them) are read once.
+    /// Collect the distinct (path, content) pairs of every snapshot: a walk of every
+    /// path, where a folder listing already walked at the same path (in another snapshot:
+    /// most of them) is not entered again.
     fn walk(&mut self) -> Result<()> {
-        let mut seen: HashSet<(BlobId, String)> = HashSet::new();
+        let mut walker =
+            TreeWalker::with(&self.repo, &self.index, Sharing::EveryPath { keep: false });
+        let mut v = Versions {
+            location: &self.location,
+            index: &self.index,
+            snapshot: SnapshotId::default(),
+            seen: HashSet::new(),
+            files: &mut self.files,
+            warnings: &mut self.warnings,
+        };
         for (sid, snap) in &self.snapshots {
-            let mut stack = vec![(snap.tree, String::new())];
-            while let Some((tid, path)) = stack.pop() {
-                if !seen.insert((tid, path.clone())) {
-                    continue;
-                }
-                let tree = match self.repo.load_tree(&self.index, &tid) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        let shown = if path.is_empty() { "/" } else { &path };
-                        self.warnings.push(format!(
-                            "{}: snapshot {}: the listing of {shown} cannot be read ({e}); files under it count as not stored there",
-                            self.location,
-                            sid.short()
-                        ));
-                        continue;
-                    }
-                };
-                for n in tree.nodes {
-                    let p = if path.is_empty() {
-                        n.name.lossy()
-                    } else {
-                        format!("{path}/{}", n.name.lossy())
-                    };
-                    match (n.kind, n.subtree) {
-                        (NodeKind::Dir, Some(sub)) => stack.push((sub, p)),
-                        (NodeKind::File, _) => {
-                            let versions = self.files.entry(p).or_default();
-                            if !versions
-                                .iter()
-                                .any(|v| v.size == n.size && v.content == n.content)
-                            {
-                                let lens = n
-                                    .content
-                                    .iter()
-                                    .map(|id| self.index.get(id).map(|l| l.raw_len))
-                                    .collect();
-                                versions.push(Version {
-                                    size: n.size,
-                                    content: n.content,
-                                    lens,
-                                });
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+            v.snapshot = *sid;
+            if v.seen.insert((snap.tree, Vec::new())) {
+                walker.walk_named(snap.tree, &format!("snapshot {}", sid.short()), &mut v)?;
             }
         }
         Ok(())
@@ -188,5 +156,57 @@ impl Stored {
             failed.insert(id, Failure::Damaged(why));
         }
         Ok(failed)
+    }
+}
+
+/// Gathers the file versions of [`Stored::walk`].
+struct Versions<'a> {
+    location: &'a str,
+    index: &'a Index,
+    snapshot: SnapshotId,
+    /// (listing, path) pairs entered already.
+    seen: HashSet<(BlobId, Vec<u8>)>,
+    files: &'a mut HashMap<String, Vec<Version>>,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Visitor for Versions<'_> {
+    fn entry(&mut self, path: &[u8], n: &Node) -> snapvault_repo::Result<bool> {
+        match (n.kind, n.subtree) {
+            (NodeKind::Dir, Some(sub)) => return Ok(self.seen.insert((sub, path.to_vec()))),
+            (NodeKind::File, _) => {}
+            _ => return Ok(false),
+        }
+        let versions = self.files.entry(shown(path)).or_default();
+        if !versions
+            .iter()
+            .any(|v| v.size == n.size && v.content == n.content)
+        {
+            let lens = n
+                .content
+                .iter()
+                .map(|id| self.index.get(id).map(|l| l.raw_len))
+                .collect();
+            versions.push(Version {
+                size: n.size,
+                content: n.content.clone(),
+                lens,
+            });
+        }
+        Ok(false)
+    }
+
+    fn unreadable(&mut self, _: &BlobId, path: &[u8], e: RepoError) -> snapvault_repo::Result<()> {
+        let at = if path.is_empty() {
+            "/".into()
+        } else {
+            shown(path)
+        };
+        self.warnings.push(format!(
+            "{}: snapshot {}: the listing of {at} cannot be read ({e}); files under it count as not stored there",
+            self.location,
+            self.snapshot.short()
+        ));
+        Ok(())
     }
 }
