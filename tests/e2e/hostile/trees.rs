@@ -220,3 +220,102 @@ fn crafted_trees_are_bounded_and_checked() {
         b"hello world"
     );
 }
+
+/// One folder listing named by two folders (`a/` and `b/c/`), as identical folders are
+/// stored: every command that lists paths lists it under both, the ones that count content
+/// count it once; a listing that cannot be read stops a listing with an error naming it.
+#[test]
+fn a_listing_shared_by_two_folders_is_listed_under_both() {
+    use serde_json::Value;
+    use snapvault_repo::tree::MediaMeta;
+    fn arr<'a>(v: &'a Value, what: &str) -> &'a Vec<Value> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("{what} is not an array: {v}"))
+    }
+    fn s<'a>(v: &'a Value, field: &str) -> &'a str {
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {v}"))
+    }
+    let tmp = tempdir();
+    let src = tmp.path().join("photos");
+    write_file(&src.join("hello.txt"), b"hello world");
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let (hello, _) = stored_file(&sv.repo, "hello.txt");
+    let c = Crafter::new(&sv.repo);
+    let mut photo = file("IMG_0001.JPG", hello.clone(), 11);
+    photo.media = Some(MediaMeta {
+        kind: "photo".into(),
+        taken: Some("2021-03-04T05:06:07".into()),
+        ..Default::default()
+    });
+    let album = c.tree(vec![photo]);
+    let shared = c.tree(vec![
+        dir("a", album),
+        dir("b", c.tree(vec![dir("c", album)])),
+    ]);
+    let ids = c.snapshots(&[shared]);
+    let shared = &ids[0];
+    let all = ["a", "a/IMG_0001.JPG", "b", "b/c", "b/c/IMG_0001.JPG"];
+
+    let ls = sv.ok(&["ls", shared, "--json"]).json();
+    let paths: Vec<&str> = arr(&ls, "ls").iter().map(|e| s(e, "path")).collect();
+    assert_eq!(paths, all);
+    let ls = sv.ok(&["ls", shared, "b", "--json"]).json();
+    let paths: Vec<&str> = arr(&ls, "ls").iter().map(|e| s(e, "path")).collect();
+    assert_eq!(paths, &all[2..]);
+
+    let found = sv.ok(&["find", "IMG_0001.JPG", "--json"]).json();
+    let mine = arr(&found, "find")
+        .iter()
+        .find(|f| s(f, "snapshot") == shared)
+        .expect("the shared snapshot is found");
+    let paths: Vec<&str> = arr(&mine["matches"], "matches")
+        .iter()
+        .map(|m| s(m, "path"))
+        .collect();
+    assert_eq!(paths, ["a/IMG_0001.JPG", "b/c/IMG_0001.JPG"]);
+
+    let d = sv
+        .ok(&[
+            "diff",
+            &sv.snapshots()[0]["id"].as_str().unwrap().to_string(),
+            shared,
+            "--json",
+        ])
+        .json();
+    let added: Vec<&str> = arr(&d["added"], "added")
+        .iter()
+        .map(|m| s(m, "path"))
+        .collect();
+    assert_eq!(added, ["a/IMG_0001.JPG", "b/c/IMG_0001.JPG"], "{d}");
+
+    let st = sv.ok(&["stats", "--snapshot", shared, "--json"]).json();
+    assert_eq!(
+        st["photos"].as_u64(),
+        Some(1),
+        "one photo, by content: {st}"
+    );
+    let months = arr(&st["by_month"], "by_month");
+    assert_eq!(months.len(), 1);
+    assert_eq!(s(&months[0], "month"), "2021-03");
+
+    let target = tmp.path().join("t");
+    sv.restore(shared, &target);
+    for p in ["a/IMG_0001.JPG", "b/c/IMG_0001.JPG"] {
+        assert_eq!(fs::read(target.join(p)).unwrap(), b"hello world", "{p}");
+    }
+
+    let c = Crafter::new(&sv.repo);
+    let broken = c.tree(vec![dir("a", album), dir("gone", BlobId::default())]);
+    let broken = &c.snapshots(&[broken])[0];
+    for args in [
+        vec!["ls", broken.as_str()],
+        vec!["stats", "--snapshot", broken],
+    ] {
+        let out = sv.run(&args);
+        assert_failed(&out);
+        assert_stderr_mentions(&out, "0000000000000000");
+    }
+}
