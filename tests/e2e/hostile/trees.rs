@@ -277,14 +277,8 @@ fn a_listing_shared_by_two_folders_is_listed_under_both() {
         .collect();
     assert_eq!(paths, ["a/IMG_0001.JPG", "b/c/IMG_0001.JPG"]);
 
-    let d = sv
-        .ok(&[
-            "diff",
-            &sv.snapshots()[0]["id"].as_str().unwrap().to_string(),
-            shared,
-            "--json",
-        ])
-        .json();
+    let first = sv.snapshots()[0]["id"].as_str().unwrap().to_string();
+    let d = sv.ok(&["diff", &first, shared, "--json"]).json();
     let added: Vec<&str> = arr(&d["added"], "added")
         .iter()
         .map(|m| s(m, "path"))
