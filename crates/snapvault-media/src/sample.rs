@@ -4,10 +4,16 @@
 //! Each file is structurally valid for its format and carries the metadata [`inspect`]
 //! reads, followed by `payload_len` bytes of incompressible pseudo-random data (so that
 //! deduplication and compression behave as with real photos). The JPEG decodes (an 8×8 grey
-//! image), the PNG and TIFF decode (noise); the HEIC and MOV/MP4 are well-formed containers
-//! whose coded image/video data is noise.
+//! image; [`jpeg_picture`] a generated landscape), the PNG and TIFF decode (noise); the HEIC
+//! and MOV/MP4 are well-formed containers whose coded image/video data is noise (no HEVC
+//! encoder is in the build, so a sample HEIC cannot hold a real picture: libraries a person
+//! looks at use JPEG stills, [`Stills::Pictures`]).
 //!
 //! [`inspect`]: crate::inspect
+
+mod picture;
+
+pub use picture::jpeg_picture;
 
 use std::fs;
 use std::io;
@@ -828,6 +834,27 @@ fn library_capture(i: usize, n: usize, rng: &mut Rng) -> CaptureTime {
     wall.with_offset(Some(offset))
 }
 
+/// A sample still: (capture, content id, payload length, seed) → the file.
+pub type Maker = fn(&CaptureTime, Option<&str>, usize, u64) -> Vec<u8>;
+
+/// What the camera stills of a sample [`library`] are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stills {
+    /// HEIC, as an iPhone's (with a grey 8×8 JPEG every tenth): their coded image is noise,
+    /// so no decoder shows them. Tests.
+    #[default]
+    Heic,
+    /// JPEG pictures that decode ([`jpeg_picture`]) where the other has HEIC and JPEG: for a
+    /// library a person looks at (`snapvault demo`, then `browse`).
+    Pictures,
+}
+
+/// Write a small iPhone-like library under `dir` and return the paths written, sorted
+/// ([`library_with`] HEIC stills).
+pub fn library(dir: &Path, photos: usize, seed: u64) -> io::Result<Vec<PathBuf>> {
+    library_with(dir, photos, seed, Stills::Heic)
+}
+
 /// Write a small iPhone-like library under `dir` and return the paths written, sorted.
 ///
 /// `DCIM/100APPLE/IMG_0001.HEIC` … with, for photo `i` (1-based):
@@ -840,8 +867,22 @@ fn library_capture(i: usize, n: usize, rng: &mut Rng) -> CaptureTime {
 ///
 /// Capture dates spread over 2023–2024 with UTC offsets; sizes are tens to a few hundred KB;
 /// every file's mtime is set to its capture instant. Deterministic from `seed` (apart from
-/// the directory and file times).
-pub fn library(dir: &Path, photos: usize, seed: u64) -> io::Result<Vec<PathBuf>> {
+/// the directory and file times). With [`Stills::Pictures`] every HEIC above is a JPEG
+/// picture instead (`IMG_000i.JPG`, `IMG_E000i.JPG`), and so is the tenth JPEG.
+pub fn library_with(
+    dir: &Path,
+    photos: usize,
+    seed: u64,
+    stills: Stills,
+) -> io::Result<Vec<PathBuf>> {
+    let (ext, still): (&str, Maker) = match stills {
+        Stills::Heic => ("HEIC", heic),
+        Stills::Pictures => ("JPG", jpeg_picture),
+    };
+    let jpg: Maker = match stills {
+        Stills::Heic => jpeg,
+        Stills::Pictures => jpeg_picture,
+    };
     let mut rng = Rng::new(seed);
     let mut planned = Vec::new();
     for i in 1..=photos {
@@ -860,7 +901,7 @@ pub fn library(dir: &Path, photos: usize, seed: u64) -> io::Result<Vec<PathBuf>>
         match i % 10 {
             4 => add(
                 format!("IMG_{num:04}.JPG"),
-                jpeg(&capture, None, kb(&mut rng, 50, 200), s),
+                jpg(&capture, None, kb(&mut rng, 50, 200), s),
             ),
             7 => add(
                 format!("IMG_{num:04}.PNG"),
@@ -870,8 +911,8 @@ pub fn library(dir: &Path, photos: usize, seed: u64) -> io::Result<Vec<PathBuf>>
                 let live = i % 2 == 1;
                 let id = live.then(|| content_id(s));
                 add(
-                    format!("IMG_{num:04}.HEIC"),
-                    heic(&capture, id.as_deref(), kb(&mut rng, 40, 160), s),
+                    format!("IMG_{num:04}.{ext}"),
+                    still(&capture, id.as_deref(), kb(&mut rng, 40, 160), s),
                 );
                 if let Some(id) = &id {
                     add(
@@ -887,8 +928,8 @@ pub fn library(dir: &Path, photos: usize, seed: u64) -> io::Result<Vec<PathBuf>>
             3 => add(format!("IMG_{num:04}.AAE"), aae(&edited, s ^ 2)),
             9 => {
                 add(
-                    format!("IMG_E{num:04}.HEIC"),
-                    heic(&capture, None, kb(&mut rng, 40, 160), s ^ 3),
+                    format!("IMG_E{num:04}.{ext}"),
+                    still(&capture, None, kb(&mut rng, 40, 160), s ^ 3),
                 );
                 add(format!("IMG_O{num:04}.AAE"), aae(&edited, s ^ 2));
             }

@@ -127,7 +127,22 @@ fn uuid(seed: u64) -> String {
 /// Write a sample phone media root under `dir` with `photos` camera photos (see the module
 /// documentation for the shape). Deterministic from `seed` apart from folder times.
 pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLibrary> {
-    let written = media::library(dir, photos, seed)?;
+    phone_library_with(dir, photos, seed, media::Stills::Heic)
+}
+
+/// [`phone_library`] with the stills `stills` says: with [`media::Stills::Pictures`] every
+/// still, edit, burst and iCloud download is a JPEG that shows a picture.
+pub fn phone_library_with(
+    dir: &Path,
+    photos: usize,
+    seed: u64,
+    stills: media::Stills,
+) -> io::Result<PhoneLibrary> {
+    let jpeg: media::Maker = match stills {
+        media::Stills::Heic => media::jpeg,
+        media::Stills::Pictures => media::jpeg_picture,
+    };
+    let written = media::library_with(dir, photos, seed, stills)?;
     let mut files: Vec<String> = written
         .iter()
         .filter_map(|p| p.strip_prefix(dir).ok())
@@ -183,8 +198,9 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
             hidden: k == 5,
             trashed: k == 3 || k == 8,
             // Apple's older edit naming (IMG_E… in DCIM) is an edit too.
-            adjusted: files.iter().any(|f| {
-                f == &format!("{directory}/IMG_E{}.HEIC", stem.trim_start_matches("IMG_"))
+            adjusted: ["HEIC", "JPG"].iter().any(|ext| {
+                let e = format!("{directory}/IMG_E{}.{ext}", stem.trim_start_matches("IMG_"));
+                files.contains(&e)
             }),
             albums,
             ..FixtureAsset::default()
@@ -202,7 +218,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
         write(
             dir,
             &format!("{adj}/FullSizeRender.jpg"),
-            &media::jpeg(&capture, None, 30_000, s),
+            &jpeg(&capture, None, 30_000, s),
             mtime_of(a),
             &mut files,
         )?;
@@ -247,7 +263,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
         write(
             dir,
             &rel,
-            &media::jpeg(&capture, None, 20_000, seed ^ 0xB0 ^ b as u64),
+            &jpeg(&capture, None, 20_000, seed ^ 0xB0 ^ b as u64),
             created,
             &mut files,
         )?;
@@ -277,7 +293,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
         write(
             dir,
             &format!("{dirname}/{name}"),
-            &media::jpeg(&capture, None, 25_000, seed ^ 0xC0 ^ c),
+            &jpeg(&capture, None, 25_000, seed ^ 0xC0 ^ c),
             created,
             &mut files,
         )?;
@@ -296,7 +312,7 @@ pub fn phone_library(dir: &Path, photos: usize, seed: u64) -> io::Result<PhoneLi
             write(
                 dir,
                 &format!("{adj}/FullSizeRender.jpg"),
-                &media::jpeg(&capture, None, 20_000, seed ^ 0xCE),
+                &jpeg(&capture, None, 20_000, seed ^ 0xCE),
                 created + 600,
                 &mut files,
             )?;

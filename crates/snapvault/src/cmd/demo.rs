@@ -34,8 +34,15 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     let library = dir.join("iPhone");
     // A media root in a real phone's shape: DCIM, edits in PhotoData/Mutations, iCloud
     // downloads in CPLAssets, and Photos.sqlite listing it all (with iCloud-only photos).
-    let mut phone_lib = snapvault_photolib::sample::phone_library(&library, 24, 2026)
-        .with_context(|| format!("writing the sample library to {}", library.display()))?;
+    // Its stills are JPEG pictures, so `browse` shows them: a sample HEIC's image is noise
+    // (no HEVC encoder is in the build), which no decoder reads.
+    let mut phone_lib = snapvault_photolib::sample::phone_library_with(
+        &library,
+        24,
+        2026,
+        snapvault_media::sample::Stills::Pictures,
+    )
+    .with_context(|| format!("writing the sample library to {}", library.display()))?;
     let files = phone_lib.files.clone();
     // A loopback iPhone serving the sample library over the real usbmuxd/lockdown/AFC protocols.
     let phone =
@@ -77,17 +84,17 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     // Someone deletes a Live Photo on the phone, and "Optimize iPhone Storage" sends
     // another one to iCloud; the next snapshot tells the two apart.
     let victim = library.join("DCIM/100APPLE/IMG_0003");
-    for ext in ["HEIC", "MOV", "AAE"] {
+    for ext in ["JPG", "MOV", "AAE"] {
         let _ = std::fs::remove_file(victim.with_extension(ext));
     }
-    for ext in ["HEIC", "MOV"] {
+    for ext in ["JPG", "MOV"] {
         let _ = std::fs::remove_file(library.join("DCIM/100APPLE/IMG_0005").with_extension(ext));
     }
-    phone_lib.assets.retain(|a| a.filename != "IMG_0003.HEIC");
+    phone_lib.assets.retain(|a| a.filename != "IMG_0003.JPG");
     for a in phone_lib
         .assets
         .iter_mut()
-        .filter(|a| a.filename == "IMG_0005.HEIC")
+        .filter(|a| a.filename == "IMG_0005.JPG")
     {
         a.cloud_only = true;
     }
