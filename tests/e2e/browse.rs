@@ -83,7 +83,14 @@ pub fn serve(sv: &Sv, cache: &Path, args: &[&str]) -> Server {
 
 /// [`serve`] with more environment variables.
 pub fn serve_env(sv: &Sv, cache: &Path, args: &[&str], env: &[(&str, &Path)]) -> Server {
-    let mut a = vec!["browse", "--no-open"];
+    let mut a = vec!["--no-open"];
+    a.extend_from_slice(args);
+    browse(sv, cache, &a, env)
+}
+
+/// `snapvault browse ARGS` with `env`, until its address is printed.
+fn browse(sv: &Sv, cache: &Path, args: &[&str], env: &[(&str, &Path)]) -> Server {
+    let mut a = vec!["browse"];
     a.extend_from_slice(args);
     let mut cmd = sv.command(&a);
     for (k, v) in env {
@@ -225,9 +232,15 @@ fn token_range_and_read_only_through_http() {
         "{head}"
     );
 
-    // Timeline: the three months.
-    let (code, _, body) = srv.get("/");
+    // Timeline: the three months, with photo, Live Photo and video counts; the page may
+    // load nothing from anywhere else.
+    let (code, head, body) = srv.get("/");
     assert_eq!(code, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
     let page = String::from_utf8(body).unwrap();
     for m in ["2023-06", "2023-07", "2023-08"] {
         assert!(
@@ -235,6 +248,14 @@ fn token_range_and_read_only_through_http() {
             "{m}:\n{page}"
         );
     }
+    assert!(
+        page.contains("<b>August 2023</b><span>1 photo (1 Live) · 1 video</span>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("://"),
+        "an outside address on the page:\n{page}"
+    );
     let (_, _, month) = srv.get("/month/2023-07");
     let keys = photo_links(&String::from_utf8(month).unwrap());
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -279,14 +300,22 @@ fn token_range_and_read_only_through_http() {
     let (code, _, body) = srv.get(&format!("/photo/{}", keys[0]));
     assert_eq!(code, 200);
     let page = String::from_utf8(body).unwrap();
+    let size = format!("({} bytes)", want.len());
     for want in [
         "2023-07-14 18:03:11 (UTC+02:00)",
         "Apple iPhone 15 Pro",
+        size.as_str(),
         "Snapshots holding it (1)",
+        "<dt>First seen</dt>",
+        "<dt>Last seen</dt>",
         "iPhone/DCIM/100APPLE/IMG_0001.JPG",
     ] {
         assert!(page.contains(want), "photo page lacks {want:?}:\n{page}");
     }
+    assert!(
+        !page.contains("://"),
+        "an outside address on the page:\n{page}"
+    );
 
     // A key of no photo, a bad month: 404, not a crash.
     assert_eq!(srv.get(&format!("/original/{}", "ab".repeat(32))).0, 404);
@@ -432,6 +461,69 @@ fn a_snapshot_taken_while_serving_shows_on_the_next_page() {
             .unwrap()
             .contains("Snapshots holding it (1)")
     );
+}
+
+#[test]
+fn one_snapshot_with_the_snapshot_option() {
+    let lib = Lib::new();
+    write_file(
+        &lib.src.join("DCIM/101APPLE/IMG_0101.JPG"),
+        &sample::jpeg_with_thumbnail(&taken("2024-01-02T10:00:00+01:00"), 20_000, 11),
+    );
+    lib.ok(&["snapshot", lib.src.to_str().unwrap()]);
+    let srv = lib.serve(&["--snapshot", "latest~1"]);
+    assert_eq!(months_of(&srv, "all"), ["2023-08", "2023-07", "2023-06"]);
+    let (_, _, page) = srv.get("/");
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("<span class=\"scope\">snapshot "), "{page}");
+    // Vanished means "in an older snapshot, not in the newest": not for one snapshot.
+    assert!(!page.contains("Vanished from the phone"), "{page}");
+    drop(srv);
+    let srv = lib.serve(&["--snapshot", "latest"]);
+    assert_eq!(
+        months_of(&srv, "all"),
+        ["2024-01", "2023-08", "2023-07", "2023-06"]
+    );
+    drop(srv);
+    let srv = lib.serve(&[]);
+    let (_, _, page) = srv.get("/");
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("<span class=\"scope\">all snapshots</span>"),
+        "{page}"
+    );
+}
+
+/// Without `--no-open` the printed address goes to the desktop's opener (`xdg-open`; here
+/// a script that writes down what it was given).
+#[cfg(not(target_os = "macos"))]
+#[test]
+fn opens_the_browser_unless_no_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let lib = Lib::new();
+    let bin = lib.tmp.path().join("opener");
+    let opened = lib.tmp.path().join("opened");
+    write_file(
+        &bin.join("xdg-open"),
+        format!(
+            "#!/bin/sh\necho \"$1\" > {}.tmp && mv {0}.tmp {0}\n",
+            opened.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(bin.join("xdg-open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let srv = browse(&lib.sv, &lib.cache, &[], &[("PATH", Path::new(&path))]);
+    let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+    while !opened.exists() {
+        assert!(std::time::Instant::now() < deadline, "xdg-open was not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&opened).unwrap().trim(), srv.url);
 }
 
 #[test]
