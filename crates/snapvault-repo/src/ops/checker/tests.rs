@@ -136,3 +136,58 @@ fn check_loads_each_tree_once() {
     assert_no_damage(&r, "four snapshots");
     assert_eq!(walk::loads_on_this_thread() - before, distinct);
 }
+
+/// A damaged file in a listing shared by two folders is named under both paths (and in
+/// each snapshot holding it); a listing that cannot be read is reported once per snapshot
+/// and the walk goes on past it.
+#[test]
+fn damaged_files_are_named_under_every_path() {
+    use crate::testing::create_small_repo;
+    use crate::testing::trees::{Crafter, dir, file, save_snapshot};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    create_small_repo(&root, true);
+    let repo = open(&root);
+    let c = Crafter::new(&repo);
+    // A chunk no index lists: the file is damaged.
+    let lost = file(
+        "lost.jpg",
+        vec![BlobId(crate::format::id::Id::random())],
+        10,
+    );
+    let shared = c.tree(vec![lost, c.file("fine.jpg", b"fine")]);
+    let b = c.tree(vec![dir("c", shared)]);
+    let top = c.tree(vec![
+        dir("a", shared),
+        dir("b", b),
+        dir("gone", BlobId::default()),
+    ]);
+    let other = c.tree(vec![dir("z", shared)]);
+    c.finish();
+    let s1 = save_snapshot(&repo, top, 1_700_000_000);
+    let s2 = save_snapshot(&repo, other, 1_700_000_100);
+    let opts = CheckOptions {
+        read_data: ReadData::None,
+        ..options()
+    };
+    let r = check(&repo, &opts, &NoHooks).unwrap();
+    let named: Vec<(&str, Vec<SnapshotId>)> = r
+        .damaged_files
+        .iter()
+        .map(|d| (d.path.as_str(), d.snapshots.clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("a/lost.jpg", vec![s1]),
+            ("b/c/lost.jpg", vec![s1]),
+            ("z/lost.jpg", vec![s2]),
+        ]
+    );
+    let gone: Vec<&Problem> = r
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("tree of gone cannot be read"))
+        .collect();
+    assert_eq!(gone.len(), 1, "{:?}", r.problems);
+}

@@ -13,9 +13,9 @@ use crate::error::{RepoError, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, SnapshotId};
 use crate::format::tree::{Node, NodeKind, Tree};
-use crate::repository::expansion::{self, Expansion};
+use crate::repository::expansion;
 use crate::repository::index::Index;
-use crate::repository::walk::{self, TreeWalker, Visitor, join};
+use crate::repository::walk::{self, Sharing, TreeWalker, Visitor, join};
 use crate::repository::{Repository, SnapshotEntry};
 
 /// One distinct tree: its entries, the listings its folders name (as often as named), how
@@ -349,73 +349,121 @@ impl Trees<'_> {
     }
 
     /// Every path of a damaged file in each snapshot (and of what could not be checked),
-    /// walking only trees with such files below them; as many paths per snapshot as
-    /// [`Expansion`] allows a listing.
+    /// walking every path but only into trees with such files below them (the trees kept
+    /// once read, for all snapshots); as many paths per snapshot as [`Expansion`] allows
+    /// a listing.
+    ///
+    /// [`Expansion`]: crate::repository::expansion::Expansion
     fn name_files(&self, snaps: &[SnapshotEntry], r: &mut CheckReport) {
-        let mut damaged: BTreeMap<String, DamagedFile> = BTreeMap::new();
-        let mut not_checked: HashSet<String> = HashSet::new();
-        let mut loaded: HashMap<BlobId, Tree> = HashMap::new();
+        let mut walker = TreeWalker::with(
+            self.repo,
+            self.known.index,
+            Sharing::EveryPath { keep: true },
+        );
+        let mut v = Naming {
+            trees: self,
+            r,
+            snapshot: SnapshotId::default(),
+            object: String::new(),
+            told: HashSet::new(),
+            damaged: BTreeMap::new(),
+            not_checked: HashSet::new(),
+        };
         for (sid, snap) in snaps.iter().filter(|(_, s)| self.wanted(&s.tree)) {
-            let object = format!("snapshot {}", sid.to_hex());
-            let mut exp = Expansion::new(&object);
-            let mut told = HashSet::new();
-            let mut stack = vec![(snap.tree, String::new())];
-            'walk: while let Some((id, path)) = stack.pop() {
-                if let Some(e) = self.damaged.get(&id) {
-                    if told.insert(id) {
-                        let m = format!("tree of {} cannot be read: {e}", shown(path.as_bytes()));
-                        r.error(object.clone(), m);
-                    }
-                    continue;
-                }
-                if self.unread.contains(&id) {
-                    not_checked.insert(format!("{}/{path}", sid.to_hex()));
-                    continue;
-                }
-                let tree = match loaded.entry(id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        match self.repo.load_tree(self.known.index, &id) {
-                            Ok(t) => e.insert(t),
-                            Err(_) => continue,
-                        }
-                    }
-                };
-                exp.enter(&id, tree.nodes.len());
-                for n in &tree.nodes {
-                    if exp.path().is_err() {
-                        let m = "holds more damaged or unchecked files than can be listed; \
-                                 the list stops here";
-                        r.error(object.clone(), m);
-                        break 'walk;
-                    }
-                    match (n.kind, n.subtree) {
-                        (NodeKind::Dir, Some(sub)) if self.wanted(&sub) => {
-                            stack.push((sub, join(path.as_bytes(), n)))
-                        }
-                        (NodeKind::File, _) => match self.known.fault(&r.bad_blobs, n) {
-                            Some(f) if f.hurts() => {
-                                let p = join(path.as_bytes(), n);
-                                let d = damaged.entry(p.clone()).or_insert_with(|| DamagedFile {
-                                    path: p,
-                                    snapshots: Vec::new(),
-                                    taken: n.media.as_ref().and_then(|m| m.taken.clone()),
-                                });
-                                if !d.snapshots.contains(sid) {
-                                    d.snapshots.push(*sid);
-                                }
-                            }
-                            Some(Fault::NotChecked) => {
-                                not_checked.insert(join(path.as_bytes(), n));
-                            }
-                            _ => {}
-                        },
-                        _ => {}
-                    }
-                }
+            v.snapshot = *sid;
+            v.object = format!("snapshot {}", sid.to_hex());
+            v.told.clear();
+            if !v.enter(&snap.tree, b"") {
+                continue;
+            }
+            // The visitor never fails: an error is the expansion bound.
+            if walker
+                .walk_named(snap.tree, &v.object.clone(), &mut v)
+                .is_err()
+            {
+                let m = "holds more damaged or unchecked files than can be listed; \
+                         the list stops here";
+                v.r.error(v.object.clone(), m);
             }
         }
+        let Naming {
+            r,
+            damaged,
+            not_checked,
+            ..
+        } = v;
         r.damaged_files = damaged.into_values().collect();
         r.files_not_checked = not_checked.len();
+    }
+}
+
+/// The second walk: names the damaged files, and those not checked.
+struct Naming<'a, 'r> {
+    trees: &'a Trees<'a>,
+    r: &'r mut CheckReport,
+    snapshot: SnapshotId,
+    /// "snapshot <id>", for messages.
+    object: String,
+    /// Damaged trees reported in this snapshot already.
+    told: HashSet<BlobId>,
+    damaged: BTreeMap<String, DamagedFile>,
+    not_checked: HashSet<String>,
+}
+
+impl Naming<'_, '_> {
+    /// Should the walk go into the tree `id` at `path`? Not when the first walk found it
+    /// damaged (said once per snapshot) or unread (counted as not checked).
+    fn enter(&mut self, id: &BlobId, path: &[u8]) -> bool {
+        if let Some(e) = self.trees.damaged.get(id) {
+            if self.told.insert(*id) {
+                let m = format!("tree of {} cannot be read: {e}", shown(path));
+                self.r.error(self.object.clone(), m);
+            }
+            return false;
+        }
+        if self.trees.unread.contains(id) {
+            let at = walk::shown(path);
+            self.not_checked
+                .insert(format!("{}/{at}", self.snapshot.to_hex()));
+            return false;
+        }
+        true
+    }
+}
+
+impl Visitor for Naming<'_, '_> {
+    fn entry(&mut self, path: &[u8], n: &Node) -> Result<bool> {
+        match (n.kind, n.subtree) {
+            (NodeKind::Dir, Some(sub)) if self.trees.wanted(&sub) => Ok(self.enter(&sub, path)),
+            (NodeKind::File, _) => {
+                match self.trees.known.fault(&self.r.bad_blobs, n) {
+                    Some(f) if f.hurts() => {
+                        let p = walk::shown(path);
+                        let d = self
+                            .damaged
+                            .entry(p.clone())
+                            .or_insert_with(|| DamagedFile {
+                                path: p,
+                                snapshots: Vec::new(),
+                                taken: n.media.as_ref().and_then(|m| m.taken.clone()),
+                            });
+                        if !d.snapshots.contains(&self.snapshot) {
+                            d.snapshots.push(self.snapshot);
+                        }
+                    }
+                    Some(Fault::NotChecked) => {
+                        self.not_checked.insert(walk::shown(path));
+                    }
+                    _ => {}
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Read by the first walk, unreadable now: nothing to name below it.
+    fn unreadable(&mut self, _: &BlobId, _: &[u8], _: RepoError) -> Result<()> {
+        Ok(())
     }
 }
