@@ -264,6 +264,12 @@ fn tree_row(conn: &Connection, id: &BlobId) -> Result<Option<i64>> {
 
 /// Make sure the tree `root` and everything under it is in the catalog; return its row.
 /// Trees already present are not read again, nor is anything under them.
+///
+/// Not a walk of `snapvault_repo::walk`: that walker reads one tree at a time, depth
+/// first, and this reads a whole level of new trees at once on several threads
+/// ([`LOAD_BATCH`] per batch, what makes a first sync from a remote repository bearable),
+/// stopping at trees the catalog already holds. Its order is breadth first and its
+/// errors the walker's strict policy (any tree that cannot be read stops the sync).
 fn ensure_trees(
     conn: &Connection,
     loader: &dyn TreeLoader,

@@ -3,6 +3,10 @@
 //! A copied tree is the source tree with every id replaced, so the two trees of a
 //! (snapshot, copy) pair can be walked together, reading only tree blobs: the k-th chunk
 //! of a file in one is the k-th chunk of the same file in the other.
+//!
+//! Not a walk of [`crate::repository::walk`]: that walker follows one tree, and this
+//! compares two, from two repositories, entry by entry; what it memoises is *pairs* of
+//! trees, and a pair that differs stops the comparison below it.
 
 use std::collections::HashSet;
 

@@ -98,6 +98,8 @@ pub fn redundant_copies(
 
 /// Does tree `a` hold nothing that tree `b` does not (every file the same, every folder a
 /// subset)? A tree that cannot be read proves nothing: false, unless storage failed.
+/// Not a walk of [`crate::repository::walk`] (which follows one tree): it compares two
+/// trees entry by entry, memoises pairs, and stops at the first difference.
 fn subset(
     repo: &Repository,
     index: &Index,
