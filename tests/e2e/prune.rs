@@ -323,6 +323,48 @@ fn photos_deleted_on_the_phone_are_protected_and_prune_frees_their_space() {
     assert_eq!(v["plan"]["unused_bytes"].as_u64(), Some(0), "{v}");
 }
 
+/// A refused lock says once who holds it: one `error:` line naming the holder's command,
+/// pid and time, without the holder (or "repository is") repeated; the hint and exit code
+/// come from the kind. Shared holder refusing prune, exclusive holder refusing a snapshot.
+#[test]
+fn a_lock_refusal_names_the_holder_once() {
+    let tmp = tempdir();
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    let lib = tmp.path().join("lib");
+    write_random(&lib.join("IMG_0001.HEIC"), 1, 10_000);
+    let repo = open_repo(&sv);
+    let pid = format!("(pid {} on ", std::process::id());
+    for (holder, exclusive, args) in [
+        ("prune", true, vec!["snapshot", lib.to_str().unwrap()]),
+        ("snapshot", false, vec!["prune"]),
+    ] {
+        let guard = repo.lock(exclusive, holder).unwrap();
+        let out = sv.run(&args);
+        assert_eq!(out.code, Some(11), "{args:?}: {out}");
+        let error: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(error.len(), 1, "{out}");
+        let want = format!("error: repository is in use by `snapvault {holder}` {pid}");
+        assert!(
+            error[0].starts_with(&want),
+            "{:?} wanted to start {want:?}",
+            error[0]
+        );
+        assert_eq!(
+            out.stderr.matches(&pid).count(),
+            1,
+            "holder named twice: {out}"
+        );
+        assert_eq!(out.stderr.matches("repository is").count(), 1, "{out}");
+        assert!(error[0].ends_with(" UTC"), "{out}");
+        assert_stderr_mentions(&out, "hint: wait for the other command to finish");
+        drop(guard);
+    }
+}
+
 #[test]
 fn prune_respects_locks_and_reports_what_it_does() {
     let tmp = tempdir();

@@ -28,7 +28,10 @@ use std::path::PathBuf;
 
 mod kinds;
 
-pub use kinds::{KeyError, LocationError, ParityError, PruneError, RemoteError};
+pub use kinds::{
+    Interruption, KeyError, LocationError, LockHolder, LockLoss, ParityError, PruneError,
+    RemoteError, Worker,
+};
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
 
@@ -68,13 +71,21 @@ pub enum RepoError {
     /// password command); no key was tried.
     #[error("{0}")]
     PasswordUnavailable(String),
-    /// Another process holds a conflicting lock (who, since when).
-    #[error("repository is locked: {0}")]
-    Locked(String),
+    /// Another process holds a conflicting lock: `holder` says who and since when (from
+    /// its lock file); `None` when other processes kept taking the exclusive lock marker
+    /// while this one tried.
+    #[error(
+        "repository is in use{}",
+        match holder {
+            Some(h) => format!(" by {h}"),
+            None => ": another process keeps taking the exclusive lock".to_string(),
+        }
+    )]
+    Locked { holder: Option<Box<LockHolder>> },
     /// A lock file that cannot be read is in the way (`marker`: the exclusive lock marker,
     /// else a lock file); it is nobody's for sure, so it is left for `unlock --remove-all`.
     #[error(
-        "repository is locked: repository is in use{}",
+        "repository is in use{}",
         if *marker {
             format!(": an unreadable exclusive lock marker locks/{file}")
         } else {
@@ -98,9 +109,9 @@ pub enum RepoError {
     NoSuchSnapshot(String),
     #[error("snapshot id prefix {prefix:?} is ambiguous: it matches {count} snapshots")]
     AmbiguousSnapshot { prefix: String, count: usize },
-    /// Text that should be an object's id is not one.
-    #[error("{0}")]
-    Format(String),
+    /// Text that should be an object's id (64 hex digits) is not one.
+    #[error("not a 64-hex-digit id: {text:?}")]
+    NotAnId { text: String },
     /// The config says the repository is encrypted, but it has no key file: nothing can
     /// open it until the folder `keys` is put back.
     #[error(
@@ -152,11 +163,22 @@ pub enum RepoError {
     /// A test fault specification (`SNAPVAULT_TEST_FAULT`) that does not parse.
     #[error("invalid fault spec {spec:?}: expected OPS@N[:EFFECT]")]
     BadFaultSpec { spec: String },
+    /// The run stopped before its end; nothing is known about the data it did not reach.
     #[error("operation interrupted: {0}")]
-    Interrupted(String),
-    /// The run's lock was lost and data it relies on is gone: it committed nothing.
-    #[error("{0}")]
-    LockLost(String),
+    Interrupted(#[from] Interruption),
+    /// The run's lock may have been taken by others (`why`), and data the new snapshot
+    /// reuses is gone meanwhile: `missing` files or folders, `example` the first. The
+    /// snapshot was not saved.
+    #[error(
+        "{why}; meanwhile data this snapshot reuses was removed (by a prune elsewhere?): \
+         {missing} file(s) or folder(s), e.g. {example}; the snapshot was NOT saved (what it \
+         wrote is kept and reused by the next run)"
+    )]
+    LockLost {
+        why: LockLoss,
+        missing: u64,
+        example: String,
+    },
 }
 
 impl RepoError {
@@ -278,6 +300,18 @@ mod tests {
             }
             .into(),
             PruneError::IndexChanged { found: 1, kept: 2 }.into(),
+            RepoError::Locked { holder: None },
+            RepoError::NotAnId { text: "xy".into() },
+            RepoError::LockLost {
+                why: LockLoss::NotRefreshed { minutes: 40 },
+                missing: 2,
+                example: "DCIM/IMG_1.HEIC".into(),
+            },
+            Interruption::WorkerStopped(Worker::PackWriter).into(),
+            Interruption::Stopped {
+                why: "the iPhone was disconnected".into(),
+            }
+            .into(),
         ];
         for e in &all {
             let m = e.to_string();
@@ -290,6 +324,18 @@ mod tests {
         assert_eq!(
             all[1].to_string(),
             "corrupt or invalid data in config of /r: it is missing"
+        );
+        let n = all.len();
+        assert_eq!(
+            all[n - 2].to_string(),
+            "operation interrupted: the pack writer stopped"
+        );
+        assert!(
+            all[n - 3]
+                .to_string()
+                .starts_with("the repository lock was not refreshed for 40 minutes"),
+            "{}",
+            all[n - 3]
         );
     }
 }

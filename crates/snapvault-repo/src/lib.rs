@@ -54,6 +54,9 @@ pub use ops::{
     survey,
 };
 
-pub use error::{KeyError, LocationError, ParityError, PruneError, RemoteError, RepoError, Result};
+pub use error::{
+    Interruption, KeyError, LocationError, LockHolder, LockLoss, ParityError, PruneError,
+    RemoteError, RepoError, Result, Worker,
+};
 pub use format::id::{BlobId, Id, PackId, SnapshotId};
 pub use repository::{LoadedIndex, Repository, SnapshotEntry, parallel_map};

@@ -34,7 +34,7 @@ pub fn code_for(e: &anyhow::Error) -> i32 {
     }
     match repo_error(e) {
         Some(RepoError::NotFound(_)) => NOT_FOUND,
-        Some(RepoError::Locked(_) | RepoError::LockUnreadable { .. }) => LOCKED,
+        Some(RepoError::Locked { .. } | RepoError::LockUnreadable { .. }) => LOCKED,
         Some(RepoError::WrongPassword) => WRONG_PASSWORD,
         _ => ERROR,
     }
@@ -126,7 +126,7 @@ fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
         RepoError::LockUnreadable { .. } => Some(
             "if no snapvault process is running, remove it with `snapvault unlock --remove-all`",
         ),
-        RepoError::Locked(_) => Some(
+        RepoError::Locked { .. } => Some(
             "wait for the other command to finish; if it crashed, `snapvault unlock` removes stale locks",
         ),
         // The second repository (`copy --to`, `repair --from`, `verify-device --also`).
@@ -280,9 +280,17 @@ mod tests {
                 Some("run `snapvault init` to create one"),
             ),
             (
-                RepoError::Locked("in use".into()).into(),
+                RepoError::Locked { holder: None }.into(),
                 LOCKED,
                 Some("`snapvault unlock` removes stale locks"),
+            ),
+            (
+                RepoError::Locked {
+                    holder: Some(Box::new(holder())),
+                }
+                .into(),
+                LOCKED,
+                Some("wait for the other command to finish"),
             ),
             (
                 RepoError::LockUnreadable {
@@ -386,6 +394,36 @@ mod tests {
                 None => assert_eq!(got, None, "{e:#}"),
             }
         }
+    }
+
+    fn holder() -> snapvault_repo::LockHolder {
+        snapvault_repo::LockHolder {
+            hostname: "nas".into(),
+            username: "ann".into(),
+            pid: 7,
+            time: 0,
+            since: "1970-01-01 00:00:00".into(),
+            command: "prune".into(),
+        }
+    }
+
+    /// A lock conflict says once that the repository is in use, and by whom.
+    #[test]
+    fn a_lock_conflict_names_its_holder_once() {
+        let e: anyhow::Error = RepoError::Locked {
+            holder: Some(Box::new(holder())),
+        }
+        .into();
+        assert_eq!(
+            message(&e),
+            "repository is in use by `snapvault prune` (pid 7 on nas by ann) since 1970-01-01 \
+             00:00:00 UTC"
+        );
+        let e: anyhow::Error = RepoError::Locked { holder: None }.into();
+        assert_eq!(
+            message(&e),
+            "repository is in use: another process keeps taking the exclusive lock"
+        );
     }
 
     /// A hint is not repeated in the message: the core's messages name no command.

@@ -1,5 +1,5 @@
 //! The nested kinds of [`RepoError`](super::RepoError): keys, parity, prune's refusals,
-//! remote storage and locations. The rules are at the top of `error.rs`.
+//! remote storage and locations, interruptions and lost locks. The rules are at the top of `error.rs`.
 
 /// Adding, removing or choosing a key was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -236,4 +236,96 @@ pub enum LocationError {
     /// An environment variable that should hold a whole number does not.
     #[error("{var}={value:?} is not a whole number")]
     NotANumber { var: String, value: String },
+}
+
+/// Why a run stopped before its end. Rule 5: it says nothing about the repository's data,
+/// only that the run did not get there; running again is the remedy.
+#[derive(Debug, thiserror::Error)]
+pub enum Interruption {
+    /// The run was asked to stop (Ctrl-C, or a failure elsewhere in it) while reading.
+    #[error("snapshot stopped")]
+    Aborted,
+    /// The run was asked to stop, or its source went away, before anything was read: `why`
+    /// is the reason the stop request or the source gave.
+    #[error("{why}")]
+    Stopped { why: String },
+    /// A worker thread ended before its work was handed over.
+    #[error("the {0} stopped")]
+    WorkerStopped(Worker),
+    #[error("the {0} panicked")]
+    WorkerPanicked(Worker),
+    #[error("could not start the {0}")]
+    WorkerNotStarted(Worker),
+    /// Shared state was left poisoned by a panic in another thread.
+    #[error("another thread panicked")]
+    Poisoned,
+    /// The tree writer received folders out of order (a bug, not a property of the data).
+    #[error("directory order broken")]
+    DirectoryOrder,
+    /// A test fault (`storage::faulty`) declared the process dead.
+    #[error("injected fault: the process is considered dead")]
+    InjectedFault,
+}
+
+/// The threads of a run that can end early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worker {
+    /// Seals and writes packs.
+    PackWriter,
+    /// Hands blobs to the pack writers.
+    Packer,
+    /// Assembles and stores a snapshot's trees.
+    TreeWriter,
+}
+
+impl std::fmt::Display for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Worker::PackWriter => "pack writer",
+            Worker::Packer => "packer thread",
+            Worker::TreeWriter => "tree writer",
+        })
+    }
+}
+
+/// Why a held lock may have been taken by others as stale (so a prune elsewhere may have
+/// deleted data the run relies on); see `LockHandle::lost`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LockLoss {
+    /// Not refreshed for longer than the lease (a suspended computer).
+    #[error(
+        "the repository lock was not refreshed for {minutes} minutes (was the computer \
+         asleep?), so other commands took it as stale"
+    )]
+    NotRefreshed { minutes: i64 },
+    #[error("refreshing the repository lock failed ({reason})")]
+    RefreshFailed { reason: String },
+    /// Our lock object is gone from the repository (`unlock` elsewhere).
+    #[error("the repository lock locks/{name} was removed by someone else")]
+    Removed { name: String },
+    #[error("the repository lock could not be checked ({reason})")]
+    Unverifiable { reason: String },
+}
+
+/// Who holds a lock, as its lock file says (`format::lock_file::LockInfo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The command it runs (`prune`, `snapshot`, `key remove`).
+    pub command: String,
+    pub pid: u32,
+    pub hostname: String,
+    pub username: String,
+    /// When its lock file was last written: Unix seconds, and as `YYYY-MM-DD HH:MM:SS` UTC.
+    pub time: i64,
+    pub since: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`snapvault {}` (pid {} on {} by {}) since {} UTC",
+            self.command, self.pid, self.hostname, self.username, self.since
+        )
+    }
 }

@@ -42,8 +42,9 @@ impl FromStr for Id {
     type Err = RepoError;
     fn from_str(s: &str) -> Result<Self, RepoError> {
         let mut b = [0u8; 32];
-        hex::decode_to_slice(s, &mut b)
-            .map_err(|_| RepoError::Format(format!("not a 64-hex-digit id: {s:?}")))?;
+        hex::decode_to_slice(s, &mut b).map_err(|_| RepoError::NotAnId {
+            text: s.to_string(),
+        })?;
         Ok(Id(b))
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::error::{RepoError, Result};
+use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{self, BlobType, Compression, EncodedBlob, PlainBuf};
 use crate::format::crypto::Crypto;
 use crate::format::id::{BlobId, SnapshotId};
@@ -148,7 +148,7 @@ impl Shared {
             .fetch_add(e.sealed.len() as u64, Relaxed);
         self.stats.blobs_added.fetch_add(1, Relaxed);
         if tx.send(e).is_err() {
-            self.fail(RepoError::Interrupted("the pack writer stopped".into()));
+            self.fail(Interruption::WorkerStopped(Worker::PackWriter).into());
             return false;
         }
         true
@@ -247,7 +247,7 @@ pub fn run_shared(
         }
         let root = finalizer
             .join()
-            .unwrap_or_else(|_| Err(RepoError::Interrupted("finalizer panicked".into())));
+            .unwrap_or_else(|_| Err(Interruption::WorkerPanicked(Worker::TreeWriter).into()));
         walked?;
         root
     });
@@ -288,7 +288,7 @@ pub fn run_shared(
     };
     if let (Some(why), 0) = (&summary.interrupted, summary.files_total) {
         // Nothing was read before the source went away: no snapshot at all.
-        return Err(RepoError::Interrupted(why.clone()));
+        return Err(Interruption::Stopped { why: why.clone() }.into());
     }
     let mut tags = opts.tags;
     if summary.interrupted.is_some() {
@@ -354,7 +354,7 @@ fn finalize(
             .filter(|p| matches!(p, Pending::Dir(_)))
             .count();
         if stack.len() < n_dirs {
-            return Err(RepoError::Interrupted("directory order broken".into()));
+            return Err(Interruption::DirectoryOrder.into());
         }
         let mut subtrees = stack.split_off(stack.len() - n_dirs).into_iter();
         let mut tree = Tree::default();
@@ -369,7 +369,7 @@ fn finalize(
                     let mut st = slot
                         .state
                         .lock()
-                        .map_err(|_| RepoError::Interrupted("poisoned".into()))?;
+                        .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?;
                     while !(st.done_reading && st.outstanding == 0) {
                         if sh.abort.load(Relaxed) {
                             return Ok(None);
@@ -377,7 +377,7 @@ fn finalize(
                         st = slot
                             .cv
                             .wait_timeout(st, Duration::from_millis(100))
-                            .map_err(|_| RepoError::Interrupted("poisoned".into()))?
+                            .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?
                             .0;
                     }
                     n.content = st.ids.iter().flatten().copied().collect();

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_channel::Sender;
 
-use crate::error::{RepoError, Result};
+use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::format::id::{BlobId, SnapshotId};
 use crate::format::snapshot::Snapshot;
@@ -282,7 +282,7 @@ impl TreeCopier<'_> {
         self.claimed
             .lock()
             .map(|mut c| c.insert(*id))
-            .map_err(|_| RepoError::Interrupted("poisoned".into()))
+            .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))
     }
 
     fn store(&self, e: EncodedBlob) -> Result<()> {
@@ -292,7 +292,7 @@ impl TreeCopier<'_> {
             .fetch_add(e.sealed.len() as u64, Relaxed);
         self.tx
             .send(e)
-            .map_err(|_| RepoError::Interrupted("the pack writer stopped".into()))
+            .map_err(|_| RepoError::Interrupted(Interruption::WorkerStopped(Worker::PackWriter)))
     }
 
     /// Copy the tree `id` and everything under it (post-order); returns its new id.

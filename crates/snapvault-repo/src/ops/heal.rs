@@ -17,7 +17,7 @@ use std::io::{self, Read};
 
 use crossbeam_channel::Sender;
 
-use crate::error::{RepoError, Result};
+use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::format::id::BlobId;
 use crate::format::tree::{NodeKind, Tree};
@@ -189,8 +189,9 @@ impl State<'_> {
                 plain,
                 Compression::Try(level),
             );
-            tx.send(e)
-                .map_err(|_| RepoError::Interrupted("the pack writer stopped".into()))?;
+            tx.send(e).map_err(|_| {
+                RepoError::Interrupted(Interruption::WorkerStopped(Worker::PackWriter))
+            })?;
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::{RepoError, Result};
+use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::snapshot::Snapshot;
@@ -509,7 +509,7 @@ fn rewrite(
             Compression::Try(repo.config().compression_level),
         );
         tx.send(e)
-            .map_err(|_| RepoError::Interrupted("the pack writer stopped".into()))?;
+            .map_err(|_| RepoError::Interrupted(Interruption::WorkerStopped(Worker::PackWriter)))?;
     }
     memo.insert(*tree, Some(id));
     Ok(Some(id))

@@ -5,7 +5,7 @@
 //! the index as it is now (its files re-read) plus the packs this run wrote that are still
 //! stored. A snapshot missing anything is not saved.
 
-use crate::error::{RepoError, Result};
+use crate::error::{LockLoss, RepoError, Result};
 use crate::format::id::BlobId;
 use crate::format::tree::{NodeKind, Tree};
 use crate::repository::Repository;
@@ -15,7 +15,7 @@ use crate::repository::walk::{TreeWalker, Visitor, join, shown};
 
 /// Check that the tree `root` and everything under it is stored; `why` says how the lock
 /// was lost. Pending packs deleted meanwhile are dropped from the coming index file.
-pub fn check(repo: &Repository, flushed: &Flushed, root: &BlobId, why: &str) -> Result<()> {
+pub fn check(repo: &Repository, flushed: &Flushed, root: &BlobId, why: &LockLoss) -> Result<()> {
     flushed.drop_missing()?;
     let mut index = repo.load_index()?.index;
     index.add_file(&IndexFile {
@@ -31,10 +31,11 @@ pub fn check(repo: &Repository, flushed: &Flushed, root: &BlobId, why: &str) -> 
     let (missing, example) = (v.count, v.example);
     match (missing, example) {
         (0, _) => Ok(()),
-        (n, e) => Err(RepoError::LockLost(format!(
-            "{why}; meanwhile data this snapshot reuses was removed (by a prune elsewhere?): {n} file(s) or folder(s), e.g. {}; the snapshot was NOT saved (what it wrote is kept and reused by the next run)",
-            e.unwrap_or_default()
-        ))),
+        (missing, example) => Err(RepoError::LockLost {
+            why: why.clone(),
+            missing,
+            example: example.unwrap_or_default(),
+        }),
     }
 }
 

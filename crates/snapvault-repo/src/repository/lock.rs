@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::{RepoError, Result};
+use crate::error::{LockHolder, LockLoss, RepoError, Result};
 use crate::format::crypto::Crypto;
 use crate::format::id::Id;
 use crate::storage::{Backend, FileKind};
@@ -43,15 +43,20 @@ impl LockInfo {
         self.hostname == crate::format::time::hostname() && !process_alive(self.pid)
     }
 
+    /// Who holds this lock, for a refusal ([`RepoError::Locked`]) or a note.
+    pub fn holder(&self) -> LockHolder {
+        LockHolder {
+            command: self.command.clone(),
+            pid: self.pid,
+            hostname: self.hostname.clone(),
+            username: self.username.clone(),
+            time: self.time,
+            since: crate::format::time::format_utc(self.time),
+        }
+    }
+
     pub fn describe(&self) -> String {
-        format!(
-            "`snapvault {}` (pid {} on {} by {}) since {} UTC",
-            self.command,
-            self.pid,
-            self.hostname,
-            self.username,
-            crate::format::time::format_utc(self.time)
-        )
+        self.holder().to_string()
     }
 }
 
@@ -111,10 +116,9 @@ impl LockGuard {
                 match &l.info {
                     Some(i) if i.is_stale(now) => {}
                     Some(i) if exclusive || i.exclusive => {
-                        return Some(RepoError::Locked(format!(
-                            "repository is in use by {}",
-                            i.describe()
-                        )));
+                        return Some(RepoError::Locked {
+                            holder: Some(Box::new(i.holder())),
+                        });
                     }
                     Some(_) => {}
                     None if exclusive => {
@@ -216,7 +220,7 @@ pub struct LockHandle {
     written: Arc<AtomicI64>,
     /// Why the lock may have been lost, once known; never cleared, since what others did
     /// while it was lost cannot be undone by refreshing it again.
-    lost: Arc<Mutex<Option<String>>>,
+    lost: Arc<Mutex<Option<LockLoss>>>,
 }
 
 impl LockHandle {
@@ -235,11 +239,13 @@ impl LockHandle {
                     let _ = self.backend.remove(FileKind::Lock, &old);
                 }
             }
-            Err(e) => self.mark_lost(format!("refreshing the repository lock failed ({e})")),
+            Err(e) => self.mark_lost(LockLoss::RefreshFailed {
+                reason: e.to_string(),
+            }),
         }
     }
 
-    fn mark_lost(&self, why: String) {
+    fn mark_lost(&self, why: LockLoss) {
         if let Ok(mut g) = self.lost.lock()
             && g.is_none()
         {
@@ -251,12 +257,12 @@ impl LockHandle {
     /// process relies on), or `None` while it is known to have held: a failed refresh, a
     /// gap longer than the lease since it was last written (a suspended laptop), or our
     /// lock object gone from the repository (removed by `snapvault unlock`).
-    pub fn lost(&self) -> Option<String> {
+    pub fn lost(&self) -> Option<LockLoss> {
         self.lost_at(crate::format::time::now_unix())
     }
 
     /// [`LockHandle::lost`] as judged at `now` (Unix seconds).
-    pub(crate) fn lost_at(&self, now: i64) -> Option<String> {
+    pub(crate) fn lost_at(&self, now: i64) -> Option<LockLoss> {
         if let Some(why) = self.lost.lock().ok().and_then(|g| g.clone()) {
             return Some(why);
         }
@@ -267,8 +273,10 @@ impl LockHandle {
         let name = self.current.lock().ok()?.clone();
         let why = match self.backend.exists(FileKind::Lock, &name) {
             Ok(true) => return None,
-            Ok(false) => format!("the repository lock locks/{name} was removed by someone else"),
-            Err(e) => format!("the repository lock could not be checked ({e})"),
+            Ok(false) => LockLoss::Removed { name },
+            Err(e) => LockLoss::Unverifiable {
+                reason: e.to_string(),
+            },
         };
         self.mark_lost(why.clone());
         Some(why)
@@ -287,14 +295,9 @@ impl LockHandle {
 
 /// The lock went unrefreshed for longer than the lease when it was last written at
 /// `written` and it is now `now`.
-fn gap(written: i64, now: i64) -> Option<String> {
+fn gap(written: i64, now: i64) -> Option<LockLoss> {
     let secs = now - written;
-    (secs > LEASE_SECS).then(|| {
-        format!(
-            "the repository lock was not refreshed for {} minutes (was the computer asleep?), so other commands took it as stale",
-            secs / 60
-        )
-    })
+    (secs > LEASE_SECS).then_some(LockLoss::NotRefreshed { minutes: secs / 60 })
 }
 
 /// Create `locks/exclusive` atomically; returns the sealed bytes written (to recognise our
@@ -330,10 +333,9 @@ fn take_marker(
         }
         match LockInfo::decode(crypto, &found, EXCLUSIVE_MARKER) {
             Ok(holder) if !holder.is_stale(now) => {
-                return Err(RepoError::Locked(format!(
-                    "repository is in use by {}",
-                    holder.describe()
-                )));
+                return Err(RepoError::Locked {
+                    holder: Some(Box::new(holder.holder())),
+                });
             }
             Ok(_) => {}
             Err(_) => {
@@ -353,9 +355,7 @@ fn take_marker(
             Err(e) => return Err(e),
         }
     }
-    Err(RepoError::Locked(
-        "repository is in use: another process keeps taking the exclusive lock".into(),
-    ))
+    Err(RepoError::Locked { holder: None })
 }
 
 /// Remove our marker, unless someone replaced it meanwhile.
@@ -423,9 +423,23 @@ mod tests {
         let c = Crypto::Plain;
         let s1 = LockGuard::acquire(b.clone(), c.clone(), false, "snapshot").unwrap();
         let s2 = LockGuard::acquire(b.clone(), c.clone(), false, "restore").unwrap();
-        let e = LockGuard::acquire(b.clone(), c.clone(), true, "prune");
-        let msg = e.err().unwrap().to_string();
-        assert!(msg.contains("in use by `snapvault "), "{msg}");
+        let e = LockGuard::acquire(b.clone(), c.clone(), true, "prune")
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("repository is in use by `snapvault "),
+            "{msg}"
+        );
+        // The holder is in the kind's fields, not only in the text.
+        let RepoError::Locked { holder: Some(h) } = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            ["snapshot", "restore"].contains(&h.command.as_str()),
+            "{h:?}"
+        );
+        assert_eq!(h.pid, std::process::id(), "{h:?}");
         drop((s1, s2));
         assert!(b.list(FileKind::Lock).unwrap().is_empty());
         let ex = LockGuard::acquire(b.clone(), c.clone(), true, "prune").unwrap();
@@ -464,8 +478,12 @@ mod tests {
         assert_eq!(h.lost_at(now + LEASE_SECS - 5), None);
         // Woken after a long sleep: lost, and it stays lost even after a refresh.
         let why = h.lost_at(now + LEASE_SECS + 120).unwrap();
-        assert!(why.contains("not refreshed for 32 minutes"), "{why}");
-        assert_eq!(h.lost_at(now).as_deref(), Some(why.as_str()));
+        assert_eq!(why, LockLoss::NotRefreshed { minutes: 32 });
+        assert!(
+            why.to_string().contains("not refreshed for 32 minutes"),
+            "{why}"
+        );
+        assert_eq!(h.lost_at(now), Some(why));
 
         let g2 = LockGuard::acquire(b.clone(), Crypto::Plain, false, "snapshot").unwrap();
         let h2 = g2.handle();
@@ -473,7 +491,11 @@ mod tests {
             b.remove(FileKind::Lock, &l.name).unwrap();
         }
         let why = h2.lost().unwrap();
-        assert!(why.contains("was removed by someone else"), "{why}");
+        assert!(matches!(why, LockLoss::Removed { .. }), "{why:?}");
+        assert!(
+            why.to_string().contains("was removed by someone else"),
+            "{why}"
+        );
         drop((g, g2));
     }
 

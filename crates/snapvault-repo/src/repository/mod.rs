@@ -288,7 +288,7 @@ impl Repository {
                 exclusive,
                 command,
             ) {
-                Err(e @ (RepoError::Locked(_) | RepoError::LockUnreadable { .. })) => {
+                Err(e @ (RepoError::Locked { .. } | RepoError::LockUnreadable { .. })) => {
                     let left = self.lock_wait.saturating_sub(start.elapsed());
                     if left.is_zero() {
                         return Err(e);

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::error::{RepoError, Result};
+use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{BlobType, EncodedBlob};
 use crate::format::crypto::Crypto;
 use crate::format::id::IndexId;
@@ -68,7 +68,7 @@ impl Flushed {
     /// (deleted by a prune elsewhere while this run's lock was lost); returns how many.
     pub(crate) fn drop_missing(&self) -> Result<usize> {
         let Ok(mut w) = self.shared.written.lock() else {
-            return Err(RepoError::Interrupted("pack writer panicked".into()));
+            return Err(Interruption::WorkerPanicked(Worker::PackWriter).into());
         };
         let before = w.pending.len();
         let mut kept = Vec::with_capacity(before);
@@ -83,11 +83,9 @@ impl Flushed {
 
     /// Write the index file naming the pending packs; returns what the run wrote.
     pub(crate) fn write_index(self) -> Result<PackerStats> {
-        let mut w = self
-            .shared
-            .written
-            .lock()
-            .map_err(|_| RepoError::Interrupted("pack writer panicked".into()))?;
+        let mut w = self.shared.written.lock().map_err(|_| {
+            RepoError::Interrupted(Interruption::WorkerPanicked(Worker::PackWriter))
+        })?;
         self.shared.save_index(&mut w)?;
         Ok(std::mem::take(&mut w.stats))
     }
@@ -141,10 +139,8 @@ impl Packer {
         match self.join.take() {
             Some(j) => j
                 .join()
-                .unwrap_or_else(|_| Err(RepoError::Interrupted("packer thread panicked".into()))),
-            None => Err(RepoError::Interrupted(
-                "could not start the packer thread".into(),
-            )),
+                .unwrap_or_else(|_| Err(Interruption::WorkerPanicked(Worker::Packer).into())),
+            None => Err(Interruption::WorkerNotStarted(Worker::Packer).into()),
         }
     }
 }
@@ -291,7 +287,7 @@ fn run(
     }
     let failed = match shared.error.lock().ok().and_then(|mut g| g.take()) {
         Some(e) => Some(e),
-        None if panicked => Some(RepoError::Interrupted("pack writer panicked".into())),
+        None if panicked => Some(Interruption::WorkerPanicked(Worker::PackWriter).into()),
         None => None,
     };
     if let Some(e) = failed {
@@ -334,7 +330,7 @@ fn write_packs(
             break;
         }
         let Ok(mut g) = sh.written.lock() else {
-            sh.fail(RepoError::Interrupted("pack writer panicked".into()));
+            sh.fail(Interruption::WorkerPanicked(Worker::PackWriter).into());
             break;
         };
         g.stats.packs += 1;

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
-use crate::error::{RepoError, Result};
+use crate::error::{Interruption, RepoError, Result};
 use crate::storage::{Backend, FileInfo, FileKind};
 
 /// The operations a fault can target.
@@ -177,7 +177,7 @@ impl FaultyBackend {
     }
 
     fn dead_error() -> RepoError {
-        RepoError::Interrupted("injected fault: the process is considered dead".into())
+        Interruption::InjectedFault.into()
     }
 
     fn os_error(op: Op, kind: Option<FileKind>, name: &str, code: i32) -> RepoError {

@@ -55,7 +55,7 @@ fn node_from(e: &SourceEntry) -> Node {
 impl Walker<'_> {
     fn aborted(&self) -> Result<()> {
         if self.shared.abort.load(Relaxed) {
-            return Err(RepoError::Interrupted("snapshot stopped".into()));
+            return Err(Interruption::Aborted.into());
         }
         Ok(())
     }
@@ -144,7 +144,7 @@ impl Walker<'_> {
         }
         if self.dir_tx.send((dir.to_vec(), pending)).is_err() {
             self.aborted()?;
-            return Err(RepoError::Interrupted("tree writer stopped".into()));
+            return Err(Interruption::WorkerStopped(Worker::TreeWriter).into());
         }
         Ok(())
     }
@@ -310,9 +310,7 @@ impl Walker<'_> {
             };
             idx += 1;
             if self.chunk_tx.send(job).is_err() || self.shared.abort.load(Relaxed) {
-                break Err(ReadFailure::Repo(RepoError::Interrupted(
-                    "snapshot stopped".into(),
-                )));
+                break Err(ReadFailure::Repo(Interruption::Aborted.into()));
             }
         };
         if let Some(p) = probe {
