@@ -365,13 +365,7 @@ pub fn jpeg(
     payload_len: usize,
     seed: u64,
 ) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xD8];
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&exif_block(capture, content_id));
-    jpeg_segment(&mut out, 0xE1, &app1);
-    for chunk in noise(payload_len, seed).chunks(65_533) {
-        jpeg_segment(&mut out, 0xFE, chunk);
-    }
+    let mut out = jpeg_head(capture, content_id, payload_len, seed);
     // Quantisation table 0: all ones.
     let mut dqt = vec![0u8];
     dqt.extend_from_slice(&[1; 64]);
@@ -392,6 +386,24 @@ pub fn jpeg(
     // Bits: DC "0", AC EOB "0", padded with ones.
     out.push(0x3F);
     out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+/// SOI, APP1 Exif (capture time and offset, camera, Apple MakerNote with the content id),
+/// then `payload_len` bytes of noise in COM segments: a sample JPEG up to its image.
+fn jpeg_head(
+    capture: &CaptureTime,
+    content_id: Option<&str>,
+    payload_len: usize,
+    seed: u64,
+) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&exif_block(capture, content_id));
+    jpeg_segment(&mut out, 0xE1, &app1);
+    for chunk in noise(payload_len, seed).chunks(65_533) {
+        jpeg_segment(&mut out, 0xFE, chunk);
+    }
     out
 }
 

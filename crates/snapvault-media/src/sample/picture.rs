@@ -6,7 +6,7 @@
 //! an end-of-block code). That is a valid baseline JPEG (SOF0, 4:4:4 YCbCr) any decoder
 //! reads, a few kilobytes for [`WIDTH`]×[`HEIGHT`], with 4-pixel blocks at thumbnail size.
 
-use super::{Rng, exif_block, jpeg_segment, noise};
+use super::{Rng, jpeg_head, jpeg_segment};
 use crate::CaptureTime;
 
 /// The picture's size (multiples of 8; 4:3 like a phone's photos).
@@ -22,13 +22,7 @@ pub fn jpeg_picture(
     payload_len: usize,
     seed: u64,
 ) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xD8];
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&exif_block(capture, content_id));
-    jpeg_segment(&mut out, 0xE1, &app1);
-    for chunk in noise(payload_len, seed).chunks(65_533) {
-        jpeg_segment(&mut out, 0xFE, chunk);
-    }
+    let mut out = jpeg_head(capture, content_id, payload_len, seed);
     let scene = Scene::new(seed);
     encode(&mut out, WIDTH, HEIGHT, |x, y| scene.at(x, y));
     out.extend_from_slice(&[0xFF, 0xD9]);

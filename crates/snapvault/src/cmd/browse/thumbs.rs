@@ -120,24 +120,14 @@ pub fn thumb(
         }
         return Ok(Thumb::Image(t, "image/jpeg"));
     }
-    let heic = matches!(
-        snapvault_media::format_of(name.as_bytes(), &head),
-        snapvault_media::Format::Heif
-    );
+    let heic = is_heic(name, &head);
     drop(head);
     let p = if heic {
         let Some(d) = heif::decoder() else {
             return Ok(Thumb::Placeholder(Placeholder::Heic));
         };
-        let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
-        match d.render(lib, content, &work, heif::Size::Thumb) {
-            Ok((b, mime)) => {
-                let keep = if mime == "image/png" { &png } else { &jpg };
-                if let Some(p) = keep {
-                    let _ = crate::cache::write(p, &b);
-                }
-                return Ok(Thumb::Image(b, mime));
-            }
+        match decode_kept(d, lib, content, cache, heif::Size::Thumb, [&jpg, &png]) {
+            Ok((b, mime)) => return Ok(Thumb::Image(b, mime)),
             Err(e) => {
                 eprintln!("browse: no thumbnail for {name}: {e}");
                 Placeholder::HeicFailed
@@ -150,6 +140,31 @@ pub fn thumb(
         let _ = crate::cache::write(n, p.marker().as_bytes());
     }
     Ok(fallback(content, name, p))
+}
+
+fn is_heic(name: &str, head: &[u8]) -> bool {
+    matches!(
+        snapvault_media::format_of(name.as_bytes(), head),
+        snapvault_media::Format::Heif
+    )
+}
+
+/// A HEIC decoded by `d`, kept in the cache as `jpg` or `png`, by what the decoder writes.
+fn decode_kept(
+    d: &heif::Decoder,
+    lib: &Library,
+    content: &StoredContent,
+    cache: Option<&PathBuf>,
+    size: heif::Size,
+    [jpg, png]: [&Option<PathBuf>; 2],
+) -> std::io::Result<(Vec<u8>, &'static str)> {
+    let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
+    let (b, mime) = d.render(lib, content, &work, size)?;
+    let keep = if mime == "image/png" { png } else { jpg };
+    if let Some(p) = keep {
+        let _ = crate::cache::write(p, &b);
+    }
+    Ok((b, mime))
 }
 
 fn fallback(content: &StoredContent, name: &str, p: Placeholder) -> Thumb {
@@ -183,28 +198,15 @@ pub fn screen(
             return Ok(Thumb::Image(b, mime));
         }
     }
-    let head = media::head(lib, content)?;
-    let heic = matches!(
-        snapvault_media::format_of(name.as_bytes(), &head),
-        snapvault_media::Format::Heif
-    );
-    drop(head);
-    if !heic {
+    if !is_heic(name, &media::head(lib, content)?) {
         // Raw and TIFF files: the thumbnail stands in.
         return thumb(lib, cache, key, content, name);
     }
     let Some(d) = heif::screen_decoder() else {
         return Ok(Thumb::Placeholder(Placeholder::Heic));
     };
-    let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
-    match d.render(lib, content, &work, heif::Size::Screen) {
-        Ok((b, mime)) => {
-            let keep = if mime == "image/png" { &png } else { &jpg };
-            if let Some(p) = keep {
-                let _ = crate::cache::write(p, &b);
-            }
-            Ok(Thumb::Image(b, mime))
-        }
+    match decode_kept(d, lib, content, cache, heif::Size::Screen, [&jpg, &png]) {
+        Ok((b, mime)) => Ok(Thumb::Image(b, mime)),
         Err(e) => {
             eprintln!("browse: no screen-size picture of {name}: {e}");
             Ok(Thumb::Placeholder(Placeholder::HeicFailed))
