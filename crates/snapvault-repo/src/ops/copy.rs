@@ -29,9 +29,10 @@ use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
 use crate::format::id::{BlobId, SnapshotId};
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::Node;
+use crate::format::tree::{Node, Tree};
 use crate::repository::index::Index;
 use crate::repository::packer::Packer;
+use crate::repository::walk::{TreeWalker, Visitor};
 use crate::repository::{Repository, SnapshotEntry, parallel_map};
 
 mod learn;
@@ -295,13 +296,27 @@ impl TreeCopier<'_> {
             .map_err(|_| RepoError::Interrupted(Interruption::WorkerStopped(Worker::PackWriter)))
     }
 
-    /// Copy the tree `id` and everything under it (post-order); returns its new id.
-    fn tree(&self, map: &mut BlobMap, id: BlobId) -> Result<BlobId> {
-        if let Some(d) = self.known(map, &id) {
+    /// Copy the tree `root` and everything under it; returns its new id. A walk of the
+    /// tree walker (each tree once; a tree the destination holds already is not entered):
+    /// a folder's chunks are copied when its listing is read, the listing itself, with
+    /// the new ids, once everything under it is copied (post-order).
+    fn tree(&self, map: &mut BlobMap, root: BlobId) -> Result<BlobId> {
+        if let Some(d) = self.known(map, &root) {
             return Ok(d);
         }
-        let mut tree = self.src.load_tree(self.src_index, &id)?;
-        // The file chunks this folder needs copied, each once, on a few threads.
+        let mut v = CopyTrees {
+            c: self,
+            map,
+            open: Vec::new(),
+        };
+        TreeWalker::new(self.src, self.src_index).walk(root, &mut v)?;
+        self.known(map, &root)
+            .ok_or_else(|| RepoError::MissingBlob(root.to_hex()))
+    }
+
+    /// The chunks of the folder `tree` not in the destination yet, each once, on a few
+    /// threads.
+    fn chunks(&self, map: &mut BlobMap, tree: &Tree) -> Result<()> {
         let mut seen = HashSet::new();
         let mut todo = Vec::new();
         for n in &tree.nodes {
@@ -320,8 +335,19 @@ impl TreeCopier<'_> {
             let (s, d) = r?;
             map.insert(s, d);
         }
+        Ok(())
+    }
+
+    /// Store the folder listing `tree` (source id `id`) with every id replaced by its
+    /// destination id; everything under it is copied.
+    fn listing(&self, map: &mut BlobMap, id: BlobId, mut tree: Tree) -> Result<()> {
         for n in &mut tree.nodes {
-            self.map_node(map, n)?;
+            for c in n.content.iter_mut().chain(n.subtree.as_mut()) {
+                let s = *c;
+                *c = self
+                    .known(map, &s)
+                    .ok_or_else(|| RepoError::MissingBlob(s.to_hex()))?;
+            }
         }
         let bytes = tree.encode();
         let new = self.dst.crypto().blob_id(&bytes);
@@ -337,19 +363,6 @@ impl TreeCopier<'_> {
             self.store(e)?;
         }
         map.insert(id, new);
-        Ok(new)
-    }
-
-    fn map_node(&self, map: &mut BlobMap, n: &mut Node) -> Result<()> {
-        for c in &mut n.content {
-            let s = *c;
-            *c = self
-                .known(map, &s)
-                .ok_or_else(|| RepoError::MissingBlob(s.to_hex()))?;
-        }
-        if let Some(sub) = n.subtree {
-            n.subtree = Some(self.tree(map, sub)?);
-        }
         Ok(())
     }
 
@@ -384,3 +397,34 @@ impl TreeCopier<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// The walk of [`TreeCopier::tree`].
+struct CopyTrees<'c, 'm> {
+    c: &'c TreeCopier<'c>,
+    map: &'m mut BlobMap,
+    /// The listings entered and not yet stored, innermost last.
+    open: Vec<Tree>,
+}
+
+impl Visitor for CopyTrees<'_, '_> {
+    /// A folder the destination holds already is not entered.
+    fn entry(&mut self, _: &[u8], n: &Node) -> Result<bool> {
+        Ok(n.subtree
+            .is_none_or(|sub| self.c.known(self.map, &sub).is_none()))
+    }
+
+    fn tree(&mut self, _: &BlobId, _: &[u8], tree: &Tree) -> Result<bool> {
+        self.c.chunks(self.map, tree)?;
+        self.open.push(tree.clone());
+        Ok(true)
+    }
+
+    fn leave(&mut self, id: &BlobId, _: &[u8], _: Option<&Node>) -> Result<()> {
+        let tree = self.open.pop().unwrap_or_default();
+        self.c.listing(self.map, *id, tree)
+    }
+
+    fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> Result<()> {
+        Err(e)
+    }
+}

@@ -230,3 +230,60 @@ fn second_copy_reads_only_new_chunks_and_skips_copies() {
         );
     }
 }
+
+/// A listing shared by two folders is copied once and named by both copied folders; a
+/// listing that cannot be read stops the copy with its error, and no snapshot is written.
+#[test]
+fn shared_listings_are_copied_once_and_unreadable_ones_stop_the_copy() {
+    use crate::testing::trees::{Crafter, dir, save_snapshot};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    create_small_repo(&a, true);
+    create_small_repo(&b, true);
+    let (src, dst) = (open(&a), open(&b));
+    let c = Crafter::new(&src);
+    let shared = c.tree(vec![c.file("f.jpg", b"photo"), c.file("g.jpg", b"other")]);
+    let x = c.tree(vec![dir("x", shared)]);
+    let top = c.tree(vec![dir("a", shared), dir("b", x), dir("c", shared)]);
+    c.finish();
+    save_snapshot(&src, top, 1_700_000_000);
+    let res = copy_all(&src, &dst);
+    let Outcome::Copied(did) = res[0].outcome else {
+        panic!("{res:?}")
+    };
+    // Three listings and two chunks.
+    assert_eq!(res[0].stats.blobs_copied, 5, "{res:?}");
+    let di = dst.load_index().unwrap().index;
+    let root = dst
+        .load_tree(&di, &dst.load_snapshot(&did).unwrap().tree)
+        .unwrap();
+    let subs: Vec<BlobId> = root.nodes.iter().filter_map(|n| n.subtree).collect();
+    assert_eq!(subs[0], subs[2], "a/ and c/ name one listing");
+    let bx = dst.load_tree(&di, &subs[1]).unwrap();
+    assert_eq!(bx.nodes[0].subtree, Some(subs[0]), "and so does b/x/");
+    let names: Vec<String> = dst
+        .load_tree(&di, &subs[0])
+        .unwrap()
+        .nodes
+        .iter()
+        .map(|n| n.name.lossy())
+        .collect();
+    assert_eq!(names, ["f.jpg", "g.jpg"]);
+
+    // A second source snapshot with a listing that is missing.
+    let c = Crafter::new(&src);
+    let broken = c.tree(vec![dir("a", shared), dir("gone", BlobId::default())]);
+    c.finish();
+    let bad = save_snapshot(&src, broken, 1_700_000_100);
+    let src_index = src.load_index().unwrap().index;
+    let (all, _) = src.snapshots().unwrap();
+    let repos = Repos {
+        src: &src,
+        src_index: &src_index,
+        dst: &dst,
+        dst_index: dst.load_index().unwrap().index,
+    };
+    let e = copy(repos, &all, &[bad], &NoHooks).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    assert_eq!(dst.snapshots().unwrap().0.len(), 1);
+}
