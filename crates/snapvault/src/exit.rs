@@ -112,6 +112,10 @@ fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
     };
     match re {
         RepoError::NotFound(_) => Some("run `snapvault init` to create one"),
+        RepoError::Parity(snapvault_repo::ParityError::GroupDamaged { .. }) => Some(
+            "run `snapvault repair --apply` (it rebuilds the damaged file from parity), then run \
+             the command again",
+        ),
         RepoError::Key(KeyError::ChosenNoMatch { .. }) => Some("`snapvault key list` shows them"),
         RepoError::Prune(PruneError::BlobsNotIndexed { .. }) => Some(
             "run `snapvault repair` to see whether the packs hold them; a snapshot whose data is \

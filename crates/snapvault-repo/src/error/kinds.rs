@@ -42,6 +42,17 @@ pub enum ParityError {
     /// The Reed-Solomon library refused (shard counts or sizes it cannot code).
     #[error("Reed-Solomon codec: {0}")]
     Codec(String),
+    /// A file parity covers is to be removed or changed, and another member of its group
+    /// is damaged: the group cannot be rebuilt without baking the damage in.
+    #[error(
+        "{what} was left as it is: {member}, in the same parity group ({parity}), is damaged \
+         or missing, and the group must be whole before it is rebuilt"
+    )]
+    GroupDamaged {
+        what: String,
+        member: String,
+        parity: String,
+    },
 }
 
 /// Why prune stopped before changing anything (restic's `ErrPacksMissing` and kin): what it

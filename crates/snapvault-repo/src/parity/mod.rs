@@ -8,6 +8,7 @@
 //! same code serves the repository's backends, tests and the fuzz target.
 
 mod encode;
+pub mod guard;
 mod header;
 mod repair;
 pub mod store;

@@ -33,19 +33,25 @@ pub fn load(be: &dyn Backend) -> Result<(Vec<Loaded>, Vec<Unreadable>)> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for f in be.list(FileKind::Parity)? {
-        let read = |o: u64, l: usize| be.read_range(FileKind::Parity, &f.name, o, l).ok();
-        match parity_file_header(&f.name, f.size, read) {
-            Ok((header, data_at, both_copies)) => ok.push(Loaded {
-                name: f.name,
-                header,
-                data_at,
-                both_copies,
-                size: f.size,
-            }),
+        match load_one(be, &f.name, f.size) {
+            Ok(l) => ok.push(l),
             Err(e) => bad.push((f.name, e.to_string())),
         }
     }
     Ok((ok, bad))
+}
+
+/// The header of parity file `name` of `size` bytes.
+pub fn load_one(be: &dyn Backend, name: &str, size: u64) -> Result<Loaded> {
+    let read = |o: u64, l: usize| be.read_range(FileKind::Parity, name, o, l).ok();
+    let (header, data_at, both_copies) = parity_file_header(name, size, read)?;
+    Ok(Loaded {
+        name: name.to_string(),
+        header,
+        data_at,
+        both_copies,
+        size,
+    })
 }
 
 /// Split into the parity files in force and those another one supersedes.

@@ -128,6 +128,7 @@ impl Ctx {
                  run without SNAPVAULT_PASSWORD, --password-file or --password-command"
             );
         }
+        parity::opened(&loc, repo.crypto());
         if let Some(d) = &self.global.retry_lock {
             let d = crate::fmt::parse_duration(d).map_err(|e| anyhow!("--retry-lock: {e}"))?;
             repo.set_lock_wait(d);
@@ -144,6 +145,9 @@ impl Ctx {
 
 /// The backend for a repository location: a local folder, `s3:…` or `sftp:…`.
 pub fn open_backend(location: &str) -> Result<Arc<dyn Backend>> {
+    if let Some(guarded) = parity::guarded(location) {
+        return Ok(guarded);
+    }
     if !snapvault_remote::is_remote(location) {
         return Ok(Arc::new(LocalBackend::new(location)));
     }

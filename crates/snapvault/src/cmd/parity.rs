@@ -3,12 +3,16 @@
 //! each is wrapped by [`watch`] before and [`keep_up`] after (docs/format.md §15.5).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use snapvault_repo::RepoError;
 use snapvault_repo::backend::{Backend, FileKind};
 use snapvault_repo::config::Config;
+use snapvault_repo::crypto::Crypto;
+use snapvault_repo::lock::LockGuard;
 use snapvault_repo::parity::MemberKind;
+use snapvault_repo::parity::guard::Guard;
 use snapvault_repo::parity::store::{self, Changes, SyncReport};
 
 use super::Ctx;
@@ -16,19 +20,44 @@ use crate::cli::{Command, KeyCommand, ParityCommand};
 
 /// The files of a repository with parity, listed before a command runs.
 pub struct Before {
-    backend: Arc<dyn Backend>,
+    guard: Arc<Guard>,
     files: HashMap<(MemberKind, String), u64>,
+    /// The config's bytes: a rewrite keeps its size.
+    config: Option<Vec<u8>>,
+}
+
+/// Per location: the guard its command removes files through (see [`watch`]).
+static GUARDS: Mutex<Vec<(String, Arc<Guard>)>> = Mutex::new(Vec::new());
+/// Per location: the keys of the repository the command opened, for the parity update's
+/// own lock (so it asks for no password again).
+static OPENED: Mutex<Vec<(String, Crypto)>> = Mutex::new(Vec::new());
+
+/// The guarded backend of `location`, when its command keeps parity.
+pub fn guarded(location: &str) -> Option<Arc<dyn Backend>> {
+    let g = GUARDS.lock().ok()?;
+    let (_, guard) = g.iter().find(|(l, _)| l == location)?;
+    Some(guard.clone() as Arc<dyn Backend>)
+}
+
+/// Remember the keys of an opened repository (see [`OPENED`]).
+pub fn opened(location: &str, crypto: &Crypto) {
+    if let Ok(mut o) = OPENED.lock() {
+        o.retain(|(l, _)| l != location);
+        o.push((location.to_string(), crypto.clone()));
+    }
 }
 
 /// The repository a command may change, listed when it keeps parity; `None` otherwise
 /// (no parity, a command that writes nothing, or a repository that cannot be listed: the
-/// command itself will say why).
+/// command itself will say why). From here on the command removes files through a
+/// [`Guard`], so no parity in force names a file it removed (docs/format.md §15.5).
 pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
     let location = match cmd {
         Command::Snapshot(_)
         | Command::Forget(_)
         | Command::Prune(_)
         | Command::Repair(_)
+        | Command::Parity(_)
         | Command::Key(KeyCommand::Add(_) | KeyCommand::Passwd(_) | KeyCommand::Remove { .. }) => {
             ctx.repo_location().ok()?
         }
@@ -36,9 +65,18 @@ pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
         _ => return None,
     };
     let backend = super::open_backend(&location).ok()?;
-    level(backend.as_ref()).filter(|&p| p > 0)?;
+    let percent = level(backend.as_ref()).filter(|&p| p > 0)?;
     let files = store::current_files(backend.as_ref()).ok()?;
-    Some(Before { backend, files })
+    let config = backend.read(FileKind::Config, "config").ok();
+    let guard = Arc::new(Guard::new(backend, percent));
+    if let Ok(mut g) = GUARDS.lock() {
+        g.push((location, guard.clone()));
+    }
+    Some(Before {
+        guard,
+        files,
+        config,
+    })
 }
 
 /// The parity level in the config (plain JSON, no password needed); `None` if unreadable.
@@ -47,26 +85,83 @@ fn level(be: &dyn Backend) -> Option<u8> {
     Config::parse(&bytes, &be.location()).ok().map(|c| c.parity)
 }
 
-/// After a command: cover what it wrote, rebuild the groups of what it deleted.
+/// After a command: holding the repository's exclusive lock, remove the packs it removed
+/// (their groups rebuilt first), cover what it wrote, rebuild the groups of what it
+/// deleted otherwise. Without the lock (another command holds it) nothing is lost: the
+/// packs stay until a prune, and the next command covers the new files.
 pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
-    let be = before.backend.as_ref();
+    let guard = before.guard.clone();
+    let be = guard.inner().as_ref();
+    let location = be.location();
     let Some(percent) = level(be) else {
         return Ok(());
     };
+    let _lock = match lock(ctx, guard.inner().clone()) {
+        Some(Ok(l)) => l,
+        Some(Err(e @ (RepoError::Locked { .. } | RepoError::LockUnreadable { .. }))) => {
+            eprintln!(
+                "warning: parity not brought up to date now ({e}); the next command that \
+                 writes does it"
+            );
+            return Ok(());
+        }
+        Some(Err(e)) => return Err(e).context("locking the repository to update its parity"),
+        // The command never opened the repository, so it changed nothing.
+        None => return Ok(()),
+    };
+    snapvault_repo::testhooks::pause("parity-locked");
+    guard
+        .flush()
+        .with_context(|| format!("removing packs from the parity of {location}"))?;
     let now = store::current_files(be)?;
-    let deleted = before
+    let mut deleted: Vec<_> = before
         .files
         .into_keys()
         .filter(|f| !now.contains_key(f))
         .collect();
+    if be.read(FileKind::Config, "config").ok() != before.config {
+        deleted.push((MemberKind::Config, "config".into()));
+    }
     let changes = Changes {
         deleted,
         rebuild_all: false,
     };
     let r = store::sync(be, percent, &changes, &mut |m| progress(ctx, m))
-        .with_context(|| format!("updating the parity of {}", be.location()))?;
+        .with_context(|| format!("updating the parity of {location}"))?;
     report(ctx, &r, false);
     Ok(())
+}
+
+/// The exclusive lock for the parity update, waiting as `--retry-lock` says (at least a
+/// little: the command's own lock may still be going away); `None` when the command
+/// never opened the repository.
+fn lock(ctx: &Ctx, be: Arc<dyn Backend>) -> Option<std::result::Result<LockGuard, RepoError>> {
+    let location = be.location();
+    let crypto = OPENED
+        .lock()
+        .ok()?
+        .iter()
+        .find(|(l, _)| *l == location)?
+        .1
+        .clone();
+    let wait = ctx
+        .global
+        .retry_lock
+        .as_deref()
+        .and_then(|d| crate::fmt::parse_duration(d).ok())
+        .unwrap_or_default()
+        .max(std::time::Duration::from_secs(10));
+    let start = std::time::Instant::now();
+    Some(loop {
+        match LockGuard::acquire(be.clone(), crypto.clone(), true, "parity update") {
+            Err(RepoError::Locked { .. } | RepoError::LockUnreadable { .. })
+                if start.elapsed() < wait =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            other => break other,
+        }
+    })
 }
 
 pub fn run(ctx: &Ctx, cmd: ParityCommand) -> Result<i32> {

@@ -1,0 +1,260 @@
+//! Removing files that parity covers so that no parity in force ever names a file removed
+//! on purpose (format.md §15.5): otherwise a crash between a removal and the parity update
+//! would leave parity that `repair` reads as the file being lost, and it would bring a
+//! removed key file, a forgotten snapshot or a superseded index file back.
+//!
+//! [`Guard`] wraps a repository's backend for a command that may remove files. A key file,
+//! snapshot or index file (small groups) leaves its group before it is removed: the group
+//! is rebuilt without it, the new parity file superseding the old, the old one deleted, and
+//! only then the file. Packs are many per group and prune removes many at once: their
+//! removal waits for [`Guard::flush`], which rebuilds each of their groups once and then
+//! removes them; a crash before it leaves packs no index names, which the next prune
+//! removes. The config, when it is rewritten with other bytes, takes its group along.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::header::MemberKind;
+use super::repair::MemberState;
+use super::store::{self, Loaded};
+use crate::error::{ParityError, RepoError, Result};
+use crate::format::id::Id;
+use crate::format::text::short_name;
+use crate::storage::{Backend, FileInfo, FileKind};
+
+/// A file by kind and name.
+type File = (MemberKind, String);
+
+pub struct Guard {
+    inner: Arc<dyn Backend>,
+    percent: u8,
+    /// The parity files in force, read at the first removal and kept current by this guard.
+    in_force: Mutex<Option<Vec<Loaded>>>,
+    /// Packs removed by the command, for [`Guard::flush`].
+    pending: Mutex<Vec<String>>,
+}
+
+impl Guard {
+    /// `inner` at parity level `percent` (the config's).
+    pub fn new(inner: Arc<dyn Backend>, percent: u8) -> Guard {
+        Guard {
+            inner,
+            percent,
+            in_force: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn inner(&self) -> &Arc<dyn Backend> {
+        &self.inner
+    }
+
+    /// Rebuild the groups of the packs removed so far without them, then remove them;
+    /// returns how many were removed. Run it holding the repository's exclusive lock.
+    pub fn flush(&self) -> Result<usize> {
+        let packs = std::mem::take(&mut *lock(&self.pending));
+        if packs.is_empty() {
+            return Ok(0);
+        }
+        let gone: Vec<File> = packs
+            .iter()
+            .map(|p| (MemberKind::Pack, p.clone()))
+            .collect();
+        self.regroup(&gone, &[], "removing packs")?;
+        let mut n = 0;
+        for p in &packs {
+            match self.inner.remove(FileKind::Pack, p) {
+                Ok(()) => n += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// The parity files in force now (read once).
+    fn state(&self) -> Result<MutexGuard<'_, Option<Vec<Loaded>>>> {
+        let mut st = lock(&self.in_force);
+        if st.is_none() {
+            let (all, _unreadable) = store::load(self.inner.as_ref())?;
+            *st = Some(store::live(all).0);
+        }
+        Ok(st)
+    }
+
+    fn covered(&self, f: &File) -> Result<bool> {
+        let st = self.state()?;
+        Ok(st.iter().flatten().any(|l| names(l, f)))
+    }
+
+    /// Rebuild every group in force that names a file of `gone` (to be removed) or
+    /// `changed` (rewritten): without the first, with the second as it reads now. The other
+    /// members must be intact; a group whose members all go is simply deleted.
+    fn regroup(&self, gone: &[File], changed: &[File], what: &str) -> Result<()> {
+        let mut st = self.state()?;
+        let groups = st.get_or_insert_with(Vec::new);
+        let gone_set: HashSet<&File> = gone.iter().collect();
+        let changed_set: HashSet<&File> = changed.iter().collect();
+        let affected: Vec<usize> = (0..groups.len())
+            .filter(|&i| gone.iter().chain(changed).any(|f| names(&groups[i], f)))
+            .collect();
+        let mut written = Vec::new();
+        for &i in &affected {
+            let l = &groups[i];
+            let mut sizes = HashMap::new();
+            for m in &l.header.members {
+                if let Ok(s) = self.inner.size(m.kind.file_kind(), &m.name) {
+                    sizes.insert((m.kind, m.name.clone()), s);
+                }
+            }
+            let r = store::verify_group(self.inner.as_ref(), l, &sizes)?;
+            let mut keep = Vec::new();
+            for (m, state) in l.header.members.iter().zip(&r.members) {
+                let f = (m.kind, m.name.clone());
+                if gone_set.contains(&f) {
+                    continue;
+                }
+                if *state != MemberState::Intact && !changed_set.contains(&f) {
+                    return Err(ParityError::GroupDamaged {
+                        what: what.to_string(),
+                        member: format!("{} {}", m.kind.file_kind().name(), short_name(&m.name)),
+                        parity: short_name(&l.name).to_string(),
+                    }
+                    .into());
+                }
+                let size = match sizes.get(&f) {
+                    Some(s) => *s,
+                    None => self.inner.size(m.kind.file_kind(), &m.name)?,
+                };
+                keep.push((m.kind, m.name.clone(), size));
+            }
+            if keep.is_empty() {
+                continue;
+            }
+            let old: Vec<Id> = l.name.parse().ok().into_iter().collect();
+            let (name, size) = store::write_group(self.inner.as_ref(), self.percent, &keep, old)?;
+            written.push(store::load_one(self.inner.as_ref(), &name, size)?);
+        }
+        // The replacements are durable: the old files go (they are superseded already).
+        for &i in affected.iter().rev() {
+            let l = groups.remove(i);
+            self.inner.remove(FileKind::Parity, &l.name)?;
+        }
+        groups.extend(written);
+        Ok(())
+    }
+}
+
+fn names(l: &Loaded, f: &File) -> bool {
+    l.header
+        .members
+        .iter()
+        .any(|m| m.kind == f.0 && m.name == f.1)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn is_not_found(e: &RepoError) -> bool {
+    matches!(e, RepoError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn member_kind(kind: FileKind) -> Option<MemberKind> {
+    Some(match kind {
+        FileKind::Config => MemberKind::Config,
+        FileKind::Key => MemberKind::Key,
+        FileKind::Snapshot => MemberKind::Snapshot,
+        FileKind::Index => MemberKind::Index,
+        FileKind::Pack => MemberKind::Pack,
+        FileKind::Lock | FileKind::Parity => return None,
+    })
+}
+
+impl Backend for Guard {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        self.inner.exists(kind, name)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.inner.read_range_into(kind, name, offset, len, buf)
+    }
+    fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
+        self.inner.prefetch(kind, name, offset, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        self.inner.write(kind, name, data)
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
+        self.inner.list(kind)
+    }
+    /// A config rewritten with other bytes than its group recorded takes the group along
+    /// (a file put back as parity recorded it leaves the group as it is).
+    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        self.inner.replace(kind, name, data)?;
+        let Some(mk) = member_kind(kind).filter(|k| *k == MemberKind::Config) else {
+            return Ok(());
+        };
+        let f = (mk, name.to_string());
+        let hash = *blake3::hash(data).as_bytes();
+        let stale = self.state()?.iter().flatten().any(|l| {
+            l.header
+                .members
+                .iter()
+                .any(|m| m.kind == f.0 && m.name == f.1 && m.hash != hash)
+        });
+        if stale {
+            self.regroup(&[], &[f], "the new config's parity")?;
+        }
+        Ok(())
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        self.inner.size(kind, name)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        let Some(mk) = member_kind(kind) else {
+            return self.inner.remove(kind, name);
+        };
+        let f = (mk, name.to_string());
+        if !self.covered(&f)? {
+            return self.inner.remove(kind, name);
+        }
+        if mk == MemberKind::Pack {
+            lock(&self.pending).push(name.to_string());
+            return Ok(());
+        }
+        let what = format!("{} {}", kind.name(), short_name(name));
+        self.regroup(std::slice::from_ref(&f), &[], &what)?;
+        self.inner.remove(kind, name)
+    }
+    fn age_secs(&self, kind: FileKind, name: &str) -> Result<Option<u64>> {
+        self.inner.age_secs(kind, name)
+    }
+    fn checkpoint_packs(&self) -> usize {
+        self.inner.checkpoint_packs()
+    }
+    fn create_layout(&self) -> Result<()> {
+        self.inner.create_layout()
+    }
+    fn leftover_temp_files(&self) -> Result<Vec<FileInfo>> {
+        self.inner.leftover_temp_files()
+    }
+    fn remove_leftover_temp_files(&self, min_age_secs: u64) -> Result<usize> {
+        self.inner.remove_leftover_temp_files(min_age_secs)
+    }
+}
