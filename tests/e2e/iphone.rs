@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use snapvault_fakephone::{FakePhone, FakePhoneConfig};
 
+mod locked;
+mod names;
 mod pairing;
 
 use crate::common::{
@@ -500,20 +502,6 @@ fn usbmuxd_not_running_is_a_clear_error() {
     let out = run_plain("not-an-address", &["devices"]);
     assert_failed(&out);
     assert_stderr(&out, "USBMUXD_SOCKET_ADDRESS");
-}
-
-#[test]
-fn locked_phone_says_unlock() {
-    let lab = Lab::new(2, 9);
-    let mut cfg = lab.cfg();
-    cfg.locked = true;
-    let phone = start(cfg);
-    refused(
-        &lab,
-        &phone.usbmuxd_address(),
-        &[],
-        "locked with its passcode: unlock it",
-    );
 }
 
 #[test]

@@ -67,6 +67,9 @@ pub struct FakePhoneConfig {
     /// Passcode locked (`StartService` → `PasswordProtected` unless the request carries the
     /// pair record's escrow bag; `Pair` → `PasswordProtected`).
     pub locked: bool,
+    /// usbmuxd's pair record has no `EscrowBag` (a record some tools make, or one from before
+    /// the phone handed bags out): nothing can start a service while the phone is locked.
+    pub record_without_escrow_bag: bool,
     /// Cut the AFC connection (mid-packet) once this many file bytes were served, and
     /// disappear from usbmuxd's device list like an unplugged phone.
     pub disconnect_after_bytes: Option<u64>,
@@ -113,6 +116,7 @@ impl FakePhoneConfig {
             trust_after: None,
             deny_trust: false,
             locked: false,
+            record_without_escrow_bag: false,
             disconnect_after_bytes: None,
             stall: false,
             bytes_per_sec: None,
@@ -267,7 +271,8 @@ impl FakePhone {
             let udid = cfg.device_udid(i);
             let mut trusted = None;
             if cfg.paired {
-                records.insert(udid.clone(), pairing::pair_record(&material, &udid));
+                let bag = !cfg.record_without_escrow_bag;
+                records.insert(udid.clone(), pairing::pair_record(&material, &udid, bag));
                 if !cfg.trust_revoked {
                     trusted = Some(phone::Trusted {
                         host_id: pairing::HOST_ID.into(),

@@ -25,6 +25,7 @@ options:
   --deny-trust                  the user taps Don't Trust instead (UserDeniedPairing)
   --locked                      passcode locked (StartService: PasswordProtected unless
                                 the pair record's EscrowBag comes with it)
+  --record-without-escrow-bag   usbmuxd's pair record holds no EscrowBag
   --disconnect-after-bytes N    unplug after serving N file bytes
   --stall                       never answer file reads
   --bytes-per-sec N             the link's bandwidth (all connections share it)
@@ -79,6 +80,7 @@ fn parse(args: &[String]) -> Result<(FakePhoneConfig, Listen), String> {
             }
             "--deny-trust" => cfg.deny_trust = true,
             "--locked" => cfg.locked = true,
+            "--record-without-escrow-bag" => cfg.record_without_escrow_bag = true,
             "--disconnect-after-bytes" => cfg.disconnect_after_bytes = Some(num(a, val(a)?)?),
             "--stall" => cfg.stall = true,
             "--bytes-per-sec" => cfg.bytes_per_sec = Some(num(a, val(a)?)?),

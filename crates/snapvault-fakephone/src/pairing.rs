@@ -54,14 +54,14 @@ fn generate() -> Result<Material, wire::PairingError> {
 }
 
 /// The pair record usbmuxd hands out for `udid` (XML plist bytes), with the keys the host
-/// keeps (`HostPrivateKey`, `RootPrivateKey`) and the phone's escrow bag.
-pub(crate) fn pair_record(m: &Material, udid: &str) -> Vec<u8> {
+/// keeps (`HostPrivateKey`, `RootPrivateKey`) and, `with_bag`, the phone's escrow bag.
+pub(crate) fn pair_record(m: &Material, udid: &str, with_bag: bool) -> Vec<u8> {
     PairRecord {
         certs: m.record.clone(),
         host_id: HOST_ID.into(),
         system_buid: SYSTEM_BUID.into(),
         wifi_mac: WIFI_MAC.into(),
-        escrow_bag: Some(m.escrow_bag.clone()),
+        escrow_bag: with_bag.then(|| m.escrow_bag.clone()),
         udid: Some(udid.into()),
     }
     .to_plist()

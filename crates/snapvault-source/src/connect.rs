@@ -78,7 +78,13 @@ async fn lockdown(
     if !start_afc {
         return Ok(None);
     }
-    let svc = ld.start_service(AFC_SERVICE).await.map_err(from_idevice)?;
+    // With the pair record's escrow bag, as Finder and iTunes send it
+    // (`AMDeviceSecureStartService`): a locked phone that was unlocked once since it started
+    // still starts the service. Without a bag a locked phone refuses (`Locked`: unlock it).
+    let svc = ld
+        .start_service_with_escrow(AFC_SERVICE, pairing.escrow_bag.clone())
+        .await
+        .map_err(from_idevice)?;
     Ok(Some(svc))
 }
 

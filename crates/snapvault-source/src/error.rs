@@ -61,11 +61,17 @@ pub enum SourceError {
     TrustDenied,
 
     #[error(
-        "nobody tapped “Trust” on the iPhone within {secs} s: unlock the iPhone, run again and \
-         tap “Trust” when it asks “Trust This Computer?” (if it does not ask, unplug it and \
-         plug it in again)"
+        "nobody tapped “Trust” on the iPhone {} within {secs} s: unlock the iPhone, run again \
+         and tap “Trust” when it asks “Trust This Computer?” (if it does not ask, unplug it \
+         and plug it in again)",
+        phone_label(name, udid)
     )]
-    TrustTimeout { secs: u64 },
+    TrustTimeout {
+        secs: u64,
+        /// As the phone calls itself (untrusted: shown escaped).
+        name: String,
+        udid: String,
+    },
 
     #[error(
         "the iPhone is locked, so it cannot ask whether to trust this computer: unlock it \
@@ -100,6 +106,32 @@ pub enum SourceError {
 
     #[error("I/O error talking to the iPhone: {0}")]
     Io(#[from] io::Error),
+}
+
+/// A phone as named in a message: `“NAME” (UDID)`, or the UDID alone. Both come from the
+/// device, so control characters (and the Unicode controls that reorder text) are shown
+/// escaped — the rule of snapvault-repo's `text::escaped`, which this crate does not
+/// depend on: a crafted name can neither forge a line of output nor drive the terminal.
+pub(crate) fn phone_label(name: &str, udid: &str) -> String {
+    if name.is_empty() {
+        shown(udid)
+    } else {
+        format!("“{}” ({})", shown(name), shown(udid))
+    }
+}
+
+fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl SourceError {

@@ -206,6 +206,21 @@ pub struct Pairing {
 impl Pairing {
     /// Two minutes: time to find the phone, unlock it, tap Trust and enter the passcode.
     pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+
+    /// The wait for a user: [`Pairing::DEFAULT_WAIT`]. Only in test builds (feature
+    /// `test-faults`, which `cargo build --release` never enables) a whole number of seconds
+    /// in `SNAPVAULT_TEST_TRUST_WAIT_SECS` replaces it, so the end-to-end tests of a prompt
+    /// nobody answers take seconds, not minutes.
+    pub fn default_wait() -> Duration {
+        #[cfg(feature = "test-faults")]
+        if let Some(secs) = std::env::var("SNAPVAULT_TEST_TRUST_WAIT_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return Duration::from_secs(secs);
+        }
+        Self::DEFAULT_WAIT
+    }
 }
 
 impl fmt::Debug for Pairing {

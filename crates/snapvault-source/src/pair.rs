@@ -164,6 +164,8 @@ pub(crate) async fn pair(
                 if waited >= pairing.wait {
                     return Err(SourceError::TrustTimeout {
                         secs: pairing.wait.as_secs().max(1),
+                        name,
+                        udid: dev.udid.clone(),
                     });
                 }
                 tokio::time::sleep(RETRY.min(pairing.wait - waited)).await;

@@ -295,12 +295,21 @@ fn trust_and_lock_errors_say_what_to_do() {
     assert!(matches!(e, SourceError::TrustRevoked), "{e}");
     assert!(e.to_string().contains("tap Trust"));
 
+    // Locked, and the pair record has no escrow bag to start services with.
     let mut c = base.clone();
     c.locked = true;
+    c.record_without_escrow_bag = true;
     let (_p, addr) = start(c);
     let e = Device::connect(&addr, None, opts()).unwrap_err();
     assert!(matches!(e, SourceError::Locked), "{e}");
     assert!(e.to_string().contains("unlock it"));
+
+    // With the bag (as usbmuxd keeps it from the pairing) a locked phone serves.
+    let mut c = base.clone();
+    c.locked = true;
+    let (_p, addr) = start(c);
+    let dev = Device::connect(&addr, None, opts()).unwrap();
+    assert!(!dev.list_dcim().unwrap().is_empty());
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use snapvault_repo::fs_source::{Source, SourceEntry};
 use snapvault_repo::snapshot;
+use snapvault_repo::text::escaped;
 use snapvault_repo::tree::{Name, NodeKind};
 use snapvault_source::{
     Device, DeviceEntry, DeviceOptions, Pairing, PairingEvent, SourceError, UsbmuxdAddress,
@@ -46,7 +47,7 @@ pub fn connect(udid: Option<&str>) -> Result<Device> {
 /// its Trust prompt, and the user is told (on stderr) what to do and what happened.
 pub fn options(pair: bool) -> DeviceOptions {
     let pairing = pair.then(|| Pairing {
-        wait: Pairing::DEFAULT_WAIT,
+        wait: Pairing::default_wait(),
         notify: Arc::new(|e: &PairingEvent<'_>| match e {
             // Once per pairing: the command waits for the user from here on.
             PairingEvent::WaitingForTrust { .. } => {
@@ -69,7 +70,9 @@ pub fn options(pair: bool) -> DeviceOptions {
     }
 }
 
+/// The phone in a message; its name and UDID come from the device, so they are escaped.
 fn phone_name(name: &str, udid: &str) -> String {
+    let (name, udid) = (escaped(name), escaped(udid));
     if name.is_empty() {
         format!("the iPhone {udid}")
     } else {

@@ -231,6 +231,8 @@ fn devices_shows_a_locked_phone_as_locked() {
     for locked in [false, true] {
         let mut cfg = FakePhoneConfig::new(&lib);
         cfg.locked = locked;
+        // With the record's escrow bag a locked phone still shares its files (iphone::locked).
+        cfg.record_without_escrow_bag = locked;
         let phone = FakePhone::start(cfg).expect("fake iPhone");
         let run = |args: &[&str]| {
             let mut c = base_command();

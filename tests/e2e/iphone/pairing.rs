@@ -127,3 +127,46 @@ fn a_locked_untrusted_phone_says_unlock() {
     );
     assert_eq!(out.code, Some(1), "{out}");
 }
+
+/// `snapshot iphone` with the Trust prompt's wait cut to `secs` (test builds only).
+fn snapshot_waiting(lab: &Lab, phone: &FakePhone, secs: u64) -> Out {
+    let mut c = with_mux(
+        lab.sv.command(&["snapshot", "iphone"]),
+        &phone.usbmuxd_address(),
+    );
+    c.env("SNAPVAULT_TEST_TRUST_WAIT_SECS", secs.to_string());
+    run_command(c, DEFAULT_TIMEOUT)
+}
+
+#[test]
+fn nobody_tapping_trust_ends_with_the_phone_and_what_to_do() {
+    let lab = Lab::new(2, 35);
+    let mut cfg = untrusted(&lab, None);
+    cfg.name = "Anna's iPhone".into();
+    let udid = cfg.udid.clone();
+    let phone = start(cfg);
+    let before = listing(&lab.sv.repo);
+    let out = snapshot_waiting(&lab, &phone, 2);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.stderr.matches(PROMPT).count(), 1, "{out}");
+    assert_stderr(
+        &out,
+        &format!("nobody tapped “Trust” on the iPhone “Anna's iPhone” ({udid}) within 2 s"),
+    );
+    assert_stderr(&out, "unlock the iPhone, run again and tap “Trust”");
+    assert_unchanged(&before, &lab.sv.repo, "a snapshot nobody let pair");
+    assert!(lab.snapshots().is_empty());
+}
+
+#[test]
+fn tapping_trust_within_the_wait_goes_on() {
+    let lab = Lab::new(2, 36);
+    // Tapped after 2 s; the wait (30 s) leaves room for a busy machine.
+    let phone = start(untrusted(&lab, Some(Duration::from_secs(2))));
+    let out = snapshot_waiting(&lab, &phone, 30);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stderr.matches(PROMPT).count(), 1, "{out}");
+    assert_stderr(&out, "trusts this computer now");
+    let target = lab.restore("latest", "restored");
+    assert_same_files(&dcim_files(&lab.lib), &target);
+}

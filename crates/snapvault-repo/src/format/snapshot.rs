@@ -46,10 +46,18 @@ impl Source {
         }
     }
 
+    /// The source in a message or listing. The phone's name and UDID came from the device
+    /// and the paths from the file system: shown escaped ([`crate::format::text::escaped`]).
     pub fn describe(&self) -> String {
+        use crate::format::text::escaped;
         match &self.device {
-            Some(d) => format!("{} ({})", d.name, d.udid),
-            None => self.paths.join(", "),
+            Some(d) => format!("{} ({})", escaped(&d.name), escaped(&d.udid)),
+            None => self
+                .paths
+                .iter()
+                .map(|p| escaped(p))
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }

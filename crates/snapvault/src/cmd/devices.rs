@@ -1,4 +1,5 @@
 use anyhow::Result;
+use snapvault_repo::text::escaped;
 use snapvault_source::{UsbmuxdAddress, list_devices_with};
 
 use super::Ctx;
@@ -21,13 +22,14 @@ pub fn run(ctx: &Ctx, a: DevicesArgs) -> Result<i32> {
         "{:<26} {:<20} {:<12} {:<8} trusted",
         "udid", "name", "model", "iOS"
     );
+    // What the phones say about themselves is shown escaped (`--json` carries it exactly).
     for d in &devices {
         println!(
             "{:<26} {:<20} {:<12} {:<8} {}",
-            d.udid,
-            d.name,
-            d.model,
-            d.ios_version,
+            escaped(&d.udid),
+            escaped(&d.name),
+            escaped(&d.model),
+            escaped(&d.ios_version),
             if d.locked {
                 "yes, but locked (unlock it with its passcode)"
             } else if d.paired {

@@ -6,6 +6,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 use snapvault_repo::snapshot::Snapshot;
+use snapvault_repo::text::escaped;
 use snapvault_repo::tree::{Node, NodeKind};
 use snapvault_repo::walk::{Sharing, TreeWalker, Visitor};
 use snapvault_repo::{BlobId, RepoError, SnapshotId};
@@ -144,7 +145,7 @@ fn search(trees: &mut TreeWalker, inc: &Include, root: BlobId) -> Result<Matches
 /// The phone's name, or the folders backed up.
 fn source_of(s: &Snapshot) -> String {
     match &s.source.device {
-        Some(d) => format!("iPhone \"{}\"", d.name),
+        Some(d) => format!("iPhone \"{}\"", escaped(&d.name)),
         None => format!("{} {}", s.hostname, s.source.paths.join(", ")),
     }
 }

@@ -134,13 +134,14 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         let phone = crate::iphone::IphoneSource::new(device)?;
         let source = phone.snapshot_source();
         if !ctx.global.quiet {
+            // Every fact comes from the phone: shown escaped, never raw to the terminal.
             let i = phone.device.info();
             eprintln!(
                 "iPhone {} ({} {}, iOS {}): {}",
-                i.name,
-                i.model,
-                i.udid,
-                i.ios_version,
+                escaped(&i.name),
+                escaped(&i.model),
+                escaped(&i.udid),
+                escaped(&i.ios_version),
                 crate::library::photodata_words(&phone)
             );
         }
