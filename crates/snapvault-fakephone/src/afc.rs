@@ -293,6 +293,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Replies the reader may have queued ahead of the writer.
 const QUEUED_REPLIES: usize = 64;
 
+/// Waits until the link has carried a reply. A time already past (no turnaround, no
+/// bandwidth limit) costs nothing: tokio's timer rounds every deadline up to its next
+/// millisecond, so even `sleep_until(now)` would hold each reply up to 1 ms, and a
+/// phone "without limits" would answer no faster than one reply per timer tick.
+async fn wait_until(at: Instant) {
+    if at > Instant::now() {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 /// Writes each reply once the link has carried it.
 async fn write_replies(
     mut w: WriteHalf<Sock>,
@@ -312,7 +322,7 @@ async fn write_replies(
                 body,
                 data,
             } => {
-                tokio::time::sleep_until(at).await;
+                wait_until(at).await;
                 w.write_all(&head).await?;
                 w.write_all(&body).await?;
                 if in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -329,7 +339,7 @@ async fn write_replies(
                 }
             }
             Out::Cut { at, bytes } => {
-                tokio::time::sleep_until(at).await;
+                wait_until(at).await;
                 st.unplugged.store(true, Ordering::SeqCst);
                 w.write_all(&bytes).await?;
                 w.flush().await?;

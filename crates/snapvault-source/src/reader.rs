@@ -91,8 +91,30 @@ impl Producer {
             let Some(next) = in_flight.pop_front() else {
                 continue;
             };
+            // While this reply is on its way, a credit the reader gives back goes out as a
+            // read at once, not only after this reply arrived: else a block consumed while
+            // the next one is still coming would leave a single read in flight, and every
+            // block would wait for the phone's turnaround (the loopback pull's pace).
+            let reply = self.shared.read(next, self.block, &self.path);
+            tokio::pin!(reply);
+            let reply = loop {
+                tokio::select! {
+                    biased;
+                    r = &mut reply => break r,
+                    permit = self.credits.acquire() => match permit {
+                        Ok(p) => {
+                            p.forget();
+                            match self.shared.send_read(fd, self.block, &self.path) {
+                                Ok(p) => in_flight.push_back(p),
+                                Err(e) => return Some(Msg::Err(e.for_file(&self.path))),
+                            }
+                        }
+                        Err(_) => return None,
+                    },
+                }
+            };
             // The reads still in flight after the end get empty replies; nobody waits for them.
-            match self.shared.read(next, self.block, &self.path).await {
+            match reply {
                 Ok(d) if d.is_empty() => return Some(Msg::Eof),
                 Ok(d) => {
                     if self.tx.send(Msg::Data(d)).is_err() {
@@ -304,5 +326,91 @@ impl Drop for DeviceReader {
         self.rx = None;
         self.shared.afc.recycle(std::mem::take(&mut self.cur));
         let _ = self.done.recv_timeout(self.wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::afc::AfcConn;
+    use crate::wire::afc::{self as wire, Reply, Request};
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    const BLOCK: usize = 64 * 1024;
+
+    /// The next request the client sent, `None` once it has gone.
+    async fn request(phone: &mut DuplexStream) -> Option<(u64, Request)> {
+        let mut hdr = [0u8; wire::HEADER_LEN];
+        phone.read_exact(&mut hdr).await.ok()?;
+        let h = wire::decode_header(&hdr, wire::MAX_REQUEST_PAYLOAD).ok()?;
+        let mut rest = vec![0u8; h.body_len() as usize];
+        phone.read_exact(&mut rest).await.ok()?;
+        let hp = rest.get(..h.header_payload_len())?;
+        Some((h.packet_num, wire::decode_request(&h, hp).ok()?))
+    }
+
+    async fn reply(phone: &mut DuplexStream, num: u64, r: Reply) {
+        let _ = phone.write_all(&wire::encode_reply(num, &r)).await;
+    }
+
+    /// The reader takes a block while the next one is still coming: the read its credit
+    /// pays for goes out at once, before that next block's reply, so the reads in flight
+    /// stay as many as the credits.
+    #[test]
+    fn a_block_taken_sends_its_read_before_the_next_reply_arrives() {
+        let rt = Runtime::start().unwrap();
+        let (phone, host) = tokio::io::duplex(1 << 20);
+        let timeout = Duration::from_secs(30);
+        let afc = rt
+            .run(async move { Ok(AfcConn::start(Box::new(host), timeout)) })
+            .unwrap();
+        let shared = Arc::new(Shared {
+            afc,
+            bytes: AtomicU64::new(0),
+        });
+        let (seen_tx, seen_rx) = mpsc::channel();
+        rt.handle.spawn(async move {
+            let mut phone = phone;
+            let (first, _) = request(&mut phone).await.unwrap();
+            let (second, _) = request(&mut phone).await.unwrap();
+            reply(&mut phone, first, Reply::Data(vec![1; BLOCK])).await;
+            // Block 2 is not answered until the read for block 3 came (or 10 s passed).
+            let third = tokio::time::timeout(Duration::from_secs(10), request(&mut phone))
+                .await
+                .ok()
+                .flatten();
+            let _ = seen_tx.send(third.is_some());
+            reply(&mut phone, second, Reply::Data(vec![2; BLOCK])).await;
+            // The end of the file for every later read; the close succeeds.
+            let mut next = third;
+            loop {
+                match next {
+                    Some((n, Request::Read { .. })) => {
+                        reply(&mut phone, n, Reply::Data(Vec::new())).await
+                    }
+                    Some((n, _)) => reply(&mut phone, n, Reply::Status(0)).await,
+                    None => break,
+                }
+                next = request(&mut phone).await;
+            }
+        });
+        let opts = DeviceOptions {
+            read_block: BLOCK,
+            prefetch_blocks: 2,
+            ..DeviceOptions::default()
+        };
+        let mut r = DeviceReader::start(&rt, &shared, &opts, "/DCIM/A".into(), Some(3), true);
+        // Busy elsewhere (chunking the file before, say) while block 1 arrives: the
+        // producer is waiting for block 2 when the credit comes back. (Without this pause
+        // the reader may take block 1 before the producer looks for credits again.)
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(r.next_block().unwrap(), Some(vec![1; BLOCK]));
+        assert!(
+            seen_rx.recv().unwrap(),
+            "the read paid for by block 1 waited for block 2's reply"
+        );
+        assert_eq!(r.next_block().unwrap(), Some(vec![2; BLOCK]));
+        assert_eq!(r.next_block().unwrap(), None);
     }
 }
