@@ -51,6 +51,16 @@ fn init_with_parity(repo: &Path, level: &str) -> Sv {
     sv
 }
 
+/// Add a second password (key file) to the repository.
+fn add_key(sv: &Sv) {
+    let mut add = sv.command(&["key", "add"]);
+    add.env("SNAPVAULT_NEW_PASSWORD", SECOND_PASSWORD);
+    let out = run_command(add, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
+const SECOND_PASSWORD: &str = "another long password for parity";
+
 fn library(dir: &Path) {
     write_random(&dir.join("DCIM/IMG_0001.HEIC"), 1, 700_000);
     write_random(&dir.join("DCIM/IMG_0002.JPG"), 2, 300_000);
@@ -85,10 +95,7 @@ fn parity_covers_every_file_through_snapshot_forget_prune_keys_and_level_changes
     ]);
     assert_covered(&sv.repo, 10);
 
-    let mut add = sv.command(&["key", "add"]);
-    add.env("SNAPVAULT_NEW_PASSWORD", "another long password for parity");
-    let out = run_command(add, std::time::Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{out}");
+    add_key(&sv);
     assert_covered(&sv.repo, 10);
 
     sv.ok(&["parity", "set", "0"]);
@@ -174,12 +181,7 @@ fn damaged_setup(tmp: &Path, level: &str) -> (Sv, std::path::PathBuf) {
     library(&src);
     write_random(&src.join("DCIM/IMG_0004.MOV"), 4, 1_500_000);
     let sv = init_with_parity(&tmp.join("repo"), level);
-    let mut add = sv.command(&["key", "add"]);
-    add.env("SNAPVAULT_NEW_PASSWORD", "another long password for parity");
-    assert_eq!(
-        run_command(add, std::time::Duration::from_secs(120)).code,
-        Some(0)
-    );
+    add_key(&sv);
     sv.snapshot(&[&src], &[]);
     write_random(&src.join("DCIM/IMG_0005.HEIC"), 5, 200_000);
     sv.snapshot(&[&src], &[]);
@@ -583,16 +585,14 @@ fn parity_set_keeps_the_key_files_copies_of_the_config_in_step() {
     check_clean(&sv, "parity set 0");
 
     let other = init_with_parity(&tmp.path().join("other"), "5");
-    let mut add = other.command(&["key", "add"]);
-    add.env("SNAPVAULT_NEW_PASSWORD", "another long password for parity");
-    assert_eq!(run_command(add, DEFAULT_TIMEOUT).code, Some(0));
+    add_key(&other);
     other.snapshot(&[&src], &[]);
     other.ok(&["parity", "set", "10"]);
     check_clean(&other, "init --parity 5, parity set 10");
     assert_covered(&other.repo, 10);
     // Either password still opens it, with the copy the key file holds now.
     let mut second = other.command(&["snapshots"]);
-    second.env("SNAPVAULT_PASSWORD", "another long password for parity");
+    second.env("SNAPVAULT_PASSWORD", SECOND_PASSWORD);
     assert_eq!(run_command(second, DEFAULT_TIMEOUT).code, Some(0));
 }
 
@@ -706,9 +706,7 @@ fn a_crash_after_a_removal_never_lets_repair_bring_the_file_back() {
         let work = tmp.path().join(format!("case-{n}"));
         std::fs::create_dir_all(&work).unwrap();
         let sv = init_with_parity(&work.join("repo"), "10");
-        let mut add = sv.command(&["key", "add"]);
-        add.env("SNAPVAULT_NEW_PASSWORD", "another long password for parity");
-        assert_eq!(run_command(add, DEFAULT_TIMEOUT).code, Some(0));
+        add_key(&sv);
         sv.snapshot(&[&src], &[]);
         write_random(
             &src.join(format!("DCIM/GONE_{n}.HEIC")),

@@ -21,6 +21,17 @@ pub struct Finding {
     pub damaged_sectors: usize,
 }
 
+/// "pack 3f2a… (2 damaged 4 KiB sector(s))": how `check` and `repair` name a finding.
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({} damaged 4 KiB sector(s))",
+            self.kind, self.name, self.damaged_sectors
+        )
+    }
+}
+
 /// What parity protects and, after a read pass, what it found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ParityStatus {
@@ -142,14 +153,12 @@ fn verify_one(
                 }
                 if apply {
                     write_back(be, m.kind.file_kind(), &m.name, &bytes)?;
+                    let f = finding(damaged_shards);
                     log(format!(
-                        "repaired from parity: {} {} ({damaged_shards} damaged 4 KiB sector(s)), \
-                         from parity file {}",
-                        kind_name(m.kind),
-                        m.name,
+                        "repaired from parity: {f}, from parity file {}",
                         short_name(&l.name)
                     ));
-                    st.repaired.push(finding(damaged_shards));
+                    st.repaired.push(f);
                 } else {
                     st.repairable.push(finding(damaged_shards));
                 }
@@ -255,18 +264,16 @@ pub fn describe(st: &ParityStatus) -> Vec<String> {
             st.files_unprotected, st.level
         ));
     }
-    for f in &st.repairable {
-        out.push(format!(
-            "repairable from parity: {} {} ({} damaged 4 KiB sector(s))",
-            f.kind, f.name, f.damaged_sectors
-        ));
-    }
-    for f in &st.lost {
-        out.push(format!(
-            "lost (beyond what parity repairs): {} {} ({} damaged 4 KiB sector(s))",
-            f.kind, f.name, f.damaged_sectors
-        ));
-    }
+    out.extend(
+        st.repairable
+            .iter()
+            .map(|f| format!("repairable from parity: {f}")),
+    );
+    out.extend(
+        st.lost
+            .iter()
+            .map(|f| format!("lost (beyond what parity repairs): {f}")),
+    );
     for n in &st.parity_files_damaged {
         out.push(format!(
             "parity file {n} is damaged (its group is still checked; `snapvault repair --apply` \

@@ -52,16 +52,10 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
     })?;
     if !json {
         for f in &parity.repairable {
-            ctx.say(format!(
-                "would repair from parity: {} {} ({} damaged 4 KiB sector(s))",
-                f.kind, f.name, f.damaged_sectors
-            ));
+            ctx.say(format!("would repair from parity: {f}"));
         }
         for f in &parity.lost {
-            ctx.say(format!(
-                "beyond parity: {} {} ({} damaged 4 KiB sector(s)); the steps below handle it",
-                f.kind, f.name, f.damaged_sectors
-            ));
+            ctx.say(format!("beyond parity: {f}; the steps below handle it"));
         }
     }
     let mut repo = ctx.open()?;
