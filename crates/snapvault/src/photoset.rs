@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use snapvault_repo::index::Index;
-use snapvault_repo::tree::{MediaMeta, Node, NodeKind};
+use snapvault_repo::tree::{MediaMeta, Node, NodeKind, Tree};
 use snapvault_repo::walk::{Sharing, TreeWalker, Visitor, shown};
 use snapvault_repo::{BlobId, RepoError, Repository};
 
@@ -90,25 +90,73 @@ pub fn files_of(repo: &Repository, index: &Index, root: &BlobId) -> Result<Vec<(
     Ok(out)
 }
 
-/// The library files of a snapshot (see [`is_library_file`]), with their content keys.
-pub fn library_files_of(
+/// The library files (see [`is_library_file`]) of the snapshot tree `old`, with their
+/// content keys, in the folders that differ from the same folder of the tree `new`: a
+/// folder with the same tree id in both holds the same files under the same paths, so
+/// none of them can have vanished and it is not read. Only library files are kept, so a
+/// no-change snapshot of 200,000 other files holds nothing here (it held every file of the
+/// parent, node and path, at once: the peak of the no-change snapshot).
+pub fn library_files_changed(
     repo: &Repository,
     index: &Index,
-    root: &BlobId,
+    old: &BlobId,
+    new: Option<&BlobId>,
 ) -> Result<Vec<(ContentKey, PhotoEntry)>> {
-    Ok(files_of(repo, index, root)?
-        .into_iter()
-        .filter(|(_, n)| is_library_file(&n.media))
-        .map(|(path, n)| {
-            (
-                content_key(&n),
-                PhotoEntry {
-                    path,
-                    media: n.media,
-                },
-            )
-        })
-        .collect())
+    changed_library_files(&|id| Ok(repo.load_tree(index, id)?), old, new)
+}
+
+/// [`library_files_changed`] with trees from `load`.
+fn changed_library_files(
+    load: &dyn Fn(&BlobId) -> Result<Tree>,
+    old: &BlobId,
+    new: Option<&BlobId>,
+) -> Result<Vec<(ContentKey, PhotoEntry)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(*old, new.copied(), String::new())];
+    let mut exp = snapvault_repo::expansion::Expansion::new(format!("tree {}", old.short()));
+    while let Some((tid, new_tid, path)) = stack.pop() {
+        if new_tid == Some(tid) {
+            continue;
+        }
+        let tree = load(&tid)?;
+        // The same folder in the new tree, to compare subfolders by id (sorted by name).
+        let same = new_tid.and_then(|n| load(&n).ok());
+        exp.enter(&tid, tree.nodes.len());
+        for n in tree.nodes {
+            exp.path()?;
+            let wanted = match n.kind {
+                NodeKind::Dir => n.subtree.is_some(),
+                NodeKind::File => is_library_file(&n.media),
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
+            let p = if path.is_empty() {
+                n.name.lossy()
+            } else {
+                format!("{path}/{}", n.name.lossy())
+            };
+            match (n.kind, n.subtree) {
+                (NodeKind::Dir, Some(sub)) => {
+                    let new_sub = same.as_ref().and_then(|t| {
+                        let i = t.nodes.binary_search_by(|m| m.name.cmp(&n.name)).ok()?;
+                        t.nodes.get(i).filter(|m| m.kind == NodeKind::Dir)?.subtree
+                    });
+                    stack.push((sub, new_sub, p));
+                }
+                _ => out.push((
+                    content_key(&n),
+                    PhotoEntry {
+                        path: p,
+                        media: n.media,
+                    },
+                )),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+    Ok(out)
 }
 
 /// `YYYY-MM` of a capture time string.
@@ -124,4 +172,98 @@ pub fn taken_range<'a>(entries: impl Iterator<Item = &'a PhotoEntry>) -> Option<
         .collect();
     dates.sort_unstable();
     Some((dates.first()?.to_string(), dates.last()?.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snapvault_repo::Id;
+    use snapvault_repo::tree::Name;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    fn node(name: &str, kind: NodeKind, media: Option<&str>, subtree: Option<BlobId>) -> Node {
+        Node {
+            name: Name::from(name),
+            kind,
+            mode: 0o644,
+            mtime: 0,
+            btime: None,
+            size: 1,
+            content: vec![BlobId(Id::hash_of(name.as_bytes()))],
+            subtree,
+            target: None,
+            media: media.map(|k| MediaMeta {
+                kind: k.into(),
+                taken: None,
+                date_source: None,
+                pair: None,
+                content_id: None,
+            }),
+            rdev: None,
+            dev: None,
+            ino: None,
+        }
+    }
+
+    /// A folder whose tree is the same in both snapshots is not read (its files cannot
+    /// have vanished), and only library files of the other folders are listed. Before, the
+    /// whole parent snapshot was read and every file, photo or not, held at once.
+    #[test]
+    fn unchanged_folders_are_not_read_and_only_library_files_are_kept() {
+        let id = |s: &str| BlobId(Id::hash_of(s.as_bytes()));
+        let same = Tree {
+            nodes: vec![node("big.bin", NodeKind::File, None, None)],
+        };
+        let old_dcim = Tree {
+            nodes: vec![
+                node("IMG_1.HEIC", NodeKind::File, Some("photo"), None),
+                node("IMG_2.MOV", NodeKind::File, Some("video"), None),
+                node("notes.txt", NodeKind::File, Some("other"), None),
+                node("x.bin", NodeKind::File, None, None),
+            ],
+        };
+        let new_dcim = Tree {
+            nodes: vec![node("IMG_1.HEIC", NodeKind::File, Some("photo"), None)],
+        };
+        let old_root = Tree {
+            nodes: vec![
+                node("DCIM", NodeKind::Dir, None, Some(id("old_dcim"))),
+                node("other", NodeKind::Dir, None, Some(id("same"))),
+            ],
+        };
+        let new_root = Tree {
+            nodes: vec![
+                node("DCIM", NodeKind::Dir, None, Some(id("new_dcim"))),
+                node("other", NodeKind::Dir, None, Some(id("same"))),
+            ],
+        };
+        let trees: HashMap<BlobId, Tree> = [
+            ("same", same),
+            ("old_dcim", old_dcim),
+            ("new_dcim", new_dcim),
+            ("old_root", old_root),
+            ("new_root", new_root),
+        ]
+        .into_iter()
+        .map(|(k, t)| (id(k), t))
+        .collect();
+        let loaded = RefCell::new(Vec::new());
+        let load = |t: &BlobId| -> Result<Tree> {
+            loaded.borrow_mut().push(*t);
+            Ok(trees[t].clone())
+        };
+        let got = changed_library_files(&load, &id("old_root"), Some(&id("new_root"))).unwrap();
+        let paths: Vec<&str> = got.iter().map(|(_, e)| e.path.as_str()).collect();
+        assert_eq!(paths, ["DCIM/IMG_1.HEIC", "DCIM/IMG_2.MOV"]);
+        assert!(
+            !loaded.borrow().contains(&id("same")),
+            "{:?}",
+            loaded.borrow()
+        );
+        // Without a new tree (the parent alone), every folder is read.
+        let all = changed_library_files(&load, &id("old_root"), None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(loaded.borrow().contains(&id("same")));
+    }
 }

@@ -2,13 +2,13 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use snapvault_repo::LoadedIndex;
 use snapvault_repo::archiver::{self, ArchiveOptions, Observer};
 use snapvault_repo::fs_source::FolderSource;
 use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::{Snapshot, Source};
 use snapvault_repo::text::escaped;
 use snapvault_repo::tree::Node;
+use snapvault_repo::{BlobId, LoadedIndex};
 use snapvault_repo::{Repository, SnapshotId};
 
 use super::{Ctx, threads};
@@ -88,9 +88,10 @@ pub fn vanished(
     repo: &Repository,
     index: &Index,
     parent: &Snapshot,
+    new_tree: &BlobId,
     now: &(HashSet<ContentKey>, HashSet<String>),
 ) -> Result<Vec<PhotoEntry>> {
-    let before = photoset::library_files_of(repo, index, &parent.tree)?;
+    let before = photoset::library_files_changed(repo, index, &parent.tree, Some(new_tree))?;
     let mut gone: Vec<PhotoEntry> = before
         .into_iter()
         .filter(|(k, e)| !now.0.contains(k) && !now.1.contains(&e.path))
@@ -364,7 +365,7 @@ fn take(
             let now = report.photos.into_inner().unwrap_or_default();
             let listed = index_now(&repo, &mut current)
                 .map_err(anyhow::Error::from)
-                .and_then(|l| vanished(&repo, &l.index, p, &now));
+                .and_then(|l| vanished(&repo, &l.index, p, &snap.tree, &now));
             match listed {
                 Ok(g) => g,
                 Err(e) => {
