@@ -266,6 +266,48 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// Counts the bytes allocated and not yet freed, so the RAM a result holds is measured
+/// exactly (RSS would hide memory the allocator kept from earlier queries).
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new, std::sync::atomic::Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     // SNAPVAULT_BENCH_DB=/some/file.sqlite keeps the catalog for inspection.
@@ -485,6 +527,22 @@ fn main() {
             ms(t.cpu)
         );
     }
+    // RAM per catalog photo: every photo's row held at once (what `photos` with no filter
+    // and the browse timeline hold), in bytes allocated; the catalog itself stays on disk.
+    let before = live();
+    let all = cat.photos_unordered(&q(None, None)).expect("all");
+    let held = live().saturating_sub(before);
+    let photos = all.len().max(1);
+    println!();
+    println!(
+        "RAM: every photo's row at once: {} rows, {} bytes allocated, {:.0} bytes per photo; catalog file {:.0} bytes per photo; peak RSS of this process {:.1} MiB",
+        all.len(),
+        held,
+        held as f64 / photos as f64,
+        size as f64 / photos as f64,
+        vm_hwm_kib() as f64 / 1024.0
+    );
+    drop(all);
     let sample = month_rows.first().expect("rows");
     println!();
     println!(

@@ -12,6 +12,13 @@
 //!
 //! For each, prints the time to plan (load index + snapshots, mark, classify) and to
 //! execute, and the peak resident memory (VmHWM) of a fresh process that only prunes. Run: `cargo bench -p snapvault-repo --bench prune`.
+//!
+//! `SNAPVAULT_BENCH_SPARSE=1` builds a repository at scale instead (10 million blobs in
+//! seconds, on no disk space): the data packs are sparse files of the size their index
+//! entries give, never read — each folder's blobs fill packs of their own, so prune only
+//! deletes whole packs and rewrites the index — while trees, index files and snapshots are
+//! real. Files have 10 chunks each, 1,000 files a folder. Prints the same lines, and the
+//! RAM per indexed blob of the index alone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -222,6 +229,153 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
     trees.flush();
     trees.save_index();
     total += trees.bytes;
+    save_snapshots(&repo, roots);
+    (repo, total)
+}
+
+/// The scale layout (`SNAPVAULT_BENCH_SPARSE`): `blobs` data blobs in sparse packs, one
+/// pack per folder of 1,000 files × 10 chunks; snapshots as in [`build`].
+fn build_sparse(root: &std::path::Path, blobs: usize) -> (Repository, u64) {
+    const CHUNKS: usize = 10;
+    const FILES: usize = 1000;
+    let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root));
+    let repo = Repository::init(
+        be,
+        Some(b"bench"),
+        KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+    )
+    .unwrap();
+    let crypto = repo.crypto().clone();
+    let folders = blobs.div_ceil(CHUNKS * FILES).max(SNAPSHOTS);
+    // Pretend blobs of 1,600 bytes: a folder's 10,000 fill one 16 MiB pack.
+    const LEN: u32 = 1600;
+    let mut index_packs = Vec::new();
+    let mut total = 0u64;
+    let mut tree_packs = Packs {
+        repo: &repo,
+        w: PackWriter::default(),
+        done: vec![],
+        bytes: 0,
+    };
+    let mut tree_ids = Vec::with_capacity(folders);
+    for f in 0..folders {
+        let mut entries = Vec::with_capacity(CHUNKS * FILES);
+        let mut nodes = Vec::with_capacity(FILES);
+        for j in 0..FILES {
+            let content: Vec<BlobId> = (0..CHUNKS)
+                .map(|c| {
+                    let seed = ((f * FILES + j) * CHUNKS + c) as u64;
+                    let id = BlobId(snapvault_repo::Id::hash_of(&seed.to_le_bytes()));
+                    entries.push(snapvault_repo::pack::PackEntry {
+                        id,
+                        typ: BlobType::Data,
+                        compressed: false,
+                        offset: entries.len() as u32 * LEN,
+                        length: LEN,
+                        raw_len: LEN - 40,
+                    });
+                    id
+                })
+                .collect();
+            nodes.push(Node {
+                name: Name(format!("IMG_{j:05}.MOV").into_bytes()),
+                kind: NodeKind::File,
+                mode: 0o644,
+                mtime: 1_700_000_000_000_000_000,
+                btime: None,
+                size: (CHUNKS as u64) * (LEN as u64 - 40),
+                content,
+                subtree: None,
+                target: None,
+                media: None,
+                rdev: None,
+                dev: None,
+                ino: None,
+            });
+        }
+        let size = entries.len() as u64 * LEN as u64 + 4096;
+        let id = snapvault_repo::PackId(snapvault_repo::Id::random());
+        let path = root.join(FileKind::Pack.path_of(&id.to_hex()).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+        total += size;
+        index_packs.push(IndexedPack {
+            id,
+            size,
+            blobs: entries,
+        });
+        if index_packs.len() >= 32 {
+            repo.save_index(&IndexFile {
+                supersedes: vec![],
+                packs: std::mem::take(&mut index_packs),
+            })
+            .unwrap();
+        }
+        let t = Tree { nodes };
+        let bytes = t.encode();
+        let tid = crypto.blob_id(&bytes);
+        tree_packs.add(&blob::encode(
+            &crypto,
+            tid,
+            BlobType::Tree,
+            &bytes,
+            Compression::Try(3),
+        ));
+        tree_ids.push(tid);
+    }
+    if !index_packs.is_empty() {
+        repo.save_index(&IndexFile {
+            supersedes: vec![],
+            packs: index_packs,
+        })
+        .unwrap();
+    }
+    let mut roots = Vec::new();
+    for i in 0..SNAPSHOTS {
+        let lo = i * folders / SNAPSHOTS;
+        let hi = (lo + folders / 5).min(folders);
+        let t = Tree {
+            nodes: (lo..hi)
+                .map(|f| Node {
+                    name: Name(format!("d{f:06}").into_bytes()),
+                    kind: NodeKind::Dir,
+                    mode: 0o755,
+                    mtime: 1_700_000_000_000_000_000,
+                    btime: None,
+                    size: 0,
+                    content: vec![],
+                    subtree: Some(tree_ids[f]),
+                    target: None,
+                    media: None,
+                    rdev: None,
+                    dev: None,
+                    ino: None,
+                })
+                .collect(),
+        };
+        let bytes = t.encode();
+        let tid = crypto.blob_id(&bytes);
+        tree_packs.add(&blob::encode(
+            &crypto,
+            tid,
+            BlobType::Tree,
+            &bytes,
+            Compression::Try(3),
+        ));
+        roots.push(tid);
+    }
+    tree_packs.flush();
+    tree_packs.save_index();
+    total += tree_packs.bytes;
+    save_snapshots(&repo, roots);
+    (repo, total)
+}
+
+fn save_snapshots(repo: &Repository, roots: Vec<BlobId>) {
     for (i, root) in roots.into_iter().enumerate() {
         repo.save_snapshot(&Snapshot {
             version: 1,
@@ -239,7 +393,6 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
         })
         .unwrap();
     }
-    (repo, total)
 }
 
 fn mib(b: u64) -> f64 {
@@ -255,12 +408,14 @@ fn prune_only(root: &std::path::Path) {
     if std::env::var_os("SNAPVAULT_BENCH_INDEX_ONLY").is_some() {
         let t = Instant::now();
         let loaded = repo.load_index().unwrap();
+        let rss = status_kib("VmRSS:");
         println!(
-            "  loading the index alone: {:.2} s, {} blobs, peak RSS {:.1} MiB, RSS after {:.1} MiB",
+            "  loading the index alone: {:.2} s, {} blobs, peak RSS {:.1} MiB, RSS after {:.1} MiB ({:.1} bytes per indexed blob above the process start)",
             t.elapsed().as_secs_f64(),
             loaded.index.blob_count(),
             status_kib("VmHWM:") as f64 / 1024.0,
-            status_kib("VmRSS:") as f64 / 1024.0
+            rss as f64 / 1024.0,
+            (rss.saturating_sub(rss_start) * 1024) as f64 / loaded.index.blob_count().max(1) as f64
         );
         return;
     }
@@ -316,14 +471,22 @@ fn main() {
     let base = std::env::var_os("SNAPVAULT_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    println!(
-        "prune benchmark: {blobs} data blobs of 0.5-1.5 KiB, {FOLDERS} folders, {SNAPSHOTS} snapshots, the oldest half forgotten"
-    );
-    for interleaved in [false, true] {
-        let layout = if interleaved {
-            "interleaved"
-        } else {
-            "sequential"
+    let sparse = std::env::var_os("SNAPVAULT_BENCH_SPARSE").is_some();
+    if sparse {
+        println!(
+            "prune benchmark at scale: {blobs} data blobs in sparse packs (never read), files of 10 chunks, 1,000 a folder, {SNAPSHOTS} snapshots, the oldest half forgotten"
+        );
+    } else {
+        println!(
+            "prune benchmark: {blobs} data blobs of 0.5-1.5 KiB, {FOLDERS} folders, {SNAPSHOTS} snapshots, the oldest half forgotten"
+        );
+    }
+    let layouts: &[bool] = if sparse { &[false] } else { &[false, true] };
+    for &interleaved in layouts {
+        let layout = match (sparse, interleaved) {
+            (true, _) => "sparse",
+            (false, true) => "interleaved",
+            (false, false) => "sequential",
         };
         let dir = tempfile::Builder::new()
             .prefix("snapvault-bench-prune-")
@@ -331,7 +494,11 @@ fn main() {
             .unwrap();
         let root = dir.path().join("repo");
         let t = Instant::now();
-        let (repo, bytes) = build(&root, blobs, interleaved);
+        let (repo, bytes) = if sparse {
+            build_sparse(&root, blobs)
+        } else {
+            build(&root, blobs, interleaved)
+        };
         let build_s = t.elapsed().as_secs_f64();
         let (snaps, _) = repo.snapshots().unwrap();
         for (id, _) in snaps.iter().take(SNAPSHOTS / 2) {

@@ -21,12 +21,10 @@
 //! repacked packs → delete old unindexed packs and leftover temporary files. A crash before
 //! the old index files are gone leaves duplicates (harmless); after, only unindexed packs.
 //!
-//! Memory: the index (see `index.rs`; ≈ 60–120 bytes per blob in its hash table) plus the
-//! set of blobs in use, kept as the first 8 bytes of each id in a hash set sized for every
-//! indexed blob: 9 bytes per slot at a load factor between 7/16 and 7/8, i.e. ≈ 10–21 bytes
-//! per blob (two blobs sharing a prefix would only keep an unused blob, never lose a used
-//! one; trees are tracked exactly), plus ≈ 100 bytes per pack and one pack being read and
-//! two being written (≈ 3 × 16 MiB). Nothing grows with the bytes stored.
+//! Memory: the index (see `index.rs`; ≈ 60 bytes per blob) plus the set of blobs in use,
+//! one bit per indexed blob, plus ≈ 100 bytes per pack and one pack being read and two
+//! being written (≈ 3 × 16 MiB). Nothing grows with the bytes stored; 10 million blobs
+//! prune in ≈ 0.7 GiB (docs/benchmarks.md, *At scale*).
 
 mod apply;
 mod choose;

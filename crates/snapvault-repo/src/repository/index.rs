@@ -1,13 +1,18 @@
 //! The in-memory index: every blob's location, merged from the index files
 //! (`format::index_file`, re-exported here).
 //!
-//! In memory a blob costs one hash-map slot of 32 (id) + 20 (location) bytes plus the
-//! table's control byte and load-factor slack (the table is between 44 % and 88 % full):
-//! 60–120 bytes per chunk, so a 2 TB photo library (≈2 million 1 MiB chunks) indexes in
-//! 120–240 MiB. The table is sized once before merging, so loading does not peak higher.
+//! In memory a blob costs its entry, 32 (id) + 20 (location) = 52 bytes in one vector in
+//! the order added, plus a 4-byte position in a hash table keyed by the id's first 8 bytes
+//! (one control byte per slot, the table between 44 % and 88 % full): 58–64 bytes per blob,
+//! measured 60 (`benches/prune.rs`). A 2 TB photo library (≈ 2 million 1 MiB chunks) indexes
+//! in ≈ 120 MiB, 10 million blobs in ≈ 600 MiB. The entries were the hash map's values
+//! before: 53 bytes a slot at that load factor, 60–120 bytes per blob, and a table that
+//! doubled (old and new at once) while loading.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashTable;
 
 use crate::error::Result;
 use crate::format::blob::BlobType;
@@ -64,9 +69,18 @@ impl BlobLocation {
 pub struct Index {
     packs: Vec<(PackId, u64)>,
     pack_pos: IdMap<PackId, u32>,
-    blobs: IdMap<BlobId, BlobLocation>,
+    /// Every blob once, in the order added (the first copy of a blob stored twice).
+    entries: Vec<(BlobId, BlobLocation)>,
+    /// Positions in `entries`, hashed by the id's first 8 bytes.
+    slots: HashTable<u32>,
     /// Blobs stored more than once (harmless; `check` reports them, prune drops them).
     duplicates: Vec<(BlobId, BlobLocation)>,
+}
+
+/// Ids are uniformly random: their first 8 bytes are a hash already.
+fn slot_hash(id: &BlobId) -> u64 {
+    let b = id.as_bytes();
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
 impl Index {
@@ -77,8 +91,23 @@ impl Index {
     /// An index with room for `blobs` blobs (no rehashing while they are added).
     pub fn with_capacity(blobs: usize) -> Self {
         let mut i = Self::default();
-        i.blobs.reserve(blobs);
+        i.reserve(blobs);
         i
+    }
+
+    fn reserve(&mut self, more: usize) {
+        let entries = &self.entries;
+        self.slots
+            .reserve(more, |&p| slot_hash(&entries[p as usize].0));
+        self.entries.reserve(more);
+    }
+
+    /// Where `id` is in `entries` (every indexed blob has one position, `0..blob_count()`).
+    pub(crate) fn position(&self, id: &BlobId) -> Option<usize> {
+        let entries = &self.entries;
+        self.slots
+            .find(slot_hash(id), |&p| entries[p as usize].0 == *id)
+            .map(|&p| p as usize)
     }
 
     pub fn add_pack(&mut self, id: PackId, size: u64, blobs: &[PackEntry]) {
@@ -93,7 +122,7 @@ impl Index {
                 p
             }
         };
-        self.blobs.reserve(blobs.len());
+        self.reserve(blobs.len());
         for e in blobs {
             let loc = BlobLocation {
                 pack: pos,
@@ -102,9 +131,15 @@ impl Index {
                 raw_len: e.raw_len,
                 flags: (e.compressed as u8) | (((e.typ == BlobType::Tree) as u8) << 1),
             };
-            match self.blobs.get(&e.id) {
+            match self.get(&e.id) {
                 None => {
-                    self.blobs.insert(e.id, loc);
+                    let at = u32::try_from(self.entries.len())
+                        .expect("fewer than 4 billion blobs in one index");
+                    self.entries.push((e.id, loc));
+                    let entries = &self.entries;
+                    self.slots.insert_unique(slot_hash(&e.id), at, |&p| {
+                        slot_hash(&entries[p as usize].0)
+                    });
                 }
                 Some(old) if old.pack == pos && old.offset == loc.offset => {}
                 Some(_) => self.duplicates.push((e.id, loc)),
@@ -119,11 +154,11 @@ impl Index {
     }
 
     pub fn get(&self, id: &BlobId) -> Option<&BlobLocation> {
-        self.blobs.get(id)
+        self.position(id).map(|p| &self.entries[p].1)
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+        self.position(id).is_some()
     }
 
     pub fn pack(&self, pos: u32) -> (PackId, u64) {
@@ -143,11 +178,12 @@ impl Index {
     }
 
     pub fn blob_count(&self) -> usize {
-        self.blobs.len()
+        self.entries.len()
     }
 
+    /// Every blob once, in the order of [`Index::position`].
     pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &BlobLocation)> {
-        self.blobs.iter()
+        self.entries.iter().map(|(id, loc)| (id, loc))
     }
 
     pub fn duplicates(&self) -> &[(BlobId, BlobLocation)] {
@@ -156,7 +192,7 @@ impl Index {
 
     /// Every stored copy of a blob: the primary location first, then duplicates.
     pub fn locations(&self, id: &BlobId) -> Vec<BlobLocation> {
-        let mut v: Vec<BlobLocation> = self.blobs.get(id).copied().into_iter().collect();
+        let mut v: Vec<BlobLocation> = self.get(id).copied().into_iter().collect();
         v.extend(
             self.duplicates
                 .iter()
@@ -170,8 +206,7 @@ impl Index {
     pub(crate) fn entries_of_pack(&self) -> Vec<Vec<(BlobId, BlobLocation)>> {
         let mut v: Vec<Vec<(BlobId, BlobLocation)>> = vec![Vec::new(); self.packs.len()];
         for (id, loc) in self
-            .blobs
-            .iter()
+            .blobs()
             .chain(self.duplicates.iter().map(|(a, b)| (a, b)))
         {
             v[loc.pack as usize].push((*id, *loc));
@@ -217,5 +252,37 @@ mod tests {
         // The same pack listed by a second index file adds nothing.
         idx.add_pack(p2, 1000, &[entry(2), entry(3)]);
         assert_eq!((idx.blob_count(), idx.duplicates().len()), (3, 1));
+        // Positions are 0..blob_count, in the order added, and blobs() follows them.
+        for (i, (id, _)) in idx.blobs().enumerate() {
+            assert_eq!(idx.position(id), Some(i));
+        }
+        assert_eq!(idx.position(&entry(4).id), None);
+    }
+
+    #[test]
+    fn many_blobs_are_found_after_the_table_grows() {
+        let mut idx = Index::new();
+        let mut ids = Vec::new();
+        for p in 0..50u32 {
+            let blobs: Vec<PackEntry> = (0..200u32)
+                .map(|i| {
+                    let mut e = entry(1);
+                    e.id = BlobId(Id::hash_of(&(p * 1000 + i).to_le_bytes()));
+                    e.offset = i * 100;
+                    e
+                })
+                .collect();
+            ids.extend(blobs.iter().map(|e| e.id));
+            idx.add_pack(PackId(Id::random()), 20_000, &blobs);
+        }
+        assert_eq!(idx.blob_count(), 10_000);
+        for (i, id) in ids.iter().enumerate() {
+            let loc = idx.get(id).expect("indexed");
+            assert_eq!(
+                (loc.pack as usize, loc.offset),
+                (i / 200, (i % 200) as u32 * 100)
+            );
+        }
+        assert!(!idx.contains(&BlobId(Id::hash_of(b"not stored"))));
     }
 }

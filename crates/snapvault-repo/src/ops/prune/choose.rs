@@ -57,7 +57,7 @@ pub(super) fn decide_repacks(packs: &mut [PackInfo], opts: &PruneOptions, st: &m
 pub(super) fn repack_entries(
     index: &Index,
     packs: &[PackInfo],
-    in_use: &InUse,
+    in_use: &InUse<'_>,
 ) -> Vec<(u32, Vec<PackEntry>)> {
     let mut repack: HashMap<u32, Vec<PackEntry>> = HashMap::new();
     for (id, loc) in index

@@ -33,22 +33,22 @@ pub(super) fn verify_copy(
 }
 
 /// The blobs in use, and for a used blob stored more than once the one copy that counts.
-pub(super) struct InUse {
-    used: UsedSet,
+pub(super) struct InUse<'a> {
+    used: UsedSet<'a>,
     /// Used blobs stored more than once: the (pack, offset) of the copy kept.
     chosen: IdMap<BlobId, (u32, u32)>,
 }
 
-impl InUse {
+impl<'a> InUse<'a> {
     /// A used blob stored more than once keeps one copy that verifies, preferring the pack
     /// that is otherwise most used (so the other copies' packs can go). A damaged copy never
     /// wins over a good one.
     pub(super) fn new(
         repo: &Repository,
         index: &Index,
-        used: UsedSet,
+        used: UsedSet<'a>,
         listed: &HashMap<String, u64>,
-    ) -> InUse {
+    ) -> InUse<'a> {
         let mut dup_ids: IdMap<BlobId, ()> = IdMap::default();
         for (id, _) in index.duplicates() {
             if used.contains(id) {
@@ -110,7 +110,7 @@ impl InUse {
 /// the index gives; otherwise prune stops.
 pub(super) fn pack_infos(
     index: &Index,
-    in_use: &InUse,
+    in_use: &InUse<'_>,
     listed: &HashMap<String, u64>,
     st: &mut PruneStats,
 ) -> Result<(Vec<PackInfo>, IdMap<PackId, u32>)> {

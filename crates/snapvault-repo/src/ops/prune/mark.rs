@@ -2,35 +2,44 @@
 //! snapshot, then mark the blobs in use by walking every snapshot's trees.
 
 use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 
 use super::PruneStats;
 use crate::error::{PruneError, RepoError, Result};
 use crate::format::id::{BlobId, Id, SnapshotId};
 use crate::format::tree::{NodeKind, Tree};
-use crate::repository::index::{IdHasher, Index, IndexFile};
+use crate::repository::index::{Index, IndexFile};
 use crate::repository::walk::{TreeWalker, Visitor};
 use crate::repository::{LoadedIndex, Repository, SnapshotEntry};
 use crate::storage::FileKind;
 
-/// Blobs in use, by the first 8 bytes of their id (ids are uniformly random). A prefix
-/// shared with another blob can only make an unused blob look used (it is then kept), so
-/// the saving (9 instead of 33 bytes a slot) costs no safety.
-pub(super) struct UsedSet(HashSet<u64, BuildHasherDefault<IdHasher>>);
+/// Blobs in use: one bit per indexed blob, at its [`Index::position`] — 10 million blobs in
+/// 1.2 MiB. Exact: a blob is used or not by its whole id. (A hash set of 8-byte id prefixes
+/// before: 10–21 bytes per blob, 150 MiB at 10 million.)
+pub(super) struct UsedSet<'a> {
+    index: &'a Index,
+    bits: Vec<u64>,
+}
 
-impl UsedSet {
-    fn with_capacity(n: usize) -> UsedSet {
-        UsedSet(HashSet::with_capacity_and_hasher(n, Default::default()))
+impl<'a> UsedSet<'a> {
+    fn new(index: &'a Index) -> UsedSet<'a> {
+        UsedSet {
+            index,
+            bits: vec![0; index.blob_count().div_ceil(64)],
+        }
     }
-    fn key(id: &BlobId) -> u64 {
-        let b = id.as_bytes();
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-    }
+    /// Mark `id` used; a blob the index does not hold is not marked (callers check first).
     fn insert(&mut self, id: &BlobId) {
-        self.0.insert(Self::key(id));
+        if let Some(p) = self.index.position(id)
+            && let Some(w) = self.bits.get_mut(p / 64)
+        {
+            *w |= 1 << (p % 64);
+        }
     }
     pub(super) fn contains(&self, id: &BlobId) -> bool {
-        self.0.contains(&Self::key(id))
+        self.index
+            .position(id)
+            .and_then(|p| self.bits.get(p / 64).map(|w| w & (1 << (p % 64)) != 0))
+            .unwrap_or(false)
     }
 }
 
@@ -79,16 +88,16 @@ pub(super) fn snapshots(
 }
 
 /// Marks, for one snapshot at a time, the trees and data blobs its trees name.
-struct Marker<'a> {
+struct Marker<'a, 's> {
     index: &'a Index,
-    used: UsedSet,
-    st: &'a mut PruneStats,
+    used: UsedSet<'a>,
+    st: &'s mut PruneStats,
     snapshot: SnapshotId,
     missing: u64,
     first_missing: Option<String>,
 }
 
-impl Visitor for Marker<'_> {
+impl Visitor for Marker<'_, '_> {
     fn tree(&mut self, id: &BlobId, _path: &[u8], tree: &Tree) -> Result<bool> {
         self.used.insert(id);
         self.st.trees += 1;
@@ -127,16 +136,16 @@ impl Visitor for Marker<'_> {
 
 /// Walk the trees of `snaps` and collect the blobs in use (trees and data); a used blob
 /// missing from the index stops prune.
-pub(super) fn mark(
+pub(super) fn mark<'a>(
     repo: &Repository,
-    index: &Index,
+    index: &'a Index,
     snaps: &[SnapshotEntry],
     st: &mut PruneStats,
-) -> Result<UsedSet> {
+) -> Result<UsedSet<'a>> {
     let mut walker = TreeWalker::new(repo, index);
     let mut m = Marker {
         index,
-        used: UsedSet::with_capacity(index.blob_count()),
+        used: UsedSet::new(index),
         st,
         snapshot: SnapshotId::default(),
         missing: 0,
