@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# snapvault vs restic vs borg on the same generated iPhone-like library, same disk,
-# interleaved. See benches/README.md and docs/benchmarks.md.
+# snapvault vs restic, rustic, bupstash and borg on the same generated iPhone-like library,
+# same disk, interleaved. See benches/README.md and docs/benchmarks.md.
 #
 #   benches/compare.sh [--size 2GiB] [--runs 3] [--out docs/benchmarks.md]
 #                      [--cache both|cold|warm] [--work /var/tmp/snapvault-bench]
-#                      [--tools snapvault,restic,borg] [--small-files 20000] [--seed 1] [--keep]
+#                      [--tools snapvault,restic,rustic,bupstash,borg] [--small-files 20000]
+#                      [--seed 1] [--keep]
 #
 # Environment: SNAPVAULT (path to a built binary; default: cargo build --release) and
 # SNAPVAULT_REV (its revision, for the report),
 # CARGO_TARGET_DIR, BENCH_PASSWORD (the repositories' password; it is handed to the tools
-# only through SNAPVAULT_PASSWORD / RESTIC_PASSWORD / BORG_PASSPHRASE).
+# only through SNAPVAULT_PASSWORD / RESTIC_PASSWORD / RUSTIC_PASSWORD / BORG_PASSPHRASE),
+# BENCH_TOOLS (where rustic and bupstash are installed; default WORK/tools).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,12 +22,12 @@ RUNS=3
 OUT=$ROOT/docs/benchmarks.md
 CACHE=both
 WORK=/var/tmp/snapvault-bench
-TOOLS=snapvault,restic,borg
+TOOLS=snapvault,restic,rustic,bupstash,borg
 SMALL=20000
 SEED=1
 KEEP=0
 
-USAGE_LINES=2,12p
+USAGE_LINES=2,14p
 # shellcheck source=benches/common.sh
 . "$HERE/common.sh"
 
@@ -50,15 +52,27 @@ case $CACHE in both) MODES=(cold warm) ;; cold|warm) MODES=("$CACHE") ;;
     *) die "--cache must be both, cold or warm" ;; esac
 IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
 for t in "${TOOL_LIST[@]}"; do
-    case $t in snapvault|restic|borg) ;; *) die "unknown tool $t (snapvault, restic, borg)" ;; esac
+    case $t in snapvault|restic|rustic|bupstash|borg) ;;
+        *) die "unknown tool $t (snapvault, restic, rustic, bupstash, borg)" ;; esac
 done
 SIZE_BYTES=$(size_bytes "$SIZE") || exit 1
 
 # ------------------------------------------------------------------ prerequisites
+# The peers from crates.io, pinned, built into a bench folder (not the system).
+RUSTIC_VERSION=0.11.4
+BUPSTASH_VERSION=0.12.0
+uses() { [[ ,$TOOLS, == *,$1,* ]]; }
+BENCH_TOOLS=${BENCH_TOOLS:-$WORK/tools}
+export PATH=$BENCH_TOOLS/bin:$PATH
 need_apt=()
-command -v restic >/dev/null || need_apt+=(restic)
-command -v borg >/dev/null || need_apt+=(borgbackup)
+uses restic && ! command -v restic >/dev/null && need_apt+=(restic)
+uses borg && ! command -v borg >/dev/null && need_apt+=(borgbackup)
 [[ -x /usr/bin/time ]] || need_apt+=(time)
+# bupstash links Debian's libsodium.
+if uses bupstash && ! command -v bupstash >/dev/null; then
+    [[ -e /usr/include/sodium.h ]] || need_apt+=(libsodium-dev)
+    command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+fi
 if ((${#need_apt[@]})); then
     [[ $(id -u) == 0 ]] || die "missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root"
     command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"
@@ -67,6 +81,18 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
         || die "apt-get install ${need_apt[*]} failed"
 fi
+# cargo_install CRATE VERSION BINARY: cargo install --locked, pinned, into BENCH_TOOLS.
+cargo_install() {
+    local crate=$1 version=$2 bin=$3
+    shift 3
+    command -v "$bin" >/dev/null && return 0
+    command -v cargo >/dev/null || die "$bin is missing and there is no cargo to build it"
+    say "building $crate $version into $BENCH_TOOLS (cargo install --locked; takes a while)"
+    CARGO_TARGET_DIR=$BENCH_TOOLS/build nice -n 19 cargo install -q --locked --root "$BENCH_TOOLS" \
+        "$@" "$crate@$version" || die "cargo install $crate@$version failed"
+}
+uses rustic && cargo_install rustic-rs "$RUSTIC_VERSION" rustic --no-default-features
+uses bupstash && cargo_install bupstash "$BUPSTASH_VERSION" bupstash
 if [[ -z ${SNAPVAULT:-} ]]; then
     say "building snapvault (release)"
     (cd "$ROOT" && cargo build --release -q -p snapvault) || die "cargo build failed"
@@ -90,16 +116,18 @@ need=$((SIZE_BYTES * 8 + 20000 * 16384))
 
 export BENCH_PASSWORD=${BENCH_PASSWORD:-snapvault-bench-not-a-secret}
 export SNAPVAULT_PASSWORD=$BENCH_PASSWORD RESTIC_PASSWORD=$BENCH_PASSWORD BORG_PASSPHRASE=$BENCH_PASSWORD
+export RUSTIC_PASSWORD=$BENCH_PASSWORD
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no
 export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=YES BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES
 unset SNAPVAULT_REPOSITORY RESTIC_REPOSITORY BORG_REPO SNAPVAULT_PASSWORD_FILE SNAPVAULT_PASSWORD_COMMAND
+unset RUSTIC_REPOSITORY BUPSTASH_REPOSITORY BUPSTASH_KEY BUPSTASH_KEY_COMMAND
 
 BASE=$WORK/base
 RUN=$WORK/run
 RESULTS=$WORK/results.tsv
 LOG=$WORK/tools.log
 : >"$LOG"
-printf 'mode\trun\ttool\tstep\twall\tuser\tsys\trss_kb\trepo_bytes\tother_load\tstatus\n' >"$RESULTS"
+printf 'mode\trun\ttool\tstep\twall\tuser\tsys\trss_kb\trepo_bytes\tother_load\tstatus\treturned\n' >"$RESULTS"
 CLK_TCK=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------ corpus
@@ -132,13 +160,17 @@ CORPUS_BYTES=$(python3 -c 'import json, sys; print(sum(e["size"] for e in json.l
 # each tool's repository and client cache inside the current run folder.
 repo_of() { echo "$RUN/repo-$1"; }
 cache_of() { echo "$RUN/cache-$1"; }
-declare -A BORG_LAST
+declare -A BORG_LAST BUPSTASH_LAST
 
 tool_env() {
     case $1 in
         snapvault) ENV=(XDG_CACHE_HOME="$(cache_of snapvault)") ;;
         restic) ENV=(RESTIC_REPOSITORY="$(repo_of restic)" RESTIC_CACHE_DIR="$(cache_of restic)") ;;
         borg) ENV=(BORG_REPO="$(repo_of borg)" BORG_BASE_DIR="$(cache_of borg)") ;;
+        rustic) ENV=() ;;
+        # The key is made by init beside the client cache (its send log: the stat cache).
+        bupstash) ENV=(BUPSTASH_REPOSITORY="$(repo_of bupstash)" BUPSTASH_KEY="$(cache_of bupstash)/key"
+            XDG_CACHE_HOME="$(cache_of bupstash)") ;;
     esac
 }
 
@@ -176,6 +208,23 @@ tool_cmd() {
             ;;
         borg:check) CMD=(borg check --verify-data) ;;
         borg:prune) CMD=(sh -c 'borg prune --keep-last 1 && borg compact') ;;
+
+        rustic:init) CMD=(rustic --no-progress -r "$(repo_of rustic)" --cache-dir "$(cache_of rustic)" init) ;;
+        rustic:backup) CMD=(rustic --no-progress -r "$(repo_of rustic)" --cache-dir "$(cache_of rustic)" backup "$1") ;;
+        rustic:restore) CMD=(rustic --no-progress -r "$(repo_of rustic)" --cache-dir "$(cache_of rustic)" restore latest "$1") ;;
+        rustic:check) CMD=(rustic --no-progress -r "$(repo_of rustic)" --cache-dir "$(cache_of rustic)" check --read-data) ;;
+        rustic:prune) CMD=(rustic --no-progress -r "$(repo_of rustic)" --cache-dir "$(cache_of rustic)" forget --keep-last 1 --prune) ;;
+
+        bupstash:init) mkdir -p "$(cache_of bupstash)"
+            CMD=(sh -c 'bupstash new-key -o "$BUPSTASH_KEY" && bupstash init') ;;
+        bupstash:backup)
+            BUPSTASH_LAST[$RUN]=$2
+            CMD=(bupstash put -q "name=$2" "$1") ;;
+        bupstash:restore) CMD=(bupstash restore --into "$1" "name=${BUPSTASH_LAST[$RUN]}") ;;
+        # bupstash has no check that reads every stored byte: reading back the newest
+        # snapshot whole (decrypted, verified) is the nearest.
+        bupstash:check) CMD=(sh -c 'bupstash get "name=$1" >/dev/null' sh "${BUPSTASH_LAST[$RUN]}") ;;
+        bupstash:prune) CMD=(sh -c 'bupstash rm --allow-many "~name=$1" && bupstash gc' sh "${BUPSTASH_LAST[$RUN]}") ;;
         *) die "internal: no command for $tool $verb" ;;
     esac
 }
@@ -197,6 +246,23 @@ Passwords come from the environment only (\`SNAPVAULT_PASSWORD\`, \`RESTIC_PASSW
 \`BORG_PASSPHRASE\`); each tool's client cache lives in the run folder
 (\`XDG_CACHE_HOME\`, \`RESTIC_CACHE_DIR\`, \`BORG_BASE_DIR\`) and is evicted with it.
 EOF
+    if uses rustic || uses bupstash; then
+        cat <<EOF
+
+| step | rustic $RUSTIC_VERSION (\`cargo install --locked --no-default-features rustic-rs\`) | bupstash $BUPSTASH_VERSION (\`cargo install --locked bupstash\`) |
+|---|---|---|
+| init | \`rustic -r R --cache-dir C init\` | \`bupstash new-key -o KEY && bupstash init\` |
+| snapshot | \`rustic … backup LIB\` | \`bupstash put name=NAME LIB\` (send log in C) |
+| full restore | \`rustic … restore latest T\` | \`bupstash restore --into T name=NAME\` |
+| month restore | not measured | not measured |
+| check, all data | \`rustic … check --read-data\` | no such check: \`bupstash get name=NAME >/dev/null\` reads the newest snapshot |
+| forget + prune | \`rustic … forget --keep-last 1 --prune\` | \`bupstash rm --allow-many '~name=NAME' && bupstash gc\` |
+| re-import | \`rustic … backup PICTURES\` | \`bupstash put name=NAME PICTURES\` |
+
+rustic reads \`RUSTIC_PASSWORD\`; bupstash's key file and send log live in its client cache
+folder in the run folder.
+EOF
+    fi
 }
 
 # ------------------------------------------------------------------ measuring
@@ -233,6 +299,12 @@ measure() {
     if ! env -C "$CWD" "${ENV[@]}" /usr/bin/time -v -o "$tf" "${CMD[@]}" >>"$LOG" 2>&1; then
         status=FAILED
     fi
+    # "Returned" time ends here; "durable" time (the headline) ends once the tool's writes
+    # are on the disk: a tool that returns with its writes still in the page cache pays
+    # for them too. syncfs of the work folder's filesystem (others' writes there count).
+    local tr
+    tr=$(date +%s.%N)
+    sync -f "$RUN"
     t1=$(date +%s.%N)
     b1=$(cpu_busy)
     if [[ $status == FAILED ]]; then
@@ -251,13 +323,14 @@ measure() {
     rm -f "$tf"
     repo_bytes=$(du -sb "$(repo_of "$tool")" 2>/dev/null | cut -f1 || echo 0)
     python3 - "$mode" "$run" "$tool" "$step" "$t0" "$t1" "${user:-0}" "${sys:-0}" "${rss:-0}" \
-        "${repo_bytes:-0}" "$b0" "$b1" "$CLK_TCK" "$status" >>"$RESULTS" <<'EOF'
+        "${repo_bytes:-0}" "$b0" "$b1" "$CLK_TCK" "$status" "$tr" >>"$RESULTS" <<'EOF'
 import sys
-mode, run, tool, step, t0, t1, user, sys_, rss, repo, b0, b1, hz, status = sys.argv[1:]
+mode, run, tool, step, t0, t1, user, sys_, rss, repo, b0, b1, hz, status, tr = sys.argv[1:]
 wall = float(t1) - float(t0)
+returned = float(tr) - float(t0)
 cpu = float(user) + float(sys_)
 other = max(0.0, ((int(b1) - int(b0)) / int(hz) - cpu) / wall) if wall > 0 else 0.0
-print(f"{mode}\t{run}\t{tool}\t{step}\t{wall:.3f}\t{user}\t{sys_}\t{rss}\t{repo}\t{other:.2f}\t{status}")
+print(f"{mode}\t{run}\t{tool}\t{step}\t{wall:.3f}\t{user}\t{sys_}\t{rss}\t{repo}\t{other:.2f}\t{status}\t{returned:.3f}")
 EOF
     say "  $tool $step: $(tail -1 "$RESULTS" | cut -f5) s wall, $status"
 }
@@ -290,9 +363,15 @@ step() {
         [[ -z ${BROKEN[$tool]:-} ]] || continue
         local target=$RUN/restore-$tool
         if [[ $tool:$verb:$SV_PRUNE == snapvault:prune:0 ]]; then
-            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tno forget/prune in this build\n' \
+            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tno forget/prune in this build\t0\n' \
                 "$mode" "$run" "$tool" "$stepname" >>"$RESULTS"
             say "  $tool $stepname: skipped (no forget/prune command in this build)"
+            continue
+        fi
+        # A month's list of files is not handed to these two (see commands_doc).
+        if [[ $verb == month && ($tool == rustic || $tool == bupstash) ]]; then
+            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tn/a\t0\n' \
+                "$mode" "$run" "$tool" "$stepname" >>"$RESULTS"
             continue
         fi
         case $verb in
@@ -403,6 +482,8 @@ json.dump({
     "snapvault": """$("$SNAPVAULT" --version | head -1) ($SNAPVAULT_REV)""",
     "restic": """$(restic version | head -1)""",
     "borg": """$(borg --version | head -1)""",
+    "rustic": """$(uses rustic && rustic --version | head -1)""",
+    "bupstash": """$(uses bupstash && bupstash version | head -1)""",
     "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
     "commands": """$(commands_doc)""",
     "command_line": """benches/compare.sh --size $SIZE --runs $RUNS --cache $CACHE --tools $TOOLS --small-files $SMALL --seed $SEED""",
