@@ -6,10 +6,12 @@
 //! on a request only when it stops moving data; failed requests are retried here as
 //! [`crate::retry`] says. `ConcurrentLimitLayer` caps concurrent requests (`--connections`).
 //!
-//! Every write is a single `PUT` with `If-None-Match: *` and `Content-MD5` (the server
-//! rejects a body damaged in transit); the size is checked after the upload. A write that
-//! finds the object already there reads it back: the same bytes mean an earlier attempt of
-//! ours succeeded but its reply was lost.
+//! Every write is a single `PUT` with `If-None-Match: *`, `Content-Length` and `Content-MD5`
+//! (the server rejects a body cut short or damaged in transit), and nothing else: a
+//! successful reply is the object stored whole and durable, so the write is not checked
+//! with a `HEAD` afterwards (one request per pack, issue 23.6). A write that finds the
+//! object already there reads it back: the same bytes mean an earlier attempt of ours
+//! succeeded but its reply was lost.
 
 use std::sync::Arc;
 
@@ -153,23 +155,6 @@ impl S3Backend {
         )
     }
 
-    fn verify_size(&self, path: &str, what: &str, want: usize) -> Result<(), RepoError> {
-        let got = self
-            .retry(|op| op.stat(path))
-            .map_err(|e| self.err("checking the upload of", what, e))?
-            .content_length();
-        if got != want as u64 {
-            return Err(RemoteError::UploadIncomplete {
-                location: self.location.clone(),
-                what: what.to_string(),
-                got,
-                want: want as u64,
-            }
-            .into());
-        }
-        Ok(())
-    }
-
     /// After "already exists": ours (a retried create whose reply was lost) or someone else's?
     fn already_there(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
         match self.read(kind, name) {
@@ -295,7 +280,7 @@ impl Backend for S3Backend {
             }
             Err(e) => return Err(self.err("uploading", &what, e)),
         }
-        self.verify_size(&path, &what, data.len())
+        Ok(())
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, RepoError> {

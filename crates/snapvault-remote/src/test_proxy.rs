@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod http;
+
 /// The unit the random reset is rolled for: the model, "p per 64 KiB relayed".
 pub const RESET_UNIT: u64 = 64 << 10;
 
@@ -53,6 +55,8 @@ struct State {
     total: AtomicU64,
     resets: AtomicU64,
     accepted: AtomicU64,
+    /// Every HTTP request line clients sent, in order (see [`Proxy::requests`]).
+    requests: Mutex<Vec<String>>,
 }
 
 impl State {
@@ -146,6 +150,7 @@ impl Proxy {
             total: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            requests: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let accepter = thread::Builder::new()
@@ -220,6 +225,17 @@ impl Proxy {
     pub fn relayed(&self) -> u64 {
         self.state.total.load(Ordering::SeqCst)
     }
+
+    /// The HTTP/1.1 request lines clients have sent so far ("PUT /bucket/data/… HTTP/1.1"),
+    /// in the order they were sent, connections interleaved; "?" where a connection could
+    /// not be followed (a chunked body). For S3 through the proxy: what each command asks.
+    pub fn requests(&self) -> Vec<String> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl Drop for Proxy {
@@ -276,8 +292,8 @@ fn open(client: TcpStream, upstream: SocketAddr, st: Arc<State>) {
     let (conn2, st2) = (conn.clone(), st.clone());
     let up = thread::Builder::new()
         .name("proxy-up".into())
-        .spawn(move || relay(c2, &conn2.server, &conn2, &st2));
-    relay(s2, &conn.client, &conn, &st);
+        .spawn(move || relay(c2, &conn2.server, &conn2, &st2, true));
+    relay(s2, &conn.client, &conn, &st, false);
     if let Ok(t) = up {
         let _ = t.join();
     }
@@ -285,9 +301,12 @@ fn open(client: TcpStream, upstream: SocketAddr, st: Arc<State>) {
     st.lock().conns.retain(|c| !Arc::ptr_eq(c, &conn));
 }
 
-/// Copy `from` → `to` until either side ends, applying the faults.
-fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State) {
+/// Copy `from` → `to` until either side ends, applying the faults. `up`: the client's
+/// side, whose HTTP requests are logged.
+fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State, up: bool) {
     let mut buf = vec![0u8; 64 << 10];
+    let mut log = http::RequestLog::default();
+    let mut lines = Vec::new();
     let mut since_roll = 0u64;
     let _ = to.set_write_timeout(Some(Duration::from_millis(200)));
     while !conn.dead.load(Ordering::SeqCst) {
@@ -316,6 +335,15 @@ fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State) {
         }
         while st.stalled.load(Ordering::SeqCst) && !conn.dead.load(Ordering::SeqCst) {
             thread::sleep(Duration::from_millis(20));
+        }
+        if up {
+            log.feed(&buf[..n], &mut lines);
+            if !lines.is_empty() {
+                st.requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .append(&mut lines);
+            }
         }
         if !write_all(to, &buf[..n], conn) {
             break;

@@ -10,6 +10,7 @@ use snapvault_remote::test_proxy::{Faults, Proxy};
 
 mod done;
 mod repair;
+mod requests;
 
 use crate::common::*;
 use crate::remote::{

@@ -354,13 +354,20 @@ fn write_packs(
 /// Write a file named by the hash of its bytes, unless it is already there with exactly
 /// these bytes: an interrupted run of an unencrypted repository (whose packs are
 /// deterministic) wrote it but not the index naming it, and the next run makes it again.
+/// The write itself finds out (`write` never replaces a file): no request to look first,
+/// which on S3 was a `HEAD` per pack.
 fn write_once(backend: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
-    if backend.exists(kind, name)?
-        && backend
-            .read(kind, name)
-            .is_ok_and(|b| crate::format::id::Id::hash_of(&b).to_hex() == name)
-    {
-        return Ok(());
+    match backend.write(kind, name, bytes) {
+        Err(RepoError::FileExists(what)) => {
+            if backend
+                .read(kind, name)
+                .is_ok_and(|b| crate::format::id::Id::hash_of(&b).to_hex() == name)
+            {
+                Ok(())
+            } else {
+                Err(RepoError::FileExists(what))
+            }
+        }
+        other => other,
     }
-    backend.write(kind, name, bytes)
 }

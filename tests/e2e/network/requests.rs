@@ -1,0 +1,83 @@
+//! Requests per pack on S3, counted through the proxy (a count, never a time): a pack is
+//! one `PUT` — conditional (`If-None-Match: *`) with `Content-MD5`, so the server refuses a
+//! pack that exists or arrived damaged, and its success is the pack stored whole. No `HEAD`
+//! before it to look for the pack, none after to check its size (issue 23.6).
+
+use snapvault_remote::test_proxy::Faults;
+
+use super::{library, s, s3_proxy, s3_via};
+use crate::common::*;
+use crate::remote::no_servers;
+
+/// The request lines of `lines` on objects under `dir/` of the repository (listings of
+/// the bucket, `GET /bucket?list-type=2&prefix=…`, are not on an object).
+fn on<'a>(lines: &'a [String], dir: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| {
+            l.split(' ')
+                .nth(1)
+                .is_some_and(|p| p.contains(dir) && !p.contains('?'))
+        })
+        .map(|l| l.as_str())
+        .collect()
+}
+
+#[test]
+fn an_s3_pack_is_one_put() {
+    if no_servers() {
+        return;
+    }
+    let proxy = s3_proxy(Faults::default());
+    let r = s3_via(&proxy, "requests");
+    r.ok(&["init"]);
+    let work = tempdir();
+    // 40 MB of photos: three data packs at least.
+    let src = library(work.path(), 2300, 5, 8_000_000);
+    let before = proxy.requests().len();
+    r.ok(&["snapshot", &s(&src)]);
+    let lines = proxy.requests().split_off(before);
+    assert!(
+        !lines.iter().any(|l| l == "?"),
+        "unfollowed requests: {lines:#?}"
+    );
+    // Writing a pack: its PUT and nothing else. (GETs of the tree pack follow the
+    // snapshot: the vanished-photos summary and the catalog read the new trees.)
+    let data = on(&lines, "/data/");
+    let puts: Vec<&str> = data
+        .iter()
+        .filter(|l| l.starts_with("PUT "))
+        .copied()
+        .collect();
+    let packs: std::collections::HashSet<&str> =
+        puts.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert!(packs.len() >= 3, "expected three packs or more: {data:#?}");
+    assert_eq!(puts.len(), packs.len(), "a pack put twice: {data:#?}");
+    let other: Vec<&&str> = data
+        .iter()
+        .filter(|l| !l.starts_with("PUT ") && !l.starts_with("GET "))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "requests on packs besides their one PUT: {other:#?} (all: {data:#?})"
+    );
+    eprintln!(
+        "{} packs written in {} PUT requests; all requests of the snapshot: {}",
+        packs.len(),
+        puts.len(),
+        lines.len()
+    );
+    // Index files and the snapshot file too: a PUT each, no HEAD (they are read back
+    // afterwards, GET, by the commands that follow the snapshot).
+    for dir in ["/index/", "/snapshots/"] {
+        let reqs = on(&lines, dir);
+        assert!(
+            reqs.iter().any(|l| l.starts_with("PUT "))
+                && reqs
+                    .iter()
+                    .all(|l| l.starts_with("PUT ") || l.starts_with("GET ")),
+            "{dir}: {reqs:#?}"
+        );
+    }
+    r.ok(&["check", "--read-data"]);
+}
