@@ -115,9 +115,19 @@ for ((r = 1; r <= RUNS; r++)); do
                 measure "$r" "$tool" restore "${c[@]}" restore latest --target "$t"
                 measure "$r" "$tool" check "${c[@]}" check --read-data ;;
             rustic)
-                c=("$RUSTIC" --no-progress -r "opendal:s3" --cache-dir "$WORK/cache-$tool"
-                    -o "endpoint=$ENDPOINT" -o "bucket=$BUCKET" -o "root=/$prefix"
-                    -o "region=$AWS_DEFAULT_REGION")
+                # rustic takes a backend's options only from a config profile.
+                mkdir -p "$WORK/cfg/rustic"
+                cat >"$WORK/cfg/rustic/s3bench.toml" <<EOF
+[repository]
+repository = "opendal:s3"
+[repository.options]
+endpoint = "$ENDPOINT"
+bucket = "$BUCKET"
+root = "/$prefix"
+region = "$AWS_DEFAULT_REGION"
+EOF
+                c=(env XDG_CONFIG_HOME="$WORK/cfg" "$RUSTIC" -P s3bench --no-progress
+                    --cache-dir "$WORK/cache-$tool")
                 "${c[@]}" init >>"$LOG" 2>&1
                 measure "$r" "$tool" snapshot "${c[@]}" backup "$LIB"
                 measure "$r" "$tool" restore "${c[@]}" restore latest "$t"
