@@ -29,7 +29,7 @@ use std::path::PathBuf;
 mod kinds;
 
 pub use kinds::{
-    Interruption, KeyError, LocationError, LockHolder, LockLoss, ParityError, PruneError,
+    Interruption, KeyError, LocationError, LockHolder, LockLoss, ParityError, PruneError, Remedy,
     RemoteError, Worker,
 };
 

@@ -55,7 +55,7 @@ pub use ops::{
 };
 
 pub use error::{
-    Interruption, KeyError, LocationError, LockHolder, LockLoss, ParityError, PruneError,
+    Interruption, KeyError, LocationError, LockHolder, LockLoss, ParityError, PruneError, Remedy,
     RemoteError, RepoError, Result, Worker,
 };
 pub use format::id::{BlobId, Id, PackId, SnapshotId};

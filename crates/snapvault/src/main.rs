@@ -23,6 +23,7 @@ mod password;
 mod photoset;
 mod progress;
 mod readonly;
+mod remedy;
 mod strength;
 
 use clap::{CommandFactory, FromArgMatches};

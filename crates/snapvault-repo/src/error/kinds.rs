@@ -340,3 +340,30 @@ impl std::fmt::Display for LockHolder {
         )
     }
 }
+
+/// A step that mends what `check` found, named by what it does: the CLI names the command
+/// (rule 3) and adds it to the finding's message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    /// Rebuild the index from the pack headers.
+    RebuildIndex,
+    /// A pack of ours no index names: prune removes it once older than its grace period,
+    /// rebuilding the index adopts it.
+    PruneOrAdopt,
+    /// A blob has a damaged copy beside a good one: applying repair drops the damaged one.
+    DropDamagedCopy,
+    /// Damage an earlier check found and this one did not read: repair's plan says what to
+    /// do, reading the data again confirms it.
+    RepairOrReread,
+    /// The config file is damaged and a key file's copy is in use: applying repair
+    /// rewrites the file from the copy.
+    RewriteConfig,
+    /// A key file is damaged: remove it (the other keys still open the repository).
+    RemoveKey,
+    /// A key file's copy of the config is damaged or out of date: applying repair seals
+    /// the config in use into it.
+    ResealConfigCopy,
+    /// No key file holds a copy of the config: writing a new key file (a password change,
+    /// even to the same password) makes one.
+    WriteKeyWithCopy,
+}

@@ -64,7 +64,13 @@ pub struct Problem {
     /// What is wrong, e.g. `pack 3f2a…`, `snapshot 91bc…`, `key 77aa…`.
     pub object: String,
     pub message: String,
+    /// What can be done about it, when there is a step to name: the CLI phrases it with
+    /// its command names (error.rs rule 3) and adds it to the message.
+    #[serde(skip)]
+    pub remedy: Option<Remedy>,
 }
+
+pub use crate::error::Remedy;
 
 /// An object that could not be read (I/O or network error): neither damaged nor known
 /// intact.
@@ -139,18 +145,19 @@ impl CheckReport {
     }
 
     fn error(&mut self, object: String, message: impl Into<String>) {
-        self.problems.push(Problem {
-            severity: Severity::Error,
-            object,
-            message: message.into(),
-        });
+        self.push(Severity::Error, object, message.into(), None);
     }
 
     fn notice(&mut self, object: String, message: impl Into<String>) {
+        self.push(Severity::Notice, object, message.into(), None);
+    }
+
+    fn push(&mut self, severity: Severity, object: String, message: String, r: Option<Remedy>) {
         self.problems.push(Problem {
-            severity: Severity::Notice,
+            severity,
             object,
-            message: message.into(),
+            message,
+            remedy: r,
         });
     }
 
@@ -195,10 +202,10 @@ pub fn check_with_index(
     let crypto = repo.crypto();
     let mut r = CheckReport::default();
 
-    for (level, object, message) in crate::repository::open::audit(repo)? {
+    for (level, object, message, remedy) in crate::repository::open::audit(repo)? {
         match level {
-            Level::Error => r.error(object, message),
-            Level::Notice => r.notice(object, message),
+            Level::Error => r.push(Severity::Error, object, message, remedy),
+            Level::Notice => r.push(Severity::Notice, object, message, remedy),
             Level::NotRead => r.unread(object, message),
         }
     }
@@ -233,7 +240,12 @@ pub fn check_with_index(
                 r.index_incomplete = true;
                 r.unread(what, format!("could not be read: {e}"));
             }
-            Err(e) => r.error(what, format!("{e} (run `snapvault repair index`)")),
+            Err(e) => r.push(
+                Severity::Error,
+                what,
+                e.to_string(),
+                Some(Remedy::RebuildIndex),
+            ),
         }
     }
     for (id, loc) in index.duplicates() {
@@ -309,9 +321,11 @@ pub fn check_with_index(
                             r.bad_blobs.insert(e.0);
                         }
                     }
-                    r.error(
+                    r.push(
+                        Severity::Error,
                         object,
-                        "the index disagrees with the pack header (run `snapvault repair index`)",
+                        "the index disagrees with the pack header".into(),
+                        Some(Remedy::RebuildIndex),
                     );
                 }
             }
@@ -331,10 +345,11 @@ pub fn check_with_index(
         match name.parse::<PackId>() {
             Ok(p) if is_own_pack(repo, name, *size) => {
                 r.unindexed_packs.push(p);
-                r.notice(
+                r.push(
+                    Severity::Notice,
                     format!("pack {name}"),
-                    "is not in any index (left by an interrupted run; prune removes it once \
-                     it is older than --unindexed-grace, `repair index` adopts it)",
+                    "is not in any index (left by an interrupted run)".into(),
+                    Some(Remedy::PruneOrAdopt),
                 );
             }
             _ => r.notice(

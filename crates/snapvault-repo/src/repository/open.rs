@@ -2,7 +2,7 @@
 //! file must not cost every command a minute and a gigabyte), and what to do when the
 //! config file is damaged (each key file keeps a sealed copy of it).
 
-use crate::error::{KeyError, RepoError, Result};
+use crate::error::{KeyError, Remedy, RepoError, Result};
 use crate::format::config::Config;
 use crate::format::crypto::{Crypto, MasterKey};
 use crate::format::keyfile::{KdfParams, KeyFile};
@@ -252,8 +252,9 @@ pub enum Level {
     NotRead,
 }
 
-/// What `check` finds in the key files and the config: (level, object, message).
-pub type Finding = (Level, String, String);
+/// What `check` finds in the key files and the config: (level, object, message, and the
+/// step that mends it).
+pub type Finding = (Level, String, String, Option<Remedy>);
 
 /// Audit the key files and the config: every key file readable and its MAC intact, every
 /// config copy intact and equal to the config in use, the config file itself intact.
@@ -265,11 +266,11 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
             Level::Error,
             "config".into(),
             format!(
-                "is damaged ({}); snapvault runs on the copy kept in key file {}: \
-                 `snapvault repair --apply` rewrites the config from it",
+                "is damaged ({}); snapvault runs on the copy kept in key file {}",
                 d.reason,
                 short(&d.copy_in)
             ),
+            Some(Remedy::RewriteConfig),
         ));
     }
     let master = match repo.crypto() {
@@ -286,7 +287,12 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
         {
             Ok(kf) => kf,
             Err(e) if e.is_unavailable() => {
-                out.push((Level::NotRead, object, format!("could not be read: {e}")));
+                out.push((
+                    Level::NotRead,
+                    object,
+                    format!("could not be read: {e}"),
+                    None,
+                ));
                 continue;
             }
             Err(e) => {
@@ -294,6 +300,7 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
                     Level::Error,
                     object,
                     format!("unusable: {e}; other keys still work"),
+                    None,
                 ));
                 continue;
             }
@@ -303,9 +310,8 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
             out.push((
                 Level::Error,
                 object.clone(),
-                "is damaged (its contents changed); other keys still work: remove it with \
-                 `snapvault key remove`"
-                    .into(),
+                "is damaged (its contents changed); other keys still work".into(),
+                Some(Remedy::RemoveKey),
             ));
         }
         let copy = match kf.config_copy(master) {
@@ -316,23 +322,22 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
         let copy = copy
             .and_then(|b| Config::parse(&b, "the copy"))
             .and_then(|c| c.verify(repo.crypto()).map(|()| c));
-        let reseal = "the key still opens the repository; `snapvault repair --apply` seals \
-                      the config in use into it";
         match copy {
             Err(e) => out.push((
                 Level::Error,
                 object,
-                format!("its copy of the config is damaged ({e}); {reseal}"),
+                format!("its copy of the config is damaged ({e})"),
+                Some(Remedy::ResealConfigCopy),
             )),
             // Sealed under the master key, so it was this repository's config once: a
             // config change that was interrupted before it reached every key file.
             Ok(c) if &c != repo.config() => out.push((
                 Level::Notice,
                 object,
-                format!(
-                    "its copy of the config is out of date (a change of the config was \
-                     interrupted); {reseal}"
-                ),
+                "its copy of the config is out of date (a change of the config was \
+                 interrupted)"
+                    .into(),
+                Some(Remedy::ResealConfigCopy),
             )),
             Ok(_) => {}
         }
@@ -342,9 +347,9 @@ pub(crate) fn audit(repo: &crate::Repository) -> Result<Vec<Finding>> {
             Level::Notice,
             "config".into(),
             "no key file holds a copy of it (key files written by older snapvault versions \
-             have none), so a damaged config file would lock you out: `snapvault key passwd` \
-             writes a key file that holds one (the same password may be given again)"
+             have none), so a damaged config file would lock you out"
                 .into(),
+            Some(Remedy::WriteKeyWithCopy),
         ));
     }
     Ok(out)

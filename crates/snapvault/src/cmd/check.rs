@@ -75,7 +75,11 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     );
     progress.finish();
     // `index`: as check read it (damaged and unreadable index files left out).
-    let (report, index) = report?;
+    let (mut report, index) = report?;
+    // The core names the step; the command that takes it is named here (text and JSON).
+    for p in &mut report.problems {
+        p.message = crate::remedy::with(&p.message, p.remedy.take());
+    }
     let now = snapvault_repo::time::now_unix();
     damage.merge(&report, &index);
     let _ = damage.save(&repo.config().id);

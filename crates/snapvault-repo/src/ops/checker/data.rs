@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use super::{CheckObserver, CheckOptions, CheckReport, ReadData};
+use super::{CheckObserver, CheckOptions, CheckReport, ReadData, Remedy, Severity};
 use crate::error::{RepoError, Result};
 use crate::format::blob;
 use crate::format::id::{BlobId, Id, PackId};
@@ -120,9 +120,11 @@ pub(super) fn read_data(
         .collect();
     for b in healed {
         r.bad_blobs.remove(&b);
-        r.notice(
+        r.push(
+            Severity::Notice,
             format!("blob {}", b.to_hex()),
-            "has a damaged copy but also a good one; restore uses the good copy, `repair --apply` drops the damaged one",
+            "has a damaged copy but also a good one; restore uses the good copy".into(),
+            Some(Remedy::DropDamagedCopy),
         );
     }
 }
@@ -165,12 +167,11 @@ pub(super) fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOpt
             0 => "is damaged".to_string(),
             n => format!("holds {n} damaged blob(s)"),
         };
-        r.error(
+        r.push(
+            Severity::Error,
             format!("pack {}", p.to_hex()),
-            format!(
-                "{what}, found by an earlier check and not read this time (`snapvault repair` \
-                 shows what to do; `check --read-data` reads it again)"
-            ),
+            format!("{what}, found by an earlier check and not read this time"),
+            Some(Remedy::RepairOrReread),
         );
     }
 }

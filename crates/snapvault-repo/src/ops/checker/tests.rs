@@ -191,3 +191,35 @@ fn damaged_files_are_named_under_every_path() {
         .collect();
     assert_eq!(gone.len(), 1, "{:?}", r.problems);
 }
+
+/// error.rs rule 3: a problem names the step that mends it as a [`Remedy`], and its message
+/// names no command (the CLI adds the command).
+#[test]
+fn problems_carry_a_remedy_and_name_no_command() {
+    let (_dir, root) = repo_with_packs();
+    let repo = open(&root);
+    let index = root.join("index");
+    let first = std::fs::read_dir(&index).unwrap().next().unwrap().unwrap();
+    let mut bytes = std::fs::read(first.path()).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(first.path(), bytes).unwrap();
+    let mut opts = options();
+    opts.read_data = ReadData::None;
+    let pack = repo.backend().list(FileKind::Pack).unwrap()[0]
+        .name
+        .parse()
+        .unwrap();
+    opts.earlier_packs = vec![pack];
+    let r = check(&repo, &opts, &NoHooks).unwrap();
+    let remedies: Vec<_> = r.problems.iter().filter_map(|p| p.remedy).collect();
+    assert!(remedies.contains(&Remedy::RebuildIndex), "{:?}", r.problems);
+    assert!(
+        remedies.contains(&Remedy::RepairOrReread),
+        "{:?}",
+        r.problems
+    );
+    for p in &r.problems {
+        assert!(!p.message.contains('`'), "{p:?}");
+    }
+}
