@@ -24,7 +24,7 @@
 //! Memory: the index (see `index.rs`; ≈ 60 bytes per blob) plus the set of blobs in use,
 //! one bit per indexed blob, plus ≈ 100 bytes per pack and one pack being read and two
 //! being written (≈ 3 × 16 MiB). Nothing grows with the bytes stored; 10 million blobs
-//! prune in ≈ 0.7 GiB (docs/benchmarks.md, *At scale*).
+//! prune in 622 MiB (docs/benchmarks.md, *On paper, at scale*).
 
 mod apply;
 mod choose;
