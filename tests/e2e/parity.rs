@@ -754,3 +754,41 @@ fn a_crash_after_a_removal_never_lets_repair_bring_the_file_back() {
         assert_covered(&sv.repo, 10);
     }
 }
+
+/// `repair --apply` writes what parity rebuilds holding the exclusive lock: when it holds
+/// the lock, the lost pack is not back yet.
+#[test]
+fn repair_writes_back_from_parity_under_the_lock() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    let (pack, path) = pack_files(&sv.repo)
+        .into_iter()
+        .max_by_key(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let gate = tmp.path().join("gate");
+    std::fs::create_dir_all(&gate).unwrap();
+    let mut c = sv.command(&["repair", "--apply"]);
+    c.env("SNAPVAULT_TEST_PAUSE", "locked@1")
+        .env("SNAPVAULT_TEST_PAUSE_DIR", &gate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+    while !gate.join("locked@1.paused").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "repair never locked");
+        assert!(std::time::Instant::now() < deadline, "never paused");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(
+        !path.exists(),
+        "pack {pack} written back before the lock was taken"
+    );
+    std::fs::write(gate.join("locked@1.go"), b"").unwrap();
+    assert!(wait_with_timeout(&mut child, DEFAULT_TIMEOUT, "repair").success());
+    assert!(path.exists(), "pack {pack} not rebuilt");
+    sv.ok(&["check", "--read-data"]);
+}

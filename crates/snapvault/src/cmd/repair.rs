@@ -36,8 +36,17 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             snapshots: true,
         },
     };
-    // Parity first, before the password is used: it may rebuild a damaged config or key
-    // file, and every file it rebuilds is then intact for the steps below.
+    // Parity first: every file it rebuilds is then intact for the steps below. Its
+    // write-backs run under the exclusive lock, so no other command removes or adds a file
+    // meanwhile; when the repository does not open (its config or key files may be what is
+    // damaged), parity rebuilds first without the lock: nothing else can open it either.
+    let early = match ctx.open() {
+        Ok(repo) => {
+            let lock = repo.lock(true, "repair")?;
+            Some((repo, lock))
+        }
+        Err(_) => None,
+    };
     let apply = a.apply && !a.dry_run;
     let json = a.json;
     let parity = super::parity_check::scan(ctx.backend()?.as_ref(), true, apply, &mut |l| {
@@ -58,12 +67,18 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             ctx.say(format!("beyond parity: {f}; the steps below handle it"));
         }
     }
-    let mut repo = ctx.open()?;
+    let (mut repo, _lock) = match early {
+        Some(held) => held,
+        None => {
+            let repo = ctx.open()?;
+            let lock = repo.lock(true, "repair")?;
+            (repo, lock)
+        }
+    };
     let other = match &a.from {
         Some(loc) => Some(open_other(ctx, &repo, loc, &a)?),
         None => None,
     };
-    let _lock = repo.lock(true, "repair")?;
     let config_pending = config(ctx, &mut repo, a.apply && !a.dry_run, a.json)?;
     if !a.json {
         ctx.say("reading and verifying every pack to find what is damaged…");
