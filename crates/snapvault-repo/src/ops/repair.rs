@@ -22,11 +22,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::{Interruption, RepoError, Result, Worker};
-use crate::format::blob::{self, BlobType, Compression, EncodedBlob};
+use crate::error::Result;
+use crate::format::blob::{self, EncodedBlob};
 use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::{NodeKind, Tree};
+use crate::format::tree::Tree;
 use crate::ops::survey::{OldIndex, Survey};
 use crate::repository::Repository;
 use crate::repository::index::{Index, IndexFile};
@@ -34,6 +34,9 @@ use crate::repository::packer::Packer;
 use crate::storage::FileKind;
 
 mod copies;
+mod trees;
+
+use trees::{collect_losses, rewrite};
 
 pub(crate) use copies::{REPAIRED, is_repaired_copy};
 pub use copies::{Redundant, repaired_copy_of};
@@ -259,64 +262,6 @@ fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Option<Tre
     }
 }
 
-/// The files (and folders whose listing is lost) under `tree` whose data is lost, as paths
-/// relative to it; remembered per tree, so shared subtrees are walked once.
-fn collect_losses(
-    repo: &Repository,
-    holds: &Holds<'_>,
-    tree: &BlobId,
-    l: &mut Losses,
-) -> Result<()> {
-    if l.memo.contains_key(tree) {
-        return Ok(());
-    }
-    let Some(t) = load_tree(repo, holds.index, tree)? else {
-        l.blobs.insert(*tree);
-        l.memo
-            .insert(*tree, vec![("(folder listing lost)".to_string(), 0)]);
-        return Ok(());
-    };
-    let mut out = Vec::new();
-    for n in t.nodes {
-        let name = n.name.lossy();
-        match (n.kind, n.subtree) {
-            (NodeKind::Dir, Some(sub)) => {
-                collect_losses(repo, holds, &sub, l)?;
-                for (r, bytes) in l.memo.get(&sub).map(Vec::as_slice).unwrap_or_default() {
-                    let path = if r.starts_with('(') {
-                        format!("{name}/ {r}")
-                    } else {
-                        format!("{name}/{r}")
-                    };
-                    out.push((path, *bytes));
-                }
-            }
-            (NodeKind::File, _) => {
-                let missing: Vec<BlobId> = n
-                    .content
-                    .iter()
-                    .filter(|b| !holds.has(b))
-                    .copied()
-                    .collect();
-                if !missing.is_empty() {
-                    l.blobs.extend(missing);
-                    l.files
-                        .entry(n.content.clone())
-                        .or_insert_with(|| LostFile {
-                            name: name.clone(),
-                            size: n.size,
-                            content: n.content.clone(),
-                        });
-                    out.push((name, n.size));
-                }
-            }
-            _ => {}
-        }
-    }
-    l.memo.insert(*tree, out);
-    Ok(())
-}
-
 /// Carry out a plan made from `survey`.
 pub fn apply(
     repo: &Repository,
@@ -464,53 +409,4 @@ pub fn apply(
         }
     }
     Ok(out)
-}
-
-/// Rewrite a tree without lost files; returns the new tree id (None: listing lost). Without
-/// `tx` only the id is worked out (nothing is stored).
-fn rewrite(
-    repo: &Repository,
-    holds: &Holds<'_>,
-    tree: &BlobId,
-    tx: Option<&crossbeam_channel::Sender<EncodedBlob>>,
-    memo: &mut HashMap<BlobId, Option<BlobId>>,
-) -> Result<Option<BlobId>> {
-    if let Some(r) = memo.get(tree) {
-        return Ok(*r);
-    }
-    let index = holds.index;
-    let Some(t) = load_tree(repo, index, tree)? else {
-        memo.insert(*tree, None);
-        return Ok(None);
-    };
-    let mut out = Tree::default();
-    for mut n in t.nodes {
-        match (n.kind, n.subtree) {
-            (NodeKind::Dir, Some(sub)) => {
-                if let Some(new) = rewrite(repo, holds, &sub, tx, memo)? {
-                    n.subtree = Some(new);
-                    out.nodes.push(n);
-                }
-            }
-            (NodeKind::File, _) if n.content.iter().any(|b| !holds.has(b)) => {}
-            _ => out.nodes.push(n),
-        }
-    }
-    let bytes = out.encode();
-    let id = repo.crypto().blob_id(&bytes);
-    if let Some(tx) = tx
-        && !index.contains(&id)
-    {
-        let e = blob::encode(
-            repo.crypto(),
-            id,
-            BlobType::Tree,
-            &bytes,
-            Compression::Try(repo.config().compression_level),
-        );
-        tx.send(e)
-            .map_err(|_| RepoError::Interrupted(Interruption::WorkerStopped(Worker::PackWriter)))?;
-    }
-    memo.insert(*tree, Some(id));
-    Ok(Some(id))
 }
