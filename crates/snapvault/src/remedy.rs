@@ -3,6 +3,7 @@
 //! snapvault-repo).
 
 use snapvault_repo::Remedy;
+use snapvault_repo::open::OpenWarning;
 
 /// What to append to a finding's message for its remedy.
 pub fn suffix(r: Remedy) -> &'static str {
@@ -34,5 +35,67 @@ pub fn with(message: &str, r: Option<Remedy>) -> String {
     match r {
         Some(r) => format!("{message}{}", suffix(r)),
         None => message.to_string(),
+    }
+}
+
+/// A warning from opening the repository, with what to do about it.
+pub fn open_warning(w: &OpenWarning) -> String {
+    match w {
+        OpenWarning::ConfigFromCopy(_) => format!(
+            "{}. `snapvault repair --apply` rewrites the config from it",
+            w.describe()
+        ),
+        OpenWarning::KeyNotTried { key, .. } => format!(
+            "{}. If you did not add it, `snapvault check` tells whether it is damaged and \
+             `snapvault key remove {key}` removes it; to try it, name it: --key {key}",
+            w.describe()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use snapvault_repo::keyfile::KdfParams;
+    use snapvault_repo::open::ConfigDamage;
+
+    use super::*;
+
+    /// The core states the facts, with no command in them; the advice added here makes the
+    /// same warnings as when the core wrote them whole.
+    #[test]
+    fn open_warnings_get_their_advice_here() {
+        let key = OpenWarning::KeyNotTried {
+            key: "ab12cd34".into(),
+            asks: KdfParams {
+                m_kib: 1 << 20,
+                t: 16,
+                p: 16,
+            },
+            usual: KdfParams {
+                m_kib: 64 << 10,
+                t: 3,
+                p: 1,
+            },
+        };
+        let config = OpenWarning::ConfigFromCopy(ConfigDamage {
+            file: "/r/config".into(),
+            reason: "it is missing".into(),
+            copy_in: "77aa0011ffee".into(),
+        });
+        for w in [&key, &config] {
+            assert!(!w.describe().contains('`'), "{}", w.describe());
+        }
+        assert_eq!(
+            open_warning(&key),
+            "key file ab12cd34 asks for 1024 MiB and 16 pass(es) of Argon2id, far more than this \
+             repository's keys use (64 MiB and 3 pass(es)); it was not tried. If you did not add \
+             it, `snapvault check` tells whether it is damaged and `snapvault key remove \
+             ab12cd34` removes it; to try it, name it: --key ab12cd34"
+        );
+        assert_eq!(
+            open_warning(&config),
+            "the repository's config file /r/config is damaged (it is missing); using the copy \
+             kept in key file 77aa0011. `snapvault repair --apply` rewrites the config from it"
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::repository::index::{BlobLocation, Index, IndexFile};
 use crate::repository::lock::LockGuard;
-use crate::repository::open::{ConfigDamage, OpenOptions};
+use crate::repository::open::{ConfigDamage, OpenOptions, OpenWarning};
 use crate::storage::{Backend, FileKind};
 
 pub struct Repository {
@@ -214,7 +214,7 @@ impl Repository {
         let (config, config_damage) =
             crate::repository::open::settle_config(&crypto, &location, parsed, &key_name, &keys)?;
         if let Some(d) = &config_damage {
-            opts.warn(&d.describe());
+            opts.warn(OpenWarning::ConfigFromCopy(d.clone()));
         }
         Ok(Repository {
             backend,

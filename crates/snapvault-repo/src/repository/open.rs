@@ -20,13 +20,43 @@ pub struct OpenOptions<'a> {
     /// Try only the key file with this name (or unique prefix), whatever its cost.
     pub key: Option<&'a str>,
     /// Told what the user should know: key files not tried, a config read from a copy.
-    pub warn: Option<&'a (dyn Fn(&str) + Sync)>,
+    pub warn: Option<&'a (dyn Fn(&OpenWarning) + Sync)>,
 }
 
 impl OpenOptions<'_> {
-    pub(crate) fn warn(&self, msg: &str) {
-        if let Some(w) = self.warn {
-            w(msg);
+    pub(crate) fn warn(&self, w: OpenWarning) {
+        if let Some(f) = self.warn {
+            f(&w);
+        }
+    }
+}
+
+/// What opening a repository tells the user. [`OpenWarning::describe`] states the facts;
+/// the advice (which command mends it) is the CLI's.
+#[derive(Clone, Debug)]
+pub enum OpenWarning {
+    /// The file `config` is damaged and a key file's copy is in use: applying repair
+    /// rewrites the file from it.
+    ConfigFromCopy(ConfigDamage),
+    /// A key file asks for far more Argon2id than the repository's keys (a planted one?),
+    /// so it was not tried; `key` is its name as shown (8 characters), which `--key` takes.
+    KeyNotTried {
+        key: String,
+        asks: KdfParams,
+        usual: KdfParams,
+    },
+}
+
+impl OpenWarning {
+    pub fn describe(&self) -> String {
+        match self {
+            OpenWarning::ConfigFromCopy(d) => d.describe(),
+            OpenWarning::KeyNotTried { key, asks, usual } => format!(
+                "key file {key} asks for {} of Argon2id, far more than this repository's keys \
+                 use ({}); it was not tried",
+                describe(asks),
+                describe(usual)
+            ),
         }
     }
 }
@@ -45,8 +75,7 @@ pub struct ConfigDamage {
 impl ConfigDamage {
     pub fn describe(&self) -> String {
         format!(
-            "the repository's config file {} is damaged ({}); using the copy kept in key file {}. \
-             `snapvault repair --apply` rewrites the config from it",
+            "the repository's config file {} is damaged ({}); using the copy kept in key file {}",
             self.file,
             self.reason,
             short(&self.copy_in)
@@ -124,17 +153,11 @@ pub(crate) fn unwrap_master(
             let mut keep = Vec::new();
             for (i, (name, f)) in files.iter().enumerate() {
                 match &reference {
-                    Some(r) if out_of_line(&f.params, r) => opts.warn(&format!(
-                        "key file {} asks for {} of Argon2id, far more than this repository's \
-                         keys use ({}); it was not tried. If you did not add it, `snapvault \
-                         check` tells whether it is damaged and `snapvault key remove {}` \
-                         removes it; to try it, name it: --key {}",
-                        short(name),
-                        describe(&f.params),
-                        describe(r),
-                        short(name),
-                        short(name)
-                    )),
+                    Some(r) if out_of_line(&f.params, r) => opts.warn(OpenWarning::KeyNotTried {
+                        key: short(name).to_string(),
+                        asks: f.params,
+                        usual: *r,
+                    }),
                     _ => keep.push(i),
                 }
             }

@@ -83,7 +83,9 @@ impl Ctx {
         };
         // Each warning once, however many tries a typed password takes.
         let warned = std::sync::Mutex::new(std::collections::HashSet::new());
-        let warn = |m: &str| {
+        let warn = |w: &snapvault_repo::open::OpenWarning| {
+            let m = crate::remedy::open_warning(w);
+            let m = m.as_str();
             if !warned.lock().is_ok_and(|mut w| w.insert(m.to_string())) {
                 return;
             }
