@@ -38,6 +38,15 @@ pub fn with(message: &str, r: Option<Remedy>) -> String {
     }
 }
 
+/// A warning of prune's, with what to do about it.
+pub fn prune_warning(w: &snapvault_repo::prune::PruneWarning) -> String {
+    match w {
+        snapvault_repo::prune::PruneWarning::DamagedPackKept { .. } => {
+            format!("{} (run `snapvault check --read-data`)", w.describe())
+        }
+    }
+}
+
 /// A warning from opening the repository, with what to do about it.
 pub fn open_warning(w: &OpenWarning) -> String {
     match w {
@@ -59,6 +68,23 @@ mod tests {
     use snapvault_repo::open::ConfigDamage;
 
     use super::*;
+
+    #[test]
+    fn a_damaged_pack_prune_keeps_is_for_check_to_read() {
+        let pack = snapvault_repo::PackId(snapvault_repo::Id([0xab; 32]));
+        let blob = snapvault_repo::BlobId(snapvault_repo::Id([0xcd; 32]));
+        let w = snapvault_repo::prune::PruneWarning::DamagedPackKept { pack, blob };
+        assert!(!w.describe().contains('`'));
+        assert_eq!(
+            prune_warning(&w),
+            format!(
+                "pack {} holds a damaged blob ({}); left as it is (run `snapvault check \
+                 --read-data`)",
+                "ab".repeat(32),
+                blob.short()
+            )
+        );
+    }
 
     /// The core states the facts, with no command in them; the advice added here makes the
     /// same warnings as when the core wrote them whole.

@@ -4,7 +4,7 @@
 //! for its progress output and plugs in `snapvault-media` as the [`Inspector`].
 
 use crate::format::blob::Compression;
-use crate::format::id::SnapshotId;
+use crate::format::id::{BlobId, PackId, SnapshotId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{MediaMeta, Node};
 use crate::ops::fs_source::SourceEntry;
@@ -71,7 +71,28 @@ pub trait PruneObserver: Sync {
     fn step(&self, _what: &str) {}
     fn pack_done(&self, _bytes: u64) {}
     /// A problem that did not stop prune (a damaged pack left in place).
-    fn warning(&self, _what: &str) {}
+    fn warning(&self, _what: &PruneWarning) {}
+}
+
+/// A problem that did not stop prune. [`PruneWarning::describe`] states the facts; the
+/// command that looks closer is the CLI's to name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PruneWarning {
+    /// A pack chosen for repacking holds a damaged blob: it was left as it is (reading
+    /// every byte back tells what else is damaged).
+    DamagedPackKept { pack: PackId, blob: BlobId },
+}
+
+impl PruneWarning {
+    pub fn describe(&self) -> String {
+        match self {
+            PruneWarning::DamagedPackKept { pack, blob } => format!(
+                "pack {} holds a damaged blob ({}); left as it is",
+                pack.to_hex(),
+                blob.short()
+            ),
+        }
+    }
 }
 
 /// Progress of a copy; all methods default to doing nothing.

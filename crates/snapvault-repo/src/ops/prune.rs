@@ -166,7 +166,7 @@ impl PrunePlan {
     }
 }
 
-pub use crate::ops::observe::PruneObserver;
+pub use crate::ops::observe::{PruneObserver, PruneWarning};
 
 /// Work out what prune would do. Snapshots in `ignore` count as already removed (for
 /// `forget --prune --dry-run`). Reads only. The steps are those of the module doc, one

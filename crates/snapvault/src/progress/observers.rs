@@ -159,7 +159,9 @@ impl PruneObserver for PruneProgress<'_> {
         self.progress.item_done(bytes);
     }
 
-    fn warning(&self, what: &str) {
+    fn warning(&self, w: &snapvault_repo::prune::PruneWarning) {
+        let what = crate::remedy::prune_warning(w);
+        let what = what.as_str();
         if self.progress.mode() == Mode::Json {
             emit_json(&json!({"type": "warning", "command": "prune", "message": what}));
         } else {

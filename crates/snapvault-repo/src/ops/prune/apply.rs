@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::{Action, MAX_INDEX_BLOBS, PruneObserver, PrunePlan};
+use super::{Action, MAX_INDEX_BLOBS, PruneObserver, PrunePlan, PruneWarning};
 use crate::error::{PruneError, RepoError, Result};
 use crate::format::blob::{self, BlobType, EncodedBlob};
 use crate::format::id::{Id, IndexId, PackId};
@@ -152,10 +152,10 @@ pub fn execute(
                     .is_err()
             });
             if let Some(e) = damaged {
-                obs.warning(&format!(
-                    "pack {name} holds a damaged blob ({}); left as it is (run `snapvault check --read-data`)",
-                    e.id.short()
-                ));
+                obs.warning(&PruneWarning::DamagedPackKept {
+                    pack: info.id,
+                    blob: e.id,
+                });
                 w.report.damaged_packs_kept.push(info.id);
                 continue;
             }
