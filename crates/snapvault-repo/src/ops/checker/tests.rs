@@ -206,11 +206,15 @@ fn problems_carry_a_remedy_and_name_no_command() {
     std::fs::write(first.path(), bytes).unwrap();
     let mut opts = options();
     opts.read_data = ReadData::None;
-    let pack = repo.backend().list(FileKind::Pack).unwrap()[0]
-        .name
-        .parse()
-        .unwrap();
-    opts.earlier_packs = vec![pack];
+    // Every pack, not one: the flipped index file may be the one that names a given pack,
+    // and a pack no readable index names is not reported as earlier damage.
+    opts.earlier_packs = repo
+        .backend()
+        .list(FileKind::Pack)
+        .unwrap()
+        .iter()
+        .map(|f| f.name.parse().unwrap())
+        .collect();
     let r = check(&repo, &opts, &NoHooks).unwrap();
     let remedies: Vec<_> = r.problems.iter().filter_map(|p| p.remedy).collect();
     assert!(remedies.contains(&Remedy::RebuildIndex), "{:?}", r.problems);
