@@ -112,3 +112,107 @@ fn key_add_from_a_file() {
     sv.ok(&["key", "add", "--new-password-file", f.to_str().unwrap()]);
     Sv::at(&sv.repo, Some(PW2)).ok(&["snapshots"]);
 }
+
+/// A process held at its `locked` pause point (holding its lock) until the test lets it
+/// go; killed on drop, so a failed assertion leaves no process waiting.
+struct Holder {
+    child: std::process::Child,
+    gate: std::path::PathBuf,
+    pid: u32,
+}
+
+impl Holder {
+    fn start(sv: &Sv, args: &[&str], gate: std::path::PathBuf) -> Holder {
+        std::fs::create_dir_all(&gate).unwrap();
+        let mut c = sv.command(args);
+        c.env("SNAPVAULT_TEST_PAUSE", "locked@1")
+            .env("SNAPVAULT_TEST_PAUSE_DIR", &gate)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().expect("spawn the lock holder");
+        let paused = gate.join("locked@1.paused");
+        let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+        let pid = loop {
+            if let Ok(pid) = std::fs::read_to_string(&paused) {
+                break pid.trim().parse().unwrap();
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{args:?} ended before taking its lock"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{args:?} never locked"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        Holder { child, gate, pid }
+    }
+
+    fn release(mut self) {
+        std::fs::write(self.gate.join("locked@1.go"), b"").unwrap();
+        let st = wait_with_timeout(&mut self.child, DEFAULT_TIMEOUT, "lock holder");
+        assert!(st.success(), "the lock holder failed: {st}");
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key add` writes a key file and `key passwd` also removes one; key files are covered by
+/// parity, so neither may run while a command that rewrites parity holds the exclusive
+/// lock. `key add` only adds a file: a shared lock, beside snapshots. `key passwd` removes
+/// the old key file: the exclusive lock, like `key remove`. A refusal names the holder and
+/// exits 11 (user guide), and changes no key file.
+#[test]
+fn key_add_and_passwd_take_the_repository_lock() {
+    let tmp = tempdir();
+    let src = tmp.path().join("photos");
+    write_random(&src.join("IMG_0001.JPG"), 1, 50_000);
+    let sv = Sv::init(tmp.path().join("repo"), true);
+    sv.snapshot(&[&src], &[]);
+    let keys_now = || names_in(&sv.repo, "keys");
+    let add = |sv: &Sv| sv.run_env(&["key", "add"], &[("SNAPVAULT_NEW_PASSWORD", PW2)]);
+    let passwd = |sv: &Sv| sv.run_env(&["key", "passwd"], &[("SNAPVAULT_NEW_PASSWORD", PW3)]);
+
+    // An exclusive holder (prune): both are refused, naming it.
+    let prune = Holder::start(&sv, &["prune"], tmp.path().join("gate-prune"));
+    let before = keys_now();
+    for (what, out) in [("key add", add(&sv)), ("key passwd", passwd(&sv))] {
+        assert_eq!(out.code, Some(11), "{what} while prune runs: {out}");
+        assert_stderr_mentions(&out, "`snapvault prune`");
+        assert_stderr_mentions(&out, &format!("pid {}", prune.pid));
+        assert_eq!(keys_now(), before, "{what} changed key files while refused");
+    }
+    prune.release();
+
+    // A shared holder (a snapshot): key add goes ahead, key passwd is refused.
+    let snap = Holder::start(
+        &sv,
+        &["snapshot", src.to_str().unwrap()],
+        tmp.path().join("gate-snapshot"),
+    );
+    let out = add(&sv);
+    assert_eq!(out.code, Some(0), "key add beside a snapshot: {out}");
+    assert_eq!(keys_now().len(), before.len() + 1);
+    let before = keys_now();
+    let out = passwd(&sv);
+    assert_eq!(
+        out.code,
+        Some(11),
+        "key passwd while a snapshot runs: {out}"
+    );
+    assert_stderr_mentions(&out, "`snapvault snapshot`");
+    assert_stderr_mentions(&out, &format!("pid {}", snap.pid));
+    assert_eq!(keys_now(), before);
+    snap.release();
+
+    // Unblocked, both work.
+    let out = passwd(&sv);
+    assert_eq!(out.code, Some(0), "{out}");
+    Sv::at(&sv.repo, Some(PW3)).ok(&["check"]);
+}

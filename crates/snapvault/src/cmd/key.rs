@@ -14,10 +14,21 @@ fn new_password(a: &NewPasswordArgs) -> Result<Vec<u8>> {
     .get_new("the new key", a.allow_weak_password)
 }
 
+/// `key add`, `key passwd` and `key remove` change key files, which parity covers with the
+/// config (docs/format.md §15): a command that rewrites parity (`parity set`, `repair`,
+/// prune, the parity update after any writer) holds the exclusive lock, so a key file
+/// changing meanwhile would be read half-way or left out of its group. Each therefore
+/// takes a lock. `key add` only adds a file, as a snapshot adds its files: a shared lock,
+/// so it runs beside snapshots and restores (restic's `key add` takes its non-exclusive
+/// lock too). `key passwd` and `key remove` remove a key file, which a reader that
+/// opened with it may still use: the exclusive lock, as prune takes to remove packs (and
+/// as restic's `key passwd`/`key remove` do). rustic takes no repository locks at all.
+/// A refusal names the holder and exits 11 (`exit.rs`, user guide).
 pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
     match k {
         KeyCommand::Add(a) => {
             let repo = ctx.open()?;
+            let _lock = repo.lock(false, "key add")?;
             let pw = new_password(&a)?;
             let name = repo.add_key(&pw, kdf())?;
             if a.json {
@@ -93,6 +104,7 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
         }
         KeyCommand::Passwd(a) => {
             let mut repo = ctx.open()?;
+            let _lock = repo.lock(true, "key passwd")?;
             let pw = new_password(&a)?;
             let name = repo.change_password(&pw, kdf())?;
             if a.json {
