@@ -734,8 +734,9 @@ fn in_headless_chromium() {
         let got = b.eval(
             "(() => { const i = document.querySelector('a.cell[title^=\"IMG_0005.HEIC\"] img'); if (!i) return 'absent'; \
              const loaded = i.complete ? Promise.resolve() : new Promise(r => { i.onload = i.onerror = r; }); \
-             return loaded.then(() => fetch(i.src)).then(r => JSON.stringify({w: i.naturalWidth, \
-               type: r.headers.get('content-type'), placeholder: r.headers.get('x-snapvault-placeholder')})); })()",
+             return loaded.then(() => fetch(i.src)).then(r => r.arrayBuffer().then(b => JSON.stringify({w: i.naturalWidth, \
+               type: r.headers.get('content-type'), placeholder: r.headers.get('x-snapvault-placeholder'), \
+               magic: [...new Uint8Array(b).slice(0, 2)]}))); })()",
         );
         if got != "absent" {
             seen = Some(got);
@@ -752,6 +753,11 @@ fn in_headless_chromium() {
     assert!(
         v["placeholder"].is_null() && v["type"] != "image/svg+xml",
         "a placeholder instead of the decoded HEIC thumbnail: {v}"
+    );
+    // JPEG, which every browser shows (issue 20: "browsers without HEIC support get JPEG").
+    assert!(
+        v["type"] == "image/jpeg" && v["magic"] == serde_json::json!([0xFF, 0xD8]),
+        "the HEIC thumbnail is not a JPEG: {v}"
     );
 
     // Its page shows the picture at screen size (decoded by the same tools), not the

@@ -3,18 +3,21 @@
 //!
 //! - `heif-thumbnailer` (libheif; Debian's `heif-thumbnailer` package): decodes the small
 //!   thumbnail item an iPhone stores (or the image, scaled, when there is none) to PNG;
-//!   with `-p`, the image itself scaled to a size;
+//!   with `-p`, the image itself scaled to a size; its PNG is re-encoded as JPEG here
+//!   (`tojpeg.rs`);
 //! - `sips` (macOS, always present): scales the image to JPEG;
 //! - `heif-convert` (libheif; Debian's `libheif-examples`): decodes the whole image to JPEG.
 //!
 //! Two sizes are made: the grid's thumbnail ([`Size::Thumb`], the first of the three that
-//! is installed) and the photo page's picture ([`Size::Screen`], JPEG where a tool writes
-//! it: `sips`, then `heif-convert`, then `heif-thumbnailer`, which only writes PNG).
+//! is installed) and the photo page's picture ([`Size::Screen`]: `sips`, then
+//! `heif-convert`, which write JPEG themselves, then `heif-thumbnailer`). Both are always
+//! JPEG, which every browser shows.
 //!
 //! The stored file is written (verified, a chunk at a time) to a private temporary folder in
 //! the cache folder, the decoder gets [`TIMEOUT`] and, on Linux, [`MEMORY`] of address
 //! space, and at most [`DECODERS`] run at once; whatever it does to itself, the server goes
-//! on and shows a placeholder.
+//! on and shows a placeholder. What it writes is read back up to [`MAX_OUTPUT`] bytes, and
+//! a PNG converted only up to [`tojpeg::MAX_PIXELS`].
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use snapvault_catalog::StoredContent;
 
 use super::library::Library;
-use super::media;
+use super::{media, tojpeg};
 
 /// Largest HEIC handed to a decoder (an iPhone's are 1-5 MiB).
 pub const MAX_INPUT: u64 = 64 * 1024 * 1024;
@@ -148,15 +151,15 @@ impl Decoder {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     }
 
-    /// A picture of a stored HEIC: the image bytes and their media type. `work` is a
-    /// private folder for the temporary files (the cache folder, or the system's).
+    /// A picture of a stored HEIC, as JPEG. `work` is a private folder for the temporary
+    /// files (the cache folder, or the system's).
     pub fn render(
         &self,
         lib: &Library,
         content: &StoredContent,
         work: &Path,
         size: Size,
-    ) -> io::Result<(Vec<u8>, &'static str)> {
+    ) -> io::Result<Vec<u8>> {
         if content.size > MAX_INPUT {
             return Err(io::Error::other(format!(
                 "{} bytes, more than the {MAX_INPUT} handed to a decoder",
@@ -170,9 +173,9 @@ impl Decoder {
         let mut input = std::fs::File::create(&inp)?;
         media::write_all(lib, content, &mut input)?;
         drop(input);
-        let (name, mime) = match self.kind {
-            Kind::Thumbnailer => ("out.png", "image/png"),
-            Kind::Sips | Kind::Convert => ("out.jpg", "image/jpeg"),
+        let name = match self.kind {
+            Kind::Thumbnailer => "out.png",
+            Kind::Sips | Kind::Convert => "out.jpg",
         };
         let out = tmp.path().join(name);
         let px = match size {
@@ -186,8 +189,7 @@ impl Decoder {
             // -p: the image itself, not the small thumbnail item scaled up.
             (Kind::Thumbnailer, Size::Screen) => cmd.arg("-p").arg("-s").arg(&px),
             (Kind::Sips, _) => cmd.args(["-s", "format", "jpeg", "-Z", &px]),
-            (Kind::Convert, Size::Thumb) => cmd.args(["--quiet", "-q", "80"]),
-            (Kind::Convert, Size::Screen) => cmd.args(["--quiet", "-q", "85"]),
+            (Kind::Convert, _) => cmd.args(["--quiet", "-q", &quality(size).to_string()]),
         };
         match self.kind {
             Kind::Sips => cmd.arg(&inp).arg("--out").arg(&out),
@@ -197,8 +199,10 @@ impl Decoder {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         limit_memory(&mut cmd);
-        let _slot = SLOTS.take();
-        run(&mut cmd, &self.name())?;
+        {
+            let _slot = SLOTS.take();
+            run(&mut cmd, &self.name())?;
+        }
         let mut bytes = Vec::new();
         std::fs::File::open(&out)?
             .take(MAX_OUTPUT + 1)
@@ -210,7 +214,18 @@ impl Decoder {
                 bytes.len()
             )));
         }
-        Ok((bytes, mime))
+        match self.kind {
+            Kind::Thumbnailer => tojpeg::from_png(&bytes, quality(size)),
+            Kind::Sips | Kind::Convert => Ok(bytes),
+        }
+    }
+}
+
+/// JPEG quality of each size.
+fn quality(size: Size) -> u8 {
+    match size {
+        Size::Thumb => 80,
+        Size::Screen => 85,
     }
 }
 

@@ -15,6 +15,7 @@ mod media;
 mod pages;
 mod serve;
 mod thumbs;
+mod tojpeg;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! nothing decoded). Small images a browser shows by itself (JPEG, PNG, GIF, WebP up to
 //! [`SMALL_ORIGINAL`]) are served whole. HEIC's embedded thumbnail is HEVC-coded: it is
 //! decoded by the system's libheif tools in a separate process (`heif.rs`; docs/design.md
-//! says why). Videos, large images without a preview, and HEIC without a decoder get a
+//! says why) and sent as JPEG, which every browser shows. Videos, large images without a preview, and HEIC without a decoder get a
 //! labelled placeholder.
 //!
 //! At most [`MAKERS`] thumbnails are made at once (a semaphore), each reading at most
@@ -13,7 +13,7 @@
 //!
 //! The photo page's picture ([`screen`]) of a HEIC is decoded the same way, at screen size,
 //! under the same limit (each at most [`heif::MAX_OUTPUT`] in memory), and kept beside the
-//! thumbnails as `<key>-screen.jpg` (or `.png`). Images a browser shows are their own
+//! thumbnails as `<key>-screen.jpg`. Images a browser shows are their own
 //! picture, whatever their size: the original, exact and not decoded here.
 
 use std::path::PathBuf;
@@ -99,13 +99,9 @@ pub fn thumb(
     }
     // Keys are 64 hex digits (checked by the caller's parse), so they are safe file names.
     let jpg = cache.map(|d| d.join(format!("{key}.jpg")));
-    let png = cache.map(|d| d.join(format!("{key}.png")));
     let none = cache.map(|d| d.join(format!("{key}.none")));
     if let Some(Ok(b)) = jpg.as_ref().map(std::fs::read) {
         return Ok(Thumb::Image(b, "image/jpeg"));
-    }
-    if let Some(Ok(b)) = png.as_ref().map(std::fs::read) {
-        return Ok(Thumb::Image(b, "image/png"));
     }
     if let Some(Ok(b)) = none.as_ref().map(std::fs::read)
         && let Some(p) = Placeholder::from_marker(&b)
@@ -126,8 +122,9 @@ pub fn thumb(
         let Some(d) = heif::decoder() else {
             return Ok(Thumb::Placeholder(Placeholder::Heic));
         };
-        match decode_kept(d, lib, content, cache, heif::Size::Thumb, [&jpg, &png]) {
-            Ok((b, mime)) => return Ok(Thumb::Image(b, mime)),
+        forget_png(cache, key, "");
+        match decode_kept(d, lib, content, cache, heif::Size::Thumb, &jpg) {
+            Ok(b) => return Ok(Thumb::Image(b, "image/jpeg")),
             Err(e) => {
                 eprintln!("browse: no thumbnail for {name}: {e}");
                 Placeholder::HeicFailed
@@ -149,22 +146,29 @@ fn is_heic(name: &str, head: &[u8]) -> bool {
     )
 }
 
-/// A HEIC decoded by `d`, kept in the cache as `jpg` or `png`, by what the decoder writes.
+/// A HEIC decoded by `d` to JPEG, kept in the cache as `jpg`.
 fn decode_kept(
     d: &heif::Decoder,
     lib: &Library,
     content: &StoredContent,
     cache: Option<&PathBuf>,
     size: heif::Size,
-    [jpg, png]: [&Option<PathBuf>; 2],
-) -> std::io::Result<(Vec<u8>, &'static str)> {
+    jpg: &Option<PathBuf>,
+) -> std::io::Result<Vec<u8>> {
     let work = cache.cloned().unwrap_or_else(std::env::temp_dir);
-    let (b, mime) = d.render(lib, content, &work, size)?;
-    let keep = if mime == "image/png" { png } else { jpg };
-    if let Some(p) = keep {
+    let b = d.render(lib, content, &work, size)?;
+    if let Some(p) = jpg {
         let _ = crate::cache::write(p, &b);
     }
-    Ok((b, mime))
+    Ok(b)
+}
+
+/// Removes a PNG picture an earlier version kept (`<key><suffix>.png`): HEIC pictures are
+/// JPEG now, and the cache is disposable.
+fn forget_png(cache: Option<&PathBuf>, key: &str, suffix: &str) {
+    if let Some(d) = cache {
+        let _ = std::fs::remove_file(d.join(format!("{key}{suffix}.png")));
+    }
 }
 
 fn fallback(content: &StoredContent, name: &str, p: Placeholder) -> Thumb {
@@ -192,11 +196,8 @@ pub fn screen(
         return Ok(Thumb::Original);
     }
     let jpg = cache.map(|d| d.join(format!("{key}-screen.jpg")));
-    let png = cache.map(|d| d.join(format!("{key}-screen.png")));
-    for (p, mime) in [(&jpg, "image/jpeg"), (&png, "image/png")] {
-        if let Some(Ok(b)) = p.as_ref().map(std::fs::read) {
-            return Ok(Thumb::Image(b, mime));
-        }
+    if let Some(Ok(b)) = jpg.as_ref().map(std::fs::read) {
+        return Ok(Thumb::Image(b, "image/jpeg"));
     }
     if !is_heic(name, &media::head(lib, content)?) {
         // Raw and TIFF files: the thumbnail stands in.
@@ -205,8 +206,9 @@ pub fn screen(
     let Some(d) = heif::screen_decoder() else {
         return Ok(Thumb::Placeholder(Placeholder::Heic));
     };
-    match decode_kept(d, lib, content, cache, heif::Size::Screen, [&jpg, &png]) {
-        Ok((b, mime)) => Ok(Thumb::Image(b, mime)),
+    forget_png(cache, key, "-screen");
+    match decode_kept(d, lib, content, cache, heif::Size::Screen, &jpg) {
+        Ok(b) => Ok(Thumb::Image(b, "image/jpeg")),
         Err(e) => {
             eprintln!("browse: no screen-size picture of {name}: {e}");
             Ok(Thumb::Placeholder(Placeholder::HeicFailed))
