@@ -27,13 +27,14 @@ pub enum SourceError {
 
     #[error(
         "several iPhones are connected ({}): say which one to use with --device",
-        udids.join(", ")
+        shown(&udids.join(", "))
     )]
     SeveralDevices { udids: Vec<String> },
 
     #[error(
-        "no connected iPhone has UDID {udid}: check the cable and the UDID \
-         (`snapvault devices` lists connected iPhones)"
+        "no connected iPhone has UDID {}: check the cable and the UDID \
+         (`snapvault devices` lists connected iPhones)",
+        shown(udid)
     )]
     UnknownDevice { udid: String },
 
@@ -80,11 +81,17 @@ pub enum SourceError {
     LockedForPairing,
 
     #[error(
-        "cannot read {path} on the iPhone ({reason}); if it is kept only in iCloud, turn on \
+        "cannot read {} on the iPhone ({}); if it is kept only in iCloud, turn on \
          Settings > Photos > Download and Keep Originals, or open it once on the phone; \
-         the file was skipped"
+         the file was skipped",
+        shown(path),
+        shown(reason)
     )]
-    Unreadable { path: String, reason: String },
+    Unreadable {
+        /// As the phone named it (untrusted: shown escaped).
+        path: String,
+        reason: String,
+    },
 
     #[error(
         "the iPhone disconnected: check the cable, keep the phone unlocked, and run again \
@@ -93,14 +100,16 @@ pub enum SourceError {
     Disconnected,
 
     #[error(
-        "the iPhone stopped answering ({op} timed out): unlock it, check the cable, and run \
-         again"
+        "the iPhone stopped answering ({} timed out): unlock it, check the cable, and run \
+         again",
+        shown(op)
     )]
     Timeout { op: String },
 
     #[error(
-        "unexpected answer from the iPhone or usbmuxd: {0}; unplug the iPhone, plug it in \
-         again and run again"
+        "unexpected answer from the iPhone or usbmuxd: {}; unplug the iPhone, plug it in \
+         again and run again",
+        shown(.0)
     )]
     Protocol(String),
 
@@ -109,9 +118,7 @@ pub enum SourceError {
 }
 
 /// A phone as named in a message: `“NAME” (UDID)`, or the UDID alone. Both come from the
-/// device, so control characters (and the Unicode controls that reorder text) are shown
-/// escaped — the rule of snapvault-repo's `text::escaped`, which this crate does not
-/// depend on: a crafted name can neither forge a line of output nor drive the terminal.
+/// device, so they are [`shown`] escaped.
 pub(crate) fn phone_label(name: &str, udid: &str) -> String {
     if name.is_empty() {
         shown(udid)
@@ -120,6 +127,11 @@ pub(crate) fn phone_label(name: &str, udid: &str) -> String {
     }
 }
 
+/// Text from the device (a name, a UDID, a file path, an error it sent) as it appears in
+/// a message: control characters (and the Unicode controls that reorder text) escaped —
+/// the rule of snapvault-repo's `text::escaped`, which this crate does not depend on — so
+/// a crafted name can neither forge a line of output nor drive the terminal. Every
+/// message of [`SourceError`] shows such text through here; the fields keep it exact.
 fn shown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -224,5 +236,50 @@ pub(crate) fn from_idevice(e: idevice::IdeviceError) -> SourceError {
         E::UnknownErrorType(s) if s.starts_with("PasswordProtected") => SourceError::Locked,
         E::UnknownErrorType(s) if s.starts_with("InvalidHostID") => SourceError::TrustRevoked,
         other => SourceError::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text the phone sent (a file name, a UDID, a path in an error) is shown escaped in
+    /// every message; the fields keep it exact.
+    #[test]
+    fn text_from_the_phone_is_shown_escaped_in_every_message() {
+        let evil = "IMG\u{1b}[31m\r\nsnapshot 00000000 saved\u{202e}";
+        let shown = "IMG\\u{1b}[31m\\r\\nsnapshot 00000000 saved\\u{202e}";
+        let errors = [
+            SourceError::Unreadable {
+                path: evil.into(),
+                reason: evil.into(),
+            },
+            SourceError::Protocol(format!("attributes of {evil}")),
+            SourceError::Timeout {
+                op: format!("reading {evil}"),
+            },
+            SourceError::SeveralDevices {
+                udids: vec![evil.into(), "b".into()],
+            },
+            SourceError::UnknownDevice { udid: evil.into() },
+            SourceError::TrustTimeout {
+                secs: 1,
+                name: evil.into(),
+                udid: evil.into(),
+            },
+        ];
+        for e in errors {
+            let m = e.to_string();
+            assert!(
+                !m.contains('\u{1b}') && !m.contains('\r') && !m.contains('\n'),
+                "{e:?} shown raw: {m}"
+            );
+            assert!(m.contains(shown), "{e:?}: {m}");
+        }
+        let e = SourceError::Unreadable {
+            path: evil.into(),
+            reason: String::new(),
+        };
+        assert!(matches!(e, SourceError::Unreadable { path, .. } if path == evil));
     }
 }

@@ -62,3 +62,63 @@ fn a_phone_name_with_control_characters_is_shown_escaped() {
         clean(&out, &args.join(" "));
     }
 }
+
+/// A file on the phone named with the same tricks: its path comes from the phone too.
+/// Unreadable (kept only in iCloud) it reaches the warning through the phone's own error;
+/// readable it is in the snapshot, and once deleted on the phone it is in the vanished
+/// list. Everywhere it is shown escaped; `--json` carries it exactly.
+#[test]
+fn a_phone_file_name_with_control_characters_is_shown_escaped() {
+    let lab = Lab::new(4, 43);
+    let evil = format!("DCIM/100APPLE/{EVIL}.JPG");
+    let shown = format!("DCIM/100APPLE/{SHOWN}.JPG");
+    let photo = fs::read(lab.lib.join("DCIM/100APPLE/IMG_0004.JPG")).unwrap();
+    fs::remove_file(lab.lib.join("DCIM/100APPLE/IMG_0004.JPG")).unwrap();
+    fs::write(lab.lib.join(&evil), &photo).unwrap();
+
+    // Unreadable: skipped with a warning that names it (text and JSON).
+    let mut cfg = lab.cfg();
+    cfg.icloud_only = vec![evil.clone()];
+    let phone = start(cfg);
+    let out = lab.run(&phone, &["snapshot", "iphone"]);
+    assert_eq!(out.code, Some(3), "{out}");
+    clean(&out, "snapshot iphone (unreadable file)");
+    assert_stderr(&out, &format!("cannot read {shown} on the iPhone"));
+    let out = lab.run(&phone, &["snapshot", "iphone", "--json"]);
+    assert_eq!(out.code, Some(3), "{out}");
+    clean(&out, "snapshot iphone --json (unreadable file)");
+    let warning = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "warning")
+        .unwrap_or_else(|| panic!("no JSON warning:\n{out}"));
+    assert_eq!(s(&warning, "path"), evil, "{warning}");
+    let out = lab.run(&phone, &["verify-device"]);
+    clean(&out, "verify-device (unreadable file)");
+    let v = lab.run(&phone, &["verify-device", "--json"]).json();
+    assert_eq!(s(&list(&v["problems"], "problems")[0], "path"), evil, "{v}");
+    drop(phone);
+
+    // Readable: backed up and listed; deleted on the phone: vanished.
+    let phone = start(lab.cfg());
+    lab.ok(&phone, &["snapshot", "iphone"]);
+    for args in [
+        &["photos"][..],
+        &["find", "*.JPG"][..],
+        &["ls", "latest", "DCIM/100APPLE"][..],
+    ] {
+        clean(&lab.sv.run(args), &args.join(" "));
+    }
+    fs::remove_file(lab.lib.join(&evil)).unwrap();
+    let out = lab.ok(&phone, &["snapshot", "iphone"]);
+    clean(&out, "snapshot iphone (vanished file)");
+    assert!(out.to_string().contains(&format!("gone: {shown}")), "{out}");
+    clean(&lab.sv.run(&["diff", "latest~1", "latest"]), "diff");
+    // Back, and gone again: scripts get the path exactly.
+    fs::write(lab.lib.join(&evil), &photo).unwrap();
+    lab.ok(&phone, &["snapshot", "iphone"]);
+    fs::remove_file(lab.lib.join(&evil)).unwrap();
+    let v = lab.snapshot(&phone, &[]);
+    assert_eq!(v["vanished"]["paths"][0], evil.as_str(), "{v}");
+}

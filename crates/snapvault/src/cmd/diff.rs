@@ -102,7 +102,12 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
             } else {
                 ""
             };
-            println!("{sign} {p}  {}  {taken}{note}", fmt::size(n.size));
+            // Names from a phone or a folder: never raw to the terminal.
+            println!(
+                "{sign} {}  {}  {taken}{note}",
+                snapvault_repo::text::escaped(p),
+                fmt::size(n.size)
+            );
         }
     }
     // Each count says what it is made of, so it can be matched with the snapshot summary.

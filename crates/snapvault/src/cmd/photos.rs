@@ -7,6 +7,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 use snapvault_catalog::{DateRange, KindFilter, LibraryAsset, PhotoQuery, PhotoRow};
+use snapvault_repo::text::escaped;
 use snapvault_repo::{Repository, SnapshotId};
 
 use super::Ctx;
@@ -124,7 +125,7 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
             None => String::new(),
         };
         if let Some(e) = edit_of(r) {
-            mark.push_str(&format!("  [edited: {e}]"));
+            mark.push_str(&format!("  [edited: {}]", escaped(e)));
         }
         println!(
             "{:<25} {:<6} {:>10} {:>3} snapshot(s)  {}{mark}",
@@ -132,7 +133,8 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
             kind,
             fmt::size(r.size),
             r.snapshot_count,
-            r.latest_path
+            // Names from a phone or a folder: never raw to the terminal.
+            escaped(&r.latest_path)
         );
     }
     let total: u64 = rows.iter().map(|r| r.size).sum();
@@ -232,7 +234,8 @@ fn icloud_only(
             f.taken.as_deref().unwrap_or("(no date)"),
             f.kind,
             id.short(),
-            f.path
+            // From the phone's own database.
+            escaped(&f.path)
         );
     }
     ctx.say(format!(
