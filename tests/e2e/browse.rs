@@ -2,6 +2,7 @@
 //! binary and, where Chromium is installed (CI installs it), a real headless browser.
 
 pub mod cdp;
+mod video;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -693,8 +694,9 @@ fn in_headless_chromium() {
     b.goto(&format!("{base}/month/2023-08"));
     let href = b.eval("document.querySelector('a.cell').href");
     b.goto(href.as_str().unwrap());
-    // The sample MOV holds no playable frames, so what is checked is that the page has the
-    // motion video and the server gives the browser a range of it, as a player seeks.
+    // The sample MOV holds no playable frames, so what is checked here is that the page has
+    // the motion video and the server gives the browser a range of it; real videos play and
+    // seek in `browse::video`.
     let motion = b.eval(
         "(() => { const v = document.getElementById('motion'); if (!v) return 'none'; \
          return fetch(v.src, {headers: {Range: 'bytes=0-99'}}) \

@@ -31,6 +31,8 @@ pub struct Browser {
     from: mpsc::Receiver<Value>,
     next_id: u64,
     session: String,
+    /// Events (messages without an id) received while waiting for answers, oldest first.
+    events: Vec<Value>,
 }
 
 impl Browser {
@@ -105,6 +107,7 @@ impl Browser {
             from,
             next_id: 0,
             session: String::new(),
+            events: Vec::new(),
         };
         let target = b.call(None, "Target.createTarget", json!({"url": "about:blank"}));
         let id = target["targetId"].as_str().expect("targetId").to_string();
@@ -142,6 +145,32 @@ impl Browser {
                 }
                 return v["result"].clone();
             }
+            if v.get("method").is_some() {
+                self.events.push(v);
+            }
+        }
+    }
+
+    /// Waits (up to [`CALL_TIMEOUT`], a hang guard) until an event `method` whose params
+    /// satisfy `want` has arrived; every `method` event received so far, oldest first.
+    pub fn events_until(&mut self, method: &str, want: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        loop {
+            while let Ok(v) = self.from.try_recv() {
+                if v.get("method").is_some() {
+                    self.events.push(v);
+                }
+            }
+            let seen: Vec<Value> = self
+                .events
+                .iter()
+                .filter(|e| e["method"] == method)
+                .map(|e| e["params"].clone())
+                .collect();
+            if seen.iter().any(&want) || Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
