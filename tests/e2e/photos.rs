@@ -469,3 +469,117 @@ fn photos_finds_edits_below_the_snapshot_root() {
         "{text}"
     );
 }
+
+/// `restore --date` brings an edit made in Photos with its original wherever the media root
+/// sits in the snapshot (here under `iPhone/`, a folder snapshot of a copied media root):
+/// beside it as `IMG_E0002.JPG`, at its own path with `--layout original`, in the dry-run
+/// listing, and never as a `FullSizeRender.jpg` photo of its own.
+#[test]
+fn restore_by_date_finds_edits_below_the_snapshot_root() {
+    let lib = CachedLibrary::new();
+    let d = lib.src.join("DCIM/100APPLE");
+    let when = taken("2023-06-30T12:00:00-04:00");
+    let (original, render) = (
+        sample::jpeg(&when, None, 15_000, 2),
+        sample::jpeg(&when, None, 12_000, 6),
+    );
+    write_file(&d.join("IMG_0002.JPG"), &original);
+    write_file(
+        &d.join("IMG_0003.JPG"),
+        &sample::jpeg(&when, None, 15_000, 3),
+    );
+    let edit = lib
+        .src
+        .join("PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments");
+    write_file(&edit.join("FullSizeRender.jpg"), &render);
+    write_file(&edit.join("Adjustments.plist"), b"<plist></plist>");
+    lib.ok(&["snapshot", lib.src.to_str().unwrap()]);
+    let restore = |name: &str, more: &[&str]| {
+        let target = lib.tmp.path().join(name);
+        let mut args = vec!["restore", "--date", "2023-06", "--target"];
+        args.push(target.to_str().unwrap());
+        args.extend_from_slice(more);
+        lib.ok(&args);
+        files_below(&target)
+    };
+
+    // Beside the original, under Apple's edit name.
+    let got = restore("by-date", &["--layout", "date"]);
+    let names: Vec<&String> = got.keys().collect();
+    let folder = got
+        .keys()
+        .find_map(|p| p.strip_suffix("/IMG_0002.JPG"))
+        .unwrap_or_else(|| panic!("IMG_0002.JPG not restored: {names:?}"))
+        .to_string();
+    assert!(got[&format!("{folder}/IMG_0002.JPG")] == original);
+    assert!(
+        got.get(&format!("{folder}/IMG_E0002.JPG")) == Some(&render),
+        "the edit is not beside its original: {names:?}"
+    );
+    assert_eq!(got.len(), 3, "{names:?}");
+
+    // At its own path, with its recipe.
+    let got = restore("as-on-phone", &["--layout", "original"]);
+    let adj = "iPhone/PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments";
+    assert!(
+        got.get(&format!("{adj}/FullSizeRender.jpg")) == Some(&render),
+        "{:?}",
+        got.keys().collect::<Vec<_>>()
+    );
+    assert!(got.contains_key(&format!("{adj}/Adjustments.plist")));
+
+    // The edit alone; and the dry run lists what would be restored.
+    let got = restore("edits", &["--layout", "date", "--edits-only"]);
+    assert_eq!(
+        got.keys().cloned().collect::<Vec<_>>(),
+        [format!("{folder}/IMG_E0002.JPG")]
+    );
+    let plan = lib
+        .ok(&[
+            "restore",
+            "--date",
+            "2023-06",
+            "--target",
+            "x",
+            "--layout",
+            "date",
+            "--dry-run",
+            "--json",
+        ])
+        .json();
+    let paths: BTreeSet<&str> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "file")
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    let want = [
+        format!("{folder}/IMG_0002.JPG"),
+        format!("{folder}/IMG_0003.JPG"),
+        format!("{folder}/IMG_E0002.JPG"),
+    ];
+    assert_eq!(paths, want.iter().map(String::as_str).collect(), "{plan}");
+}
+
+/// Every file below `root`, by its path from there (`/`-separated), with its contents.
+fn files_below(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}

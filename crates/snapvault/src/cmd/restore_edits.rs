@@ -1,6 +1,8 @@
 //! `restore --date`: the edits made in Photos come with their originals. An edit lives in
 //! `PhotoData/Mutations/<original's folder>/<name>/Adjustments/FullSizeRender.*` in the same
-//! snapshot as the original; with `--layout date` it is put beside the original as
+//! snapshot as the original, beside its `DCIM` wherever the media root sits (at the root of
+//! a phone's snapshot, under `iPhone/` in a folder snapshot of a copied media root;
+//! [`crate::library::edit_in`]); with `--layout date` it is put beside the original as
 //! `IMG_E1234.JPG` (the name Image Capture gives an edit, which Photos on a Mac imports as
 //! the edited version), with `--layout original` at its own path (with its
 //! `Adjustments.plist`). `--originals-only` and `--edits-only` choose one side.
@@ -14,6 +16,7 @@ use snapvault_repo::{BlobId, Repository};
 
 use super::restore_date::Found;
 use crate::cli::Layout;
+use crate::library::{adjustments_dirs, edit_in};
 
 /// Which side of an edited photo to restore.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +30,7 @@ pub enum Side {
 /// beside an original?
 fn is_edit(path: &[u8]) -> bool {
     let p = String::from_utf8_lossy(path);
-    if snapvault_photolib::edit_of(&p).is_some() {
+    if edit_in(&p).is_some() {
         return true;
     }
     let name = p.rsplit_once('/').map_or(p.as_ref(), |(_, n)| n);
@@ -102,14 +105,20 @@ pub fn with_edits(
     let mut trees = HashMap::new();
     let (_, originals): (Vec<Found>, Vec<Found>) = found
         .into_iter()
-        .partition(|f| snapvault_photolib::edit_of(&String::from_utf8_lossy(&f.path)).is_some());
+        .partition(|f| edit_in(&String::from_utf8_lossy(&f.path)).is_some());
     let mut edits = Vec::new();
     for o in &originals {
         if !matches!(o.kind.as_str(), "photo" | "video") || is_edit(&o.path) {
             continue;
         }
-        let adj = snapvault_photolib::adjustments_dir(&String::from_utf8_lossy(&o.path));
-        let Some(nodes) = dir_nodes(repo, index, &mut trees, o.root, &adj)? else {
+        let mut found = None;
+        for adj in adjustments_dirs(&String::from_utf8_lossy(&o.path)) {
+            if let Some(nodes) = dir_nodes(repo, index, &mut trees, o.root, &adj)? {
+                found = Some((adj, nodes));
+                break;
+            }
+        }
+        let Some((adj, nodes)) = found else {
             continue;
         };
         for n in nodes.into_iter().filter(|n| n.kind == NodeKind::File) {
@@ -179,6 +188,9 @@ mod tests {
         assert!(is_edit(b"DCIM/100APPLE/IMG_E0009.HEIC"));
         assert!(is_edit(
             b"PhotoData/Mutations/DCIM/100APPLE/IMG_0009/Adjustments/FullSizeRender.jpg"
+        ));
+        assert!(is_edit(
+            b"iPhone/PhotoData/Mutations/DCIM/100APPLE/IMG_0009/Adjustments/Adjustments.plist"
         ));
         assert!(!is_edit(b"DCIM/100APPLE/IMG_0009.HEIC"));
         assert!(!is_edit(b"DCIM/100APPLE/IMG_EXTRA.HEIC"));

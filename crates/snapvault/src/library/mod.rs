@@ -253,6 +253,19 @@ pub fn edit_in(path: &str) -> Option<(String, bool)> {
     Some((format!("{prefix}{dir}/{stem}"), render))
 }
 
+/// Where the edit of the original at `path` may be kept, as [`edit_in`] recognises it:
+/// `PhotoData/Mutations/<folder>/<name>/Adjustments` with the media root at the snapshot's
+/// root first (a phone), then at each folder above the original (`iPhone/PhotoData/…` for
+/// a folder snapshot of a copied media root). The caller takes the first that exists.
+pub fn adjustments_dirs(path: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(0)
+        .chain(path.match_indices('/').map(|(i, _)| i + 1))
+        .map(move |at| {
+            let (prefix, rest) = path.split_at(at);
+            format!("{prefix}{}", snapvault_photolib::adjustments_dir(rest))
+        })
+}
+
 /// [`stem_key`]s of the assets whose original is only in iCloud.
 pub fn cloud_only_stems(lib: &Library) -> HashSet<String> {
     lib.assets
@@ -391,5 +404,31 @@ pub fn photodata_words(phone: &IphoneSource) -> String {
             fmt::size(phone.bytes),
             phone.photodata_files
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every place [`adjustments_dirs`] offers is one [`edit_in`] takes for an edit of
+    /// that original; the root comes first.
+    #[test]
+    fn adjustments_dirs_are_where_edit_in_finds_edits() {
+        let path = "iPhone/DCIM/100APPLE/IMG_0002.JPG";
+        let dirs: Vec<String> = adjustments_dirs(path).collect();
+        assert_eq!(
+            dirs[..2],
+            [
+                "PhotoData/Mutations/iPhone/DCIM/100APPLE/IMG_0002/Adjustments",
+                "iPhone/PhotoData/Mutations/DCIM/100APPLE/IMG_0002/Adjustments",
+            ]
+        );
+        assert_eq!(dirs.len(), 4, "{dirs:?}");
+        let at_root: Vec<String> = adjustments_dirs("IMG_0002.JPG").collect();
+        assert_eq!(at_root, ["PhotoData/Mutations/IMG_0002/Adjustments"]);
+        // The one that sits where the media root is maps back to the original's stem.
+        let render = format!("{}/FullSizeRender.jpg", dirs[1]);
+        assert_eq!(edit_in(&render), Some((stem_key(path), true)), "{render}");
     }
 }
