@@ -2,6 +2,7 @@
 //! binary and, where Chromium is installed (CI installs it), a real headless browser.
 
 pub mod cdp;
+mod month;
 mod video;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -597,6 +598,22 @@ fn remote_listen_needs_allow_remote() {
     let out = lib.run(&["browse", "--no-open", "--listen", "nowhere"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_stderr_mentions(&out, "not an address");
+
+    // With --allow-remote it serves, and says what that exposes.
+    let srv = lib.serve(&["--listen", "0.0.0.0:0", "--allow-remote"]);
+    let port = srv.port().to_string();
+    let local = format!("127.0.0.1:{port}");
+    assert_eq!(http(&local, "/", &[]).0, 403, "no token");
+    let with_token = format!("/?token={}", srv.token);
+    assert_eq!(http(&local, &with_token, &[]).0, 303);
+    let (code, err) = srv.interrupt();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("reachable from other machines")
+            && err.contains("see and download every photo")
+            && err.contains("unencrypted"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -774,6 +791,14 @@ fn in_headless_chromium() {
     assert_eq!(
         width, HEIC_WIDTH,
         "the HEIC's photo page shows {width} pixels wide, not the picture at screen size"
+    );
+    let screen = b.eval(
+        "fetch(document.getElementById('media').src).then(r => r.arrayBuffer() \
+         .then(b => r.headers.get('content-type') + ' ' + [...new Uint8Array(b).slice(0, 2)]))",
+    );
+    assert_eq!(
+        screen, "image/jpeg 255,216",
+        "the HEIC's screen-size picture"
     );
 }
 
