@@ -26,14 +26,13 @@ pub enum SourceError {
     NoDevice,
 
     #[error(
-        "several iPhones are connected ({}): say which one to use with --device",
+        "several iPhones are connected ({}), and which one to use was not said",
         shown(&udids.join(", "))
     )]
     SeveralDevices { udids: Vec<String> },
 
     #[error(
-        "no connected iPhone has UDID {}: check the cable and the UDID \
-         (`snapvault devices` lists connected iPhones)",
+        "no connected iPhone has UDID {}: check the cable and the UDID",
         shown(udid)
     )]
     UnknownDevice { udid: String },

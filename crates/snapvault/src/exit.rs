@@ -102,6 +102,21 @@ fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
             "plug in (or mount) the drive and run again"
         });
     }
+    if let Some(se) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<snapvault_source::SourceError>())
+    {
+        use snapvault_source::SourceError;
+        match se {
+            SourceError::SeveralDevices { .. } => {
+                return Some("say which one to use with --device UDID");
+            }
+            SourceError::UnknownDevice { .. } => {
+                return Some("`snapvault devices` lists the connected iPhones");
+            }
+            _ => {}
+        }
+    }
     if e.chain().any(|c| c.is::<crate::password::TypedWrong>()) {
         return Some(
             "check Caps Lock and the keyboard layout; any password added with `snapvault key add` opens it too",
@@ -442,5 +457,29 @@ mod tests {
         })
         .into();
         assert!(!message(&e).contains("snapvault"), "{}", message(&e));
+    }
+
+    /// Which iPhone to use: the source crate says what is wrong, the hint names the option
+    /// and the command.
+    #[test]
+    fn choosing_an_iphone_is_advised_here() {
+        use snapvault_source::SourceError;
+        let several: anyhow::Error = SourceError::SeveralDevices {
+            udids: vec!["a".into(), "b".into()],
+        }
+        .into();
+        let unknown: anyhow::Error = SourceError::UnknownDevice { udid: "u1".into() }.into();
+        for e in [&several, &unknown] {
+            let m = message(e);
+            assert!(!m.contains('`') && !m.contains("--"), "{m}");
+        }
+        assert_eq!(
+            hint(&several).as_deref(),
+            Some("say which one to use with --device UDID")
+        );
+        assert_eq!(
+            hint(&unknown).as_deref(),
+            Some("`snapvault devices` lists the connected iPhones")
+        );
     }
 }

@@ -62,6 +62,18 @@ pub fn open_warning(w: &OpenWarning) -> String {
     }
 }
 
+/// Why an item was not restored, with what the options can do about it.
+pub fn restore_problem(p: &snapvault_repo::restorer::Problem) -> String {
+    use snapvault_repo::restorer::Problem;
+    match p {
+        Problem::FolderInTheWay { .. } => format!("{p}, even with --overwrite"),
+        Problem::InTheWayOfFolder { .. } => format!("{p} (--overwrite replaces it with a folder)"),
+        _ if p.overwrite_replaces() => format!("{p} (use --overwrite to replace it)"),
+        Problem::SizeMismatch { .. } => format!("{p} (`snapvault check` reports it)"),
+        _ => p.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use snapvault_repo::keyfile::KdfParams;
@@ -84,6 +96,55 @@ mod tests {
                 blob.short()
             )
         );
+    }
+
+    /// The restore messages the core wrote whole before it had kinds, word for word.
+    #[test]
+    fn restore_problems_get_their_advice_here() {
+        use snapvault_repo::restorer::Problem;
+        let cases = [
+            (
+                Problem::FolderInTheWay { file: true },
+                "a folder is in the way; snapvault does not replace folders with files, even \
+                 with --overwrite",
+            ),
+            (
+                Problem::FolderInTheWay { file: false },
+                "a folder is in the way; snapvault does not replace folders, even with --overwrite",
+            ),
+            (
+                Problem::SymlinkInTheWay,
+                "a symlink is in the way; it was not followed and is left untouched (use \
+                 --overwrite to replace it)",
+            ),
+            (
+                Problem::DifferentFile,
+                "a different file exists at this path; left untouched (use --overwrite to \
+                 replace it)",
+            ),
+            (
+                Problem::SomethingInTheWay,
+                "something else exists at this path; left untouched (use --overwrite to \
+                 replace it)",
+            ),
+            (
+                Problem::SizeMismatch { said: 5, stored: 7 },
+                "the snapshot says this file has 5 bytes, but its stored content holds 7: the \
+                 snapshot is damaged or was crafted; not restored (`snapvault check` reports it)",
+            ),
+            (
+                Problem::InTheWayOfFolder {
+                    symlink_to: Some("/etc".into()),
+                    below: 2,
+                },
+                "a symlink (to /etc) is in the way of this folder; it was not followed and \
+                 nothing under it was restored; 2 item(s) under it not restored (--overwrite \
+                 replaces it with a folder)",
+            ),
+        ];
+        for (p, want) in cases {
+            assert_eq!(restore_problem(&p), want);
+        }
     }
 
     /// The core states the facts, with no command in them; the advice added here makes the
@@ -123,5 +184,105 @@ mod tests {
             "the repository's config file /r/config is damaged (it is missing); using the copy \
              kept in key file 77aa0011. `snapvault repair --apply` rewrites the config from it"
         );
+    }
+
+    /// The libraries' messages name no `snapvault` command and no option: the advice is
+    /// added here and in exit.rs, by kind. A scan of their source, comments and test code
+    /// left out (the fake phone is a tool of its own and not scanned).
+    #[test]
+    fn library_messages_name_no_command_or_option() {
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut found = Vec::new();
+        for c in [
+            "snapvault-repo",
+            "snapvault-remote",
+            "snapvault-source",
+            "snapvault-catalog",
+            "snapvault-media",
+            "snapvault-photolib",
+            "snapvault-phonewire",
+        ] {
+            scan(&crates.join(c).join("src"), &mut found);
+        }
+        assert!(
+            found.is_empty(),
+            "library messages that name a command or an option (give the case a kind and \
+             add the advice in the binary):\n{}",
+            found.join("\n")
+        );
+    }
+
+    /// Allowed: the command holding a lock is a fact about the holder, not advice.
+    const ALLOWED: &[&str] = &["`snapvault {}` (pid"];
+
+    fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                if name != "tests" && name != "testing" {
+                    scan(&p, found);
+                }
+            } else if name.ends_with(".rs") && name != "tests.rs" && name != "test_servers.rs" {
+                scan_file(&p, found);
+            }
+        }
+    }
+
+    fn scan_file(path: &std::path::Path, found: &mut Vec<String>) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut after_cfg_test = false;
+        for (i, line) in text.lines().enumerate() {
+            // The file's own test module (at its end).
+            if after_cfg_test && line.starts_with("mod ") && line.ends_with('{') {
+                break;
+            }
+            after_cfg_test = line.trim() == "#[cfg(test)]";
+            let code = without_comment(line);
+            if names_command_or_option(code) && !ALLOWED.iter().any(|a| code.contains(a)) {
+                found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+            }
+        }
+    }
+
+    /// `line` up to a `//` comment (one outside a string literal).
+    fn without_comment(line: &str) -> &str {
+        let mut from = 0;
+        while let Some(k) = line[from..].find("//").map(|k| k + from) {
+            if line[..k].matches('"').count().is_multiple_of(2) {
+                return &line[..k];
+            }
+            from = k + 2;
+        }
+        line
+    }
+
+    /// "`snapvault …`", or an option such as `--overwrite`.
+    fn names_command_or_option(code: &str) -> bool {
+        code.contains("`snapvault ")
+            || code.match_indices("--").any(|(k, _)| {
+                let before = code[..k].chars().next_back();
+                let after = code[k + 2..].chars().next();
+                matches!(before, None | Some(' ' | '(' | '`'))
+                    && after.is_some_and(|c| c.is_ascii_lowercase())
+            })
+    }
+
+    #[test]
+    fn the_scan_sees_commands_and_options_but_not_comments() {
+        assert!(names_command_or_option(
+            r#""(use --overwrite to replace it)""#
+        ));
+        assert!(names_command_or_option(r#"   --overwrite replaces it)""#));
+        assert!(names_command_or_option(r#""(run `snapvault repair`)""#));
+        assert!(!names_command_or_option(without_comment(
+            r#"let x = 1; // see `snapvault check --read-data`"#
+        )));
+        assert!(!names_command_or_option(r#""a - b", i -= 1"#));
+        assert_eq!(without_comment(r#""http://x" // y"#), r#""http://x" "#);
     }
 }

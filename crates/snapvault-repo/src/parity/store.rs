@@ -248,7 +248,8 @@ pub fn sync(
         });
         if damaged {
             progress(&format!(
-                "parity {}: a member is damaged; kept as it is (run `snapvault repair`)",
+                "parity {}: a member is damaged; kept as it is, so the member can be mended \
+                 from it",
                 crate::format::text::short_name(&l.name)
             ));
             covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));

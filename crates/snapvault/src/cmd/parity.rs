@@ -200,4 +200,11 @@ fn report(ctx: &Ctx, r: &SyncReport, always: bool) {
         crate::fmt::size(r.bytes_written),
         r.parity_removed
     );
+    if !r.groups_kept_damaged.is_empty() {
+        eprintln!(
+            "hint: {} parity group(s) with a damaged member were kept as they were: \
+             `snapvault repair --apply` mends the member from them",
+            r.groups_kept_damaged.len()
+        );
+    }
 }

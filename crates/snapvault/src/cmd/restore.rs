@@ -266,7 +266,7 @@ pub fn report(
                 "special_files": stats.specials,
                 "dirs": stats.dirs,
                 "bytes_written": stats.bytes_written,
-                "problems": stats.problems.iter().map(|(p, w)| serde_json::json!({"path": p, "problem": w})).collect::<Vec<_>>(),
+                "problems": stats.problems.iter().map(|(p, w)| serde_json::json!({"path": p, "problem": crate::remedy::restore_problem(w)})).collect::<Vec<_>>(),
                 "notes": stats.notes.iter().map(|(p, w)| serde_json::json!({"path": p, "note": w})).collect::<Vec<_>>(),
             })
         );
@@ -301,7 +301,8 @@ pub fn report(
     }
     // The failures last, where they are seen: everything else was restored.
     for (p, why) in &stats.problems {
-        eprintln!("error: not restored: {}: {}", escaped(p), escaped(why));
+        let why = crate::remedy::restore_problem(why);
+        eprintln!("error: not restored: {}: {}", escaped(p), escaped(&why));
     }
     eprintln!(
         "error: {} item(s) were not restored (listed above); everything else was",

@@ -44,7 +44,7 @@ impl FromStr for GroupBy {
                 "tags" => g.tags = true,
                 other => {
                     return Err(format!(
-                        "invalid --group-by {other:?}: use source, host, paths, tags (comma-separated) or ''"
+                        "unknown grouping {other:?}: use source, host, paths, tags (comma-separated) or ''"
                     ));
                 }
             }
@@ -53,7 +53,7 @@ impl FromStr for GroupBy {
     }
 }
 
-/// Parse `--group-by` (for clap).
+/// Parse a grouping (the binary's option parser calls it).
 pub fn parse_group_by(s: &str) -> std::result::Result<GroupBy, String> {
     s.parse()
 }

@@ -14,6 +14,7 @@ use crate::storage::FileKind;
 use crate::storage::direct_io::DirectWriter;
 
 use super::dirs::{self, Dir, Entry};
+use super::problem::Problem;
 
 /// Largest single range read while restoring.
 const MAX_READ: u64 = 32 << 20;
@@ -21,7 +22,7 @@ const MAX_READ: u64 = 32 << 20;
 pub enum Outcome {
     Written(u64),
     AlreadyRight,
-    Refused(String),
+    Refused(Problem),
 }
 
 /// The end (exclusive) of the run of blobs starting at `locs[i]` that one range read can
@@ -127,26 +128,16 @@ pub fn restore(
     match there {
         Entry::Missing => {}
         Entry::Dir => {
-            return Ok(Outcome::Refused(
-                "a folder is in the way; snapvault does not replace folders with files, \
-                 even with --overwrite"
-                    .into(),
-            ));
+            return Ok(Outcome::Refused(Problem::FolderInTheWay { file: true }));
         }
         Entry::File { .. } if already_right(chunker, repo, node, dir, name).unwrap_or(false) => {
             return Ok(Outcome::AlreadyRight);
         }
         Entry::Symlink if !overwrite => {
-            return Ok(Outcome::Refused(
-                "a symlink is in the way; it was not followed and is left untouched \
-                 (use --overwrite to replace it)"
-                    .into(),
-            ));
+            return Ok(Outcome::Refused(Problem::SymlinkInTheWay));
         }
         _ if !overwrite => {
-            return Ok(Outcome::Refused(
-                "a different file exists at this path; left untouched (use --overwrite to replace it)".into(),
-            ));
+            return Ok(Outcome::Refused(Problem::DifferentFile));
         }
         _ => {}
     }
@@ -162,11 +153,10 @@ pub fn restore(
     // a crafted tree, and the file would not come back as the snapshot describes it.
     let stored: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
     if stored != node.size {
-        return Ok(Outcome::Refused(format!(
-            "the snapshot says this file has {} bytes, but its stored content holds {stored}: \
-             the snapshot is damaged or was crafted; not restored (`snapvault check` reports it)",
-            node.size
-        )));
+        return Ok(Outcome::Refused(Problem::SizeMismatch {
+            said: node.size,
+            stored,
+        }));
     }
     let tmp = temp_name(name);
     dir.remove_if_there(&tmp)

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{RepoError, Result};
 
 use super::dirs::{self, Dir, Entry};
+use super::problem::Problem;
 use super::{RestoreItem, by_components, file, shown, split};
 
 /// Every folder the restore needs (the parents of each item, each restored folder), parents
@@ -35,7 +36,7 @@ pub(crate) fn needed_folders(items: &[RestoreItem], dirs: &[RestoreItem]) -> Vec
 #[derive(Default)]
 pub struct Folders {
     /// Folders that could not be created or opened, and why: nothing goes under them.
-    pub failed: BTreeMap<Vec<u8>, String>,
+    pub failed: BTreeMap<Vec<u8>, Problem>,
     /// Folders that received new subfolders (synced before the restore returns).
     pub dirty: BTreeSet<Vec<u8>>,
 }
@@ -61,7 +62,7 @@ impl Folders {
 
 /// Why a folder could not be made: a problem to record, or trouble that stops the restore.
 enum FolderFailure {
-    Problem(String),
+    Problem(Problem),
     Fatal(io::Error),
 }
 
@@ -70,11 +71,11 @@ impl From<io::Error> for FolderFailure {
         if file::disk_trouble(&e) {
             return FolderFailure::Fatal(e);
         }
-        FolderFailure::Problem(match e.raw_os_error() {
+        FolderFailure::Problem(Problem::Failed(match e.raw_os_error() {
             Some(libc::ENAMETOOLONG) => "the name is too long for the target's file system".into(),
             Some(libc::EACCES) | Some(libc::EPERM) => format!("no permission to create it ({e})"),
             _ => format!("could not be created: {e}"),
-        })
+        }))
     }
 }
 
@@ -91,18 +92,13 @@ fn ensure_folder(
         Ok(d) => return Ok((d, false)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) if dirs::is_not_a_folder(&e) => {
-            let why = match parent.entry(name)? {
-                Entry::Symlink => {
-                    let to = parent.read_link(name).unwrap_or_default();
-                    format!(
-                        "a symlink (to {}) is in the way of this folder; it was not followed and \
-                         nothing under it was restored (--overwrite replaces it with a folder)",
-                        shown(&to)
-                    )
-                }
-                _ => "a file is in the way of this folder; nothing under it was restored \
-                      (--overwrite replaces it with a folder)"
-                    .to_string(),
+            let symlink_to = match parent.entry(name)? {
+                Entry::Symlink => Some(shown(&parent.read_link(name).unwrap_or_default())),
+                _ => None,
+            };
+            let why = Problem::InTheWayOfFolder {
+                symlink_to,
+                below: 0,
             };
             if !overwrite {
                 return Err(FolderFailure::Problem(why));
@@ -153,8 +149,10 @@ pub(crate) fn prepare_folders(
                     &reopened
                 }
                 Err(e) => {
-                    out.failed
-                        .insert(parent.to_vec(), format!("could not be opened again: {e}"));
+                    out.failed.insert(
+                        parent.to_vec(),
+                        format!("could not be opened again: {e}").into(),
+                    );
                     continue;
                 }
             },

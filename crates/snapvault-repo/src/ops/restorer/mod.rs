@@ -17,6 +17,7 @@ mod dirs;
 mod file;
 mod folders;
 mod others;
+mod problem;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -56,6 +57,7 @@ pub struct RestoreItem {
 }
 
 pub use crate::ops::observe::RestoreObserver;
+pub use problem::Problem;
 
 #[derive(Debug, Default)]
 pub struct RestoreStats {
@@ -69,7 +71,7 @@ pub struct RestoreStats {
     pub dirs: u64,
     pub bytes_written: u64,
     /// (path, problem): files not restored.
-    pub problems: Vec<(String, String)>,
+    pub problems: Vec<(String, Problem)>,
     /// (path, note): recorded but not recreated on purpose (sockets); not a problem.
     pub notes: Vec<(String, String)>,
 }
@@ -265,11 +267,9 @@ pub fn restore(
             .chain(dirs)
             .filter(|i| i.path.starts_with(&under))
             .count();
-        let why = match n {
-            0 => why.clone(),
-            n => format!("{why}; {n} item(s) under it not restored"),
-        };
-        stats.problems.push((shown(f), why));
+        stats
+            .problems
+            .push((shown(f), why.clone().with_items_below(n)));
     }
 
     // Step 2: the files, folder by folder, in parallel; then the hard links among them.
@@ -297,9 +297,10 @@ pub fn restore(
             continue;
         }
         if let Err(e) = chain.get(d).and_then(|dir| dir.sync()) {
-            stats
-                .problems
-                .push((shown(d), format!("the folder could not be synced: {e}")));
+            stats.problems.push((
+                shown(d),
+                format!("the folder could not be synced: {e}").into(),
+            ));
         }
     }
     for d in dirs {
@@ -341,7 +342,7 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
             s.spawn(|| {
                 // This thread's read buffer, reused for every range it reads.
                 let mut buf = Vec::new();
-                let problem = |path: &[u8], why: String| {
+                let problem = |path: &[u8], why: Problem| {
                     if let Ok(mut p) = problems.lock() {
                         p.push((shown(path), why));
                     }
@@ -394,10 +395,13 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
                             }
                             next.store(usize::MAX / 2, Relaxed);
                         }
-                        Err(e) => problem(&item.path, e.to_string()),
+                        Err(e) => problem(&item.path, e.to_string().into()),
                     }
                     if let Err(e) = open.done(dir_path, changed) {
-                        problem(dir_path, format!("the folder could not be synced: {e}"));
+                        problem(
+                            dir_path,
+                            format!("the folder could not be synced: {e}").into(),
+                        );
                     }
                 }
             });

@@ -13,10 +13,11 @@ use crate::format::tree::{Node, NodeKind};
 use super::dirs::{self, Dir, Entry};
 use super::file::{self, Outcome};
 use super::folders::Folders;
+use super::problem::Problem;
 use super::{RestoreItem, RestoreStats, Run, shown, split};
 
 /// Why something was left alone (a problem), or that it was fine.
-type Made = std::result::Result<Done, String>;
+type Made = std::result::Result<Done, Problem>;
 
 enum Done {
     Created,
@@ -25,10 +26,8 @@ enum Done {
     Noted(String),
 }
 
-const FOLDER_IN_THE_WAY: &str =
-    "a folder is in the way; snapvault does not replace folders, even with --overwrite";
-const SOMETHING_IN_THE_WAY: &str =
-    "something else exists at this path; left untouched (use --overwrite to replace it)";
+const FOLDER_IN_THE_WAY: Problem = Problem::FolderInTheWay { file: false };
+const SOMETHING_IN_THE_WAY: Problem = Problem::SomethingInTheWay;
 
 /// The folders of consecutive items, opened along a chain.
 struct Here<'a> {
@@ -131,14 +130,14 @@ fn link_one(
         Entry::File { dev: d, ino: i, .. } if (d, i) == (dev, ino) => {
             return Ok(Ok(Done::AlreadyRight));
         }
-        Entry::Dir => return Ok(Err(FOLDER_IN_THE_WAY.into())),
+        Entry::Dir => return Ok(Err(FOLDER_IN_THE_WAY)),
         Entry::File { .. }
             if file::already_right(run.chunker, run.repo, node, dir, name).unwrap_or(false) =>
         {
             // The same content as a file of its own (restored by an older snapvault, say).
             return Ok(Ok(Done::AlreadyRight));
         }
-        _ if !run.opts.overwrite => return Ok(Err(SOMETHING_IN_THE_WAY.into())),
+        _ if !run.opts.overwrite => return Ok(Err(SOMETHING_IN_THE_WAY)),
         _ => {
             // Linked under a temporary name, then renamed over what is there.
             let tmp = file::temp_name(name);
@@ -197,7 +196,7 @@ fn copy(
         Err(RepoError::Io { context, source }) if file::disk_trouble(&source) => {
             return Err(RepoError::Io { context, source });
         }
-        Err(e) => stats.problems.push((shown_path, e.to_string())),
+        Err(e) => stats.problems.push((shown_path, e.to_string().into())),
     }
     Ok(())
 }
@@ -239,7 +238,7 @@ pub fn make(
             Err(e) if file::disk_trouble(&e) => {
                 return Err(RepoError::io(format!("creating {}", shown(&it.path)), e));
             }
-            Err(e) => stats.problems.push((shown(&it.path), e.to_string())),
+            Err(e) => stats.problems.push((shown(&it.path), e.to_string().into())),
         }
     }
     Ok(())
@@ -266,8 +265,8 @@ fn symlink(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
             let _ = dir.set_link_times(name, node.mtime);
             return Ok(Ok(Done::AlreadyRight));
         }
-        Entry::Dir => return Ok(Err(FOLDER_IN_THE_WAY.into())),
-        _ if !overwrite => return Ok(Err(SOMETHING_IN_THE_WAY.into())),
+        Entry::Dir => return Ok(Err(FOLDER_IN_THE_WAY)),
+        _ if !overwrite => return Ok(Err(SOMETHING_IN_THE_WAY)),
         _ => dir.remove_file(name)?,
     }
     dir.symlink(target, name)?;
@@ -295,12 +294,12 @@ fn special(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
     };
     let there = dir.entry(name)?;
     if there == Entry::Dir {
-        return Ok(Err(FOLDER_IN_THE_WAY.into()));
+        return Ok(Err(FOLDER_IN_THE_WAY));
     }
     if there != same {
         if there != Entry::Missing {
             if !overwrite {
-                return Ok(Err(SOMETHING_IN_THE_WAY.into()));
+                return Ok(Err(SOMETHING_IN_THE_WAY));
             }
             dir.remove_file(name)?;
         }
