@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use snapvault_catalog::{Catalog, DateRange, KindFilter, PhotoQuery, PhotoRow, TreeLoader};
+use snapvault_catalog::{Catalog, DateRange, KindFilter, PhotoQuery, PhotoRow};
 use snapvault_repo::snapshot::{Device, Snapshot, Source, Summary};
 use snapvault_repo::tree::{MediaMeta, Name, Node, NodeKind, Tree};
+use snapvault_repo::walk::TreeSource;
 use snapvault_repo::{BlobId, Id, RepoError, SnapshotId};
 
 /// Defaults; `SNAPVAULT_BENCH_SNAPSHOTS` and `SNAPVAULT_BENCH_CONTENTS` override them
@@ -33,7 +34,7 @@ const DELETES: usize = 20;
 
 struct Trees(HashMap<BlobId, Tree>);
 
-impl TreeLoader for Trees {
+impl TreeSource for Trees {
     fn load_tree(&self, id: &BlobId) -> Result<Tree, RepoError> {
         self.0
             .get(id)

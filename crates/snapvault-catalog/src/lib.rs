@@ -122,7 +122,7 @@ pub use date::{DatePoint, DateRange, KindFilter, day_number};
 pub use holders::{Holder, StoredContent};
 pub use library::{LibraryAsset, SnapshotLibrary};
 pub use query::{PhotoQuery, PhotoRow};
-pub use sync::{AddStats, SyncStats, TreeLoader};
+pub use sync::{AddStats, SyncStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

@@ -6,31 +6,12 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use snapvault_repo::backend::FileKind;
 use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::Snapshot;
-use snapvault_repo::tree::{NodeKind, Tree};
-use snapvault_repo::{BlobId, Id, RepoError, Repository, SnapshotId};
-use snapvault_repo::{SnapshotEntry, parallel_map};
+use snapvault_repo::tree::{Node, NodeKind, Tree};
+use snapvault_repo::walk::{RepoTrees, Sharing, TreeSource, TreeWalker, Visitor};
+use snapvault_repo::{BlobId, Id, Interruption, RepoError, Repository, SnapshotEntry, SnapshotId};
 
 use crate::date::day_number;
 use crate::{Catalog, CatalogError, Result};
-
-/// Trees fetched from the repository at once (bounds memory on very wide levels).
-const LOAD_BATCH: usize = 64;
-
-/// Where trees come from: the repository, or (benchmarks, tests) anything else.
-pub trait TreeLoader: Sync {
-    fn load_tree(&self, id: &BlobId) -> std::result::Result<Tree, RepoError>;
-}
-
-struct RepoTrees<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
-}
-
-impl TreeLoader for RepoTrees<'_> {
-    fn load_tree(&self, id: &BlobId) -> std::result::Result<Tree, RepoError> {
-        self.repo.load_tree(self.index, id)
-    }
-}
 
 /// What indexing one snapshot added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,7 +88,7 @@ impl Catalog {
     pub fn sync_with(
         &mut self,
         repo_id: &str,
-        loader: &dyn TreeLoader,
+        loader: &dyn TreeSource,
         snaps: &[SnapshotEntry],
         keep: &[SnapshotId],
         still_there: &dyn Fn(&SnapshotId) -> bool,
@@ -207,7 +188,7 @@ impl Catalog {
     #[doc(hidden)]
     pub fn add_snapshot(
         &mut self,
-        loader: &dyn TreeLoader,
+        loader: &dyn TreeSource,
         id: &SnapshotId,
         snap: &Snapshot,
     ) -> Result<Option<AddStats>> {
@@ -265,44 +246,32 @@ fn tree_row(conn: &Connection, id: &BlobId) -> Result<Option<i64>> {
 /// Make sure the tree `root` and everything under it is in the catalog; return its row.
 /// Trees already present are not read again, nor is anything under them.
 ///
-/// Not a walk of `snapvault_repo::walk`: that walker reads one tree at a time, depth
-/// first, and this reads a whole level of new trees at once on several threads
-/// ([`LOAD_BATCH`] per batch, what makes a first sync from a remote repository bearable),
-/// stopping at trees the catalog already holds. Its order is breadth first and its
-/// errors the walker's strict policy (any tree that cannot be read stops the sync).
+/// A level walk of the one walker (`snapvault_repo::walk`): a first sync of a remote
+/// repository reads a whole level of new trees at once on several threads. Its error
+/// policy is the strict one: any tree that cannot be read stops the sync.
 fn ensure_trees(
     conn: &Connection,
-    loader: &dyn TreeLoader,
+    loader: &dyn TreeSource,
     root: BlobId,
     stats: &mut AddStats,
 ) -> Result<i64> {
     if let Some(r) = tree_row(conn, &root)? {
         return Ok(r);
     }
-    let mut rows: HashMap<BlobId, i64> = HashMap::new();
-    let mut seen: HashSet<BlobId> = HashSet::from([root]);
-    let mut edges: Vec<(i64, Vec<u8>, BlobId)> = Vec::new();
-    let mut level = vec![root];
-    while !level.is_empty() {
-        let mut next = Vec::new();
-        for batch in level.chunks(LOAD_BATCH) {
-            let loaded = parallel_map(batch, |id| loader.load_tree(id));
-            for (id, tree) in batch.iter().zip(loaded) {
-                let tree = tree?;
-                let row = insert_tree(conn, id, &tree, stats)?;
-                rows.insert(*id, row);
-                for n in &tree.nodes {
-                    if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-                        edges.push((row, n.name.0.clone(), sub));
-                        if seen.insert(sub) && tree_row(conn, &sub)?.is_none() {
-                            next.push(sub);
-                        }
-                    }
-                }
-            }
-        }
-        level = next;
+    let mut v = Indexer {
+        conn,
+        stats,
+        rows: HashMap::new(),
+        edges: Vec::new(),
+        current: 0,
+        failed: None,
+    };
+    let walked = TreeWalker::over(loader, Sharing::Once).walk_levels(root, &mut v);
+    if let Some(e) = v.failed.take() {
+        return Err(e);
     }
+    walked?;
+    let Indexer { rows, edges, .. } = v;
     let mut ins =
         conn.prepare_cached("INSERT INTO tree_dirs(tree, name, subtree) VALUES (?1, ?2, ?3)")?;
     for (parent, name, sub) in edges {
@@ -315,7 +284,61 @@ fn ensure_trees(
         };
         ins.execute(params![parent, name, sub_row])?;
     }
-    Ok(rows[&root])
+    rows.get(&root)
+        .copied()
+        .ok_or_else(|| CatalogError::Repo(RepoError::MissingBlob(root.to_hex())))
+}
+
+/// Writes each tree the walk reads into the catalog, and goes into the folders the catalog
+/// does not hold yet.
+struct Indexer<'c, 's> {
+    conn: &'c Connection,
+    stats: &'s mut AddStats,
+    /// Trees written by this walk, and their rows.
+    rows: HashMap<BlobId, i64>,
+    /// (folder's row, name, subtree) for every folder entry of the trees written.
+    edges: Vec<(i64, Vec<u8>, BlobId)>,
+    /// The row of the tree whose entries the walk is giving.
+    current: i64,
+    /// The catalog's own failure, which stopped the walk (a walk stops on repository
+    /// errors only, so this one travels beside it).
+    failed: Option<CatalogError>,
+}
+
+impl Indexer<'_, '_> {
+    fn keep<T>(&mut self, r: Result<T>) -> snapvault_repo::Result<T> {
+        r.map_err(|e| {
+            self.failed = Some(e);
+            RepoError::Interrupted(Interruption::Stopped {
+                why: "the catalog could not be written".into(),
+            })
+        })
+    }
+}
+
+impl Visitor for Indexer<'_, '_> {
+    fn tree(&mut self, id: &BlobId, _: &[u8], tree: &Tree) -> snapvault_repo::Result<bool> {
+        let row = insert_tree(self.conn, id, tree, self.stats);
+        self.current = self.keep(row)?;
+        self.rows.insert(*id, self.current);
+        Ok(true)
+    }
+
+    fn entry(&mut self, _: &[u8], n: &Node) -> snapvault_repo::Result<bool> {
+        let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) else {
+            return Ok(false);
+        };
+        self.edges.push((self.current, n.name.0.clone(), sub));
+        if self.rows.contains_key(&sub) {
+            return Ok(false);
+        }
+        let known = tree_row(self.conn, &sub);
+        Ok(self.keep(known)?.is_none())
+    }
+
+    fn unreadable(&mut self, _: &BlobId, _: &[u8], e: RepoError) -> snapvault_repo::Result<()> {
+        Err(e)
+    }
 }
 
 /// Insert one tree and its media files; return its row.

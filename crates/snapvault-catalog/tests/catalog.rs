@@ -638,7 +638,7 @@ struct Flaky<'a> {
     broken: snapvault_repo::BlobId,
 }
 
-impl snapvault_catalog::TreeLoader for Flaky<'_> {
+impl snapvault_repo::walk::TreeSource for Flaky<'_> {
     fn load_tree(
         &self,
         id: &snapvault_repo::BlobId,

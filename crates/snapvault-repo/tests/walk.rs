@@ -5,7 +5,9 @@ use snapvault_repo::blob::BlobType;
 use snapvault_repo::testing::trees::{Crafter, dir, node};
 use snapvault_repo::testing::{create_small_repo, open};
 use snapvault_repo::tree::{Node, NodeKind, Tree};
-use snapvault_repo::walk::{Sharing, TreeWalker, Visitor, shown};
+use snapvault_repo::walk::{
+    PairVisitor, RepoTrees, Sharing, Side, TreeWalker, Visitor, shown, walk_pair,
+};
 use snapvault_repo::{BlobId, RepoError, Result};
 
 /// Writes down every call, in order.
@@ -38,10 +40,22 @@ impl Visitor for Log {
 }
 
 /// A repository with: `shared` (one file) named by `a/` and `b/x/`; `gone/` naming a
-/// listing that is not stored. Returns (root, shared).
-fn crafted(root: &std::path::Path) -> (snapvault_repo::Repository, BlobId, BlobId) {
-    create_small_repo(root, true);
-    let repo = open(root);
+/// listing that is not stored; and `beside`, a tree to walk `top` beside.
+struct Crafted {
+    _tmp: tempfile::TempDir,
+    repo: snapvault_repo::Repository,
+    index: snapvault_repo::index::Index,
+    top: BlobId,
+    shared: BlobId,
+    /// `a/` a listing that is not stored, `b/` the shared tree, `z` a FIFO.
+    beside: BlobId,
+}
+
+fn crafted() -> Crafted {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    create_small_repo(&root, true);
+    let repo = open(&root);
     let c = Crafter::new(&repo);
     let f = c.file("f.jpg", b"photo");
     let shared = c.tree(vec![f]);
@@ -53,17 +67,30 @@ fn crafted(root: &std::path::Path) -> (snapvault_repo::Repository, BlobId, BlobI
         node("c.txt", NodeKind::Fifo),
         dir("gone", missing),
     ]);
+    let beside = c.tree(vec![
+        dir("a", missing),
+        dir("b", shared),
+        node("z", NodeKind::Fifo),
+    ]);
     c.finish();
-    (repo, top, shared)
+    let index = repo.load_index().unwrap().index;
+    Crafted {
+        _tmp: tmp,
+        repo,
+        index,
+        top,
+        shared,
+        beside,
+    }
 }
 
 #[test]
 fn walking_every_path_lists_a_shared_subtree_under_each_of_its_paths() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (repo, top, _) = crafted(&tmp.path().join("repo"));
-    let index = repo.load_index().unwrap().index;
+    let k = crafted();
+    let (repo, index) = (&k.repo, &k.index);
+    let top = k.top;
     let mut log = Log::default();
-    let mut w = TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: false });
+    let mut w = TreeWalker::with(repo, index, Sharing::EveryPath { keep: false });
     w.walk(top, &mut log).unwrap();
     let want = [
         "tree / (4)",
@@ -88,7 +115,7 @@ fn walking_every_path_lists_a_shared_subtree_under_each_of_its_paths() {
     assert_eq!(w.loads(), 5);
 
     // Keeping them: the same walk, each tree read once, and again for a second root.
-    let mut kept = TreeWalker::with(&repo, &index, Sharing::EveryPath { keep: true });
+    let mut kept = TreeWalker::with(repo, index, Sharing::EveryPath { keep: true });
     let mut log = Log::default();
     kept.walk(top, &mut log).unwrap();
     assert_eq!(log.lines, want);
@@ -103,11 +130,11 @@ fn walking_every_path_lists_a_shared_subtree_under_each_of_its_paths() {
 
 #[test]
 fn walking_each_tree_once_visits_a_shared_subtree_at_its_first_path() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (repo, top, shared) = crafted(&tmp.path().join("repo"));
-    let index = repo.load_index().unwrap().index;
+    let k = crafted();
+    let (repo, index) = (&k.repo, &k.index);
+    let (top, shared) = (k.top, k.shared);
     let mut log = Log::default();
-    let mut w = TreeWalker::new(&repo, &index);
+    let mut w = TreeWalker::new(repo, index);
     w.walk(top, &mut log).unwrap();
     assert_eq!(
         log.lines,
@@ -136,15 +163,15 @@ fn walking_each_tree_once_visits_a_shared_subtree_at_its_first_path() {
 
 #[test]
 fn an_unreadable_tree_stops_the_walk_when_the_visitor_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (repo, top, _) = crafted(&tmp.path().join("repo"));
-    let index = repo.load_index().unwrap().index;
+    let k = crafted();
+    let (repo, index) = (&k.repo, &k.index);
+    let top = k.top;
     for sharing in [Sharing::Once, Sharing::EveryPath { keep: false }] {
         let mut log = Log {
             strict: true,
             ..Log::default()
         };
-        let e = TreeWalker::with(&repo, &index, sharing)
+        let e = TreeWalker::with(repo, index, sharing)
             .walk(top, &mut log)
             .unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
@@ -185,4 +212,117 @@ fn walking_every_path_stops_at_a_tree_bomb_and_names_the_walk() {
     let mut once = TreeWalker::new(&repo, &index);
     once.walk(level, &mut Quiet).unwrap();
     assert_eq!(once.loads(), 19);
+}
+
+/// A level at a time: breadth first, each tree once, the visitor told in level order on
+/// this thread; the same error policy; no `leave`.
+#[test]
+fn walking_by_levels_visits_each_tree_once_breadth_first() {
+    let k = crafted();
+    let (repo, index) = (&k.repo, &k.index);
+    let top = k.top;
+    let mut log = Log::default();
+    let mut w = TreeWalker::new(repo, index);
+    w.walk_levels(top, &mut log).unwrap();
+    assert_eq!(
+        log.lines,
+        [
+            "tree / (4)",
+            "entry a",
+            "entry b",
+            "entry c.txt",
+            "entry gone",
+            "tree /a (1)",
+            "entry a/f.jpg",
+            "tree /b (1)",
+            "entry b/x",
+            "unreadable /gone",
+        ]
+    );
+    assert_eq!((w.loads(), w.visited()), (4, 4));
+    // The same trees through any source; an unreadable tree stops the walk when the
+    // visitor says so.
+    let trees = RepoTrees { repo, index };
+    let mut strict = Log {
+        strict: true,
+        ..Log::default()
+    };
+    let e = TreeWalker::over(&trees, Sharing::Once)
+        .walk_levels(top, &mut strict)
+        .unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    assert_eq!(strict.lines, log.lines);
+}
+
+/// Writes down every call of a pair walk; goes everywhere it may.
+#[derive(Default)]
+struct PairLog(Vec<String>);
+
+fn short(b: Option<&BlobId>) -> &'static str {
+    if b.is_some() { "b" } else { "-" }
+}
+
+impl PairVisitor for PairLog {
+    fn pair(&mut self, path: &[u8], _: &BlobId, b: Option<&BlobId>) -> Result<bool> {
+        self.0.push(format!("pair /{} ({})", shown(path), short(b)));
+        Ok(true)
+    }
+    fn trees(&mut self, path: &[u8], a: &Tree, b: Option<&Tree>) -> Result<()> {
+        let b = b.map_or("-".to_string(), |t| t.nodes.len().to_string());
+        self.0
+            .push(format!("trees /{} {} {b}", shown(path), a.nodes.len()));
+        Ok(())
+    }
+    fn entry(&mut self, path: &[u8], _: &Node, b: Option<&Node>) -> Result<bool> {
+        let b = b.map_or("-".to_string(), |n| shown(&n.name.0));
+        self.0.push(format!("entry {} beside {b}", shown(path)));
+        Ok(true)
+    }
+    fn leave(&mut self, path: &[u8], _: &BlobId, _: Option<&BlobId>) -> Result<()> {
+        self.0.push(format!("leave /{}", shown(path)));
+        Ok(())
+    }
+    fn unreadable(&mut self, path: &[u8], side: Side, _: &BlobId, _: RepoError) -> Result<()> {
+        self.0.push(format!("unreadable {side:?} /{}", shown(path)));
+        Ok(())
+    }
+}
+
+/// Beside another tree: `a`'s order, each entry with its namesake in `b`; a folder `b`
+/// lacks, or cannot give, is walked alone.
+#[test]
+fn walking_beside_another_tree_pairs_entries_by_name() {
+    let k = crafted();
+    let (repo, index) = (&k.repo, &k.index);
+    let (top, beside) = (k.top, k.beside);
+    let trees = RepoTrees { repo, index };
+    let mut log = PairLog::default();
+    walk_pair(&trees, &trees, top, Some(beside), "test", &mut log).unwrap();
+    assert_eq!(
+        log.0,
+        [
+            "pair / (b)",
+            "trees / 4 3",
+            "entry a beside a",
+            "pair /a (b)",
+            "unreadable B /a",
+            "trees /a 1 -",
+            "entry a/f.jpg beside -",
+            "leave /a",
+            "entry b beside b",
+            "pair /b (b)",
+            "trees /b 1 1",
+            "entry b/x beside -",
+            "pair /b/x (-)",
+            "trees /b/x 1 -",
+            "entry b/x/f.jpg beside -",
+            "leave /b/x",
+            "leave /b",
+            "entry c.txt beside -",
+            "entry gone beside -",
+            "pair /gone (-)",
+            "unreadable A /gone",
+            "leave /",
+        ]
+    );
 }

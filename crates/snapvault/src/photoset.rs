@@ -5,8 +5,10 @@
 
 use anyhow::Result;
 use snapvault_repo::index::Index;
-use snapvault_repo::tree::{MediaMeta, Node, NodeKind, Tree};
-use snapvault_repo::walk::{Sharing, TreeWalker, Visitor, shown};
+use snapvault_repo::tree::{MediaMeta, Node, NodeKind};
+use snapvault_repo::walk::{
+    PairVisitor, RepoTrees, Sharing, Side, TreeSource, TreeWalker, Visitor, shown, walk_pair,
+};
 use snapvault_repo::{BlobId, RepoError, Repository};
 
 pub type ContentKey = [u8; 32];
@@ -102,59 +104,66 @@ pub fn library_files_changed(
     old: &BlobId,
     new: Option<&BlobId>,
 ) -> Result<Vec<(ContentKey, PhotoEntry)>> {
-    changed_library_files(&|id| Ok(repo.load_tree(index, id)?), old, new)
+    changed_library_files(&RepoTrees { repo, index }, old, new)
 }
 
-/// [`library_files_changed`] with trees from `load`.
+/// [`library_files_changed`] with trees from `trees`: a pair walk of the one walker, the
+/// old tree beside the new.
 fn changed_library_files(
-    load: &dyn Fn(&BlobId) -> Result<Tree>,
+    trees: &dyn TreeSource,
     old: &BlobId,
     new: Option<&BlobId>,
 ) -> Result<Vec<(ContentKey, PhotoEntry)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(*old, new.copied(), String::new())];
-    let mut exp = snapvault_repo::expansion::Expansion::new(format!("tree {}", old.short()));
-    while let Some((tid, new_tid, path)) = stack.pop() {
-        if new_tid == Some(tid) {
-            continue;
+    struct Changed(Vec<(ContentKey, PhotoEntry)>);
+    impl PairVisitor for Changed {
+        /// A folder with the same tree in both is not read.
+        fn pair(
+            &mut self,
+            _: &[u8],
+            a: &BlobId,
+            b: Option<&BlobId>,
+        ) -> snapvault_repo::Result<bool> {
+            Ok(b != Some(a))
         }
-        let tree = load(&tid)?;
-        // The same folder in the new tree, to compare subfolders by id (sorted by name).
-        let same = new_tid.and_then(|n| load(&n).ok());
-        exp.enter(&tid, tree.nodes.len());
-        for n in tree.nodes {
-            exp.path()?;
-            let wanted = match n.kind {
-                NodeKind::Dir => n.subtree.is_some(),
-                NodeKind::File => is_library_file(&n.media),
-                _ => false,
-            };
-            if !wanted {
-                continue;
-            }
-            let p = if path.is_empty() {
-                n.name.lossy()
-            } else {
-                format!("{path}/{}", n.name.lossy())
-            };
-            match (n.kind, n.subtree) {
-                (NodeKind::Dir, Some(sub)) => {
-                    let new_sub = same.as_ref().and_then(|t| {
-                        let i = t.nodes.binary_search_by(|m| m.name.cmp(&n.name)).ok()?;
-                        t.nodes.get(i).filter(|m| m.kind == NodeKind::Dir)?.subtree
-                    });
-                    stack.push((sub, new_sub, p));
-                }
-                _ => out.push((
-                    content_key(&n),
+        fn entry(&mut self, p: &[u8], n: &Node, _: Option<&Node>) -> snapvault_repo::Result<bool> {
+            match n.kind {
+                NodeKind::Dir => return Ok(n.subtree.is_some()),
+                NodeKind::File if is_library_file(&n.media) => self.0.push((
+                    content_key(n),
                     PhotoEntry {
-                        path: p,
-                        media: n.media,
+                        path: shown(p),
+                        media: n.media.clone(),
                     },
                 )),
+                _ => {}
+            }
+            Ok(false)
+        }
+        /// The old tree must be read whole; a new folder that cannot be read only means
+        /// its old counterpart is read through.
+        fn unreadable(
+            &mut self,
+            _: &[u8],
+            side: Side,
+            _: &BlobId,
+            e: RepoError,
+        ) -> snapvault_repo::Result<()> {
+            match side {
+                Side::A => Err(e),
+                Side::B => Ok(()),
             }
         }
     }
+    let mut v = Changed(Vec::new());
+    walk_pair(
+        trees,
+        trees,
+        *old,
+        new.copied(),
+        &format!("tree {}", old.short()),
+        &mut v,
+    )?;
+    let mut out = v.0;
     out.sort_by(|a, b| a.1.path.cmp(&b.1.path));
     Ok(out)
 }
@@ -178,9 +187,25 @@ pub fn taken_range<'a>(entries: impl Iterator<Item = &'a PhotoEntry>) -> Option<
 mod tests {
     use super::*;
     use snapvault_repo::Id;
-    use snapvault_repo::tree::Name;
-    use std::cell::RefCell;
+    use snapvault_repo::tree::{Name, Tree};
     use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Trees from a map, each load logged.
+    struct Logged {
+        trees: HashMap<BlobId, Tree>,
+        loaded: Mutex<Vec<BlobId>>,
+    }
+
+    impl TreeSource for Logged {
+        fn load_tree(&self, id: &BlobId) -> snapvault_repo::Result<Tree> {
+            self.loaded.lock().unwrap().push(*id);
+            self.trees
+                .get(id)
+                .cloned()
+                .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))
+        }
+    }
 
     fn node(name: &str, kind: NodeKind, media: Option<&str>, subtree: Option<BlobId>) -> Node {
         Node {
@@ -248,22 +273,18 @@ mod tests {
         .into_iter()
         .map(|(k, t)| (id(k), t))
         .collect();
-        let loaded = RefCell::new(Vec::new());
-        let load = |t: &BlobId| -> Result<Tree> {
-            loaded.borrow_mut().push(*t);
-            Ok(trees[t].clone())
+        let load = Logged {
+            trees,
+            loaded: Mutex::new(Vec::new()),
         };
         let got = changed_library_files(&load, &id("old_root"), Some(&id("new_root"))).unwrap();
         let paths: Vec<&str> = got.iter().map(|(_, e)| e.path.as_str()).collect();
         assert_eq!(paths, ["DCIM/IMG_1.HEIC", "DCIM/IMG_2.MOV"]);
-        assert!(
-            !loaded.borrow().contains(&id("same")),
-            "{:?}",
-            loaded.borrow()
-        );
+        let loaded = load.loaded.lock().unwrap().clone();
+        assert!(!loaded.contains(&id("same")), "{loaded:?}");
         // Without a new tree (the parent alone), every folder is read.
         let all = changed_library_files(&load, &id("old_root"), None).unwrap();
         assert_eq!(all.len(), 2);
-        assert!(loaded.borrow().contains(&id("same")));
+        assert!(load.loaded.lock().unwrap().contains(&id("same")));
     }
 }

@@ -23,9 +23,26 @@
 //!   [`Visitor::unreadable`], whose `Err` stops the walk with that error and whose `Ok`
 //!   skips what lies below the tree. Nothing else stops a walk but the visitor's own
 //!   errors (and, walking every path, the expansion bound).
+//! - **A level at a time** ([`TreeWalker::walk_levels`]), for a walk that reads many new
+//!   trees from a slow store (the catalog's first sync of a remote repository): breadth
+//!   first, each tree once, up to [`LEVEL_BATCH`] trees of a level loaded at once on a few
+//!   threads; then the visitor hears of them one by one, in level order, on the caller's
+//!   thread. Same visitor, same error policy; no [`Visitor::leave`] (nothing is finished
+//!   bottom-up in this order).
+//!
+//! - **Beside another tree** ([`walk_pair`]): tree `a` walked as above (every path), each
+//!   folder and entry given with the one of the same name in a tree `b`, for the walks
+//!   that compare two trees (copy's learning, repair's copies, what changed between two
+//!   snapshots).
+//!
+//! Trees come from a [`TreeSource`]: a repository with its index
+//! ([`TreeWalker::new`], [`TreeWalker::with`]), or anything else that loads a tree by id
+//! ([`TreeWalker::over`]: another repository's trees, a benchmark's).
 //!
 //! Paths are the exact name bytes joined with `/` (`b""` for the root); [`shown`] makes
 //! one printable.
+
+mod pair;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -34,9 +51,33 @@ use std::rc::Rc;
 use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
 use crate::format::tree::{Node, NodeKind, Tree};
-use crate::repository::Repository;
 use crate::repository::expansion::Expansion;
 use crate::repository::index::{IdHasher, Index};
+use crate::repository::{Repository, parallel_map};
+
+pub use pair::{PairVisitor, Side, Verdicts, walk_pair};
+
+/// Where a walker's trees come from. `Sync`: a level walk loads on several threads.
+pub trait TreeSource: Sync {
+    fn load_tree(&self, id: &BlobId) -> Result<Tree>;
+}
+
+/// A repository's trees, found through `index`.
+#[derive(Clone, Copy)]
+pub struct RepoTrees<'a> {
+    pub repo: &'a Repository,
+    pub index: &'a Index,
+}
+
+impl TreeSource for RepoTrees<'_> {
+    fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        self.repo.load_tree(self.index, id)
+    }
+}
+
+/// Trees of one level loaded at once by [`TreeWalker::walk_levels`] (bounds the memory
+/// of a very wide level; the threads are `parallel_map`'s few).
+pub const LEVEL_BATCH: usize = 64;
 
 /// What a walk tells its user. Every method but [`Visitor::unreadable`] has a default that
 /// goes everywhere and records nothing.
@@ -109,12 +150,26 @@ struct Frame {
 /// Walks trees of one repository. Walking each tree once it remembers the trees visited
 /// (≈ 40 bytes each); keeping trees, it holds them all.
 pub struct TreeWalker<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
+    trees: Trees<'a>,
     sharing: Sharing,
     seen: HashSet<BlobId, BuildHasherDefault<IdHasher>>,
     kept: HashMap<BlobId, Rc<Tree>, BuildHasherDefault<IdHasher>>,
     loads: u64,
+}
+
+/// A walker's [`TreeSource`]: held by value for a repository, borrowed otherwise.
+enum Trees<'a> {
+    Repo(RepoTrees<'a>),
+    Other(&'a dyn TreeSource),
+}
+
+impl Trees<'_> {
+    fn source(&self) -> &dyn TreeSource {
+        match self {
+            Trees::Repo(r) => r,
+            Trees::Other(s) => *s,
+        }
+    }
 }
 
 impl<'a> TreeWalker<'a> {
@@ -124,9 +179,17 @@ impl<'a> TreeWalker<'a> {
     }
 
     pub fn with(repo: &'a Repository, index: &'a Index, sharing: Sharing) -> Self {
+        Self::from_trees(Trees::Repo(RepoTrees { repo, index }), sharing)
+    }
+
+    /// A walker over the trees of `source`.
+    pub fn over(source: &'a dyn TreeSource, sharing: Sharing) -> Self {
+        Self::from_trees(Trees::Other(source), sharing)
+    }
+
+    fn from_trees(trees: Trees<'a>, sharing: Sharing) -> Self {
         TreeWalker {
-            repo,
-            index,
+            trees,
             sharing,
             seen: HashSet::default(),
             kept: HashMap::default(),
@@ -187,6 +250,53 @@ impl<'a> TreeWalker<'a> {
         Ok(())
     }
 
+    /// Walk the trees below `root` a level at a time (see the module's documentation):
+    /// each tree once, whatever the walker's sharing (trees reached in earlier walks of
+    /// this walker are not visited again); [`Visitor::leave`] is not called.
+    pub fn walk_levels(&mut self, root: BlobId, v: &mut dyn Visitor) -> Result<()> {
+        if !self.seen.insert(root) {
+            return Ok(());
+        }
+        let mut level: Vec<(BlobId, Vec<u8>)> = vec![(root, Vec::new())];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for batch in level.chunks(LEVEL_BATCH) {
+                let source = self.trees.source();
+                let loaded = parallel_map(batch, |(id, _)| source.load_tree(id));
+                self.count_loads(batch.len() as u64);
+                for ((id, path), tree) in batch.iter().zip(loaded) {
+                    let tree = match tree {
+                        Ok(t) => t,
+                        Err(e) => {
+                            v.unreadable(id, path, e)?;
+                            continue;
+                        }
+                    };
+                    if !v.tree(id, path, &tree)? {
+                        continue;
+                    }
+                    for n in &tree.nodes {
+                        let p = child(path, &n.name.0);
+                        let go = v.entry(&p, n)?;
+                        if let (true, NodeKind::Dir, Some(sub)) = (go, n.kind, n.subtree)
+                            && self.seen.insert(sub)
+                        {
+                            next.push((sub, p));
+                        }
+                    }
+                }
+            }
+            level = next;
+        }
+        Ok(())
+    }
+
+    fn count_loads(&mut self, n: u64) {
+        self.loads += n;
+        #[cfg(test)]
+        LOADS.with(|c| c.set(c.get() + n));
+    }
+
     /// Load `id` and tell the visitor; `None`: nothing to walk below it.
     fn enter(
         &mut self,
@@ -225,10 +335,8 @@ impl<'a> TreeWalker<'a> {
         if let Some(t) = self.kept.get(id) {
             return Ok(t.clone());
         }
-        self.loads += 1;
-        #[cfg(test)]
-        LOADS.with(|n| n.set(n.get() + 1));
-        let t = Rc::new(self.repo.load_tree(self.index, id)?);
+        self.count_loads(1);
+        let t = Rc::new(self.trees.source().load_tree(id)?);
         if self.sharing == (Sharing::EveryPath { keep: true }) {
             self.kept.insert(*id, t.clone());
         }

@@ -4,16 +4,18 @@
 //! (snapshot, copy) pair can be walked together, reading only tree blobs: the k-th chunk
 //! of a file in one is the k-th chunk of the same file in the other.
 //!
-//! Not a walk of [`crate::repository::walk`]: that walker follows one tree, and this
-//! compares two, from two repositories, entry by entry; what it memoises is *pairs* of
-//! trees, and a pair that differs stops the comparison below it.
+//! A pair walk of the one walker ([`crate::repository::walk::walk_pair`]): the source
+//! tree walked beside its copy. What it memoises is *pairs* of trees, and a pair that
+//! differs stops the comparison below it.
 
 use std::collections::HashSet;
 
+use crate::error::{RepoError, Result};
 use crate::format::id::BlobId;
-use crate::format::tree::Node;
+use crate::format::tree::{Node, Tree};
 use crate::repository::Repository;
 use crate::repository::index::{IdMap, Index};
+use crate::repository::walk::{PairVisitor, RepoTrees, Side, Verdicts, walk_pair};
 
 /// Source blob id → destination blob id, for trees and data blobs.
 pub(crate) type BlobMap = IdMap<BlobId, BlobId>;
@@ -38,90 +40,114 @@ pub(crate) fn learn_pair(
     map: &mut BlobMap,
 ) -> bool {
     let mut l = Learner {
-        src,
         src_index,
-        dst,
         dst_index,
         map,
         bad: HashSet::new(),
+        verdicts: Verdicts::default(),
     };
-    l.walk(src_tree, dst_tree)
+    let src_trees = RepoTrees {
+        repo: src,
+        index: src_index,
+    };
+    let dst_trees = RepoTrees {
+        repo: dst,
+        index: dst_index,
+    };
+    let what = format!("tree {}", src_tree.short());
+    // Only the expansion bound can stop the walk: then nothing more is learned here.
+    walk_pair(
+        &src_trees,
+        &dst_trees,
+        src_tree,
+        Some(dst_tree),
+        &what,
+        &mut l,
+    )
+    .is_ok()
+        && l.verdicts.roots()
 }
 
 struct Learner<'a> {
-    src: &'a Repository,
     src_index: &'a Index,
-    dst: &'a Repository,
     dst_index: &'a Index,
     map: &'a mut BlobMap,
     /// Pairs found not to correspond (so a shared subtree is compared once).
     bad: HashSet<(BlobId, BlobId)>,
+    /// Whether each pair being compared corresponds so far.
+    verdicts: Verdicts,
 }
 
 impl Learner<'_> {
-    fn walk(&mut self, s: BlobId, d: BlobId) -> bool {
+    /// A pair is done: remember its answer.
+    fn close(&mut self, ok: bool) {
+        if let Some((s, d, whole)) = self.verdicts.close(ok) {
+            if whole {
+                self.map.insert(s, d);
+            } else {
+                self.bad.insert((s, d));
+            }
+        }
+    }
+}
+
+impl PairVisitor for Learner<'_> {
+    fn pair(&mut self, _: &[u8], s: &BlobId, d: Option<&BlobId>) -> Result<bool> {
+        let Some(d) = d else {
+            self.verdicts.settle(false);
+            return Ok(false);
+        };
         // Copies are deterministic: a tree learned with another partner is not this one's.
-        if let Some(known) = self.map.get(&s) {
-            return *known == d;
+        if let Some(known) = self.map.get(s) {
+            let same = known == d;
+            self.verdicts.settle(same);
+            return Ok(false);
         }
-        if self.bad.contains(&(s, d)) {
-            return false;
+        if self.bad.contains(&(*s, *d)) {
+            self.verdicts.settle(false);
+            return Ok(false);
         }
-        let ok = self.compare(s, d);
-        if ok {
-            self.map.insert(s, d);
-        } else {
-            self.bad.insert((s, d));
-        }
-        ok
+        self.verdicts.open(*s, *d);
+        Ok(true)
     }
 
-    fn compare(&mut self, s: BlobId, d: BlobId) -> bool {
-        let (Ok(st), Ok(dt)) = (
-            self.src.load_tree(self.src_index, &s),
-            self.dst.load_tree(self.dst_index, &d),
-        ) else {
-            return false;
+    fn trees(&mut self, _: &[u8], st: &Tree, dt: Option<&Tree>) -> Result<()> {
+        if dt.is_none_or(|dt| st.nodes.len() != dt.nodes.len()) {
+            self.verdicts.no();
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, _: &[u8], a: &Node, b: Option<&Node>) -> Result<bool> {
+        let Some(b) = b.filter(|b| same_but_ids(a, b)) else {
+            self.verdicts.no();
+            return Ok(false);
         };
-        let mut whole = st.nodes.len() == dt.nodes.len();
-        // Both lists are sorted by name with unique names (checked by `Tree::decode`).
-        let (mut i, mut j) = (0, 0);
-        while i < st.nodes.len() && j < dt.nodes.len() {
-            let (a, b) = (&st.nodes[i], &dt.nodes[j]);
-            match a.name.cmp(&b.name) {
-                std::cmp::Ordering::Less => {
-                    whole = false;
-                    i += 1;
-                    continue;
+        for (x, y) in a.content.iter().zip(&b.content) {
+            let len = |ix: &Index, id: &BlobId| ix.get(id).map(|l| l.raw_len);
+            match (len(self.src_index, x), len(self.dst_index, y)) {
+                (Some(m), Some(n)) if m == n => {
+                    self.map.insert(*x, *y);
                 }
-                std::cmp::Ordering::Greater => {
-                    whole = false;
-                    j += 1;
-                    continue;
-                }
-                std::cmp::Ordering::Equal => {}
-            }
-            (i, j) = (i + 1, j + 1);
-            if !same_but_ids(a, b) {
-                whole = false;
-                continue;
-            }
-            for (x, y) in a.content.iter().zip(&b.content) {
-                let len = |ix: &Index, id: &BlobId| ix.get(id).map(|l| l.raw_len);
-                match (len(self.src_index, x), len(self.dst_index, y)) {
-                    (Some(m), Some(n)) if m == n => {
-                        self.map.insert(*x, *y);
-                    }
-                    _ => whole = false,
-                }
-            }
-            if let (Some(x), Some(y)) = (a.subtree, b.subtree)
-                && !self.walk(x, y)
-            {
-                whole = false;
+                _ => self.verdicts.no(),
             }
         }
-        whole
+        Ok(a.subtree.is_some() && b.subtree.is_some())
+    }
+
+    fn leave(&mut self, _: &[u8], _: &BlobId, _: Option<&BlobId>) -> Result<()> {
+        self.close(true);
+        Ok(())
+    }
+
+    /// A tree that cannot be read teaches nothing: the pair does not correspond.
+    fn unreadable(&mut self, _: &[u8], side: Side, _: &BlobId, _: RepoError) -> Result<()> {
+        match side {
+            // Going on without the copy's listing: every entry differs, the pair too.
+            Side::B => self.verdicts.no(),
+            Side::A => self.close(false),
+        }
+        Ok(())
     }
 }
 

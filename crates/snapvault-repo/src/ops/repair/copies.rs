@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 
-use crate::error::Result;
+use crate::error::{RepoError, Result};
 use crate::format::id::{BlobId, SnapshotId};
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::NodeKind;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repository::index::Index;
+use crate::repository::walk::{PairVisitor, RepoTrees, Side, Verdicts, walk_pair};
 use crate::repository::{Repository, SnapshotEntry};
 
 /// The tag `repair` gives the snapshots it writes.
@@ -98,8 +99,8 @@ pub fn redundant_copies(
 
 /// Does tree `a` hold nothing that tree `b` does not (every file the same, every folder a
 /// subset)? A tree that cannot be read proves nothing: false, unless storage failed.
-/// Not a walk of [`crate::repository::walk`] (which follows one tree): it compares two
-/// trees entry by entry, memoises pairs, and stops at the first difference.
+/// A pair walk of the one walker (`a` beside `b`) that memoises pairs and stops at the
+/// first difference.
 fn subset(
     repo: &Repository,
     index: &Index,
@@ -107,35 +108,133 @@ fn subset(
     b: BlobId,
     memo: &mut HashMap<(BlobId, BlobId), bool>,
 ) -> Result<bool> {
-    if a == b {
-        return Ok(true);
-    }
-    if let Some(r) = memo.get(&(a, b)) {
-        return Ok(*r);
-    }
-    let load = |id: &BlobId| match repo.load_tree(index, id) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.is_unavailable() => Err(e),
-        Err(_) => Ok(None),
+    let mut v = Subset {
+        memo,
+        verdicts: Verdicts::default(),
     };
-    let (Some(ta), Some(tb)) = (load(&a)?, load(&b)?) else {
-        memo.insert((a, b), false);
-        return Ok(false);
-    };
-    let mut ok = true;
-    for n in &ta.nodes {
-        let Some(m) = tb.nodes.iter().find(|m| m.name == n.name) else {
-            ok = false;
-            break;
-        };
-        ok = match (n.kind, n.subtree, m.kind, m.subtree) {
-            (NodeKind::Dir, Some(x), NodeKind::Dir, Some(y)) => subset(repo, index, x, y, memo)?,
-            _ => n == m,
-        };
-        if !ok {
-            break;
+    let trees = RepoTrees { repo, index };
+    walk_pair(
+        &trees,
+        &trees,
+        a,
+        Some(b),
+        &format!("tree {}", a.short()),
+        &mut v,
+    )?;
+    Ok(v.verdicts.roots())
+}
+
+struct Subset<'m> {
+    memo: &'m mut HashMap<(BlobId, BlobId), bool>,
+    /// Whether `a` is a subset of `b` so far, for each pair being compared.
+    verdicts: Verdicts,
+}
+
+impl Subset<'_> {
+    /// A pair is done: remember its answer.
+    fn close(&mut self, ok: bool) {
+        if let Some((a, b, sub)) = self.verdicts.close(ok) {
+            self.memo.insert((a, b), sub);
         }
     }
-    memo.insert((a, b), ok);
-    Ok(ok)
+}
+
+impl PairVisitor for Subset<'_> {
+    fn pair(&mut self, _: &[u8], a: &BlobId, b: Option<&BlobId>) -> Result<bool> {
+        let Some(b) = b else {
+            self.verdicts.settle(false);
+            return Ok(false);
+        };
+        let known = if a == b {
+            Some(true)
+        } else {
+            self.memo.get(&(*a, *b)).copied()
+        };
+        if let Some(r) = known {
+            self.verdicts.settle(r);
+            return Ok(false);
+        }
+        self.verdicts.open(*a, *b);
+        Ok(true)
+    }
+
+    fn trees(&mut self, _: &[u8], _: &Tree, b: Option<&Tree>) -> Result<()> {
+        if b.is_none() {
+            self.verdicts.no();
+        }
+        Ok(())
+    }
+
+    /// After the first difference nothing more is compared.
+    fn entry(&mut self, _: &[u8], n: &Node, m: Option<&Node>) -> Result<bool> {
+        if !self.verdicts.yes_so_far() {
+            return Ok(false);
+        }
+        let Some(m) = m else {
+            self.verdicts.no();
+            return Ok(false);
+        };
+        match (n.kind, n.subtree, m.kind, m.subtree) {
+            (NodeKind::Dir, Some(_), NodeKind::Dir, Some(_)) => Ok(true),
+            _ => {
+                if n != m {
+                    self.verdicts.no();
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn leave(&mut self, _: &[u8], _: &BlobId, _: Option<&BlobId>) -> Result<()> {
+        self.close(true);
+        Ok(())
+    }
+
+    /// Storage that failed stops the walk; a tree that cannot be read proves nothing.
+    fn unreadable(&mut self, _: &[u8], side: Side, _: &BlobId, e: RepoError) -> Result<()> {
+        if e.is_unavailable() {
+            return Err(e);
+        }
+        match side {
+            Side::B => self.verdicts.no(),
+            Side::A => self.close(false),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_support::{create_small_repo, open};
+    use crate::testing::trees::{Crafter, dir, save_snapshot};
+
+    /// Folders nested deeper than a thread's stack holds recursive calls (a crafted
+    /// snapshot nests as deep as it likes): the comparison walks them on the heap.
+    #[test]
+    fn a_copy_nested_deeper_than_the_stack_is_compared_to_its_original() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        create_small_repo(&root, false);
+        let repo = open(&root);
+        let c = Crafter::new(&repo);
+        let x = c.file("x", b"x");
+        let mut copy = c.tree(vec![x.clone()]);
+        let mut original = c.tree(vec![x, c.file("y", b"y")]);
+        for _ in 0..25_000 {
+            copy = c.tree(vec![dir("d", copy)]);
+            original = c.tree(vec![dir("d", original)]);
+        }
+        c.finish();
+        let oid = save_snapshot(&repo, original, 1);
+        let mut s = repo.load_snapshot(&oid).unwrap();
+        s.tree = copy;
+        s.tags.push(REPAIRED.into());
+        let cid = repo.save_snapshot(&s).unwrap();
+        let (snaps, _) = repo.snapshots().unwrap();
+        let index = repo.load_index().unwrap().index;
+        let r = redundant_copies(&repo, &index, &snaps, &[]).unwrap();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].copy, r[0].of, r[0].original_whole), (cid, oid, true));
+    }
 }
