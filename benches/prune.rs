@@ -63,7 +63,29 @@ struct Packs<'a> {
     bytes: u64,
 }
 
-impl Packs<'_> {
+impl<'a> Packs<'a> {
+    fn new(repo: &'a Repository) -> Self {
+        Packs {
+            repo,
+            w: PackWriter::default(),
+            done: vec![],
+            bytes: 0,
+        }
+    }
+    /// Store the listing `t` (compressed as `snapshot` does); returns its id.
+    fn put_tree(&mut self, t: &Tree) -> BlobId {
+        let crypto = self.repo.crypto().clone();
+        let bytes = t.encode();
+        let id = crypto.blob_id(&bytes);
+        self.add(&blob::encode(
+            &crypto,
+            id,
+            BlobType::Tree,
+            &bytes,
+            Compression::Try(3),
+        ));
+        id
+    }
     fn add(&mut self, b: &blob::EncodedBlob) {
         if !self.w.is_empty()
             && self.w.len() + b.sealed.len() > self.repo.config().pack_size as usize
@@ -105,9 +127,36 @@ impl Packs<'_> {
     }
 }
 
-fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository, u64) {
+/// An entry of a crafted listing (folders 0755, files 0644).
+fn node(
+    name: String,
+    kind: NodeKind,
+    size: u64,
+    content: Vec<BlobId>,
+    subtree: Option<BlobId>,
+) -> Node {
+    Node {
+        name: Name(name.into_bytes()),
+        kind,
+        mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
+        mtime: 1_700_000_000_000_000_000,
+        btime: None,
+        size,
+        content,
+        subtree,
+        target: None,
+        media: None,
+        rdev: None,
+        dev: None,
+        ino: None,
+    }
+}
+
+/// An empty encrypted repository at `root` (a cheap key derivation: the bench measures
+/// prune, not Argon2).
+fn init(root: &std::path::Path) -> Repository {
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root));
-    let repo = Repository::init(
+    Repository::init(
         be,
         Some(b"bench"),
         KdfParams {
@@ -116,7 +165,11 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
             p: 1,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository, u64) {
+    let repo = init(root);
     let crypto = repo.crypto().clone();
     let per_folder = blobs.div_ceil(FOLDERS);
     let order: Vec<usize> = if interleaved {
@@ -153,43 +206,8 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
     data.save_index();
     let mut total = data.bytes;
     // One tree per folder, one root tree per snapshot.
-    let mut trees = Packs {
-        repo: &repo,
-        w: PackWriter::default(),
-        done: vec![],
-        bytes: 0,
-    };
+    let mut trees = Packs::new(&repo);
     let mut tree_ids = Vec::with_capacity(FOLDERS);
-    let node =
-        |name: String, kind: NodeKind, size: u64, content: Vec<BlobId>, subtree: Option<BlobId>| {
-            Node {
-                name: Name(name.into_bytes()),
-                kind,
-                mode: 0o644,
-                mtime: 1_700_000_000_000_000_000,
-                btime: None,
-                size,
-                content,
-                subtree,
-                target: None,
-                media: None,
-                rdev: None,
-                dev: None,
-                ino: None,
-            }
-        };
-    let put_tree = |t: &Tree, trees: &mut Packs| -> BlobId {
-        let bytes = t.encode();
-        let id = crypto.blob_id(&bytes);
-        trees.add(&blob::encode(
-            &crypto,
-            id,
-            BlobType::Tree,
-            &bytes,
-            Compression::Try(3),
-        ));
-        id
-    };
     for (f, files) in folder_blobs.iter().enumerate() {
         let t = Tree {
             nodes: files
@@ -206,7 +224,7 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
                 })
                 .collect(),
         };
-        tree_ids.push(put_tree(&t, &mut trees));
+        tree_ids.push(trees.put_tree(&t));
     }
     let mut roots = Vec::new();
     for i in 0..SNAPSHOTS {
@@ -224,7 +242,7 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
                 })
                 .collect(),
         };
-        roots.push(put_tree(&t, &mut trees));
+        roots.push(trees.put_tree(&t));
     }
     trees.flush();
     trees.save_index();
@@ -238,29 +256,13 @@ fn build(root: &std::path::Path, blobs: usize, interleaved: bool) -> (Repository
 fn build_sparse(root: &std::path::Path, blobs: usize) -> (Repository, u64) {
     const CHUNKS: usize = 10;
     const FILES: usize = 1000;
-    let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root));
-    let repo = Repository::init(
-        be,
-        Some(b"bench"),
-        KdfParams {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-    )
-    .unwrap();
-    let crypto = repo.crypto().clone();
+    let repo = init(root);
     let folders = blobs.div_ceil(CHUNKS * FILES).max(SNAPSHOTS);
     // Pretend blobs of 1,600 bytes: a folder's 10,000 fill one 16 MiB pack.
     const LEN: u32 = 1600;
     let mut index_packs = Vec::new();
     let mut total = 0u64;
-    let mut tree_packs = Packs {
-        repo: &repo,
-        w: PackWriter::default(),
-        done: vec![],
-        bytes: 0,
-    };
+    let mut tree_packs = Packs::new(&repo);
     let mut tree_ids = Vec::with_capacity(folders);
     for f in 0..folders {
         let mut entries = Vec::with_capacity(CHUNKS * FILES);
@@ -281,21 +283,13 @@ fn build_sparse(root: &std::path::Path, blobs: usize) -> (Repository, u64) {
                     id
                 })
                 .collect();
-            nodes.push(Node {
-                name: Name(format!("IMG_{j:05}.MOV").into_bytes()),
-                kind: NodeKind::File,
-                mode: 0o644,
-                mtime: 1_700_000_000_000_000_000,
-                btime: None,
-                size: (CHUNKS as u64) * (LEN as u64 - 40),
+            nodes.push(node(
+                format!("IMG_{j:05}.MOV"),
+                NodeKind::File,
+                (CHUNKS as u64) * (LEN as u64 - 40),
                 content,
-                subtree: None,
-                target: None,
-                media: None,
-                rdev: None,
-                dev: None,
-                ino: None,
-            });
+                None,
+            ));
         }
         let size = entries.len() as u64 * LEN as u64 + 4096;
         let id = snapvault_repo::PackId(snapvault_repo::Id::random());
@@ -315,17 +309,7 @@ fn build_sparse(root: &std::path::Path, blobs: usize) -> (Repository, u64) {
             })
             .unwrap();
         }
-        let t = Tree { nodes };
-        let bytes = t.encode();
-        let tid = crypto.blob_id(&bytes);
-        tree_packs.add(&blob::encode(
-            &crypto,
-            tid,
-            BlobType::Tree,
-            &bytes,
-            Compression::Try(3),
-        ));
-        tree_ids.push(tid);
+        tree_ids.push(tree_packs.put_tree(&Tree { nodes }));
     }
     if !index_packs.is_empty() {
         repo.save_index(&IndexFile {
@@ -340,33 +324,18 @@ fn build_sparse(root: &std::path::Path, blobs: usize) -> (Repository, u64) {
         let hi = (lo + folders / 5).min(folders);
         let t = Tree {
             nodes: (lo..hi)
-                .map(|f| Node {
-                    name: Name(format!("d{f:06}").into_bytes()),
-                    kind: NodeKind::Dir,
-                    mode: 0o755,
-                    mtime: 1_700_000_000_000_000_000,
-                    btime: None,
-                    size: 0,
-                    content: vec![],
-                    subtree: Some(tree_ids[f]),
-                    target: None,
-                    media: None,
-                    rdev: None,
-                    dev: None,
-                    ino: None,
+                .map(|f| {
+                    node(
+                        format!("d{f:06}"),
+                        NodeKind::Dir,
+                        0,
+                        vec![],
+                        Some(tree_ids[f]),
+                    )
                 })
                 .collect(),
         };
-        let bytes = t.encode();
-        let tid = crypto.blob_id(&bytes);
-        tree_packs.add(&blob::encode(
-            &crypto,
-            tid,
-            BlobType::Tree,
-            &bytes,
-            Compression::Try(3),
-        ));
-        roots.push(tid);
+        roots.push(tree_packs.put_tree(&t));
     }
     tree_packs.flush();
     tree_packs.save_index();

@@ -8,99 +8,38 @@ use std::fs;
 use std::sync::Arc;
 
 use snapvault_repo::backend::LocalBackend;
-use snapvault_repo::blob::{self, BlobType, Compression};
-use snapvault_repo::crypto::Crypto;
-use snapvault_repo::packer::Packer;
-use snapvault_repo::tree::{Node, NodeKind, Tree};
+use snapvault_repo::testing::trees::{Crafter, dir, file};
+use snapvault_repo::tree::Tree;
 use snapvault_repo::{BlobId, Repository};
 
 use crate::common::*;
 
-fn node(name: &str, kind: NodeKind) -> Node {
-    Node {
-        name: name.into(),
-        kind,
-        mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
-        mtime: 1_700_000_000_000_000_000,
-        btime: None,
-        size: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        media: None,
-        rdev: None,
-        dev: None,
-        ino: None,
-    }
+/// The unencrypted repository at `root`.
+fn open(root: &std::path::Path) -> Repository {
+    let repo = Repository::open(Arc::new(LocalBackend::new(root)), || Ok(Vec::new())).unwrap();
+    assert!(!repo.crypto().is_encrypted());
+    repo
 }
 
-fn dir(name: &str, subtree: BlobId) -> Node {
-    Node {
-        subtree: Some(subtree),
-        ..node(name, NodeKind::Dir)
-    }
-}
-
-fn file(name: &str, content: Vec<BlobId>, size: u64) -> Node {
-    Node {
-        content,
-        size,
-        ..node(name, NodeKind::File)
-    }
-}
-
-/// Stores tree blobs the way `snapshot` does, and snapshots naming them.
-struct Crafter {
-    repo: Repository,
-    crypto: Crypto,
-    packer: Option<Packer>,
-}
-
-impl Crafter {
-    fn new(root: &std::path::Path) -> Crafter {
-        let be = Arc::new(LocalBackend::new(root));
-        let repo = Repository::open(be.clone(), || Ok(Vec::new())).unwrap();
-        let crypto = repo.crypto().clone();
-        assert!(!crypto.is_encrypted());
-        let packer = Packer::start(be, crypto.clone(), 16 << 20);
-        Crafter {
-            repo,
-            crypto,
-            packer: Some(packer),
-        }
-    }
-
-    fn tree(&self, mut nodes: Vec<Node>) -> BlobId {
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let bytes = Tree { nodes }.encode();
-        let id = self.crypto.blob_id(&bytes);
-        let e = blob::encode(&self.crypto, id, BlobType::Tree, &bytes, Compression::Never);
-        self.packer.as_ref().unwrap().sender().send(e).unwrap();
-        id
-    }
-
-    /// Flush the trees, then write one snapshot per root (a copy of the latest snapshot's
-    /// manifest with another tree); returns their ids in order.
-    fn snapshots(mut self, roots: &[BlobId]) -> Vec<String> {
-        self.packer.take().unwrap().finish().unwrap();
-        let (_, latest) = self.repo.find_snapshot("latest").unwrap();
-        roots
-            .iter()
-            .enumerate()
-            .map(|(i, root)| {
-                let mut s = latest.clone();
-                s.tree = *root;
-                s.time += 1_000_000_000 * (i as i64 + 1);
-                self.repo.save_snapshot(&s).unwrap().to_hex()
-            })
-            .collect()
-    }
+/// One snapshot per root (a copy of the latest snapshot's manifest with another tree);
+/// returns their ids in order.
+fn snapshots(repo: &Repository, roots: &[BlobId]) -> Vec<String> {
+    let (_, latest) = repo.find_snapshot("latest").unwrap();
+    roots
+        .iter()
+        .enumerate()
+        .map(|(i, root)| {
+            let mut s = latest.clone();
+            s.tree = *root;
+            s.time += 1_000_000_000 * (i as i64 + 1);
+            repo.save_snapshot(&s).unwrap().to_hex()
+        })
+        .collect()
 }
 
 /// The chunk ids of the file `name` in the latest snapshot, with its size.
 fn stored_file(repo: &std::path::Path, name: &str) -> (Vec<BlobId>, u64) {
-    let be = Arc::new(LocalBackend::new(repo));
-    let repo = Repository::open(be, || Ok(Vec::new())).unwrap();
+    let repo = open(repo);
     let index = repo.load_index().unwrap().index;
     let (_, snap) = repo.find_snapshot("latest").unwrap();
     let top = repo.load_tree(&index, &snap.tree).unwrap();
@@ -129,7 +68,8 @@ fn crafted_trees_are_bounded_and_checked() {
     assert_eq!(hello_size, 11);
     let (as_tree, _) = stored_file(&sv.repo, "listing.json");
 
-    let c = Crafter::new(&sv.repo);
+    let repo = open(&sv.repo);
+    let c = Crafter::new(&repo);
     // The bomb: 16 levels of folders a/ and b/ both naming the level below.
     let leaf = c.tree(vec![file("f.txt", hello.clone(), 11)]);
     let mut level = leaf;
@@ -150,7 +90,8 @@ fn crafted_trees_are_bounded_and_checked() {
         file("tree-as-file", vec![leaf], leaf_len),
         dir("data-as-folder", as_tree[0]),
     ]);
-    let ids = c.snapshots(&[bomb, lying, confused]);
+    c.finish();
+    let ids = snapshots(&repo, &[bomb, lying, confused]);
     let (bomb, lying, confused) = (&ids[0], &ids[1], &ids[2]);
 
     // check reads each folder listing once, and names every problem.
@@ -243,7 +184,8 @@ fn a_listing_shared_by_two_folders_is_listed_under_both() {
     let sv = Sv::init(tmp.path().join("repo"), false);
     sv.snapshot(&[&src], &[]);
     let (hello, _) = stored_file(&sv.repo, "hello.txt");
-    let c = Crafter::new(&sv.repo);
+    let repo = open(&sv.repo);
+    let c = Crafter::new(&repo);
     let mut photo = file("IMG_0001.JPG", hello.clone(), 11);
     photo.media = Some(MediaMeta {
         kind: "photo".into(),
@@ -255,7 +197,8 @@ fn a_listing_shared_by_two_folders_is_listed_under_both() {
         dir("a", album),
         dir("b", c.tree(vec![dir("c", album)])),
     ]);
-    let ids = c.snapshots(&[shared]);
+    c.finish();
+    let ids = snapshots(&repo, &[shared]);
     let shared = &ids[0];
     let all = ["a", "a/IMG_0001.JPG", "b", "b/c", "b/c/IMG_0001.JPG"];
 
@@ -301,9 +244,11 @@ fn a_listing_shared_by_two_folders_is_listed_under_both() {
         assert_eq!(fs::read(target.join(p)).unwrap(), b"hello world", "{p}");
     }
 
-    let c = Crafter::new(&sv.repo);
+    let repo = open(&sv.repo);
+    let c = Crafter::new(&repo);
     let broken = c.tree(vec![dir("a", album), dir("gone", BlobId::default())]);
-    let broken = &c.snapshots(&[broken])[0];
+    c.finish();
+    let broken = &snapshots(&repo, &[broken])[0];
     for args in [
         vec!["ls", broken.as_str()],
         vec!["stats", "--snapshot", broken],
