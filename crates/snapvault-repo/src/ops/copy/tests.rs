@@ -287,3 +287,25 @@ fn shared_listings_are_copied_once_and_unreadable_ones_stop_the_copy() {
     assert!(e.to_string().contains("missing"), "{e}");
     assert_eq!(dst.snapshots().unwrap().0.len(), 1);
 }
+
+/// Folders nested deeper than a thread's stack holds recursive calls (a crafted snapshot
+/// nests as deep as it likes): learning walks them on the heap.
+#[test]
+fn lockstep_learns_a_tree_nested_deeper_than_the_stack() {
+    use crate::testing::trees::{Crafter, dir};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    create_small_repo(&root, false);
+    let repo = open(&root);
+    let c = Crafter::new(&repo);
+    let mut tree = c.tree(vec![c.file("x", b"x")]);
+    for _ in 0..25_000 {
+        tree = c.tree(vec![dir("d", tree)]);
+    }
+    c.finish();
+    let index = repo.load_index().unwrap().index;
+    let mut map = BlobMap::default();
+    // A repository is its own copy: every tree corresponds to itself.
+    assert!(learn_pair(&repo, &index, &repo, &index, tree, tree, &mut map));
+    assert_eq!(map.len(), 25_000 + 1 + 1, "every tree and the chunk");
+}
