@@ -276,13 +276,30 @@ pub fn sync(
             g + 1,
             members.len()
         ));
-        // Only the first new group names the replaced ones: they stop counting as soon as
-        // one replacement exists, and until then they are still in force.
-        let sup = if g == 0 {
+        // The first new group names every replaced one: they stop counting as soon as one
+        // replacement exists, and until then they are still in force. Every group also
+        // names the old ones (replaced or superseded) it shares a member with, so it never
+        // comes out byte for byte as one of them (same members at the same level, say
+        // after `parity set` to the level in force): that file would be the one superseded
+        // and removed as old, leaving its members uncovered.
+        let mut sup = if g == 0 {
             supersedes.clone()
         } else {
             Vec::new()
         };
+        for l in replaced.iter().copied().chain(&superseded) {
+            let shares = l.header.members.iter().any(|m| {
+                members
+                    .iter()
+                    .any(|(k, n, _)| *k == m.kind && *n == m.name)
+            });
+            if shares
+                && let Ok(id) = l.name.parse::<Id>()
+                && !sup.contains(&id)
+            {
+                sup.push(id);
+            }
+        }
         let (_, size) = write_group(be, percent, members, sup)?;
         report.groups_written += 1;
         report.files_covered += members.len();
