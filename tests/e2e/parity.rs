@@ -831,3 +831,38 @@ fn parity_set_to_the_same_level_keeps_every_file_covered() {
     sv.snapshot(&[&src], &[]);
     assert_covered(&sv.repo, 10);
 }
+
+/// `repair --apply` on a repository whose config is damaged (and whose index it must
+/// rebuild, for a pack a killed snapshot left unindexed): parity puts the config back
+/// first, and the index files repair then replaces leave their group before they go, so
+/// no parity in force names a removed file (a later repair would bring it back) and the
+/// new index file is covered. Found by the kill test of `copy`
+/// (`parity_kill::copy_killed_at_every_write_point_keeps_the_destinations_parity_old_or_new`).
+#[test]
+fn repair_starting_from_a_damaged_config_keeps_parity_in_step() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    write_random(&src.join("DCIM/IMG_0007.HEIC"), 7, 300_000);
+    kill_at(
+        &sv,
+        &["snapshot", src.to_str().unwrap()],
+        "write-index@1",
+        tmp.path(),
+    );
+    sv.snapshot(&[&src], &[]);
+    assert_covered(&sv.repo, 10);
+    let config = sv.repo.join("config");
+    let mut b = std::fs::read(&config).unwrap();
+    b[10] ^= 0x20;
+    std::fs::write(&config, b).unwrap();
+
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(&out, "repaired from parity: config config");
+    assert_mentions(&out, "index: rebuilt");
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "after repair: {out}\ncheck: {v}");
+    assert_covered(&sv.repo, 10);
+}

@@ -79,10 +79,38 @@ pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
     })
 }
 
-/// The parity level in the config (plain JSON, no password needed); `None` if unreadable.
+/// The parity level in the config (plain JSON, no password needed). When the config does
+/// not read (damage parity is there to repair; the command opens with a key file's copy),
+/// the level of the parity in force that covers it: without a guard, a `repair` that puts
+/// the config back and then replaces index files would leave parity naming the removed
+/// files, which a later repair would bring back. `None` without config or parity.
 fn level(be: &dyn Backend) -> Option<u8> {
-    let bytes = be.read(FileKind::Config, "config").ok()?;
-    Config::parse(&bytes, &be.location()).ok().map(|c| c.parity)
+    let parsed = be
+        .read(FileKind::Config, "config")
+        .ok()
+        .and_then(|bytes| Config::parse(&bytes, &be.location()).ok());
+    match parsed {
+        Some(c) => Some(c.parity),
+        None => level_of_parity(be),
+    }
+}
+
+/// The level of the parity file in force that names the config, else the highest level in
+/// force.
+fn level_of_parity(be: &dyn Backend) -> Option<u8> {
+    let (all, _unreadable) = store::load(be).ok()?;
+    let (in_force, _superseded) = store::live(all);
+    let names_config = |l: &&store::Loaded| {
+        l.header
+            .members
+            .iter()
+            .any(|m| m.kind == MemberKind::Config)
+    };
+    in_force
+        .iter()
+        .find(names_config)
+        .or_else(|| in_force.iter().max_by_key(|l| l.header.percent))
+        .map(|l| l.header.percent)
 }
 
 /// After a command: holding the repository's exclusive lock, remove the packs it removed
