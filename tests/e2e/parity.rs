@@ -866,3 +866,40 @@ fn repair_starting_from_a_damaged_config_keeps_parity_in_step() {
     assert_eq!(code, Some(0), "after repair: {out}\ncheck: {v}");
     assert_covered(&sv.repo, 10);
 }
+
+/// A flipped bit that hits the config's `parity` field itself ("parity" read as an unknown
+/// field, so the level would read as none): the level is taken from the config the
+/// repository opens with (its MAC checked, else a key file's copy), so `check` still reads
+/// the parity and names the config as repairable, and `repair --apply` puts it back. Found
+/// by the repair kill test (`parity_kill::repair_killed_at_every_write_point_…`).
+#[test]
+fn a_damaged_parity_field_in_the_config_is_repaired_from_parity() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    let config = sv.repo.join("config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let at = text.find("\"parity\"").unwrap() + 1;
+    let mut b = text.into_bytes();
+    b[at] ^= 0x01; // "parity" → "qarity"
+    std::fs::write(&config, b).unwrap();
+
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(4), "{v}");
+    assert_eq!(v["parity"]["level"], 10, "{v}");
+    assert_eq!(
+        names(&v, "repairable"),
+        HashSet::from(["config config".to_string()]),
+        "{v}"
+    );
+    // A snapshot meanwhile keeps parity at the level in force, not at none.
+    write_random(&src.join("DCIM/IMG_0009.JPG"), 9, 200_000);
+    sv.snapshot(&[&src], &[]);
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(&out, "repaired from parity: config config");
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "after repair: {out}\ncheck: {v}");
+    assert_covered(&sv.repo, 10);
+}

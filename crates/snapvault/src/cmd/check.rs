@@ -102,6 +102,7 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     // "repairable from parity" and "lost".
     let mut parity = match super::parity_check::scan(
         repo.backend().as_ref(),
+        Some(repo.config().parity),
         read_data == ReadData::All,
         false,
         &mut |_| {},

@@ -79,19 +79,35 @@ pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
     })
 }
 
-/// The parity level in the config (plain JSON, no password needed). When the config does
-/// not read (damage parity is there to repair; the command opens with a key file's copy),
-/// the level of the parity in force that covers it: without a guard, a `repair` that puts
-/// the config back and then replaces index files would leave parity naming the removed
-/// files, which a later repair would bring back. `None` without config or parity.
+/// The parity level before a command, read without a password: the config's, or, when
+/// the config does not read or says none while parity is in force (a damaged config, even
+/// in its `parity` field; a `parity set 0` that stopped before removing the parity), the
+/// level of the parity in force. Erring towards a guard is harmless ([`keep_up`] takes the
+/// level from the verified config); without one, a command that removes files (a repair
+/// that puts the config back, then replaces index files) would leave parity naming them,
+/// and a later repair would bring them back. `None` without config or parity.
 fn level(be: &dyn Backend) -> Option<u8> {
     let parsed = be
         .read(FileKind::Config, "config")
         .ok()
         .and_then(|bytes| Config::parse(&bytes, &be.location()).ok());
     match parsed {
-        Some(c) => Some(c.parity),
-        None => level_of_parity(be),
+        Some(c) if c.parity > 0 => Some(c.parity),
+        other => level_of_parity(be).or(other.map(|c| c.parity)),
+    }
+}
+
+/// The parity level after a command: the config's when its MAC checks with the keys the
+/// command opened the repository with, else (still damaged) the level of the parity in
+/// force. `None` when the command never opened the repository.
+fn verified_level(be: &dyn Backend, crypto: &Crypto) -> Option<u8> {
+    let parsed = be
+        .read(FileKind::Config, "config")
+        .ok()
+        .and_then(|bytes| Config::parse(&bytes, &be.location()).ok());
+    match parsed {
+        Some(c) if c.verify(crypto).is_ok() => Some(c.parity),
+        _ => level_of_parity(be),
     }
 }
 
@@ -121,21 +137,23 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     let guard = before.guard.clone();
     let be = guard.inner().as_ref();
     let location = be.location();
-    let Some(percent) = level(be) else {
+    let Some(crypto) = opened_keys(&location) else {
+        // The command never opened the repository, so it changed nothing.
         return Ok(());
     };
-    let _lock = match lock(ctx, guard.inner().clone()) {
-        Some(Ok(l)) => l,
-        Some(Err(e @ (RepoError::Locked { .. } | RepoError::LockUnreadable { .. }))) => {
+    let Some(percent) = verified_level(be, &crypto) else {
+        return Ok(());
+    };
+    let _lock = match lock(ctx, guard.inner().clone(), crypto) {
+        Ok(l) => l,
+        Err(e @ (RepoError::Locked { .. } | RepoError::LockUnreadable { .. })) => {
             eprintln!(
                 "warning: parity not brought up to date now ({e}); the next command that \
                  writes does it"
             );
             return Ok(());
         }
-        Some(Err(e)) => return Err(e).context("locking the repository to update its parity"),
-        // The command never opened the repository, so it changed nothing.
-        None => return Ok(()),
+        Err(e) => return Err(e).context("locking the repository to update its parity"),
     };
     snapvault_repo::testhooks::pause("parity-locked");
     guard
@@ -160,18 +178,23 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     Ok(())
 }
 
-/// The exclusive lock for the parity update, waiting as `--retry-lock` says (at least a
-/// little: the command's own lock may still be going away); `None` when the command
-/// never opened the repository.
-fn lock(ctx: &Ctx, be: Arc<dyn Backend>) -> Option<std::result::Result<LockGuard, RepoError>> {
-    let location = be.location();
-    let crypto = OPENED
+/// The keys the command opened the repository at `location` with (see [`OPENED`]).
+fn opened_keys(location: &str) -> Option<Crypto> {
+    OPENED
         .lock()
         .ok()?
         .iter()
-        .find(|(l, _)| *l == location)?
-        .1
-        .clone();
+        .find(|(l, _)| l == location)
+        .map(|(_, c)| c.clone())
+}
+
+/// The exclusive lock for the parity update, waiting as `--retry-lock` says (at least a
+/// little: the command's own lock may still be going away).
+fn lock(
+    ctx: &Ctx,
+    be: Arc<dyn Backend>,
+    crypto: Crypto,
+) -> std::result::Result<LockGuard, RepoError> {
     let wait = ctx
         .global
         .retry_lock
@@ -180,7 +203,7 @@ fn lock(ctx: &Ctx, be: Arc<dyn Backend>) -> Option<std::result::Result<LockGuard
         .unwrap_or_default()
         .max(std::time::Duration::from_secs(10));
     let start = std::time::Instant::now();
-    Some(loop {
+    loop {
         match LockGuard::acquire(be.clone(), crypto.clone(), true, "parity update") {
             Err(RepoError::Locked { .. } | RepoError::LockUnreadable { .. })
                 if start.elapsed() < wait =>
@@ -189,7 +212,7 @@ fn lock(ctx: &Ctx, be: Arc<dyn Backend>) -> Option<std::result::Result<LockGuard
             }
             other => break other,
         }
-    })
+    }
 }
 
 pub fn run(ctx: &Ctx, cmd: ParityCommand) -> Result<i32> {

@@ -76,25 +76,29 @@ pub fn kind_name(k: MemberKind) -> &'static str {
 }
 
 /// Read what parity covers; with `read`, verify every group; with `apply`, also write back
-/// what it can rebuild. `log` gets one line per repair.
+/// what it can rebuild. `log` gets one line per repair. `trusted` is the level of the
+/// config the repository opened with (its MAC checked, else a key file's sealed copy):
+/// the config file itself may be what is damaged, even in its `parity` field; without
+/// it (the repository does not open) the parity files are looked at whatever the file says.
 pub fn scan(
     be: &dyn Backend,
+    trusted: Option<u8>,
     read: bool,
     apply: bool,
     log: &mut dyn FnMut(String),
 ) -> Result<ParityStatus> {
-    let level = be
-        .read(FileKind::Config, "config")
-        .ok()
-        .and_then(|b| Config::parse(&b, &be.location()).ok())
-        .map(|c| c.parity);
+    let level = trusted.or_else(|| {
+        be.read(FileKind::Config, "config")
+            .ok()
+            .and_then(|b| Config::parse(&b, &be.location()).ok())
+            .map(|c| c.parity)
+    });
     let mut st = ParityStatus {
         level: level.unwrap_or(0),
         ..ParityStatus::default()
     };
-    // No parity configured: nothing to list (a config that cannot be read may be the
-    // damage parity repairs, so then the parity files are looked at anyway).
-    if level == Some(0) {
+    // No parity configured: nothing to list.
+    if trusted == Some(0) {
         return Ok(st);
     }
     let (all, bad) = store::load(be)?;

@@ -49,7 +49,8 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
     };
     let apply = a.apply && !a.dry_run;
     let json = a.json;
-    let parity = super::parity_check::scan(ctx.backend()?.as_ref(), true, apply, &mut |l| {
+    let trusted = early.as_ref().map(|(repo, _)| repo.config().parity);
+    let parity = super::parity_check::scan(ctx.backend()?.as_ref(), trusted, true, apply, &mut |l| {
         if json {
             eprintln!(
                 "{}",
