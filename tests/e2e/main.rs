@@ -29,6 +29,7 @@ mod layout;
 mod network;
 mod options;
 mod parity;
+mod parity_kill;
 mod photos;
 mod prune;
 mod reading;

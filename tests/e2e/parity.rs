@@ -38,21 +38,21 @@ fn coverage(repo: &Path) -> (Vec<(MemberKind, String)>, Vec<String>, HashSet<u8>
     )
 }
 
-fn assert_covered(repo: &Path, level: u8) {
+pub(crate) fn assert_covered(repo: &Path, level: u8) {
     let (uncovered, stale, levels) = coverage(repo);
     assert!(uncovered.is_empty(), "not covered by parity: {uncovered:?}");
     assert!(stale.is_empty(), "stale parity: {stale:?}");
     assert_eq!(levels, HashSet::from([level]));
 }
 
-fn init_with_parity(repo: &Path, level: &str) -> Sv {
+pub(crate) fn init_with_parity(repo: &Path, level: &str) -> Sv {
     let sv = Sv::at(repo, Some(PASSWORD));
     sv.ok(&["init", "--parity", level]);
     sv
 }
 
 /// Add a second password (key file) to the repository.
-fn add_key(sv: &Sv) {
+pub(crate) fn add_key(sv: &Sv) {
     let mut add = sv.command(&["key", "add"]);
     add.env("SNAPVAULT_NEW_PASSWORD", SECOND_PASSWORD);
     let out = run_command(add, DEFAULT_TIMEOUT);
@@ -61,7 +61,7 @@ fn add_key(sv: &Sv) {
 
 const SECOND_PASSWORD: &str = "another long password for parity";
 
-fn library(dir: &Path) {
+pub(crate) fn library(dir: &Path) {
     write_random(&dir.join("DCIM/IMG_0001.HEIC"), 1, 700_000);
     write_random(&dir.join("DCIM/IMG_0002.JPG"), 2, 300_000);
     write_file(&dir.join("DCIM/IMG_0002.AAE"), b"an edit sidecar\n");
@@ -141,7 +141,7 @@ use rand::{Rng, SeedableRng};
 use snapvault_repo::parity::SHARD;
 use snapvault_repo::parity::store::Loaded;
 
-fn member_path(repo: &Path, kind: MemberKind, name: &str) -> std::path::PathBuf {
+pub(crate) fn member_path(repo: &Path, kind: MemberKind, name: &str) -> std::path::PathBuf {
     match kind {
         MemberKind::Config => repo.join("config"),
         MemberKind::Key => repo.join("keys").join(name),
@@ -168,7 +168,7 @@ fn damage_sector(path: &Path, row: u64, rng: &mut StdRng) {
     std::fs::write(path, b).unwrap();
 }
 
-fn live_groups(repo: &Path) -> Vec<Loaded> {
+pub(crate) fn live_groups(repo: &Path) -> Vec<Loaded> {
     let (all, bad) = store::load(&LocalBackend::new(repo)).unwrap();
     assert!(bad.is_empty());
     store::live(all).0
@@ -189,13 +189,13 @@ fn damaged_setup(tmp: &Path, level: &str) -> (Sv, std::path::PathBuf) {
     (sv, src)
 }
 
-fn check_json(sv: &Sv) -> (Option<i32>, serde_json::Value) {
+pub(crate) fn check_json(sv: &Sv) -> (Option<i32>, serde_json::Value) {
     let out = sv.run(&["check", "--read-data", "--json"]);
     let v = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("check: {e}\n{out}"));
     (out.code, v)
 }
 
-fn names(v: &serde_json::Value, list: &str) -> HashSet<String> {
+pub(crate) fn names(v: &serde_json::Value, list: &str) -> HashSet<String> {
     v["parity"][list]
         .as_array()
         .unwrap_or_else(|| panic!("no parity.{list} in {v}"))
@@ -212,7 +212,7 @@ fn names(v: &serde_json::Value, list: &str) -> HashSet<String> {
 
 /// check names every damaged file as repairable, repair --apply fixes it, a second check
 /// is clean and the latest snapshot restores byte for byte.
-fn repaired_in_full(sv: &Sv, src: &Path, damaged: HashSet<String>, tmp: &Path) {
+pub(crate) fn repaired_in_full(sv: &Sv, src: &Path, damaged: HashSet<String>, tmp: &Path) {
     let (code, v) = check_json(sv);
     assert_eq!(code, Some(4), "check must report the damage: {v}");
     assert_eq!(names(&v, "repairable"), damaged, "{v}");
@@ -240,7 +240,7 @@ fn repaired_in_full(sv: &Sv, src: &Path, damaged: HashSet<String>, tmp: &Path) {
 /// Damage every band of every group up to its recovery count (the promise), in random
 /// sectors of its members; in the group of config and key files (one sector of budget at
 /// this size) the file of kind `prefer`. Returns "kind name" of each damaged file.
-fn damage_within_promise(
+pub(crate) fn damage_within_promise(
     repo: &Path,
     rng: &mut StdRng,
     prefer: &dyn Fn(&snapvault_repo::parity::Member) -> bool,
@@ -396,7 +396,7 @@ fn one_damaged_sector_beyond_the_promise_is_lost_by_photo_never_repaired_wrongly
 }
 
 /// The key file written by `init` (the one the test's password opens).
-fn first_key(repo: &Path) -> String {
+pub(crate) fn first_key(repo: &Path) -> String {
     names_in(repo, "keys")
         .into_iter()
         .min_by_key(|k| {
@@ -408,7 +408,7 @@ fn first_key(repo: &Path) -> String {
         .unwrap()
 }
 
-fn kind_label(k: MemberKind) -> &'static str {
+pub(crate) fn kind_label(k: MemberKind) -> &'static str {
     match k {
         MemberKind::Config => "config",
         MemberKind::Key => "key",
@@ -816,22 +816,6 @@ fn check_says_what_parity_protects_and_when_it_was_last_verified() {
     assert!(!out.stdout.contains("last verified: never"), "{out}");
 }
 
-/// `parity set` to the level in force regroups everything; a new group that comes out
-/// exactly as an old one (same members, same level) must not be the file that is then
-/// superseded and removed as "old": every file stays covered.
-#[test]
-fn parity_set_to_the_same_level_keeps_every_file_covered() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    library(&src);
-    let sv = init_with_parity(&tmp.path().join("repo"), "10");
-    sv.snapshot(&[&src], &[]);
-    sv.ok(&["parity", "set", "10"]);
-    assert_covered(&sv.repo, 10);
-    sv.snapshot(&[&src], &[]);
-    assert_covered(&sv.repo, 10);
-}
-
 /// `repair --apply` on a repository whose config is damaged (and whose index it must
 /// rebuild, for a pack a killed snapshot left unindexed): parity puts the config back
 /// first, and the index files repair then replaces leave their group before they go, so
@@ -864,6 +848,22 @@ fn repair_starting_from_a_damaged_config_keeps_parity_in_step() {
     assert_mentions(&out, "index: rebuilt");
     let (code, v) = check_json(&sv);
     assert_eq!(code, Some(0), "after repair: {out}\ncheck: {v}");
+    assert_covered(&sv.repo, 10);
+}
+
+/// `parity set` to the level in force regroups everything; a new group that comes out
+/// exactly as an old one (same members, same level) must not be the file that is then
+/// superseded and removed as "old": every file stays covered.
+#[test]
+fn parity_set_to_the_same_level_keeps_every_file_covered() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    sv.ok(&["parity", "set", "10"]);
+    assert_covered(&sv.repo, 10);
+    sv.snapshot(&[&src], &[]);
     assert_covered(&sv.repo, 10);
 }
 

@@ -65,7 +65,7 @@ fn data_size(repo: &Path) -> u64 {
     tree_size(&repo.join("data"))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
         let e = e.unwrap();

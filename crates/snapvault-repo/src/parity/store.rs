@@ -288,11 +288,11 @@ pub fn sync(
             Vec::new()
         };
         for l in replaced.iter().copied().chain(&superseded) {
-            let shares = l.header.members.iter().any(|m| {
-                members
-                    .iter()
-                    .any(|(k, n, _)| *k == m.kind && *n == m.name)
-            });
+            let shares = l
+                .header
+                .members
+                .iter()
+                .any(|m| members.iter().any(|(k, n, _)| *k == m.kind && *n == m.name));
             if shares
                 && let Ok(id) = l.name.parse::<Id>()
                 && !sup.contains(&id)

@@ -17,7 +17,8 @@
 //!
 //! Test builds only (the `test-faults` feature). The binary built for tests reads
 //! `SNAPVAULT_TEST_FAULT` (see [`FaultyBackend::from_spec`] and [`crate::storage::testhooks`]) in
-//! `prune`, `forget` and `copy`, so end-to-end tests can kill it at exact moments.
+//! `prune`, `forget` and `copy`, and in every command on a repository with parity, so
+//! end-to-end tests can kill it at exact moments.
 
 use std::io;
 use std::path::PathBuf;
@@ -76,16 +77,19 @@ pub struct FaultyBackend {
     local_root: Option<PathBuf>,
 }
 
-const DATA_KINDS: [FileKind; 4] = [
+/// Every kind but locks: with parity, its files and the config are write points too.
+const DATA_KINDS: [FileKind; 6] = [
     FileKind::Pack,
     FileKind::Index,
     FileKind::Snapshot,
     FileKind::Key,
+    FileKind::Config,
+    FileKind::Parity,
 ];
 
 impl FaultyBackend {
     /// A pass-through wrapper that counts writes and removes of packs, index files,
-    /// snapshots and keys, and never fails.
+    /// snapshots, keys, the config and parity files, and never fails.
     pub fn new(inner: Arc<dyn Backend>) -> FaultyBackend {
         FaultyBackend {
             inner,
@@ -303,6 +307,12 @@ impl Backend for FaultyBackend {
     }
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
         self.op(Op::List, Some(kind), || self.inner.list(kind))
+    }
+    /// One write (the wrapped backend's own replace: atomic where it can be).
+    fn replace(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        self.op_named(Op::Write, Some(kind), name, Some(data), || {
+            self.inner.replace(kind, name, data)
+        })
     }
     fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
         self.op(Op::Read, Some(kind), || self.inner.size(kind, name))

@@ -1,6 +1,7 @@
 //! Hooks that let end-to-end tests steer the real binary: fault injection
 //! (`SNAPVAULT_TEST_FAULT`, see `crate::faulty`), read by `prune`, `forget` and `copy`,
-//! and pause points (`SNAPVAULT_TEST_PAUSE`).
+//! and by every command that keeps parity (beneath its parity guard, so parity files are
+//! write points too), and pause points (`SNAPVAULT_TEST_PAUSE`).
 //!
 //! They exist only in builds with the `test-faults` feature, which only test builds enable
 //! (the crates' dev-dependencies ask for it; `cargo build --release` never does). Without

@@ -114,9 +114,7 @@ fn open_destination(a: &CopyArgs) -> Result<Repository> {
     // Test builds only (`snapvault_repo::testhooks`): `SNAPVAULT_TEST_FAULT=write@3:kill`
     // kills the process at the 3rd write of a pack, index file or snapshot into the
     // destination.
-    super::second::open(second, |backend| {
-        Ok(snapvault_repo::testhooks::with_faults(backend)?)
-    })
+    super::second::open(second, |backend| super::parity::with_faults(&a.to, backend))
 }
 
 /// The source snapshots to copy, oldest first, each once.

@@ -39,6 +39,16 @@ pub fn guarded(location: &str) -> Option<Arc<dyn Backend>> {
     Some(guard.clone() as Arc<dyn Backend>)
 }
 
+/// `backend` of `location` behind the test builds' fault injector
+/// (`snapvault_repo::testhooks`), unless its command keeps parity: then the injector sits
+/// beneath the parity guard already (see [`watch`]).
+pub fn with_faults(location: &str, backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>> {
+    if guarded(location).is_some() {
+        return Ok(backend);
+    }
+    Ok(snapvault_repo::testhooks::with_faults(backend)?)
+}
+
 /// Remember the keys of an opened repository (see [`OPENED`]).
 pub fn opened(location: &str, crypto: &Crypto) {
     if let Ok(mut o) = OPENED.lock() {
@@ -66,6 +76,10 @@ pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
     };
     let backend = super::open_backend(&location).ok()?;
     let percent = level(backend.as_ref()).filter(|&p| p > 0)?;
+    // Test builds only: the fault injector goes beneath the guard, so the writes and
+    // removals of parity files (the guard's, and the update after the command) are write
+    // points a test can kill the process at, counted with the command's own.
+    let backend = snapvault_repo::testhooks::with_faults(backend).ok()?;
     let files = store::current_files(backend.as_ref()).ok()?;
     let config = backend.read(FileKind::Config, "config").ok();
     let guard = Arc::new(Guard::new(backend, percent));

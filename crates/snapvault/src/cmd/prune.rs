@@ -18,7 +18,8 @@ pub fn open(ctx: &Ctx) -> Result<Repository> {
     if !snapvault_repo::testhooks::faults_requested() {
         return ctx.open();
     }
-    let backend = snapvault_repo::testhooks::with_faults(ctx.backend()?)?;
+    let loc = ctx.repo_location()?;
+    let backend = super::parity::with_faults(&loc, ctx.backend()?)?;
     let loc = backend.location();
     let src = ctx.password_source();
     Ok(Repository::open(backend, || {

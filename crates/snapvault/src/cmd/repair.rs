@@ -50,16 +50,17 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
     let apply = a.apply && !a.dry_run;
     let json = a.json;
     let trusted = early.as_ref().map(|(repo, _)| repo.config().parity);
-    let parity = super::parity_check::scan(ctx.backend()?.as_ref(), trusted, true, apply, &mut |l| {
-        if json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"type": "parity_repair", "message": l})
-            );
-        } else {
-            println!("{l}");
-        }
-    })?;
+    let parity =
+        super::parity_check::scan(ctx.backend()?.as_ref(), trusted, true, apply, &mut |l| {
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"type": "parity_repair", "message": l})
+                );
+            } else {
+                println!("{l}");
+            }
+        })?;
     if !json {
         for f in &parity.repairable {
             ctx.say(format!("would repair from parity: {f}"));
