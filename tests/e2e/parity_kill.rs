@@ -27,6 +27,9 @@ use crate::parity::{
 };
 use crate::prune::copy_dir;
 
+/// Runs the command on the repository at the given folder, with extra environment.
+type Run<'a> = &'a dyn Fn(&Path, &[(&str, &str)]) -> Out;
+
 /// One command to kill at each of its write points.
 struct Case<'a> {
     name: &'a str,
@@ -40,8 +43,7 @@ struct Case<'a> {
     /// Files the test damaged before the run ("kind name"): the only ones allowed to be
     /// reported as repairable after a kill.
     damaged: HashSet<String>,
-    /// Run the command on the repository at the given folder, with extra environment.
-    run: &'a dyn Fn(&Path, &[(&str, &str)]) -> Out,
+    run: Run<'a>,
 }
 
 /// Kill the command before each of its writes and removals in turn, and right after its
@@ -111,7 +113,7 @@ fn after_kill(case: &Case, root: &Path, what: &str, n: u64) {
 
     // Damage within the promise is repaired: scattered sectors, or one lost file per group.
     let mut rng = StdRng::seed_from_u64(n);
-    let damaged = if n % 2 == 0 {
+    let damaged = if n.is_multiple_of(2) {
         damage_within_promise(root, &mut rng, &|m| {
             m.kind == MemberKind::Config || m.kind == MemberKind::Snapshot
         })
