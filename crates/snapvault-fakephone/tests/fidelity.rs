@@ -201,3 +201,42 @@ fn binary_usbmuxd_protocol_gets_answers() {
     phone.stop();
     let _ = std::fs::remove_dir_all(lib);
 }
+
+/// FileRefSeek and FileRefTell move and report the handle's position as afcd's do (from
+/// the start, the current position and the end), reads continue from it, and a seek
+/// before the start is refused (no client of ours seeks; ifuse and other tools do).
+#[test]
+fn seek_and_tell_move_the_handle_reads_follow() {
+    use tokio::io::{AsyncSeekExt, SeekFrom};
+    let lib = library("seek");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(lib.join("DCIM/100APPLE/IMG_0003.JPG"), &bytes).unwrap();
+    let cfg = FakePhoneConfig::new(&lib);
+    let phone = FakePhone::start(cfg.clone()).unwrap();
+    let addr: SocketAddr = phone.usbmuxd_address().parse().unwrap();
+    rt().block_on(async {
+        let mux = UsbmuxdAddr::TcpSocket(addr);
+        let devs = mux.connect(1).await.unwrap().get_devices().await.unwrap();
+        let provider = devs[0].to_provider(mux.clone(), "fidelity");
+        let mut afc = AfcClient::connect(&provider).await.unwrap();
+        let mut fd = afc
+            .open("/DCIM/100APPLE/IMG_0003.JPG", AfcFopenMode::RdOnly)
+            .await
+            .unwrap();
+        assert_eq!(fd.read_n(10).await.unwrap(), bytes[..10]);
+        assert_eq!(fd.seek(SeekFrom::Current(-5)).await.unwrap(), 5);
+        assert_eq!(fd.read_n(5).await.unwrap(), bytes[5..10]);
+        assert_eq!(fd.seek_tell().await.unwrap(), 10);
+        assert_eq!(fd.seek(SeekFrom::Start(70_000)).await.unwrap(), 70_000);
+        assert_eq!(fd.read_n(4).await.unwrap(), bytes[70_000..70_004]);
+        assert_eq!(fd.seek(SeekFrom::End(-3)).await.unwrap(), 99_997);
+        assert_eq!(fd.read_entire().await.unwrap(), bytes[99_997..]);
+        // At the end a read gets nothing; before the start is refused.
+        assert!(fd.read_n(10).await.unwrap().is_empty());
+        assert!(fd.seek(SeekFrom::Current(-200_000)).await.is_err());
+        fd.close().await.unwrap();
+    });
+    assert_eq!(phone.open_handles(), 0);
+    phone.stop();
+    let _ = std::fs::remove_dir_all(lib);
+}
