@@ -30,6 +30,7 @@ mod network;
 mod options;
 mod parity;
 mod parity_kill;
+mod parity_remote;
 mod photos;
 mod prune;
 mod reading;
