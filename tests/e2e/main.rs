@@ -29,6 +29,7 @@ mod layout;
 mod network;
 mod options;
 mod parity;
+mod parity_beyond;
 mod parity_kill;
 mod parity_remote;
 mod photos;

@@ -1,0 +1,94 @@
+//! Damage beyond what parity promises (issue 21 proof): two whole packs lost from one
+//! group. `check` reports them as lost and names the photos they held, `repair --apply`
+//! never claims to rebuild them from parity nor writes anything under their names.
+
+use std::collections::HashSet;
+
+use snapvault_repo::parity::MemberKind;
+
+use crate::common::*;
+use crate::parity::{
+    add_key, check_json, init_with_parity, library, live_groups, member_path, names,
+};
+
+#[test]
+fn two_lost_packs_of_one_group_are_lost_by_photo_and_never_repaired_wrongly() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    add_key(&sv);
+    sv.snapshot(&[&src], &[]);
+    write_random(&src.join("DCIM/IMG_0008.HEIC"), 8, 500_000);
+    sv.snapshot(&[&src], &[]);
+    // `parity set` regroups every pack into full groups: both snapshots' data packs (and
+    // their tree packs) in one group, so losing the two data packs keeps the trees that
+    // name the photos.
+    sv.ok(&["parity", "set", "10"]);
+    let group = live_groups(&sv.repo)
+        .into_iter()
+        .find(|l| {
+            l.header
+                .members
+                .iter()
+                .filter(|m| m.kind == MemberKind::Pack)
+                .count()
+                >= 2
+        })
+        .expect("a group of two packs or more");
+    let mut packs: Vec<_> = group
+        .header
+        .members
+        .iter()
+        .filter(|m| m.kind == MemberKind::Pack)
+        .collect();
+    packs.sort_by_key(|m| std::cmp::Reverse(m.size));
+    let lost: Vec<String> = packs[..2].iter().map(|m| m.name.clone()).collect();
+    for m in &packs[..2] {
+        std::fs::remove_file(member_path(&sv.repo, m.kind, &m.name)).unwrap();
+    }
+
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(4), "{v}");
+    let lost_now = names(&v, "lost");
+    let repairable = names(&v, "repairable");
+    for p in &lost {
+        assert!(lost_now.contains(&format!("pack {p}")), "{v}");
+        assert!(!repairable.contains(&format!("pack {p}")), "{v}");
+    }
+    // By photo: every damaged file named is one of the library's photos, and there is one.
+    let photos: HashSet<String> = v["report"]["damaged_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!photos.is_empty(), "{v}");
+    for p in &photos {
+        assert!(
+            p.contains("DCIM/IMG_000"),
+            "{p} is not a photo of the library: {v}"
+        );
+    }
+
+    let out = sv.ok(&["repair", "--apply", "--forget-damaged"]);
+    for p in &lost {
+        assert!(
+            !out.stdout
+                .contains(&format!("repaired from parity: pack {p}")),
+            "{out}"
+        );
+        assert!(
+            !pack_files(&sv.repo).iter().any(|(q, _)| q == p),
+            "repair wrote pack {p} back: {out}"
+        );
+    }
+    // Still never "repairable": the loss stays reported as lost, not as something parity
+    // could rebuild.
+    let (_, v) = check_json(&sv);
+    let repairable = names(&v, "repairable");
+    for p in &lost {
+        assert!(!repairable.contains(&format!("pack {p}")), "{v}");
+    }
+    assert_eq!(v["report"]["damaged_files"], serde_json::json!([]), "{v}");
+}
