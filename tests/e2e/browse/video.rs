@@ -70,7 +70,7 @@ fn play_and_seek(b: &mut cdp::Browser, id: &str) -> Value {
            if (v.readyState < 1) {{ v.load(); await on('loadedmetadata'); }} \
            const duration = v.duration; \
            const seeked = on('seeked'); v.currentTime = {SEEK_TO}; await seeked; \
-           if (v.readyState < 2) await on('loadeddata'); \
+           if (v.readyState < 2) await Promise.race([on('loadeddata'), on('canplay')]); \
            return JSON.stringify({{duration, time: v.currentTime, ready: v.readyState, \
              width: v.videoWidth, src: v.currentSrc}}); \
          }} catch (e) {{ return JSON.stringify({{error: String(e)}}); }} }})()"
