@@ -1,11 +1,12 @@
 //! Computing a group's parity file (format.md §15.1, §15.3): band by band, each member's
-//! rows of the band read by range, hashed and fed to the encoder, so memory holds one band.
+//! rows of the band read by range, hashed and fed to the encoder, so memory holds one band
+//! per core (bands are coded side by side on every core: independent codewords).
 
 use reed_solomon_simd::ReedSolomonEncoder;
 
 use super::header::{Band, Member, MemberKind, ParityHeader};
 use super::{
-    MAX_BAND_SHARDS, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD, hash_parts,
+    MAX_BAND_SHARDS, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD, par_bands,
     rows_of, shard_hash,
 };
 use crate::error::{ParityError, RepoError, Result};
@@ -35,7 +36,7 @@ pub fn encode(
     percent: u8,
     supersedes: Vec<Id>,
     members: &[MemberSpec],
-    read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>>,
+    read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>> + Send,
 ) -> Result<(Id, Vec<u8>)> {
     if percent == 0 || percent > MAX_PERCENT {
         return Err(ParityError::Level {
@@ -61,7 +62,7 @@ pub(crate) fn encode_rows(
     band_rows: u32,
     supersedes: Vec<Id>,
     members: &[MemberSpec],
-    mut read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>>,
+    read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>> + Send,
 ) -> Result<(Id, Vec<u8>)> {
     if let Some(m) = members.iter().find(|m| m.size > MAX_MEMBER_SIZE) {
         return Err(ParityError::MemberTooLarge { size: m.size }.into());
@@ -97,67 +98,24 @@ pub(crate) fn encode_rows(
             _ => Some(blake3::Hasher::new()),
         })
         .collect();
-    let mut recovery = Vec::new();
-    let mut encoder: Option<ReedSolomonEncoder> = None;
-    let mut pad = vec![0u8; SHARD];
-    for b in 0..n_bands {
-        let data = h.band_data_count(b);
-        let widest = (0..members.len())
-            .map(|i| {
-                let r = h.band_range(b, i);
-                (r.end - r.start) as usize
-            })
-            .max()
-            .unwrap_or(0);
-        let n_rec = recovery_count(percent, data, widest);
-        let enc = match encoder.as_mut() {
-            Some(e) => {
-                e.reset(data, n_rec, SHARD).map_err(codec)?;
-                e
-            }
-            None => encoder.insert(ReedSolomonEncoder::new(data, n_rec, SHARD).map_err(codec)?),
-        };
-        let mut parts = Vec::with_capacity(members.len());
-        for (i, m) in members.iter().enumerate() {
-            let rows = h.band_range(b, i);
-            if rows.is_empty() {
-                continue;
-            }
-            let off = rows.start * SHARD as u64;
-            let len = (m.size - off).min((rows.end - rows.start) * SHARD as u64) as usize;
-            let bytes = read(i, off, len)?;
-            if bytes.len() != len {
-                return Err(RepoError::corrupt(
-                    format!("{} {}", m.kind.file_kind().name(), m.name),
-                    "changed size while its parity was computed",
-                ));
-            }
-            if let Some(hasher) = hashers[i].as_mut() {
+    let read = std::sync::Mutex::new(read);
+    let hashed: Vec<bool> = hashers.iter().map(Option::is_some).collect();
+    let bands = par_bands(
+        n_bands,
+        || None::<ReedSolomonEncoder>,
+        |encoder, b| encode_band(&h, members, b, &hashed, &read, encoder),
+    )?;
+    let mut recovery = Vec::with_capacity(bands.iter().map(|b| b.recovery.len()).sum());
+    for band in bands {
+        for (i, hashes, bytes) in band.members {
+            h.members[i].shard_hashes.extend(hashes);
+            if let (Some(hasher), Some(bytes)) = (hashers[i].as_mut(), bytes) {
                 hasher.update(&bytes);
             }
-            parts.push((i, bytes));
         }
-        let hashes = hash_parts(&parts);
-        for ((i, bytes), hashes) in parts.iter().zip(hashes) {
-            h.members[*i].shard_hashes.extend(hashes);
-            for shard in bytes.chunks(SHARD) {
-                if shard.len() == SHARD {
-                    enc.add_original_shard(shard).map_err(codec)?;
-                } else {
-                    pad.fill(0);
-                    pad[..shard.len()].copy_from_slice(shard);
-                    enc.add_original_shard(&pad).map_err(codec)?;
-                }
-            }
-        }
-        let out = enc.encode().map_err(codec)?;
-        let mut hashes = Vec::with_capacity(n_rec);
-        for shard in out.recovery_iter() {
-            hashes.push(shard_hash(shard));
-            recovery.extend_from_slice(shard);
-        }
+        recovery.extend_from_slice(&band.recovery);
         h.bands.push(Band {
-            recovery_hashes: hashes,
+            recovery_hashes: band.recovery_hashes,
         });
     }
     for (m, hasher) in h.members.iter_mut().zip(hashers) {
@@ -174,6 +132,89 @@ pub(crate) fn encode_rows(
     file.extend_from_slice(&header);
     file.extend_from_slice(&hl);
     Ok((Id::hash_of(&header), file))
+}
+
+/// One band's share of a parity file: per member (index, shard hashes, the bytes when the
+/// member's whole-file BLAKE3 is computed here), the recovery shards and their hashes.
+struct EncodedBand {
+    members: Vec<BandMember>,
+    recovery: Vec<u8>,
+    recovery_hashes: Vec<[u8; 8]>,
+}
+
+/// A member's part of a band: index, shard hashes, bytes (when hashed whole here).
+type BandMember = (usize, Vec<[u8; 8]>, Option<Vec<u8>>);
+
+type Reader<'a, F> = &'a std::sync::Mutex<F>;
+
+fn encode_band<F: FnMut(usize, u64, usize) -> Result<Vec<u8>>>(
+    h: &ParityHeader,
+    members: &[MemberSpec],
+    b: usize,
+    hashed: &[bool],
+    read: Reader<'_, F>,
+    encoder: &mut Option<ReedSolomonEncoder>,
+) -> Result<EncodedBand> {
+    let data = h.band_data_count(b);
+    let widest = (0..members.len())
+        .map(|i| {
+            let r = h.band_range(b, i);
+            (r.end - r.start) as usize
+        })
+        .max()
+        .unwrap_or(0);
+    let n_rec = recovery_count(h.percent, data, widest);
+    let enc = match encoder.as_mut() {
+        Some(e) => {
+            e.reset(data, n_rec, SHARD).map_err(codec)?;
+            e
+        }
+        None => encoder.insert(ReedSolomonEncoder::new(data, n_rec, SHARD).map_err(codec)?),
+    };
+    let mut parts = Vec::with_capacity(members.len());
+    for (i, m) in members.iter().enumerate() {
+        let rows = h.band_range(b, i);
+        if rows.is_empty() {
+            continue;
+        }
+        let off = rows.start * SHARD as u64;
+        let len = (m.size - off).min((rows.end - rows.start) * SHARD as u64) as usize;
+        let bytes = (read.lock().unwrap_or_else(|e| e.into_inner()))(i, off, len)?;
+        if bytes.len() != len {
+            return Err(RepoError::corrupt(
+                format!("{} {}", m.kind.file_kind().name(), m.name),
+                "changed size while its parity was computed",
+            ));
+        }
+        parts.push((i, bytes));
+    }
+    let mut pad = vec![0u8; SHARD];
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, bytes) in parts {
+        let hashes = bytes.chunks(SHARD).map(shard_hash).collect();
+        for shard in bytes.chunks(SHARD) {
+            if shard.len() == SHARD {
+                enc.add_original_shard(shard).map_err(codec)?;
+            } else {
+                pad.fill(0);
+                pad[..shard.len()].copy_from_slice(shard);
+                enc.add_original_shard(&pad).map_err(codec)?;
+            }
+        }
+        out.push((i, hashes, hashed[i].then_some(bytes)));
+    }
+    let coded = enc.encode().map_err(codec)?;
+    let mut recovery = Vec::with_capacity(n_rec * SHARD);
+    let mut recovery_hashes = Vec::with_capacity(n_rec);
+    for shard in coded.recovery_iter() {
+        recovery_hashes.push(shard_hash(shard));
+        recovery.extend_from_slice(shard);
+    }
+    Ok(EncodedBand {
+        members: out,
+        recovery,
+        recovery_hashes,
+    })
 }
 
 pub(super) fn codec(e: reed_solomon_simd::Error) -> RepoError {

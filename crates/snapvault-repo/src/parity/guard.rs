@@ -10,17 +10,23 @@
 //! removal waits for [`Guard::flush`], which rebuilds each of their groups once and then
 //! removes them; a crash before it leaves packs no index names, which the next prune
 //! removes. The config, when it is rewritten with other bytes, takes its group along.
+//!
+//! The packs the command writes go through the guard too: their bytes are kept in a
+//! [`Spool`], full groups are covered while the command runs (after the packs are durable,
+//! under the command's lock, which keeps prune and repair away), and the rest after it from
+//! the same bytes: parity never reads a new pack back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::header::MemberKind;
 use super::repair::MemberState;
+use super::spool::{SPOOL_BUDGET, Spool, SpooledGroup};
 use super::store::{self, Loaded};
 use crate::error::{ParityError, RepoError, Result};
 use crate::format::id::Id;
 use crate::format::text::short_name;
-use crate::storage::{Backend, FileInfo, FileKind};
+use crate::storage::{Backend, FileInfo, FileKind, testhooks};
 
 /// A file by kind and name.
 type File = (MemberKind, String);
@@ -32,6 +38,8 @@ pub struct Guard {
     in_force: Mutex<Option<Vec<Loaded>>>,
     /// Packs removed by the command, for [`Guard::flush`].
     pending: Mutex<Vec<String>>,
+    /// Packs written by the command, with their bytes.
+    spool: Arc<Spool>,
 }
 
 impl Guard {
@@ -42,6 +50,25 @@ impl Guard {
             percent,
             in_force: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
+            spool: Arc::new(Spool::new(percent, SPOOL_BUDGET)),
+        }
+    }
+
+    /// The packs the command wrote that are still held (for the update after it).
+    pub fn spool(&self) -> Arc<Spool> {
+        self.spool.clone()
+    }
+
+    /// Cover a full group of packs the command wrote (durable by now). A failure leaves
+    /// them uncovered, for the update after the command, which reads them back.
+    fn cover_now(&self, group: &SpooledGroup) {
+        if let Ok(l) = store::write_spooled(self.inner.as_ref(), self.percent, group) {
+            testhooks::pause("parity-spooled");
+            if let Some(v) = lock(&self.in_force).as_mut()
+                && !v.iter().any(|x| x.name == l.name)
+            {
+                v.push(l);
+            }
         }
     }
 
@@ -198,7 +225,13 @@ impl Backend for Guard {
         self.inner.prefetch(kind, name, offset, len)
     }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        self.inner.write(kind, name, data)
+        self.inner.write(kind, name, data)?;
+        if kind == FileKind::Pack
+            && let Some(group) = self.spool.written(name, data)
+        {
+            self.cover_now(&group);
+        }
+        Ok(())
     }
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
         self.inner.list(kind)

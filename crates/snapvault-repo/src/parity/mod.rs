@@ -10,14 +10,17 @@
 mod encode;
 pub mod guard;
 mod header;
+#[cfg(test)]
+mod read_once;
 mod repair;
+pub mod spool;
 pub mod store;
 #[cfg(test)]
 mod tests;
 
 pub use encode::{MemberSpec, encode, recovery_count};
 pub use header::{Band, Member, MemberKind, ParityHeader, parity_file_header};
-pub use repair::{GroupSource, MemberState, RepairReport, repair};
+pub use repair::{GroupSource, MemberState, RepairReport, repair, repair_known};
 
 /// Bytes per shard: one disk sector of the usual size, so one bad sector or one flipped
 /// byte erases exactly one shard.
@@ -52,23 +55,53 @@ pub fn rows_of(size: u64) -> u64 {
     size.div_ceil(SHARD as u64)
 }
 
-/// The shard hashes of each part's bytes (cut into [`SHARD`]s), on two threads when there
-/// is enough to hash: hashing is most of the cost of verifying and encoding a group.
-pub(crate) fn hash_parts<T: AsRef<[u8]> + Sync>(parts: &[(usize, T)]) -> Vec<Vec<[u8; 8]>> {
-    let one = |p: &[(usize, T)]| -> Vec<Vec<[u8; 8]>> {
-        p.iter()
-            .map(|(_, b)| b.as_ref().chunks(SHARD).map(shard_hash).collect())
-            .collect()
+/// Bands coded at once: one per core, at most this many (each holds a band of up to 16 MiB
+/// and the codec's work buffer of up to twice that).
+const MAX_BAND_THREADS: usize = 4;
+
+/// `work(state, b)` for every band `b` in `0..n`, on up to one thread per core, each thread
+/// with its own `state` from `init` (a reused encoder or decoder); results in band order.
+/// Bands are independent codewords, so coding them side by side gives the same bytes; the
+/// first error stops the other threads at their next band.
+pub(crate) fn par_bands<S, T: Send>(
+    n: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) -> crate::error::Result<T> + Sync,
+) -> crate::error::Result<Vec<T>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, MAX_BAND_THREADS)
+        .min(n.max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let out: Mutex<Vec<(usize, crate::error::Result<T>)>> = Mutex::new(Vec::with_capacity(n));
+    let run = || {
+        let mut state = init();
+        while !failed.load(Relaxed) {
+            let b = next.fetch_add(1, Relaxed);
+            if b >= n {
+                break;
+            }
+            let r = work(&mut state, b);
+            if r.is_err() {
+                failed.store(true, Relaxed);
+            }
+            out.lock().unwrap_or_else(|e| e.into_inner()).push((b, r));
+        }
     };
-    let total: usize = parts.iter().map(|(_, b)| b.as_ref().len()).sum();
-    if total < 1 << 20 || parts.len() < 2 {
-        return one(parts);
+    if threads == 1 {
+        run();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(run);
+            }
+            run();
+        });
     }
-    let (a, b) = parts.split_at(parts.len() / 2);
-    std::thread::scope(|s| {
-        let second = s.spawn(|| one(b));
-        let mut out = one(a);
-        out.extend(second.join().unwrap_or_else(|_| one(b)));
-        out
-    })
+    let mut out = out.into_inner().unwrap_or_else(|e| e.into_inner());
+    out.sort_by_key(|(b, _)| *b);
+    out.into_iter().map(|(_, r)| r).collect()
 }

@@ -8,7 +8,7 @@ use reed_solomon_simd::ReedSolomonDecoder;
 
 use super::encode::codec;
 use super::header::ParityHeader;
-use super::{SHARD, hash_parts, shard_hash};
+use super::{SHARD, par_bands, shard_hash};
 use crate::error::Result;
 
 /// Where a group's bytes come from. `None` means unreadable or missing; a shorter result
@@ -57,118 +57,53 @@ impl RepairReport {
 
 /// Check every member and shard of the group of `h` against its hashes and rebuild what
 /// the recovery shards allow.
-pub fn repair(h: &ParityHeader, src: &mut impl GroupSource) -> Result<RepairReport> {
+pub fn repair(h: &ParityHeader, src: &mut (impl GroupSource + Send)) -> Result<RepairReport> {
+    repair_known(h, src, &[])
+}
+
+/// [`repair`], told which members are known to be exactly as the parity recorded them
+/// (`known[i]`: e.g. a pack that `check` has just read whole and whose BLAKE3 matched its
+/// name and the parity's record). Those are read only for the bands that need decoding, so
+/// a clean group costs one read of each member, not two.
+pub fn repair_known(
+    h: &ParityHeader,
+    src: &mut (impl GroupSource + Send),
+    known: &[bool],
+) -> Result<RepairReport> {
     let n = h.members.len();
-    let mut damaged = vec![0usize; n];
-    let mut lost = vec![false; n];
     let mut size_ok: Vec<bool> = (0..n)
         .map(|i| src.member_size(i) == h.members.get(i).map(|m| m.size))
         .collect();
+    let known: Vec<bool> = (0..n)
+        .map(|i| size_ok[i] && known.get(i).copied().unwrap_or(false))
+        .collect();
+    let src = std::sync::Mutex::new(src);
+    let bands = par_bands(
+        h.bands.len(),
+        || None::<ReedSolomonDecoder>,
+        |decoder, b| repair_band(h, b, &known, &src, decoder),
+    )?;
+    let src = src.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut damaged = vec![0usize; n];
+    let mut lost = vec![false; n];
     // Rebuilt shards per member: (row, bytes).
     let mut rebuilt: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); n];
     let mut recovery_damaged = 0;
     let mut bands_lost = 0;
-    let mut decoder: Option<ReedSolomonDecoder> = None;
-    for (b, band) in h.bands.iter().enumerate() {
-        // Each member's rows of the band, as they read now.
-        let mut parts = Vec::with_capacity(n);
-        for (i, m) in h.members.iter().enumerate() {
-            let rows = h.band_range(b, i);
-            if rows.is_empty() {
-                continue;
-            }
-            let off = rows.start * SHARD as u64;
-            let len = (m.size - off).min((rows.end - rows.start) * SHARD as u64) as usize;
-            let bytes = src.read_member(i, off, len).unwrap_or_default();
-            if bytes.len() != len {
-                size_ok[i] = false;
-            }
-            parts.push((i, bytes));
+    for band in bands {
+        recovery_damaged += band.recovery_damaged;
+        bands_lost += usize::from(band.lost);
+        for i in band.short {
+            size_ok[i] = false;
         }
-        let got_hashes = hash_parts(&parts);
-        // The band's data shards in code order: (member, row, part and offset if intact).
-        let mut shards: Vec<BandShard> = Vec::new();
-        for (p, ((i, bytes), got)) in parts.iter().zip(&got_hashes).enumerate() {
-            let m = &h.members[*i];
-            for (k, row) in h.band_range(b, *i).enumerate() {
-                let expected_len = (m.size - row * SHARD as u64).min(SHARD as u64) as usize;
-                let full = bytes.len() >= k * SHARD + expected_len;
-                let ok =
-                    full && got.get(k).is_some() && got.get(k) == m.shard_hashes.get(row as usize);
-                if !ok {
-                    damaged[*i] += 1;
-                }
-                shards.push((*i, row, ok.then_some((p, k * SHARD))));
-            }
+        for (i, d) in band.damaged {
+            damaged[i] += d;
         }
-        let first = h.recovery_before(b);
-        let n_rec = band.recovery_hashes.len();
-        let rec = src.read_recovery(first, n_rec).unwrap_or_default();
-        let recovery: Vec<Option<&[u8]>> = band
-            .recovery_hashes
-            .iter()
-            .enumerate()
-            .map(|(j, want)| {
-                rec.get(j * SHARD..(j + 1) * SHARD)
-                    .filter(|s| shard_hash(s) == *want)
-            })
-            .collect();
-        recovery_damaged += recovery.iter().filter(|r| r.is_none()).count();
-        let missing = shards.iter().filter(|s| s.2.is_none()).count();
-        if missing == 0 {
-            continue;
+        for i in band.lost_members {
+            lost[i] = true;
         }
-        let have = shards.len() - missing + recovery.iter().filter(|r| r.is_some()).count();
-        if have < shards.len() {
-            bands_lost += 1;
-            for s in shards.iter().filter(|s| s.2.is_none()) {
-                lost[s.0] = true;
-            }
-            continue;
-        }
-        let dec = match decoder.as_mut() {
-            Some(d) => {
-                d.reset(shards.len(), n_rec, SHARD).map_err(codec)?;
-                d
-            }
-            None => {
-                decoder.insert(ReedSolomonDecoder::new(shards.len(), n_rec, SHARD).map_err(codec)?)
-            }
-        };
-        let mut pad = vec![0u8; SHARD];
-        for (idx, s) in shards.iter().enumerate() {
-            let Some((p, at)) = s.2 else { continue };
-            let bytes = parts.get(p).map(|x| &x.1[..]).unwrap_or_default();
-            let shard = bytes
-                .get(at..(at + SHARD).min(bytes.len()))
-                .unwrap_or_default();
-            if shard.len() == SHARD {
-                dec.add_original_shard(idx, shard).map_err(codec)?;
-            } else {
-                pad.fill(0);
-                pad[..shard.len()].copy_from_slice(shard);
-                dec.add_original_shard(idx, &pad).map_err(codec)?;
-            }
-        }
-        for (j, r) in recovery.iter().enumerate() {
-            if let Some(r) = r {
-                dec.add_recovery_shard(j, r).map_err(codec)?;
-            }
-        }
-        let out = dec.decode().map_err(codec)?;
-        for (idx, shard) in out.restored_original_iter() {
-            let Some(&(i, row, _)) = shards.get(idx) else {
-                continue;
-            };
-            let want = h
-                .members
-                .get(i)
-                .and_then(|m| m.shard_hashes.get(row as usize));
-            if Some(&shard_hash(shard)) == want {
-                rebuilt[i].push((row, shard.to_vec()));
-            } else {
-                lost[i] = true;
-            }
+        for (i, row, shard) in band.rebuilt {
+            rebuilt[i].push((row, shard));
         }
     }
     let mut members = Vec::with_capacity(n);
@@ -186,7 +121,7 @@ pub fn repair(h: &ParityHeader, src: &mut impl GroupSource) -> Result<RepairRepo
                 &m.hash,
                 i,
                 std::mem::take(&mut rebuilt[i]),
-                src,
+                &mut *src,
                 damaged[i],
             )
         };
@@ -197,6 +132,170 @@ pub fn repair(h: &ParityHeader, src: &mut impl GroupSource) -> Result<RepairRepo
         recovery_damaged,
         bands_lost,
     })
+}
+
+/// What one band found and rebuilt.
+#[derive(Default)]
+struct BandOutcome {
+    /// Damaged data shards per member.
+    damaged: Vec<(usize, usize)>,
+    /// Members that read shorter than recorded.
+    short: Vec<usize>,
+    /// Members with a damaged shard the band could not rebuild.
+    lost_members: Vec<usize>,
+    rebuilt: Vec<(usize, u64, Vec<u8>)>,
+    recovery_damaged: usize,
+    lost: bool,
+}
+
+/// Read member `i`'s rows of band `b` (empty when it cannot be read).
+fn read_rows<S: GroupSource>(
+    h: &ParityHeader,
+    b: usize,
+    i: usize,
+    src: &std::sync::Mutex<&mut S>,
+) -> Vec<u8> {
+    let rows = h.band_range(b, i);
+    let Some(m) = h.members.get(i) else {
+        return Vec::new();
+    };
+    let off = rows.start * SHARD as u64;
+    let len = (m.size - off).min((rows.end - rows.start) * SHARD as u64) as usize;
+    let mut src = src.lock().unwrap_or_else(|e| e.into_inner());
+    src.read_member(i, off, len).unwrap_or_default()
+}
+
+fn repair_band<S: GroupSource>(
+    h: &ParityHeader,
+    b: usize,
+    known: &[bool],
+    src: &std::sync::Mutex<&mut S>,
+    decoder: &mut Option<ReedSolomonDecoder>,
+) -> Result<BandOutcome> {
+    let mut out = BandOutcome::default();
+    let Some(band) = h.bands.get(b) else {
+        return Ok(out);
+    };
+    let present: Vec<usize> = (0..h.members.len())
+        .filter(|&i| !h.band_range(b, i).is_empty())
+        .collect();
+    // Each member's rows of the band, as they read now: (member, bytes, their shards
+    // checked). Members known intact are read only if the band needs decoding.
+    let mut parts: Vec<(usize, Vec<u8>, Vec<bool>)> = Vec::with_capacity(present.len());
+    let mut check = |i: usize, bytes: Vec<u8>, out: &mut BandOutcome| {
+        let m = &h.members[i];
+        let rows = h.band_range(b, i);
+        let want = ((m.size - rows.start * SHARD as u64)
+            .min((rows.end - rows.start) * SHARD as u64)) as usize;
+        if bytes.len() != want {
+            out.short.push(i);
+        }
+        let ok: Vec<bool> = rows
+            .enumerate()
+            .map(|(k, row)| {
+                let expected_len = (m.size - row * SHARD as u64).min(SHARD as u64) as usize;
+                bytes
+                    .get(k * SHARD..k * SHARD + expected_len)
+                    .is_some_and(|s| Some(&shard_hash(s)) == m.shard_hashes.get(row as usize))
+            })
+            .collect();
+        let bad = ok.iter().filter(|o| !**o).count();
+        if bad > 0 {
+            out.damaged.push((i, bad));
+        }
+        parts.push((i, bytes, ok));
+    };
+    for &i in present.iter().filter(|&&i| !known[i]) {
+        let bytes = read_rows(h, b, i, src);
+        check(i, bytes, &mut out);
+    }
+    let first = h.recovery_before(b);
+    let n_rec = band.recovery_hashes.len();
+    let rec = src
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .read_recovery(first, n_rec)
+        .unwrap_or_default();
+    let recovery: Vec<Option<&[u8]>> = band
+        .recovery_hashes
+        .iter()
+        .enumerate()
+        .map(|(j, want)| {
+            rec.get(j * SHARD..(j + 1) * SHARD)
+                .filter(|s| shard_hash(s) == *want)
+        })
+        .collect();
+    out.recovery_damaged = recovery.iter().filter(|r| r.is_none()).count();
+    if out.damaged.is_empty() {
+        return Ok(out);
+    }
+    // Damage to decode: the members known intact are needed too (and checked like the rest,
+    // so a file that changed since is erased, never fed to the code as good).
+    for &i in present.iter().filter(|&&i| known[i]) {
+        let bytes = read_rows(h, b, i, src);
+        check(i, bytes, &mut out);
+    }
+    parts.sort_by_key(|p| p.0);
+    // The band's data shards in code order: (member, row, part and offset if intact).
+    let mut shards: Vec<BandShard> = Vec::new();
+    for (p, (i, _, ok)) in parts.iter().enumerate() {
+        for (k, row) in h.band_range(b, *i).enumerate() {
+            let good = ok.get(k).copied().unwrap_or(false);
+            shards.push((*i, row, good.then_some((p, k * SHARD))));
+        }
+    }
+    let missing = shards.iter().filter(|s| s.2.is_none()).count();
+    let have = shards.len() - missing + recovery.iter().filter(|r| r.is_some()).count();
+    if have < shards.len() {
+        out.lost = true;
+        for s in shards.iter().filter(|s| s.2.is_none()) {
+            out.lost_members.push(s.0);
+        }
+        return Ok(out);
+    }
+    let dec = match decoder.as_mut() {
+        Some(d) => {
+            d.reset(shards.len(), n_rec, SHARD).map_err(codec)?;
+            d
+        }
+        None => decoder.insert(ReedSolomonDecoder::new(shards.len(), n_rec, SHARD).map_err(codec)?),
+    };
+    let mut pad = vec![0u8; SHARD];
+    for (idx, s) in shards.iter().enumerate() {
+        let Some((p, at)) = s.2 else { continue };
+        let bytes = parts.get(p).map(|x| &x.1[..]).unwrap_or_default();
+        let shard = bytes
+            .get(at..(at + SHARD).min(bytes.len()))
+            .unwrap_or_default();
+        if shard.len() == SHARD {
+            dec.add_original_shard(idx, shard).map_err(codec)?;
+        } else {
+            pad.fill(0);
+            pad[..shard.len()].copy_from_slice(shard);
+            dec.add_original_shard(idx, &pad).map_err(codec)?;
+        }
+    }
+    for (j, r) in recovery.iter().enumerate() {
+        if let Some(r) = r {
+            dec.add_recovery_shard(j, r).map_err(codec)?;
+        }
+    }
+    let decoded = dec.decode().map_err(codec)?;
+    for (idx, shard) in decoded.restored_original_iter() {
+        let Some(&(i, row, _)) = shards.get(idx) else {
+            continue;
+        };
+        let want = h
+            .members
+            .get(i)
+            .and_then(|m| m.shard_hashes.get(row as usize));
+        if Some(&shard_hash(shard)) == want {
+            out.rebuilt.push((i, row, shard.to_vec()));
+        } else {
+            out.lost_members.push(i);
+        }
+    }
+    Ok(out)
 }
 
 /// The member's bytes: what still reads, with the rebuilt shards laid over it, accepted

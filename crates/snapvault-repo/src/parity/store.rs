@@ -4,10 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 
 use super::encode::{MemberSpec, encode};
 use super::header::{MemberKind, ParityHeader, parity_file_header};
-use super::repair::{GroupSource, MemberState, RepairReport, repair};
+use super::repair::{GroupSource, MemberState, RepairReport, repair_known};
+use super::spool::{Spool, SpooledGroup};
 use super::{MAX_MEMBERS, SHARD};
 use crate::error::{RepoError, Result};
 use crate::format::id::Id;
@@ -133,7 +135,35 @@ pub fn verify_group(
     parity: &Loaded,
     sizes: &HashMap<(MemberKind, String), u64>,
 ) -> Result<RepairReport> {
-    repair(&parity.header, &mut BackendGroup { be, parity, sizes })
+    verify_group_after(be, parity, sizes, &HashSet::new())
+}
+
+/// [`verify_group`] after a pass that read packs whole and found their BLAKE3 equal to
+/// their name (`check --read-data`): such a pack is, byte for byte, what the parity
+/// recorded when the parity names it with that hash and its size, so its shards need not
+/// be read again unless a band has damage to decode. Each pack is then read once.
+pub fn verify_group_after(
+    be: &dyn Backend,
+    parity: &Loaded,
+    sizes: &HashMap<(MemberKind, String), u64>,
+    intact_packs: &HashSet<String>,
+) -> Result<RepairReport> {
+    let known: Vec<bool> = parity
+        .header
+        .members
+        .iter()
+        .map(|m| {
+            m.kind == MemberKind::Pack
+                && intact_packs.contains(&m.name)
+                && hex::encode(m.hash) == m.name
+                && sizes.get(&(m.kind, m.name.clone())) == Some(&m.size)
+        })
+        .collect();
+    repair_known(
+        &parity.header,
+        &mut BackendGroup { be, parity, sizes },
+        &known,
+    )
 }
 
 /// Compute and store the parity file of `members`; returns its name and size.
@@ -143,6 +173,21 @@ pub fn write_group(
     members: &[(MemberKind, String, u64)],
     supersedes: Vec<Id>,
 ) -> Result<(String, u64)> {
+    write_group_from(be, percent, members, supersedes, &|_| None)
+}
+
+/// Where the bytes of a pack just written are still in memory (by name), if they are.
+pub type Held<'a> = &'a (dyn Fn(&str) -> Option<Arc<Vec<u8>>> + Sync);
+
+/// [`write_group`], taking the packs `held` has in memory from there instead of reading
+/// them back.
+pub fn write_group_from(
+    be: &dyn Backend,
+    percent: u8,
+    members: &[(MemberKind, String, u64)],
+    supersedes: Vec<Id>,
+    held: Held<'_>,
+) -> Result<(String, u64)> {
     let specs: Vec<MemberSpec> = members
         .iter()
         .map(|(kind, name, size)| MemberSpec {
@@ -151,7 +196,22 @@ pub fn write_group(
             size: *size,
         })
         .collect();
+    let held: Vec<Option<Arc<Vec<u8>>>> = members
+        .iter()
+        .map(|(kind, name, size)| {
+            (*kind == MemberKind::Pack)
+                .then(|| held(name))
+                .flatten()
+                .filter(|b| b.len() as u64 == *size)
+        })
+        .collect();
     let (id, bytes) = encode(percent, supersedes, &specs, |i, off, len| {
+        if let Some(b) = &held[i] {
+            let at = off as usize;
+            if let Some(part) = b.get(at..at + len) {
+                return Ok(part.to_vec());
+            }
+        }
         let (kind, name, _) = &members[i];
         be.read_range(kind.file_kind(), name, off, len)
     })?;
@@ -162,6 +222,18 @@ pub fn write_group(
         Err(e) => return Err(e),
     }
     Ok((name, bytes.len() as u64))
+}
+
+/// Cover a group the spool cut while its command runs (its packs are durable); returns
+/// the new parity file, read back for the guard's list of parity in force.
+pub fn write_spooled(be: &dyn Backend, percent: u8, group: &SpooledGroup) -> Result<Loaded> {
+    let members: Vec<(MemberKind, String, u64)> = group
+        .iter()
+        .map(|(n, b)| (MemberKind::Pack, n.clone(), b.len() as u64))
+        .collect();
+    let held = |n: &str| group.iter().find(|(m, _)| m == n).map(|(_, b)| b.clone());
+    let (name, size) = write_group_from(be, percent, &members, Vec::new(), &held)?;
+    load_one(be, &name, size)
 }
 
 /// What [`sync`] did.
@@ -182,6 +254,8 @@ pub struct Changes {
     pub deleted: Vec<(MemberKind, String)>,
     /// Rebuild every group (the level changed, or `parity set` regroups).
     pub rebuild_all: bool,
+    /// The packs the command wrote, still in memory: covered without reading them back.
+    pub spool: Option<Arc<Spool>>,
 }
 
 /// Bring the repository's parity up to `percent`: cover every file no parity in force
@@ -300,7 +374,8 @@ pub fn sync(
                 sup.push(id);
             }
         }
-        let (_, size) = write_group(be, percent, members, sup)?;
+        let held = |n: &str| changes.spool.as_ref().and_then(|s| s.get(n));
+        let (_, size) = write_group_from(be, percent, members, sup, &held)?;
         report.groups_written += 1;
         report.files_covered += members.len();
         report.bytes_written += size;

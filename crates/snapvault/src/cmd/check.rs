@@ -99,12 +99,20 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     }
     let coverage = coverage(&index, &state, now);
     // Parity: what it protects; with --read-data every group is read and damage sorted into
-    // "repairable from parity" and "lost".
+    // "repairable from parity" and "lost". The packs just read and found intact are not
+    // read again (only parity files and damaged packs are).
+    let intact: std::collections::HashSet<String> = report
+        .verified
+        .iter()
+        .filter(|p| !report.damaged_packs.contains(p))
+        .map(PackId::to_hex)
+        .collect();
     let mut parity = match super::parity_check::scan(
         repo.backend().as_ref(),
         Some(repo.config().parity),
         read_data == ReadData::All,
         false,
+        &intact,
         &mut |_| {},
     ) {
         Ok(p) => p,

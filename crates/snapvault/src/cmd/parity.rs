@@ -185,9 +185,11 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     let changes = Changes {
         deleted,
         rebuild_all: false,
+        spool: Some(guard.spool()),
     };
     let r = store::sync(be, percent, &changes, &mut |m| progress(ctx, m))
         .with_context(|| format!("updating the parity of {location}"))?;
+    guard.spool().clear();
     report(ctx, &r, false);
     Ok(())
 }
@@ -240,6 +242,7 @@ pub fn run(ctx: &Ctx, cmd: ParityCommand) -> Result<i32> {
     let changes = Changes {
         deleted,
         rebuild_all: true,
+        spool: None,
     };
     let be = repo.backend().clone();
     let r = store::sync(be.as_ref(), percent, &changes, &mut |m| progress(ctx, m))?;

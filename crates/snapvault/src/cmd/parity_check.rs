@@ -80,11 +80,14 @@ pub fn kind_name(k: MemberKind) -> &'static str {
 /// config the repository opened with (its MAC checked, else a key file's sealed copy):
 /// the config file itself may be what is damaged, even in its `parity` field; without
 /// it (the repository does not open) the parity files are looked at whatever the file says.
+/// `intact_packs`: packs read whole just before and found equal to their name (check's
+/// read pass), not read again unless a band needs them to rebuild damage.
 pub fn scan(
     be: &dyn Backend,
     trusted: Option<u8>,
     read: bool,
     apply: bool,
+    intact_packs: &HashSet<String>,
     log: &mut dyn FnMut(String),
 ) -> Result<ParityStatus> {
     let level = trusted.or_else(|| {
@@ -122,7 +125,15 @@ pub fn scan(
     }
     let mut reported = HashSet::new();
     for l in &live {
-        verify_one(be, l, &files, apply, log, &mut st, &mut reported)?;
+        verify_one(
+            be,
+            l,
+            (&files, intact_packs),
+            apply,
+            log,
+            &mut st,
+            &mut reported,
+        )?;
     }
     st.verified_now = true;
     Ok(st)
@@ -131,13 +142,16 @@ pub fn scan(
 fn verify_one(
     be: &dyn Backend,
     l: &Loaded,
-    files: &std::collections::HashMap<(MemberKind, String), u64>,
+    (files, intact_packs): (
+        &std::collections::HashMap<(MemberKind, String), u64>,
+        &HashSet<String>,
+    ),
     apply: bool,
     log: &mut dyn FnMut(String),
     st: &mut ParityStatus,
     reported: &mut HashSet<(MemberKind, String)>,
 ) -> Result<()> {
-    let r = store::verify_group(be, l, files)?;
+    let r = store::verify_group_after(be, l, files, intact_packs)?;
     let mut all_fixed = true;
     for (m, state) in l.header.members.iter().zip(r.members) {
         let key = (m.kind, m.name.clone());

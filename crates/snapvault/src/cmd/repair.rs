@@ -50,8 +50,14 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
     let apply = a.apply && !a.dry_run;
     let json = a.json;
     let trusted = early.as_ref().map(|(repo, _)| repo.config().parity);
-    let parity =
-        super::parity_check::scan(ctx.backend()?.as_ref(), trusted, true, apply, &mut |l| {
+    let none = HashSet::new();
+    let parity = super::parity_check::scan(
+        ctx.backend()?.as_ref(),
+        trusted,
+        true,
+        apply,
+        &none,
+        &mut |l| {
             if json {
                 eprintln!(
                     "{}",
@@ -60,7 +66,8 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             } else {
                 println!("{l}");
             }
-        })?;
+        },
+    )?;
     if !json {
         for f in &parity.repairable {
             ctx.say(format!("would repair from parity: {f}"));

@@ -306,6 +306,8 @@ fn lockstep_learns_a_tree_nested_deeper_than_the_stack() {
     let index = repo.load_index().unwrap().index;
     let mut map = BlobMap::default();
     // A repository is its own copy: every tree corresponds to itself.
-    assert!(learn_pair(&repo, &index, &repo, &index, tree, tree, &mut map));
+    assert!(learn_pair(
+        &repo, &index, &repo, &index, tree, tree, &mut map
+    ));
     assert_eq!(map.len(), 25_000 + 1 + 1, "every tree and the chunk");
 }
