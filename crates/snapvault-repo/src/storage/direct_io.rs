@@ -69,6 +69,32 @@ impl DirectWriter {
         }
     }
 
+    /// Take over `file` to write one stretch of it starting at `offset`, a multiple of
+    /// [`ALIGN`]; other writers may fill other stretches at the same time, each through its
+    /// own handle on the same open file. `direct` says whether that file was switched to
+    /// direct I/O ([`try_direct`], once, by whoever opened it: a writer switching it while
+    /// another writes unaligned bytes would make those fail). End with
+    /// [`DirectWriter::flush`]; give the file its length and sync it once every stretch
+    /// is written.
+    pub fn at(file: File, offset: u64, direct: bool) -> Self {
+        let buf = if direct {
+            SPARE
+                .with(|s| s.borrow_mut().take())
+                .unwrap_or_else(|| vec![0u8; STAGE + ALIGN])
+        } else {
+            Vec::new()
+        };
+        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        DirectWriter {
+            file,
+            buf,
+            start,
+            fill: 0,
+            len: offset,
+            direct,
+        }
+    }
+
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         if !self.direct {
             self.file.write_all_at(data, self.len)?;
@@ -180,15 +206,32 @@ impl DirectWriter {
         Ok(())
     }
 
-    /// Write what is staged, give the file its exact length and make it durable
-    /// ([`crate::storage::durable::sync_data`]: `fdatasync`, `F_FULLFSYNC` on macOS). Returns the file and the number of bytes written.
-    pub fn finish(mut self) -> io::Result<(File, u64)> {
+    /// Write what is staged (zero-padded to a whole block past the end: the file's length is
+    /// set once all its stretches are written), without syncing: for [`DirectWriter::at`].
+    /// Returns the offset just past the last byte written.
+    pub fn flush(mut self) -> io::Result<u64> {
+        self.flush_padded()?;
+        let DirectWriter { buf, len, .. } = self;
+        if !buf.is_empty() {
+            SPARE.with(|s| *s.borrow_mut() = Some(buf));
+        }
+        Ok(len)
+    }
+
+    fn flush_padded(&mut self) -> io::Result<()> {
         if self.fill > 0 {
             let padded = self.fill.next_multiple_of(ALIGN);
             let at = self.start + self.fill;
             self.buf[at..self.start + padded].fill(0);
             self.flush_stage(padded)?;
         }
+        Ok(())
+    }
+
+    /// Write what is staged, give the file its exact length and make it durable
+    /// ([`crate::storage::durable::sync_data`]: `fdatasync`, `F_FULLFSYNC` on macOS). Returns the file and the number of bytes written.
+    pub fn finish(mut self) -> io::Result<(File, u64)> {
+        self.flush_padded()?;
         // Cut the zero padding of a last direct block (and any tail of an earlier use).
         self.file.set_len(self.len)?;
         crate::storage::durable::sync_data(&self.file)?;
@@ -198,6 +241,11 @@ impl DirectWriter {
         }
         Ok((file, len))
     }
+}
+
+/// Switch `file` to direct I/O if its filesystem allows; returns whether it did.
+pub(crate) fn try_direct(file: &File) -> bool {
+    set_direct(file, true).is_ok()
 }
 
 /// Switch the page-cache bypass of `file` on or off (`O_DIRECT`).

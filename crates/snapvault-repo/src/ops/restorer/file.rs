@@ -6,6 +6,7 @@ use std::io;
 
 use crate::error::{IoContext, RepoError, Result};
 use crate::format::blob;
+use crate::format::id::BlobId;
 use crate::format::tree::Node;
 use crate::repository::Repository;
 use crate::repository::chunker::Chunker;
@@ -49,10 +50,15 @@ pub fn prefetch(repo: &Repository, index: &Index, node: &Node) {
         .iter()
         .map_while(|id| index.get(id).copied())
         .collect();
+    prefetch_locs(repo, index, &locs);
+}
+
+/// Ask the backend to start fetching the first range reads of the blobs at `locs`.
+pub fn prefetch_locs(repo: &Repository, index: &Index, locs: &[BlobLocation]) {
     let mut budget = MAX_READ;
     let mut i = 0;
     while i < locs.len() && budget > 0 {
-        let j = run_end(&locs, i);
+        let j = run_end(locs, i);
         let (first, last) = (locs[i], locs[j - 1]);
         let (start, end) = (first.offset as u64, last.offset as u64 + last.length as u64);
         repo.backend().prefetch(
@@ -124,47 +130,23 @@ pub fn restore(
     overwrite: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Outcome> {
-    let there = dir.entry(name).ctx(|| format!("checking {shown}"))?;
-    match there {
-        Entry::Missing => {}
-        Entry::Dir => {
-            return Ok(Outcome::Refused(Problem::FolderInTheWay { file: true }));
-        }
-        Entry::File { .. } if already_right(chunker, repo, node, dir, name).unwrap_or(false) => {
-            return Ok(Outcome::AlreadyRight);
-        }
-        Entry::Symlink if !overwrite => {
-            return Ok(Outcome::Refused(Problem::SymlinkInTheWay));
-        }
-        _ if !overwrite => {
-            return Ok(Outcome::Refused(Problem::DifferentFile));
-        }
-        _ => {}
-    }
-    // Resolve every blob before writing anything, so a missing blob leaves no partial file.
-    let mut locs = Vec::with_capacity(node.content.len());
-    for id in &node.content {
-        let loc = index
-            .get(id)
-            .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))?;
-        locs.push(*loc);
-    }
-    // A snapshot writes a file's size from the bytes it stored: a difference is damage or
-    // a crafted tree, and the file would not come back as the snapshot describes it.
-    let stored: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
-    if stored != node.size {
-        return Ok(Outcome::Refused(Problem::SizeMismatch {
-            said: node.size,
-            stored,
-        }));
-    }
-    let tmp = temp_name(name);
-    dir.remove_if_there(&tmp)
-        .ctx(|| format!("removing a leftover temporary file beside {shown}"))?;
-    let f = dir
-        .create_new(&tmp)
-        .ctx(|| format!("creating a temporary file beside {shown}"))?;
-    let result = write_content(repo, index, node, &locs, f, shown, buf).and_then(|(f, n)| {
+    let (tmp, f, locs) = match prepare(repo, index, chunker, dir, name, shown, node, overwrite)? {
+        Prepared::Done(outcome) => return Ok(outcome),
+        Prepared::Write { tmp, file, locs } => (tmp, file, locs),
+    };
+    let mut w = DirectWriter::new(f, node.size);
+    let result = write_blobs(
+        repo,
+        index,
+        &node.content,
+        &locs,
+        0..u64::MAX,
+        &mut w,
+        shown,
+        buf,
+    )
+    .and_then(|()| w.finish().ctx(|| format!("syncing {shown}")))
+    .and_then(|(f, n)| {
         dirs::set_meta(&f, node.mode, node.mtime);
         dir.rename(&tmp, name)
             .ctx(|| format!("renaming into {shown}"))?;
@@ -179,19 +161,93 @@ pub fn restore(
     }
 }
 
-/// Write the blobs of `node` into `f` and make them durable; returns the file and the
-/// number of bytes written.
-fn write_content(
+/// What [`prepare`] decided.
+pub enum Prepared {
+    /// Nothing to write: the file is already right, or it is refused.
+    Done(Outcome),
+    /// Write the blobs at `locs` into `file`, the new temporary file `tmp` beside the
+    /// target; then rename it into place (or remove it on failure).
+    Write {
+        tmp: Vec<u8>,
+        file: std::fs::File,
+        locs: Vec<BlobLocation>,
+    },
+}
+
+/// Everything before a file's bytes are written: what is in the way, every blob resolved
+/// (so a missing blob leaves no partial file), the size checked, the temporary file made.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare(
     repo: &Repository,
     index: &Index,
+    chunker: &Chunker,
+    dir: &Dir,
+    name: &[u8],
+    shown: &str,
     node: &Node,
+    overwrite: bool,
+) -> Result<Prepared> {
+    let there = dir.entry(name).ctx(|| format!("checking {shown}"))?;
+    let refused = |why| Ok(Prepared::Done(Outcome::Refused(why)));
+    match there {
+        Entry::Missing => {}
+        Entry::Dir => return refused(Problem::FolderInTheWay { file: true }),
+        Entry::File { .. } if already_right(chunker, repo, node, dir, name).unwrap_or(false) => {
+            return Ok(Prepared::Done(Outcome::AlreadyRight));
+        }
+        Entry::Symlink if !overwrite => return refused(Problem::SymlinkInTheWay),
+        _ if !overwrite => return refused(Problem::DifferentFile),
+        _ => {}
+    }
+    let locs = locations(index, node)?;
+    // A snapshot writes a file's size from the bytes it stored: a difference is damage or
+    // a crafted tree, and the file would not come back as the snapshot describes it.
+    let stored: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
+    if stored != node.size {
+        return refused(Problem::SizeMismatch {
+            said: node.size,
+            stored,
+        });
+    }
+    let tmp = temp_name(name);
+    dir.remove_if_there(&tmp)
+        .ctx(|| format!("removing a leftover temporary file beside {shown}"))?;
+    let file = dir
+        .create_new(&tmp)
+        .ctx(|| format!("creating a temporary file beside {shown}"))?;
+    Ok(Prepared::Write { tmp, file, locs })
+}
+
+/// Where each blob of `node` is stored, in order; a blob the index lacks is an error.
+pub fn locations(index: &Index, node: &Node) -> Result<Vec<BlobLocation>> {
+    node.content
+        .iter()
+        .map(|id| {
+            index
+                .get(id)
+                .copied()
+                .ok_or_else(|| RepoError::MissingBlob(id.to_hex()))
+        })
+        .collect()
+}
+
+/// Write the bytes `range` (counted from the start of `ids[0]`) of the blobs `ids`, stored
+/// at `locs`, through `w`: each blob read (neighbours with one range read), verified against
+/// its id, and cut to the range. A blob that straddles the range's edge is read and
+/// verified whole.
+#[allow(clippy::too_many_arguments)]
+pub fn write_blobs(
+    repo: &Repository,
+    index: &Index,
+    ids: &[BlobId],
     locs: &[BlobLocation],
-    f: std::fs::File,
+    range: std::ops::Range<u64>,
+    w: &mut DirectWriter,
     shown: &str,
     buf: &mut Vec<u8>,
-) -> Result<(std::fs::File, u64)> {
-    // Large files go past the page cache (see `direct_io`), small ones the ordinary way.
-    let mut w = DirectWriter::new(f, node.size);
+) -> Result<()> {
+    // Where the blob being written starts, counted like `range`.
+    let mut at = 0u64;
     let mut i = 0;
     while i < locs.len() {
         // One read for the neighbouring blobs of the same pack.
@@ -207,7 +263,7 @@ fn write_content(
             buf,
         )?;
         let data = &mut *buf;
-        for (id, loc) in node.content[i..j].iter().zip(&locs[i..j]) {
+        for (id, loc) in ids[i..j].iter().zip(&locs[i..j]) {
             let s = (loc.offset - first.offset) as usize;
             // Opened in place in the range just read: no allocation or copy per blob.
             let Some(sealed) = data.get_mut(s..s + loc.length as usize) else {
@@ -230,10 +286,16 @@ fn write_content(
                 }
                 Err(e) => return Err(e),
             };
+            let len = plain.len() as u64;
+            let lo = range.start.saturating_sub(at).min(len) as usize;
+            let hi = range.end.saturating_sub(at).min(len) as usize;
             // Runs of zero blocks become holes: a sparse file comes back sparse.
-            w.write_sparse(&plain).ctx(|| format!("writing {shown}"))?;
+            if let Some(part) = plain.get(lo..hi) {
+                w.write_sparse(part).ctx(|| format!("writing {shown}"))?;
+            }
+            at += len;
         }
         i = j;
     }
-    w.finish().ctx(|| format!("syncing {shown}"))
+    Ok(())
 }

@@ -18,6 +18,7 @@ mod file;
 mod folders;
 mod others;
 mod problem;
+mod split;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -329,6 +330,7 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
         open: Mutex::new(HashMap::new()),
         chain: Mutex::new(dirs::Chain::new(run.root)),
     };
+    let units = split::units(run.index, files, run.opts.threads.max(1));
     let next = AtomicUsize::new(0);
     let restored = AtomicU64::new(0);
     let right = AtomicU64::new(0);
@@ -348,31 +350,45 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
                     }
                 };
                 loop {
-                    let i = next.fetch_add(1, Relaxed);
-                    let Some(item) = files.get(i) else { break };
-                    // The file about one round ahead: its packs come off the disk while
+                    let u = next.fetch_add(1, Relaxed);
+                    let Some(unit) = units.get(u) else { break };
+                    let (i, item) = (unit.file, files[unit.file]);
+                    // The work about one round ahead: its packs come off the disk while
                     // this one is decrypted and written.
-                    if let Some(later) = files.get(i + threads) {
-                        file::prefetch(run.repo, run.index, &later.node);
+                    match units.get(u + threads) {
+                        Some(split::Unit {
+                            part: Some((later, k)),
+                            ..
+                        }) => later.prefetch(run, *k),
+                        Some(later) => file::prefetch(run.repo, run.index, &files[later.file].node),
+                        None => {}
                     }
                     let (dir_path, name) = split(&item.path);
                     let shown_path = shown(&item.path);
-                    let result = open
-                        .get(dir_path)
-                        .ctx(|| format!("opening the folder of {shown_path}"))
-                        .and_then(|dir| {
-                            file::restore(
-                                run.repo,
-                                run.index,
-                                run.chunker,
-                                &dir,
-                                name,
-                                &shown_path,
-                                &item.node,
-                                run.opts.overwrite,
-                                &mut buf,
-                            )
-                        });
+                    let result = match &unit.part {
+                        // A segment of a large file: only the thread that settles the file
+                        // reports it.
+                        Some((whole, k)) => match whole.run(run, &open, item, *k, &mut buf) {
+                            Some(r) => r,
+                            None => continue,
+                        },
+                        None => open
+                            .get(dir_path)
+                            .ctx(|| format!("opening the folder of {shown_path}"))
+                            .and_then(|dir| {
+                                file::restore(
+                                    run.repo,
+                                    run.index,
+                                    run.chunker,
+                                    &dir,
+                                    name,
+                                    &shown_path,
+                                    &item.node,
+                                    run.opts.overwrite,
+                                    &mut buf,
+                                )
+                            }),
+                    };
                     let changed = matches!(result, Ok(Outcome::Written(_)));
                     match result {
                         Ok(Outcome::Written(n)) => {
@@ -407,6 +423,9 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
             });
         }
     });
+    for (whole, _) in units.iter().filter_map(|u| u.part.as_ref()) {
+        whole.abandon();
+    }
     open.sync_rest();
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);

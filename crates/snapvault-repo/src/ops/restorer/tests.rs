@@ -3,6 +3,7 @@ use crate::format::tree::Name;
 use crate::ops::observe::NoHooks;
 use crate::ops::test_support::{create_small_repo, open};
 use crate::repository::walk::shown;
+use std::path::{Path, PathBuf};
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
@@ -124,4 +125,102 @@ fn shared_listings_are_collected_under_every_path() {
 
     let e = collect_matching(&repo, &index, &broken, None).unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
+}
+
+/// Find the file called `name` anywhere under `dir`.
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in fs::read_dir(dir).ok()? {
+        let p = e.ok()?.path();
+        if p.is_dir() {
+            if let Some(f) = find_file(&p, name) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// A large file is cut into segments written by several threads at their offsets: it comes
+/// back byte-exact (a zero stretch as a hole included), again as "already right", and a
+/// different file in its place is left alone. A damaged blob in the middle of it leaves no
+/// file under its name and no temporary file, and the other files are restored.
+#[test]
+fn a_large_file_split_over_threads_restores_exactly_or_not_at_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    create_small_repo(&root, true);
+    let repo = open(&root);
+    let src = tmp.path().join("lib");
+    fs::create_dir(&src).unwrap();
+    let mut big = crate::testing::noise(1, 700_001);
+    big.extend(vec![0u8; 300_000]);
+    big.extend(crate::testing::noise(2, 555_555));
+    fs::write(src.join("long.mov"), &big).unwrap();
+    fs::write(src.join("small.jpg"), crate::testing::noise(3, 20_000)).unwrap();
+    let (sid, want) = crate::ops::test_support::snapshot(&repo, &src, &[]);
+    let index = repo.load_index().unwrap().index;
+    let snap = repo.load_snapshot(&sid).unwrap();
+    let (items, dirs) = collect(&repo, &index, &snap.tree, &None).unwrap();
+    let long = items
+        .iter()
+        .find(|i| i.path.ends_with(b"long.mov"))
+        .unwrap();
+    let files: Vec<&RestoreItem> = items.iter().collect();
+    let segments = split::units(&index, &files, 3)
+        .iter()
+        .filter(|u| u.part.is_some())
+        .count();
+    assert_eq!(segments as u64, (big.len() as u64).div_ceil(split::SEGMENT));
+    assert_eq!(split::units(&index, &files, 1).len(), files.len());
+
+    let opts = |target: &Path, overwrite| RestoreOptions {
+        target: target.to_path_buf(),
+        include: None,
+        overwrite,
+        dry_run: false,
+        threads: 3,
+    };
+    let good = tmp.path().join("good");
+    let stats = restore(&repo, &index, &items, &dirs, &opts(&good, false), &NoHooks).unwrap();
+    assert!(stats.problems.is_empty(), "{:?}", stats.problems);
+    assert_eq!(stats.files_restored, 2);
+    assert_eq!(stats.bytes_written, big.len() as u64 + 20_000);
+    assert_eq!(crate::ops::test_support::files(&good), want);
+    let stats = restore(&repo, &index, &items, &dirs, &opts(&good, false), &NoHooks).unwrap();
+    assert_eq!(stats.files_already_right, 2, "{:?}", stats.problems);
+    let in_place = good.join("lib/long.mov");
+    fs::write(&in_place, b"mine").unwrap();
+    let stats = restore(&repo, &index, &items, &dirs, &opts(&good, false), &NoHooks).unwrap();
+    assert_eq!(stats.problems.len(), 1, "{:?}", stats.problems);
+    assert_eq!(fs::read(&in_place).unwrap(), b"mine");
+    let stats = restore(&repo, &index, &items, &dirs, &opts(&good, true), &NoHooks).unwrap();
+    assert!(stats.problems.is_empty(), "{:?}", stats.problems);
+    assert_eq!(fs::read(&in_place).unwrap(), big);
+
+    // Damage one blob in the middle of the long file (its only copy).
+    let mid = index
+        .get(&long.node.content[long.node.content.len() / 2])
+        .copied()
+        .unwrap();
+    let pack = find_file(&root, &index.pack_of(&mid).to_hex()).unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[(mid.offset + mid.length / 2) as usize] ^= 0x40;
+    fs::remove_file(&pack).unwrap();
+    fs::write(&pack, bytes).unwrap();
+    let bad = tmp.path().join("bad");
+    let stats = restore(&repo, &index, &items, &dirs, &opts(&bad, false), &NoHooks).unwrap();
+    assert_eq!(stats.problems.len(), 1, "{:?}", stats.problems);
+    assert!(
+        stats.problems[0].0.ends_with("long.mov"),
+        "{:?}",
+        stats.problems
+    );
+    assert_eq!(stats.files_restored, 1);
+    let left: Vec<_> = fs::read_dir(bad.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("small.jpg")]);
 }
