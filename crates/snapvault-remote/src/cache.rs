@@ -166,6 +166,21 @@ impl Backend for CachedBackend {
         self.inner.read_range(kind, name, offset, len)
     }
 
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), RepoError> {
+        self.inner.read_range_into(kind, name, offset, len, buf)
+    }
+
+    fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
+        self.inner.prefetch(kind, name, offset, len)
+    }
+
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
         self.inner.write(kind, name, data)?;
         self.put(kind, name, data);

@@ -174,6 +174,33 @@ fn exercise() {
     assert_eq!(b.read(FileKind::Snapshot, &name_of(&data)).unwrap(), data);
     let cached: Vec<_> = walk(cache.path());
     assert_eq!(cached.len(), 1, "{cached:?}");
+
+    // Range reads land in the caller's buffer, reused: no second copy of the range
+    // (check --read-data's memory on S3), through the cache too.
+    let pack: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    b.write(FileKind::Pack, &name_of(&pack), &pack).unwrap();
+    let mut buf = Vec::with_capacity(pack.len());
+    let at = buf.as_ptr();
+    for (offset, len) in [(0usize, pack.len()), (1_000_001, 777_777)] {
+        b.read_range_into(
+            FileKind::Pack,
+            &name_of(&pack),
+            offset as u64,
+            len,
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(buf, pack[offset..offset + len], "range {offset}+{len}");
+        assert_eq!(
+            buf.as_ptr(),
+            at,
+            "range {offset}+{len}: the buffer was replaced"
+        );
+    }
+    let e = b
+        .read_range_into(FileKind::Pack, &name_of(&pack), 2_999_000, 5_000, &mut buf)
+        .unwrap_err();
+    assert!(e.to_string().contains("ends before byte 3004000"), "{e}");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
