@@ -125,13 +125,7 @@ impl Index {
         };
         self.reserve(blobs.len());
         for e in blobs {
-            let loc = BlobLocation {
-                pack: pos,
-                offset: e.offset,
-                length: e.length,
-                raw_len: e.raw_len,
-                flags: (e.compressed as u8) | (((e.typ == BlobType::Tree) as u8) << 1),
-            };
+            let loc = location(pos, e);
             match self.get(&e.id) {
                 None => {
                     let at = u32::try_from(self.entries.len())
@@ -219,6 +213,73 @@ impl Index {
     }
 }
 
+/// Builds an [`Index`] from whole index files with no lookup table while it grows: the
+/// table is made once, at its final size, by [`Bulk::finish`]. Growing it while merging
+/// held the old and the new table at once; sizing it first needed every file decoded
+/// before the first was merged (1.3× the index's steady size at 10 million blobs).
+/// The result is the same as [`Index::add_file`] in the same order: the first copy of a
+/// blob is its entry, later copies in other places are duplicates.
+#[derive(Default)]
+pub(crate) struct Bulk(Index);
+
+impl Bulk {
+    pub fn add_file(&mut self, f: &IndexFile) {
+        let idx = &mut self.0;
+        for p in &f.packs {
+            if idx.pack_pos.contains_key(&p.id) {
+                // Listed by two index files: both come from the same pack header.
+                continue;
+            }
+            let pos = idx.packs.len() as u32;
+            idx.packs.push((p.id, p.size));
+            idx.pack_pos.insert(p.id, pos);
+            idx.entries
+                .extend(p.blobs.iter().map(|e| (e.id, location(pos, e))));
+        }
+    }
+
+    /// The lookup table, sized once; later copies of a blob move to the duplicates (or
+    /// go, when they name the same place) and the entries close up behind them.
+    pub fn finish(self) -> Index {
+        let mut idx = self.0;
+        let mut slots = HashTable::with_capacity(idx.entries.len());
+        let mut kept = 0;
+        for i in 0..idx.entries.len() {
+            let (id, loc) = idx.entries[i];
+            let entries = &idx.entries;
+            let found = slots
+                .find(slot_hash(&id), |&p: &u32| entries[p as usize].0 == id)
+                .map(|&p| entries[p as usize].1);
+            match found {
+                None => {
+                    let at = u32::try_from(kept).expect("fewer than 4 billion blobs in one index");
+                    idx.entries[kept] = (id, loc);
+                    let entries = &idx.entries;
+                    slots.insert_unique(slot_hash(&id), at, |&p| slot_hash(&entries[p as usize].0));
+                    kept += 1;
+                }
+                Some(old) if old.pack == loc.pack && old.offset == loc.offset => {}
+                Some(_) => idx.duplicates.push((id, loc)),
+            }
+        }
+        idx.entries.truncate(kept);
+        idx.entries.shrink_to_fit();
+        idx.slots = slots;
+        idx
+    }
+}
+
+/// How the index holds the place of `e` in the pack at position `pack`.
+fn location(pack: u32, e: &PackEntry) -> BlobLocation {
+    BlobLocation {
+        pack,
+        offset: e.offset,
+        length: e.length,
+        raw_len: e.raw_len,
+        flags: (e.compressed as u8) | (((e.typ == BlobType::Tree) as u8) << 1),
+    }
+}
+
 /// The files in `index/` named as index files are (an id), and the others: a stray
 /// `notes.txt`, a `.DS_Store` on a remote, a half-copied `….part`. Those are not index
 /// files and are left out (`check` names them), so a stray file stops no command; a file
@@ -258,6 +319,54 @@ mod tests {
             assert_eq!(idx.position(id), Some(i));
         }
         assert_eq!(idx.position(&entry(4).id), None);
+    }
+
+    /// Built in bulk from whole files, the index is the one built pack by pack: the same
+    /// positions, locations, duplicates and packs (a pack listed twice adds nothing).
+    #[test]
+    fn bulk_loading_matches_adding_pack_by_pack() {
+        let pack = |seed: u32, ids: &[u32]| IndexedPack {
+            id: PackId(Id::hash_of(&seed.to_le_bytes())),
+            size: 1 << 20,
+            blobs: ids
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    let mut e = entry(1);
+                    e.id = BlobId(Id::hash_of(&i.to_le_bytes()));
+                    e.offset = k as u32 * 100;
+                    e
+                })
+                .collect(),
+        };
+        let files = [
+            IndexFile {
+                supersedes: vec![],
+                packs: vec![pack(1, &[1, 2, 3]), pack(2, &[4, 2, 5])],
+            },
+            IndexFile {
+                supersedes: vec![],
+                packs: vec![pack(2, &[4, 2, 5]), pack(3, &[6, 1, 7, 7])],
+            },
+        ];
+        let mut one = Index::new();
+        let mut bulk = Bulk::default();
+        for f in &files {
+            one.add_file(f);
+            bulk.add_file(f);
+        }
+        let bulk = bulk.finish();
+        assert_eq!(bulk.blob_count(), 7);
+        assert_eq!(bulk.packs(), one.packs());
+        let all = |i: &Index| i.blobs().map(|(a, b)| (*a, *b)).collect::<Vec<_>>();
+        assert_eq!(all(&bulk), all(&one));
+        assert_eq!(bulk.duplicates(), one.duplicates());
+        assert_eq!(bulk.duplicates().len(), 3);
+        for (i, (id, loc)) in one.blobs().enumerate() {
+            assert_eq!(bulk.position(id), Some(i));
+            assert_eq!(bulk.get(id), Some(loc));
+        }
+        assert!(!bulk.contains(&BlobId(Id::hash_of(&99u32.to_le_bytes()))));
     }
 
     #[test]

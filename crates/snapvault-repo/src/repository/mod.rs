@@ -307,30 +307,34 @@ impl Repository {
 
     /// Read and merge every index file (in parallel). A damaged index file is an error
     /// naming it (`check` and `repair index` handle damage explicitly).
+    ///
+    /// Memory: the files are decoded a few at a time and merged in list order into an index
+    /// without a lookup table, which is made once at the end at its final size
+    /// ([`crate::repository::index::Bulk`]); the peak is the index plus one batch of
+    /// decoded files, not plus all of them.
     pub fn load_index(&self) -> Result<LoadedIndex> {
         let (names, _stray) = crate::repository::index::list_files(self.backend.as_ref())?;
-        let files = parallel_map(&names, |f| {
-            let bytes = self.backend.read(FileKind::Index, &f.name)?;
-            let what = format!("index {}", f.name);
-            if Id::hash_of(&bytes).to_hex() != f.name {
-                return Err(RepoError::corrupt(what, "content does not match its name"));
-            }
-            IndexFile::open(&self.crypto, &bytes, &what)
-        });
-        let files: Vec<IndexFile> = files.into_iter().collect::<Result<_>>()?;
-        // Size the table once: growing it while merging costs twice the memory at the peak.
-        let blobs: usize = files
-            .iter()
-            .flat_map(|f| &f.packs)
-            .map(|p| p.blobs.len())
-            .sum();
-        let mut index = Index::with_capacity(blobs);
+        let batch = 2 * std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        let mut bulk = crate::repository::index::Bulk::default();
         let mut ids = Vec::with_capacity(names.len());
-        for (f, parsed) in names.iter().zip(files) {
-            index.add_file(&parsed);
-            ids.push(f.name.parse()?);
+        for some in names.chunks(batch) {
+            let files = parallel_map(some, |f| {
+                let bytes = self.backend.read(FileKind::Index, &f.name)?;
+                let what = format!("index {}", f.name);
+                if Id::hash_of(&bytes).to_hex() != f.name {
+                    return Err(RepoError::corrupt(what, "content does not match its name"));
+                }
+                IndexFile::open(&self.crypto, &bytes, &what)
+            });
+            for (f, parsed) in some.iter().zip(files) {
+                bulk.add_file(&parsed?);
+                ids.push(f.name.parse()?);
+            }
         }
-        Ok(LoadedIndex { index, files: ids })
+        Ok(LoadedIndex {
+            index: bulk.finish(),
+            files: ids,
+        })
     }
 
     /// Merge into `loaded` the index files written since it was loaded (by this process or
