@@ -28,6 +28,8 @@ pub struct Before {
 
 /// Per location: the guard its command removes files through (see [`watch`]).
 static GUARDS: Mutex<Vec<(String, Arc<Guard>)>> = Mutex::new(Vec::new());
+/// Per location: files whose loss the command accepted (see [`loss_accepted`]).
+static ACCEPTED: Mutex<Vec<(String, (MemberKind, String))>> = Mutex::new(Vec::new());
 /// Per location: the keys of the repository the command opened, for the parity update's
 /// own lock (so it asks for no password again).
 static OPENED: Mutex<Vec<(String, Crypto)>> = Mutex::new(Vec::new());
@@ -47,6 +49,16 @@ pub fn with_faults(location: &str, backend: Arc<dyn Backend>) -> Result<Arc<dyn 
         return Ok(backend);
     }
     Ok(snapvault_repo::testhooks::with_faults(backend)?)
+}
+
+/// `repair` accepted the loss of these files (packs gone beyond what parity rebuilds, that
+/// no index names any more): the parity update rebuilds their groups without them, as for
+/// files removed on purpose. Otherwise the groups would name them for ever, `check` would
+/// report them as lost after every read, and no other member could be regrouped.
+pub fn loss_accepted(location: &str, files: Vec<(MemberKind, String)>) {
+    if let Ok(mut a) = ACCEPTED.lock() {
+        a.extend(files.into_iter().map(|f| (location.to_string(), f)));
+    }
 }
 
 /// Remember the keys of an opened repository (see [`OPENED`]).
@@ -179,6 +191,14 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
         .into_keys()
         .filter(|f| !now.contains_key(f))
         .collect();
+    if let Ok(accepted) = ACCEPTED.lock() {
+        deleted.extend(
+            accepted
+                .iter()
+                .filter(|(l, f)| *l == location && !now.contains_key(f))
+                .map(|(_, f)| f.clone()),
+        );
+    }
     if be.read(FileKind::Config, "config").ok() != before.config {
         deleted.push((MemberKind::Config, "config".into()));
     }

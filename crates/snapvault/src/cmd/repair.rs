@@ -143,6 +143,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         }
         if a.apply {
             record_damage(&repo, &plan, &found, a.forget_damaged && parts.snapshots);
+            accept_lost(&repo, &parity)?;
         }
         return Ok(0);
     }
@@ -160,6 +161,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         );
     }
     let out = repair::apply(&repo, &found, &plan, parts, a.forget_damaged)?;
+    accept_lost(&repo, &parity)?;
     record_damage(&repo, &plan, &found, a.forget_damaged && parts.snapshots);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -178,6 +180,23 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         bail!("no repaired snapshot could be written");
     }
     Ok(0)
+}
+
+/// Packs parity could not rebuild that are gone and that no index names once repair has
+/// applied its plan: their loss is accepted, so the parity update regroups without them.
+fn accept_lost(repo: &Repository, parity: &super::parity_check::ParityStatus) -> Result<()> {
+    let index = repo.load_index()?.index;
+    let mut gone = Vec::new();
+    for f in parity.lost.iter().filter(|f| f.kind == "pack") {
+        let Ok(id) = f.name.parse::<snapvault_repo::PackId>() else {
+            continue;
+        };
+        if !index.has_pack(&id) && !repo.backend().exists(FileKind::Pack, &f.name)? {
+            gone.push((snapvault_repo::parity::MemberKind::Pack, f.name.clone()));
+        }
+    }
+    super::parity::loss_accepted(&repo.backend().location(), gone);
+    Ok(())
 }
 
 /// The repository to heal from, opened and locked (shared).
