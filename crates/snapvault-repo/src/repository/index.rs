@@ -4,10 +4,9 @@
 //! In memory a blob costs its entry, 32 (id) + 20 (location) = 52 bytes in one vector in
 //! the order added, plus a 4-byte position in a hash table keyed by the id's first 8 bytes
 //! (one control byte per slot, the table between 44 % and 88 % full): 58–64 bytes per blob,
-//! 65–69 measured at 10 million blobs (`benches/prune.rs`). A 2 TB photo library (≈ 2
-//! million 1 MiB chunks) indexes in ≈ 125 MiB, 10 million blobs in ≈ 660 MiB. The entries
-//! were the hash map's values
-//! before: 53 bytes a slot at that load factor, 60–120 bytes per blob, and a table that
+//! 63 measured at 10 million blobs (`benches/prune.rs`). A 2 TB photo library (≈ 2 million
+//! 1 MiB chunks) indexes in ≈ 120 MiB, 10 million blobs in ≈ 600 MiB. The entries were the
+//! hash map's values before: 53 bytes a slot at that load factor, 60–120 bytes per blob, and a table that
 //! doubled (old and new at once) while loading.
 
 use std::collections::HashMap;
