@@ -9,6 +9,10 @@ pub mod forget;
 pub mod fs_source;
 pub mod heal;
 pub mod observe;
+// check --read-data with parity reads each pack once: a test across ops/ and parity/, so it
+// sits in the higher layer (layers.rs).
+#[cfg(test)]
+mod parity_read_once;
 pub mod prune;
 pub mod readback;
 pub mod repair;

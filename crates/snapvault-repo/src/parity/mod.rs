@@ -10,8 +10,6 @@
 mod encode;
 pub mod guard;
 mod header;
-#[cfg(test)]
-mod read_once;
 mod repair;
 pub mod spool;
 pub mod store;

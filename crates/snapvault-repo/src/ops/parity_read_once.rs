@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::store::{self, Changes};
 use crate::format::id::PackId;
 use crate::ops::test_support::{create_small_repo, noise, open_with, snapshot};
+use crate::parity::store::{self, Changes};
 use crate::storage::faulty::{FaultyBackend, Op};
 use crate::storage::{Backend, FileKind, LocalBackend};
 use crate::testing::check_all;
@@ -106,7 +106,7 @@ fn a_damaged_pack_is_still_found_and_rebuilt_when_the_rest_are_known() {
     let name = pack.file_name().unwrap().to_str().unwrap().to_string();
     let others: HashSet<String> = files
         .keys()
-        .filter(|(k, n)| *k == super::MemberKind::Pack && *n != name)
+        .filter(|(k, n)| *k == crate::parity::MemberKind::Pack && *n != name)
         .map(|(_, n)| n.clone())
         .collect();
     let l = live
@@ -122,7 +122,7 @@ fn a_damaged_pack_is_still_found_and_rebuilt_when_the_rest_are_known() {
         .unwrap();
     assert!(matches!(
         &r.members[i],
-        super::MemberState::Repaired { damaged_shards: 1, bytes: b } if {
+        crate::parity::MemberState::Repaired { damaged_shards: 1, bytes: b } if {
             let mut good = bytes.clone();
             good[5000] ^= 0x40;
             *b == good
@@ -132,7 +132,7 @@ fn a_damaged_pack_is_still_found_and_rebuilt_when_the_rest_are_known() {
 
 #[test]
 fn parity_of_new_packs_is_computed_without_reading_them_back() {
-    use super::guard::Guard;
+    use crate::parity::guard::Guard;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     create_small_repo(&root, true);
@@ -171,7 +171,7 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
             .header
             .members
             .iter()
-            .filter(|m| m.kind == super::MemberKind::Pack)
+            .filter(|m| m.kind == crate::parity::MemberKind::Pack)
             .count();
         assert!(
             packs == 0 || (2..=3).contains(&packs),
