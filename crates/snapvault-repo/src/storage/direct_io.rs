@@ -51,22 +51,7 @@ impl DirectWriter {
     /// sidecar through 4 MiB gains nothing) and need no staging buffer.
     pub fn new(file: File, expected_len: u64) -> Self {
         let direct = expected_len >= MIN_DIRECT && set_direct(&file, true).is_ok();
-        let buf = if direct {
-            SPARE
-                .with(|s| s.borrow_mut().take())
-                .unwrap_or_else(|| vec![0u8; STAGE + ALIGN])
-        } else {
-            Vec::new()
-        };
-        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
-        DirectWriter {
-            file,
-            buf,
-            start,
-            fill: 0,
-            len: 0,
-            direct,
-        }
+        Self::at(file, 0, direct)
     }
 
     /// Take over `file` to write one stretch of it starting at `offset`, a multiple of
