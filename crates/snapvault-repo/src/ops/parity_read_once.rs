@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::format::id::PackId;
-use crate::ops::test_support::{create_small_repo, noise, open_with, snapshot};
+use crate::ops::test_support::{create_small_repo, noise_library, open_with, snapshot};
 use crate::parity::store::{self, Changes};
 use crate::storage::faulty::{FaultyBackend, Op};
 use crate::storage::{Backend, FileKind, LocalBackend};
@@ -17,11 +17,7 @@ fn repo_with_parity() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     create_small_repo(&root, true);
-    let lib = dir.path().join("lib");
-    std::fs::create_dir_all(&lib).unwrap();
-    for i in 0..6u64 {
-        std::fs::write(lib.join(format!("IMG_{i}.HEIC")), noise(i, 700_000)).unwrap();
-    }
+    let lib = noise_library(dir.path(), 6, 700_000);
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
     snapshot(&open_with(be.clone()), &lib, &[]);
     let r = store::sync(be.as_ref(), 5, &Changes::default(), &mut |_| {}).unwrap();
@@ -136,11 +132,7 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     create_small_repo(&root, true);
-    let lib = dir.path().join("lib");
-    std::fs::create_dir_all(&lib).unwrap();
-    for i in 0..8u64 {
-        std::fs::write(lib.join(format!("IMG_{i}.HEIC")), noise(i, 700_000)).unwrap();
-    }
+    let lib = noise_library(dir.path(), 8, 700_000);
     let counting = Arc::new(
         FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
             .watching(&[Op::Read])

@@ -41,6 +41,17 @@ pub(crate) fn unphoto(dir: &Path, i: u64) {
     std::fs::remove_file(dir.join(format!("IMG_{i:04}.HEIC"))).unwrap();
 }
 
+/// `count` incompressible photos of `size` bytes (`IMG_<i>.HEIC`) in a new folder `lib`
+/// under `dir`: enough to spread over several 1 MiB packs. Returns the folder.
+pub(crate) fn noise_library(dir: &Path, count: u64, size: usize) -> std::path::PathBuf {
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    for i in 0..count {
+        std::fs::write(lib.join(format!("IMG_{i}.HEIC")), noise(i, size)).unwrap();
+    }
+    lib
+}
+
 /// Every file under `dir`, by path relative to it.
 pub(crate) fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     crate::testing::files_under(dir, "")

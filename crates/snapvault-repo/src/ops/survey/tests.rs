@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::*;
 use crate::ops::observe::NoHooks;
 use crate::ops::repair::{self, Parts, RepairOutcome};
-use crate::ops::test_support::{create_small_repo, files, noise, open, open_with, snapshot};
+use crate::ops::test_support::{
+    create_small_repo, files, noise, noise_library, open, open_with, snapshot,
+};
 use crate::storage::faulty::{Effect, FaultyBackend, Op};
 use crate::storage::{Backend, LocalBackend};
 
@@ -17,11 +19,7 @@ pub(crate) fn repo_with_packs() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     create_small_repo(&root, true);
-    let lib = dir.path().join("lib");
-    std::fs::create_dir_all(&lib).unwrap();
-    for i in 0..6u64 {
-        std::fs::write(lib.join(format!("IMG_{i}.HEIC")), noise(i, 500_000)).unwrap();
-    }
+    let lib = noise_library(dir.path(), 6, 500_000);
     let repo = open(&root);
     snapshot(&repo, &lib, &[]);
     std::fs::write(lib.join("IMG_9.HEIC"), noise(9, 300_000)).unwrap();
