@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # snapvault vs restic, rustic, bupstash and borg on the same generated iPhone-like library,
-# same disk, interleaved. See benches/README.md and docs/benchmarks.md.
+# same disk, interleaved; each step also against the disk's own time for its I/O (the floor)
+# and, warm, against the two-core sum of the pipeline's stages. See benches/README.md and
+# docs/benchmarks.md.
 #
 #   benches/compare.sh [--size 2GiB] [--runs 3] [--out docs/benchmarks.md]
 #                      [--cache both|cold|warm] [--work /var/tmp/snapvault-bench]
-#                      [--tools snapvault,restic,rustic,bupstash,borg] [--small-files 20000]
+#                      [--base DIR] [--tools snapvault,rustic,bupstash]
+#                      [--steps first,nochange,mutate,restore,check,reimport]
+#                      [--small-files 0] [--no-floor] [--no-stages] [--full]
 #                      [--seed 1] [--keep]
+#
+# The default is the quick comparison (~15 min at 2 GiB on a quiet 2-core machine): the
+# peers that are fastest somewhere (rustic, bupstash), the steps with targets. --full: every
+# tool (restic and borg too), every step (month restore, forget + prune, 20,000 small files).
+# --base DIR takes an existing corpus (DIR/lib + DIR/lib.manifest.json) read only.
 #
 # Environment: SNAPVAULT (path to a built binary; default: cargo build --release) and
 # SNAPVAULT_REV (its revision, for the report),
@@ -22,12 +31,16 @@ RUNS=3
 OUT=$ROOT/docs/benchmarks.md
 CACHE=both
 WORK=/var/tmp/snapvault-bench
-TOOLS=snapvault,restic,rustic,bupstash,borg
-SMALL=20000
+TOOLS=snapvault,rustic,bupstash
+STEPS=first,nochange,mutate,restore,check,reimport
+SMALL=0
 SEED=1
 KEEP=0
+FLOOR=1
+STAGES=1
+BASE=
 
-USAGE_LINES=2,14p
+USAGE_LINES=2,24p
 # shellcheck source=benches/common.sh
 . "$HERE/common.sh"
 
@@ -39,7 +52,13 @@ while [[ $# -gt 0 ]]; do
         --cache) CACHE=${2:?}; shift 2 ;;
         --work) WORK=${2:?}; shift 2 ;;
         --tools) TOOLS=${2:?}; shift 2 ;;
+        --steps) STEPS=${2:?}; shift 2 ;;
+        --base) BASE=${2:?}; shift 2 ;;
         --small-files) SMALL=${2:?}; shift 2 ;;
+        --no-floor) FLOOR=0; shift ;;
+        --no-stages) STAGES=0; shift ;;
+        --full) TOOLS=snapvault,restic,rustic,bupstash,borg
+            STEPS=first,nochange,mutate,restore,month,check,prune,reimport; SMALL=20000; shift ;;
         --seed) SEED=${2:?}; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
@@ -55,13 +74,22 @@ for t in "${TOOL_LIST[@]}"; do
     case $t in snapvault|restic|rustic|bupstash|borg) ;;
         *) die "unknown tool $t (snapvault, restic, rustic, bupstash, borg)" ;; esac
 done
+IFS=, read -r -a STEP_LIST <<<"$STEPS"
+for st in "${STEP_LIST[@]}"; do
+    case $st in first|nochange|mutate|restore|month|check|prune|reimport) ;;
+        *) die "unknown step $st (first, nochange, mutate, restore, month, check, prune, reimport)" ;; esac
+done
+# The first snapshot is what every other step works on: always run.
+[[ ,$STEPS, == *,first,* ]] || STEPS=first,$STEPS
 SIZE_BYTES=$(size_bytes "$SIZE") || exit 1
+uses() { [[ ,$TOOLS, == *,$1,* ]]; }
+# The floor is measured on snapvault's own repository.
+uses snapvault || FLOOR=0
 
 # ------------------------------------------------------------------ prerequisites
 # The peers from crates.io, pinned, built into a bench folder (not the system).
 RUSTIC_VERSION=0.11.4
 BUPSTASH_VERSION=0.12.0
-uses() { [[ ,$TOOLS, == *,$1,* ]]; }
 BENCH_TOOLS=${BENCH_TOOLS:-$WORK/tools}
 export PATH=$BENCH_TOOLS/bin:$PATH
 need_apt=()
@@ -109,9 +137,11 @@ SV_PRUNE=1
 
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
-# Room: base corpus, re-import copy, restore target, three repositories (~1.05x each).
+# Room: a repository per tool (~1.05x each), the restore target, the re-import copy, the
+# floor's write file, and the corpus itself when it is to be generated.
 avail=$(df -B1 --output=avail "$WORK" | tail -1)
-need=$((SIZE_BYTES * 8 + 20000 * 16384))
+need=$((SIZE_BYTES * (${#TOOL_LIST[@]} * 21 / 20 + 3) + SMALL * 16384))
+[[ -n $BASE ]] || [[ -f $WORK/base/lib.manifest.json ]] || need=$((need + SIZE_BYTES))
 ((avail > need)) || die "$WORK has $((avail >> 30)) GiB free; need about $((need >> 30)) GiB for --size $SIZE"
 
 export BENCH_PASSWORD=${BENCH_PASSWORD:-snapvault-bench-not-a-secret}
@@ -122,12 +152,22 @@ export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=YES BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=
 unset SNAPVAULT_REPOSITORY RESTIC_REPOSITORY BORG_REPO SNAPVAULT_PASSWORD_FILE SNAPVAULT_PASSWORD_COMMAND
 unset RUSTIC_REPOSITORY BUPSTASH_REPOSITORY BUPSTASH_KEY BUPSTASH_KEY_COMMAND
 
-BASE=$WORK/base
+# The corpus: generated into WORK/base (and reused), or a given one (--base), read only.
+BASE_GIVEN=0
+if [[ -n $BASE ]]; then
+    BASE_GIVEN=1
+    BASE=$(realpath "$BASE")
+else
+    BASE=$WORK/base
+fi
+SMALL_DIR=$BASE/small
+((BASE_GIVEN == 0)) || SMALL_DIR=$WORK/small
 RUN=$WORK/run
 RESULTS=$WORK/results.tsv
 LOG=$WORK/tools.log
 : >"$LOG"
-printf 'mode\trun\ttool\tstep\twall\tuser\tsys\trss_kb\trepo_bytes\tother_load\tstatus\treturned\n' >"$RESULTS"
+# Rows of tool "floor" are the disk's own time for a step's I/O (read_bytes, write_bytes).
+printf 'mode\trun\ttool\tstep\twall\tuser\tsys\trss_kb\trepo_bytes\tother_load\tstatus\treturned\tread_bytes\twrite_bytes\n' >"$RESULTS"
 CLK_TCK=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------ corpus
@@ -140,16 +180,18 @@ EOF
 }
 if manifest_ok; then
     say "reusing corpus in $BASE/lib"
+elif ((BASE_GIVEN)); then
+    die "--base $BASE: no corpus of --size $SIZE and --seed $SEED there (lib/ and lib.manifest.json, unmutated)"
 else
     say "generating a $SIZE corpus (seed $SEED) in $BASE/lib"
     rm -rf "$BASE"
     mkdir -p "$BASE"
     python3 "$HERE/corpus.py" generate "$BASE/lib" --size "$SIZE_BYTES" --seed "$SEED" >&2
 fi
-if ((SMALL > 0)) && [[ $(find "$BASE/small" -type f 2>/dev/null | wc -l) != "$SMALL" ]]; then
-    say "generating $SMALL small files in $BASE/small"
-    rm -rf "$BASE/small"
-    python3 "$HERE/corpus.py" small "$BASE/small" --count "$SMALL" --seed "$SEED" >&2
+if ((SMALL > 0)) && [[ $(find "$SMALL_DIR" -type f 2>/dev/null | wc -l) != "$SMALL" ]]; then
+    say "generating $SMALL small files in $SMALL_DIR"
+    rm -rf "$SMALL_DIR"
+    python3 "$HERE/corpus.py" small "$SMALL_DIR" --count "$SMALL" --seed "$SEED" >&2
 fi
 CORPUS_DESC=$(python3 "$HERE/corpus.py" stats "$BASE/lib")
 MONTH=$(python3 "$HERE/corpus.py" month "$BASE/lib")
@@ -277,7 +319,7 @@ prepare() {
     shift 2
     if [[ $mode == cold ]]; then
         local extra=()
-        [[ $stepname != small_* ]] || extra=("$BASE/small")
+        [[ $stepname != small_* ]] || extra=("$SMALL_DIR")
         python3 "$HERE/pagecache.py" evict "$RUN" "${extra[@]}"
     else
         sync
@@ -330,9 +372,9 @@ wall = float(t1) - float(t0)
 returned = float(tr) - float(t0)
 cpu = float(user) + float(sys_)
 other = max(0.0, ((int(b1) - int(b0)) / int(hz) - cpu) / wall) if wall > 0 else 0.0
-print(f"{mode}\t{run}\t{tool}\t{step}\t{wall:.3f}\t{user}\t{sys_}\t{rss}\t{repo}\t{other:.2f}\t{status}\t{returned:.3f}")
+print(f"{mode}\t{run}\t{tool}\t{step}\t{wall:.3f}\t{user}\t{sys_}\t{rss}\t{repo}\t{other:.2f}\t{status}\t{returned:.3f}\t\t")
 EOF
-    say "  $tool $step: $(tail -1 "$RESULTS" | cut -f5) s wall, $status"
+    say "  $tool $step: $(tail -1 "$RESULTS" | cut -f5) s durable, $(tail -1 "$RESULTS" | cut -f12) s returned, $status"
 }
 
 # note_status TOOL STEP STATUS: replace the status of the last row of TOOL/STEP.
@@ -363,14 +405,14 @@ step() {
         [[ -z ${BROKEN[$tool]:-} ]] || continue
         local target=$RUN/restore-$tool
         if [[ $tool:$verb:$SV_PRUNE == snapvault:prune:0 ]]; then
-            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tno forget/prune in this build\t0\n' \
+            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tno forget/prune in this build\t0\t\t\n' \
                 "$mode" "$run" "$tool" "$stepname" >>"$RESULTS"
             say "  $tool $stepname: skipped (no forget/prune command in this build)"
             continue
         fi
         # A month's list of files is not handed to these two (see commands_doc).
         if [[ $verb == month && ($tool == rustic || $tool == bupstash) ]]; then
-            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tn/a\t0\n' \
+            printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t0\t0\tn/a\t0\t\t\n' \
                 "$mode" "$run" "$tool" "$stepname" >>"$RESULTS"
             continue
         fi
@@ -409,6 +451,51 @@ step() {
     done
 }
 
+# ------------------------------------------------------------------ the disk floor
+# floor MODE RUN STEP WRITE_BYTES [READ_PATH...]: the disk's own time for a step's I/O, with
+# the same cache preparation as the tools' step: `cat` of every file the step reads while
+# `dd oflag=direct` writes as many bytes as the step stores (both at once, as the tools
+# overlap them), then `sync -f`, as in every timed step. Appends a row of tool "floor".
+floor() {
+    local mode=$1 run=$2 stepname=$3 write_bytes=$4
+    shift 4
+    ((FLOOR)) || return 0
+    local read_bytes=0
+    (($#)) && read_bytes=$(du -sb --apparent-size "$@" | awk '{s += $1} END {print s + 0}')
+    prepare "$mode" "$stepname" "$@"
+    local t0 tr t1 pids=() status=ok
+    local bs=$((16 << 20))
+    t0=$(date +%s.%N)
+    if (($#)); then
+        find "$@" -type f -print0 | xargs -0 -r cat >/dev/null &
+        pids+=($!)
+    fi
+    if ((write_bytes > 0)); then
+        dd if=/dev/zero of="$RUN/floor.tmp" bs=$bs count=$(((write_bytes + bs - 1) / bs)) \
+            oflag=direct status=none &
+        pids+=($!)
+    fi
+    local p
+    for p in "${pids[@]}"; do wait "$p" || status=FAILED; done
+    tr=$(date +%s.%N)
+    sync -f "$RUN"
+    t1=$(date +%s.%N)
+    rm -f "$RUN/floor.tmp"
+    python3 - "$mode" "$run" "$stepname" "$t0" "$tr" "$t1" "$status" "$read_bytes" "$write_bytes" \
+        >>"$RESULTS" <<'EOF'
+import sys
+mode, run, step, t0, tr, t1, status, rb, wb = sys.argv[1:]
+print(f"{mode}\t{run}\tfloor\t{step}\t{float(t1) - float(t0):.3f}\t0\t0\t0\t0\t0\t{status}\t"
+      f"{float(tr) - float(t0):.3f}\t{rb}\t{wb}")
+EOF
+    say "  floor $stepname: $(tail -1 "$RESULTS" | cut -f5) s (read $((read_bytes >> 20)) MiB, write $((write_bytes >> 20)) MiB)"
+}
+
+# bytes PATH: apparent size of everything under PATH (0 when missing).
+bytes() { du -sb --apparent-size "$1" 2>/dev/null | cut -f1 || echo 0; }
+
+wants() { [[ ,$STEPS, == *,$1,* ]]; }
+
 one_run() {
     local mode=$1 run=$2
     say "run $run ($mode cache): $(uptime | sed 's/.*load/load/')"
@@ -420,17 +507,34 @@ one_run() {
     # and adds, so the base corpus is never modified.
     cp -al "$BASE/lib" "$RUN/lib"
     cp "$BASE/lib.manifest.json" "$RUN/lib.manifest.json"
+    local sv_repo
+    sv_repo=$(repo_of snapvault)
     step "$mode" "$run" init init
     step "$mode" "$run" first backup "$RUN/lib"
-    step "$mode" "$run" nochange backup "$RUN/lib"
-    python3 "$HERE/corpus.py" mutate "$RUN/lib" >>"$LOG"
-    step "$mode" "$run" mutate backup "$RUN/lib"
-    step "$mode" "$run" restore restore
-    step "$mode" "$run" month month
-    step "$mode" "$run" check check
-    step "$mode" "$run" prune prune
-    python3 "$HERE/corpus.py" reimport "$RUN/lib" "$RUN/Pictures" >>"$LOG"
-    step "$mode" "$run" reimport backup "$RUN/Pictures"
+    # What a first snapshot must do at least: read the library, write the repository.
+    floor "$mode" "$run" first "$(bytes "$sv_repo")" "$RUN/lib"
+    ! wants nochange || step "$mode" "$run" nochange backup "$RUN/lib"
+    if wants mutate; then
+        python3 "$HERE/corpus.py" mutate "$RUN/lib" >>"$LOG"
+        step "$mode" "$run" mutate backup "$RUN/lib"
+    fi
+    if wants restore; then
+        step "$mode" "$run" restore restore
+        # Read the repository, write the library.
+        floor "$mode" "$run" restore "$(bytes "$RUN/lib")" "$sv_repo"
+    fi
+    ! wants month || step "$mode" "$run" month month
+    if wants check; then
+        step "$mode" "$run" check check
+        floor "$mode" "$run" check 0 "$sv_repo"
+    fi
+    ! wants prune || step "$mode" "$run" prune prune
+    if wants reimport; then
+        python3 "$HERE/corpus.py" reimport "$RUN/lib" "$RUN/Pictures" >>"$LOG"
+        step "$mode" "$run" reimport backup "$RUN/Pictures"
+        # Everything is known already: read the new copy, store next to nothing.
+        floor "$mode" "$run" reimport 0 "$RUN/Pictures"
+    fi
     if ((SMALL > 0)); then
         # Separate repositories for the small-files case.
         local t
@@ -441,8 +545,8 @@ one_run() {
         done
         rm -rf "$RUN/Pictures"
         step "$mode" "$run" small_init init
-        step "$mode" "$run" small_first backup "$BASE/small"
-        step "$mode" "$run" small_nochange backup "$BASE/small"
+        step "$mode" "$run" small_first backup "$SMALL_DIR"
+        step "$mode" "$run" small_nochange backup "$SMALL_DIR"
     fi
 }
 
@@ -453,6 +557,27 @@ python3 "$HERE/pagecache.py" warm "$BASE/lib"
 t1=$(date +%s.%N)
 DISK_MBPS=$(python3 -c 'import sys; print(round(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1e6))' "$CORPUS_BYTES" "$t0" "$t1")
 say "cold sequential read of the library: $DISK_MBPS MB/s"
+
+# The two-core ideal of the warm steps: the stages' own speed on this machine, one core each
+# (benches/stages.rs through criterion), summed per byte the way the pipeline pays them.
+STAGES_JSON=$WORK/stages.json
+rm -f "$STAGES_JSON"
+if ((STAGES)) && uses snapvault && [[ $CACHE != cold ]]; then
+    if command -v cargo >/dev/null; then
+        say "stage micro-benchmarks (cargo bench -p snapvault-repo --bench stages; ~1 min once built)"
+        if (cd "$ROOT" && cargo bench -q -p snapvault-repo --bench stages -- \
+            --warm-up-time 0.5 --measurement-time 2 \
+            '^(chunker/keyed_gear_32MiB|hash/keyed_blake3_1MiB|seal/encode_in_place_never_1MiB|pack/writer_recycled_add_finish_16MiB|seal/decode_in_place_verify_1MiB)$') \
+            >>"$LOG" 2>&1; then
+            python3 "$HERE/report.py" stages "${CARGO_TARGET_DIR:-$ROOT/target}/criterion" >"$STAGES_JSON" \
+                || { say "could not read the stage figures; warm shares left out"; rm -f "$STAGES_JSON"; }
+        else
+            say "cargo bench failed (see $LOG); warm shares of the stage sum left out"
+        fi
+    else
+        say "no cargo: warm shares of the stage sum left out"
+    fi
+fi
 
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -485,8 +610,10 @@ json.dump({
     "rustic": """$(uses rustic && rustic --version | head -1)""",
     "bupstash": """$(uses bupstash && bupstash version | head -1)""",
     "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
+    "end": "$(date -u +%Y-%m-%dT%H:%MZ)", "seconds": $SECONDS,
+    "stages": json.load(open("$STAGES_JSON")) if "$STAGES_JSON" and __import__("os").path.exists("$STAGES_JSON") else None,
     "commands": """$(commands_doc)""",
-    "command_line": """benches/compare.sh --size $SIZE --runs $RUNS --cache $CACHE --tools $TOOLS --small-files $SMALL --seed $SEED""",
+    "command_line": """benches/compare.sh --size $SIZE --runs $RUNS --cache $CACHE --tools $TOOLS --steps $STEPS --small-files $SMALL --seed $SEED$( ((FLOOR)) || echo ' --no-floor')$( ((STAGES)) || echo ' --no-stages')""",
 }, open(sys.argv[1], "w"), indent=1)
 EOF
 python3 "$HERE/report.py" "$RESULTS" "$META" "$OUT"

@@ -2,6 +2,10 @@
 """Turn compare.sh's results.tsv + meta.json into Markdown tables (stdlib only).
 
     report.py RESULTS.tsv META.json OUT.md
+    report.py stages CRITERION_DIR      # stage sums from benches/stages.rs, as JSON
+
+Rows of tool "floor" are the disk's own time for a step's I/O (`cat` of what it reads while
+`dd oflag=direct` writes what it stores); the report divides snapvault's time by it.
 
 The tables replace the text between `<!-- compare.sh:begin -->` and `<!-- compare.sh:end -->`
 in OUT.md (appended when the markers are missing; OUT.md is created when missing), so the
@@ -30,6 +34,20 @@ STEPS = [
     ("small_first", "{small} small files: first snapshot"),
     ("small_nochange", "{small} small files: no-change snapshot"),
 ]
+# Issue 23.2: snapvault durable time ÷ the disk floor of the step, cold page cache.
+FLOOR_TARGETS = {"first": 1.3, "restore": 1.3, "check": 1.2, "reimport": 1.2}
+# Issue 23.2: warm, snapvault's throughput as a share of the two-core stage sum, and which
+# sum (the write path: cut + id + seal + pack; the read path: open + verify).
+STAGE_TARGETS = {"first": (0.80, "write"), "restore": (0.70, "read"), "check": (0.70, "read")}
+# Issue 23.3: snapvault ÷ the best peer, both cache states.
+PEER_TARGET = 0.5
+PEER_TARGETS = {"nochange": 1.0}
+# The benches/stages.rs figures that make up each path, one core each.
+STAGE_PARTS = {
+    "write": ["chunker/keyed_gear_32MiB", "hash/keyed_blake3_1MiB",
+              "seal/encode_in_place_never_1MiB", "pack/writer_recycled_add_finish_16MiB"],
+    "read": ["seal/decode_in_place_verify_1MiB"],
+}
 # snapvault wall / restic wall targets from issue 8.
 TARGETS = {"first": 0.30, "mutate": 0.50, "restore": 0.40, "check": 0.35, "reimport": 0.50,
            "small_nochange": 0.50}
@@ -47,7 +65,27 @@ def med_range(vals, fmt="{:.2f}"):
     return f"{m} ({fmt.format(min(vals))}–{fmt.format(max(vals))})"
 
 
+def stage_sums(criterion_dir):
+    """Per path, the one-core throughput (MB/s) of doing every stage of it per byte, from
+    criterion's saved medians (ns per iteration and bytes per iteration)."""
+    parts = {}
+    for name in sorted({n for ns in STAGE_PARTS.values() for n in ns}):
+        d = os.path.join(criterion_dir, *name.split("/"), "new")
+        ns = json.load(open(os.path.join(d, "estimates.json")))["median"]["point_estimate"]
+        nbytes = json.load(open(os.path.join(d, "benchmark.json")))["throughput"]["Bytes"]
+        parts[name] = {"ns": ns, "bytes": nbytes, "mb_s": nbytes / ns * 1e3}
+    out = {"parts": parts}
+    for path, names in STAGE_PARTS.items():
+        ns_per_byte = sum(parts[n]["ns"] / parts[n]["bytes"] for n in names)
+        out[f"{path}_mb_s_per_core"] = 1e3 / ns_per_byte
+    return out
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "stages":
+        json.dump(stage_sums(sys.argv[2]), sys.stdout, indent=1)
+        print()
+        return
     results, meta_path, out = sys.argv[1:4]
     meta = json.load(open(meta_path))
     rows = list(csv.DictReader(open(results), delimiter="\t"))
@@ -142,7 +180,14 @@ def main():
             if "snapvault" in tools and len(tools) > 1:
                 sv = [float(r["wall"]) for r in ok(sel(mode, "snapvault", step))]
                 bp = best_peer(mode, step)
-                line += f" | {statistics.median(sv) / bp:.2f}" if sv and bp else " | –"
+                if sv and bp:
+                    q = statistics.median(sv) / bp
+                    tgt = PEER_TARGETS.get(step, PEER_TARGET) if step != "init" else None
+                    line += f" | {q:.2f}" + (
+                        "" if tgt is None else f" (≤ {tgt:.1f} " +
+                        ("met)" if q <= tgt else "**missed**)"))
+                else:
+                    line += " | –"
             L.append(line + " |")
         L.append("")
         L.append(f"Returned time (the tool exited; its writes may still be in the page cache), "
@@ -166,6 +211,7 @@ def main():
             L.append("")
             L.append("First snapshot throughput (corpus bytes ÷ median wall): " + "; ".join(tp) + ".")
         L.append("")
+        L.extend(floor_tables(mode, rows, tools, meta, sel, ok, returned, best_peer))
         L.append(f"#### {mode.capitalize()} page cache: CPU seconds (user+sys) and peak RSS")
         L.append("")
         L.append("| step | " + " | ".join(f"{t} CPU s" for t in tools) + " | " +
@@ -217,8 +263,13 @@ def main():
             L.append(line + " |")
         L.append("")
     L.append("Raw rows (every run, every tool): `results.tsv` in the work folder "
-             "(columns: mode, run, tool, step, wall, user, sys, max RSS KiB, repository bytes, "
-             "CPU cores used by other processes, status).")
+             "(columns: mode, run, tool, step, durable wall, user, sys, max RSS KiB, repository "
+             "bytes, CPU cores used by other processes, status, returned wall, and for the "
+             "rows of tool `floor`: bytes read, bytes written).")
+    if meta.get("seconds"):
+        L.append("")
+        L.append(f"The whole run took {int(meta['seconds']) // 60} min {int(meta['seconds']) % 60} s "
+                 f"({meta['start']} to {meta.get('end', '?')}).")
     L.append("")
     L.append(END)
     section = "\n".join(L) + "\n"
@@ -233,10 +284,84 @@ def main():
             text = text.rstrip("\n") + "\n\n" + section
     else:
         text = "# snapvault benchmarks\n\n" + section
+    # The verdicts, on the terminal too.
+    show = False
+    for line in L:
+        if line.startswith("#### "):
+            show = any(k in line for k in ("durable wall time", "floor", "stage sum"))
+        if show and (line.startswith("#### ") or line.startswith("|")):
+            print(line)
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, out)
+
+
+def floor_tables(mode, rows, tools, meta, sel, ok, returned, best_peer):
+    """snapvault ÷ the disk floor per step; warm, its share of the two-core stage sum."""
+    L = []
+    fsteps = [(s, label) for s, label in STEPS if ok(sel(mode, "floor", s))]
+    sv_ok = "snapvault" in tools
+    if fsteps and sv_ok:
+        L.append(f"#### {mode.capitalize()} page cache: snapvault against the disk floor")
+        L.append("")
+        L.append("Floor: the disk's own time for the step's I/O — `cat` of every file the step "
+                 "reads while `dd oflag=direct` writes as many bytes as it stores (both at "
+                 "once), then `sync -f`; same cache preparation as the tools. Medians.")
+        L.append("")
+        L.append("| step | reads MiB | writes MiB | floor s | snapvault durable s | "
+                 "snapvault returned s | snapvault ÷ floor | target | best peer ÷ floor |")
+        L.append("|---" * 9 + "|")
+        for step, label in fsteps:
+            fl = ok(sel(mode, "floor", step))
+            f = statistics.median(float(r["wall"]) for r in fl)
+            rb = statistics.median(int(r["read_bytes"] or 0) for r in fl) / 2**20
+            wb = statistics.median(int(r["write_bytes"] or 0) for r in fl) / 2**20
+            sv = ok(sel(mode, "snapvault", step))
+            d = statistics.median(float(r["wall"]) for r in sv) if sv else None
+            rt = statistics.median(returned(r) for r in sv) if sv else None
+            tgt = FLOOR_TARGETS.get(step) if mode == "cold" else None
+            q = d / f if d and f > 0 else None
+            verdict = ""
+            if tgt and q is not None:
+                verdict = f"≤ {tgt:.1f} " + ("met" if q <= tgt else "**missed**")
+            bp = best_peer(mode, step)
+            L.append(f"| {label} | {rb:.0f} | {wb:.0f} | {med_range([float(r['wall']) for r in fl])} | "
+                     + (f"{d:.2f} | {rt:.2f} | " if d is not None else "– | – | ")
+                     + (f"{q:.2f}" if q is not None else "–") + f" | {verdict} | "
+                     + (f"{bp / f:.2f}" if bp and f > 0 else "–") + " |")
+        L.append("")
+    st = meta.get("stages")
+    corpus_bytes = meta.get("corpus_bytes") or 0
+    if mode == "warm" and st and sv_ok and corpus_bytes:
+        L.append("#### Warm page cache: snapvault against the two-core stage sum")
+        L.append("")
+        w, r = st["write_mb_s_per_core"], st["read_mb_s_per_core"]
+        parts = "; ".join(f"`{n}` {p['mb_s']:.0f} MB/s" for n, p in st["parts"].items())
+        L.append(f"One core each (`benches/stages.rs`, criterion medians, this machine, this run): "
+                 f"{parts}. Write path (cut + id + seal + pack per byte): **{w:.0f} MB/s per "
+                 f"core, {2 * w:.0f} MB/s on two**; read path (open + verify): **{r:.0f} MB/s "
+                 f"per core, {2 * r:.0f} MB/s on two**. Share = library bytes ÷ snapvault's "
+                 "median durable time ÷ the two-core sum (returned time in brackets: durable "
+                 "time also waits for the disk to take the writes).")
+        L.append("")
+        L.append("| step | snapvault MB/s durable (returned) | two-core stage sum MB/s | share | target |")
+        L.append("|---" * 5 + "|")
+        for step, (tgt, path) in STAGE_TARGETS.items():
+            sv = ok(sel(mode, "snapvault", step))
+            if not sv:
+                continue
+            d = statistics.median(float(x["wall"]) for x in sv)
+            rt = statistics.median(returned(x) for x in sv)
+            ideal = 2 * (w if path == "write" else r)
+            mbs, mbs_r = corpus_bytes / d / 1e6, corpus_bytes / rt / 1e6
+            share = mbs / ideal
+            label = dict(STEPS)[step]
+            L.append(f"| {label} | {mbs:.0f} ({mbs_r:.0f}) | {ideal:.0f} ({path}) | "
+                     f"{share * 100:.0f} % ({mbs_r / ideal * 100:.0f} %) | ≥ {tgt * 100:.0f} % "
+                     + ("met" if share >= tgt else "**missed**") + " |")
+        L.append("")
+    return L
 
 
 if __name__ == "__main__":
