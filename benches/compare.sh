@@ -137,10 +137,10 @@ SV_PRUNE=1
 
 mkdir -p "$WORK"
 WORK=$(realpath "$WORK")
-# Room: a repository per tool (~1.05x each), the restore target, the re-import copy, the
-# floor's write file, and the corpus itself when it is to be generated.
+# Room: a repository per tool (~1.05x each), the re-import copy, the restore target or the
+# floor's write file (never both at once), and the corpus itself when it is generated.
 avail=$(df -B1 --output=avail "$WORK" | tail -1)
-need=$((SIZE_BYTES * (${#TOOL_LIST[@]} * 21 / 20 + 3) + SMALL * 16384))
+need=$((SIZE_BYTES * (${#TOOL_LIST[@]} * 21 / 20 + 2) + SMALL * 16384))
 [[ -n $BASE ]] || [[ -f $WORK/base/lib.manifest.json ]] || need=$((need + SIZE_BYTES))
 ((avail > need)) || die "$WORK has $((avail >> 30)) GiB free; need about $((need >> 30)) GiB for --size $SIZE"
 
