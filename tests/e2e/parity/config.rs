@@ -142,3 +142,63 @@ fn a_damaged_parity_field_in_the_config_is_repaired_from_parity() {
     assert_eq!(code, Some(0), "after repair: {out}\ncheck: {v}");
     assert_covered(&sv.repo, 10);
 }
+
+/// Flip one bit of the config file at byte `at`.
+fn flip_config(repo: &Path, at: usize, mask: u8) {
+    let config = repo.join("config");
+    let mut b = std::fs::read(&config).unwrap();
+    b[at] ^= mask;
+    std::fs::write(&config, b).unwrap();
+}
+
+/// An unencrypted repository's config has no MAC and no sealed copies: a flipped bit in its
+/// `parity` field ("parity" read as an unknown field, or the level read as another) must
+/// not silently read as "no parity" (or another level). Parity recorded the config's
+/// BLAKE3, so the config is known to be damaged: `check` keeps the level in force and names
+/// the config as repairable, a snapshot meanwhile covers its files at that level, and
+/// `repair --apply` puts the config back.
+#[test]
+fn a_damaged_parity_field_in_an_unencrypted_config_is_noticed_and_repaired() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = Sv::at(tmp.path().join("repo"), None);
+    sv.ok(&["init", "--insecure-no-encryption", "--parity", "10"]);
+    sv.snapshot(&[&src], &[]);
+    let text = std::fs::read_to_string(sv.repo.join("config")).unwrap();
+    assert!(!text.contains("\"mac\""), "{text}");
+    let field = text.find("\"parity\"").unwrap();
+    let digit = field + text[field..].find("10").unwrap() + 1;
+    // "parity" → "qarity" (no parity), then the level 10 → 18.
+    for (n, (at, mask)) in [(field + 1, 0x01), (digit, 0x08)].into_iter().enumerate() {
+        flip_config(&sv.repo, at, mask);
+        let what = format!("round {n}");
+        let (code, v) = check_json(&sv);
+        assert_eq!(code, Some(4), "{what}: {v}");
+        assert_eq!(v["parity"]["level"], 10, "{what}: {v}");
+        assert_eq!(
+            names(&v, "repairable"),
+            HashSet::from(["config config".to_string()]),
+            "{what}: {v}"
+        );
+        // A snapshot meanwhile keeps parity at the level in force.
+        write_random(
+            &src.join(format!("DCIM/IMG_00{n}9.JPG")),
+            90 + n as u64,
+            200_000,
+        );
+        sv.snapshot(&[&src], &[]);
+        let out = sv.ok(&["repair", "--apply"]);
+        assert_mentions(&out, "repaired from parity: config config");
+        assert_eq!(
+            std::fs::read_to_string(sv.repo.join("config")).unwrap(),
+            text
+        );
+        let (code, v) = check_json(&sv);
+        assert_eq!(code, Some(0), "{what}: after repair: {out}\ncheck: {v}");
+        assert_covered(&sv.repo, 10);
+    }
+    let back = tmp.path().join("back");
+    assert_eq!(sv.restore("latest", &back).code, Some(0));
+    assert_same_tree(&src, &back.join("src"));
+}

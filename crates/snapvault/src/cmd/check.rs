@@ -109,7 +109,11 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         .collect();
     let mut parity = match super::parity_check::scan(
         repo.backend().as_ref(),
-        Some(repo.config().parity),
+        Some(super::parity::trusted_level(
+            repo.backend().as_ref(),
+            repo.config().parity,
+            repo.crypto(),
+        )),
         read_data == ReadData::All,
         false,
         &intact,

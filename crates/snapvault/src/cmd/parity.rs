@@ -132,9 +132,51 @@ fn verified_level(be: &dyn Backend, crypto: &Crypto) -> Option<u8> {
         .ok()
         .and_then(|bytes| Config::parse(&bytes, &be.location()).ok());
     match parsed {
-        Some(c) if c.verify(crypto).is_ok() => Some(c.parity),
+        Some(c) if c.verify(crypto).is_ok() => Some(trusted_level(be, c.parity, crypto)),
         _ => level_of_parity(be),
     }
+}
+
+/// The parity level to trust, given `level` from the config the repository opened with.
+/// An encrypted config's MAC was checked (else a key file's sealed copy is in use): its
+/// level. An unencrypted config has neither, so a flipped bit in its `parity` field would
+/// silently read as no parity (or as another level); but the parity in force recorded the
+/// config's BLAKE3 (§15.3): when the file differs from it, it is damaged — `check` names it
+/// repairable, `repair --apply` puts it back — and that parity's level is used meanwhile.
+pub fn trusted_level(be: &dyn Backend, level: u8, crypto: &Crypto) -> u8 {
+    if crypto.is_encrypted() {
+        return level;
+    }
+    match level_recorded_for_another_config(be) {
+        Some(p) => {
+            eprintln!(
+                "warning: the config file of {} is not the one its parity recorded (it is \
+                 damaged): parity is kept at {p} %; `snapvault repair --apply` puts it back",
+                be.location()
+            );
+            p
+        }
+        None => level,
+    }
+}
+
+/// The level of the parity in force that names the config, when the config file's bytes
+/// are not the ones it recorded.
+fn level_recorded_for_another_config(be: &dyn Backend) -> Option<u8> {
+    let now = be
+        .read(FileKind::Config, "config")
+        .ok()
+        .map(|b| *blake3::hash(&b).as_bytes());
+    let (all, _unreadable) = store::load(be).ok()?;
+    let (in_force, _superseded) = store::live(all);
+    in_force.iter().find_map(|l| {
+        let m = l
+            .header
+            .members
+            .iter()
+            .find(|m| m.kind == MemberKind::Config)?;
+        (now != Some(m.hash)).then_some(l.header.percent)
+    })
 }
 
 /// The level of the parity file in force that names the config, else the highest level in
