@@ -8,6 +8,7 @@
     corpus.py month-files LIB YYYY-MM [--prefix P] # files (relative paths) captured that month
     corpus.py verify-month LIB YYYY-MM RESTORED    # check a month restore against the source
     corpus.py small LIB --count 20000 [--seed 1]   # many small files (metadata-bound case)
+    corpus.py photos LIB --count 100000 [--seed 1] # many tiny HEIC/JPEG stills with EXIF dates
     corpus.py stats LIB [--manifest M]             # one-line description of the library
 
 Layout: LIB/DCIM/1nnAPPLE/IMG_nnnn.{HEIC,JPG,MOV,AAE}. Stills are HEIC (~70%) or JPEG,
@@ -565,6 +566,37 @@ def cmd_small(a):
     print(f"small: {a.count} files under {a.lib}")
 
 
+def cmd_photos(a):
+    """`count` tiny stills (1-3 KiB of noise behind a real HEIC or JPEG header with EXIF
+    DateTimeOriginal), DCIM/1nnAPPLE folders of 1,000, captured 2016-01-01 .. 2025-12-31
+    in shooting order; the mtime is the capture's wall clock read as UTC, so a tool
+    without capture dates selects the same photos by a month of mtimes. Writes LIB.photos.json: {month: files} for the bench."""
+    if os.path.exists(a.lib) and os.listdir(a.lib):
+        sys.exit(f"corpus.py: {a.lib} exists and is not empty; remove it first")
+    rng = random.Random(f"{a.seed}-photos")
+    start = datetime(2016, 1, 1)
+    span = (datetime(2026, 1, 1) - start).total_seconds()
+    months = {}
+    for i in range(a.count):
+        d = os.path.join(a.lib, "DCIM", f"{100 + i // 1000}APPLE")
+        if i % 1000 == 0:
+            os.makedirs(d, exist_ok=True)
+        wall = start + timedelta(seconds=int(span * i / a.count) + rng.randrange(0, 600))
+        cap = Capture(wall, offset_for(wall, i))
+        heic = rng.random() < 0.7
+        path = os.path.join(d, f"IMG_{i % 10000:04}.{'HEIC' if heic else 'JPG'}")
+        with open(path, "wb") as f:
+            (write_heic if heic else write_jpeg)(f, cap, None, rng.randrange(1024, 3 * 1024),
+                                                 f"{a.seed}:photo:{i}".encode())
+        # The wall clock as UTC: a month of mtimes (UTC) is then exactly a capture month.
+        t = int(wall.replace(tzinfo=timezone.utc).timestamp())
+        os.utime(path, (t, t))
+        months[cap.month()] = months.get(cap.month(), 0) + 1
+    with open(os.path.normpath(a.lib) + ".photos.json", "w") as f:
+        json.dump({"count": a.count, "seed": a.seed, "months": months}, f)
+    print(f"photos: {a.count} stills under {a.lib}, {len(months)} months")
+
+
 def describe(m):
     kinds = {}
     for e in m["files"]:
@@ -608,10 +640,14 @@ def main():
     s.add_argument("lib")
     s.add_argument("--count", type=int, default=20000)
     s.add_argument("--seed", type=int, default=1)
+    s = sub.add_parser("photos")
+    s.add_argument("lib")
+    s.add_argument("--count", type=int, default=100000)
+    s.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     {"generate": cmd_generate, "mutate": cmd_mutate, "reimport": cmd_reimport,
      "month": cmd_month, "month-files": cmd_month_files, "verify-month": cmd_verify_month,
-     "small": cmd_small, "stats": cmd_stats}[a.cmd](a)
+     "small": cmd_small, "photos": cmd_photos, "stats": cmd_stats}[a.cmd](a)
 
 
 if __name__ == "__main__":
