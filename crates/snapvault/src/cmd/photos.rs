@@ -78,30 +78,26 @@ pub fn run(ctx: &Ctx, a: PhotosArgs) -> Result<i32> {
     let on_source = |r: &PhotoRow| gone.as_ref().map(|g| g.last_in(r).is_none());
     let left = |r: &PhotoRow| gone.as_ref().and_then(|g| g.last_in(r));
     if a.json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let f = facts.get(&r.latest_snapshot, &r.latest_path);
-                json!({
-                    "on_source": on_source(r),
-                    "only_in_icloud": left(r).map(|(why, _, _)| why == Left::ICloud),
-                    "path": r.latest_path,
-                    "taken": r.taken,
-                    "date_source": r.date_source,
-                    "kind": r.kind,
-                    "live": r.live,
-                    "size": r.size,
-                    "snapshots": r.snapshot_count,
-                    "latest_snapshot": r.latest_snapshot.to_hex(),
-                    "content_id": r.content_id,
-                    "backed_up": true,
-                    "edited": edit_of(r).is_some() || f.is_some_and(|f| f.edited),
-                    "edit_path": edit_of(r),
-                    "library": f.map(library_json),
-                })
+        crate::output::json_array(rows.iter().map(|r| {
+            let f = facts.get(&r.latest_snapshot, &r.latest_path);
+            json!({
+                "on_source": on_source(r),
+                "only_in_icloud": left(r).map(|(why, _, _)| why == Left::ICloud),
+                "path": r.latest_path,
+                "taken": r.taken,
+                "date_source": r.date_source,
+                "kind": r.kind,
+                "live": r.live,
+                "size": r.size,
+                "snapshots": r.snapshot_count,
+                "latest_snapshot": r.latest_snapshot.to_hex(),
+                "content_id": r.content_id,
+                "backed_up": true,
+                "edited": edit_of(r).is_some() || f.is_some_and(|f| f.edited),
+                "edit_path": edit_of(r),
+                "library": f.map(library_json),
             })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        }))?;
         return Ok(0);
     }
     for r in &rows {
@@ -206,22 +202,18 @@ fn icloud_only(
     }
     rows.sort_by(|a, b| a.1.taken.cmp(&b.1.taken).then(a.1.path.cmp(&b.1.path)));
     if json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|(id, f)| {
-                json!({
-                    "on_source": null,
-                    "path": f.path,
-                    "taken": f.taken,
-                    "kind": f.kind,
-                    "backed_up": false,
-                    "latest_snapshot": id.to_hex(),
-                    "edited": f.edited,
-                    "library": library_json(f),
-                })
+        crate::output::json_array(rows.iter().map(|(id, f)| {
+            json!({
+                "on_source": null,
+                "path": f.path,
+                "taken": f.taken,
+                "kind": f.kind,
+                "backed_up": false,
+                "latest_snapshot": id.to_hex(),
+                "edited": f.edited,
+                "library": library_json(f),
             })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        }))?;
         return Ok(0);
     }
     if newest.is_empty() {
