@@ -223,3 +223,40 @@ fn repair_writes_back_from_parity_under_the_lock() {
     assert!(path.exists(), "pack {pack} not rebuilt");
     sv.ok(&["check", "--read-data"]);
 }
+
+/// The test builds' fault injector changes nothing while it does not fire: `forget
+/// --prune` opened through it still brings parity up to date afterwards (the pruned packs
+/// leave their groups and go, the new index file is covered), so the kill tests reach the
+/// write points of that update too. Before, `prune`/`forget` opened the repository through
+/// the injector without telling the parity update, which then skipped itself as if the
+/// command had never opened the repository.
+#[test]
+fn forget_prune_under_a_fault_that_never_fires_still_updates_parity() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    write_random(&src.join("DCIM/GONE.HEIC"), 60, 300_000);
+    sv.snapshot(&[&src], &[]);
+    std::fs::remove_file(src.join("DCIM/GONE.HEIC")).unwrap();
+    sv.snapshot(&[&src], &[]);
+    let packs = pack_files(&sv.repo).len();
+    let out = sv.run_env(
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--max-unused",
+            "0",
+            "--allow-photo-loss",
+        ],
+        &[("SNAPVAULT_TEST_FAULT", "write+remove@1000000:kill")],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_covered(&sv.repo, 10);
+    assert!(pack_files(&sv.repo).len() < packs, "no pack removed: {out}");
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "{v}");
+}

@@ -22,10 +22,14 @@ pub fn open(ctx: &Ctx) -> Result<Repository> {
     let backend = super::parity::with_faults(&loc, ctx.backend()?)?;
     let loc = backend.location();
     let src = ctx.password_source();
-    Ok(Repository::open(backend, || {
+    let repo = Repository::open(backend, || {
         src.get(&format!("repository {loc}"), false)
             .map_err(|e| RepoError::PasswordUnavailable(crate::exit::message(&e)))
-    })?)
+    })?;
+    // As `ctx.open` does: without the keys the parity update after the command would take
+    // it for one that never opened the repository and skip itself.
+    super::parity::opened(&loc, repo.crypto());
+    Ok(repo)
 }
 
 pub fn options(o: &PruneOpts) -> Result<PruneOptions> {
