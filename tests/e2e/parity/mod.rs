@@ -11,6 +11,8 @@ mod damage;
 mod levels;
 mod remote;
 mod reporting;
+mod s3_damage;
+mod s3_raw;
 
 use std::collections::HashSet;
 use std::path::Path;
