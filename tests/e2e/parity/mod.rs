@@ -10,6 +10,7 @@ mod crash;
 mod damage;
 mod levels;
 mod remote;
+mod remote_kill;
 mod reporting;
 mod s3_damage;
 mod s3_raw;
