@@ -36,6 +36,7 @@ use crate::repository::index::Index;
 use crate::repository::lock::LockHandle;
 use crate::repository::packer::Packer;
 
+mod lookahead;
 mod source_walk;
 
 use source_walk::Walker;
@@ -236,6 +237,7 @@ pub fn run_shared(
             level,
             fatal: None,
             stop: opts.stop.as_deref(),
+            lookahead: lookahead::Lookahead::new(parent_trees.is_empty()),
         };
         let walked = walker.walk(b"", &parent_trees);
         let fatal = walker.fatal.take();

@@ -2,6 +2,7 @@
 //! the source, reuses the parent snapshot's node of an unchanged file, and reads and chunks
 //! the changed ones, sending chunks to the workers and directories to the finalizer.
 
+use super::lookahead::Lookahead;
 use super::*;
 
 pub(super) struct Walker<'a> {
@@ -22,9 +23,11 @@ pub(super) struct Walker<'a> {
     pub(super) fatal: Option<String>,
     /// Polled between entries and chunks: a stop request ends the walk like `fatal`.
     pub(super) stop: Option<&'a Stop>,
+    /// Read-ahead across folders (first snapshots and re-imports).
+    pub(super) lookahead: Lookahead,
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.is_empty() {
         return name.to_vec();
     }
@@ -62,16 +65,16 @@ impl Walker<'_> {
 
     /// Walk `dir` depth-first; its directory job is sent after all of its subdirectories'.
     pub(super) fn walk(&mut self, dir: &[u8], parents: &[Tree]) -> Result<()> {
-        let entries = match self.source.list(dir) {
+        let entries = match self.lookahead.list(self.source, dir) {
             Ok(e) => e,
             Err(e) if self.source.is_fatal(&e) => {
                 self.fatal = Some(e.to_string());
-                Vec::new()
+                Default::default()
             }
             Err(e) if !dir.is_empty() => {
                 self.shared.stats.errors.fetch_add(1, Relaxed);
                 self.observer.skipped(dir, &e);
-                Vec::new()
+                Default::default()
             }
             Err(e) => return Err(RepoError::io("listing the source", e)),
         };
@@ -123,7 +126,10 @@ impl Walker<'_> {
                         .filter_map(|o| o.subtree)
                         .filter_map(|id| self.repo.load_tree(&self.shared.index, &id).ok())
                         .collect();
-                    self.walk(&path, &subs)?;
+                    self.lookahead.enter(dir, &entries, i);
+                    let walked = self.walk(&path, &subs);
+                    self.lookahead.leave();
+                    walked?;
                     pending.push(Pending::Dir(node_from(e)));
                 }
                 // Symlinks and special files: recorded as they are, nothing to read.
@@ -134,7 +140,9 @@ impl Walker<'_> {
                 | NodeKind::BlockDevice => pending.push(Pending::Ready(node_from(e))),
                 NodeKind::File => {
                     if to_read[i] {
-                        self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
+                        let left = self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
+                        let rest = entries.get(i + 1..).unwrap_or_default();
+                        self.lookahead.hint(self.source, dir, rest, left);
                     }
                     if let Some(p) = self.file(&path, e, old, unchanged[i])? {
                         pending.push(p);
@@ -165,7 +173,8 @@ impl Walker<'_> {
 
     /// Keep the source fetching up to [`PREFETCH_BYTES`] of the files after `entries[i]`
     /// that will be read, so the disk works while this thread chunks. `ahead` is the first
-    /// entry not yet hinted.
+    /// entry not yet hinted. Returns the budget left once every file of the folder is
+    /// hinted (for the folders after it), else 0.
     fn prefetch_after(
         &self,
         dir: &[u8],
@@ -173,7 +182,7 @@ impl Walker<'_> {
         to_read: &[bool],
         i: usize,
         ahead: &mut usize,
-    ) {
+    ) -> u64 {
         *ahead = (*ahead).max(i + 1);
         let queued: u64 = (i + 1..*ahead)
             .filter(|&k| to_read[k])
@@ -192,6 +201,7 @@ impl Walker<'_> {
             }
             *ahead += 1;
         }
+        if *ahead < entries.len() { 0 } else { budget }
     }
 
     fn file(

@@ -1,0 +1,274 @@
+//! Read-ahead across folders, for a walk that will read every file (nothing to compare
+//! with: a first snapshot, a re-import under new paths). Inside a folder the walker hints
+//! the files after the one it chunks; at the folder's end those hints run out, and the next
+//! folder's first file would wait for the disk (its listing too) while the cores idle —
+//! once per folder, which is what a `Pictures/YYYY/MM` layout of a few dozen photos per
+//! folder pays most. So when the hints reach the end of the folder, the folders next in
+//! walk order are listed early (each listing is handed to the walk when it gets there, so
+//! every folder is still listed exactly once) and their first files hinted.
+
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+
+use super::PREFETCH_BYTES;
+use super::source_walk::join;
+use crate::format::tree::NodeKind;
+use crate::ops::fs_source::{Source, SourceEntry};
+
+/// Folders listed ahead of the walk at most (bounds the listings held in memory).
+const MAX_LISTED: usize = 8;
+/// How deep below the folders next in line the look-ahead descends.
+const MAX_DEPTH: usize = 4;
+
+pub(super) type Entries = Rc<Vec<SourceEntry>>;
+
+pub(super) struct Lookahead {
+    enabled: bool,
+    /// Where the walk is: for each folder being walked, outermost first, its path, its
+    /// entries and the index of the entry after the subfolder being walked now.
+    stack: Vec<(Vec<u8>, Entries, usize)>,
+    /// Folders listed ahead of the walk, waiting for it.
+    listed: HashMap<Vec<u8>, io::Result<Entries>>,
+}
+
+impl Lookahead {
+    /// Enabled only when every file will be read: with a parent snapshot most files are
+    /// unchanged, and hinting them would read what the snapshot never needs.
+    pub(super) fn new(enabled: bool) -> Self {
+        Lookahead {
+            enabled,
+            stack: Vec::new(),
+            listed: HashMap::new(),
+        }
+    }
+
+    /// The listing of `dir`: the one made ahead of the walk, or a new one.
+    pub(super) fn list(&mut self, source: &dyn Source, dir: &[u8]) -> io::Result<Entries> {
+        match self.listed.remove(dir) {
+            Some(listed) => listed,
+            None => source.list(dir).map(Rc::new),
+        }
+    }
+
+    /// The walk goes into the subfolder at `entries[at]` of `dir`.
+    pub(super) fn enter(&mut self, dir: &[u8], entries: &Entries, at: usize) {
+        if self.enabled {
+            self.stack.push((dir.to_vec(), entries.clone(), at + 1));
+        }
+    }
+
+    /// The walk came back from the subfolder it last entered.
+    pub(super) fn leave(&mut self) {
+        if self.enabled {
+            self.stack.pop();
+        }
+    }
+
+    /// Hint the first `budget` bytes the walk will read after the files of `dir` already
+    /// hinted: the subfolders among `rest` (the entries of `dir` after the file being
+    /// chunked), then what follows `dir` in the folders above it. Hints already given are
+    /// given again (cheap: the pages are there), so no position needs keeping.
+    pub(super) fn hint(
+        &mut self,
+        source: &dyn Source,
+        dir: &[u8],
+        rest: &[SourceEntry],
+        budget: u64,
+    ) {
+        if !self.enabled || budget == 0 {
+            return;
+        }
+        let mut left = budget;
+        let subfolders: Vec<SourceEntry> = rest
+            .iter()
+            .filter(|e| e.kind == NodeKind::Dir)
+            .cloned()
+            .collect();
+        if !self.hint_entries(source, dir, &subfolders, &mut left, 0) {
+            return;
+        }
+        let stack = self.stack.clone();
+        for (up, entries, from) in stack.iter().rev() {
+            let Some(after) = entries.get(*from..) else {
+                continue;
+            };
+            if !self.hint_entries(source, up, after, &mut left, 0) {
+                return;
+            }
+        }
+    }
+
+    /// Hint the files of `entries` (in `dir`) and of their subfolders in walk order until
+    /// `left` is spent; false once it is (or the look-ahead may go no further).
+    fn hint_entries(
+        &mut self,
+        source: &dyn Source,
+        dir: &[u8],
+        entries: &[SourceEntry],
+        left: &mut u64,
+        depth: usize,
+    ) -> bool {
+        for e in entries {
+            if *left == 0 {
+                return false;
+            }
+            match e.kind {
+                NodeKind::File => {
+                    let len = e.size.min(PREFETCH_BYTES).min(*left);
+                    source.prefetch(&join(dir, &e.name.0), len);
+                    *left -= len;
+                }
+                NodeKind::Dir => {
+                    let path = join(dir, &e.name.0);
+                    let sub = match self.listed.get(&path) {
+                        Some(Ok(sub)) => sub.clone(),
+                        // The walk will meet the same error and report it.
+                        Some(Err(_)) => return false,
+                        None if depth >= MAX_DEPTH || self.listed.len() >= MAX_LISTED => {
+                            return false;
+                        }
+                        None => {
+                            let listed = source.list(&path).map(Rc::new);
+                            let sub = listed.as_ref().ok().cloned();
+                            self.listed.insert(path.clone(), listed);
+                            match sub {
+                                Some(sub) => sub,
+                                None => return false,
+                            }
+                        }
+                    };
+                    if !self.hint_entries(source, &path, &sub, left, depth + 1) {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ops::archiver::{self, ArchiveOptions};
+    use crate::ops::fs_source::FolderSource;
+    use crate::ops::observe::NoHooks;
+    use crate::ops::test_support::{Photos, create_small_repo, open, photo};
+
+    /// A folder source that records what the walk asks of it, in order.
+    struct Recording {
+        inner: FolderSource,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Recording {
+        fn note(&self, what: &str, path: &[u8]) {
+            let line = format!("{what} {}", String::from_utf8_lossy(path));
+            self.log.lock().unwrap().push(line);
+        }
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.log.lock().unwrap())
+        }
+    }
+
+    impl Source for Recording {
+        fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>> {
+            self.note("list", dir);
+            self.inner.list(dir)
+        }
+        fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+            self.note("open", path);
+            self.inner.open(path)
+        }
+        fn prefetch(&self, path: &[u8], len: u64) {
+            self.note("prefetch", path);
+            self.inner.prefetch(path, len)
+        }
+    }
+
+    fn at(log: &[String], line: &str) -> usize {
+        log.iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("no `{line}` in {log:#?}"))
+    }
+
+    /// A first snapshot hints the first files of the next folders before it opens the last
+    /// file of the folder it is in, and still lists every folder once; a snapshot with a
+    /// parent (nothing changed) hints and reads nothing.
+    #[test]
+    fn a_first_snapshot_reads_ahead_into_the_next_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, lib) = (dir.path().join("repo"), dir.path().join("lib"));
+        create_small_repo(&root, true);
+        let folder = |p: &str| {
+            let d = lib.join(p);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        };
+        let (a, b, d) = (folder("a"), folder("b"), folder("c/d"));
+        for i in 0..2 {
+            photo(&a, i);
+            photo(&b, 10 + i);
+        }
+        photo(&d, 20);
+        let repo = open(&root);
+        let source = Recording {
+            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
+            log: Mutex::new(Vec::new()),
+        };
+        let options = || crate::testing::folder_options(&source.inner);
+        let index = repo.load_index().unwrap().index;
+        let first = archiver::run(&repo, index, &source, options(), &NoHooks, &Photos).unwrap();
+        let log = source.take();
+        let last_of_a = at(&log, "open lib/a/IMG_0001.HEIC");
+        assert!(
+            at(&log, "prefetch lib/b/IMG_0010.HEIC") < last_of_a,
+            "{log:#?}"
+        );
+        assert!(
+            at(&log, "prefetch lib/c/d/IMG_0020.HEIC") < last_of_a,
+            "{log:#?}"
+        );
+        assert!(at(&log, "list lib/c/d") < last_of_a, "{log:#?}");
+        let lists: Vec<&String> = log.iter().filter(|l| l.starts_with("list ")).collect();
+        assert_eq!(
+            lists,
+            [
+                "list ",
+                "list lib",
+                "list lib/a",
+                "list lib/b",
+                "list lib/c",
+                "list lib/c/d"
+            ],
+            "every folder listed once, in walk order"
+        );
+        for f in [
+            "a/IMG_0000",
+            "a/IMG_0001",
+            "b/IMG_0010",
+            "b/IMG_0011",
+            "c/d/IMG_0020",
+        ] {
+            at(&log, &format!("open lib/{f}.HEIC"));
+        }
+
+        let index = repo.load_index().unwrap().index;
+        let again = ArchiveOptions {
+            parent: Some(first),
+            ..options()
+        };
+        archiver::run(&repo, index, &source, again, &NoHooks, &Photos).unwrap();
+        let log = source.take();
+        assert!(
+            log.iter().all(|l| l.starts_with("list ")),
+            "nothing hinted or read with a parent: {log:#?}"
+        );
+        assert_eq!(log.len(), 6, "{log:#?}");
+    }
+}
