@@ -18,9 +18,10 @@
 //! removed (each leaving its group first), 14–19 the pack groups rebuilt without the pruned
 //! packs, 20–22 the pruned packs removed, 23–24 the parity of the new pack and index file.
 //! Sampled (the local kill tests, `parity_kill` and `parity::crash`, go through every
-//! point): on S3 a snapshot killed before 2, 4 and 6 and `forget --prune` before 4 (a
-//! forgotten snapshot out of its group, not yet removed), 9 (a repacked pack not yet
-//! indexed) and 21 (between pruned packs' removals); on SFTP a snapshot killed before 3
+//! point): on S3 a snapshot killed before 2, 4 and 6 and `forget --prune` before 3 (a
+//! forgotten snapshot's new group written, the old not yet removed; where a guard that
+//! removed the snapshot before regrouping it would leave parity naming a removed file),
+//! 9 (a repacked pack not yet indexed) and 21 (between pruned packs' removals); on SFTP a snapshot killed before 3
 //! and 5 and right after 7, and `forget --prune` before 13 (index files half replaced), 19
 //! (pack groups half rebuilt) and right after 24 (all done, the process dies before it
 //! exits). A kill is asserted to have happened, so a command with fewer write points fails
@@ -148,7 +149,7 @@ fn snapshot_and_forget_prune_killed_on_s3_keep_parity_old_or_new() {
     );
     prune_kills(
         &|| Remote::s3("parity-kill-prune"),
-        &["write+remove@4", "write+remove@9", "write+remove@21"],
+        &["write+remove@3", "write+remove@9", "write+remove@21"],
     );
 }
 
