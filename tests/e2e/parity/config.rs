@@ -181,13 +181,15 @@ fn a_damaged_parity_field_in_an_unencrypted_config_is_noticed_and_repaired() {
             HashSet::from(["config config".to_string()]),
             "{what}: {v}"
         );
-        // A snapshot meanwhile keeps parity at the level in force.
+        // A snapshot meanwhile keeps parity at the level in force, and says why.
         write_random(
             &src.join(format!("DCIM/IMG_00{n}9.JPG")),
             90 + n as u64,
             200_000,
         );
-        sv.snapshot(&[&src], &[]);
+        let out = sv.ok(&["snapshot", src.to_str().unwrap()]);
+        assert_mentions(&out, "is not the one its parity recorded");
+        assert_mentions(&out, "parity is kept at 10 %");
         let out = sv.ok(&["repair", "--apply"]);
         assert_mentions(&out, "repaired from parity: config config");
         assert_eq!(
