@@ -461,7 +461,7 @@ floor() {
     shift 4
     ((FLOOR)) || return 0
     local read_bytes=0
-    (($#)) && read_bytes=$(du -sb --apparent-size "$@" | awk '{s += $1} END {print s + 0}')
+    (($#)) && read_bytes=$(du -sb --apparent-size "$@" | awk '{s += $1} END {printf "%.0f\n", s}')
     prepare "$mode" "$stepname" "$@"
     local t0 tr t1 pids=() status=ok
     local bs=$((16 << 20))
