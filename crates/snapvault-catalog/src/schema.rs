@@ -258,11 +258,14 @@ fn try_open(path: &Path) -> Result<Connection, Failure> {
         }
     }
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // No memory map of the file: every mapped page a sync or a scan touches stays
+    // resident, so a command's memory grew with the catalog (≈ 300 bytes a photo, 130 MiB
+    // at 500,000 photos). Through SQLite's own cache it stays within 32 MiB.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;
          PRAGMA cache_size = -32768;
          PRAGMA temp_store = MEMORY;
-         PRAGMA mmap_size = 1073741824;",
+         PRAGMA mmap_size = 0;",
     )?;
     Ok(conn)
 }
@@ -310,6 +313,21 @@ mod tests {
         drop(c);
         let (_, why) = open(&p).unwrap();
         assert!(why.unwrap().contains("schema version 999"));
+    }
+
+    /// A catalog of 500,000 photos is ≈ 150 MB: mapped into the process, every page a
+    /// sync or a scan touched stayed in its resident memory (130 MiB of a 243 MiB peak).
+    /// Read through SQLite's own cache instead, a command's share of the catalog is that
+    /// cache's bound whatever the number of photos.
+    #[test]
+    fn resident_memory_is_bounded_by_the_page_cache_not_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) = open(&dir.path().join("c.sqlite")).unwrap();
+        let mmap: i64 = c.query_row("PRAGMA mmap_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(mmap, 0, "the catalog file is memory-mapped ({mmap} bytes)");
+        let cache: i64 = c.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
+        // Negative: KiB. At most 32 MiB.
+        assert!((-32 * 1024..0).contains(&cache), "cache_size {cache}");
     }
 
     #[test]
