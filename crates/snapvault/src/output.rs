@@ -53,6 +53,26 @@ pub fn stdout_bytes(bytes: &[u8]) {
     }
 }
 
+/// stdout as an [`io::Write`] with [`stdout_bytes`]'s rules (a failure is remembered, never
+/// returned), buffered: for listings printed as they are walked (`ls`, `restore
+/// --dry-run`), a write per 64 KiB rather than per line.
+pub fn buffered_stdout() -> io::BufWriter<StdoutBytes> {
+    io::BufWriter::with_capacity(64 << 10, StdoutBytes)
+}
+
+/// See [`buffered_stdout`].
+pub struct StdoutBytes;
+
+impl Write for StdoutBytes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        stdout_bytes(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Write a line to stderr, ignoring errors (stderr is where errors would go).
 pub fn stderr(args: std::fmt::Arguments) {
     let mut err = io::stderr().lock();

@@ -5,6 +5,10 @@
 //! - **Order**: depth first, each folder's entries in listing order; a folder's entry comes
 //!   before what it holds ([`Visitor::entry`], then [`Visitor::tree`] for its listing), and
 //!   [`Visitor::leave`] after (post-order, for walks that build something bottom-up).
+//!   [`TreeWalker::in_path_order`] instead visits entries in the byte order of their whole
+//!   paths (what `ls` prints), so a listing can be printed as the walk goes instead of
+//!   sorted at the end: a folder `a`'s listing comes at the place of `a/` among its
+//!   siblings, after `a.txt` and before `a0` ('.' < '/' < '0').
 //! - **Sharing**, chosen when the walker is made ([`Sharing`]):
 //!   - [`Sharing::Once`]: each tree at most once over all the roots walked. A tree shared
 //!     by several snapshots or folders is visited at the first path that reaches it and
@@ -43,6 +47,8 @@
 //! one printable.
 
 mod pair;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -145,6 +151,45 @@ struct Frame {
     node: Option<Node>,
     tree: Rc<Tree>,
     next: usize,
+    /// In path order: the steps sorted by path, and which folders' entries said to go in.
+    order: Option<(Vec<Step>, Vec<bool>)>,
+}
+
+/// A step of a walk in path order: an entry's index, and whether it is the descent into
+/// that folder (rather than the entry itself).
+type Step = (usize, bool);
+
+impl Frame {
+    /// The next step: an entry (`false`) or, in path order, the descent into the folder
+    /// entry of that index (`true`).
+    fn step(&mut self) -> Option<Step> {
+        let i = self.next;
+        self.next += 1;
+        match &self.order {
+            Some((steps, _)) => steps.get(i).copied(),
+            None => (i < self.tree.nodes.len()).then_some((i, false)),
+        }
+    }
+}
+
+/// The steps of one listing in the byte order of their paths: each entry at its name, each
+/// folder's descent at its name followed by `/` (names are unique and hold no `/`, so the
+/// order of the keys is the order of the whole paths below them).
+fn path_order(nodes: &[Node]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        steps.push((i, false));
+        if n.kind == NodeKind::Dir && n.subtree.is_some() {
+            steps.push((i, true));
+        }
+    }
+    let key = |&(i, descent): &Step| {
+        let name = nodes.get(i).map(|n| &n.name.0[..]).unwrap_or_default();
+        let slash: &[u8] = if descent { b"/" } else { b"" };
+        name.iter().chain(slash).copied()
+    };
+    steps.sort_by(|a, b| key(a).cmp(key(b)));
+    steps
 }
 
 /// Walks trees of one repository. Walking each tree once it remembers the trees visited
@@ -155,6 +200,7 @@ pub struct TreeWalker<'a> {
     seen: HashSet<BlobId, BuildHasherDefault<IdHasher>>,
     kept: HashMap<BlobId, Rc<Tree>, BuildHasherDefault<IdHasher>>,
     loads: u64,
+    path_order: bool,
 }
 
 /// A walker's [`TreeSource`]: held by value for a repository, borrowed otherwise.
@@ -194,7 +240,16 @@ impl<'a> TreeWalker<'a> {
             seen: HashSet::default(),
             kept: HashMap::default(),
             loads: 0,
+            path_order: false,
         }
+    }
+
+    /// Visit entries in the byte order of their whole paths (see the module's
+    /// documentation): a folder is entered at the place of `name/` among its siblings, not
+    /// right after its entry. [`TreeWalker::walk_levels`] ignores it.
+    pub fn in_path_order(mut self) -> Self {
+        self.path_order = true;
+        self
     }
 
     /// Trees loaded from the repository so far.
@@ -227,20 +282,36 @@ impl<'a> TreeWalker<'a> {
         let mut path = Vec::new();
         while let Some(top) = stack.last_mut() {
             let tree = top.tree.clone();
-            let Some(n) = tree.nodes.get(top.next) else {
+            let Some((i, descent)) = top.step() else {
                 if let Some(f) = stack.pop() {
                     v.leave(&f.id, &f.path, f.node.as_ref())?;
                 }
                 continue;
             };
-            top.next += 1;
-            if let Some(e) = exp.as_mut() {
-                e.path()?;
-            }
+            let Some(n) = tree.nodes.get(i) else {
+                continue;
+            };
             path.clear();
             path.extend_from_slice(&top.path);
             push_child(&mut path, top.path.is_empty(), &n.name.0);
-            let go = v.entry(&path, n)?;
+            let go = if descent {
+                // Path order: the folder's entry was visited earlier, at its own place.
+                top.order.as_ref().and_then(|(_, go)| go.get(i)) == Some(&true)
+            } else {
+                if let Some(e) = exp.as_mut() {
+                    e.path()?;
+                }
+                let go = v.entry(&path, n)?;
+                match top.order.as_mut() {
+                    Some((_, wanted)) => {
+                        if let Some(w) = wanted.get_mut(i) {
+                            *w = go;
+                        }
+                        continue;
+                    }
+                    None => go,
+                }
+            };
             if let (true, NodeKind::Dir, Some(sub)) = (go, n.kind, n.subtree)
                 && let Some(f) = self.enter(sub, path.clone(), Some(n.clone()), v, &mut exp)?
             {
@@ -322,12 +393,16 @@ impl<'a> TreeWalker<'a> {
         if !v.tree(&id, &path, &tree)? {
             return Ok(None);
         }
+        let order = self
+            .path_order
+            .then(|| (path_order(&tree.nodes), vec![false; tree.nodes.len()]));
         Ok(Some(Frame {
             id,
             path,
             node,
             tree,
             next: 0,
+            order,
         }))
     }
 
