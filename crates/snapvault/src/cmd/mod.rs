@@ -21,6 +21,7 @@ mod repair;
 mod restore;
 mod restore_date;
 mod restore_edits;
+mod restore_list;
 pub(crate) mod second;
 mod snapshot;
 mod snapshots;

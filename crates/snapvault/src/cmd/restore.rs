@@ -2,7 +2,7 @@ use anyhow::{Context, Result, bail};
 use snapvault_catalog::DateRange;
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions, RestoreStats};
 use snapvault_repo::snapshot::Snapshot;
-use snapvault_repo::text::{escaped, escaped_bytes};
+use snapvault_repo::text::escaped;
 use snapvault_repo::tree::NodeKind;
 use snapvault_repo::{Repository, SnapshotId};
 
@@ -37,6 +37,17 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     }
     warn_if_incomplete(&sid, &snap, a.json);
     let index = repo.load_index()?.index;
+    if a.dry_run {
+        return super::restore_list::dry_run_walk(
+            ctx,
+            &repo,
+            &index,
+            &sid,
+            &snap.tree,
+            include.as_ref(),
+            &a,
+        );
+    }
     let filter = include
         .as_ref()
         .map(|i| move |p: &[u8], n: &[u8]| i.matches(p, n));
@@ -216,16 +227,7 @@ pub fn dry_run(ctx: &Ctx, items: &[RestoreItem], snapshot: &str, json: bool) -> 
     if json {
         let v: Vec<_> = items
             .iter()
-            .map(|i| {
-                let mut o = serde_json::Map::new();
-                fmt::json_bytes(&mut o, "path", &i.path);
-                o.insert("size".into(), i.node.size.into());
-                o.insert(
-                    "type".into(),
-                    serde_json::to_value(i.node.kind).unwrap_or_default(),
-                );
-                serde_json::Value::Object(o)
-            })
+            .map(|i| super::restore_list::json_item(&i.path, &i.node))
             .collect();
         println!(
             "{}",
@@ -235,7 +237,7 @@ pub fn dry_run(ctx: &Ctx, items: &[RestoreItem], snapshot: &str, json: bool) -> 
         );
     } else {
         for i in items {
-            println!("{:>12} {}", i.node.size, escaped_bytes(&i.path));
+            println!("{}", super::restore_list::text_item(&i.path, &i.node));
         }
         ctx.say(format!(
             "would restore {} file(s), {}",

@@ -108,21 +108,47 @@ pub fn collect_matching(
     tree: &BlobId,
     filter: Option<Filter<'_>>,
 ) -> Result<(Vec<RestoreItem>, Vec<RestoreItem>)> {
-    let mut c = Collect {
-        filter,
-        items: Vec::new(),
-        dirs: Vec::new(),
-        open: Vec::new(),
-        next: (false, 0, 0),
+    let mut items = Vec::new();
+    let mut keep = |path: &[u8], n: &Node| {
+        items.push(RestoreItem {
+            path: path.to_vec(),
+            node: n.clone(),
+        });
+        Ok(())
     };
+    let mut c = Collect::new(filter, &mut keep, true);
     TreeWalker::with(repo, index, Sharing::EveryPath { keep: false }).walk(*tree, &mut c)?;
-    Ok((c.items, c.dirs))
+    let dirs = std::mem::take(&mut c.dirs);
+    drop(c);
+    Ok((items, dirs))
+}
+
+/// The items [`collect_matching`] collects (files, symlinks, other non-folders), handed to
+/// `each` one by one in the same order as the walk finds them, none kept: a listing of any
+/// size in the memory of the folders open (`restore --dry-run`). Returns whether anything
+/// matched, an item or a folder (what `collect_matching` returns non-empty for).
+pub fn each_matching(
+    repo: &Repository,
+    index: &Index,
+    tree: &BlobId,
+    filter: Option<Filter<'_>>,
+    each: &mut dyn FnMut(&[u8], &Node) -> Result<()>,
+) -> Result<bool> {
+    let mut c = Collect::new(filter, each, false);
+    TreeWalker::with(repo, index, Sharing::EveryPath { keep: false }).walk(*tree, &mut c)?;
+    Ok(c.items > 0 || c.folders > 0)
 }
 
 /// What [`collect_matching`] finds, as the walk goes.
-struct Collect<'f> {
+struct Collect<'f, 'e> {
     filter: Option<Filter<'f>>,
-    items: Vec<RestoreItem>,
+    /// Gets every item matched, in walk order.
+    each: &'e mut dyn FnMut(&[u8], &Node) -> Result<()>,
+    /// Items and folders matched so far.
+    items: usize,
+    folders: usize,
+    /// The folders matched, when kept.
+    keep_dirs: bool,
     dirs: Vec<RestoreItem>,
     /// Folders entered, innermost last: (matched, items and folders found before it).
     open: Vec<(bool, usize, usize)>,
@@ -130,16 +156,35 @@ struct Collect<'f> {
     next: (bool, usize, usize),
 }
 
-impl Visitor for Collect<'_> {
+impl<'f, 'e> Collect<'f, 'e> {
+    fn new(
+        filter: Option<Filter<'f>>,
+        each: &'e mut dyn FnMut(&[u8], &Node) -> Result<()>,
+        keep_dirs: bool,
+    ) -> Self {
+        Collect {
+            filter,
+            each,
+            items: 0,
+            folders: 0,
+            keep_dirs,
+            dirs: Vec::new(),
+            open: Vec::new(),
+            next: (false, 0, 0),
+        }
+    }
+}
+
+impl Visitor for Collect<'_, '_> {
     fn entry(&mut self, path: &[u8], n: &Node) -> Result<bool> {
         let inherited = self.open.last().is_some_and(|f| f.0);
         let hit = inherited || self.filter.is_none_or(|f| f(path, &n.name.0));
         match (n.kind, n.subtree) {
-            (NodeKind::Dir, Some(_)) => self.next = (hit, self.items.len(), self.dirs.len()),
-            _ if hit => self.items.push(RestoreItem {
-                path: path.to_vec(),
-                node: n.clone(),
-            }),
+            (NodeKind::Dir, Some(_)) => self.next = (hit, self.items, self.folders),
+            _ if hit => {
+                self.items += 1;
+                (self.each)(path, n)?;
+            }
             _ => {}
         }
         Ok(true)
@@ -151,14 +196,17 @@ impl Visitor for Collect<'_> {
     }
 
     fn leave(&mut self, _: &BlobId, path: &[u8], node: Option<&Node>) -> Result<()> {
-        let (hit, items, dirs) = self.open.pop().unwrap_or_default();
+        let (hit, items, folders) = self.open.pop().unwrap_or_default();
         if let Some(n) = node
-            && (hit || (self.items.len(), self.dirs.len()) != (items, dirs))
+            && (hit || (self.items, self.folders) != (items, folders))
         {
-            self.dirs.push(RestoreItem {
-                path: path.to_vec(),
-                node: n.clone(),
-            });
+            self.folders += 1;
+            if self.keep_dirs {
+                self.dirs.push(RestoreItem {
+                    path: path.to_vec(),
+                    node: n.clone(),
+                });
+            }
         }
         Ok(())
     }

@@ -127,6 +127,57 @@ fn shared_listings_are_collected_under_every_path() {
     assert!(e.to_string().contains("missing"), "{e}");
 }
 
+/// `each_matching` hands over what `collect_matching` collects, in the same order, one
+/// item at a time as the walk finds it (the first before the later folders are read), and
+/// says whether anything matched, a folder alone included.
+#[test]
+fn items_are_handed_over_as_the_walk_finds_them() {
+    use crate::repository::walk::loads_on_this_thread;
+    use crate::testing::trees::{Crafter, dir};
+    let tmp = tempfile::tempdir().unwrap();
+    create_small_repo(&tmp.path().join("repo"), true);
+    let repo = open(&tmp.path().join("repo"));
+    let c = Crafter::new(&repo);
+    let shared = c.tree(vec![c.file("f.jpg", b"photo"), c.file("g.jpg", b"other")]);
+    let empty = c.tree(vec![]);
+    let b = c.tree(vec![
+        dir("x", shared),
+        c.file("y.txt", b"y"),
+        dir("z", empty),
+    ]);
+    let top = c.tree(vec![c.file("0.txt", b"0"), dir("a", shared), dir("b", b)]);
+    c.finish();
+    let index = repo.load_index().unwrap().index;
+    let b_x = |p: &[u8], _: &[u8]| p == b"b/x";
+    let b_z = |p: &[u8], _: &[u8]| p == b"b/z";
+    let nothing = |_: &[u8], _: &[u8]| false;
+    let filters: [Option<Filter<'_>>; 4] = [None, Some(&b_x), Some(&b_z), Some(&nothing)];
+    for filter in filters {
+        let (items, dirs) = collect_matching(&repo, &index, &top, filter).unwrap();
+        let mut got = Vec::new();
+        let any = each_matching(&repo, &index, &top, filter, &mut |p, n| {
+            got.push((shown(p), n.clone()));
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<_> = items
+            .iter()
+            .map(|i| (shown(&i.path), i.node.clone()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(any, !(items.is_empty() && dirs.is_empty()));
+    }
+    // Only the top listing has been read when the first item is handed over.
+    let before = loads_on_this_thread();
+    let mut at_first = None;
+    each_matching(&repo, &index, &top, None, &mut |_, _| {
+        at_first.get_or_insert(loads_on_this_thread() - before);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(at_first, Some(1));
+}
+
 /// Find the file called `name` anywhere under `dir`.
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     for e in fs::read_dir(dir).ok()? {
