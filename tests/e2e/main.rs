@@ -26,6 +26,7 @@ mod json;
 mod keys;
 mod kill;
 mod layout;
+mod listing;
 mod network;
 mod options;
 mod parity;
