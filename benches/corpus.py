@@ -7,7 +7,7 @@
     corpus.py month LIB [--manifest M]             # print the month with the most photos
     corpus.py month-files LIB YYYY-MM [--prefix P] # files (relative paths) captured that month
     corpus.py verify-month LIB YYYY-MM RESTORED    # check a month restore against the source
-    corpus.py small LIB --count 20000 [--seed 1]   # many small files (metadata-bound case)
+    corpus.py small LIB --count 20000 [--seed 1] [--min-size 1024 --max-size 16384]   # many small files
     corpus.py photos LIB --count 100000 [--seed 1] # many tiny HEIC/JPEG stills with EXIF dates
     corpus.py stats LIB [--manifest M]             # one-line description of the library
 
@@ -551,6 +551,8 @@ def cmd_verify_month(a):
 
 
 def cmd_small(a):
+    if not 0 < a.min_size < a.max_size:
+        sys.exit("corpus.py: small needs 0 < --min-size < --max-size")
     if os.path.exists(a.lib) and os.listdir(a.lib):
         sys.exit(f"corpus.py: {a.lib} exists and is not empty; remove it first")
     rng = random.Random(f"{a.seed}-small")
@@ -560,7 +562,7 @@ def cmd_small(a):
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, f"f{i:05}.bin")
         with open(path, "wb") as f:
-            f.write(noise(f"{a.seed}:small:{i}".encode(), rng.randrange(1024, 16 * 1024)))
+            f.write(noise(f"{a.seed}:small:{i}".encode(), rng.randrange(a.min_size, a.max_size)))
         t = int((base + timedelta(minutes=i)).replace(tzinfo=timezone.utc).timestamp())
         os.utime(path, (t, t))
     print(f"small: {a.count} files under {a.lib}")
@@ -640,6 +642,10 @@ def main():
     s.add_argument("lib")
     s.add_argument("--count", type=int, default=20000)
     s.add_argument("--seed", type=int, default=1)
+    # Sizes drawn from [min, max): the default 1-16 KiB; a million files fit on a small
+    # disk with e.g. --min-size 64 --max-size 1024.
+    s.add_argument("--min-size", type=int, default=1024)
+    s.add_argument("--max-size", type=int, default=16 * 1024)
     s = sub.add_parser("photos")
     s.add_argument("lib")
     s.add_argument("--count", type=int, default=100000)
