@@ -181,6 +181,12 @@ fn a_damaged_parity_field_in_an_unencrypted_config_is_noticed_and_repaired() {
             HashSet::from(["config config".to_string()]),
             "{what}: {v}"
         );
+        // The advice is parity's, not the key files' (no key file is damaged).
+        let next = v["next"].as_str().unwrap_or_default();
+        assert!(
+            next.contains("repair --apply") && !next.contains("key file"),
+            "{what}: {v}"
+        );
         // A snapshot meanwhile keeps parity at the level in force, and says why.
         write_random(
             &src.join(format!("DCIM/IMG_00{n}9.JPG")),

@@ -140,10 +140,14 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     let damaged = errors > 0 || parity.damage() > 0;
     let next = damaged.then(|| {
         if parity.lost.is_empty() && !parity.repairable.is_empty() {
-            format!(
-                "run `snapvault repair --apply`: parity rebuilds the damaged file(s) exactly; {}",
-                next_step(&repo, &report)
-            )
+            let rebuild =
+                "run `snapvault repair --apply`: parity rebuilds the damaged file(s) exactly";
+            if errors == 0 {
+                // Only parity saw the damage (an unencrypted config): no other advice applies.
+                rebuild.to_string()
+            } else {
+                format!("{rebuild}; {}", next_step(&repo, &report))
+            }
         } else {
             next_step(&repo, &report)
         }
@@ -275,11 +279,12 @@ fn next_step(repo: &snapvault_repo::Repository, report: &checker::CheckReport) -
                 .iter()
                 .all(|s| snapvault_repo::repair::repaired_copy_of(&all, s).is_some())
         });
-    let only_keys = report
+    let mut errors = report
         .problems
         .iter()
         .filter(|p| p.severity == checker::Severity::Error)
-        .all(|p| p.object.starts_with("key "));
+        .peekable();
+    let only_keys = errors.peek().is_some() && errors.all(|p| p.object.starts_with("key "));
     if only_keys {
         // The same advice as each key's line: a damaged copy of the config is sealed anew,
         // a damaged key file itself is removed.
