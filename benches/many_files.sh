@@ -9,10 +9,12 @@
 #
 # WORK (default /var/tmp/snapvault-many) holds the files (kept for the next run unless
 # --clean) and one repository per tool (removed at the end);
-# a million files of 64-1024 bytes (--min-size 64 --max-size 1024) take about 4.3 GB
-# there (one 4 KiB block each) plus the repositories; the script refuses to start with
-# less than 12 GB left after them. SNAPVAULT (default target/release/snapvault);
-# BENCH_TOOLS (default /var/tmp/snapvault-bench/tools) holds rustic and bupstash.
+# a million files of 16-256 bytes (--min-size 16 --max-size 256) take about 4.3 GB
+# there (one 4 KiB block each) plus one repository at a time; the script refuses to
+# generate them with less than 12 GiB left after that. SNAPVAULT (default target/release/snapvault);
+# BENCH_TOOLS (default /var/tmp/snapvault-bench/tools) holds rustic and bupstash;
+# SNAPVAULT_BASE, a second snapvault binary whose no-change snapshot, `ls` and
+# `restore --dry-run` run on the same repository too (tool `snapvault-base`).
 # bupstash has no `restore --dry-run` and no check without data (not measured); restic
 # only from 0.17 on has `restore --dry-run`.
 set -euo pipefail
@@ -55,10 +57,11 @@ unset SNAPVAULT_REPOSITORY RESTIC_REPOSITORY RUSTIC_REPOSITORY BUPSTASH_REPOSITO
 mkdir -p "$WORK"
 LIB=$WORK/small-$COUNT-$MIN_SIZE-$MAX_SIZE
 if [[ ! -f $LIB.done ]]; then
-    # Room: a 4 KiB block per file at least, the data again per repository, 12 GB spare.
+    # Room: a 4 KiB block per file at least, the data again for the one repository on
+    # the disk at a time, 12 GiB spare.
     avail=$(df -B1 --output=avail "$WORK" | tail -1)
     block=$(((MAX_SIZE + 4095) / 4096 * 4096))
-    need=$((COUNT * (block + MAX_SIZE * 4 / 2) + (12 << 30)))
+    need=$((COUNT * (block + MAX_SIZE) + (12 << 30)))
     ((avail > need)) || die "$WORK has $((avail >> 30)) GiB free; --files $COUNT needs about $((need >> 30)) GiB (12 of them left for others)"
     rm -rf "$LIB"
     say "generating $COUNT files of $MIN_SIZE-$MAX_SIZE bytes into $LIB"
@@ -110,7 +113,14 @@ for ((r = 1; r <= RUNS; r++)); do
                 measure "$tool" no-change "${c[@]}" snapshot "$LIB"
                 measure "$tool" ls "${c[@]}" ls latest
                 measure "$tool" restore-dry-run "${c[@]}" restore --dry-run --target "$WORK/t" latest
-                measure "$tool" check "${c[@]}" check ;;
+                measure "$tool" check "${c[@]}" check
+                # A baseline binary (SNAPVAULT_BASE) on the same repository, for A/B.
+                if [[ -n ${SNAPVAULT_BASE:-} ]]; then
+                    b=(env XDG_CACHE_HOME="$WORK/cache-$tool" "$SNAPVAULT_BASE" -q --repo "$repo")
+                    measure "$tool-base" no-change "${b[@]}" snapshot "$LIB"
+                    measure "$tool-base" ls "${b[@]}" ls latest
+                    measure "$tool-base" restore-dry-run "${b[@]}" restore --dry-run --target "$WORK/t" latest
+                fi ;;
             restic)
                 c=(restic -q -r "$repo" --cache-dir "$WORK/cache-$tool")
                 "${c[@]}" init --repository-version 2 >>"$LOG" 2>&1
@@ -143,6 +153,8 @@ for ((r = 1; r <= RUNS; r++)); do
                 measure "$tool" check "${c[@]}" check ;;
             *) die "unknown tool $tool" ;;
         esac
+        # One repository on the disk at a time.
+        rm -rf "$repo" "$WORK/cache-$tool" "$WORK/t"
     done
 done
 rm -rf "$WORK"/repo-* "$WORK"/cache-* "$WORK/t"
