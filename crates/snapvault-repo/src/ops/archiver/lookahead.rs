@@ -20,6 +20,10 @@ use crate::ops::fs_source::{Source, SourceEntry};
 const MAX_LISTED: usize = 8;
 /// How deep below the folders next in line the look-ahead descends.
 const MAX_DEPTH: usize = 4;
+/// Once a folder's walk has hinted past its end, it hints again only when the budget left
+/// for that grew by this much (a large file of the folder was read): hinting again for
+/// every file made a folder of tiny files hint the next folders once per file.
+pub(super) const HINT_AGAIN: u64 = 1 << 20;
 
 pub(super) type Entries = Rc<Vec<SourceEntry>>;
 
@@ -270,5 +274,42 @@ mod tests {
             "nothing hinted or read with a parent: {log:#?}"
         );
         assert_eq!(log.len(), 6, "{log:#?}");
+    }
+
+    /// Folders of tiny files: the files after a folder are hinted a few times at most, not
+    /// once more for every file of the folders before them (that made a first snapshot of
+    /// 20,000 files of 16-256 bytes take 200 CPU-seconds instead of 0.5).
+    #[test]
+    fn tiny_files_are_hinted_a_few_times_not_once_per_file_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, lib) = (dir.path().join("repo"), dir.path().join("lib"));
+        create_small_repo(&root, true);
+        for f in ["a", "b", "c"] {
+            for i in 0..40 {
+                crate::testing::write(&lib.join(f).join(format!("{i:02}.bin")), &[i as u8; 100]);
+            }
+        }
+        let repo = open(&root);
+        let source = Recording {
+            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
+            log: Mutex::new(Vec::new()),
+        };
+        let options = crate::testing::folder_options(&source.inner);
+        let index = repo.load_index().unwrap().index;
+        archiver::run(&repo, index, &source, options, &NoHooks, &Photos).unwrap();
+        let log = source.take();
+        let mut hints: HashMap<&str, usize> = HashMap::new();
+        for l in &log {
+            if let Some(p) = l.strip_prefix("prefetch ") {
+                *hints.entry(p).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            hints.len(),
+            119,
+            "every file but the first hinted: {hints:?}"
+        );
+        let most = hints.values().max().copied().unwrap_or_default();
+        assert!(most <= 4, "a file hinted {most} times: {hints:?}");
     }
 }

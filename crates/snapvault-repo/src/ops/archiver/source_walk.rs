@@ -2,7 +2,7 @@
 //! the source, reuses the parent snapshot's node of an unchanged file, and reads and chunks
 //! the changed ones, sending chunks to the workers and directories to the finalizer.
 
-use super::lookahead::Lookahead;
+use super::lookahead::{HINT_AGAIN, Lookahead};
 use super::*;
 
 pub(super) struct Walker<'a> {
@@ -107,6 +107,8 @@ impl Walker<'_> {
             .map(|(e, u)| e.kind == NodeKind::File && u.is_none())
             .collect();
         let mut ahead = 0;
+        // The budget this folder last hinted past its end with (see `HINT_AGAIN`).
+        let mut hinted_beyond: Option<u64> = None;
         for (i, e) in entries.iter().enumerate() {
             self.aborted()?;
             if self.fatal.is_none() {
@@ -142,7 +144,12 @@ impl Walker<'_> {
                     if to_read[i] {
                         let left = self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
                         let rest = entries.get(i + 1..).unwrap_or_default();
-                        self.lookahead.hint(self.source, dir, rest, left);
+                        if left > 0
+                            && hinted_beyond.is_none_or(|h| left >= h.saturating_add(HINT_AGAIN))
+                        {
+                            self.lookahead.hint(self.source, dir, rest, left);
+                            hinted_beyond = Some(left);
+                        }
                     }
                     if let Some(p) = self.file(&path, e, old, unchanged[i])? {
                         pending.push(p);
