@@ -4,7 +4,34 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::format::id::Id;
-use crate::testing::trees::{dir, node};
+use crate::format::tree::Name;
+
+/// An entry `name` of kind `kind`, nothing else (`crate::testing` is a layer above).
+fn node(name: &str, kind: NodeKind) -> Node {
+    Node {
+        name: Name(name.as_bytes().to_vec()),
+        kind,
+        mode: 0o644,
+        mtime: 0,
+        btime: None,
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        media: None,
+        rdev: None,
+        dev: None,
+        ino: None,
+    }
+}
+
+/// A folder `name` whose listing is `subtree`.
+fn dir(name: &str, subtree: BlobId) -> Node {
+    Node {
+        subtree: Some(subtree),
+        ..node(name, NodeKind::Dir)
+    }
+}
 
 /// Trees by id, as a [`TreeSource`].
 struct Held(HashMap<BlobId, Tree>);
