@@ -184,6 +184,24 @@ fn flipped_bit_in_a_blob() {
     );
 }
 
+/// Repair keeps the damaged original beside its repaired copy (same time): `latest` is the
+/// copy, which restores whole, not the original that names lost data.
+#[test]
+fn latest_after_repair_is_the_repaired_copy() {
+    let lab = Lab::new();
+    flip(&lab.data_pack(), |n| n / 3);
+    lab.ok(&["repair", "--apply"]);
+    // The lab's snapshots may share a second; each original is followed by its copy.
+    let list = lab.sv.snapshots();
+    let tags: Vec<String> = list.iter().map(|s| s["tags"].to_string()).collect();
+    assert!(tags.len() >= 2, "{list:?}");
+    assert!(tags[tags.len() - 1].contains("repaired"), "{tags:?}");
+    assert!(!tags[tags.len() - 2].contains("repaired"), "{tags:?}");
+    // Restores with exit 0: the lost photos are simply not in the copy.
+    let missing = lab.restore_latest("latest");
+    assert!(!missing.is_empty(), "the damage lost at least one photo");
+}
+
 #[test]
 fn flipped_bit_in_a_pack_header() {
     case(|l| flip(&l.data_pack(), |n| n - 20), 4, &["header"]);

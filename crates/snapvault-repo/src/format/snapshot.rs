@@ -147,6 +147,23 @@ pub struct LibraryAccount {
     pub note: Option<String>,
 }
 
+/// The tag `repair` gives the copy it writes of a damaged snapshot (without its lost files).
+pub const REPAIRED_TAG: &str = "repaired";
+
+/// The order of a repository's history: oldest first; at the same time a repaired copy
+/// after the snapshot it was made from, so `latest` is the copy that restores whole (the
+/// original names lost data); then by id, so the order is stable.
+pub fn history_order(
+    a: (&SnapshotId, &Snapshot),
+    b: (&SnapshotId, &Snapshot),
+) -> std::cmp::Ordering {
+    let repaired = |s: &Snapshot| s.tags.iter().any(|t| t == REPAIRED_TAG);
+    a.1.time
+        .cmp(&b.1.time)
+        .then(repaired(a.1).cmp(&repaired(b.1)))
+        .then(a.0.cmp(b.0))
+}
+
 impl Snapshot {
     pub fn seal(&self, crypto: &Crypto) -> Vec<u8> {
         crypto.seal(&serde_json::to_vec(self).unwrap_or_default())
@@ -195,6 +212,30 @@ mod tests {
             original: None,
             library: None,
         }
+    }
+
+    /// A repaired copy has its original's time: it sorts after it whatever the two ids,
+    /// so `latest` restores the copy, not the original that names lost data.
+    #[test]
+    fn a_repaired_copy_is_later_in_history_than_its_original() {
+        let original = sample(vec!["trip".into()]);
+        let mut copy = original.clone();
+        copy.tags.push(REPAIRED_TAG.into());
+        let low = SnapshotId(Id([0; 32]));
+        let high = SnapshotId(Id([0xff; 32]));
+        for (oid, cid) in [(low, high), (high, low)] {
+            let mut h = [(cid, copy.clone()), (oid, original.clone())];
+            h.sort_by(|a, b| history_order((&a.0, &a.1), (&b.0, &b.1)));
+            assert_eq!(h[1].0, cid);
+            h.reverse();
+            h.sort_by(|a, b| history_order((&a.0, &a.1), (&b.0, &b.1)));
+            assert_eq!(h[1].0, cid);
+        }
+        let mut newer = original.clone();
+        newer.time += 1;
+        let mut h = [(low, newer), (high, copy)];
+        h.sort_by(|a, b| history_order((&a.0, &a.1), (&b.0, &b.1)));
+        assert_eq!(h[1].0, low, "time first");
     }
 
     proptest! {

@@ -24,7 +24,7 @@ use crate::format::config::Config;
 use crate::format::crypto::{Crypto, MasterKey};
 use crate::format::id::{BlobId, Id, IndexId, SnapshotId};
 use crate::format::keyfile::{KdfParams, KeyFile};
-use crate::format::snapshot::Snapshot;
+use crate::format::snapshot::{Snapshot, history_order};
 use crate::format::tree::Tree;
 use crate::repository::index::{BlobLocation, Index, IndexFile};
 use crate::repository::lock::LockGuard;
@@ -447,7 +447,7 @@ impl Repository {
                 Err(e) => bad.push((f.name.clone(), e)),
             }
         }
-        ok.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        ok.sort_by(|a, b| history_order((&a.0, &a.1), (&b.0, &b.1)));
         Ok((ok, bad))
     }
 

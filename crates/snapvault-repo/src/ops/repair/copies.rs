@@ -12,8 +12,7 @@ use crate::repository::index::Index;
 use crate::repository::walk::{PairVisitor, RepoTrees, Side, Verdicts, walk_pair};
 use crate::repository::{Repository, SnapshotEntry};
 
-/// The tag `repair` gives the snapshots it writes.
-pub(crate) const REPAIRED: &str = "repaired";
+pub(crate) use crate::format::snapshot::REPAIRED_TAG as REPAIRED;
 
 fn tags_but_repaired(s: &Snapshot) -> Vec<&str> {
     let mut t: Vec<&str> = s
