@@ -1,6 +1,9 @@
 //! Computing a group's parity file (format.md §15.1, §15.3): band by band, each member's
 //! rows of the band read by range, hashed and fed to the encoder, so memory holds one band
-//! per core (bands are coded side by side on every core: independent codewords).
+//! per core (bands are coded side by side on every core: independent codewords). Bytes
+//! already in memory (the packs a command has just written) are fed by reference: no copy.
+
+use std::borrow::Cow;
 
 use reed_solomon_simd::ReedSolomonEncoder;
 
@@ -31,12 +34,13 @@ pub fn recovery_count(percent: u8, data: usize, widest: usize) -> usize {
 }
 
 /// The parity file of `members` at `percent` %: returns its name and bytes. `read(i,
-/// offset, len)` must return exactly `len` bytes of member `i` at `offset`.
-pub fn encode(
+/// offset, len)` must return exactly `len` bytes of member `i` at `offset`: read (a
+/// `Vec`) or borrowed from memory that outlives the call (a slice, not copied).
+pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
     percent: u8,
     supersedes: Vec<Id>,
     members: &[MemberSpec],
-    read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>> + Send,
+    read: impl FnMut(usize, u64, usize) -> Result<B> + Send,
 ) -> Result<(Id, Vec<u8>)> {
     if percent == 0 || percent > MAX_PERCENT {
         return Err(ParityError::Level {
@@ -57,12 +61,12 @@ pub fn encode(
 }
 
 /// [`encode`] with `band_rows` rows of each member per band (tests use small bands).
-pub(crate) fn encode_rows(
+pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     percent: u8,
     band_rows: u32,
     supersedes: Vec<Id>,
     members: &[MemberSpec],
-    read: impl FnMut(usize, u64, usize) -> Result<Vec<u8>> + Send,
+    mut read: impl FnMut(usize, u64, usize) -> Result<B> + Send,
 ) -> Result<(Id, Vec<u8>)> {
     if let Some(m) = members.iter().find(|m| m.size > MAX_MEMBER_SIZE) {
         return Err(ParityError::MemberTooLarge { size: m.size }.into());
@@ -98,7 +102,11 @@ pub(crate) fn encode_rows(
             _ => Some(blake3::Hasher::new()),
         })
         .collect();
-    let read = std::sync::Mutex::new(read);
+    let read = std::sync::Mutex::new(
+        move |i: usize, off: u64, len: usize| -> Result<Cow<'a, [u8]>> {
+            read(i, off, len).map(Into::into)
+        },
+    );
     let hashed: Vec<bool> = hashers.iter().map(Option::is_some).collect();
     let bands = par_bands(
         n_bands,
@@ -136,25 +144,25 @@ pub(crate) fn encode_rows(
 
 /// One band's share of a parity file: per member (index, shard hashes, the bytes when the
 /// member's whole-file BLAKE3 is computed here), the recovery shards and their hashes.
-struct EncodedBand {
-    members: Vec<BandMember>,
+struct EncodedBand<'a> {
+    members: Vec<BandMember<'a>>,
     recovery: Vec<u8>,
     recovery_hashes: Vec<[u8; 8]>,
 }
 
 /// A member's part of a band: index, shard hashes, bytes (when hashed whole here).
-type BandMember = (usize, Vec<[u8; 8]>, Option<Vec<u8>>);
+type BandMember<'a> = (usize, Vec<[u8; 8]>, Option<Cow<'a, [u8]>>);
 
 type Reader<'a, F> = &'a std::sync::Mutex<F>;
 
-fn encode_band<F: FnMut(usize, u64, usize) -> Result<Vec<u8>>>(
+fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
     h: &ParityHeader,
     members: &[MemberSpec],
     b: usize,
     hashed: &[bool],
     read: Reader<'_, F>,
     encoder: &mut Option<ReedSolomonEncoder>,
-) -> Result<EncodedBand> {
+) -> Result<EncodedBand<'a>> {
     let data = h.band_data_count(b);
     let widest = (0..members.len())
         .map(|i| {

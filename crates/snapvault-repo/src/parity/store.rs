@@ -2,6 +2,7 @@
 //! [`Backend`], covering files no parity covers yet, and replacing groups whose members a
 //! command deleted on purpose. Commands call [`sync`] after their last write.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
@@ -206,14 +207,15 @@ pub fn write_group_from(
         })
         .collect();
     let (id, bytes) = encode(percent, supersedes, &specs, |i, off, len| {
-        if let Some(b) = &held[i] {
+        if let Some(b) = held.get(i).and_then(Option::as_ref) {
             let at = off as usize;
             if let Some(part) = b.get(at..at + len) {
-                return Ok(part.to_vec());
+                return Ok(Cow::Borrowed(part));
             }
         }
         let (kind, name, _) = &members[i];
         be.read_range(kind.file_kind(), name, off, len)
+            .map(Cow::Owned)
     })?;
     let name = id.to_hex();
     match be.write(FileKind::Parity, &name, &bytes) {
