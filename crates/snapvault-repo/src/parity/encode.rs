@@ -7,10 +7,10 @@ use std::borrow::Cow;
 
 use reed_solomon_simd::ReedSolomonEncoder;
 
-use super::header::{Band, Member, MemberKind, ParityHeader};
+use super::header::{Band, Locator, Member, MemberKind, ParityHeader};
 use super::{
     MAX_BAND_SHARDS, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD, par_bands,
-    rows_of, shard_hash,
+    rows_of,
 };
 use crate::error::{ParityError, RepoError, Result};
 use crate::format::id::Id;
@@ -57,11 +57,20 @@ pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
         .into());
     }
     let band_rows = (MAX_BAND_SHARDS / members.len()).max(1) as u32;
-    encode_rows(percent, band_rows, supersedes, members, read)
+    encode_rows(
+        Locator::CURRENT,
+        percent,
+        band_rows,
+        supersedes,
+        members,
+        read,
+    )
 }
 
-/// [`encode`] with `band_rows` rows of each member per band (tests use small bands).
+/// [`encode`] with `band_rows` rows of each member per band (tests use small bands) and
+/// the shard hashes of `locator` (tests write version 1 files too).
 pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
+    locator: Locator,
     percent: u8,
     band_rows: u32,
     supersedes: Vec<Id>,
@@ -72,6 +81,7 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
         return Err(ParityError::MemberTooLarge { size: m.size }.into());
     }
     let mut h = ParityHeader {
+        locator,
         percent,
         band_rows,
         supersedes,
@@ -199,7 +209,7 @@ fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
     let mut pad = vec![0u8; SHARD];
     let mut out = Vec::with_capacity(parts.len());
     for (i, bytes) in parts {
-        let hashes = bytes.chunks(SHARD).map(shard_hash).collect();
+        let hashes = bytes.chunks(SHARD).map(|s| h.shard_hash(s)).collect();
         for shard in bytes.chunks(SHARD) {
             if shard.len() == SHARD {
                 enc.add_original_shard(shard).map_err(codec)?;
@@ -215,7 +225,7 @@ fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
     let mut recovery = Vec::with_capacity(n_rec * SHARD);
     let mut recovery_hashes = Vec::with_capacity(n_rec);
     for shard in coded.recovery_iter() {
-        recovery_hashes.push(shard_hash(shard));
+        recovery_hashes.push(h.shard_hash(shard));
         recovery.extend_from_slice(shard);
     }
     Ok(EncodedBand {

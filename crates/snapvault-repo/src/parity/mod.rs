@@ -15,9 +15,11 @@ pub mod spool;
 pub mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_versions;
 
 pub use encode::{MemberSpec, encode, recovery_count};
-pub use header::{Band, Member, MemberKind, ParityHeader, parity_file_header};
+pub use header::{Band, Locator, Member, MemberKind, ParityHeader, parity_file_header};
 pub use repair::{GroupSource, MemberState, RepairReport, repair, repair_known};
 
 /// Bytes per shard: one disk sector of the usual size, so one bad sector or one flipped
@@ -36,16 +38,9 @@ pub const MAX_HEADER: usize = 16 << 20;
 /// Highest parity level, in percent.
 pub const MAX_PERCENT: u8 = crate::format::config::MAX_PARITY;
 
-/// The first 8 bytes of BLAKE3 of `shard` zero-padded to [`SHARD`] bytes.
+/// The locator hash new parity files record for `shard` (zero-padded to [`SHARD`] bytes).
 pub fn shard_hash(shard: &[u8]) -> [u8; 8] {
-    let mut h = blake3::Hasher::new();
-    h.update(shard);
-    if shard.len() < SHARD {
-        h.update(&[0u8; SHARD][..SHARD - shard.len()]);
-    }
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&h.finalize().as_bytes()[..8]);
-    out
+    Locator::CURRENT.shard_hash(shard)
 }
 
 /// Rows (shards) of a member of `size` bytes.

@@ -8,7 +8,7 @@ use reed_solomon_simd::ReedSolomonDecoder;
 
 use super::encode::codec;
 use super::header::ParityHeader;
-use super::{SHARD, par_bands, shard_hash};
+use super::{SHARD, par_bands};
 use crate::error::Result;
 
 /// Where a group's bytes come from. `None` means unreadable or missing; a shorter result
@@ -196,7 +196,7 @@ fn repair_band<S: GroupSource>(
                 let expected_len = (m.size - row * SHARD as u64).min(SHARD as u64) as usize;
                 bytes
                     .get(k * SHARD..k * SHARD + expected_len)
-                    .is_some_and(|s| Some(&shard_hash(s)) == m.shard_hashes.get(row as usize))
+                    .is_some_and(|s| Some(&h.shard_hash(s)) == m.shard_hashes.get(row as usize))
             })
             .collect();
         let bad = ok.iter().filter(|o| !**o).count();
@@ -222,7 +222,7 @@ fn repair_band<S: GroupSource>(
         .enumerate()
         .map(|(j, want)| {
             rec.get(j * SHARD..(j + 1) * SHARD)
-                .filter(|s| shard_hash(s) == *want)
+                .filter(|s| h.shard_hash(s) == *want)
         })
         .collect();
     out.recovery_damaged = recovery.iter().filter(|r| r.is_none()).count();
@@ -289,7 +289,7 @@ fn repair_band<S: GroupSource>(
             .members
             .get(i)
             .and_then(|m| m.shard_hashes.get(row as usize));
-        if Some(&shard_hash(shard)) == want {
+        if Some(&h.shard_hash(shard)) == want {
             out.rebuilt.push((i, row, shard.to_vec()));
         } else {
             out.lost_members.push(i);

@@ -12,10 +12,10 @@ use super::*;
 use crate::error::Result;
 
 /// A group in memory: members (`None`: deleted) and the parity file.
-struct Sim {
-    members: Vec<Option<Vec<u8>>>,
-    parity: Vec<u8>,
-    rec_at: u64,
+pub(super) struct Sim {
+    pub(super) members: Vec<Option<Vec<u8>>>,
+    pub(super) parity: Vec<u8>,
+    pub(super) rec_at: u64,
 }
 
 impl GroupSource for Sim {
@@ -35,7 +35,7 @@ impl GroupSource for Sim {
     }
 }
 
-fn specs(members: &[Vec<u8>]) -> Vec<MemberSpec> {
+pub(super) fn specs(members: &[Vec<u8>]) -> Vec<MemberSpec> {
     members
         .iter()
         .enumerate()
@@ -48,14 +48,21 @@ fn specs(members: &[Vec<u8>]) -> Vec<MemberSpec> {
 }
 
 fn build(members: &[Vec<u8>], percent: u8, rows: u32) -> (String, Vec<u8>) {
-    let (id, file) = encode_rows(percent, rows, vec![], &specs(members), |i, off, len| {
-        Ok(members[i][off as usize..off as usize + len].to_vec())
-    })
-    .unwrap();
+    build_with(Locator::CURRENT, members, percent, rows)
+}
+
+pub(super) fn build_with(
+    locator: Locator,
+    members: &[Vec<u8>],
+    percent: u8,
+    rows: u32,
+) -> (String, Vec<u8>) {
+    let read = |i: usize, off: u64, len: usize| Ok(&members[i][off as usize..off as usize + len]);
+    let (id, file) = encode_rows(locator, percent, rows, vec![], &specs(members), read).unwrap();
     (id.to_hex(), file)
 }
 
-fn open(name: &str, file: &[u8]) -> Result<(ParityHeader, u64, bool)> {
+pub(super) fn open(name: &str, file: &[u8]) -> Result<(ParityHeader, u64, bool)> {
     parity_file_header(name, file.len() as u64, |off, len| {
         file.get(off as usize..off as usize + len)
             .map(<[u8]>::to_vec)
@@ -63,7 +70,7 @@ fn open(name: &str, file: &[u8]) -> Result<(ParityHeader, u64, bool)> {
 }
 
 /// Every shard of band `b` as a place to damage: (Some(member), row) or (None, recovery j).
-fn band_positions(h: &ParityHeader, b: usize) -> Vec<(Option<usize>, u64)> {
+pub(super) fn band_positions(h: &ParityHeader, b: usize) -> Vec<(Option<usize>, u64)> {
     let mut v = Vec::new();
     for i in 0..h.members.len() {
         for row in h.band_range(b, i) {
@@ -79,7 +86,7 @@ fn band_positions(h: &ParityHeader, b: usize) -> Vec<(Option<usize>, u64)> {
 
 /// Damage one shard the way drives do: a flipped byte, a zeroed sector, or (for a whole
 /// last shard) a cut-off end.
-fn damage(sim: &mut Sim, pos: (Option<usize>, u64), rng: &mut StdRng) {
+pub(super) fn damage(sim: &mut Sim, pos: (Option<usize>, u64), rng: &mut StdRng) {
     let (buf, start) = match pos.0 {
         Some(i) => (sim.members[i].as_mut().unwrap(), pos.1 as usize * SHARD),
         None => (
@@ -98,7 +105,7 @@ fn damage(sim: &mut Sim, pos: (Option<usize>, u64), rng: &mut StdRng) {
     }
 }
 
-fn members_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
+pub(super) fn members_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
     prop::collection::vec(
         (0usize..6 * SHARD + 100, any::<u64>()).prop_map(|(n, seed)| {
             let mut v = vec![0u8; n];
