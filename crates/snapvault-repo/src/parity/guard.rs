@@ -61,8 +61,10 @@ impl Guard {
 
     /// Cover a full group of packs the command wrote (durable by now). A failure leaves
     /// them uncovered, for the update after the command, which reads them back.
-    fn cover_now(&self, group: &SpooledGroup) {
-        if let Ok(l) = store::write_spooled(self.inner.as_ref(), self.percent, group) {
+    fn cover_now(&self, group: SpooledGroup) {
+        let written = store::write_spooled(self.inner.as_ref(), self.percent, &group);
+        self.spool.recycle(group);
+        if let Ok(l) = written {
             testhooks::pause("parity-spooled");
             if let Some(v) = lock(&self.in_force).as_mut()
                 && !v.iter().any(|x| x.name == l.name)
@@ -229,7 +231,7 @@ impl Backend for Guard {
         if kind == FileKind::Pack
             && let Some(group) = self.spool.written(name, data)
         {
-            self.cover_now(&group);
+            self.cover_now(group);
         }
         Ok(())
     }
