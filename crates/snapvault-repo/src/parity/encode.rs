@@ -123,7 +123,8 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
         || None::<ReedSolomonEncoder>,
         |encoder, b| encode_band(&h, members, b, &hashed, &read, encoder),
     )?;
-    let mut recovery = Vec::with_capacity(bands.iter().map(|b| b.recovery.len()).sum());
+    // Each band's recovery shards go straight into the file once the header is known.
+    let mut recovery = Vec::with_capacity(bands.len());
     for band in bands {
         for (i, hashes, bytes) in band.members {
             h.members[i].shard_hashes.extend(hashes);
@@ -131,7 +132,7 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
                 hasher.update(&bytes);
             }
         }
-        recovery.extend_from_slice(&band.recovery);
+        recovery.push(band.recovery);
         h.bands.push(Band {
             recovery_hashes: band.recovery_hashes,
         });
@@ -143,10 +144,13 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     }
     let header = h.to_bytes();
     let hl = (header.len() as u32).to_le_bytes();
-    let mut file = Vec::with_capacity(8 + 2 * header.len() + recovery.len());
+    let shards: usize = recovery.iter().map(Vec::len).sum();
+    let mut file = Vec::with_capacity(8 + 2 * header.len() + shards);
     file.extend_from_slice(&hl);
     file.extend_from_slice(&header);
-    file.extend_from_slice(&recovery);
+    for band in recovery {
+        file.extend_from_slice(&band);
+    }
     file.extend_from_slice(&header);
     file.extend_from_slice(&hl);
     Ok((Id::hash_of(&header), file))
