@@ -9,13 +9,18 @@
 # server the tests use, on 127.0.0.1) or from S3_ENDPOINT / S3_BUCKET; credentials from
 # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default: the test server's). Each run's objects
 # are deleted afterwards (with boto3 from the test servers' venv, or python3's).
-# Environment: SNAPVAULT (binary; default target/release/snapvault), RUSTIC (default: found
+# Requests per step are counted in the server's request log (MOTO_LOG, default
+# $SV_SERVERS_DIR/moto.log: werkzeug writes one line per request, path and query included),
+# keeping only the lines that name the run's own prefix, so other clients of the same
+# server do not count; without a readable log the column says "–".
+# Environment: SNAPVAULT (binary; default target/release/snapvault), SNAPVAULT_BEFORE (an
+# earlier binary, measured too as "snapvault-before"), RUSTIC (default: found
 # on PATH or in /var/tmp/snapvault-bench/tools/bin), WORK (default /var/tmp/snapvault-s3).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-USAGE_LINES=2,13p
+USAGE_LINES=2,18p
 # shellcheck source=benches/common.sh
 . "$HERE/common.sh"
 
@@ -49,7 +54,10 @@ export SNAPVAULT_PASSWORD=$BENCH_PASSWORD RESTIC_PASSWORD=$BENCH_PASSWORD RUSTIC
 mkdir -p "$WORK"
 RESULTS=$WORK/results.tsv
 LOG=$WORK/tools.log
-printf 'run\ttool\tstep\tdurable\treturned\tuser\tsys\trss_kb\tstatus\n' >"$RESULTS"
+MOTO_LOG=${MOTO_LOG:-${SV_SERVERS_DIR:+$SV_SERVERS_DIR/moto.log}}
+[[ -n $MOTO_LOG && -r $MOTO_LOG ]] || MOTO_LOG=
+LIB_BYTES=$(du -sb "$LIB" | cut -f1)
+printf 'run\ttool\tstep\tdurable\treturned\tuser\tsys\trss_kb\tstatus\trequests\n' >"$RESULTS"
 : >"$LOG"
 
 # Delete every object under a prefix of the bucket.
@@ -66,11 +74,35 @@ for page in pages:
 EOF
 }
 
-# measure RUN TOOL STEP CMD...: time CMD (returned), then sync (durable).
+# requests_since OFFSET: requests in the server's log after byte OFFSET that name PREFIX
+# (the run's own objects), as "N GET g PUT p HEAD h other o"; "–" without a log.
+requests_since() {
+    [[ -n $MOTO_LOG ]] || { echo "–"; return; }
+    python3 -c '
+import collections, re, sys
+log, off, bucket, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+f = open(log, "rb"); f.seek(off)
+n = collections.Counter()
+for line in f.read().decode("utf-8", "replace").splitlines():
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # werkzeug colours some lines
+    m = re.search(r"\"([A-Z]+) (\S+) HTTP/", line)
+    if m and (f"/{bucket}/{prefix}/" in m.group(2) or f"prefix={prefix}" in m.group(2)):
+        n[m.group(1)] += 1
+other = sum(v for k, v in n.items() if k not in ("GET", "PUT", "HEAD"))
+g, p, h = n["GET"], n["PUT"], n["HEAD"]
+print(f"{sum(n.values())} GET {g} PUT {p} HEAD {h} other {other}")
+' "$MOTO_LOG" "$1" "$BUCKET" "$PREFIX"
+}
+
+log_size() { if [[ -n $MOTO_LOG ]]; then stat -c %s "$MOTO_LOG"; else echo 0; fi; }
+
+# measure RUN TOOL STEP CMD...: time CMD (returned), then sync (durable); count the
+# requests that name PREFIX.
 measure() {
     local run=$1 tool=$2 step=$3
     shift 3
-    local tf status=ok t0 tr t1
+    local tf status=ok t0 tr t1 off reqs
+    off=$(log_size)
     tf=$(mktemp)
     echo "=== $run $tool $step: $*" >>"$LOG"
     t0=$(date +%s.%N)
@@ -83,26 +115,32 @@ measure() {
     sys=$(awk -F': ' '/System time/{print $2}' "$tf")
     rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tf")
     rm -f "$tf"
-    python3 -c 'import sys; a=sys.argv[1:]; print(f"{a[0]}\t{a[1]}\t{a[2]}\t{float(a[5])-float(a[3]):.3f}\t{float(a[4])-float(a[3]):.3f}\t{a[6]}\t{a[7]}\t{a[8]}\t{a[9]}")' \
-        "$run" "$tool" "$step" "$t0" "$tr" "$t1" "${user:-0}" "${sys:-0}" "${rss:-0}" "$status" >>"$RESULTS"
-    say "  $tool $step: $(tail -1 "$RESULTS" | cut -f4) s durable, $status"
+    reqs=$(requests_since "$off")
+    python3 -c 'import sys; a=sys.argv[1:]; print(f"{a[0]}\t{a[1]}\t{a[2]}\t{float(a[5])-float(a[3]):.3f}\t{float(a[4])-float(a[3]):.3f}\t{a[6]}\t{a[7]}\t{a[8]}\t{a[9]}\t{a[10]}")' \
+        "$run" "$tool" "$step" "$t0" "$tr" "$t1" "${user:-0}" "${sys:-0}" "${rss:-0}" "$status" "$reqs" >>"$RESULTS"
+    say "  $tool $step: $(tail -1 "$RESULTS" | cut -f4) s durable, $status, requests: $reqs; $(uptime | sed 's/.*load/load/')"
     [[ $status == ok ]] || { tail -n 15 "$LOG" >&2; return 1; }
 }
 
 TOOLS=(snapvault restic)
+# An earlier snapvault binary beside the current one (an A/B in the same table).
+[[ -n ${SNAPVAULT_BEFORE:-} ]] && TOOLS=(snapvault-before "${TOOLS[@]}")
 [[ -n $RUSTIC ]] && TOOLS+=(rustic)
 HOST=${ENDPOINT#*://}
 say "library $LIB ($(du -sh "$LIB" | cut -f1)), $RUNS run(s), tools: ${TOOLS[*]}; $(uptime | sed 's/.*load/load/')"
 for ((r = 1; r <= RUNS; r++)); do
     for tool in "${TOOLS[@]}"; do
         prefix=bench-s3-$tool-$$-$r
+        PREFIX=$prefix
         t=$WORK/restore-$tool
         rm -rf "$t" "$WORK/cache-$tool"
         mkdir -p "$t"
         case $tool in
-            snapvault)
+            snapvault | snapvault-before)
                 repo="s3:$ENDPOINT/$BUCKET/$prefix"
-                c=(env XDG_CACHE_HOME="$WORK/cache-$tool" "$SNAPVAULT" -q --repo "$repo")
+                bin=$SNAPVAULT
+                [[ $tool == snapvault-before ]] && bin=$SNAPVAULT_BEFORE
+                c=(env XDG_CACHE_HOME="$WORK/cache-$tool" "$bin" -q --repo "$repo")
                 "${c[@]}" init >>"$LOG" 2>&1
                 measure "$r" "$tool" snapshot "${c[@]}" snapshot "$LIB"
                 measure "$r" "$tool" restore "${c[@]}" restore latest --target "$t"
@@ -134,7 +172,7 @@ EOF
                 measure "$r" "$tool" check "${c[@]}" check --read-data ;;
         esac
         got=$(find "$t" -type d -name "$(basename "$LIB")" -print -quit)
-        [[ $tool == snapvault ]] && got=$(find "$t" -maxdepth 2 -type d -name DCIM -print -quit | xargs -r dirname)
+        [[ $tool == snapvault* ]] && got=$(find "$t" -maxdepth 2 -type d -name DCIM -print -quit | xargs -r dirname)
         if [[ -n $got ]] && diff -r "$LIB" "$got" >>"$LOG" 2>&1; then
             say "  $tool restore verified"
         else
@@ -145,12 +183,21 @@ EOF
     done
 done
 say "$(uptime | sed 's/.*load/load/')"
-python3 - "$RESULTS" <<'EOF'
+python3 - "$RESULTS" "$LIB_BYTES" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+gib = int(sys.argv[2]) / 2**30
 tools = list(dict.fromkeys(r["tool"] for r in rows))
-print("| step | " + " | ".join(f"{t} durable s (returned s)" for t in tools) + " |")
+print("| step | " + " | ".join(f"{t}: durable s (returned s); CPU s; peak RSS; requests per GiB" for t in tools) + " |")
 print("|---" * (1 + len(tools)) + "|")
+def per_gib(rs):
+    counts = [r["requests"].split() for r in rs]
+    if any(not c or c[0] == "–" for c in counts):
+        return "requests –"
+    total = statistics.median(int(c[0]) for c in counts)
+    kinds = ", ".join(f"{counts[0][i]} {statistics.median(int(x[i + 1]) for x in counts) / gib:.0f}"
+                      for i in range(1, len(counts[0]), 2))
+    return f"{total / gib:.0f} req/GiB ({kinds})"
 for step in ("snapshot", "restore", "check"):
     cells = []
     for t in tools:
@@ -161,6 +208,7 @@ for step in ("snapshot", "restore", "check"):
         ret = statistics.median(float(r["returned"]) for r in rs)
         cpu = statistics.median(float(r["user"]) + float(r["sys"]) for r in rs)
         rss = max(int(r["rss_kb"]) for r in rs) / 1024
-        cells.append(f"{d:.2f} ({ret:.2f}); CPU {cpu:.1f} s; {rss:.0f} MiB")
+        cells.append(f"{d:.2f} ({ret:.2f}); CPU {cpu:.1f} s; {rss:.0f} MiB; {per_gib(rs)}")
     print(f"| {step} | " + " | ".join(cells) + " |")
+print(f"\n{len(set(r['run'] for r in rows))} run(s), medians; library {int(sys.argv[2])} bytes ({gib:.2f} GiB)")
 EOF
