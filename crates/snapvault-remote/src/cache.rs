@@ -181,6 +181,14 @@ impl Backend for CachedBackend {
         self.inner.prefetch(kind, name, offset, len)
     }
 
+    fn prefetch_many(&self, kind: FileKind, ranges: &[(String, u64, u64)]) {
+        self.inner.prefetch_many(kind, ranges)
+    }
+
+    fn read_ahead(&self) -> u64 {
+        self.inner.read_ahead()
+    }
+
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
         self.inner.write(kind, name, data)?;
         self.put(kind, name, data);

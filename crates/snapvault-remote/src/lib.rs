@@ -9,6 +9,7 @@
 
 pub mod cache;
 mod errors;
+pub mod readahead;
 mod retry;
 mod runtime;
 mod s3;
@@ -138,11 +139,24 @@ impl RemoteOptions {
     }
 }
 
+/// Read-ahead on S3: at most two 16 MiB windows held (in flight, waiting to be read, or
+/// spare), announced 128 MiB ahead so a pack's ranges are mostly known when its window is
+/// taken.
+const S3_READ_AHEAD: readahead::Limits = readahead::Limits {
+    held: 32 << 20,
+    announce: 128 << 20,
+};
+
 /// Open the backend for a remote location.
 pub fn open(location: &str, opts: &RemoteOptions) -> Result<Arc<dyn Backend>, RepoError> {
     let url = RemoteUrl::parse(location)?;
     let inner: Arc<dyn Backend> = match url {
-        RemoteUrl::S3 { .. } => s3::open(location, &url, opts)?,
+        // Every S3 read is a request that waits on the server: announced pack ranges are
+        // merged and fetched ahead (see `readahead`).
+        RemoteUrl::S3 { .. } => Arc::new(readahead::ReadAhead::new(
+            s3::open(location, &url, opts)?,
+            S3_READ_AHEAD,
+        )),
         RemoteUrl::Sftp { .. } => Arc::new(sftp::SftpBackend::open(location, &url, opts)?),
     };
     Ok(match &opts.cache_dir {

@@ -81,3 +81,54 @@ fn an_s3_pack_is_one_put() {
     }
     r.ok(&["check", "--read-data"]);
 }
+
+/// A restore announces the ranges it will read next and the S3 backend merges those of a
+/// pack into one ranged `GET` (issue 23.6, `snapvault_remote::readahead`): a pack of many
+/// small photos costs one request, not one per photo.
+#[test]
+fn an_s3_restore_reads_a_pack_of_small_files_in_one_request() {
+    if no_servers() {
+        return;
+    }
+    let proxy = s3_proxy(Faults::default());
+    let r = s3_via(&proxy, "restore-requests");
+    r.ok(&["init"]);
+    let work = tempdir();
+    // 24 photos of 600 kB (a blob each): one or two 16 MiB data packs.
+    let src = library(work.path(), 4100, 24, 600_000);
+    r.ok(&["snapshot", &s(&src)]);
+    // The GETs of a dry run: the trees, walked the same way by the restore.
+    let gets_on_packs = |args: &[&str]| -> Vec<String> {
+        let before = proxy.requests().len();
+        r.ok(args);
+        let lines = proxy.requests().split_off(before);
+        on(&lines, "/data/")
+            .into_iter()
+            .filter(|l| l.starts_with("GET "))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = tempdir();
+    let target = s(out.path());
+    let walk = gets_on_packs(&["restore", "latest", "--target", &target, "--dry-run"]);
+    let gets = gets_on_packs(&["restore", "latest", "--target", &target]);
+    assert_same_tree(&src, &out.path().join("library"));
+    let pack = |l: &String| l.split(' ').nth(1).map(str::to_string);
+    let tree_packs: std::collections::HashSet<String> = walk.iter().filter_map(pack).collect();
+    let data_packs: std::collections::HashSet<String> = gets
+        .iter()
+        .filter_map(pack)
+        .filter(|p| !tree_packs.contains(p))
+        .collect();
+    let data_gets = gets.len() - walk.len();
+    eprintln!(
+        "restore: {data_gets} GETs of file data on {} data packs (all GETs on packs: {gets:#?})",
+        data_packs.len()
+    );
+    assert!(!data_packs.is_empty());
+    assert_eq!(
+        data_gets,
+        data_packs.len(),
+        "a data pack read with more than one request: {gets:#?}"
+    );
+}

@@ -226,6 +226,15 @@ impl Backend for Guard {
     fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
         self.inner.prefetch(kind, name, offset, len)
     }
+
+    fn prefetch_many(&self, kind: FileKind, ranges: &[(String, u64, u64)]) {
+        self.inner.prefetch_many(kind, ranges)
+    }
+
+    fn read_ahead(&self) -> u64 {
+        self.inner.read_ahead()
+    }
+
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         self.inner.write(kind, name, data)?;
         if kind == FileKind::Pack

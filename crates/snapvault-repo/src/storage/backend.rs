@@ -101,8 +101,23 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
     /// A hint that `len` bytes at `offset` of `name` will be read soon: a local disk can
-    /// fetch them while the caller works on what it has. Remote backends ignore it.
+    /// fetch them while the caller works on what it has; a remote backend with
+    /// [`Backend::read_ahead`] fetches them in the background.
     fn prefetch(&self, _kind: FileKind, _name: &str, _offset: u64, _len: u64) {}
+    /// [`Backend::prefetch`] of several ranges of `kind` (name, offset, length), in the
+    /// order they will be read: a remote backend merges neighbours knowing all of them.
+    fn prefetch_many(&self, kind: FileKind, ranges: &[(String, u64, u64)]) {
+        for (name, offset, len) in ranges {
+            self.prefetch(kind, name, *offset, *len);
+        }
+    }
+    /// How many bytes of pack ranges a caller should announce with [`Backend::prefetch`]
+    /// ahead of its reads, in the order it will read them, a batch at a time: a remote
+    /// backend merges announced neighbours into one request and keeps several in flight.
+    /// 0 (a local disk): announce just the next piece of work.
+    fn read_ahead(&self) -> u64 {
+        0
+    }
     /// Create `name` with `data`. Fails with [`crate::RepoError::FileExists`] if it exists
     /// with other bytes (`create_new` semantics); the same bytes again may succeed (a remote
     /// backend's retried upload). The whole contract: `crate::testing::backend` (feature

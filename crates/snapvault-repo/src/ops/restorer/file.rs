@@ -43,30 +43,34 @@ fn run_end(locs: &[BlobLocation], i: usize) -> usize {
     j
 }
 
-/// Ask the backend to start fetching the first range reads of a file (see [`run_end`]).
-pub fn prefetch(repo: &Repository, index: &Index, node: &Node) {
+/// The range reads of a file (see [`run_end`]) that start within its first `budget` bytes
+/// ([`FIRST_READS`]: the first ones), as (pack, offset, length), added to `out`.
+pub fn reads_of(index: &Index, node: &Node, budget: u64, out: &mut Vec<(String, u64, u64)>) {
     let locs: Vec<BlobLocation> = node
         .content
         .iter()
         .map_while(|id| index.get(id).copied())
         .collect();
-    prefetch_locs(repo, index, &locs);
+    reads_of_locs(index, &locs, budget, out);
 }
 
-/// Ask the backend to start fetching the first range reads of the blobs at `locs`.
-pub fn prefetch_locs(repo: &Repository, index: &Index, locs: &[BlobLocation]) {
-    let mut budget = MAX_READ;
+/// What is announced of a file one round of threads ahead on a local disk.
+pub const FIRST_READS: u64 = MAX_READ;
+
+/// The range reads of the blobs at `locs` that start within the first `budget` bytes, as
+/// (pack, offset, length), added to `out`.
+pub fn reads_of_locs(
+    index: &Index,
+    locs: &[BlobLocation],
+    mut budget: u64,
+    out: &mut Vec<(String, u64, u64)>,
+) {
     let mut i = 0;
     while i < locs.len() && budget > 0 {
         let j = run_end(locs, i);
         let (first, last) = (locs[i], locs[j - 1]);
         let (start, end) = (first.offset as u64, last.offset as u64 + last.length as u64);
-        repo.backend().prefetch(
-            FileKind::Pack,
-            &index.pack_of(&first).to_hex(),
-            start,
-            end - start,
-        );
+        out.push((index.pack_of(&first).to_hex(), start, end - start));
         budget = budget.saturating_sub(end - start);
         i = j;
     }

@@ -12,6 +12,7 @@
 //! in [`RestoreStats::problems`]. Only a full or read-only target disk stops it.
 //! Every folder that received new names is synced before `restore` returns.
 
+mod ahead;
 mod case;
 mod dirs;
 mod file;
@@ -379,6 +380,7 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
         chain: Mutex::new(dirs::Chain::new(run.root)),
     };
     let units = split::units(run.index, files, run.opts.threads.max(1));
+    let ahead = ahead::Ahead::new(run, files, &units, run.opts.threads.max(1));
     let next = AtomicUsize::new(0);
     let restored = AtomicU64::new(0);
     let right = AtomicU64::new(0);
@@ -401,16 +403,8 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
                     let u = next.fetch_add(1, Relaxed);
                     let Some(unit) = units.get(u) else { break };
                     let (i, item) = (unit.file, files[unit.file]);
-                    // The work about one round ahead: its packs come off the disk while
-                    // this one is decrypted and written.
-                    match units.get(u + threads) {
-                        Some(split::Unit {
-                            part: Some((later, k)),
-                            ..
-                        }) => later.prefetch(run, *k),
-                        Some(later) => file::prefetch(run.repo, run.index, &files[later.file].node),
-                        None => {}
-                    }
+                    // Later work announced: its packs are fetched while this is written.
+                    ahead.starting(u);
                     let (dir_path, name) = split(&item.path);
                     let shown_path = shown(&item.path);
                     let result = match &unit.part {

@@ -299,10 +299,17 @@ impl Split {
         }
     }
 
-    /// The first range reads of segment `k`, fetched ahead (see [`file::prefetch_locs`]).
-    pub(super) fn prefetch(&self, run: &Run, k: usize) {
+    /// The range reads of segment `k` within its first `budget` bytes (see
+    /// [`file::reads_of_locs`]).
+    pub(super) fn reads_of(
+        &self,
+        index: &Index,
+        k: usize,
+        budget: u64,
+        out: &mut Vec<(String, u64, u64)>,
+    ) {
         if let Some(locs) = self.locs.get(self.segment(k).0) {
-            file::prefetch_locs(run.repo, run.index, locs);
+            file::reads_of_locs(index, locs, budget, out);
         }
     }
 }
