@@ -57,6 +57,9 @@ struct State {
     accepted: AtomicU64,
     /// Every HTTP request line clients sent, in order (see [`Proxy::requests`]).
     requests: Mutex<Vec<String>>,
+    /// One-shot: the body of the next request whose line starts with this gets one byte
+    /// flipped on its way (see [`Proxy::flip_a_byte_of_next`]).
+    flip: Mutex<Option<String>>,
 }
 
 impl State {
@@ -151,6 +154,7 @@ impl Proxy {
             resets: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
+            flip: Mutex::new(None),
         });
         let st = state.clone();
         let accepter = thread::Builder::new()
@@ -229,6 +233,12 @@ impl Proxy {
     /// The HTTP/1.1 request lines clients have sent so far ("PUT /bucket/data/… HTTP/1.1"),
     /// in the order they were sent, connections interleaved; "?" where a connection could
     /// not be followed (a chunked body). For S3 through the proxy: what each command asks.
+    /// Damage in transit, once: one byte in the middle of the body of the next request
+    /// whose request line starts with `line_start` ("PUT /bucket/repo/data/") is flipped.
+    pub fn flip_a_byte_of_next(&self, line_start: &str) {
+        *self.state.flip.lock().unwrap_or_else(|p| p.into_inner()) = Some(line_start.into());
+    }
+
     pub fn requests(&self) -> Vec<String> {
         self.state
             .requests
@@ -337,7 +347,7 @@ fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State, up: bool)
             thread::sleep(Duration::from_millis(20));
         }
         if up {
-            log.feed(&buf[..n], &mut lines);
+            log.feed(&mut buf[..n], &mut lines, &st.flip);
             if !lines.is_empty() {
                 st.requests
                     .lock()

@@ -132,3 +132,38 @@ fn an_s3_restore_reads_a_pack_of_small_files_in_one_request() {
         "a data pack read with more than one request: {gets:#?}"
     );
 }
+
+/// With no `HEAD` after a pack's `PUT`, damage on the way up is still found: by the server
+/// (the `PUT` carries `Content-MD5`; S3 answers `BadDigest`), or, by a server that does not
+/// check it (moto stores the body as it came), by `check --read-data`, which names the
+/// damaged pack.
+#[test]
+fn a_pack_damaged_on_its_way_up_is_still_found() {
+    if no_servers() {
+        return;
+    }
+    let proxy = s3_proxy(Faults::default());
+    let r = s3_via(&proxy, "damaged-put");
+    r.ok(&["init"]);
+    let work = tempdir();
+    let src = library(work.path(), 5200, 3, 2_000_000);
+    // "s3:http://127.0.0.1:port/bucket/prefix" → "/bucket/prefix".
+    let path: String = r.url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    proxy.flip_a_byte_of_next(&format!("PUT {path}/data/"));
+    let snap = r.run(&["snapshot", &s(&src)]);
+    if snap.code == Some(0) {
+        let check = r.run(&["check", "--read-data"]);
+        assert_ne!(check.code, Some(0), "the damaged pack went unnoticed:\n{check}");
+        let packs: Vec<String> = on(&proxy.requests(), "/data/")
+            .iter()
+            .filter(|l| l.starts_with("PUT "))
+            .filter_map(|l| l.split('/').nth(5).map(|n| n.split(' ').next().unwrap_or("").to_string()))
+            .collect();
+        assert!(
+            packs.iter().any(|p| p.len() > 16 && check.both().contains(&p[..16])),
+            "no pack uploaded ({packs:?}) is named:\n{check}"
+        );
+    } else {
+        assert!(snap.both().contains("pack"), "{snap}");
+    }
+}

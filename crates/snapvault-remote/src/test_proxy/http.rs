@@ -10,6 +10,8 @@ pub(super) struct RequestLog {
     head: Vec<u8>,
     /// Body bytes still to skip before the next request's head.
     body_left: u64,
+    /// Where in the current body one byte is to be flipped (see `Proxy::flip_a_byte_of_next`).
+    flip_at: Option<u64>,
     lost: bool,
 }
 
@@ -17,13 +19,29 @@ pub(super) struct RequestLog {
 const MAX_HEAD: usize = 64 << 10;
 
 impl RequestLog {
-    /// Take the next bytes the client sent; push each request line completed in them.
-    pub(super) fn feed(&mut self, mut data: &[u8], out: &mut Vec<String>) {
+    /// Take the next bytes the client sent; push each request line completed in them. The
+    /// first request whose line starts with what `flip` holds (taken then) has a byte in
+    /// the middle of its body flipped, in `data`, before it is passed on.
+    pub(super) fn feed(
+        &mut self,
+        mut data: &mut [u8],
+        out: &mut Vec<String>,
+        flip: &std::sync::Mutex<Option<String>>,
+    ) {
         while !data.is_empty() && !self.lost {
             if self.body_left > 0 {
                 let n = (self.body_left as usize).min(data.len());
                 self.body_left -= n as u64;
-                data = &data[n..];
+                if let Some(at) = self.flip_at {
+                    match data.get_mut(at as usize) {
+                        Some(b) if (at as usize) < n => {
+                            *b ^= 0x40;
+                            self.flip_at = None;
+                        }
+                        _ => self.flip_at = Some(at - n as u64),
+                    }
+                }
+                data = &mut data[n..];
                 continue;
             }
             // Look for the end of the head in what is held plus the new bytes.
@@ -36,11 +54,18 @@ impl RequestLog {
                 return;
             };
             let used = end + 4 - held;
-            data = &data[used..];
+            data = &mut data[used..];
             let head = std::mem::take(&mut self.head);
             let head = String::from_utf8_lossy(&head[..end]);
             let mut lines = head.split("\r\n");
-            out.push(lines.next().unwrap_or("").to_string());
+            let line = lines.next().unwrap_or("").to_string();
+            let mut wanted = flip.lock().unwrap_or_else(|p| p.into_inner());
+            let damage = wanted.as_ref().is_some_and(|w| line.starts_with(w.as_str()));
+            if damage {
+                *wanted = None;
+            }
+            drop(wanted);
+            out.push(line);
             for l in lines {
                 let Some((k, v)) = l.split_once(':') else {
                     continue;
@@ -48,6 +73,9 @@ impl RequestLog {
                 let (k, v) = (k.trim(), v.trim());
                 if k.eq_ignore_ascii_case("content-length") {
                     self.body_left = v.parse().unwrap_or(0);
+                    if damage && self.body_left > 0 {
+                        self.flip_at = Some(self.body_left / 2);
+                    }
                 } else if k.eq_ignore_ascii_case("transfer-encoding")
                     && v.to_ascii_lowercase().contains("chunked")
                 {
@@ -79,9 +107,16 @@ mod tests {
         for piece in [1, 3, 7, stream.len()] {
             let mut log = RequestLog::default();
             let mut out = Vec::new();
-            for c in stream.chunks(piece) {
-                log.feed(c, &mut out);
+            let flip = std::sync::Mutex::new(Some("PUT /b/data/".to_string()));
+            let mut sent = stream.to_vec();
+            for c in sent.chunks_mut(piece) {
+                log.feed(c, &mut out, &flip);
             }
+            // The PUT's body, "0123\r\n\r\n89", has its middle byte (the 6th) flipped.
+            let mut want = stream.to_vec();
+            let body = find(stream, b"0123").unwrap();
+            want[body + 5] ^= 0x40;
+            assert_eq!(sent, want, "pieces of {piece}");
             assert_eq!(
                 out,
                 [
@@ -99,8 +134,9 @@ mod tests {
         let mut log = RequestLog::default();
         let mut out = Vec::new();
         log.feed(
-            b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\n",
+            &mut b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\n".to_vec(),
             &mut out,
+            &std::sync::Mutex::new(None),
         );
         assert_eq!(out, ["PUT /x HTTP/1.1", "?"]);
     }
