@@ -282,7 +282,7 @@ impl ReadAhead {
     /// Serve `[offset, offset + len)` of `pack` from a window, taking an announced range
     /// for one if needed; false if it is neither in a window nor announced (or the
     /// window's request failed): the caller reads it for itself.
-    fn from_window(&self, pack: &str, offset: u64, len: usize, buf: &mut Vec<u8>) -> bool {
+    fn serve_from_window(&self, pack: &str, offset: u64, len: usize, buf: &mut Vec<u8>) -> bool {
         let end = offset + len as u64;
         let sh = &self.shared;
         let mut st = lock(&sh.state);
@@ -427,7 +427,7 @@ impl Backend for ReadAhead {
         len: usize,
         buf: &mut Vec<u8>,
     ) -> Result<(), RepoError> {
-        if kind == FileKind::Pack && self.from_window(name, offset, len, buf) {
+        if kind == FileKind::Pack && self.serve_from_window(name, offset, len, buf) {
             return Ok(());
         }
         self.shared

@@ -148,22 +148,86 @@ fn a_pack_damaged_on_its_way_up_is_still_found() {
     let work = tempdir();
     let src = library(work.path(), 5200, 3, 2_000_000);
     // "s3:http://127.0.0.1:port/bucket/prefix" → "/bucket/prefix".
-    let path: String = r.url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    let path: String = r
+        .url
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| format!("/{p}"))
+        .unwrap();
     proxy.flip_a_byte_of_next(&format!("PUT {path}/data/"));
     let snap = r.run(&["snapshot", &s(&src)]);
     if snap.code == Some(0) {
         let check = r.run(&["check", "--read-data"]);
-        assert_ne!(check.code, Some(0), "the damaged pack went unnoticed:\n{check}");
+        assert_ne!(
+            check.code,
+            Some(0),
+            "the damaged pack went unnoticed:\n{check}"
+        );
         let packs: Vec<String> = on(&proxy.requests(), "/data/")
             .iter()
             .filter(|l| l.starts_with("PUT "))
-            .filter_map(|l| l.split('/').nth(5).map(|n| n.split(' ').next().unwrap_or("").to_string()))
+            .filter_map(|l| {
+                l.split('/')
+                    .nth(5)
+                    .map(|n| n.split(' ').next().unwrap_or("").to_string())
+            })
             .collect();
         assert!(
-            packs.iter().any(|p| p.len() > 16 && check.both().contains(&p[..16])),
+            packs
+                .iter()
+                .any(|p| p.len() > 16 && check.both().contains(&p[..16])),
             "no pack uploaded ({packs:?}) is named:\n{check}"
         );
     } else {
         assert!(snap.both().contains("pack"), "{snap}");
     }
+}
+
+/// `check --read-data` reads each data pack's header (the structure check) and then the
+/// whole pack: two requests per pack. The header and the trailer that locates it come from
+/// one read of the pack's end (a data pack's header is a few hundred bytes), not one each.
+#[test]
+fn s3_check_read_data_is_two_requests_per_data_pack() {
+    if no_servers() {
+        return;
+    }
+    let proxy = s3_proxy(Faults::default());
+    let r = s3_via(&proxy, "check-requests");
+    r.ok(&["init"]);
+    let work = tempdir();
+    let src = library(work.path(), 6300, 6, 5_000_000);
+    r.ok(&["snapshot", &s(&src)]);
+    let gets_on_packs = |args: &[&str]| -> Vec<String> {
+        let before = proxy.requests().len();
+        r.ok(args);
+        let lines = proxy.requests().split_off(before);
+        on(&lines, "/data/")
+            .into_iter()
+            .filter(|l| l.starts_with("GET "))
+            .map(str::to_string)
+            .collect()
+    };
+    // The packs of trees: those a dry-run restore reads (the check reads them per tree).
+    let target = tempdir();
+    let walk = gets_on_packs(&[
+        "restore",
+        "latest",
+        "--dry-run",
+        "--target",
+        &s(target.path()),
+    ]);
+    let pack = |l: &String| l.split(' ').nth(1).map(str::to_string);
+    let tree_packs: std::collections::HashSet<String> = walk.iter().filter_map(pack).collect();
+    let gets: Vec<String> = gets_on_packs(&["check", "--read-data"])
+        .into_iter()
+        .filter(|l| pack(l).is_some_and(|p| !tree_packs.contains(&p)))
+        .collect();
+    let packs: std::collections::HashSet<String> = gets.iter().filter_map(pack).collect();
+    eprintln!(
+        "check --read-data: {} GETs on {} data packs",
+        gets.len(),
+        packs.len()
+    );
+    assert!(packs.len() >= 2, "{gets:#?}");
+    assert_eq!(gets.len(), 2 * packs.len(), "{gets:#?}");
 }

@@ -52,11 +52,17 @@ impl Backend for Counting {
     }
 }
 
+/// The pieces of a test: the repository folder, the counted backend, the read-ahead over
+/// it and the packs (name, bytes).
+type Setup = (
+    tempfile::TempDir,
+    Arc<Counting>,
+    ReadAhead,
+    Vec<(String, Vec<u8>)>,
+);
+
 /// A backend holding packs of `sizes` bytes (distinct bytes everywhere), under the read-ahead.
-fn setup(
-    sizes: &[usize],
-    budget: u64,
-) -> (tempfile::TempDir, Arc<Counting>, ReadAhead, Vec<(String, Vec<u8>)>) {
+fn setup(sizes: &[usize], budget: u64) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let inner = Arc::new(Counting(LocalBackend::new(dir.path()), AtomicUsize::new(0)));
     inner.create_layout().unwrap();
@@ -90,7 +96,13 @@ fn announced_neighbours_of_a_pack_are_one_request_whatever_their_order() {
     let (name, bytes) = &packs[0];
     // Eight ranges of 100 kB, announced out of order, one of them 10 kB after the last.
     let mut ranges: Vec<(String, u64, u64)> = (0..8u64)
-        .map(|i| (name.clone(), i * 100_000 + if i == 7 { 10_000 } else { 0 }, 100_000))
+        .map(|i| {
+            (
+                name.clone(),
+                i * 100_000 + if i == 7 { 10_000 } else { 0 },
+                100_000,
+            )
+        })
         .collect();
     ranges.swap(0, 5);
     ranges.swap(2, 7);

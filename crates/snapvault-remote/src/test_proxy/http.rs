@@ -60,7 +60,9 @@ impl RequestLog {
             let mut lines = head.split("\r\n");
             let line = lines.next().unwrap_or("").to_string();
             let mut wanted = flip.lock().unwrap_or_else(|p| p.into_inner());
-            let damage = wanted.as_ref().is_some_and(|w| line.starts_with(w.as_str()));
+            let damage = wanted
+                .as_ref()
+                .is_some_and(|w| line.starts_with(w.as_str()));
             if damage {
                 *wanted = None;
             }
@@ -134,7 +136,8 @@ mod tests {
         let mut log = RequestLog::default();
         let mut out = Vec::new();
         log.feed(
-            &mut b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\n".to_vec(),
+            &mut b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\n"
+                .to_vec(),
             &mut out,
             &std::sync::Mutex::new(None),
         );

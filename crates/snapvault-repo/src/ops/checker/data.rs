@@ -176,19 +176,46 @@ pub(super) fn earlier_damage(r: &mut CheckReport, index: &Index, opts: &CheckOpt
     }
 }
 
-/// Read and decode a pack's header using only its trailer.
+/// Bytes read from a pack's end to find its header: the trailer and, in the same read, the
+/// header before it when it fits (a data pack's header is a few dozen bytes per blob); a
+/// longer one costs a second read. On remote storage each read is a request.
+const HEADER_TAIL: u64 = 64 << 10;
+
+/// Read and decode a pack's header using only its end.
 pub(crate) fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
     let name = id.to_hex();
     let be = repo.backend();
     if size < 4 {
         return Err(RepoError::corrupt(format!("pack {name}"), "too short"));
     }
-    let t = be.read_range(FileKind::Pack, &name, size - 4, 4)?;
-    let (start, len) = pack::header_location(size, [t[0], t[1], t[2], t[3]])?;
-    let sealed = be.read_range(FileKind::Pack, &name, start, len)?;
+    let tail_start = size - size.min(HEADER_TAIL);
+    let tail = be.read_range(
+        FileKind::Pack,
+        &name,
+        tail_start,
+        (size - tail_start) as usize,
+    )?;
+    let trailer = tail
+        .len()
+        .checked_sub(4)
+        .and_then(|at| tail.get(at..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .ok_or_else(|| RepoError::corrupt(format!("pack {name}"), "too short"))?;
+    let (start, len) = pack::header_location(size, trailer)?;
+    let in_tail = start
+        .checked_sub(tail_start)
+        .and_then(|at| tail.get(at as usize..at as usize + len));
+    let read;
+    let sealed = match in_tail {
+        Some(s) => s,
+        None => {
+            read = be.read_range(FileKind::Pack, &name, start, len)?;
+            &read[..]
+        }
+    };
     let plain = repo
         .crypto()
-        .open(&sealed, &format!("header of pack {name}"))?;
+        .open(sealed, &format!("header of pack {name}"))?;
     pack::decode_header(&plain, start)
 }
 

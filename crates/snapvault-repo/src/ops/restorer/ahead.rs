@@ -86,10 +86,16 @@ impl<'a> Ahead<'a> {
                 *next += 1;
             }
             // Announced while the lock is held: batches reach the backend in order.
-            self.run.repo.backend().prefetch_many(FileKind::Pack, &batch);
+            self.run
+                .repo
+                .backend()
+                .prefetch_many(FileKind::Pack, &batch);
             return;
         }
-        self.run.repo.backend().prefetch_many(FileKind::Pack, &batch);
+        self.run
+            .repo
+            .backend()
+            .prefetch_many(FileKind::Pack, &batch);
     }
 
     fn reads_of(&self, unit: &Unit, budget: u64, out: &mut Vec<(String, u64, u64)>) {
