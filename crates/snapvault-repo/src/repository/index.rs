@@ -222,33 +222,18 @@ impl Index {
 pub(crate) struct Bulk(Index);
 
 impl Bulk {
-    #[cfg(test)]
     pub fn add_file(&mut self, f: &IndexFile) {
-        self.add_file_of(f, None);
-    }
-
-    /// [`Bulk::add_file`], keeping only the blobs of type `only` (and the packs holding
-    /// some) when given.
-    pub fn add_file_of(&mut self, f: &IndexFile, only: Option<BlobType>) {
         let idx = &mut self.0;
         for p in &f.packs {
             if idx.pack_pos.contains_key(&p.id) {
                 // Listed by two index files: both come from the same pack header.
                 continue;
             }
-            let keep = |e: &&PackEntry| only.is_none_or(|t| e.typ == t);
-            if only.is_some() && !p.blobs.iter().any(|e| keep(&e)) {
-                continue;
-            }
             let pos = idx.packs.len() as u32;
             idx.packs.push((p.id, p.size));
             idx.pack_pos.insert(p.id, pos);
-            idx.entries.extend(
-                p.blobs
-                    .iter()
-                    .filter(keep)
-                    .map(|e| (e.id, location(pos, e))),
-            );
+            idx.entries
+                .extend(p.blobs.iter().map(|e| (e.id, location(pos, e))));
         }
     }
 
@@ -381,50 +366,6 @@ mod tests {
             assert_eq!(bulk.get(id), Some(loc));
         }
         assert!(!bulk.contains(&BlobId(Id::hash_of(&99u32.to_le_bytes()))));
-    }
-
-    /// Loading only the trees keeps every tree, in the same place, and nothing else.
-    #[test]
-    fn a_trees_only_index_holds_every_tree_and_nothing_else() {
-        let blob = |i: u32, typ: BlobType| {
-            let mut e = entry(1);
-            e.id = BlobId(Id::hash_of(&i.to_le_bytes()));
-            e.typ = typ;
-            e.offset = i * 100;
-            e
-        };
-        let pack = |n: u8, blobs: Vec<PackEntry>| crate::format::index_file::IndexedPack {
-            id: PackId(Id::hash_of(&[n])),
-            size: 1000,
-            blobs,
-        };
-        let f = IndexFile {
-            supersedes: vec![],
-            packs: vec![
-                pack(1, vec![blob(1, BlobType::Data), blob(2, BlobType::Data)]),
-                pack(2, vec![blob(3, BlobType::Tree), blob(4, BlobType::Data)]),
-                pack(3, vec![blob(5, BlobType::Tree)]),
-            ],
-        };
-        let (mut all, mut trees) = (Bulk::default(), Bulk::default());
-        all.add_file(&f);
-        trees.add_file_of(&f, Some(BlobType::Tree));
-        let (all, trees) = (all.finish(), trees.finish());
-        assert_eq!(all.blob_count(), 5);
-        assert_eq!(trees.blob_count(), 2);
-        for (id, loc) in all.blobs() {
-            match loc.typ() {
-                BlobType::Tree => {
-                    let t = trees.get(id).copied();
-                    assert_eq!(
-                        t.map(|l| (trees.pack_of(&l), l.offset)),
-                        Some((all.pack_of(loc), loc.offset))
-                    );
-                }
-                BlobType::Data => assert!(!trees.contains(id)),
-            }
-        }
-        assert_eq!(trees.packs().len(), 2, "the pack of data alone is left out");
     }
 
     #[test]

@@ -313,17 +313,6 @@ impl Repository {
     /// ([`crate::repository::index::Bulk`]); the peak is the index plus one batch of
     /// decoded files, not plus all of them.
     pub fn load_index(&self) -> Result<LoadedIndex> {
-        self.load_index_of(None)
-    }
-
-    /// The trees' entries only, for walks that read no file data (`ls`, `restore
-    /// --dry-run`): a trees-only index is a few entries a folder, where the whole one is
-    /// about 46 bytes a blob (46 MB at a million small files).
-    pub fn load_tree_index(&self) -> Result<Index> {
-        Ok(self.load_index_of(Some(blob::BlobType::Tree))?.index)
-    }
-
-    fn load_index_of(&self, only: Option<blob::BlobType>) -> Result<LoadedIndex> {
         let (names, _stray) = crate::repository::index::list_files(self.backend.as_ref())?;
         let batch = 2 * std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
         let mut bulk = crate::repository::index::Bulk::default();
@@ -338,7 +327,7 @@ impl Repository {
                 IndexFile::open(&self.crypto, &bytes, &what)
             });
             for (f, parsed) in some.iter().zip(files) {
-                bulk.add_file_of(&parsed?, only);
+                bulk.add_file(&parsed?);
                 ids.push(f.name.parse()?);
             }
         }

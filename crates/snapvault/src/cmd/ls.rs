@@ -120,8 +120,7 @@ pub(crate) fn list(
 pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let (sid, snap) = repo.find_snapshot(&a.snapshot)?;
-    // Only trees are read: their entries alone (the whole index was 46 MB a million files).
-    let index = repo.load_tree_index()?;
+    let index = repo.load_index()?.index;
     let prefix = a
         .path
         .as_deref()

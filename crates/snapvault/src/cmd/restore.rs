@@ -36,9 +36,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         ));
     }
     warn_if_incomplete(&sid, &snap, a.json);
+    let index = repo.load_index()?.index;
     if a.dry_run {
-        // A dry run reads only trees: their entries alone.
-        let index = repo.load_tree_index()?;
         return super::restore_list::dry_run_walk(
             ctx,
             &repo,
@@ -49,7 +48,6 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             &a,
         );
     }
-    let index = repo.load_index()?.index;
     let filter = include
         .as_ref()
         .map(|i| move |p: &[u8], n: &[u8]| i.matches(p, n));
