@@ -139,11 +139,11 @@ impl RemoteOptions {
     }
 }
 
-/// Read-ahead on S3: at most two 16 MiB windows held (in flight, waiting to be read, or
+/// Read-ahead on S3: at most four 16 MiB windows held (in flight, waiting to be read, or
 /// spare), announced 128 MiB ahead so a pack's ranges are mostly known when its window is
 /// taken.
 const S3_READ_AHEAD: readahead::Limits = readahead::Limits {
-    held: 32 << 20,
+    held: 64 << 20,
     announce: 128 << 20,
 };
 
