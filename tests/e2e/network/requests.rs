@@ -3,11 +3,11 @@
 //! pack that exists or arrived damaged, and its success is the pack stored whole. No `HEAD`
 //! before it to look for the pack, none after to check its size (issue 23.6).
 
-use snapvault_remote::test_proxy::Faults;
+use snapvault_remote::test_proxy::{Faults, Proxy};
 
 use super::{library, s, s3_proxy, s3_via};
 use crate::common::*;
-use crate::remote::no_servers;
+use crate::remote::{Remote, no_servers};
 
 /// The request lines of `lines` on objects under `dir/` of the repository (listings of
 /// the bucket, `GET /bucket?list-type=2&prefix=…`, are not on an object).
@@ -98,16 +98,7 @@ fn an_s3_restore_reads_a_pack_of_small_files_in_one_request() {
     let src = library(work.path(), 4100, 24, 600_000);
     r.ok(&["snapshot", &s(&src)]);
     // The GETs of a dry run: the trees, walked the same way by the restore.
-    let gets_on_packs = |args: &[&str]| -> Vec<String> {
-        let before = proxy.requests().len();
-        r.ok(args);
-        let lines = proxy.requests().split_off(before);
-        on(&lines, "/data/")
-            .into_iter()
-            .filter(|l| l.starts_with("GET "))
-            .map(str::to_string)
-            .collect()
-    };
+    let gets_on_packs = |args: &[&str]| pack_gets(&proxy, &r, args);
     let out = tempdir();
     let target = s(out.path());
     let walk = gets_on_packs(&["restore", "latest", "--target", &target, "--dry-run"]);
@@ -197,16 +188,7 @@ fn s3_check_read_data_is_two_requests_per_data_pack() {
     let work = tempdir();
     let src = library(work.path(), 6300, 6, 5_000_000);
     r.ok(&["snapshot", &s(&src)]);
-    let gets_on_packs = |args: &[&str]| -> Vec<String> {
-        let before = proxy.requests().len();
-        r.ok(args);
-        let lines = proxy.requests().split_off(before);
-        on(&lines, "/data/")
-            .into_iter()
-            .filter(|l| l.starts_with("GET "))
-            .map(str::to_string)
-            .collect()
-    };
+    let gets_on_packs = |args: &[&str]| pack_gets(&proxy, &r, args);
     // The packs of trees: those a dry-run restore reads (the check reads them per tree).
     let target = tempdir();
     let walk = gets_on_packs(&[
@@ -230,4 +212,16 @@ fn s3_check_read_data_is_two_requests_per_data_pack() {
     );
     assert!(packs.len() >= 2, "{gets:#?}");
     assert_eq!(gets.len(), 2 * packs.len(), "{gets:#?}");
+}
+
+/// The `GET`s on packs (`/data/`) that `r` sends through `proxy` while running `args`.
+fn pack_gets(proxy: &Proxy, r: &Remote, args: &[&str]) -> Vec<String> {
+    let before = proxy.requests().len();
+    r.ok(args);
+    let lines = proxy.requests().split_off(before);
+    on(&lines, "/data/")
+        .into_iter()
+        .filter(|l| l.starts_with("GET "))
+        .map(str::to_string)
+        .collect()
 }
