@@ -105,6 +105,41 @@ pub(super) fn damage(sim: &mut Sim, pos: (Option<usize>, u64), rng: &mut StdRng)
     }
 }
 
+/// Damage up to each band's recovery count of shards, anywhere (chosen by `seed`), then
+/// repair: every member must come back exact.
+pub(super) fn damage_within_the_budget_repairs_exactly(
+    h: &ParityHeader,
+    members: &[Vec<u8>],
+    file: Vec<u8>,
+    rec_at: u64,
+    seed: u64,
+) -> std::result::Result<(), TestCaseError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sim = Sim {
+        members: members.iter().cloned().map(Some).collect(),
+        parity: file,
+        rec_at,
+    };
+    for b in 0..h.bands.len() {
+        let mut pos = band_positions(h, b);
+        pos.shuffle(&mut rng);
+        let k = rng.gen_range(0..=h.bands[b].recovery_hashes.len());
+        for &p in pos.iter().take(k) {
+            damage(&mut sim, p, &mut rng);
+        }
+    }
+    let r = repair(h, &mut sim).unwrap();
+    prop_assert_eq!(r.bands_lost, 0);
+    for (i, st) in r.members.iter().enumerate() {
+        match st {
+            MemberState::Intact => prop_assert_eq!(sim.members[i].as_ref(), Some(&members[i])),
+            MemberState::Repaired { bytes, .. } => prop_assert_eq!(bytes, &members[i]),
+            MemberState::Lost { .. } => prop_assert!(false, "member {} lost: {:?}", i, r),
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn members_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
     prop::collection::vec(
         (0usize..6 * SHARD + 100, any::<u64>()).prop_map(|(n, seed)| {
@@ -136,25 +171,7 @@ proptest! {
     ) {
         let (name, file) = build(&members, percent, rows);
         let (h, rec_at, _) = open(&name, &file).unwrap();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut sim = Sim { members: members.iter().cloned().map(Some).collect(), parity: file, rec_at };
-        for b in 0..h.bands.len() {
-            let mut pos = band_positions(&h, b);
-            pos.shuffle(&mut rng);
-            let k = rng.gen_range(0..=h.bands[b].recovery_hashes.len());
-            for &p in pos.iter().take(k) {
-                damage(&mut sim, p, &mut rng);
-            }
-        }
-        let r = repair(&h, &mut sim).unwrap();
-        prop_assert_eq!(r.bands_lost, 0);
-        for (i, st) in r.members.iter().enumerate() {
-            match st {
-                MemberState::Intact => prop_assert_eq!(sim.members[i].as_ref(), Some(&members[i])),
-                MemberState::Repaired { bytes, .. } => prop_assert_eq!(bytes, &members[i]),
-                MemberState::Lost { .. } => prop_assert!(false, "member {} lost: {:?}", i, r),
-            }
-        }
+        damage_within_the_budget_repairs_exactly(&h, &members, file, rec_at, seed)?;
     }
 
     /// One damaged shard more than a band's recovery count: the members hit there are

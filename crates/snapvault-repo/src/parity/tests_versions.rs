@@ -3,11 +3,10 @@
 //! still read and repair, byte for byte as it was written.
 
 use proptest::prelude::*;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 
-use super::tests::{Sim, band_positions, build_with, damage, members_strategy, open, specs};
+use super::tests::{
+    Sim, build_with, damage_within_the_budget_repairs_exactly, members_strategy, open, specs,
+};
 use super::*;
 
 /// The members of the frozen version 1 file: key files `member0` (100 bytes) and `member1`
@@ -103,24 +102,6 @@ proptest! {
         prop_assert_eq!(h.locator, locator);
         let bytes = h.to_bytes();
         prop_assert_eq!(ParityHeader::decode(&bytes).unwrap(), (h.clone(), bytes.len()));
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut sim = Sim { members: members.iter().cloned().map(Some).collect(), parity: file, rec_at };
-        for b in 0..h.bands.len() {
-            let mut pos = band_positions(&h, b);
-            pos.shuffle(&mut rng);
-            let k = rng.gen_range(0..=h.bands[b].recovery_hashes.len());
-            for &p in pos.iter().take(k) {
-                damage(&mut sim, p, &mut rng);
-            }
-        }
-        let r = repair(&h, &mut sim).unwrap();
-        prop_assert_eq!(r.bands_lost, 0);
-        for (i, st) in r.members.iter().enumerate() {
-            match st {
-                MemberState::Intact => prop_assert_eq!(sim.members[i].as_ref(), Some(&members[i])),
-                MemberState::Repaired { bytes, .. } => prop_assert_eq!(bytes, &members[i]),
-                MemberState::Lost { .. } => prop_assert!(false, "member {} lost: {:?}", i, r),
-            }
-        }
+        damage_within_the_budget_repairs_exactly(&h, &members, file, rec_at, seed)?;
     }
 }
