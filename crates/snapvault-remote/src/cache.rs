@@ -156,16 +156,6 @@ impl Backend for CachedBackend {
         Ok(b)
     }
 
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>, RepoError> {
-        self.inner.read_range(kind, name, offset, len)
-    }
-
     fn read_range_into(
         &self,
         kind: FileKind,
@@ -255,8 +245,15 @@ mod tests {
             self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.0.read(k, n)
         }
-        fn read_range(&self, k: FileKind, n: &str, o: u64, l: usize) -> Result<Vec<u8>, RepoError> {
-            self.0.read_range(k, n, o, l)
+        fn read_range_into(
+            &self,
+            k: FileKind,
+            n: &str,
+            o: u64,
+            l: usize,
+            buf: &mut Vec<u8>,
+        ) -> Result<(), RepoError> {
+            self.0.read_range_into(k, n, o, l, buf)
         }
         fn write(&self, k: FileKind, n: &str, d: &[u8]) -> Result<(), RepoError> {
             self.0.write(k, n, d)

@@ -408,18 +408,6 @@ impl Backend for ReadAhead {
         self.shared.inner.read(kind, name)
     }
 
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>, RepoError> {
-        let mut buf = Vec::new();
-        self.read_range_into(kind, name, offset, len, &mut buf)?;
-        Ok(buf)
-    }
-
     fn read_range_into(
         &self,
         kind: FileKind,

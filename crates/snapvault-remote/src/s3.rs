@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use opendal::layers::ConcurrentLimitLayer;
-use opendal::options::{ListOptions, ReadOptions, WriteOptions};
+use opendal::options::{ListOptions, WriteOptions};
 use opendal::{ErrorKind, OperationContext, Operator, blocking};
 use snapvault_repo::backend::{Backend, FileInfo, FileKind};
 use snapvault_repo::{LocationError, RemoteError, RepoError};
@@ -227,47 +227,9 @@ impl Backend for S3Backend {
             .map_err(|e| self.err("reading", &what(kind, name), e))
     }
 
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>, RepoError> {
-        let path = kind.path_of(name)?;
-        let what = what(kind, name);
-        let short = || {
-            RepoError::corrupt(
-                what.clone(),
-                format!("file ends before byte {}", offset + len as u64),
-            )
-        };
-        let read = self.retry(|op| {
-            let opts = ReadOptions {
-                range: (offset..offset + len as u64).into(),
-                ..Default::default()
-            };
-            op.read_options(&path, opts)
-        });
-        let got = match read {
-            Ok(b) => b.to_vec(),
-            Err(e)
-                if e.kind() == ErrorKind::RangeNotSatisfied
-                    || e.message().contains("too little data") && net_error(&e).is_none() =>
-            {
-                return Err(short());
-            }
-            Err(e) => return Err(self.err("reading", &what, e)),
-        };
-        if got.len() != len {
-            return Err(short());
-        }
-        Ok(got)
-    }
-
     /// Straight into the caller's buffer as the response arrives: one copy of the range in
-    /// memory, in a buffer the caller reuses. (Through `read_range`, OpenDAL's response
-    /// buffer and its copy into a fresh vector were both alive: three times the range per
+    /// memory, in a buffer the caller reuses. (Through OpenDAL's `read`, its response
+    /// buffer and a copy into a fresh vector were both alive: three times the range per
     /// thread with the caller's buffer, the most of `check --read-data`'s peak on S3.)
     fn read_range_into(
         &self,

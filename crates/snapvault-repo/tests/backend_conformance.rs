@@ -26,8 +26,15 @@ impl Backend for Overwriting {
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.0.read(kind, name)
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        self.0.read_range(kind, name, offset, len)
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.0.read_range_into(kind, name, offset, len, buf)
     }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         self.0.remove(kind, name)?;

@@ -66,14 +66,25 @@ impl Backend for Planted {
             None => self.inner.read(kind, name),
         }
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         match self.find(kind, name) {
-            Some(b) => usize::try_from(offset)
-                .ok()
-                .and_then(|o| b.get(o..o.checked_add(len)?))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| RepoError::corrupt(name, "file ends early")),
-            None => self.inner.read_range(kind, name, offset, len),
+            Some(b) => {
+                let part = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| b.get(o..o.checked_add(len)?))
+                    .ok_or_else(|| RepoError::corrupt(name, "file ends early"))?;
+                buf.clear();
+                buf.extend_from_slice(part);
+                Ok(())
+            }
+            None => self.inner.read_range_into(kind, name, offset, len, buf),
         }
     }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {

@@ -19,11 +19,6 @@ impl Backend for Counting {
     fn read(&self, k: FileKind, n: &str) -> Result<Vec<u8>, RepoError> {
         self.0.read(k, n)
     }
-    fn read_range(&self, k: FileKind, n: &str, o: u64, l: usize) -> Result<Vec<u8>, RepoError> {
-        let mut buf = Vec::new();
-        self.read_range_into(k, n, o, l, &mut buf)?;
-        Ok(buf)
-    }
     fn read_range_into(
         &self,
         k: FileKind,

@@ -310,14 +310,16 @@ impl Backend for SftpBackend {
         self.read_at(kind, name, 0, None)
     }
 
-    fn read_range(
+    fn read_range_into(
         &self,
         kind: FileKind,
         name: &str,
         offset: u64,
         len: usize,
-    ) -> Result<Vec<u8>, RepoError> {
-        self.read_at(kind, name, offset, Some(len))
+        buf: &mut Vec<u8>,
+    ) -> Result<(), RepoError> {
+        *buf = self.read_at(kind, name, offset, Some(len))?;
+        Ok(())
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {

@@ -86,9 +86,9 @@ pub trait Backend: Send + Sync {
     /// Does the repository (its config file) exist?
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
-    /// [`Backend::read_range`] into `buf` (left holding exactly the `len` bytes read), so a
-    /// caller reading many ranges reuses one allocation instead of faulting in a new one.
+    /// `len` bytes at `offset` of `name` into `buf` (left holding exactly those bytes), so a
+    /// caller reading many ranges reuses one allocation instead of faulting in a new one. A
+    /// file that ends before `offset + len` is corrupt ("file ends before byte …").
     fn read_range_into(
         &self,
         kind: FileKind,
@@ -96,9 +96,12 @@ pub trait Backend: Send + Sync {
         offset: u64,
         len: usize,
         buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        *buf = self.read_range(kind, name, offset, len)?;
-        Ok(())
+    ) -> Result<()>;
+    /// [`Backend::read_range_into`] into a new buffer.
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_range_into(kind, name, offset, len, &mut buf)?;
+        Ok(buf)
     }
     /// A hint that `len` bytes at `offset` of `name` will be read soon: a local disk can
     /// fetch them while the caller works on what it has; a remote backend with

@@ -295,9 +295,16 @@ impl Backend for FaultyBackend {
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.op(Op::Read, Some(kind), || self.inner.read(kind, name))
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+    fn read_range_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         self.op(Op::Read, Some(kind), || {
-            self.inner.read_range(kind, name, offset, len)
+            self.inner.read_range_into(kind, name, offset, len, buf)
         })
     }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {

@@ -95,12 +95,6 @@ impl Backend for LocalBackend {
         fs::read(&p).map_err(|e| not_found_is(kind, name, e))
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.read_range_into(kind, name, offset, len, &mut buf)?;
-        Ok(buf)
-    }
-
     fn read_range_into(
         &self,
         kind: FileKind,
