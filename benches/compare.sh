@@ -200,13 +200,17 @@ CORPUS_BYTES=$(python3 -c 'import json, sys; print(sum(e["size"] for e in json.l
 # ------------------------------------------------------------------ the tools
 # tool_cmd TOOL VERB [ARG...] sets CMD (argv) and CWD for one step. REPO_OF / CACHE_OF name
 # each tool's repository and client cache inside the current run folder.
+SV_KEYED=0
 repo_of() { echo "$RUN/repo-$1"; }
 cache_of() { echo "$RUN/cache-$1"; }
 declare -A BORG_LAST BUPSTASH_LAST
 
 tool_env() {
     case $1 in
-        snapvault) ENV=(XDG_CACHE_HOME="$(cache_of snapvault)") ;;
+        # Its own config folder in the run folder, where `key remember` keeps the key of
+        # the nochange_key step; SV_KEYED=1: no password at all, so that key must open it.
+        snapvault) ENV=(XDG_CACHE_HOME="$(cache_of snapvault)" XDG_CONFIG_HOME="$(cache_of snapvault)/config")
+            ((SV_KEYED == 0)) || ENV=(-u SNAPVAULT_PASSWORD "${ENV[@]}") ;;
         restic) ENV=(RESTIC_REPOSITORY="$(repo_of restic)" RESTIC_CACHE_DIR="$(cache_of restic)") ;;
         borg) ENV=(BORG_REPO="$(repo_of borg)" BORG_BASE_DIR="$(cache_of borg)") ;;
         rustic) ENV=() ;;
@@ -278,6 +282,7 @@ commands_doc() {
 |---|---|---|---|
 | init | \`snapvault init\` | \`restic init --repository-version 2\` | \`borg init --encryption repokey-blake2\` |
 | snapshot | \`snapvault snapshot LIB\` | \`restic backup --compression auto LIB\` | \`borg create --compression zstd,3 ::NAME LIB\` |
+| no-change, key remembered | \`snapvault snapshot LIB\` after \`snapvault key remember\`, no password given | not measured | not measured |
 | full restore | \`snapvault restore latest --target T\` | \`restic restore latest --target T\` | \`cd T && borg extract ::NAME\` |
 | month restore | \`snapvault restore --date $MONTH --snapshot latest --target T\` | \`restic restore latest --target T --include /…/lib/DCIM/…\` (one per file of that month, from the manifest) | \`cd T && borg extract ::NAME …/lib/DCIM/…\` (same list) |
 | check, all data | \`snapvault check --read-data\` | \`restic check --read-data\` | \`borg check --verify-data\` |
@@ -285,7 +290,8 @@ commands_doc() {
 | re-import | \`snapvault snapshot PICTURES\` | \`restic backup --compression auto PICTURES\` | \`borg create --compression zstd,3 ::NAME PICTURES\` |
 
 Passwords come from the environment only (\`SNAPVAULT_PASSWORD\`, \`RESTIC_PASSWORD\`,
-\`BORG_PASSPHRASE\`); each tool's client cache lives in the run folder
+\`BORG_PASSPHRASE\`), except snapvault's no-change snapshot with the key remembered on the
+computer (none then); each tool's client cache lives in the run folder
 (\`XDG_CACHE_HOME\`, \`RESTIC_CACHE_DIR\`, \`BORG_BASE_DIR\`) and is evicted with it.
 EOF
     if uses rustic || uses bupstash; then
@@ -491,6 +497,27 @@ EOF
     say "  floor $stepname: $(tail -1 "$RESULTS" | cut -f5) s (read $((read_bytes >> 20)) MiB, write $((write_bytes >> 20)) MiB)"
 }
 
+# nochange_key MODE RUN: the no-change snapshot again, snapvault only, opening with the key
+# remembered on this computer (`key remember`, unmeasured, first): no password given, no
+# Argon2id. bupstash keeps its key in a file on the computer too, so this row is the one
+# compared with bupstash's no-change snapshot (report.py: PEER_STEP); the row above it is
+# snapvault with the password.
+nochange_key() {
+    local mode=$1 run=$2
+    uses snapvault && [[ -z ${BROKEN[snapvault]:-} ]] || return 0
+    tool_env snapvault
+    if ! env "${ENV[@]}" "$SNAPVAULT" -q --repo "$(repo_of snapvault)" key remember >>"$LOG" 2>&1; then
+        say "snapvault key remember failed (see $LOG): no nochange_key row"
+        return 0
+    fi
+    local saved=("${TOOL_LIST[@]}")
+    TOOL_LIST=(snapvault)
+    SV_KEYED=1
+    step "$mode" "$run" nochange_key backup "$RUN/lib"
+    SV_KEYED=0
+    TOOL_LIST=("${saved[@]}")
+}
+
 # bytes PATH: apparent size of everything under PATH (0 when missing).
 bytes() { du -sb --apparent-size "$1" 2>/dev/null | cut -f1 || echo 0; }
 
@@ -513,7 +540,10 @@ one_run() {
     step "$mode" "$run" first backup "$RUN/lib"
     # What a first snapshot must do at least: read the library, write the repository.
     floor "$mode" "$run" first "$(bytes "$sv_repo")" "$RUN/lib"
-    ! wants nochange || step "$mode" "$run" nochange backup "$RUN/lib"
+    if wants nochange; then
+        step "$mode" "$run" nochange backup "$RUN/lib"
+        nochange_key "$mode" "$run"
+    fi
     if wants mutate; then
         python3 "$HERE/corpus.py" mutate "$RUN/lib" >>"$LOG"
         step "$mode" "$run" mutate backup "$RUN/lib"

@@ -36,6 +36,7 @@ mod parity_remote;
 mod photos;
 mod prune;
 mod reading;
+mod remembered;
 mod remote;
 mod repair;
 mod repair_heal;

@@ -24,6 +24,7 @@ mod photoset;
 mod progress;
 mod readonly;
 mod remedy;
+mod remembered;
 mod strength;
 
 use clap::{CommandFactory, FromArgMatches};

@@ -54,6 +54,14 @@ pub fn open_warning(w: &OpenWarning) -> String {
             "{}. `snapvault repair --apply` rewrites the config from it",
             w.describe()
         ),
+        OpenWarning::RememberedKeyRefused { repository } => format!(
+            "{} ({}). `snapvault key forget` removes it; once the password opens the \
+             repository, `snapvault key remember` keeps its key again",
+            w.describe(),
+            crate::remembered::file_for(repository)
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        ),
         OpenWarning::KeyNotTried { key, .. } => format!(
             "{}. If you did not add it, `snapvault check` tells whether it is damaged and \
              `snapvault key remove {key}` removes it; to try it, name it: --key {key}",

@@ -35,7 +35,8 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     crypto: Crypto,
-    /// The key file that opened this repository (encrypted repositories).
+    /// The key file that opened this repository (encrypted repositories); `None` when a
+    /// key remembered on this computer opened it.
     key_name: Option<String>,
     /// Set when the file `config` is damaged and a key file's copy is in use.
     config_damage: Option<ConfigDamage>,
@@ -207,6 +208,26 @@ impl Repository {
                 Ok(_) => RepoError::NoKeyFiles,
             });
         }
+        if let (Ok(config), Some(remembered)) = (&parsed, opts.remembered)
+            && let Some(mk) = remembered(&config.id)
+        {
+            // The MAC proves the id key; the other two parts were stored with it, and the
+            // file's own checksum (the caller's) proves they were stored whole.
+            let crypto = Crypto::Keyed(mk);
+            if config.verify(&crypto).is_ok() {
+                return Ok(Repository {
+                    config: config.clone(),
+                    backend,
+                    crypto,
+                    key_name: None,
+                    config_damage: None,
+                    lock_wait: std::time::Duration::ZERO,
+                });
+            }
+            opts.warn(OpenWarning::RememberedKeyRefused {
+                repository: config.id.clone(),
+            });
+        }
         let pw = password()?;
         let (key_name, mk, keys) =
             crate::repository::open::unwrap_master(backend.as_ref(), &pw, opts)?;
@@ -224,6 +245,12 @@ impl Repository {
             config_damage,
             lock_wait: std::time::Duration::ZERO,
         })
+    }
+
+    /// Was this encrypted repository opened with a password (a key file), not with a key
+    /// remembered on this computer? `key passwd` changes the key file in use, so needs one.
+    pub fn opened_with_password(&self) -> bool {
+        self.key_name.is_some()
     }
 
     /// The damaged config file and the copy in use instead, when the file is damaged.

@@ -21,7 +21,15 @@ pub struct OpenOptions<'a> {
     pub key: Option<&'a str>,
     /// Told what the user should know: key files not tried, a config read from a copy.
     pub warn: Option<&'a (dyn Fn(&OpenWarning) + Sync)>,
+    /// The master key kept on this computer for the repository with this id (`key
+    /// remember`), if any. Used instead of the password — no Argon2id — when the config
+    /// file's MAC checks with it; otherwise [`OpenWarning::RememberedKeyRefused`] and the
+    /// password, as if nothing were remembered (docs/security.md §3).
+    pub remembered: Option<&'a RememberedLookup<'a>>,
 }
+
+/// Finds the key remembered for a repository id (see [`OpenOptions::remembered`]).
+pub type RememberedLookup<'a> = dyn Fn(&str) -> Option<MasterKey> + Sync + 'a;
 
 impl OpenOptions<'_> {
     pub(crate) fn warn(&self, w: OpenWarning) {
@@ -45,6 +53,9 @@ pub enum OpenWarning {
         asks: KdfParams,
         usual: KdfParams,
     },
+    /// The key remembered for the repository with this id does not check against its
+    /// config: the repository was replaced, or the config is damaged. Not used.
+    RememberedKeyRefused { repository: String },
 }
 
 impl OpenWarning {
@@ -57,6 +68,11 @@ impl OpenWarning {
                 describe(asks),
                 describe(usual)
             ),
+            OpenWarning::RememberedKeyRefused { .. } => "the key remembered on this computer \
+                does not open this repository (the config's MAC does not check with it: the \
+                repository was replaced or made anew, or its config is damaged); it was not \
+                used"
+                .to_string(),
         }
     }
 }

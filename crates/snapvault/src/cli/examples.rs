@@ -96,6 +96,11 @@ pub const KEY_PASSWD: &str = "\
 Examples:
   snapvault key passwd";
 
+pub const KEY_REMEMBER: &str = "\
+Examples:
+  snapvault key remember     # asks the password once; then `snapvault snapshot` needs none
+  snapvault key forget       # back to asking (removes the file; the password still works)";
+
 pub const UNLOCK: &str = "\
 Examples:
   snapvault unlock -n                                 # which locks are stale

@@ -213,6 +213,18 @@ pub enum KeyCommand {
     /// Change the password in use
     #[command(after_help = examples::KEY_PASSWD)]
     Passwd(NewPasswordArgs),
+    /// Keep this repository's key on this computer, so commands here skip the password
+    #[command(
+        long_about = "Keep this repository's master key in a file on this computer \
+($XDG_CONFIG_HOME/snapvault/keys/, owner-only), opened once with the password: later \
+commands on this repository need no password and skip the key derivation. Anyone who can \
+read that file can read the backup (docs/security.md §3); `key forget` removes it.",
+        after_help = examples::KEY_REMEMBER
+    )]
+    Remember,
+    /// Remove the key `key remember` kept on this computer for this repository
+    #[command(visible_alias = "forget-remembered", after_help = examples::KEY_REMEMBER)]
+    Forget,
 }
 
 #[derive(Args, Debug)]

@@ -1,4 +1,7 @@
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use snapvault_repo::backend::FileKind;
+use snapvault_repo::config::Config;
+use snapvault_repo::crypto::Crypto;
 use snapvault_repo::text::{is_id_name, short_name};
 
 use super::{Ctx, kdf};
@@ -103,7 +106,8 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
             }
         }
         KeyCommand::Passwd(a) => {
-            let mut repo = ctx.open()?;
+            // The password in use is that of the key file the password opened.
+            let mut repo = ctx.open_with_password()?;
             let _lock = repo.lock(true, "key passwd")?;
             let pw = new_password(&a)?;
             let name = repo.change_password(&pw, kdf())?;
@@ -113,6 +117,59 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> Result<i32> {
                 ctx.say(format!("password changed (new key {})", short_name(&name)));
             }
         }
+        KeyCommand::Remember => remember(ctx)?,
+        KeyCommand::Forget => forget(ctx)?,
     }
     Ok(0)
+}
+
+/// `key remember`: open with the password (proving it), then keep the master key in the
+/// config folder. Writes nothing to the repository, so takes no lock.
+fn remember(ctx: &Ctx) -> Result<()> {
+    let repo = ctx.open_with_password()?;
+    let Crypto::Keyed(master) = repo.crypto() else {
+        bail!("the repository is not encrypted: it has no key to remember");
+    };
+    let id = &repo.config().id;
+    let file = crate::remembered::store(id, &repo.backend().location(), master)?;
+    ctx.say(format!(
+        "remembered the key of repository {} in {}: commands on it here no longer ask for the \
+         password. Anyone who can read that file can read the backup; `snapvault key forget` \
+         removes it",
+        short_name(id),
+        file.display()
+    ));
+    Ok(())
+}
+
+/// `key forget`: remove the remembered key. Needs no password: the repository id is in
+/// its config, which is plain.
+fn forget(ctx: &Ctx) -> Result<()> {
+    let backend = ctx.backend()?;
+    let id = backend
+        .read(FileKind::Config, "config")
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(Config::parse(&b, &backend.location())?.id))
+        .with_context(|| {
+            format!(
+                "reading the repository's id from its config; remembered keys are the files \
+                 in {}, one per repository id, and can be removed by hand",
+                crate::remembered::dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "$XDG_CONFIG_HOME/snapvault/keys".into())
+            )
+        })?;
+    match crate::remembered::forget(&id)? {
+        Some(file) => ctx.say(format!(
+            "removed the remembered key {}: commands on repository {} ask for the password \
+             again",
+            file.display(),
+            short_name(&id)
+        )),
+        None => ctx.say(format!(
+            "no key is remembered for repository {} on this computer",
+            short_name(&id)
+        )),
+    }
+    Ok(())
 }

@@ -72,7 +72,19 @@ impl Ctx {
         }
     }
 
+    /// Open the repository: with the key remembered on this computer when there is a
+    /// usable one (`key remember`), else with the password.
     pub fn open(&self) -> Result<Repository> {
+        self.open_as(true)
+    }
+
+    /// Open the repository with the password, whatever is remembered (`key remember`,
+    /// `key passwd`: they act on the password's key file).
+    pub fn open_with_password(&self) -> Result<Repository> {
+        self.open_as(false)
+    }
+
+    fn open_as(&self, use_remembered: bool) -> Result<Repository> {
         let backend = self.backend()?;
         let loc = backend.location();
         let src = self.password_source();
@@ -84,9 +96,7 @@ impl Ctx {
         };
         // Each warning once, however many tries a typed password takes.
         let warned = std::sync::Mutex::new(std::collections::HashSet::new());
-        let warn = |w: &snapvault_repo::open::OpenWarning| {
-            let m = crate::remedy::open_warning(w);
-            let m = m.as_str();
+        let say = |m: &str| {
             if !warned.lock().is_ok_and(|mut w| w.insert(m.to_string())) {
                 return;
             }
@@ -97,9 +107,20 @@ impl Ctx {
                 eprintln!("warning: {m}");
             }
         };
+        let warn = |w: &snapvault_repo::open::OpenWarning| say(&crate::remedy::open_warning(w));
+        // `--key` names a key file: the password's, never the remembered key.
+        let remembered = |id: &str| match crate::remembered::load(id) {
+            crate::remembered::Lookup::Key(k) => Some(k),
+            crate::remembered::Lookup::Nothing => None,
+            crate::remembered::Lookup::Unusable(m) => {
+                say(&m);
+                None
+            }
+        };
         let opts = OpenOptions {
             key: self.global.key.as_deref(),
             warn: Some(&warn),
+            remembered: (use_remembered && self.global.key.is_none()).then_some(&remembered),
         };
         let mut attempt = 0;
         let mut repo = loop {
@@ -124,6 +145,18 @@ impl Ctx {
         };
         // Someone who can write to the repository could replace an encrypted one by an
         // unencrypted one; a run that expects encryption must not then write plaintext.
+        // A key remembered for its id expects encryption just as much.
+        if !repo.crypto().is_encrypted() && crate::remembered::exists(&repo.config().id) {
+            anyhow::bail!(
+                "the repository at {loc} is NOT encrypted, but a key is remembered for it on \
+                 this computer ({}); refusing to use it, because an encrypted repository may \
+                 have been replaced. If it is meant to be unencrypted, run `snapvault key \
+                 forget` first",
+                crate::remembered::file_for(&repo.config().id)
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
         if !repo.crypto().is_encrypted() && src.is_configured() {
             anyhow::bail!(
                 "the repository at {loc} is NOT encrypted, but a password was given; refusing to use it, \
