@@ -167,6 +167,10 @@ impl Source for Filtered<'_> {
     fn prefetch(&self, path: &[u8], len: u64) {
         self.inner.prefetch(path, len)
     }
+
+    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+        self.inner.open_ahead(path, len)
+    }
 }
 
 #[cfg(test)]

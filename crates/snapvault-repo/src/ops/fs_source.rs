@@ -43,6 +43,13 @@ pub trait Source: Send + Sync {
     /// A hint that the first `len` bytes of `path` will be read soon, so a local source can
     /// have the disk fetch them while earlier files are still being chunked.
     fn prefetch(&self, _path: &[u8], _len: u64) {}
+    /// Open `path` to read it soon and hint its first `len` bytes ([`Source::prefetch`]),
+    /// handing back the opening so the read does not open it again. `None` when this source
+    /// can only hint, or the open failed (the read opens it again and reports why).
+    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+        self.prefetch(path, len);
+        None
+    }
 }
 
 pub struct FolderSource {
@@ -241,5 +248,11 @@ impl Source for FolderSource {
         if let Ok(p) = self.resolve(path) {
             readahead::willneed(&p, 0, len);
         }
+    }
+
+    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+        let p = self.resolve(path).ok()?;
+        let reader = AheadReader::open_ahead(&p, len).ok()?;
+        Some(Box::new(reader))
     }
 }

@@ -36,6 +36,27 @@ impl AheadReader {
     }
 }
 
+impl AheadReader {
+    /// Open `path` now and ask the kernel for its first `len` bytes, to be read soon: the
+    /// walker hints the files after the one it chunks this way and later reads from this
+    /// opening (one open per file, not one to hint and one to read). A file the hint does
+    /// not cover whole is also read front to back (`POSIX_FADV_SEQUENTIAL`).
+    pub fn open_ahead(path: &Path, len: u64) -> io::Result<Self> {
+        let file = File::open(path)?;
+        if len >= READ_AHEAD {
+            sequential(&file);
+        }
+        if len > 0 {
+            willneed_file(&file, 0, len);
+        }
+        Ok(AheadReader {
+            file,
+            pos: 0,
+            hinted: READ_AHEAD,
+        })
+    }
+}
+
 impl Read for AheadReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos + READ_AHEAD / 2 >= self.hinted {

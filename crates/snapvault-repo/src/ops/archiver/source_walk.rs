@@ -24,7 +24,7 @@ pub(super) struct Walker<'a> {
     /// Polled between entries and chunks: a stop request ends the walk like `fatal`.
     pub(super) stop: Option<&'a Stop>,
     /// Read-ahead across folders (first snapshots and re-imports).
-    pub(super) lookahead: Lookahead,
+    pub(super) lookahead: Lookahead<'a>,
 }
 
 pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -183,7 +183,7 @@ impl Walker<'_> {
     /// entry not yet hinted. Returns the budget left once every file of the folder is
     /// hinted (for the folders after it), else 0.
     fn prefetch_after(
-        &self,
+        &mut self,
         dir: &[u8],
         entries: &[SourceEntry],
         to_read: &[bool],
@@ -203,7 +203,12 @@ impl Walker<'_> {
                 if len > budget && k > i + 1 {
                     break;
                 }
-                self.source.prefetch(&join(dir, &entries[k].name.0), len);
+                if !self
+                    .lookahead
+                    .ahead(self.source, join(dir, &entries[k].name.0), len)
+                {
+                    break;
+                }
                 budget = budget.saturating_sub(len);
             }
             *ahead += 1;
@@ -230,7 +235,11 @@ impl Walker<'_> {
             return Ok(Some(Pending::Ready(n)));
         }
         self.observer.file_started(path, e.size);
-        let reader = match self.source.open(path) {
+        let opened = match self.lookahead.take(path) {
+            Some(held) => Ok(held),
+            None => self.source.open(path),
+        };
+        let reader = match opened {
             Ok(r) => r,
             Err(err) if self.source.is_fatal(&err) => {
                 self.fatal = Some(err.to_string());
