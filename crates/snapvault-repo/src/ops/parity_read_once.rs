@@ -148,11 +148,8 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
         during >= 1,
         "full groups are covered while the snapshot runs"
     );
-    let changes = Changes {
-        spool: Some(guard.spool()),
-        ..Changes::default()
-    };
-    store::sync(be, 50, &changes, &mut |_| {}).unwrap();
+    guard.finish_stream().unwrap();
+    store::sync(be, 50, &Changes::default(), &mut |_| {}).unwrap();
     assert_eq!(counting.count() - start, 0, "no pack was read back");
     // Every file is covered, pack groups have K to 2K - 1 members, all verify clean.
     let files = store::current_files(be).unwrap();

@@ -6,6 +6,9 @@
 use std::borrow::Cow;
 
 use reed_solomon_simd::ReedSolomonEncoder;
+use reed_solomon_simd::engine::DefaultEngine;
+
+use super::chunked::BandEncoder;
 
 use super::header::{Band, Locator, Member, MemberKind, ParityHeader};
 use super::{
@@ -33,6 +36,45 @@ pub fn recovery_count(percent: u8, data: usize, widest: usize) -> usize {
         .clamp(1, data.clamp(1, MAX_RECOVERY))
 }
 
+/// Packs per group at `percent` %: *K* = ⌈100 / P⌉.
+pub fn group_packs(percent: u8) -> usize {
+    100usize
+        .div_ceil(usize::from(percent.max(1)))
+        .clamp(1, MAX_MEMBERS)
+}
+
+/// Most packs in one group: a run's short last group joins the one before (2*K* − 1).
+pub fn max_group_packs(percent: u8) -> usize {
+    (2 * group_packs(percent) - 1).min(MAX_MEMBERS)
+}
+
+/// Rows of each member per band for a group of `members` (version 3): fixed per level for
+/// every pack group (any of 1 to 2*K* − 1 members), so a pack's rows land in known places
+/// of every band the moment it is written; larger groups (small files) get fewer.
+pub fn band_rows(percent: u8, members: usize) -> u32 {
+    (MAX_BAND_SHARDS / members.max(max_group_packs(percent))).max(1) as u32
+}
+
+/// The code width `C` of the level's pack groups (version 3): the next power of two of the
+/// most recovery shards a band of 2*K* − 1 full members needs (256 at 5 %).
+pub fn level_width(percent: u8) -> usize {
+    let members = max_group_packs(percent);
+    let w = band_rows(percent, members) as usize;
+    recovery_count(percent, members * w, w).next_power_of_two()
+}
+
+/// How a band's recovery shards are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// Versions 1 and 2 (tests write them; readers read them): the systematic code with
+    /// exactly `R_b` recovery shards, locator hashes of this kind.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Systematic(Locator),
+    /// Version 3: the high-rate code with this many recovery positions, or, `None`, the
+    /// smallest power of two that holds every band's `R_b`; the first `R_b` are stored.
+    HighRate(Option<usize>),
+}
+
 /// The parity file of `members` at `percent` %: returns its name and bytes. `read(i,
 /// offset, len)` must return exactly `len` bytes of member `i` at `offset`: read (a
 /// `Vec`) or borrowed from memory that outlives the call (a slice, not copied).
@@ -56,11 +98,10 @@ pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
         }
         .into());
     }
-    let band_rows = (MAX_BAND_SHARDS / members.len()).max(1) as u32;
     encode_rows(
-        Locator::CURRENT,
+        Coding::HighRate(None),
         percent,
-        band_rows,
+        band_rows(percent, members.len()),
         supersedes,
         members,
         read,
@@ -68,9 +109,9 @@ pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
 }
 
 /// [`encode`] with `band_rows` rows of each member per band (tests use small bands) and
-/// the shard hashes of `locator` (tests write version 1 files too).
+/// the given coding (tests write versions 1 and 2 too).
 pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
-    locator: Locator,
+    coding: Coding,
     percent: u8,
     band_rows: u32,
     supersedes: Vec<Id>,
@@ -80,10 +121,15 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     if let Some(m) = members.iter().find(|m| m.size > MAX_MEMBER_SIZE) {
         return Err(ParityError::MemberTooLarge { size: m.size }.into());
     }
+    let locator = match coding {
+        Coding::Systematic(l) => l,
+        Coding::HighRate(_) => Locator::Crc64,
+    };
     let mut h = ParityHeader {
         locator,
         percent,
         band_rows,
+        code_width: None,
         supersedes,
         members: members
             .iter()
@@ -99,6 +145,17 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     };
     let max_rows = members.iter().map(|m| rows_of(m.size)).max().unwrap_or(0);
     let n_bands = max_rows.div_ceil(u64::from(band_rows)) as usize;
+    if let Coding::HighRate(width) = coding {
+        let most = (0..n_bands)
+            .map(|b| band_recovery(&h, b))
+            .max()
+            .unwrap_or(1);
+        let c = width.unwrap_or(most.next_power_of_two());
+        if !c.is_power_of_two() || c < most || c > MAX_RECOVERY {
+            return Err(ParityError::Codec(format!("code width {c} for {most} recovery")).into());
+        }
+        h.code_width = Some(c as u32);
+    }
     // Packs, index files and snapshots are named by their BLAKE3: no need to hash them again
     // (if the bytes read differ from the name, a repair from this parity ends as "lost").
     let mut hashers: Vec<Option<blake3::Hasher>> = members
@@ -118,11 +175,9 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
         },
     );
     let hashed: Vec<bool> = hashers.iter().map(Option::is_some).collect();
-    let bands = par_bands(
-        n_bands,
-        || None::<ReedSolomonEncoder>,
-        |encoder, b| encode_band(&h, members, b, &hashed, &read, encoder),
-    )?;
+    let bands = par_bands(n_bands, Coders::default, |encoder, b| {
+        encode_band(&h, members, b, &hashed, &read, encoder)
+    })?;
     // Each band's recovery shards go straight into the file once the header is known.
     let mut recovery = Vec::with_capacity(bands.len());
     for band in bands {
@@ -142,18 +197,45 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
             m.hash = *hasher.finalize().as_bytes();
         }
     }
+    Ok(parity_file(&h, recovery.iter().map(Vec::as_slice)))
+}
+
+/// A parity file's name and bytes: both header copies around the recovery shards.
+pub(crate) fn parity_file<'b>(
+    h: &ParityHeader,
+    recovery: impl Iterator<Item = &'b [u8]> + Clone,
+) -> (Id, Vec<u8>) {
     let header = h.to_bytes();
     let hl = (header.len() as u32).to_le_bytes();
-    let shards: usize = recovery.iter().map(Vec::len).sum();
+    let shards: usize = recovery.clone().map(<[u8]>::len).sum();
     let mut file = Vec::with_capacity(8 + 2 * header.len() + shards);
     file.extend_from_slice(&hl);
     file.extend_from_slice(&header);
     for band in recovery {
-        file.extend_from_slice(&band);
+        file.extend_from_slice(band);
     }
     file.extend_from_slice(&header);
     file.extend_from_slice(&hl);
-    Ok((Id::hash_of(&header), file))
+    (Id::hash_of(&header), file)
+}
+
+/// `R_b` of band `b` of `h` (its members' sizes known).
+fn band_recovery(h: &ParityHeader, b: usize) -> usize {
+    let widest = (0..h.members.len())
+        .map(|i| {
+            let r = h.band_range(b, i);
+            (r.end - r.start) as usize
+        })
+        .max()
+        .unwrap_or(0);
+    recovery_count(h.percent, h.band_data_count(b), widest)
+}
+
+/// A band-coding thread's codec, made on first use and reused for its next bands.
+#[derive(Default)]
+struct Coders {
+    systematic: Option<ReedSolomonEncoder>,
+    engine: Option<DefaultEngine>,
 }
 
 /// One band's share of a parity file: per member (index, shard hashes, the bytes when the
@@ -175,24 +257,10 @@ fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
     b: usize,
     hashed: &[bool],
     read: Reader<'_, F>,
-    encoder: &mut Option<ReedSolomonEncoder>,
+    coders: &mut Coders,
 ) -> Result<EncodedBand<'a>> {
     let data = h.band_data_count(b);
-    let widest = (0..members.len())
-        .map(|i| {
-            let r = h.band_range(b, i);
-            (r.end - r.start) as usize
-        })
-        .max()
-        .unwrap_or(0);
-    let n_rec = recovery_count(h.percent, data, widest);
-    let enc = match encoder.as_mut() {
-        Some(e) => {
-            e.reset(data, n_rec, SHARD).map_err(codec)?;
-            e
-        }
-        None => encoder.insert(ReedSolomonEncoder::new(data, n_rec, SHARD).map_err(codec)?),
-    };
+    let n_rec = band_recovery(h, b);
     let mut parts = Vec::with_capacity(members.len());
     for (i, m) in members.iter().enumerate() {
         let rows = h.band_range(b, i);
@@ -210,28 +278,55 @@ fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
         }
         parts.push((i, bytes));
     }
-    let mut pad = vec![0u8; SHARD];
     let mut out = Vec::with_capacity(parts.len());
-    for (i, bytes) in parts {
+    for (i, bytes) in &parts {
         let hashes = bytes.chunks(SHARD).map(|s| h.shard_hash(s)).collect();
-        for shard in bytes.chunks(SHARD) {
-            if shard.len() == SHARD {
-                enc.add_original_shard(shard).map_err(codec)?;
-            } else {
-                pad.fill(0);
-                pad[..shard.len()].copy_from_slice(shard);
-                enc.add_original_shard(&pad).map_err(codec)?;
+        out.push((*i, hashes));
+    }
+    let shards = parts.iter().flat_map(|(_, bytes)| bytes.chunks(SHARD));
+    let recovery = match h.code_width {
+        Some(c) => {
+            let engine = coders.engine.get_or_insert_with(DefaultEngine::new);
+            let mut enc = BandEncoder::new(c as usize);
+            for shard in shards {
+                enc.add(engine, shard);
             }
+            enc.finish(engine, n_rec).to_vec()
         }
-        out.push((i, hashes, hashed[i].then_some(bytes)));
-    }
-    let coded = enc.encode().map_err(codec)?;
-    let mut recovery = Vec::with_capacity(n_rec * SHARD);
-    let mut recovery_hashes = Vec::with_capacity(n_rec);
-    for shard in coded.recovery_iter() {
-        recovery_hashes.push(h.shard_hash(shard));
-        recovery.extend_from_slice(shard);
-    }
+        None => {
+            let enc = match coders.systematic.as_mut() {
+                Some(e) => {
+                    e.reset(data, n_rec, SHARD).map_err(codec)?;
+                    e
+                }
+                None => coders
+                    .systematic
+                    .insert(ReedSolomonEncoder::new(data, n_rec, SHARD).map_err(codec)?),
+            };
+            let mut pad = vec![0u8; SHARD];
+            for shard in shards {
+                if shard.len() == SHARD {
+                    enc.add_original_shard(shard).map_err(codec)?;
+                } else {
+                    pad.fill(0);
+                    pad[..shard.len()].copy_from_slice(shard);
+                    enc.add_original_shard(&pad).map_err(codec)?;
+                }
+            }
+            enc.encode()
+                .map_err(codec)?
+                .recovery_iter()
+                .flatten()
+                .copied()
+                .collect()
+        }
+    };
+    let recovery_hashes = recovery.chunks(SHARD).map(|s| h.shard_hash(s)).collect();
+    let out = out
+        .into_iter()
+        .zip(parts)
+        .map(|((i, hashes), (_, bytes))| (i, hashes, hashed[i].then_some(bytes)))
+        .collect();
     Ok(EncodedBand {
         members: out,
         recovery,

@@ -11,18 +11,20 @@
 //! removes them; a crash before it leaves packs no index names, which the next prune
 //! removes. The config, when it is rewritten with other bytes, takes its group along.
 //!
-//! The packs the command writes go through the guard too: their bytes are kept in a
-//! [`Spool`], full groups are covered while the command runs (after the packs are durable,
-//! under the command's lock, which keeps prune and repair away), and the rest after it from
-//! the same bytes: parity never reads a new pack back.
+//! The packs the command writes go through the guard too: each is handed to a [`Streamer`]
+//! once durable, whose thread folds it into its group's parity; a group's parity file is
+//! written while the command runs once the group is final (under the command's lock, which
+//! keeps prune and repair away), the run's last group by [`Guard::finish_stream`] after the
+//! command: parity never holds or reads a new pack back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::header::MemberKind;
 use super::repair::MemberState;
-use super::spool::{SPOOL_BUDGET, Spool, SpooledGroup};
 use super::store::{self, Loaded};
+use super::stream::{STREAM_BUDGET, ToWrite};
+use super::streamer::Streamer;
 use crate::error::{ParityError, RepoError, Result};
 use crate::format::id::Id;
 use crate::format::text::short_name;
@@ -35,43 +37,33 @@ pub struct Guard {
     inner: Arc<dyn Backend>,
     percent: u8,
     /// The parity files in force, read at the first removal and kept current by this guard.
-    in_force: Mutex<Option<Vec<Loaded>>>,
+    in_force: Arc<Mutex<Option<Vec<Loaded>>>>,
     /// Packs removed by the command, for [`Guard::flush`].
     pending: Mutex<Vec<String>>,
-    /// Packs written by the command, with their bytes.
-    spool: Arc<Spool>,
+    /// The parity of the packs the command writes, computed as they are written.
+    streamer: Streamer,
 }
 
 impl Guard {
     /// `inner` at parity level `percent` (the config's).
     pub fn new(inner: Arc<dyn Backend>, percent: u8) -> Guard {
+        let in_force = Arc::new(Mutex::new(None));
+        let (be, list) = (inner.clone(), Arc::clone(&in_force));
+        let put = Box::new(move |w: ToWrite| put_parity(be.as_ref(), &list, w));
         Guard {
             inner,
             percent,
-            in_force: Mutex::new(None),
+            in_force,
             pending: Mutex::new(Vec::new()),
-            spool: Arc::new(Spool::new(percent, SPOOL_BUDGET)),
+            streamer: Streamer::new(percent, STREAM_BUDGET, put),
         }
     }
 
-    /// The packs the command wrote that are still held (for the update after it).
-    pub fn spool(&self) -> Arc<Spool> {
-        self.spool.clone()
-    }
-
-    /// Cover a full group of packs the command wrote (durable by now). A failure leaves
-    /// them uncovered, for the update after the command, which reads them back.
-    fn cover_now(&self, group: SpooledGroup) {
-        let written = store::write_spooled(self.inner.as_ref(), self.percent, &group);
-        self.spool.recycle(group);
-        if let Ok(l) = written {
-            testhooks::pause("parity-spooled");
-            if let Some(v) = lock(&self.in_force).as_mut()
-                && !v.iter().any(|x| x.name == l.name)
-            {
-                v.push(l);
-            }
-        }
+    /// After the command, before the parity update: write the parity of the run's last
+    /// group (a short tail joined to the group before). Run it holding the repository's
+    /// exclusive lock.
+    pub fn finish_stream(&self) -> Result<()> {
+        self.streamer.finish()
     }
 
     pub fn inner(&self) -> &Arc<dyn Backend> {
@@ -174,6 +166,23 @@ impl Guard {
     }
 }
 
+/// Store a parity file the stream computed (its members are durable); keep the guard's list
+/// of parity in force current.
+fn put_parity(be: &dyn Backend, in_force: &Mutex<Option<Vec<Loaded>>>, w: ToWrite) -> Result<()> {
+    match be.write(FileKind::Parity, &w.name, &w.bytes) {
+        Ok(()) | Err(RepoError::FileExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    testhooks::pause("parity-spooled");
+    let l = store::load_one(be, &w.name, w.bytes.len() as u64)?;
+    if let Some(v) = lock(in_force).as_mut()
+        && !v.iter().any(|x| x.name == l.name)
+    {
+        v.push(l);
+    }
+    Ok(())
+}
+
 fn names(l: &Loaded, f: &File) -> bool {
     l.header
         .members
@@ -237,10 +246,8 @@ impl Backend for Guard {
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         self.inner.write(kind, name, data)?;
-        if kind == FileKind::Pack
-            && let Some(group) = self.spool.written(name, data)
-        {
-            self.cover_now(group);
+        if kind == FileKind::Pack {
+            self.streamer.written(name, data);
         }
         Ok(())
     }

@@ -126,6 +126,10 @@ pub struct ParityHeader {
     pub percent: u8,
     /// Rows of each member per band (`w`).
     pub band_rows: u32,
+    /// Version 3: the code width `C` (a power of two): each band is the high-rate code of its
+    /// data shards with `C` recovery positions, of which the file stores the first `R_b`.
+    /// `None` (versions 1 and 2): the systematic code with exactly `R_b` recovery shards.
+    pub code_width: Option<u32>,
     pub supersedes: Vec<Id>,
     pub members: Vec<Member>,
     pub bands: Vec<Band>,
@@ -136,10 +140,13 @@ impl ParityHeader {
         let shards: usize = self.members.iter().map(|m| m.shard_hashes.len()).sum();
         let mut b = Vec::with_capacity(64 + shards * 8 + self.members.len() * 110);
         b.extend_from_slice(MAGIC);
-        b.push(self.locator as u8);
+        b.push(self.version());
         b.push(self.percent);
         b.extend_from_slice(&(SHARD as u32).to_le_bytes());
         b.extend_from_slice(&self.band_rows.to_le_bytes());
+        if let Some(c) = self.code_width {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
         b.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for s in &self.supersedes {
             b.extend_from_slice(&s.0);
@@ -165,6 +172,14 @@ impl ParityHeader {
         b
     }
 
+    /// The header's version: 3 with a code width, else the locator's (1 or 2).
+    pub fn version(&self) -> u8 {
+        match self.code_width {
+            Some(_) => 3,
+            None => self.locator as u8,
+        }
+    }
+
     /// The parity file's name: BLAKE3 of the header.
     pub fn id(&self) -> Id {
         Id::hash_of(&self.to_bytes())
@@ -177,8 +192,11 @@ impl ParityHeader {
             return Err(bad("does not start with SVPR"));
         }
         let version = r.u8()?;
-        let locator = Locator::from_version(version)
-            .ok_or_else(|| bad(format!("unknown version {version}")))?;
+        let locator = match version {
+            3 => Some(Locator::Crc64),
+            v => Locator::from_version(v),
+        }
+        .ok_or_else(|| bad(format!("unknown version {version}")))?;
         let percent = r.u8()?;
         if percent > MAX_PERCENT {
             return Err(bad(format!("level {percent} % is above {MAX_PERCENT} %")));
@@ -191,6 +209,15 @@ impl ParityHeader {
         if band_rows == 0 || band_rows as usize > MAX_BAND_SHARDS {
             return Err(bad(format!("{band_rows} rows per band")));
         }
+        let code_width = if version == 3 {
+            let c = r.u32()?;
+            if !c.is_power_of_two() || c as usize > MAX_RECOVERY {
+                return Err(bad(format!("code width {c}")));
+            }
+            Some(c)
+        } else {
+            None
+        };
         let n_super = r.count(32)?;
         let mut supersedes = Vec::with_capacity(n_super);
         for _ in 0..n_super {
@@ -248,6 +275,7 @@ impl ParityHeader {
             locator,
             percent,
             band_rows,
+            code_width,
             supersedes,
             members,
             bands: Vec::with_capacity(n_bands),
@@ -255,7 +283,8 @@ impl ParityHeader {
         for b in 0..n_bands {
             let n = r.count(8)?;
             let data = h.band_data_count(b);
-            if n == 0 || n > MAX_RECOVERY.min(data) || data > MAX_BAND_SHARDS {
+            let width = code_width.map_or(MAX_RECOVERY, |c| c as usize);
+            if n == 0 || n > MAX_RECOVERY.min(data).min(width) || data > MAX_BAND_SHARDS {
                 return Err(bad(format!(
                     "band {b} has {data} data and {n} recovery shards"
                 )));

@@ -7,18 +7,22 @@
 //! This module is pure: members and the parity file are read through closures, so the
 //! same code serves the repository's backends, tests and the fuzz target.
 
+mod chunked;
 mod encode;
 pub mod guard;
 mod header;
 mod repair;
-pub mod spool;
 pub mod store;
+pub mod stream;
+mod streamer;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_stream;
+#[cfg(test)]
 mod tests_versions;
 
-pub use encode::{MemberSpec, encode, recovery_count};
+pub use encode::{MemberSpec, band_rows, encode, group_packs, level_width, recovery_count};
 pub use header::{Band, Locator, Member, MemberKind, ParityHeader, parity_file_header};
 pub use repair::{GroupSource, MemberState, RepairReport, repair, repair_known};
 

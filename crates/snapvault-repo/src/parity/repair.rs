@@ -5,6 +5,8 @@
 //! whose every shard matches is intact (its shard hashes are its checksum).
 
 use reed_solomon_simd::ReedSolomonDecoder;
+use reed_solomon_simd::engine::DefaultEngine;
+use reed_solomon_simd::rate::{HighRateDecoder, RateDecoder};
 
 use super::encode::codec;
 use super::header::ParityHeader;
@@ -78,11 +80,9 @@ pub fn repair_known(
         .map(|i| size_ok[i] && known.get(i).copied().unwrap_or(false))
         .collect();
     let src = std::sync::Mutex::new(src);
-    let bands = par_bands(
-        h.bands.len(),
-        || None::<ReedSolomonDecoder>,
-        |decoder, b| repair_band(h, b, &known, &src, decoder),
-    )?;
+    let bands = par_bands(h.bands.len(), Decoders::default, |decoder, b| {
+        repair_band(h, b, &known, &src, decoder)
+    })?;
     let src = src.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut damaged = vec![0usize; n];
     let mut lost = vec![false; n];
@@ -170,7 +170,7 @@ fn repair_band<S: GroupSource>(
     b: usize,
     known: &[bool],
     src: &std::sync::Mutex<&mut S>,
-    decoder: &mut Option<ReedSolomonDecoder>,
+    decoders: &mut Decoders,
 ) -> Result<BandOutcome> {
     let mut out = BandOutcome::default();
     let Some(band) = h.bands.get(b) else {
@@ -253,13 +253,7 @@ fn repair_band<S: GroupSource>(
         }
         return Ok(out);
     }
-    let dec = match decoder.as_mut() {
-        Some(d) => {
-            d.reset(shards.len(), n_rec, SHARD).map_err(codec)?;
-            d
-        }
-        None => decoder.insert(ReedSolomonDecoder::new(shards.len(), n_rec, SHARD).map_err(codec)?),
-    };
+    let dec = decoders.get(h.code_width, shards.len(), n_rec)?;
     let mut pad = vec![0u8; SHARD];
     for (idx, s) in shards.iter().enumerate() {
         let Some((p, at)) = s.2 else { continue };
@@ -268,20 +262,19 @@ fn repair_band<S: GroupSource>(
             .get(at..(at + SHARD).min(bytes.len()))
             .unwrap_or_default();
         if shard.len() == SHARD {
-            dec.add_original_shard(idx, shard).map_err(codec)?;
+            dec.add_original_shard(idx, shard)?;
         } else {
             pad.fill(0);
             pad[..shard.len()].copy_from_slice(shard);
-            dec.add_original_shard(idx, &pad).map_err(codec)?;
+            dec.add_original_shard(idx, &pad)?;
         }
     }
     for (j, r) in recovery.iter().enumerate() {
         if let Some(r) = r {
-            dec.add_recovery_shard(j, r).map_err(codec)?;
+            dec.add_recovery_shard(j, r)?;
         }
     }
-    let decoded = dec.decode().map_err(codec)?;
-    for (idx, shard) in decoded.restored_original_iter() {
+    for (idx, shard) in dec.restored()? {
         let Some(&(i, row, _)) = shards.get(idx) else {
             continue;
         };
@@ -289,13 +282,90 @@ fn repair_band<S: GroupSource>(
             .members
             .get(i)
             .and_then(|m| m.shard_hashes.get(row as usize));
-        if Some(&h.shard_hash(shard)) == want {
-            out.rebuilt.push((i, row, shard.to_vec()));
+        if Some(&h.shard_hash(&shard)) == want {
+            out.rebuilt.push((i, row, shard));
         } else {
             out.lost_members.push(i);
         }
     }
     Ok(out)
+}
+
+/// A band-decoding thread's decoders, made on first use and reused for its next bands.
+#[derive(Default)]
+struct Decoders {
+    systematic: Option<ReedSolomonDecoder>,
+    high_rate: Option<HighRateDecoder<DefaultEngine>>,
+}
+
+impl Decoders {
+    /// The decoder of a band of `data` shards with `stored` recovery shards: version 3
+    /// (`width` = `C`) is always the high-rate code with `C` recovery positions, those past
+    /// the stored ones missing; versions 1 and 2 the systematic code the crate picks.
+    fn get(&mut self, width: Option<u32>, data: usize, stored: usize) -> Result<&mut dyn Decode> {
+        Ok(match width {
+            Some(c) => {
+                let c = c as usize;
+                if let Some(d) = self.high_rate.as_mut() {
+                    d.reset(data, c, SHARD).map_err(codec)?;
+                } else {
+                    self.high_rate = Some(
+                        HighRateDecoder::new(data, c, SHARD, DefaultEngine::new(), None)
+                            .map_err(codec)?,
+                    );
+                }
+                self.high_rate.as_mut().map(|d| d as &mut dyn Decode)
+            }
+            None => {
+                if let Some(d) = self.systematic.as_mut() {
+                    d.reset(data, stored, SHARD).map_err(codec)?;
+                } else {
+                    self.systematic =
+                        Some(ReedSolomonDecoder::new(data, stored, SHARD).map_err(codec)?);
+                }
+                self.systematic.as_mut().map(|d| d as &mut dyn Decode)
+            }
+        }
+        .ok_or_else(|| crate::error::ParityError::Codec("no decoder".into()))?)
+    }
+}
+
+/// The decoding calls both decoders share.
+trait Decode {
+    fn add_original_shard(&mut self, i: usize, s: &[u8]) -> Result<()>;
+    fn add_recovery_shard(&mut self, j: usize, s: &[u8]) -> Result<()>;
+    /// The restored data shards: (index, bytes).
+    fn restored(&mut self) -> Result<Vec<(usize, Vec<u8>)>>;
+}
+
+impl Decode for ReedSolomonDecoder {
+    fn add_original_shard(&mut self, i: usize, s: &[u8]) -> Result<()> {
+        ReedSolomonDecoder::add_original_shard(self, i, s).map_err(codec)
+    }
+    fn add_recovery_shard(&mut self, j: usize, s: &[u8]) -> Result<()> {
+        ReedSolomonDecoder::add_recovery_shard(self, j, s).map_err(codec)
+    }
+    fn restored(&mut self) -> Result<Vec<(usize, Vec<u8>)>> {
+        let r = self.decode().map_err(codec)?;
+        Ok(r.restored_original_iter()
+            .map(|(i, s)| (i, s.to_vec()))
+            .collect())
+    }
+}
+
+impl Decode for HighRateDecoder<DefaultEngine> {
+    fn add_original_shard(&mut self, i: usize, s: &[u8]) -> Result<()> {
+        RateDecoder::add_original_shard(self, i, s).map_err(codec)
+    }
+    fn add_recovery_shard(&mut self, j: usize, s: &[u8]) -> Result<()> {
+        RateDecoder::add_recovery_shard(self, j, s).map_err(codec)
+    }
+    fn restored(&mut self) -> Result<Vec<(usize, Vec<u8>)>> {
+        let r = self.decode().map_err(codec)?;
+        Ok(r.restored_original_iter()
+            .map(|(i, s)| (i, s.to_vec()))
+            .collect())
+    }
 }
 
 /// The member's bytes: what still reads, with the rebuilt shards laid over it, accepted

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::encode::{MemberSpec, encode};
 use super::header::{MemberKind, ParityHeader, parity_file_header};
 use super::repair::{GroupSource, MemberState, RepairReport, repair_known};
-use super::spool::{Spool, SpooledGroup};
 use super::{MAX_MEMBERS, SHARD};
 use crate::error::{RepoError, Result};
 use crate::format::id::Id;
@@ -226,18 +225,6 @@ pub fn write_group_from(
     Ok((name, bytes.len() as u64))
 }
 
-/// Cover a group the spool cut while its command runs (its packs are durable); returns
-/// the new parity file, read back for the guard's list of parity in force.
-pub fn write_spooled(be: &dyn Backend, percent: u8, group: &SpooledGroup) -> Result<Loaded> {
-    let members: Vec<(MemberKind, String, u64)> = group
-        .iter()
-        .map(|(n, b)| (MemberKind::Pack, n.clone(), b.len() as u64))
-        .collect();
-    let held = |n: &str| group.iter().find(|(m, _)| m == n).map(|(_, b)| b.clone());
-    let (name, size) = write_group_from(be, percent, &members, Vec::new(), &held)?;
-    load_one(be, &name, size)
-}
-
 /// What [`sync`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -256,8 +243,6 @@ pub struct Changes {
     pub deleted: Vec<(MemberKind, String)>,
     /// Rebuild every group (the level changed, or `parity set` regroups).
     pub rebuild_all: bool,
-    /// The packs the command wrote, still in memory: covered without reading them back.
-    pub spool: Option<Arc<Spool>>,
 }
 
 /// Bring the repository's parity up to `percent`: cover every file no parity in force
@@ -376,8 +361,7 @@ pub fn sync(
                 sup.push(id);
             }
         }
-        let held = |n: &str| changes.spool.as_ref().and_then(|s| s.get(n));
-        let (_, size) = write_group_from(be, percent, members, sup, &held)?;
+        let (_, size) = write_group(be, percent, members, sup)?;
         report.groups_written += 1;
         report.files_covered += members.len();
         report.bytes_written += size;

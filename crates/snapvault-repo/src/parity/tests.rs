@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::encode::encode_rows;
+use super::encode::{Coding, encode_rows};
 use super::*;
 use crate::error::Result;
 
@@ -48,17 +48,17 @@ pub(super) fn specs(members: &[Vec<u8>]) -> Vec<MemberSpec> {
 }
 
 fn build(members: &[Vec<u8>], percent: u8, rows: u32) -> (String, Vec<u8>) {
-    build_with(Locator::CURRENT, members, percent, rows)
+    build_with(Coding::HighRate(None), members, percent, rows)
 }
 
 pub(super) fn build_with(
-    locator: Locator,
+    coding: Coding,
     members: &[Vec<u8>],
     percent: u8,
     rows: u32,
 ) -> (String, Vec<u8>) {
     let read = |i: usize, off: u64, len: usize| Ok(&members[i][off as usize..off as usize + len]);
-    let (id, file) = encode_rows(locator, percent, rows, vec![], &specs(members), read).unwrap();
+    let (id, file) = encode_rows(coding, percent, rows, vec![], &specs(members), read).unwrap();
     (id.to_hex(), file)
 }
 

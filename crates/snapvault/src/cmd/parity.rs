@@ -225,6 +225,9 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     };
     snapvault_repo::testhooks::pause("parity-locked");
     guard
+        .finish_stream()
+        .with_context(|| format!("writing the parity of the last packs of {location}"))?;
+    guard
         .flush()
         .with_context(|| format!("removing packs from the parity of {location}"))?;
     let now = store::current_files(be)?;
@@ -247,11 +250,9 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     let changes = Changes {
         deleted,
         rebuild_all: false,
-        spool: Some(guard.spool()),
     };
     let r = store::sync(be, percent, &changes, &mut |m| progress(ctx, m))
         .with_context(|| format!("updating the parity of {location}"))?;
-    guard.spool().clear();
     report(ctx, &r, false);
     Ok(())
 }
@@ -304,7 +305,6 @@ pub fn run(ctx: &Ctx, cmd: ParityCommand) -> Result<i32> {
     let changes = Changes {
         deleted,
         rebuild_all: true,
-        spool: None,
     };
     let be = repo.backend().clone();
     let r = store::sync(be.as_ref(), percent, &changes, &mut |m| progress(ctx, m))?;

@@ -1,0 +1,212 @@
+//! One band's Reed-Solomon recovery, computed as its data shards arrive (format.md §15.1,
+//! version 3): the Leopard-RS high-rate code of `reed-solomon-simd` with a fixed number of
+//! recovery positions `C` (a power of two), of which a parity file stores the first `R_b`.
+//!
+//! Leopard's high-rate encoding is linear and works in chunks of `C` data shards: each
+//! chunk is inverse-transformed (IFFT) with a skew that depends only on where the chunk
+//! starts in the codeword, the results are XORed together, and one forward transform (FFT)
+//! of the sum gives the `C` recovery shards. A zero-padded chunk is the same as absent
+//! shards. So a band can be folded in chunk by chunk: memory is one `C`-shard sum plus the
+//! chunk being filled, whatever the band's length, and the data need never be held. The
+//! result is, byte for byte, the crate's `HighRateEncoder` for (`N`, `C`) — the crate's
+//! `HighRateDecoder` for (`N`, `C`) decodes it, told that recovery shards `R_b..C` are
+//! missing (tests below and in `tests_stream`).
+
+use reed_solomon_simd::engine::{Engine, ShardsRefMut, utils};
+
+use super::SHARD;
+
+/// 64-byte blocks per shard (the engine's unit).
+const BLOCKS: usize = SHARD / 64;
+
+/// The recovery of one band in progress.
+#[derive(Clone)]
+pub(crate) struct BandEncoder {
+    /// Recovery positions `C` (a power of two): also the chunk length.
+    width: usize,
+    /// The running sum of the transformed chunks (`C` shards), then, from the second chunk
+    /// on, the chunk being filled (`C` more).
+    buf: Vec<[u8; 64]>,
+    /// Shards in the chunk being filled.
+    fill: usize,
+    /// Chunks folded into the sum so far.
+    chunks: usize,
+}
+
+impl BandEncoder {
+    /// A band coded with `width` recovery positions (a power of two, at most 32768).
+    pub(crate) fn new(width: usize) -> BandEncoder {
+        debug_assert!(width.is_power_of_two());
+        BandEncoder {
+            width,
+            buf: Vec::new(),
+            fill: 0,
+            chunks: 0,
+        }
+    }
+
+    /// Data shards added so far.
+    pub(crate) fn count(&self) -> usize {
+        self.chunks * self.width + self.fill
+    }
+
+    /// Where the chunk being filled lives in `buf`: the first chunk is transformed in place
+    /// as the sum, every later one beside it.
+    fn chunk_at(&self) -> usize {
+        if self.chunks == 0 { 0 } else { self.width }
+    }
+
+    /// Append one data shard (at most [`SHARD`] bytes; a shorter one is zero-padded).
+    pub(crate) fn add(&mut self, engine: &impl Engine, shard: &[u8]) {
+        let need = (self.chunk_at() + self.width) * BLOCKS;
+        if self.buf.len() < need {
+            self.buf.resize(need, [0; 64]);
+        }
+        let at = (self.chunk_at() + self.fill) * BLOCKS;
+        let dst = self.buf[at..at + BLOCKS].as_flattened_mut();
+        let n = shard.len().min(SHARD);
+        dst[..n].copy_from_slice(&shard[..n]);
+        dst[n..].fill(0);
+        self.fill += 1;
+        if self.fill == self.width {
+            self.fold(engine);
+        }
+    }
+
+    /// Transform the chunk being filled (zero-padded past `fill`) and add it to the sum.
+    fn fold(&mut self, engine: &impl Engine) {
+        if self.fill == 0 {
+            return;
+        }
+        let c = self.width;
+        let pos = self.chunk_at();
+        let end = (pos + c) * BLOCKS;
+        self.buf[(pos + self.fill) * BLOCKS..end].fill([0; 64]);
+        // The chunk that starts at codeword position `chunks · C` is skewed by its end.
+        let skew = (self.chunks + 1) * c;
+        if self.chunks == 0 {
+            let mut first = ShardsRefMut::new(c, BLOCKS, &mut self.buf[..c * BLOCKS]);
+            engine.ifft(&mut first, 0, c, self.fill, skew);
+        } else {
+            let mut both = ShardsRefMut::new(2 * c, BLOCKS, &mut self.buf[..2 * c * BLOCKS]);
+            engine.ifft(&mut both, c, c, self.fill, skew);
+            let (sum, chunk) = self.buf.split_at_mut(c * BLOCKS);
+            utils::xor(sum, &chunk[..c * BLOCKS]);
+        }
+        self.chunks += 1;
+        self.fill = 0;
+    }
+
+    /// The first `recovery` (≤ `C`) recovery shards, `recovery × SHARD` bytes; the encoder
+    /// is spent (call [`BandEncoder::new`] again, or clone it first to keep going).
+    pub(crate) fn finish(&mut self, engine: &impl Engine, recovery: usize) -> &[u8] {
+        let c = self.width;
+        let recovery = recovery.min(c);
+        self.fold(engine);
+        if self.buf.len() < c * BLOCKS {
+            self.buf.resize(c * BLOCKS, [0; 64]);
+        }
+        let mut sum = ShardsRefMut::new(c, BLOCKS, &mut self.buf[..c * BLOCKS]);
+        engine.fft(&mut sum, 0, c, recovery, 0);
+        self.buf[..recovery * BLOCKS].as_flattened()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use reed_solomon_simd::engine::DefaultEngine;
+    use reed_solomon_simd::rate::{HighRateDecoder, HighRateEncoder, RateDecoder, RateEncoder};
+
+    use super::*;
+
+    fn shards(n: usize, seed: u64) -> Vec<Vec<u8>> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let mut s = vec![0u8; SHARD];
+                rng.fill(&mut s[..]);
+                s
+            })
+            .collect()
+    }
+
+    /// The crate's own high-rate encoder for (`data.len()`, `width`).
+    fn crate_recovery(data: &[Vec<u8>], width: usize) -> Vec<Vec<u8>> {
+        let mut enc =
+            HighRateEncoder::new(data.len(), width, SHARD, DefaultEngine::new(), None).unwrap();
+        for s in data {
+            enc.add_original_shard(s).unwrap();
+        }
+        let out = enc.encode().unwrap();
+        out.recovery_iter().map(<[u8]>::to_vec).collect()
+    }
+
+    fn ours(data: &[Vec<u8>], width: usize, recovery: usize) -> Vec<u8> {
+        let engine = DefaultEngine::new();
+        let mut enc = BandEncoder::new(width);
+        for s in data {
+            enc.add(&engine, s);
+        }
+        assert_eq!(enc.count(), data.len());
+        enc.finish(&engine, recovery).to_vec()
+    }
+
+    #[test]
+    fn a_band_of_one_shard_and_of_whole_chunks_match_the_crate() {
+        for (n, c) in [(1, 1), (1, 4), (4, 4), (8, 4), (9, 4), (4095, 256)] {
+            let data = shards(n, n as u64);
+            let want = crate_recovery(&data, c).concat();
+            assert_eq!(ours(&data, c, c), want, "n {n}, c {c}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any band length up to 4095 data shards and any code width: our first `R` shards
+        /// are the crate's `HighRateEncoder`'s for (N, C), byte for byte.
+        #[test]
+        fn equals_the_crates_high_rate_encoder(
+            n in 1usize..4096, log_c in 0u32..10, r_share in 0.0f64..=1.0, seed: u64,
+        ) {
+            let c = 1usize << log_c;
+            let data = shards(n, seed);
+            let r = ((c as f64 * r_share) as usize).clamp(1, c);
+            let want = crate_recovery(&data, c);
+            prop_assert!(ours(&data, c, r) == want[..r].concat());
+        }
+
+        /// The crate's `HighRateDecoder` for (N, C) decodes a punctured band: only the first
+        /// `R` recovery shards stored, up to `R` of the N + R shards erased.
+        #[test]
+        fn punctured_bands_decode_with_the_crates_decoder(
+            n in 1usize..600, log_c in 0u32..8, seed: u64,
+        ) {
+            let c = 1usize << log_c;
+            let mut rng = StdRng::seed_from_u64(seed);
+            let r = rng.gen_range(1..=c);
+            let data = shards(n, seed);
+            let rec = ours(&data, c, r);
+            // Erase `r` shards at random among the n data and r recovery shards.
+            let mut erased = vec![false; n + r];
+            for i in rand::seq::index::sample(&mut rng, n + r, r.min(n + r)) {
+                erased[i] = true;
+            }
+            let mut dec = HighRateDecoder::new(n, c, SHARD, DefaultEngine::new(), None).unwrap();
+            for (i, s) in data.iter().enumerate().filter(|(i, _)| !erased[*i]) {
+                dec.add_original_shard(i, s).unwrap();
+            }
+            for j in (0..r).filter(|j| !erased[n + j]) {
+                dec.add_recovery_shard(j, &rec[j * SHARD..(j + 1) * SHARD]).unwrap();
+            }
+            let out = dec.decode().unwrap();
+            for (i, s) in out.restored_original_iter() {
+                prop_assert!(s == &data[i][..], "shard {} restored wrong", i);
+            }
+            prop_assert_eq!(out.restored_original_iter().count(), erased[..n].iter().filter(|e| **e).count());
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Parity of the packs a command writes, computed as each pack is written (format.md §15.5,
+//! parity file version 3): no pack is held in memory or read back.
+//!
+//! A [`GroupStream`] is one pack group in progress. Its geometry is fixed by the level
+//! alone (`w` rows per band, code width `C`), so each pack's rows are folded into every
+//! band's recovery the moment the pack is durable ([`BandEncoder`]); memory is at most two
+//! `C`-shard buffers per band (80 MiB for a group of 16 MiB packs at 5 %), whatever the
+//! group's length.
+//!
+//! [`Feeder`] cuts the run's packs into groups as [`super::store::plan_groups`] does: *K*
+//! packs per group, and a short last group (fewer than *K*) joins the group before it. When
+//! a group reaches *K* packs its parity file is computed (16 MiB at 5 %) and held, and the
+//! group is kept open: it is fed the next packs too, as its members *K* + 1 …, until the
+//! next group reaches *K* — then the held file is final and written. If the run ends
+//! first, the open group — now *K* to 2*K* − 1 packs, the short tail joined — is written
+//! instead. So a run's groups are those of `plan_groups`, at the price of coding the first
+//! *K* − 1 packs of every group after the first twice; memory is two groups' band buffers
+//! and one held parity file, and a crash leaves at most 2*K* − 1 packs uncovered.
+
+use reed_solomon_simd::engine::DefaultEngine;
+
+use super::chunked::BandEncoder;
+use super::encode::{
+    band_rows, group_packs, level_width, max_group_packs, parity_file, recovery_count,
+};
+use super::header::{Band, Locator, Member, MemberKind, ParityHeader};
+use super::{SHARD, rows_of};
+use crate::error::{RepoError, Result};
+use crate::format::id::Id;
+
+/// Most memory the open groups' band buffers may take (two groups); a run whose packs
+/// would pass it stops streaming and its remaining packs are covered after the command
+/// (read back), as before version 3. 16 MiB packs take 160 MiB at 5 %.
+pub const STREAM_BUDGET: usize = 512 << 20;
+
+/// One pack group in progress.
+#[derive(Clone)]
+pub struct GroupStream {
+    percent: u8,
+    rows: u32,
+    width: usize,
+    members: Vec<Member>,
+    bands: Vec<StreamBand>,
+}
+
+#[derive(Clone)]
+struct StreamBand {
+    enc: BandEncoder,
+    /// Rows of the widest member in the band (`w_b`).
+    widest: usize,
+}
+
+impl GroupStream {
+    pub fn new(percent: u8) -> GroupStream {
+        GroupStream {
+            percent,
+            rows: band_rows(percent, max_group_packs(percent)),
+            width: level_width(percent),
+            members: Vec::new(),
+            bands: Vec::new(),
+        }
+    }
+
+    /// A group with `rows` rows per band (tests use small bands), its code width what a
+    /// band of 2*K* − 1 members of `rows` rows needs.
+    #[cfg(test)]
+    pub(crate) fn with_rows(percent: u8, rows: u32) -> GroupStream {
+        let w = rows as usize;
+        GroupStream {
+            rows,
+            width: recovery_count(percent, max_group_packs(percent) * w, w).next_power_of_two(),
+            ..GroupStream::new(percent)
+        }
+    }
+
+    /// The code width `C`.
+    #[cfg(test)]
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Packs fed so far.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The band buffers' memory once a pack of `size` bytes is fed too.
+    pub fn memory_with(&self, size: u64) -> usize {
+        let bands = rows_of(size).div_ceil(u64::from(self.rows)) as usize;
+        bands.max(self.bands.len()) * 2 * self.width * SHARD
+    }
+
+    /// Fold pack `name` (its bytes, durable as written) into the group as its next member.
+    pub fn add(&mut self, engine: &DefaultEngine, name: &str, data: &[u8]) -> Result<()> {
+        let id: Id = name
+            .parse()
+            .map_err(|_| RepoError::corrupt(format!("pack {name}"), "not a pack name"))?;
+        if self.members.len() >= max_group_packs(self.percent) {
+            return Err(RepoError::corrupt("parity stream", "group is full"));
+        }
+        let mut hashes = Vec::with_capacity(rows_of(data.len() as u64) as usize);
+        for (b, rows) in data.chunks(self.rows as usize * SHARD).enumerate() {
+            if b == self.bands.len() {
+                self.bands.push(StreamBand {
+                    enc: BandEncoder::new(self.width),
+                    widest: 0,
+                });
+            }
+            let band = &mut self.bands[b];
+            let mut n = 0;
+            for shard in rows.chunks(SHARD) {
+                hashes.push(Locator::Crc64.shard_hash(shard));
+                band.enc.add(engine, shard);
+                n += 1;
+            }
+            band.widest = band.widest.max(n);
+        }
+        self.members.push(Member {
+            kind: MemberKind::Pack,
+            name: name.to_string(),
+            size: data.len() as u64,
+            hash: id.0,
+            shard_hashes: hashes,
+        });
+        Ok(())
+    }
+
+    /// The parity file of the members fed so far (name and bytes); the group stays open.
+    pub fn finish(&self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
+        let mut h = ParityHeader {
+            locator: Locator::Crc64,
+            percent: self.percent,
+            band_rows: self.rows,
+            code_width: Some(self.width as u32),
+            supersedes,
+            members: self.members.clone(),
+            bands: Vec::with_capacity(self.bands.len()),
+        };
+        let mut recovery = Vec::with_capacity(self.bands.len());
+        for band in &self.bands {
+            let r = recovery_count(self.percent, band.enc.count(), band.widest).min(self.width);
+            let mut enc = band.enc.clone();
+            let shards = enc.finish(engine, r).to_vec();
+            h.bands.push(Band {
+                recovery_hashes: shards.chunks(SHARD).map(|s| h.shard_hash(s)).collect(),
+            });
+            recovery.push(shards);
+        }
+        parity_file(&h, recovery.iter().map(Vec::as_slice))
+    }
+}
+
+/// A parity file the feeder computed, for its caller to store (every member is durable).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ToWrite {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl ToWrite {
+    fn new((id, bytes): (Id, Vec<u8>)) -> ToWrite {
+        ToWrite {
+            name: id.to_hex(),
+            bytes,
+        }
+    }
+}
+
+/// The run's pack groups, cut as packs are written.
+pub struct Feeder {
+    percent: u8,
+    per_group: usize,
+    engine: DefaultEngine,
+    cur: GroupStream,
+    /// The last full group, kept open for a short tail, and its parity file as of *K*
+    /// packs (written once the next group reaches *K*).
+    open: Option<(GroupStream, ToWrite)>,
+    /// Streaming stopped (the memory bound, or a write failed): the rest is covered after
+    /// the command.
+    stopped: bool,
+    budget: usize,
+}
+
+impl Feeder {
+    pub fn new(percent: u8, budget: usize) -> Feeder {
+        Feeder {
+            percent,
+            per_group: group_packs(percent),
+            engine: DefaultEngine::new(),
+            cur: GroupStream::new(percent),
+            open: None,
+            stopped: false,
+            budget,
+        }
+    }
+
+    /// Stop streaming: the packs not yet covered are covered after the command.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        self.cur = GroupStream::new(self.percent);
+        self.open = None;
+    }
+
+    /// Pack `name` was written (durable) with `data`: fold it in; returns the parity file
+    /// of the group before the one that has just reached *K* packs, to be written now.
+    pub fn written(&mut self, name: &str, data: &[u8]) -> Result<Option<ToWrite>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        let size = data.len() as u64;
+        let open_mem = self.open.as_ref().map_or(0, |(g, _)| g.memory_with(size));
+        if self.cur.memory_with(size) + open_mem > self.budget {
+            self.stop();
+            return Ok(None);
+        }
+        self.cur.add(&self.engine, name, data)?;
+        if self.cur.len() < self.per_group {
+            if let Some((g, _)) = self.open.as_mut() {
+                g.add(&self.engine, name, data)?;
+            }
+            return Ok(None);
+        }
+        let file = ToWrite::new(self.cur.finish(&self.engine, Vec::new()));
+        let full = std::mem::replace(&mut self.cur, GroupStream::new(self.percent));
+        Ok(self.open.replace((full, file)).map(|(_, done)| done))
+    }
+
+    /// The run has ended: the parity file of its last group — the open one as of *K*
+    /// packs, or with the short tail joined, or the run's only, short group — if any.
+    pub fn finish(&mut self) -> Option<ToWrite> {
+        let out = match self.open.take() {
+            _ if self.stopped => None,
+            Some((_, file)) if self.cur.is_empty() => Some(file),
+            Some((g, _)) => Some(ToWrite::new(g.finish(&self.engine, Vec::new()))),
+            None if self.cur.is_empty() => None,
+            None => Some(ToWrite::new(self.cur.finish(&self.engine, Vec::new()))),
+        };
+        self.stop();
+        out
+    }
+}
