@@ -62,51 +62,9 @@ impl IndexFile {
     }
 
     pub fn decode(b: &[u8]) -> Result<IndexFile> {
-        let mut r = Reader { b, at: 0 };
-        if r.take(4)? != MAGIC {
-            return Err(r.bad("bad magic"));
-        }
-        if r.take(1)?[0] != VERSION {
-            return Err(r.bad("unknown version"));
-        }
-        let n_super = r.count(32)?;
-        let mut supersedes = Vec::with_capacity(n_super);
-        for _ in 0..n_super {
-            supersedes.push(IndexId(r.id()?));
-        }
-        let n_packs = r.count(PACK_FIXED)?;
-        let mut packs = Vec::with_capacity(n_packs);
-        for _ in 0..n_packs {
-            let id = PackId(r.id()?);
-            let size = r.u64()?;
-            let n = r.count(ENTRY_LEN)?;
-            let mut blobs = Vec::with_capacity(n);
-            for _ in 0..n {
-                let e = r.take(ENTRY_LEN)?;
-                let typ = BlobType::from_u8(e[0]).ok_or_else(|| r.bad("unknown blob type"))?;
-                if e[1] & !FLAG_COMPRESSED != 0 {
-                    return Err(r.bad("unknown flags"));
-                }
-                let u = |at: usize| u32::from_le_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]);
-                let entry = PackEntry {
-                    typ,
-                    compressed: e[1] & FLAG_COMPRESSED != 0,
-                    offset: u(2),
-                    length: u(6),
-                    raw_len: u(10),
-                    id: BlobId(Id::from_slice(&e[14..46]).ok_or_else(|| r.bad("id"))?),
-                };
-                if entry.offset as u64 + entry.length as u64 > size {
-                    return Err(r.bad("blob extends past the end of its pack"));
-                }
-                blobs.push(entry);
-            }
-            packs.push(IndexedPack { id, size, blobs });
-        }
-        if r.at != b.len() {
-            return Err(r.bad("trailing bytes"));
-        }
-        Ok(IndexFile { supersedes, packs })
+        let mut whole = IndexFile::default();
+        decode_into(b, &mut whole)?;
+        Ok(whole)
     }
 
     pub fn seal(&self, crypto: &Crypto) -> Vec<u8> {
@@ -118,11 +76,107 @@ impl IndexFile {
             return Err(RepoError::corrupt(what, "index file too large"));
         }
         let plain = crypto.open(sealed, what)?;
-        IndexFile::decode(&plain).map_err(|e| match e {
-            RepoError::Corrupt { reason, .. } => RepoError::corrupt(what, reason),
-            other => other,
-        })
+        let mut whole = IndexFile::default();
+        decode_named(&plain, what, &mut whole)?;
+        Ok(whole)
     }
+}
+
+/// Receives an index file's contents while it is decoded, so a reader that merges them
+/// (the in-memory index) never holds the file decoded whole beside it: at a million blobs
+/// that copy was 48 MB. [`IndexFile`] is the receiver that keeps everything.
+pub trait IndexSink {
+    fn superseded(&mut self, _id: IndexId) {}
+    /// A pack; its `blobs` entries follow.
+    fn pack(&mut self, id: PackId, size: u64, blobs: usize);
+    fn entry(&mut self, e: PackEntry);
+}
+
+impl IndexSink for IndexFile {
+    fn superseded(&mut self, id: IndexId) {
+        self.supersedes.push(id);
+    }
+    fn pack(&mut self, id: PackId, size: u64, blobs: usize) {
+        self.packs.push(IndexedPack {
+            id,
+            size,
+            blobs: Vec::with_capacity(blobs),
+        });
+    }
+    fn entry(&mut self, e: PackEntry) {
+        if let Some(p) = self.packs.last_mut() {
+            p.blobs.push(e);
+        }
+    }
+}
+
+/// Decode an index file into `sink`, checking all of it as [`IndexFile::decode`] does. On
+/// an error `sink` has seen part of the file: the caller drops what it built from it.
+pub fn decode_into(b: &[u8], sink: &mut impl IndexSink) -> Result<()> {
+    let mut r = Reader { b, at: 0 };
+    if r.take(4)? != MAGIC {
+        return Err(r.bad("bad magic"));
+    }
+    if r.take(1)?[0] != VERSION {
+        return Err(r.bad("unknown version"));
+    }
+    let n_super = r.count(32)?;
+    for _ in 0..n_super {
+        sink.superseded(IndexId(r.id()?));
+    }
+    let n_packs = r.count(PACK_FIXED)?;
+    for _ in 0..n_packs {
+        let id = PackId(r.id()?);
+        let size = r.u64()?;
+        let n = r.count(ENTRY_LEN)?;
+        sink.pack(id, size, n);
+        for _ in 0..n {
+            let e = r.take(ENTRY_LEN)?;
+            let typ = BlobType::from_u8(e[0]).ok_or_else(|| r.bad("unknown blob type"))?;
+            if e[1] & !FLAG_COMPRESSED != 0 {
+                return Err(r.bad("unknown flags"));
+            }
+            let u = |at: usize| u32::from_le_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]);
+            let entry = PackEntry {
+                typ,
+                compressed: e[1] & FLAG_COMPRESSED != 0,
+                offset: u(2),
+                length: u(6),
+                raw_len: u(10),
+                id: BlobId(Id::from_slice(&e[14..46]).ok_or_else(|| r.bad("id"))?),
+            };
+            if entry.offset as u64 + entry.length as u64 > size {
+                return Err(r.bad("blob extends past the end of its pack"));
+            }
+            sink.entry(entry);
+        }
+    }
+    if r.at != b.len() {
+        return Err(r.bad("trailing bytes"));
+    }
+    Ok(())
+}
+
+/// The fewest bytes an index file holding `blobs` entries takes (for sizing memory from
+/// file sizes: a file of `n` bytes holds fewer than `n / ENTRY_LEN` blobs).
+pub(crate) const BYTES_PER_ENTRY: usize = ENTRY_LEN;
+
+/// Open a sealed index file in place: the plaintext is `sealed[crypto.headroom()..][..n]`
+/// for the `n` returned, ready for [`decode_named`]; the file is then held once, not as
+/// sealed bytes, opened bytes and decoded entries at once.
+pub(crate) fn open_in_place(crypto: &Crypto, sealed: &mut [u8], what: &str) -> Result<usize> {
+    if sealed.len() > MAX_INDEX_FILE {
+        return Err(RepoError::corrupt(what, "index file too large"));
+    }
+    Ok(crypto.open_in_place(sealed, what)?.len())
+}
+
+/// [`decode_into`] with a damaged file's error naming it (`what`).
+pub(crate) fn decode_named(plain: &[u8], what: &str, sink: &mut impl IndexSink) -> Result<()> {
+    decode_into(plain, sink).map_err(|e| match e {
+        RepoError::Corrupt { reason, .. } => RepoError::corrupt(what, reason),
+        other => other,
+    })
 }
 
 struct Reader<'a> {
