@@ -327,11 +327,6 @@ impl Backend for S3Backend {
         }))
     }
 
-    fn checkpoint_packs(&self) -> usize {
-        // 64 MiB of uploads: a failed run costs at most that much again.
-        4
-    }
-
     fn create_layout(&self) -> Result<(), RepoError> {
         // Object storage has no folders to make; this checks the bucket and credentials.
         self.probe()

@@ -82,6 +82,40 @@ fn an_s3_pack_is_one_put() {
     r.ok(&["check", "--read-data"]);
 }
 
+/// Index checkpoints on S3 come every 32 packs, as on a local disk (they were every 4: 17
+/// `PUT`s of index files per GiB). A snapshot of six data packs writes one index file, at
+/// its end, after its packs (docs/format.md §11).
+#[test]
+fn an_s3_snapshot_of_six_packs_writes_one_index_file() {
+    if no_servers() {
+        return;
+    }
+    let proxy = s3_proxy(Faults::default());
+    let r = s3_via(&proxy, "checkpoints");
+    r.ok(&["init"]);
+    let work = tempdir();
+    // 84 MB of videos: six 16 MiB data packs or so.
+    let src = library(work.path(), 3700, 6, 14_000_000);
+    let before = proxy.requests().len();
+    r.ok(&["snapshot", &s(&src)]);
+    let lines = proxy.requests().split_off(before);
+    let puts = |dir: &str| -> Vec<usize> {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("PUT ") && on(std::slice::from_ref(l), dir).len() == 1)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (packs, index) = (puts("/data/"), puts("/index/"));
+    eprintln!("{} pack PUTs, {} index PUTs", packs.len(), index.len());
+    assert!(packs.len() >= 5, "expected five packs or more: {lines:#?}");
+    assert_eq!(index.len(), 1, "index files written: {lines:#?}");
+    // The index file names packs already stored: it comes after the last pack's PUT.
+    assert!(index[0] > packs[packs.len() - 1], "{lines:#?}");
+    r.ok(&["check", "--read-data"]);
+}
+
 /// A restore announces the ranges it will read next and the S3 backend merges those of a
 /// pack into one ranged `GET` (issue 23.6, `snapvault_remote::readahead`): a pack of many
 /// small photos costs one request, not one per photo.

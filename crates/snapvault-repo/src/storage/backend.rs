@@ -144,8 +144,10 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
     /// Packs between index checkpoints while writing. Each checkpoint is one more index file
-    /// (merged by prune); what an interruption loses is at most this many packs' worth of
-    /// upload, which matters more over a network than on a local disk.
+    /// (a request on a remote backend; merged by prune). A run that fails or is stopped
+    /// indexes its written packs at once, so a checkpoint only counts when that is
+    /// impossible (the process killed, the machine off, the storage gone for good): the
+    /// next run writes again at most this many packs.
     fn checkpoint_packs(&self) -> usize {
         CHECKPOINT_PACKS
     }
