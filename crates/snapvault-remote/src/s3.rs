@@ -6,10 +6,13 @@
 //! on a request only when it stops moving data; failed requests are retried here as
 //! [`crate::retry`] says. `ConcurrentLimitLayer` caps concurrent requests (`--connections`).
 //!
-//! Every write is a single `PUT` with `If-None-Match: *`, `Content-Length` and `Content-MD5`
-//! (the server rejects a body cut short or damaged in transit), and nothing else: a
-//! successful reply is the object stored whole and durable, so the write is not checked
-//! with a `HEAD` afterwards (one request per pack, issue 23.6). A write that finds the
+//! Every write is a single `PUT` with `If-None-Match: *`, `Content-Length` and S3's CRC32C
+//! checksum (`x-amz-checksum-crc32c`: the server rejects a body cut short or damaged in
+//! transit), and nothing else: a successful reply is the object stored whole and durable,
+//! so the write is not checked with a `HEAD` afterwards (one request per pack, issue 23.6).
+//! CRC32C, not `Content-MD5`: MD5 of every pack was half of an S3 snapshot's CPU (1.6 of
+//! 3.1 CPU-s per GiB); CRC32C runs at memory speed and S3 checks it the same way. A pack's
+//! bytes are sealed (AEAD) besides, so damage the checksum could miss is found on reading. A write that finds the
 //! object already there reads it back: the same bytes mean an earlier attempt of ours
 //! succeeded but its reply was lost.
 
@@ -91,7 +94,7 @@ impl S3Backend {
             .bucket(bucket)
             .region(&region)
             .root(&format!("/{prefix}"))
-            .checksum_algorithm("md5");
+            .checksum_algorithm("crc32c");
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
             b = b.disable_ec2_metadata();
         }

@@ -1,5 +1,5 @@
 //! Requests per pack on S3, counted through the proxy (a count, never a time): a pack is
-//! one `PUT` — conditional (`If-None-Match: *`) with `Content-MD5`, so the server refuses a
+//! one `PUT` — conditional (`If-None-Match: *`) with a CRC32C checksum, so the server refuses a
 //! pack that exists or arrived damaged, and its success is the pack stored whole. No `HEAD`
 //! before it to look for the pack, none after to check its size (issue 23.6).
 
@@ -159,7 +159,7 @@ fn an_s3_restore_reads_a_pack_of_small_files_in_one_request() {
 }
 
 /// With no `HEAD` after a pack's `PUT`, damage on the way up is still found: by the server
-/// (the `PUT` carries `Content-MD5`; S3 answers `BadDigest`), or, by a server that does not
+/// (the `PUT` carries `x-amz-checksum-crc32c`; S3 answers `BadDigest`), or, by a server that does not
 /// check it (moto stores the body as it came), by `check --read-data`, which names the
 /// damaged pack.
 #[test]
