@@ -36,13 +36,24 @@ pub(crate) struct BandEncoder {
 impl BandEncoder {
     /// A band coded with `width` recovery positions (a power of two, at most 32768).
     pub(crate) fn new(width: usize) -> BandEncoder {
+        BandEncoder::reusing(width, Vec::new())
+    }
+
+    /// [`BandEncoder::new`] in the memory of a spent encoder's buffer (from
+    /// [`BandEncoder::into_buffer`]): its pages are faulted in already.
+    pub(crate) fn reusing(width: usize, buf: Vec<[u8; 64]>) -> BandEncoder {
         debug_assert!(width.is_power_of_two());
         BandEncoder {
             width,
-            buf: Vec::new(),
+            buf,
             fill: 0,
             chunks: 0,
         }
+    }
+
+    /// The buffer, for [`BandEncoder::reusing`].
+    pub(crate) fn into_buffer(self) -> Vec<[u8; 64]> {
+        self.buf
     }
 
     /// Data shards added so far.
@@ -97,8 +108,35 @@ impl BandEncoder {
         self.fill = 0;
     }
 
+    /// The first `recovery` (≤ `C`) recovery shards of the shards added so far, computed in
+    /// `scratch` (reused across calls): the encoder itself goes on unchanged.
+    pub(crate) fn peek<'s>(
+        &self,
+        engine: &impl Engine,
+        recovery: usize,
+        scratch: &'s mut BandEncoder,
+    ) -> &'s [u8] {
+        let n = if self.chunks == 0 {
+            self.fill
+        } else {
+            self.width + self.fill
+        };
+        let mut buf = std::mem::take(&mut scratch.buf);
+        buf.clear();
+        buf.extend_from_slice(&self.buf[..n * BLOCKS]);
+        let whole = if self.chunks == 0 { 1 } else { 2 };
+        buf.resize(whole * self.width * BLOCKS, [0; 64]);
+        *scratch = BandEncoder {
+            width: self.width,
+            buf,
+            fill: self.fill,
+            chunks: self.chunks,
+        };
+        scratch.finish(engine, recovery)
+    }
+
     /// The first `recovery` (≤ `C`) recovery shards, `recovery × SHARD` bytes; the encoder
-    /// is spent (call [`BandEncoder::new`] again, or clone it first to keep going).
+    /// is spent (call [`BandEncoder::new`] again, or [`BandEncoder::peek`] to keep going).
     pub(crate) fn finish(&mut self, engine: &impl Engine, recovery: usize) -> &[u8] {
         let c = self.width;
         let recovery = recovery.min(c);
@@ -152,6 +190,25 @@ mod tests {
         }
         assert_eq!(enc.count(), data.len());
         enc.finish(&engine, recovery).to_vec()
+    }
+
+    #[test]
+    fn peeking_midway_gives_the_recovery_so_far_and_changes_nothing() {
+        let engine = DefaultEngine::new();
+        let data = shards(700, 3);
+        let mut enc = BandEncoder::new(256);
+        let mut scratch = BandEncoder::new(1);
+        for (i, s) in data.iter().enumerate() {
+            enc.add(&engine, s);
+            if [0, 255, 256, 300, 511].contains(&i) {
+                let want = crate_recovery(&data[..=i], 256).concat();
+                assert_eq!(enc.peek(&engine, 256, &mut scratch), &want[..], "after {i}");
+            }
+        }
+        assert_eq!(
+            enc.finish(&engine, 256),
+            &crate_recovery(&data, 256).concat()[..]
+        );
     }
 
     #[test]

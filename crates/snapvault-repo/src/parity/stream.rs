@@ -96,24 +96,40 @@ impl GroupStream {
 
     /// Fold pack `name` (its bytes, durable as written) into the group as its next member.
     pub fn add(&mut self, engine: &DefaultEngine, name: &str, data: &[u8]) -> Result<()> {
+        let hashes = data
+            .chunks(SHARD)
+            .map(|s| Locator::Crc64.shard_hash(s))
+            .collect();
+        self.add_hashed(engine, name, data, hashes, &mut Vec::new())
+    }
+
+    /// [`GroupStream::add`] with the pack's shard hashes computed already, new bands' buffers
+    /// taken from `pool` (spent groups' memory) while it has some.
+    fn add_hashed(
+        &mut self,
+        engine: &DefaultEngine,
+        name: &str,
+        data: &[u8],
+        hashes: Vec<[u8; 8]>,
+        pool: &mut Vec<Vec<[u8; 64]>>,
+    ) -> Result<()> {
         let id: Id = name
             .parse()
             .map_err(|_| RepoError::corrupt(format!("pack {name}"), "not a pack name"))?;
         if self.members.len() >= max_group_packs(self.percent) {
             return Err(RepoError::corrupt("parity stream", "group is full"));
         }
-        let mut hashes = Vec::with_capacity(rows_of(data.len() as u64) as usize);
         for (b, rows) in data.chunks(self.rows as usize * SHARD).enumerate() {
             if b == self.bands.len() {
+                let buf = pool.pop().unwrap_or_default();
                 self.bands.push(StreamBand {
-                    enc: BandEncoder::new(self.width),
+                    enc: BandEncoder::reusing(self.width, buf),
                     widest: 0,
                 });
             }
             let band = &mut self.bands[b];
             let mut n = 0;
             for shard in rows.chunks(SHARD) {
-                hashes.push(Locator::Crc64.shard_hash(shard));
                 band.enc.add(engine, shard);
                 n += 1;
             }
@@ -141,16 +157,21 @@ impl GroupStream {
             bands: Vec::with_capacity(self.bands.len()),
         };
         let mut recovery = Vec::with_capacity(self.bands.len());
+        let mut scratch = BandEncoder::new(self.width);
         for band in &self.bands {
             let r = recovery_count(self.percent, band.enc.count(), band.widest).min(self.width);
-            let mut enc = band.enc.clone();
-            let shards = enc.finish(engine, r).to_vec();
+            let shards = band.enc.peek(engine, r, &mut scratch).to_vec();
             h.bands.push(Band {
                 recovery_hashes: shards.chunks(SHARD).map(|s| h.shard_hash(s)).collect(),
             });
             recovery.push(shards);
         }
         parity_file(&h, recovery.iter().map(Vec::as_slice))
+    }
+
+    /// The band buffers, for the next group.
+    fn into_buffers(self) -> impl Iterator<Item = Vec<[u8; 64]>> {
+        self.bands.into_iter().map(|b| b.enc.into_buffer())
     }
 }
 
@@ -182,6 +203,8 @@ pub struct Feeder {
     /// Streaming stopped (the memory bound, or a write failed): the rest is covered after
     /// the command.
     stopped: bool,
+    /// Band buffers of spent groups, for the next group's bands (no fresh pages to fault).
+    pool: Vec<Vec<[u8; 64]>>,
     budget: usize,
 }
 
@@ -194,6 +217,7 @@ impl Feeder {
             cur: GroupStream::new(percent),
             open: None,
             stopped: false,
+            pool: Vec::new(),
             budget,
         }
     }
@@ -217,16 +241,25 @@ impl Feeder {
             self.stop();
             return Ok(None);
         }
-        self.cur.add(&self.engine, name, data)?;
-        if self.cur.len() < self.per_group {
-            if let Some((g, _)) = self.open.as_mut() {
-                g.add(&self.engine, name, data)?;
-            }
+        let hashes: Vec<[u8; 8]> = data
+            .chunks(SHARD)
+            .map(|s| Locator::Crc64.shard_hash(s))
+            .collect();
+        let tail = self.cur.len() + 1 < self.per_group;
+        if tail && let Some((g, _)) = self.open.as_mut() {
+            g.add_hashed(&self.engine, name, data, hashes.clone(), &mut self.pool)?;
+        }
+        self.cur
+            .add_hashed(&self.engine, name, data, hashes, &mut self.pool)?;
+        if tail {
             return Ok(None);
         }
         let file = ToWrite::new(self.cur.finish(&self.engine, Vec::new()));
         let full = std::mem::replace(&mut self.cur, GroupStream::new(self.percent));
-        Ok(self.open.replace((full, file)).map(|(_, done)| done))
+        Ok(self.open.replace((full, file)).map(|(g, done)| {
+            self.pool.extend(g.into_buffers());
+            done
+        }))
     }
 
     /// The run has ended: the parity file of its last group — the open one as of *K*
