@@ -210,3 +210,92 @@ fn a_damaged_parity_field_in_an_unencrypted_config_is_noticed_and_repaired() {
     assert_eq!(sv.restore("latest", &back).code, Some(0));
     assert_same_tree(&src, &back.join("src"));
 }
+
+/// A flipped bit in an encrypted config's level: the config's MAC no longer checks, so the
+/// repository opens with a key file's sealed copy, and every parity file a command writes
+/// is at that copy's level — also those it writes while it runs (a full group of the packs
+/// it wrote), which a crash leaves in force. Before the fix the level while a command ran
+/// came from the config file's bytes before any MAC was checked: "10" read as "50", a
+/// snapshot killed right after it covered its first packs left parity at 50 % in force
+/// (groups of 2 packs, 5× the parity writes); "50" read as "10", its packs' parity was
+/// at 10 %. `check` names the config repairable, `repair --apply` puts it back, and the
+/// snapshot restores byte for byte.
+#[test]
+fn a_flipped_level_in_an_encrypted_config_is_not_the_level_a_command_writes() {
+    flipped_level("10", "50");
+    flipped_level("50", "10");
+}
+
+/// A repository at level `real` whose config reads `shown` (one flipped bit); a snapshot
+/// of four packs of about 16 MiB (two groups at 50 %) is killed when it has written the
+/// first parity file of its packs (while it runs, or for its last group after it): the
+/// parity in force is at `real`, never at `shown`.
+fn flipped_level(real: &str, shown: &str) {
+    let what = format!("level {real} read as {shown}");
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), real);
+    sv.snapshot(&[&src], &[]);
+    let text = std::fs::read_to_string(sv.repo.join("config")).unwrap();
+    let field = text.find("\"parity\"").unwrap();
+    let digit = field + text[field..].find(real).unwrap();
+    flip_config(&sv.repo, digit, 0x04); // '1' <-> '5'
+    let flipped = std::fs::read_to_string(sv.repo.join("config")).unwrap();
+    assert!(
+        flipped.contains(&format!("\"parity\": {shown}")),
+        "{what}: {flipped}"
+    );
+
+    for i in 0..4 {
+        write_random(
+            &src.join(format!("DCIM/CLIP_{i:04}.MOV")),
+            100 + i,
+            14 << 20,
+        );
+    }
+    let killed = kill_if_reached(
+        &sv,
+        &["snapshot", src.to_str().unwrap()],
+        "parity-spooled@1",
+        tmp.path(),
+    );
+    let level: u8 = real.parse().unwrap();
+    let levels: HashSet<u8> = live_groups(&sv.repo)
+        .iter()
+        .map(|l| l.header.percent)
+        .collect();
+    assert_eq!(
+        levels,
+        HashSet::from([level]),
+        "{what}: parity in force after the snapshot (killed while it ran: {killed})"
+    );
+    assert!(
+        killed,
+        "{what}: the snapshot wrote no parity file of its packs"
+    );
+    sv.snapshot(&[&src], &[]);
+    assert_covered(&sv.repo, level);
+
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(4), "{what}: {v}");
+    assert_eq!(v["parity"]["level"], level, "{what}: {v}");
+    assert_eq!(
+        names(&v, "repairable"),
+        HashSet::from(["config config".to_string()]),
+        "{what}: {v}"
+    );
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(&out, "repaired from parity: config config");
+    assert_eq!(
+        std::fs::read_to_string(sv.repo.join("config")).unwrap(),
+        text,
+        "{what}"
+    );
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "{what}: after repair: {out}\ncheck: {v}");
+    assert_covered(&sv.repo, level);
+    let back = tmp.path().join("back");
+    assert_eq!(sv.restore("latest", &back).code, Some(0), "{what}");
+    assert_same_tree(&src, &back.join("src"));
+}

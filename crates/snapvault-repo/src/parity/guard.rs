@@ -18,7 +18,7 @@
 //! command: parity never holds or reads a new pack back.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::header::MemberKind;
 use super::repair::MemberState;
@@ -35,35 +35,68 @@ type File = (MemberKind, String);
 
 pub struct Guard {
     inner: Arc<dyn Backend>,
-    percent: u8,
+    /// The parity level, once known from the config the repository opened with (see
+    /// [`Guard::set_level`]); 0 = none.
+    percent: Mutex<Option<u8>>,
     /// The parity files in force, read at the first removal and kept current by this guard.
     in_force: Arc<Mutex<Option<Vec<Loaded>>>>,
     /// Packs removed by the command, for [`Guard::flush`].
     pending: Mutex<Vec<String>>,
-    /// The parity of the packs the command writes, computed as they are written.
-    streamer: Streamer,
+    /// The parity of the packs the command writes, computed as they are written (once the
+    /// level is known).
+    streamer: OnceLock<Streamer>,
 }
 
 impl Guard {
-    /// `inner` at parity level `percent` (the config's).
+    /// `inner` at parity level `percent` (the config's, verified).
     pub fn new(inner: Arc<dyn Backend>, percent: u8) -> Guard {
-        let in_force = Arc::new(Mutex::new(None));
-        let (be, list) = (inner.clone(), Arc::clone(&in_force));
-        let put = Box::new(move |w: ToWrite| put_parity(be.as_ref(), &list, w));
+        let g = Guard::unverified(inner);
+        g.set_level(percent);
+        g
+    }
+
+    /// `inner` before its repository is opened: the level is not known yet (a config file
+    /// read without its MAC checked may be damaged even in its `parity` field), so no
+    /// parity is written at any level until [`Guard::set_level`]. Only a group that must be
+    /// rebuilt meanwhile (a member removed or the config rewritten) is, at its own level.
+    pub fn unverified(inner: Arc<dyn Backend>) -> Guard {
         Guard {
             inner,
-            percent,
-            in_force,
+            percent: Mutex::new(None),
+            in_force: Arc::new(Mutex::new(None)),
             pending: Mutex::new(Vec::new()),
-            streamer: Streamer::new(percent, STREAM_BUDGET, put),
+            streamer: OnceLock::new(),
         }
+    }
+
+    /// The level of the config as the opened repository verified it (its MAC, else a key
+    /// file's sealed copy; format.md §15). Packs written from now on are streamed into
+    /// parity at it (at the first level set: a run's groups keep one level).
+    pub fn set_level(&self, percent: u8) {
+        *lock(&self.percent) = Some(percent);
+        if percent == 0 || self.streamer.get().is_some() {
+            return;
+        }
+        let (be, list) = (self.inner.clone(), Arc::clone(&self.in_force));
+        let put = Box::new(move |w: ToWrite| put_parity(be.as_ref(), &list, w));
+        let _ = self
+            .streamer
+            .set(Streamer::new(percent, STREAM_BUDGET, put));
+    }
+
+    /// The level set by [`Guard::set_level`], if any.
+    pub fn level(&self) -> Option<u8> {
+        *lock(&self.percent)
     }
 
     /// After the command, before the parity update: write the parity of the run's last
     /// group (a short tail joined to the group before). Run it holding the repository's
     /// exclusive lock.
     pub fn finish_stream(&self) -> Result<()> {
-        self.streamer.finish()
+        match self.streamer.get() {
+            Some(s) => s.finish(),
+            None => Ok(()),
+        }
     }
 
     pub fn inner(&self) -> &Arc<dyn Backend> {
@@ -153,7 +186,8 @@ impl Guard {
                 continue;
             }
             let old: Vec<Id> = l.name.parse().ok().into_iter().collect();
-            let (name, size) = store::write_group(self.inner.as_ref(), self.percent, &keep, old)?;
+            let percent = self.level().filter(|&p| p > 0).unwrap_or(l.header.percent);
+            let (name, size) = store::write_group(self.inner.as_ref(), percent, &keep, old)?;
             written.push(store::load_one(self.inner.as_ref(), &name, size)?);
         }
         // The replacements are durable: the old files go (they are superseded already).
@@ -246,8 +280,10 @@ impl Backend for Guard {
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         self.inner.write(kind, name, data)?;
-        if kind == FileKind::Pack {
-            self.streamer.written(name, data);
+        if kind == FileKind::Pack
+            && let Some(s) = self.streamer.get()
+        {
+            s.written(name, data);
         }
         Ok(())
     }

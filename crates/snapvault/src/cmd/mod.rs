@@ -164,7 +164,7 @@ impl Ctx {
                  run without SNAPVAULT_PASSWORD, --password-file or --password-command"
             );
         }
-        parity::opened(&loc, repo.crypto());
+        parity::opened(&loc, &repo);
         if let Some(d) = &self.global.retry_lock {
             let d = crate::fmt::parse_duration(d).map_err(|e| anyhow!("--retry-lock: {e}"))?;
             repo.set_lock_wait(d);

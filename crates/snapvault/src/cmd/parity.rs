@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use snapvault_repo::RepoError;
 use snapvault_repo::backend::{Backend, FileKind};
 use snapvault_repo::config::Config;
 use snapvault_repo::crypto::Crypto;
@@ -14,6 +13,7 @@ use snapvault_repo::lock::LockGuard;
 use snapvault_repo::parity::MemberKind;
 use snapvault_repo::parity::guard::Guard;
 use snapvault_repo::parity::store::{self, Changes, SyncReport};
+use snapvault_repo::{RepoError, Repository};
 
 use super::Ctx;
 use crate::cli::{Command, KeyCommand, ParityCommand};
@@ -30,9 +30,19 @@ pub struct Before {
 static GUARDS: Mutex<Vec<(String, Arc<Guard>)>> = Mutex::new(Vec::new());
 /// Per location: files whose loss the command accepted (see [`loss_accepted`]).
 static ACCEPTED: Mutex<Vec<(String, (MemberKind, String))>> = Mutex::new(Vec::new());
-/// Per location: the keys of the repository the command opened, for the parity update's
-/// own lock (so it asks for no password again).
-static OPENED: Mutex<Vec<(String, Crypto)>> = Mutex::new(Vec::new());
+/// Per location: the repository the command opened (see [`Opened`]).
+static OPENED: Mutex<Vec<(String, Opened)>> = Mutex::new(Vec::new());
+
+/// What the command learned opening a repository: its keys, for the parity update's own
+/// lock (so it asks for no password again), and the parity level its config gave as the
+/// opening verified it, with the config's bytes then (a level no later read overrides
+/// while the file stays as it was).
+#[derive(Clone)]
+struct Opened {
+    crypto: Crypto,
+    level: u8,
+    config: Option<Vec<u8>>,
+}
 
 /// The guarded backend of `location`, when its command keeps parity.
 pub fn guarded(location: &str) -> Option<Arc<dyn Backend>> {
@@ -61,11 +71,36 @@ pub fn loss_accepted(location: &str, files: Vec<(MemberKind, String)>) {
     }
 }
 
-/// Remember the keys of an opened repository (see [`OPENED`]).
-pub fn opened(location: &str, crypto: &Crypto) {
+/// Remember an opened repository (see [`OPENED`]); when its command keeps parity, the
+/// guard writes parity from now on at the level of the config as the opening verified it
+/// (its MAC, else a key file's sealed copy; unencrypted: [`trusted_level`]), never at one
+/// read from the config file's unchecked bytes.
+pub fn opened(location: &str, repo: &Repository) {
+    let guard = GUARDS.lock().ok().and_then(|g| {
+        g.iter()
+            .find(|(l, g)| l == location || g.inner().location() == location)
+            .map(|(_, g)| g.clone())
+    });
+    let (level, config) = match &guard {
+        Some(g) => {
+            let be = g.inner().as_ref();
+            let config = be.read(FileKind::Config, "config").ok();
+            let level = trusted_level(be, repo.config().parity, repo.crypto());
+            g.set_level(level);
+            (level, config)
+        }
+        None => (repo.config().parity, None),
+    };
     if let Ok(mut o) = OPENED.lock() {
         o.retain(|(l, _)| l != location);
-        o.push((location.to_string(), crypto.clone()));
+        o.push((
+            location.to_string(),
+            Opened {
+                crypto: repo.crypto().clone(),
+                level,
+                config,
+            },
+        ));
     }
 }
 
@@ -87,14 +122,16 @@ pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
         _ => return None,
     };
     let backend = super::open_backend(&location).ok()?;
-    let percent = level(backend.as_ref()).filter(|&p| p > 0)?;
+    // Only whether to guard: the level parity is written at is set when the command opens
+    // the repository (see [`opened`]).
+    level(backend.as_ref()).filter(|&p| p > 0)?;
     // Test builds only: the fault injector goes beneath the guard, so the writes and
     // removals of parity files (the guard's, and the update after the command) are write
     // points a test can kill the process at, counted with the command's own.
     let backend = snapvault_repo::testhooks::with_faults(backend).ok()?;
     let files = store::current_files(backend.as_ref()).ok()?;
     let config = backend.read(FileKind::Config, "config").ok();
-    let guard = Arc::new(Guard::new(backend, percent));
+    let guard = Arc::new(Guard::unverified(backend));
     if let Ok(mut g) = GUARDS.lock() {
         g.push((location, guard.clone()));
     }
@@ -105,13 +142,15 @@ pub fn watch(ctx: &Ctx, cmd: &Command) -> Option<Before> {
     })
 }
 
-/// The parity level before a command, read without a password: the config's, or, when
-/// the config does not read or says none while parity is in force (a damaged config, even
-/// in its `parity` field; a `parity set 0` that stopped before removing the parity), the
-/// level of the parity in force. Erring towards a guard is harmless ([`keep_up`] takes the
-/// level from the verified config); without one, a command that removes files (a repair
-/// that puts the config back, then replaces index files) would leave parity naming them,
-/// and a later repair would bring them back. `None` without config or parity.
+/// Whether the repository may have parity, before a command, read without a password:
+/// the config's level, or, when the config does not read or says none while parity is in
+/// force (a damaged config, even in its `parity` field; a `parity set 0` that stopped
+/// before removing the parity), the level of the parity in force. Only decides whether the
+/// command runs behind a guard, never the level parity is written at (that comes from the
+/// config as the opened repository verified it, [`opened`]). Erring towards a guard is
+/// harmless; without one, a command that removes files (a repair that puts the config
+/// back, then replaces index files) would leave parity naming them, and a later repair
+/// would bring them back. `None` without config or parity.
 fn level(be: &dyn Backend) -> Option<u8> {
     let parsed = be
         .read(FileKind::Config, "config")
@@ -123,17 +162,35 @@ fn level(be: &dyn Backend) -> Option<u8> {
     }
 }
 
-/// The parity level after a command: the config's when its MAC checks with the keys the
-/// command opened the repository with, else (still damaged) the level of the parity in
-/// force. `None` when the command never opened the repository.
-fn verified_level(be: &dyn Backend, crypto: &Crypto) -> Option<u8> {
-    let parsed = be
-        .read(FileKind::Config, "config")
-        .ok()
-        .and_then(|bytes| Config::parse(&bytes, &be.location()).ok());
+/// The parity level after a command: the one its repository opened with while the config
+/// file is as it was then (no second look at it, nor at the parity headers an unencrypted
+/// config is checked against); else (the command rewrote it: `parity set`, repair putting
+/// it back) the new config's when its MAC checks with the keys the command opened the
+/// repository with, else (damaged) the level it opened with.
+fn verified_level(be: &dyn Backend, opened: &Opened) -> u8 {
+    let bytes = be.read(FileKind::Config, "config").ok();
+    if bytes.is_some() && bytes == opened.config {
+        return opened.level;
+    }
+    let parsed = bytes.and_then(|b| Config::parse(&b, &be.location()).ok());
     match parsed {
-        Some(c) if c.verify(crypto).is_ok() => Some(trusted_level(be, c.parity, crypto)),
-        _ => level_of_parity(be),
+        Some(c) if c.verify(&opened.crypto).is_ok() => trusted_level(be, c.parity, &opened.crypto),
+        _ => opened.level,
+    }
+}
+
+/// The parity level of `repo` as it opened ([`trusted_level`] of its config's), worked
+/// out once per command: a guarded command's [`opened`] did it already.
+pub fn level_in_force(repo: &Repository) -> u8 {
+    let be = repo.backend();
+    let location = be.location();
+    let guarded = GUARDS.lock().is_ok_and(|g| {
+        g.iter()
+            .any(|(l, g)| *l == location || g.inner().location() == location)
+    });
+    match opened_repo(&location) {
+        Some(o) if guarded => o.level,
+        _ => trusted_level(be.as_ref(), repo.config().parity, repo.crypto()),
     }
 }
 
@@ -205,14 +262,12 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     let guard = before.guard.clone();
     let be = guard.inner().as_ref();
     let location = be.location();
-    let Some(crypto) = opened_keys(&location) else {
+    let Some(opened) = opened_repo(&location) else {
         // The command never opened the repository, so it changed nothing.
         return Ok(());
     };
-    let Some(percent) = verified_level(be, &crypto) else {
-        return Ok(());
-    };
-    let _lock = match lock(ctx, guard.inner().clone(), crypto) {
+    let percent = verified_level(be, &opened);
+    let _lock = match lock(ctx, guard.inner().clone(), opened.crypto.clone()) {
         Ok(l) => l,
         Err(e @ (RepoError::Locked { .. } | RepoError::LockUnreadable { .. })) => {
             eprintln!(
@@ -257,14 +312,14 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
     Ok(())
 }
 
-/// The keys the command opened the repository at `location` with (see [`OPENED`]).
-fn opened_keys(location: &str) -> Option<Crypto> {
+/// The repository the command opened at `location` (see [`OPENED`]).
+fn opened_repo(location: &str) -> Option<Opened> {
     OPENED
         .lock()
         .ok()?
         .iter()
         .find(|(l, _)| l == location)
-        .map(|(_, c)| c.clone())
+        .map(|(_, o)| o.clone())
 }
 
 /// The exclusive lock for the parity update, waiting as `--retry-lock` says (at least a

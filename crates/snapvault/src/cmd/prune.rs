@@ -28,7 +28,7 @@ pub fn open(ctx: &Ctx) -> Result<Repository> {
     })?;
     // As `ctx.open` does: without the keys the parity update after the command would take
     // it for one that never opened the repository and skip itself.
-    super::parity::opened(&loc, repo.crypto());
+    super::parity::opened(&loc, &repo);
     Ok(repo)
 }
 

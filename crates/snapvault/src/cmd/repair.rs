@@ -49,9 +49,9 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
     };
     let apply = a.apply && !a.dry_run;
     let json = a.json;
-    let trusted = early.as_ref().map(|(repo, _)| {
-        super::parity::trusted_level(repo.backend().as_ref(), repo.config().parity, repo.crypto())
-    });
+    let trusted = early
+        .as_ref()
+        .map(|(repo, _)| super::parity::level_in_force(repo));
     let none = HashSet::new();
     let parity = super::parity_check::scan(
         ctx.backend()?.as_ref(),

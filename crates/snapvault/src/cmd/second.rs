@@ -59,7 +59,7 @@ pub fn open(
     })
     .map_err(|e| crate::drive::explain(&loc, e))
     .with_context(|| AtSecond(format!("{role} {loc}")))?;
-    super::parity::opened(&loc, repo.crypto());
+    super::parity::opened(&loc, &repo);
     if !repo.crypto().is_encrypted() && pw.is_configured() {
         bail!(
             "the {role} at {loc} is NOT encrypted, but a password was given for it; \
