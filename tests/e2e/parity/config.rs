@@ -76,7 +76,7 @@ fn an_interrupted_parity_set_leaves_copies_that_repair_brings_in_step() {
 /// first, and the index files repair then replaces leave their group before they go, so
 /// no parity in force names a removed file (a later repair would bring it back) and the
 /// new index file is covered. Found by the kill test of `copy`
-/// (`parity_kill::copy_killed_at_every_write_point_keeps_the_destinations_parity_old_or_new`).
+/// (`parity::kill::copy_killed_at_every_write_point_keeps_the_destinations_parity_old_or_new`).
 #[test]
 fn repair_starting_from_a_damaged_config_keeps_parity_in_step() {
     let tmp = tempdir();
@@ -110,7 +110,7 @@ fn repair_starting_from_a_damaged_config_keeps_parity_in_step() {
 /// field, so the level would read as none): the level is taken from the config the
 /// repository opens with (its MAC checked, else a key file's copy), so `check` still reads
 /// the parity and names the config as repairable, and `repair --apply` puts it back. Found
-/// by the repair kill test (`parity_kill::repair_killed_at_every_write_point_…`).
+/// by the repair kill test (`parity::kill::repair_killed_at_every_write_point_…`).
 #[test]
 fn a_damaged_parity_field_in_the_config_is_repaired_from_parity() {
     let tmp = tempdir();

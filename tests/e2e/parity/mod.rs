@@ -2,15 +2,20 @@
 //! covered at the configured level, through the commands that write and delete files.
 //! Helpers shared by the parity tests live here; the tests are grouped by concern:
 //! level changes and coverage (`levels`), damage within and beyond the promise (`damage`),
-//! crashes and locks (`crash`), the config and its copies (`config`), what `check`
-//! reports (`reporting`) and remote repositories (`remote`).
+//! damage beyond the promise reported as lost by photo (`beyond`), crashes and locks
+//! (`crash`), kill -9 at every write point of prune, copy and repair (`kill`), the config
+//! and its copies (`config`), what `check` reports (`reporting`) and remote repositories
+//! (`remote`, `remote_prune`, `remote_kill`, `s3_damage`).
 
+mod beyond;
 mod config;
 mod crash;
 mod damage;
+mod kill;
 mod levels;
 mod remote;
 mod remote_kill;
+mod remote_prune;
 mod reporting;
 mod s3_damage;
 mod s3_raw;

@@ -17,7 +17,7 @@
 //! snapshot removed, 8–13 prune's repacked pack, new index file and the old index files
 //! removed (each leaving its group first), 14–19 the pack groups rebuilt without the pruned
 //! packs, 20–22 the pruned packs removed, 23–24 the parity of the new pack and index file.
-//! Sampled (the local kill tests, `parity_kill` and `parity::crash`, go through every
+//! Sampled (the local kill tests, `parity::kill` and `parity::crash`, go through every
 //! point): on S3 a snapshot killed before 2, 4 and 6 and `forget --prune` before 3 (a
 //! forgotten snapshot's new group written, the old not yet removed; where a guard that
 //! removed the snapshot before regrouping it would leave parity naming a removed file),
