@@ -5,7 +5,7 @@
 //! damage beyond the promise reported as lost by photo (`beyond`), crashes and locks
 //! (`crash`), kill -9 at every write point of prune, copy and repair (`kill`), the config
 //! and its copies (`config`), what `check` reports (`reporting`) and remote repositories
-//! (`remote`, `remote_prune`, `remote_kill`, `s3_damage`).
+//! (`remote`, `remote_prune`, `remote_kill`, `remote_kill_apply`, `s3_damage`).
 
 mod beyond;
 mod config;
@@ -15,6 +15,7 @@ mod kill;
 mod levels;
 mod remote;
 mod remote_kill;
+mod remote_kill_apply;
 mod remote_prune;
 mod reporting;
 mod s3_damage;
