@@ -218,3 +218,78 @@ fn assert_named_by_their_bytes(repo: &Path, damaged: &str, before: &[u8]) {
         }
     }
 }
+
+/// Damage to both header copies of a parity file is not survived (format.md §15.2): the
+/// group's data is intact but unprotected until the parity is rebuilt. `check` names the
+/// parity file as unusable and its members as unprotected, with nothing lost; `parity set`
+/// at the same level, as `check` advises, rebuilds parity: no unusable parity file is left,
+/// every file is covered, and a pack lost afterwards is rebuilt from the new parity. Before
+/// the fix the unusable file stayed for ever (`parity set` removed only the parity files
+/// it could read), and `check` went on advising `parity set`.
+#[test]
+fn a_parity_file_with_both_header_copies_damaged_is_replaced_by_parity_set() {
+    let tmp = tempdir();
+    let (sv, src) = damaged_setup(tmp.path(), "10");
+    let groups = live_groups(&sv.repo);
+    let l = groups
+        .iter()
+        .find(|l| l.header.members.iter().any(|m| m.kind == MemberKind::Pack))
+        .unwrap();
+    let path = sv.repo.join("parity").join(&l.name);
+    let mut b = std::fs::read(&path).unwrap();
+    let recovery: u64 = l
+        .header
+        .bands
+        .iter()
+        .map(|b| b.recovery_hashes.len() as u64)
+        .sum();
+    // One byte in the leading copy (before the recovery shards) and one in the trailing
+    // copy (after them).
+    let lead = (l.data_at / 2) as usize;
+    let trail = (l.data_at + recovery * SHARD as u64) as usize + 8;
+    assert!(
+        lead >= 4 && trail < b.len() - 4,
+        "{lead} {trail} {}",
+        b.len()
+    );
+    b[lead] ^= 0x01;
+    b[trail] ^= 0x01;
+    std::fs::write(&path, b).unwrap();
+
+    let (code, v) = check_json(&sv);
+    let p = &v["parity"];
+    assert_eq!(
+        p["parity_files_unreadable"],
+        serde_json::json!([l.name]),
+        "{v}"
+    );
+    assert!(
+        names(&v, "lost").is_empty() && names(&v, "repairable").is_empty(),
+        "{v}"
+    );
+    let members = l.header.members.len() as u64;
+    assert!(p["files_unprotected"].as_u64().unwrap() >= members, "{v}");
+    assert_eq!(code, Some(0), "the data is intact: {v}");
+
+    sv.ok(&["parity", "set", "10"]);
+    assert_covered(&sv.repo, 10);
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        v["parity"]["parity_files_unreadable"],
+        serde_json::json!([])
+    );
+    assert_eq!(v["parity"]["files_unprotected"], 0, "{v}");
+
+    let (pack, path) = pack_files(&sv.repo)
+        .into_iter()
+        .max_by_key(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    std::fs::remove_file(path).unwrap();
+    repaired_in_full(
+        &sv,
+        &src,
+        HashSet::from([format!("pack {pack}")]),
+        tmp.path(),
+    );
+}
