@@ -362,10 +362,24 @@ pub fn run(ctx: &Ctx, cmd: ParityCommand) -> Result<i32> {
         rebuild_all: true,
     };
     let be = repo.backend().clone();
-    let r = store::sync(be.as_ref(), percent, &changes, &mut |m| progress(ctx, m))?;
+    let mut r = store::sync(be.as_ref(), percent, &changes, &mut |m| progress(ctx, m))?;
+    r.parity_removed += remove_unusable(be.as_ref())?;
     ctx.say(format!("parity: {was} % → {percent} %"));
     report(ctx, &r, true);
     Ok(0)
+}
+
+/// Remove the parity files whose header no longer reads (both copies damaged): they
+/// protect nothing, and after a rebuild of every group (or a `parity set 0`) no file needs
+/// them, but the update leaves what it cannot read, so `check` would go on naming them and
+/// advising the `parity set` that was just run (format.md §15.2).
+fn remove_unusable(be: &dyn Backend) -> Result<usize> {
+    let (_, unusable) = store::load(be)?;
+    for (name, _) in &unusable {
+        be.remove(FileKind::Parity, name)
+            .with_context(|| format!("removing the unusable parity file {name}"))?;
+    }
+    Ok(unusable.len())
 }
 
 fn progress(ctx: &Ctx, m: &str) {
