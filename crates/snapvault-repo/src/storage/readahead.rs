@@ -171,8 +171,7 @@ fn willneed_file(f: &File, offset: u64, len: u64) {
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
 fn willneed_file(_f: &File, _offset: u64, _len: u64) {}
 
-/// Only Linux counts its hints (the one system whose test checks where they are given).
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 pub(crate) mod tests {
     use std::cell::Cell;
 
