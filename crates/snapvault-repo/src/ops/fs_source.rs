@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{RepoError, Result};
 use crate::format::tree::{Name, NodeKind};
-use crate::storage::readahead::{self, AheadReader, Hinter};
+use crate::storage::readahead::{self, AheadReader};
 
 /// One entry as the source reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,9 +54,6 @@ pub trait Source: Send + Sync {
 
 pub struct FolderSource {
     roots: Vec<(Name, PathBuf)>,
-    /// Gives the read-ahead hints of files opened ahead, beside the reading thread
-    /// (started with the first of them).
-    hinter: std::sync::OnceLock<Hinter>,
 }
 
 impl FolderSource {
@@ -89,10 +86,7 @@ impl FolderSource {
             roots.push((name, abs));
         }
         roots.sort();
-        Ok(FolderSource {
-            roots,
-            hinter: std::sync::OnceLock::new(),
-        })
+        Ok(FolderSource { roots })
     }
 
     /// Where `path` (an absolute, existing path) appears in this source's tree, when it
@@ -258,47 +252,7 @@ impl Source for FolderSource {
 
     fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
         let p = self.resolve(path).ok()?;
-        let hinter = self.hinter.get_or_init(Hinter::start);
-        let reader = AheadReader::open_ahead(&p, len, hinter).ok()?;
+        let reader = AheadReader::open_ahead(&p, len).ok()?;
         Some(Box::new(reader))
-    }
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-    use crate::storage::readahead::tests::HINTS_HERE;
-
-    /// A photo's read-ahead hint is given beside the thread that opens it (the snapshot's
-    /// walker, which reads and chunks every file and is the pipeline's serial stage), not
-    /// on it: `POSIX_FADV_WILLNEED` allocates and submits the pages before it returns,
-    /// ~0.3 s of that thread's time for a 2 GiB re-import. A tiny file's is given right
-    /// there (cheaper than waking a thread). The bytes read are the file's either way.
-    #[test]
-    fn a_photos_hint_is_given_beside_the_reading_thread_not_on_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let lib = dir.path().join("lib");
-        let photo: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
-        crate::testing::write(&lib.join("IMG_0001.HEIC"), &photo);
-        crate::testing::write(&lib.join("tiny.AAE"), b"<plist/>");
-        let source = FolderSource::new(std::slice::from_ref(&lib)).unwrap();
-        let here = || HINTS_HERE.with(|n| n.get());
-        let before = here();
-        let mut held = source
-            .open_ahead(b"lib/IMG_0001.HEIC", photo.len() as u64)
-            .expect("opened ahead");
-        assert_eq!(
-            here(),
-            before,
-            "the photo's hint was given on the reading thread"
-        );
-        let mut read = Vec::new();
-        held.read_to_end(&mut read).unwrap();
-        assert!(read == photo);
-        let mut tiny = source.open_ahead(b"lib/tiny.AAE", 8).expect("opened ahead");
-        assert_eq!(here(), before + 1, "a tiny file is hinted right away");
-        read.clear();
-        tiny.read_to_end(&mut read).unwrap();
-        assert_eq!(read, b"<plist/>");
     }
 }

@@ -6,9 +6,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
-
-use crossbeam_channel::{Sender, unbounded};
 
 /// Bytes the kernel is asked to fetch ahead of a reader. The chunker reads in large
 /// blocks, and without a hint each block waits for the disk with nothing else to do (the
@@ -21,54 +18,9 @@ pub(crate) const READ_AHEAD: u64 = 32 << 20;
 /// while the caller works on what it has (long videos on a cold disk). The first window is
 /// the walker's to hint (with the files before it), so photos never need one of their own.
 pub(crate) struct AheadReader {
-    file: Arc<File>,
+    file: File,
     pos: u64,
     hinted: u64,
-    /// Where this reader's hints are given, when not on the reading thread.
-    hinter: Option<Hinter>,
-}
-
-/// Hints at least this long go to the [`Hinter`]'s thread; shorter ones are given on the
-/// caller's (a tiny file's hint costs less than waking a thread).
-pub(crate) const HINT_ON_THREAD: u64 = 256 << 10;
-
-/// A thread that gives read-ahead hints for another. `POSIX_FADV_WILLNEED` is not free:
-/// the kernel allocates the page-cache pages and submits the reads before it returns,
-/// about 0.15 ms per MiB here, so a thread hinting 2 GiB of photos spends ~0.3 s in it.
-/// The snapshot's walker is the pipeline's one serial stage (it reads and chunks every
-/// file), so its hints are given here, beside it, on the other core.
-#[derive(Clone)]
-pub(crate) struct Hinter {
-    tx: Sender<(Arc<File>, u64, u64)>,
-}
-
-impl Hinter {
-    /// Starts the thread; it ends when the last clone of this is dropped and the hints
-    /// sent before are given.
-    pub fn start() -> Hinter {
-        let (tx, rx) = unbounded::<(Arc<File>, u64, u64)>();
-        // Without the thread the receiver is gone, sends fail, and `hint` gives its hints
-        // on the caller's thread.
-        let _ = std::thread::Builder::new()
-            .name("read-ahead".into())
-            .spawn(move || {
-                for (file, offset, len) in rx.iter() {
-                    willneed_file(&file, offset, len);
-                }
-            });
-        Hinter { tx }
-    }
-
-    /// Hint `len` bytes of `file` from `offset`: on the thread when long enough to be
-    /// worth it (and the thread is there), else right away.
-    pub fn hint(&self, file: &Arc<File>, offset: u64, len: u64) {
-        if len == 0 {
-            return;
-        }
-        if len < HINT_ON_THREAD || self.tx.send((file.clone(), offset, len)).is_err() {
-            willneed_file(file, offset, len);
-        }
-    }
 }
 
 impl AheadReader {
@@ -77,29 +29,30 @@ impl AheadReader {
         let file = File::open(path)?;
         sequential(&file);
         Ok(AheadReader {
-            file: Arc::new(file),
+            file,
             pos: 0,
             hinted: READ_AHEAD,
-            hinter: None,
         })
     }
+}
 
+impl AheadReader {
     /// Open `path` now and ask the kernel for its first `len` bytes, to be read soon: the
     /// walker hints the files after the one it chunks this way and later reads from this
     /// opening (one open per file, not one to hint and one to read). A file the hint does
-    /// not cover whole is also read front to back (`POSIX_FADV_SEQUENTIAL`). The hints,
-    /// these and the reader's later ones, are given by `hinter`.
-    pub fn open_ahead(path: &Path, len: u64, hinter: &Hinter) -> io::Result<Self> {
-        let file = Arc::new(File::open(path)?);
+    /// not cover whole is also read front to back (`POSIX_FADV_SEQUENTIAL`).
+    pub fn open_ahead(path: &Path, len: u64) -> io::Result<Self> {
+        let file = File::open(path)?;
         if len >= READ_AHEAD {
             sequential(&file);
         }
-        hinter.hint(&file, 0, len);
+        if len > 0 {
+            willneed_file(&file, 0, len);
+        }
         Ok(AheadReader {
             file,
             pos: 0,
             hinted: READ_AHEAD,
-            hinter: Some(hinter.clone()),
         })
     }
 }
@@ -107,13 +60,10 @@ impl AheadReader {
 impl Read for AheadReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos + READ_AHEAD / 2 >= self.hinted {
-            match &self.hinter {
-                Some(h) => h.hint(&self.file, self.hinted, READ_AHEAD),
-                None => willneed_file(&self.file, self.hinted, READ_AHEAD),
-            }
+            willneed_file(&self.file, self.hinted, READ_AHEAD);
             self.hinted += READ_AHEAD;
         }
-        let n = (&*self.file).read(buf)?;
+        let n = self.file.read(buf)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -134,8 +84,6 @@ fn sequential(f: &File) {
 
 #[cfg(target_os = "linux")]
 fn willneed_file(f: &File, offset: u64, len: u64) {
-    #[cfg(test)]
-    tests::HINTS_HERE.with(|n| n.set(n.get() + 1));
     fadvise(f, offset, len, libc::POSIX_FADV_WILLNEED);
 }
 
@@ -170,13 +118,3 @@ fn willneed_file(f: &File, offset: u64, len: u64) {
 
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
 fn willneed_file(_f: &File, _offset: u64, _len: u64) {}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// `POSIX_FADV_WILLNEED` hints given on this thread.
-        pub(crate) static HINTS_HERE: Cell<u64> = const { Cell::new(0) };
-    }
-}
