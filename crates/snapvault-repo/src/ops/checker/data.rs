@@ -17,23 +17,42 @@ use crate::storage::FileKind;
 /// A problem found reading a pack: (pack, object, message, blobs hurt).
 type PackProblem = (PackId, String, String, Vec<BlobId>);
 
+/// What reading the selected packs found, before it is added to the report.
+pub(super) struct DataRead {
+    /// Per pack (by its position in the index): its header as decoded from the whole pack
+    /// read, or why it could not be; `None` when the pack was not read.
+    headers: Vec<Option<HeaderRead>>,
+    found: Vec<PackProblem>,
+    unread: Vec<(PackId, String)>,
+    verified: Vec<PackId>,
+    bytes: u64,
+}
+
+impl DataRead {
+    /// The header of the pack at `pos` (in index order) as the whole-pack read decoded it,
+    /// taken once; `None` when that pack was not read.
+    pub(super) fn take_header(&mut self, pos: usize) -> Option<HeaderRead> {
+        self.headers.get_mut(pos).and_then(Option::take)
+    }
+}
+
 /// Read all data of the selected packs. A pack that cannot be read is "not checked" (and
-/// not verified); one whose header could not be read in the structure check is not tried
-/// again.
-pub(super) fn read_data(
+/// not verified); one whose header could not be read in the structure check
+/// (`unread_headers`) is not tried again.
+pub(super) fn read_packs(
     repo: &Repository,
     index: &Index,
     per_pack: &[Vec<(BlobId, BlobLocation)>],
     listed: &HashMap<String, u64>,
     opts: &CheckOptions,
     obs: &dyn CheckObserver,
-    r: &mut CheckReport,
-) {
+    unread_headers: &HashSet<PackId>,
+) -> DataRead {
     let mut selected: Vec<(usize, PackId, u64)> = index
         .packs()
         .iter()
         .enumerate()
-        .filter(|(_, (id, _))| opts.read_data.selects(id) && !r.unread_packs.contains(id))
+        .filter(|(_, (id, _))| opts.read_data.selects(id) && !unread_headers.contains(id))
         // The size on storage, not the index's: bytes appended to a pack must be read
         // (and fail its hash) too.
         .filter_map(|(i, (id, _))| listed.get(&id.to_hex()).map(|size| (i, *id, *size)))
@@ -51,6 +70,7 @@ pub(super) fn read_data(
     let found: Mutex<Vec<PackProblem>> = Mutex::new(Vec::new());
     let unread: Mutex<Vec<(PackId, String)>> = Mutex::new(Vec::new());
     let done: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
+    let headers = Mutex::new(vec![None; index.packs().len()]);
     let bytes = AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
@@ -66,7 +86,7 @@ pub(super) fn read_data(
                         break;
                     };
                     match read_pack(repo, &id, size, &per_pack[pos], &mut buf) {
-                        Ok((n, probs)) => {
+                        Ok((n, probs, header)) => {
                             bytes.fetch_add(n, Relaxed);
                             obs.pack_read(n);
                             if let Ok(mut f) = found.lock() {
@@ -74,6 +94,11 @@ pub(super) fn read_data(
                             }
                             if let Ok(mut d) = done.lock() {
                                 d.push(id);
+                            }
+                            if let (Some(h), Ok(mut all)) = (header, headers.lock())
+                                && let Some(slot) = all.get_mut(pos)
+                            {
+                                *slot = Some(h);
                             }
                         }
                         Err(e) => {
@@ -86,16 +111,28 @@ pub(super) fn read_data(
             });
         }
     });
-    r.verified = done.into_inner().unwrap_or_default();
+    DataRead {
+        headers: headers.into_inner().unwrap_or_default(),
+        found: found.into_inner().unwrap_or_default(),
+        unread: unread.into_inner().unwrap_or_default(),
+        verified: done.into_inner().unwrap_or_default(),
+        bytes: bytes.into_inner(),
+    }
+}
+
+/// Add what [`read_packs`] found to the report: packs verified, not read, damaged; and the
+/// damaged blobs that have a good copy elsewhere (healed).
+pub(super) fn apply(data: DataRead, index: &Index, r: &mut CheckReport) {
+    r.verified = data.verified;
     r.packs_read = r.verified.len();
-    r.bytes_read = bytes.into_inner();
-    let mut unread = unread.into_inner().unwrap_or_default();
+    r.bytes_read = data.bytes;
+    let mut unread = data.unread;
     unread.sort();
     for (pack, msg) in unread {
         r.unread_packs.insert(pack);
         r.unread(format!("pack {}", pack.to_hex()), msg);
     }
-    for (pack, object, msg, blobs) in found.into_inner().unwrap_or_default() {
+    for (pack, object, msg, blobs) in data.found {
         r.damaged_packs.insert(pack);
         r.bad_copies.extend(blobs.iter().map(|b| (*b, pack)));
         r.bad_blobs.extend(blobs);
@@ -222,15 +259,19 @@ pub(crate) fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<V
 /// Problems found in one pack: (object, message, blobs hurt).
 type PackFindings = Vec<(String, String, Vec<BlobId>)>;
 
-/// Read one whole pack, check its name, header and every blob. Returns bytes read and
-/// problems; an error when the pack could not be read at all.
+/// A pack's header as decoded from the whole pack, or why it could not be.
+type HeaderRead = std::result::Result<Vec<PackEntry>, String>;
+
+/// Read one whole pack, check its name, header and every blob. Returns bytes read,
+/// problems and the header decoded from the bytes read (`None` when the pack is gone); an
+/// error when the pack could not be read at all.
 fn read_pack(
     repo: &Repository,
     id: &PackId,
     size: u64,
     indexed: &[(BlobId, BlobLocation)],
     buf: &mut Vec<u8>,
-) -> Result<(u64, PackFindings)> {
+) -> Result<(u64, PackFindings, Option<HeaderRead>)> {
     let name = id.to_hex();
     let object = format!("pack {name}");
     let mut out = Vec::new();
@@ -238,13 +279,17 @@ fn read_pack(
         .backend()
         .read_range_into(FileKind::Pack, &name, 0, size as usize, buf)
     {
-        Ok(()) => buf,
+        Ok(()) => &mut buf[..],
         // Not read: nothing is known about its bytes.
         Err(e) if e.is_unavailable() => return Err(e),
         // Gone since it was listed: its blobs are lost.
         Err(e) => {
             let blobs = indexed.iter().map(|(b, _)| *b).collect();
-            return Ok((0, vec![(object, format!("cannot be read: {e}"), blobs)]));
+            return Ok((
+                0,
+                vec![(object, format!("cannot be read: {e}"), blobs)],
+                None,
+            ));
         }
     };
     if Id::hash_of(bytes) != id.0 {
@@ -254,7 +299,8 @@ fn read_pack(
             Vec::new(),
         ));
     }
-    if let Err(e) = pack::parse_pack(repo.crypto(), bytes, &object) {
+    let header = pack::parse_pack(repo.crypto(), bytes, &object);
+    if let Err(e) = &header {
         out.push((
             object.clone(),
             format!("header is damaged: {e}"),
@@ -298,5 +344,9 @@ fn read_pack(
             bad,
         ));
     }
-    Ok((bytes.len() as u64, out))
+    Ok((
+        bytes.len() as u64,
+        out,
+        Some(header.map_err(|e| e.to_string())),
+    ))
 }

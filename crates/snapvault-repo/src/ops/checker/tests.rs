@@ -227,3 +227,37 @@ fn problems_carry_a_remedy_and_name_no_command() {
         assert!(!p.message.contains('`'), "{p:?}");
     }
 }
+
+/// With read-data every pack is read once, whole, and verified once: the structure check
+/// takes the headers of the packs read whole from that read, so reading the data costs no
+/// read beyond those a check without data makes (one per pack, and the trees'). On S3 each
+/// read is a request.
+#[test]
+fn read_data_reads_each_pack_once() {
+    let (_dir, root) = repo_with_packs();
+    let counting = Arc::new(
+        FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
+            .watching(&[Op::Read])
+            .kinds(&[FileKind::Pack]),
+    );
+    let repo = open_with(counting.clone() as Arc<dyn Backend>);
+    let reads = |read_data| {
+        let start = counting.count();
+        let opts = CheckOptions {
+            read_data,
+            ..options()
+        };
+        let r = check(&repo, &opts, &NoHooks).unwrap();
+        assert_no_damage(&r, "intact");
+        (counting.count() - start, r)
+    };
+    let (without, _) = reads(ReadData::None);
+    let (with, r) = reads(ReadData::All);
+    assert_eq!(with, without, "pack reads with and without read-data");
+    let mut verified = r.verified.clone();
+    verified.sort();
+    verified.dedup();
+    assert_eq!(verified.len(), r.verified.len(), "a pack verified twice");
+    assert_eq!(verified.len(), r.packs);
+    assert_eq!(r.packs_read, r.packs);
+}
