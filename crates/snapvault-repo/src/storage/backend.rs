@@ -103,6 +103,20 @@ pub trait Backend: Send + Sync {
         self.read_range_into(kind, name, offset, len, &mut buf)?;
         Ok(buf)
     }
+    /// All `len` bytes of `name`, read once to be verified (`check --read-data`): returns
+    /// where in `buf` they are. The default is one [`Backend::read_range_into`] (one
+    /// request remotely); a local disk reads a file that is not in the page cache past it,
+    /// into an aligned place in `buf` (`storage/direct_read.rs`).
+    fn read_whole_into<'b>(
+        &self,
+        kind: FileKind,
+        name: &str,
+        len: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b mut [u8]> {
+        self.read_range_into(kind, name, 0, len, buf)?;
+        Ok(&mut buf[..])
+    }
     /// A hint that `len` bytes at `offset` of `name` will be read soon: a local disk can
     /// fetch them while the caller works on what it has; a remote backend with
     /// [`Backend::read_ahead`] fetches them in the background.

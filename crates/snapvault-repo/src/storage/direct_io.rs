@@ -235,7 +235,7 @@ pub(crate) fn try_direct(file: &File) -> bool {
 
 /// Switch the page-cache bypass of `file` on or off (`O_DIRECT`).
 #[cfg(target_os = "linux")]
-fn set_direct(file: &File, on: bool) -> io::Result<()> {
+pub(crate) fn set_direct(file: &File, on: bool) -> io::Result<()> {
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a file descriptor we own, with integer arguments only.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -256,7 +256,7 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
 
 /// Switch the page-cache bypass of `file` on or off (`F_NOCACHE`, macOS's `O_DIRECT`).
 #[cfg(target_vendor = "apple")]
-fn set_direct(file: &File, on: bool) -> io::Result<()> {
+pub(crate) fn set_direct(file: &File, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on a file descriptor we own, with integer arguments only.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, libc::c_int::from(on)) } < 0 {
         return Err(io::Error::last_os_error());
@@ -266,7 +266,7 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
 
 /// Elsewhere there is no bypass: every file is written the ordinary way.
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-fn set_direct(_file: &File, on: bool) -> io::Result<()> {
+pub(crate) fn set_direct(_file: &File, on: bool) -> io::Result<()> {
     if on {
         Err(io::ErrorKind::Unsupported.into())
     } else {

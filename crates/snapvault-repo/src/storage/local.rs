@@ -120,6 +120,25 @@ impl Backend for LocalBackend {
         })
     }
 
+    fn read_whole_into<'b>(
+        &self,
+        kind: FileKind,
+        name: &str,
+        len: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b mut [u8]> {
+        let p = self.path_of(kind, name)?;
+        let f = File::open(&p).map_err(|e| not_found_is(kind, name, e))?;
+        match crate::storage::direct_read::read_whole(&f, len, buf) {
+            Ok((bytes, _)) => Ok(bytes),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(RepoError::corrupt(
+                format!("{} {name}", kind.name()),
+                format!("file ends before byte {len}"),
+            )),
+            Err(e) => Err(RepoError::io(format!("reading {}", p.display()), e)),
+        }
+    }
+
     fn prefetch(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
         if let Ok(p) = self.path_of(kind, name) {
             crate::storage::readahead::willneed(&p, offset, len);

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub(crate) mod direct_io;
+pub(crate) mod direct_read;
 pub(crate) mod durable;
 /// Fault injection for tests: only in builds with the `test-faults` feature.
 #[cfg(feature = "test-faults")]

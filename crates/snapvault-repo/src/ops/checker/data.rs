@@ -277,9 +277,9 @@ fn read_pack(
     let mut out = Vec::new();
     let bytes = match repo
         .backend()
-        .read_range_into(FileKind::Pack, &name, 0, size as usize, buf)
+        .read_whole_into(FileKind::Pack, &name, size as usize, buf)
     {
-        Ok(()) => &mut buf[..],
+        Ok(bytes) => bytes,
         // Not read: nothing is known about its bytes.
         Err(e) if e.is_unavailable() => return Err(e),
         // Gone since it was listed: its blobs are lost.

@@ -261,3 +261,47 @@ fn read_data_reads_each_pack_once() {
     assert_eq!(verified.len(), r.packs);
     assert_eq!(r.packs_read, r.packs);
 }
+
+/// A pack that is not in the page cache is read past it (`storage/direct_read.rs`): a
+/// byte flipped on the disk is still found, cold and warm alike.
+#[test]
+fn damage_is_found_in_a_pack_read_past_the_page_cache() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let (_dir, root) = repo_with_packs();
+    let repo = open(&root);
+    let (name, size) = repo
+        .backend()
+        .list(FileKind::Pack)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name, f.size))
+        .max_by_key(|f| f.1)
+        .unwrap();
+    assert!(size > 512 << 10, "the largest pack has {size} bytes");
+    let path = root.join("data").join(&name[..2]).join(&name);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, size / 2).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], size / 2).unwrap();
+    f.sync_all().unwrap();
+    for cold in [true, false] {
+        if cold {
+            // SAFETY: fadvise on a descriptor we own, integer arguments only.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+        let r = check(&repo, &options(), &NoHooks).unwrap();
+        let id: PackId = name.parse().unwrap();
+        assert!(
+            r.damaged_packs.contains(&id),
+            "cold {cold}: {:?}",
+            r.problems
+        );
+        assert!(!r.bad_copies.is_empty(), "cold {cold}: {:?}", r.problems);
+        assert_eq!(r.packs_read, r.packs, "cold {cold}");
+    }
+}
