@@ -22,10 +22,12 @@ use super::direct_io::ALIGN;
 
 /// Files smaller than this are read the ordinary way: one read, little to gain (the same
 /// bound as direct writes).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const MIN_DIRECT: usize = super::direct_io::MIN_DIRECT as usize;
 
 /// How the bytes were read (for tests: whether the direct path was taken).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) enum How {
     PageCache,
     Direct,
@@ -147,7 +149,9 @@ mod tests {
         (0..n).map(|i| (i * 13 + i / 4093) as u8).collect()
     }
 
-    /// Drop `path`'s pages from the page cache (they are clean once synced).
+    /// Drop `path`'s pages from the page cache (they are clean once synced); elsewhere
+    /// than on Linux the file stays cached (no `posix_fadvise`) and is read the usual way.
+    #[cfg(target_os = "linux")]
     fn evict(path: &std::path::Path) {
         use std::os::fd::AsRawFd;
         let f = File::open(path).unwrap();
@@ -155,6 +159,9 @@ mod tests {
         // SAFETY: fadvise on a descriptor we own, integer arguments only.
         unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     }
+
+    #[cfg(not(target_os = "linux"))]
+    fn evict(_path: &std::path::Path) {}
 
     /// Cached or not, large or small, a whole read returns exactly the file's bytes; a file
     /// that is not in the page cache is read past it where the filesystem allows.
