@@ -38,8 +38,9 @@ pub(super) type Entries = Rc<Vec<SourceEntry>>;
 
 pub(super) struct Lookahead<'a> {
     enabled: bool,
-    /// Files opened by their hint, by path, until the walk reads them.
-    held: HashMap<Vec<u8>, Box<dyn Read + Send + 'a>>,
+    /// Files opened by their hint, by path, until the walk reads them, with how many of
+    /// their first bytes were hinted.
+    held: HashMap<Vec<u8>, (Box<dyn Read + Send + 'a>, u64)>,
     /// Where the walk is: for each folder being walked, outermost first, its path, its
     /// entries and the index of the entry after the subfolder being walked now.
     stack: Vec<(Vec<u8>, Entries, usize)>,
@@ -60,24 +61,33 @@ impl<'a> Lookahead<'a> {
     }
 
     /// Hint that the first `len` bytes of `path` will be read soon, opening it now to
-    /// read it from that opening later. A file held already is left alone. False when
+    /// read it from that opening later. A file held already is only hinted further (a
+    /// longer `len` than its first hint), never opened again. False when
     /// [`MAX_HELD`] files are held: the look-ahead goes no further for now.
     pub(super) fn ahead(&mut self, source: &'a dyn Source, path: Vec<u8>, len: u64) -> bool {
-        if self.held.contains_key(&path) {
+        if let Some((_, hinted)) = self.held.get_mut(&path) {
+            // A file first hinted short (the byte budget was nearly spent) is hinted further
+            // when a later hint has more budget, as before files were held: without it a
+            // cold re-import of photos took 1.55 -> 1.73 s (2 GiB, quiet machine). A tiny
+            // file's first hint covers it whole, so it is not touched again.
+            if len > *hinted {
+                source.prefetch(&path, len);
+                *hinted = len;
+            }
             return true;
         }
         if self.held.len() >= MAX_HELD {
             return false;
         }
         if let Some(reader) = source.open_ahead(&path, len) {
-            self.held.insert(path, reader);
+            self.held.insert(path, (reader, len));
         }
         true
     }
 
     /// The opening of `path` its hint made, if it was hinted.
     pub(super) fn take(&mut self, path: &[u8]) -> Option<Box<dyn Read + Send + 'a>> {
-        self.held.remove(path)
+        self.held.remove(path).map(|(reader, _)| reader)
     }
 
     /// The listing of `dir`: the one made ahead of the walk, or a new one.
@@ -378,6 +388,36 @@ mod tests {
         let most = hints.values().max().copied().unwrap_or_default();
         assert!(most <= 4, "a file hinted {most} times: {hints:?}");
     }
+    /// A file whose first hint was cut short by the byte budget is hinted further by a
+    /// later hint with more budget (without a second opening for the read), and a hint no
+    /// longer than the one given is not given again. Holding the hint's opening had dropped
+    /// the further hint: a cold re-import of photos took 1.55 -> 1.73 s.
+    #[test]
+    fn a_file_hinted_short_is_hinted_further_when_the_budget_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        crate::testing::write(&lib.join("big.bin"), &[7u8; 4000]);
+        let source = Recording {
+            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
+            log: Mutex::new(Vec::new()),
+        };
+        let mut ahead = Lookahead::new(true);
+        let path = b"lib/big.bin".to_vec();
+        assert!(ahead.ahead(&source, path.clone(), 100));
+        assert!(ahead.ahead(&source, path.clone(), 100));
+        assert!(ahead.ahead(&source, path.clone(), 4000));
+        assert!(ahead.ahead(&source, path.clone(), 2000));
+        let hints = source.take();
+        assert_eq!(
+            hints,
+            ["prefetch lib/big.bin", "prefetch lib/big.bin"],
+            "{hints:?}"
+        );
+        let mut bytes = Vec::new();
+        ahead.take(&path).unwrap().read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes.len(), 4000);
+    }
+
     /// Every file is opened once: the hint that fetches a file ahead of the walk opens it
     /// and the walk reads from that opening, and a file hinted again (each folder's end
     /// hints the next folders) is not opened again. Opening every tiny file twice (once to
