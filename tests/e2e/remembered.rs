@@ -272,3 +272,15 @@ fn checksum(id: &str, key: &[u8]) -> String {
     h.update(key);
     h.finalize().to_hex().to_string()
 }
+
+/// `key forget` where there is no repository says so, like every other command (exit 10,
+/// "there is no repository at"), not that a config is corrupt with advice to check it.
+#[test]
+fn key_forget_where_there_is_no_repository_says_so() {
+    let s = setup();
+    let nowhere = Sv::at(&s._tmp.path().join("nothing-here"), None);
+    let out = s.run(&nowhere, &["key", "forget"]);
+    assert_eq!(out.code, Some(10), "{out}");
+    assert_stderr_mentions(&out, "there is no repository at");
+    assert!(!out.stderr.contains("check --read-data"), "{out}");
+}

@@ -146,6 +146,12 @@ fn remember(ctx: &Ctx) -> Result<()> {
 /// its config, which is plain.
 fn forget(ctx: &Ctx) -> Result<()> {
     let backend = ctx.backend()?;
+    // No config and no key files: no repository here, said as every command says it.
+    if !backend.exists(FileKind::Config, "config")?
+        && backend.list(FileKind::Key).is_ok_and(|k| k.is_empty())
+    {
+        return Err(snapvault_repo::RepoError::NotFound(backend.location()).into());
+    }
     let id = backend
         .read(FileKind::Config, "config")
         .map_err(anyhow::Error::from)
