@@ -278,7 +278,7 @@ fn checksum(id: &str, key: &[u8]) -> String {
 #[test]
 fn key_forget_where_there_is_no_repository_says_so() {
     let s = setup();
-    let nowhere = Sv::at(&s._tmp.path().join("nothing-here"), None);
+    let nowhere = Sv::at(s._tmp.path().join("nothing-here"), None);
     let out = s.run(&nowhere, &["key", "forget"]);
     assert_eq!(out.code, Some(10), "{out}");
     assert_stderr_mentions(&out, "there is no repository at");
