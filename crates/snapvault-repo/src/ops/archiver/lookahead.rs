@@ -231,6 +231,13 @@ mod tests {
     }
 
     impl Recording {
+        /// A recording source over the folder `lib`.
+        fn over(lib: &std::path::Path) -> Self {
+            Recording {
+                inner: FolderSource::new(&[lib.to_path_buf()]).unwrap(),
+                log: Mutex::new(Vec::new()),
+            }
+        }
         fn note(&self, what: &str, path: &[u8]) {
             let line = format!("{what} {}", String::from_utf8_lossy(path));
             self.log.lock().unwrap().push(line);
@@ -297,10 +304,7 @@ mod tests {
         }
         photo(&d, 20);
         let repo = open(&root);
-        let source = Recording {
-            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
-            log: Mutex::new(Vec::new()),
-        };
+        let source = Recording::over(&lib);
         let options = || crate::testing::folder_options(&source.inner);
         let index = repo.load_index().unwrap().index;
         let first = archiver::run(&repo, index, &source, options(), &NoHooks, &Photos).unwrap();
@@ -366,10 +370,7 @@ mod tests {
             }
         }
         let repo = open(&root);
-        let source = Recording {
-            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
-            log: Mutex::new(Vec::new()),
-        };
+        let source = Recording::over(&lib);
         let options = crate::testing::folder_options(&source.inner);
         let index = repo.load_index().unwrap().index;
         archiver::run(&repo, index, &source, options, &NoHooks, &Photos).unwrap();
@@ -397,10 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lib = dir.path().join("lib");
         crate::testing::write(&lib.join("big.bin"), &[7u8; 4000]);
-        let source = Recording {
-            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
-            log: Mutex::new(Vec::new()),
-        };
+        let source = Recording::over(&lib);
         let mut ahead = Lookahead::new(true);
         let path = b"lib/big.bin".to_vec();
         assert!(ahead.ahead(&source, path.clone(), 100));
@@ -439,10 +437,7 @@ mod tests {
             photo(&c, 30 + i);
         }
         let repo = open(&root);
-        let source = Recording {
-            inner: FolderSource::new(std::slice::from_ref(&lib)).unwrap(),
-            log: Mutex::new(Vec::new()),
-        };
+        let source = Recording::over(&lib);
         let options = crate::testing::folder_options(&source.inner);
         let index = repo.load_index().unwrap().index;
         archiver::run(&repo, index, &source, options, &NoHooks, &Photos).unwrap();
