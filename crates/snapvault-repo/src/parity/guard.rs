@@ -253,9 +253,6 @@ impl Backend for Guard {
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.inner.read(kind, name)
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        self.inner.read_range(kind, name, offset, len)
-    }
     fn read_range_into(
         &self,
         kind: FileKind,
