@@ -8,6 +8,7 @@
 //! says.
 
 pub mod cache;
+mod checksum;
 mod errors;
 pub mod readahead;
 mod retry;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use snapvault_repo::backend::Backend;
 use snapvault_repo::{LocationError, RepoError};
 
+pub use checksum::Checksum;
 pub use runtime::shutdown;
 pub use url::{RemoteUrl, is_remote};
 
@@ -65,6 +67,8 @@ pub struct RemoteOptions {
     pub cache_dir: Option<PathBuf>,
     /// Upper bound of the cache, in bytes.
     pub cache_limit: u64,
+    /// The integrity checksum an S3 `PUT` carries (`SNAPVAULT_S3_CHECKSUM`; see [`checksum`]).
+    pub s3_checksum: Checksum,
 }
 
 impl Default for RemoteOptions {
@@ -78,6 +82,7 @@ impl Default for RemoteOptions {
             ssh_key: None,
             cache_dir: None,
             cache_limit: 512 << 20,
+            s3_checksum: Checksum::default(),
         }
     }
 }
@@ -86,7 +91,8 @@ impl RemoteOptions {
     /// Defaults, adjusted by `SNAPVAULT_SFTP_KEY`, `SNAPVAULT_SFTP_HOST_KEYS`
     /// (strict|add|accept), `SNAPVAULT_SFTP_KNOWN_HOSTS` (else
     /// `$XDG_CONFIG_HOME/snapvault/known_hosts` or `~/.config/snapvault/known_hosts`),
-    /// `SNAPVAULT_RETRIES` and `SNAPVAULT_TIMEOUT` (seconds without progress).
+    /// `SNAPVAULT_RETRIES`, `SNAPVAULT_TIMEOUT` (seconds without progress) and
+    /// `SNAPVAULT_S3_CHECKSUM` (crc32c|md5).
     pub fn from_env() -> Result<RemoteOptions, RepoError> {
         let mut o = RemoteOptions::default();
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
@@ -115,6 +121,13 @@ impl RemoteOptions {
                     .into());
                 }
             };
+        }
+        if let Some(c) = var("SNAPVAULT_S3_CHECKSUM") {
+            o.s3_checksum = Checksum::parse(&c).ok_or(LocationError::BadChoice {
+                var: "SNAPVAULT_S3_CHECKSUM",
+                value: c,
+                expected: "crc32c or md5",
+            })?;
         }
         let number = |n: &str| -> Result<Option<u64>, RepoError> {
             var(n)

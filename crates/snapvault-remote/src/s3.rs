@@ -11,12 +11,14 @@
 //! transit), and nothing else: a successful reply is the object stored whole and durable,
 //! so the write is not checked with a `HEAD` afterwards (one request per pack, issue 23.6).
 //! CRC32C, not `Content-MD5`: MD5 of every pack was half of an S3 snapshot's CPU (1.6 of
-//! 3.1 CPU-s per GiB); CRC32C runs at memory speed and S3 checks it the same way. A pack's
-//! bytes are sealed (AEAD) besides, so damage the checksum could miss is found on reading. A write that finds the
-//! object already there reads it back: the same bytes mean an earlier attempt of ours
-//! succeeded but its reply was lost.
+//! 3.1 CPU-s per GiB); CRC32C runs at memory speed and S3 checks it the same way. A server
+//! that refuses the CRC32C header gets `Content-MD5` instead ([`crate::checksum`]). A pack's
+//! bytes are sealed (AEAD) besides, so damage the checksum could miss is found on reading.
+//! A write that finds the object already there reads it back: the same bytes mean an
+//! earlier attempt of ours succeeded but its reply was lost.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opendal::layers::ConcurrentLimitLayer;
 use opendal::options::{ListOptions, WriteOptions};
@@ -25,13 +27,19 @@ use snapvault_repo::backend::{Backend, FileInfo, FileKind};
 use snapvault_repo::{LocationError, RemoteError, RepoError};
 
 use crate::RemoteOptions;
+use crate::checksum::{Checksum, notice, refuses_checksum};
 use crate::errors::{config_err, what};
 use crate::retry::{Failure, Policy, Tries};
 use crate::transport::{Transport, net_error};
 use crate::url::RemoteUrl;
 
 pub struct S3Backend {
+    /// Every request; `PUT`s with the checksum chosen ([`RemoteOptions::s3_checksum`]).
     op: blocking::Operator,
+    /// The same with `Content-MD5` on `PUT`s, for a server that refuses the CRC32C header.
+    md5_op: blocking::Operator,
+    /// `PUT`s go through `md5_op`: chosen, or the server refused CRC32C in this command.
+    md5: AtomicBool,
     location: String,
     /// For messages: "bucket b at https://host".
     target: String,
@@ -89,29 +97,33 @@ impl S3Backend {
         let endpoint = endpoint
             .clone()
             .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let mut b = opendal::services::S3::default()
-            .endpoint(&endpoint)
-            .bucket(bucket)
-            .region(&region)
-            .root(&format!("/{prefix}"))
-            .checksum_algorithm("crc32c");
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-            b = b.disable_ec2_metadata();
-        }
         let transport = Transport::new(opts.stall).map_err(RemoteError::Runtime)?;
-        let op = Operator::new(b)
-            .map_err(|e| config_err(location, e))?
-            .with_context(
-                OperationContext::new()
-                    .with_http_transport(opendal::HttpTransporter::new(transport)),
-            )
-            .layer(ConcurrentLimitLayer::new(
-                opts.connections.unwrap_or(8).max(1),
-            ));
+        // One connection limit for both operators: they are one server's connections.
+        let limit = ConcurrentLimitLayer::new(opts.connections.unwrap_or(8).max(1));
         let _guard = rt.enter();
-        let op = blocking::Operator::new(op).map_err(|e| config_err(location, e))?;
+        let operator = |checksum: Checksum| -> Result<blocking::Operator, RepoError> {
+            let mut b = opendal::services::S3::default()
+                .endpoint(&endpoint)
+                .bucket(bucket)
+                .region(&region)
+                .root(&format!("/{prefix}"))
+                .checksum_algorithm(checksum.algorithm());
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+                b = b.disable_ec2_metadata();
+            }
+            let op = Operator::new(b)
+                .map_err(|e| config_err(location, e))?
+                .with_context(
+                    OperationContext::new()
+                        .with_http_transport(opendal::HttpTransporter::new(transport.clone())),
+                )
+                .layer(limit.clone());
+            blocking::Operator::new(op).map_err(|e| config_err(location, e))
+        };
         Ok(S3Backend {
-            op,
+            op: operator(opts.s3_checksum)?,
+            md5_op: operator(Checksum::Md5)?,
+            md5: AtomicBool::new(opts.s3_checksum == Checksum::Md5),
             location: location.to_string(),
             target: format!("bucket {bucket} at {endpoint}"),
             policy: Policy::new(opts.retries),
@@ -121,11 +133,20 @@ impl S3Backend {
     /// `f` until it succeeds or the retry policy gives up; the last error then.
     fn retry<T>(
         &self,
+        f: impl FnMut(&blocking::Operator) -> opendal::Result<T>,
+    ) -> opendal::Result<T> {
+        self.retry_on(&self.op, f)
+    }
+
+    /// [`S3Backend::retry`] through `op`.
+    fn retry_on<T>(
+        &self,
+        op: &blocking::Operator,
         mut f: impl FnMut(&blocking::Operator) -> opendal::Result<T>,
     ) -> opendal::Result<T> {
         let mut tries = Tries::new(self.policy);
         loop {
-            match f(&self.op) {
+            match f(op) {
                 Ok(v) => return Ok(v),
                 Err(e) => match tries.next_delay(failure_of(&e)) {
                     Some(d) => std::thread::sleep(d),
@@ -135,15 +156,50 @@ impl S3Backend {
         }
     }
 
-    /// Create `path` only if it does not exist (`If-None-Match: *`).
+    /// Create `path` only if it does not exist (`If-None-Match: *`). A `PUT` the server
+    /// refuses for its CRC32C header is sent again with `Content-MD5`; if that one is taken
+    /// (stored, or refused only because the object exists), every later `PUT` of this
+    /// process carries `Content-MD5`, and stderr says so once.
     fn create_new(&self, path: &str, data: &[u8]) -> opendal::Result<()> {
-        self.retry(|op| {
-            let opts = WriteOptions {
-                if_not_exists: true,
-                ..Default::default()
-            };
-            op.write_options(path, data.to_vec(), opts).map(|_| ())
-        })
+        let put = |op: &blocking::Operator| {
+            self.retry_on(op, |op| {
+                let opts = WriteOptions {
+                    if_not_exists: true,
+                    ..Default::default()
+                };
+                op.write_options(path, data.to_vec(), opts).map(|_| ())
+            })
+        };
+        if self.md5.load(Ordering::Relaxed) {
+            return put(&self.md5_op);
+        }
+        match put(&self.op) {
+            Err(e) if refuses_checksum(&e) => match put(&self.md5_op) {
+                Ok(()) => {
+                    self.fall_back(&e);
+                    Ok(())
+                }
+                Err(again)
+                    if matches!(
+                        again.kind(),
+                        ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
+                    ) =>
+                {
+                    self.fall_back(&e);
+                    Err(again)
+                }
+                // Content-MD5 did not help either: the first refusal is the one to report.
+                Err(_) => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Send `Content-MD5` from now on; say so the first time.
+    fn fall_back(&self, refusal: &opendal::Error) {
+        if !self.md5.swap(true, Ordering::Relaxed) {
+            eprintln!("{}", notice(&self.target, refusal));
+        }
     }
 
     /// Turn an OpenDAL error into one that says what failed, where, and what to do.

@@ -15,6 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod http;
+mod refuse;
+
+pub use refuse::ChecksumRefusal;
 
 /// The unit the random reset is rolled for: the model, "p per 64 KiB relayed".
 pub const RESET_UNIT: u64 = 64 << 10;
@@ -33,6 +36,9 @@ pub struct Faults {
     pub reset_unit: u64,
     /// Bytes per second for all connections and both directions together.
     pub bandwidth: Option<u64>,
+    /// Play a server that does not know S3's checksums: a request carrying an
+    /// `x-amz-checksum-…` header is refused this way by the proxy and never passed on.
+    pub refuse_checksums: Option<ChecksumRefusal>,
 }
 
 struct Shared {
@@ -316,6 +322,7 @@ fn open(client: TcpStream, upstream: SocketAddr, st: Arc<State>) {
 fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State, up: bool) {
     let mut buf = vec![0u8; 64 << 10];
     let mut log = http::RequestLog::default();
+    let mut refuser: Option<refuse::Refuser> = None;
     let mut lines = Vec::new();
     let mut since_roll = 0u64;
     let _ = to.set_write_timeout(Some(Duration::from_millis(200)));
@@ -326,6 +333,9 @@ fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State, up: bool)
         }
         let (delay, bandwidth) = {
             let sh = st.lock();
+            if up && refuser.is_none() {
+                refuser = sh.faults.refuse_checksums.map(refuse::Refuser::new);
+            }
             (sh.faults.delay, sh.faults.bandwidth)
         };
         // Under a cap, read little at a time so the pace is even.
@@ -355,8 +365,18 @@ fn relay(mut from: TcpStream, to: &TcpStream, conn: &Conn, st: &State, up: bool)
                     .append(&mut lines);
             }
         }
-        if !write_all(to, &buf[..n], conn) {
-            break;
+        match refuser.as_mut() {
+            Some(r) => {
+                let f = r.feed(&buf[..n]);
+                if !write_all(to, &f.forward, conn) {
+                    break;
+                }
+                if !f.answers.iter().all(|a| write_all(&conn.client, a, conn)) {
+                    break;
+                }
+            }
+            None if !write_all(to, &buf[..n], conn) => break,
+            None => {}
         }
         let before = conn.relayed.fetch_add(n as u64, Ordering::SeqCst);
         let total = st.total.fetch_add(n as u64, Ordering::SeqCst) + n as u64;

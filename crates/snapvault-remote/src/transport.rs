@@ -52,6 +52,8 @@ pub(crate) fn net_error(e: &opendal::Error) -> Option<&NetError> {
     None
 }
 
+/// Cloned for each operator of one backend: the clones share one connection pool.
+#[derive(Clone)]
 pub(crate) struct Transport {
     client: reqwest::Client,
     stall: Duration,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use snapvault_remote::test_proxy::{Faults, Proxy};
 
+mod checksum;
 mod done;
 mod repair;
 mod requests;
