@@ -308,3 +308,80 @@ fn damage_is_found_in_a_pack_read_past_the_page_cache() {
         assert_eq!(r.packs_read, r.packs, "cold {cold}");
     }
 }
+
+/// Reading and verifying are apart (issue 23.2): while every verifier is busy, packs are
+/// still read ahead into the free buffers, never more packs held at once than the plan's
+/// buffers, and every pack is still verified once. Before, each thread read a pack and then
+/// verified it, so a thread busy verifying left the disk idle.
+#[test]
+fn reads_go_on_while_every_verifier_is_busy() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use std::time::{Duration, Instant};
+
+    struct Slow {
+        counting: Arc<FaultyBackend>,
+        /// Pack reads that must have started before a verifier goes on.
+        wait_for: u64,
+        reported: AtomicU64,
+        held_most: AtomicU64,
+        /// A verifier waited in vain: no read went on while it was busy.
+        stuck: AtomicBool,
+    }
+    impl CheckObserver for Slow {
+        fn pack_read(&self, _bytes: u64) {
+            let started = self.counting.count();
+            let held = started - self.reported.load(SeqCst);
+            self.held_most.fetch_max(held, SeqCst);
+            // A guard against waiting for ever (the old code), not a measure of speed.
+            let give_up = Instant::now() + Duration::from_secs(20);
+            while self.counting.count() < self.wait_for && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if self.counting.count() < self.wait_for {
+                self.stuck.store(true, SeqCst);
+            }
+            self.reported.fetch_add(1, SeqCst);
+        }
+    }
+
+    let (_dir, root) = repo_with_packs();
+    let counting = Arc::new(
+        FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
+            .watching(&[Op::Read])
+            .kinds(&[FileKind::Pack]),
+    );
+    let repo = open_with(counting.clone() as Arc<dyn Backend>);
+    let opts = CheckOptions {
+        threads: 2,
+        ..options()
+    };
+    let plan = super::data::Plan::new(opts.threads);
+    assert!(plan.buffers > plan.verifiers, "{plan:?}");
+    let packs = repo.backend().list(FileKind::Pack).unwrap().len() as u64;
+    let wait_for = (plan.verifiers as u64 + 1).min(packs);
+    assert!(packs > plan.verifiers as u64, "only {packs} packs");
+    let slow = Slow {
+        counting: counting.clone(),
+        wait_for,
+        reported: AtomicU64::new(0),
+        held_most: AtomicU64::new(0),
+        stuck: AtomicBool::new(false),
+    };
+    let r = check(&repo, &opts, &slow).unwrap();
+    assert_no_damage(&r, "intact");
+    assert!(
+        !slow.stuck.load(SeqCst),
+        "no pack read while {} verifier(s) were busy",
+        plan.verifiers
+    );
+    assert!(
+        slow.held_most.load(SeqCst) <= plan.buffers as u64,
+        "{} packs held at once, {plan:?}",
+        slow.held_most.load(SeqCst)
+    );
+    let mut verified = r.verified.clone();
+    verified.sort();
+    verified.dedup();
+    assert_eq!(verified.len(), r.verified.len(), "a pack verified twice");
+    assert_eq!(verified.len(), r.packs);
+}
