@@ -85,7 +85,7 @@ pub(super) fn read_packs(
             let (free_rx, free_tx, full_tx) = (free_rx.clone(), free_tx.clone(), full_tx.clone());
             let (next, selected) = (&next, &selected);
             s.spawn(move || {
-                while !deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                while deadline.is_none_or(|d| std::time::Instant::now() < d) {
                     let Ok(mut buf) = free_rx.recv() else {
                         break;
                     };
