@@ -82,17 +82,15 @@ pub(super) fn read_packs(
     let (full_tx, full_rx) = crossbeam_channel::bounded::<Filled>(plan.buffers);
     std::thread::scope(|s| {
         for _ in 0..plan.readers {
-            let (free_rx, free_tx, full_tx) = (free_rx.clone(), free_tx.clone(), full_tx.clone());
+            let (free_rx, full_tx) = (free_rx.clone(), full_tx.clone());
             let (next, selected) = (&next, &selected);
             s.spawn(move || {
                 while deadline.is_none_or(|d| std::time::Instant::now() < d) {
-                    let Ok(mut buf) = free_rx.recv() else {
+                    let Some(&(pos, id, size)) = selected.get(next.fetch_add(1, Relaxed)) else {
                         break;
                     };
-                    let Some(&(pos, id, size)) = selected.get(next.fetch_add(1, Relaxed)) else {
-                        // Back to the pool: a reader still waiting for one finds no
-                        // work either and ends.
-                        let _ = free_tx.send(buf);
+                    // No buffer will come back when every verifier is gone.
+                    let Ok(mut buf) = free_rx.recv() else {
                         break;
                     };
                     let read = read_pack(repo, &id, size, &mut buf);
@@ -102,8 +100,9 @@ pub(super) fn read_packs(
                 }
             });
         }
-        // The verifiers end when every reader has.
+        // The verifiers end when every reader has; the readers when every verifier has.
         drop(full_tx);
+        drop(free_rx);
         for _ in 0..plan.verifiers {
             let (full_rx, free_tx) = (full_rx.clone(), free_tx.clone());
             let (found, unread, done, headers, bytes) = (&found, &unread, &done, &headers, &bytes);
@@ -151,6 +150,8 @@ pub(super) fn read_packs(
                 }
             });
         }
+        drop(full_rx);
+        drop(free_tx);
     });
     DataRead {
         headers: headers.into_inner().unwrap_or_default(),
