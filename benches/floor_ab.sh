@@ -2,7 +2,8 @@
 # A/B of snapvault binaries on the steps with a disk floor (issue 23.2): first snapshot,
 # full restore, check --read-data and re-import under Pictures/YYYY/MM of one library,
 # each binary in turn (order rotated per run), with the disk floor of each step measured
-# in the same run. Durable and returned wall time, CPU seconds, peak RSS; medians.
+# in the same run. Durable and returned wall time, CPU seconds, peak RSS; medians, and per
+# step in how many runs each binary beat the first one (paired, for busy machines).
 #
 #   benches/floor_ab.sh [--runs 3] [--cache cold|warm|both] [--work DIR] [--base DIR]
 #                       [--steps first,restore,check,reimport] BINARY...
@@ -19,7 +20,7 @@ CACHE=cold
 WORK=/var/tmp/snapvault-floor-ab
 BASE=/var/tmp/snapvault-bench/base
 STEPS=first,restore,check,reimport
-USAGE_LINES=2,13p
+USAGE_LINES=2,14p
 # shellcheck source=benches/common.sh
 . "$HERE/common.sh"
 
@@ -181,5 +182,18 @@ for mode in dict.fromkeys(r["mode"] for r in rows):
             cells.append(f"{d:.2f} ({med(sel(l, 'returned')):.2f}) · {med(sel(l, 'cpu')):.2f} · "
                          f"{max(sel(l, 'rss_kb') or [0]) / 1024:.0f} · {d / f:.2f}")
         print(f"| {step} | {f:.2f} | " + " | ".join(cells) + " |")
+    # Paired: in how many runs each binary beat the first (same run, same disk state):
+    # on a busy machine the medians mislead, the pairs less so.
+    for l in labels[1:]:
+        for step in dict.fromkeys(r["step"] for r in rows if r["mode"] == mode and r["binary"] == l):
+            pairs = []
+            for run in sorted({r["run"] for r in rows if r["mode"] == mode}, key=int):
+                d = {r["binary"]: float(r["durable"]) for r in rows
+                     if r["mode"] == mode and r["run"] == run and r["step"] == step}
+                if labels[0] in d and l in d:
+                    pairs.append(d[l] - d[labels[0]])
+            if pairs:
+                print(f"paired {step}: {l} faster than {labels[0]} in {sum(x < 0 for x in pairs)} of "
+                      f"{len(pairs)} runs, median difference {med(pairs):+.2f} s")
 EOF
 say "raw rows: $RESULTS"
