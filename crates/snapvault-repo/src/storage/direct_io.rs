@@ -41,6 +41,9 @@ pub(crate) struct DirectWriter {
     start: usize,
     fill: usize,
     len: u64,
+    /// Where the bytes actually written end (past `len` after a padded direct block, before
+    /// it after a trailing hole): the file needs its length set unless the two agree.
+    end: u64,
     direct: bool,
 }
 
@@ -76,6 +79,7 @@ impl DirectWriter {
             start,
             fill: 0,
             len: offset,
+            end: offset,
             direct,
         }
     }
@@ -84,6 +88,7 @@ impl DirectWriter {
         if !self.direct {
             self.file.write_all_at(data, self.len)?;
             self.len += data.len() as u64;
+            self.end = self.end.max(self.len);
             return Ok(());
         }
         // Bytes that are already aligned in memory and in the file go straight to the disk
@@ -97,6 +102,7 @@ impl DirectWriter {
                 match self.file.write_all_at(&data[..bulk], self.len) {
                     Ok(()) => {
                         self.len += bulk as u64;
+                        self.end = self.end.max(self.len);
                         data = &data[bulk..];
                     }
                     // Refused: the staged path below finds out and falls back.
@@ -174,6 +180,7 @@ impl DirectWriter {
             let window = &self.buf[self.start..self.start + padded_len];
             match self.file.write_all_at(window, offset) {
                 Ok(()) => {
+                    self.end = self.end.max(offset + padded_len as u64);
                     self.fill = 0;
                     return Ok(());
                 }
@@ -187,6 +194,7 @@ impl DirectWriter {
         }
         let staged = &self.buf[self.start..self.start + self.fill];
         self.file.write_all_at(staged, offset)?;
+        self.end = self.end.max(offset + self.fill as u64);
         self.fill = 0;
         Ok(())
     }
@@ -220,6 +228,22 @@ impl DirectWriter {
         // Cut the zero padding of a last direct block (and any tail of an earlier use).
         self.file.set_len(self.len)?;
         crate::storage::durable::sync_data(&self.file)?;
+        let DirectWriter { file, buf, len, .. } = self;
+        if !buf.is_empty() {
+            SPARE.with(|s| *s.borrow_mut() = Some(buf));
+        }
+        Ok((file, len))
+    }
+
+    /// Write what is staged and give the file its exact length, without syncing: for a
+    /// file created empty whose durability the caller takes care of (restore's batches).
+    /// Its length is only set when the bytes written do not end where the file does.
+    /// Returns the file and the number of bytes written.
+    pub fn finish_unsynced(mut self) -> io::Result<(File, u64)> {
+        self.flush_padded()?;
+        if self.end != self.len {
+            self.file.set_len(self.len)?;
+        }
         let DirectWriter { file, buf, len, .. } = self;
         if !buf.is_empty() {
             SPARE.with(|s| *s.borrow_mut() = Some(buf));
@@ -386,5 +410,32 @@ mod tests {
         w.write_all(&data).unwrap();
         w.finish().unwrap();
         assert_eq!(fs::read(&p).unwrap(), data);
+    }
+
+    /// Without its sync, a finished file still has exactly its length: cut after a padded
+    /// direct block, extended over a trailing hole, and left alone (no `ftruncate`) when the
+    /// bytes written end where it does.
+    #[test]
+    fn finish_unsynced_gives_the_exact_length() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, expected, tail_zeros) in [
+            ("small", 300u64, 0u64),
+            ("direct", u64::MAX, 0),
+            ("hole", 300, 64 << 10),
+            ("direct-hole", u64::MAX, 64 << 10),
+        ] {
+            let p = dir.path().join(name);
+            let mut w = DirectWriter::new(fs::File::create(&p).unwrap(), expected);
+            let data = pattern(ALIGN + 300);
+            w.write_all(&data).unwrap();
+            w.write_zeros(tail_zeros).unwrap();
+            let (_, n) = w.finish_unsynced().unwrap();
+            let len = data.len() as u64 + tail_zeros;
+            assert_eq!(n, len, "{name}");
+            let back = fs::read(&p).unwrap();
+            assert_eq!(back.len() as u64, len, "{name}");
+            assert_eq!(&back[..data.len()], &data[..], "{name}");
+            assert!(back[data.len()..].iter().all(|&b| b == 0), "{name}");
+        }
     }
 }

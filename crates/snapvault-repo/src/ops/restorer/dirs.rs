@@ -247,6 +247,12 @@ impl Dir {
     }
 }
 
+impl AsFd for Dir {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 /// Is `a` the path `b` itself or a folder above it?
 fn is_self_or_above(a: &[u8], b: &[u8]) -> bool {
     b.starts_with(a) && (a.len() == b.len() || b.get(a.len()) == Some(&b'/'))
@@ -368,6 +374,13 @@ fn timestamps(mtime_ns: i64) -> Timestamps {
 pub(crate) fn set_meta(fd: impl AsFd, mode: u32, mtime_ns: i64) {
     let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode((mode & 0o7777) as _));
     let _ = rustix::fs::futimens(&fd, &timestamps(mtime_ns));
+}
+
+/// The device an open file or folder is on.
+// `stat` field types differ between platforms.
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn device(fd: impl AsFd) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(fd)?.st_dev as u64)
 }
 
 /// ELOOP / ENOTDIR: a symlink or something other than a folder stands at the name.

@@ -1,6 +1,7 @@
 //! One file's content back onto the disk: read its blobs with as few range reads as
 //! possible, verify each against its id, write under a temporary name in the same folder,
-//! sync, set mode and times on the open file, and rename into place.
+//! sync it (or leave that to a batch: see [`super::batch`]), set mode and times on the open
+//! file, and rename into place.
 
 use std::io;
 
@@ -121,7 +122,8 @@ pub(crate) fn temp_name(name: &[u8]) -> Vec<u8> {
     format!(".snapvault-restore-{}", &blake3::hash(name).to_hex()[..16]).into_bytes()
 }
 
-/// Restore `node` as `name` in `dir` (`shown` names it in messages).
+/// Restore `node` as `name` in `dir` (`shown` names it in messages), synced and renamed
+/// into place before this returns.
 #[allow(clippy::too_many_arguments)]
 pub fn restore(
     repo: &Repository,
@@ -134,8 +136,52 @@ pub fn restore(
     overwrite: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Outcome> {
+    let staged = stage(
+        repo, index, chunker, dir, name, shown, node, overwrite, buf, true,
+    )?;
+    match staged {
+        Staged::Done(outcome) => Ok(outcome),
+        Staged::Temp { tmp, bytes } => {
+            rename_into_place(dir, &tmp, name, shown).map(|()| Outcome::Written(bytes))
+        }
+    }
+}
+
+/// Rename the durable temporary file `tmp` to `name`; if that fails, remove it.
+pub fn rename_into_place(dir: &Dir, tmp: &[u8], name: &[u8], shown: &str) -> Result<()> {
+    dir.rename(tmp, name).or_else(|e| {
+        let _ = dir.remove_file(tmp);
+        Err(e).ctx(|| format!("renaming into {shown}"))
+    })
+}
+
+/// What [`stage`] left.
+pub enum Staged {
+    /// Nothing written: the file is already right, or it is refused.
+    Done(Outcome),
+    /// The whole content, verified, with its mode and times, under the temporary name
+    /// `tmp` beside the target (closed); renaming it into place is the caller's.
+    Temp { tmp: Vec<u8>, bytes: u64 },
+}
+
+/// Write `node`'s content under a temporary name in `dir`, synced first if `sync` (else
+/// the caller makes it durable before renaming: see [`super::batch`]). On failure the
+/// temporary file is removed.
+#[allow(clippy::too_many_arguments)]
+pub fn stage(
+    repo: &Repository,
+    index: &Index,
+    chunker: &Chunker,
+    dir: &Dir,
+    name: &[u8],
+    shown: &str,
+    node: &Node,
+    overwrite: bool,
+    buf: &mut Vec<u8>,
+    sync: bool,
+) -> Result<Staged> {
     let (tmp, f, locs) = match prepare(repo, index, chunker, dir, name, shown, node, overwrite)? {
-        Prepared::Done(outcome) => return Ok(outcome),
+        Prepared::Done(outcome) => return Ok(Staged::Done(outcome)),
         Prepared::Write { tmp, file, locs } => (tmp, file, locs),
     };
     let mut w = DirectWriter::new(f, node.size);
@@ -149,15 +195,19 @@ pub fn restore(
         shown,
         buf,
     )
-    .and_then(|()| w.finish().ctx(|| format!("syncing {shown}")))
-    .and_then(|(f, n)| {
-        dirs::set_meta(&f, node.mode, node.mtime);
-        dir.rename(&tmp, name)
-            .ctx(|| format!("renaming into {shown}"))?;
-        Ok(n)
+    .and_then(|()| {
+        let finished = if sync {
+            w.finish()
+        } else {
+            w.finish_unsynced()
+        };
+        finished.ctx(|| format!("syncing {shown}"))
     });
     match result {
-        Ok(n) => Ok(Outcome::Written(n)),
+        Ok((f, bytes)) => {
+            dirs::set_meta(&f, node.mode, node.mtime);
+            Ok(Staged::Temp { tmp, bytes })
+        }
         Err(e) => {
             let _ = dir.remove_file(&tmp);
             Err(e)
@@ -214,11 +264,17 @@ pub fn prepare(
         });
     }
     let tmp = temp_name(name);
-    dir.remove_if_there(&tmp)
-        .ctx(|| format!("removing a leftover temporary file beside {shown}"))?;
-    let file = dir
-        .create_new(&tmp)
-        .ctx(|| format!("creating a temporary file beside {shown}"))?;
+    // Usually nothing is there: a leftover of an interrupted restore is removed only when
+    // found in the way (one call per file fewer).
+    let file = match dir.create_new(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            dir.remove_if_there(&tmp)
+                .ctx(|| format!("removing a leftover temporary file beside {shown}"))?;
+            dir.create_new(&tmp)
+        }
+        other => other,
+    }
+    .ctx(|| format!("creating a temporary file beside {shown}"))?;
     Ok(Prepared::Write { tmp, file, locs })
 }
 

@@ -183,21 +183,31 @@ pub(crate) fn prepare_folders(
 /// closed, so few are open at once (files are handed out folder by folder).
 pub(crate) struct OpenFolders<'a> {
     pub files_in: HashMap<Vec<u8>, usize>,
+    /// The target's device, when files on it are synced in batches (see [`super::batch`]).
+    pub batch_dev: Option<u64>,
     pub open: Mutex<HashMap<Vec<u8>, OpenFolder>>,
     pub chain: Mutex<dirs::Chain<'a>>,
 }
 
 pub(crate) struct OpenFolder {
     dir: Arc<Dir>,
+    /// On the target's file system, whose files are synced in batches.
+    batched: bool,
     left: usize,
     changed: bool,
 }
 
 impl OpenFolders<'_> {
     pub fn get(&self, path: &[u8]) -> io::Result<Arc<Dir>> {
+        Ok(self.get_batched(path)?.0)
+    }
+
+    /// The folder, and whether its files are synced in batches (it is on the target's file
+    /// system, and that one allows it; a file system mounted below the target may not).
+    pub fn get_batched(&self, path: &[u8]) -> io::Result<(Arc<Dir>, bool)> {
         let mut open = self.open.lock().map_err(|_| io::Error::other("poisoned"))?;
         if let Some(f) = open.get(path) {
-            return Ok(f.dir.clone());
+            return Ok((f.dir.clone(), f.batched));
         }
         // Folders are handed out in path order: the chain reuses their parents' handles.
         let dir = {
@@ -208,15 +218,19 @@ impl OpenFolders<'_> {
             Arc::new(chain.get(path)?.try_clone()?)
         };
         let left = self.files_in.get(path).copied().unwrap_or(1);
+        let batched = self
+            .batch_dev
+            .is_some_and(|dev| dirs::device(&*dir).is_ok_and(|d| d == dev));
         open.insert(
             path.to_vec(),
             OpenFolder {
                 dir: dir.clone(),
+                batched,
                 left,
                 changed: false,
             },
         );
-        Ok(dir)
+        Ok((dir, batched))
     }
 
     /// One file of the folder is done; after the last one the folder is synced if a file

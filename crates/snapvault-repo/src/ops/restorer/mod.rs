@@ -2,9 +2,9 @@
 //!
 //! In four steps: the folders (created or checked, parents first, never through a symlink:
 //! see `dirs`); the files, in parallel, each written to a temporary name beside its
-//! target and renamed into place when complete (see [`file`]), so an interrupted restore
-//! never leaves a half-written file under the real name and a re-run skips files that are
-//! already right; the symlinks; last the folders' own modes and times, deepest first.
+//! target and renamed into place once complete and durable (see [`file`]; many at a time
+//! where the file system allows, see [`batch`]), so an interrupted restore never leaves a
+//! half-written file under the real name and a re-run skips files that are already right; the symlinks; last the folders' own modes and times, deepest first.
 //!
 //! A restore carries on past what it cannot do: a folder it cannot create (a file or a
 //! planted symlink in its place, a name too long for the target, no permission) skips what
@@ -13,6 +13,7 @@
 //! Every folder that received new names is synced before `restore` returns.
 
 mod ahead;
+mod batch;
 mod case;
 mod dirs;
 mod file;
@@ -374,8 +375,12 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
     for f in files {
         *files_in.entry(split(&f.path).0.to_vec()).or_default() += 1;
     }
+    let batch_dev = batch::batches_on(run.root)
+        .then(|| dirs::device(run.root).ok())
+        .flatten();
     let open = folders::OpenFolders {
         files_in,
+        batch_dev,
         open: Mutex::new(HashMap::new()),
         chain: Mutex::new(dirs::Chain::new(run.root)),
     };
@@ -389,16 +394,67 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
     let problems = Mutex::new(Vec::new());
     let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
     let threads = run.opts.threads.max(1);
+    let problem = |path: &[u8], why: Problem| {
+        if let Ok(mut p) = problems.lock() {
+            p.push((shown(path), why));
+        }
+    };
+    // What became of file `i`: counted, reported, and its folder told (synced after its
+    // last file).
+    let report = |i: usize, result: Result<Outcome>| {
+        let item = files[i];
+        let dir_path = split(&item.path).0;
+        let changed = matches!(result, Ok(Outcome::Written(_)));
+        match result {
+            Ok(Outcome::Written(n)) => {
+                restored.fetch_add(1, Relaxed);
+                bytes.fetch_add(n, Relaxed);
+                ok[i].store(true, Relaxed);
+                run.observer.file_restored(&item.path, n);
+            }
+            Ok(Outcome::AlreadyRight) => {
+                right.fetch_add(1, Relaxed);
+                ok[i].store(true, Relaxed);
+                run.observer.file_restored(&item.path, 0);
+            }
+            Ok(Outcome::Refused(why)) => problem(&item.path, why),
+            Err(RepoError::Io { context, source }) if file::disk_trouble(&source) => {
+                // The target disk is full or read-only: stop, don't spray errors.
+                let e = RepoError::Io { context, source };
+                if let Ok(mut f) = fatal.lock() {
+                    f.get_or_insert(e);
+                }
+                next.store(usize::MAX / 2, Relaxed);
+            }
+            Err(e) => problem(&item.path, e.to_string().into()),
+        }
+        if let Err(e) = open.done(dir_path, changed) {
+            problem(
+                dir_path,
+                format!("the folder could not be synced: {e}").into(),
+            );
+        }
+    };
+    // A batch made durable: each file renamed into place, or removed.
+    let settle = |batch: &mut batch::Batch| {
+        for (s, synced) in batch.sync(run.root) {
+            let item = files[s.file];
+            let name = split(&item.path).1;
+            let result = synced
+                .ctx(|| format!("syncing {}", shown(&item.path)))
+                .inspect_err(|_| {
+                    let _ = s.dir.remove_file(&s.tmp);
+                })
+                .and_then(|()| file::rename_into_place(&s.dir, &s.tmp, name, &shown(&item.path)));
+            report(s.file, result.map(|()| Outcome::Written(s.bytes)));
+        }
+    };
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 // This thread's read buffer, reused for every range it reads.
                 let mut buf = Vec::new();
-                let problem = |path: &[u8], why: Problem| {
-                    if let Ok(mut p) = problems.lock() {
-                        p.push((shown(path), why));
-                    }
-                };
+                let mut batch = batch::Batch::default();
                 loop {
                     let u = next.fetch_add(1, Relaxed);
                     let Some(unit) = units.get(u) else { break };
@@ -414,54 +470,51 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
                             Some(r) => r,
                             None => continue,
                         },
-                        None => open
-                            .get(dir_path)
-                            .ctx(|| format!("opening the folder of {shown_path}"))
-                            .and_then(|dir| {
-                                file::restore(
-                                    run.repo,
-                                    run.index,
-                                    run.chunker,
-                                    &dir,
-                                    name,
-                                    &shown_path,
-                                    &item.node,
-                                    run.opts.overwrite,
-                                    &mut buf,
-                                )
-                            }),
-                    };
-                    let changed = matches!(result, Ok(Outcome::Written(_)));
-                    match result {
-                        Ok(Outcome::Written(n)) => {
-                            restored.fetch_add(1, Relaxed);
-                            bytes.fetch_add(n, Relaxed);
-                            ok[i].store(true, Relaxed);
-                            run.observer.file_restored(&item.path, n);
-                        }
-                        Ok(Outcome::AlreadyRight) => {
-                            right.fetch_add(1, Relaxed);
-                            ok[i].store(true, Relaxed);
-                            run.observer.file_restored(&item.path, 0);
-                        }
-                        Ok(Outcome::Refused(why)) => problem(&item.path, why),
-                        Err(RepoError::Io { context, source }) if file::disk_trouble(&source) => {
-                            // The target disk is full or read-only: stop, don't spray errors.
-                            let e = RepoError::Io { context, source };
-                            if let Ok(mut f) = fatal.lock() {
-                                f.get_or_insert(e);
+                        None => {
+                            let staged = open
+                                .get_batched(dir_path)
+                                .ctx(|| format!("opening the folder of {shown_path}"))
+                                .and_then(|(dir, batched)| {
+                                    let s = file::stage(
+                                        run.repo,
+                                        run.index,
+                                        run.chunker,
+                                        &dir,
+                                        name,
+                                        &shown_path,
+                                        &item.node,
+                                        run.opts.overwrite,
+                                        &mut buf,
+                                        !batched,
+                                    )?;
+                                    Ok((dir, batched, s))
+                                });
+                            match staged {
+                                Err(e) => Err(e),
+                                Ok((_, _, file::Staged::Done(outcome))) => Ok(outcome),
+                                // Renamed (and reported) once its batch is durable.
+                                Ok((dir, true, file::Staged::Temp { tmp, bytes })) => {
+                                    let s = batch::Staged {
+                                        file: i,
+                                        dir,
+                                        tmp,
+                                        bytes,
+                                    };
+                                    if batch.push(s) {
+                                        settle(&mut batch);
+                                    }
+                                    continue;
+                                }
+                                Ok((dir, false, file::Staged::Temp { tmp, bytes })) => {
+                                    file::rename_into_place(&dir, &tmp, name, &shown_path)
+                                        .map(|()| Outcome::Written(bytes))
+                                }
                             }
-                            next.store(usize::MAX / 2, Relaxed);
                         }
-                        Err(e) => problem(&item.path, e.to_string().into()),
-                    }
-                    if let Err(e) = open.done(dir_path, changed) {
-                        problem(
-                            dir_path,
-                            format!("the folder could not be synced: {e}").into(),
-                        );
-                    }
+                    };
+                    report(i, result);
                 }
+                settle(&mut batch);
             });
         }
     });
