@@ -59,4 +59,4 @@ pub use error::{
     RemoteError, RepoError, Result, Worker,
 };
 pub use format::id::{BlobId, Id, PackId, SnapshotId};
-pub use repository::{LoadedIndex, Repository, SnapshotEntry, parallel_map};
+pub use repository::{INDEX_BATCH_BYTES, LoadedIndex, Repository, SnapshotEntry, parallel_map};

@@ -1,9 +1,10 @@
 //! Memory of loading the index (issue 23.4): a no-change snapshot of a million small files
 //! peaked at decoding its index files, each held three times over (sealed, opened, decoded
 //! into entries) beside the index being built. Counted with a global allocator, so this
-//! test binary holds this one test (tests run in parallel threads).
+//! test binary holds only these tests, and they count one at a time.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use snapvault_repo::Repository;
@@ -49,46 +50,107 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// One index file of 100,000 blobs (4.6 MB, as a first snapshot of 100,000 small files
-/// writes): loading it may hold, beyond the index it builds, the file once (read and
-/// opened in place) and not much more — not the opened copy and every entry decoded too.
-#[test]
-fn loading_the_index_holds_each_index_file_once() {
-    const N: u32 = 100_000;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = Repository::init(local(tmp.path()), Some(b"pw"), FAST_KDF).unwrap();
-    let blobs: Vec<PackEntry> = (0..N)
-        .map(|i| PackEntry {
-            id: BlobId(Id::hash_of(&i.to_le_bytes())),
-            typ: BlobType::Data,
-            compressed: false,
-            offset: i * 100,
-            length: 100,
-            raw_len: 60,
-        })
-        .collect();
-    let file = IndexFile {
-        supersedes: vec![],
-        packs: vec![IndexedPack {
-            id: PackId(Id::hash_of(b"the pack")),
-            size: N as u64 * 100,
-            blobs,
-        }],
-    };
-    repo.save_index(&file).unwrap();
-    drop(file);
+/// The counters are the process's: one test counts at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// `files` index files of `N` blobs each (4.6 MB each, as a first snapshot of 100,000
+/// small files writes one), every tenth blob a tree.
+fn repository_with_index_files(dir: &std::path::Path, files: u32) -> Repository {
+    let repo = Repository::init(local(dir), Some(b"pw"), FAST_KDF).unwrap();
+    for k in 0..files {
+        let blobs: Vec<PackEntry> = (0..N)
+            .map(|i| PackEntry {
+                id: BlobId(Id::hash_of(&(k * N + i).to_le_bytes())),
+                typ: if i % 10 == 0 {
+                    BlobType::Tree
+                } else {
+                    BlobType::Data
+                },
+                compressed: false,
+                offset: i * 100,
+                length: 100,
+                raw_len: 60,
+            })
+            .collect();
+        let file = IndexFile {
+            supersedes: vec![],
+            packs: vec![IndexedPack {
+                id: PackId(Id::hash_of(&k.to_le_bytes())),
+                size: N as u64 * 100,
+                blobs,
+            }],
+        };
+        repo.save_index(&file).unwrap();
+    }
+    repo
+}
+
+const N: u32 = 100_000;
+/// One index file of N blobs, as stored (sealed).
+const FILE_BYTES: usize = N as usize * 46;
+
+/// Bytes allocated at the peak of `load`, beyond what it kept, and what it kept.
+fn held_while<T>(load: impl FnOnce() -> T) -> (usize, usize, T) {
     let before = NOW.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
-    let loaded = repo.load_index().unwrap();
+    let loaded = load();
     let peak = PEAK.load(Ordering::Relaxed) - before;
     let kept = NOW.load(Ordering::Relaxed) - before;
+    (peak.saturating_sub(kept), kept, loaded)
+}
+
+/// One index file of 100,000 blobs: loading it may hold, beyond the index it builds, the
+/// file once (read and opened in place) and not much more — not the opened copy and
+/// every entry decoded too.
+#[test]
+fn loading_the_index_holds_each_index_file_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repository_with_index_files(tmp.path(), 1);
+    let (beyond, kept, loaded) = held_while(|| repo.load_index().unwrap());
     assert_eq!(loaded.index.blob_count(), N as usize);
-    let file_bytes = N as usize * 46;
-    let beyond = peak.saturating_sub(kept);
     assert!(
-        beyond <= file_bytes + file_bytes / 4,
+        beyond <= FILE_BYTES + FILE_BYTES / 4,
         "loading held {beyond} bytes beyond the index it built ({kept} bytes); the index \
-         file is {file_bytes} bytes (peak {peak})"
+         file is {FILE_BYTES} bytes"
+    );
+}
+
+/// Four such files were read and opened at once (a batch of 2 × the cores), 18 MB held
+/// beside the index; now a batch holds at most INDEX_BATCH_BYTES (8 MiB) of files, so
+/// files of 4.6 MB are held one at a time.
+#[test]
+fn loading_the_index_holds_a_bounded_batch_of_index_files() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repository_with_index_files(tmp.path(), 4);
+    let (beyond, kept, loaded) = held_while(|| repo.load_index().unwrap());
+    assert_eq!(loaded.index.blob_count(), 4 * N as usize);
+    let bound = snapvault_repo::INDEX_BATCH_BYTES as usize;
+    assert!(
+        beyond <= bound,
+        "loading held {beyond} bytes beyond the index it built ({kept} bytes); four index \
+         files of {FILE_BYTES} bytes; a batch may hold {bound}"
+    );
+}
+
+/// `ls` reads trees alone: the index it loads keeps the tree entries (a tenth here), not
+/// the data blobs' 52 bytes each.
+#[test]
+fn an_index_of_the_trees_keeps_no_data_entries() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repository_with_index_files(tmp.path(), 1);
+    let (_, whole, all) = held_while(|| repo.load_index().unwrap());
+    drop(all);
+    let (beyond, kept, trees) = held_while(|| repo.load_tree_index().unwrap());
+    assert_eq!(trees.index.blob_count(), N as usize / 10);
+    assert!(
+        kept * 5 <= whole,
+        "the index of trees keeps {kept} bytes, the whole index {whole}"
+    );
+    assert!(
+        beyond <= FILE_BYTES + FILE_BYTES / 4,
+        "held {beyond} beyond"
     );
 }

@@ -326,3 +326,48 @@ fn walking_beside_another_tree_pairs_entries_by_name() {
         ]
     );
 }
+
+/// `ls` walks through an index of the trees alone (`TreesFirst`). A listing stored as a
+/// data blob — a file with the very bytes of a folder listing has the listing's id, so a
+/// later snapshot finds it stored and does not store it again — is not among the trees:
+/// it is found through the whole index, loaded then, and reads as it does there; a
+/// repository without such a blob never loads the whole index.
+#[test]
+fn a_tree_stored_as_a_data_blob_is_found_through_the_whole_index() {
+    use snapvault_repo::walk::{TreeSource, TreesFirst};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    create_small_repo(&root, true);
+    let repo = open(&root);
+    let c = Crafter::new(&repo);
+    let f = c.file("f.jpg", b"photo");
+    let listing = Tree {
+        nodes: vec![f.clone()],
+    };
+    // The listing's bytes, stored first as a file's chunk (a data blob), then as a tree:
+    // the index keeps the first, the data blob.
+    let as_data = c.blob(BlobType::Data, &listing.encode());
+    let top = c.tree(vec![dir("inner", as_data), f]);
+    c.finish();
+
+    let trees = TreesFirst::load(&repo).unwrap();
+    let t = trees.load_tree(&top).unwrap();
+    assert_eq!(t.nodes.len(), 2);
+    assert!(
+        !trees.loaded_whole(),
+        "a tree among the trees needs no whole index"
+    );
+    assert_eq!(trees.load_tree(&as_data).unwrap(), listing);
+    assert!(trees.loaded_whole());
+    let whole = repo.load_index().unwrap().index;
+    let direct = RepoTrees {
+        repo: &repo,
+        index: &whole,
+    };
+    assert_eq!(direct.load_tree(&as_data).unwrap(), listing);
+    let missing = BlobId(snapvault_repo::Id::hash_of(b"not stored"));
+    assert_eq!(
+        trees.load_tree(&missing).unwrap_err().to_string(),
+        direct.load_tree(&missing).unwrap_err().to_string()
+    );
+}

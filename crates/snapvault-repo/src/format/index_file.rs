@@ -20,6 +20,10 @@ const PACK_FIXED: usize = 44;
 const ENTRY_LEN: usize = 46;
 /// Largest index file accepted.
 pub(crate) const MAX_INDEX_FILE: usize = 256 << 20;
+/// Most blobs a new index file lists (≈ 4.6 MB; one pack with more is listed alone), far
+/// below [`MAX_INDEX_FILE`]: a command holds a whole index file while it opens it (the
+/// seal covers all of it), so bounded files bound that (prune and the packer write them).
+pub(crate) const MAX_INDEX_BLOBS: usize = 100_000;
 
 /// The packs and blobs described by one index file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

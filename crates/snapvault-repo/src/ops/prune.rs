@@ -47,8 +47,7 @@ use crate::storage::FileKind;
 pub use apply::{PruneReport, execute};
 pub use limits::{MaxUnused, parse_age, parse_max_repack, parse_max_unused};
 
-/// Most blobs per new index file (≈ 4.6 MB), far below the 256 MiB limit.
-pub(crate) const MAX_INDEX_BLOBS: usize = 100_000;
+pub(crate) use crate::format::index_file::MAX_INDEX_BLOBS;
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {

@@ -224,6 +224,8 @@ pub(crate) struct Bulk {
     idx: Index,
     /// The position of the pack whose entries come next; `None` while they are skipped.
     at: Option<u32>,
+    /// Keep only tree blobs ([`Repository::load_tree_index`](crate::Repository::load_tree_index)).
+    trees_only: bool,
 }
 
 impl Bulk {
@@ -236,6 +238,11 @@ impl Bulk {
         if let Ok(blobs) = usize::try_from(blobs) {
             let _ = self.idx.entries.try_reserve_exact(blobs);
         }
+    }
+
+    /// Leave data blobs out: their entries are decoded (and checked) but not kept.
+    pub fn keep_trees_only(&mut self) {
+        self.trees_only = true;
     }
 
     /// A whole decoded file, as [`load_index`](crate::Repository::load_index) streams one.
@@ -299,7 +306,9 @@ impl crate::format::index_file::IndexSink for Bulk {
     }
 
     fn entry(&mut self, e: PackEntry) {
-        if let Some(pos) = self.at {
+        if let Some(pos) = self.at
+            && (!self.trees_only || e.typ == BlobType::Tree)
+        {
             self.idx.entries.push((e.id, location(pos, &e)));
         }
     }

@@ -29,7 +29,7 @@ use crate::format::tree::Tree;
 use crate::repository::index::{BlobLocation, Index, IndexFile};
 use crate::repository::lock::LockGuard;
 use crate::repository::open::{ConfigDamage, OpenOptions, OpenWarning};
-use crate::storage::{Backend, FileKind};
+use crate::storage::{Backend, FileInfo, FileKind};
 
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -338,17 +338,37 @@ impl Repository {
     /// Memory: the files are decoded a few at a time and merged in list order into an index
     /// without a lookup table, which is made once at the end at its final size
     /// ([`crate::repository::index::Bulk`], its entries sized from the files' sizes); the
-    /// peak is the index plus one batch of opened files, each held once — not also opened
-    /// into a copy and decoded whole (three times a file's size: test
-    /// `tests/index_memory.rs`).
+    /// peak is the index plus one batch of opened files (at most [`INDEX_BATCH_BYTES`]
+    /// unless one file is larger), each held once — not also opened into a copy and decoded
+    /// whole (three times a file's size: test `tests/index_memory.rs`).
     pub fn load_index(&self) -> Result<LoadedIndex> {
+        self.load_index_of(false)
+    }
+
+    /// [`Repository::load_index`] keeping only the tree blobs' entries, for a command that
+    /// reads nothing but trees (`ls`): every file is read and checked as there, but a
+    /// million small files' data entries (52 bytes each) are not kept. A tree stored as a
+    /// data blob (same bytes, so same id) is not in it: such a command falls back to the
+    /// whole index when a tree is not found ([`crate::walk::TreesFirst`]).
+    pub fn load_tree_index(&self) -> Result<LoadedIndex> {
+        self.load_index_of(true)
+    }
+
+    fn load_index_of(&self, trees_only: bool) -> Result<LoadedIndex> {
         let (names, _stray) = crate::repository::index::list_files(self.backend.as_ref())?;
         let batch = 2 * std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
         let mut bulk = crate::repository::index::Bulk::default();
         let max = crate::format::index_file::MAX_INDEX_FILE as u64;
-        bulk.reserve_for_files(names.iter().map(|f| f.size.min(max)).sum());
+        if trees_only {
+            bulk.keep_trees_only();
+        } else {
+            bulk.reserve_for_files(names.iter().map(|f| f.size.min(max)).sum());
+        }
         let mut ids = Vec::with_capacity(names.len());
-        for some in names.chunks(batch) {
+        let mut rest = names.as_slice();
+        while !rest.is_empty() {
+            let some = &rest[..index_batch(rest, batch)];
+            rest = &rest[some.len()..];
             // Read, verified and opened in place in parallel; decoded one after another
             // straight into the index, each file held once (sealed bytes opened in place).
             let files = parallel_map(some, |f| {
@@ -544,6 +564,26 @@ impl Repository {
 }
 
 /// Map over items on a few threads (I/O-bound metadata reads), keeping order.
+/// Bytes of index files read and opened at once by [`Repository::load_index`]: more files
+/// in a batch decode in parallel, but each is held whole until it is merged.
+pub const INDEX_BATCH_BYTES: u64 = 8 << 20;
+
+/// How many of `files` (at least one, at most `most`) to read in the next batch: while
+/// their sizes (as listed; a file larger than listed is still read whole) stay within
+/// [`INDEX_BATCH_BYTES`].
+fn index_batch(files: &[FileInfo], most: usize) -> usize {
+    let mut bytes = 0u64;
+    let mut n = 0;
+    for f in files.iter().take(most) {
+        bytes = bytes.saturating_add(f.size);
+        if n > 0 && bytes > INDEX_BATCH_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1).min(files.len())
+}
+
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -3,7 +3,8 @@
 //! `PACK_WRITERS` writer threads, and writes index files only after the packs they name
 //! are durable. An index checkpoint is written every `CHECKPOINT_PACKS` packs (32, fewer on
 //! remote backends, see [`Backend::checkpoint_packs`]), so an interrupted snapshot leaves
-//! its uploaded data reusable by the next run.
+//! its uploaded data reusable by the next run, and before an index file would list more
+//! than `MAX_INDEX_BLOBS` blobs (packs of tiny files).
 //!
 //! Memory: at most `PACK_BUFFERS` data-pack buffers exist (one being filled, one per
 //! writer); a written pack's buffer goes back to the packer for the next pack, so packs do
@@ -20,6 +21,7 @@ use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{BlobType, EncodedBlob};
 use crate::format::crypto::Crypto;
 use crate::format::id::IndexId;
+use crate::format::index_file::MAX_INDEX_BLOBS;
 use crate::format::pack::PackWriter;
 use crate::repository::index::{IndexFile, IndexedPack};
 use crate::storage::{Backend, FileKind, direct_io};
@@ -336,6 +338,17 @@ fn write_packs(
         g.stats.packs += 1;
         g.stats.blobs += blobs;
         g.stats.bytes += size;
+        // Index files of at most MAX_INDEX_BLOBS blobs: a million tiny files made one of
+        // 44 MB, which every later command held whole while opening it.
+        let pending_blobs: usize = g.pending.iter().map(|p| p.blobs.len()).sum();
+        if !g.pending.is_empty()
+            && pending_blobs + entries.len() > MAX_INDEX_BLOBS
+            && let Err(e) = sh.save_index(&mut g)
+        {
+            drop(g);
+            sh.fail(e);
+            break;
+        }
         g.pending.push(IndexedPack {
             id,
             size,
@@ -369,5 +382,51 @@ fn write_once(backend: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::id::{BlobId, Id};
+    use crate::repository::index::IndexFile;
+
+    /// Packs of tiny blobs (4,096 a pack here, ≈ 95,000 in a 16 MiB pack of files of a
+    /// few hundred bytes) made index files of 32 packs' blobs: one of 44 MB for a million
+    /// files, held whole by every command that opened it. Now a file lists at most
+    /// MAX_INDEX_BLOBS blobs, and every blob is still in one.
+    #[test]
+    fn index_files_of_tiny_blobs_list_a_bounded_number_of_blobs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let be: Arc<dyn Backend> = Arc::new(crate::storage::LocalBackend::new(tmp.path()));
+        be.create_layout().unwrap();
+        let packer = Packer::start(be.clone(), Crypto::Plain, 64 << 10);
+        let tx = packer.sender();
+        let n = 140_000u32;
+        for i in 0..n {
+            let blob = EncodedBlob {
+                id: BlobId(Id::hash_of(&i.to_le_bytes())),
+                typ: BlobType::Data,
+                raw_len: 16,
+                compressed: false,
+                sealed: vec![i as u8; 16],
+            };
+            tx.send(blob).unwrap();
+        }
+        drop(tx);
+        let stats = packer.finish().unwrap();
+        assert_eq!(stats.blobs, n as u64);
+        let mut listed = 0;
+        for id in &stats.index_files {
+            let bytes = be.read(FileKind::Index, &id.to_hex()).unwrap();
+            let f = IndexFile::open(&Crypto::Plain, &bytes, "index").unwrap();
+            let blobs: usize = f.packs.iter().map(|p| p.blobs.len()).sum();
+            assert!(
+                blobs <= MAX_INDEX_BLOBS,
+                "an index file lists {blobs} blobs (most: {MAX_INDEX_BLOBS})"
+            );
+            listed += blobs;
+        }
+        assert_eq!(listed, n as usize);
     }
 }

@@ -81,6 +81,52 @@ impl TreeSource for RepoTrees<'_> {
     }
 }
 
+/// A repository's trees found through an index of its trees alone
+/// ([`Repository::load_tree_index`]: at a million small files 52 MB less than the whole
+/// index). A tree that is not found or not read that way is asked of the whole index,
+/// loaded then, once: a tree stored as a data blob (a file of the same bytes has the same
+/// id) is still found, and a tree reads as it does through [`RepoTrees`] with the whole
+/// index (the same copies, and more, are tried).
+pub struct TreesFirst<'a> {
+    repo: &'a Repository,
+    trees: Index,
+    whole: std::sync::OnceLock<Index>,
+}
+
+impl<'a> TreesFirst<'a> {
+    pub fn load(repo: &'a Repository) -> Result<Self> {
+        Ok(TreesFirst {
+            repo,
+            trees: repo.load_tree_index()?.index,
+            whole: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Whether the whole index was loaded (a tree was not found among the trees).
+    pub fn loaded_whole(&self) -> bool {
+        self.whole.get().is_some()
+    }
+}
+
+impl TreeSource for TreesFirst<'_> {
+    fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        if self.whole.get().is_none()
+            && self.trees.contains(id)
+            && let Ok(t) = self.repo.load_tree(&self.trees, id)
+        {
+            return Ok(t);
+        }
+        let whole = match self.whole.get() {
+            Some(i) => i,
+            None => {
+                let i = self.repo.load_index()?.index;
+                self.whole.get_or_init(|| i)
+            }
+        };
+        self.repo.load_tree(whole, id)
+    }
+}
+
 /// Trees of one level loaded at once by [`TreeWalker::walk_levels`] (bounds the memory
 /// of a very wide level; the threads are `parallel_map`'s few).
 pub const LEVEL_BATCH: usize = 64;

@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 use snapvault_repo::text::escaped_bytes;
 use snapvault_repo::tree::{Node, NodeKind};
-use snapvault_repo::walk::{RepoTrees, Sharing, TreeSource, TreeWalker, Visitor};
+use snapvault_repo::walk::{Sharing, TreeSource, TreeWalker, Visitor};
 use snapvault_repo::{BlobId, RepoError};
 
 use super::Ctx;
@@ -120,7 +120,8 @@ pub(crate) fn list(
 pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let (sid, snap) = repo.find_snapshot(&a.snapshot)?;
-    let index = repo.load_index()?.index;
+    // Trees alone: `ls` reads nothing else (the whole index only if a tree is not there).
+    let trees = snapvault_repo::walk::TreesFirst::load(&repo)?;
     let prefix = a
         .path
         .as_deref()
@@ -135,10 +136,7 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     };
     let mut out = crate::output::buffered_stdout();
     let found = list(
-        &RepoTrees {
-            repo: &repo,
-            index: &index,
-        },
+        &trees,
         snap.tree,
         &format!("snapshot {}", sid.short()),
         &prefix,
