@@ -11,7 +11,7 @@ use crate::format::blob;
 use crate::format::id::{BlobId, Id, PackId};
 use crate::format::pack::{self, PackEntry};
 use crate::repository::Repository;
-use crate::repository::index::{BlobLocation, Index};
+use crate::repository::index::{BlobLocation, ByPack, Index};
 use crate::storage::FileKind;
 
 /// A problem found reading a pack: (pack, object, message, blobs hurt).
@@ -42,7 +42,7 @@ impl DataRead {
 pub(super) fn read_packs(
     repo: &Repository,
     index: &Index,
-    per_pack: &[Vec<(BlobId, BlobLocation)>],
+    per_pack: &ByPack<'_>,
     listed: &HashMap<String, u64>,
     opts: &CheckOptions,
     obs: &dyn CheckObserver,
@@ -111,7 +111,7 @@ pub(super) fn read_packs(
                     match read {
                         Read::Bytes { at, len } => {
                             let (probs, header) = match buf.get_mut(at..at + len) {
-                                Some(b) => verify_pack(repo, &id, &per_pack[pos], b),
+                                Some(b) => verify_pack(repo, &id, &per_pack.of(pos), b),
                                 None => (Vec::new(), Err("read out of its buffer".into())),
                             };
                             let n = len as u64;
@@ -131,7 +131,7 @@ pub(super) fn read_packs(
                         }
                         // Gone since it was listed: its blobs are lost.
                         Read::Gone(msg) => {
-                            let blobs = per_pack[pos].iter().map(|(b, _)| *b).collect();
+                            let blobs = per_pack.of(pos).iter().map(|(b, _)| *b).collect();
                             obs.pack_read(0);
                             if let Ok(mut f) = found.lock() {
                                 f.push((id, format!("pack {}", id.to_hex()), msg, blobs));
