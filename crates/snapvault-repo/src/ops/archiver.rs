@@ -38,6 +38,8 @@ use crate::repository::packer::Packer;
 
 mod lookahead;
 mod source_walk;
+#[cfg(test)]
+mod tests_batch;
 
 use source_walk::Walker;
 
@@ -82,6 +84,21 @@ struct SlotState {
     ids: Vec<Option<BlobId>>,
     outstanding: usize,
     done_reading: bool,
+    /// The finalizer waits on this file: only then is the condition variable notified
+    /// (a notify is a `futex` call even with no one waiting: one per file at a million
+    /// tiny files).
+    waiting: bool,
+}
+
+impl SlotState {
+    /// Note chunk `idx`'s id; true when the finalizer must be woken.
+    fn filled(&mut self, idx: usize, id: BlobId) -> bool {
+        if let Some(slot) = self.ids.get_mut(idx) {
+            *slot = Some(id);
+        }
+        self.outstanding = self.outstanding.saturating_sub(1);
+        self.waiting
+    }
 }
 
 /// The chunk ids of one file being processed, filled in by the workers.
@@ -97,6 +114,18 @@ struct ChunkJob {
     data: PlainBuf,
     compression: Compression,
 }
+
+/// Chunks handed to a worker at once. Each hand-off costs the walker and a worker a
+/// channel operation and, when the worker sleeps, a `futex` wake (and the worker's spin
+/// before it sleeps, `sched_yield`s): per file, that was most of the time of a snapshot
+/// of many tiny files. So small chunks travel in batches, and a chunk as large as a
+/// photo's travels alone as before (the workers start on it at once).
+type Batch = Vec<ChunkJob>;
+/// A batch is handed over once it holds this many chunks…
+const BATCH_CHUNKS: usize = 64;
+/// … or this many bytes (and at every folder's end, before the folder goes to the
+/// finalizer, which waits for its files' chunks).
+const BATCH_BYTES: usize = 256 << 10;
 
 /// Chunk buffers on their way back to the walker (from the packer, or from a worker when
 /// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
@@ -200,7 +229,7 @@ pub fn run_shared(
         recycle_tx.clone(),
     );
     let workers = opts.workers.max(1);
-    let (chunk_tx, chunk_rx) = bounded::<ChunkJob>(workers * 2);
+    let (chunk_tx, chunk_rx) = bounded::<Batch>(workers * 2);
     let (dir_tx, dir_rx) = bounded::<(Vec<u8>, Vec<Pending>)>(64);
     let level = repo.config().compression_level;
     let interrupted: Mutex<Option<String>> = Mutex::new(None);
@@ -230,6 +259,8 @@ pub fn run_shared(
             observer,
             inspector,
             chunk_tx,
+            batch: Vec::new(),
+            batch_bytes: 0,
             dir_tx,
             buf: Vec::new(),
             recycled: recycle_rx,
@@ -315,13 +346,8 @@ pub fn run_shared(
     Ok((id, snap))
 }
 
-fn worker(
-    rx: Receiver<ChunkJob>,
-    tx: Sender<EncodedBlob>,
-    sh: Arc<Shared>,
-    recycle: Sender<Vec<u8>>,
-) {
-    for job in rx.iter() {
+fn worker(rx: Receiver<Batch>, tx: Sender<EncodedBlob>, sh: Arc<Shared>, recycle: Sender<Vec<u8>>) {
+    for job in rx.iter().flatten() {
         if sh.abort.load(Relaxed) {
             // Keep draining so the walker never blocks; the run is failing anyway.
             continue;
@@ -334,11 +360,14 @@ fn worker(
         } else {
             let _ = recycle.try_send(job.data.into_vec());
         }
-        if let Ok(mut st) = job.slot.state.lock() {
-            st.ids[job.idx] = Some(id);
-            st.outstanding -= 1;
+        let wake = job
+            .slot
+            .state
+            .lock()
+            .map_or(true, |mut st| st.filled(job.idx, id));
+        if wake {
+            job.slot.cv.notify_all();
         }
-        job.slot.cv.notify_all();
     }
 }
 
@@ -376,6 +405,7 @@ fn finalize(
                         if sh.abort.load(Relaxed) {
                             return Ok(None);
                         }
+                        st.waiting = true;
                         st = slot
                             .cv
                             .wait_timeout(st, Duration::from_millis(100))

@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -158,10 +158,11 @@ fn normalize(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
+/// `path` is asked for only when the entry is a symlink (to read its target).
 pub(crate) fn entry_from_metadata(
     name: Name,
     md: &fs::Metadata,
-    path: &Path,
+    path: impl FnOnce() -> PathBuf,
 ) -> io::Result<SourceEntry> {
     let ft = md.file_type();
     // FIFOs, sockets and devices are recorded (never opened or read), as restic does.
@@ -186,7 +187,7 @@ pub(crate) fn entry_from_metadata(
         ));
     };
     let target = if kind == NodeKind::Symlink {
-        Some(Name(fs::read_link(path)?.as_os_str().as_bytes().to_vec()))
+        Some(Name(fs::read_link(path())?.into_os_string().into_vec()))
     } else {
         None
     };
@@ -215,21 +216,22 @@ impl Source for FolderSource {
             for (name, p) in &self.roots {
                 // Follows a root given as a symlink.
                 let md = fs::metadata(p)?;
-                out.push(entry_from_metadata(name.clone(), &md, p)?);
+                out.push(entry_from_metadata(name.clone(), &md, || p.clone())?);
             }
             return Ok(out);
         }
         let base = self.resolve(dir)?;
         for e in fs::read_dir(&base)? {
             let e = e?;
-            let p = e.path();
-            let md = match fs::symlink_metadata(&p) {
+            // Not following symlinks, as `symlink_metadata`, but relative to the open
+            // folder (`statx(dirfd, name)` on Linux): no walk of the whole path per file.
+            let md = match e.metadata() {
                 Ok(m) => m,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(err),
             };
-            let name = Name(e.file_name().as_bytes().to_vec());
-            match entry_from_metadata(name, &md, &p) {
+            let name = Name(e.file_name().into_vec());
+            match entry_from_metadata(name, &md, || e.path()) {
                 Ok(entry) => out.push(entry),
                 Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
                 Err(err) => return Err(err),

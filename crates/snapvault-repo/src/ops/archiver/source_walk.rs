@@ -12,7 +12,10 @@ pub(super) struct Walker<'a> {
     pub(super) shared: &'a Shared,
     pub(super) observer: &'a dyn Observer,
     pub(super) inspector: &'a dyn Inspector,
-    pub(super) chunk_tx: Sender<ChunkJob>,
+    pub(super) chunk_tx: Sender<Batch>,
+    /// Chunks not yet handed to the workers (see [`Batch`]), and their bytes.
+    pub(super) batch: Batch,
+    pub(super) batch_bytes: usize,
     pub(super) dir_tx: Sender<(Vec<u8>, Vec<Pending>)>,
     pub(super) buf: Vec<u8>,
     /// Chunk buffers handed back by the packer and workers.
@@ -157,7 +160,8 @@ impl Walker<'_> {
                 }
             }
         }
-        if self.dir_tx.send((dir.to_vec(), pending)).is_err() {
+        // The finalizer waits for this folder's files: their chunks go to the workers first.
+        if !self.hand_over() || self.dir_tx.send((dir.to_vec(), pending)).is_err() {
             self.aborted()?;
             return Err(Interruption::WorkerStopped(Worker::TreeWriter).into());
         }
@@ -255,10 +259,13 @@ impl Walker<'_> {
         let mut node = node_from(e);
         match self.read_chunks(path, reader, &slot, e, &mut node) {
             Ok(total) => {
-                if let Ok(mut s) = slot.state.lock() {
+                let wake = slot.state.lock().map_or(true, |mut s| {
                     s.done_reading = true;
+                    s.waiting
+                });
+                if wake {
+                    slot.cv.notify_all();
                 }
-                slot.cv.notify_all();
                 node.size = total;
             }
             Err(ReadFailure::Source(err)) if self.source.is_fatal(&err) => {
@@ -284,6 +291,16 @@ impl Walker<'_> {
         st.files_total.fetch_add(1, Relaxed);
         st.bytes_total.fetch_add(node.size, Relaxed);
         Ok(Some(Pending::File(node, slot)))
+    }
+
+    /// Hand the chunks batched so far to the workers; false when they are gone.
+    fn hand_over(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
+        self.chunk_tx.send(batch).is_ok()
     }
 
     fn read_chunks(
@@ -328,14 +345,16 @@ impl Walker<'_> {
                 s.outstanding += 1;
             }
             let reuse = self.recycled.try_recv().unwrap_or_default();
-            let job = ChunkJob {
+            self.batch_bytes += chunk.len();
+            self.batch.push(ChunkJob {
                 slot: slot.clone(),
                 idx,
                 data: PlainBuf::new_in(&self.shared.crypto, chunk, reuse),
                 compression,
-            };
+            });
             idx += 1;
-            if self.chunk_tx.send(job).is_err() || self.shared.abort.load(Relaxed) {
+            let full = self.batch.len() >= BATCH_CHUNKS || self.batch_bytes >= BATCH_BYTES;
+            if (full && !self.hand_over()) || self.shared.abort.load(Relaxed) {
                 break Err(ReadFailure::Repo(Interruption::Aborted.into()));
             }
         };
