@@ -127,6 +127,14 @@ const BATCH_CHUNKS: usize = 64;
 /// finalizer, which waits for its files' chunks).
 const BATCH_BYTES: usize = 256 << 10;
 
+/// Small blobs a worker sealed, not yet handed to the packer: the other end of a
+/// [`Batch`] (a large blob goes alone, as before).
+#[derive(Default)]
+struct Bundle {
+    blobs: Vec<EncodedBlob>,
+    bytes: usize,
+}
+
 /// Chunk buffers on their way back to the walker (from the packer, or from a worker when
 /// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
 const RECYCLED_BUFFERS: usize = 4;
@@ -173,11 +181,29 @@ impl Shared {
     }
 
     fn store(&self, tx: &Sender<EncodedBlob>, e: EncodedBlob) -> bool {
+        self.count_stored(&e);
+        if tx.send(e).is_err() {
+            self.fail(Interruption::WorkerStopped(Worker::PackWriter).into());
+            return false;
+        }
+        true
+    }
+
+    fn count_stored(&self, e: &EncodedBlob) {
         self.stats
             .bytes_added
             .fetch_add(e.sealed.len() as u64, Relaxed);
         self.stats.blobs_added.fetch_add(1, Relaxed);
-        if tx.send(e).is_err() {
+    }
+
+    /// Hand the small blobs a worker sealed to the packer at once (see [`Batch`]).
+    fn store_bundle(&self, tx: &Sender<Vec<EncodedBlob>>, bundle: &mut Bundle) -> bool {
+        if bundle.blobs.is_empty() {
+            return true;
+        }
+        bundle.bytes = 0;
+        let blobs = std::mem::replace(&mut bundle.blobs, Vec::with_capacity(BATCH_CHUNKS));
+        if tx.send(blobs).is_err() {
             self.fail(Interruption::WorkerStopped(Worker::PackWriter).into());
             return false;
         }
@@ -236,7 +262,8 @@ pub fn run_shared(
 
     let root: Result<Option<BlobId>> = std::thread::scope(|s| {
         for _ in 0..workers {
-            let (rx, tx, sh) = (chunk_rx.clone(), packer.sender(), shared.clone());
+            let (rx, sh) = (chunk_rx.clone(), shared.clone());
+            let tx = (packer.sender(), packer.bundle_sender());
             let recycle = recycle_tx.clone();
             s.spawn(move || worker(rx, tx, sh, recycle));
         }
@@ -346,28 +373,57 @@ pub fn run_shared(
     Ok((id, snap))
 }
 
-fn worker(rx: Receiver<Batch>, tx: Sender<EncodedBlob>, sh: Arc<Shared>, recycle: Sender<Vec<u8>>) {
-    for job in rx.iter().flatten() {
+fn worker(
+    rx: Receiver<Batch>,
+    (tx, bundles): (Sender<EncodedBlob>, Sender<Vec<EncodedBlob>>),
+    sh: Arc<Shared>,
+    recycle: Sender<Vec<u8>>,
+) {
+    let mut bundle = Bundle::default();
+    for batch in rx.iter() {
         if sh.abort.load(Relaxed) {
             // Keep draining so the walker never blocks; the run is failing anyway.
             continue;
         }
-        let id = sh.crypto.blob_id(job.data.plain());
-        if sh.claim(&id) {
-            let e =
-                blob::encode_in_place(&sh.crypto, id, BlobType::Data, job.data, job.compression);
-            sh.store(&tx, e);
+        for job in batch {
+            chunk(job, &tx, &mut bundle, &sh, &recycle);
+            if bundle.bytes >= BATCH_BYTES || bundle.blobs.len() >= BATCH_CHUNKS {
+                sh.store_bundle(&bundles, &mut bundle);
+            }
+        }
+        // Before waiting for the next batch: the packer must not wait for these.
+        sh.store_bundle(&bundles, &mut bundle);
+    }
+}
+
+/// Hash one chunk, store it unless it is stored already, and note its id in its file.
+fn chunk(
+    job: ChunkJob,
+    tx: &Sender<EncodedBlob>,
+    bundle: &mut Bundle,
+    sh: &Shared,
+    recycle: &Sender<Vec<u8>>,
+) {
+    let id = sh.crypto.blob_id(job.data.plain());
+    if sh.claim(&id) {
+        let e = blob::encode_in_place(&sh.crypto, id, BlobType::Data, job.data, job.compression);
+        if e.sealed.len() < BATCH_BYTES {
+            sh.count_stored(&e);
+            bundle.bytes += e.sealed.len();
+            bundle.blobs.push(e);
         } else {
-            let _ = recycle.try_send(job.data.into_vec());
+            sh.store(tx, e);
         }
-        let wake = job
-            .slot
-            .state
-            .lock()
-            .map_or(true, |mut st| st.filled(job.idx, id));
-        if wake {
-            job.slot.cv.notify_all();
-        }
+    } else {
+        let _ = recycle.try_send(job.data.into_vec());
+    }
+    let wake = job
+        .slot
+        .state
+        .lock()
+        .map_or(true, |mut st| st.filled(job.idx, id));
+    if wake {
+        job.slot.cv.notify_all();
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Select, Sender, bounded};
 
 use crate::error::{Interruption, RepoError, Result, Worker};
 use crate::format::blob::{BlobType, EncodedBlob};
@@ -46,6 +46,7 @@ pub struct PackerStats {
 
 pub struct Packer {
     tx: Option<Sender<EncodedBlob>>,
+    bundles: Option<Sender<Vec<EncodedBlob>>>,
     join: Option<JoinHandle<Result<Flushed>>>,
 }
 
@@ -117,16 +118,29 @@ impl Packer {
         recycle: Option<Sender<Vec<u8>>>,
     ) -> Packer {
         let (tx, rx) = bounded::<EncodedBlob>(BLOB_QUEUE);
+        let (bundles, bundles_rx) = bounded::<Vec<EncodedBlob>>(BLOB_QUEUE);
         let join = std::thread::Builder::new()
             .name("packer".into())
-            .spawn(move || run(backend, crypto, pack_size, rx, recycle))
+            .spawn(move || run(backend, crypto, pack_size, (rx, bundles_rx), recycle))
             .ok();
-        Packer { tx: Some(tx), join }
+        Packer {
+            tx: Some(tx),
+            bundles: Some(bundles),
+            join,
+        }
     }
 
     /// A sender for worker threads. Sending fails once the packer stopped on an error.
     pub fn sender(&self) -> Sender<EncodedBlob> {
         self.tx.clone().unwrap_or_else(|| bounded(0).0)
+    }
+
+    /// A sender of several small blobs at once: one hand-off (and at most one wake of the
+    /// packer) for all of them. Per blob, the hand-offs were most of a snapshot's system
+    /// calls at many tiny files. The caller keeps a bundle small (a few hundred KiB): the
+    /// queue holds [`BLOB_QUEUE`] bundles.
+    pub(crate) fn bundle_sender(&self) -> Sender<Vec<EncodedBlob>> {
+        self.bundles.clone().unwrap_or_else(|| bounded(0).0)
     }
 
     /// Flush everything and write the final index; returns what was written.
@@ -137,7 +151,7 @@ impl Packer {
     /// Write every pack, but not yet the index file naming the last of them. On an error
     /// the packs already written are indexed first, so a rerun reuses them.
     pub fn flush(mut self) -> Result<Flushed> {
-        drop(self.tx.take());
+        drop((self.tx.take(), self.bundles.take()));
         match self.join.take() {
             Some(j) => j
                 .join()
@@ -149,7 +163,7 @@ impl Packer {
 
 impl Drop for Packer {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        drop((self.tx.take(), self.bundles.take()));
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }
@@ -203,7 +217,7 @@ fn run(
     backend: Arc<dyn Backend>,
     crypto: Crypto,
     pack_size: usize,
-    rx: Receiver<EncodedBlob>,
+    (rx, bundles): (Receiver<EncodedBlob>, Receiver<Vec<EncodedBlob>>),
     recycle: Option<Sender<Vec<u8>>>,
 ) -> Result<Flushed> {
     let shared = Arc::new(Writers {
@@ -254,16 +268,15 @@ fn run(
     };
     let mut data = PackWriter::with_buffer(Vec::with_capacity(capacity), direct_io::ALIGN);
     let mut tree = PackWriter::new(0);
-    let mut stopped = false;
-    for blob in rx.iter() {
+    // Add one blob; false once the writers stopped.
+    let mut add = |blob: EncodedBlob| -> bool {
         let is_tree = blob.typ == BlobType::Tree;
         let w = if is_tree { &mut tree } else { &mut data };
         // Close the pack before it would grow past the target size.
         if !w.is_empty() && w.len() + blob.sealed.len() > pack_size {
             let full = std::mem::take(w);
             if wtx.send(full).is_err() || shared.failed.load(Relaxed) {
-                stopped = true;
-                break;
+                return false;
             }
             if !is_tree {
                 *w = PackWriter::with_buffer(next_buffer(), direct_io::ALIGN);
@@ -273,7 +286,32 @@ fn run(
         if let Some(r) = &recycle {
             let _ = r.try_send(blob.sealed);
         }
+        true
+    };
+    // Blobs one by one and in bundles, until every sender of both is gone.
+    let mut sel = Select::new();
+    let one = sel.recv(&rx);
+    sel.recv(&bundles);
+    let mut open = 2;
+    let mut stopped = false;
+    while open > 0 && !stopped {
+        let op = sel.select();
+        let i = op.index();
+        let added = if i == one {
+            op.recv(&rx).map(&mut add)
+        } else {
+            op.recv(&bundles)
+                .map(|blobs| blobs.into_iter().all(&mut add))
+        };
+        match added {
+            Ok(ok) => stopped = !ok,
+            Err(_) => {
+                sel.remove(i);
+                open -= 1;
+            }
+        }
     }
+    drop(add);
     if !stopped {
         for w in [data, tree] {
             if !w.is_empty() && wtx.send(w).is_err() {
@@ -282,7 +320,7 @@ fn run(
         }
     }
     drop(wtx);
-    drop(rx);
+    drop((rx, bundles));
     let mut panicked = false;
     for j in writers {
         panicked |= j.join().is_err();
