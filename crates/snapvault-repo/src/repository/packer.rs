@@ -311,7 +311,6 @@ fn run(
             }
         }
     }
-    drop(add);
     if !stopped {
         for w in [data, tree] {
             if !w.is_empty() && wtx.send(w).is_err() {
