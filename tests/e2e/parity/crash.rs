@@ -260,3 +260,60 @@ fn forget_prune_under_a_fault_that_never_fires_still_updates_parity() {
     let (code, v) = check_json(&sv);
     assert_eq!(code, Some(0), "{v}");
 }
+
+/// A snapshot whose packs make one full group and a short tail (three packs at 50 %, *K* =
+/// 2: two data packs of 28 MiB of clips, then the tree pack) writes one parity file for
+/// them, the tail joined to the full group (format.md §15.5: coded in the other half of
+/// the slots, so no pack is coded twice). Killed as it writes that file, or right after,
+/// the parity in force is the old or the new, never a wrong one; the next snapshot covers
+/// the rest.
+#[test]
+fn a_kill_around_a_short_tail_joining_its_full_group_leaves_old_or_new_parity() {
+    for (n, point) in ["write-parity@1", "parity-spooled@1"].iter().enumerate() {
+        let tmp = tempdir();
+        let src = tmp.path().join("src");
+        for i in 0..2 {
+            write_random(
+                &src.join(format!("DCIM/CLIP_{i:04}.MOV")),
+                300 + i + 10 * n as u64,
+                14 << 20,
+            );
+        }
+        let sv = init_with_parity(&tmp.path().join("repo"), "50");
+        let killed = kill_if_reached(&sv, &["snapshot", src.to_str().unwrap()], point, tmp.path());
+        assert!(killed, "the snapshot never reached {point}");
+        let packs = |l: &Loaded| {
+            l.header
+                .members
+                .iter()
+                .filter(|m| m.kind == MemberKind::Pack)
+                .count()
+        };
+        let pack_groups: Vec<usize> = live_groups(&sv.repo)
+            .iter()
+            .map(packs)
+            .filter(|&p| p > 0)
+            .collect();
+        let want: Vec<usize> = if n == 0 { vec![] } else { vec![3] };
+        assert_eq!(pack_groups, want, "killed at {point}: pack groups in force");
+
+        let (_, v) = check_json(&sv);
+        assert!(names(&v, "lost").is_empty(), "killed at {point}: {v}");
+        assert!(names(&v, "repairable").is_empty(), "killed at {point}: {v}");
+        assert_eq!(
+            v["parity"]["parity_files_unreadable"],
+            serde_json::json!([]),
+            "{v}"
+        );
+        assert_eq!(
+            v["parity"]["parity_files_damaged"],
+            serde_json::json!([]),
+            "{v}"
+        );
+        sv.snapshot(&[&src], &[]);
+        assert_covered(&sv.repo, 50);
+        let back = tmp.path().join("back");
+        assert_eq!(sv.restore("latest", &back).code, Some(0));
+        assert_same_tree(&src, &back.join("src"));
+    }
+}

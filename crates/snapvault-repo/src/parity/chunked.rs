@@ -24,13 +24,22 @@ const BLOCKS: usize = SHARD / 64;
 pub(crate) struct BandEncoder {
     /// Recovery positions `C` (a power of two): also the chunk length.
     width: usize,
-    /// The running sum of the transformed chunks (`C` shards), then, from the second chunk
-    /// on, the chunk being filled (`C` more).
+    /// The running sum of the transformed chunks (`C` shards), then, once the sum holds
+    /// something, the chunk being filled (`C` more). Before that the chunk being filled
+    /// lives where the sum goes, and is transformed in place as the sum.
     buf: Vec<[u8; 64]>,
-    /// Shards in the chunk being filled.
+    /// The chunk being filled: its index in the codeword (it starts at position
+    /// `chunk · C`).
+    chunk: usize,
+    /// Positions of the chunk being filled up to the last shard added since it was last
+    /// folded (those skipped are zero).
     fill: usize,
-    /// Chunks folded into the sum so far.
-    chunks: usize,
+    /// One past the last position added.
+    next: usize,
+    /// The sum holds at least one transformed chunk.
+    summed: bool,
+    /// Data shards added so far.
+    count: usize,
 }
 
 impl BandEncoder {
@@ -46,8 +55,11 @@ impl BandEncoder {
         BandEncoder {
             width,
             buf,
+            chunk: 0,
             fill: 0,
-            chunks: 0,
+            next: 0,
+            summed: false,
+            count: 0,
         }
     }
 
@@ -58,33 +70,61 @@ impl BandEncoder {
 
     /// Data shards added so far.
     pub(crate) fn count(&self) -> usize {
-        self.chunks * self.width + self.fill
+        self.count
     }
 
-    /// Where the chunk being filled lives in `buf`: the first chunk is transformed in place
-    /// as the sum, every later one beside it.
+    /// The next codeword position (one past the last shard added).
+    pub(crate) fn next_position(&self) -> usize {
+        self.next
+    }
+
+    /// Where the chunk being filled lives in `buf`.
     fn chunk_at(&self) -> usize {
-        if self.chunks == 0 { 0 } else { self.width }
+        if self.summed { self.width } else { 0 }
     }
 
-    /// Append one data shard (at most [`SHARD`] bytes; a shorter one is zero-padded).
+    /// Append one data shard (at most [`SHARD`] bytes; a shorter one is zero-padded) at the
+    /// next position.
+    #[cfg(test)]
     pub(crate) fn add(&mut self, engine: &impl Engine, shard: &[u8]) {
-        let need = (self.chunk_at() + self.width) * BLOCKS;
+        let pos = self.next_position();
+        self.add_at(engine, pos, shard);
+    }
+
+    /// Add one data shard at codeword position `pos`, at or past [`Self::next_position`]:
+    /// the positions skipped are zero (absent).
+    pub(crate) fn add_at(&mut self, engine: &impl Engine, pos: usize, shard: &[u8]) {
+        let c = self.width;
+        debug_assert!(pos >= self.next_position());
+        if pos / c != self.chunk {
+            self.fold(engine);
+            self.chunk = pos / c;
+        }
+        let need = (self.chunk_at() + c) * BLOCKS;
         if self.buf.len() < need {
             self.buf.resize(need, [0; 64]);
         }
-        let at = (self.chunk_at() + self.fill) * BLOCKS;
-        let dst = self.buf[at..at + BLOCKS].as_flattened_mut();
+        let base = self.chunk_at();
+        let at = pos % c;
+        if at > self.fill {
+            self.buf[(base + self.fill) * BLOCKS..(base + at) * BLOCKS].fill([0; 64]);
+        }
+        let dst = self.buf[(base + at) * BLOCKS..(base + at + 1) * BLOCKS].as_flattened_mut();
         let n = shard.len().min(SHARD);
         dst[..n].copy_from_slice(&shard[..n]);
         dst[n..].fill(0);
-        self.fill += 1;
-        if self.fill == self.width {
+        self.fill = at + 1;
+        self.next = pos + 1;
+        self.count += 1;
+        if self.fill == c {
             self.fold(engine);
+            self.chunk += 1;
         }
     }
 
-    /// Transform the chunk being filled (zero-padded past `fill`) and add it to the sum.
+    /// Transform the chunk being filled (zero-padded past `fill`) and add it to the sum;
+    /// the chunk's positions start empty again (a later shard of the same chunk is folded
+    /// on its own: the transform is linear).
     fn fold(&mut self, engine: &impl Engine) {
         if self.fill == 0 {
             return;
@@ -93,61 +133,89 @@ impl BandEncoder {
         let pos = self.chunk_at();
         let end = (pos + c) * BLOCKS;
         self.buf[(pos + self.fill) * BLOCKS..end].fill([0; 64]);
-        // The chunk that starts at codeword position `chunks · C` is skewed by its end.
-        let skew = (self.chunks + 1) * c;
-        if self.chunks == 0 {
+        // The chunk that starts at codeword position `chunk · C` is skewed by its end.
+        let skew = (self.chunk + 1) * c;
+        if !self.summed {
             let mut first = ShardsRefMut::new(c, BLOCKS, &mut self.buf[..c * BLOCKS]);
             engine.ifft(&mut first, 0, c, self.fill, skew);
+            self.summed = true;
         } else {
             let mut both = ShardsRefMut::new(2 * c, BLOCKS, &mut self.buf[..2 * c * BLOCKS]);
             engine.ifft(&mut both, c, c, self.fill, skew);
             let (sum, chunk) = self.buf.split_at_mut(c * BLOCKS);
             utils::xor(sum, &chunk[..c * BLOCKS]);
         }
-        self.chunks += 1;
         self.fill = 0;
     }
 
+    /// Add another band's shards (coded at the same width, at positions of their own that
+    /// none of this band's share): the code is linear, so the two sums add.
+    pub(crate) fn absorb(&mut self, engine: &impl Engine, mut other: BandEncoder) {
+        debug_assert_eq!(self.width, other.width);
+        self.fold(engine);
+        other.fold(engine);
+        self.count += other.count;
+        self.next = self.next.max(other.next);
+        if !other.summed {
+            return;
+        }
+        let c = self.width * BLOCKS;
+        if self.buf.len() < c {
+            self.buf.resize(c, [0; 64]);
+        }
+        if self.summed {
+            utils::xor(&mut self.buf[..c], &other.buf[..c]);
+        } else {
+            self.buf[..c].copy_from_slice(&other.buf[..c]);
+            self.summed = true;
+        }
+    }
+
     /// The first `recovery` (≤ `C`) recovery shards of the shards added so far, computed in
-    /// `scratch` (reused across calls): the encoder itself goes on unchanged.
+    /// `scratch` (reused across calls): the encoder goes on (its partial chunk folded).
     pub(crate) fn peek<'s>(
-        &self,
+        &mut self,
         engine: &impl Engine,
         recovery: usize,
-        scratch: &'s mut BandEncoder,
+        scratch: &'s mut Vec<[u8; 64]>,
     ) -> &'s [u8] {
-        let n = if self.chunks == 0 {
-            self.fill
+        self.fold(engine);
+        let c = self.width;
+        scratch.clear();
+        if self.summed {
+            scratch.extend_from_slice(&self.buf[..c * BLOCKS]);
         } else {
-            self.width + self.fill
-        };
-        let mut buf = std::mem::take(&mut scratch.buf);
-        buf.clear();
-        buf.extend_from_slice(&self.buf[..n * BLOCKS]);
-        let whole = if self.chunks == 0 { 1 } else { 2 };
-        buf.resize(whole * self.width * BLOCKS, [0; 64]);
-        *scratch = BandEncoder {
-            width: self.width,
-            buf,
-            fill: self.fill,
-            chunks: self.chunks,
-        };
-        scratch.finish(engine, recovery)
+            scratch.resize(c * BLOCKS, [0; 64]);
+        }
+        transform(engine, scratch, c, recovery)
     }
 
     /// The first `recovery` (≤ `C`) recovery shards, `recovery × SHARD` bytes; the encoder
     /// is spent (call [`BandEncoder::new`] again, or [`BandEncoder::peek`] to keep going).
     pub(crate) fn finish(&mut self, engine: &impl Engine, recovery: usize) -> &[u8] {
         let c = self.width;
-        let recovery = recovery.min(c);
         self.fold(engine);
+        if !self.summed {
+            self.buf.clear();
+        }
         if self.buf.len() < c * BLOCKS {
             self.buf.resize(c * BLOCKS, [0; 64]);
         }
-        let mut sum = ShardsRefMut::new(c, BLOCKS, &mut self.buf[..c * BLOCKS]);
-        engine.fft(&mut sum, 0, c, recovery, 0);
-        self.buf[..recovery * BLOCKS].as_flattened()
+        transform(engine, &mut self.buf, c, recovery)
     }
+}
+
+/// The first `recovery` recovery shards from a sum of `c` transformed chunks (in place).
+fn transform<'b>(
+    engine: &impl Engine,
+    buf: &'b mut [[u8; 64]],
+    c: usize,
+    recovery: usize,
+) -> &'b [u8] {
+    let recovery = recovery.min(c);
+    let mut sum = ShardsRefMut::new(c, BLOCKS, &mut buf[..c * BLOCKS]);
+    engine.fft(&mut sum, 0, c, recovery, 0);
+    buf[..recovery * BLOCKS].as_flattened()
 }
 
 #[cfg(test)]
@@ -197,7 +265,7 @@ mod tests {
         let engine = DefaultEngine::new();
         let data = shards(700, 3);
         let mut enc = BandEncoder::new(256);
-        let mut scratch = BandEncoder::new(1);
+        let mut scratch = Vec::new();
         for (i, s) in data.iter().enumerate() {
             enc.add(&engine, s);
             if [0, 255, 256, 300, 511].contains(&i) {
@@ -222,6 +290,36 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Shards at positions of their own (gaps between them zero), split between two
+        /// encoders in any way and then absorbed into one: the crate's encoding of the whole
+        /// codeword, gaps as zero shards.
+        #[test]
+        fn placed_shards_split_and_absorbed_equal_the_crate(
+            n in 1usize..1500, log_c in 0u32..9, seed: u64,
+        ) {
+            let c = 1usize << log_c;
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut data = shards(n, seed);
+            let present: Vec<bool> = (0..n).map(|i| i + 1 == n || rng.gen_bool(0.7)).collect();
+            let side: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.5)).collect();
+            for (s, p) in data.iter_mut().zip(&present) {
+                if !p {
+                    s.fill(0);
+                }
+            }
+            let engine = DefaultEngine::new();
+            let (mut a, mut b) = (BandEncoder::new(c), BandEncoder::new(c));
+            for i in (0..n).filter(|&i| present[i]) {
+                let e = if side[i] { &mut a } else { &mut b };
+                e.add_at(&engine, i, &data[i]);
+            }
+            let count = present.iter().filter(|p| **p).count();
+            a.absorb(&engine, b);
+            prop_assert_eq!(a.count(), count);
+            let want = crate_recovery(&data, c).concat();
+            prop_assert!(a.finish(&engine, c) == &want[..]);
+        }
 
         /// Any band length up to 4095 data shards and any code width: our first `R` shards
         /// are the crate's `HighRateEncoder`'s for (N, C), byte for byte.

@@ -10,7 +10,7 @@ use reed_solomon_simd::engine::DefaultEngine;
 
 use super::chunked::BandEncoder;
 
-use super::header::{Band, Locator, Member, MemberKind, ParityHeader};
+use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
 use super::{
     MAX_BAND_SHARDS, MAX_MEMBER_SIZE, MAX_MEMBERS, MAX_PERCENT, MAX_RECOVERY, SHARD, par_bands,
     rows_of,
@@ -48,15 +48,25 @@ pub fn max_group_packs(percent: u8) -> usize {
     (2 * group_packs(percent) - 1).min(MAX_MEMBERS)
 }
 
-/// Rows of each member per band for a group of `members` (version 3): fixed per level for
-/// every pack group (any of 1 to 2*K* − 1 members), so a pack's rows land in known places
-/// of every band the moment it is written; larger groups (small files) get fewer.
-pub fn band_rows(percent: u8, members: usize) -> u32 {
-    (MAX_BAND_SHARDS / members.max(max_group_packs(percent))).max(1) as u32
+/// Member slots per band for a group of `members` (version 4): 2*K* for every pack group
+/// (1 to 2*K* − 1 members), so the group after a full one is coded in the other *K* slots
+/// and a run's short tail joins the full group without a pack coded twice (§15.5); a
+/// larger group (small files) has one slot per member.
+pub fn band_slots(percent: u8, members: usize) -> usize {
+    members
+        .max(2 * group_packs(percent))
+        .clamp(1, MAX_BAND_SHARDS)
 }
 
-/// The code width `C` of the level's pack groups (version 3): the next power of two of the
-/// most recovery shards a band of 2*K* − 1 full members needs (256 at 5 %).
+/// Rows of each member per band (`w`) for a group of `members`: fixed per level for every
+/// pack group, so a pack's rows land in known places of every band the moment it is
+/// written (102 at 5 %); larger groups (small files) get fewer.
+pub fn band_rows(percent: u8, members: usize) -> u32 {
+    (MAX_BAND_SHARDS / band_slots(percent, members)).max(1) as u32
+}
+
+/// The code width `C` of the level's pack groups: the next power of two of the most
+/// recovery shards a band of 2*K* − 1 full members needs (256 at 5 %).
 pub fn level_width(percent: u8) -> usize {
     let members = max_group_packs(percent);
     let w = band_rows(percent, members) as usize;
@@ -70,9 +80,14 @@ pub(crate) enum Coding {
     /// exactly `R_b` recovery shards, locator hashes of this kind.
     #[cfg_attr(not(test), allow(dead_code))]
     Systematic(Locator),
-    /// Version 3: the high-rate code with this many recovery positions, or, `None`, the
-    /// smallest power of two that holds every band's `R_b`; the first `R_b` are stored.
+    /// Version 3 (tests write it; readers read it): the high-rate code with this many
+    /// recovery positions, or, `None`, the smallest power of two that holds every band's
+    /// `R_b`; the first `R_b` are stored; members follow each other in a band.
+    #[cfg_attr(not(test), allow(dead_code))]
     HighRate(Option<usize>),
+    /// Version 4: [`Coding::HighRate`] with member `i` in slot `i` of every band (its
+    /// rows at positions `i · w …`).
+    Placed(Option<usize>),
 }
 
 /// The parity file of `members` at `percent` %: returns its name and bytes. `read(i,
@@ -99,7 +114,7 @@ pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
         .into());
     }
     encode_rows(
-        Coding::HighRate(None),
+        Coding::Placed(None),
         percent,
         band_rows(percent, members.len()),
         supersedes,
@@ -121,31 +136,45 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     if let Some(m) = members.iter().find(|m| m.size > MAX_MEMBER_SIZE) {
         return Err(ParityError::MemberTooLarge { size: m.size }.into());
     }
-    let locator = match coding {
-        Coding::Systematic(l) => l,
-        Coding::HighRate(_) => Locator::Crc64,
+    let (locator, width, placed) = match coding {
+        Coding::Systematic(l) => (l, None, false),
+        Coding::HighRate(w) => (Locator::Crc64, Some(w), false),
+        Coding::Placed(w) => (Locator::Crc64, Some(w), true),
     };
+    let slots = band_slots(percent, members.len()) as u32;
+    if placed && band_rows.saturating_mul(slots) as usize > MAX_BAND_SHARDS {
+        return Err(ParityError::Codec(format!("{slots} slots of {band_rows} rows")).into());
+    }
     let mut h = ParityHeader {
         locator,
         percent,
-        band_rows,
+        band_rows: if placed {
+            band_rows.saturating_mul(slots)
+        } else {
+            band_rows
+        },
         code_width: None,
+        placed,
         supersedes,
-        members: members
-            .iter()
-            .map(|m| Member {
+        members: (0u32..)
+            .zip(members)
+            .map(|(i, m)| Member {
                 kind: m.kind,
                 name: m.name.clone(),
                 size: m.size,
                 hash: [0; 32],
                 shard_hashes: Vec::new(),
+                place: Place {
+                    at: if placed { i * band_rows } else { 0 },
+                    per_band: band_rows,
+                },
             })
             .collect(),
         bands: Vec::new(),
     };
     let max_rows = members.iter().map(|m| rows_of(m.size)).max().unwrap_or(0);
     let n_bands = max_rows.div_ceil(u64::from(band_rows)) as usize;
-    if let Coding::HighRate(width) = coding {
+    if let Some(width) = width {
         let most = (0..n_bands)
             .map(|b| band_recovery(&h, b))
             .max()
@@ -288,8 +317,11 @@ fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
         Some(c) => {
             let engine = coders.engine.get_or_insert_with(DefaultEngine::new);
             let mut enc = BandEncoder::new(c as usize);
-            for shard in shards {
-                enc.add(engine, shard);
+            let at = h.band_positions(b);
+            for (i, bytes) in &parts {
+                for (k, shard) in bytes.chunks(SHARD).enumerate() {
+                    enc.add_at(engine, at[*i] + k, shard);
+                }
             }
             enc.finish(engine, n_rec).to_vec()
         }

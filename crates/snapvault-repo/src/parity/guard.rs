@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use super::header::MemberKind;
+use super::header::{MemberKind, parity_file_header};
 use super::repair::MemberState;
 use super::store::{self, Loaded};
 use super::stream::{STREAM_BUDGET, ToWrite};
@@ -208,7 +208,17 @@ fn put_parity(be: &dyn Backend, in_force: &Mutex<Option<Vec<Loaded>>>, w: ToWrit
         Err(e) => return Err(e),
     }
     testhooks::pause("parity-spooled");
-    let l = store::load_one(be, &w.name, w.bytes.len() as u64)?;
+    // Its header as written (read back it would be the same bytes, already checked).
+    let bytes = &w.bytes;
+    let read = |o: u64, l: usize| bytes.get(o as usize..o as usize + l).map(<[u8]>::to_vec);
+    let (header, data_at, both_copies) = parity_file_header(&w.name, bytes.len() as u64, read)?;
+    let l = Loaded {
+        name: w.name.clone(),
+        header,
+        data_at,
+        both_copies,
+        size: bytes.len() as u64,
+    };
     if let Some(v) = lock(in_force).as_mut()
         && !v.iter().any(|x| x.name == l.name)
     {

@@ -111,6 +111,17 @@ pub struct Member {
     pub size: u64,
     pub hash: [u8; 32],
     pub shard_hashes: Vec<[u8; 8]>,
+    /// Version 4: where the member's rows go in every band — its rows
+    /// `[b·per_band, (b+1)·per_band)` are band `b`'s codeword positions `at …`. (Versions
+    /// 1–3: `per_band` is the header's `band_rows`, `at` unused: members follow each other.)
+    pub place: Place,
+}
+
+/// A member's place in the bands (version 4): first codeword position and rows per band.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    pub at: u32,
+    pub per_band: u32,
 }
 
 /// One band's recovery shards, by hash; the shards follow the header in the file.
@@ -124,12 +135,16 @@ pub struct ParityHeader {
     /// The shard hashes' kind (the header's version).
     pub locator: Locator,
     pub percent: u8,
-    /// Rows of each member per band (`w`).
+    /// Rows of each member per band (`w`); version 4: the band's codeword positions `L`,
+    /// every member's place within them.
     pub band_rows: u32,
     /// Version 3: the code width `C` (a power of two): each band is the high-rate code of its
     /// data shards with `C` recovery positions, of which the file stores the first `R_b`.
     /// `None` (versions 1 and 2): the systematic code with exactly `R_b` recovery shards.
     pub code_width: Option<u32>,
+    /// Version 4: each member has its own [`Place`] in the bands (gaps between members are
+    /// absent shards, coded as zeros). Needs `code_width`.
+    pub placed: bool,
     pub supersedes: Vec<Id>,
     pub members: Vec<Member>,
     pub bands: Vec<Band>,
@@ -157,6 +172,10 @@ impl ParityHeader {
             b.push(m.name.len() as u8);
             b.extend_from_slice(m.name.as_bytes());
             b.extend_from_slice(&m.size.to_le_bytes());
+            if self.placed {
+                b.extend_from_slice(&m.place.at.to_le_bytes());
+                b.extend_from_slice(&m.place.per_band.to_le_bytes());
+            }
             b.extend_from_slice(&m.hash);
             for h in &m.shard_hashes {
                 b.extend_from_slice(h);
@@ -172,9 +191,10 @@ impl ParityHeader {
         b
     }
 
-    /// The header's version: 3 with a code width, else the locator's (1 or 2).
+    /// The header's version: 4 with places, 3 with a code width, else the locator's (1 or 2).
     pub fn version(&self) -> u8 {
         match self.code_width {
+            Some(_) if self.placed => 4,
             Some(_) => 3,
             None => self.locator as u8,
         }
@@ -193,7 +213,7 @@ impl ParityHeader {
         }
         let version = r.u8()?;
         let locator = match version {
-            3 => Some(Locator::Crc64),
+            3 | 4 => Some(Locator::Crc64),
             v => Locator::from_version(v),
         }
         .ok_or_else(|| bad(format!("unknown version {version}")))?;
@@ -209,7 +229,8 @@ impl ParityHeader {
         if band_rows == 0 || band_rows as usize > MAX_BAND_SHARDS {
             return Err(bad(format!("{band_rows} rows per band")));
         }
-        let code_width = if version == 3 {
+        let placed = version == 4;
+        let code_width = if version >= 3 {
             let c = r.u32()?;
             if !c.is_power_of_two() || c as usize > MAX_RECOVERY {
                 return Err(bad(format!("code width {c}")));
@@ -223,7 +244,7 @@ impl ParityHeader {
         for _ in 0..n_super {
             supersedes.push(Id::from_slice(r.take(32)?).unwrap_or_default());
         }
-        let n_members = r.count(1 + 1 + 8 + 32)?;
+        let n_members = r.count(1 + 1 + 8 + 32 + if placed { 8 } else { 0 })?;
         if n_members > MAX_MEMBERS {
             return Err(bad(format!("{n_members} members, at most {MAX_MEMBERS}")));
         }
@@ -246,6 +267,25 @@ impl ParityHeader {
             if size > MAX_MEMBER_SIZE {
                 return Err(bad(format!("member {name} is larger than 1 GiB")));
             }
+            let place = if placed {
+                let p = Place {
+                    at: r.u32()?,
+                    per_band: r.u32()?,
+                };
+                if p.per_band == 0 || u64::from(p.at) + u64::from(p.per_band) > u64::from(band_rows)
+                {
+                    return Err(bad(format!(
+                        "member {name} at {} with {} rows per band, outside the band's {band_rows}",
+                        p.at, p.per_band
+                    )));
+                }
+                p
+            } else {
+                Place {
+                    at: 0,
+                    per_band: band_rows,
+                }
+            };
             let hash: [u8; 32] = r.take(32)?.try_into().unwrap_or([0; 32]);
             let rows = usize::try_from(rows_of(size)).map_err(|_| bad("member too large"))?;
             if rows > r.remaining() / 8 {
@@ -263,10 +303,24 @@ impl ParityHeader {
                 size,
                 hash,
                 shard_hashes,
+                place,
             });
         }
-        let max_rows = members.iter().map(|m| rows_of(m.size)).max().unwrap_or(0);
-        let want_bands = max_rows.div_ceil(u64::from(band_rows));
+        if placed {
+            let mut spans: Vec<(u32, u32)> = members
+                .iter()
+                .map(|m| (m.place.at, m.place.at + m.place.per_band))
+                .collect();
+            spans.sort_unstable();
+            if spans.windows(2).any(|w| w[0].1 > w[1].0) {
+                return Err(bad("two members share positions of a band"));
+            }
+        }
+        let want_bands = members
+            .iter()
+            .map(|m| rows_of(m.size).div_ceil(u64::from(m.place.per_band)))
+            .max()
+            .unwrap_or(0);
         let n_bands = r.count(4)?;
         if n_bands as u64 != want_bands {
             return Err(bad(format!("{n_bands} bands, expected {want_bands}")));
@@ -276,6 +330,7 @@ impl ParityHeader {
             percent,
             band_rows,
             code_width,
+            placed,
             supersedes,
             members,
             bands: Vec::with_capacity(n_bands),
@@ -284,7 +339,7 @@ impl ParityHeader {
             let n = r.count(8)?;
             let data = h.band_data_count(b);
             let width = code_width.map_or(MAX_RECOVERY, |c| c as usize);
-            if n == 0 || n > MAX_RECOVERY.min(data).min(width) || data > MAX_BAND_SHARDS {
+            if n == 0 || n > MAX_RECOVERY.min(data).min(width) || h.band_len(b) > MAX_BAND_SHARDS {
                 return Err(bad(format!(
                     "band {b} has {data} data and {n} recovery shards"
                 )));
@@ -308,10 +363,46 @@ impl ParityHeader {
 
     /// Rows of `member` in band `b`.
     pub fn band_range(&self, b: usize, member: usize) -> Range<u64> {
-        let w = u64::from(self.band_rows);
-        let rows = self.members.get(member).map_or(0, |m| rows_of(m.size));
+        let Some(m) = self.members.get(member) else {
+            return 0..0;
+        };
+        let w = u64::from(m.place.per_band);
+        let rows = rows_of(m.size);
         let start = (b as u64 * w).min(rows);
         start..((b as u64 + 1) * w).min(rows)
+    }
+
+    /// The codeword position of each member's first row in band `b`: its place (version
+    /// 4), else right after the members before it.
+    pub fn band_positions(&self, b: usize) -> Vec<usize> {
+        let mut next = 0;
+        (0..self.members.len())
+            .map(|i| {
+                if self.placed {
+                    return self.members[i].place.at as usize;
+                }
+                let at = next;
+                let r = self.band_range(b, i);
+                next += (r.end - r.start) as usize;
+                at
+            })
+            .collect()
+    }
+
+    /// The length of band `b`'s codeword (`N_b`): one past its last data shard's position
+    /// (positions no member fills are absent shards, coded as zeros).
+    pub fn band_len(&self, b: usize) -> usize {
+        if !self.placed {
+            return self.band_data_count(b);
+        }
+        (0..self.members.len())
+            .filter_map(|i| {
+                let r = self.band_range(b, i);
+                let at = self.members[i].place.at as usize;
+                (!r.is_empty()).then(|| at + (r.end - r.start) as usize)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Data shards in band `b`.

@@ -235,27 +235,36 @@ fn repair_band<S: GroupSource>(
         let bytes = read_rows(h, b, i, src);
         check(i, bytes, &mut out);
     }
-    parts.sort_by_key(|p| p.0);
-    // The band's data shards in code order: (member, row, part and offset if intact).
-    let mut shards: Vec<BandShard> = Vec::new();
+    // The band's data shards by codeword position: (member, row, part and offset if
+    // intact); positions no member fills (version 4) are absent, coded as zeros.
+    let at = h.band_positions(b);
+    let len = h.band_len(b);
+    let mut shards: Vec<Option<BandShard>> = vec![None; len];
     for (p, (i, _, ok)) in parts.iter().enumerate() {
         for (k, row) in h.band_range(b, *i).enumerate() {
             let good = ok.get(k).copied().unwrap_or(false);
-            shards.push((*i, row, good.then_some((p, k * SHARD))));
+            if let Some(slot) = at.get(*i).and_then(|a| shards.get_mut(a + k)) {
+                *slot = Some((*i, row, good.then_some((p, k * SHARD))));
+            }
         }
     }
-    let missing = shards.iter().filter(|s| s.2.is_none()).count();
-    let have = shards.len() - missing + recovery.iter().filter(|r| r.is_some()).count();
-    if have < shards.len() {
+    let missing = shards.iter().flatten().filter(|s| s.2.is_none()).count();
+    let have = len - missing + recovery.iter().filter(|r| r.is_some()).count();
+    if have < len {
         out.lost = true;
-        for s in shards.iter().filter(|s| s.2.is_none()) {
+        for s in shards.iter().flatten().filter(|s| s.2.is_none()) {
             out.lost_members.push(s.0);
         }
         return Ok(out);
     }
-    let dec = decoders.get(h.code_width, shards.len(), n_rec)?;
+    let dec = decoders.get(h.code_width, len, n_rec)?;
     let mut pad = vec![0u8; SHARD];
     for (idx, s) in shards.iter().enumerate() {
+        let Some(s) = s else {
+            pad.fill(0);
+            dec.add_original_shard(idx, &pad)?;
+            continue;
+        };
         let Some((p, at)) = s.2 else { continue };
         let bytes = parts.get(p).map(|x| &x.1[..]).unwrap_or_default();
         let shard = bytes
@@ -275,7 +284,7 @@ fn repair_band<S: GroupSource>(
         }
     }
     for (idx, shard) in dec.restored()? {
-        let Some(&(i, row, _)) = shards.get(idx) else {
+        let Some(&Some((i, row, _))) = shards.get(idx) else {
             continue;
         };
         let want = h

@@ -1,29 +1,30 @@
 //! Parity of the packs a command writes, computed as each pack is written (format.md §15.5,
-//! parity file version 3): no pack is held in memory or read back.
+//! parity file version 4): no pack is held in memory or read back, and none is coded twice.
 //!
 //! A [`GroupStream`] is one pack group in progress. Its geometry is fixed by the level
-//! alone (`w` rows per band, code width `C`), so each pack's rows are folded into every
-//! band's recovery the moment the pack is durable ([`BandEncoder`]); memory is at most two
-//! `C`-shard buffers per band (80 MiB for a group of 16 MiB packs at 5 %), whatever the
-//! group's length.
+//! alone (2*K* slots of `w` rows per band, code width `C`), so each pack's rows are folded
+//! into every band's recovery the moment the pack is durable ([`BandEncoder`]); memory is
+//! at most two `C`-shard buffers per band (80 MiB for a group of 16 MiB packs at 5 %),
+//! whatever the group's length.
 //!
 //! [`Feeder`] cuts the run's packs into groups as [`super::store::plan_groups`] does: *K*
-//! packs per group, and a short last group (fewer than *K*) joins the group before it. When
-//! a group reaches *K* packs its parity file is computed (16 MiB at 5 %) and held, and the
-//! group is kept open: it is fed the next packs too, as its members *K* + 1 …, until the
-//! next group reaches *K* — then the held file is final and written. If the run ends
-//! first, the open group — now *K* to 2*K* − 1 packs, the short tail joined — is written
-//! instead. So a run's groups are those of `plan_groups`, at the price of coding the first
-//! *K* − 1 packs of every group after the first twice; memory is two groups' band buffers
-//! and one held parity file, and a crash leaves at most 2*K* − 1 packs uncovered.
+//! packs per group, and a short last group (fewer than *K*) joins the group before it.
+//! Groups take turns at the two halves of the slots (slots 0..*K*, then *K*..2*K*, …).
+//! When a group reaches *K* packs its parity file is computed and held, and the group's
+//! band sums are kept; when the next group reaches *K* the held file is final and is
+//! written. If the run ends first with a short tail, the tail — coded in the other half —
+//! is added to the kept sums (the code is linear, and its positions are its own) and the
+//! joined group's file is written instead. Every pack is coded once; memory is two
+//! groups' band buffers and one held file; a crash leaves at most 2*K* − 1 packs
+//! uncovered.
 
 use reed_solomon_simd::engine::DefaultEngine;
 
 use super::chunked::BandEncoder;
 use super::encode::{
-    band_rows, group_packs, level_width, max_group_packs, parity_file, recovery_count,
+    band_rows, band_slots, group_packs, level_width, max_group_packs, parity_file, recovery_count,
 };
-use super::header::{Band, Locator, Member, MemberKind, ParityHeader};
+use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
 use super::{SHARD, rows_of};
 use crate::error::{RepoError, Result};
 use crate::format::id::Id;
@@ -39,6 +40,8 @@ pub struct GroupStream {
     percent: u8,
     rows: u32,
     width: usize,
+    /// The slot of the group's first member: 0 or *K* (the two halves of a band).
+    first_slot: u32,
     members: Vec<Member>,
     bands: Vec<StreamBand>,
 }
@@ -56,9 +59,28 @@ impl GroupStream {
             percent,
             rows: band_rows(percent, max_group_packs(percent)),
             width: level_width(percent),
+            first_slot: 0,
             members: Vec::new(),
             bands: Vec::new(),
         }
+    }
+
+    /// A group like this one's (same geometry), in the other half of the slots.
+    fn next_half(&self) -> GroupStream {
+        let k = group_packs(self.percent) as u32;
+        GroupStream {
+            percent: self.percent,
+            rows: self.rows,
+            width: self.width,
+            first_slot: if self.first_slot == 0 { k } else { 0 },
+            members: Vec::new(),
+            bands: Vec::new(),
+        }
+    }
+
+    /// The band's codeword positions `L` (2*K* slots of `w` rows).
+    fn band_len(&self) -> u32 {
+        self.rows * band_slots(self.percent, 0) as u32
     }
 
     /// A group with `rows` rows per band (tests use small bands), its code width what a
@@ -119,6 +141,10 @@ impl GroupStream {
         if self.members.len() >= max_group_packs(self.percent) {
             return Err(RepoError::corrupt("parity stream", "group is full"));
         }
+        let place = Place {
+            at: (self.first_slot + self.members.len() as u32) * self.rows,
+            per_band: self.rows,
+        };
         for (b, rows) in data.chunks(self.rows as usize * SHARD).enumerate() {
             if b == self.bands.len() {
                 let buf = pool.pop().unwrap_or_default();
@@ -130,7 +156,7 @@ impl GroupStream {
             let band = &mut self.bands[b];
             let mut n = 0;
             for shard in rows.chunks(SHARD) {
-                band.enc.add(engine, shard);
+                band.enc.add_at(engine, place.at as usize + n, shard);
                 n += 1;
             }
             band.widest = band.widest.max(n);
@@ -141,24 +167,41 @@ impl GroupStream {
             size: data.len() as u64,
             hash: id.0,
             shard_hashes: hashes,
+            place,
         });
         Ok(())
     }
 
+    /// Join `tail` (coded in the other half of the slots) to this group: its members follow
+    /// this group's in the header, its rows keep their positions, and the band sums add.
+    fn absorb(&mut self, engine: &DefaultEngine, tail: GroupStream) {
+        self.members.extend(tail.members);
+        for (b, band) in tail.bands.into_iter().enumerate() {
+            match self.bands.get_mut(b) {
+                Some(mine) => {
+                    mine.enc.absorb(engine, band.enc);
+                    mine.widest = mine.widest.max(band.widest);
+                }
+                None => self.bands.push(band),
+            }
+        }
+    }
+
     /// The parity file of the members fed so far (name and bytes); the group stays open.
-    pub fn finish(&self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
+    pub fn finish(&mut self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
         let mut h = ParityHeader {
             locator: Locator::Crc64,
             percent: self.percent,
-            band_rows: self.rows,
+            band_rows: self.band_len(),
             code_width: Some(self.width as u32),
+            placed: true,
             supersedes,
             members: self.members.clone(),
             bands: Vec::with_capacity(self.bands.len()),
         };
         let mut recovery = Vec::with_capacity(self.bands.len());
-        let mut scratch = BandEncoder::new(self.width);
-        for band in &self.bands {
+        let mut scratch = Vec::new();
+        for band in &mut self.bands {
             let r = recovery_count(self.percent, band.enc.count(), band.widest).min(self.width);
             let shards = band.enc.peek(engine, r, &mut scratch).to_vec();
             h.bands.push(Band {
@@ -197,15 +240,17 @@ pub struct Feeder {
     per_group: usize,
     engine: DefaultEngine,
     cur: GroupStream,
-    /// The last full group, kept open for a short tail, and its parity file as of *K*
-    /// packs (written once the next group reaches *K*).
-    open: Option<(GroupStream, ToWrite)>,
+    /// The run's last full group, kept for a short tail to join, and its parity file as of
+    /// *K* packs (written once the next group reaches *K*).
+    full: Option<(GroupStream, ToWrite)>,
     /// Streaming stopped (the memory bound, or a write failed): the rest is covered after
     /// the command.
     stopped: bool,
     /// Band buffers of spent groups, for the next group's bands (no fresh pages to fault).
     pool: Vec<Vec<[u8; 64]>>,
     budget: usize,
+    /// Data shards fed to an encoder so far (each pack's rows once).
+    encoded: u64,
 }
 
 impl Feeder {
@@ -215,18 +260,25 @@ impl Feeder {
             per_group: group_packs(percent),
             engine: DefaultEngine::new(),
             cur: GroupStream::new(percent),
-            open: None,
+            full: None,
             stopped: false,
             pool: Vec::new(),
             budget,
+            encoded: 0,
         }
+    }
+
+    /// Data shards fed to an encoder so far.
+    #[cfg(test)]
+    pub(crate) fn shards_encoded(&self) -> u64 {
+        self.encoded
     }
 
     /// Stop streaming: the packs not yet covered are covered after the command.
     pub fn stop(&mut self) {
         self.stopped = true;
         self.cur = GroupStream::new(self.percent);
-        self.open = None;
+        self.full = None;
     }
 
     /// Pack `name` was written (durable) with `data`: fold it in; returns the parity file
@@ -236,8 +288,8 @@ impl Feeder {
             return Ok(None);
         }
         let size = data.len() as u64;
-        let open_mem = self.open.as_ref().map_or(0, |(g, _)| g.memory_with(size));
-        if self.cur.memory_with(size) + open_mem > self.budget {
+        let full_mem = self.full.as_ref().map_or(0, |(g, _)| g.memory_with(0));
+        if self.cur.memory_with(size) + full_mem > self.budget {
             self.stop();
             return Ok(None);
         }
@@ -245,32 +297,37 @@ impl Feeder {
             .chunks(SHARD)
             .map(|s| Locator::Crc64.shard_hash(s))
             .collect();
-        let tail = self.cur.len() + 1 < self.per_group;
-        if tail && let Some((g, _)) = self.open.as_mut() {
-            g.add_hashed(&self.engine, name, data, hashes.clone(), &mut self.pool)?;
-        }
         self.cur
             .add_hashed(&self.engine, name, data, hashes, &mut self.pool)?;
-        if tail {
+        self.encoded += rows_of(size);
+        if self.cur.len() < self.per_group {
             return Ok(None);
         }
         let file = ToWrite::new(self.cur.finish(&self.engine, Vec::new()));
-        let full = std::mem::replace(&mut self.cur, GroupStream::new(self.percent));
-        Ok(self.open.replace((full, file)).map(|(g, done)| {
-            self.pool.extend(g.into_buffers());
+        let next = self.cur.next_half();
+        let full = std::mem::replace(&mut self.cur, next);
+        Ok(self.full.replace((full, file)).map(|(spent, done)| {
+            self.pool.extend(spent.into_buffers());
             done
         }))
     }
 
-    /// The run has ended: the parity file of its last group — the open one as of *K*
+    /// The run has ended: the parity file of its last group — the held one as of *K*
     /// packs, or with the short tail joined, or the run's only, short group — if any.
     pub fn finish(&mut self) -> Option<ToWrite> {
-        let out = match self.open.take() {
+        let tail = std::mem::replace(&mut self.cur, GroupStream::new(self.percent));
+        let out = match self.full.take() {
             _ if self.stopped => None,
-            Some((_, file)) if self.cur.is_empty() => Some(file),
-            Some((g, _)) => Some(ToWrite::new(g.finish(&self.engine, Vec::new()))),
-            None if self.cur.is_empty() => None,
-            None => Some(ToWrite::new(self.cur.finish(&self.engine, Vec::new()))),
+            Some((_, file)) if tail.is_empty() => Some(file),
+            Some((mut g, _)) => {
+                g.absorb(&self.engine, tail);
+                Some(ToWrite::new(g.finish(&self.engine, Vec::new())))
+            }
+            None if tail.is_empty() => None,
+            None => {
+                let mut g = tail;
+                Some(ToWrite::new(g.finish(&self.engine, Vec::new())))
+            }
         };
         self.stop();
         out

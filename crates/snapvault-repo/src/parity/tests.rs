@@ -48,7 +48,7 @@ pub(super) fn specs(members: &[Vec<u8>]) -> Vec<MemberSpec> {
 }
 
 fn build(members: &[Vec<u8>], percent: u8, rows: u32) -> (String, Vec<u8>) {
-    build_with(Coding::HighRate(None), members, percent, rows)
+    build_with(Coding::Placed(None), members, percent, rows)
 }
 
 pub(super) fn build_with(
@@ -211,7 +211,7 @@ proptest! {
     /// A whole member deleted (or cut to nothing) comes back at any level.
     #[test]
     fn a_lost_member_is_rebuilt(members in members_strategy(), percent in 1u8..=50, pick: usize) {
-        let (name, file) = build(&members, percent, (MAX_BAND_SHARDS / members.len()) as u32);
+        let (name, file) = build(&members, percent, band_rows(percent, members.len()));
         let (h, rec_at, _) = open(&name, &file).unwrap();
         let i = pick % members.len();
         let mut sim = Sim { members: members.iter().cloned().map(Some).collect(), parity: file, rec_at };

@@ -1,11 +1,12 @@
-//! The parity file's versions (format.md §15.3): version 3 (the high-rate code of a fixed
-//! width, punctured) is what new files are; version 2 (CRC-64 shard locators, the
-//! systematic code) and version 1 (BLAKE3 locators), written before 2026-12-07's wave 7,
-//! must still read and repair, byte for byte as they were written.
+//! The parity file's versions (format.md §15.3): version 4 (version 3 with each member's
+//! place in the bands) is what new files are; version 3 (the high-rate code of a fixed
+//! width, punctured; written in wave 7), version 2 (CRC-64 shard locators, the systematic
+//! code) and version 1 (BLAKE3 locators) must still read and repair, byte for byte as
+//! they were written.
 
 use proptest::prelude::*;
 
-use super::encode::Coding;
+use super::encode::{self, Coding};
 use super::tests::{
     Sim, build_with, damage_within_the_budget_repairs_exactly, members_strategy, open, specs,
 };
@@ -64,15 +65,15 @@ fn version_1_parity_still_reads_and_repairs() {
 }
 
 #[test]
-fn new_parity_files_are_version_3_with_crc64_locators() {
+fn new_parity_files_are_version_4_with_crc64_locators() {
     let members = v1_members();
     let read = |i: usize, off: u64, len: usize| Ok(&members[i][off as usize..off as usize + len]);
     let (id, file) = encode(50, vec![], &specs(&members), read).unwrap();
     // header_len:u32, then "SVPR", then the version.
-    assert_eq!(file.get(4..9), Some(&b"SVPR\x03"[..]));
+    assert_eq!(file.get(4..9), Some(&b"SVPR\x04"[..]));
     let (h, _, _) = open(&id.to_hex(), &file).unwrap();
     assert_eq!(h.locator, Locator::Crc64);
-    assert_eq!(h.version(), 3);
+    assert_eq!(h.version(), 4);
     let mut padded = members[0].clone();
     padded.resize(SHARD, 0);
     let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, &padded);
@@ -84,9 +85,9 @@ fn unknown_versions_are_refused_by_name() {
     let (_, file) = v1_file();
     let hl = u32::from_le_bytes(file[..4].try_into().unwrap()) as usize;
     let mut header = file[4..4 + hl].to_vec();
-    header[4] = 4;
+    header[4] = 5;
     let err = ParityHeader::decode(&header).unwrap_err().to_string();
-    assert!(err.contains("unknown version 4"), "{err}");
+    assert!(err.contains("unknown version 5"), "{err}");
 }
 
 /// The members of the frozen version 3 file: three packs (named by their BLAKE3) of 100, 60
@@ -134,17 +135,34 @@ fn v3_file() -> (&'static str, Vec<u8>) {
     (NAME, file)
 }
 
+/// [`v3_members`] as packs.
+fn pack_specs(members: &[Vec<u8>]) -> Vec<MemberSpec> {
+    members
+        .iter()
+        .map(|m| MemberSpec {
+            kind: MemberKind::Pack,
+            name: blake3::hash(m).to_hex().to_string(),
+            size: m.len() as u64,
+        })
+        .collect()
+}
+
 #[test]
-fn version_3_parity_reads_and_repairs_and_is_what_the_stream_writes() {
+fn version_3_parity_reads_and_repairs() {
     let (name, file) = v3_file();
     let members = v3_members();
-    // Today's writer still makes exactly these bytes.
-    let engine = reed_solomon_simd::engine::DefaultEngine::new();
-    let mut g = stream::GroupStream::new(50);
-    for m in &members {
-        g.add(&engine, &blake3::hash(m).to_hex(), m).unwrap();
-    }
-    assert!(g.finish(&engine, vec![]) == (name.parse().unwrap(), file.clone()));
+    // The version 3 coding (kept for tests) still makes exactly these bytes.
+    let read = |i: usize, off: u64, len: usize| Ok(&members[i][off as usize..off as usize + len]);
+    let v3 = encode::encode_rows(
+        Coding::HighRate(Some(2048)),
+        50,
+        1365,
+        vec![],
+        &pack_specs(&members),
+        read,
+    )
+    .unwrap();
+    assert!(v3 == (name.parse().unwrap(), file.clone()));
     let (h, rec_at, both) = open(name, &file).unwrap();
     assert!(both);
     assert_eq!(
@@ -172,6 +190,119 @@ fn version_3_parity_reads_and_repairs_and_is_what_the_stream_writes() {
     assert!(matches!(r.members[2], MemberState::Lost { .. }));
 }
 
+/// The run the frozen version 4 file comes from: [`v3_members`] as three packs written at
+/// 50 % (*K* = 2): the first two a full group (slots 0 and 1), the third a short tail
+/// coded in slot 2 and joined to it. Returns the files the feeder wrote.
+fn v4_run() -> Vec<stream::ToWrite> {
+    let mut feeder = stream::Feeder::new(50, usize::MAX);
+    let mut out = Vec::new();
+    for m in v3_members() {
+        out.extend(feeder.written(&blake3::hash(&m).to_hex(), &m).unwrap());
+    }
+    out.extend(feeder.finish());
+    out
+}
+
+/// The version 4 file of [`v4_run`]'s joined group (three packs, `L` = 4096 positions of
+/// which the members take 0, 1024 and 2048, `C` = 2048, `R_b` = 2), as written on
+/// 2026-12-07 (wave 8). Its recovery shards
+/// are zero past their first 128 bytes.
+fn v4_file() -> (&'static str, Vec<u8>) {
+    const NAME: &str = "acab623c95e2348443af046f8b72d8aad9838b70d6649c4bed356a09044846af";
+    const HEADER: &str = "5356505204320010000000100000000800000000000003000000044035323033623135\
+        32323536636535613261656131326631323465336264396465663965626532313262343963323735313233\
+        3737333966363330656135313261640000000000000000000000000400005203b152256ce5a2aea12f124e\
+        3bd9def9ebe212b49c2751237739f630ea512a53b0096ffab5112304406666336263363331613837656134\
+        32336262353330346635316465353862646336376233396533383963633264623037613337313535666639\
+        316134373439363c000000000000000004000000040000ff3bc631a87ea423bb5304f51de58bdc67b39e38\
+        9cc2db07a37155ff91a47496fa111f54ca2447570440623837326138303732363930303463653035653064\
+        63306137613039346466323432343966386235303433306336353638366231343364656664616438613136\
+        78000000000000000008000000040000b872a807269004ce05e0dc0a7a094df24249f8b50430c65686b143\
+        defdad8a16e15094fda685353f01000000020000008864d237baa158f42795abe685356c62";
+    const RECOVERY: [&str; 2] = [
+        "bd55364c070087817f4de85d7ca5b1b6de67ea960f6deac8301a6d8afa9dff24db156fca299e0b41dbe2f6\
+         8945ddb0a64ca44bf76bad38b683680350cf09cf56a5f6e83eec55ea4c3ea2733f26c771d20c1672bfa6eb\
+         5457153c5562c3ef9dedd8f8a2725d1b65ebbc75ec4b64537a0cf5752fbe91087601ecffa191799286d5",
+        "b5d122dae52f36e07dfd5255d4c85cdfe7867758d94c5542d8ebfa7493f61a0e5715a661bf4723d4597ef1\
+         8aae732685140f4fd6e5cfab7f0296f4478ca445b6d046bba268088756b568fc76ef8f054d8ba97d2eb7f2\
+         7d8c87bbf181c663c825e1dc6a2548e257a8f0575d20a31ce5ef3ad7b50083b1043aea0775bd465e316b",
+    ];
+    let header = hex::decode(HEADER).unwrap();
+    let hl = (header.len() as u32).to_le_bytes();
+    let mut file = [&hl[..], &header].concat();
+    for r in RECOVERY {
+        let mut shard = hex::decode(r.replace(' ', "")).unwrap();
+        shard.resize(SHARD, 0);
+        file.extend_from_slice(&shard);
+    }
+    file.extend_from_slice(&header);
+    file.extend_from_slice(&hl);
+    (NAME, file)
+}
+
+#[test]
+fn version_4_parity_reads_and_repairs_and_is_what_the_stream_writes() {
+    let (name, file) = v4_file();
+    let members = v3_members();
+    // Today's writer still makes exactly these bytes (the run's one file).
+    let run = v4_run();
+    assert_eq!(run.len(), 1);
+    assert!(run[0].name == name && run[0].bytes == file);
+    let (h, rec_at, both) = open(name, &file).unwrap();
+    assert!(both);
+    assert_eq!(
+        (h.version(), h.code_width, h.band_rows),
+        (4, Some(2048), 4096)
+    );
+    let places: Vec<(u32, u32)> = h
+        .members
+        .iter()
+        .map(|m| (m.place.at, m.place.per_band))
+        .collect();
+    assert_eq!(places, vec![(0, 1024), (1024, 1024), (2048, 1024)]);
+    assert_eq!(h.bands[0].recovery_hashes.len(), 2);
+    let mut sim = Sim {
+        members: members.iter().cloned().map(Some).collect(),
+        parity: file,
+        rec_at,
+    };
+    assert!(repair(&h, &mut sim).unwrap().is_clean());
+    // Two damaged shards (R_b = 2): a flipped byte in member 0, member 2 deleted.
+    sim.members[0].as_mut().unwrap()[42] ^= 0x10;
+    sim.members[2] = None;
+    let r = repair(&h, &mut sim).unwrap();
+    assert!(matches!(&r.members[0], MemberState::Repaired { bytes, .. } if *bytes == members[0]));
+    assert!(matches!(&r.members[2], MemberState::Repaired { bytes, .. } if *bytes == members[2]));
+    // One more (a recovery shard): lost, never "repaired".
+    let at = rec_at as usize + 5;
+    sim.parity[at] ^= 1;
+    let r = repair(&h, &mut sim).unwrap();
+    assert!(matches!(r.members[0], MemberState::Lost { .. }));
+    assert!(matches!(r.members[2], MemberState::Lost { .. }));
+}
+
+/// A version 4 header whose members overlap in a band, or reach past its positions, is
+/// refused by name (never decoded into a wrong codeword).
+#[test]
+fn version_4_places_are_checked() {
+    let (_, file) = v4_file();
+    let hl = u32::from_le_bytes(file[..4].try_into().unwrap()) as usize;
+    let header = file[4..4 + hl].to_vec();
+    let (h, _) = ParityHeader::decode(&header).unwrap();
+    let mut overlap = h.clone();
+    overlap.members[1].place.at = 1000;
+    let err = ParityHeader::decode(&overlap.to_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("share positions"), "{err}");
+    let mut past = h;
+    past.members[2].place.at = 4000;
+    let err = ParityHeader::decode(&past.to_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the band"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -180,12 +311,13 @@ proptest! {
     #[test]
     fn both_versions_round_trip_and_repair(
         members in members_strategy(), percent in 1u8..=50, rows in 1u32..4, seed: u64,
-        version in 1u8..=3,
+        version in 1u8..=4,
     ) {
         let coding = match version {
             1 => Coding::Systematic(Locator::Blake3),
             2 => Coding::Systematic(Locator::Crc64),
-            _ => Coding::HighRate(None),
+            3 => Coding::HighRate(None),
+            _ => Coding::Placed(None),
         };
         let (name, file) = build_with(coding, &members, percent, rows);
         let (h, rec_at, both) = open(&name, &file).unwrap();
