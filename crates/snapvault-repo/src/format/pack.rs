@@ -147,17 +147,14 @@ pub(crate) struct PackBytes {
 }
 
 impl PackBytes {
-    pub fn as_slice(&self) -> &[u8] {
-        &self.buf[self.base..]
-    }
-
     pub fn len(&self) -> usize {
         self.buf.len() - self.base
     }
 
-    /// The buffer, to build the next pack in ([`PackWriter::with_buffer`]).
-    pub(crate) fn into_buffer(self) -> Vec<u8> {
-        self.buf
+    /// The buffer (to build the next pack in, [`PackWriter::with_buffer`]) and where the
+    /// pack starts in it.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, usize) {
+        (self.buf, self.base)
     }
 
     /// The pack as a vector of its own (moves the bytes when the pack did not start at

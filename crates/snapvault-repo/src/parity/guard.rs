@@ -28,7 +28,7 @@ use super::streamer::Streamer;
 use crate::error::{ParityError, RepoError, Result};
 use crate::format::id::Id;
 use crate::format::text::short_name;
-use crate::storage::{Backend, FileInfo, FileKind, testhooks};
+use crate::storage::{Backend, FileInfo, FileKind, PackBuffer, testhooks};
 
 /// A file by kind and name.
 type File = (MemberKind, String);
@@ -293,6 +293,21 @@ impl Backend for Guard {
             s.written(name, data);
         }
         Ok(())
+    }
+    /// The pack's buffer goes to the parity thread as it is (no copy); it returns to the
+    /// packer's pool once folded in.
+    fn write_pack(&self, name: &str, pack: PackBuffer) -> Result<()> {
+        self.inner.write(FileKind::Pack, name, pack.bytes())?;
+        if let Some(s) = self.streamer.get() {
+            s.handed(name, pack);
+        }
+        Ok(())
+    }
+    fn keeps_packs(&self) -> usize {
+        match self.streamer.get() {
+            Some(_) => super::streamer::HELD,
+            None => self.inner.keeps_packs(),
+        }
     }
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
         self.inner.list(kind)

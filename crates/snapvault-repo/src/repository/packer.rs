@@ -24,7 +24,7 @@ use crate::format::id::IndexId;
 use crate::format::index_file::MAX_INDEX_BLOBS;
 use crate::format::pack::PackWriter;
 use crate::repository::index::{IndexFile, IndexedPack};
-use crate::storage::{Backend, FileKind, direct_io};
+use crate::storage::{Backend, FileKind, PackBuffer, direct_io};
 
 /// Threads handing finished packs to the backend. A backend write of a 16 MiB pack (the
 /// kernel's copy into the page cache, the fsync; an upload on a remote backend) costs more
@@ -206,7 +206,10 @@ impl Writers {
         };
         let bytes = f.seal(&self.crypto);
         let id = IndexId(crate::format::id::Id::hash_of(&bytes));
-        write_once(self.backend.as_ref(), FileKind::Index, &id.to_hex(), &bytes)?;
+        let name = id.to_hex();
+        write_once(self.backend.as_ref(), FileKind::Index, &name, |b| {
+            b.write(FileKind::Index, &name, &bytes)
+        })?;
         w.stats.index_files.push(id);
         w.stats.packs_written.extend(f.packs);
         Ok(())
@@ -234,7 +237,7 @@ fn run(
     // for starting the pack on a 4 KiB boundary (direct I/O without a copy).
     let capacity = pack_size + (64 << 10) + direct_io::ALIGN;
     let (wtx, wrx) = bounded::<PackWriter>(0);
-    let (pool_tx, pool_rx) = bounded::<Vec<u8>>(PACK_BUFFERS);
+    let (pool_tx, pool_rx) = bounded::<Vec<u8>>(PACK_BUFFERS + shared.backend.keeps_packs());
     let mut writers = Vec::with_capacity(PACK_WRITERS);
     for i in 0..PACK_WRITERS {
         let (rx, pool, sh) = (wrx.clone(), pool_tx.clone(), shared.clone());
@@ -254,11 +257,14 @@ fn run(
     // PACK_BUFFERS exist, else wait for a writer to return one. The packer holds no buffer
     // while it waits and each writer holds at most one, so one is always coming back.
     let mut created = 1;
+    // A backend that keeps written packs' buffers a while (the parity guard) gets as many
+    // more, so the packer does not wait for them.
+    let buffers = PACK_BUFFERS + shared.backend.keeps_packs();
     let mut next_buffer = || -> Vec<u8> {
         if let Ok(b) = pool_rx.try_recv() {
             return b;
         }
-        if created < PACK_BUFFERS {
+        if created < buffers {
             created += 1;
             return Vec::with_capacity(capacity);
         }
@@ -353,17 +359,16 @@ fn write_packs(
         }
         let blobs = w.blob_count() as u64;
         let (id, bytes, entries) = w.finish_in_place(&sh.crypto);
-        let result = write_once(
-            sh.backend.as_ref(),
-            FileKind::Pack,
-            &id.to_hex(),
-            bytes.as_slice(),
-        );
         let size = bytes.len() as u64;
-        let buf = bytes.into_buffer();
-        if buf.capacity() >= min_capacity {
-            let _ = pool.try_send(buf);
-        }
+        let (buf, start) = bytes.into_parts();
+        // The buffer goes back to the pool once the backend is through with it (the
+        // parity guard keeps it for its thread instead of a copy).
+        let back = (buf.capacity() >= min_capacity).then(|| pool.clone());
+        let name = id.to_hex();
+        let pack = PackBuffer::new(buf, start, back);
+        let result = write_once(sh.backend.as_ref(), FileKind::Pack, &name, |b| {
+            b.write_pack(&name, pack)
+        });
         if let Err(e) = result {
             sh.fail(e);
             break;
@@ -406,8 +411,13 @@ fn write_packs(
 /// deterministic) wrote it but not the index naming it, and the next run makes it again.
 /// The write itself finds out (`write` never replaces a file): no request to look first,
 /// which on S3 was a `HEAD` per pack.
-fn write_once(backend: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
-    match backend.write(kind, name, bytes) {
+fn write_once(
+    backend: &dyn Backend,
+    kind: FileKind,
+    name: &str,
+    write: impl FnOnce(&dyn Backend) -> Result<()>,
+) -> Result<()> {
+    match write(backend) {
         Err(RepoError::FileExists(what)) => {
             if backend
                 .read(kind, name)

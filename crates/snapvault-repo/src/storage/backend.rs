@@ -6,6 +6,42 @@ pub use super::local::LocalBackend;
 
 use crate::error::Result;
 
+/// A finished pack's bytes in the buffer it was built in (from `start` on), handed to
+/// [`Backend::write_pack`]. Dropped, the buffer goes back to `back` (the packer's pool),
+/// when there is one and it has room.
+pub struct PackBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    back: Option<crossbeam_channel::Sender<Vec<u8>>>,
+}
+
+impl PackBuffer {
+    /// `buf[start..]`, returned to `back` when dropped.
+    pub fn new(
+        buf: Vec<u8>,
+        start: usize,
+        back: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    ) -> Self {
+        PackBuffer {
+            start: start.min(buf.len()),
+            buf,
+            back,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+}
+
+impl Drop for PackBuffer {
+    fn drop(&mut self) {
+        if let Some(back) = self.back.take() {
+            let _ = back.try_send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// Packs between index checkpoints on a local disk: the default of
 /// [`Backend::checkpoint_packs`].
 pub(crate) const CHECKPOINT_PACKS: usize = 32;
@@ -140,6 +176,18 @@ pub trait Backend: Send + Sync {
     /// backend's retried upload). The whole contract: `crate::testing::backend` (feature
     /// `testing`), which every backend's tests run.
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
+    /// [`Backend::write`] of pack `name` from a buffer the caller hands over: a backend
+    /// that needs the bytes after the write (the parity guard, for its parity thread)
+    /// keeps the buffer instead of copying it; the buffer goes back to its pool when
+    /// dropped.
+    fn write_pack(&self, name: &str, pack: PackBuffer) -> Result<()> {
+        self.write(FileKind::Pack, name, pack.bytes())
+    }
+    /// How many buffers handed to [`Backend::write_pack`] this backend may keep at once
+    /// after their writes returned (the packer keeps that many more in circulation).
+    fn keeps_packs(&self) -> usize {
+        0
+    }
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
     /// Put `data` in place of `name`, which may exist: the one exception to "written once",
     /// used only to rewrite a damaged config from a key file's copy (`repair --apply`).

@@ -15,4 +15,4 @@ pub mod testhooks;
 
 #[cfg(test)]
 pub(crate) use backend::LocalBackend;
-pub use backend::{Backend, FileInfo, FileKind};
+pub use backend::{Backend, FileInfo, FileKind, PackBuffer};
