@@ -221,6 +221,38 @@ impl DirectWriter {
         Ok(())
     }
 
+    /// Write what is staged at the end of a whole file of this writer's own: its whole
+    /// blocks past the page cache, the last partial block through it, so no zero padding
+    /// is left to cut. Cutting a block written past the cache makes the file system read
+    /// it back from the disk first (ext4: ~0.7 ms per file on a cold restore).
+    fn flush_tail(&mut self) -> io::Result<()> {
+        let part = self.fill % ALIGN;
+        if !self.direct || part == 0 {
+            return self.flush_padded();
+        }
+        let offset = self.len - self.fill as u64;
+        let whole = self.fill - part;
+        let mut done = 0;
+        if whole > 0 {
+            match self
+                .file
+                .write_all_at(&self.buf[self.start..self.start + whole], offset)
+            {
+                Ok(()) => done = whole,
+                // Refused: everything through the page cache below.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.direct = false;
+        set_direct(&self.file, false)?;
+        let rest = &self.buf[self.start + done..self.start + self.fill];
+        self.file.write_all_at(rest, offset + done as u64)?;
+        self.end = self.end.max(self.len);
+        self.fill = 0;
+        Ok(())
+    }
+
     /// Write what is staged, give the file its exact length and make it durable
     /// ([`crate::storage::durable::sync_data`]: `fdatasync`, `F_FULLFSYNC` on macOS). Returns the file and the number of bytes written.
     pub fn finish(mut self) -> io::Result<(File, u64)> {
@@ -240,7 +272,7 @@ impl DirectWriter {
     /// Its length is only set when the bytes written do not end where the file does.
     /// Returns the file and the number of bytes written.
     pub fn finish_unsynced(mut self) -> io::Result<(File, u64)> {
-        self.flush_padded()?;
+        self.flush_tail()?;
         if self.end != self.len {
             self.file.set_len(self.len)?;
         }
