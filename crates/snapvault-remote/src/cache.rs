@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use snapvault_repo::RepoError;
-use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+use snapvault_repo::backend::{Backend, FileInfo, FileKind, PackBuffer};
 
 pub struct CachedBackend {
     inner: Arc<dyn Backend>,
@@ -183,6 +183,15 @@ impl Backend for CachedBackend {
         self.inner.write(kind, name, data)?;
         self.put(kind, name, data);
         Ok(())
+    }
+
+    /// Packs are not cached: straight through.
+    fn write_pack(&self, name: &str, pack: PackBuffer) -> Result<(), RepoError> {
+        self.inner.write_pack(name, pack)
+    }
+
+    fn keeps_packs(&self) -> usize {
+        self.inner.keeps_packs()
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, RepoError> {

@@ -10,6 +10,7 @@
 pub mod cache;
 mod checksum;
 mod errors;
+mod kept;
 pub mod readahead;
 mod retry;
 mod runtime;

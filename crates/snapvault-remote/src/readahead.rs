@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use snapvault_repo::RepoError;
-use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+use snapvault_repo::backend::{Backend, FileInfo, FileKind, PackBuffer};
 
 /// Requests in flight in the background: four keep a loopback S3 server busy (two left a
 /// quiet 1 GiB restore waiting on it: 4.4 s, four 1.35 s; docs/benchmarks.md).
@@ -44,6 +44,8 @@ const MERGE_LOOKAHEAD: usize = 1 << 14;
 
 pub struct ReadAhead {
     shared: Arc<Shared>,
+    /// Small packs this process wrote, read back from memory ([`crate::kept`]).
+    kept: crate::kept::Kept,
 }
 
 /// How much a [`ReadAhead`] holds and asks for.
@@ -272,6 +274,7 @@ impl ReadAhead {
                 }),
                 changed: Condvar::new(),
             }),
+            kept: crate::kept::Kept::default(),
         }
     }
 
@@ -416,8 +419,13 @@ impl Backend for ReadAhead {
         len: usize,
         buf: &mut Vec<u8>,
     ) -> Result<(), RepoError> {
-        if kind == FileKind::Pack && self.serve_from_window(name, offset, len, buf) {
-            return Ok(());
+        if kind == FileKind::Pack {
+            if let Some(r) = self.kept.read_into(name, offset, len, buf) {
+                return r;
+            }
+            if self.serve_from_window(name, offset, len, buf) {
+                return Ok(());
+            }
         }
         self.shared
             .inner
@@ -441,7 +449,24 @@ impl Backend for ReadAhead {
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
-        self.shared.inner.write(kind, name, data)
+        self.shared.inner.write(kind, name, data)?;
+        if kind == FileKind::Pack {
+            self.kept.keep(name, data);
+        }
+        Ok(())
+    }
+
+    fn write_pack(&self, name: &str, pack: PackBuffer) -> Result<(), RepoError> {
+        let small = (pack.bytes().len() <= crate::kept::KEEP_MAX).then(|| pack.bytes().to_vec());
+        self.shared.inner.write_pack(name, pack)?;
+        if let Some(data) = small {
+            self.kept.keep(name, &data);
+        }
+        Ok(())
+    }
+
+    fn keeps_packs(&self) -> usize {
+        self.shared.inner.keeps_packs()
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, RepoError> {
@@ -457,6 +482,9 @@ impl Backend for ReadAhead {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), RepoError> {
+        if kind == FileKind::Pack {
+            self.kept.forget(name);
+        }
         self.shared.inner.remove(kind, name)
     }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use opendal::layers::ConcurrentLimitLayer;
 use opendal::options::{ListOptions, WriteOptions};
 use opendal::{ErrorKind, OperationContext, Operator, blocking};
-use snapvault_repo::backend::{Backend, FileInfo, FileKind};
+use snapvault_repo::backend::{Backend, FileInfo, FileKind, PackBuffer};
 use snapvault_repo::{LocationError, RemoteError, RepoError};
 
 use crate::RemoteOptions;
@@ -160,14 +160,15 @@ impl S3Backend {
     /// refuses for its CRC32C header is sent again with `Content-MD5`; if that one is taken
     /// (stored, or refused only because the object exists), every later `PUT` of this
     /// process carries `Content-MD5`, and stderr says so once.
-    fn create_new(&self, path: &str, data: &[u8]) -> opendal::Result<()> {
+    fn create_new(&self, path: &str, data: &bytes::Bytes) -> opendal::Result<()> {
         let put = |op: &blocking::Operator| {
             self.retry_on(op, |op| {
                 let opts = WriteOptions {
                     if_not_exists: true,
                     ..Default::default()
                 };
-                op.write_options(path, data.to_vec(), opts).map(|_| ())
+                // A clone of `Bytes` is a reference, not a copy of the body.
+                op.write_options(path, data.clone(), opts).map(|_| ())
             })
         };
         if self.md5.load(Ordering::Relaxed) {
@@ -212,6 +213,23 @@ impl S3Backend {
             what,
             e,
         )
+    }
+
+    /// Create `name` with `data`; an object already there with the same bytes is ours.
+    fn put(&self, kind: FileKind, name: &str, data: &bytes::Bytes) -> Result<(), RepoError> {
+        let path = kind.path_of(name)?;
+        match self.create_new(&path, data) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
+                ) =>
+            {
+                self.already_there(kind, name, data)
+            }
+            Err(e) => Err(self.err("uploading", &what(kind, name), e)),
+        }
     }
 
     /// After "already exists": ours (a retried create whose reply was lost) or someone else's?
@@ -326,21 +344,13 @@ impl Backend for S3Backend {
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), RepoError> {
-        let path = kind.path_of(name)?;
-        let what = what(kind, name);
-        match self.create_new(&path, data) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
-                ) =>
-            {
-                return self.already_there(kind, name, data);
-            }
-            Err(e) => return Err(self.err("uploading", &what, e)),
-        }
-        Ok(())
+        self.put(kind, name, &bytes::Bytes::copy_from_slice(data))
+    }
+
+    /// Straight from the packer's buffer: OpenDAL sends a `Bytes` that owns it (no copy of
+    /// the pack), and the buffer goes back to the packer when the upload lets go of it.
+    fn write_pack(&self, name: &str, pack: PackBuffer) -> Result<(), RepoError> {
+        self.put(FileKind::Pack, name, &bytes::Bytes::from_owner(pack))
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, RepoError> {

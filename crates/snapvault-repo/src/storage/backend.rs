@@ -34,6 +34,14 @@ impl PackBuffer {
     }
 }
 
+/// A remote backend sends the pack from the buffer itself (`bytes::Bytes::from_owner`): no
+/// copy, and the buffer goes back to its pool when the upload lets go of it.
+impl AsRef<[u8]> for PackBuffer {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 impl Drop for PackBuffer {
     fn drop(&mut self) {
         if let Some(back) = self.back.take() {
