@@ -124,15 +124,22 @@ pub fn parse_pack(crypto: &Crypto, pack: &[u8], what: &str) -> Result<Vec<PackEn
 }
 
 /// Builds one pack in memory. The pack id (BLAKE3 of all its bytes) is computed as blobs
-/// are added, so finishing a pack only hashes its header.
+/// are added, in steps of [`HASH_STEP`], so finishing a pack only hashes its tail.
 pub struct PackWriter {
     data: Vec<u8>,
+    /// `data[..hashed]` is in `hasher`.
+    hashed: usize,
     /// Where the pack starts in `data`: a recycled buffer starts its pack on a 4 KiB
     /// boundary, so a local disk can write it with direct I/O without copying it first.
     base: usize,
     entries: Vec<PackEntry>,
     hasher: blake3::Hasher,
 }
+
+/// Bytes hashed at once while a pack is built: BLAKE3 hashes many 1 KiB chunks side by
+/// side (SIMD lanes) only when given them together; blob by blob, a pack of photos of a
+/// few KiB was hashed a chunk at a time (≈ 10 % of a first snapshot's CPU at 100,000).
+const HASH_STEP: usize = 64 << 10;
 
 impl Default for PackWriter {
     fn default() -> Self {
@@ -169,6 +176,7 @@ impl PackWriter {
     pub fn new(capacity: usize) -> Self {
         PackWriter {
             data: Vec::with_capacity(capacity),
+            hashed: 0,
             base: 0,
             entries: Vec::new(),
             hasher: blake3::Hasher::new(),
@@ -189,6 +197,7 @@ impl PackWriter {
         buf.resize(base, 0);
         PackWriter {
             data: buf,
+            hashed: base,
             base,
             entries: Vec::new(),
             hasher: blake3::Hasher::new(),
@@ -204,8 +213,11 @@ impl PackWriter {
             length: blob.sealed.len() as u32,
             raw_len: blob.raw_len,
         });
-        self.hasher.update(&blob.sealed);
         self.data.extend_from_slice(&blob.sealed);
+        if self.data.len() - self.hashed >= HASH_STEP {
+            self.hasher.update(&self.data[self.hashed..]);
+            self.hashed = self.data.len();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -233,10 +245,9 @@ impl PackWriter {
     ) -> (PackId, PackBytes, Vec<PackEntry>) {
         let sealed = crypto.seal(&encode_header(&self.entries));
         let trailer = (sealed.len() as u32).to_le_bytes();
-        self.hasher.update(&sealed);
-        self.hasher.update(&trailer);
         self.data.extend_from_slice(&sealed);
         self.data.extend_from_slice(&trailer);
+        self.hasher.update(&self.data[self.hashed..]);
         let id = PackId(Id(*self.hasher.finalize().as_bytes()));
         let bytes = PackBytes {
             buf: self.data,
@@ -271,6 +282,24 @@ mod tests {
             ));
         }
         w.finish(crypto)
+    }
+
+    /// A pack of many small blobs, hashed in steps of HASH_STEP as they are added (from a
+    /// recycled buffer, so not from its start): its id is still the hash of its bytes.
+    #[test]
+    fn a_pack_hashed_in_steps_is_named_by_the_hash_of_its_bytes() {
+        let crypto = Crypto::Keyed(MasterKey::generate());
+        let blobs: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| {
+                (0..1500 + i % 700)
+                    .map(|k| (k * 31 + i * 17) as u8 ^ (k >> 3) as u8)
+                    .collect()
+            })
+            .collect();
+        let (id, bytes, entries) = build(&crypto, &blobs);
+        assert!(bytes.len() > 4 * HASH_STEP);
+        assert_eq!(id.0, Id::hash_of(&bytes));
+        assert_eq!(parse_pack(&crypto, &bytes, "p").unwrap(), entries);
     }
 
     proptest! {
