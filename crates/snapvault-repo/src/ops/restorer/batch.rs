@@ -71,6 +71,7 @@ fn kernel_reports_syncfs_errors() -> bool {
 }
 
 /// Is the kernel release `release` (`6.1.0-13-amd64`) at least `want`?
+#[cfg(any(target_os = "linux", test))]
 fn at_least(release: &str, want: (u32, u32)) -> bool {
     let mut parts = release
         .split(|c: char| !c.is_ascii_digit())
@@ -124,7 +125,7 @@ impl Batch {
         if files.is_empty() {
             return Vec::new();
         }
-        if rustix::fs::syncfs(fs).is_ok() {
+        if syncfs(fs).is_ok() {
             return files.into_iter().map(|s| (s, Ok(()))).collect();
         }
         // Each on its own: which file's data could not be written.
@@ -139,6 +140,17 @@ impl Batch {
             })
             .collect()
     }
+}
+
+#[cfg(target_os = "linux")]
+fn syncfs(fs: &Dir) -> io::Result<()> {
+    Ok(rustix::fs::syncfs(fs)?)
+}
+
+/// Never reached: batches are only made on Linux (see [`batches_on`]).
+#[cfg(not(target_os = "linux"))]
+fn syncfs(_: &Dir) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(test)]
