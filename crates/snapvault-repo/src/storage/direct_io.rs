@@ -85,6 +85,11 @@ impl DirectWriter {
     }
 
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        // Nothing written is not "written up to here" (a hole before it stays a hole to
+        // give a length to at the end).
+        if data.is_empty() {
+            return Ok(());
+        }
         if !self.direct {
             self.file.write_all_at(data, self.len)?;
             self.len += data.len() as u64;
@@ -466,6 +471,27 @@ mod tests {
             assert_eq!(n, len, "{name}");
             let back = fs::read(&p).unwrap();
             assert_eq!(back.len() as u64, len, "{name}");
+            assert_eq!(&back[..data.len()], &data[..], "{name}");
+            assert!(back[data.len()..].iter().all(|&b| b == 0), "{name}");
+        }
+    }
+
+    /// A hole of whole blocks after data ending on a block boundary (an SQLite `-shm` file:
+    /// seven blocks of data, one of zeros) still gives the file its whole length: the empty
+    /// writes around the hole must not count as bytes written up to its end.
+    #[test]
+    fn finish_unsynced_keeps_a_trailing_hole_of_whole_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, expected) in [("small", 32u64 << 10), ("direct", u64::MAX)] {
+            let p = dir.path().join(name);
+            let mut w = DirectWriter::new(fs::File::create(&p).unwrap(), expected);
+            let data = pattern(7 * ALIGN);
+            w.write_all(&data).unwrap();
+            w.write_zeros(ALIGN as u64).unwrap();
+            let (_, n) = w.finish_unsynced().unwrap();
+            assert_eq!(n, 8 * ALIGN as u64, "{name}");
+            let back = fs::read(&p).unwrap();
+            assert_eq!(back.len(), 8 * ALIGN, "{name}");
             assert_eq!(&back[..data.len()], &data[..], "{name}");
             assert!(back[data.len()..].iter().all(|&b| b == 0), "{name}");
         }
