@@ -356,6 +356,48 @@ fn sparse_files_come_back_sparse() {
     assert_same_tree(&src, &target.join("src"));
 }
 
+/// Zeros at a file's end, in its middle, or all of it, at block-aligned and unaligned
+/// lengths, small (through the page cache) and large (past it): each file comes back with
+/// its whole length. An SQLite `-shm` of seven blocks of data and one of zeros once came
+/// back a block short.
+#[test]
+fn files_with_runs_of_zeros_come_back_whole() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let data = |seed: u64, n: usize| random_bytes(seed, n);
+    let zeros = |n: usize| vec![0u8; n];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("shm", [data(1, 7 * 4096), zeros(4096)].concat()),
+        ("tail-unaligned", [data(2, 5000), zeros(9000)].concat()),
+        ("head-zeros", [zeros(8192), data(3, 100)].concat()),
+        (
+            "middle",
+            [data(4, 4096), zeros(3 * 4096), data(5, 4096)].concat(),
+        ),
+        ("all-zero-block", zeros(4096)),
+        ("all-zero-odd", zeros(5001)),
+        ("one-zero", zeros(1)),
+        ("big-tail", [data(6, 3 << 20), zeros(5 << 20)].concat()),
+        (
+            "big-odd-tail",
+            [data(7, (3 << 20) + 123), zeros((2 << 20) + 4096)].concat(),
+        ),
+    ];
+    for (name, bytes) in &cases {
+        fs::write(src.join(name), bytes).unwrap();
+    }
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+    sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    for (name, bytes) in &cases {
+        let back = fs::read(target.join("src").join(name)).unwrap();
+        assert_eq!(back.len(), bytes.len(), "{name}: length");
+        assert!(back == *bytes, "{name}: content");
+    }
+}
+
 #[test]
 fn fifos_sockets_and_devices_are_recorded() {
     let tmp = tempdir();
