@@ -29,21 +29,7 @@ fn a_kill_at_any_write_point_leaves_old_or_new_parity_never_a_wrong_one() {
         );
         kill_at(&sv, &["snapshot", src.to_str().unwrap()], point, tmp.path());
 
-        let (_, v) = check_json(&sv);
-        assert!(names(&v, "lost").is_empty(), "killed at {point}: {v}");
-        assert!(names(&v, "repairable").is_empty(), "killed at {point}: {v}");
-        assert_eq!(
-            v["parity"]["parity_files_unreadable"],
-            serde_json::json!([]),
-            "{v}"
-        );
-        assert_eq!(
-            v["parity"]["parity_files_damaged"],
-            serde_json::json!([]),
-            "{v}"
-        );
-        sv.snapshot(&[&src], &[]);
-        assert_covered(&sv.repo, 10);
+        clean_after_kill(&sv, point, &src, 10);
     }
     let back = tmp.path().join("back");
     assert_eq!(sv.restore("latest", &back).code, Some(0));
@@ -297,23 +283,30 @@ fn a_kill_around_a_short_tail_joining_its_full_group_leaves_old_or_new_parity() 
         let want: Vec<usize> = if n == 0 { vec![] } else { vec![3] };
         assert_eq!(pack_groups, want, "killed at {point}: pack groups in force");
 
-        let (_, v) = check_json(&sv);
-        assert!(names(&v, "lost").is_empty(), "killed at {point}: {v}");
-        assert!(names(&v, "repairable").is_empty(), "killed at {point}: {v}");
-        assert_eq!(
-            v["parity"]["parity_files_unreadable"],
-            serde_json::json!([]),
-            "{v}"
-        );
-        assert_eq!(
-            v["parity"]["parity_files_damaged"],
-            serde_json::json!([]),
-            "{v}"
-        );
-        sv.snapshot(&[&src], &[]);
-        assert_covered(&sv.repo, 50);
+        clean_after_kill(&sv, point, &src, 50);
         let back = tmp.path().join("back");
         assert_eq!(sv.restore("latest", &back).code, Some(0));
         assert_same_tree(&src, &back.join("src"));
     }
+}
+
+/// After a kill at `point`: check finds nothing lost or repairable and no parity file
+/// unreadable or damaged, and a next snapshot of `src` leaves `percent` % parity covering
+/// the repository.
+fn clean_after_kill(sv: &Sv, point: &str, src: &Path, percent: u8) {
+    let (_, v) = check_json(sv);
+    assert!(names(&v, "lost").is_empty(), "killed at {point}: {v}");
+    assert!(names(&v, "repairable").is_empty(), "killed at {point}: {v}");
+    assert_eq!(
+        v["parity"]["parity_files_unreadable"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    assert_eq!(
+        v["parity"]["parity_files_damaged"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    sv.snapshot(&[src], &[]);
+    assert_covered(&sv.repo, percent);
 }

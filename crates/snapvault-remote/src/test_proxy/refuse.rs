@@ -7,6 +7,8 @@
 //! HTTP/1.1 without pipelining (a client waits for each answer before its next request on
 //! the connection), which is how snapvault's HTTP client talks.
 
+use super::http::find;
+
 /// How the refusal reads: what real servers answer to `x-amz-checksum-crc32c`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChecksumRefusal {
@@ -136,10 +138,6 @@ impl Refuser {
         }
         out
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
