@@ -94,6 +94,19 @@ impl BandEncoder {
     /// Add one data shard at codeword position `pos`, at or past [`Self::next_position`]:
     /// the positions skipped are zero (absent).
     pub(crate) fn add_at(&mut self, engine: &impl Engine, pos: usize, shard: &[u8]) {
+        self.add_at_seen(engine, pos, shard, |_| ());
+    }
+
+    /// [`BandEncoder::add_at`], handing `seen` the shard as placed (zero-padded to [`SHARD`]
+    /// bytes) before it is transformed: a hash of it reads the copy just made, in cache,
+    /// instead of the pack's bytes a second time.
+    pub(crate) fn add_at_seen<T>(
+        &mut self,
+        engine: &impl Engine,
+        pos: usize,
+        shard: &[u8],
+        seen: impl FnOnce(&[u8]) -> T,
+    ) -> T {
         let c = self.width;
         debug_assert!(pos >= self.next_position());
         if pos / c != self.chunk {
@@ -113,6 +126,7 @@ impl BandEncoder {
         let n = shard.len().min(SHARD);
         dst[..n].copy_from_slice(&shard[..n]);
         dst[n..].fill(0);
+        let out = seen(dst);
         self.fill = at + 1;
         self.next = pos + 1;
         self.count += 1;
@@ -120,6 +134,7 @@ impl BandEncoder {
             self.fold(engine);
             self.chunk += 1;
         }
+        out
     }
 
     /// Transform the chunk being filled (zero-padded past `fill`) and add it to the sum;
@@ -173,6 +188,7 @@ impl BandEncoder {
 
     /// The first `recovery` (≤ `C`) recovery shards of the shards added so far, computed in
     /// `scratch` (reused across calls): the encoder goes on (its partial chunk folded).
+    #[cfg(test)]
     pub(crate) fn peek<'s>(
         &mut self,
         engine: &impl Engine,
@@ -202,6 +218,12 @@ impl BandEncoder {
             self.buf.resize(c * BLOCKS, [0; 64]);
         }
         transform(engine, &mut self.buf, c, recovery)
+    }
+
+    /// The first `recovery` recovery shards [`BandEncoder::finish`] computed (the same
+    /// bytes it returned), borrowed again.
+    pub(crate) fn finished(&self, recovery: usize) -> &[u8] {
+        self.buf[..recovery.min(self.width) * BLOCKS].as_flattened()
     }
 }
 

@@ -10,13 +10,13 @@
 //! [`Feeder`] cuts the run's packs into groups as [`super::store::plan_groups`] does: *K*
 //! packs per group, and a short last group (fewer than *K*) joins the group before it.
 //! Groups take turns at the two halves of the slots (slots 0..*K*, then *K*..2*K*, …).
-//! When a group reaches *K* packs its parity file is computed and held, and the group's
-//! band sums are kept; when the next group reaches *K* the held file is final and is
-//! written. If the run ends first with a short tail, the tail — coded in the other half —
-//! is added to the kept sums (the code is linear, and its positions are its own) and the
-//! joined group's file is written instead. Every pack is coded once; memory is two
-//! groups' band buffers and one held file; a crash leaves at most 2*K* − 1 packs
-//! uncovered.
+//! When a group reaches *K* packs its band sums are kept; when the next group reaches *K*
+//! the kept group is final and its parity file is computed and written. If the run ends
+//! first with a short tail, the tail — coded in the other half — is added to the kept sums
+//! (the code is linear, and its positions are its own) and the joined group's file is
+//! written instead; a file is computed only once it is final, so never twice. Every pack
+//! is coded once; memory is two groups' band buffers (the recovery is computed in them);
+//! a crash leaves at most 2*K* − 1 packs uncovered.
 
 use reed_solomon_simd::engine::DefaultEngine;
 
@@ -118,21 +118,17 @@ impl GroupStream {
 
     /// Fold pack `name` (its bytes, durable as written) into the group as its next member.
     pub fn add(&mut self, engine: &DefaultEngine, name: &str, data: &[u8]) -> Result<()> {
-        let hashes = data
-            .chunks(SHARD)
-            .map(|s| Locator::Crc64.shard_hash(s))
-            .collect();
-        self.add_hashed(engine, name, data, hashes, &mut Vec::new())
+        self.add_pooled(engine, name, data, &mut Vec::new())
     }
 
-    /// [`GroupStream::add`] with the pack's shard hashes computed already, new bands' buffers
-    /// taken from `pool` (spent groups' memory) while it has some.
-    fn add_hashed(
+    /// [`GroupStream::add`], new bands' buffers taken from `pool` (spent groups' memory)
+    /// while it has some. Each shard's hash is taken from its copy in the band buffer, just
+    /// made (the same bytes, zero-padded as the hash wants): the pack is read once.
+    fn add_pooled(
         &mut self,
         engine: &DefaultEngine,
         name: &str,
         data: &[u8],
-        hashes: Vec<[u8; 8]>,
         pool: &mut Vec<Vec<[u8; 64]>>,
     ) -> Result<()> {
         let id: Id = name
@@ -145,6 +141,7 @@ impl GroupStream {
             at: (self.first_slot + self.members.len() as u32) * self.rows,
             per_band: self.rows,
         };
+        let mut hashes = Vec::with_capacity(data.len().div_ceil(SHARD));
         for (b, rows) in data.chunks(self.rows as usize * SHARD).enumerate() {
             if b == self.bands.len() {
                 let buf = pool.pop().unwrap_or_default();
@@ -156,7 +153,12 @@ impl GroupStream {
             let band = &mut self.bands[b];
             let mut n = 0;
             for shard in rows.chunks(SHARD) {
-                band.enc.add_at(engine, place.at as usize + n, shard);
+                let hash = band
+                    .enc
+                    .add_at_seen(engine, place.at as usize + n, shard, |s| {
+                        Locator::Crc64.shard_hash(s)
+                    });
+                hashes.push(hash);
                 n += 1;
             }
             band.widest = band.widest.max(n);
@@ -187,7 +189,9 @@ impl GroupStream {
         }
     }
 
-    /// The parity file of the members fed so far (name and bytes); the group stays open.
+    /// The parity file of the members fed so far (name and bytes). The recovery is
+    /// computed in the band buffers themselves (no copy of the sums): the group is spent,
+    /// only [`GroupStream::into_buffers`] is left to call.
     pub fn finish(&mut self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
         let mut h = ParityHeader {
             locator: Locator::Crc64,
@@ -199,17 +203,17 @@ impl GroupStream {
             members: self.members.clone(),
             bands: Vec::with_capacity(self.bands.len()),
         };
-        let mut recovery = Vec::with_capacity(self.bands.len());
-        let mut scratch = Vec::new();
+        let mut counts = Vec::with_capacity(self.bands.len());
         for band in &mut self.bands {
             let r = recovery_count(self.percent, band.enc.count(), band.widest).min(self.width);
-            let shards = band.enc.peek(engine, r, &mut scratch).to_vec();
+            let shards = band.enc.finish(engine, r);
             h.bands.push(Band {
                 recovery_hashes: shards.chunks(SHARD).map(|s| h.shard_hash(s)).collect(),
             });
-            recovery.push(shards);
+            counts.push(r);
         }
-        parity_file(&h, recovery.iter().map(Vec::as_slice))
+        let recovery = self.bands.iter().zip(&counts);
+        parity_file(&h, recovery.map(|(b, &r)| b.enc.finished(r)))
     }
 
     /// The band buffers, for the next group.
@@ -240,9 +244,10 @@ pub struct Feeder {
     per_group: usize,
     engine: DefaultEngine,
     cur: GroupStream,
-    /// The run's last full group, kept for a short tail to join, and its parity file as of
-    /// *K* packs (written once the next group reaches *K*).
-    full: Option<(GroupStream, ToWrite)>,
+    /// The run's last full group as of *K* packs, kept for a short tail to join; its parity
+    /// file is computed only once it is final (the next group reaches *K*, or the run ends
+    /// without a tail), so a run with a tail never computes it twice.
+    full: Option<GroupStream>,
     /// Streaming stopped (the memory bound, or a write failed): the rest is covered after
     /// the command.
     stopped: bool,
@@ -288,27 +293,23 @@ impl Feeder {
             return Ok(None);
         }
         let size = data.len() as u64;
-        let full_mem = self.full.as_ref().map_or(0, |(g, _)| g.memory_with(0));
+        let full_mem = self.full.as_ref().map_or(0, |g| g.memory_with(0));
         if self.cur.memory_with(size) + full_mem > self.budget {
             self.stop();
             return Ok(None);
         }
-        let hashes: Vec<[u8; 8]> = data
-            .chunks(SHARD)
-            .map(|s| Locator::Crc64.shard_hash(s))
-            .collect();
         self.cur
-            .add_hashed(&self.engine, name, data, hashes, &mut self.pool)?;
+            .add_pooled(&self.engine, name, data, &mut self.pool)?;
         self.encoded += rows_of(size);
         if self.cur.len() < self.per_group {
             return Ok(None);
         }
-        let file = ToWrite::new(self.cur.finish(&self.engine, Vec::new()));
         let next = self.cur.next_half();
         let full = std::mem::replace(&mut self.cur, next);
-        Ok(self.full.replace((full, file)).map(|(spent, done)| {
-            self.pool.extend(spent.into_buffers());
-            done
+        Ok(self.full.replace(full).map(|mut done| {
+            let file = ToWrite::new(done.finish(&self.engine, Vec::new()));
+            self.pool.extend(done.into_buffers());
+            file
         }))
     }
 
@@ -318,8 +319,10 @@ impl Feeder {
         let tail = std::mem::replace(&mut self.cur, GroupStream::new(self.percent));
         let out = match self.full.take() {
             _ if self.stopped => None,
-            Some((_, file)) if tail.is_empty() => Some(file),
-            Some((mut g, _)) => {
+            Some(mut g) if tail.is_empty() => {
+                Some(ToWrite::new(g.finish(&self.engine, Vec::new())))
+            }
+            Some(mut g) => {
                 g.absorb(&self.engine, tail);
                 Some(ToWrite::new(g.finish(&self.engine, Vec::new())))
             }

@@ -219,3 +219,56 @@ fn packs_past_the_memory_budget_stop_the_stream() {
         "nothing streamed: covered after the command"
     );
 }
+
+/// A full group's file is computed only once it is final (the next group full): it is then,
+/// byte for byte, the group encoded at once with the level's geometry (its members in slots
+/// 0 … *K* − 1); the run's second group, with a tail joined, is the third file's worth of
+/// packs coded once.
+#[test]
+fn a_full_group_written_mid_run_is_the_batch_encoding() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let percent = 34; // K = 3
+    let k = group_packs(percent);
+    let packs: Vec<Vec<u8>> = (0..2 * k + 1)
+        .map(|_| {
+            let mut v = vec![0u8; rng.gen_range(1..5 * SHARD)];
+            rng.fill(&mut v[..]);
+            v
+        })
+        .collect();
+    let mut feeder = Feeder::new(percent, usize::MAX);
+    let mut mid_run = Vec::new();
+    for p in &packs {
+        mid_run.extend(feeder.written(&pack_name(p), p).unwrap());
+    }
+    assert_eq!(mid_run.len(), 1, "the first group, once the second is full");
+    let first = &packs[..k];
+    let read = |i: usize, off: u64, len: usize| Ok(&first[i][off as usize..off as usize + len]);
+    let (id, bytes) = encode_rows(
+        Coding::Placed(Some(level_width(percent))),
+        percent,
+        band_rows(percent, super::encode::max_group_packs(percent)),
+        vec![],
+        &pack_specs(first),
+        read,
+    )
+    .unwrap();
+    assert_eq!(
+        mid_run[0],
+        ToWrite {
+            name: id.to_hex(),
+            bytes
+        }
+    );
+    let last = feeder.finish().unwrap();
+    let (h, _, _) = open(&last.name, &last.bytes).unwrap();
+    assert_eq!(
+        h.members.len(),
+        k + 1,
+        "the second group with the tail joined"
+    );
+    assert_eq!(
+        feeder.shards_encoded(),
+        packs.iter().map(|p| rows_of(p.len() as u64)).sum::<u64>()
+    );
+}
