@@ -290,6 +290,79 @@ fn a_kill_around_a_short_tail_joining_its_full_group_leaves_old_or_new_parity() 
     }
 }
 
+/// The last group's parity file is written as soon as the snapshot's packs are all durable,
+/// beside its index and snapshot files (format.md §15.5), not after them: with the index
+/// write held, the file is in force already. Killed there — every pack covered, none named
+/// by an index — check finds nothing wrong, the next snapshot covers the rest and a prune
+/// removes the unindexed packs and their group (never "repairing" them back).
+#[test]
+fn the_last_groups_parity_is_written_beside_the_index_and_a_kill_there_is_clean() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..2 {
+        write_random(
+            &src.join(format!("DCIM/CLIP_{i:04}.MOV")),
+            400 + i,
+            14 << 20,
+        );
+    }
+    let sv = init_with_parity(&tmp.path().join("repo"), "50");
+    let gate = tmp.path().join("gate");
+    std::fs::create_dir_all(&gate).unwrap();
+    let mut c = sv.command(&["snapshot", src.to_str().unwrap()]);
+    c.env("SNAPVAULT_TEST_PAUSE", "write-index@1,parity-spooled@1")
+        .env("SNAPVAULT_TEST_PAUSE_DIR", &gate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+    let both = ["write-index@1.paused", "parity-spooled@1.paused"];
+    while !both.iter().all(|p| gate.join(p).exists()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the snapshot ended before its index and last parity file were both under way"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never paused at both: {:?}",
+            both.map(|p| gate.join(p).exists())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        names_in(&sv.repo, "index").is_empty(),
+        "no index file may be complete yet"
+    );
+    let packs = |l: &Loaded| {
+        l.header
+            .members
+            .iter()
+            .filter(|m| m.kind == MemberKind::Pack)
+            .count()
+    };
+    let groups: Vec<usize> = live_groups(&sv.repo)
+        .iter()
+        .map(packs)
+        .filter(|&p| p > 0)
+        .collect();
+    assert_eq!(
+        groups,
+        vec![3],
+        "the joined group of all three packs is in force"
+    );
+
+    clean_after_kill(&sv, "write-index@1 and parity-spooled@1", &src, 50);
+    sv.ok(&["prune"]);
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "after prune: {v}");
+    assert_covered(&sv.repo, 50);
+    let back = tmp.path().join("back");
+    assert_eq!(sv.restore("latest", &back).code, Some(0));
+    assert_same_tree(&src, &back.join("src"));
+}
+
 /// After a kill at `point`: check finds nothing lost or repairable and no parity file
 /// unreadable or damaged, and a next snapshot of `src` leaves `percent` % parity covering
 /// the repository.

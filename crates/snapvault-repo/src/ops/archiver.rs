@@ -315,6 +315,9 @@ pub fn run_shared(
     // stopped": report the cause first. Packs written before any failure are indexed, so
     // a rerun reuses them.
     let flushed = packer.flush()?;
+    // Every pack of the run is durable: the parity of the last ones is written now, beside
+    // the index and snapshot below, not after them.
+    repo.backend().packs_done();
     let root = match shared.error.lock().ok().and_then(|mut g| g.take()) {
         Some(e) => Err(e),
         None => root.and_then(|r| r.ok_or(RepoError::NothingToBackUp)),

@@ -14,8 +14,9 @@
 //! The packs the command writes go through the guard too: each is handed to a [`Streamer`]
 //! once durable, whose thread folds it into its group's parity; a group's parity file is
 //! written while the command runs once the group is final (under the command's lock, which
-//! keeps prune and repair away), the run's last group by [`Guard::finish_stream`] after the
-//! command: parity never holds or reads a new pack back.
+//! keeps prune and repair away), the run's last group as soon as the command says it writes
+//! no more packs ([`Backend::packs_done`], a snapshot before its index), else by
+//! [`Guard::finish_stream`] after the command: parity never holds or reads a new pack back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -307,6 +308,14 @@ impl Backend for Guard {
         match self.streamer.get() {
             Some(_) => super::streamer::HELD,
             None => self.inner.keeps_packs(),
+        }
+    }
+    /// The parity thread writes the last group's parity file now, beside the command's
+    /// index and snapshot (every member is durable; the command's lock keeps prune and
+    /// repair away, as for the groups written while the packs were).
+    fn packs_done(&self) {
+        if let Some(s) = self.streamer.get() {
+            s.packs_done();
         }
     }
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {

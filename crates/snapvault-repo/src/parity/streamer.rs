@@ -6,7 +6,6 @@
 //! a parity thread that falls behind slows the writers rather than filling memory.
 
 use std::sync::{Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -36,8 +35,11 @@ enum State {
         free: Receiver<Vec<u8>>,
         /// Where copied packs' buffers go back to (for `free`).
         free_tx: Sender<Vec<u8>>,
-        join: JoinHandle<(Feeder, Put)>,
+        done: Receiver<Result<()>>,
     },
+    /// The command writes no more packs ([`Streamer::packs_done`]): the thread is writing
+    /// the last group's parity file; later packs are covered after the command.
+    Closing(Receiver<Result<()>>),
     /// Finished, or the thread could not start: later packs are covered after the command.
     Done,
 }
@@ -98,6 +100,9 @@ impl Streamer {
         let (tx, rx) = bounded::<(String, PackBuffer)>(IN_FLIGHT);
         let (free_tx, free) = bounded(IN_FLIGHT + 1);
         let mut feeder = Feeder::new(self.percent, self.budget);
+        // The thread's outcome, sent before it frees its band buffers (some 160 MiB at
+        // 5 %): the command need not wait for that.
+        let (done_tx, done) = bounded::<Result<()>>(1);
         let spawned = std::thread::Builder::new()
             .name("parity".into())
             .spawn(move || {
@@ -112,33 +117,53 @@ impl Streamer {
                     }
                     drop(buf);
                 }
-                (feeder, put)
+                // No more packs: the last group's parity, on this thread, while the
+                // command goes on (its index and snapshot) or waits in `finish`.
+                let last = match feeder.finish() {
+                    Some(w) => put(w),
+                    None => Ok(()),
+                };
+                let _ = done_tx.send(last);
             });
         match spawned {
-            Ok(join) => State::Running {
+            Ok(_detached) => State::Running {
                 tx,
                 free,
                 free_tx,
-                join,
+                done,
             },
             Err(_) => State::Done,
         }
     }
 
-    /// Wait until every pack handed over is folded in, then store the parity of the run's
-    /// last group. Later packs are no longer streamed.
-    pub fn finish(&self) -> Result<()> {
-        let st = std::mem::replace(&mut *self.lock(), State::Done);
-        let State::Running { tx, join, .. } = st else {
-            return Ok(());
-        };
-        drop(tx);
-        let (mut feeder, mut put) = join
-            .join()
-            .map_err(|_| ParityError::Codec("the parity thread panicked".into()))?;
-        match feeder.finish() {
-            Some(w) => put(w),
-            None => Ok(()),
+    /// The command writes no more packs (every one it wrote is durable and handed over):
+    /// the parity thread folds in what it holds and writes the last group's parity file at
+    /// once, beside the rest of the command (its index and snapshot files), instead of
+    /// after it. A pack written after this is not streamed: it is covered after the
+    /// command, read back.
+    pub fn packs_done(&self) {
+        let mut st = self.lock();
+        if let State::Running { .. } = *st
+            && let State::Running { tx, done, .. } = std::mem::replace(&mut *st, State::Done)
+        {
+            drop(tx);
+            *st = State::Closing(done);
         }
+    }
+
+    /// Wait until every pack handed over is folded in and the parity of the run's last
+    /// group is stored. Later packs are no longer streamed.
+    pub fn finish(&self) -> Result<()> {
+        let done = match std::mem::replace(&mut *self.lock(), State::Done) {
+            State::Running { tx, done, .. } => {
+                drop(tx);
+                done
+            }
+            State::Closing(done) => done,
+            State::Idle(_) | State::Done => return Ok(()),
+        };
+        // No outcome: the thread ended without sending one (it panicked).
+        done.recv()
+            .map_err(|_| ParityError::Codec("the parity thread panicked".into()))?
     }
 }

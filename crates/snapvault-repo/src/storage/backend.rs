@@ -196,6 +196,11 @@ pub trait Backend: Send + Sync {
     fn keeps_packs(&self) -> usize {
         0
     }
+    /// The command writes no more packs: every one it wrote is durable. A hint for a
+    /// backend that works on packs beside the command (the parity guard writes the parity
+    /// of the last ones now, while the command writes its index and snapshot, instead of
+    /// after it); a pack written later is still handled, only not early.
+    fn packs_done(&self) {}
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>>;
     /// Put `data` in place of `name`, which may exist: the one exception to "written once",
     /// used only to rewrite a damaged config from a key file's copy (`repair --apply`).
