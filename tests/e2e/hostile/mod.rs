@@ -1,5 +1,6 @@
 //! Issue 16: everyday hostility — inputs real machines produce. One file per area.
 
+mod batched;
 mod cli;
 mod config;
 mod foreign;
