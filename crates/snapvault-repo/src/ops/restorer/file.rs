@@ -116,14 +116,8 @@ pub(crate) fn already_right(
     Ok(true)
 }
 
-/// A short, stable temporary name (any legal file name still fits beside it), so a re-run
-/// reuses the leftover of an interrupted one.
-pub(crate) fn temp_name(name: &[u8]) -> Vec<u8> {
-    format!(".snapvault-restore-{}", &blake3::hash(name).to_hex()[..16]).into_bytes()
-}
-
-/// Restore `node` as `name` in `dir` (`shown` names it in messages), synced and renamed
-/// into place before this returns.
+/// Restore `node` as `name` in `dir` (`shown` names it in messages) through the temporary
+/// name `tmp` ([`super::temp`]), synced and renamed into place before this returns.
 #[allow(clippy::too_many_arguments)]
 pub fn restore(
     repo: &Repository,
@@ -131,13 +125,14 @@ pub fn restore(
     chunker: &Chunker,
     dir: &Dir,
     name: &[u8],
+    tmp: Vec<u8>,
     shown: &str,
     node: &Node,
     overwrite: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Outcome> {
     let staged = stage(
-        repo, index, chunker, dir, name, shown, node, overwrite, buf, true,
+        repo, index, chunker, dir, name, tmp, shown, node, overwrite, buf, true,
     )?;
     match staged {
         Staged::Done(outcome) => Ok(outcome),
@@ -164,9 +159,9 @@ pub enum Staged {
     Temp { tmp: Vec<u8>, bytes: u64 },
 }
 
-/// Write `node`'s content under a temporary name in `dir`, synced first if `sync` (else
-/// the caller makes it durable before renaming: see [`super::batch`]). On failure the
-/// temporary file is removed.
+/// Write `node`'s content under the temporary name `tmp` in `dir`, synced first if `sync`
+/// (else the caller makes it durable before renaming: see [`super::batch`]). On failure
+/// the temporary file is removed.
 #[allow(clippy::too_many_arguments)]
 pub fn stage(
     repo: &Repository,
@@ -174,16 +169,18 @@ pub fn stage(
     chunker: &Chunker,
     dir: &Dir,
     name: &[u8],
+    tmp: Vec<u8>,
     shown: &str,
     node: &Node,
     overwrite: bool,
     buf: &mut Vec<u8>,
     sync: bool,
 ) -> Result<Staged> {
-    let (tmp, f, locs) = match prepare(repo, index, chunker, dir, name, shown, node, overwrite)? {
-        Prepared::Done(outcome) => return Ok(Staged::Done(outcome)),
-        Prepared::Write { tmp, file, locs } => (tmp, file, locs),
-    };
+    let (tmp, f, locs) =
+        match prepare(repo, index, chunker, dir, name, tmp, shown, node, overwrite)? {
+            Prepared::Done(outcome) => return Ok(Staged::Done(outcome)),
+            Prepared::Write { tmp, file, locs } => (tmp, file, locs),
+        };
     let mut w = DirectWriter::new(f, node.size);
     let result = write_blobs(
         repo,
@@ -229,7 +226,8 @@ pub enum Prepared {
 }
 
 /// Everything before a file's bytes are written: what is in the way, every blob resolved
-/// (so a missing blob leaves no partial file), the size checked, the temporary file made.
+/// (so a missing blob leaves no partial file), the size checked, the temporary file `tmp`
+/// made (a leftover of that name removed first).
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     repo: &Repository,
@@ -237,6 +235,7 @@ pub fn prepare(
     chunker: &Chunker,
     dir: &Dir,
     name: &[u8],
+    tmp: Vec<u8>,
     shown: &str,
     node: &Node,
     overwrite: bool,
@@ -263,7 +262,6 @@ pub fn prepare(
             stored,
         });
     }
-    let tmp = temp_name(name);
     // Usually nothing is there: a leftover of an interrupted restore is removed only when
     // found in the way (one call per file fewer).
     let file = match dir.create_new(&tmp) {

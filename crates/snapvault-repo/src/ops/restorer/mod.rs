@@ -21,6 +21,7 @@ mod folders;
 mod others;
 mod problem;
 mod split;
+mod temp;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -243,6 +244,7 @@ struct Run<'a> {
     root: &'a Dir,
     opts: &'a RestoreOptions,
     observer: &'a dyn RestoreObserver,
+    temps: temp::TempNames,
 }
 
 pub fn restore(
@@ -266,14 +268,6 @@ pub fn restore(
     let root = Dir::open_target(&opts.target)
         .ctx(|| format!("opening the restore target {}", opts.target.display()))?;
     let chunker = Chunker::new(&repo.config().chunker, repo.crypto());
-    let run = Run {
-        repo,
-        index,
-        chunker: &chunker,
-        root: &root,
-        opts,
-        observer,
-    };
 
     // Names that differ only in case, on a target that cannot tell them apart: renamed.
     let mut probe = |rel: &[u8]| -> bool {
@@ -291,6 +285,15 @@ pub fn restore(
     };
     let (items, dirs, renamed) = case::plan(items, dirs, &mut probe);
     let (items, dirs) = (&items[..], &dirs[..]);
+    let run = Run {
+        repo,
+        index,
+        chunker: &chunker,
+        root: &root,
+        opts,
+        observer,
+        temps: temp::TempNames::new(items.iter().chain(dirs).map(|i| i.path.as_slice())),
+    };
     for (from, to) in renamed {
         stats.notes.push((
             shown(&to),
@@ -481,6 +484,7 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
                                         run.chunker,
                                         &dir,
                                         name,
+                                        run.temps.for_path(&item.path),
                                         &shown_path,
                                         &item.node,
                                         run.opts.overwrite,

@@ -80,7 +80,7 @@ pub fn link(
     };
     let mut buf = Vec::new();
     for (item, i) in links {
-        let (dir_path, name) = split(&item.path);
+        let dir_path = split(&item.path).0;
         let shown_path = shown(&item.path);
         let Some(leader) = leaders.get(*i).filter(|_| leader_ok.get(*i) == Some(&true)) else {
             copy(run, &mut here, item, &mut buf, stats, dirty)?;
@@ -89,7 +89,7 @@ pub fn link(
         let (lp, lname) = split(&leader.path);
         let made = run.root.open_path(lp).and_then(|ldir| {
             let dir = here.open(dir_path)?;
-            link_one(run, &ldir, lname, dir, name, &item.node)
+            link_one(run, &ldir, lname, dir, &item.path, &item.node)
         });
         match made {
             Ok(Ok(Done::Created)) => {
@@ -113,15 +113,16 @@ pub fn link(
     Ok(())
 }
 
-/// Link `name` in `dir` to `lname` in `ldir`.
+/// Link `path`'s name in `dir` (its folder) to `lname` in `ldir`.
 fn link_one(
     run: &Run,
     ldir: &Dir,
     lname: &[u8],
     dir: &Dir,
-    name: &[u8],
+    path: &[u8],
     node: &Node,
 ) -> io::Result<Made> {
+    let name = split(path).1;
     let Entry::File { dev, ino, .. } = ldir.entry(lname)? else {
         return Err(io::Error::other("the file to link to is not there"));
     };
@@ -140,7 +141,7 @@ fn link_one(
         _ if !run.opts.overwrite => return Ok(Err(SOMETHING_IN_THE_WAY)),
         _ => {
             // Linked under a temporary name, then renamed over what is there.
-            let tmp = file::temp_name(name);
+            let tmp = run.temps.for_path(path);
             dir.remove_if_there(&tmp)?;
             dir.hard_link(ldir, lname, &tmp)?;
             if let Err(e) = dir.rename(&tmp, name) {
@@ -175,6 +176,7 @@ fn copy(
                 run.chunker,
                 dir,
                 name,
+                run.temps.for_path(&item.path),
                 &shown_path,
                 &item.node,
                 run.opts.overwrite,

@@ -170,6 +170,7 @@ impl Split {
                         run.chunker,
                         &dir,
                         name,
+                        run.temps.for_path(&item.path),
                         &shown,
                         &item.node,
                         run.opts.overwrite,
