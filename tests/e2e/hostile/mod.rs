@@ -8,5 +8,6 @@ mod keys;
 mod names;
 mod restore;
 mod snapshot;
+mod summaries;
 mod terminal;
 mod trees;
