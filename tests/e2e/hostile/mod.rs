@@ -6,6 +6,7 @@ mod config;
 mod foreign;
 mod keys;
 mod names;
+mod parity;
 mod restore;
 mod snapshot;
 mod summaries;
