@@ -200,6 +200,9 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
                 report.snapshots,
                 fmt::size(report.bytes_read)
             ));
+        } else if errors > 0 {
+            // Not "everything is listed as stored" below the errors saying it is not.
+            ctx.say(format!("checked {} snapshot(s)", report.snapshots));
         } else {
             ctx.say(format!(
                 "checked {} snapshot(s): everything they need is listed as stored \
