@@ -10,5 +10,6 @@ mod parity;
 mod restore;
 mod snapshot;
 mod summaries;
+mod swapped;
 mod terminal;
 mod trees;
