@@ -246,3 +246,65 @@ fn restore_of_many_small_files_syncs_in_batches() {
         syncs.iter().map(|c| &c.name).collect::<Vec<_>>()
     );
 }
+
+/// `syncfs` reports a writeback error once per open file description (Linux keeps the
+/// error cursor in the `struct file`): restore threads sharing one descriptor would let one
+/// thread's `syncfs` take the error of another thread's file, which the other would then
+/// rename into place as good. So every `syncfs` goes through a descriptor opened by the
+/// thread that calls it, used by no other thread.
+#[test]
+fn each_restore_thread_syncs_through_a_descriptor_of_its_own() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..200 {
+        write_random(
+            &src.join(format!("d{}/f{i}.aae", i % 4)),
+            i as u64,
+            500 + i * 7,
+        );
+    }
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let target = tmp.path().join("t");
+    let log = tmp.path().join("restore.trace");
+    let args = ["restore", "latest", "--target", target.to_str().unwrap()];
+    let Some(out) = traced_calls(&sv, &args, &log, "trace=openat,syncfs") else {
+        return;
+    };
+    assert_eq!(out.code, Some(0), "{out}");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    // Descriptor number -> the thread that opened it last, as the trace goes.
+    let mut opened_by: std::collections::HashMap<String, String> = Default::default();
+    let mut syncs = 0;
+    for line in trace.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if rest.starts_with("openat(") || rest.starts_with("<... openat resumed>") {
+            if let Some((_, result)) = rest.rsplit_once(" = ") {
+                let fd: String = result.chars().take_while(char::is_ascii_digit).collect();
+                if !fd.is_empty() {
+                    opened_by.insert(fd, pid.to_string());
+                }
+            }
+        } else if let Some(args) = rest.strip_prefix("syncfs(") {
+            let fd: String = args.chars().take_while(char::is_ascii_digit).collect();
+            syncs += 1;
+            assert_eq!(
+                opened_by.get(&fd).map(String::as_str),
+                Some(pid),
+                "thread {pid} called syncfs through descriptor {fd}, which it did not open: {line}"
+            );
+        }
+    }
+    let kind = Command::new("stat")
+        .args(["-f", "-c", "%t"])
+        .arg(tmp.path())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if ["ef53", "58465342", "9123683e"].contains(&kind.as_str()) {
+        assert!(syncs > 0, "no syncfs on ext4/XFS/btrfs:\n{trace}");
+    }
+}

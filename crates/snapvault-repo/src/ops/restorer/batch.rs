@@ -92,14 +92,29 @@ pub(super) struct Staged {
 }
 
 /// One thread's files waiting for their sync.
-#[derive(Default)]
 pub(super) struct Batch {
     files: Vec<Staged>,
     bytes: u64,
     folders: usize,
+    /// This thread's own descriptor on the target's file system, opened before any of its
+    /// files was written: `syncfs` reports a writeback error once per open file
+    /// description, so a descriptor shared between threads would let one thread take
+    /// another's error and the other rename a file that was never written into place.
+    /// None if it could not be opened: each file is then synced on its own.
+    fs: Option<Dir>,
 }
 
 impl Batch {
+    /// A thread's batch, syncing through a new descriptor on `root`'s file system.
+    pub fn new(root: &Dir) -> Batch {
+        Batch {
+            files: Vec::new(),
+            bytes: 0,
+            folders: 0,
+            fs: root.reopen().ok(),
+        }
+    }
+
     /// Add a file; returns whether the batch is now full.
     pub fn push(&mut self, s: Staged) -> bool {
         if self
@@ -114,18 +129,18 @@ impl Batch {
         self.files.len() >= MAX_FILES || self.bytes >= MAX_BYTES || self.folders >= MAX_FOLDERS
     }
 
-    /// Make every file of the batch durable (one `syncfs` through `fs`, a descriptor on their
-    /// file system opened before any of them was written, so it sees every writeback error
-    /// since), and hand each back with the result: `Ok` when its content is durable, ready
-    /// to be renamed. The batch is empty afterwards.
-    pub fn sync(&mut self, fs: &Dir) -> Vec<(Staged, io::Result<()>)> {
+    /// Make every file of the batch durable (one `syncfs` through this batch's own
+    /// descriptor, which sees every writeback error since it was opened), and hand each
+    /// back with the result: `Ok` when its content is durable, ready to be renamed. The
+    /// batch is empty afterwards.
+    pub fn sync(&mut self) -> Vec<(Staged, io::Result<()>)> {
         self.bytes = 0;
         self.folders = 0;
         let files = std::mem::take(&mut self.files);
         if files.is_empty() {
             return Vec::new();
         }
-        if syncfs(fs).is_ok() {
+        if self.fs.as_ref().is_some_and(|fs| syncfs(fs).is_ok()) {
             return files.into_iter().map(|s| (s, Ok(()))).collect();
         }
         // Each on its own: which file's data could not be written.

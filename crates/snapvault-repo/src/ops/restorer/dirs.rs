@@ -70,6 +70,14 @@ impl Dir {
         Ok(cur)
     }
 
+    /// The same folder through a new open file description (not a `dup`: errors that
+    /// `syncfs` reports once per description are then this one's own).
+    pub(crate) fn reopen(&self) -> io::Result<Dir> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, ".", flags, Mode::empty())?;
+        Ok(Dir { fd })
+    }
+
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
             fd: self.fd.try_clone()?,

@@ -440,7 +440,7 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
     };
     // A batch made durable: each file renamed into place, or removed.
     let settle = |batch: &mut batch::Batch| {
-        for (s, synced) in batch.sync(run.root) {
+        for (s, synced) in batch.sync() {
             let item = files[s.file];
             let name = split(&item.path).1;
             let result = synced
@@ -457,7 +457,7 @@ fn write_files(run: &Run, files: &[&RestoreItem], stats: &mut RestoreStats) -> R
             s.spawn(|| {
                 // This thread's read buffer, reused for every range it reads.
                 let mut buf = Vec::new();
-                let mut batch = batch::Batch::default();
+                let mut batch = batch::Batch::new(run.root);
                 loop {
                     let u = next.fetch_add(1, Relaxed);
                     let Some(unit) = units.get(u) else { break };
