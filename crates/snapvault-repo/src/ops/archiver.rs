@@ -40,6 +40,8 @@ mod lookahead;
 mod source_walk;
 #[cfg(test)]
 mod tests_batch;
+#[cfg(test)]
+mod tests_ids;
 
 use source_walk::Walker;
 

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 
@@ -19,6 +20,7 @@ use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IndexId, PackId};
 pub use crate::format::index_file::{IndexFile, IndexSink, IndexedPack};
 use crate::format::pack::PackEntry;
+use crate::repository::id_set::IdSet;
 use crate::storage::{Backend, FileInfo, FileKind};
 
 /// Ids are uniformly random already: hash by their first 8 bytes.
@@ -75,6 +77,14 @@ pub struct Index {
     slots: HashTable<u32>,
     /// Blobs stored more than once (harmless; `check` reports them, prune drops them).
     duplicates: Vec<(BlobId, BlobLocation)>,
+    /// Data blobs known to be stored but not where (the index a snapshot loads,
+    /// [`Bulk::keep_data_as_ids`]); empty in a whole index. Not in `entries`, so not
+    /// counted by [`Index::blob_count`] nor listed by [`Index::blobs`].
+    data_ids: IdSet,
+    /// The whole index, loaded the first time a blob of `data_ids` must be read
+    /// ([`Index::whole_for`]): rare (a tree stored as a data blob; a Photos database read
+    /// back), and then read once, not once a blob.
+    whole: OnceLock<Box<Index>>,
 }
 
 /// Ids are uniformly random: their first 8 bytes are a hash already.
@@ -151,8 +161,33 @@ impl Index {
         self.position(id).map(|p| &self.entries[p].1)
     }
 
+    /// Whether `id` is stored (located or not: [`Index::get`] may still be `None` for a
+    /// data blob of an index that keeps data blobs as ids).
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.position(id).is_some()
+        self.position(id).is_some() || self.data_ids.contains(id)
+    }
+
+    /// Whether every stored blob is located (false for the index a snapshot loads, which
+    /// keeps data blobs as bare ids).
+    pub fn locates_every_blob(&self) -> bool {
+        self.data_ids.len() == 0
+    }
+
+    /// The index to read `id` through: this one when it locates `id` or does not know
+    /// it, else the whole index, loaded by `load` once and kept beside this one.
+    pub(crate) fn whole_for(
+        &self,
+        id: &BlobId,
+        load: impl FnOnce() -> Result<Index>,
+    ) -> Result<&Index> {
+        if self.position(id).is_some() || !self.data_ids.contains(id) {
+            return Ok(self);
+        }
+        if let Some(w) = self.whole.get() {
+            return Ok(w);
+        }
+        let w = Box::new(load()?);
+        Ok(self.whole.get_or_init(|| w))
     }
 
     pub fn pack(&self, pos: u32) -> (PackId, u64) {
@@ -287,6 +322,9 @@ pub(crate) struct Bulk {
     at: Option<u32>,
     /// Keep only tree blobs ([`Repository::load_tree_index`](crate::Repository::load_tree_index)).
     trees_only: bool,
+    /// Keep data blobs as bare ids in `data` ([`Bulk::keep_data_as_ids`]).
+    data_as_ids: bool,
+    data: Vec<BlobId>,
 }
 
 impl Bulk {
@@ -297,8 +335,20 @@ impl Bulk {
     pub fn reserve_for_files(&mut self, bytes: u64) {
         let blobs = bytes / crate::format::index_file::BYTES_PER_ENTRY as u64;
         if let Ok(blobs) = usize::try_from(blobs) {
-            let _ = self.idx.entries.try_reserve_exact(blobs);
+            let _ = match self.data_as_ids {
+                // Most blobs are data; the few trees grow as they come.
+                true => self.data.try_reserve_exact(blobs),
+                false => self.idx.entries.try_reserve_exact(blobs),
+            };
         }
+    }
+
+    /// Keep data blobs as bare ids (32 bytes a blob instead of an entry's 52 and a table
+    /// slot), trees as whole entries: the index a snapshot needs
+    /// ([`Repository::load_index_for_snapshot`](crate::Repository::load_index_for_snapshot)).
+    /// Call before [`Bulk::reserve_for_files`].
+    pub fn keep_data_as_ids(&mut self) {
+        self.data_as_ids = true;
     }
 
     /// Leave data blobs out: their entries are decoded (and checked) but not kept.
@@ -321,6 +371,7 @@ impl Bulk {
     /// go, when they name the same place) and the entries close up behind them.
     pub fn finish(self) -> Index {
         let mut idx = self.idx;
+        idx.data_ids = IdSet::from_vec(self.data);
         let mut slots = HashTable::with_capacity(idx.entries.len());
         let mut kept = 0;
         for i in 0..idx.entries.len() {
@@ -367,10 +418,12 @@ impl crate::format::index_file::IndexSink for Bulk {
     }
 
     fn entry(&mut self, e: PackEntry) {
-        if let Some(pos) = self.at
-            && (!self.trees_only || e.typ == BlobType::Tree)
-        {
-            self.idx.entries.push((e.id, location(pos, &e)));
+        if let Some(pos) = self.at {
+            match e.typ {
+                BlobType::Data if self.trees_only => {}
+                BlobType::Data if self.data_as_ids => self.data.push(e.id),
+                _ => self.idx.entries.push((e.id, location(pos, &e))),
+            }
         }
     }
 }
