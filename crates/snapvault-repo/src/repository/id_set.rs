@@ -24,11 +24,17 @@ fn lead(id: &BlobId) -> u64 {
     u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
+/// The order of ids, their leading 8 bytes compared as one number first: a `memcmp` call a
+/// comparison was ≈ 0.4 CPU-s of sorting a million ids.
+fn order(a: &BlobId, b: &BlobId) -> std::cmp::Ordering {
+    lead(a).cmp(&lead(b)).then_with(|| a.cmp(b))
+}
+
 impl IdSet {
     /// The set of `ids` (any order, repeats allowed), sorted and made distinct in place:
     /// nothing beside the vector is allocated but the run table.
     pub(crate) fn from_vec(mut ids: Vec<BlobId>) -> Self {
-        ids.sort_unstable();
+        ids.sort_unstable_by(order);
         ids.dedup();
         if ids.capacity() > ids.len() + ids.len() / 16 {
             ids.shrink_to_fit();
@@ -62,7 +68,9 @@ impl IdSet {
             (lead(id) >> (64 - self.bits)) as usize
         };
         let (from, to) = (self.starts[b] as usize, self.starts[b + 1] as usize);
-        self.ids[from..to].binary_search(id).is_ok()
+        self.ids[from..to]
+            .binary_search_by(|x| order(x, id))
+            .is_ok()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -87,6 +95,7 @@ mod tests {
                 .collect();
             let set = IdSet::from_vec(ids);
             assert_eq!(set.len(), n as usize);
+            assert!(set.ids.windows(2).all(|w| w[0] < w[1]), "sorted, distinct");
             for i in 0..n {
                 assert!(
                     set.contains(&BlobId(Id::hash_of(&i.to_le_bytes()))),
