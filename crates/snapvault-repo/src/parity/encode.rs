@@ -9,6 +9,7 @@ use reed_solomon_simd::ReedSolomonEncoder;
 use reed_solomon_simd::engine::DefaultEngine;
 
 use super::chunked::BandEncoder;
+use super::layout::{self, group_packs};
 
 use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
 use super::{
@@ -36,41 +37,19 @@ pub fn recovery_count(percent: u8, data: usize, widest: usize) -> usize {
         .clamp(1, data.clamp(1, MAX_RECOVERY))
 }
 
-/// Packs per group at `percent` %: *K* = ⌈100 / P⌉.
-pub fn group_packs(percent: u8) -> usize {
-    100usize
-        .div_ceil(usize::from(percent.max(1)))
-        .clamp(1, MAX_MEMBERS)
-}
-
-/// Most packs in one group: a run's short last group joins the one before (2*K* − 1).
-pub fn max_group_packs(percent: u8) -> usize {
-    (2 * group_packs(percent) - 1).min(MAX_MEMBERS)
-}
-
-/// Member slots per band for a group of `members` (version 4): 2*K* for every pack group
-/// (1 to 2*K* − 1 members), so the group after a full one is coded in the other *K* slots
-/// and a run's short tail joins the full group without a pack coded twice (§15.5); a
-/// larger group (small files) has one slot per member.
+/// Member slots per band for a group of small files (version 4): one per member, at least
+/// 2*K*, as the slots of pack groups were when every member had `w` rows of every band; a
+/// pack group is spread instead ([`layout::spread`]).
 pub fn band_slots(percent: u8, members: usize) -> usize {
     members
         .max(2 * group_packs(percent))
         .clamp(1, MAX_BAND_SHARDS)
 }
 
-/// Rows of each member per band (`w`) for a group of `members`: fixed per level for every
-/// pack group, so a pack's rows land in known places of every band the moment it is
-/// written (102 at 5 %); larger groups (small files) get fewer.
+/// Rows of each member per band (`w`) for a group of `members` small files (102 at 5 %
+/// for up to 2*K* members; larger groups get fewer).
 pub fn band_rows(percent: u8, members: usize) -> u32 {
     (MAX_BAND_SHARDS / band_slots(percent, members)).max(1) as u32
-}
-
-/// The code width `C` of the level's pack groups: the next power of two of the most
-/// recovery shards a band of 2*K* − 1 full members needs (256 at 5 %).
-pub fn level_width(percent: u8) -> usize {
-    let members = max_group_packs(percent);
-    let w = band_rows(percent, members) as usize;
-    recovery_count(percent, members * w, w).next_power_of_two()
 }
 
 /// How a band's recovery shards are computed.
@@ -85,14 +64,41 @@ pub(crate) enum Coding {
     /// `R_b`; the first `R_b` are stored; members follow each other in a band.
     #[cfg_attr(not(test), allow(dead_code))]
     HighRate(Option<usize>),
-    /// Version 4: [`Coding::HighRate`] with member `i` in slot `i` of every band (its
-    /// rows at positions `i · w …`).
+    /// Version 4: [`Coding::HighRate`] with each member at its own place in every band.
     Placed(Option<usize>),
+}
+
+/// Where members' rows go in the bands: the band's positions `L` and each member's place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub len: u32,
+    pub places: Vec<Place>,
+}
+
+impl Geometry {
+    /// `w` rows of every member per band, member `i` in slot `i` of [`band_slots`] (small
+    /// files; versions 1 to 3 with `placed` false: members follow each other, `L` = `w`).
+    pub fn slots(percent: u8, members: usize, w: u32, placed: bool) -> Result<Geometry> {
+        let slots = band_slots(percent, members) as u32;
+        if placed && w.saturating_mul(slots) as usize > MAX_BAND_SHARDS {
+            return Err(ParityError::Codec(format!("{slots} slots of {w} rows")).into());
+        }
+        Ok(Geometry {
+            len: if placed { w.saturating_mul(slots) } else { w },
+            places: (0u32..members as u32)
+                .map(|i| Place {
+                    at: if placed { i * w } else { 0 },
+                    per_band: w,
+                })
+                .collect(),
+        })
+    }
 }
 
 /// The parity file of `members` at `percent` %: returns its name and bytes. `read(i,
 /// offset, len)` must return exactly `len` bytes of member `i` at `offset`: read (a
-/// `Vec`) or borrowed from memory that outlives the call (a slice, not copied).
+/// `Vec`) or borrowed from memory that outlives the call (a slice, not copied). A group of
+/// packs is spread over the bands ([`layout::spread`]); small files take slots of `w` rows.
 pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
     percent: u8,
     supersedes: Vec<Id>,
@@ -113,10 +119,22 @@ pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
         }
         .into());
     }
-    encode_rows(
+    let geometry = if members.iter().all(|m| m.kind == MemberKind::Pack) {
+        let rows: Vec<u64> = members.iter().map(|m| rows_of(m.size)).collect();
+        let (len, places) = layout::spread(&rows);
+        Geometry { len, places }
+    } else {
+        Geometry::slots(
+            percent,
+            members.len(),
+            band_rows(percent, members.len()),
+            true,
+        )?
+    };
+    encode_with(
         Coding::Placed(None),
         percent,
-        band_rows(percent, members.len()),
+        geometry,
         supersedes,
         members,
         read,
@@ -124,11 +142,27 @@ pub fn encode<'a, B: Into<Cow<'a, [u8]>>>(
 }
 
 /// [`encode`] with `band_rows` rows of each member per band (tests use small bands) and
-/// the given coding (tests write versions 1 and 2 too).
+/// the given coding (tests write versions 1 to 3 too).
+#[cfg(test)]
 pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     coding: Coding,
     percent: u8,
     band_rows: u32,
+    supersedes: Vec<Id>,
+    members: &[MemberSpec],
+    read: impl FnMut(usize, u64, usize) -> Result<B> + Send,
+) -> Result<(Id, Vec<u8>)> {
+    let placed = matches!(coding, Coding::Placed(_));
+    let geometry = Geometry::slots(percent, members.len(), band_rows, placed)?;
+    encode_with(coding, percent, geometry, supersedes, members, read)
+}
+
+/// [`encode`] with the given coding and places (`geometry.places` one per member; its
+/// `len` and places used as they are only by [`Coding::Placed`]).
+pub(crate) fn encode_with<'a, B: Into<Cow<'a, [u8]>>>(
+    coding: Coding,
+    percent: u8,
+    geometry: Geometry,
     supersedes: Vec<Id>,
     members: &[MemberSpec],
     mut read: impl FnMut(usize, u64, usize) -> Result<B> + Send,
@@ -136,44 +170,41 @@ pub(crate) fn encode_rows<'a, B: Into<Cow<'a, [u8]>>>(
     if let Some(m) = members.iter().find(|m| m.size > MAX_MEMBER_SIZE) {
         return Err(ParityError::MemberTooLarge { size: m.size }.into());
     }
+    if geometry.places.len() != members.len() {
+        return Err(ParityError::Codec("a place for every member".into()).into());
+    }
     let (locator, width, placed) = match coding {
         Coding::Systematic(l) => (l, None, false),
         Coding::HighRate(w) => (Locator::Crc64, Some(w), false),
         Coding::Placed(w) => (Locator::Crc64, Some(w), true),
     };
-    let slots = band_slots(percent, members.len()) as u32;
-    if placed && band_rows.saturating_mul(slots) as usize > MAX_BAND_SHARDS {
-        return Err(ParityError::Codec(format!("{slots} slots of {band_rows} rows")).into());
-    }
     let mut h = ParityHeader {
         locator,
         percent,
-        band_rows: if placed {
-            band_rows.saturating_mul(slots)
-        } else {
-            band_rows
-        },
+        band_rows: geometry.len,
         code_width: None,
         placed,
         supersedes,
-        members: (0u32..)
-            .zip(members)
-            .map(|(i, m)| Member {
+        members: members
+            .iter()
+            .zip(geometry.places)
+            .map(|(m, place)| Member {
                 kind: m.kind,
                 name: m.name.clone(),
                 size: m.size,
                 hash: [0; 32],
                 shard_hashes: Vec::new(),
-                place: Place {
-                    at: if placed { i * band_rows } else { 0 },
-                    per_band: band_rows,
-                },
+                place,
             })
             .collect(),
         bands: Vec::new(),
     };
-    let max_rows = members.iter().map(|m| rows_of(m.size)).max().unwrap_or(0);
-    let n_bands = max_rows.div_ceil(u64::from(band_rows)) as usize;
+    let n_bands = h
+        .members
+        .iter()
+        .map(|m| rows_of(m.size).div_ceil(u64::from(m.place.per_band.max(1))))
+        .max()
+        .unwrap_or(0) as usize;
     if let Some(width) = width {
         let most = (0..n_bands)
             .map(|b| band_recovery(&h, b))

@@ -49,10 +49,11 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// `inner` at parity level `percent` (the config's, verified).
-    pub fn new(inner: Arc<dyn Backend>, percent: u8) -> Guard {
+    /// `inner` at parity level `percent` (the config's, verified), its packs of up to
+    /// `pack_size` bytes (the config's).
+    pub fn new(inner: Arc<dyn Backend>, percent: u8, pack_size: u64) -> Guard {
         let g = Guard::unverified(inner);
-        g.set_level(percent);
+        g.set_level(percent, pack_size);
         g
     }
 
@@ -72,8 +73,9 @@ impl Guard {
 
     /// The level of the config as the opened repository verified it (its MAC, else a key
     /// file's sealed copy; format.md §15). Packs written from now on are streamed into
-    /// parity at it (at the first level set: a run's groups keep one level).
-    pub fn set_level(&self, percent: u8) {
+    /// parity at it (at the first level set: a run's groups keep one level), placed for
+    /// packs of up to `pack_size` bytes (the config's).
+    pub fn set_level(&self, percent: u8, pack_size: u64) {
         *lock(&self.percent) = Some(percent);
         if percent == 0 || self.streamer.get().is_some() {
             return;
@@ -82,7 +84,7 @@ impl Guard {
         let put = Box::new(move |w: ToWrite| put_parity(be.as_ref(), &list, w));
         let _ = self
             .streamer
-            .set(Streamer::new(percent, STREAM_BUDGET, put));
+            .set(Streamer::new(percent, pack_size, STREAM_BUDGET, put));
     }
 
     /// The level set by [`Guard::set_level`], if any.

@@ -11,6 +11,7 @@ mod chunked;
 mod encode;
 pub mod guard;
 mod header;
+pub mod layout;
 mod repair;
 pub mod store;
 pub mod stream;
@@ -22,8 +23,9 @@ mod tests_stream;
 #[cfg(test)]
 mod tests_versions;
 
-pub use encode::{MemberSpec, band_rows, encode, group_packs, level_width, recovery_count};
+pub use encode::{MemberSpec, band_rows, encode, recovery_count};
 pub use header::{Band, Locator, Member, MemberKind, ParityHeader, parity_file_header};
+pub use layout::{group_packs, level_width};
 pub use repair::{GroupSource, MemberState, RepairReport, repair, repair_known};
 
 /// Bytes per shard: one disk sector of the usual size, so one bad sector or one flipped

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::encode::{MemberSpec, encode};
 use super::header::{MemberKind, ParityHeader, parity_file_header};
 use super::repair::{GroupSource, MemberState, RepairReport, repair_known};
-use super::{MAX_MEMBERS, SHARD};
+use super::{MAX_MEMBERS, SHARD, layout, rows_of};
 use crate::error::{RepoError, Result};
 use crate::format::id::Id;
 use crate::storage::{Backend, FileKind};
@@ -382,13 +382,14 @@ fn finish(be: &dyn Backend, superseded: &[Loaded], mut report: SyncReport) -> Re
     Ok(report)
 }
 
-/// Cut files into groups of one class each: packs by ⌈100 / percent⌉ (a short last group
-/// joins the one before); index files and snapshots together; config and key files together.
+/// Cut files into groups of one class each: packs as the stream cuts them
+/// ([`layout::cut_packs`]: complete once P % of a group's rows cover its largest pack; an
+/// incomplete last group joins the one before); index files and snapshots together; config
+/// and key files together.
 pub fn plan_groups(
     percent: u8,
     files: Vec<(MemberKind, String, u64)>,
 ) -> Vec<Vec<(MemberKind, String, u64)>> {
-    let per_group = (100usize.div_ceil(usize::from(percent.max(1)))).clamp(1, MAX_MEMBERS);
     let (mut packs, mut meta, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     for f in files {
         match f.0 {
@@ -397,18 +398,7 @@ pub fn plan_groups(
             MemberKind::Config | MemberKind::Key => keys.push(f),
         }
     }
-    let mut out: Vec<Vec<_>> = Vec::new();
-    out.extend(packs.chunks(per_group).map(<[_]>::to_vec));
-    // A short last group would pay for a whole member at less than the level's share: it
-    // joins the group before it (at most 2 × per_group − 1 members).
-    if out.len() >= 2
-        && out.last().is_some_and(|g| g.len() < per_group)
-        && per_group * 2 <= MAX_MEMBERS
-        && let Some(last) = out.pop()
-        && let Some(prev) = out.last_mut()
-    {
-        prev.extend(last);
-    }
+    let mut out = layout::cut_packs(percent, packs, |f| rows_of(f.2));
     out.extend(meta.chunks(MAX_MEMBERS).map(<[_]>::to_vec));
     out.extend(keys.chunks(MAX_MEMBERS).map(<[_]>::to_vec));
     out

@@ -1,47 +1,49 @@
 //! Parity of the packs a command writes, computed as each pack is written (format.md §15.5,
 //! parity file version 4): no pack is held in memory or read back, and none is coded twice.
 //!
-//! A [`GroupStream`] is one pack group in progress. Its geometry is fixed by the level
-//! alone (2*K* slots of `w` rows per band, code width `C`), so each pack's rows are folded
-//! into every band's recovery the moment the pack is durable ([`BandEncoder`]); memory is
-//! at most two `C`-shard buffers per band (80 MiB for a group of 16 MiB packs at 5 %),
+//! A [`GroupStream`] is one pack group in progress. Its geometry is fixed by the level and
+//! the pack size alone ([`StreamLayout`]: each pack spread over `B` bands, one half of a
+//! band's 4096 positions per group, code width `C`), so each pack's rows are folded into
+//! every band's recovery the moment the pack is durable ([`BandEncoder`]); memory is at
+//! most two `C`-shard buffers per band (88 MiB for a group of 16 MiB packs at 5 %),
 //! whatever the group's length.
 //!
-//! [`Feeder`] cuts the run's packs into groups as [`super::store::plan_groups`] does: *K*
-//! packs per group, and a short last group (fewer than *K*) joins the group before it.
-//! Groups take turns at the two halves of the slots (slots 0..*K*, then *K*..2*K*, …).
-//! When a group reaches *K* packs its band sums are kept; when the next group reaches *K*
-//! the kept group is final and its parity file is computed and written. If the run ends
-//! first with a short tail, the tail — coded in the other half — is added to the kept sums
-//! (the code is linear, and its positions are its own) and the joined group's file is
-//! written instead; a file is computed only once it is final, so never twice. Every pack
-//! is coded once; memory is two groups' band buffers (the recovery is computed in them);
-//! a crash leaves at most 2*K* − 1 packs uncovered.
+//! [`Feeder`] cuts the run's packs into groups as [`super::store::plan_groups`] does
+//! ([`Cut`]: a group is complete once P % of its rows cover its largest pack), and a last
+//! group that is not complete joins the group before it. Groups take turns at the two
+//! halves of the band's positions (0..2048, then 2048..4096, …), each pack right after the
+//! one before in its half. When a group is complete its band sums are kept; when the next
+//! group is complete the kept group is final and its parity file is computed and written.
+//! If the run ends first with an incomplete tail, the tail — coded in the other half — is
+//! added to the kept sums (the code is linear, and its positions are its own) and the
+//! joined group's file is written instead; a file is computed only once it is final, so
+//! never twice. Every pack is coded once; memory is two groups' band buffers (the
+//! recovery is computed in them); a crash leaves at most two groups' packs uncovered.
 
 use reed_solomon_simd::engine::DefaultEngine;
 
 use super::chunked::BandEncoder;
-use super::encode::{
-    band_rows, band_slots, group_packs, level_width, max_group_packs, parity_file, recovery_count,
-};
+use super::encode::{parity_file, recovery_count};
 use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
-use super::{SHARD, rows_of};
+use super::layout::{Cut, HALF, StreamLayout};
+use super::{MAX_BAND_SHARDS, SHARD, rows_of};
 use crate::error::{RepoError, Result};
 use crate::format::id::Id;
 
 /// Most memory the open groups' band buffers may take (two groups); a run whose packs
 /// would pass it stops streaming and its remaining packs are covered after the command
-/// (read back), as before version 3. 16 MiB packs take 160 MiB at 5 %.
+/// (read back), as before version 3. 16 MiB packs take 176 MiB at 5 %.
 pub const STREAM_BUDGET: usize = 512 << 20;
 
 /// One pack group in progress.
 #[derive(Clone)]
 pub struct GroupStream {
-    percent: u8,
-    rows: u32,
-    width: usize,
-    /// The slot of the group's first member: 0 or *K* (the two halves of a band).
-    first_slot: u32,
+    layout: StreamLayout,
+    /// The first position of the group's half: 0 or [`HALF`].
+    half: u32,
+    /// The next free position of the half.
+    next: u32,
+    cut: Cut,
     members: Vec<Member>,
     bands: Vec<StreamBand>,
 }
@@ -54,51 +56,31 @@ struct StreamBand {
 }
 
 impl GroupStream {
-    pub fn new(percent: u8) -> GroupStream {
+    pub fn new(layout: StreamLayout) -> GroupStream {
         GroupStream {
-            percent,
-            rows: band_rows(percent, max_group_packs(percent)),
-            width: level_width(percent),
-            first_slot: 0,
+            layout,
+            half: 0,
+            next: 0,
+            cut: Cut::new(layout.percent),
             members: Vec::new(),
             bands: Vec::new(),
         }
     }
 
-    /// A group like this one's (same geometry), in the other half of the slots.
+    /// A group like this one's (same geometry), in the other half of the band.
     fn next_half(&self) -> GroupStream {
-        let k = group_packs(self.percent) as u32;
+        let half = if self.half == 0 { HALF } else { 0 };
         GroupStream {
-            percent: self.percent,
-            rows: self.rows,
-            width: self.width,
-            first_slot: if self.first_slot == 0 { k } else { 0 },
-            members: Vec::new(),
-            bands: Vec::new(),
-        }
-    }
-
-    /// The band's codeword positions `L` (2*K* slots of `w` rows).
-    fn band_len(&self) -> u32 {
-        self.rows * band_slots(self.percent, 0) as u32
-    }
-
-    /// A group with `rows` rows per band (tests use small bands), its code width what a
-    /// band of 2*K* − 1 members of `rows` rows needs.
-    #[cfg(test)]
-    pub(crate) fn with_rows(percent: u8, rows: u32) -> GroupStream {
-        let w = rows as usize;
-        GroupStream {
-            rows,
-            width: recovery_count(percent, max_group_packs(percent) * w, w).next_power_of_two(),
-            ..GroupStream::new(percent)
+            half,
+            next: half,
+            ..GroupStream::new(self.layout)
         }
     }
 
     /// The code width `C`.
     #[cfg(test)]
     pub(crate) fn width(&self) -> usize {
-        self.width
+        self.layout.width
     }
 
     /// Packs fed so far.
@@ -110,10 +92,29 @@ impl GroupStream {
         self.members.is_empty()
     }
 
+    /// The group is complete ([`Cut`]): its file can be computed, the next group begins.
+    pub fn is_full(&self) -> bool {
+        self.cut.is_full()
+    }
+
+    /// Where a pack of `rows` rows would go next: its place, or `None` when its half has no
+    /// room left (only packs far larger than the pack size fill it).
+    fn place_for(&self, rows: u64) -> Option<Place> {
+        let room = (self.half + HALF).saturating_sub(self.next);
+        let per_band = self.layout.per_band(rows, room)?;
+        Some(Place {
+            at: self.next,
+            per_band,
+        })
+    }
+
     /// The band buffers' memory once a pack of `size` bytes is fed too.
     pub fn memory_with(&self, size: u64) -> usize {
-        let bands = rows_of(size).div_ceil(u64::from(self.rows)) as usize;
-        bands.max(self.bands.len()) * 2 * self.width * SHARD
+        let rows = rows_of(size);
+        let bands = self
+            .place_for(rows)
+            .map_or(0, |p| rows.div_ceil(u64::from(p.per_band)) as usize);
+        bands.max(self.bands.len()) * 2 * self.layout.width * SHARD
     }
 
     /// Fold pack `name` (its bytes, durable as written) into the group as its next member.
@@ -134,19 +135,16 @@ impl GroupStream {
         let id: Id = name
             .parse()
             .map_err(|_| RepoError::corrupt(format!("pack {name}"), "not a pack name"))?;
-        if self.members.len() >= max_group_packs(self.percent) {
-            return Err(RepoError::corrupt("parity stream", "group is full"));
-        }
-        let place = Place {
-            at: (self.first_slot + self.members.len() as u32) * self.rows,
-            per_band: self.rows,
-        };
+        let rows = rows_of(data.len() as u64);
+        let place = self
+            .place_for(rows)
+            .ok_or_else(|| RepoError::corrupt("parity stream", "group is full"))?;
         let mut hashes = Vec::with_capacity(data.len().div_ceil(SHARD));
-        for (b, rows) in data.chunks(self.rows as usize * SHARD).enumerate() {
+        for (b, rows) in data.chunks(place.per_band as usize * SHARD).enumerate() {
             if b == self.bands.len() {
                 let buf = pool.pop().unwrap_or_default();
                 self.bands.push(StreamBand {
-                    enc: BandEncoder::reusing(self.width, buf),
+                    enc: BandEncoder::reusing(self.layout.width, buf),
                     widest: 0,
                 });
             }
@@ -163,6 +161,8 @@ impl GroupStream {
             }
             band.widest = band.widest.max(n);
         }
+        self.next = place.at + place.per_band;
+        self.cut.add(rows);
         self.members.push(Member {
             kind: MemberKind::Pack,
             name: name.to_string(),
@@ -174,7 +174,7 @@ impl GroupStream {
         Ok(())
     }
 
-    /// Join `tail` (coded in the other half of the slots) to this group: its members follow
+    /// Join `tail` (coded in the other half of the band) to this group: its members follow
     /// this group's in the header, its rows keep their positions, and the band sums add.
     fn absorb(&mut self, engine: &DefaultEngine, tail: GroupStream) {
         self.members.extend(tail.members);
@@ -195,9 +195,9 @@ impl GroupStream {
     pub fn finish(&mut self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
         let mut h = ParityHeader {
             locator: Locator::Crc64,
-            percent: self.percent,
-            band_rows: self.band_len(),
-            code_width: Some(self.width as u32),
+            percent: self.layout.percent,
+            band_rows: MAX_BAND_SHARDS as u32,
+            code_width: Some(self.layout.width as u32),
             placed: true,
             supersedes,
             members: self.members.clone(),
@@ -205,7 +205,8 @@ impl GroupStream {
         };
         let mut counts = Vec::with_capacity(self.bands.len());
         for band in &mut self.bands {
-            let r = recovery_count(self.percent, band.enc.count(), band.widest).min(self.width);
+            let r = recovery_count(self.layout.percent, band.enc.count(), band.widest)
+                .min(self.layout.width);
             let shards = band.enc.finish(engine, r);
             h.bands.push(Band {
                 recovery_hashes: shards.chunks(SHARD).map(|s| h.shard_hash(s)).collect(),
@@ -240,12 +241,11 @@ impl ToWrite {
 
 /// The run's pack groups, cut as packs are written.
 pub struct Feeder {
-    percent: u8,
-    per_group: usize,
+    layout: StreamLayout,
     engine: DefaultEngine,
     cur: GroupStream,
-    /// The run's last full group as of *K* packs, kept for a short tail to join; its parity
-    /// file is computed only once it is final (the next group reaches *K*, or the run ends
+    /// The run's last complete group, kept for an incomplete tail to join; its parity file
+    /// is computed only once it is final (the next group is complete, or the run ends
     /// without a tail), so a run with a tail never computes it twice.
     full: Option<GroupStream>,
     /// Streaming stopped (the memory bound, or a write failed): the rest is covered after
@@ -259,12 +259,17 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    pub fn new(percent: u8, budget: usize) -> Feeder {
+    /// The feeder of a run at `percent` % whose packs are of up to `pack_size` bytes (the
+    /// config's target), its open groups' band buffers within `budget` bytes.
+    pub fn new(percent: u8, pack_size: u64, budget: usize) -> Feeder {
+        Feeder::with_layout(StreamLayout::new(percent, pack_size), budget)
+    }
+
+    pub(crate) fn with_layout(layout: StreamLayout, budget: usize) -> Feeder {
         Feeder {
-            percent,
-            per_group: group_packs(percent),
+            layout,
             engine: DefaultEngine::new(),
-            cur: GroupStream::new(percent),
+            cur: GroupStream::new(layout),
             full: None,
             stopped: false,
             pool: Vec::new(),
@@ -282,17 +287,21 @@ impl Feeder {
     /// Stop streaming: the packs not yet covered are covered after the command.
     pub fn stop(&mut self) {
         self.stopped = true;
-        self.cur = GroupStream::new(self.percent);
+        self.cur = GroupStream::new(self.layout);
         self.full = None;
     }
 
     /// Pack `name` was written (durable) with `data`: fold it in; returns the parity file
-    /// of the group before the one that has just reached *K* packs, to be written now.
+    /// of the group before the one that has just become complete, to be written now.
     pub fn written(&mut self, name: &str, data: &[u8]) -> Result<Option<ToWrite>> {
         if self.stopped {
             return Ok(None);
         }
         let size = data.len() as u64;
+        if self.cur.place_for(rows_of(size)).is_none() {
+            self.stop();
+            return Ok(None);
+        }
         let full_mem = self.full.as_ref().map_or(0, |g| g.memory_with(0));
         if self.cur.memory_with(size) + full_mem > self.budget {
             self.stop();
@@ -301,7 +310,7 @@ impl Feeder {
         self.cur
             .add_pooled(&self.engine, name, data, &mut self.pool)?;
         self.encoded += rows_of(size);
-        if self.cur.len() < self.per_group {
+        if !self.cur.is_full() {
             return Ok(None);
         }
         let next = self.cur.next_half();
@@ -316,7 +325,7 @@ impl Feeder {
     /// The run has ended: the parity file of its last group — the held one as of *K*
     /// packs, or with the short tail joined, or the run's only, short group — if any.
     pub fn finish(&mut self) -> Option<ToWrite> {
-        let tail = std::mem::replace(&mut self.cur, GroupStream::new(self.percent));
+        let tail = std::mem::replace(&mut self.cur, GroupStream::new(self.layout));
         let out = match self.full.take() {
             _ if self.stopped => None,
             Some(mut g) if tail.is_empty() => {

@@ -23,6 +23,8 @@ pub const HELD: usize = IN_FLIGHT + 1;
 
 pub struct Streamer {
     percent: u8,
+    /// The config's pack size: it fixes how the stream places packs (format.md §15.5).
+    pack_size: u64,
     budget: usize,
     state: Mutex<State>,
 }
@@ -45,9 +47,10 @@ enum State {
 }
 
 impl Streamer {
-    pub fn new(percent: u8, budget: usize, put: Put) -> Streamer {
+    pub fn new(percent: u8, pack_size: u64, budget: usize, put: Put) -> Streamer {
         Streamer {
             percent,
+            pack_size,
             budget,
             state: Mutex::new(State::Idle(put)),
         }
@@ -99,7 +102,7 @@ impl Streamer {
     fn start(&self, mut put: Put) -> State {
         let (tx, rx) = bounded::<(String, PackBuffer)>(IN_FLIGHT);
         let (free_tx, free) = bounded(IN_FLIGHT + 1);
-        let mut feeder = Feeder::new(self.percent, self.budget);
+        let mut feeder = Feeder::new(self.percent, self.pack_size, self.budget);
         // The thread's outcome, sent before it frees its band buffers (some 160 MiB at
         // 5 %): the command need not wait for that.
         let (done_tx, done) = bounded::<Result<()>>(1);

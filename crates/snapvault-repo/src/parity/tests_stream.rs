@@ -1,7 +1,7 @@
-//! The streaming encoder (version 3, format.md §15.1 and §15.5): a group fed pack by pack
-//! is, byte for byte, the group encoded at once with the same geometry; it repairs damage
+//! The streaming encoder (version 4, format.md §15.1 and §15.5): a group fed pack by pack
+//! is, byte for byte, the group encoded at once with the same places; it repairs damage
 //! up to each band's budget and a whole lost member; the feeder cuts a run's packs into
-//! the groups `plan_groups` would.
+//! the groups `plan_groups` would, and pays the level's share plus rounding.
 
 use std::collections::HashMap;
 
@@ -10,7 +10,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reed_solomon_simd::engine::DefaultEngine;
 
-use super::encode::{Coding, encode_rows};
+use super::encode::{Coding, Geometry, encode_with};
+use super::header::Place;
+use super::layout::StreamLayout;
 use super::store::plan_groups;
 use super::stream::{Feeder, GroupStream, ToWrite};
 use super::tests::{Sim, damage_within_the_budget_repairs_exactly, members_strategy, open};
@@ -41,23 +43,34 @@ fn distinct(mut members: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
-    /// Fed pack by pack or encoded at once (same rows per band and code width): the same
-    /// parity file; damage up to each band's budget is repaired exactly, and so is any one
-    /// whole member lost.
+    /// Fed pack by pack or encoded at once (same places and code width): the same parity
+    /// file; damage up to each band's budget is repaired exactly, and so is any one whole
+    /// member lost. Each pack is spread over the layout's bands, one after another.
     #[test]
     fn a_streamed_group_is_the_batch_encoding_and_repairs(
-        members in members_strategy(), percent in 1u8..=20, rows in 1u32..4, seed: u64,
+        members in members_strategy(), percent in 1u8..=20, bands in 1u64..4, seed: u64,
     ) {
         let members = distinct(members);
         let engine = DefaultEngine::new();
-        let mut g = GroupStream::with_rows(percent, rows);
+        let layout = StreamLayout::with_bands(percent, bands);
+        let mut g = GroupStream::new(layout);
         for m in &members {
             g.add(&engine, &pack_name(m), m).unwrap();
         }
         let (id, file) = g.finish(&engine, vec![]);
+        let mut at = 0;
+        let places = members
+            .iter()
+            .map(|m| {
+                let per_band = rows_of(m.len() as u64).div_ceil(bands).max(1) as u32;
+                at += per_band;
+                Place { at: at - per_band, per_band }
+            })
+            .collect();
+        let geometry = Geometry { len: MAX_BAND_SHARDS as u32, places };
         let read = |i: usize, off: u64, len: usize| Ok(&members[i][off as usize..off as usize + len]);
-        let batch = encode_rows(
-            Coding::Placed(Some(g.width())), percent, rows, vec![], &pack_specs(&members), read,
+        let batch = encode_with(
+            Coding::Placed(Some(g.width())), percent, geometry, vec![], &pack_specs(&members), read,
         ).unwrap();
         prop_assert!(batch == (id, file.clone()), "streamed and batch files differ");
         let (h, rec_at, _) = open(&id.to_hex(), &file).unwrap();
@@ -74,46 +87,64 @@ proptest! {
     }
 }
 
-/// A whole lost 16 MiB-shaped member (4096 rows, every band) of a group of 2K − 1 at the
-/// level's own geometry (5 %: w = 102, C = 256) is rebuilt; so is a member of a group of K.
+/// A whole lost pack is rebuilt at the level's own geometry (5 %, packs of 1 MiB: each
+/// spread over 3 bands, 86 rows in each; C = 256), in the first group's half and in a
+/// run's tail joined to it (39 packs: 20 complete, 19 joined).
 #[test]
 fn a_lost_whole_pack_is_rebuilt_at_the_levels_geometry() {
-    assert_eq!((band_rows(5, 39), level_width(5)), (102, 256));
-    let engine = DefaultEngine::new();
+    let layout = StreamLayout::new(5, 1 << 20);
+    assert_eq!((layout.bands, layout.width), (3, 256));
     let mut rng = StdRng::seed_from_u64(21);
-    // Members of 1 MiB + 1 byte (a short last row); 2K - 1 = 39 members at 5 %.
-    let members: Vec<Vec<u8>> = (0..39)
+    // Packs of 1 MiB + 1 byte (a short last row).
+    let packs: Vec<Vec<u8>> = (0..39)
         .map(|_| {
             let mut v = vec![0u8; (1 << 20) + 1];
             rng.fill(&mut v[..]);
             v
         })
         .collect();
-    for n in [20, 39] {
-        let mut g = GroupStream::new(5);
-        for m in &members[..n] {
-            g.add(&engine, &pack_name(m), m).unwrap();
+    let files = run_feeder(5, 1 << 20, &packs);
+    assert_eq!(files.len(), 1);
+    let (name, file) = files.into_iter().next().unwrap();
+    let (h, rec_at, _) = open(&name, &file).unwrap();
+    assert_eq!(h.members.len(), 39);
+    assert_eq!(
+        h.members[0].place,
+        Place {
+            at: 0,
+            per_band: 86
         }
-        let (id, file) = g.finish(&engine, vec![]);
-        let (h, rec_at, _) = open(&id.to_hex(), &file).unwrap();
+    );
+    assert_eq!(
+        h.members[20].place,
+        Place {
+            at: 2048,
+            per_band: 86
+        }
+    );
+    for lost in [7, 30] {
         let mut sim = Sim {
-            members: members[..n].iter().cloned().map(Some).collect(),
-            parity: file,
+            members: packs.iter().cloned().map(Some).collect(),
+            parity: file.clone(),
             rec_at,
         };
-        sim.members[7] = None;
+        sim.members[lost] = None;
         let r = repair(&h, &mut sim).unwrap();
         assert!(
-            matches!(&r.members[7], MemberState::Repaired { bytes, .. } if *bytes == members[7]),
-            "{n} members"
+            matches!(&r.members[lost], MemberState::Repaired { bytes, .. } if *bytes == packs[lost]),
+            "member {lost}"
         );
     }
 }
 
-/// Run `n` packs through a feeder at `percent`; returns the parity files written (name →
-/// file).
-fn run_feeder(percent: u8, packs: &[Vec<u8>]) -> HashMap<String, Vec<u8>> {
-    let mut feeder = Feeder::new(percent, usize::MAX);
+/// Run `packs` through a feeder at `percent` for packs of up to `pack_size` bytes; returns
+/// the parity files written (name → file).
+pub(super) fn run_feeder(
+    percent: u8,
+    pack_size: u64,
+    packs: &[Vec<u8>],
+) -> HashMap<String, Vec<u8>> {
+    let mut feeder = Feeder::new(percent, pack_size, usize::MAX);
     let mut files = HashMap::new();
     let mut put = |w: ToWrite| {
         assert!(
@@ -144,7 +175,7 @@ fn the_feeder_cuts_a_runs_packs_as_plan_groups_does() {
                     v
                 })
                 .collect();
-            let files = run_feeder(percent, &packs);
+            let files = run_feeder(percent, 1 << 20, &packs);
             let mut got: Vec<Vec<String>> = Vec::new();
             for (name, file) in &files {
                 let (h, rec_at, _) = open(name, file).unwrap();
@@ -193,7 +224,7 @@ fn each_packs_rows_are_encoded_once() {
                 })
                 .collect();
             let rows: u64 = packs.iter().map(|p| rows_of(p.len() as u64)).sum();
-            let mut feeder = Feeder::new(percent, usize::MAX);
+            let mut feeder = Feeder::new(percent, 1 << 20, usize::MAX);
             for p in &packs {
                 feeder.written(&pack_name(p), p).unwrap();
             }
@@ -211,7 +242,7 @@ fn each_packs_rows_are_encoded_once() {
 #[test]
 fn packs_past_the_memory_budget_stop_the_stream() {
     let pack = vec![7u8; 3 * SHARD];
-    let mut feeder = Feeder::new(50, 1);
+    let mut feeder = Feeder::new(50, 1 << 20, 1);
     assert_eq!(feeder.written(&pack_name(&pack), &pack).unwrap(), None);
     assert_eq!(
         feeder.finish(),
@@ -220,34 +251,90 @@ fn packs_past_the_memory_budget_stop_the_stream() {
     );
 }
 
+/// Packs of unequal sizes, as a run writes them (a pack closes when the next blob would
+/// not fit: mostly near the pack size, some much shorter): each group the stream writes
+/// pays the level's share of its rows, rounded up per band, and at most one more band of
+/// its widest member (the last band, where the packs' last rows are) — not the difference
+/// between its longest and its mean pack in every group.
+#[test]
+fn unequal_packs_cost_the_levels_share_plus_rounding() {
+    let percent = 5u8;
+    let mut rng = StdRng::seed_from_u64(21);
+    // Packs of 512 KiB to 2 MiB (rows 128..=512), 2 MiB the pack size.
+    let packs: Vec<Vec<u8>> = (0..70)
+        .map(|_| {
+            let mut v = vec![0u8; rng.gen_range((512 << 10)..=(2 << 20))];
+            rng.fill(&mut v[..]);
+            v
+        })
+        .collect();
+    let files = run_feeder(percent, 2 << 20, &packs);
+    let mut covered = 0;
+    for (name, file) in &files {
+        let (h, _, _) = open(name, file).unwrap();
+        let rows: u64 = h.members.iter().map(|m| rows_of(m.size)).sum();
+        covered += h.members.len();
+        let widest = h.members.iter().map(|m| m.place.per_band).max().unwrap();
+        let share = (rows * u64::from(percent)).div_ceil(100);
+        let promised = share + h.bands.len() as u64 + u64::from(widest);
+        assert!(
+            h.recovery_shards() <= promised,
+            "{} packs, {rows} rows: {} recovery shards, promised at most {promised} \
+             ({share} the share, {} bands, {widest} widest)",
+            h.members.len(),
+            h.recovery_shards(),
+            h.bands.len()
+        );
+    }
+    assert_eq!(covered, packs.len());
+}
+
 /// A full group's file is computed only once it is final (the next group full): it is then,
-/// byte for byte, the group encoded at once with the level's geometry (its members in slots
-/// 0 … *K* − 1); the run's second group, with a tail joined, is the third file's worth of
-/// packs coded once.
+/// byte for byte, the group encoded at once with the stream's places (its packs spread over
+/// the layout's bands, one after another from position 0); the run's second group, with a
+/// tail joined, is the rest of the packs coded once.
 #[test]
 fn a_full_group_written_mid_run_is_the_batch_encoding() {
     let mut rng = StdRng::seed_from_u64(12);
     let percent = 34; // K = 3
     let k = group_packs(percent);
+    // Equal packs: groups of K.
     let packs: Vec<Vec<u8>> = (0..2 * k + 1)
         .map(|_| {
-            let mut v = vec![0u8; rng.gen_range(1..5 * SHARD)];
+            let mut v = vec![0u8; 3 * SHARD + 7];
             rng.fill(&mut v[..]);
             v
         })
         .collect();
-    let mut feeder = Feeder::new(percent, usize::MAX);
+    let mut feeder = Feeder::new(percent, 1 << 20, usize::MAX);
     let mut mid_run = Vec::new();
     for p in &packs {
         mid_run.extend(feeder.written(&pack_name(p), p).unwrap());
     }
     assert_eq!(mid_run.len(), 1, "the first group, once the second is full");
     let first = &packs[..k];
+    let layout = StreamLayout::new(percent, 1 << 20);
+    let mut at = 0;
+    let places = first
+        .iter()
+        .map(|m| {
+            let per_band = layout.per_band(rows_of(m.len() as u64), u32::MAX).unwrap();
+            at += per_band;
+            Place {
+                at: at - per_band,
+                per_band,
+            }
+        })
+        .collect();
+    let geometry = Geometry {
+        len: MAX_BAND_SHARDS as u32,
+        places,
+    };
     let read = |i: usize, off: u64, len: usize| Ok(&first[i][off as usize..off as usize + len]);
-    let (id, bytes) = encode_rows(
+    let (id, bytes) = encode_with(
         Coding::Placed(Some(level_width(percent))),
         percent,
-        band_rows(percent, super::encode::max_group_packs(percent)),
+        geometry,
         vec![],
         &pack_specs(first),
         read,

@@ -86,7 +86,7 @@ pub fn opened(location: &str, repo: &Repository) {
             let be = g.inner().as_ref();
             let config = be.read(FileKind::Config, "config").ok();
             let level = trusted_level(be, repo.config().parity, repo.crypto());
-            g.set_level(level);
+            g.set_level(level, u64::from(repo.config().pack_size));
             (level, config)
         }
         None => (repo.config().parity, None),
