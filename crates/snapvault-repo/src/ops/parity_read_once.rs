@@ -132,7 +132,7 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     create_small_repo(&root, true);
-    let lib = noise_library(dir.path(), 8, 700_000);
+    let lib = noise_library(dir.path(), 14, 700_000);
     let counting = Arc::new(
         FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
             .watching(&[Op::Read])

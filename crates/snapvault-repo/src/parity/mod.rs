@@ -19,6 +19,8 @@ mod streamer;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_placed;
+#[cfg(test)]
 mod tests_stream;
 #[cfg(test)]
 mod tests_versions;
