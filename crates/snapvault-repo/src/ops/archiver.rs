@@ -15,7 +15,6 @@
 //! manifest is written only after every pack and index file.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +36,7 @@ use crate::repository::lock::LockHandle;
 use crate::repository::packer::Packer;
 
 mod lookahead;
+mod reading;
 mod source_walk;
 #[cfg(test)]
 mod tests_batch;
@@ -90,6 +90,10 @@ struct SlotState {
     /// (a notify is a `futex` call even with no one waiting: one per file at a million
     /// tiny files).
     waiting: bool,
+    /// Read by a reader thread: the length read and the media facts, for the node.
+    read: Option<(u64, Option<crate::format::tree::MediaMeta>)>,
+    /// A reader thread could not read it (or stopped first): the file is left out.
+    left_out: bool,
 }
 
 impl SlotState {
@@ -261,6 +265,8 @@ pub fn run_shared(
     let (dir_tx, dir_rx) = bounded::<(Vec<u8>, Vec<Pending>)>(64);
     let level = repo.config().compression_level;
     let interrupted: Mutex<Option<String>> = Mutex::new(None);
+    // The source went away (or a stop came) while a reader thread read a file.
+    let read_fatal: Mutex<Option<String>> = Mutex::new(None);
 
     let root: Result<Option<BlobId>> = std::thread::scope(|s| {
         for _ in 0..workers {
@@ -280,28 +286,53 @@ pub fn run_shared(
             .chain(opts.also.iter())
             .filter_map(|p| repo.load_tree(&shared.index, &p.tree).ok())
             .collect();
-        let mut walker = Walker {
-            repo,
+        let reading = reading::Reading {
             source,
             chunker: &chunker,
             shared: &shared,
             observer,
             inspector,
+            stop: opts.stop.as_deref(),
+            level,
             chunk_tx,
             batch: Vec::new(),
             batch_bytes: 0,
-            dir_tx,
             buf: Vec::new(),
             recycled: recycle_rx,
+        };
+        // Larger files are read and chunked beside the walker (see `reading`).
+        let readers = reading::readers(workers);
+        let (file_tx, file_rx) = bounded::<reading::FileJob>(readers);
+        let mut reader_threads = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            let (r, jobs, fatal) = (reading.another(), file_rx.clone(), &read_fatal);
+            reader_threads.push(s.spawn(move || r.serve(jobs, fatal)));
+        }
+        drop(file_rx);
+        let mut walker = Walker {
+            repo,
+            source,
+            shared: &shared,
+            observer,
+            reading,
+            files: (readers > 0).then_some(file_tx),
+            read_fatal: &read_fatal,
+            dir_tx,
             reread: &opts.reread,
-            level,
             fatal: None,
             stop: opts.stop.as_deref(),
             lookahead: lookahead::Lookahead::new(parent_trees.is_empty()),
         };
         let walked = walker.walk(b"", &parent_trees);
         let fatal = walker.fatal.take();
+        // The reader threads finish the files handed over, then stop.
         drop(walker);
+        for r in reader_threads {
+            if r.join().is_err() {
+                shared.fail(Interruption::Aborted.into());
+            }
+        }
+        let fatal = fatal.or_else(|| read_fatal.lock().ok().and_then(|mut f| f.take()));
         if let Some(f) = fatal
             && let Ok(mut g) = interrupted.lock()
         {
@@ -472,6 +503,13 @@ fn finalize(
                             .wait_timeout(st, Duration::from_millis(100))
                             .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?
                             .0;
+                    }
+                    if st.left_out {
+                        continue;
+                    }
+                    if let Some((size, media)) = st.read.take() {
+                        n.size = size;
+                        n.media = media;
                     }
                     n.content = st.ids.iter().flatten().copied().collect();
                     n

@@ -3,25 +3,22 @@
 //! the changed ones, sending chunks to the workers and directories to the finalizer.
 
 use super::lookahead::{HINT_AGAIN, Lookahead};
+use super::reading::{APART_BYTES, FileJob, ReadFailure, Reading};
 use super::*;
 
 pub(super) struct Walker<'a> {
     pub(super) repo: &'a Repository,
     pub(super) source: &'a dyn Source,
-    pub(super) chunker: &'a Chunker,
     pub(super) shared: &'a Shared,
     pub(super) observer: &'a dyn Observer,
-    pub(super) inspector: &'a dyn Inspector,
-    pub(super) chunk_tx: Sender<Batch>,
-    /// Chunks not yet handed to the workers (see [`Batch`]), and their bytes.
-    pub(super) batch: Batch,
-    pub(super) batch_bytes: usize,
+    /// Reads the files this thread reads itself (the small ones).
+    pub(super) reading: Reading<'a>,
+    /// The reader threads' queue of larger files (none: this thread reads every file).
+    pub(super) files: Option<Sender<FileJob<'a>>>,
+    /// Set by a reader thread when the source went away (or a stop came) mid-file.
+    pub(super) read_fatal: &'a Mutex<Option<String>>,
     pub(super) dir_tx: Sender<(Vec<u8>, Vec<Pending>)>,
-    pub(super) buf: Vec<u8>,
-    /// Chunk buffers handed back by the packer and workers.
-    pub(super) recycled: Receiver<Vec<u8>>,
     pub(super) reread: &'a HashSet<BlobId>,
-    pub(super) level: i32,
     /// Set when the source went away: the walk stops and the snapshot keeps what it has.
     pub(super) fatal: Option<String>,
     /// Polled between entries and chunks: a stop request ends the walk like `fatal`.
@@ -117,6 +114,9 @@ impl Walker<'_> {
             if self.fatal.is_none() {
                 self.fatal = self.stop.and_then(Stop::reason);
             }
+            if self.fatal.is_none() {
+                self.fatal = self.read_fatal.lock().ok().and_then(|f| f.clone());
+            }
             if self.fatal.is_some() {
                 break;
             }
@@ -161,7 +161,7 @@ impl Walker<'_> {
             }
         }
         // The finalizer waits for this folder's files: their chunks go to the workers first.
-        if !self.hand_over() || self.dir_tx.send((dir.to_vec(), pending)).is_err() {
+        if !self.reading.hand_over() || self.dir_tx.send((dir.to_vec(), pending)).is_err() {
             self.aborted()?;
             return Err(Interruption::WorkerStopped(Worker::TreeWriter).into());
         }
@@ -257,8 +257,25 @@ impl Walker<'_> {
         };
         let slot = Arc::new(FileSlot::default());
         let mut node = node_from(e);
-        match self.read_chunks(path, reader, &slot, e, &mut node) {
-            Ok(total) => {
+        if e.size >= APART_BYTES
+            && let Some(files) = &self.files
+        {
+            let job = FileJob {
+                path: path.to_vec(),
+                reader,
+                slot: slot.clone(),
+                entry: e.clone(),
+                changed: old.is_some(),
+            };
+            if files.send(job).is_err() {
+                self.aborted()?;
+                return Err(Interruption::Aborted.into());
+            }
+            return Ok(Some(Pending::File(node, slot)));
+        }
+        match self.reading.read_chunks(path, reader, &slot, e) {
+            Ok((total, media)) => {
+                node.media = media;
                 let wake = slot.state.lock().map_or(true, |mut s| {
                     s.done_reading = true;
                     s.waiting
@@ -292,87 +309,4 @@ impl Walker<'_> {
         st.bytes_total.fetch_add(node.size, Relaxed);
         Ok(Some(Pending::File(node, slot)))
     }
-
-    /// Hand the chunks batched so far to the workers; false when they are gone.
-    fn hand_over(&mut self) -> bool {
-        if self.batch.is_empty() {
-            return true;
-        }
-        self.batch_bytes = 0;
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
-        self.chunk_tx.send(batch).is_ok()
-    }
-
-    fn read_chunks(
-        &mut self,
-        path: &[u8],
-        reader: Box<dyn Read + Send + '_>,
-        slot: &Arc<FileSlot>,
-        e: &SourceEntry,
-        node: &mut Node,
-    ) -> std::result::Result<u64, ReadFailure> {
-        let mut compression = Compression::Try(self.level);
-        let mut stream = self.chunker.stream(reader, std::mem::take(&mut self.buf));
-        let mut idx = 0;
-        let mut total = 0u64;
-        let mut probe: Option<Box<dyn TailProbe>> = None;
-        let result = loop {
-            if let Some(why) = self.stop.and_then(Stop::reason) {
-                // Stop mid-file: the file is left out; its chunks sent so far are stored
-                // and reused by the next run.
-                break Err(ReadFailure::Stopped(why));
-            }
-            let chunk = match stream.next_chunk() {
-                Ok(Some(c)) => c,
-                Ok(None) => break Ok(total),
-                Err(err) => break Err(ReadFailure::Source(err)),
-            };
-            if idx == 0 {
-                node.media = self.inspector.inspect(path, chunk, e);
-                compression = self.inspector.compression(&e.name.0, chunk, self.level);
-                probe = self.inspector.tail_probe(path, chunk, e);
-            } else if let Some(p) = probe.as_mut() {
-                p.chunk(total, chunk);
-            }
-            total += chunk.len() as u64;
-            self.shared
-                .stats
-                .bytes_read
-                .fetch_add(chunk.len() as u64, Relaxed);
-            self.observer.bytes_read(chunk.len() as u64);
-            if let Ok(mut s) = slot.state.lock() {
-                s.ids.push(None);
-                s.outstanding += 1;
-            }
-            let reuse = self.recycled.try_recv().unwrap_or_default();
-            self.batch_bytes += chunk.len();
-            self.batch.push(ChunkJob {
-                slot: slot.clone(),
-                idx,
-                data: PlainBuf::new_in(&self.shared.crypto, chunk, reuse),
-                compression,
-            });
-            idx += 1;
-            let full = self.batch.len() >= BATCH_CHUNKS || self.batch_bytes >= BATCH_BYTES;
-            if (full && !self.hand_over()) || self.shared.abort.load(Relaxed) {
-                break Err(ReadFailure::Repo(Interruption::Aborted.into()));
-            }
-        };
-        if let Some(p) = probe {
-            node.media = p.finish(node.media.take());
-        }
-        if idx == 0 && result.is_ok() {
-            // Empty file: still inspect (kind from the name) and record no chunks.
-            node.media = self.inspector.inspect(path, &[], e);
-        }
-        self.buf = stream.into_buffer();
-        result
-    }
-}
-
-enum ReadFailure {
-    Source(std::io::Error),
-    /// Asked to stop (Ctrl-C), with the reason.
-    Stopped(String),
-    Repo(RepoError),
 }
