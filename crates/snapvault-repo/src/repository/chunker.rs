@@ -80,7 +80,11 @@ impl Chunker {
         // Two maximum chunks: a refill then always leaves a whole maximum chunk to cut
         // (photos, being smaller, are read in one go; only longer files ever refill).
         let cap = self.max * 2;
-        if buf.len() < cap {
+        if buf.is_empty() {
+            // Zeroed by the allocator (fresh pages): only what reads fill becomes resident,
+            // so a reader of small files holds kilobytes, not 2 × the maximum chunk.
+            buf = vec![0; cap];
+        } else if buf.len() < cap {
             buf.resize(cap, 0);
         }
         ChunkStream {
