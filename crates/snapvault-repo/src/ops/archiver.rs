@@ -1,14 +1,17 @@
 //! The snapshot pipeline.
 //!
 //! ```text
-//! walker (this thread): list dirs, compare with the parent snapshot, read + chunk changed files
-//!    └─ bounded channel of chunks ─▶ workers (N threads): keyed BLAKE3 → known? → zstd → seal
-//!                                        └─ bounded channel ─▶ packer ─▶ pack writer ─▶ backend
+//! walker (this thread): list dirs, compare with the parent snapshot, read + chunk small files
+//!    ├─ bounded channel of larger files ─▶ readers (2 threads): read + chunk (`reading`)
+//!    ├─ bounded channel of chunks (walker, readers) ─▶ workers (N threads): keyed BLAKE3 →
+//!    │                                                 known? → zstd → seal
+//!    │       └─ bounded channel ─▶ packer ─▶ pack writer ─▶ backend
 //!    └─ bounded channel of directories (post-order) ─▶ finalizer: waits for its files' chunk
 //!       ids, writes one tree blob per directory, hands the subtree id to the parent
 //! ```
 //! Memory is bounded by the channel capacities (a few chunks of ≤ 8 MiB and three pack
-//! buffers), the walker's read buffer (2 × max chunk) and the directory being walked — not
+//! buffers), the walker's and two readers' read buffers (2 × max chunk each, resident only as
+//! far as a file filled them) and the directory being walked — not
 //! by file or repository size. Chunk buffers are laid out for sealing in place (room for
 //! the nonce in front, for padding and tag behind) and go back to the walker once the
 //! packer has copied them, so the steady state allocates nothing per chunk. The snapshot
