@@ -26,7 +26,7 @@ pub(crate) struct AheadReader {
 impl AheadReader {
     /// Open `path` for reading front to back (`POSIX_FADV_SEQUENTIAL` too).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = open_regular(path)?;
         sequential(&file);
         Ok(AheadReader {
             file,
@@ -42,7 +42,7 @@ impl AheadReader {
     /// opening (one open per file, not one to hint and one to read). A file the hint does
     /// not cover whole is also read front to back (`POSIX_FADV_SEQUENTIAL`).
     pub fn open_ahead(path: &Path, len: u64) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = open_regular(path)?;
         if len >= READ_AHEAD {
             sequential(&file);
         }
@@ -69,10 +69,33 @@ impl Read for AheadReader {
     }
 }
 
+/// Open `path` for reading only if it is a regular file. The walker listed a file, but
+/// anyone who can write to the library can put a named pipe or a device in its place
+/// before it is read: a plain `open` of a FIFO waits for a writer for ever (and a signal
+/// does not end it), so the open never blocks (`O_NONBLOCK`, which reads of a regular
+/// file ignore) and anything else is refused by what `fstat` says it is.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file any more (replaced while the snapshot ran)",
+        ));
+    }
+    Ok(file)
+}
+
 /// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
 /// waiting for them. Failures only lose the hint.
 pub(crate) fn willneed(path: &Path, offset: u64, len: u64) {
-    if let Ok(f) = File::open(path) {
+    if let Ok(f) = open_regular(path) {
         willneed_file(&f, offset, len);
     }
 }
