@@ -150,6 +150,17 @@ fn calls(trace: &str) -> Vec<Call> {
 /// Run a restore of `files` small files in a few folders under strace, tracing writes,
 /// syncs and renames; None where strace cannot be used.
 fn traced_small_restore(files: usize) -> Option<(tempfile::TempDir, Vec<Call>)> {
+    let calls_traced = "trace=pwrite64,write,fdatasync,fsync,syncfs,renameat,renameat2";
+    let (tmp, trace) = traced_restore_of_small_files(files, calls_traced)?;
+    Some((tmp, calls(&trace)))
+}
+
+/// Back up `files` small files in a few folders and restore them under strace tracing
+/// `traced`: the folder and the trace, None where strace cannot be used.
+fn traced_restore_of_small_files(
+    files: usize,
+    traced: &str,
+) -> Option<(tempfile::TempDir, String)> {
     let tmp = tempdir();
     let src = tmp.path().join("src");
     for i in 0..files {
@@ -164,16 +175,11 @@ fn traced_small_restore(files: usize) -> Option<(tempfile::TempDir, Vec<Call>)> 
     let target = tmp.path().join("t");
     let log = tmp.path().join("restore.trace");
     let args = ["restore", "latest", "--target", target.to_str().unwrap()];
-    let out = traced_calls(
-        &sv,
-        &args,
-        &log,
-        "trace=pwrite64,write,fdatasync,fsync,syncfs,renameat,renameat2",
-    )?;
+    let out = traced_calls(&sv, &args, &log, traced)?;
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(files_in(&target.join("src")), files);
     let trace = std::fs::read_to_string(&log).unwrap();
-    Some((tmp, calls(&trace)))
+    Some((tmp, trace))
 }
 
 fn files_in(dir: &Path) -> usize {
@@ -254,25 +260,9 @@ fn restore_of_many_small_files_syncs_in_batches() {
 /// thread that calls it, used by no other thread.
 #[test]
 fn each_restore_thread_syncs_through_a_descriptor_of_its_own() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    for i in 0..200 {
-        write_random(
-            &src.join(format!("d{}/f{i}.aae", i % 4)),
-            i as u64,
-            500 + i * 7,
-        );
-    }
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-    let target = tmp.path().join("t");
-    let log = tmp.path().join("restore.trace");
-    let args = ["restore", "latest", "--target", target.to_str().unwrap()];
-    let Some(out) = traced_calls(&sv, &args, &log, "trace=openat,syncfs") else {
+    let Some((tmp, trace)) = traced_restore_of_small_files(200, "trace=openat,syncfs") else {
         return;
     };
-    assert_eq!(out.code, Some(0), "{out}");
-    let trace = std::fs::read_to_string(&log).unwrap();
     // Descriptor number -> the thread that opened it last, as the trace goes.
     let mut opened_by: std::collections::HashMap<String, String> = Default::default();
     let mut syncs = 0;
