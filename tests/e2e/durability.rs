@@ -225,18 +225,28 @@ fn restore_renames_a_file_into_place_only_after_its_content_is_synced() {
     }
 }
 
+/// The file system type of `path` as `stat -f -c %t` prints it (hex magic).
+fn fs_kind(path: &Path) -> String {
+    Command::new("stat")
+        .args(["-f", "-c", "%t"])
+        .arg(path)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// ext4, XFS, btrfs: where restore makes files durable in batches with `syncfs`.
+fn batches_on(kind: &str) -> bool {
+    ["ef53", "58465342", "9123683e"].contains(&kind)
+}
+
 /// Many small files are made durable together (one `syncfs` per batch where the file system
 /// allows: ext4, XFS, btrfs), not with a sync each: syncs are far fewer than files.
 #[test]
 fn restore_of_many_small_files_syncs_in_batches() {
     let tmp = tempdir();
-    let kind = Command::new("stat")
-        .args(["-f", "-c", "%t"])
-        .arg(tmp.path())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if !["ef53", "58465342", "9123683e"].contains(&kind.as_str()) {
+    let kind = fs_kind(tmp.path());
+    if !batches_on(&kind) {
         eprintln!("skipped: the temporary folder is not on ext4, XFS or btrfs ({kind})");
         return;
     }
@@ -288,13 +298,7 @@ fn each_restore_thread_syncs_through_a_descriptor_of_its_own() {
             );
         }
     }
-    let kind = Command::new("stat")
-        .args(["-f", "-c", "%t"])
-        .arg(tmp.path())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if ["ef53", "58465342", "9123683e"].contains(&kind.as_str()) {
+    if batches_on(&fs_kind(tmp.path())) {
         assert!(syncs > 0, "no syncfs on ext4/XFS/btrfs:\n{trace}");
     }
 }

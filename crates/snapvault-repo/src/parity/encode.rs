@@ -27,6 +27,20 @@ pub struct MemberSpec {
     pub size: u64,
 }
 
+impl MemberSpec {
+    /// Specs of a group as `plan_groups` and the stores list it: (kind, name, size).
+    pub fn from_listed(members: &[(MemberKind, String, u64)]) -> Vec<MemberSpec> {
+        members
+            .iter()
+            .map(|(kind, name, size)| MemberSpec {
+                kind: *kind,
+                name: name.clone(),
+                size: *size,
+            })
+            .collect()
+    }
+}
+
 /// Recovery shards of a band with `data` shards whose widest member has `widest` rows:
 /// the level's share, and never fewer than one member's rows (so a whole lost member is
 /// always rebuilt).

@@ -188,14 +188,7 @@ pub fn write_group_from(
     supersedes: Vec<Id>,
     held: Held<'_>,
 ) -> Result<(String, u64)> {
-    let specs: Vec<MemberSpec> = members
-        .iter()
-        .map(|(kind, name, size)| MemberSpec {
-            kind: *kind,
-            name: name.clone(),
-            size: *size,
-        })
-        .collect();
+    let specs = MemberSpec::from_listed(members);
     let held: Vec<Option<Arc<Vec<u8>>>> = members
         .iter()
         .map(|(kind, name, size)| {

@@ -33,14 +33,7 @@ fn written(percent: u8, bands: u64, at_once: bool, packs: &[Vec<u8>]) -> Vec<(St
         return plan_groups(percent, specs)
             .into_iter()
             .map(|g| {
-                let members: Vec<MemberSpec> = g
-                    .iter()
-                    .map(|(kind, name, size)| MemberSpec {
-                        kind: *kind,
-                        name: name.clone(),
-                        size: *size,
-                    })
-                    .collect();
+                let members = MemberSpec::from_listed(&g);
                 let read = |i: usize, off: u64, len: usize| {
                     Ok(&by_name[&g[i].1][off as usize..off as usize + len])
                 };
