@@ -128,8 +128,8 @@ fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
     match re {
         RepoError::NotFound(_) => Some("run `snapvault init` to create one"),
         RepoError::Parity(snapvault_repo::ParityError::GroupDamaged { .. }) => Some(
-            "run `snapvault repair --apply` (it rebuilds the damaged file from parity), then run \
-             the command again",
+            "run `snapvault repair --apply` (it rebuilds the file from parity, or, where parity \
+             cannot, rescues what it can of it and gives the rest up), then run the command again",
         ),
         RepoError::Key(KeyError::ChosenNoMatch { .. }) => Some("`snapvault key list` shows them"),
         RepoError::Prune(PruneError::BlobsNotIndexed { .. }) => Some(

@@ -43,6 +43,10 @@ pub struct Guard {
     in_force: Arc<Mutex<Option<Vec<Loaded>>>>,
     /// Packs removed by the command, for [`Guard::flush`].
     pending: Mutex<Vec<String>>,
+    /// Files lost beyond what parity rebuilds whose loss the command accepted
+    /// ([`Guard::give_up`]): a group being rebuilt leaves them out instead of waiting for
+    /// them to be whole, which they never will be.
+    given_up: Mutex<HashSet<File>>,
     /// The parity of the packs the command writes, computed as they are written (once the
     /// level is known).
     streamer: OnceLock<Streamer>,
@@ -67,6 +71,7 @@ impl Guard {
             percent: Mutex::new(None),
             in_force: Arc::new(Mutex::new(None)),
             pending: Mutex::new(Vec::new()),
+            given_up: Mutex::new(HashSet::new()),
             streamer: OnceLock::new(),
         }
     }
@@ -129,6 +134,16 @@ impl Guard {
         Ok(n)
     }
 
+    /// `repair --apply` accepted the loss of `files`, damaged or missing beyond what their
+    /// groups' parity rebuilds: a group rebuilt from now on (a member removed, the config
+    /// rewritten) is rebuilt from its other members, leaving these out unless they read
+    /// intact again. Without this, a group with one member lost beyond parity could never
+    /// be rebuilt, so none of its other members could be removed (format.md §15.5): every
+    /// repair, prune and `parity set` after would stop on it.
+    pub fn give_up(&self, files: impl IntoIterator<Item = (MemberKind, String)>) {
+        lock(&self.given_up).extend(files);
+    }
+
     /// The parity files in force now (read once).
     fn state(&self) -> Result<MutexGuard<'_, Option<Vec<Loaded>>>> {
         let mut st = lock(&self.in_force);
@@ -152,6 +167,7 @@ impl Guard {
         let groups = st.get_or_insert_with(Vec::new);
         let gone_set: HashSet<&File> = gone.iter().collect();
         let changed_set: HashSet<&File> = changed.iter().collect();
+        let given_up = lock(&self.given_up).clone();
         let affected: Vec<usize> = (0..groups.len())
             .filter(|&i| gone.iter().chain(changed).any(|f| names(&groups[i], f)))
             .collect();
@@ -172,10 +188,19 @@ impl Guard {
                     continue;
                 }
                 if *state != MemberState::Intact && !changed_set.contains(&f) {
+                    if given_up.contains(&f) {
+                        continue;
+                    }
+                    let state = match state {
+                        MemberState::Repaired { .. } => "damaged (parity rebuilds it)",
+                        _ if !sizes.contains_key(&f) => "missing, beyond what parity rebuilds",
+                        _ => "damaged beyond what parity rebuilds",
+                    };
                     return Err(ParityError::GroupDamaged {
                         what: what.to_string(),
                         member: format!("{} {}", m.kind.file_kind().name(), short_name(&m.name)),
                         parity: short_name(&l.name).to_string(),
+                        state: state.to_string(),
                     }
                     .into());
                 }

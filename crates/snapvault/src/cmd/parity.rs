@@ -71,6 +71,21 @@ pub fn loss_accepted(location: &str, files: Vec<(MemberKind, String)>) {
     }
 }
 
+/// `repair --apply` gave up `files`, which parity found lost beyond what it rebuilds: the
+/// guard of `location` rebuilds their groups without them when another member leaves or
+/// changes ([`Guard::give_up`]), so the damaged packs repair removes beside a lost one are
+/// really removed.
+pub fn given_up(location: &str, files: Vec<(MemberKind, String)>) {
+    let guard = GUARDS.lock().ok().and_then(|g| {
+        g.iter()
+            .find(|(l, g)| l == location || g.inner().location() == location)
+            .map(|(_, g)| g.clone())
+    });
+    if let Some(g) = guard {
+        g.give_up(files);
+    }
+}
+
 /// Remember an opened repository (see [`OPENED`]); when its command keeps parity, the
 /// guard writes parity from now on at the level of the config as the opening verified it
 /// (its MAC, else a key file's sealed copy; unencrypted: [`trusted_level`]), never at one

@@ -75,6 +75,19 @@ pub fn kind_name(k: MemberKind) -> &'static str {
     }
 }
 
+/// The member kind [`kind_name`] names `name`.
+pub fn kind_named(name: &str) -> Option<MemberKind> {
+    [
+        MemberKind::Config,
+        MemberKind::Key,
+        MemberKind::Snapshot,
+        MemberKind::Index,
+        MemberKind::Pack,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == name)
+}
+
 /// Read what parity covers; with `read`, verify every group; with `apply`, also write back
 /// what it can rebuild. `log` gets one line per repair. `trusted` is the level of the
 /// config the repository opened with (its MAC checked, else a key file's sealed copy):

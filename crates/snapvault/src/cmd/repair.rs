@@ -53,6 +53,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         .as_ref()
         .map(|(repo, _)| super::parity::level_in_force(repo));
     let none = HashSet::new();
+    let location = ctx.repo_location()?;
     let parity = super::parity_check::scan(
         ctx.backend()?.as_ref(),
         trusted,
@@ -70,6 +71,19 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             }
         },
     )?;
+    if apply {
+        // Running `repair --apply` accepts what parity cannot rebuild: the steps below
+        // rescue what they can of it and remove it, and a group with such a member is
+        // rebuilt from its other members when one of them leaves.
+        super::parity::given_up(
+            &location,
+            parity
+                .lost
+                .iter()
+                .filter_map(|f| Some((super::parity_check::kind_named(f.kind)?, f.name.clone())))
+                .collect(),
+        );
+    }
     if !json {
         for f in &parity.repairable {
             ctx.say(format!("would repair from parity: {f}"));
