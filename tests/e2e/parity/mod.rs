@@ -20,6 +20,7 @@ mod remote_prune;
 mod reporting;
 mod s3_damage;
 mod s3_raw;
+mod writeback;
 
 use std::collections::HashSet;
 use std::path::Path;

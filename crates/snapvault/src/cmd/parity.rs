@@ -51,6 +51,17 @@ pub fn guarded(location: &str) -> Option<Arc<dyn Backend>> {
     Some(guard.clone() as Arc<dyn Backend>)
 }
 
+/// The storage beneath the guard of `location` (and above the test builds' fault
+/// injector), when its command keeps parity: where `repair` puts back the files parity
+/// rebuilt. Such a file has the bytes and the name its group recorded, so its group stays
+/// valid; through the guard a rebuilt pack would be streamed as a new pack into a group of
+/// its own (a full copy of it, the pack named by two groups).
+pub fn beneath_guard(location: &str) -> Option<Arc<dyn Backend>> {
+    let g = GUARDS.lock().ok()?;
+    let (_, guard) = g.iter().find(|(l, _)| l == location)?;
+    Some(guard.inner().clone())
+}
+
 /// `backend` of `location` behind the test builds' fault injector
 /// (`snapvault_repo::testhooks`), unless its command keeps parity: then the injector sits
 /// beneath the parity guard already (see [`watch`]).

@@ -53,14 +53,15 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         .as_ref()
         .map(|(repo, _)| super::parity::level_in_force(repo));
     let none = HashSet::new();
+    // Files rebuilt from parity are put back beneath the guard: they are what their
+    // groups recorded, so no parity changes (a pack is not streamed again as a new one).
     let location = ctx.repo_location()?;
-    let parity = super::parity_check::scan(
-        ctx.backend()?.as_ref(),
-        trusted,
-        true,
-        apply,
-        &none,
-        &mut |l| {
+    let storage = match super::parity::beneath_guard(&location) {
+        Some(b) => b,
+        None => ctx.backend()?,
+    };
+    let parity =
+        super::parity_check::scan(storage.as_ref(), trusted, true, apply, &none, &mut |l| {
             if json {
                 eprintln!(
                     "{}",
@@ -69,8 +70,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             } else {
                 println!("{l}");
             }
-        },
-    )?;
+        })?;
     if apply {
         // Running `repair --apply` accepts what parity cannot rebuild: the steps below
         // rescue what they can of it and remove it, and a group with such a member is
