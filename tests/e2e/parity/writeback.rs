@@ -1,12 +1,15 @@
-//! What `repair --apply` leaves of parity beside its own writes: a file rebuilt from parity
-//! keeps its group (it has the bytes and name the group recorded).
+//! What `repair --apply` and `copy` leave of parity beside their own writes: a file rebuilt
+//! from parity keeps its group (it has the bytes and name the group recorded), and the last
+//! group of the packs they write is written beside their last index file, under their lock
+//! (format.md §15.5), as a snapshot's is.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use snapvault_repo::parity::MemberKind;
 
 use crate::common::*;
-use crate::parity::{assert_covered, check_json, init_with_parity, live_groups};
+use crate::parity::{assert_covered, check_json, init_with_parity, live_groups, names};
 
 /// How many groups in force name each pack.
 fn groups_per_pack(repo: &Path) -> Vec<(String, usize)> {
@@ -82,4 +85,138 @@ fn a_pack_rebuilt_from_parity_stays_in_its_group_alone() {
     let (code, v) = check_json(&sv);
     assert_eq!(code, Some(0), "{v}");
     assert_covered(&sv.repo, 10);
+}
+
+/// Run `args` paused at both `points` (`POINT@N`), wait until both are reached, kill it.
+/// Fails when the command ends first or the deadline passes with only some reached.
+fn kill_when_paused_at_both(
+    sv: &Sv,
+    args: &[&str],
+    env: &[(&str, &str)],
+    points: [&str; 2],
+    gate: &Path,
+) {
+    std::fs::create_dir_all(gate).unwrap();
+    let mut c = sv.command(args);
+    c.envs(env.iter().copied());
+    c.env("SNAPVAULT_TEST_PAUSE", points.join(","))
+        .env("SNAPVAULT_TEST_PAUSE_DIR", gate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + DEFAULT_TIMEOUT;
+    let paused = points.map(|p| format!("{p}.paused"));
+    while !paused.iter().all(|p| gate.join(p).exists()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?} ended before reaching both {points:?}"
+        );
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "{args:?} never paused at both: {:?}",
+                paused.map(|p| gate.join(p).exists())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// `repair --apply` rescuing a damaged pack's intact blobs into new packs writes their
+/// parity beside its index file, not after the command; killed there (the new packs'
+/// group in force, no index naming them yet), the repository checks as the damage left
+/// it, and a second repair ends clean.
+#[test]
+fn repairs_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..2 {
+        write_random(&src.join(format!("DCIM/CLIP_{i}.MOV")), 70 + i, 5 << 20);
+    }
+    let sv = init_with_parity(&tmp.path().join("repo"), "50");
+    sv.snapshot(&[&src], &[]);
+    // One flipped byte in the largest pack: repair rescues its other blobs into a new
+    // pack.
+    let packs = pack_files(&sv.repo);
+    let (_, path) = packs
+        .iter()
+        .max_by_key(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut b = std::fs::read(path).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x10;
+    std::fs::write(path, b).unwrap();
+    // Parity would mend the byte first: its groups are made again over the pack as it
+    // reads now, so the flip is the pack's own damage (its BLAKE3), not parity's.
+    for n in names_in(&sv.repo, "parity") {
+        std::fs::remove_file(sv.repo.join("parity").join(n)).unwrap();
+    }
+    sv.ok(&["parity", "set", "50"]);
+    let indexes_before = names_in(&sv.repo, "index");
+
+    let gate = tmp.path().join("gate");
+    kill_when_paused_at_both(
+        &sv,
+        &["repair", "--apply"],
+        &[],
+        ["write-index@1", "parity-spooled@1"],
+        &gate,
+    );
+    assert_eq!(
+        names_in(&sv.repo, "index"),
+        indexes_before,
+        "no index file of the repair may be complete yet"
+    );
+    let (_, v) = check_json(&sv);
+    assert!(names(&v, "lost").is_empty(), "{v}");
+    assert!(names(&v, "repairable").is_empty(), "{v}");
+    sv.ok(&["unlock", "--remove-all"]);
+    sv.ok(&["repair", "--apply", "--forget-damaged"]);
+    sv.ok(&["prune"]);
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "{v}");
+    assert_covered(&sv.repo, 50);
+}
+
+/// `copy` into a repository with parity writes the parity of its last packs beside its
+/// last index file, under its lock, as a snapshot does (before, after the command, when
+/// another command may hold the lock: then not at all until the next one).
+#[test]
+fn copys_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..2 {
+        write_random(&src.join(format!("DCIM/CLIP_{i}.MOV")), 80 + i, 5 << 20);
+    }
+    let from = Sv::init(tmp.path().join("from"), true);
+    from.snapshot(&[&src], &[]);
+    let to = init_with_parity(&tmp.path().join("to"), "50");
+    let gate = tmp.path().join("gate");
+    let to_repo = to.repo.to_str().unwrap().to_string();
+    kill_when_paused_at_both(
+        &from,
+        &["copy", "--all", "--to", &to_repo],
+        &[("SNAPVAULT_PASSWORD2", PASSWORD)],
+        ["write-index@1", "parity-spooled@1"],
+        &gate,
+    );
+    assert!(names_in(&to.repo, "index").is_empty());
+    let (_, v) = check_json(&to);
+    assert!(names(&v, "lost").is_empty(), "{v}");
+    assert!(names(&v, "repairable").is_empty(), "{v}");
+    to.ok(&["unlock", "--remove-all"]);
+    let mut c = from.command(&["copy", "--all", "--to", &to_repo]);
+    c.env("SNAPVAULT_PASSWORD2", PASSWORD);
+    let out = run_command(c, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    to.ok(&["prune"]);
+    let (code, v) = check_json(&to);
+    assert_eq!(code, Some(0), "{v}");
+    assert_covered(&to.repo, 50);
+    let back = tmp.path().join("back");
+    assert_eq!(to.restore("latest", &back).code, Some(0));
+    assert_same_tree(&src, &back.join("src"));
 }

@@ -169,7 +169,7 @@ pub fn copy(
         }
         observer.snapshot_started(n, todo, id);
         n += 1;
-        let (root, stats) = copy_tree_packed(&mut r, &mut map, snap.tree, observer)?;
+        let (root, stats) = copy_tree_packed(&mut r, &mut map, snap.tree, observer, n == todo)?;
         let mut new = snap.clone();
         new.tree = root;
         new.original = Some(identity(id, snap));
@@ -190,12 +190,16 @@ pub fn copy(
 }
 
 /// Copy one snapshot's tree with its own packer; the packs and their index files are
-/// written (and added to the destination index) when this returns.
+/// written (and added to the destination index) when this returns. After the `last`
+/// snapshot's packs the destination is told that no more come
+/// ([`crate::storage::Backend::packs_done`]): its parity guard writes the last group's
+/// parity beside the last index and snapshot files, under the copy's lock.
 fn copy_tree_packed(
     r: &mut Repos<'_>,
     map: &mut BlobMap,
     root: BlobId,
     observer: &dyn CopyObserver,
+    last: bool,
 ) -> Result<(BlobId, CopyStats)> {
     let dst = r.dst;
     let packer = Packer::start(
@@ -220,7 +224,11 @@ fn copy_tree_packed(
         root.map(|id| (id, w.stats.get()))
     };
     // A failed pack or index write is why the walk saw "the pack writer stopped".
-    let written = packer.finish()?;
+    let flushed = packer.flush()?;
+    if last {
+        dst.backend().packs_done();
+    }
+    let written = flushed.write_index()?;
     let (root, stats) = walk?;
     for p in &written.packs_written {
         r.dst_index.add_pack(p.id, p.size, &p.blobs);

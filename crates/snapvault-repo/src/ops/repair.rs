@@ -341,7 +341,12 @@ pub fn apply(
         }
     }
     drop(tx);
-    let packed = packer.finish()?;
+    let flushed = packer.flush()?;
+    // Every pack repair writes is durable: the parity of the last of them is written now,
+    // on the parity thread beside the index and snapshot files below and under repair's
+    // lock, not after the command (format.md §15.5).
+    repo.backend().packs_done();
+    let packed = flushed.write_index()?;
 
     // 2. One index naming every good pack, superseding all others.
     if rebuild {
