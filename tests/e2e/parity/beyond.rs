@@ -94,3 +94,71 @@ fn two_lost_packs_of_one_group_are_lost_by_photo_and_never_repaired_wrongly() {
     );
     assert_covered(&sv.repo, 10);
 }
+
+/// Two packs of one group lost: parity cannot rebuild either, but it could rebuild both
+/// from an exact copy of one of them. `repair` without `--apply` keeps the group's parity
+/// and says so (format.md §15.5: the loss is given up only by `--apply`); following its
+/// hint — the copy put back at its place, then `repair --apply` — rebuilds the other pack
+/// from parity, and the repository checks clean and restores byte for byte, nothing lost.
+#[test]
+fn a_copy_of_one_of_two_lost_packs_put_back_before_apply_brings_both_back() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    library(&src);
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    write_random(&src.join("DCIM/IMG_0008.HEIC"), 8, 500_000);
+    sv.snapshot(&[&src], &[]);
+    sv.ok(&["parity", "set", "10"]);
+    let group = live_groups(&sv.repo)
+        .into_iter()
+        .find(|l| {
+            l.header
+                .members
+                .iter()
+                .filter(|m| m.kind == MemberKind::Pack)
+                .count()
+                >= 2
+        })
+        .expect("a group of two packs or more");
+    let mut packs: Vec<_> = group
+        .header
+        .members
+        .iter()
+        .filter(|m| m.kind == MemberKind::Pack)
+        .collect();
+    packs.sort_by_key(|m| std::cmp::Reverse(m.size));
+    let kept = tmp.path().join("copy-of-one");
+    let first = member_path(&sv.repo, MemberKind::Pack, &packs[0].name);
+    std::fs::copy(&first, &kept).unwrap();
+    for m in &packs[..2] {
+        std::fs::remove_file(member_path(&sv.repo, m.kind, &m.name)).unwrap();
+    }
+
+    let plan = sv.ok(&["repair"]);
+    let at = format!("data/{}/{}", &packs[0].name[..2], packs[0].name);
+    assert_mentions(&plan, &format!("beyond parity: pack {}", packs[0].name));
+    assert_mentions(&plan, &format!("put it back first ({at})"));
+    assert_eq!(
+        live_groups(&sv.repo)
+            .iter()
+            .filter(|l| l.name == group.name)
+            .count(),
+        1,
+        "repair without --apply keeps the group's parity\n{plan}"
+    );
+
+    // The hint: the copy put back, then `repair --apply`.
+    std::fs::copy(&kept, &first).unwrap();
+    let out = sv.ok(&["repair", "--apply"]);
+    assert_mentions(
+        &out,
+        &format!("repaired from parity: pack {}", packs[1].name),
+    );
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "after repair:\n{out}\ncheck: {v}");
+    assert_covered(&sv.repo, 10);
+    let back = tmp.path().join("back");
+    assert_eq!(sv.restore("latest", &back).code, Some(0));
+    assert_same_tree(&src, &back.join("src"));
+}

@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             ctx.say(format!("would repair from parity: {f}"));
         }
         for f in &parity.lost {
-            ctx.say(format!("beyond parity: {f}; the steps below handle it"));
+            ctx.say(beyond_parity(f, apply));
         }
     }
     let (mut repo, _lock) = match early {
@@ -196,6 +196,33 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         bail!("no repaired snapshot could be written");
     }
     Ok(0)
+}
+
+/// What becomes of a file parity cannot rebuild. Its group's parity could still rebuild
+/// it, or the others, from an exact copy of one of the lost files put back at its place
+/// (a file-level backup of the repository's folder), and only until `--apply` gives the
+/// loss up and rebuilds the group without them; `--from` cannot help there (it stores
+/// what it finds in new packs), so the plan says so first (format.md §15.5).
+fn beyond_parity(f: &super::parity_check::Finding, apply: bool) -> String {
+    if apply {
+        return format!(
+            "beyond parity: {f}; given up: the steps below rescue what they can of it, and its \
+             parity group is rebuilt without it"
+        );
+    }
+    let at = match f.kind {
+        "pack" => format!("data/{}/{}", f.name.get(..2).unwrap_or(""), f.name),
+        "snapshot" => format!("snapshots/{}", f.name),
+        "index" => format!("index/{}", f.name),
+        "key" => format!("keys/{}", f.name),
+        _ => f.name.clone(),
+    };
+    format!(
+        "beyond parity: {f}; `--apply` gives it up (the steps below rescue what they can) and \
+         rebuilds its parity group without it. If a copy of it, or of another file its group \
+         lost, exists (a backup of the repository's folder), put it back first ({at}) and run \
+         `snapvault repair --apply`: parity then rebuilds the rest"
+    )
 }
 
 /// Packs parity could not rebuild that are gone and that no index names once repair has
