@@ -6,6 +6,7 @@
 //! index, the packer, the chunker, locks and the expansion bound of tree walks live here;
 //! what users do with a repository is in [`crate::ops`].
 
+pub(crate) mod budget;
 pub mod chunker;
 pub mod config_copy;
 pub mod expansion;
