@@ -167,7 +167,7 @@ impl PlainBuf {
     pub fn new_in(crypto: &Crypto, plain: &[u8], mut reuse: Vec<u8>) -> PlainBuf {
         const ROUND: usize = 1 << 20;
         let head = crypto.headroom();
-        let need = head.max(stored_len(crypto, plain.len()));
+        let need = Self::len_for(crypto, plain.len());
         if reuse.capacity() < need || reuse.capacity() > need.saturating_mul(2) + ROUND {
             let cap = if need > ROUND / 16 {
                 need.next_multiple_of(ROUND)
@@ -180,6 +180,12 @@ impl PlainBuf {
         reuse.resize(head, 0);
         reuse.extend_from_slice(plain);
         PlainBuf { buf: reuse, head }
+    }
+
+    /// The bytes a plaintext of `len` bytes fills in its buffer once sealed (headroom,
+    /// padding and tag included): what the snapshot pipeline charges its byte budget.
+    pub(crate) fn len_for(crypto: &Crypto, len: usize) -> usize {
+        crypto.headroom().max(stored_len(crypto, len))
     }
 
     pub fn plain(&self) -> &[u8] {

@@ -9,13 +9,15 @@
 //!    └─ bounded channel of directories (post-order) ─▶ finalizer: waits for its files' chunk
 //!       ids, writes one tree blob per directory, hands the subtree id to the parent
 //! ```
-//! Memory is bounded by the channel capacities (a few chunks of ≤ 8 MiB and three pack
-//! buffers), the walker's and two readers' read buffers (2 × max chunk each, resident only as
-//! far as a file filled them) and the directory being walked — not
-//! by file or repository size. Chunk buffers are laid out for sealing in place (room for
-//! the nonce in front, for padding and tag behind) and go back to the walker once the
-//! packer has copied them, so the steady state allocates nothing per chunk. The snapshot
-//! manifest is written only after every pack and index file.
+//! Memory is bounded by configuration, not by file or repository size: the chunk bytes in
+//! flight by a byte budget ([`CHUNK_BUDGET`], charged when a chunk is copied out of a read
+//! buffer, given back when its sealed blob is copied into a pack or found stored), the
+//! walker's and two readers' read buffers (resident only as far as reads filled them: what
+//! is left of a cut plus one `chunker::READ_WINDOW`), [`RECYCLED_BUFFERS`] spare chunk
+//! buffers, three pack buffers and the directory being walked; docs/design.md (invariant 6)
+//! adds them up. Chunk buffers are laid out for sealing in place (room for the nonce in
+//! front, for padding and tag behind) and go back to the walker and readers once the packer
+//! has copied them. The snapshot manifest is written only after every pack and index file.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -33,10 +35,11 @@ use crate::format::tree::{Node, NodeKind, Tree};
 use crate::ops::fs_source::{Source, SourceEntry};
 use crate::ops::stop::Stop;
 use crate::repository::Repository;
+use crate::repository::budget::{Budget, Permit};
 use crate::repository::chunker::Chunker;
 use crate::repository::index::Index;
 use crate::repository::lock::LockHandle;
-use crate::repository::packer::Packer;
+use crate::repository::packer::{self, Packer};
 
 mod lookahead;
 mod reading;
@@ -122,6 +125,9 @@ struct ChunkJob {
     idx: usize,
     data: PlainBuf,
     compression: Compression,
+    /// This chunk's bytes charged to [`Shared::budget`], given back once its blob is in a
+    /// pack (or found stored already).
+    permit: Permit,
 }
 
 /// Chunks handed to a worker at once. Each hand-off costs the walker and a worker a
@@ -142,11 +148,24 @@ const BATCH_BYTES: usize = 256 << 10;
 struct Bundle {
     blobs: Vec<EncodedBlob>,
     bytes: usize,
+    /// The blobs' charges to the byte budget, handed to the packer with them.
+    permit: Permit,
 }
 
-/// Chunk buffers on their way back to the walker (from the packer, or from a worker when
-/// the chunk was already stored). Small: each holds a chunk's worth of resident memory.
-const RECYCLED_BUFFERS: usize = 4;
+/// Chunk buffers on their way back to the walker and readers (from the packer, or from a
+/// worker when the chunk was already stored). Outside the byte budget, so few: each holds
+/// up to 2 × its last chunk + 1 MiB (`PlainBuf::new_in`). 4 measured 10–15 MB more peak
+/// RSS than 2 at a first snapshot of 2 GiB, none no better than 2.
+const RECYCLED_BUFFERS: usize = 2;
+/// Chunk bytes in flight at most (sealed size: headroom, padding and tag included), from
+/// the copy out of a read buffer to the copy into a pack, whatever thread read them and
+/// whichever queue or batch holds them (`repository::budget`). A chunk larger than this
+/// (at most 8 MiB + padding) goes alone, so the bound is max(this, the largest chunk):
+/// about seven photo chunks of ~1.2 MiB, enough for two workers and the packer. The
+/// channels' counts (2 × workers batches, 4 bundles) bounded 30–40 MB of chunks with two
+/// reader threads; 8 MiB measured 98–105 MB peak RSS at a first snapshot of 2 GiB, 16 MiB
+/// with 4 recycled buffers 114–118 MB (main: 118–133 MB).
+const CHUNK_BUDGET: usize = 8 << 20;
 /// How far ahead of the file being chunked the source is asked to fetch (cold disks).
 const PREFETCH_BYTES: u64 = crate::storage::readahead::READ_AHEAD;
 
@@ -159,6 +178,8 @@ enum Pending {
 /// Shared state of the workers and finalizer.
 struct Shared {
     crypto: Crypto,
+    /// Chunk bytes between reading and the packs (see [`CHUNK_BUDGET`]).
+    budget: Arc<Budget>,
     index: Arc<Index>,
     claimed: Mutex<HashSet<BlobId>>,
     reread: HashSet<BlobId>,
@@ -206,13 +227,14 @@ impl Shared {
     }
 
     /// Hand the small blobs a worker sealed to the packer at once (see [`Batch`]).
-    fn store_bundle(&self, tx: &Sender<Vec<EncodedBlob>>, bundle: &mut Bundle) -> bool {
+    fn store_bundle(&self, tx: &Sender<packer::Bundle>, bundle: &mut Bundle) -> bool {
         if bundle.blobs.is_empty() {
             return true;
         }
         bundle.bytes = 0;
         let blobs = std::mem::replace(&mut bundle.blobs, Vec::with_capacity(BATCH_CHUNKS));
-        if tx.send(blobs).is_err() {
+        let permit = std::mem::take(&mut bundle.permit);
+        if tx.send((blobs, permit)).is_err() {
             self.fail(Interruption::WorkerStopped(Worker::PackWriter).into());
             return false;
         }
@@ -249,6 +271,7 @@ pub fn run_shared(
     let chunker = Chunker::new(&repo.config().chunker, &crypto);
     let shared = Arc::new(Shared {
         crypto: crypto.clone(),
+        budget: Budget::new(CHUNK_BUDGET),
         index,
         claimed: Mutex::new(HashSet::new()),
         reread: opts.reread.clone(),
@@ -274,7 +297,7 @@ pub fn run_shared(
     let root: Result<Option<BlobId>> = std::thread::scope(|s| {
         for _ in 0..workers {
             let (rx, sh) = (chunk_rx.clone(), shared.clone());
-            let tx = (packer.sender(), packer.bundle_sender());
+            let tx = packer.bundle_sender();
             let recycle = recycle_tx.clone();
             s.spawn(move || worker(rx, tx, sh, recycle));
         }
@@ -414,7 +437,7 @@ pub fn run_shared(
 
 fn worker(
     rx: Receiver<Batch>,
-    (tx, bundles): (Sender<EncodedBlob>, Sender<Vec<EncodedBlob>>),
+    bundles: Sender<packer::Bundle>,
     sh: Arc<Shared>,
     recycle: Sender<Vec<u8>>,
 ) {
@@ -425,7 +448,7 @@ fn worker(
             continue;
         }
         for job in batch {
-            chunk(job, &tx, &mut bundle, &sh, &recycle);
+            chunk(job, &bundles, &mut bundle, &sh, &recycle);
             if bundle.bytes >= BATCH_BYTES || bundle.blobs.len() >= BATCH_CHUNKS {
                 sh.store_bundle(&bundles, &mut bundle);
             }
@@ -438,31 +461,37 @@ fn worker(
 /// Hash one chunk, store it unless it is stored already, and note its id in its file.
 fn chunk(
     job: ChunkJob,
-    tx: &Sender<EncodedBlob>,
+    tx: &Sender<packer::Bundle>,
     bundle: &mut Bundle,
     sh: &Shared,
     recycle: &Sender<Vec<u8>>,
 ) {
-    let id = sh.crypto.blob_id(job.data.plain());
+    let ChunkJob {
+        slot,
+        idx,
+        data,
+        compression,
+        permit,
+    } = job;
+    let id = sh.crypto.blob_id(data.plain());
     if sh.claim(&id) {
-        let e = blob::encode_in_place(&sh.crypto, id, BlobType::Data, job.data, job.compression);
+        let e = blob::encode_in_place(&sh.crypto, id, BlobType::Data, data, compression);
+        sh.count_stored(&e);
         if e.sealed.len() < BATCH_BYTES {
-            sh.count_stored(&e);
             bundle.bytes += e.sealed.len();
             bundle.blobs.push(e);
-        } else {
-            sh.store(tx, e);
+            bundle.permit.join(permit);
+        } else if tx.send((vec![e], permit)).is_err() {
+            // A large blob goes alone, with its charge to the budget.
+            sh.fail(Interruption::WorkerStopped(Worker::PackWriter).into());
         }
     } else {
-        let _ = recycle.try_send(job.data.into_vec());
+        let _ = recycle.try_send(data.into_vec());
+        drop(permit);
     }
-    let wake = job
-        .slot
-        .state
-        .lock()
-        .map_or(true, |mut st| st.filled(job.idx, id));
+    let wake = slot.state.lock().map_or(true, |mut st| st.filled(idx, id));
     if wake {
-        job.slot.cv.notify_all();
+        slot.cv.notify_all();
     }
 }
 

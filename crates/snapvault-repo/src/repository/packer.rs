@@ -23,6 +23,7 @@ use crate::format::crypto::Crypto;
 use crate::format::id::IndexId;
 use crate::format::index_file::MAX_INDEX_BLOBS;
 use crate::format::pack::PackWriter;
+use crate::repository::budget::Permit;
 use crate::repository::index::{IndexFile, IndexedPack};
 use crate::storage::{Backend, FileKind, PackBuffer, direct_io};
 
@@ -35,6 +36,11 @@ pub(crate) const PACK_BUFFERS: usize = PACK_WRITERS + 1;
 /// Sealed blobs queued between the workers and the packer.
 const BLOB_QUEUE: usize = 4;
 
+/// Blobs handed to the packer at once, with the byte budget they hold (the snapshot
+/// pipeline's, see `repository::budget`): it is given back once they are copied into
+/// their packs.
+pub(crate) type Bundle = (Vec<EncodedBlob>, Permit);
+
 #[derive(Clone, Debug, Default)]
 pub struct PackerStats {
     pub packs: u64,
@@ -46,7 +52,7 @@ pub struct PackerStats {
 
 pub struct Packer {
     tx: Option<Sender<EncodedBlob>>,
-    bundles: Option<Sender<Vec<EncodedBlob>>>,
+    bundles: Option<Sender<Bundle>>,
     join: Option<JoinHandle<Result<Flushed>>>,
 }
 
@@ -118,7 +124,7 @@ impl Packer {
         recycle: Option<Sender<Vec<u8>>>,
     ) -> Packer {
         let (tx, rx) = bounded::<EncodedBlob>(BLOB_QUEUE);
-        let (bundles, bundles_rx) = bounded::<Vec<EncodedBlob>>(BLOB_QUEUE);
+        let (bundles, bundles_rx) = bounded::<Bundle>(BLOB_QUEUE);
         let join = std::thread::Builder::new()
             .name("packer".into())
             .spawn(move || run(backend, crypto, pack_size, (rx, bundles_rx), recycle))
@@ -137,9 +143,10 @@ impl Packer {
 
     /// A sender of several small blobs at once: one hand-off (and at most one wake of the
     /// packer) for all of them. Per blob, the hand-offs were most of a snapshot's system
-    /// calls at many tiny files. The caller keeps a bundle small (a few hundred KiB): the
-    /// queue holds [`BLOB_QUEUE`] bundles.
-    pub(crate) fn bundle_sender(&self) -> Sender<Vec<EncodedBlob>> {
+    /// calls at many tiny files. The caller keeps a bundle small (a few hundred KiB, or one
+    /// large blob): the queue holds [`BLOB_QUEUE`] bundles. The bundle's permit is dropped
+    /// once its blobs are copied into packs.
+    pub(crate) fn bundle_sender(&self) -> Sender<Bundle> {
         self.bundles.clone().unwrap_or_else(|| bounded(0).0)
     }
 
@@ -220,7 +227,7 @@ fn run(
     backend: Arc<dyn Backend>,
     crypto: Crypto,
     pack_size: usize,
-    (rx, bundles): (Receiver<EncodedBlob>, Receiver<Vec<EncodedBlob>>),
+    (rx, bundles): (Receiver<EncodedBlob>, Receiver<Bundle>),
     recycle: Option<Sender<Vec<u8>>>,
 ) -> Result<Flushed> {
     let shared = Arc::new(Writers {
@@ -306,8 +313,9 @@ fn run(
         let added = if i == one {
             op.recv(&rx).map(&mut add)
         } else {
+            // The permit is dropped (its bytes given back) once the blobs are in packs.
             op.recv(&bundles)
-                .map(|blobs| blobs.into_iter().all(&mut add))
+                .map(|(blobs, _permit)| blobs.into_iter().all(&mut add))
         };
         match added {
             Ok(ok) => stopped = !ok,

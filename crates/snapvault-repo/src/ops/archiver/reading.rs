@@ -95,6 +95,21 @@ impl<'a> Reading<'a> {
         self.chunk_tx.send(batch).is_ok()
     }
 
+    /// Charge the byte budget for a chunk of `bytes` (sealed), waiting while the chunks in
+    /// flight fill it; `None` once the run fails. The batch not yet handed over goes to the
+    /// workers first: its charge must not wait on this thread (see `repository::budget`).
+    fn charge(&mut self, bytes: usize) -> Option<Permit> {
+        let budget = &self.shared.budget;
+        if let Some(p) = budget.try_charge(bytes) {
+            return Some(p);
+        }
+        if !self.hand_over() {
+            return None;
+        }
+        let abort = &self.shared.abort;
+        budget.charge(bytes, || abort.load(Relaxed))
+    }
+
     /// Read `reader` into chunks for the workers, noting them in `slot`: the file's length
     /// and media facts (from its first chunk and the inspector's tail probe).
     pub(super) fn read_chunks(
@@ -138,6 +153,10 @@ impl<'a> Reading<'a> {
                 s.ids.push(None);
                 s.outstanding += 1;
             }
+            let Some(permit) = self.charge(PlainBuf::len_for(&self.shared.crypto, chunk.len()))
+            else {
+                break Err(ReadFailure::Repo(Interruption::Aborted.into()));
+            };
             let reuse = self.recycled.try_recv().unwrap_or_default();
             self.batch_bytes += chunk.len();
             self.batch.push(ChunkJob {
@@ -145,6 +164,7 @@ impl<'a> Reading<'a> {
                 idx,
                 data: PlainBuf::new_in(&self.shared.crypto, chunk, reuse),
                 compression,
+                permit,
             });
             idx += 1;
             let full = self.batch.len() >= BATCH_CHUNKS || self.batch_bytes >= BATCH_BYTES;

@@ -267,7 +267,9 @@ impl Walker<'_> {
                 entry: e.clone(),
                 changed: old.is_some(),
             };
-            if files.send(job).is_err() {
+            // The batch of this thread's chunks first: a reader thread may wait for the
+            // byte budget they hold (see `repository::budget`).
+            if !self.reading.hand_over() || files.send(job).is_err() {
                 self.aborted()?;
                 return Err(Interruption::Aborted.into());
             }
