@@ -1,7 +1,7 @@
-//! What `repair --apply` and `copy` leave of parity beside their own writes: a file rebuilt
-//! from parity keeps its group (it has the bytes and name the group recorded), and the last
-//! group of the packs they write is written beside their last index file, under their lock
-//! (format.md §15.5), as a snapshot's is.
+//! What `repair --apply`, `copy` and `prune` leave of parity beside their own writes: a
+//! file rebuilt from parity keeps its group (it has the bytes and name the group recorded),
+//! and the last group of the packs they write is written beside their last index file,
+//! under their lock (format.md §15.5), as a snapshot's is.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -218,5 +218,53 @@ fn copys_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
     assert_covered(&to.repo, 50);
     let back = tmp.path().join("back");
     assert_eq!(to.restore("latest", &back).code, Some(0));
+    assert_same_tree(&src, &back.join("src"));
+}
+
+/// `prune` repacking a pack's used blobs writes the new packs' parity beside its first
+/// index file, under its lock (before, after the command, when another command may hold
+/// the lock: then not at all until the next one). Killed there (the new pack's group in
+/// force, no index naming the pack yet), the repository checks as before the prune, and
+/// the next prune ends clean and covered, the snapshot restoring byte-exact.
+#[test]
+fn prunes_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..3 {
+        write_random(&src.join(format!("DCIM/IMG_{i}.HEIC")), 90 + i, 1 << 20);
+    }
+    let sv = init_with_parity(&tmp.path().join("repo"), "10");
+    sv.snapshot(&[&src], &[]);
+    // The first snapshot forgotten, one photo of the pack is unused: prune repacks the two
+    // others into a new pack.
+    std::fs::remove_file(src.join("DCIM/IMG_0.HEIC")).unwrap();
+    sv.snapshot(&[&src], &[]);
+    sv.ok(&["forget", "--keep-last", "1", "--allow-photo-loss"]);
+    let indexes_before = names_in(&sv.repo, "index");
+
+    let gate = tmp.path().join("gate");
+    kill_when_paused_at_both(
+        &sv,
+        &["prune", "--max-unused", "0"],
+        &[],
+        ["write-index@1", "parity-spooled@1"],
+        &gate,
+    );
+    assert_eq!(
+        names_in(&sv.repo, "index"),
+        indexes_before,
+        "no index file of the prune may be complete yet"
+    );
+    let (code, v) = check_json(&sv);
+    assert!(names(&v, "lost").is_empty(), "{v}");
+    assert!(names(&v, "repairable").is_empty(), "{v}");
+    assert_eq!(code, Some(0), "{v}");
+    sv.ok(&["unlock", "--remove-all"]);
+    let out = sv.ok(&["prune", "--max-unused", "0", "--unindexed-grace", "0"]);
+    let (code, v) = check_json(&sv);
+    assert_eq!(code, Some(0), "{v}\n{out}");
+    assert_covered(&sv.repo, 10);
+    let back = tmp.path().join("back");
+    assert_eq!(sv.restore("latest", &back).code, Some(0));
     assert_same_tree(&src, &back.join("src"));
 }

@@ -1,5 +1,5 @@
 //! Carrying out a [`PrunePlan`] in the order that keeps every instant safe (invariant 2):
-//! new packs → new index files (the last superseding the old ones) → old index files →
+//! new packs (then [`crate::storage::Backend::packs_done`]) → new index files (the last superseding the old ones) → old index files →
 //! removed and repacked packs → old unindexed packs and leftover temporary files.
 
 use std::collections::HashSet;
@@ -177,6 +177,10 @@ pub fn execute(
         w.flush(tree)?;
         new_packs = w.written;
     }
+    // Every pack prune writes is durable: the parity of the last of them is written now,
+    // on the parity thread beside the index files below and under prune's lock, not after
+    // the command (format.md §15.5).
+    be.packs_done();
     let new_pack_names: HashSet<String> = new_packs.iter().map(|p| p.id.to_hex()).collect();
     for id in &report.damaged_packs_kept {
         if let Some(&pos) = plan.pos_of.get(id) {
