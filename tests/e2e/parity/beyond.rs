@@ -162,3 +162,72 @@ fn a_copy_of_one_of_two_lost_packs_put_back_before_apply_brings_both_back() {
     assert_eq!(sv.restore("latest", &back).code, Some(0));
     assert_same_tree(&src, &back.join("src"));
 }
+
+/// A group `parity set` keeps because a member is damaged beyond what its parity rebuilds,
+/// the member still present: the line saying so names the command that resolves it in that
+/// state (`repair --apply --forget-damaged`; before, every kept group was said to be
+/// mended by `repair --apply`), and that command, run as the line names it, lets the next
+/// `parity set` rebuild every group and the repository check clean.
+#[test]
+fn a_group_kept_for_a_member_beyond_parity_names_the_command_that_resolves_it() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..2 {
+        write_random(&src.join(format!("DCIM/CLIP_{i}.MOV")), 40 + i, 5 << 20);
+    }
+    let sv = init_with_parity(&tmp.path().join("repo"), "5");
+    sv.snapshot(&[&src], &[]);
+    let groups = live_groups(&sv.repo);
+    let (l, i, m) = groups
+        .iter()
+        .flat_map(|l| {
+            l.header
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.kind == MemberKind::Pack)
+                .map(move |(i, m)| (l, i, m))
+        })
+        .max_by_key(|(_, _, m)| m.size)
+        .expect("a pack in a group");
+    // One flipped byte in the pack and in every recovery shard of its band: beyond parity.
+    let path = member_path(&sv.repo, m.kind, &m.name);
+    let row = l.header.band_range(0, i).start as usize;
+    let mut b = std::fs::read(&path).unwrap();
+    b[row * 4096 + 100] ^= 0x01;
+    std::fs::write(&path, b).unwrap();
+    let parity = sv.repo.join("parity").join(&l.name);
+    let mut p = std::fs::read(&parity).unwrap();
+    for j in 0..l.header.bands[0].recovery_hashes.len() {
+        p[l.data_at as usize + j * 4096 + 7] ^= 0x01;
+    }
+    std::fs::write(&parity, p).unwrap();
+
+    let out = sv.run(&["parity", "set", "10"]);
+    let line = out
+        .stderr
+        .lines()
+        .find(|s| s.contains(&l.name[..8]) && s.contains("kept"))
+        .unwrap_or_else(|| panic!("no line on the kept group {}:\n{out}", &l.name[..8]))
+        .to_string();
+    assert!(line.contains(&format!("pack {}", &m.name[..8])), "{line}");
+    assert!(line.contains("beyond what parity rebuilds"), "{line}");
+    let command = line
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command named: {line}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args.first(), Some(&"snapvault"), "{line}");
+    let hint = sv.run(&args[1..]);
+    assert_eq!(hint.code, Some(0), "{line}\n{hint}");
+
+    let again = sv.run(&["parity", "set", "10"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(
+        !again.stderr.contains("kept"),
+        "a group is still kept after `{command}`:\n{again}\n{hint}"
+    );
+    let check = sv.run(&["check", "--read-data"]);
+    assert_eq!(check.code, Some(0), "{check}\n{hint}");
+    assert_covered(&sv.repo, 10);
+}

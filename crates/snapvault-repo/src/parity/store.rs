@@ -229,6 +229,45 @@ pub struct SyncReport {
     pub groups_kept_damaged: Vec<String>,
 }
 
+/// What [`sync`] says of a group it keeps for its damaged `member`: the member, its state
+/// and the command that resolves it in that state. Parity rebuilds it: `repair --apply`
+/// does. Beyond parity and gone: `repair --apply` gives the loss up. Beyond parity and
+/// still present: `repair --apply --forget-damaged`, which rescues what it can of it,
+/// removes it and forgets the snapshots left naming its lost data, so the group can be
+/// rebuilt without it.
+fn kept_damaged_hint(
+    l: &Loaded,
+    member: &super::header::Member,
+    state: &MemberState,
+    files: &HashMap<(MemberKind, String), u64>,
+) -> String {
+    use crate::format::text::short_name;
+    let present = files.contains_key(&(member.kind, member.name.clone()));
+    let (state, command, does) = match state {
+        MemberState::Repaired { .. } => (
+            "damaged (parity rebuilds it)",
+            "snapvault repair --apply",
+            "rebuilds it from this parity",
+        ),
+        _ if !present => (
+            "missing, beyond what parity rebuilds",
+            "snapvault repair --apply",
+            "gives it up",
+        ),
+        _ => (
+            "damaged beyond what parity rebuilds",
+            "snapvault repair --apply --forget-damaged",
+            "rescues what it can of it and gives the rest up",
+        ),
+    };
+    format!(
+        "parity {}: kept as it is, because {} {} in its group is {state}; `{command}` {does}",
+        short_name(&l.name),
+        member.kind.file_kind().name(),
+        short_name(&member.name),
+    )
+}
+
 /// Which files a command changed, for [`sync`].
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
@@ -297,15 +336,11 @@ pub fn sync(
     let mut replaced: Vec<&Loaded> = Vec::new();
     for l in stale {
         let r = verify_group(be, l, &files)?;
-        let damaged = l.header.members.iter().zip(&r.members).any(|(m, st)| {
-            *st != MemberState::Intact && !deleted.contains(&(m.kind, m.name.clone()))
+        let damaged = l.header.members.iter().zip(&r.members).find(|(m, st)| {
+            **st != MemberState::Intact && !deleted.contains(&(m.kind, m.name.clone()))
         });
-        if damaged {
-            progress(&format!(
-                "parity {}: a member is damaged; kept as it is, so the member can be mended \
-                 from it",
-                crate::format::text::short_name(&l.name)
-            ));
+        if let Some((m, st)) = damaged {
+            progress(&kept_damaged_hint(l, m, st, &files));
             covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
             report.groups_kept_damaged.push(l.name.clone());
         } else {

@@ -427,8 +427,8 @@ fn report(ctx: &Ctx, r: &SyncReport, always: bool) {
     );
     if !r.groups_kept_damaged.is_empty() {
         eprintln!(
-            "hint: {} parity group(s) with a damaged member were kept as they were: \
-             `snapvault repair --apply` mends the member from them",
+            "hint: {} parity group(s) with a damaged member were kept as they were; the \
+             line of each above names the `snapvault repair` that resolves its member",
             r.groups_kept_damaged.len()
         );
     }
