@@ -43,12 +43,16 @@ use crate::repository::packer::{self, Packer};
 
 mod lookahead;
 mod reading;
+mod reuse;
 mod source_walk;
 #[cfg(test)]
 mod tests_batch;
 #[cfg(test)]
 mod tests_ids;
+#[cfg(test)]
+mod tests_reuse;
 
+use reuse::{Folder, Parent};
 use source_walk::Walker;
 
 pub use crate::ops::observe::{Inspector, NoHooks, Observer, TailProbe};
@@ -288,7 +292,7 @@ pub fn run_shared(
     );
     let workers = opts.workers.max(1);
     let (chunk_tx, chunk_rx) = bounded::<Batch>(workers * 2);
-    let (dir_tx, dir_rx) = bounded::<(Vec<u8>, Vec<Pending>)>(64);
+    let (dir_tx, dir_rx) = bounded::<Folder>(64);
     let level = repo.config().compression_level;
     let interrupted: Mutex<Option<String>> = Mutex::new(None);
     // The source went away (or a stop came) while a reader thread read a file.
@@ -305,12 +309,15 @@ pub fn run_shared(
         let (sh, tx) = (shared.clone(), packer.sender());
         let finalizer = s.spawn(move || finalize(dir_rx, tx, sh, level, observer));
         // The parent first, then older snapshots it may not cover (after a partial run).
-        let parent_trees: Vec<Tree> = opts
+        let parent_trees: Vec<Parent> = opts
             .parent
             .iter()
             .map(|(_, p)| p)
             .chain(opts.also.iter())
-            .filter_map(|p| repo.load_tree(&shared.index, &p.tree).ok())
+            .filter_map(|p| {
+                let tree = repo.load_tree(&shared.index, &p.tree).ok()?;
+                Some(Parent { id: p.tree, tree })
+            })
             .collect();
         let reading = reading::Reading {
             source,
@@ -349,7 +356,7 @@ pub fn run_shared(
             stop: opts.stop.as_deref(),
             lookahead: lookahead::Lookahead::new(parent_trees.is_empty()),
         };
-        let walked = walker.walk(b"", &parent_trees);
+        let walked = walker.walk(b"", parent_trees);
         let fatal = walker.fatal.take();
         // The reader threads finish the files handed over, then stop.
         drop(walker);
@@ -496,62 +503,27 @@ fn chunk(
 }
 
 fn finalize(
-    rx: Receiver<(Vec<u8>, Vec<Pending>)>,
+    rx: Receiver<Folder>,
     tx: Sender<EncodedBlob>,
     sh: Arc<Shared>,
     level: i32,
     observer: &dyn Observer,
 ) -> Result<Option<BlobId>> {
     let mut stack: Vec<BlobId> = Vec::new();
-    for (dir, entries) in rx.iter() {
-        let n_dirs = entries
-            .iter()
-            .filter(|p| matches!(p, Pending::Dir(_)))
-            .count();
-        if stack.len() < n_dirs {
-            return Err(Interruption::DirectoryOrder.into());
-        }
-        let mut subtrees = stack.split_off(stack.len() - n_dirs).into_iter();
-        let mut tree = Tree::default();
-        for p in entries {
-            let node = match p {
-                Pending::Ready(n) => n,
-                Pending::Dir(mut n) => {
-                    n.subtree = subtrees.next();
-                    n
+    for folder in rx.iter() {
+        let mut tree = match folder {
+            Folder::Built(dir, entries) => match built(&dir, entries, &mut stack, &sh, observer)? {
+                Some(tree) => tree,
+                None => return Ok(None),
+            },
+            Folder::Same(same) => match reuse::settle(same, &mut stack, &sh, observer)? {
+                Ok(id) => {
+                    stack.push(id);
+                    continue;
                 }
-                Pending::File(mut n, slot) => {
-                    let mut st = slot
-                        .state
-                        .lock()
-                        .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?;
-                    while !(st.done_reading && st.outstanding == 0) {
-                        if sh.abort.load(Relaxed) {
-                            return Ok(None);
-                        }
-                        st.waiting = true;
-                        st = slot
-                            .cv
-                            .wait_timeout(st, Duration::from_millis(100))
-                            .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?
-                            .0;
-                    }
-                    if st.left_out {
-                        continue;
-                    }
-                    if let Some((size, media)) = st.read.take() {
-                        n.size = size;
-                        n.media = media;
-                    }
-                    n.content = st.ids.iter().flatten().copied().collect();
-                    n
-                }
-            };
-            if node.kind == NodeKind::File {
-                observer.recorded(&dir, &node);
-            }
-            tree.nodes.push(node);
-        }
+                Err(tree) => tree,
+            },
+        };
         tree.sort();
         let bytes = tree.encode();
         let id = sh.crypto.blob_id(&bytes);
@@ -570,6 +542,66 @@ fn finalize(
         stack.push(id);
     }
     Ok(stack.pop())
+}
+
+/// The tree of a folder whose nodes the walker built: its subfolders' ids are the last
+/// ones on `stack`, its files' chunk ids are waited for. `None`: the run is failing.
+fn built(
+    dir: &[u8],
+    entries: Vec<Pending>,
+    stack: &mut Vec<BlobId>,
+    sh: &Shared,
+    observer: &dyn Observer,
+) -> Result<Option<Tree>> {
+    let n_dirs = entries
+        .iter()
+        .filter(|p| matches!(p, Pending::Dir(_)))
+        .count();
+    if stack.len() < n_dirs {
+        return Err(Interruption::DirectoryOrder.into());
+    }
+    let mut subtrees = stack.split_off(stack.len() - n_dirs).into_iter();
+    let mut tree = Tree::default();
+    for p in entries {
+        let node = match p {
+            Pending::Ready(n) => n,
+            Pending::Dir(mut n) => {
+                n.subtree = subtrees.next();
+                n
+            }
+            Pending::File(mut n, slot) => {
+                let mut st = slot
+                    .state
+                    .lock()
+                    .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?;
+                while !(st.done_reading && st.outstanding == 0) {
+                    if sh.abort.load(Relaxed) {
+                        return Ok(None);
+                    }
+                    st.waiting = true;
+                    st = slot
+                        .cv
+                        .wait_timeout(st, Duration::from_millis(100))
+                        .map_err(|_| RepoError::Interrupted(Interruption::Poisoned))?
+                        .0;
+                }
+                if st.left_out {
+                    continue;
+                }
+                if let Some((size, media)) = st.read.take() {
+                    n.size = size;
+                    n.media = media;
+                }
+                n.content = st.ids.iter().flatten().copied().collect();
+                n
+            }
+        };
+        if node.kind == NodeKind::File {
+            observer.recorded(dir, &node);
+        }
+        tree.nodes.push(node);
+    }
+    Ok(Some(tree))
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub trait Observer: Sync {
     fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
     /// A file as recorded in the new snapshot (called from the tree writer, in order).
     fn recorded(&self, _dir: &[u8], _node: &Node) {}
+    /// A folder unchanged since the parent snapshot, down to its last subfolder: the
+    /// parent's tree is reused as it is (neither built, encoded nor stored again).
+    fn folder_reused(&self, _dir: &[u8]) {}
     /// The last look at the snapshot before it is written (every file is recorded by then):
     /// a source may add what it knows about itself (its library account).
     fn annotate(&self, _snapshot: &mut Snapshot) {}

@@ -2,8 +2,9 @@
 //! the source, reuses the parent snapshot's node of an unchanged file, and reads and chunks
 //! the changed ones, sending chunks to the workers and directories to the finalizer.
 
-use super::lookahead::{HINT_AGAIN, Lookahead};
+use super::lookahead::{Entries, HINT_AGAIN, Lookahead};
 use super::reading::{APART_BYTES, FileJob, ReadFailure, Reading};
+use super::reuse::{self, Folder, Parent, Same, node_from};
 use super::*;
 
 pub(super) struct Walker<'a> {
@@ -17,7 +18,7 @@ pub(super) struct Walker<'a> {
     pub(super) files: Option<Sender<FileJob<'a>>>,
     /// Set by a reader thread when the source went away (or a stop came) mid-file.
     pub(super) read_fatal: &'a Mutex<Option<String>>,
-    pub(super) dir_tx: Sender<(Vec<u8>, Vec<Pending>)>,
+    pub(super) dir_tx: Sender<Folder>,
     pub(super) reread: &'a HashSet<BlobId>,
     /// Set when the source went away: the walk stops and the snapshot keeps what it has.
     pub(super) fatal: Option<String>,
@@ -37,22 +38,10 @@ pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-fn node_from(e: &SourceEntry) -> Node {
-    Node {
-        name: e.name.clone(),
-        kind: e.kind,
-        mode: e.mode,
-        mtime: e.mtime,
-        btime: e.btime,
-        size: e.size,
-        content: Vec::new(),
-        subtree: None,
-        target: e.target.clone(),
-        media: None,
-        rdev: e.rdev,
-        dev: e.link.map(|(dev, _)| dev),
-        ino: e.link.map(|(_, ino)| ino),
-    }
+/// The node named `name` in `tree`.
+fn find_in<'t>(tree: &'t Tree, name: &crate::format::tree::Name) -> Option<&'t Node> {
+    let i = tree.nodes.binary_search_by(|n| n.name.cmp(name)).ok()?;
+    tree.nodes.get(i)
 }
 
 impl Walker<'_> {
@@ -64,7 +53,8 @@ impl Walker<'_> {
     }
 
     /// Walk `dir` depth-first; its directory job is sent after all of its subdirectories'.
-    pub(super) fn walk(&mut self, dir: &[u8], parents: &[Tree]) -> Result<()> {
+    /// `parents`: the trees of this folder in the parent snapshot (and older ones).
+    pub(super) fn walk(&mut self, dir: &[u8], parents: Vec<Parent>) -> Result<()> {
         let entries = match self.lookahead.list(self.source, dir) {
             Ok(e) => e,
             Err(e) if self.source.is_fatal(&e) => {
@@ -83,17 +73,121 @@ impl Walker<'_> {
         if dir.contains(&b'/') {
             self.shared.stats.dirs.fetch_add(1, Relaxed);
         }
-        let find_in = |t: &'_ Tree, name: &crate::format::tree::Name| -> Option<usize> {
-            t.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
+        let same = reuse::matching(&entries, &parents, |e, old| {
+            self.unchanged(e, Some(old)).is_some()
+        });
+        let folder = match same {
+            Some(k) => self.walk_same(dir, &entries, parents, k)?,
+            None => Folder::Built(dir.to_vec(), self.walk_built(dir, &entries, &parents)?),
         };
+        // The finalizer waits for this folder's files: their chunks go to the workers first.
+        if !self.reading.hand_over() || self.dir_tx.send(folder).is_err() {
+            self.aborted()?;
+            return Err(Interruption::WorkerStopped(Worker::TreeWriter).into());
+        }
+        Ok(())
+    }
+
+    /// Should the walk stop before the next entry (the source went away, a stop came)?
+    fn stopping(&mut self) -> Result<bool> {
+        self.aborted()?;
+        if self.fatal.is_none() {
+            self.fatal = self.stop.and_then(Stop::reason);
+        }
+        if self.fatal.is_none() {
+            self.fatal = self.read_fatal.lock().ok().and_then(|f| f.clone());
+        }
+        Ok(self.fatal.is_some())
+    }
+
+    /// Walk the subfolder `e` of `dir` (the `i`th of `entries`) against its trees in
+    /// `parents`.
+    fn walk_below(
+        &mut self,
+        dir: &[u8],
+        entries: &Entries,
+        i: usize,
+        parents: &[Parent],
+    ) -> Result<()> {
+        let e = &entries[i];
+        let subs: Vec<Parent> = parents
+            .iter()
+            .filter_map(|p| find_in(&p.tree, &e.name))
+            .filter(|o| o.kind == NodeKind::Dir)
+            .filter_map(|o| o.subtree)
+            .filter_map(|id| {
+                let tree = self.repo.load_tree(&self.shared.index, &id).ok()?;
+                Some(Parent { id, tree })
+            })
+            .collect();
+        self.lookahead.enter(dir, entries, i);
+        let walked = self.walk(&join(dir, &e.name.0), subs);
+        self.lookahead.leave();
+        walked
+    }
+
+    /// A folder listed exactly as `parents[k]` (see `reuse`): its files are unchanged,
+    /// only its subfolders are walked; no node is built.
+    fn walk_same(
+        &mut self,
+        dir: &[u8],
+        entries: &Entries,
+        mut parents: Vec<Parent>,
+        k: usize,
+    ) -> Result<Folder> {
+        let (mut files, mut bytes) = (0, 0);
+        let mut path = dir.to_vec();
+        if !dir.is_empty() {
+            path.push(b'/');
+        }
+        let base = path.len();
+        let mut done = entries.len();
+        for (i, e) in entries.iter().enumerate() {
+            if self.stopping()? {
+                done = i;
+                break;
+            }
+            match e.kind {
+                NodeKind::Dir => self.walk_below(dir, entries, i, &parents)?,
+                NodeKind::File => {
+                    path.truncate(base);
+                    path.extend_from_slice(&e.name.0);
+                    self.observer.file_unchanged(&path, e.size);
+                    files += 1;
+                    bytes += e.size;
+                }
+                _ => {}
+            }
+        }
+        let st = &self.shared.stats;
+        st.files_unchanged.fetch_add(files, Relaxed);
+        st.files_total.fetch_add(files, Relaxed);
+        st.bytes_total.fetch_add(bytes, Relaxed);
+        let parent = parents.swap_remove(k);
+        if done < entries.len() {
+            return Ok(Folder::Built(
+                dir.to_vec(),
+                reuse::built(&parent.tree, done),
+            ));
+        }
+        Ok(Folder::Same(Same {
+            dir: dir.to_vec(),
+            parent,
+        }))
+    }
+
+    /// A folder that differs from its trees in `parents` (or has none): every node is
+    /// built, changed and new files are read.
+    fn walk_built(
+        &mut self,
+        dir: &[u8],
+        entries: &Entries,
+        parents: &[Parent],
+    ) -> Result<Vec<Pending>> {
         let mut pending = Vec::with_capacity(entries.len());
         let olds: Vec<Option<&Node>> = entries
             .iter()
-            .map(|e| {
-                parents
-                    .iter()
-                    .find_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
-            })
+            .map(|e| parents.iter().find_map(|p| find_in(&p.tree, &e.name)))
             .collect();
         // Decided once per file: unchanged files are neither hinted nor read.
         let unchanged: Vec<Option<&Node>> = entries
@@ -110,42 +204,23 @@ impl Walker<'_> {
         // The budget this folder last hinted past its end with (see `HINT_AGAIN`).
         let mut hinted_beyond: Option<u64> = None;
         for (i, e) in entries.iter().enumerate() {
-            self.aborted()?;
-            if self.fatal.is_none() {
-                self.fatal = self.stop.and_then(Stop::reason);
-            }
-            if self.fatal.is_none() {
-                self.fatal = self.read_fatal.lock().ok().and_then(|f| f.clone());
-            }
-            if self.fatal.is_some() {
+            if self.stopping()? {
                 break;
             }
-            let path = join(dir, &e.name.0);
-            let old = olds[i];
             match e.kind {
                 NodeKind::Dir => {
-                    let subs: Vec<Tree> = parents
-                        .iter()
-                        .filter_map(|t| find_in(t, &e.name).map(|i| &t.nodes[i]))
-                        .filter(|o| o.kind == NodeKind::Dir)
-                        .filter_map(|o| o.subtree)
-                        .filter_map(|id| self.repo.load_tree(&self.shared.index, &id).ok())
-                        .collect();
-                    self.lookahead.enter(dir, &entries, i);
-                    let walked = self.walk(&path, &subs);
-                    self.lookahead.leave();
-                    walked?;
-                    pending.push(Pending::Dir(node_from(e)));
+                    self.walk_below(dir, entries, i, parents)?;
+                    pending.push(Pending::Dir(node_from(e, None)));
                 }
                 // Symlinks and special files: recorded as they are, nothing to read.
                 NodeKind::Symlink
                 | NodeKind::Fifo
                 | NodeKind::Socket
                 | NodeKind::CharDevice
-                | NodeKind::BlockDevice => pending.push(Pending::Ready(node_from(e))),
+                | NodeKind::BlockDevice => pending.push(Pending::Ready(node_from(e, None))),
                 NodeKind::File => {
                     if to_read[i] {
-                        let left = self.prefetch_after(dir, &entries, &to_read, i, &mut ahead);
+                        let left = self.prefetch_after(dir, entries, &to_read, i, &mut ahead);
                         let rest = entries.get(i + 1..).unwrap_or_default();
                         if left > 0
                             && hinted_beyond.is_none_or(|h| left >= h.saturating_add(HINT_AGAIN))
@@ -154,18 +229,14 @@ impl Walker<'_> {
                             hinted_beyond = Some(left);
                         }
                     }
-                    if let Some(p) = self.file(&path, e, old, unchanged[i])? {
+                    let path = join(dir, &e.name.0);
+                    if let Some(p) = self.file(&path, e, olds[i], unchanged[i])? {
                         pending.push(p);
                     }
                 }
             }
         }
-        // The finalizer waits for this folder's files: their chunks go to the workers first.
-        if !self.reading.hand_over() || self.dir_tx.send((dir.to_vec(), pending)).is_err() {
-            self.aborted()?;
-            return Err(Interruption::WorkerStopped(Worker::TreeWriter).into());
-        }
-        Ok(())
+        Ok(pending)
     }
 
     /// The previous snapshot's node for `e` when the file has not changed since (same size
@@ -233,10 +304,7 @@ impl Walker<'_> {
             st.files_unchanged.fetch_add(1, Relaxed);
             st.files_total.fetch_add(1, Relaxed);
             st.bytes_total.fetch_add(e.size, Relaxed);
-            let mut n = node_from(e);
-            n.content = o.content.clone();
-            n.media = o.media.clone();
-            return Ok(Some(Pending::Ready(n)));
+            return Ok(Some(Pending::Ready(node_from(e, Some(o)))));
         }
         self.observer.file_started(path, e.size);
         let opened = match self.lookahead.take(path) {
@@ -256,7 +324,7 @@ impl Walker<'_> {
             }
         };
         let slot = Arc::new(FileSlot::default());
-        let mut node = node_from(e);
+        let mut node = node_from(e, None);
         if e.size >= APART_BYTES
             && let Some(files) = &self.files
         {
