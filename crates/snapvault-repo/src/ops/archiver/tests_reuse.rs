@@ -387,7 +387,8 @@ fn entry(kind: NodeKind, v: [u8; 6]) -> SourceEntry {
         target: (kind == NodeKind::Symlink).then(|| Name(vec![b'x' + v[5] % 2])),
         rdev: matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice)
             .then_some(u64::from(v[5] % 2)),
-        link: (kind == NodeKind::File && !v[5].is_multiple_of(3)).then_some((1, u64::from(v[5] % 2))),
+        link: (kind == NodeKind::File && !v[5].is_multiple_of(3))
+            .then_some((1, u64::from(v[5] % 2))),
     }
 }
 
