@@ -104,7 +104,11 @@ fn a_link_of_the_snapshot_linked_outside_does_not_change_the_outside_file() {
     assert_eq!(meta(&outside), before, "the outside file changed:\n{out}");
     let (a, b) = (target.join("src/a.jpg"), target.join("src/b.jpg"));
     assert_eq!(fs::read(&b).unwrap(), photo);
-    assert_eq!(meta(&a), meta(&b), "the pair did not come back linked:\n{out}");
+    assert_eq!(
+        meta(&a),
+        meta(&b),
+        "the pair did not come back linked:\n{out}"
+    );
     assert_eq!(meta(&a).0, 0o644);
     assert_eq!(meta(&a).1, 1_620_000_000_000_000_000);
 }

@@ -87,33 +87,56 @@ pub(crate) fn disk_trouble(e: &io::Error) -> bool {
     )
 }
 
+/// What [`already_right`] found at a file's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Not this content (or not a regular file).
+    Different,
+    /// This content, now with the node's mode and time.
+    Right,
+    /// This content, but the file has other names (hard links) and its mode or time
+    /// differ from the node's: its inode is shared with names restore may not change
+    /// (perhaps outside the target), so it is left as it is and the name gets a new file.
+    Shared,
+}
+
 /// Does the regular file `name` in `dir` already hold exactly these chunks? Then give it
-/// the node's mode and time (through the descriptor just checked).
+/// the node's mode and time (through the descriptor just checked) — unless another name
+/// shares its inode: changing it there would change that name too ([`Found::Shared`]).
 pub(crate) fn already_right(
     chunker: &Chunker,
     repo: &Repository,
     node: &Node,
     dir: &Dir,
     name: &[u8],
-) -> io::Result<bool> {
+) -> io::Result<Found> {
+    use std::os::unix::fs::MetadataExt;
     let f = dir.open_file(name)?;
     let md = f.metadata()?;
     if !md.is_file() || md.len() != node.size {
-        return Ok(false);
+        return Ok(Found::Different);
     }
     let mut stream = chunker.stream(&f, Vec::new());
     let mut i = 0;
     while let Some(c) = stream.next_chunk()? {
         if node.content.get(i) != Some(&repo.crypto().blob_id(c)) {
-            return Ok(false);
+            return Ok(Found::Different);
         }
         i += 1;
     }
     if i != node.content.len() {
-        return Ok(false);
+        return Ok(Found::Different);
+    }
+    let mtime = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
+    let meta_right = md.mode() & 0o7777 == node.mode & 0o7777 && mtime == node.mtime as i128;
+    if meta_right {
+        return Ok(Found::Right);
+    }
+    if md.nlink() > 1 {
+        return Ok(Found::Shared);
     }
     dirs::set_meta(&f, node.mode, node.mtime);
-    Ok(true)
+    Ok(Found::Right)
 }
 
 /// Restore `node` as `name` in `dir` (`shown` names it in messages) through the temporary
@@ -245,9 +268,13 @@ pub fn prepare(
     match there {
         Entry::Missing => {}
         Entry::Dir => return refused(Problem::FolderInTheWay { file: true }),
-        Entry::File { .. } if already_right(chunker, repo, node, dir, name).unwrap_or(false) => {
-            return Ok(Prepared::Done(Outcome::AlreadyRight));
-        }
+        Entry::File { .. } => match already_right(chunker, repo, node, dir, name) {
+            Ok(Found::Right) => return Ok(Prepared::Done(Outcome::AlreadyRight)),
+            // The same bytes under a new inode: nothing is lost, the other names keep theirs.
+            Ok(Found::Shared) => {}
+            _ if !overwrite => return refused(Problem::DifferentFile),
+            _ => {}
+        },
         Entry::Symlink if !overwrite => return refused(Problem::SymlinkInTheWay),
         _ if !overwrite => return refused(Problem::DifferentFile),
         _ => {}

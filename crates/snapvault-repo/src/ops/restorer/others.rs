@@ -132,26 +132,39 @@ fn link_one(
             return Ok(Ok(Done::AlreadyRight));
         }
         Entry::Dir => return Ok(Err(FOLDER_IN_THE_WAY)),
+        // The same content as a file of its own (restored by an older snapvault, say, or
+        // a hard link of a file elsewhere): linked as in the snapshot, which loses nothing
+        // and changes no other name of that file.
         Entry::File { .. }
-            if file::already_right(run.chunker, run.repo, node, dir, name).unwrap_or(false) =>
+            if file::already_right(run.chunker, run.repo, node, dir, name)
+                .is_ok_and(|f| f != file::Found::Different) =>
         {
-            // The same content as a file of its own (restored by an older snapvault, say).
-            return Ok(Ok(Done::AlreadyRight));
+            return replace_with_link(run, ldir, lname, dir, path);
         }
         _ if !run.opts.overwrite => return Ok(Err(SOMETHING_IN_THE_WAY)),
-        _ => {
-            // Linked under a temporary name, then renamed over what is there.
-            let tmp = run.temps.for_path(path);
-            dir.remove_if_there(&tmp)?;
-            dir.hard_link(ldir, lname, &tmp)?;
-            if let Err(e) = dir.rename(&tmp, name) {
-                let _ = dir.remove_file(&tmp);
-                return Err(e);
-            }
-            return Ok(Ok(Done::Created));
-        }
+        _ => return replace_with_link(run, ldir, lname, dir, path),
     }
     dir.hard_link(ldir, lname, name)?;
+    Ok(Ok(Done::Created))
+}
+
+/// Link `path`'s name in `dir` to `lname` in `ldir` in place of what is there: linked
+/// under a temporary name, then renamed over it.
+fn replace_with_link(
+    run: &Run,
+    ldir: &Dir,
+    lname: &[u8],
+    dir: &Dir,
+    path: &[u8],
+) -> io::Result<Made> {
+    let name = split(path).1;
+    let tmp = run.temps.for_path(path);
+    dir.remove_if_there(&tmp)?;
+    dir.hard_link(ldir, lname, &tmp)?;
+    if let Err(e) = dir.rename(&tmp, name) {
+        let _ = dir.remove_file(&tmp);
+        return Err(e);
+    }
     Ok(Ok(Done::Created))
 }
 
