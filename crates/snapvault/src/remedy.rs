@@ -8,7 +8,9 @@ use snapvault_repo::open::OpenWarning;
 /// What to append to a finding's message for its remedy.
 pub fn suffix(r: Remedy) -> &'static str {
     match r {
-        Remedy::RebuildIndex => " (run `snapvault repair index`)",
+        Remedy::RebuildIndex => {
+            " (run `snapvault repair index --apply`; without --apply it shows the plan)"
+        }
         Remedy::PruneOrAdopt => {
             "; prune removes it once it is older than --unindexed-grace, `snapvault repair \
              index` adopts it"

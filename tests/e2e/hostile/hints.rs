@@ -53,6 +53,21 @@ fn check_with_a_damaged_index_names_the_command_that_adopts_its_packs() {
              to run: {l}\n{out}"
         );
     }
+    // Nothing is lost yet: not "missing from the repository", and the next step is the
+    // index, not an off-site copy.
+    assert!(
+        !out.stdout.contains("missing from the repository"),
+        "the data is in the packs the damaged index named:\n{out}"
+    );
+    let next = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("next:"))
+        .unwrap_or_else(|| panic!("no next step:\n{out}"));
+    assert!(
+        next.contains("`snapvault repair index --apply`"),
+        "the next step must be rebuilding the index: {next}"
+    );
     // What prune says, for the record: it does not remove them.
     let prune = sv.run(&["prune", "--unindexed-grace", "0s"]);
     assert_failed(&prune);

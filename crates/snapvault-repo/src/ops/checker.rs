@@ -130,6 +130,10 @@ pub struct CheckReport {
     /// they are not called missing.
     #[serde(skip)]
     pub index_incomplete: bool,
+    /// An index file is damaged: packs and blobs no other index file names may be in it,
+    /// so they are found again by rebuilding the index, not lost.
+    #[serde(skip)]
+    pub index_damaged: bool,
     /// Packs that no index mentions.
     #[serde(skip)]
     pub unindexed_packs: Vec<PackId>,
@@ -271,12 +275,15 @@ pub fn check_with_index(
                 r.index_incomplete = true;
                 r.unread(what, format!("could not be read: {e}"));
             }
-            Err(e) => r.push(
-                Severity::Error,
-                what,
-                e.to_string(),
-                Some(Remedy::RebuildIndex),
-            ),
+            Err(e) => {
+                r.index_damaged = true;
+                r.push(
+                    Severity::Error,
+                    what,
+                    e.to_string(),
+                    Some(Remedy::RebuildIndex),
+                )
+            }
         }
     }
     let index = bulk.finish();
@@ -396,7 +403,31 @@ pub fn check_with_index(
     }
     for (name, own) in unindexed {
         // What prune does with it decides what is said: it removes only our own packs.
+        // With an index file damaged or unread, the pack is most likely one that file
+        // names, not an interrupted run's: prune refuses to run then, and removing it
+        // could lose the photos in it.
         match name.parse::<PackId>() {
+            Ok(p) if own && r.index_damaged => {
+                r.unindexed_packs.push(p);
+                r.push(
+                    Severity::Notice,
+                    format!("pack {name}"),
+                    "is in no index file that could be read: the damaged index file may \
+                     name it, and its data is kept; rebuilding the index from the packs \
+                     adopts it"
+                        .into(),
+                    Some(Remedy::RebuildIndex),
+                );
+            }
+            Ok(p) if own && r.index_incomplete => {
+                r.unindexed_packs.push(p);
+                r.notice(
+                    format!("pack {name}"),
+                    "is in no index file that could be read: the index file that could not \
+                     be read may name it, and its data is kept; check again when the \
+                     storage answers",
+                );
+            }
             Ok(p) if own => {
                 r.unindexed_packs.push(p);
                 r.push(

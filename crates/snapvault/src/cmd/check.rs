@@ -288,7 +288,18 @@ fn next_step(repo: &snapvault_repo::Repository, report: &checker::CheckReport) -
         .filter(|p| p.severity == checker::Severity::Error)
         .peekable();
     let only_keys = errors.peek().is_some() && errors.all(|p| p.object.starts_with("key "));
-    if only_keys {
+    // A damaged index file hides what it names: rebuilding it comes before anything else
+    // (what looks lost may be in the packs it names).
+    let index_damaged = report
+        .problems
+        .iter()
+        .any(|p| p.severity == checker::Severity::Error && p.object.starts_with("index "));
+    if index_damaged {
+        "run `snapvault repair index --apply` first: it rebuilds the index from the packs \
+         themselves, and what the damaged index file named is found again; then run \
+         `snapvault check` again to see whether anything is still missing"
+            .to_string()
+    } else if only_keys {
         // The same advice as each key's line: a damaged copy of the config is sealed anew,
         // a damaged key file itself is removed.
         "run `snapvault repair --apply` for a key file whose copy of the config is damaged; \

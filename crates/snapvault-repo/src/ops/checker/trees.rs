@@ -70,6 +70,7 @@ struct Known<'a> {
     /// Blobs whose every copy is in a pack that could not be read.
     unread_blobs: HashSet<BlobId>,
     index_incomplete: bool,
+    index_damaged: bool,
 }
 
 impl Known<'_> {
@@ -158,7 +159,16 @@ impl Visitor for FirstWalk<'_, '_> {
             self.unread.insert(*id);
             self.shapes.insert(*id, Shape::leaf(false, true));
         } else {
-            self.damaged.insert(*id, e.to_string());
+            let why = if self.known.index_damaged && !index.contains(id) {
+                // Not "missing from the repository": most likely in a pack that only the
+                // damaged index file names.
+                "it is in no index file that could be read (an index file is damaged; \
+                 rebuilding the index from the packs finds it if a pack holds it)"
+                    .to_string()
+            } else {
+                e.to_string()
+            };
+            self.damaged.insert(*id, why);
             self.r.bad_blobs.insert(*id);
             if !index.contains(id) {
                 self.r.missing_blobs.insert(*id);
@@ -264,6 +274,7 @@ pub(super) fn walk_snapshots(
             .map(|(b, _)| *b)
             .collect(),
         index_incomplete: r.index_incomplete,
+        index_damaged: r.index_damaged,
     };
     let mut walker = TreeWalker::new(repo, index);
     let mut first = FirstWalk {
