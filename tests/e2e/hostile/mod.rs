@@ -4,6 +4,7 @@ mod batched;
 mod cli;
 mod config;
 mod foreign;
+mod full;
 mod hints;
 mod keys;
 mod linked;
