@@ -18,21 +18,39 @@ pub fn open_synced_then(
     verbose: bool,
     first: impl FnOnce(&mut Catalog) -> Result<()>,
 ) -> Result<Catalog> {
-    // Without a usable cache folder the catalog lives in memory for this run.
-    let mut cat = match crate::cache::dir(&repo.config().id) {
-        Some(dir) => {
-            let path = dir.join("catalog.sqlite");
-            Catalog::open(&path)
-                .with_context(|| format!("opening the photo catalog {}", path.display()))?
+    // Without a usable cache folder the catalog lives in memory for this run; so it does
+    // when the cache's catalog cannot be opened or updated (a full disk): the catalog is a
+    // cache, rebuilt from the repository, and must not stand between a user and the photos.
+    let on_disk = crate::cache::dir(&repo.config().id).map(|dir| {
+        let path = dir.join("catalog.sqlite");
+        let synced = Catalog::open(&path)
+            .with_context(|| format!("opening the photo catalog {}", path.display()))
+            .and_then(|mut cat| {
+                if let Some(why) = cat.recreated() {
+                    eprintln!("note: the photo catalog was rebuilt ({why})");
+                }
+                let stats = cat
+                    .sync(repo, index)
+                    .with_context(|| format!("updating the photo catalog {}", path.display()))?;
+                Ok((cat, stats))
+            });
+        synced.inspect_err(|e| {
+            eprintln!(
+                "warning: {}; using a photo catalog built in memory for this run instead",
+                crate::exit::message(e)
+            )
+        })
+    });
+    let (mut cat, stats) = match on_disk {
+        Some(Ok(synced)) => synced,
+        _ => {
+            let mut cat = Catalog::in_memory().context("creating the photo catalog in memory")?;
+            let stats = cat
+                .sync(repo, index)
+                .context("updating the photo catalog")?;
+            (cat, stats)
         }
-        None => Catalog::in_memory().context("creating the photo catalog in memory")?,
     };
-    if let Some(why) = cat.recreated() {
-        eprintln!("note: the photo catalog was rebuilt ({why})");
-    }
-    let stats = cat
-        .sync(repo, index)
-        .context("updating the photo catalog")?;
     for (id, why) in &stats.failed {
         eprintln!(
             "warning: snapshot {} could not be added to the photo catalog: {why}",
