@@ -45,10 +45,46 @@ fn layout(lib: &Library, scope: &str, title: &str, f: Filter, body: &str) -> Str
         let on = if x == f { " class=\"on\"" } else { "" };
         let _ = write!(nav, "<a href=\"/{}\"{on}>{label}</a>", fq(x));
     }
-    PAGE.replace("{{title}}", &esc(title))
-        .replace("{{nav}}", &nav)
-        .replace("{{scope}}", &esc(scope))
-        .replace("{{body}}", body)
+    fill(
+        PAGE,
+        &[
+            ("title", &esc(title)),
+            ("nav", &nav),
+            ("scope", &esc(scope)),
+            ("body", body),
+        ],
+    )
+}
+
+/// The template with each `{{name}}` replaced by its value, in one pass: a value that
+/// holds `{{body}}` (a photo named so) stays as it is, not filled in its turn.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(at) = rest.find("{{") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let found = after.find("}}").and_then(|end| {
+            let name = &after[..end];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v, end + 2))
+        });
+        match found {
+            Some((value, used)) => {
+                out.push_str(value);
+                rest = &after[used..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn counts_text(c: &Counts) -> String {
@@ -377,5 +413,27 @@ mod tests {
             "2023-07-14 18:03:11 (no time zone recorded)"
         );
         assert_eq!(month_name(Month::Ym(2023, 7)), "July 2023");
+    }
+
+    /// A photo named `{{body}}{{nav}}.JPG` is the photo page's title. Filled one value
+    /// after another, the title took the whole page body and the navigation.
+    #[test]
+    fn a_value_that_looks_like_a_placeholder_is_not_filled_in() {
+        let title = esc("{{body}}{{nav}}\".JPG");
+        let page = fill(
+            PAGE,
+            &[
+                ("title", &title),
+                ("nav", "<a>NAV</a>"),
+                ("scope", "all snapshots"),
+                ("body", "<p>BODY</p>"),
+            ],
+        );
+        assert!(
+            page.contains("<title>{{body}}{{nav}}&quot;.JPG · snapvault</title>"),
+            "{page}"
+        );
+        assert_eq!(page.matches("BODY").count(), 1, "{page}");
+        assert_eq!(page.matches("NAV").count(), 1, "{page}");
     }
 }
