@@ -6,6 +6,7 @@ mod config;
 mod foreign;
 mod full;
 mod hints;
+mod into_repo;
 mod keys;
 mod linked;
 mod names;
