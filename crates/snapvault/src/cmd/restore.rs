@@ -1,3 +1,5 @@
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result, bail};
 use snapvault_catalog::DateRange;
 use snapvault_repo::restorer::{self, RestoreItem, RestoreOptions, RestoreStats};
@@ -14,6 +16,9 @@ use crate::include::Include;
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     if a.layout == Layout::Date && a.date.is_none() {
         bail!("--layout date goes with --date");
+    }
+    if !a.dry_run {
+        refuse_target_in_repository(ctx, &a.target)?;
     }
     if a.date.is_some() {
         return super::restore_date::run(ctx, &a);
@@ -311,4 +316,49 @@ pub fn report(
         stats.problems.len()
     );
     Ok(crate::exit::INCOMPLETE)
+}
+
+/// A restore into the repository's own folder would put the snapshot's files among the
+/// repository's: a backed-up folder named `keys` lands in its `keys/` (the repository then
+/// takes it for a key file), one named `config` meets its config file. Refused, wherever the
+/// target lies in a local repository (symlinks resolved).
+fn refuse_target_in_repository(ctx: &Ctx, target: &Path) -> Result<()> {
+    let Some(loc) = ctx.global.repo.as_deref() else {
+        return Ok(());
+    };
+    if snapvault_remote::is_remote(loc) {
+        return Ok(());
+    }
+    let Ok(repo) = std::fs::canonicalize(loc) else {
+        return Ok(());
+    };
+    if resolved(target).starts_with(&repo) {
+        bail!(
+            "the restore target {} is inside the repository {loc}: the restored files would \
+             mix with the repository's own; restore into a folder outside it",
+            target.display()
+        );
+    }
+    Ok(())
+}
+
+/// `p` made absolute, with the symlinks of the part that exists resolved and the rest (still
+/// to be created) appended.
+fn resolved(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut found) = std::fs::canonicalize(existing) {
+            found.extend(rest.iter().rev());
+            return found;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
