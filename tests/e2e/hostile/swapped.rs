@@ -53,3 +53,48 @@ fn a_file_swapped_for_a_fifo_during_the_snapshot_does_not_hang_it() {
     let _ = swapper.join();
     assert!(matches!(out.code, Some(0) | Some(3)), "{out}");
 }
+
+/// A large video truncated while the snapshot reads it (an editor trimming it in place, a
+/// recording rewritten): the snapshot stored the bytes read before the cut — 12.8 MB of a
+/// 300 MB file that then held 1 MB, a version that never existed — said "snapshot saved",
+/// exit 0, and no word that the file changed while it was read (found by hand in session
+/// 12). The archiver knows: the length read differs from the length listed. It must say
+/// so (a warning naming the file; the next snapshot reads it again). When the cut comes
+/// too late to be seen, the file is stored whole and there is nothing to say.
+#[test]
+#[ignore = "archiver (ops/archiver/reading.rs, rssbudget/manyfiles' files): a file whose length \
+            changes while it is read is stored as the bytes read, without a warning \
+            (tests_batch::a_file_that_changed_size_after_listing_keeps_what_was_read makes \
+            it the rule); needs a warning and the snapshot marked, as for unreadable files"]
+fn a_file_cut_short_while_it_is_read_is_named_in_a_warning() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let big = src.join("clip.mov");
+    write_random(&big, 1, 300 << 20);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    let cutter = {
+        let big = big.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+            f.set_len(1 << 20).unwrap();
+        })
+    };
+    let out = sv.run(&["snapshot", "--json", src.to_str().unwrap()]);
+    cutter.join().unwrap();
+    assert!(matches!(out.code, Some(0) | Some(3)), "{out}");
+    let v = sv.ok(&["ls", "latest", "--json"]).json();
+    let size = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "src/clip.mov")
+        .and_then(|r| r["size"].as_u64())
+        .unwrap_or_else(|| panic!("{v}"));
+    if size != 300 << 20 && size != 1 << 20 {
+        assert!(
+            out.stderr.contains("clip.mov"),
+            "stored {size} bytes of a file that was 300 MiB and then 1 MiB, with no warning:\n{out}"
+        );
+    }
+}
