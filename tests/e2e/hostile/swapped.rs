@@ -67,22 +67,51 @@ fn a_file_swapped_for_a_fifo_during_the_snapshot_does_not_hang_it() {
             (tests_batch::a_file_that_changed_size_after_listing_keeps_what_was_read makes \
             it the rule); needs a warning and the snapshot marked, as for unreadable files"]
 fn a_file_cut_short_while_it_is_read_is_named_in_a_warning() {
+    use std::io::Read;
     let tmp = tempdir();
     let src = tmp.path().join("src");
     let big = src.join("clip.mov");
     write_random(&big, 1, 300 << 20);
     let sv = Sv::init(tmp.path().join("repo"), false);
-    let cutter = {
-        let big = big.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(150));
-            let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
-            f.set_len(1 << 20).unwrap();
-        })
+    let mut cmd = sv.command(&["snapshot", src.to_str().unwrap()]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Cut the file once the snapshot has it open and has read some of it (its descriptor's
+    // position, from /proc): the cut lands in the middle of the read.
+    let fds = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let cut = 'watch: loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        for e in fs::read_dir(&fds).into_iter().flatten().flatten() {
+            if fs::read_link(e.path()).is_ok_and(|t| t == big) {
+                let info = fds.with_file_name("fdinfo").join(e.file_name());
+                let pos = fs::read_to_string(info)
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("pos:").map(|v| v.trim().parse::<u64>()))
+                    })
+                    .and_then(Result::ok);
+                if pos.is_some_and(|p| p > 0) {
+                    let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+                    f.set_len(1 << 20).unwrap();
+                    break 'watch true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
     };
-    let out = sv.run(&["snapshot", "--json", src.to_str().unwrap()]);
-    cutter.join().unwrap();
-    assert!(matches!(out.code, Some(0) | Some(3)), "{out}");
+    let status = wait_with_timeout(&mut child, DEFAULT_TIMEOUT, "snapshot");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(matches!(status.code(), Some(0) | Some(3)), "{stderr}");
     let v = sv.ok(&["ls", "latest", "--json"]).json();
     let size = v
         .as_array()
@@ -91,10 +120,15 @@ fn a_file_cut_short_while_it_is_read_is_named_in_a_warning() {
         .find(|r| r["path"] == "src/clip.mov")
         .and_then(|r| r["size"].as_u64())
         .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        cut || size == 300 << 20,
+        "the file was not cut, yet {size} bytes were stored"
+    );
     if size != 300 << 20 && size != 1 << 20 {
         assert!(
-            out.stderr.contains("clip.mov"),
-            "stored {size} bytes of a file that was 300 MiB and then 1 MiB, with no warning:\n{out}"
+            stderr.contains("clip.mov"),
+            "stored {size} bytes of a file that was 300 MiB and then 1 MiB, with no warning \
+             ({status}):\n{stderr}"
         );
     }
 }
