@@ -24,7 +24,7 @@ mod render;
 
 use render::tick_loop;
 
-pub use observers::{PruneProgress, RestoreProgress, SnapshotProgress};
+pub use observers::{PruneProgress, RestoreProgress, SnapshotProgress, changed_message};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

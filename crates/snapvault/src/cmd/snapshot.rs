@@ -51,6 +51,16 @@ impl Observer for Report {
         }
     }
 
+    fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
+        if !self.silent {
+            eprintln!(
+                "warning: {}: {}",
+                snapvault_repo::text::escaped_bytes(path),
+                crate::progress::changed_message(listed, read)
+            );
+        }
+    }
+
     fn annotate(&self, snapshot: &mut Snapshot) {
         if let (Some(lib), Ok(s)) = (&self.library, self.stored.lock()) {
             snapshot.library = Some(crate::library::account_of(lib, &s.0, &s.1));
@@ -540,7 +550,7 @@ pub fn print_summary(
     }
     if s.errors > 0 {
         eprintln!(
-            "warning: snapshot is incomplete: {} file(s) or folder(s) could not be read (listed above)",
+            "warning: snapshot is incomplete: {} file(s) or folder(s) could not be read, or changed while read (listed above)",
             s.errors
         );
     }

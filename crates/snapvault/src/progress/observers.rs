@@ -76,9 +76,38 @@ impl Observer for SnapshotProgress<'_> {
         }
     }
 
+    fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
+        self.progress.inner.errors.fetch_add(1, Relaxed);
+        match self.progress.mode() {
+            Mode::Json => {
+                emit_json(&json!({
+                    "type": "warning",
+                    "command": self.progress.inner.command,
+                    "path": String::from_utf8_lossy(path),
+                    "message": changed_message(listed, read),
+                }));
+                self.inner.changed_while_read(path, listed, read);
+            }
+            Mode::Bar => match &self.progress.inner.bar {
+                Some(b) => b.suspend(|| self.inner.changed_while_read(path, listed, read)),
+                None => self.inner.changed_while_read(path, listed, read),
+            },
+            Mode::Hidden => self.inner.changed_while_read(path, listed, read),
+        }
+    }
+
     fn recorded(&self, dir: &[u8], node: &Node) {
         self.inner.recorded(dir, node);
     }
+}
+
+/// What a file that changed while it was read is told as (text and JSON alike).
+pub fn changed_message(listed: u64, read: u64) -> String {
+    format!(
+        "changed while it was read: listed at {listed} bytes, {read} read; the {read} bytes \
+         read are stored (maybe no version the file ever had) and the next snapshot reads \
+         it again"
+    )
 }
 
 /// Restore: files restored (or found already right) and their bytes.

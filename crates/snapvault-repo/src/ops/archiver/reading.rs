@@ -180,6 +180,15 @@ impl<'a> Reading<'a> {
             media = self.inspector.inspect(path, &[], e);
         }
         self.buf = stream.into_buffer();
+        if let Ok(total) = result
+            && total != e.size
+        {
+            // Listed at one length, read at another: changed while it was read (an
+            // editor trimming a video in place). A length that stayed the same is not
+            // seen here; the next snapshot compares the file's time again.
+            self.shared.stats.errors.fetch_add(1, Relaxed);
+            self.observer.changed_while_read(path, e.size, total);
+        }
         result.map(|total| (total, media))
     }
 

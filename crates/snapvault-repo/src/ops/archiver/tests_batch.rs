@@ -137,9 +137,11 @@ impl Source for Resized {
 }
 
 /// Files listed larger (shrunk since), smaller (grew), or non-empty but empty when read,
-/// between tiny files of the same batch: each keeps the bytes read and their length.
+/// between tiny files of the same batch, and one read by a reader thread: each keeps the
+/// bytes read and their length, is named to the observer as changed while it was read,
+/// and the snapshot is marked incomplete.
 #[test]
-fn a_file_that_changed_size_after_listing_keeps_what_was_read() {
+fn a_file_that_changed_size_after_listing_keeps_what_was_read_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (root, lib) = (dir.path().join("repo"), dir.path().join("lib"));
     create_small_repo(&root, true);
@@ -150,10 +152,13 @@ fn a_file_that_changed_size_after_listing_keeps_what_was_read() {
     std::fs::write(lib.join("t05"), b"shrunk").unwrap();
     std::fs::write(lib.join("t06"), noise(3, 200_000)).unwrap();
     std::fs::write(lib.join("t07"), b"").unwrap();
+    // Listed large enough for a reader thread, read shorter.
+    std::fs::write(lib.join("t08"), noise(4, 300_000)).unwrap();
     let sizes = HashMap::from([
         (b"t05".to_vec(), 5_000),
         (b"t06".to_vec(), 10),
         (b"t07".to_vec(), 64),
+        (b"t08".to_vec(), 4_000_000),
     ]);
     let folder = FolderSource::new(std::slice::from_ref(&lib)).unwrap();
     let source = Resized {
@@ -161,7 +166,24 @@ fn a_file_that_changed_size_after_listing_keeps_what_was_read() {
         sizes,
     };
     let repo = open(&root);
-    let (id, snap) = run_on(&repo, &source, &folder);
+    let seen = Changed::default();
+    let index = repo.load_index().unwrap().index;
+    let opts = crate::testing::folder_options(&folder);
+    let (id, snap) = run(&repo, index, &source, opts, &seen, &Photos).unwrap();
+    // Each is named as changed while read, and the snapshot says it is incomplete.
+    let mut named = seen.0.into_inner().unwrap();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("lib/t05".to_string(), 5_000, 6),
+            ("lib/t06".to_string(), 10, 200_000),
+            ("lib/t07".to_string(), 64, 0),
+            ("lib/t08".to_string(), 4_000_000, 300_000),
+        ]
+    );
+    assert!(snap.incomplete);
+    assert_eq!(snap.summary.errors, 4);
     let want = files(&lib)
         .into_iter()
         .map(|(k, v)| (format!("lib/{k}"), v))
@@ -181,5 +203,17 @@ fn a_file_that_changed_size_after_listing_keeps_what_was_read() {
     assert_eq!(size_of("/t05"), 6);
     assert_eq!(size_of("/t06"), 200_000);
     assert_eq!(size_of("/t07"), 0);
+    assert_eq!(size_of("/t08"), 300_000);
     assert_eq!(snap.summary.files_total, 20);
+}
+
+/// Records the files said to have changed while they were read.
+#[derive(Default)]
+struct Changed(std::sync::Mutex<Vec<(String, u64, u64)>>);
+
+impl Observer for Changed {
+    fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
+        let path = String::from_utf8_lossy(path).into_owned();
+        self.0.lock().unwrap().push((path, listed, read));
+    }
 }
