@@ -3,12 +3,16 @@
 //! full budget. In memory (no disk), so it measures the codec and hashing, not the drive.
 //! Prints one line per case: the median wall time of `SNAPVAULT_BENCH_RUNS` runs (default
 //! 3) and the median CPU seconds of the process (all threads: bands are coded on every
-//! core), which a busy machine moves less. Run: `cargo bench -p snapvault-repo --bench parity`.
+//! core), which a busy machine moves less. First, the streaming feeder of a snapshot's
+//! packs at two code widths (`SNAPVAULT_BENCH_STREAM_ONLY=1`: that alone).
+//! Run: `cargo bench -p snapvault-repo --bench parity`.
 
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use snapvault_repo::parity::layout::{StreamLayout, level_width};
+use snapvault_repo::parity::stream::{Feeder, STREAM_BUDGET};
 use snapvault_repo::parity::{
     GroupSource, Locator, MemberKind, MemberSpec, MemberState, SHARD, encode, parity_file_header,
     repair,
@@ -86,11 +90,71 @@ impl std::fmt::Display for Timing {
     }
 }
 
+/// The streaming feeder of a snapshot's packs (format.md §15.5) on this thread: a run of
+/// `STREAM_PACKS` packs of 14–16 MiB (two groups and a tail at 5 %), each folded in as the
+/// parity thread does; CPU seconds of this thread and parity bytes ÷ pack bytes, at the
+/// level's code width and at half of it (shorter bands, more of them: format.md §15.6).
+fn stream(runs: usize) {
+    const STREAM_PACKS: usize = 50;
+    let mut rng = StdRng::seed_from_u64(23);
+    let bufs: Vec<Vec<u8>> = (0..4)
+        .map(|_| {
+            let mut p = vec![0u8; PACK];
+            rng.fill(&mut p[..]);
+            p
+        })
+        .collect();
+    let sizes: Vec<usize> = (0..STREAM_PACKS)
+        .map(|_| PACK - rng.gen_range(0..2 << 20))
+        .collect();
+    let level = level_width(PERCENT);
+    for width in [level, level / 2] {
+        let layout = StreamLayout::of_width(PERCENT, PACK as u64, width);
+        let mut cpus = Vec::new();
+        let mut share = 0.0;
+        for _ in 0..runs.max(1) {
+            let c = thread_cpu();
+            let mut feeder = Feeder::with_layout(layout, STREAM_BUDGET);
+            let mut parity = 0usize;
+            for (i, size) in sizes.iter().enumerate() {
+                let name = hex::encode(blake3::hash(&i.to_le_bytes()).as_bytes());
+                let w = feeder.written(&name, &bufs[i % 4][..*size]).expect("feed");
+                parity += w.map_or(0, |w| w.bytes.len());
+            }
+            parity += feeder.finish().map_or(0, |w| w.bytes.len());
+            drop(feeder);
+            cpus.push(thread_cpu() - c);
+            share = parity as f64 * 100.0 / sizes.iter().sum::<usize>() as f64;
+        }
+        cpus.sort_by(f64::total_cmp);
+        println!(
+            "stream  {STREAM_PACKS} packs of 14–16 MiB at {PERCENT} %, C = {width} ({} bands of {}), one thread: {:.3} s CPU (median; min {:.3}), parity {share:.3} % of the packs",
+            layout.bands,
+            layout.len,
+            cpus[cpus.len() / 2],
+            cpus[0]
+        );
+    }
+}
+
+/// CPU time of this thread (user + system).
+fn thread_cpu() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 fn main() {
     let runs: usize = std::env::var("SNAPVAULT_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    stream(runs);
+    if std::env::var_os("SNAPVAULT_BENCH_STREAM_ONLY").is_some() {
+        return;
+    }
     let mut rng = StdRng::seed_from_u64(21);
     let packs: Vec<Vec<u8>> = (0..PACKS)
         .map(|_| {

@@ -24,10 +24,13 @@ const BLOCKS: usize = SHARD / 64;
 pub(crate) struct BandEncoder {
     /// Recovery positions `C` (a power of two): also the chunk length.
     width: usize,
-    /// The running sum of the transformed chunks (`C` shards), then, once the sum holds
-    /// something, the chunk being filled (`C` more). Before that the chunk being filled
-    /// lives where the sum goes, and is transformed in place as the sum.
-    buf: Vec<[u8; 64]>,
+    /// The running sum of the transformed chunks (`C` shards). Before it holds one, the
+    /// chunk being filled lives here, and is transformed in place as the sum.
+    sum: Vec<[u8; 64]>,
+    /// The chunk being filled once the sum holds something (`C` shards), transformed and
+    /// added to the sum when full; a band that takes no more shards gives it up
+    /// ([`BandEncoder::release`]).
+    next_chunk: Vec<[u8; 64]>,
     /// The chunk being filled: its index in the codeword (it starts at position
     /// `chunk · C`).
     chunk: usize,
@@ -48,13 +51,15 @@ impl BandEncoder {
         BandEncoder::reusing(width, Vec::new())
     }
 
-    /// [`BandEncoder::new`] in the memory of a spent encoder's buffer (from
-    /// [`BandEncoder::into_buffer`]): its pages are faulted in already.
-    pub(crate) fn reusing(width: usize, buf: Vec<[u8; 64]>) -> BandEncoder {
+    /// [`BandEncoder::new`] with `sum` as its sum's buffer: a spent encoder's (from
+    /// [`BandEncoder::into_buffer`] or [`BandEncoder::release`]), whose pages are faulted in
+    /// already.
+    pub(crate) fn reusing(width: usize, sum: Vec<[u8; 64]>) -> BandEncoder {
         debug_assert!(width.is_power_of_two());
         BandEncoder {
             width,
-            buf,
+            sum,
+            next_chunk: Vec::new(),
             chunk: 0,
             fill: 0,
             next: 0,
@@ -63,9 +68,30 @@ impl BandEncoder {
         }
     }
 
-    /// The buffer, for [`BandEncoder::reusing`].
+    /// Hand the encoder a buffer for its second chunk (from a spent encoder), so it need
+    /// not allocate one.
+    pub(crate) fn with_chunk_buffer(mut self, buf: Vec<[u8; 64]>) -> BandEncoder {
+        self.next_chunk = buf;
+        self
+    }
+
+    /// The sum's buffer, for [`BandEncoder::reusing`].
     pub(crate) fn into_buffer(self) -> Vec<[u8; 64]> {
-        self.buf
+        self.sum
+    }
+
+    /// The band takes no more shards (its group is complete): the chunk being filled is
+    /// added to the sum and its buffer given up, for another band. The encoder can still
+    /// [`BandEncoder::absorb`] and finish; a shard added later takes a new buffer.
+    pub(crate) fn release(&mut self, engine: &impl Engine) -> Vec<[u8; 64]> {
+        self.fold(engine);
+        std::mem::take(&mut self.next_chunk)
+    }
+
+    /// Bytes of buffers the encoder holds.
+    #[cfg(test)]
+    pub(crate) fn memory(&self) -> usize {
+        (self.sum.capacity() + self.next_chunk.capacity()) * 64
     }
 
     /// Data shards added so far.
@@ -78,9 +104,13 @@ impl BandEncoder {
         self.next
     }
 
-    /// Where the chunk being filled lives in `buf`.
-    fn chunk_at(&self) -> usize {
-        if self.summed { self.width } else { 0 }
+    /// The buffer the chunk being filled lives in.
+    fn chunk_buf(&mut self) -> &mut Vec<[u8; 64]> {
+        if self.summed {
+            &mut self.next_chunk
+        } else {
+            &mut self.sum
+        }
     }
 
     /// Append one data shard (at most [`SHARD`] bytes; a shorter one is zero-padded) at the
@@ -113,16 +143,15 @@ impl BandEncoder {
             self.fold(engine);
             self.chunk = pos / c;
         }
-        let need = (self.chunk_at() + c) * BLOCKS;
-        if self.buf.len() < need {
-            self.buf.resize(need, [0; 64]);
+        let (fill, at) = (self.fill, pos % c);
+        let buf = self.chunk_buf();
+        if buf.len() < c * BLOCKS {
+            buf.resize(c * BLOCKS, [0; 64]);
         }
-        let base = self.chunk_at();
-        let at = pos % c;
-        if at > self.fill {
-            self.buf[(base + self.fill) * BLOCKS..(base + at) * BLOCKS].fill([0; 64]);
+        if at > fill {
+            buf[fill * BLOCKS..at * BLOCKS].fill([0; 64]);
         }
-        let dst = self.buf[(base + at) * BLOCKS..(base + at + 1) * BLOCKS].as_flattened_mut();
+        let dst = buf[at * BLOCKS..(at + 1) * BLOCKS].as_flattened_mut();
         let n = shard.len().min(SHARD);
         dst[..n].copy_from_slice(&shard[..n]);
         dst[n..].fill(0);
@@ -145,21 +174,17 @@ impl BandEncoder {
             return;
         }
         let c = self.width;
-        let pos = self.chunk_at();
-        let end = (pos + c) * BLOCKS;
-        self.buf[(pos + self.fill) * BLOCKS..end].fill([0; 64]);
+        let fill = self.fill;
         // The chunk that starts at codeword position `chunk · C` is skewed by its end.
         let skew = (self.chunk + 1) * c;
-        if !self.summed {
-            let mut first = ShardsRefMut::new(c, BLOCKS, &mut self.buf[..c * BLOCKS]);
-            engine.ifft(&mut first, 0, c, self.fill, skew);
-            self.summed = true;
-        } else {
-            let mut both = ShardsRefMut::new(2 * c, BLOCKS, &mut self.buf[..2 * c * BLOCKS]);
-            engine.ifft(&mut both, c, c, self.fill, skew);
-            let (sum, chunk) = self.buf.split_at_mut(c * BLOCKS);
-            utils::xor(sum, &chunk[..c * BLOCKS]);
+        let buf = self.chunk_buf();
+        buf[fill * BLOCKS..c * BLOCKS].fill([0; 64]);
+        let mut chunk = ShardsRefMut::new(c, BLOCKS, &mut buf[..c * BLOCKS]);
+        engine.ifft(&mut chunk, 0, c, fill, skew);
+        if self.summed {
+            utils::xor(&mut self.sum[..c * BLOCKS], &self.next_chunk[..c * BLOCKS]);
         }
+        self.summed = true;
         self.fill = 0;
     }
 
@@ -175,13 +200,11 @@ impl BandEncoder {
             return;
         }
         let c = self.width * BLOCKS;
-        if self.buf.len() < c {
-            self.buf.resize(c, [0; 64]);
-        }
         if self.summed {
-            utils::xor(&mut self.buf[..c], &other.buf[..c]);
+            utils::xor(&mut self.sum[..c], &other.sum[..c]);
         } else {
-            self.buf[..c].copy_from_slice(&other.buf[..c]);
+            self.sum.clear();
+            self.sum.extend_from_slice(&other.sum[..c]);
             self.summed = true;
         }
     }
@@ -199,7 +222,7 @@ impl BandEncoder {
         let c = self.width;
         scratch.clear();
         if self.summed {
-            scratch.extend_from_slice(&self.buf[..c * BLOCKS]);
+            scratch.extend_from_slice(&self.sum[..c * BLOCKS]);
         } else {
             scratch.resize(c * BLOCKS, [0; 64]);
         }
@@ -212,18 +235,18 @@ impl BandEncoder {
         let c = self.width;
         self.fold(engine);
         if !self.summed {
-            self.buf.clear();
+            self.sum.clear();
         }
-        if self.buf.len() < c * BLOCKS {
-            self.buf.resize(c * BLOCKS, [0; 64]);
+        if self.sum.len() < c * BLOCKS {
+            self.sum.resize(c * BLOCKS, [0; 64]);
         }
-        transform(engine, &mut self.buf, c, recovery)
+        transform(engine, &mut self.sum, c, recovery)
     }
 
     /// The first `recovery` recovery shards [`BandEncoder::finish`] computed (the same
     /// bytes it returned), borrowed again.
     pub(crate) fn finished(&self, recovery: usize) -> &[u8] {
-        self.buf[..recovery.min(self.width) * BLOCKS].as_flattened()
+        self.sum[..recovery.min(self.width) * BLOCKS].as_flattened()
     }
 }
 

@@ -3,49 +3,52 @@
 //!
 //! A [`GroupStream`] is one pack group in progress. Its geometry is fixed by the level and
 //! the pack size alone ([`StreamLayout`]: each pack spread over `B` bands, one half of a
-//! band's 4096 positions per group, code width `C`), so each pack's rows are folded into
+//! band's `L` positions per group, code width `C`), so each pack's rows are folded into
 //! every band's recovery the moment the pack is durable ([`BandEncoder`]); memory is at
-//! most two `C`-shard buffers per band (88 MiB for a group of 16 MiB packs at 5 %),
-//! whatever the group's length.
+//! most two `C`-shard buffers per band while the group takes packs (70 MiB for a group of
+//! 16 MiB packs at 5 %), one once it is complete, whatever the group's length.
 //!
 //! [`Feeder`] cuts the run's packs into groups as [`super::store::plan_groups`] does
 //! ([`Cut`]: a group is complete once P % of its rows cover its largest pack), and a last
 //! group that is not complete joins the group before it. Groups take turns at the two
-//! halves of the band's positions (0..2048, then 2048..4096, …), each pack right after the
+//! halves of the band's positions (0..L/2, then L/2..L, …), each pack right after the
 //! one before in its half. When a group is complete its band sums are kept; when the next
 //! group is complete the kept group is final and its parity file is computed and written.
 //! If the run ends first with an incomplete tail, the tail — coded in the other half — is
 //! added to the kept sums (the code is linear, and its positions are its own) and the
 //! joined group's file is written instead; a file is computed only once it is final, so
 //! never twice. Every pack is coded once; memory is two groups' band buffers (the
-//! recovery is computed in them); a crash leaves at most two groups' packs uncovered.
+//! recovery is computed in them; the kept group's sums only); a crash leaves at most two
+//! groups' packs uncovered.
 
 use reed_solomon_simd::engine::DefaultEngine;
 
 use super::chunked::BandEncoder;
 use super::encode::{parity_file, recovery_count};
 use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
-use super::layout::{Cut, HALF, StreamLayout};
-use super::{MAX_BAND_SHARDS, SHARD, rows_of};
+use super::layout::{Cut, StreamLayout};
+use super::{SHARD, rows_of};
 use crate::error::{RepoError, Result};
 use crate::format::id::Id;
 
 /// Most memory the open groups' band buffers may take (two groups); a run whose packs
 /// would pass it stops streaming and its remaining packs are covered after the command
-/// (read back), as before version 3. 16 MiB packs take 176 MiB at 5 %.
+/// (read back), as before version 3. 16 MiB packs take 105 MiB at 5 %.
 pub const STREAM_BUDGET: usize = 512 << 20;
 
 /// One pack group in progress.
 #[derive(Clone)]
 pub struct GroupStream {
     layout: StreamLayout,
-    /// The first position of the group's half: 0 or [`HALF`].
+    /// The first position of the group's half: 0 or [`StreamLayout::half`].
     half: u32,
     /// The next free position of the half.
     next: u32,
     cut: Cut,
     members: Vec<Member>,
     bands: Vec<StreamBand>,
+    /// The chunk buffers are given up ([`GroupStream::release`]).
+    released: bool,
 }
 
 #[derive(Clone)]
@@ -64,12 +67,17 @@ impl GroupStream {
             cut: Cut::new(layout.percent),
             members: Vec::new(),
             bands: Vec::new(),
+            released: false,
         }
     }
 
     /// A group like this one's (same geometry), in the other half of the band.
     fn next_half(&self) -> GroupStream {
-        let half = if self.half == 0 { HALF } else { 0 };
+        let half = if self.half == 0 {
+            self.layout.half()
+        } else {
+            0
+        };
         GroupStream {
             half,
             next: half,
@@ -100,7 +108,7 @@ impl GroupStream {
     /// Where a pack of `rows` rows would go next: its place, or `None` when its half has no
     /// room left (only packs far larger than the pack size fill it).
     fn place_for(&self, rows: u64) -> Option<Place> {
-        let room = (self.half + HALF).saturating_sub(self.next);
+        let room = (self.half + self.layout.half()).saturating_sub(self.next);
         let per_band = self.layout.per_band(rows, room)?;
         Some(Place {
             at: self.next,
@@ -108,13 +116,29 @@ impl GroupStream {
         })
     }
 
-    /// The band buffers' memory once a pack of `size` bytes is fed too.
+    /// The band buffers' memory once a pack of `size` bytes is fed too: two `C`-shard
+    /// buffers per band (the sum and the chunk being filled), one once the group is
+    /// complete ([`GroupStream::release`]).
     pub fn memory_with(&self, size: u64) -> usize {
         let rows = rows_of(size);
         let bands = self
             .place_for(rows)
             .map_or(0, |p| rows.div_ceil(u64::from(p.per_band)) as usize);
-        bands.max(self.bands.len()) * 2 * self.layout.width * SHARD
+        let buffers = if self.released { 1 } else { 2 };
+        bands.max(self.bands.len()) * buffers * self.layout.width * SHARD
+    }
+
+    /// The group is complete and takes no more packs: each band's chunk being filled is
+    /// added to its sum, and the chunk buffers go to `pool` (the next group's), so a kept
+    /// group holds one `C`-shard buffer per band. A run's tail can still join it.
+    fn release(&mut self, engine: &DefaultEngine, pool: &mut Vec<Vec<[u8; 64]>>) {
+        for band in &mut self.bands {
+            let buf = band.enc.release(engine);
+            if !buf.is_empty() {
+                pool.push(buf);
+            }
+        }
+        self.released = true;
     }
 
     /// Fold pack `name` (its bytes, durable as written) into the group as its next member.
@@ -142,9 +166,10 @@ impl GroupStream {
         let mut hashes = Vec::with_capacity(data.len().div_ceil(SHARD));
         for (b, rows) in data.chunks(place.per_band as usize * SHARD).enumerate() {
             if b == self.bands.len() {
-                let buf = pool.pop().unwrap_or_default();
+                let sum = pool.pop().unwrap_or_default();
+                let chunk = pool.pop().unwrap_or_default();
                 self.bands.push(StreamBand {
-                    enc: BandEncoder::reusing(self.layout.width, buf),
+                    enc: BandEncoder::reusing(self.layout.width, sum).with_chunk_buffer(chunk),
                     widest: 0,
                 });
             }
@@ -196,7 +221,7 @@ impl GroupStream {
         let mut h = ParityHeader {
             locator: Locator::Crc64,
             percent: self.layout.percent,
-            band_rows: MAX_BAND_SHARDS as u32,
+            band_rows: self.layout.len,
             code_width: Some(self.layout.width as u32),
             placed: true,
             supersedes,
@@ -217,7 +242,7 @@ impl GroupStream {
         parity_file(&h, recovery.map(|(b, &r)| b.enc.finished(r)))
     }
 
-    /// The band buffers, for the next group.
+    /// The band buffers (the sums'), for the next group.
     fn into_buffers(self) -> impl Iterator<Item = Vec<[u8; 64]>> {
         self.bands.into_iter().map(|b| b.enc.into_buffer())
     }
@@ -265,7 +290,8 @@ impl Feeder {
         Feeder::with_layout(StreamLayout::new(percent, pack_size), budget)
     }
 
-    pub(crate) fn with_layout(layout: StreamLayout, budget: usize) -> Feeder {
+    /// [`Feeder::new`] with the given layout (the benchmark compares code widths).
+    pub fn with_layout(layout: StreamLayout, budget: usize) -> Feeder {
         Feeder {
             layout,
             engine: DefaultEngine::new(),
@@ -282,6 +308,17 @@ impl Feeder {
     #[cfg(test)]
     pub(crate) fn shards_encoded(&self) -> u64 {
         self.encoded
+    }
+
+    /// Bytes of band buffers the open groups hold (not the spent ones kept for reuse).
+    #[cfg(test)]
+    pub(crate) fn band_memory(&self) -> usize {
+        [Some(&self.cur), self.full.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|g| &g.bands)
+            .map(|b| b.enc.memory())
+            .sum()
     }
 
     /// Stop streaming: the packs not yet covered are covered after the command.
@@ -314,7 +351,8 @@ impl Feeder {
             return Ok(None);
         }
         let next = self.cur.next_half();
-        let full = std::mem::replace(&mut self.cur, next);
+        let mut full = std::mem::replace(&mut self.cur, next);
+        full.release(&self.engine, &mut self.pool);
         Ok(self.full.replace(full).map(|mut done| {
             let file = ToWrite::new(done.finish(&self.engine, Vec::new()));
             self.pool.extend(done.into_buffers());

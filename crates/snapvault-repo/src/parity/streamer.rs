@@ -103,7 +103,7 @@ impl Streamer {
         let (tx, rx) = bounded::<(String, PackBuffer)>(IN_FLIGHT);
         let (free_tx, free) = bounded(IN_FLIGHT + 1);
         let mut feeder = Feeder::new(self.percent, self.pack_size, self.budget);
-        // The thread's outcome, sent before it frees its band buffers (some 160 MiB at
+        // The thread's outcome, sent before it frees its band buffers (some 105 MiB at
         // 5 %): the command need not wait for that.
         let (done_tx, done) = bounded::<Result<()>>(1);
         let spawned = std::thread::Builder::new()

@@ -137,6 +137,83 @@ fn a_lost_whole_pack_is_rebuilt_at_the_levels_geometry() {
     }
 }
 
+/// A narrower code than the level's (shorter bands, `L` < 4096, more of them): what
+/// `C` and `L` a file was written with is in its header, so readers need nothing else. A
+/// whole lost pack is rebuilt, in the first group's half and in a run's tail joined to it.
+#[test]
+fn a_narrower_stream_layout_reads_and_repairs_from_its_header_alone() {
+    let layout = StreamLayout::of_width(5, 1 << 20, 64);
+    assert_eq!((layout.width, layout.len), (64, 1280));
+    let mut rng = StdRng::seed_from_u64(22);
+    let packs: Vec<Vec<u8>> = (0..39)
+        .map(|_| {
+            let mut v = vec![0u8; (1 << 20) - rng.gen_range(0..(64 << 10))];
+            rng.fill(&mut v[..]);
+            v
+        })
+        .collect();
+    let mut feeder = Feeder::with_layout(layout, usize::MAX);
+    let mut files = Vec::new();
+    for p in &packs {
+        files.extend(feeder.written(&pack_name(p), p).unwrap());
+    }
+    files.extend(feeder.finish());
+    let mut covered = 0;
+    for w in &files {
+        let (h, rec_at, _) = open(&w.name, &w.bytes).unwrap();
+        assert_eq!((h.band_rows, h.code_width), (1280, Some(64)));
+        let index: HashMap<String, &Vec<u8>> = packs.iter().map(|p| (pack_name(p), p)).collect();
+        let members: Vec<Vec<u8>> = h.members.iter().map(|m| index[&m.name].clone()).collect();
+        covered += members.len();
+        for lost in [0, members.len() - 1] {
+            let mut sim = Sim {
+                members: members.iter().cloned().map(Some).collect(),
+                parity: w.bytes.clone(),
+                rec_at,
+            };
+            sim.members[lost] = None;
+            let r = repair(&h, &mut sim).unwrap();
+            assert!(
+                matches!(&r.members[lost], MemberState::Repaired { bytes, .. } if *bytes == members[lost]),
+                "member {lost}"
+            );
+        }
+    }
+    assert_eq!(covered, packs.len());
+}
+
+/// A complete group takes no more packs, only perhaps a run's tail: it keeps its bands'
+/// sums (one `C`-shard buffer each), not the chunk buffers it filled, which go to the next
+/// group — the open groups' memory is three buffers per band, not four.
+#[test]
+fn a_complete_group_keeps_only_its_sums() {
+    let layout = StreamLayout::new(5, 1 << 20);
+    let mut rng = StdRng::seed_from_u64(23);
+    let mut feeder = Feeder::with_layout(layout, usize::MAX);
+    let sums = layout.bands as usize * layout.width * SHARD;
+    for i in 0..2 * group_packs(5) {
+        let mut v = vec![0u8; 1 << 20];
+        rng.fill(&mut v[..]);
+        feeder.written(&pack_name(&v), &v).unwrap();
+        if i + 1 == group_packs(5) {
+            assert_eq!(feeder.band_memory(), sums, "the kept group, alone");
+        }
+    }
+    assert_eq!(
+        feeder.band_memory(),
+        sums,
+        "the kept group; the next has none yet"
+    );
+    let mut v = vec![0u8; 1 << 20];
+    rng.fill(&mut v[..]);
+    feeder.written(&pack_name(&v), &v).unwrap();
+    assert_eq!(
+        feeder.band_memory(),
+        3 * sums,
+        "the kept group and one taking packs"
+    );
+}
+
 /// Run `packs` through a feeder at `percent` for packs of up to `pack_size` bytes; returns
 /// the parity files written (name → file).
 pub(super) fn run_feeder(
