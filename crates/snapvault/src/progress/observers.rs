@@ -24,6 +24,31 @@ pub struct SnapshotProgress<'a> {
     pub transfer: Option<&'a (dyn Fn() -> u64 + Sync)>,
 }
 
+impl SnapshotProgress<'_> {
+    /// A warning about one file: counted, a JSON line in JSON mode, and handed to the inner
+    /// observer (which prints it in text mode, out of the progress bar's way; in JSON mode it
+    /// only takes note).
+    fn warn(&self, path: &[u8], message: impl FnOnce() -> String, inner: impl Fn()) {
+        self.progress.inner.errors.fetch_add(1, Relaxed);
+        match self.progress.mode() {
+            Mode::Json => {
+                emit_json(&json!({
+                    "type": "warning",
+                    "command": self.progress.inner.command,
+                    "path": String::from_utf8_lossy(path),
+                    "message": message(),
+                }));
+                inner();
+            }
+            Mode::Bar => match &self.progress.inner.bar {
+                Some(b) => b.suspend(inner),
+                None => inner(),
+            },
+            Mode::Hidden => inner(),
+        }
+    }
+}
+
 impl Observer for SnapshotProgress<'_> {
     fn annotate(&self, snapshot: &mut snapvault_repo::snapshot::Snapshot) {
         self.inner.annotate(snapshot);
@@ -52,48 +77,23 @@ impl Observer for SnapshotProgress<'_> {
     }
 
     fn skipped(&self, path: &[u8], error: &std::io::Error) {
-        self.progress.inner.errors.fetch_add(1, Relaxed);
         // Not being processed any more: only the warning names it.
         if let Ok(mut c) = self.progress.inner.current.lock() {
             c.clear();
         }
-        match self.progress.mode() {
-            Mode::Json => {
-                emit_json(&json!({
-                    "type": "warning",
-                    "command": self.progress.inner.command,
-                    "path": String::from_utf8_lossy(path),
-                    "message": format!("skipped: {error}"),
-                }));
-                // The inner observer still takes note (it prints nothing in JSON mode).
-                self.inner.skipped(path, error);
-            }
-            Mode::Bar => match &self.progress.inner.bar {
-                Some(b) => b.suspend(|| self.inner.skipped(path, error)),
-                None => self.inner.skipped(path, error),
-            },
-            Mode::Hidden => self.inner.skipped(path, error),
-        }
+        self.warn(
+            path,
+            || format!("skipped: {error}"),
+            || self.inner.skipped(path, error),
+        );
     }
 
     fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
-        self.progress.inner.errors.fetch_add(1, Relaxed);
-        match self.progress.mode() {
-            Mode::Json => {
-                emit_json(&json!({
-                    "type": "warning",
-                    "command": self.progress.inner.command,
-                    "path": String::from_utf8_lossy(path),
-                    "message": changed_message(listed, read),
-                }));
-                self.inner.changed_while_read(path, listed, read);
-            }
-            Mode::Bar => match &self.progress.inner.bar {
-                Some(b) => b.suspend(|| self.inner.changed_while_read(path, listed, read)),
-                None => self.inner.changed_while_read(path, listed, read),
-            },
-            Mode::Hidden => self.inner.changed_while_read(path, listed, read),
-        }
+        self.warn(
+            path,
+            || changed_message(listed, read),
+            || self.inner.changed_while_read(path, listed, read),
+        );
     }
 
     fn recorded(&self, dir: &[u8], node: &Node) {
