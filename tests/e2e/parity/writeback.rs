@@ -33,6 +33,28 @@ fn groups_per_pack(repo: &Path) -> Vec<(String, usize)> {
     out
 }
 
+/// After a kill at the write point: `check --read-data` finds nothing lost and nothing
+/// for parity to mend (the old or the new parity is valid, never a wrong one); its exit
+/// code, for callers that expect more of it.
+fn nothing_lost_or_repairable(sv: &Sv) -> Option<i32> {
+    let (code, v) = check_json(sv);
+    assert!(names(&v, "lost").is_empty(), "{v}");
+    assert!(names(&v, "repairable").is_empty(), "{v}");
+    code
+}
+
+/// The end of each story: `check --read-data` clean, everything covered at `percent`, and
+/// (with a source) the latest snapshot restoring byte-exact.
+fn clean_and_covered(sv: &Sv, percent: u8, restore: Option<(&Path, &Path)>, out: &str) {
+    let (code, v) = check_json(sv);
+    assert_eq!(code, Some(0), "{v}\n{out}");
+    assert_covered(&sv.repo, percent);
+    if let Some((src, back)) = restore {
+        assert_eq!(sv.restore("latest", back).code, Some(0));
+        assert_same_tree(src, &back.join("src"));
+    }
+}
+
 /// A lost pack rebuilt from parity is put back under its name with its bytes: its old
 /// group still covers it. Before, the write-back went through the parity stream as a new
 /// pack, so a second group of that one pack was written (a full 16 MiB copy of it, the
@@ -170,15 +192,11 @@ fn repairs_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
         indexes_before,
         "no index file of the repair may be complete yet"
     );
-    let (_, v) = check_json(&sv);
-    assert!(names(&v, "lost").is_empty(), "{v}");
-    assert!(names(&v, "repairable").is_empty(), "{v}");
+    nothing_lost_or_repairable(&sv);
     sv.ok(&["unlock", "--remove-all"]);
     sv.ok(&["repair", "--apply", "--forget-damaged"]);
     sv.ok(&["prune"]);
-    let (code, v) = check_json(&sv);
-    assert_eq!(code, Some(0), "{v}");
-    assert_covered(&sv.repo, 50);
+    clean_and_covered(&sv, 50, None, "");
 }
 
 /// `copy` into a repository with parity writes the parity of its last packs beside its
@@ -204,21 +222,15 @@ fn copys_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
         &gate,
     );
     assert!(names_in(&to.repo, "index").is_empty());
-    let (_, v) = check_json(&to);
-    assert!(names(&v, "lost").is_empty(), "{v}");
-    assert!(names(&v, "repairable").is_empty(), "{v}");
+    nothing_lost_or_repairable(&to);
     to.ok(&["unlock", "--remove-all"]);
     let mut c = from.command(&["copy", "--all", "--to", &to_repo]);
     c.env("SNAPVAULT_PASSWORD2", PASSWORD);
     let out = run_command(c, DEFAULT_TIMEOUT);
     assert_eq!(out.code, Some(0), "{out}");
     to.ok(&["prune"]);
-    let (code, v) = check_json(&to);
-    assert_eq!(code, Some(0), "{v}");
-    assert_covered(&to.repo, 50);
     let back = tmp.path().join("back");
-    assert_eq!(to.restore("latest", &back).code, Some(0));
-    assert_same_tree(&src, &back.join("src"));
+    clean_and_covered(&to, 50, Some((&src, &back)), "");
 }
 
 /// `prune` repacking a pack's used blobs writes the new packs' parity beside its first
@@ -255,16 +267,9 @@ fn prunes_last_group_is_written_beside_its_index_and_a_kill_there_is_clean() {
         indexes_before,
         "no index file of the prune may be complete yet"
     );
-    let (code, v) = check_json(&sv);
-    assert!(names(&v, "lost").is_empty(), "{v}");
-    assert!(names(&v, "repairable").is_empty(), "{v}");
-    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(nothing_lost_or_repairable(&sv), Some(0));
     sv.ok(&["unlock", "--remove-all"]);
     let out = sv.ok(&["prune", "--max-unused", "0", "--unindexed-grace", "0"]);
-    let (code, v) = check_json(&sv);
-    assert_eq!(code, Some(0), "{v}\n{out}");
-    assert_covered(&sv.repo, 10);
     let back = tmp.path().join("back");
-    assert_eq!(sv.restore("latest", &back).code, Some(0));
-    assert_same_tree(&src, &back.join("src"));
+    clean_and_covered(&sv, 10, Some((&src, &back)), &out.to_string());
 }
