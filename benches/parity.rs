@@ -137,11 +137,16 @@ fn stream(runs: usize) {
     }
 }
 
-/// CPU time of this thread (user + system).
+/// CPU time of this thread (user + system); of the whole process where the system has no
+/// per-thread figure (macOS).
 fn thread_cpu() -> f64 {
+    #[cfg(target_os = "linux")]
+    let who = libc::RUSAGE_THREAD;
+    #[cfg(not(target_os = "linux"))]
+    let who = libc::RUSAGE_SELF;
     // SAFETY: getrusage only writes the struct it is given.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    unsafe { libc::getrusage(who, &mut u) };
     let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
     t(u.ru_utime) + t(u.ru_stime)
 }

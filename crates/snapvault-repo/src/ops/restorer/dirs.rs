@@ -452,14 +452,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path().join("t");
         let root = Dir::open_target(&t).unwrap();
-        rustix::fs::mknodat(
-            &root.fd,
-            "pipe",
-            FileType::Fifo,
-            Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        root.mknod(b"pipe", FileType::Fifo, 0o644, 0).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let opened = root
