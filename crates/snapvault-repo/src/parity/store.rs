@@ -226,46 +226,65 @@ pub struct SyncReport {
     pub parity_removed: usize,
     pub bytes_written: u64,
     /// Groups left as they were because a member is damaged (repair first).
-    pub groups_kept_damaged: Vec<String>,
+    pub groups_kept_damaged: Vec<KeptGroup>,
 }
 
-/// What [`sync`] says of a group it keeps for its damaged `member`: the member, its state
-/// and the command that resolves it in that state. Parity rebuilds it: `repair --apply`
-/// does. Beyond parity and gone: `repair --apply` gives the loss up. Beyond parity and
-/// still present: `repair --apply --forget-damaged`, which rescues what it can of it,
-/// removes it and forgets the snapshots left naming its lost data, so the group can be
-/// rebuilt without it.
-fn kept_damaged_hint(
+/// A group [`sync`] kept as it was for a damaged member: the facts the binary turns into
+/// the command that resolves it (advice lives in the binary).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptGroup {
+    /// The parity file's name.
+    pub parity: String,
+    /// The member, as the user reads it (`pack 1a2b3c4d`).
+    pub member: String,
+    pub state: KeptState,
+}
+
+/// The state of a kept group's damaged member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeptState {
+    /// Damaged or missing, and parity rebuilds it.
+    Rebuildable,
+    /// Missing, beyond what parity rebuilds.
+    MissingBeyond,
+    /// Damaged beyond what parity rebuilds, and still present.
+    DamagedBeyond,
+}
+
+impl KeptState {
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeptState::Rebuildable => "damaged (parity rebuilds it)",
+            KeptState::MissingBeyond => "missing, beyond what parity rebuilds",
+            KeptState::DamagedBeyond => "damaged beyond what parity rebuilds",
+        }
+    }
+}
+
+/// What [`sync`] notes of a group it keeps for its damaged `member`: the member and its
+/// state (the binary names the command that resolves each state).
+fn kept_group(
     l: &Loaded,
     member: &super::header::Member,
     state: &MemberState,
     files: &HashMap<(MemberKind, String), u64>,
-) -> String {
+) -> KeptGroup {
     use crate::format::text::short_name;
     let present = files.contains_key(&(member.kind, member.name.clone()));
-    let (state, command, does) = match state {
-        MemberState::Repaired { .. } => (
-            "damaged (parity rebuilds it)",
-            "snapvault repair --apply",
-            "rebuilds it from this parity",
-        ),
-        _ if !present => (
-            "missing, beyond what parity rebuilds",
-            "snapvault repair --apply",
-            "gives it up",
-        ),
-        _ => (
-            "damaged beyond what parity rebuilds",
-            "snapvault repair --apply --forget-damaged",
-            "rescues what it can of it and gives the rest up",
-        ),
+    let state = match state {
+        MemberState::Repaired { .. } => KeptState::Rebuildable,
+        _ if !present => KeptState::MissingBeyond,
+        _ => KeptState::DamagedBeyond,
     };
-    format!(
-        "parity {}: kept as it is, because {} {} in its group is {state}; `{command}` {does}",
-        short_name(&l.name),
-        member.kind.file_kind().name(),
-        short_name(&member.name),
-    )
+    KeptGroup {
+        parity: l.name.clone(),
+        member: format!(
+            "{} {}",
+            member.kind.file_kind().name(),
+            short_name(&member.name)
+        ),
+        state,
+    }
 }
 
 /// Which files a command changed, for [`sync`].
@@ -340,9 +359,15 @@ pub fn sync(
             **st != MemberState::Intact && !deleted.contains(&(m.kind, m.name.clone()))
         });
         if let Some((m, st)) = damaged {
-            progress(&kept_damaged_hint(l, m, st, &files));
+            let kept = kept_group(l, m, st, &files);
+            progress(&format!(
+                "parity {}: left as it is, because {} in its group is {}",
+                crate::format::text::short_name(&l.name),
+                kept.member,
+                kept.state.describe()
+            ));
             covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
-            report.groups_kept_damaged.push(l.name.clone());
+            report.groups_kept_damaged.push(kept);
         } else {
             replaced.push(l);
         }

@@ -13,6 +13,7 @@ use snapvault_repo::lock::LockGuard;
 use snapvault_repo::parity::MemberKind;
 use snapvault_repo::parity::guard::Guard;
 use snapvault_repo::parity::store::{self, Changes, SyncReport};
+use snapvault_repo::text::short_name;
 use snapvault_repo::{RepoError, Repository};
 
 use super::Ctx;
@@ -425,11 +426,31 @@ fn report(ctx: &Ctx, r: &SyncReport, always: bool) {
         crate::fmt::size(r.bytes_written),
         r.parity_removed
     );
-    if !r.groups_kept_damaged.is_empty() {
+    for k in &r.groups_kept_damaged {
+        let (command, does) = kept_advice(k.state);
         eprintln!(
-            "hint: {} parity group(s) with a damaged member were kept as they were; the \
-             line of each above names the `snapvault repair` that resolves its member",
-            r.groups_kept_damaged.len()
+            "hint: parity {} kept for {}, {}: `{command}` {does}",
+            short_name(&k.parity),
+            k.member,
+            k.state.describe()
         );
+    }
+}
+
+/// The command that resolves a kept group's member in its state. Parity rebuilds it:
+/// `repair --apply` does. Beyond parity and gone: `repair --apply` gives the loss up.
+/// Beyond parity and still present: `repair --apply --forget-damaged`, which rescues what
+/// it can of it, removes it and forgets the snapshots left naming its lost data, so the
+/// group can be rebuilt without it.
+fn kept_advice(state: store::KeptState) -> (&'static str, &'static str) {
+    match state {
+        store::KeptState::Rebuildable => {
+            ("snapvault repair --apply", "rebuilds it from this parity")
+        }
+        store::KeptState::MissingBeyond => ("snapvault repair --apply", "gives it up"),
+        store::KeptState::DamagedBeyond => (
+            "snapvault repair --apply --forget-damaged",
+            "rescues what it can of it and gives the rest up",
+        ),
     }
 }
