@@ -14,6 +14,47 @@ fn meta(p: &Path) -> (u32, i128, u64) {
     (m.mode() & 0o7777, mtime_ns(&m), m.ino())
 }
 
+/// One story's setup: `src/a.jpg` (and, with `pair`, its hard link `src/b.jpg`) backed up
+/// with mode `snap.0` and time `snap.1` (s, ns); then `outside/mine.jpg` with the same bytes
+/// and mode `out.0`, time `out.1`, hard-linked into the empty target as `src/<linked>`.
+struct Linked {
+    _tmp: tempfile::TempDir,
+    sv: Sv,
+    src: std::path::PathBuf,
+    photo: Vec<u8>,
+    outside: std::path::PathBuf,
+    target: std::path::PathBuf,
+}
+
+fn linked(pair: bool, snap: (u32, (i64, u32)), out: (u32, (i64, u32)), linked: &str) -> Linked {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let photo = write_random(&src.join("a.jpg"), 1, 40_000);
+    if pair {
+        fs::hard_link(src.join("a.jpg"), src.join("b.jpg")).unwrap();
+    }
+    set_mode(&src.join("a.jpg"), snap.0);
+    set_mtime(&src.join("a.jpg"), snap.1.0, snap.1.1);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+
+    let outside = tmp.path().join("outside/mine.jpg");
+    write_file(&outside, &photo);
+    set_mode(&outside, out.0);
+    set_mtime(&outside, out.1.0, out.1.1);
+    let target = tmp.path().join("t");
+    fs::create_dir_all(target.join("src")).unwrap();
+    fs::hard_link(&outside, target.join("src").join(linked)).unwrap();
+    Linked {
+        _tmp: tmp,
+        sv,
+        src,
+        photo,
+        outside,
+        target,
+    }
+}
+
 /// `src/a.jpg` (0644, 2021) backed up; the target already holds `src/a.jpg` with the same
 /// bytes as a hard link of `outside/mine.jpg` (0600, 2024). Before, restore said the file
 /// was already right and gave the shared inode mode 0644 and the 2021 time: the outside
@@ -21,21 +62,20 @@ fn meta(p: &Path) -> (u32, i128, u64) {
 /// gets a file of its own with the snapshot's mode and time.
 #[test]
 fn restoring_over_a_right_file_linked_outside_leaves_the_outside_file_alone() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    let photo = write_random(&src.join("a.jpg"), 1, 40_000);
-    set_mode(&src.join("a.jpg"), 0o644);
-    set_mtime(&src.join("a.jpg"), 1_620_000_000, 0);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-
-    let outside = tmp.path().join("outside/mine.jpg");
-    write_file(&outside, &photo);
-    set_mode(&outside, 0o600);
-    set_mtime(&outside, 1_720_000_000, 5);
-    let target = tmp.path().join("t");
-    fs::create_dir_all(target.join("src")).unwrap();
-    fs::hard_link(&outside, target.join("src/a.jpg")).unwrap();
+    let Linked {
+        _tmp: _kept, // the folder lives as long as the test
+        sv,
+        src,
+        photo,
+        outside,
+        target,
+        ..
+    } = linked(
+        false,
+        (0o644, (1_620_000_000, 0)),
+        (0o600, (1_720_000_000, 5)),
+        "a.jpg",
+    );
     let before = meta(&outside);
 
     let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
@@ -53,21 +93,19 @@ fn restoring_over_a_right_file_linked_outside_leaves_the_outside_file_alone() {
 /// change, so nothing is written and the link stays.
 #[test]
 fn a_right_file_linked_outside_with_the_right_metadata_is_left_as_it_is() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    let photo = write_random(&src.join("a.jpg"), 1, 40_000);
-    set_mode(&src.join("a.jpg"), 0o640);
-    set_mtime(&src.join("a.jpg"), 1_620_000_000, 7);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-
-    let outside = tmp.path().join("outside/mine.jpg");
-    write_file(&outside, &photo);
-    set_mode(&outside, 0o640);
-    set_mtime(&outside, 1_620_000_000, 7);
-    let target = tmp.path().join("t");
-    fs::create_dir_all(target.join("src")).unwrap();
-    fs::hard_link(&outside, target.join("src/a.jpg")).unwrap();
+    let Linked {
+        _tmp: _kept, // the folder lives as long as the test
+        sv,
+        src,
+        outside,
+        target,
+        ..
+    } = linked(
+        false,
+        (0o640, (1_620_000_000, 7)),
+        (0o640, (1_620_000_000, 7)),
+        "a.jpg",
+    );
     let before = meta(&outside);
     let out = sv.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_eq!(meta(&outside), before, "{out}");
@@ -81,22 +119,19 @@ fn a_right_file_linked_outside_with_the_right_metadata_is_left_as_it_is() {
 /// outside file. Now the outside file is untouched and the pair comes back linked.
 #[test]
 fn a_link_of_the_snapshot_linked_outside_does_not_change_the_outside_file() {
-    let tmp = tempdir();
-    let src = tmp.path().join("src");
-    let photo = write_random(&src.join("a.jpg"), 1, 40_000);
-    fs::hard_link(src.join("a.jpg"), src.join("b.jpg")).unwrap();
-    set_mode(&src.join("a.jpg"), 0o644);
-    set_mtime(&src.join("a.jpg"), 1_620_000_000, 0);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-
-    let outside = tmp.path().join("outside/mine.jpg");
-    write_file(&outside, &photo);
-    set_mode(&outside, 0o600);
-    set_mtime(&outside, 1_720_000_000, 5);
-    let target = tmp.path().join("t");
-    fs::create_dir_all(target.join("src")).unwrap();
-    fs::hard_link(&outside, target.join("src/b.jpg")).unwrap();
+    let Linked {
+        _tmp: _kept, // the folder lives as long as the test
+        sv,
+        photo,
+        outside,
+        target,
+        ..
+    } = linked(
+        true,
+        (0o644, (1_620_000_000, 0)),
+        (0o600, (1_720_000_000, 5)),
+        "b.jpg",
+    );
     let before = meta(&outside);
 
     let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
