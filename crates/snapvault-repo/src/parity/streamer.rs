@@ -5,6 +5,7 @@
 //! folded in), any other is copied into a recycled buffer; at most [`IN_FLIGHT`] wait, so
 //! a parity thread that falls behind slows the writers rather than filling memory.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -99,34 +100,23 @@ impl Streamer {
         }
     }
 
-    fn start(&self, mut put: Put) -> State {
+    fn start(&self, put: Put) -> State {
         let (tx, rx) = bounded::<(String, PackBuffer)>(IN_FLIGHT);
         let (free_tx, free) = bounded(IN_FLIGHT + 1);
-        let mut feeder = Feeder::new(self.percent, self.pack_size, self.budget);
+        let (percent, pack_size, budget) = (self.percent, self.pack_size, self.budget);
         // The thread's outcome, sent before it frees its band buffers (some 105 MiB at
         // 5 %): the command need not wait for that.
         let (done_tx, done) = bounded::<Result<()>>(1);
         let spawned = std::thread::Builder::new()
             .name("parity".into())
             .spawn(move || {
-                for (name, buf) in rx {
-                    let done = match feeder.written(&name, buf.bytes()) {
-                        Ok(Some(w)) => put(w),
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    };
-                    if done.is_err() {
-                        feeder.stop();
-                    }
-                    drop(buf);
-                }
-                // No more packs: the last group's parity, on this thread, while the
-                // command goes on (its index and snapshot) or waits in `finish`.
-                let last = match feeder.finish() {
-                    Some(w) => put(w),
-                    None => Ok(()),
-                };
+                // Made here, not on the pack writer handing over the first pack: the
+                // codec's tables take a while (95 ms on a loaded machine).
+                let mut feeder = Feeder::new(percent, pack_size, budget);
+                let last = code(&rx, &mut feeder, put);
                 let _ = done_tx.send(last);
+                // The band buffers are freed now, the command going on.
+                drop(feeder);
             });
         match spawned {
             Ok(_detached) => State::Running {
@@ -168,5 +158,121 @@ impl Streamer {
         // No outcome: the thread ended without sending one (it panicked).
         done.recv()
             .map_err(|_| ParityError::Codec("the parity thread panicked".into()))?
+    }
+}
+
+/// The parity thread's work: fold each pack into its group as it comes, and hand each
+/// parity file to a thread of its own that stores it, so that a file's write and sync
+/// (some 20 MiB at 5 % with 16 MiB packs) never hold up the packs queued behind it: with
+/// [`IN_FLIGHT`] packs waiting, the pack writers would wait in [`Streamer::handed`], and
+/// the whole snapshot with them. Returns the outcome of storing the run's last group's
+/// file (a file that fails mid-run stops the stream: the rest is covered after the
+/// command).
+fn code(rx: &Receiver<(String, PackBuffer)>, feeder: &mut Feeder, put: Put) -> Result<()> {
+    let failed = AtomicBool::new(false);
+    // A file waiting while the one before is stored: the next is a group of packs away.
+    let (files, to_store) = bounded::<(ToWrite, bool)>(1);
+    std::thread::scope(|s| {
+        let storing = std::thread::Builder::new()
+            .name("parity-store".into())
+            .spawn_scoped(s, || store(to_store, put, &failed));
+        if storing.is_err() {
+            feeder.stop();
+        }
+        for (name, buf) in rx {
+            if failed.load(Relaxed) {
+                feeder.stop();
+            }
+            match feeder.written(&name, buf.bytes()) {
+                Ok(Some(w)) => {
+                    if files.send((w, false)).is_err() {
+                        feeder.stop();
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => feeder.stop(),
+            }
+            drop(buf);
+        }
+        // No more packs: the last group's parity, while the command goes on (its index
+        // and snapshot) or waits in `finish`.
+        if failed.load(Relaxed) {
+            feeder.stop();
+        }
+        if let Some(w) = feeder.finish() {
+            let _ = files.send((w, true));
+        }
+        drop(files);
+        match storing {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                Err(ParityError::Codec("the parity thread panicked".into()).into())
+            }),
+            Err(_) => Ok(()),
+        }
+    })
+}
+
+/// Store the parity files `files` brings, in order; `failed` once one could not be. The
+/// outcome is the run's last file's (flagged `true`).
+fn store(files: Receiver<(ToWrite, bool)>, mut put: Put, failed: &AtomicBool) -> Result<()> {
+    let mut last = Ok(());
+    for (w, is_last) in files {
+        let r = put(w);
+        if r.is_err() {
+            failed.store(true, Relaxed);
+        }
+        if is_last {
+            last = r;
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::unbounded;
+
+    use super::*;
+    use crate::parity::{SHARD, group_packs};
+
+    /// While a group's parity file is being stored, the packs behind it are folded in (and
+    /// their buffers given back): a slow write does not hold up the pack writers. Before,
+    /// the file was stored on the parity thread: with it waiting, the queue filled and the
+    /// next pack's hand-over waited too (here until the store gave up after a minute).
+    #[test]
+    fn packs_are_folded_while_a_parity_file_is_stored() {
+        let percent = 34;
+        // The first file is the first group's, once the second is complete; then the
+        // queue's worth of packs and more.
+        let n = 2 * group_packs(percent) + IN_FLIGHT + 2;
+        let (back_tx, back) = unbounded::<Vec<u8>>();
+        let (folded_tx, folded) = unbounded::<usize>();
+        let mut first = true;
+        let put: Put = Box::new(move |_| {
+            if std::mem::take(&mut first) {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut got = 0;
+                while got < n && back.recv_deadline(deadline).is_ok() {
+                    got += 1;
+                }
+                let _ = folded_tx.send(got);
+            }
+            Ok(())
+        });
+        let s = Streamer::new(percent, 1 << 20, usize::MAX, put);
+        for i in 0..n {
+            let mut data = vec![7u8; 3 * SHARD + 7];
+            data[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let name = blake3::hash(&data).to_hex().to_string();
+            s.handed(&name, PackBuffer::new(data, 0, Some(back_tx.clone())));
+        }
+        s.finish().unwrap();
+        assert_eq!(
+            folded.try_recv(),
+            Ok(n),
+            "every pack folded in while the first file was being stored"
+        );
     }
 }
