@@ -200,44 +200,49 @@ impl GroupStream {
     }
 
     /// Join `tail` (coded in the other half of the band) to this group: its members follow
-    /// this group's in the header, its rows keep their positions, and the band sums add.
+    /// this group's in the header, its rows keep their positions, and the band sums add
+    /// (bands split between threads, see [`par_each`]).
     fn absorb(&mut self, engine: &DefaultEngine, tail: GroupStream) {
         self.members.extend(tail.members);
-        for (b, band) in tail.bands.into_iter().enumerate() {
-            match self.bands.get_mut(b) {
-                Some(mine) => {
-                    mine.enc.absorb(engine, band.enc);
-                    mine.widest = mine.widest.max(band.widest);
-                }
-                None => self.bands.push(band),
+        let mut theirs = tail.bands.into_iter();
+        let pairs: Vec<_> = self.bands.iter_mut().map(|b| (b, theirs.next())).collect();
+        par_each(pairs, |(mine, other)| {
+            if let Some(band) = other {
+                mine.enc.absorb(engine, band.enc);
+                mine.widest = mine.widest.max(band.widest);
             }
-        }
+        });
+        self.bands.extend(theirs);
     }
 
     /// The parity file of the members fed so far (name and bytes). The recovery is
-    /// computed in the band buffers themselves (no copy of the sums): the group is spent,
-    /// only [`GroupStream::into_buffers`] is left to call.
+    /// computed in the band buffers themselves (no copy of the sums), bands split between
+    /// threads ([`par_each`]): the group is spent, only [`GroupStream::into_buffers`] is
+    /// left to call.
     pub fn finish(&mut self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
-        let mut h = ParityHeader {
-            locator: Locator::Crc64,
-            percent: self.layout.percent,
+        let (percent, width) = (self.layout.percent, self.layout.width);
+        let locator = Locator::Crc64;
+        let bands: Vec<&mut StreamBand> = self.bands.iter_mut().collect();
+        let done = par_each(bands, |band| {
+            let r = recovery_count(percent, band.enc.count(), band.widest).min(width);
+            let shards = band.enc.finish(engine, r);
+            let hashes = shards.chunks(SHARD).map(|s| locator.shard_hash(s));
+            (r, hashes.collect())
+        });
+        let (counts, hashes): (Vec<usize>, Vec<_>) = done.into_iter().unzip();
+        let h = ParityHeader {
+            locator,
+            percent,
             band_rows: self.layout.len,
-            code_width: Some(self.layout.width as u32),
+            code_width: Some(width as u32),
             placed: true,
             supersedes,
             members: self.members.clone(),
-            bands: Vec::with_capacity(self.bands.len()),
+            bands: hashes
+                .into_iter()
+                .map(|recovery_hashes| Band { recovery_hashes })
+                .collect(),
         };
-        let mut counts = Vec::with_capacity(self.bands.len());
-        for band in &mut self.bands {
-            let r = recovery_count(self.layout.percent, band.enc.count(), band.widest)
-                .min(self.layout.width);
-            let shards = band.enc.finish(engine, r);
-            h.bands.push(Band {
-                recovery_hashes: shards.chunks(SHARD).map(|s| h.shard_hash(s)).collect(),
-            });
-            counts.push(r);
-        }
         let recovery = self.bands.iter().zip(&counts);
         parity_file(&h, recovery.map(|(b, &r)| b.enc.finished(r)))
     }
@@ -382,4 +387,26 @@ impl Feeder {
         self.stop();
         out
     }
+}
+
+/// `f` on each of `items` (a group's bands: independent codewords), the second half on
+/// a thread of its own where there are two cores; results in order. A group's file is
+/// computed at once when it becomes final (every band's transform: some 60 ms for a group
+/// of 16 MiB packs at 5 %, measured on a loaded machine 70-230 ms), and the run's last
+/// one is waited for by the command, so its latency is on the snapshot's critical path.
+fn par_each<T: Send, R: Send>(mut items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || items.len() < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let second = items.split_off(items.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| second.into_iter().map(&f).collect::<Vec<R>>());
+        let mut out: Vec<R> = items.into_iter().map(&f).collect();
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        out
+    })
 }
