@@ -179,3 +179,66 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
         "every file covered"
     );
 }
+
+/// The parity update after a snapshot takes the headers of the files the stream wrote from
+/// the guard, which computed them, instead of reading them back from the disk (written with
+/// direct I/O, they are not in the page cache) while the command waits. Before, it read
+/// every parity file's header: here, with no other parity, reads > 0.
+#[test]
+fn the_update_after_a_snapshot_reads_no_parity_file_the_stream_wrote() {
+    use crate::parity::guard::Guard;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    create_small_repo(&root, true);
+    let lib = noise_library(dir.path(), 14, 700_000);
+    let counting = Arc::new(
+        FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
+            .watching(&[Op::Read])
+            .kinds(&[FileKind::Parity]),
+    );
+    let guard = Arc::new(Guard::new(
+        counting.clone() as Arc<dyn Backend>,
+        50,
+        1 << 20,
+    ));
+    snapshot(&open_with(guard.clone() as Arc<dyn Backend>), &lib, &[]);
+    guard.finish_stream().unwrap();
+    let be = counting.as_ref() as &dyn Backend;
+    let streamed = guard.take_streamed();
+    assert!(streamed.len() >= 2, "the stream wrote the packs' groups");
+    let names = |v: Vec<String>| {
+        let mut v = v;
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(
+            be.list(FileKind::Parity)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
+        ),
+        names(streamed.iter().map(|l| l.name.clone()).collect()),
+        "no parity but the stream's before the update"
+    );
+    let start = counting.count();
+    let r = store::sync_known(be, 50, &Changes::default(), streamed, &mut |_| {}).unwrap();
+    assert_eq!(counting.count() - start, 0, "no parity file read back");
+    assert_eq!(
+        r.groups_written, 2,
+        "the index and snapshot files; the config and key files"
+    );
+    // What it wrote is what a fresh look finds in force: every file covered, clean.
+    let files = store::current_files(be).unwrap();
+    let (live, _) = store::live(store::load(be).unwrap().0);
+    let mut covered = HashSet::new();
+    for l in &live {
+        covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
+        assert!(store::verify_group(be, l, &files).unwrap().is_clean());
+    }
+    assert!(
+        files.keys().all(|f| covered.contains(f)),
+        "every file covered"
+    );
+}

@@ -50,6 +50,9 @@ pub struct Guard {
     /// The parity of the packs the command writes, computed as they are written (once the
     /// level is known).
     streamer: OnceLock<Streamer>,
+    /// The headers of the parity files the stream wrote, for the update after the command
+    /// ([`Guard::take_streamed`]).
+    streamed: Arc<Mutex<Vec<Loaded>>>,
 }
 
 impl Guard {
@@ -73,6 +76,7 @@ impl Guard {
             pending: Mutex::new(Vec::new()),
             given_up: Mutex::new(HashSet::new()),
             streamer: OnceLock::new(),
+            streamed: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -86,7 +90,8 @@ impl Guard {
             return;
         }
         let (be, list) = (self.inner.clone(), Arc::clone(&self.in_force));
-        let put = Box::new(move |w: ToWrite| put_parity(be.as_ref(), &list, w));
+        let streamed = Arc::clone(&self.streamed);
+        let put = Box::new(move |w: ToWrite| put_parity(be.as_ref(), &list, &streamed, w));
         let _ = self
             .streamer
             .set(Streamer::new(percent, pack_size, STREAM_BUDGET, put));
@@ -105,6 +110,13 @@ impl Guard {
             Some(s) => s.finish(),
             None => Ok(()),
         }
+    }
+
+    /// The headers of the parity files the stream wrote so far (taken: a second call gives
+    /// only later ones), for [`store::sync_known`]: written with direct I/O, they would be
+    /// read back from the disk while the command waits.
+    pub fn take_streamed(&self) -> Vec<Loaded> {
+        std::mem::take(&mut *lock(&self.streamed))
     }
 
     pub fn inner(&self) -> &Arc<dyn Backend> {
@@ -230,7 +242,12 @@ impl Guard {
 
 /// Store a parity file the stream computed (its members are durable); keep the guard's list
 /// of parity in force current.
-fn put_parity(be: &dyn Backend, in_force: &Mutex<Option<Vec<Loaded>>>, w: ToWrite) -> Result<()> {
+fn put_parity(
+    be: &dyn Backend,
+    in_force: &Mutex<Option<Vec<Loaded>>>,
+    streamed: &Mutex<Vec<Loaded>>,
+    w: ToWrite,
+) -> Result<()> {
     match be.write(FileKind::Parity, &w.name, &w.bytes) {
         Ok(()) | Err(RepoError::FileExists(_)) => {}
         Err(e) => return Err(e),
@@ -250,8 +267,9 @@ fn put_parity(be: &dyn Backend, in_force: &Mutex<Option<Vec<Loaded>>>, w: ToWrit
     if let Some(v) = lock(in_force).as_mut()
         && !v.iter().any(|x| x.name == l.name)
     {
-        v.push(l);
+        v.push(l.clone());
     }
+    lock(streamed).push(l);
     Ok(())
 }
 

@@ -333,7 +333,8 @@ pub fn keep_up(ctx: &Ctx, before: Before) -> Result<()> {
         deleted,
         rebuild_all: false,
     };
-    let r = store::sync(be, percent, &changes, &mut |m| progress(ctx, m))
+    let streamed = guard.take_streamed();
+    let r = store::sync_known(be, percent, &changes, streamed, &mut |m| progress(ctx, m))
         .with_context(|| format!("updating the parity of {location}"))?;
     report(ctx, &r, false);
     Ok(())
