@@ -8,12 +8,12 @@
 //! `**` crosses folders; a leading `/` is ignored. A folder that matches is left out with
 //! everything under it.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use snapvault_repo::fs_source::{Source, SourceEntry};
+use snapvault_repo::fs_source::{Source, SourceEntry, SourceFile};
 
 /// Files no one wants in a photo backup: Finder, Explorer and Spotlight litter.
 pub const DEFAULT_EXCLUDES: &[&str] = &[
@@ -156,7 +156,7 @@ impl Source for Filtered<'_> {
         Ok(entries)
     }
 
-    fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         self.inner.open(path)
     }
 
@@ -168,7 +168,7 @@ impl Source for Filtered<'_> {
         self.inner.prefetch(path, len)
     }
 
-    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn SourceFile + '_>> {
         self.inner.open_ahead(path, len)
     }
 }

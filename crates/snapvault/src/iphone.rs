@@ -5,11 +5,11 @@
 //! those paths.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use snapvault_repo::fs_source::{Source, SourceEntry};
+use snapvault_repo::fs_source::{Source, SourceEntry, SourceFile, Unwatched};
 use snapvault_repo::snapshot;
 use snapvault_repo::text::escaped;
 use snapvault_repo::tree::{Name, NodeKind};
@@ -285,7 +285,7 @@ impl Source for IphoneSource {
         Ok(list)
     }
 
-    fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         let p = std::str::from_utf8(path)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "device path is not UTF-8"))?;
         if snapvault_photolib::DATABASE_FILES.contains(&p)
@@ -297,7 +297,7 @@ impl Source for IphoneSource {
             return Ok(Box::new(std::fs::File::open(local)?));
         }
         let reader = self.device.open(p).map_err(io::Error::from)?;
-        Ok(Box::new(reader))
+        Ok(Box::new(Unwatched(reader)))
     }
 
     fn is_fatal(&self, error: &io::Error) -> bool {

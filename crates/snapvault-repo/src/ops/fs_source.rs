@@ -29,12 +29,51 @@ pub struct SourceEntry {
     pub link: Option<(u64, u64)>,
 }
 
+/// How a file was seen to change while the snapshot read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Listed at one length, read at another.
+    Length { listed: u64, read: u64 },
+    /// Read at its listed length, but its modification time moved after it was listed:
+    /// written meanwhile (the next snapshot sees the time and reads it again).
+    Time,
+    /// Length and modification time as listed, but its status changed while it was read:
+    /// written and its time set back (`touch -d`, a tool keeping times), or its mode or
+    /// links changed. The next snapshot compares times and would not see a write.
+    TimeSetBack,
+}
+
+/// A file opened by a [`Source`], read front to back.
+pub trait SourceFile: Read + Send {
+    /// Asked once the file was read to its end (`read` bytes): how it changed since it was
+    /// listed as `listed` and opened, when it did and the source can tell. A length read
+    /// other than the listed one is the caller's to see.
+    fn changed(&self, _listed: &SourceEntry, _read: u64) -> Option<Change> {
+        None
+    }
+}
+
+/// A local copy made for the snapshot (consistent by construction).
+impl SourceFile for fs::File {}
+
+/// A reader whose source cannot tell whether the file changed while it was read (a
+/// phone's file over AFC: only its length is compared).
+pub struct Unwatched<R>(pub R);
+
+impl<R: Read> Read for Unwatched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read + Send> SourceFile for Unwatched<R> {}
+
 /// A tree of files to back up, addressed by `/`-separated byte paths relative to its root.
 pub trait Source: Send + Sync {
     /// Entries of a directory, sorted by name. `b""` is the root.
     fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>>;
     /// Open a file for reading.
-    fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>>;
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>>;
     /// Does this error mean the whole source is gone (a phone unplugged), so the snapshot
     /// must stop rather than skip the file?
     fn is_fatal(&self, _error: &io::Error) -> bool {
@@ -46,7 +85,7 @@ pub trait Source: Send + Sync {
     /// Open `path` to read it soon and hint its first `len` bytes ([`Source::prefetch`]),
     /// handing back the opening so the read does not open it again. `None` when this source
     /// can only hint, or the open failed (the read opens it again and reports why).
-    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn SourceFile + '_>> {
         self.prefetch(path, len);
         None
     }
@@ -209,6 +248,30 @@ pub(crate) fn entry_from_metadata(
     })
 }
 
+/// A root of the tree (a path given to the snapshot): followed when it is a symlink, as
+/// [`FolderSource::new`] says; a file in a folder is listed as what it is and never read
+/// through a symlink put in its place.
+fn is_root(path: &[u8]) -> bool {
+    !path.contains(&b'/')
+}
+
+/// One `fstat` on the descriptor read, after the read: its modification time and length
+/// against the listing's, its status change time against the opening's.
+impl SourceFile for AheadReader {
+    fn changed(&self, listed: &SourceEntry, read: u64) -> Option<Change> {
+        let (file, opened) = self.file();
+        let now = file.metadata().ok()?;
+        let mtime = now.mtime() * 1_000_000_000 + now.mtime_nsec();
+        if mtime != listed.mtime || now.len() != read {
+            Some(Change::Time)
+        } else if (now.ctime(), now.ctime_nsec()) != (opened.ctime(), opened.ctime_nsec()) {
+            Some(Change::TimeSetBack)
+        } else {
+            None
+        }
+    }
+}
+
 impl Source for FolderSource {
     fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>> {
         let mut out = Vec::new();
@@ -241,9 +304,9 @@ impl Source for FolderSource {
         Ok(out)
     }
 
-    fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         let p = self.resolve(path)?;
-        Ok(Box::new(AheadReader::open(&p)?))
+        Ok(Box::new(AheadReader::open(&p, is_root(path))?))
     }
 
     fn prefetch(&self, path: &[u8], len: u64) {
@@ -252,9 +315,74 @@ impl Source for FolderSource {
         }
     }
 
-    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+    fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn SourceFile + '_>> {
         let p = self.resolve(path).ok()?;
-        let reader = AheadReader::open_ahead(&p, len).ok()?;
+        let reader = AheadReader::open_ahead(&p, len, is_root(path)).ok()?;
         Some(Box::new(reader))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    /// Wait until the file system's clock has moved past `ctime` of `md` (timestamps are
+    /// taken from a coarse clock: a change within the same tick leaves them as they were).
+    fn past(dir: &Path, md: &fs::Metadata) {
+        let probe = dir.join("probe");
+        loop {
+            fs::write(&probe, b"x").unwrap();
+            let p = fs::metadata(&probe).unwrap();
+            if (p.ctime(), p.ctime_nsec()) > (md.ctime(), md.ctime_nsec()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// After a read, the opening's one `fstat` tells a file left alone from one written
+    /// meanwhile, its modification time moved or set back to the listed one (the length
+    /// kept: only the times can tell). Before: nothing looked after the read.
+    #[test]
+    fn a_file_written_while_it_is_read_is_told_by_its_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        fs::create_dir(&lib).unwrap();
+        let source = FolderSource::new(std::slice::from_ref(&lib)).unwrap();
+        for (name, write, set_back, want) in [
+            ("alone", false, false, None),
+            ("written", true, false, Some(Change::Time)),
+            ("set-back", true, true, Some(Change::TimeSetBack)),
+        ] {
+            let path = lib.join(name);
+            fs::write(&path, vec![7u8; 100_000]).unwrap();
+            let listed = source
+                .list(b"lib")
+                .unwrap()
+                .into_iter()
+                .find(|e| e.name.0 == name.as_bytes())
+                .unwrap();
+            let tree_path = format!("lib/{name}");
+            let mut reader = source.open(tree_path.as_bytes()).unwrap();
+            let mut half = vec![0u8; 50_000];
+            reader.read_exact(&mut half).unwrap();
+            if write {
+                past(dir.path(), &fs::metadata(&path).unwrap());
+                let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.write_all_at(&[1u8; 10], 0).unwrap();
+                f.write_all_at(&[1u8; 10], 90_000).unwrap();
+                if set_back {
+                    let t = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_nanos(listed.mtime as u64);
+                    f.set_modified(t).unwrap();
+                }
+            }
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            assert_eq!(half.len() + rest.len(), 100_000);
+            assert_eq!(reader.changed(&listed, 100_000), want, "{name}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::format::blob::Compression;
 use crate::format::id::{BlobId, PackId, SnapshotId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{MediaMeta, Node};
-use crate::ops::fs_source::SourceEntry;
+use crate::ops::fs_source::{Change, SourceEntry};
 
 /// Progress and error reporting of a snapshot; all methods default to doing nothing.
 pub trait Observer: Sync {
@@ -17,10 +17,11 @@ pub trait Observer: Sync {
     fn bytes_read(&self, _n: u64) {}
     /// A file or folder could not be read; it is left out of the snapshot.
     fn skipped(&self, _path: &[u8], _error: &std::io::Error) {}
-    /// A file whose length read differs from its length listed: it changed while it was
-    /// read, so the bytes stored (those read) may be no version the file ever had. It is
-    /// kept (better than nothing) and the snapshot is marked incomplete.
-    fn changed_while_read(&self, _path: &[u8], _listed: u64, _read: u64) {}
+    /// A file that changed while it was read (its length read differs from its length
+    /// listed, or its times say it was written meanwhile), so the bytes stored (those
+    /// read) may be no version the file ever had. It is kept (better than nothing) and the
+    /// snapshot is marked incomplete.
+    fn changed_while_read(&self, _path: &[u8], _change: Change) {}
     /// A file as recorded in the new snapshot (called from the tree writer, in order).
     fn recorded(&self, _dir: &[u8], _node: &Node) {}
     /// A folder unchanged since the parent snapshot, down to its last subfolder: the

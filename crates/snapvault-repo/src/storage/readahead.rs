@@ -3,7 +3,7 @@
 //! reads. `posix_fadvise` on Linux, `fcntl(F_RDADVISE)` on macOS, nothing elsewhere. Hints
 //! only; a failed one costs nothing but the overlap.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -21,18 +21,28 @@ pub(crate) struct AheadReader {
     file: File,
     pos: u64,
     hinted: u64,
+    /// The file's status when it was opened (the `fstat` that found it a regular file),
+    /// to tell afterwards whether it changed while it was read.
+    opened: Metadata,
 }
 
 impl AheadReader {
-    /// Open `path` for reading front to back (`POSIX_FADV_SEQUENTIAL` too).
-    pub fn open(path: &Path) -> io::Result<Self> {
-        let file = open_regular(path)?;
+    /// Open `path` for reading front to back (`POSIX_FADV_SEQUENTIAL` too); a symlink
+    /// there is followed only with `follow` (see [`open_regular`]).
+    pub fn open(path: &Path, follow: bool) -> io::Result<Self> {
+        let (file, opened) = open_regular(path, follow)?;
         sequential(&file);
         Ok(AheadReader {
             file,
             pos: 0,
             hinted: READ_AHEAD,
+            opened,
         })
+    }
+
+    /// The open file, and its status when it was opened.
+    pub fn file(&self) -> (&File, &Metadata) {
+        (&self.file, &self.opened)
     }
 }
 
@@ -41,8 +51,8 @@ impl AheadReader {
     /// walker hints the files after the one it chunks this way and later reads from this
     /// opening (one open per file, not one to hint and one to read). A file the hint does
     /// not cover whole is also read front to back (`POSIX_FADV_SEQUENTIAL`).
-    pub fn open_ahead(path: &Path, len: u64) -> io::Result<Self> {
-        let file = open_regular(path)?;
+    pub fn open_ahead(path: &Path, len: u64, follow: bool) -> io::Result<Self> {
+        let (file, opened) = open_regular(path, follow)?;
         if len >= READ_AHEAD {
             sequential(&file);
         }
@@ -53,6 +63,7 @@ impl AheadReader {
             file,
             pos: 0,
             hinted: READ_AHEAD,
+            opened,
         })
     }
 }
@@ -73,29 +84,43 @@ impl Read for AheadReader {
 /// anyone who can write to the library can put a named pipe or a device in its place
 /// before it is read: a plain `open` of a FIFO waits for a writer for ever (and a signal
 /// does not end it), so the open never blocks (`O_NONBLOCK`, which reads of a regular
-/// file ignore) and anything else is refused by what `fstat` says it is.
-pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+/// file ignore) and anything else is refused by what `fstat` says it is (returned too).
+/// Likewise a symlink put in a listed file's place would lead the read anywhere (a file
+/// outside the folder backed up, stored under the library's name): without `follow`, the
+/// last component is not followed (`O_NOFOLLOW`).
+pub(crate) fn open_regular(path: &Path, follow: bool) -> io::Result<(File, Metadata)> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK);
+        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+        opts.custom_flags(libc::O_NONBLOCK | nofollow);
     }
-    let file = opts.open(path)?;
-    if !file.metadata()?.is_file() {
+    let file = opts.open(path).map_err(|e| {
+        if !follow && e.raw_os_error() == Some(libc::ELOOP) {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a symlink now (replaced while the snapshot ran); not followed",
+            )
+        } else {
+            e
+        }
+    })?;
+    let md = file.metadata()?;
+    if !md.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file any more (replaced while the snapshot ran)",
         ));
     }
-    Ok(file)
+    Ok((file, md))
 }
 
 /// Ask the kernel to start reading `len` bytes of `path` into the page cache, without
 /// waiting for them. Failures only lose the hint.
 pub(crate) fn willneed(path: &Path, offset: u64, len: u64) {
-    if let Ok(f) = open_regular(path) {
+    if let Ok((f, _)) = open_regular(path, false) {
         willneed_file(&f, offset, len);
     }
 }

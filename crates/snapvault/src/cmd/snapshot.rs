@@ -3,7 +3,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use snapvault_repo::archiver::{self, ArchiveOptions, Observer};
-use snapvault_repo::fs_source::FolderSource;
+use snapvault_repo::fs_source::{Change, FolderSource};
 use snapvault_repo::index::Index;
 use snapvault_repo::snapshot::{Snapshot, Source};
 use snapvault_repo::text::escaped;
@@ -28,7 +28,8 @@ pub struct Report {
     /// Phone snapshots: the Photos library read for this snapshot (or why it could not be),
     /// to be accounted against what the snapshot holds.
     pub library: Option<std::result::Result<snapvault_photolib::Library, String>>,
-    /// Every file path recorded, and every path that could not be read (for the account).
+    /// Every file path recorded, and every path that could not be read or changed while
+    /// it was read (for the account: not backed up, though recorded).
     pub stored: Mutex<(HashSet<String>, HashSet<String>)>,
 }
 
@@ -51,19 +52,26 @@ impl Observer for Report {
         }
     }
 
-    fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
+    fn changed_while_read(&self, path: &[u8], change: Change) {
         if !self.silent {
             eprintln!(
                 "warning: {}: {}",
                 snapvault_repo::text::escaped_bytes(path),
-                crate::progress::changed_message(listed, read)
+                crate::progress::changed_message(change)
             );
+        }
+        // Its bytes stored may be no version it ever had: not backed up.
+        if self.library.is_some()
+            && let Ok(mut s) = self.stored.lock()
+        {
+            s.1.insert(String::from_utf8_lossy(path).into_owned());
         }
     }
 
     fn annotate(&self, snapshot: &mut Snapshot) {
         if let (Some(lib), Ok(s)) = (&self.library, self.stored.lock()) {
-            snapshot.library = Some(crate::library::account_of(lib, &s.0, &s.1));
+            let backed_up: HashSet<String> = s.0.difference(&s.1).cloned().collect();
+            snapshot.library = Some(crate::library::account_of(lib, &backed_up, &s.1));
         }
     }
 
@@ -615,5 +623,69 @@ fn index_now<'a>(
             Ok(l)
         }
         None => Ok(current.insert(repo.load_index()?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use snapvault_repo::tree::{Name, NodeKind};
+
+    use super::*;
+
+    /// A photo that changed while it was read is recorded (its bytes read are stored) but
+    /// is not counted as backed up by the library account: the phone's copy may be the only
+    /// good one. Before: counted as backed up, so "safe to delete".
+    #[test]
+    fn a_photo_changed_while_read_is_not_counted_as_backed_up() {
+        let report = Report {
+            silent: true,
+            library: Some(Err("no database".into())),
+            ..Report::default()
+        };
+        let node = |name: &str| Node {
+            name: Name(name.as_bytes().to_vec()),
+            kind: NodeKind::File,
+            mode: 0o644,
+            mtime: 0,
+            btime: None,
+            size: 1,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+            media: None,
+            rdev: None,
+            dev: None,
+            ino: None,
+        };
+        for (i, change) in [
+            Change::Length { listed: 9, read: 4 },
+            Change::Time,
+            Change::TimeSetBack,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            report.changed_while_read(format!("DCIM/100APPLE/IMG_000{i}.HEIC").as_bytes(), change);
+        }
+        for i in 0..4 {
+            report.recorded(b"DCIM/100APPLE", &node(&format!("IMG_000{i}.HEIC")));
+        }
+        let mut snap = Snapshot {
+            version: 1,
+            time: 0,
+            hostname: String::new(),
+            username: String::new(),
+            source: Source::folder(Vec::new()),
+            tags: Vec::new(),
+            tree: BlobId::default(),
+            parent: None,
+            summary: Default::default(),
+            incomplete: false,
+            original: None,
+            library: None,
+        };
+        report.annotate(&mut snap);
+        let account = snap.library.unwrap();
+        assert_eq!((account.backed_up, account.not_read), (1, Some(3)));
     }
 }

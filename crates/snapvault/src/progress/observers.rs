@@ -8,6 +8,7 @@ use serde_json::json;
 use snapvault_repo::archiver::Observer;
 use snapvault_repo::checker::CheckObserver;
 use snapvault_repo::copy::CopyObserver;
+use snapvault_repo::fs_source::Change;
 use snapvault_repo::prune::PruneObserver;
 use snapvault_repo::restorer::RestoreObserver;
 use snapvault_repo::tree::{Node, NodeKind};
@@ -88,11 +89,11 @@ impl Observer for SnapshotProgress<'_> {
         );
     }
 
-    fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
+    fn changed_while_read(&self, path: &[u8], change: Change) {
         self.warn(
             path,
-            || changed_message(listed, read),
-            || self.inner.changed_while_read(path, listed, read),
+            || changed_message(change),
+            || self.inner.changed_while_read(path, change),
         );
     }
 
@@ -102,12 +103,24 @@ impl Observer for SnapshotProgress<'_> {
 }
 
 /// What a file that changed while it was read is told as (text and JSON alike).
-pub fn changed_message(listed: u64, read: u64) -> String {
-    format!(
-        "changed while it was read: listed at {listed} bytes, {read} read; the {read} bytes \
-         read are stored (maybe no version the file ever had) and the next snapshot reads \
-         it again"
-    )
+pub fn changed_message(change: Change) -> String {
+    match change {
+        Change::Length { listed, read } => format!(
+            "changed while it was read: listed at {listed} bytes, {read} read; the {read} bytes \
+             read are stored (maybe no version the file ever had) and the next snapshot reads \
+             it again"
+        ),
+        Change::Time => "changed while it was read: written since it was listed (its \
+             modification time moved); the bytes read are stored (maybe no version the file \
+             ever had) and the next snapshot reads it again"
+            .into(),
+        Change::TimeSetBack => "changed while it was read: its status changed while it was \
+             read (written with its modification time set back, or its mode or links \
+             changed); the bytes read are stored (maybe no version the file ever had), and \
+             the next snapshot compares times and would not read it again: `snapvault \
+             snapshot --force` reads every file"
+            .into(),
+    }
 }
 
 /// Restore: files restored (or found already right) and their bytes.

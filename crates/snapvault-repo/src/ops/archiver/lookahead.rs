@@ -13,13 +13,13 @@
 //! and the next folders' files once more at each folder's end, was most of the time).
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::rc::Rc;
 
 use super::PREFETCH_BYTES;
 use super::source_walk::join;
 use crate::format::tree::NodeKind;
-use crate::ops::fs_source::{Source, SourceEntry};
+use crate::ops::fs_source::{Source, SourceEntry, SourceFile};
 
 /// Folders listed ahead of the walk at most (bounds the listings held in memory).
 const MAX_LISTED: usize = 8;
@@ -40,7 +40,7 @@ pub(super) struct Lookahead<'a> {
     enabled: bool,
     /// Files opened by their hint, by path, until the walk reads them, with how many of
     /// their first bytes were hinted.
-    held: HashMap<Vec<u8>, (Box<dyn Read + Send + 'a>, u64)>,
+    held: HashMap<Vec<u8>, (Box<dyn SourceFile + 'a>, u64)>,
     /// Where the walk is: for each folder being walked, outermost first, its path, its
     /// entries and the index of the entry after the subfolder being walked now.
     stack: Vec<(Vec<u8>, Entries, usize)>,
@@ -86,7 +86,7 @@ impl<'a> Lookahead<'a> {
     }
 
     /// The opening of `path` its hint made, if it was hinted.
-    pub(super) fn take(&mut self, path: &[u8]) -> Option<Box<dyn Read + Send + 'a>> {
+    pub(super) fn take(&mut self, path: &[u8]) -> Option<Box<dyn SourceFile + 'a>> {
         self.held.remove(path).map(|(reader, _)| reader)
     }
 
@@ -200,11 +200,12 @@ impl<'a> Lookahead<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
     use std::sync::Mutex;
 
     use super::*;
     use crate::ops::archiver::{self, ArchiveOptions};
-    use crate::ops::fs_source::FolderSource;
+    use crate::ops::fs_source::{Change, FolderSource};
     use crate::ops::observe::NoHooks;
     use crate::ops::test_support::{Photos, create_small_repo, open, photo};
 
@@ -216,7 +217,7 @@ mod tests {
 
     /// A reader that notes its file's first read in the log.
     struct Noted<'r> {
-        inner: Box<dyn Read + Send + 'r>,
+        inner: Box<dyn SourceFile + 'r>,
         first: Option<String>,
         log: &'r Mutex<Vec<String>>,
     }
@@ -227,6 +228,12 @@ mod tests {
                 self.log.lock().unwrap().push(line);
             }
             self.inner.read(buf)
+        }
+    }
+
+    impl SourceFile for Noted<'_> {
+        fn changed(&self, listed: &SourceEntry, read: u64) -> Option<Change> {
+            self.inner.changed(listed, read)
         }
     }
 
@@ -245,8 +252,8 @@ mod tests {
         fn noted<'r>(
             &'r self,
             path: &[u8],
-            inner: Box<dyn Read + Send + 'r>,
-        ) -> Box<dyn Read + Send + 'r> {
+            inner: Box<dyn SourceFile + 'r>,
+        ) -> Box<dyn SourceFile + 'r> {
             Box::new(Noted {
                 inner,
                 first: Some(format!("read {}", String::from_utf8_lossy(path))),
@@ -263,7 +270,7 @@ mod tests {
             self.note("list", dir);
             self.inner.list(dir)
         }
-        fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+        fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
             self.note("open", path);
             Ok(self.noted(path, self.inner.open(path)?))
         }
@@ -271,7 +278,7 @@ mod tests {
             self.note("prefetch", path);
             self.inner.prefetch(path, len)
         }
-        fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn Read + Send + '_>> {
+        fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn SourceFile + '_>> {
             self.note("prefetch", path);
             let opened = self.inner.open_ahead(path, len)?;
             Some(self.noted(path, opened))

@@ -14,10 +14,9 @@
 //! thread read a file and in whatever order: chunk boundaries depend on a file's bytes
 //! only, and each tree lists its entries in name order.
 
-use std::io::Read;
-
 use super::*;
 use crate::format::tree::MediaMeta;
+use crate::ops::fs_source::{Change, SourceFile};
 
 /// Files at least this large are read by a reader thread (at one batch's worth of bytes,
 /// the hand-off costs little beside the read).
@@ -38,7 +37,7 @@ pub(super) fn readers(workers: usize) -> usize {
 /// there, its outcome left in `slot`.
 pub(super) struct FileJob<'a> {
     pub(super) path: Vec<u8>,
-    pub(super) reader: Box<dyn Read + Send + 'a>,
+    pub(super) reader: Box<dyn SourceFile + 'a>,
     pub(super) slot: Arc<FileSlot>,
     pub(super) entry: SourceEntry,
     /// The parent snapshot had a file of this name (changed, not new).
@@ -115,13 +114,15 @@ impl<'a> Reading<'a> {
     pub(super) fn read_chunks(
         &mut self,
         path: &[u8],
-        reader: Box<dyn Read + Send + '_>,
+        mut reader: Box<dyn SourceFile + '_>,
         slot: &Arc<FileSlot>,
         e: &SourceEntry,
     ) -> std::result::Result<(u64, Option<MediaMeta>), ReadFailure> {
         let mut media = None;
         let mut compression = Compression::Try(self.level);
-        let mut stream = self.chunker.stream(reader, std::mem::take(&mut self.buf));
+        let mut stream = self
+            .chunker
+            .stream(&mut reader, std::mem::take(&mut self.buf));
         let mut idx = 0;
         let mut total = 0u64;
         let mut probe: Option<Box<dyn TailProbe>> = None;
@@ -180,14 +181,22 @@ impl<'a> Reading<'a> {
             media = self.inspector.inspect(path, &[], e);
         }
         self.buf = stream.into_buffer();
-        if let Ok(total) = result
-            && total != e.size
-        {
-            // Listed at one length, read at another: changed while it was read (an
-            // editor trimming a video in place). A length that stayed the same is not
-            // seen here; the next snapshot compares the file's time again.
-            self.shared.stats.errors.fetch_add(1, Relaxed);
-            self.observer.changed_while_read(path, e.size, total);
+        if let Ok(total) = result {
+            // Listed at one length, read at another, or its times say it was written
+            // meanwhile: changed while it was read (an editor trimming a video in place, or
+            // saving over it).
+            let change = if total != e.size {
+                Some(Change::Length {
+                    listed: e.size,
+                    read: total,
+                })
+            } else {
+                reader.changed(e, total)
+            };
+            if let Some(change) = change {
+                self.shared.stats.errors.fetch_add(1, Relaxed);
+                self.observer.changed_while_read(path, change);
+            }
         }
         result.map(|total| (total, media))
     }
@@ -278,7 +287,7 @@ impl<'a> Reading<'a> {
 pub(super) mod tests {
     use std::cell::Cell;
     use std::collections::{BTreeMap, HashMap};
-    use std::io;
+    use std::io::{self, Read};
 
     use super::*;
     use crate::ops::fs_source::FolderSource;
@@ -299,7 +308,7 @@ pub(super) mod tests {
     }
 
     struct FailAfter<'r> {
-        inner: Box<dyn Read + Send + 'r>,
+        inner: Box<dyn SourceFile + 'r>,
         left: usize,
         fatal: bool,
     }
@@ -321,11 +330,13 @@ pub(super) mod tests {
         }
     }
 
+    impl SourceFile for FailAfter<'_> {}
+
     impl Source for Failing {
         fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>> {
             self.inner.list(dir)
         }
-        fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+        fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
             let inner = self.inner.open(path)?;
             let name = String::from_utf8_lossy(path);
             let broken = self.broken.iter().any(|b| name.ends_with(b));

@@ -3,11 +3,11 @@
 //! must give the same snapshot as one hand-off per chunk did.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Read};
+use std::io;
 
 use super::*;
 use crate::format::id::BlobId;
-use crate::ops::fs_source::FolderSource;
+use crate::ops::fs_source::{Change, FolderSource, SourceFile};
 use crate::ops::test_support::{Photos, create_small_repo, files, noise, open, verify};
 
 /// Every file node of the snapshot tree under `id`, by path, and the number of trees.
@@ -131,7 +131,7 @@ impl Source for Resized {
         }
         Ok(entries)
     }
-    fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         self.inner.open(path)
     }
 }
@@ -212,8 +212,11 @@ fn a_file_that_changed_size_after_listing_keeps_what_was_read_and_is_named() {
 struct Changed(std::sync::Mutex<Vec<(String, u64, u64)>>);
 
 impl Observer for Changed {
-    fn changed_while_read(&self, path: &[u8], listed: u64, read: u64) {
+    fn changed_while_read(&self, path: &[u8], change: Change) {
         let path = String::from_utf8_lossy(path).into_owned();
+        let Change::Length { listed, read } = change else {
+            panic!("{path}: {change:?}, not a length");
+        };
         self.0.lock().unwrap().push((path, listed, read));
     }
 }

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::reuse::{node_from, same_node};
 use super::*;
 use crate::format::tree::{MediaMeta, Name};
-use crate::ops::fs_source::FolderSource;
+use crate::ops::fs_source::{FolderSource, SourceFile};
 use crate::ops::test_support::{Photos, create_small_repo, files, open, photo, verify};
 use crate::testing::write;
 
@@ -299,7 +299,7 @@ impl Source for StopAt<'_> {
         }
         self.inner.list(dir)
     }
-    fn open(&self, path: &[u8]) -> io::Result<Box<dyn io::Read + Send + '_>> {
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         self.inner.open(path)
     }
 }
