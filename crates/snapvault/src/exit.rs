@@ -67,6 +67,16 @@ impl std::fmt::Display for AtRestoreTarget {
 /// What to do about `e`: the advice that names `snapvault` commands lives here, chosen by
 /// the error's kind (the core's messages name none; see snapvault-repo's error.rs).
 pub fn hint(e: &anyhow::Error) -> Option<Cow<'static, str>> {
+    if let Some(n) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::cmd::parity_check::NotRewritten>())
+    {
+        return Some(Cow::Owned(format!(
+            "`snapvault parity set {}` (the level the repository has) computes every group's \
+             parity anew from the files as they are",
+            n.level
+        )));
+    }
     static_hint(e).map(Cow::Borrowed).or_else(|| {
         let re = repo_error(e)?;
         owned_hint(re).map(Cow::Owned)
@@ -76,6 +86,13 @@ pub fn hint(e: &anyhow::Error) -> Option<Cow<'static, str>> {
 /// Hints that name something from the error (a snapshot id).
 fn owned_hint(re: &RepoError) -> Option<String> {
     match re {
+        // The step that works for the member's state, as `parity set` names it.
+        RepoError::Parity(snapvault_repo::ParityError::GroupDamaged { state, .. }) => {
+            let (command, does) = crate::cmd::parity::kept_advice(*state);
+            Some(format!(
+                "run `{command}` (it {does}), then the command again"
+            ))
+        }
         RepoError::Prune(PruneError::SnapshotUnreadable { snapshot, .. }) => Some(format!(
             "remove the snapshot (`snapvault forget {snapshot}`) if it is beyond repair, then \
              prune again"
@@ -127,10 +144,6 @@ fn static_hint(e: &anyhow::Error) -> Option<&'static str> {
     };
     match re {
         RepoError::NotFound(_) => Some("run `snapvault init` to create one"),
-        RepoError::Parity(snapvault_repo::ParityError::GroupDamaged { .. }) => Some(
-            "run `snapvault repair --apply` (it rebuilds the file from parity, or, where parity \
-             cannot, rescues what it can of it and gives the rest up), then run the command again",
-        ),
         RepoError::Key(KeyError::ChosenNoMatch { .. }) => Some("`snapvault key list` shows them"),
         RepoError::Prune(PruneError::BlobsNotIndexed { .. }) => Some(
             "run `snapvault repair` to see whether the packs hold them; a snapshot whose data is \
@@ -412,6 +425,47 @@ mod tests {
                 ),
                 None => assert_eq!(got, None, "{e:#}"),
             }
+        }
+    }
+
+    /// A parity group left as it was for a damaged member: the hint names the step that
+    /// works in the member's state, the one `parity set` names for a kept group. Before:
+    /// one text for every state (`repair --apply`, which leaves a member damaged beyond
+    /// parity and still present as it is).
+    #[test]
+    fn a_damaged_group_member_gets_the_step_for_its_state() {
+        use snapvault_repo::ParityError;
+        use snapvault_repo::parity::store::KeptState;
+        for (state, want, not) in [
+            (
+                KeptState::Rebuildable,
+                "run `snapvault repair --apply` (it rebuilds it from this parity)",
+                "--forget-damaged",
+            ),
+            (
+                KeptState::MissingBeyond,
+                "run `snapvault repair --apply` (it gives it up)",
+                "--forget-damaged",
+            ),
+            (
+                KeptState::DamagedBeyond,
+                "run `snapvault repair --apply --forget-damaged` (it rescues what it can",
+                "rebuilds",
+            ),
+        ] {
+            let e: anyhow::Error = RepoError::Parity(ParityError::GroupDamaged {
+                what: "pack 3f".into(),
+                member: "pack 7a".into(),
+                parity: "c0".into(),
+                state,
+            })
+            .into();
+            let hint = hint(&e).unwrap_or_default();
+            assert!(
+                hint.contains(want) && !hint.contains(not),
+                "{state:?}: {hint}"
+            );
+            assert!(message(&e).contains(state.describe()), "{}", message(&e));
         }
     }
 

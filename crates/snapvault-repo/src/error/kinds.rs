@@ -45,15 +45,16 @@ pub enum ParityError {
     /// A file parity covers is to be removed or changed, and another member of its group
     /// is damaged: the group cannot be rebuilt without baking the damage in.
     #[error(
-        "{what} was left as it is: {member}, in the same parity group ({parity}), is {state}, \
-         and the group must be whole before it is rebuilt"
+        "{what} was left as it is: {member}, in the same parity group ({parity}), is {}, \
+         and the group must be whole before it is rebuilt",
+        .state.describe()
     )]
     GroupDamaged {
         what: String,
         member: String,
         parity: String,
-        /// "damaged (parity rebuilds it)", "missing, beyond what parity rebuilds", ...
-        state: String,
+        /// What became of the member (the binary's advice depends on it).
+        state: crate::parity::store::KeptState,
     },
 }
 

@@ -204,15 +204,15 @@ impl Guard {
                         continue;
                     }
                     let state = match state {
-                        MemberState::Repaired { .. } => "damaged (parity rebuilds it)",
-                        _ if !sizes.contains_key(&f) => "missing, beyond what parity rebuilds",
-                        _ => "damaged beyond what parity rebuilds",
+                        MemberState::Repaired { .. } => store::KeptState::Rebuildable,
+                        _ if !sizes.contains_key(&f) => store::KeptState::MissingBeyond,
+                        _ => store::KeptState::DamagedBeyond,
                     };
                     return Err(ParityError::GroupDamaged {
                         what: what.to_string(),
                         member: format!("{} {}", m.kind.file_kind().name(), short_name(&m.name)),
                         parity: short_name(&l.name).to_string(),
-                        state: state.to_string(),
+                        state,
                     }
                     .into());
                 }

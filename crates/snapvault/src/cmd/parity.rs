@@ -443,7 +443,7 @@ fn report(ctx: &Ctx, r: &SyncReport, always: bool) {
 /// Beyond parity and still present: `repair --apply --forget-damaged`, which rescues what
 /// it can of it, removes it and forgets the snapshots left naming its lost data, so the
 /// group can be rebuilt without it.
-fn kept_advice(state: store::KeptState) -> (&'static str, &'static str) {
+pub(crate) fn kept_advice(state: store::KeptState) -> (&'static str, &'static str) {
     match state {
         store::KeptState::Rebuildable => {
             ("snapvault repair --apply", "rebuilds it from this parity")

@@ -205,7 +205,7 @@ fn verify_one(
     if r.recovery_damaged > 0 || !l.both_copies {
         st.parity_files_damaged.push(l.name.clone());
         if apply && all_fixed {
-            rewrite_parity(be, l)?;
+            rewrite_parity(be, l, st.level)?;
             log(format!(
                 "rewrote parity file {} ({} damaged recovery sector(s){})",
                 l.name,
@@ -221,6 +221,27 @@ fn verify_one(
     Ok(())
 }
 
+/// A damaged parity file whose group, its members repaired, computes to other parity than
+/// the file recorded: it is kept as it is (the hint names the way on, see exit.rs).
+#[derive(Debug)]
+pub struct NotRewritten {
+    pub parity: String,
+    /// The repository's parity level.
+    pub level: u8,
+}
+
+impl std::fmt::Display for NotRewritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "parity file {}: its group no longer reads as recorded; not rewritten",
+            self.parity
+        )
+    }
+}
+
+impl std::error::Error for NotRewritten {}
+
 /// Put `bytes` in place of a damaged or missing file: a new file, synced, renamed over the
 /// old one where the storage can (a local folder); remote storage removes, then writes.
 fn write_back(be: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
@@ -233,8 +254,9 @@ fn write_back(be: &dyn Backend, kind: FileKind, name: &str, bytes: &[u8]) -> Res
 }
 
 /// Compute a group's parity again from its (now intact) members: the same bytes, so the
-/// same name; it replaces the damaged file.
-fn rewrite_parity(be: &dyn Backend, l: &Loaded) -> Result<()> {
+/// same name; it replaces the damaged file. When they read otherwise, the way on is to
+/// compute every group's parity anew at the repository's `level`.
+fn rewrite_parity(be: &dyn Backend, l: &Loaded, level: u8) -> Result<()> {
     let members: Vec<(MemberKind, String, u64)> = l
         .header
         .members
@@ -262,10 +284,11 @@ fn rewrite_parity(be: &dyn Backend, l: &Loaded) -> Result<()> {
         be.replace(FileKind::Parity, &l.name, &bytes)?;
     } else {
         // Members read differently from what the parity recorded: keep the old file.
-        anyhow::bail!(
-            "parity file {}: its group no longer reads as recorded; not rewritten",
-            short_name(&l.name)
-        );
+        return Err(NotRewritten {
+            parity: short_name(&l.name).to_string(),
+            level,
+        }
+        .into());
     }
     Ok(())
 }
@@ -319,4 +342,37 @@ pub fn describe(st: &ParityStatus) -> Vec<String> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use snapvault_repo::backend::LocalBackend;
+
+    use super::*;
+
+    /// A damaged parity file whose group computes to other parity (a member rewritten
+    /// since) is kept, and the error names the way on. Before: no next step.
+    #[test]
+    fn a_parity_file_that_cannot_be_rewritten_names_the_next_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let be = LocalBackend::new(dir.path());
+        let names: Vec<String> = (1..=3u8).map(|i| format!("{i:02x}").repeat(32)).collect();
+        for (i, n) in names.iter().enumerate() {
+            be.write(FileKind::Pack, n, &vec![i as u8; 10_000]).unwrap();
+        }
+        let members: Vec<_> = names
+            .iter()
+            .map(|n| (MemberKind::Pack, n.clone(), 10_000))
+            .collect();
+        let (name, size) = store::write_group(&be, 5, &members, Vec::new()).unwrap();
+        let l = store::load_one(&be, &name, size).unwrap();
+        be.replace(FileKind::Pack, &names[0], &[9u8; 10_000])
+            .unwrap();
+        let e = rewrite_parity(&be, &l, 5).unwrap_err();
+        let hint = crate::exit::hint(&e).unwrap_or_default();
+        assert!(
+            hint.contains("`snapvault parity set 5`"),
+            "{e:#}: hint {hint:?}"
+        );
+    }
 }
