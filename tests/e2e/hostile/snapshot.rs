@@ -131,3 +131,29 @@ fn a_repository_inside_the_source_is_left_out_and_the_user_is_told() {
     assert_failed(&out);
     assert!(out.stderr.contains("is itself one of the folders"), "{out}");
 }
+
+/// Root from cron, a service or `sudo -i` runs without `USER` and `LOGNAME`: the snapshot
+/// (and a lock it holds: "in use by … by unknown", a key it adds) named its user
+/// "unknown". The user is named from the process's uid now, as `id -un` names it.
+#[test]
+fn a_run_without_user_in_the_environment_names_the_user_from_the_uid() {
+    let tmp = tempdir();
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    let lib = tmp.path().join("lib");
+    photos(&lib);
+    let mut cmd = sv.command(&["snapshot", lib.to_str().unwrap()]);
+    cmd.env_remove("USER").env_remove("LOGNAME");
+    let out = run_command(cmd, DEFAULT_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let snaps = sv.snapshots();
+    assert_eq!(
+        snaps[0]["username"].as_str(),
+        Some(want.as_str()),
+        "{snaps:?}"
+    );
+}

@@ -24,10 +24,40 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Who runs this process, as lock holders, snapshots and key files name it: `USER` or
+/// `LOGNAME`, else the name the user database gives the process's user id (root from cron,
+/// a service or `sudo -i` often has neither variable: it was "unknown"), else `uid N`.
 pub fn username() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    username_from(|k| std::env::var(k).ok())
+}
+
+fn username_from(env: impl Fn(&str) -> Option<String>) -> String {
+    if let Some(u) = env("USER")
+        .or_else(|| env("LOGNAME"))
+        .filter(|u| !u.is_empty())
+    {
+        return u;
+    }
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::geteuid() };
+    name_of_uid(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// `getpwuid_r` (POSIX: Linux and macOS alike); `None` when the database has no entry.
+fn name_of_uid(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: a zeroed `passwd` is a valid value to be written over (pointers and ints).
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to live memory of the sizes given; on success `found` points
+    // at `pw`, whose strings point into `buf`, both alive while read below.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: `pw_name` is a NUL-terminated string in `buf` (checked non-null above).
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic Gregorian.
@@ -147,6 +177,25 @@ pub fn rfc3339_utc(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without `USER` and `LOGNAME` (root from cron or a service), the user is named from
+    /// the user database, or by number: a lock held so read "by unknown". Before:
+    /// "unknown".
+    #[test]
+    fn a_user_without_user_in_the_environment_is_named_from_the_uid() {
+        let name = username_from(|_| None);
+        // SAFETY: as in `username_from`.
+        let uid = unsafe { libc::geteuid() };
+        let want = name_of_uid(uid).unwrap_or_else(|| format!("uid {uid}"));
+        assert_eq!(name, want);
+        assert_ne!(name, "unknown");
+        assert!(!name.is_empty());
+        assert_eq!(
+            username_from(|k| (k == "LOGNAME").then(|| "ann".into())),
+            "ann"
+        );
+        assert_eq!(username_from(|k| (k == "USER").then(String::new)), want);
+    }
 
     #[test]
     fn parse_utc_forms() {
