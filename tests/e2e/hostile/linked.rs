@@ -147,3 +147,54 @@ fn a_link_of_the_snapshot_linked_outside_does_not_change_the_outside_file() {
     assert_eq!(meta(&a).0, 0o644);
     assert_eq!(meta(&a).1, 1_620_000_000_000_000_000);
 }
+
+/// A FIFO backed up (0644, 2021); the target already holds a FIFO under its name that is a
+/// hard link of a FIFO outside the target (0600, 2024). Before, restore found a FIFO there
+/// and gave the shared inode the snapshot's mode and time: the outside FIFO changed (the
+/// regular file's bug, fixed in session 12, for FIFOs). Now the outside FIFO keeps its own;
+/// the target's name gets a FIFO of its own with the snapshot's mode and time.
+#[test]
+fn restoring_over_a_fifo_linked_outside_leaves_the_outside_fifo_alone() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let fifo = |p: &Path, mode: u32, secs: i64| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        set_mode(p, mode);
+        // Through a descriptor opened without waiting for a writer (`set_mtime` would).
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+            .unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+        f.set_modified(t).unwrap();
+    };
+    fifo(&src.join("pipe"), 0o644, 1_620_000_000);
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let outside = tmp.path().join("outside/pipe");
+    fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    fifo(&outside, 0o600, 1_720_000_000);
+    let target = tmp.path().join("t");
+    fs::create_dir_all(target.join("src")).unwrap();
+    fs::hard_link(&outside, target.join("src/pipe")).unwrap();
+    let before = meta(&outside);
+
+    let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        meta(&outside),
+        before,
+        "the FIFO outside the target changed (mode, mtime, inode):\n{out}"
+    );
+    let restored = meta(&target.join("src/pipe"));
+    assert_eq!(
+        (restored.0, restored.1),
+        (0o644, 1_620_000_000_000_000_000),
+        "{out}"
+    );
+}

@@ -289,6 +289,13 @@ fn symlink(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
     Ok(Ok(Done::Created))
 }
 
+/// Has the entry `md` other names (hard links), and a mode or time other than `node`'s?
+fn shared_elsewhere(md: &std::fs::Metadata, node: &Node) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mtime = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
+    md.nlink() > 1 && (md.mode() & 0o7777 != node.mode & 0o7777 || mtime != node.mtime as i128)
+}
+
 /// Make the FIFO or device `name` in `dir`; a socket is only noted.
 fn special(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<Made> {
     let rdev = node.rdev.unwrap_or(0);
@@ -333,6 +340,18 @@ fn special(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
     // harmless); a device is not opened (that can act on the device), so only its times.
     if node.kind == NodeKind::Fifo {
         if let Ok(f) = dir.open_fifo(name) {
+            if there == same && shared_elsewhere(&f.metadata()?, node) {
+                // Another name shares this FIFO (a hard link, perhaps outside the target):
+                // setting mode and time on it would change that name too. A FIFO holds
+                // nothing, so the name gets one of its own (as a regular file gets a copy).
+                drop(f);
+                dir.remove_file(name)?;
+                dir.mknod(name, ft, node.mode, rdev)?;
+                if let Ok(f) = dir.open_fifo(name) {
+                    dirs::set_meta(&f, node.mode, node.mtime);
+                }
+                return Ok(Ok(Done::Created));
+            }
             dirs::set_meta(&f, node.mode, node.mtime);
         }
     } else {
