@@ -321,18 +321,23 @@ pub fn report(
 /// A restore into the repository's own folder would put the snapshot's files among the
 /// repository's: a backed-up folder named `keys` lands in its `keys/` (the repository then
 /// takes it for a key file), one named `config` meets its config file. Refused, wherever the
-/// target lies in a local repository (symlinks resolved).
+/// target lies in a local repository: symlinks and `..` resolved, and each folder on the
+/// way compared with the repository's by identity (a bind mount names it otherwise).
 fn refuse_target_in_repository(ctx: &Ctx, target: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let Some(loc) = ctx.global.repo.as_deref() else {
         return Ok(());
     };
     if snapvault_remote::is_remote(loc) {
         return Ok(());
     }
-    let Ok(repo) = std::fs::canonicalize(loc) else {
+    let (Ok(repo), Ok(md)) = (std::fs::canonicalize(loc), std::fs::metadata(loc)) else {
         return Ok(());
     };
-    if resolved(target).starts_with(&repo) {
+    let target_at = resolved(target);
+    let same =
+        |p: &Path| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (md.dev(), md.ino()));
+    if target_at.starts_with(&repo) || target_at.ancestors().any(same) {
         bail!(
             "the restore target {} is inside the repository {loc}: the restored files would \
              mix with the repository's own; restore into a folder outside it",
@@ -342,23 +347,27 @@ fn refuse_target_in_repository(ctx: &Ctx, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `p` made absolute, with the symlinks of the part that exists resolved and the rest (still
-/// to be created) appended.
+/// `p` made absolute, folder by folder: an existing one with its symlinks resolved, one
+/// still to be created appended as named, and `..` the folder above the one reached (a
+/// folder restore creates is a real folder, so `missing/..` is where `missing` was made).
 fn resolved(p: &Path) -> PathBuf {
+    use std::path::Component;
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(mut found) = std::fs::canonicalize(existing) {
-            found.extend(rest.iter().rev());
-            return found;
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+    let mut at = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => at.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                at.pop();
             }
-            _ => return abs,
+            Component::Normal(name) => {
+                at.push(name);
+                if let Ok(real) = std::fs::canonicalize(&at) {
+                    at = real;
+                }
+            }
         }
     }
+    at
 }
