@@ -12,6 +12,7 @@ mod linked;
 mod names;
 mod parity;
 mod restore;
+mod reuse;
 mod snapshot;
 mod summaries;
 mod swapped;

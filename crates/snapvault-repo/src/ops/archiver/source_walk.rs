@@ -240,12 +240,16 @@ impl Walker<'_> {
     }
 
     /// The previous snapshot's node for `e` when the file has not changed since (same size
-    /// and mtime, all its blobs still stored and none marked for re-reading).
+    /// and mtime, all its blobs still stored and none marked for re-reading). A file with
+    /// several names is also the same inode: a name made a hard link of its twin (same size
+    /// and time, other bytes) kept its old content, and restore then linked the twin to it.
     fn unchanged<'n>(&self, e: &SourceEntry, old: Option<&'n Node>) -> Option<&'n Node> {
         old.filter(|o| {
             o.kind == NodeKind::File
                 && o.size == e.size
                 && o.mtime == e.mtime
+                && e.link
+                    .is_none_or(|(dev, ino)| (o.dev, o.ino) == (Some(dev), Some(ino)))
                 && o.content
                     .iter()
                     .all(|id| self.shared.index.contains(id) && !self.reread.contains(id))
