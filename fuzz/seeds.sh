@@ -78,6 +78,10 @@ cat >"$out/tree/tree-2" <<EOF
 {"nodes":[{"name":"a.jpg","type":"file","mode":420,"mtime":0,"size":1,"content":["$id"],"dev":66306,"ino":1234567},{"name":"b.jpg","type":"file","mode":420,"mtime":0,"size":1,"content":["$id"],"dev":66306,"ino":1234567},{"name":"disk","type":"blockdev","mode":432,"mtime":0,"rdev":2049},{"name":"null","type":"chardev","mode":438,"mtime":0,"rdev":259},{"name":"pipe","type":"fifo","mode":420,"mtime":0},{"name":"sock","type":"socket","mode":493,"mtime":0}]}
 EOF
 printf '{"nodes":[]}' >"$out/tree/tree-empty"
+# As snapvault writes them, without the final newline: read by the compact decoder.
+for f in tree-1 tree-2; do
+    printf '%s' "$(cat "$out/tree/$f")" >"$out/tree/$f-compact"
+done
 cat >"$out/lock/lock" <<EOF
 {"hostname":"mac","username":"me","pid":4242,"time":1700000000,"exclusive":true,"command":"prune"}
 EOF
