@@ -172,7 +172,7 @@ impl Tree {
     /// Decode and validate: names are safe path components, unique and sorted; each node
     /// has what its kind needs. A hostile tree cannot make restore write outside its target.
     /// Trees in the compact form snapvault writes are read by a hand-written decoder
-    /// ([`compact`]); anything else by serde_json, which alone decides what is refused.
+    /// (`tree/compact.rs`); anything else by serde_json, which alone decides what is refused.
     pub fn decode(b: &[u8]) -> Result<Tree> {
         let t = match compact::decode(b) {
             Some(t) => t,
@@ -188,6 +188,7 @@ impl Tree {
         from_json(b)?.validated()
     }
 
+    /// The rules of docs/format.md §8 beyond the JSON's shape, after either decoder.
     fn validated(self) -> Result<Tree> {
         for (i, n) in self.nodes.iter().enumerate() {
             if !is_safe_name(&n.name.0) {
