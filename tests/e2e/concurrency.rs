@@ -89,8 +89,12 @@ impl Gate {
 fn assert_no_half_written_objects(repo: &Path, when: &str) -> usize {
     let mut n = 0;
     let mut dirs: Vec<PathBuf> = vec![repo.join("index"), repo.join("snapshots")];
+    // data/<2 hex>/ folders (data/ itself holds only the temporary files of packs
+    // being written as they fill).
     for e in fs::read_dir(repo.join("data")).unwrap().flatten() {
-        dirs.push(e.path());
+        if e.path().is_dir() {
+            dirs.push(e.path());
+        }
     }
     for d in dirs {
         for e in fs::read_dir(&d).unwrap().flatten() {

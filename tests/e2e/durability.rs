@@ -302,3 +302,75 @@ fn each_restore_thread_syncs_through_a_descriptor_of_its_own() {
         assert!(syncs > 0, "no syncfs on ext4/XFS/btrfs:\n{trace}");
     }
 }
+
+/// A data pack is written as it fills, a 4 MiB segment at a time, to a temporary file in
+/// `data/` (its folder depends on its name, known at its end), and gets its name only once
+/// every byte of it is written and synced: each `linkat` of such a file comes after an
+/// `fdatasync` of it that began after its last write. The packs read back whole and right.
+#[test]
+fn a_pack_written_as_it_fills_is_named_only_once_synced() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    for i in 0..3u64 {
+        write_random(&src.join(format!("VID_{i}.MOV")), 40 + i, 5 << 20);
+    }
+    let repo = tmp.path().join("repo");
+    let sv = Sv::init(&repo, true);
+    let log = tmp.path().join("snapshot.trace");
+    let args = ["snapshot", src.to_str().unwrap()];
+    let traced = "trace=pwrite64,fdatasync,fsync,linkat";
+    let Some(out) = traced_calls(&sv, &args, &log, traced) else {
+        return;
+    };
+    assert_eq!(out.code, Some(0), "{out}");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let temp = format!("{}/.tmp-", repo.join("data").display());
+    // Every write to a pack's temporary file: a segment at most.
+    let mut writes = 0;
+    for line in trace
+        .lines()
+        .filter(|l| l.contains("pwrite64(") && l.contains(&temp))
+    {
+        let len: usize = line
+            .split_once("\"..., ")
+            .and_then(|(_, r)| r.split_once(','))
+            .and_then(|(n, _)| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no length in {line}"));
+        assert!(len <= 4 << 20, "a write of {len} bytes to a pack: {line}");
+        writes += 1;
+    }
+    assert!(
+        writes >= 4,
+        "{writes} writes to packs being filled; trace:\n{trace}"
+    );
+    let calls = calls(&trace);
+    let links: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.name == "linkat" && c.quoted.starts_with(&temp))
+        .collect();
+    assert!(
+        !links.is_empty(),
+        "no pack linked from data/; trace:\n{trace}"
+    );
+    for l in links {
+        let last_write = calls
+            .iter()
+            .filter(|c| c.name == "pwrite64" && c.fd_path == l.quoted && c.end < l.start)
+            .map(|c| c.end)
+            .max()
+            .unwrap_or_else(|| panic!("no write to {} before its link", l.quoted));
+        let synced = calls.iter().any(|c| {
+            c.name.contains("sync")
+                && c.fd_path == l.quoted
+                && c.start > last_write
+                && c.end < l.start
+        });
+        assert!(
+            synced,
+            "{} was named without a sync after its last write",
+            l.quoted
+        );
+    }
+    let check = sv.run(&["check", "--read-data"]);
+    assert_eq!(check.code, Some(0), "{check}");
+}

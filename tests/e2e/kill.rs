@@ -41,11 +41,16 @@ fn file_names(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// (pack names, temporary files) under REPO/data.
+/// (pack names, temporary files) under REPO/data (a pack written as it fills has its
+/// temporary file in data/ itself, its folder being known only at its end).
 fn data_files(repo: &Path) -> (BTreeSet<String>, usize) {
     let mut packs = BTreeSet::new();
     let mut temps = 0;
     for sub in file_names(&repo.join("data")) {
+        if sub.starts_with('.') {
+            temps += 1;
+            continue;
+        }
         for n in file_names(&repo.join("data").join(&sub)) {
             if n.starts_with('.') {
                 temps += 1;

@@ -15,6 +15,7 @@ pub mod index;
 mod keys;
 pub mod lock;
 pub mod open;
+pub(crate) mod pack_stream;
 pub mod packer;
 pub mod walk;
 

@@ -50,6 +50,32 @@ impl Drop for PackBuffer {
     }
 }
 
+/// A pack being written piece by piece ([`Backend::begin_pack`]).
+pub trait PackSink: Send {
+    /// Append the pack's next bytes (whole 4 KiB-aligned segments from aligned buffers
+    /// while it fills, so a local disk writes them with direct I/O without a copy).
+    fn append(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Every byte appended: make the pack durable and give it `name`, as
+    /// [`Backend::write`] does for a whole file (`FileExists` when the name is taken).
+    fn commit(self: Box<Self>, name: &str) -> Result<()>;
+}
+
+/// [`Backend::begin_pack`]'s default: the pack collected in memory, written whole.
+struct Collect<'a, B: ?Sized> {
+    backend: &'a B,
+    bytes: Vec<u8>,
+}
+
+impl<B: Backend + ?Sized> PackSink for Collect<'_, B> {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn commit(self: Box<Self>, name: &str) -> Result<()> {
+        self.backend.write(FileKind::Pack, name, &self.bytes)
+    }
+}
+
 /// Packs between index checkpoints on a local disk: the default of
 /// [`Backend::checkpoint_packs`].
 pub(crate) const CHECKPOINT_PACKS: usize = 32;
@@ -190,6 +216,27 @@ pub trait Backend: Send + Sync {
     /// dropped.
     fn write_pack(&self, name: &str, pack: PackBuffer) -> Result<()> {
         self.write(FileKind::Pack, name, pack.bytes())
+    }
+    /// Whether packs are better handed over as they fill ([`Backend::begin_pack`]) than
+    /// whole ([`Backend::write_pack`]): a local folder writes each piece at once, so the
+    /// packer keeps a few 4 MiB segments instead of whole packs in memory. A remote
+    /// backend uploads a pack in one request from its buffer, and the parity guard folds
+    /// whole packs: they keep the default (`repository/pack_stream.rs`).
+    fn streams_packs(&self) -> bool {
+        false
+    }
+    /// Start writing a pack whose name is known only once its last byte is (its hash):
+    /// bytes are appended in order ([`PackSink::append`]), and [`PackSink::commit`] makes
+    /// the whole file durable and gives it its name, with the promise of
+    /// [`Backend::write`]: atomic, never replacing a file. A sink dropped before its
+    /// commit leaves no pack (at worst a temporary file after a crash). `expected_len`:
+    /// about how long the pack will be. This default collects the bytes and writes them
+    /// whole at the commit; the packer asks for it only when [`Backend::streams_packs`].
+    fn begin_pack(&self, expected_len: u64) -> Result<Box<dyn PackSink + '_>> {
+        Ok(Box::new(Collect {
+            backend: self,
+            bytes: Vec::with_capacity(expected_len.min(64 << 20) as usize),
+        }))
     }
     /// How many buffers handed to [`Backend::write_pack`] this backend may keep at once
     /// after their writes returned (the packer keeps that many more in circulation).

@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::backend::{Backend, FileInfo, FileKind};
+use super::backend::{Backend, FileInfo, FileKind, PackSink};
 use crate::error::{IoContext, RepoError, Result};
 use crate::storage::direct_io::DirectWriter;
 
@@ -57,6 +57,84 @@ impl LocalBackend {
             Ok(()) => fsync_dir(parent.unwrap_or(Path::new("."))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Give the durable temporary file `tmp` its name `target` in `dir`: `link(2)`, which
+/// fails if the name exists (so nothing is ever replaced), or where the filesystem has no
+/// hard links a check and `rename(2)`; then the folder is synced.
+fn publish(tmp: &Path, target: &Path, dir: &Path) -> io::Result<()> {
+    match fs::hard_link(tmp, target) {
+        Ok(()) => fs::remove_file(tmp)?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(e);
+        }
+        Err(_) => {
+            // No hard links on this filesystem: check, then rename.
+            if target.exists() {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+            }
+            fs::rename(tmp, target)?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+/// The outcome of a write to `tmp` meant for `target`: on failure the temporary file is
+/// removed, and a name already taken is [`RepoError::FileExists`].
+fn written(
+    result: io::Result<()>,
+    tmp: &Path,
+    kind: FileKind,
+    name: &str,
+    target: &Path,
+) -> Result<()> {
+    let Err(e) = result else {
+        return Ok(());
+    };
+    let _ = fs::remove_file(tmp);
+    if e.kind() == io::ErrorKind::AlreadyExists {
+        return Err(RepoError::FileExists(format!("{} {name}", kind.name())));
+    }
+    Err(RepoError::io(format!("writing {}", target.display()), e))
+}
+
+/// A pack being written as it fills ([`LocalBackend::begin_pack`]).
+struct LocalPack<'a> {
+    backend: &'a LocalBackend,
+    /// `None` once committed.
+    writer: Option<DirectWriter>,
+    tmp: PathBuf,
+}
+
+impl PackSink for LocalPack<'_> {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        w.write_all(bytes)
+            .ctx(|| format!("writing {}", self.tmp.display()))
+    }
+
+    fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
+        let kind = FileKind::Pack;
+        let target = self.backend.path_of(kind, name)?;
+        let dir = self.backend.dir_of(kind, name);
+        LocalBackend::mkdir(&dir).ctx(|| format!("creating folder {}", dir.display()))?;
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let result = w.finish().and_then(|_| publish(&self.tmp, &target, &dir));
+        written(result, &self.tmp, kind, name, &target)
+    }
+}
+
+impl Drop for LocalPack<'_> {
+    /// Not committed (the run failed or stopped): no pack, no temporary file left.
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
         }
     }
 }
@@ -164,29 +242,37 @@ impl Backend for LocalBackend {
             let mut w = DirectWriter::new(f, data.len() as u64);
             w.write_all(data)?;
             w.finish()?;
-            match fs::hard_link(&tmp, &target) {
-                Ok(()) => fs::remove_file(&tmp)?,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(e);
-                }
-                Err(_) => {
-                    // No hard links on this filesystem: check, then rename.
-                    if target.exists() {
-                        return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
-                    }
-                    fs::rename(&tmp, &target)?;
-                }
-            }
-            fsync_dir(&dir)
+            publish(&tmp, &target, &dir)
         })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                return Err(RepoError::FileExists(format!("{} {name}", kind.name())));
-            }
-            return Err(RepoError::io(format!("writing {}", target.display()), e));
-        }
-        Ok(())
+        written(result, &tmp, kind, name, &target)
+    }
+
+    fn streams_packs(&self) -> bool {
+        true
+    }
+
+    /// The pack goes to `data/.tmp-<random>` (its folder depends on its name, known only
+    /// at the end), written with direct I/O as its segments come; the commit makes it
+    /// durable and links it into `data/<2 hex>/` as [`LocalBackend::write`] does.
+    fn begin_pack(&self, expected_len: u64) -> Result<Box<dyn PackSink + '_>> {
+        let dir = self.root.join(FileKind::Pack.dir());
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}",
+            crate::format::id::Id::random().short()
+        ));
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx(|| format!("creating {}", tmp.display()))?;
+        let sink = LocalPack {
+            backend: self,
+            writer: Some(DirectWriter::new(f, expected_len)),
+            tmp,
+        };
+        crate::storage::testhooks::pause_write(FileKind::Pack);
+        Ok(Box::new(sink))
     }
 
     /// Temp file, fsync, `rename(2)` over the old file, fsync of the folder: a reader sees
@@ -339,8 +425,9 @@ impl Backend for LocalBackend {
 impl LocalBackend {
     /// Every `.tmp-*` file in the repository with its age in seconds.
     fn temp_files(&self) -> Result<Vec<(PathBuf, FileInfo, u64)>> {
+        // `data` itself holds the temporary files of packs written as they filled.
         let mut dirs = vec![self.root.clone()];
-        for k in ["keys", "locks", "snapshots", "index"] {
+        for k in ["keys", "locks", "snapshots", "index", "data"] {
             dirs.push(self.root.join(k));
         }
         if let Ok(rd) = fs::read_dir(self.root.join("data")) {

@@ -27,6 +27,10 @@
 //!   written.
 //! - `age_secs` of a new file is unknown or under ten minutes; a backend after ordinary
 //!   writes has no leftover temp files.
+//! - A pack written in pieces (`begin_pack`, appended, committed) is exactly its bytes under
+//!   its name, which nothing lists or reads before the commit; committed under a taken name
+//!   it is `FileExists`; a pack dropped before its commit leaves nothing listed and no
+//!   temp file.
 
 use std::collections::BTreeMap;
 
@@ -49,6 +53,7 @@ pub fn conformance(b: &dyn Backend, what: &str) {
     t.replace();
     t.bad_names();
     t.age_and_temp_files();
+    t.packs_in_pieces();
 }
 
 /// Deterministic, incompressible bytes.
@@ -413,6 +418,46 @@ impl Suite<'_> {
         if before != after {
             self.fail(c, format!("refused names changed the listings: {after:?}"));
         }
+    }
+
+    fn packs_in_pieces(&self) {
+        let c = "packs in pieces";
+        let data = pseudo_random(77, (4 << 20) + 12_345);
+        let n = name_of(&data);
+        let mut sink = self.ok(c, self.b.begin_pack(data.len() as u64));
+        let (first, rest) = data.split_at(4 << 20);
+        self.ok(c, sink.append(first));
+        if self.ok(c, self.b.exists(FileKind::Pack, &n))
+            || !self.ok(c, self.b.list(FileKind::Pack)).is_empty()
+        {
+            self.fail(c, "the pack is seen before its commit");
+        }
+        self.ok(c, sink.append(rest));
+        self.ok(c, sink.commit(&n));
+        if self.ok(c, self.b.read(FileKind::Pack, &n)) != data {
+            self.fail(c, "the bytes read back differ");
+        }
+        let mut again = self.ok(c, self.b.begin_pack(4));
+        self.ok(c, again.append(b"other"));
+        match again.commit(&n) {
+            Err(RepoError::FileExists(_)) => {}
+            other => self.fail(c, format!("other bytes under an existing name: {other:?}")),
+        }
+        let mut dropped = self.ok(c, self.b.begin_pack(data.len() as u64));
+        self.ok(c, dropped.append(first));
+        drop(dropped);
+        let listed = self.ok(c, self.b.list(FileKind::Pack));
+        if listed.len() != 1 {
+            self.fail(
+                c,
+                format!("after a pack dropped before its commit: {listed:?}"),
+            );
+        }
+        let left = self.ok(c, self.b.leftover_temp_files());
+        if !left.is_empty() {
+            self.fail(c, format!("temp files after a pack dropped: {left:?}"));
+        }
+        self.ok(c, self.b.remove(FileKind::Pack, &n));
     }
 
     fn age_and_temp_files(&self) {
