@@ -256,6 +256,7 @@ impl Backend for LocalBackend {
     /// durable and links it into `data/<2 hex>/` as [`LocalBackend::write`] does.
     fn begin_pack(&self, expected_len: u64) -> Result<Box<dyn PackSink + '_>> {
         let dir = self.root.join(FileKind::Pack.dir());
+        Self::mkdir(&dir).ctx(|| format!("creating folder {}", dir.display()))?;
         let tmp = dir.join(format!(
             "{TEMP_PREFIX}{}",
             crate::format::id::Id::random().short()
