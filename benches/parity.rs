@@ -3,19 +3,21 @@
 //! full budget. In memory (no disk), so it measures the codec and hashing, not the drive.
 //! Prints one line per case: the median wall time of `SNAPVAULT_BENCH_RUNS` runs (default
 //! 3) and the median CPU seconds of the process (all threads: bands are coded on every
-//! core), which a busy machine moves less. First, the streaming feeder of a snapshot's
-//! packs at two code widths (`SNAPVAULT_BENCH_STREAM_ONLY=1`: that alone).
+//! core), which a busy machine moves less. First, the IFFT of one chunk on the crate's
+//! engine and on parity's, then the streaming feeder of a snapshot's packs at two code
+//! widths (`SNAPVAULT_BENCH_STREAM_ONLY=1`: those alone).
 //! Run: `cargo bench -p snapvault-repo --bench parity`.
 
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use reed_solomon_simd::engine::{Engine, ShardsRefMut};
 use snapvault_repo::parity::layout::{StreamLayout, level_width};
 use snapvault_repo::parity::stream::{Feeder, STREAM_BUDGET};
 use snapvault_repo::parity::{
-    GroupSource, Locator, MemberKind, MemberSpec, MemberState, SHARD, encode, parity_file_header,
-    repair,
+    GroupSource, Locator, MemberKind, MemberSpec, MemberState, ParityEngine, SHARD, encode,
+    parity_file_header, repair,
 };
 
 const PACK: usize = 16 << 20;
@@ -137,6 +139,40 @@ fn stream(runs: usize) {
     }
 }
 
+/// The IFFT of one chunk of `C` = 256 shards (the 5 % stream's), at each of a 4096-position
+/// band's 16 chunk skews, as the band encoder folds it: CPU seconds of this thread per GiB
+/// transformed, on the crate's engine and on the one parity uses (`gfni` where the CPU has
+/// it).
+fn engines(runs: usize) {
+    const C: usize = 256;
+    const BLOCKS: usize = SHARD / 64;
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut src = vec![[0u8; 64]; C * BLOCKS];
+    rng.fill(src.as_flattened_mut());
+    let rounds = 64;
+    for engine in [ParityEngine::portable(), ParityEngine::new()] {
+        let mut buf = src.clone();
+        let mut cpus = Vec::new();
+        for _ in 0..runs.max(1) {
+            let c = thread_cpu();
+            for k in 0..rounds {
+                let mut chunk = ShardsRefMut::new(C, BLOCKS, &mut buf);
+                engine.ifft(&mut chunk, 0, C, C, (k % 16 + 1) * C);
+            }
+            cpus.push(thread_cpu() - c);
+        }
+        std::hint::black_box(&buf);
+        cpus.sort_by(f64::total_cmp);
+        let gib = (rounds * C * SHARD) as f64 / f64::from(1 << 30);
+        println!(
+            "ifft    {rounds} chunks of {C} × 4 KiB, {} engine, one thread: {:.3} CPU-s per GiB (median; min {:.3})",
+            engine.name(),
+            cpus[cpus.len() / 2] / gib,
+            cpus[0] / gib
+        );
+    }
+}
+
 /// CPU time of this thread (user + system); of the whole process where the system has no
 /// per-thread figure (macOS).
 fn thread_cpu() -> f64 {
@@ -156,6 +192,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    engines(runs);
     stream(runs);
     if std::env::var_os("SNAPVAULT_BENCH_STREAM_ONLY").is_some() {
         return;

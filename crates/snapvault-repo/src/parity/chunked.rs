@@ -12,9 +12,10 @@
 //! `HighRateDecoder` for (`N`, `C`) decodes it, told that recovery shards `R_b..C` are
 //! missing (tests below and in `tests_stream`).
 
-use reed_solomon_simd::engine::{Engine, ShardsRefMut, utils};
+use reed_solomon_simd::engine::{Engine, ShardsRefMut};
 
 use super::SHARD;
+use super::engine::ParityEngine;
 
 /// 64-byte blocks per shard (the engine's unit).
 const BLOCKS: usize = SHARD / 64;
@@ -83,7 +84,7 @@ impl BandEncoder {
     /// The band takes no more shards (its group is complete): the chunk being filled is
     /// added to the sum and its buffer given up, for another band. The encoder can still
     /// [`BandEncoder::absorb`] and finish; a shard added later takes a new buffer.
-    pub(crate) fn release(&mut self, engine: &impl Engine) -> Vec<[u8; 64]> {
+    pub(crate) fn release(&mut self, engine: &ParityEngine) -> Vec<[u8; 64]> {
         self.fold(engine);
         std::mem::take(&mut self.next_chunk)
     }
@@ -116,14 +117,14 @@ impl BandEncoder {
     /// Append one data shard (at most [`SHARD`] bytes; a shorter one is zero-padded) at the
     /// next position.
     #[cfg(test)]
-    pub(crate) fn add(&mut self, engine: &impl Engine, shard: &[u8]) {
+    pub(crate) fn add(&mut self, engine: &ParityEngine, shard: &[u8]) {
         let pos = self.next_position();
         self.add_at(engine, pos, shard);
     }
 
     /// Add one data shard at codeword position `pos`, at or past [`Self::next_position`]:
     /// the positions skipped are zero (absent).
-    pub(crate) fn add_at(&mut self, engine: &impl Engine, pos: usize, shard: &[u8]) {
+    pub(crate) fn add_at(&mut self, engine: &ParityEngine, pos: usize, shard: &[u8]) {
         self.add_at_seen(engine, pos, shard, |_| ());
     }
 
@@ -132,7 +133,7 @@ impl BandEncoder {
     /// instead of the pack's bytes a second time.
     pub(crate) fn add_at_seen<T>(
         &mut self,
-        engine: &impl Engine,
+        engine: &ParityEngine,
         pos: usize,
         shard: &[u8],
         seen: impl FnOnce(&[u8]) -> T,
@@ -169,7 +170,7 @@ impl BandEncoder {
     /// Transform the chunk being filled (zero-padded past `fill`) and add it to the sum;
     /// the chunk's positions start empty again (a later shard of the same chunk is folded
     /// on its own: the transform is linear).
-    fn fold(&mut self, engine: &impl Engine) {
+    fn fold(&mut self, engine: &ParityEngine) {
         if self.fill == 0 {
             return;
         }
@@ -179,10 +180,12 @@ impl BandEncoder {
         let skew = (self.chunk + 1) * c;
         let buf = self.chunk_buf();
         buf[fill * BLOCKS..c * BLOCKS].fill([0; 64]);
-        let mut chunk = ShardsRefMut::new(c, BLOCKS, &mut buf[..c * BLOCKS]);
-        engine.ifft(&mut chunk, 0, c, fill, skew);
         if self.summed {
-            utils::xor(&mut self.sum[..c * BLOCKS], &self.next_chunk[..c * BLOCKS]);
+            let chunk = &mut self.next_chunk[..c * BLOCKS];
+            engine.ifft_add(chunk, &mut self.sum[..c * BLOCKS], BLOCKS, (c, fill, skew));
+        } else {
+            let mut chunk = ShardsRefMut::new(c, BLOCKS, &mut self.sum[..c * BLOCKS]);
+            engine.ifft(&mut chunk, 0, c, fill, skew);
         }
         self.summed = true;
         self.fill = 0;
@@ -190,7 +193,7 @@ impl BandEncoder {
 
     /// Add another band's shards (coded at the same width, at positions of their own that
     /// none of this band's share): the code is linear, so the two sums add.
-    pub(crate) fn absorb(&mut self, engine: &impl Engine, mut other: BandEncoder) {
+    pub(crate) fn absorb(&mut self, engine: &ParityEngine, mut other: BandEncoder) {
         debug_assert_eq!(self.width, other.width);
         self.fold(engine);
         other.fold(engine);
@@ -201,7 +204,7 @@ impl BandEncoder {
         }
         let c = self.width * BLOCKS;
         if self.summed {
-            utils::xor(&mut self.sum[..c], &other.sum[..c]);
+            reed_solomon_simd::engine::utils::xor(&mut self.sum[..c], &other.sum[..c]);
         } else {
             self.sum.clear();
             self.sum.extend_from_slice(&other.sum[..c]);
@@ -214,7 +217,7 @@ impl BandEncoder {
     #[cfg(test)]
     pub(crate) fn peek<'s>(
         &mut self,
-        engine: &impl Engine,
+        engine: &ParityEngine,
         recovery: usize,
         scratch: &'s mut Vec<[u8; 64]>,
     ) -> &'s [u8] {
@@ -231,7 +234,7 @@ impl BandEncoder {
 
     /// The first `recovery` (≤ `C`) recovery shards, `recovery × SHARD` bytes; the encoder
     /// is spent (call [`BandEncoder::new`] again, or [`BandEncoder::peek`] to keep going).
-    pub(crate) fn finish(&mut self, engine: &impl Engine, recovery: usize) -> &[u8] {
+    pub(crate) fn finish(&mut self, engine: &ParityEngine, recovery: usize) -> &[u8] {
         let c = self.width;
         self.fold(engine);
         if !self.summed {
@@ -252,7 +255,7 @@ impl BandEncoder {
 
 /// The first `recovery` recovery shards from a sum of `c` transformed chunks (in place).
 fn transform<'b>(
-    engine: &impl Engine,
+    engine: &ParityEngine,
     buf: &'b mut [[u8; 64]],
     c: usize,
     recovery: usize,
@@ -296,7 +299,7 @@ mod tests {
     }
 
     fn ours(data: &[Vec<u8>], width: usize, recovery: usize) -> Vec<u8> {
-        let engine = DefaultEngine::new();
+        let engine = ParityEngine::new();
         let mut enc = BandEncoder::new(width);
         for s in data {
             enc.add(&engine, s);
@@ -307,7 +310,7 @@ mod tests {
 
     #[test]
     fn peeking_midway_gives_the_recovery_so_far_and_changes_nothing() {
-        let engine = DefaultEngine::new();
+        let engine = ParityEngine::new();
         let data = shards(700, 3);
         let mut enc = BandEncoder::new(256);
         let mut scratch = Vec::new();
@@ -353,7 +356,7 @@ mod tests {
                     s.fill(0);
                 }
             }
-            let engine = DefaultEngine::new();
+            let engine = ParityEngine::new();
             let (mut a, mut b) = (BandEncoder::new(c), BandEncoder::new(c));
             for i in (0..n).filter(|&i| present[i]) {
                 let e = if side[i] { &mut a } else { &mut b };

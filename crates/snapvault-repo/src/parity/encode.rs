@@ -6,9 +6,9 @@
 use std::borrow::Cow;
 
 use reed_solomon_simd::ReedSolomonEncoder;
-use reed_solomon_simd::engine::DefaultEngine;
 
 use super::chunked::BandEncoder;
+use super::engine::ParityEngine;
 use super::layout::{self, group_packs};
 
 use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
@@ -309,7 +309,7 @@ fn band_recovery(h: &ParityHeader, b: usize) -> usize {
 #[derive(Default)]
 struct Coders {
     systematic: Option<ReedSolomonEncoder>,
-    engine: Option<DefaultEngine>,
+    engine: Option<ParityEngine>,
 }
 
 /// One band's share of a parity file: per member (index, shard hashes, the bytes when the
@@ -360,7 +360,7 @@ fn encode_band<'a, F: FnMut(usize, u64, usize) -> Result<Cow<'a, [u8]>>>(
     let shards = parts.iter().flat_map(|(_, bytes)| bytes.chunks(SHARD));
     let recovery = match h.code_width {
         Some(c) => {
-            let engine = coders.engine.get_or_insert_with(DefaultEngine::new);
+            let engine = coders.engine.get_or_insert_with(ParityEngine::new);
             let mut enc = BandEncoder::new(c as usize);
             let at = h.band_positions(b);
             for (i, bytes) in &parts {

@@ -9,6 +9,9 @@
 
 mod chunked;
 mod encode;
+mod engine;
+#[cfg(target_arch = "x86_64")]
+mod gfni;
 pub mod guard;
 mod header;
 pub mod layout;
@@ -26,6 +29,7 @@ mod tests_stream;
 mod tests_versions;
 
 pub use encode::{MemberSpec, band_rows, encode, recovery_count};
+pub use engine::ParityEngine;
 pub use header::{Band, Locator, Member, MemberKind, ParityHeader, parity_file_header};
 pub use layout::{group_packs, level_width};
 pub use repair::{GroupSource, MemberState, RepairReport, repair, repair_known};

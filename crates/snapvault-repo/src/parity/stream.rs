@@ -21,10 +21,9 @@
 //! recovery is computed in them; the kept group's sums only); a crash leaves at most two
 //! groups' packs uncovered.
 
-use reed_solomon_simd::engine::DefaultEngine;
-
 use super::chunked::BandEncoder;
 use super::encode::{parity_file, recovery_count};
+use super::engine::ParityEngine;
 use super::header::{Band, Locator, Member, MemberKind, ParityHeader, Place};
 use super::layout::{Cut, StreamLayout};
 use super::{SHARD, rows_of};
@@ -131,7 +130,7 @@ impl GroupStream {
     /// The group is complete and takes no more packs: each band's chunk being filled is
     /// added to its sum, and the chunk buffers go to `pool` (the next group's), so a kept
     /// group holds one `C`-shard buffer per band. A run's tail can still join it.
-    fn release(&mut self, engine: &DefaultEngine, pool: &mut Vec<Vec<[u8; 64]>>) {
+    fn release(&mut self, engine: &ParityEngine, pool: &mut Vec<Vec<[u8; 64]>>) {
         for band in &mut self.bands {
             let buf = band.enc.release(engine);
             if !buf.is_empty() {
@@ -142,7 +141,7 @@ impl GroupStream {
     }
 
     /// Fold pack `name` (its bytes, durable as written) into the group as its next member.
-    pub fn add(&mut self, engine: &DefaultEngine, name: &str, data: &[u8]) -> Result<()> {
+    pub fn add(&mut self, engine: &ParityEngine, name: &str, data: &[u8]) -> Result<()> {
         self.add_pooled(engine, name, data, &mut Vec::new())
     }
 
@@ -151,7 +150,7 @@ impl GroupStream {
     /// made (the same bytes, zero-padded as the hash wants): the pack is read once.
     fn add_pooled(
         &mut self,
-        engine: &DefaultEngine,
+        engine: &ParityEngine,
         name: &str,
         data: &[u8],
         pool: &mut Vec<Vec<[u8; 64]>>,
@@ -202,7 +201,7 @@ impl GroupStream {
     /// Join `tail` (coded in the other half of the band) to this group: its members follow
     /// this group's in the header, its rows keep their positions, and the band sums add
     /// (bands split between threads, see [`par_each`]).
-    fn absorb(&mut self, engine: &DefaultEngine, tail: GroupStream) {
+    fn absorb(&mut self, engine: &ParityEngine, tail: GroupStream) {
         self.members.extend(tail.members);
         let mut theirs = tail.bands.into_iter();
         let pairs: Vec<_> = self.bands.iter_mut().map(|b| (b, theirs.next())).collect();
@@ -219,7 +218,7 @@ impl GroupStream {
     /// computed in the band buffers themselves (no copy of the sums), bands split between
     /// threads ([`par_each`]): the group is spent, only [`GroupStream::into_buffers`] is
     /// left to call.
-    pub fn finish(&mut self, engine: &DefaultEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
+    pub fn finish(&mut self, engine: &ParityEngine, supersedes: Vec<Id>) -> (Id, Vec<u8>) {
         let (percent, width) = (self.layout.percent, self.layout.width);
         let locator = Locator::Crc64;
         let bands: Vec<&mut StreamBand> = self.bands.iter_mut().collect();
@@ -272,7 +271,7 @@ impl ToWrite {
 /// The run's pack groups, cut as packs are written.
 pub struct Feeder {
     layout: StreamLayout,
-    engine: DefaultEngine,
+    engine: ParityEngine,
     cur: GroupStream,
     /// The run's last complete group, kept for an incomplete tail to join; its parity file
     /// is computed only once it is final (the next group is complete, or the run ends
@@ -299,7 +298,7 @@ impl Feeder {
     pub fn with_layout(layout: StreamLayout, budget: usize) -> Feeder {
         Feeder {
             layout,
-            engine: DefaultEngine::new(),
+            engine: ParityEngine::new(),
             cur: GroupStream::new(layout),
             full: None,
             stopped: false,

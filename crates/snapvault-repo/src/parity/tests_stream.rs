@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
+use super::engine::ParityEngine;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reed_solomon_simd::engine::DefaultEngine;
 
 use super::encode::{Coding, Geometry, encode_with};
 use super::header::Place;
@@ -51,7 +51,7 @@ proptest! {
         members in members_strategy(), percent in 1u8..=20, bands in 1u64..4, seed: u64,
     ) {
         let members = distinct(members);
-        let engine = DefaultEngine::new();
+        let engine = ParityEngine::new();
         let layout = StreamLayout::with_bands(percent, bands);
         let mut g = GroupStream::new(layout);
         for m in &members {

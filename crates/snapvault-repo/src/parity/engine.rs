@@ -1,0 +1,288 @@
+//! The engine parity is encoded with: the GFNI transforms ([`super::gfni`]) on x86-64 CPUs
+//! that have GFNI and AVX2, else the crate's `DefaultEngine` (AVX2, SSSE3, NEON or plain).
+//! Both compute the same butterflies on the same tables, so the recovery shards, and the
+//! parity files, are the same bytes whichever runs.
+//!
+//! Choosing the GFNI engine also leaves the crate's 8 MiB multiplication table unbuilt
+//! (its AVX2 engine fills it when made); decoding (`repair`) still uses the crate's.
+
+use reed_solomon_simd::engine::{DefaultEngine, Engine, GF_ORDER, GfElement, ShardsRefMut, utils};
+
+/// A Reed-Solomon [`Engine`] for encoding parity: the fastest this CPU runs.
+pub struct ParityEngine(Kind);
+
+enum Kind {
+    #[cfg(target_arch = "x86_64")]
+    Gfni(super::gfni::Gfni),
+    Crate(DefaultEngine),
+}
+
+impl ParityEngine {
+    /// The GFNI engine if the CPU has it, else the crate's.
+    pub fn new() -> ParityEngine {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(g) = super::gfni::Gfni::detect() {
+            return ParityEngine(Kind::Gfni(g));
+        }
+        ParityEngine::portable()
+    }
+
+    /// The crate's engine whatever the CPU (tests and the benchmark compare the two).
+    pub fn portable() -> ParityEngine {
+        ParityEngine(Kind::Crate(DefaultEngine::new()))
+    }
+
+    /// Which engine runs: "gfni" or "crate".
+    pub fn name(&self) -> &'static str {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Gfni(_) => "gfni",
+            Kind::Crate(_) => "crate",
+        }
+    }
+}
+
+impl ParityEngine {
+    /// The IFFT of `chunk` (`size` shards of `len` 64-byte blocks, all but the first
+    /// `truncated` zero) XORed into `sum`: what `ifft` then `utils::xor` give, `chunk`
+    /// left as scratch. The GFNI engine XORs its last layer's results straight into `sum`
+    /// (one pass over the two buffers fewer).
+    pub(crate) fn ifft_add(
+        &self,
+        chunk: &mut [[u8; 64]],
+        sum: &mut [[u8; 64]],
+        len: usize,
+        (size, truncated, skew_delta): (usize, usize, usize),
+    ) {
+        let mut data = ShardsRefMut::new(size, len, chunk);
+        match &self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Gfni(g) => {
+                let mut out = ShardsRefMut::new(size, len, sum);
+                g.ifft(&mut data, 0, size, truncated, skew_delta, Some(&mut out));
+            }
+            Kind::Crate(e) => {
+                e.ifft(&mut data, 0, size, truncated, skew_delta);
+                utils::xor(&mut sum[..size * len], &chunk[..size * len]);
+            }
+        }
+    }
+}
+
+impl Default for ParityEngine {
+    fn default() -> ParityEngine {
+        ParityEngine::new()
+    }
+}
+
+impl Engine for ParityEngine {
+    fn fft(
+        &self,
+        data: &mut ShardsRefMut,
+        pos: usize,
+        size: usize,
+        truncated_size: usize,
+        skew_delta: usize,
+    ) {
+        match &self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Gfni(g) => g.fft(data, pos, size, truncated_size, skew_delta),
+            Kind::Crate(e) => e.fft(data, pos, size, truncated_size, skew_delta),
+        }
+    }
+
+    fn ifft(
+        &self,
+        data: &mut ShardsRefMut,
+        pos: usize,
+        size: usize,
+        truncated_size: usize,
+        skew_delta: usize,
+    ) {
+        match &self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Gfni(g) => g.ifft(data, pos, size, truncated_size, skew_delta, None),
+            Kind::Crate(e) => e.ifft(data, pos, size, truncated_size, skew_delta),
+        }
+    }
+
+    fn mul(&self, x: &mut [[u8; 64]], log_m: GfElement) {
+        match &self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Gfni(g) => g.mul(x, log_m),
+            Kind::Crate(e) => e.mul(x, log_m),
+        }
+    }
+
+    fn eval_poly(erasures: &mut [GfElement; GF_ORDER], truncated_size: usize) {
+        DefaultEngine::eval_poly(erasures, truncated_size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use reed_solomon_simd::engine::{GF_MODULUS, Naive, ShardsRefMut};
+    use reed_solomon_simd::rate::{HighRateDecoder, HighRateEncoder, RateDecoder, RateEncoder};
+
+    use super::*;
+
+    fn blocks(n: usize, seed: u64) -> Vec<[u8; 64]> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut v = vec![[0u8; 64]; n];
+        rng.fill(v.as_flattened_mut());
+        v
+    }
+
+    #[test]
+    fn the_gfni_engine_is_chosen_where_the_cpu_has_it() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("gfni") && std::is_x86_feature_detected!("avx2") {
+            assert_eq!(ParityEngine::new().name(), "gfni");
+            return;
+        }
+        assert_eq!(ParityEngine::new().name(), "crate");
+    }
+
+    /// Runs `ifft` (or `fft`) with both engines on the same shards; every byte of the
+    /// result, the "garbage" past the truncated size included, must match.
+    fn transform_matches(
+        fft: bool,
+        log_size: u32,
+        truncated: usize,
+        pos: usize,
+        skew_delta: usize,
+        len: usize,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let size = 1usize << log_size;
+        let count = pos + size;
+        let mut a = blocks(count * len, seed);
+        let mut b = a.clone();
+        let ours = ParityEngine::new();
+        let theirs = DefaultEngine::new();
+        let mut sa = ShardsRefMut::new(count, len, &mut a);
+        let mut sb = ShardsRefMut::new(count, len, &mut b);
+        if fft {
+            ours.fft(&mut sa, pos, size, truncated, skew_delta);
+            theirs.fft(&mut sb, pos, size, truncated, skew_delta);
+        } else {
+            ours.ifft(&mut sa, pos, size, truncated, skew_delta);
+            theirs.ifft(&mut sb, pos, size, truncated, skew_delta);
+        }
+        prop_assert!(
+            a == b,
+            "fft {} size {} truncated {} pos {} skew {}",
+            fft,
+            size,
+            truncated,
+            pos,
+            skew_delta
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any transform size (odd and even powers of four), truncation, place and skew.
+        #[test]
+        fn transforms_equal_the_crates_engine(
+            fft: bool, log_size in 0u32..11, t_share in 0.0f64..=1.0, pos in 0usize..5,
+            skew in 0usize..60000, len in 1usize..4, seed: u64,
+        ) {
+            let size = 1usize << log_size;
+            let truncated = ((size as f64 * t_share) as usize).clamp(1, size);
+            // The skew table has GF_MODULUS entries: indices up to skew + 2 size stay in it.
+            let skew_delta = skew.min(GF_MODULUS as usize - 2 * size);
+            transform_matches(fft, log_size, truncated, pos, skew_delta, len, seed)?;
+        }
+
+        #[test]
+        fn multiplying_equals_the_crates_engine(log_m: u16, len in 1usize..5, seed: u64) {
+            let mut a = blocks(len, seed);
+            let mut b = a.clone();
+            ParityEngine::new().mul(&mut a, log_m);
+            Naive::new().mul(&mut b, log_m);
+            prop_assert!(a == b, "log_m {}", log_m);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The fused fold: the crate's IFFT of the chunk XORed into the sum, on either
+        /// engine.
+        #[test]
+        fn ifft_add_equals_the_crates_ifft_then_xor(
+            log_size in 0u32..10, t_share in 0.0f64..=1.0, chunk in 0usize..16, seed: u64,
+        ) {
+            let size = 1usize << log_size;
+            let truncated = ((size as f64 * t_share) as usize).clamp(1, size);
+            let skew = (chunk + 1) * size;
+            let (mut data, sum) = (blocks(size * 2, seed), blocks(size * 2, !seed));
+            data[truncated * 2..].fill([0; 64]);
+            let mut want_data = data.clone();
+            let mut want = sum.clone();
+            DefaultEngine::new().ifft(&mut ShardsRefMut::new(size, 2, &mut want_data), 0, size, truncated, skew);
+            utils::xor(&mut want, &want_data);
+            for engine in [ParityEngine::new(), ParityEngine::portable()] {
+                let (mut d, mut got) = (data.clone(), sum.clone());
+                engine.ifft_add(&mut d, &mut got, 2, (size, truncated, skew));
+                prop_assert!(got == want, "{} size {} truncated {}", engine.name(), size, truncated);
+            }
+        }
+    }
+
+    /// The band encoder's skews: chunks of `C` at every chunk of a 4096-position band and
+    /// the FFT of the sum, at the widths the levels use.
+    #[test]
+    fn the_band_encoders_transforms_equal_the_crates_engine() {
+        for log_c in [0u32, 1, 2, 5, 6, 7, 8, 11] {
+            let c = 1usize << log_c;
+            for chunk in [0usize, 1, 7, 4096 / c - 1] {
+                let skew = (chunk + 1) * c;
+                transform_matches(false, log_c, c, 0, skew, 2, skew as u64).unwrap();
+                transform_matches(false, log_c, c.div_ceil(3), 0, skew, 2, 9).unwrap();
+            }
+            transform_matches(true, log_c, c, 0, 0, 2, 1).unwrap();
+            transform_matches(true, log_c, (c * 4).div_ceil(5), 0, 0, 2, 2).unwrap();
+        }
+    }
+
+    /// The crate's encoder and decoder running on this engine: the same recovery as on
+    /// its own, and a band decoded from it.
+    #[test]
+    fn the_crates_codec_runs_on_it() {
+        let shard = 256;
+        let data: Vec<Vec<u8>> = (0..300u64)
+            .map(|i| blocks(shard / 64, i).as_flattened().to_vec())
+            .collect();
+        let encode = |e: &mut dyn FnMut(&[u8])| {
+            for d in &data {
+                e(d);
+            }
+        };
+        let mut ours = HighRateEncoder::new(300, 64, shard, ParityEngine::new(), None).unwrap();
+        let mut theirs = HighRateEncoder::new(300, 64, shard, DefaultEngine::new(), None).unwrap();
+        encode(&mut |d| ours.add_original_shard(d).unwrap());
+        encode(&mut |d| theirs.add_original_shard(d).unwrap());
+        let (ro, rt) = (ours.encode().unwrap(), theirs.encode().unwrap());
+        let rec: Vec<&[u8]> = ro.recovery_iter().collect();
+        assert!(rec.iter().copied().eq(rt.recovery_iter()));
+        let mut dec = HighRateDecoder::new(300, 64, shard, ParityEngine::new(), None).unwrap();
+        for (i, d) in data.iter().enumerate().skip(64) {
+            dec.add_original_shard(i, d).unwrap();
+        }
+        for (j, r) in rec.iter().enumerate() {
+            dec.add_recovery_shard(j, r).unwrap();
+        }
+        let out = dec.decode().unwrap();
+        assert_eq!(out.restored_original_iter().count(), 64);
+        for (i, s) in out.restored_original_iter() {
+            assert_eq!(s, &data[i][..], "shard {i}");
+        }
+    }
+}
