@@ -11,6 +11,11 @@
 //! result is, byte for byte, the crate's `HighRateEncoder` for (`N`, `C`) — the crate's
 //! `HighRateDecoder` for (`N`, `C`) decodes it, told that recovery shards `R_b..C` are
 //! missing (tests below and in `tests_stream`).
+//!
+//! With the GFNI engine, each complete group of 64 shards of the chunk being filled is
+//! transformed through the IFFT's layers within the group as soon as it is complete, while
+//! its copies are still in the core's cache; the fold does the remaining layers only, its
+//! last XORed straight into the sum ([`ParityEngine::fold`]).
 
 use reed_solomon_simd::engine::{Engine, ShardsRefMut};
 
@@ -38,6 +43,9 @@ pub(crate) struct BandEncoder {
     /// Positions of the chunk being filled up to the last shard added since it was last
     /// folded (those skipped are zero).
     fill: usize,
+    /// Positions of the chunk being filled already transformed ahead, group by group
+    /// ([`ParityEngine::ahead`]; a multiple of the group, at most `fill`).
+    done: usize,
     /// One past the last position added.
     next: usize,
     /// The sum holds at least one transformed chunk.
@@ -63,6 +71,7 @@ impl BandEncoder {
             next_chunk: Vec::new(),
             chunk: 0,
             fill: 0,
+            done: 0,
             next: 0,
             summed: false,
             count: 0,
@@ -160,6 +169,15 @@ impl BandEncoder {
         self.fill = at + 1;
         self.next = pos + 1;
         self.count += 1;
+        // A complete group's first IFFT layers, while its shards are in cache.
+        if let Some(g) = engine.ahead(c) {
+            let skew = (self.chunk + 1) * c;
+            while self.done + g <= self.fill {
+                let done = self.done;
+                engine.ifft_ahead(self.chunk_buf(), BLOCKS, (done, g, skew));
+                self.done += g;
+            }
+        }
         if self.fill == c {
             self.fold(engine);
             self.chunk += 1;
@@ -180,15 +198,16 @@ impl BandEncoder {
         let skew = (self.chunk + 1) * c;
         let buf = self.chunk_buf();
         buf[fill * BLOCKS..c * BLOCKS].fill([0; 64]);
-        if self.summed {
-            let chunk = &mut self.next_chunk[..c * BLOCKS];
-            engine.ifft_add(chunk, &mut self.sum[..c * BLOCKS], BLOCKS, (c, fill, skew));
+        let (chunk, sum) = if self.summed {
+            (&mut self.next_chunk, Some(&mut self.sum[..c * BLOCKS]))
         } else {
-            let mut chunk = ShardsRefMut::new(c, BLOCKS, &mut self.sum[..c * BLOCKS]);
-            engine.ifft(&mut chunk, 0, c, fill, skew);
-        }
+            (&mut self.sum, None)
+        };
+        let done = self.done;
+        engine.fold(&mut chunk[..c * BLOCKS], sum, BLOCKS, (c, fill, skew), done);
         self.summed = true;
         self.fill = 0;
+        self.done = 0;
     }
 
     /// Add another band's shards (coded at the same width, at positions of their own that

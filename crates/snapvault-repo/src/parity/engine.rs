@@ -42,28 +42,63 @@ impl ParityEngine {
     }
 }
 
+/// Shards a band encoder transforms ahead, as a group of them is complete: a power of
+/// four, 256 KiB of shards, which stay in the core's cache from their copy to their
+/// transform.
+const AHEAD: usize = 64;
+
 impl ParityEngine {
-    /// The IFFT of `chunk` (`size` shards of `len` 64-byte blocks, all but the first
-    /// `truncated` zero) XORed into `sum`: what `ifft` then `utils::xor` give, `chunk`
-    /// left as scratch. The GFNI engine XORs its last layer's results straight into `sum`
-    /// (one pass over the two buffers fewer).
-    pub(crate) fn ifft_add(
+    /// The group size a band encoder of `width` positions may transform ahead
+    /// ([`ParityEngine::ifft_ahead`]), if this engine can finish such a chunk
+    /// ([`ParityEngine::fold`]): the GFNI engine, for widths above [`AHEAD`].
+    pub(crate) fn ahead(&self, width: usize) -> Option<usize> {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Gfni(_) if width > AHEAD => Some(AHEAD),
+            _ => None,
+        }
+    }
+
+    /// The first layers of a chunk's IFFT (those within groups of `g` =
+    /// [`ParityEngine::ahead`] shards) on the group of shards `at..at + g` of `chunk`
+    /// (`len` blocks each), whose transform is skewed by `skew`.
+    pub(crate) fn ifft_ahead(
         &self,
         chunk: &mut [[u8; 64]],
-        sum: &mut [[u8; 64]],
         len: usize,
-        (size, truncated, skew_delta): (usize, usize, usize),
+        (at, g, skew): (usize, usize, usize),
+    ) {
+        let mut data = ShardsRefMut::new(at + g, len, chunk);
+        self.ifft(&mut data, at, g, g, skew + at);
+    }
+
+    /// The IFFT of `chunk` (`size` shards of `len` blocks, all but the first `truncated`
+    /// zero, skewed by `skew`), whose groups of [`ParityEngine::ahead`] shards before
+    /// `done` are transformed ahead already: in place, or XORed into `sum` (`chunk` then
+    /// left as scratch). The GFNI engine XORs its last layer's results straight into
+    /// `sum` (one pass over the two buffers fewer); the crate's transforms, then XORs.
+    pub(crate) fn fold(
+        &self,
+        chunk: &mut [[u8; 64]],
+        sum: Option<&mut [[u8; 64]]>,
+        len: usize,
+        (size, truncated, skew): (usize, usize, usize),
+        done: usize,
     ) {
         let mut data = ShardsRefMut::new(size, len, chunk);
         match &self.0 {
             #[cfg(target_arch = "x86_64")]
             Kind::Gfni(g) => {
-                let mut out = ShardsRefMut::new(size, len, sum);
-                g.ifft(&mut data, 0, size, truncated, skew_delta, Some(&mut out));
+                let mut out = sum.map(|sum| ShardsRefMut::new(size, len, sum));
+                let ahead = (self.ahead(size).unwrap_or(1), done);
+                g.ifft(&mut data, (0, size, truncated, skew), ahead, out.as_mut());
             }
             Kind::Crate(e) => {
-                e.ifft(&mut data, 0, size, truncated, skew_delta);
-                utils::xor(&mut sum[..size * len], &chunk[..size * len]);
+                debug_assert_eq!(done, 0);
+                e.ifft(&mut data, 0, size, truncated, skew);
+                if let Some(sum) = sum {
+                    utils::xor(&mut sum[..size * len], &chunk[..size * len]);
+                }
             }
         }
     }
@@ -101,7 +136,7 @@ impl Engine for ParityEngine {
     ) {
         match &self.0 {
             #[cfg(target_arch = "x86_64")]
-            Kind::Gfni(g) => g.ifft(data, pos, size, truncated_size, skew_delta, None),
+            Kind::Gfni(g) => g.ifft(data, (pos, size, truncated_size, skew_delta), (1, 0), None),
             Kind::Crate(e) => e.ifft(data, pos, size, truncated_size, skew_delta),
         }
     }
@@ -230,7 +265,7 @@ mod tests {
             utils::xor(&mut want, &want_data);
             for engine in [ParityEngine::new(), ParityEngine::portable()] {
                 let (mut d, mut got) = (data.clone(), sum.clone());
-                engine.ifft_add(&mut d, &mut got, 2, (size, truncated, skew));
+                engine.fold(&mut d, Some(&mut got), 2, (size, truncated, skew), 0);
                 prop_assert!(got == want, "{} size {} truncated {}", engine.name(), size, truncated);
             }
         }

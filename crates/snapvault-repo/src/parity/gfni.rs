@@ -145,22 +145,24 @@ impl Gfni {
 
     /// The crate's `Engine::ifft`, butterfly for butterfly; with `into`, the last layer's
     /// results are XORed into `into`'s shards `0..size` instead of stored (`data` is then
-    /// left half transformed): the band encoder's fold, without a pass of its own.
+    /// left half transformed): the band encoder's fold, without a pass of its own. With
+    /// `ahead` = (`g`, `done`), `g` a power of four below `size`, the layers within groups
+    /// of `g` shards are already done on shards `0..done` (a multiple of `g`; each group
+    /// transformed on its own, as `ifft` of size `g` at its place).
     pub(super) fn ifft(
         &self,
         data: &mut ShardsRefMut,
-        pos: usize,
-        size: usize,
-        truncated_size: usize,
-        skew_delta: usize,
+        (pos, size, truncated_size, skew_delta): (usize, usize, usize, usize),
+        (g, done): (usize, usize),
         mut into: Option<&mut ShardsRefMut>,
     ) {
+        debug_assert!(done == 0 || (g < size && done.is_multiple_of(g)));
         let mut dist = 1;
         let mut dist4 = 4;
         while dist4 <= size {
             // The last layers cover every shard (`r` = 0 only): `into` gets them all.
             let mut out = if dist4 == size { into.take() } else { None };
-            let mut r = 0;
+            let mut r = if dist4 <= g { done } else { 0 };
             while r < truncated_size {
                 let base = r + dist + skew_delta - 1;
                 let m01 = self.skew_mat(base);
