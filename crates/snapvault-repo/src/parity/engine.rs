@@ -52,11 +52,12 @@ impl ParityEngine {
     /// ([`ParityEngine::ifft_ahead`]), if this engine can finish such a chunk
     /// ([`ParityEngine::fold`]): the GFNI engine, for widths above [`AHEAD`].
     pub(crate) fn ahead(&self, width: usize) -> Option<usize> {
-        match self.0 {
+        let staged = match self.0 {
             #[cfg(target_arch = "x86_64")]
-            Kind::Gfni(_) if width > AHEAD => Some(AHEAD),
-            _ => None,
-        }
+            Kind::Gfni(_) => true,
+            Kind::Crate(_) => false,
+        };
+        (staged && width > AHEAD).then_some(AHEAD)
     }
 
     /// The first layers of a chunk's IFFT (those within groups of `g` =
