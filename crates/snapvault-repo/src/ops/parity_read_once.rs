@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::format::id::PackId;
 use crate::ops::test_support::{create_small_repo, noise_library, open_with, snapshot};
+use crate::parity::guard::Guard;
 use crate::parity::store::{self, Changes};
 use crate::storage::faulty::{FaultyBackend, Op};
 use crate::storage::{Backend, FileKind, LocalBackend};
@@ -126,9 +127,10 @@ fn a_damaged_pack_is_still_found_and_rebuilt_when_the_rest_are_known() {
     ));
 }
 
-#[test]
-fn parity_of_new_packs_is_computed_without_reading_them_back() {
-    use crate::parity::guard::Guard;
+/// A snapshot of 14 × 700 kB through a parity guard at 50 % (groups of 2 packs, so the
+/// snapshot's 1 MiB packs fill groups while it runs), reads of `kind` counted; returns the
+/// temp dir, the counter, the guard and the reads counted before the snapshot.
+fn streamed_snapshot(kind: FileKind) -> (tempfile::TempDir, Arc<FaultyBackend>, Arc<Guard>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     create_small_repo(&root, true);
@@ -136,16 +138,38 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
     let counting = Arc::new(
         FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
             .watching(&[Op::Read])
-            .kinds(&[FileKind::Pack]),
+            .kinds(&[kind]),
     );
-    // 50 %: groups of 2 packs, so the snapshot's 1 MiB packs fill groups while it runs.
     let guard = Arc::new(Guard::new(
         counting.clone() as Arc<dyn Backend>,
         50,
         1 << 20,
     ));
-    let start = counting.count();
+    let before = counting.count();
     snapshot(&open_with(guard.clone() as Arc<dyn Backend>), &lib, &[]);
+    (dir, counting, guard, before)
+}
+
+/// The parity files in force cover every file of the repository and verify clean; returns
+/// them.
+fn assert_every_file_covered(be: &dyn Backend) -> Vec<store::Loaded> {
+    let files = store::current_files(be).unwrap();
+    let (live, _) = store::live(store::load(be).unwrap().0);
+    let mut covered = HashSet::new();
+    for l in &live {
+        covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
+        assert!(store::verify_group(be, l, &files).unwrap().is_clean());
+    }
+    assert!(
+        files.keys().all(|f| covered.contains(f)),
+        "every file covered"
+    );
+    live
+}
+
+#[test]
+fn parity_of_new_packs_is_computed_without_reading_them_back() {
+    let (_dir, counting, guard, start) = streamed_snapshot(FileKind::Pack);
     let be = counting.as_ref() as &dyn Backend;
     let during = store::load(be).unwrap().0.len();
     assert!(
@@ -157,10 +181,7 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
     assert_eq!(counting.count() - start, 0, "no pack was read back");
     // Every file is covered, pack groups have K to 4K - 1 members (complete at K or more,
     // at most 2K, an incomplete tail of fewer joined), all verify clean.
-    let files = store::current_files(be).unwrap();
-    let (live, _) = store::live(store::load(be).unwrap().0);
-    let mut covered = HashSet::new();
-    for l in &live {
+    for l in &assert_every_file_covered(be) {
         let packs = l
             .header
             .members
@@ -171,13 +192,7 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
             packs == 0 || (2..=7).contains(&packs),
             "{packs} packs in a group"
         );
-        covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
-        assert!(store::verify_group(be, l, &files).unwrap().is_clean());
     }
-    assert!(
-        files.keys().all(|f| covered.contains(f)),
-        "every file covered"
-    );
 }
 
 /// The parity update after a snapshot takes the headers of the files the stream wrote from
@@ -186,22 +201,7 @@ fn parity_of_new_packs_is_computed_without_reading_them_back() {
 /// every parity file's header: here, with no other parity, reads > 0.
 #[test]
 fn the_update_after_a_snapshot_reads_no_parity_file_the_stream_wrote() {
-    use crate::parity::guard::Guard;
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("repo");
-    create_small_repo(&root, true);
-    let lib = noise_library(dir.path(), 14, 700_000);
-    let counting = Arc::new(
-        FaultyBackend::new(Arc::new(LocalBackend::new(&root)))
-            .watching(&[Op::Read])
-            .kinds(&[FileKind::Parity]),
-    );
-    let guard = Arc::new(Guard::new(
-        counting.clone() as Arc<dyn Backend>,
-        50,
-        1 << 20,
-    ));
-    snapshot(&open_with(guard.clone() as Arc<dyn Backend>), &lib, &[]);
+    let (_dir, counting, guard, _) = streamed_snapshot(FileKind::Parity);
     guard.finish_stream().unwrap();
     let be = counting.as_ref() as &dyn Backend;
     let streamed = guard.take_streamed();
@@ -230,15 +230,5 @@ fn the_update_after_a_snapshot_reads_no_parity_file_the_stream_wrote() {
         "the index and snapshot files; the config and key files"
     );
     // What it wrote is what a fresh look finds in force: every file covered, clean.
-    let files = store::current_files(be).unwrap();
-    let (live, _) = store::live(store::load(be).unwrap().0);
-    let mut covered = HashSet::new();
-    for l in &live {
-        covered.extend(l.header.members.iter().map(|m| (m.kind, m.name.clone())));
-        assert!(store::verify_group(be, l, &files).unwrap().is_clean());
-    }
-    assert!(
-        files.keys().all(|f| covered.contains(f)),
-        "every file covered"
-    );
+    assert_every_file_covered(be);
 }
