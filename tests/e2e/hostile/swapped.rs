@@ -17,8 +17,26 @@ use crate::common::*;
 #[test]
 fn a_file_swapped_for_a_fifo_during_the_snapshot_does_not_hang_it() {
     let tmp = tempdir();
+    snapshot_while_swapping(&tmp, |p| {
+        let _ = fs::remove_file(p);
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+    });
+}
+
+/// The size of [`snapshot_while_swapping`]'s library: folders, files in each.
+const SWAPPED: (usize, usize) = (10, 2000);
+
+/// Snapshot `TMP/src` (a library of [`SWAPPED`] tiny files) into `TMP/repo` while a thread
+/// calls `swap` on each file, from the end, where the walker arrives last; the snapshot
+/// must finish within 90 s with exit 0 or 3. Returns the repository and the outcome.
+fn snapshot_while_swapping(
+    tmp: &tempfile::TempDir,
+    swap: impl Fn(&std::path::Path) + Send + 'static,
+) -> (Sv, Out) {
     let src = tmp.path().join("src");
-    let (dirs, files) = (10, 2000);
+    let (dirs, files) = SWAPPED;
     for d in 0..dirs {
         for i in 0..files {
             write_file(&src.join(format!("d{d}/f{i}")), format!("x{i}").as_bytes());
@@ -30,17 +48,12 @@ fn a_file_swapped_for_a_fifo_during_the_snapshot_does_not_hang_it() {
         let (src, stop) = (src.clone(), stop.clone());
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            // From the end, where the walker arrives last.
             for d in (0..dirs).rev() {
                 for i in (0..files).rev() {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let p = src.join(format!("d{d}/f{i}"));
-                    let _ = fs::remove_file(&p);
-                    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-                    // SAFETY: a valid NUL-terminated path.
-                    unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+                    swap(&src.join(format!("d{d}/f{i}")));
                 }
             }
         })
@@ -52,6 +65,7 @@ fn a_file_swapped_for_a_fifo_during_the_snapshot_does_not_hang_it() {
     stop.store(true, Ordering::Relaxed);
     let _ = swapper.join();
     assert!(matches!(out.code, Some(0) | Some(3)), "{out}");
+    (sv, out)
 }
 
 /// A large video truncated while the snapshot reads it (an editor trimming it in place, a
@@ -217,41 +231,14 @@ fn a_file_rewritten_in_place_with_its_time_set_back_while_it_is_read_is_named() 
 #[test]
 fn a_file_swapped_for_a_symlink_during_the_snapshot_is_not_followed() {
     let tmp = tempdir();
-    let src = tmp.path().join("src");
     let secret = tmp.path().join("secret");
     write_file(&secret, b"SECRET: not part of the library");
-    let (dirs, files) = (10, 2000);
-    for d in 0..dirs {
-        for i in 0..files {
-            write_file(&src.join(format!("d{d}/f{i}")), format!("x{i}").as_bytes());
-        }
-    }
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (src, stop, secret) = (src.clone(), stop.clone(), secret.clone());
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            for d in (0..dirs).rev() {
-                for i in (0..files).rev() {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let p = src.join(format!("d{d}/f{i}"));
-                    let tmp = p.with_extension("swap");
-                    let _ = std::os::unix::fs::symlink(&secret, &tmp);
-                    let _ = fs::rename(&tmp, &p);
-                }
-            }
-        })
-    };
-    let out = run_command(
-        sv.command(&["snapshot", src.to_str().unwrap()]),
-        Duration::from_secs(90),
-    );
-    stop.store(true, Ordering::Relaxed);
-    let _ = swapper.join();
-    assert!(matches!(out.code, Some(0) | Some(3)), "{out}");
+    let (sv, out) = snapshot_while_swapping(&tmp, move |p| {
+        let swap = p.with_extension("swap");
+        let _ = std::os::unix::fs::symlink(&secret, &swap);
+        let _ = fs::rename(&swap, p);
+    });
+    let (dirs, files) = SWAPPED;
     let restored = tmp.path().join("out");
     let _ = sv.run(&["restore", "latest", "--target", restored.to_str().unwrap()]);
     let mut leaked = Vec::new();
