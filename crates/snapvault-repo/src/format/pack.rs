@@ -33,6 +33,28 @@ pub struct PackEntry {
     pub raw_len: u32,
 }
 
+impl PackEntry {
+    /// The entry of `blob` stored at `offset` in its pack.
+    pub(crate) fn of(blob: &EncodedBlob, offset: usize) -> PackEntry {
+        PackEntry {
+            id: blob.id,
+            typ: blob.typ,
+            compressed: blob.compressed,
+            offset: offset as u32,
+            length: blob.sealed.len() as u32,
+            raw_len: blob.raw_len,
+        }
+    }
+}
+
+/// What ends a pack after its blobs: the sealed header of `entries`, then its length
+/// (4 bytes, little-endian).
+pub(crate) fn pack_tail(crypto: &Crypto, entries: &[PackEntry]) -> (Vec<u8>, [u8; 4]) {
+    let sealed = crypto.seal(&encode_header(entries));
+    let len = (sealed.len() as u32).to_le_bytes();
+    (sealed, len)
+}
+
 pub(crate) fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER_FIXED + entries.len() * ENTRY_LEN);
     h.extend_from_slice(MAGIC);
@@ -205,14 +227,7 @@ impl PackWriter {
     }
 
     pub fn add(&mut self, blob: &EncodedBlob) {
-        self.entries.push(PackEntry {
-            id: blob.id,
-            typ: blob.typ,
-            compressed: blob.compressed,
-            offset: self.len() as u32,
-            length: blob.sealed.len() as u32,
-            raw_len: blob.raw_len,
-        });
+        self.entries.push(PackEntry::of(blob, self.len()));
         self.data.extend_from_slice(&blob.sealed);
         if self.data.len() - self.hashed >= HASH_STEP {
             self.hasher.update(&self.data[self.hashed..]);
@@ -243,8 +258,7 @@ impl PackWriter {
         mut self,
         crypto: &Crypto,
     ) -> (PackId, PackBytes, Vec<PackEntry>) {
-        let sealed = crypto.seal(&encode_header(&self.entries));
-        let trailer = (sealed.len() as u32).to_le_bytes();
+        let (sealed, trailer) = pack_tail(crypto, &self.entries);
         self.data.extend_from_slice(&sealed);
         self.data.extend_from_slice(&trailer);
         self.hasher.update(&self.data[self.hashed..]);

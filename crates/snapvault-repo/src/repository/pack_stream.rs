@@ -15,7 +15,7 @@
 use crate::format::blob::EncodedBlob;
 use crate::format::crypto::Crypto;
 use crate::format::id::{Id, PackId};
-use crate::format::pack::{PackEntry, encode_header};
+use crate::format::pack::{PackEntry, pack_tail};
 use crate::storage::direct_io::{ALIGN, STAGE};
 
 /// Bytes of a pack handed over at once: the direct-I/O write size that reaches the
@@ -96,14 +96,7 @@ impl PackStream {
 
     /// Add a blob; false once `ship` says the writers stopped.
     pub(crate) fn add(&mut self, blob: &EncodedBlob, ship: &mut Ship<'_>) -> bool {
-        self.entries.push(PackEntry {
-            id: blob.id,
-            typ: blob.typ,
-            compressed: blob.compressed,
-            offset: self.len() as u32,
-            length: blob.sealed.len() as u32,
-            raw_len: blob.raw_len,
-        });
+        self.entries.push(PackEntry::of(blob, self.len()));
         self.append(&blob.sealed, ship)
     }
 
@@ -139,8 +132,7 @@ impl PackStream {
         crypto: &Crypto,
         ship: &mut Ship<'_>,
     ) -> Option<(PackId, Segment, Vec<PackEntry>)> {
-        let sealed = crypto.seal(&encode_header(&self.entries));
-        let trailer = (sealed.len() as u32).to_le_bytes();
+        let (sealed, trailer) = pack_tail(crypto, &self.entries);
         if !(self.append(&sealed, ship) && self.append(&trailer, ship)) {
             return None;
         }
