@@ -198,3 +198,62 @@ fn restoring_over_a_fifo_linked_outside_leaves_the_outside_fifo_alone() {
         "{out}"
     );
 }
+
+/// A device file (here `/dev/null`'s number) already in the target but hard-linked to a
+/// name outside it: restore gave the shared inode the snapshot's time, changing the
+/// outside device file too. It now makes the name a device of its own (under a temporary
+/// name, renamed over it) and leaves the outside one alone. Root only (mknod).
+#[test]
+fn restoring_over_a_device_linked_outside_leaves_the_outside_device_alone() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let device = |p: &Path, secs: i64| -> bool {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; makedev(1, 3) is /dev/null's number.
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+        if made != 0 {
+            return false;
+        }
+        let t = libc::timespec {
+            tv_sec: secs as _,
+            tv_nsec: 0,
+        };
+        let times = [t, t];
+        // SAFETY: as above; two timespecs; the device itself is never opened.
+        let set = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(set, 0, "utimensat {}", p.display());
+        true
+    };
+    if !device(&src.join("null"), 1_620_000_000) {
+        eprintln!("skipped: making a device file needs root");
+        return;
+    }
+    let sv = Sv::init(tmp.path().join("repo"), false);
+    sv.snapshot(&[&src], &[]);
+    let outside = tmp.path().join("outside/null");
+    fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    assert!(device(&outside, 1_720_000_000));
+    let target = tmp.path().join("t");
+    fs::create_dir_all(target.join("src")).unwrap();
+    fs::hard_link(&outside, target.join("src/null")).unwrap();
+    let before = meta(&outside);
+
+    let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        meta(&outside),
+        before,
+        "the device file outside the target changed (mode, mtime, inode):\n{out}"
+    );
+    let restored = fs::symlink_metadata(target.join("src/null")).unwrap();
+    assert_eq!(restored.rdev(), libc::makedev(1, 3) as u64, "{out}");
+    assert_eq!(mtime_ns(&restored), 1_620_000_000_000_000_000, "{out}");
+}

@@ -121,6 +121,18 @@ impl Dir {
         }
     }
 
+    /// Links, mode and time of the entry `name` itself (a symlink not followed), without
+    /// opening it (opening a device file can act on the device).
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn status(&self, name: &[u8]) -> io::Result<Status> {
+        let st = rustix::fs::statat(&self.fd, os(name), AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(Status {
+            nlink: st.st_nlink as u64,
+            mode: st.st_mode as u32,
+            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+        })
+    }
+
     /// Open the regular file `name` for reading; a symlink there is an error, not followed.
     /// Without blocking: a FIFO put in the file's place since it was looked up opens at once
     /// (and the caller's check of the open file's type turns it down) instead of waiting
@@ -377,6 +389,25 @@ fn timestamps(mtime_ns: i64) -> Timestamps {
     Timestamps {
         last_access: t,
         last_modification: t,
+    }
+}
+
+/// What decides whether an entry already there is shared with another name.
+#[derive(Clone, Copy)]
+pub(crate) struct Status {
+    pub nlink: u64,
+    pub mode: u32,
+    pub mtime_ns: i128,
+}
+
+impl Status {
+    pub fn of(md: &fs::Metadata) -> Status {
+        use std::os::unix::fs::MetadataExt;
+        Status {
+            nlink: md.nlink(),
+            mode: md.mode(),
+            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
+        }
     }
 }
 

@@ -239,7 +239,8 @@ pub fn make(
             if it.node.kind == NodeKind::Symlink {
                 symlink(dir, name, &it.node, run.opts.overwrite)
             } else {
-                special(dir, name, &it.node, run.opts.overwrite)
+                let tmp = run.temps.for_path(&it.path);
+                special(dir, name, &tmp, &it.node, run.opts.overwrite)
             }
         });
         match made {
@@ -290,14 +291,14 @@ fn symlink(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
 }
 
 /// Has the entry `md` other names (hard links), and a mode or time other than `node`'s?
-fn shared_elsewhere(md: &std::fs::Metadata, node: &Node) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let mtime = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
-    md.nlink() > 1 && (md.mode() & 0o7777 != node.mode & 0o7777 || mtime != node.mtime as i128)
+/// Then giving it `node`'s would change those names too (perhaps outside the target).
+fn shared_elsewhere(md: dirs::Status, node: &Node) -> bool {
+    md.nlink > 1 && (md.mode & 0o7777 != node.mode & 0o7777 || md.mtime_ns != node.mtime as i128)
 }
 
-/// Make the FIFO or device `name` in `dir`; a socket is only noted.
-fn special(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<Made> {
+/// Make the FIFO or device `name` in `dir` (a device through the temporary name `tmp`
+/// when one sharing its inode is there); a socket is only noted.
+fn special(dir: &Dir, name: &[u8], tmp: &[u8], node: &Node, overwrite: bool) -> io::Result<Made> {
     let rdev = node.rdev.unwrap_or(0);
     let (ft, same) = match node.kind {
         NodeKind::Fifo => (FileType::Fifo, Entry::Fifo),
@@ -340,7 +341,7 @@ fn special(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
     // harmless); a device is not opened (that can act on the device), so only its times.
     if node.kind == NodeKind::Fifo {
         if let Ok(f) = dir.open_fifo(name) {
-            if there == same && shared_elsewhere(&f.metadata()?, node) {
+            if there == same && shared_elsewhere(dirs::Status::of(&f.metadata()?), node) {
                 // Another name shares this FIFO (a hard link, perhaps outside the target):
                 // setting mode and time on it would change that name too. A FIFO holds
                 // nothing, so the name gets one of its own (as a regular file gets a copy).
@@ -354,6 +355,28 @@ fn special(dir: &Dir, name: &[u8], node: &Node, overwrite: bool) -> io::Result<M
             }
             dirs::set_meta(&f, node.mode, node.mtime);
         }
+    } else if there == same && shared_elsewhere(dir.status(name)?, node) {
+        // Another name shares this device file: its time is left alone and the name gets
+        // a device of its own, made beside it and renamed over it (never opened: opening
+        // a device can act on it). Where that is not allowed, the shared one stays as is.
+        dir.remove_if_there(tmp)?;
+        match dir.mknod(tmp, ft, node.mode, rdev) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                return Ok(Ok(Done::Noted(
+                    "a device file sharing its inode with another name: left as it is (only \
+                     root may make one of its own), its time not set"
+                        .into(),
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+        let _ = dir.set_link_times(tmp, node.mtime);
+        if let Err(e) = dir.rename(tmp, name) {
+            let _ = dir.remove_file(tmp);
+            return Err(e);
+        }
+        return Ok(Ok(Done::Created));
     } else {
         let _ = dir.set_link_times(name, node.mtime);
     }
