@@ -4,11 +4,10 @@
 //! only when its BLAKE3 (and content-derived name) match what the parity recorded. A member
 //! whose every shard matches is intact (its shard hashes are its checksum).
 
-use reed_solomon_simd::ReedSolomonDecoder;
-use reed_solomon_simd::engine::DefaultEngine;
-use reed_solomon_simd::rate::{HighRateDecoder, RateDecoder};
+use reed_solomon_simd::rate::{DefaultRateDecoder, HighRateDecoder, RateDecoder};
 
 use super::encode::codec;
+use super::engine::ParityEngine;
 use super::header::ParityHeader;
 use super::{SHARD, par_bands};
 use crate::error::Result;
@@ -301,16 +300,22 @@ fn repair_band<S: GroupSource>(
 }
 
 /// A band-decoding thread's decoders, made on first use and reused for its next bands.
+/// They run on [`ParityEngine`] (the GFNI transforms where the CPU has them), like the
+/// encoders: the same butterflies on the same tables as the crate's own engine, so the
+/// same restored bytes (test `engine::tests::decoding_equals_the_crates_engine`), for a
+/// decode's IFFT and FFT over up to 8192 shards per damaged band.
 #[derive(Default)]
 struct Decoders {
-    systematic: Option<ReedSolomonDecoder>,
-    high_rate: Option<HighRateDecoder<DefaultEngine>>,
+    /// Versions 1 and 2: the crate's systematic code, low or high rate as it picks by the
+    /// counts (what `ReedSolomonDecoder` is, on the crate's engine).
+    systematic: Option<DefaultRateDecoder<ParityEngine>>,
+    high_rate: Option<HighRateDecoder<ParityEngine>>,
 }
 
 impl Decoders {
-    /// The decoder of a band of `data` shards with `stored` recovery shards: version 3
-    /// (`width` = `C`) is always the high-rate code with `C` recovery positions, those past
-    /// the stored ones missing; versions 1 and 2 the systematic code the crate picks.
+    /// The decoder of a band of `data` shards with `stored` recovery shards: versions 3 and
+    /// 4 (`width` = `C`) are always the high-rate code with `C` recovery positions, those
+    /// past the stored ones missing; versions 1 and 2 the systematic code the crate picks.
     fn get(&mut self, width: Option<u32>, data: usize, stored: usize) -> Result<&mut dyn Decode> {
         Ok(match width {
             Some(c) => {
@@ -319,7 +324,7 @@ impl Decoders {
                     d.reset(data, c, SHARD).map_err(codec)?;
                 } else {
                     self.high_rate = Some(
-                        HighRateDecoder::new(data, c, SHARD, DefaultEngine::new(), None)
+                        HighRateDecoder::new(data, c, SHARD, ParityEngine::new(), None)
                             .map_err(codec)?,
                     );
                 }
@@ -329,8 +334,10 @@ impl Decoders {
                 if let Some(d) = self.systematic.as_mut() {
                     d.reset(data, stored, SHARD).map_err(codec)?;
                 } else {
-                    self.systematic =
-                        Some(ReedSolomonDecoder::new(data, stored, SHARD).map_err(codec)?);
+                    self.systematic = Some(
+                        DefaultRateDecoder::new(data, stored, SHARD, ParityEngine::new(), None)
+                            .map_err(codec)?,
+                    );
                 }
                 self.systematic.as_mut().map(|d| d as &mut dyn Decode)
             }
@@ -347,22 +354,7 @@ trait Decode {
     fn restored(&mut self) -> Result<Vec<(usize, Vec<u8>)>>;
 }
 
-impl Decode for ReedSolomonDecoder {
-    fn add_original_shard(&mut self, i: usize, s: &[u8]) -> Result<()> {
-        ReedSolomonDecoder::add_original_shard(self, i, s).map_err(codec)
-    }
-    fn add_recovery_shard(&mut self, j: usize, s: &[u8]) -> Result<()> {
-        ReedSolomonDecoder::add_recovery_shard(self, j, s).map_err(codec)
-    }
-    fn restored(&mut self) -> Result<Vec<(usize, Vec<u8>)>> {
-        let r = self.decode().map_err(codec)?;
-        Ok(r.restored_original_iter()
-            .map(|(i, s)| (i, s.to_vec()))
-            .collect())
-    }
-}
-
-impl Decode for HighRateDecoder<DefaultEngine> {
+impl<D: RateDecoder<ParityEngine>> Decode for D {
     fn add_original_shard(&mut self, i: usize, s: &[u8]) -> Result<()> {
         RateDecoder::add_original_shard(self, i, s).map_err(codec)
     }
