@@ -23,6 +23,7 @@ use crate::storage::FileKind;
 
 mod data;
 mod trees;
+mod verify;
 
 pub(crate) use data::read_header;
 
@@ -521,5 +522,7 @@ pub(crate) fn is_own_pack(repo: &Repository, name: &str, size: u64) -> bool {
     }
 }
 
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod tests;

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use super::verify::{HeaderRead, verify_pack};
 use super::{CheckObserver, CheckOptions, CheckReport, ReadData, Remedy, Severity};
 use crate::error::{RepoError, Result};
-use crate::format::blob;
-use crate::format::id::{BlobId, Id, PackId};
+use crate::format::id::{BlobId, PackId};
 use crate::format::pack::{self, PackEntry};
 use crate::repository::Repository;
-use crate::repository::index::{BlobLocation, ByPack, Index};
+use crate::repository::index::{ByPack, Index};
 use crate::storage::FileKind;
 
 /// A problem found reading a pack: (pack, object, message, blobs hurt).
@@ -94,7 +94,7 @@ pub(super) fn read_packs(
                         break;
                     };
                     let read = read_pack(repo, &id, size, &mut buf);
-                    if full_tx.send((pos, id, read, buf)).is_err() {
+                    if full_tx.send((pos, id, size, read, buf)).is_err() {
                         break;
                     }
                 }
@@ -107,13 +107,16 @@ pub(super) fn read_packs(
             let (full_rx, free_tx) = (full_rx.clone(), free_tx.clone());
             let (found, unread, done, headers, bytes) = (&found, &unread, &done, &headers, &bytes);
             s.spawn(move || {
-                for (pos, id, read, mut buf) in full_rx.iter() {
+                for (pos, id, size, read, mut buf) in full_rx.iter() {
                     match read {
                         Read::Bytes { at, len } => {
-                            let (probs, header) = match buf.get_mut(at..at + len) {
-                                Some(b) => verify_pack(repo, &id, &per_pack.of(pos), b),
-                                None => (Vec::new(), Err("read out of its buffer".into())),
-                            };
+                            let (probs, header) = verify_pack(
+                                repo,
+                                (&id, size),
+                                &per_pack.of(pos),
+                                &mut buf,
+                                (at, len),
+                            );
                             let n = len as u64;
                             bytes.fetch_add(n, Relaxed);
                             obs.pack_read(n);
@@ -191,12 +194,12 @@ impl Plan {
     }
 }
 
-/// A pack as a reader handed it over: (position in the index, pack, what was read, the
-/// buffer that holds it).
-type Filled = (usize, PackId, Read, Vec<u8>);
+/// A pack as a reader handed it over: (position in the index, pack, its size on storage,
+/// what was read, the buffer that holds it).
+type Filled = (usize, PackId, u64, Read, Vec<u8>);
 
 /// What reading a whole pack gave.
-enum Read {
+pub(super) enum Read {
     /// Its bytes, at `at..at + len` of the buffer.
     Bytes { at: usize, len: usize },
     /// It is gone since it was listed (or shorter): damage, its blobs are lost.
@@ -341,14 +344,8 @@ pub(crate) fn read_header(repo: &Repository, id: &PackId, size: u64) -> Result<V
     pack::decode_header(&plain, start)
 }
 
-/// Problems found in one pack: (object, message, blobs hurt).
-type PackFindings = Vec<(String, String, Vec<BlobId>)>;
-
-/// A pack's header as decoded from the whole pack, or why it could not be.
-type HeaderRead = std::result::Result<Vec<PackEntry>, String>;
-
 /// Read one whole pack into `buf`.
-fn read_pack(repo: &Repository, id: &PackId, size: u64, buf: &mut Vec<u8>) -> Read {
+pub(super) fn read_pack(repo: &Repository, id: &PackId, size: u64, buf: &mut Vec<u8>) -> Read {
     let name = id.to_hex();
     match repo
         .backend()
@@ -364,69 +361,4 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64, buf: &mut Vec<u8>) -> Re
         Err(e) if e.is_unavailable() => Read::Unavailable(format!("could not be read: {e}")),
         Err(e) => Read::Gone(format!("cannot be read: {e}")),
     }
-}
-
-/// Check a pack's name, header and every blob the index names in it, from its bytes:
-/// the problems found and the header decoded from them.
-fn verify_pack(
-    repo: &Repository,
-    id: &PackId,
-    indexed: &[(BlobId, BlobLocation)],
-    bytes: &mut [u8],
-) -> (PackFindings, HeaderRead) {
-    let object = format!("pack {}", id.to_hex());
-    let mut out = Vec::new();
-    if Id::hash_of(bytes) != id.0 {
-        out.push((
-            object.clone(),
-            "is damaged: its content does not match its name".to_string(),
-            Vec::new(),
-        ));
-    }
-    let header = pack::parse_pack(repo.crypto(), bytes, &object);
-    if let Err(e) = &header {
-        out.push((
-            object.clone(),
-            format!("header is damaged: {e}"),
-            Vec::new(),
-        ));
-    }
-    // Verify every blob the index points at (the index is what restore uses). The pack is
-    // read once and, when the index's ranges do not overlap (always, unless it is damaged),
-    // every blob is opened in place in it: no allocation or copy per blob.
-    let disjoint = indexed
-        .windows(2)
-        .all(|w| w[0].1.offset as u64 + w[0].1.length as u64 <= w[1].1.offset as u64);
-    let mut bad = Vec::new();
-    for (bid, loc) in indexed {
-        let start = loc.offset as usize;
-        let end = start + loc.length as usize;
-        let ok = match bytes.get_mut(start..end) {
-            None => false,
-            Some(sealed) if disjoint => {
-                blob::decode_in_place(repo.crypto(), bid, loc.compressed(), loc.raw_len, sealed)
-                    .is_ok()
-            }
-            Some(sealed) => {
-                blob::decode(repo.crypto(), bid, loc.compressed(), loc.raw_len, sealed).is_ok()
-            }
-        };
-        if !ok {
-            bad.push(*bid);
-        }
-    }
-    if !bad.is_empty() {
-        let list: Vec<String> = bad.iter().take(5).map(|b| b.short()).collect();
-        out.push((
-            object,
-            format!(
-                "{} blob(s) fail verification ({}{})",
-                bad.len(),
-                list.join(", "),
-                if bad.len() > 5 { ", …" } else { "" }
-            ),
-            bad,
-        ));
-    }
-    (out, header.map_err(|e| e.to_string()))
 }
