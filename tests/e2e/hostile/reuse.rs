@@ -1,7 +1,9 @@
 //! Session 13's attacker round on session 12's folder tree reuse (`ops/archiver/reuse.rs`):
 //! a folder whose listing looks the same as the parent's keeps the parent's tree. Can a
-//! changed file hide in such a folder? The change test is a file's size and modification
-//! time (and its inode only when it has several names), as the node keeps nothing else.
+//! changed file hide in such a folder? The change test was a file's size and modification
+//! time (and its inode only when it has several names); since session 14 a file node of a
+//! folder source also records the file's change time (ctime) and inode, compared as restic
+//! does, and these tests pass.
 
 use std::fs;
 use std::path::Path;
@@ -32,11 +34,8 @@ fn after(
 
 /// Rewritten in place, same length, its time set back (`touch -d`, a tool that keeps
 /// times): the listing looks as before, so the folder's tree (and the file's old content)
-/// was reused. restic sees it by the change time (ctime) and the inode, which the node
-/// does not keep.
+/// was reused. The write moved its change time (ctime), which the node now records.
 #[test]
-#[ignore = "the change test is size + mtime only: a same-size write with the time set back \
-            is not seen (needs ctime/inode in the node: a format change, format/tree.rs)"]
 fn a_photo_rewritten_with_its_time_set_back_is_read_again() {
     let (_tmp, src, out) = after(|src| {
         let p = src.join("day/IMG_0001.JPG");
@@ -49,10 +48,8 @@ fn a_photo_rewritten_with_its_time_set_back_is_read_again() {
 /// Two photos of one size and time swapped by name (renamed through a third name): each
 /// name is listed as before, so the snapshot kept each name's old content — the restore
 /// gives IMG_0001 the bytes of IMG_0002 and back. The rename changed both files' ctime and
-/// each name's inode.
+/// each name's inode, both recorded now.
 #[test]
-#[ignore = "the change test is size + mtime only: two files of one size and time swapped \
-            by name are not seen (needs ctime/inode in the node: a format change, format/tree.rs)"]
 fn two_photos_of_one_size_and_time_swapped_by_name_are_read_again() {
     let (_tmp, src, out) = after(|src| {
         let d = src.join("day");
@@ -80,11 +77,9 @@ fn a_photo_replaced_by_a_hard_link_of_its_twin_is_read_again() {
 
 /// A photo renamed within its folder, another taking its old name with its size and time
 /// (an import that renames): the folder's listing differs (a new name), so it is walked,
-/// but the name taken over is compared with its old node by size and time alone and kept
-/// the old content.
+/// but the name taken over was compared with its old node by size and time alone and kept
+/// the old content; its inode and change time differ.
 #[test]
-#[ignore = "the change test is size + mtime only: a new file under an old name with the old \
-            size and time is not seen (needs ctime/inode in the node: a format change)"]
 fn a_photo_renamed_within_its_folder_and_its_name_reused_is_read_again() {
     let (_tmp, src, out) = after(|src| {
         let d = src.join("day");
