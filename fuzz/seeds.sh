@@ -77,6 +77,10 @@ EOF
 cat >"$out/tree/tree-2" <<EOF
 {"nodes":[{"name":"a.jpg","type":"file","mode":420,"mtime":0,"size":1,"content":["$id"],"dev":66306,"ino":1234567},{"name":"b.jpg","type":"file","mode":420,"mtime":0,"size":1,"content":["$id"],"dev":66306,"ino":1234567},{"name":"disk","type":"blockdev","mode":432,"mtime":0,"rdev":2049},{"name":"null","type":"chardev","mode":438,"mtime":0,"rdev":259},{"name":"pipe","type":"fifo","mode":420,"mtime":0},{"name":"sock","type":"socket","mode":493,"mtime":0}]}
 EOF
+# Change-test fields (ctime, inode), on a file with one name and on one with two.
+cat >"$out/tree/tree-3" <<EOF
+{"nodes":[{"name":"IMG_0001.HEIC","type":"file","mode":420,"mtime":1700000000000000000,"size":60000,"content":["$id"],"ctime":1700000123456789012,"inode":4295032833},{"name":"IMG_0002.HEIC","type":"file","mode":420,"mtime":-1,"size":1,"content":["$id"],"dev":66306,"ino":917505,"ctime":-5,"inode":917505}]}
+EOF
 printf '{"nodes":[]}' >"$out/tree/tree-empty"
 # As snapvault writes them, without the final newline: read by the compact decoder.
 for f in tree-1 tree-2; do

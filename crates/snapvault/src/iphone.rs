@@ -91,6 +91,8 @@ fn dir_entry(name: &[u8]) -> SourceEntry {
         target: None,
         rdev: None,
         link: None,
+        ctime: None,
+        inode: None,
     }
 }
 
@@ -105,6 +107,8 @@ fn file_entry(name: &[u8], e: &DeviceEntry) -> SourceEntry {
         target: None,
         rdev: None,
         link: None,
+        ctime: None,
+        inode: None,
     }
 }
 

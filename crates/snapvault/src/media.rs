@@ -213,6 +213,8 @@ mod tests {
                 target: None,
                 rdev: None,
                 link: None,
+                ctime: None,
+                inode: None,
             };
             let head = &mov[..head_len];
             let meta = PhotoInspector.inspect(b"DCIM/IMG_0001.MOV", head, &entry);

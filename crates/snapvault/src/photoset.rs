@@ -228,6 +228,8 @@ mod tests {
             rdev: None,
             dev: None,
             ino: None,
+            ctime: None,
+            inode: None,
         }
     }
 

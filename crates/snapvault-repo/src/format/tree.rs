@@ -148,6 +148,17 @@ pub struct Node {
     pub dev: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
+    /// Files from a local folder: the status change time (`st_ctime`, ns) when listed. Set
+    /// by every write, rename, chmod or new link, and not settable by a program, so a
+    /// file rewritten with its size and mtime kept is still seen to have changed. Read only
+    /// by the snapshot's change test; absent (older trees, the iPhone source): not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime: Option<i64>,
+    /// Files from a local folder: the inode number when listed, whatever the link count.
+    /// Read only by the change test (another file under an old name has another inode);
+    /// unlike `ino`, never a reason for restore to link files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +221,8 @@ impl Tree {
             } && (n.rdev.is_none()
                 || matches!(n.kind, NodeKind::CharDevice | NodeKind::BlockDevice))
                 && (n.dev.is_some() == n.ino.is_some())
-                && (n.ino.is_none() || n.kind == NodeKind::File);
+                && (n.ino.is_none() || n.kind == NodeKind::File)
+                && ((n.ctime.is_none() && n.inode.is_none()) || n.kind == NodeKind::File);
             if !ok {
                 return Err(RepoError::corrupt(
                     "tree",
@@ -251,6 +263,8 @@ mod tests {
             rdev: matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice).then_some(259),
             dev: (kind == NodeKind::File).then_some(66306),
             ino: (kind == NodeKind::File).then_some(1_234_567),
+            ctime: (kind == NodeKind::File).then_some(1_700_000_001_000_000_007),
+            inode: (kind == NodeKind::File).then_some(1_234_567),
         }
     }
 
@@ -311,11 +325,14 @@ mod tests {
             (t.nodes[0].dev, t.nodes[0].ino, t.nodes[0].rdev),
             (None, None, None)
         );
+        assert_eq!((t.nodes[0].ctime, t.nodes[0].inode), (None, None));
         for bad in [
             r#"{"nodes":[{"name":"p","type":"fifo","mode":420,"mtime":0,"rdev":5}]}"#,
             r#"{"nodes":[{"name":"d","type":"chardev","mode":420,"mtime":0}]}"#,
             r#"{"nodes":[{"name":"s","type":"socket","mode":420,"mtime":0,"target":"x"}]}"#,
             r#"{"nodes":[{"name":"f","type":"file","mode":420,"mtime":0,"ino":5}]}"#,
+            r#"{"nodes":[{"name":"d","type":"dir","mode":493,"mtime":0,"subtree":"00000000000000000000000000000000000000000000000000000000000000ff","ctime":1}]}"#,
+            r#"{"nodes":[{"name":"l","type":"symlink","mode":511,"mtime":0,"target":"x","inode":7}]}"#,
         ] {
             assert!(Tree::decode(bad.as_bytes()).is_err(), "{bad}");
         }
@@ -324,6 +341,43 @@ mod tests {
             Tree::decode(ok.as_bytes()).unwrap().nodes[0].rdev,
             Some(2049)
         );
+    }
+
+    /// The change-test fields as written (format.md §8): a file with one name has its
+    /// `ctime` and `inode` but no `dev`/`ino`, so restore links nothing; the bytes are
+    /// pinned, both decoders read them, and encoding gives them back.
+    #[test]
+    fn change_test_fields_are_pinned() {
+        let id = "ab".repeat(32);
+        let json = format!(
+            r#"{{"nodes":[{{"name":"IMG_0001.HEIC","type":"file","mode":420,"mtime":1700000000000000000,"size":60000,"content":["{id}"],"ctime":1700000123456789012,"inode":4295032833}},{{"name":"IMG_0002.HEIC","type":"file","mode":420,"mtime":1700000000000000000,"size":60000,"content":["{id}"],"dev":66306,"ino":917505,"ctime":1700000123456789013,"inode":917505}}]}}"#
+        );
+        let t = Tree::decode(json.as_bytes()).unwrap();
+        assert_eq!(t, Tree::decode_with_serde(json.as_bytes()).unwrap());
+        assert!(
+            compact::decode(json.as_bytes()).is_some(),
+            "the fast decoder reads it"
+        );
+        let (a, b) = (&t.nodes[0], &t.nodes[1]);
+        assert_eq!(
+            (a.ctime, a.inode, a.dev, a.ino),
+            (
+                Some(1_700_000_123_456_789_012),
+                Some(4_295_032_833),
+                None,
+                None
+            )
+        );
+        assert_eq!(
+            (b.ctime, b.inode, b.dev, b.ino),
+            (
+                Some(1_700_000_123_456_789_013),
+                Some(917_505),
+                Some(66306),
+                Some(917_505)
+            )
+        );
+        assert_eq!(String::from_utf8(t.encode()).unwrap(), json);
     }
 
     #[test]

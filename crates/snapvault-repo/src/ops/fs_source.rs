@@ -27,6 +27,10 @@ pub struct SourceEntry {
     pub rdev: Option<u64>,
     /// A file with more than one hard link: (device, inode), so restore can link it again.
     pub link: Option<(u64, u64)>,
+    /// Files, when the source can tell (local folders): the status change time (ns) and
+    /// the inode number, for the change test only (never for linking: see `link`).
+    pub ctime: Option<i64>,
+    pub inode: Option<u64>,
 }
 
 /// How a file was seen to change while the snapshot read it.
@@ -39,7 +43,7 @@ pub enum Change {
     Time,
     /// Length and modification time as listed, but its status changed while it was read:
     /// written and its time set back (`touch -d`, a tool keeping times), or its mode or
-    /// links changed. The next snapshot compares times and would not see a write.
+    /// links changed. The next snapshot sees it by the change time its node recorded.
     TimeSetBack,
 }
 
@@ -245,6 +249,8 @@ pub(crate) fn entry_from_metadata(
         target,
         rdev: matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice).then(|| md.rdev()),
         link: (kind == NodeKind::File && md.nlink() > 1).then(|| (md.dev(), md.ino())),
+        ctime: (kind == NodeKind::File).then(|| md.ctime() * 1_000_000_000 + md.ctime_nsec()),
+        inode: (kind == NodeKind::File).then(|| md.ino()),
     })
 }
 

@@ -26,6 +26,8 @@ pub fn node(name: &str, kind: NodeKind) -> Node {
         rdev: None,
         dev: None,
         ino: None,
+        ctime: None,
+        inode: None,
     }
 }
 

@@ -656,6 +656,8 @@ mod tests {
             rdev: None,
             dev: None,
             ino: None,
+            ctime: None,
+            inode: None,
         };
         for (i, change) in [
             Change::Length { listed: 9, read: 4 },

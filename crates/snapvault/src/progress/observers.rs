@@ -116,9 +116,8 @@ pub fn changed_message(change: Change) -> String {
             .into(),
         Change::TimeSetBack => "changed while it was read: its status changed while it was \
              read (written with its modification time set back, or its mode or links \
-             changed); the bytes read are stored (maybe no version the file ever had), and \
-             the next snapshot compares times and would not read it again: `snapvault \
-             snapshot --force` reads every file"
+             changed); the bytes read are stored (maybe no version the file ever had) and \
+             the next snapshot reads it again (its change time differs)"
             .into(),
     }
 }

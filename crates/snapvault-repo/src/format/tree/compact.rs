@@ -291,6 +291,7 @@ impl<'a> Parser<'a> {
         let (mut name, mut kind, mut mode, mut mtime, mut btime) = (None, None, None, None, None);
         let (mut size, mut content, mut subtree, mut target) = (None, None, None, None);
         let (mut media, mut rdev, mut dev, mut ino) = (None, None, None, None);
+        let (mut ctime, mut inode) = (None, None);
         self.object(|p, k| match k {
             b"name" => set(&mut name, p.name()?),
             b"type" => set(&mut kind, p.kind()?),
@@ -305,6 +306,8 @@ impl<'a> Parser<'a> {
             b"rdev" => set(&mut rdev, p.uint()?),
             b"dev" => set(&mut dev, p.uint()?),
             b"ino" => set(&mut ino, p.uint()?),
+            b"ctime" => set(&mut ctime, p.int()?),
+            b"inode" => set(&mut inode, p.uint()?),
             _ => None,
         })?;
         Some(Node {
@@ -321,6 +324,8 @@ impl<'a> Parser<'a> {
             rdev,
             dev,
             ino,
+            ctime,
+            inode,
         })
     }
 }

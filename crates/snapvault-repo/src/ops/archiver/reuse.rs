@@ -51,6 +51,8 @@ pub(super) fn node_from(e: &SourceEntry, unchanged: Option<&Node>) -> Node {
         rdev: e.rdev,
         dev: e.link.map(|(dev, _)| dev),
         ino: e.link.map(|(_, ino)| ino),
+        ctime: e.ctime,
+        inode: e.inode,
     };
     if let Some(o) = unchanged {
         n.content = o.content.clone();
@@ -59,8 +61,25 @@ pub(super) fn node_from(e: &SourceEntry, unchanged: Option<&Node>) -> Node {
     n
 }
 
+/// The change test's questions to the listing: is the file `e` the one `old` recorded?
+/// Same size and mtime; where `old` has them, the same status change time and inode (a
+/// write with the mtime set back, a rename onto the name, a new file under it all change
+/// one of them); a file with several names, the same (device, inode) as recorded for
+/// linking. A node without `ctime`/`inode` (written before they were, or by a source that
+/// cannot tell) is judged by size and mtime, as it was: upgrading reads no file again, and
+/// the new snapshot records both, so the next one compares them.
+pub(super) fn same_file(e: &SourceEntry, old: &Node) -> bool {
+    old.kind == NodeKind::File
+        && old.size == e.size
+        && old.mtime == e.mtime
+        && old.ctime.is_none_or(|c| e.ctime == Some(c))
+        && old.inode.is_none_or(|i| e.inode == Some(i))
+        && e.link
+            .is_none_or(|(dev, ino)| (old.dev, old.ino) == (Some(dev), Some(ino)))
+}
+
 /// Would the walk build exactly `old` for `e` (a folder's subtree aside)? `unchanged`
-/// is the walker's change test for a file (size, mtime, blobs stored); it is asked only
+/// is the walker's change test for a file ([`same_file`], blobs stored); it is asked only
 /// when every other field matches. Compared field by field, without building the node:
 /// adding a field to [`Node`] fails to compile here until it is compared.
 pub(super) fn same_node(e: &SourceEntry, old: &Node, unchanged: impl FnOnce() -> bool) -> bool {
@@ -78,6 +97,8 @@ pub(super) fn same_node(e: &SourceEntry, old: &Node, unchanged: impl FnOnce() ->
         rdev,
         dev,
         ino,
+        ctime,
+        inode,
     } = old;
     let listed = *name == e.name
         && *kind == e.kind
@@ -88,7 +109,9 @@ pub(super) fn same_node(e: &SourceEntry, old: &Node, unchanged: impl FnOnce() ->
         && *target == e.target
         && *rdev == e.rdev
         && *dev == e.link.map(|(d, _)| d)
-        && *ino == e.link.map(|(_, i)| i);
+        && *ino == e.link.map(|(_, i)| i)
+        && *ctime == e.ctime
+        && *inode == e.inode;
     listed
         && match e.kind {
             NodeKind::File => subtree.is_none() && unchanged(),

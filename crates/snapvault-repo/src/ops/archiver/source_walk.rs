@@ -239,17 +239,12 @@ impl Walker<'_> {
         Ok(pending)
     }
 
-    /// The previous snapshot's node for `e` when the file has not changed since (same size
-    /// and mtime, all its blobs still stored and none marked for re-reading). A file with
-    /// several names is also the same inode: a name made a hard link of its twin (same size
-    /// and time, other bytes) kept its old content, and restore then linked the twin to it.
+    /// The previous snapshot's node for `e` when the file has not changed since (the
+    /// listing says so: [`reuse::same_file`]), all its blobs still stored and none marked
+    /// for re-reading.
     fn unchanged<'n>(&self, e: &SourceEntry, old: Option<&'n Node>) -> Option<&'n Node> {
         old.filter(|o| {
-            o.kind == NodeKind::File
-                && o.size == e.size
-                && o.mtime == e.mtime
-                && e.link
-                    .is_none_or(|(dev, ino)| (o.dev, o.ino) == (Some(dev), Some(ino)))
+            reuse::same_file(e, o)
                 && o.content
                     .iter()
                     .all(|id| self.shared.index.contains(id) && !self.reread.contains(id))

@@ -142,14 +142,26 @@ fn after_each_kind_of_change_the_reused_trees_are_the_trees_read_anew() {
     let changes: Vec<(&str, Change, &[&str])> = vec![
         ("nothing", Box::new(|_| {}), &[]),
         (
-            "a file edited in place, size and mtime kept (unchanged by the change test)",
+            "a file edited in place, size and mtime kept (seen by its change time)",
             Box::new(move |lib| {
                 let f = at("a/f01")(lib);
                 let t = std::fs::metadata(&f).unwrap().modified().unwrap();
                 std::fs::write(&f, b"A FILE 1").unwrap();
                 set_mtime(&f, t);
             }),
-            &[],
+            &["", "lib", "lib/a"],
+        ),
+        (
+            "two files of one size and time swapped by name (seen by their inodes)",
+            Box::new(move |lib| {
+                let (x, y, t) = (at("b/h0")(lib), at("b/h1")(lib), at("b/tmp")(lib));
+                let time = std::fs::metadata(&x).unwrap().modified().unwrap();
+                set_mtime(&y, time);
+                std::fs::rename(&x, &t).unwrap();
+                std::fs::rename(&y, &x).unwrap();
+                std::fs::rename(&t, &y).unwrap();
+            }),
+            &["", "lib", "lib/b"],
         ),
         (
             "a file edited",
@@ -285,6 +297,86 @@ fn a_damaged_tree_is_stored_again_not_reused() {
     assert_eq!(reused, expected);
 }
 
+/// A folder listed without change times and inodes: the nodes a snapshot made before they
+/// were recorded (or by a source that cannot tell).
+struct Blind<'a>(&'a FolderSource);
+
+impl Source for Blind<'_> {
+    fn list(&self, dir: &[u8]) -> io::Result<Vec<SourceEntry>> {
+        let mut entries = self.0.list(dir)?;
+        for e in &mut entries {
+            (e.ctime, e.inode) = (None, None);
+        }
+        Ok(entries)
+    }
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
+        self.0.open(path)
+    }
+}
+
+/// After an upgrade, a parent whose nodes lack `ctime` and `inode` is compared by size and
+/// mtime: no file is read again, every file's node gains both fields (so the folders with
+/// files are written again, once), and the snapshot after that reuses every folder.
+#[test]
+fn nodes_without_change_time_and_inode_are_compared_as_before_and_gain_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, lib) = (dir.path().join("repo"), dir.path().join("lib"));
+    create_small_repo(&root, true);
+    let repo = open(&root);
+    library(&lib);
+    let folder = FolderSource::new(std::slice::from_ref(&lib)).unwrap();
+    let (old, _) = take(&repo, &Blind(&folder), &folder, None, vec![], |o| o);
+    let (upgraded, reused) = take(&repo, &folder, &folder, Some(old.clone()), vec![], |o| o);
+    let sum = &upgraded.1.summary;
+    assert_eq!(
+        (sum.bytes_read, sum.files_changed, sum.files_new),
+        (0, 0, 0)
+    );
+    assert_eq!(sum.files_unchanged, old.1.summary.files_total);
+    // Every folder lists a file, or a folder that does.
+    assert!(reused.is_empty(), "{reused:?}");
+    let (anew, _) = take(&repo, &folder, &folder, None, vec![], |o| o);
+    assert_eq!(upgraded.1.tree, anew.1.tree, "not the tree read anew");
+    let index = repo.load_index().unwrap().index;
+    let lib_tree = |s: &Snapshot| {
+        let top = repo.load_tree(&index, &s.tree).unwrap();
+        repo.load_tree(&index, &top.nodes[0].subtree.unwrap())
+            .unwrap()
+    };
+    let top_txt = |t: &Tree| {
+        t.nodes
+            .iter()
+            .find(|n| n.name.0 == b"top.txt")
+            .cloned()
+            .unwrap()
+    };
+    let (before, after) = (top_txt(&lib_tree(&old.1)), top_txt(&lib_tree(&upgraded.1)));
+    assert_eq!((before.ctime, before.inode), (None, None));
+    let md = std::fs::metadata(lib.join("top.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (after.ctime, after.inode, after.dev, after.ino),
+        (
+            Some(md.ctime() * 1_000_000_000 + md.ctime_nsec()),
+            Some(md.ino()),
+            None,
+            None
+        ),
+        "recorded for the change test, not for linking"
+    );
+    assert_eq!(after.content, before.content);
+    let (next, reused) = take(
+        &repo,
+        &folder,
+        &folder,
+        Some(upgraded.clone()),
+        vec![],
+        |o| o,
+    );
+    assert_eq!(next.1.tree, upgraded.1.tree);
+    assert_eq!(reused, folders(&lib));
+}
+
 /// Stops the snapshot as the walk lists `at`.
 struct StopAt<'a> {
     inner: &'a FolderSource,
@@ -372,7 +464,7 @@ fn a_stop_inside_an_unchanged_folder_keeps_only_what_was_walked() {
     assert_eq!(reused, all);
 }
 
-fn entry(kind: NodeKind, v: [u8; 6]) -> SourceEntry {
+fn entry(kind: NodeKind, v: [u8; 8]) -> SourceEntry {
     SourceEntry {
         name: Name(vec![b'a' + v[0] % 2]),
         kind,
@@ -389,6 +481,8 @@ fn entry(kind: NodeKind, v: [u8; 6]) -> SourceEntry {
             .then_some(u64::from(v[5] % 2)),
         link: (kind == NodeKind::File && !v[5].is_multiple_of(3))
             .then_some((1, u64::from(v[5] % 2))),
+        ctime: (kind == NodeKind::File && !v[6].is_multiple_of(3)).then_some(i64::from(v[6] % 2)),
+        inode: (kind == NodeKind::File && !v[7].is_multiple_of(3)).then_some(u64::from(v[7] % 2)),
     }
 }
 
@@ -424,6 +518,8 @@ fn changed(mut old: Node, which: u8) -> Node {
         7 => old.rdev = other(old.rdev),
         8 => old.dev = old.dev.map(|d| d + 1),
         9 => old.ino = other(old.ino),
+        10 => old.ctime = other(old.ctime.map(|c| c as u64)).map(|c| c as i64),
+        11 => old.inode = other(old.inode),
         _ => {}
     }
     old
@@ -436,8 +532,8 @@ proptest! {
     /// built from the entry with at most one field changed, or one of another entry.
     #[test]
     fn same_node_is_the_node_the_walk_would_build(
-        (k, v) in (any::<u8>(), any::<[u8; 6]>()),
-        (ok, w) in (any::<u8>(), any::<[u8; 6]>()),
+        (k, v) in (any::<u8>(), any::<[u8; 8]>()),
+        (ok, w) in (any::<u8>(), any::<[u8; 8]>()),
         (unchanged, from_entry) in (any::<bool>(), any::<bool>()),
         which in 0u8..14,
         extra in 0u8..8,

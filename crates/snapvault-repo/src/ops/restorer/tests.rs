@@ -20,6 +20,8 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         rdev: None,
         dev: None,
         ino: None,
+        ctime: None,
+        inode: None,
     }
 }
 

@@ -22,6 +22,8 @@ fn node(name: &str, kind: NodeKind) -> Node {
         rdev: None,
         dev: None,
         ino: None,
+        ctime: None,
+        inode: None,
     }
 }
 
