@@ -81,6 +81,8 @@ fn dir_node(name: String, sub: BlobId) -> Node {
         rdev: None,
         dev: None,
         ino: None,
+        ctime: None,
+        inode: None,
     }
 }
 
@@ -134,6 +136,8 @@ impl Library {
             rdev: None,
             dev: None,
             ino: None,
+            ctime: None,
+            inode: None,
         });
         self.folder_ids[folder] = None;
     }

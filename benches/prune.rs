@@ -162,6 +162,8 @@ fn node(
         rdev: None,
         dev: None,
         ino: None,
+        ctime: None,
+        inode: None,
     }
 }
 
