@@ -391,4 +391,53 @@ mod tests {
             assert_eq!(reader.changed(&listed, 100_000), want, "{name}");
         }
     }
+
+    /// A folder listed as a folder, then swapped for a symlink to a folder outside the
+    /// library (anyone who can write to the library, against a snapshot run by root from
+    /// cron): listing it and opening a file in it must not go through the symlink. Before:
+    /// both resolved the whole path, so the outside folder's names and bytes were stored
+    /// under the library's. A folder listed before the swap is read as the folder it was;
+    /// one listed after it is refused, named as a symlink now.
+    #[test]
+    fn a_folder_swapped_for_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        let outside = dir.path().join("outside");
+        for d in ["lib/early", "lib/late", "outside"] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        fs::write(lib.join("early/a.jpg"), b"library").unwrap();
+        fs::write(lib.join("late/a.jpg"), b"library").unwrap();
+        fs::write(outside.join("a.jpg"), b"SECRET").unwrap();
+        fs::write(outside.join("only-outside.jpg"), b"SECRET").unwrap();
+        let source = FolderSource::new(std::slice::from_ref(&lib)).unwrap();
+        let top = source.list(b"lib").unwrap();
+        assert!(top.iter().all(|e| e.kind == NodeKind::Dir), "{top:?}");
+        assert_eq!(source.list(b"lib/early").unwrap().len(), 1);
+        for d in ["early", "late"] {
+            fs::rename(lib.join(d), lib.join(format!("{d}.old"))).unwrap();
+            std::os::unix::fs::symlink(&outside, lib.join(d)).unwrap();
+        }
+        // Listed before the swap: read from the folder it was (now `early.old`).
+        let mut bytes = Vec::new();
+        source
+            .open(b"lib/early/a.jpg")
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert_eq!(bytes, b"library");
+        // Listed after it: refused, never the outside folder.
+        match source.list(b"lib/late") {
+            Ok(entries) => panic!("listed through the symlink: {entries:?}"),
+            Err(e) => assert!(e.to_string().contains("symlink"), "{e}"),
+        }
+        match source.open(b"lib/late/a.jpg") {
+            Ok(mut r) => {
+                let mut bytes = Vec::new();
+                r.read_to_end(&mut bytes).unwrap();
+                panic!("read through the symlink: {:?}", String::from_utf8_lossy(&bytes));
+            }
+            Err(e) => assert!(e.to_string().contains("symlink"), "{e}"),
+        }
+    }
 }
