@@ -6,12 +6,19 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{RepoError, Result};
 use crate::format::tree::{Name, NodeKind};
 use crate::storage::readahead::{self, AheadReader};
+
+mod open_dirs;
+mod status;
+
+use open_dirs::OpenDirs;
+// The kind of an entry, as `entry_from_metadata` asks for it of an `fs::Metadata` or not.
+use status::Kind as _;
 
 /// One entry as the source reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +104,8 @@ pub trait Source: Send + Sync {
 
 pub struct FolderSource {
     roots: Vec<(Name, PathBuf)>,
+    /// The folders below the roots, walked by open descriptors (see `open_dirs`).
+    dirs: OpenDirs,
 }
 
 impl FolderSource {
@@ -129,7 +138,10 @@ impl FolderSource {
             roots.push((name, abs));
         }
         roots.sort();
-        Ok(FolderSource { roots })
+        Ok(FolderSource {
+            roots,
+            dirs: OpenDirs::default(),
+        })
     }
 
     /// Where `path` (an absolute, existing path) appears in this source's tree, when it
@@ -160,19 +172,28 @@ impl FolderSource {
             .collect()
     }
 
-    fn resolve(&self, path: &[u8]) -> io::Result<PathBuf> {
-        let mut parts = path.split(|&b| b == b'/');
-        let first = parts.next().unwrap_or_default();
-        let (_, base) = self
-            .roots
+    /// The folder given for the root that tree path `path` lies in.
+    fn base(&self, path: &[u8]) -> io::Result<&Path> {
+        let first = path.split(|&b| b == b'/').next().unwrap_or_default();
+        self.roots
             .iter()
             .find(|(n, _)| n.0 == first)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unknown root"))?;
-        let mut p = base.clone();
-        for part in parts {
-            p.push(OsStr::from_bytes(part));
-        }
-        Ok(p)
+            .map(|(_, base)| base.as_path())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "unknown root"))
+    }
+
+    /// The open folder holding the entry at tree path `path` (not a root), and its name
+    /// there.
+    fn parent_of<'p>(
+        &self,
+        path: &'p [u8],
+    ) -> io::Result<(std::sync::Arc<std::os::fd::OwnedFd>, &'p OsStr)> {
+        let i = path
+            .iter()
+            .rposition(|&b| b == b'/')
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in a folder"))?;
+        let dir = self.dirs.dir(&path[..i], self.base(path)?)?;
+        Ok((dir, OsStr::from_bytes(&path[i + 1..])))
     }
 }
 
@@ -201,11 +222,12 @@ fn normalize(p: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-/// `path` is asked for only when the entry is a symlink (to read its target).
+/// `link_target` is asked for only when the entry is a symlink. `md`: an [`fs::Metadata`],
+/// or a status read relative to an open folder (`open_dirs`).
 pub(crate) fn entry_from_metadata(
     name: Name,
-    md: &fs::Metadata,
-    path: impl FnOnce() -> PathBuf,
+    md: &impl status::Status,
+    link_target: impl FnOnce() -> io::Result<Vec<u8>>,
 ) -> io::Result<SourceEntry> {
     let ft = md.file_type();
     // FIFOs, sockets and devices are recorded (never opened or read), as restic does.
@@ -230,7 +252,7 @@ pub(crate) fn entry_from_metadata(
         ));
     };
     let target = if kind == NodeKind::Symlink {
-        Some(Name(fs::read_link(path())?.into_os_string().into_vec()))
+        Some(Name(link_target()?))
     } else {
         None
     };
@@ -285,46 +307,40 @@ impl Source for FolderSource {
             for (name, p) in &self.roots {
                 // Follows a root given as a symlink.
                 let md = fs::metadata(p)?;
-                out.push(entry_from_metadata(name.clone(), &md, || p.clone())?);
+                let target = || Ok(fs::read_link(p)?.into_os_string().into_vec());
+                out.push(entry_from_metadata(name.clone(), &md, target)?);
             }
             return Ok(out);
         }
-        let base = self.resolve(dir)?;
-        for e in fs::read_dir(&base)? {
-            let e = e?;
-            // Not following symlinks, as `symlink_metadata`, but relative to the open
-            // folder (`statx(dirfd, name)` on Linux): no walk of the whole path per file.
-            let md = match e.metadata() {
-                Ok(m) => m,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
-            };
-            let name = Name(e.file_name().into_vec());
-            match entry_from_metadata(name, &md, || e.path()) {
-                Ok(entry) => out.push(entry),
-                Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
-                Err(err) => return Err(err),
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        open_dirs::list(&*self.dirs.dir(dir, self.base(dir)?)?)
     }
 
     fn open(&self, path: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
-        let p = self.resolve(path)?;
-        Ok(Box::new(AheadReader::open(&p, is_root(path))?))
+        if is_root(path) {
+            return Ok(Box::new(AheadReader::open(self.base(path)?, true)?));
+        }
+        let (dir, name) = self.parent_of(path)?;
+        Ok(Box::new(AheadReader::open_at(&dir, name, None)?))
     }
 
     fn prefetch(&self, path: &[u8], len: u64) {
-        if let Ok(p) = self.resolve(path) {
-            readahead::willneed(&p, 0, len);
+        if is_root(path) {
+            if let Ok(p) = self.base(path) {
+                readahead::willneed(p, 0, len);
+            }
+        } else if let Ok((dir, name)) = self.parent_of(path) {
+            let _ = AheadReader::open_at(&dir, name, Some(len));
         }
     }
 
     fn open_ahead(&self, path: &[u8], len: u64) -> Option<Box<dyn SourceFile + '_>> {
-        let p = self.resolve(path).ok()?;
-        let reader = AheadReader::open_ahead(&p, len, is_root(path)).ok()?;
-        Some(Box::new(reader))
+        let reader = if is_root(path) {
+            AheadReader::open_ahead(self.base(path).ok()?, len, true)
+        } else {
+            let (dir, name) = self.parent_of(path).ok()?;
+            AheadReader::open_at(&dir, name, Some(len))
+        };
+        Some(Box::new(reader.ok()?))
     }
 }
 
@@ -435,9 +451,39 @@ mod tests {
             Ok(mut r) => {
                 let mut bytes = Vec::new();
                 r.read_to_end(&mut bytes).unwrap();
-                panic!("read through the symlink: {:?}", String::from_utf8_lossy(&bytes));
+                panic!(
+                    "read through the symlink: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
             }
             Err(e) => assert!(e.to_string().contains("symlink"), "{e}"),
         }
+    }
+
+    /// A walk deeper than the folders kept open holds no more than [`open_dirs::MAX_OPEN`]
+    /// of them, and still lists and opens at every depth.
+    #[test]
+    fn a_deep_walk_holds_a_bounded_number_of_folders_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        let depth = open_dirs::MAX_OPEN * 2;
+        let mut p = lib.clone();
+        for _ in 0..depth {
+            p.push("d");
+        }
+        fs::create_dir_all(&p).unwrap();
+        fs::write(p.join("f"), b"deep").unwrap();
+        let source = FolderSource::new(std::slice::from_ref(&lib)).unwrap();
+        let mut tree = b"lib".to_vec();
+        for _ in 0..depth {
+            assert_eq!(source.list(&tree).unwrap().len(), 1);
+            tree.extend_from_slice(b"/d");
+        }
+        assert_eq!(source.list(&tree).unwrap()[0].size, 4);
+        tree.extend_from_slice(b"/f");
+        let mut bytes = Vec::new();
+        source.open(&tree).unwrap().read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, b"deep");
+        assert!(source.dirs.held() <= open_dirs::MAX_OPEN);
     }
 }

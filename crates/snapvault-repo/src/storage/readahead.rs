@@ -3,8 +3,10 @@
 //! reads. `posix_fadvise` on Linux, `fcntl(F_RDADVISE)` on macOS, nothing elsewhere. Hints
 //! only; a failed one costs nothing but the overlap.
 
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// Bytes the kernel is asked to fetch ahead of a reader. The chunker reads in large
@@ -47,6 +49,30 @@ impl AheadReader {
 }
 
 impl AheadReader {
+    /// Open the regular file `name` in the open folder `dir`, never through a symlink
+    /// there (see [`open_regular_at`]): as [`AheadReader::open`] without `ahead`, as
+    /// [`AheadReader::open_ahead`] with `ahead` bytes to hint.
+    pub fn open_at(dir: &impl AsFd, name: &OsStr, ahead: Option<u64>) -> io::Result<Self> {
+        let (file, opened) = open_regular_at(dir, name)?;
+        match ahead {
+            None => sequential(&file),
+            Some(len) => {
+                if len >= READ_AHEAD {
+                    sequential(&file);
+                }
+                if len > 0 {
+                    willneed_file(&file, 0, len);
+                }
+            }
+        }
+        Ok(AheadReader {
+            file,
+            pos: 0,
+            hinted: READ_AHEAD,
+            opened,
+        })
+    }
+
     /// Open `path` now and ask the kernel for its first `len` bytes, to be read soon: the
     /// walker hints the files after the one it chunks this way and later reads from this
     /// opening (one open per file, not one to hint and one to read). A file the hint does
@@ -99,14 +125,38 @@ pub(crate) fn open_regular(path: &Path, follow: bool) -> io::Result<(File, Metad
     }
     let file = opts.open(path).map_err(|e| {
         if !follow && e.raw_os_error() == Some(libc::ELOOP) {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a symlink now (replaced while the snapshot ran); not followed",
-            )
+            symlink_now()
         } else {
             e
         }
     })?;
+    regular(file)
+}
+
+fn symlink_now() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "a symlink now (replaced while the snapshot ran); not followed",
+    )
+}
+
+/// [`open_regular`] of the file `name` in the open folder `dir` (`openat`), never
+/// following a symlink there.
+pub(crate) fn open_regular_at(dir: &impl AsFd, name: &OsStr) -> io::Result<(File, Metadata)> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            symlink_now()
+        } else {
+            io::Error::from(e)
+        }
+    })?;
+    regular(File::from(fd))
+}
+
+/// `file` and its status, if it is a regular file.
+fn regular(file: File) -> io::Result<(File, Metadata)> {
     let md = file.metadata()?;
     if !md.is_file() {
         return Err(io::Error::new(
