@@ -16,5 +16,6 @@ mod reuse;
 mod snapshot;
 mod summaries;
 mod swapped;
+mod swapped_dirs;
 mod terminal;
 mod trees;

@@ -43,29 +43,41 @@ fn snapshot_while_swapping(
         }
     }
     let sv = Sv::init(tmp.path().join("repo"), false);
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (src, stop) = (src.clone(), stop.clone());
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            for d in (0..dirs).rev() {
-                for i in (0..files).rev() {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    swap(&src.join(format!("d{d}/f{i}")));
+    let out = snapshot_while(&sv, &src, move |stop| {
+        std::thread::sleep(Duration::from_millis(50));
+        for d in (0..dirs).rev() {
+            for i in (0..files).rev() {
+                if stop.load(Ordering::Relaxed) {
+                    return;
                 }
+                swap(&src.join(format!("d{d}/f{i}")));
             }
-        })
+        }
+    });
+    (sv, out)
+}
+
+/// Snapshot `src` into `sv` while `meddle` runs on a thread of its own (its flag is set
+/// once the snapshot ended, and it is waited for); the snapshot must finish within 90 s
+/// with exit 0 or 3. The outcome.
+pub(super) fn snapshot_while(
+    sv: &Sv,
+    src: &std::path::Path,
+    meddle: impl FnOnce(&AtomicBool) + Send + 'static,
+) -> Out {
+    let stop = Arc::new(AtomicBool::new(false));
+    let meddler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || meddle(&stop))
     };
     let out = run_command(
         sv.command(&["snapshot", src.to_str().unwrap()]),
         Duration::from_secs(90),
     );
     stop.store(true, Ordering::Relaxed);
-    let _ = swapper.join();
+    let _ = meddler.join();
     assert!(matches!(out.code, Some(0) | Some(3)), "{out}");
-    (sv, out)
+    out
 }
 
 /// A large video truncated while the snapshot reads it (an editor trimming it in place, a
