@@ -43,6 +43,7 @@ fn snapshot_while_swapping(
         }
     }
     let sv = Sv::init(tmp.path().join("repo"), false);
+    let lib = src.clone();
     let out = snapshot_while(&sv, &src, move |stop| {
         std::thread::sleep(Duration::from_millis(50));
         for d in (0..dirs).rev() {
@@ -50,7 +51,7 @@ fn snapshot_while_swapping(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                swap(&src.join(format!("d{d}/f{i}")));
+                swap(&lib.join(format!("d{d}/f{i}")));
             }
         }
     });
