@@ -31,6 +31,8 @@ fn wrong_password_exits_12_and_writes_nothing() {
         vec!["snapshot", src.to_str().unwrap()],
         vec!["restore", "latest", "--target", target.to_str().unwrap()],
         vec!["check"],
+        // Packs are listed and hinted while the key is derived: still exit 12, no write.
+        vec!["check", "--read-data"],
     ] {
         let out = wrong.run(&args);
         assert_eq!(out.code, Some(12), "{args:?} with a wrong password:\n{out}");

@@ -47,7 +47,7 @@ pub use storage::backend;
 pub use storage::faulty;
 pub use storage::testhooks;
 // Repository: an open repository and what it holds.
-pub use repository::{chunker, config_copy, expansion, index, lock, open, packer, walk};
+pub use repository::{chunker, config_copy, expansion, index, lock, open, packer, pending, walk};
 // Operations: what users do.
 pub use ops::{
     archiver, checker, copy, forget, fs_source, heal, prune, readback, repair, restorer, stop,

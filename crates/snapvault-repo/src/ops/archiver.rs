@@ -51,11 +51,13 @@ mod tests_batch;
 mod tests_ids;
 #[cfg(test)]
 mod tests_reuse;
+mod warm;
 
 use reuse::{Folder, Parent};
 use source_walk::Walker;
 
 pub use crate::ops::observe::{Inspector, NoHooks, Observer, TailProbe};
+pub use warm::{Warmed, warm_up};
 
 pub struct ArchiveOptions {
     pub source: snapshot::Source,

@@ -24,6 +24,9 @@ use crate::storage::FileKind;
 mod data;
 mod trees;
 mod verify;
+mod warm;
+
+pub use warm::warm_up;
 
 pub(crate) use data::read_header;
 

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod open;
 pub(crate) mod pack_stream;
 pub mod packer;
+pub mod pending;
 pub mod walk;
 
 use std::sync::Arc;
@@ -164,12 +165,23 @@ impl Repository {
 
     /// [`Repository::open`] choosing the key file (`--key`) and hearing warnings: key files
     /// not tried for their cost, a damaged config replaced by a key file's copy
-    /// (docs/security.md §4).
+    /// (docs/security.md §4). [`Repository::begin_open`] then [`pending::Opening::finish`]
+    /// with nothing done in between.
     pub fn open_with(
         backend: Arc<dyn Backend>,
         password: impl FnOnce() -> Result<Vec<u8>>,
         opts: &OpenOptions,
     ) -> Result<Repository> {
+        Self::begin_open(backend, password, opts)?.finish(opts)
+    }
+
+    /// Open without a password when none is needed: an unencrypted repository, or a key
+    /// remembered on this computer. `Ok(Err(parsed))`: a password is needed, and `parsed` is
+    /// how reading the config went (a damaged config may still open from a key file's copy).
+    fn open_without_password(
+        backend: &Arc<dyn Backend>,
+        opts: &OpenOptions,
+    ) -> Result<std::result::Result<Repository, Result<Config>>> {
         let location = backend.location();
         let raw = match backend.read(FileKind::Config, "config") {
             Ok(b) => Some(b),
@@ -190,14 +202,8 @@ impl Repository {
             Ok(config) if !config.encrypted => {
                 if backend.list(FileKind::Key)?.is_empty() {
                     config.verify(&Crypto::Plain)?;
-                    return Ok(Repository {
-                        backend,
-                        config,
-                        crypto: Crypto::Plain,
-                        key_name: None,
-                        config_damage: None,
-                        lock_wait: std::time::Duration::ZERO,
-                    });
+                    let plain = Self::assemble(backend.clone(), config, Crypto::Plain, None, None);
+                    return Ok(Ok(plain));
                 }
                 // Key files exist, so the repository is encrypted and the config was
                 // changed: like any other change, the key files' sealed copy says what it was.
@@ -226,36 +232,32 @@ impl Repository {
             // file's own checksum (the caller's) proves they were stored whole.
             let crypto = Crypto::Keyed(mk);
             if config.verify(&crypto).is_ok() {
-                return Ok(Repository {
-                    config: config.clone(),
-                    backend,
-                    crypto,
-                    key_name: None,
-                    config_damage: None,
-                    lock_wait: std::time::Duration::ZERO,
-                });
+                let repo = Self::assemble(backend.clone(), config.clone(), crypto, None, None);
+                return Ok(Ok(repo));
             }
             opts.warn(OpenWarning::RememberedKeyRefused {
                 repository: config.id.clone(),
             });
         }
-        let pw = password()?;
-        let (key_name, mk, keys) =
-            crate::repository::open::unwrap_master(backend.as_ref(), &pw, opts)?;
-        let crypto = Crypto::Keyed(mk);
-        let (config, config_damage) =
-            crate::repository::open::settle_config(&crypto, &location, parsed, &key_name, &keys)?;
-        if let Some(d) = &config_damage {
-            opts.warn(OpenWarning::ConfigFromCopy(d.clone()));
-        }
-        Ok(Repository {
+        Ok(Err(parsed))
+    }
+
+    /// An open repository of these parts (no lock wait yet).
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        crypto: Crypto,
+        key_name: Option<String>,
+        config_damage: Option<ConfigDamage>,
+    ) -> Repository {
+        Repository {
             backend,
             config,
             crypto,
-            key_name: Some(key_name),
+            key_name,
             config_damage,
             lock_wait: std::time::Duration::ZERO,
-        })
+        }
     }
 
     /// Was this encrypted repository opened with a password (a key file), not with a key

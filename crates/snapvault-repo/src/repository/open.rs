@@ -139,15 +139,19 @@ pub(crate) fn out_of_line(p: &KdfParams, reference: &KdfParams) -> bool {
 /// The key file that opened, the master key, and every key file that could be read.
 pub(crate) type Unwrapped = (String, MasterKey, Vec<(String, KeyFile)>);
 
-/// Unwrap the master key with `password`: key files in line with the repository's own
-/// parameters are tried cheapest first, stopping at the first that opens; the others are
-/// skipped with a warning naming them, unless `opts.key` names one. Returns the key file
-/// used, the master key and every key file that could be read (for the config copies).
-pub(crate) fn unwrap_master(
-    backend: &dyn Backend,
-    password: &[u8],
-    opts: &OpenOptions,
-) -> Result<Unwrapped> {
+/// The key files to try with a password, chosen before any Argon2id runs (reading them
+/// needs no key): every key file that could be read, the positions of those to try in
+/// the order to try them, and the first reason one could not be used.
+pub(crate) struct Candidates {
+    files: Vec<(String, KeyFile)>,
+    order: Vec<usize>,
+    unusable: Option<RepoError>,
+}
+
+/// Choose the key files to try: those in line with the repository's own parameters,
+/// cheapest first; the others are skipped with a warning naming them, unless `opts.key`
+/// names one. Reads and warns, derives nothing.
+pub(crate) fn candidates(backend: &dyn Backend, opts: &OpenOptions) -> Result<Candidates> {
     let names = backend.list(FileKind::Key)?;
     let mut files = Vec::new();
     let mut unusable = None;
@@ -184,25 +188,44 @@ pub(crate) fn unwrap_master(
         let (m, w) = cost(&files[i].1.params);
         (w, m, i)
     });
-    // "Wrong password" only if some key could be tried with it; otherwise say why none
-    // could (an unreadable or damaged key file is not a forgotten password).
-    let mut tried = false;
-    for i in order {
-        match files[i].1.open(password) {
-            Ok(mk) => {
-                let name = files[i].0.clone();
-                return Ok((name, mk, files));
-            }
-            Err(RepoError::WrongPassword) => tried = true,
-            Err(e) => {
-                unusable.get_or_insert(e);
+    Ok(Candidates {
+        files,
+        order,
+        unusable,
+    })
+}
+
+impl Candidates {
+    /// Try the chosen key files with `password` in order (Argon2id each), stopping at the
+    /// first that opens. Returns the key file used, the master key and every key file that
+    /// could be read (for the config copies). Runs on its own thread while a command
+    /// starts the work that needs no key ([`crate::repository::pending`]).
+    pub(crate) fn unwrap(self, password: &[u8]) -> Result<Unwrapped> {
+        let Candidates {
+            files,
+            order,
+            mut unusable,
+        } = self;
+        // "Wrong password" only if some key could be tried with it; otherwise say why none
+        // could (an unreadable or damaged key file is not a forgotten password).
+        let mut tried = false;
+        for i in order {
+            match files[i].1.open(password) {
+                Ok(mk) => {
+                    let name = files[i].0.clone();
+                    return Ok((name, mk, files));
+                }
+                Err(RepoError::WrongPassword) => tried = true,
+                Err(e) => {
+                    unusable.get_or_insert(e);
+                }
             }
         }
+        Err(match unusable {
+            Some(e) if !tried => e,
+            _ => RepoError::WrongPassword,
+        })
     }
-    Err(match unusable {
-        Some(e) if !tried => e,
-        _ => RepoError::WrongPassword,
-    })
 }
 
 /// The one key file `--key prefix` names.

@@ -42,7 +42,14 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         (None, true, _) => ReadData::All,
         (None, false, _) => ReadData::None,
     };
-    let repo = ctx.open()?;
+    // While the key is derived: the index files, and with every pack to be read, the
+    // packs listed and the first of them fetched by the disk.
+    let repo = ctx.open_early(|o| {
+        o.prefetch_metadata();
+        if read_data == ReadData::All {
+            checker::warm_up(o.backend().as_ref(), &|| o.key_ready());
+        }
+    })?;
     let _lock = crate::readonly::shared_lock(ctx, &repo, "check")?;
     let mut damage = DamageList::load(&repo.config().id);
     // Without a usable cache folder, `--budget` starts from nothing each time.

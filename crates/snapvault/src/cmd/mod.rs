@@ -35,6 +35,7 @@ use anyhow::{Result, anyhow};
 use snapvault_repo::backend::{Backend, LocalBackend};
 use snapvault_repo::keyfile::{DEFAULT_KDF, KdfParams};
 use snapvault_repo::open::OpenOptions;
+use snapvault_repo::pending::Opening;
 use snapvault_repo::{RepoError, Repository};
 
 use crate::cli::{Cli, Command, Global};
@@ -75,16 +76,25 @@ impl Ctx {
     /// Open the repository: with the key remembered on this computer when there is a
     /// usable one (`key remember`), else with the password.
     pub fn open(&self) -> Result<Repository> {
-        self.open_as(true)
+        self.open_as(true, |_| {})
+    }
+
+    /// [`Ctx::open`], starting `early` (work that needs no key: listing and hinting what
+    /// the step will read) while the password's key is derived on its own thread
+    /// (`snapvault_repo::pending`). `early` runs once, before the first key is tried, and
+    /// should stop when [`Opening::key_ready`] says so; it must not write.
+    pub fn open_early(&self, early: impl FnOnce(&Opening)) -> Result<Repository> {
+        self.open_as(true, early)
     }
 
     /// Open the repository with the password, whatever is remembered (`key remember`,
     /// `key passwd`: they act on the password's key file).
     pub fn open_with_password(&self) -> Result<Repository> {
-        self.open_as(false)
+        self.open_as(false, |_| {})
     }
 
-    fn open_as(&self, use_remembered: bool) -> Result<Repository> {
+    fn open_as(&self, use_remembered: bool, early: impl FnOnce(&Opening)) -> Result<Repository> {
+        let mut early = Some(early);
         let backend = self.backend()?;
         let loc = backend.location();
         let src = self.password_source();
@@ -125,14 +135,20 @@ impl Ctx {
         let mut attempt = 0;
         let mut repo = loop {
             attempt += 1;
-            let opened = Repository::open_with(
+            let opened = Repository::begin_open(
                 backend.clone(),
                 || {
                     src.get(&format!("repository {loc}"), false)
                         .map_err(|e| RepoError::PasswordUnavailable(crate::exit::message(&e)))
                 },
                 &opts,
-            );
+            )
+            .and_then(|opening| {
+                if let Some(early) = early.take() {
+                    early(&opening);
+                }
+                opening.finish(&opts)
+            });
             match opened {
                 Err(RepoError::WrongPassword) if tries > 1 && attempt < tries => {
                     eprintln!("wrong password; try again ({} left)", tries - attempt);

@@ -250,7 +250,13 @@ fn take(
     }
     let filtered = crate::exclude::Filtered::new(src, &excludes);
     let src: &dyn snapvault_repo::fs_source::Source = &filtered;
-    let repo = ctx.open()?;
+    // While the key is derived: the repository's index and snapshot files, the packs'
+    // folders (listed again to clean up leftovers) and the source's first folders and files.
+    let repo = ctx.open_early(|o| {
+        o.prefetch_metadata();
+        let _ = o.backend().leftover_temp_files();
+        archiver::warm_up(src, &|| o.key_ready());
+    })?;
     // From here on Ctrl-C / SIGTERM stop the run and keep what it read.
     let stop = crate::interrupt::catch();
     let lock = repo.lock(false, "snapshot")?;
