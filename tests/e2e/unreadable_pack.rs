@@ -156,7 +156,10 @@ fn check_calls_an_unreadable_pack_not_checked_never_damaged() {
         assert_eq!(summary_u64(&s, "files_changed"), 0, "{s}");
     }
     assert_eq!(summary_u64(&s, "files_new"), 0, "{s}");
-    assert!(summary_u64(&s, "bytes_added") < 64 << 10, "data stored again: {s}");
+    assert!(
+        summary_u64(&s, "bytes_added") < 64 << 10,
+        "data stored again: {s}"
+    );
     // Readable again, the pack verifies: there never was any damage.
     u.readable_again();
     let out = u.run(&["check", "--read-data"]);
