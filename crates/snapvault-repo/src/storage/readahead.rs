@@ -54,6 +54,12 @@ impl AheadReader {
     /// [`AheadReader::open_ahead`] with `ahead` bytes to hint.
     pub fn open_at(dir: &impl AsFd, name: &OsStr, ahead: Option<u64>) -> io::Result<Self> {
         let (file, opened) = open_regular_at(dir, name)?;
+        Ok(Self::hinted(file, opened, ahead))
+    }
+
+    /// A reader of `file` just opened: without `ahead`, read front to back; with it, its
+    /// first `len` bytes asked for now, and front to back when the hint does not cover it.
+    fn hinted(file: File, opened: Metadata, ahead: Option<u64>) -> Self {
         match ahead {
             None => sequential(&file),
             Some(len) => {
@@ -65,12 +71,12 @@ impl AheadReader {
                 }
             }
         }
-        Ok(AheadReader {
+        AheadReader {
             file,
             pos: 0,
             hinted: READ_AHEAD,
             opened,
-        })
+        }
     }
 
     /// Open `path` now and ask the kernel for its first `len` bytes, to be read soon: the
@@ -79,18 +85,7 @@ impl AheadReader {
     /// not cover whole is also read front to back (`POSIX_FADV_SEQUENTIAL`).
     pub fn open_ahead(path: &Path, len: u64, follow: bool) -> io::Result<Self> {
         let (file, opened) = open_regular(path, follow)?;
-        if len >= READ_AHEAD {
-            sequential(&file);
-        }
-        if len > 0 {
-            willneed_file(&file, 0, len);
-        }
-        Ok(AheadReader {
-            file,
-            pos: 0,
-            hinted: READ_AHEAD,
-            opened,
-        })
+        Ok(Self::hinted(file, opened, Some(len)))
     }
 }
 
