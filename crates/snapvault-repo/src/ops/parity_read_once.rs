@@ -1,6 +1,6 @@
 //! `check --read-data` with parity reads each pack once (issue 21): the parity pass is told
-//! which packs the checker has just read whole and found equal to their name, and reads only
-//! the parity files, and packs only where a band has damage to rebuild.
+//! which packs the checker has just read whole and found intact, and reads only the parity
+//! files, and packs only where a band has damage to rebuild.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -93,7 +93,7 @@ pub fn kind_named(name: &str) -> Option<MemberKind> {
 /// config the repository opened with (its MAC checked, else a key file's sealed copy):
 /// the config file itself may be what is damaged, even in its `parity` field; without
 /// it (the repository does not open) the parity files are looked at whatever the file says.
-/// `intact_packs`: packs read whole just before and found equal to their name (check's
+/// `intact_packs`: packs read whole just before and found intact (check's
 /// read pass), not read again unless a band needs them to rebuild damage.
 pub fn scan(
     be: &dyn Backend,
