@@ -174,23 +174,9 @@ fn restoring_over_a_fifo_linked_outside_leaves_the_outside_fifo_alone() {
         f.set_modified(t).unwrap();
     };
     fifo(&src.join("pipe"), 0o644, 1_620_000_000);
-    let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-    let outside = tmp.path().join("outside/pipe");
-    fs::create_dir_all(outside.parent().unwrap()).unwrap();
-    fifo(&outside, 0o600, 1_720_000_000);
-    let target = tmp.path().join("t");
-    fs::create_dir_all(target.join("src")).unwrap();
-    fs::hard_link(&outside, target.join("src/pipe")).unwrap();
-    let before = meta(&outside);
-
-    let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
-    assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(
-        meta(&outside),
-        before,
-        "the FIFO outside the target changed (mode, mtime, inode):\n{out}"
-    );
+    let (target, out) = restore_over_a_link_from_outside(&tmp, "pipe", "FIFO", |outside| {
+        fifo(outside, 0o600, 1_720_000_000)
+    });
     let restored = meta(&target.join("src/pipe"));
     assert_eq!(
         (restored.0, restored.1),
@@ -236,14 +222,31 @@ fn restoring_over_a_device_linked_outside_leaves_the_outside_device_alone() {
         eprintln!("skipped: making a device file needs root");
         return;
     }
+    let (target, out) = restore_over_a_link_from_outside(&tmp, "null", "device file", |outside| {
+        assert!(device(outside, 1_720_000_000))
+    });
+    let restored = fs::symlink_metadata(target.join("src/null")).unwrap();
+    assert_eq!(restored.rdev(), libc::makedev(1, 3) as u64, "{out}");
+    assert_eq!(mtime_ns(&restored), 1_620_000_000_000_000_000, "{out}");
+}
+
+/// `tmp/src` (holding `name`) backed up; `make` then makes `tmp/outside/<name>`, hard-linked
+/// into the empty target as `src/<name>`; the restore must exit 0 and leave the outside
+/// `what` as it was (mode, mtime, inode). The target and the restore's outcome.
+fn restore_over_a_link_from_outside(
+    tmp: &tempfile::TempDir,
+    name: &str,
+    what: &str,
+    make: impl FnOnce(&Path),
+) -> (std::path::PathBuf, Out) {
     let sv = Sv::init(tmp.path().join("repo"), false);
-    sv.snapshot(&[&src], &[]);
-    let outside = tmp.path().join("outside/null");
+    sv.snapshot(&[&tmp.path().join("src")], &[]);
+    let outside = tmp.path().join("outside").join(name);
     fs::create_dir_all(outside.parent().unwrap()).unwrap();
-    assert!(device(&outside, 1_720_000_000));
+    make(&outside);
     let target = tmp.path().join("t");
     fs::create_dir_all(target.join("src")).unwrap();
-    fs::hard_link(&outside, target.join("src/null")).unwrap();
+    fs::hard_link(&outside, target.join("src").join(name)).unwrap();
     let before = meta(&outside);
 
     let out = sv.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
@@ -251,9 +254,7 @@ fn restoring_over_a_device_linked_outside_leaves_the_outside_device_alone() {
     assert_eq!(
         meta(&outside),
         before,
-        "the device file outside the target changed (mode, mtime, inode):\n{out}"
+        "the {what} outside the target changed (mode, mtime, inode):\n{out}"
     );
-    let restored = fs::symlink_metadata(target.join("src/null")).unwrap();
-    assert_eq!(restored.rdev(), libc::makedev(1, 3) as u64, "{out}");
-    assert_eq!(mtime_ns(&restored), 1_620_000_000_000_000_000, "{out}");
+    (target, out)
 }
