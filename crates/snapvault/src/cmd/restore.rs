@@ -24,7 +24,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         return super::restore_date::run(ctx, &a);
     }
     let include = Include::new(&a.include)?;
-    let repo = ctx.open()?;
+    // The index and snapshot files are hinted to the disk while the key is derived.
+    let repo = ctx.open_early(|o| o.prefetch_metadata())?;
     let _lock = crate::readonly::shared_lock(ctx, &repo, "restore")?;
     let (sid, snap) = match (&a.snapshot, &a.as_of) {
         (Some(_), Some(_)) => bail!("give either a snapshot or --as-of, not both"),

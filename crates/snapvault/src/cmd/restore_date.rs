@@ -24,7 +24,8 @@ use crate::cli::{Layout, RestoreArgs};
 pub fn run(ctx: &Ctx, a: &RestoreArgs) -> Result<i32> {
     let range: DateRange = a.date.as_deref().unwrap_or_default().parse()?;
     let include = crate::include::Include::new(&a.include)?;
-    let repo = ctx.open()?;
+    // The index and snapshot files are hinted to the disk while the key is derived.
+    let repo = ctx.open_early(|o| o.prefetch_metadata())?;
     let _lock = crate::readonly::shared_lock(ctx, &repo, "restore")?;
     let index = repo.load_index()?.index;
     let mut cat = crate::catalog::open_synced(&repo, &index, ctx.global.verbose > 0)?;
